@@ -1,0 +1,45 @@
+/* The back end: LLVM module emission from a plan (emit_llvm.c) and the host
+ * target, optimization and ORC LLJIT glue (jit.c). The only headers that see LLVM. */
+#ifndef SPECNET_CODEGEN_H
+#define SPECNET_CODEGEN_H
+
+#include <llvm-c/Core.h>
+#include <llvm-c/Orc.h>
+#include <llvm-c/TargetMachine.h>
+
+#include "plan.h"
+
+typedef struct sn_codegen {
+  LLVMOrcThreadSafeContextRef tsc; /* owns ctx */
+  LLVMContextRef ctx;
+  LLVMTargetMachineRef tm;         /* host CPU and features, O3 */
+  char *cpu, *features, *triple;   /* LLVM-owned strings */
+} sn_codegen;
+
+/* Names of the generated functions (sn_step_fn each). */
+#define SN_FN_GRAD "sn_grad_step"
+#define SN_FN_UPDATE "sn_update"
+#define SN_FN_TRAIN "sn_train_step"
+#define SN_FN_EVAL "sn_eval_step"
+#define SN_FN_PREDICT "sn_predict"
+
+/* ---- jit.c */
+int sn_codegen_init(sn_codegen *cg, char *err, size_t len);
+void sn_codegen_dispose(sn_codegen *cg);
+/* Runs the O3 pipeline for the host target on m. */
+int sn_optimize(sn_codegen *cg, LLVMModuleRef m, char *err, size_t len);
+/* Native assembly of m (a clone is emitted; m is untouched). Caller frees. */
+char *sn_module_asm(sn_codegen *cg, LLVMModuleRef m, char *err, size_t len);
+
+typedef struct sn_jit sn_jit;
+/* Takes ownership of m (and, with it, of cg's context: one JIT per codegen). */
+sn_jit *sn_jit_create(sn_codegen *cg, LLVMModuleRef m, char *err, size_t len);
+void *sn_jit_lookup(sn_jit *j, const char *name);
+void sn_jit_free(sn_jit *j);
+
+/* ---- emit_llvm.c */
+/* One function per fused kernel, GEMM calls to cblas_[sd]gemm, the step functions
+ * (SN_FN_*) and the optimizer update. */
+LLVMModuleRef sn_emit_module(sn_codegen *cg, const sn_plan *p);
+
+#endif

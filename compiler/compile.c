@@ -1,0 +1,195 @@
+/* The compiler's passes in order, in one place:
+ *   build_graph -> autodiff -> expand -> plan (fuse + memory) -> emit -> O3 -> JIT
+ * and `emit --what` printing the program after any of them. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "codegen.h"
+#include "spec.h"
+#include "specnet/compiler.h"
+
+struct sn_compiled {
+  sn_graph g;
+  sn_plan plan;
+  sn_codegen cg;
+  sn_jit *jit;
+  sn_model model;
+  sn_compile_times times;
+};
+
+/* Front half shared by compile and emit: graph, gradients, expansion. */
+static int front(const sn_spec *spec, sn_dtype_rt dtype, sn_graph *g, sn_diag *d, bool grads,
+                 sn_compile_times *t) {
+  double t0 = sn_now();
+  if (sn_build_graph(spec, dtype == SN_RT_F64 ? SN_F64 : SN_F32, g, d)) return -1;
+  double t1 = sn_now();
+  if (grads) sn_autodiff(g);
+  double t2 = sn_now();
+  if (t) {
+    t->build = t1 - t0;
+    t->autodiff = t2 - t1;
+  }
+  return 0;
+}
+
+static void internal_error(sn_diag *d, const char *path, const char *what, const char *msg) {
+  sn_loc loc = {path, 0, 0};
+  sn_diag_error(d, loc, "%s: %s", what, msg);
+}
+
+sn_compiled *sn_compile(const sn_spec *spec, sn_dtype_rt dtype, sn_diag *d) {
+  sn_compiled *c = calloc(1, sizeof *c);
+  if (!c) abort();
+  if (front(spec, dtype, &c->g, d, true, &c->times)) {
+    sn_graph_free(&c->g);
+    free(c);
+    return NULL;
+  }
+  double t0 = sn_now();
+  sn_expand(&c->g);
+  sn_plan_build(&c->g, &c->plan);
+  double t1 = sn_now();
+  char err[512];
+  if (sn_codegen_init(&c->cg, err, sizeof err)) {
+    internal_error(d, spec->path, "LLVM target", err);
+    sn_compiled_free(c);
+    return NULL;
+  }
+  LLVMModuleRef m = sn_emit_module(&c->cg, &c->plan);
+  double t2 = sn_now();
+  if (sn_optimize(&c->cg, m, err, sizeof err)) {
+    LLVMDisposeModule(m);
+    internal_error(d, spec->path, "LLVM optimization", err);
+    sn_compiled_free(c);
+    return NULL;
+  }
+  double t3 = sn_now();
+  c->jit = sn_jit_create(&c->cg, m, err, sizeof err);
+  sn_model *mo = &c->model;
+  if (c->jit) {
+    mo->grad_step = (sn_step_fn)sn_jit_lookup(c->jit, SN_FN_GRAD);
+    mo->update = (sn_step_fn)sn_jit_lookup(c->jit, SN_FN_UPDATE);
+    mo->train_step = (sn_step_fn)sn_jit_lookup(c->jit, SN_FN_TRAIN);
+    mo->eval_step = (sn_step_fn)sn_jit_lookup(c->jit, SN_FN_EVAL);
+    mo->predict = (sn_step_fn)sn_jit_lookup(c->jit, SN_FN_PREDICT);
+  }
+  if (!c->jit || !mo->grad_step || !mo->update || !mo->train_step || !mo->eval_step || !mo->predict) {
+    internal_error(d, spec->path, "JIT", c->jit ? "a step function is missing" : err);
+    sn_compiled_free(c);
+    return NULL;
+  }
+  c->times.plan = t1 - t0;
+  c->times.emit = t2 - t1;
+  c->times.optimize = t3 - t2;
+  c->times.jit = sn_now() - t3;
+  const sn_graph *g = &c->g;
+  mo->dtype = dtype;
+  mo->batch_capacity = g->batch_capacity;
+  mo->input_elems = sn_type_elems(&g->ops[g->input].type);
+  mo->output_elems = sn_type_elems(&g->ops[g->output].type);
+  mo->param_count = g->param_count;
+  mo->opt_state_count = 2 * g->param_count;
+  mo->arena_bytes = c->plan.arena_bytes;
+  mo->n_params = g->n_params;
+  mo->params_info = g->params;
+  mo->n_metrics = g->n_metrics;
+  mo->metric_names = g->metric_names;
+  return c;
+}
+
+sn_model *sn_compiled_model(sn_compiled *c) { return &c->model; }
+const sn_compile_times *sn_compiled_times(const sn_compiled *c) { return &c->times; }
+
+void sn_compiled_free(sn_compiled *c) {
+  if (!c) return;
+  sn_jit_free(c->jit);
+  sn_codegen_dispose(&c->cg);
+  sn_plan_free(&c->plan);
+  sn_graph_free(&c->g);
+  free(c);
+}
+
+/* `specnet check`: one line per layer, then the totals. */
+static void print_table(const sn_spec *spec, const sn_graph *g, FILE *out) {
+  static const char *kinds[] = {"flatten", "dense", "activation"};
+  fprintf(out, "%-16s %-12s %-20s %12s\n", "layer", "op", "output", "parameters");
+  fprintf(out, "%-16s %-12s ", "input", "input");
+  char shape[128];
+  FILE *sf = fmemopen(shape, sizeof shape, "w");
+  sn_type_print(&g->ops[g->input].type, sf);
+  fclose(sf);
+  fprintf(out, "%-20s %12d\n", shape, 0);
+  int64_t total = 0;
+  for (int i = 0; i < g->n_layers; i++) {
+    const sn_layer_spec *l = &spec->layers[i];
+    int64_t np = 0;
+    size_t len = strlen(l->name);
+    for (int k = 0; k < g->n_params; k++)
+      if (!strncmp(g->params[k].name, l->name, len) && g->params[k].name[len] == '.') np += g->params[k].count;
+    total += np;
+    const char *kind = l->kind == SN_LAYER_ACTIVATION ? sn_act_name(l->activation) : kinds[l->kind];
+    memset(shape, 0, sizeof shape);
+    sf = fmemopen(shape, sizeof shape, "w");
+    sn_type_print(&g->ops[g->layer_out[i]].type, sf);
+    fclose(sf);
+    fprintf(out, "%-16s %-12s %-20s %12lld\n", l->name, kind, shape, (long long)np);
+  }
+  fprintf(out, "total parameters: %lld (%.1f KiB as f32)\n", (long long)total, (double)total * 4 / 1024);
+}
+
+int sn_emit_stage(const sn_spec *spec, const char *what, sn_dtype_rt dtype, FILE *out, sn_diag *d) {
+  sn_graph g;
+  if (!strcmp(what, "table")) {
+    int rc = front(spec, dtype, &g, d, false, NULL);
+    if (!rc) print_table(spec, &g, out);
+    sn_graph_free(&g);
+    return rc;
+  }
+  bool grads = strcmp(what, "ir") != 0;
+  if (front(spec, dtype, &g, d, grads, NULL)) {
+    sn_graph_free(&g);
+    return -1;
+  }
+  int rc = 0;
+  if (!strcmp(what, "ir") || !strcmp(what, "grad")) {
+    sn_graph_print(&g, out, grads);
+    sn_graph_free(&g);
+    return 0;
+  }
+  sn_expand(&g);
+  sn_plan plan;
+  sn_plan_build(&g, &plan);
+  if (!strcmp(what, "plan")) {
+    sn_plan_print(&plan, out);
+  } else {
+    sn_codegen cg;
+    char err[512];
+    if (sn_codegen_init(&cg, err, sizeof err)) {
+      internal_error(d, spec->path, "LLVM target", err);
+      rc = -1;
+    } else {
+      LLVMModuleRef m = sn_emit_module(&cg, &plan);
+      if (sn_optimize(&cg, m, err, sizeof err)) {
+        internal_error(d, spec->path, "LLVM optimization", err);
+        rc = -1;
+      } else if (!strcmp(what, "llvm")) {
+        char *s = LLVMPrintModuleToString(m);
+        fputs(s, out);
+        LLVMDisposeMessage(s);
+      } else {
+        char *s = sn_module_asm(&cg, m, err, sizeof err);
+        if (s) fputs(s, out);
+        else {
+          internal_error(d, spec->path, "assembly", err);
+          rc = -1;
+        }
+        free(s);
+      }
+      LLVMDisposeModule(m);
+      sn_codegen_dispose(&cg);
+    }
+  }
+  sn_plan_free(&plan);
+  sn_graph_free(&g);
+  return rc;
+}

@@ -1,0 +1,728 @@
+/* Lowering of a plan to LLVM IR through the C API. Per step function:
+ *   - a GEMM kernel is a call to cblas_sgemm (or _dgemm for f64);
+ *   - a fused kernel is one internal function `void kS_K(i64 rows, ptr noalias..)`:
+ *       for r in rows:                   (R = N * rows_mult)
+ *         row values (max, sum, argmax, pick, per-row arithmetic), each reduction
+ *         as its own column loop over c
+ *         one column loop per distinct width C over the element values to store
+ *         and the column sums to accumulate
+ *       then the sums over rows are stored;
+ *     element values that nothing outside needs stay in registers and are
+ *     recomputed where two loops need them (cheap elementwise work);
+ *   - the optimizer update is one loop over the flat parameter buffer.
+ * The step functions take one sn_step_args pointer (runtime.h); the struct's
+ * layout is mirrored by args_type() below. Loop counters and accumulators are
+ * allocas; the O3 pipeline turns them into registers and vectorizes the loops. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "codegen.h"
+
+enum { /* field order of sn_step_args */
+  A_X, A_Y, A_ROWS, A_PARAMS, A_GRADS, A_OPT, A_ARENA, A_STEP, A_LR, A_SEED,
+  A_LOSS, A_METRICS, A_OUT, A_COUNT
+};
+
+typedef enum level { L_ELEM, L_ROW, L_COL, L_SCALAR } level;
+
+typedef struct emitter {
+  sn_codegen *cg;
+  LLVMContextRef ctx;
+  LLVMModuleRef mod;
+  LLVMBuilderRef b;       /* where code goes */
+  LLVMBuilderRef sb;      /* entry block of the current function: allocas, scalars */
+  const sn_graph *g;
+  const sn_plan *p;
+  LLVMTypeRef ft, i64, i32, i1, f64, ptr, voidt, args_t;
+  /* the kernel being emitted */
+  const sn_step *st;
+  int kidx;
+  const sn_kernel *k;
+  LLVMValueRef fn, rows, r;   /* rows: the kernel's N; r: current row */
+  LLVMValueRef *ref;          /* per value: pointer argument, or NULL */
+  LLVMValueRef *row_memo, *elem_memo, *scalar_memo;
+  LLVMValueRef col;           /* current column index inside a column loop */
+} emitter;
+
+/* ---------------------------------------------------------------------------
+ * Small helpers */
+
+static LLVMTypeRef args_type(emitter *e) {
+  LLVMTypeRef f[A_COUNT] = {e->ptr, e->ptr, e->i64, e->ptr, e->ptr, e->ptr, e->ptr,
+                            e->i64, e->f64, e->i64, e->ptr, e->ptr, e->ptr};
+  return LLVMStructTypeInContext(e->ctx, f, A_COUNT, 0);
+}
+
+static void set_attrs(emitter *e, LLVMValueRef fn) {
+  LLVMAddTargetDependentFunctionAttr(fn, "target-cpu", e->cg->cpu);
+  LLVMAddTargetDependentFunctionAttr(fn, "target-features", e->cg->features);
+  unsigned nounwind = LLVMGetEnumAttributeKindForName("nounwind", 8);
+  LLVMAddAttributeAtIndex(fn, LLVMAttributeFunctionIndex,
+                          LLVMCreateEnumAttribute(e->ctx, nounwind, 0));
+}
+
+static void set_noalias(emitter *e, LLVMValueRef fn, unsigned param_index) {
+  unsigned k = LLVMGetEnumAttributeKindForName("noalias", 7);
+  LLVMAddAttributeAtIndex(fn, param_index + 1, LLVMCreateEnumAttribute(e->ctx, k, 0));
+}
+
+static LLVMValueRef intrinsic(emitter *e, const char *name, LLVMTypeRef t, LLVMValueRef *args,
+                              unsigned n) {
+  unsigned id = LLVMLookupIntrinsicID(name, strlen(name));
+  LLVMValueRef fn = LLVMGetIntrinsicDeclaration(e->mod, id, &t, 1);
+  LLVMTypeRef fty = LLVMIntrinsicGetType(e->ctx, id, &t, 1);
+  return LLVMBuildCall2(e->b, fty, fn, args, n, "");
+}
+
+static LLVMValueRef libm(emitter *e, const char *f32name, const char *f64name, LLVMValueRef x) {
+  const char *name = e->g->dtype == SN_F64 ? f64name : f32name;
+  LLVMTypeRef fty = LLVMFunctionType(e->ft, &e->ft, 1, 0);
+  LLVMValueRef fn = LLVMGetNamedFunction(e->mod, name);
+  if (!fn) fn = LLVMAddFunction(e->mod, name, fty);
+  return LLVMBuildCall2(e->b, fty, fn, &x, 1, "");
+}
+
+static LLVMValueRef cf(emitter *e, double v) { return LLVMConstReal(e->ft, v); }
+static LLVMValueRef ci(emitter *e, int64_t v) { return LLVMConstInt(e->i64, (unsigned long long)v, 1); }
+
+static LLVMValueRef entry_alloca(emitter *e, LLVMTypeRef t, const char *name) {
+  return LLVMBuildAlloca(e->sb, t, name);
+}
+
+static void fast(LLVMValueRef inst) {
+  /* reassociation lets reductions vectorize; no nnan/ninf: NaN must reach the loss */
+  LLVMSetFastMathFlags(inst, LLVMFastMathAllowReassoc | LLVMFastMathNoSignedZeros |
+                                 LLVMFastMathAllowContract);
+}
+
+typedef struct loop {
+  LLVMBasicBlockRef cond, body, exit;
+  LLVMValueRef iv; /* alloca */
+  LLVMValueRef i;
+} loop;
+
+static LLVMValueRef loop_open(emitter *e, loop *L, LLVMValueRef n, const char *name) {
+  L->iv = entry_alloca(e, e->i64, name);
+  LLVMBuildStore(e->b, ci(e, 0), L->iv);
+  L->cond = LLVMAppendBasicBlockInContext(e->ctx, e->fn, name);
+  L->body = LLVMAppendBasicBlockInContext(e->ctx, e->fn, name);
+  L->exit = LLVMAppendBasicBlockInContext(e->ctx, e->fn, name);
+  LLVMBuildBr(e->b, L->cond);
+  LLVMPositionBuilderAtEnd(e->b, L->cond);
+  L->i = LLVMBuildLoad2(e->b, e->i64, L->iv, name);
+  LLVMBuildCondBr(e->b, LLVMBuildICmp(e->b, LLVMIntSLT, L->i, n, ""), L->body, L->exit);
+  LLVMPositionBuilderAtEnd(e->b, L->body);
+  return L->i;
+}
+
+static void loop_close(emitter *e, loop *L) {
+  LLVMBuildStore(e->b, LLVMBuildNSWAdd(e->b, L->i, ci(e, 1), ""), L->iv);
+  LLVMBuildBr(e->b, L->cond);
+  LLVMPositionBuilderAtEnd(e->b, L->exit);
+}
+
+static LLVMValueRef gep(emitter *e, LLVMTypeRef t, LLVMValueRef base, LLVMValueRef idx) {
+  return LLVMBuildInBoundsGEP2(e->b, t, base, &idx, 1, "");
+}
+
+static int64_t last_dim(const sn_type *t) { return t->rank ? t->dim[t->rank - 1] : 1; }
+
+static void die(const char *what) {
+  fprintf(stderr, "specnet: internal error in codegen: %s\n", what);
+  abort();
+}
+
+/* ---------------------------------------------------------------------------
+ * Levels: how a value is indexed inside the current kernel's row loop. */
+
+static level level_of(emitter *e, int v) {
+  const sn_type *t = &e->g->ops[v].type;
+  if (!t->batched && t->rank == 0) return L_SCALAR;
+  if (t->batched == e->k->batched && t->rank >= 1) {
+    int64_t m = 1;
+    for (int i = 0; i < t->rank - 1; i++) m *= t->dim[i];
+    if (m == e->k->rows_mult) return L_ELEM;
+  }
+  if (t->batched == e->k->batched && sn_type_elems(t) == e->k->rows_mult) return L_ROW;
+  if (!t->batched && t->rank == 1) return L_COL;
+  die("value does not fit the kernel's rows");
+  return L_ELEM;
+}
+
+static bool computed_here(emitter *e, int v) { return e->st->kernel_of[v] == e->kidx; }
+
+static LLVMTypeRef val_type(emitter *e, int v) {
+  return e->g->ops[v].type.dtype == SN_I32 ? e->i32 : e->ft;
+}
+
+static LLVMValueRef ptr_of(emitter *e, int v) {
+  LLVMValueRef p = e->ref[sn_plan_base(e->g, v)];
+  if (!p) die("value has no buffer");
+  return p;
+}
+
+static LLVMValueRef gen_scalar(emitter *e, int v);
+static LLVMValueRef gen_row(emitter *e, int v);
+static LLVMValueRef gen_elem(emitter *e, int v);
+
+/* Applies an elementwise op to already generated operands. */
+static LLVMValueRef apply(emitter *e, int v, LLVMValueRef *x) {
+  const sn_op *op = &e->g->ops[v];
+  LLVMBuilderRef b = e->b;
+  LLVMValueRef zero = cf(e, 0), one = cf(e, 1), t;
+  switch (op->code) {
+  case SN_OP_ADD: t = LLVMBuildFAdd(b, x[0], x[1], ""); break;
+  case SN_OP_SUB: t = LLVMBuildFSub(b, x[0], x[1], ""); break;
+  case SN_OP_MUL: t = LLVMBuildFMul(b, x[0], x[1], ""); break;
+  case SN_OP_DIV: t = LLVMBuildFDiv(b, x[0], x[1], ""); break;
+  case SN_OP_NEG: return LLVMBuildFNeg(b, x[0], "");
+  case SN_OP_EXP: return intrinsic(e, "llvm.exp", e->ft, x, 1);
+  case SN_OP_LOG: return intrinsic(e, "llvm.log", e->ft, x, 1);
+  case SN_OP_RELU:
+    return LLVMBuildSelect(b, LLVMBuildFCmp(b, LLVMRealOGT, x[0], zero, ""), x[0], zero, "");
+  case SN_OP_SIGMOID: {
+    LLVMValueRef n = LLVMBuildFNeg(b, x[0], "");
+    LLVMValueRef ex = intrinsic(e, "llvm.exp", e->ft, &n, 1);
+    return LLVMBuildFDiv(b, one, LLVMBuildFAdd(b, one, ex, ""), "");
+  }
+  case SN_OP_TANH: return libm(e, "tanhf", "tanh", x[0]);
+  case SN_OP_RELU_GRAD:
+    return LLVMBuildSelect(b, LLVMBuildFCmp(b, LLVMRealOGT, x[0], zero, ""), x[1], zero, "");
+  case SN_OP_SIGMOID_GRAD: /* dy * y * (1 - y) */
+    return LLVMBuildFMul(b, LLVMBuildFMul(b, x[1], x[0], ""), LLVMBuildFSub(b, one, x[0], ""), "");
+  case SN_OP_TANH_GRAD: /* dy * (1 - y^2) */
+    return LLVMBuildFMul(b, x[1], LLVMBuildFSub(b, one, LLVMBuildFMul(b, x[0], x[0], ""), ""), "");
+  case SN_OP_BROADCAST:
+  case SN_OP_COPY: return x[0];
+  case SN_OP_EQ:
+    return LLVMBuildUIToFP(b, LLVMBuildICmp(b, LLVMIntEQ, x[0], x[1], ""), e->ft, "");
+  default: die(sn_opdefs[op->code].name); return NULL;
+  }
+  LLVMSetFastMathFlags(t, LLVMFastMathAllowContract);
+  return t;
+}
+
+/* Scalars live in the entry block, so they dominate every loop. */
+static LLVMValueRef gen_scalar(emitter *e, int v) {
+  if (e->scalar_memo[v]) return e->scalar_memo[v];
+  const sn_op *op = &e->g->ops[v];
+  LLVMBuilderRef saved = e->b;
+  e->b = e->sb;
+  LLVMValueRef r;
+  if (op->code == SN_OP_CONST) r = cf(e, op->c);
+  else if (op->code == SN_OP_INV_ROWS) r = LLVMBuildFDiv(e->b, cf(e, 1), LLVMBuildSIToFP(e->b, e->rows, e->ft, ""), "inv_rows");
+  else if (sn_opdefs[op->code].cls == SN_CLS_ELEM && !computed_here(e, v) &&
+           e->st->buf[v].kind == SN_BUF_NONE) {
+    LLVMValueRef x[SN_MAX_IN];
+    for (int i = 0; i < op->n_in; i++) x[i] = gen_scalar(e, op->in[i]);
+    r = apply(e, v, x);
+  } else if (!computed_here(e, v)) {
+    r = LLVMBuildLoad2(e->b, e->ft, ptr_of(e, v), "");
+  } else {
+    die("a scalar computed from this kernel's sums is used inside the same kernel");
+    r = NULL;
+  }
+  e->b = saved;
+  return e->scalar_memo[v] = r;
+}
+
+/* Generates, at row level, the row values that the element expression of v
+ * reads, so that they exist before any column loop that evaluates v. */
+static void prepare(emitter *e, int v, char *seen) {
+  if (seen[v] || !computed_here(e, v)) return;
+  seen[v] = 1;
+  const sn_op *op = &e->g->ops[v];
+  if (op->code == SN_OP_ONEHOT) {
+    gen_row(e, op->in[0]);
+    return;
+  }
+  if (sn_opdefs[op->code].cls != SN_CLS_ELEM) return;
+  for (int i = 0; i < op->n_in; i++) {
+    level l = level_of(e, op->in[i]);
+    if (l == L_ROW) gen_row(e, op->in[i]);
+    else if (l == L_ELEM) prepare(e, op->in[i], seen);
+    else if (l == L_SCALAR) gen_scalar(e, op->in[i]);
+  }
+}
+
+static void prepare_elem(emitter *e, int v) {
+  char *seen = calloc((size_t)e->g->n, 1);
+  if (!seen) abort();
+  prepare(e, v, seen);
+  free(seen);
+}
+
+static LLVMValueRef load_at(emitter *e, int v, LLVMValueRef idx) {
+  LLVMTypeRef t = val_type(e, v);
+  return LLVMBuildLoad2(e->b, t, gep(e, t, ptr_of(e, v), idx), "");
+}
+
+static LLVMValueRef elem_index(emitter *e, int v) {
+  return LLVMBuildNSWAdd(e->b, LLVMBuildNSWMul(e->b, e->r, ci(e, last_dim(&e->g->ops[v].type)), ""),
+                         e->col, "");
+}
+
+/* Value of an operand of an element-level op at (r, col). */
+static LLVMValueRef operand(emitter *e, int w) {
+  switch (level_of(e, w)) {
+  case L_ELEM: return gen_elem(e, w);
+  case L_ROW:
+    if (!e->row_memo[w] && computed_here(e, w)) die("row value used before it was generated");
+    return gen_row(e, w);
+  case L_COL: return load_at(e, w, e->col);
+  case L_SCALAR: return gen_scalar(e, w);
+  }
+  return NULL;
+}
+
+static LLVMValueRef gen_elem(emitter *e, int v) {
+  if (e->elem_memo[v]) return e->elem_memo[v];
+  const sn_op *op = &e->g->ops[v];
+  LLVMValueRef r;
+  if (!computed_here(e, v)) {
+    r = load_at(e, v, elem_index(e, v));
+  } else if (op->code == SN_OP_ONEHOT) {
+    LLVMValueRef idx = LLVMBuildSExt(e->b, gen_row(e, op->in[0]), e->i64, "");
+    r = LLVMBuildUIToFP(e->b, LLVMBuildICmp(e->b, LLVMIntEQ, idx, e->col, ""), e->ft, "");
+  } else {
+    LLVMValueRef x[SN_MAX_IN];
+    for (int i = 0; i < op->n_in; i++) x[i] = operand(e, op->in[i]);
+    r = apply(e, v, x);
+  }
+  return e->elem_memo[v] = r;
+}
+
+static void reset_elem_memo(emitter *e) {
+  memset(e->elem_memo, 0, sizeof(LLVMValueRef) * (size_t)e->g->n);
+}
+
+/* A reduction over the last dim of x for the current row: one column loop. */
+static LLVMValueRef reduce_row(emitter *e, int v) {
+  const sn_op *op = &e->g->ops[v];
+  int x = op->in[0];
+  prepare_elem(e, x);
+  int64_t C = last_dim(&e->g->ops[x].type);
+  LLVMValueRef acc = entry_alloca(e, e->ft, "acc"), best = NULL;
+  double init = op->code == SN_OP_ROW_SUM ? 0.0 : -__builtin_inf();
+  LLVMBuildStore(e->b, cf(e, init), acc);
+  if (op->code == SN_OP_ROW_ARGMAX) {
+    best = entry_alloca(e, e->i32, "argmax");
+    LLVMBuildStore(e->b, LLVMConstInt(e->i32, 0, 0), best);
+  }
+  loop L;
+  e->col = loop_open(e, &L, ci(e, C), "c");
+  reset_elem_memo(e);
+  LLVMValueRef val = gen_elem(e, x), cur = LLVMBuildLoad2(e->b, e->ft, acc, ""), nv;
+  if (op->code == SN_OP_ROW_SUM) {
+    nv = LLVMBuildFAdd(e->b, cur, val, "");
+    fast(nv);
+  } else if (op->code == SN_OP_ROW_MAX) {
+    LLVMValueRef a[2] = {cur, val};
+    nv = intrinsic(e, "llvm.maxnum", e->ft, a, 2);
+  } else {
+    LLVMValueRef gt = LLVMBuildFCmp(e->b, LLVMRealOGT, val, cur, "");
+    nv = LLVMBuildSelect(e->b, gt, val, cur, "");
+    LLVMValueRef bi = LLVMBuildLoad2(e->b, e->i32, best, "");
+    LLVMBuildStore(e->b, LLVMBuildSelect(e->b, gt, LLVMBuildTrunc(e->b, e->col, e->i32, ""), bi, ""), best);
+  }
+  LLVMBuildStore(e->b, nv, acc);
+  loop_close(e, &L);
+  e->col = NULL;
+  if (op->code == SN_OP_ROW_ARGMAX) return LLVMBuildLoad2(e->b, e->i32, best, "");
+  return LLVMBuildLoad2(e->b, e->ft, acc, "");
+}
+
+static LLVMValueRef gen_row(emitter *e, int v) {
+  if (e->row_memo[v]) return e->row_memo[v];
+  const sn_op *op = &e->g->ops[v];
+  LLVMValueRef r;
+  if (!computed_here(e, v)) {
+    r = load_at(e, v, e->r);
+  } else if (op->code == SN_OP_PICK) {
+    int x = op->in[0];
+    LLVMValueRef idx = LLVMBuildSExt(e->b, gen_row(e, op->in[1]), e->i64, "");
+    prepare_elem(e, x);
+    reset_elem_memo(e);
+    e->col = idx;
+    r = gen_elem(e, x);
+    e->col = NULL;
+    reset_elem_memo(e);
+  } else if (sn_opdefs[op->code].cls == SN_CLS_ROWRED) {
+    r = reduce_row(e, v);
+  } else if (sn_opdefs[op->code].cls == SN_CLS_ELEM) {
+    LLVMValueRef x[SN_MAX_IN];
+    for (int i = 0; i < op->n_in; i++) {
+      int w = op->in[i];
+      x[i] = level_of(e, w) == L_SCALAR ? gen_scalar(e, w) : gen_row(e, w);
+    }
+    r = apply(e, v, x);
+  } else {
+    die("unexpected op at row level");
+    r = NULL;
+  }
+  return e->row_memo[v] = r;
+}
+
+/* ---------------------------------------------------------------------------
+ * Kernels */
+
+static void add_ref(emitter *e, int v, int *refs, int *n) {
+  v = sn_plan_base(e->g, v);
+  for (int i = 0; i < *n; i++)
+    if (refs[i] == v) return;
+  refs[(*n)++] = v;
+}
+
+/* The buffers a fused kernel touches: what it loads from other kernels or sources
+ * and what it writes. */
+static int kernel_refs(emitter *e, const sn_kernel *k, int *refs) {
+  int n = 0;
+  for (int i = 0; i < k->n_ops; i++) {
+    const sn_op *op = &e->g->ops[k->ops[i]];
+    for (int j = 0; j < op->n_in; j++) {
+      int w = op->in[j], b = sn_plan_base(e->g, w);
+      if (e->st->kernel_of[b] == e->kidx && b == w) continue;
+      if (e->st->buf[b].kind == SN_BUF_NONE) continue; /* free scalar */
+      add_ref(e, w, refs, &n);
+    }
+  }
+  for (int i = 0; i < k->n_roots; i++) add_ref(e, k->roots[i], refs, &n);
+  return n;
+}
+
+static LLVMValueRef emit_fused(emitter *e, int s, int kidx, int *refs, int *nrefs) {
+  const sn_kernel *k = &e->st->k[kidx];
+  e->kidx = kidx;
+  e->k = k;
+  int n = kernel_refs(e, k, refs);
+  *nrefs = n;
+  LLVMTypeRef *pt = malloc(sizeof(LLVMTypeRef) * (size_t)(n + 1));
+  if (!pt) abort();
+  pt[0] = e->i64;
+  for (int i = 0; i < n; i++) pt[i + 1] = e->ptr;
+  char name[64];
+  snprintf(name, sizeof name, "%s.k%d", sn_step_name((sn_step_kind)s), kidx);
+  LLVMValueRef fn = LLVMAddFunction(e->mod, name, LLVMFunctionType(e->voidt, pt, (unsigned)n + 1, 0));
+  free(pt);
+  LLVMSetLinkage(fn, LLVMInternalLinkage);
+  set_attrs(e, fn);
+  for (int i = 0; i < n; i++) set_noalias(e, fn, (unsigned)i + 1);
+  e->fn = fn;
+  LLVMBasicBlockRef entry = LLVMAppendBasicBlockInContext(e->ctx, fn, "entry");
+  LLVMBasicBlockRef start = LLVMAppendBasicBlockInContext(e->ctx, fn, "start");
+  LLVMPositionBuilderAtEnd(e->sb, entry);
+  LLVMValueRef to_start = LLVMBuildBr(e->sb, start);
+  LLVMPositionBuilderBefore(e->sb, to_start);
+  LLVMPositionBuilderAtEnd(e->b, start);
+
+  int gn = e->g->n;
+  memset(e->ref, 0, sizeof(LLVMValueRef) * (size_t)gn);
+  memset(e->row_memo, 0, sizeof(LLVMValueRef) * (size_t)gn);
+  memset(e->scalar_memo, 0, sizeof(LLVMValueRef) * (size_t)gn);
+  reset_elem_memo(e);
+  LLVMValueRef nrows = LLVMGetParam(fn, 0);
+  e->rows = nrows;
+  for (int i = 0; i < n; i++) e->ref[refs[i]] = LLVMGetParam(fn, (unsigned)i + 1);
+
+  /* zero the column sums; sums over all rows accumulate in doubles */
+  LLVMValueRef *sums = calloc((size_t)k->n_roots, sizeof(LLVMValueRef));
+  if (!sums) abort();
+  for (int i = 0; i < k->n_roots; i++) {
+    int v = k->roots[i];
+    if (e->g->ops[v].code == SN_OP_COLSUM) {
+      loop L;
+      LLVMValueRef c = loop_open(e, &L, ci(e, e->g->ops[v].type.dim[0]), "z");
+      LLVMBuildStore(e->b, cf(e, 0), gep(e, e->ft, ptr_of(e, v), c));
+      loop_close(e, &L);
+    } else if (e->g->ops[v].code == SN_OP_SUM_ALL) {
+      sums[i] = entry_alloca(e, e->f64, "sum");
+      LLVMBuildStore(e->b, LLVMConstReal(e->f64, 0), sums[i]);
+    }
+  }
+
+  LLVMValueRef R = k->batched ? LLVMBuildNSWMul(e->b, nrows, ci(e, k->rows_mult), "R")
+                              : ci(e, k->rows_mult);
+  loop rows;
+  e->r = loop_open(e, &rows, R, "r");
+
+  /* row level: everything the stores below need */
+  for (int i = 0; i < k->n_roots; i++) {
+    int v = k->roots[i];
+    const sn_op *op = &e->g->ops[v];
+    if (op->code == SN_OP_SUM_ALL) {
+      LLVMValueRef x = gen_row(e, op->in[0]);
+      if (LLVMTypeOf(x) != e->f64) x = LLVMBuildFPExt(e->b, x, e->f64, "");
+      LLVMValueRef a = LLVMBuildFAdd(e->b, LLVMBuildLoad2(e->b, e->f64, sums[i], ""), x, "");
+      LLVMBuildStore(e->b, a, sums[i]);
+    } else if (op->code == SN_OP_COLSUM) {
+      prepare_elem(e, op->in[0]);
+    } else if (level_of(e, v) == L_ROW) {
+      LLVMBuildStore(e->b, gen_row(e, v), gep(e, val_type(e, v), ptr_of(e, v), e->r));
+    } else if (level_of(e, v) == L_ELEM) {
+      prepare_elem(e, v);
+    } else {
+      die("scalar result inside a fused kernel");
+    }
+  }
+  /* element level: one column loop per width */
+  char *done = calloc((size_t)k->n_roots, 1);
+  if (!done) abort();
+  for (int i = 0; i < k->n_roots; i++) {
+    int v = k->roots[i];
+    const sn_op *op = &e->g->ops[v];
+    bool colsum = op->code == SN_OP_COLSUM;
+    if (done[i] || op->code == SN_OP_SUM_ALL || (!colsum && level_of(e, v) != L_ELEM)) continue;
+    int64_t C = last_dim(&e->g->ops[colsum ? op->in[0] : v].type);
+    loop L;
+    e->col = loop_open(e, &L, ci(e, C), "c");
+    reset_elem_memo(e);
+    for (int j = i; j < k->n_roots; j++) {
+      int w = k->roots[j];
+      const sn_op *wop = &e->g->ops[w];
+      bool wcol = wop->code == SN_OP_COLSUM;
+      if (done[j] || wop->code == SN_OP_SUM_ALL || (!wcol && level_of(e, w) != L_ELEM)) continue;
+      if (last_dim(&e->g->ops[wcol ? wop->in[0] : w].type) != C) continue;
+      done[j] = 1;
+      if (wcol) {
+        LLVMValueRef p = gep(e, e->ft, ptr_of(e, w), e->col);
+        LLVMValueRef a = LLVMBuildFAdd(e->b, LLVMBuildLoad2(e->b, e->ft, p, ""), gen_elem(e, wop->in[0]), "");
+        LLVMBuildStore(e->b, a, p);
+      } else {
+        LLVMBuildStore(e->b, gen_elem(e, w), gep(e, e->ft, ptr_of(e, w), elem_index(e, w)));
+      }
+    }
+    loop_close(e, &L);
+    e->col = NULL;
+  }
+  free(done);
+  loop_close(e, &rows);
+
+  for (int i = 0; i < k->n_roots; i++) {
+    if (!sums[i]) continue;
+    int v = k->roots[i];
+    LLVMValueRef sum = LLVMBuildLoad2(e->b, e->f64, sums[i], "");
+    sn_buf_kind bk = e->st->buf[v].kind;
+    if (bk != SN_BUF_LOSS && bk != SN_BUF_METRIC && e->ft != e->f64) sum = LLVMBuildFPTrunc(e->b, sum, e->ft, "");
+    LLVMBuildStore(e->b, sum, ptr_of(e, v));
+  }
+  free(sums);
+  LLVMBuildRetVoid(e->b);
+  return fn;
+}
+
+/* ---------------------------------------------------------------------------
+ * Step functions */
+
+typedef struct step_ctx {
+  LLVMValueRef args, field[A_COUNT];
+} step_ctx;
+
+static LLVMValueRef buffer_ptr(emitter *e, step_ctx *sc, int v) {
+  int b = sn_plan_base(e->g, v);
+  const sn_buf *buf = &e->st->buf[b];
+  int64_t es = e->g->dtype == SN_F64 ? 8 : 4;
+  LLVMValueRef base, off;
+  switch (buf->kind) {
+  case SN_BUF_ARENA: base = sc->field[A_ARENA]; off = ci(e, buf->offset); break;
+  case SN_BUF_PARAMS: base = sc->field[A_PARAMS]; off = ci(e, buf->offset * es); break;
+  case SN_BUF_GRADS: base = sc->field[A_GRADS]; off = ci(e, buf->offset * es); break;
+  case SN_BUF_INPUT: return sc->field[A_X];
+  case SN_BUF_LABEL: return sc->field[A_Y];
+  case SN_BUF_OUT: return sc->field[A_OUT];
+  case SN_BUF_LOSS: return sc->field[A_LOSS];
+  case SN_BUF_METRIC: base = sc->field[A_METRICS]; off = ci(e, buf->offset * 8); break;
+  default: die("value without a buffer"); return NULL;
+  }
+  LLVMTypeRef i8 = LLVMInt8TypeInContext(e->ctx);
+  return LLVMBuildInBoundsGEP2(e->b, i8, base, &off, 1, "");
+}
+
+static void emit_gemm(emitter *e, step_ctx *sc, int v) {
+  const sn_op *op = &e->g->ops[v];
+  const sn_type *ta = &e->g->ops[op->in[0]].type, *tb = &e->g->ops[op->in[1]].type;
+  LLVMValueRef rows32 = LLVMBuildTrunc(e->b, sc->field[A_ROWS], e->i32, "");
+  /* stored shapes: batched [N, K] or unbatched [r, c] */
+  LLVMValueRef ar = ta->batched ? rows32 : LLVMConstInt(e->i32, (unsigned long long)ta->dim[0], 0);
+  LLVMValueRef ac = LLVMConstInt(e->i32, (unsigned long long)last_dim(ta), 0);
+  LLVMValueRef br = tb->batched ? rows32 : LLVMConstInt(e->i32, (unsigned long long)tb->dim[0], 0);
+  LLVMValueRef bc = LLVMConstInt(e->i32, (unsigned long long)last_dim(tb), 0);
+  LLVMValueRef M = op->ta ? ac : ar, K = op->ta ? ar : ac, N = op->tb ? br : bc;
+  LLVMTypeRef pt[14] = {e->i32, e->i32, e->i32, e->i32, e->i32, e->i32, e->ft,
+                        e->ptr, e->i32, e->ptr, e->i32, e->ft,  e->ptr, e->i32};
+  LLVMTypeRef fty = LLVMFunctionType(e->voidt, pt, 14, 0);
+  const char *name = e->g->dtype == SN_F64 ? "cblas_dgemm" : "cblas_sgemm";
+  LLVMValueRef fn = LLVMGetNamedFunction(e->mod, name);
+  if (!fn) fn = LLVMAddFunction(e->mod, name, fty);
+  LLVMValueRef a[14] = {
+      LLVMConstInt(e->i32, 101, 0), /* CblasRowMajor */
+      LLVMConstInt(e->i32, op->ta ? 112 : 111, 0), LLVMConstInt(e->i32, op->tb ? 112 : 111, 0),
+      M, N, K, cf(e, 1.0),
+      buffer_ptr(e, sc, op->in[0]), ac,
+      buffer_ptr(e, sc, op->in[1]), bc,
+      cf(e, 0.0),
+      buffer_ptr(e, sc, v), N};
+  LLVMBuildCall2(e->b, fty, fn, a, 14, "");
+}
+
+static LLVMValueRef begin_step_fn(emitter *e, const char *name, step_ctx *sc) {
+  LLVMTypeRef fty = LLVMFunctionType(e->voidt, &e->ptr, 1, 0);
+  LLVMValueRef fn = LLVMAddFunction(e->mod, name, fty);
+  set_attrs(e, fn);
+  LLVMPositionBuilderAtEnd(e->b, LLVMAppendBasicBlockInContext(e->ctx, fn, "entry"));
+  sc->args = LLVMGetParam(fn, 0);
+  LLVMTypeRef ft[A_COUNT] = {e->ptr, e->ptr, e->i64, e->ptr, e->ptr, e->ptr, e->ptr,
+                             e->i64, e->f64, e->i64, e->ptr, e->ptr, e->ptr};
+  for (int i = 0; i < A_COUNT; i++) {
+    LLVMValueRef p = LLVMBuildStructGEP2(e->b, e->args_t, sc->args, (unsigned)i, "");
+    sc->field[i] = LLVMBuildLoad2(e->b, ft[i], p, "");
+  }
+  return fn;
+}
+
+static void emit_step(emitter *e, int s) {
+  static const char *names[] = {SN_FN_GRAD, SN_FN_EVAL, SN_FN_PREDICT};
+  e->st = &e->p->steps[s];
+  int *refs = malloc(sizeof(int) * (size_t)(e->g->n + 1));
+  if (!refs) abort();
+  /* kernels first: each is its own function */
+  LLVMValueRef *kfn = calloc((size_t)e->st->n_kernels + 1, sizeof(LLVMValueRef));
+  int **krefs = calloc((size_t)e->st->n_kernels + 1, sizeof(int *));
+  int *nk = calloc((size_t)e->st->n_kernels + 1, sizeof(int));
+  if (!kfn || !krefs || !nk) abort();
+  for (int k = 0; k < e->st->n_kernels; k++) {
+    if (e->st->k[k].kind != SN_K_FUSED) continue;
+    kfn[k] = emit_fused(e, s, k, refs, &nk[k]);
+    krefs[k] = malloc(sizeof(int) * (size_t)(nk[k] + 1));
+    if (!krefs[k]) abort();
+    memcpy(krefs[k], refs, sizeof(int) * (size_t)nk[k]);
+  }
+  step_ctx sc;
+  begin_step_fn(e, names[s], &sc);
+  for (int k = 0; k < e->st->n_kernels; k++) {
+    const sn_kernel *kk = &e->st->k[k];
+    if (kk->kind == SN_K_GEMM) {
+      emit_gemm(e, &sc, kk->gemm);
+      continue;
+    }
+    LLVMValueRef *a = malloc(sizeof(LLVMValueRef) * (size_t)(nk[k] + 1));
+    LLVMTypeRef *t = malloc(sizeof(LLVMTypeRef) * (size_t)(nk[k] + 1));
+    if (!a || !t) abort();
+    a[0] = sc.field[A_ROWS];
+    t[0] = e->i64;
+    for (int i = 0; i < nk[k]; i++) {
+      a[i + 1] = buffer_ptr(e, &sc, krefs[k][i]);
+      t[i + 1] = e->ptr;
+    }
+    LLVMBuildCall2(e->b, LLVMFunctionType(e->voidt, t, (unsigned)nk[k] + 1, 0), kfn[k], a,
+                   (unsigned)nk[k] + 1, "");
+    free(a);
+    free(t);
+    free(krefs[k]);
+  }
+  LLVMBuildRetVoid(e->b);
+  free(kfn);
+  free(krefs);
+  free(nk);
+  free(refs);
+}
+
+/* Adam as in Keras: alpha = lr * sqrt(1 - b2^t) / (1 - b1^t);
+ * m = b1 m + (1-b1) g;  v = b2 v + (1-b2) g^2;  p -= alpha m / (sqrt(v) + eps). */
+static void emit_update(emitter *e) {
+  const sn_graph *g = e->g;
+  LLVMTypeRef pt[5] = {e->ptr, e->ptr, e->ptr, e->ptr, e->ft};
+  LLVMValueRef kf = LLVMAddFunction(e->mod, "adam.k", LLVMFunctionType(e->voidt, pt, 5, 0));
+  LLVMSetLinkage(kf, LLVMInternalLinkage);
+  set_attrs(e, kf);
+  for (unsigned i = 0; i < 4; i++) set_noalias(e, kf, i);
+  e->fn = kf;
+  LLVMBasicBlockRef entry = LLVMAppendBasicBlockInContext(e->ctx, kf, "entry");
+  LLVMBasicBlockRef start = LLVMAppendBasicBlockInContext(e->ctx, kf, "start");
+  LLVMPositionBuilderAtEnd(e->sb, entry);
+  LLVMPositionBuilderBefore(e->sb, LLVMBuildBr(e->sb, start));
+  LLVMPositionBuilderAtEnd(e->b, start);
+  LLVMValueRef P = LLVMGetParam(kf, 0), G = LLVMGetParam(kf, 1), M = LLVMGetParam(kf, 2),
+               V = LLVMGetParam(kf, 3), alpha = LLVMGetParam(kf, 4);
+  loop L;
+  LLVMValueRef i = loop_open(e, &L, ci(e, g->param_count), "i");
+  LLVMBuilderRef b = e->b;
+  LLVMValueRef gp = gep(e, e->ft, G, i), mp = gep(e, e->ft, M, i), vp = gep(e, e->ft, V, i),
+               pp = gep(e, e->ft, P, i);
+  LLVMValueRef gi = LLVMBuildLoad2(b, e->ft, gp, "");
+  LLVMValueRef m = LLVMBuildFAdd(b, LLVMBuildFMul(b, cf(e, g->beta1), LLVMBuildLoad2(b, e->ft, mp, ""), ""),
+                                 LLVMBuildFMul(b, cf(e, 1 - g->beta1), gi, ""), "");
+  LLVMValueRef v = LLVMBuildFAdd(b, LLVMBuildFMul(b, cf(e, g->beta2), LLVMBuildLoad2(b, e->ft, vp, ""), ""),
+                                 LLVMBuildFMul(b, cf(e, 1 - g->beta2), LLVMBuildFMul(b, gi, gi, ""), ""), "");
+  LLVMBuildStore(b, m, mp);
+  LLVMBuildStore(b, v, vp);
+  LLVMValueRef den = LLVMBuildFAdd(b, intrinsic(e, "llvm.sqrt", e->ft, &v, 1), cf(e, g->epsilon), "");
+  LLVMValueRef upd = LLVMBuildFDiv(b, LLVMBuildFMul(b, alpha, m, ""), den, "");
+  LLVMBuildStore(b, LLVMBuildFSub(b, LLVMBuildLoad2(b, e->ft, pp, ""), upd, ""), pp);
+  loop_close(e, &L);
+  LLVMBuildRetVoid(e->b);
+
+  step_ctx sc;
+  begin_step_fn(e, SN_FN_UPDATE, &sc);
+  b = e->b;
+  LLVMValueRef t = LLVMBuildSIToFP(b, sc.field[A_STEP], e->f64, "t");
+  LLVMValueRef a1[2] = {LLVMConstReal(e->f64, g->beta1), t}, a2[2] = {LLVMConstReal(e->f64, g->beta2), t};
+  LLVMValueRef b1t = intrinsic(e, "llvm.pow", e->f64, a1, 2), b2t = intrinsic(e, "llvm.pow", e->f64, a2, 2);
+  LLVMValueRef one = LLVMConstReal(e->f64, 1);
+  LLVMValueRef c2 = LLVMBuildFSub(b, one, b2t, "");
+  LLVMValueRef al = LLVMBuildFDiv(b, LLVMBuildFMul(b, sc.field[A_LR], intrinsic(e, "llvm.sqrt", e->f64, &c2, 1), ""),
+                                  LLVMBuildFSub(b, one, b1t, ""), "alpha");
+  if (e->ft != e->f64) al = LLVMBuildFPTrunc(b, al, e->ft, "");
+  int64_t es = g->dtype == SN_F64 ? 8 : 4;
+  LLVMTypeRef i8 = LLVMInt8TypeInContext(e->ctx);
+  LLVMValueRef voff = ci(e, g->param_count * es);
+  LLVMValueRef vbase = LLVMBuildInBoundsGEP2(b, i8, sc.field[A_OPT], &voff, 1, "");
+  LLVMValueRef args[5] = {sc.field[A_PARAMS], sc.field[A_GRADS], sc.field[A_OPT], vbase, al};
+  LLVMBuildCall2(b, LLVMFunctionType(e->voidt, pt, 5, 0), kf, args, 5, "");
+  LLVMBuildRetVoid(b);
+}
+
+static void emit_train(emitter *e) {
+  step_ctx sc;
+  begin_step_fn(e, SN_FN_TRAIN, &sc);
+  LLVMTypeRef fty = LLVMFunctionType(e->voidt, &e->ptr, 1, 0);
+  LLVMBuildCall2(e->b, fty, LLVMGetNamedFunction(e->mod, SN_FN_GRAD), &sc.args, 1, "");
+  LLVMBuildCall2(e->b, fty, LLVMGetNamedFunction(e->mod, SN_FN_UPDATE), &sc.args, 1, "");
+  LLVMBuildRetVoid(e->b);
+}
+
+LLVMModuleRef sn_emit_module(sn_codegen *cg, const sn_plan *p) {
+  emitter e = {.cg = cg, .ctx = cg->ctx, .g = p->g, .p = p};
+  e.mod = LLVMModuleCreateWithNameInContext("specnet", cg->ctx);
+  LLVMSetTarget(e.mod, cg->triple);
+  LLVMTargetDataRef td = LLVMCreateTargetDataLayout(cg->tm);
+  char *dl = LLVMCopyStringRepOfTargetData(td);
+  LLVMSetDataLayout(e.mod, dl);
+  LLVMDisposeMessage(dl);
+  LLVMDisposeTargetData(td);
+  e.b = LLVMCreateBuilderInContext(cg->ctx);
+  e.sb = LLVMCreateBuilderInContext(cg->ctx);
+  e.ft = p->g->dtype == SN_F64 ? LLVMDoubleTypeInContext(cg->ctx) : LLVMFloatTypeInContext(cg->ctx);
+  e.f64 = LLVMDoubleTypeInContext(cg->ctx);
+  e.i64 = LLVMInt64TypeInContext(cg->ctx);
+  e.i32 = LLVMInt32TypeInContext(cg->ctx);
+  e.i1 = LLVMInt1TypeInContext(cg->ctx);
+  e.ptr = LLVMPointerTypeInContext(cg->ctx, 0);
+  e.voidt = LLVMVoidTypeInContext(cg->ctx);
+  e.args_t = args_type(&e);
+  size_t n = (size_t)p->g->n + 1;
+  e.ref = calloc(n, sizeof(LLVMValueRef));
+  e.row_memo = calloc(n, sizeof(LLVMValueRef));
+  e.elem_memo = calloc(n, sizeof(LLVMValueRef));
+  e.scalar_memo = calloc(n, sizeof(LLVMValueRef));
+  if (!e.ref || !e.row_memo || !e.elem_memo || !e.scalar_memo) abort();
+  for (int s = 0; s < SN_STEP_COUNT; s++) emit_step(&e, s);
+  emit_update(&e);
+  emit_train(&e);
+  free(e.ref);
+  free(e.row_memo);
+  free(e.elem_memo);
+  free(e.scalar_memo);
+  LLVMDisposeBuilder(e.b);
+  LLVMDisposeBuilder(e.sb);
+  return e.mod;
+}

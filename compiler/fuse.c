@@ -1,0 +1,335 @@
+/* Fusion and the static memory plan. For each step function (grad, eval, predict):
+ *   1. live values: what the step's outputs need;
+ *   2. kernels: every GEMM is its own kernel; every maximal run of elementwise,
+ *      row-reduction and accumulation ops over the same rows between GEMMs becomes
+ *      one fused kernel (a loop over rows with column loops inside);
+ *   3. materialization: a fused value is written to memory only if another kernel
+ *      reads it or it is an output of the step; everything else stays in registers
+ *      (and is recomputed where two column loops need it);
+ *   4. memory: arena offsets by liveness over the kernel order, first fit.
+ * Nothing here knows about LLVM. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "plan.h"
+
+static void *xcalloc(size_t n, size_t size) {
+  void *p = calloc(n ? n : 1, size);
+  if (!p) abort();
+  return p;
+}
+
+const char *sn_step_name(sn_step_kind k) {
+  static const char *names[] = {"grad_step", "eval_step", "predict"};
+  return names[k];
+}
+
+int sn_plan_base(const sn_graph *g, int v) {
+  while (sn_opdefs[g->ops[v].code].cls == SN_CLS_VIEW) v = g->ops[v].in[0];
+  return v;
+}
+
+static bool fusible(const sn_graph *g, int v) {
+  sn_opclass c = sn_opdefs[g->ops[v].code].cls;
+  return c == SN_CLS_ELEM || c == SN_CLS_ROWRED || c == SN_CLS_ACCUM;
+}
+
+static bool is_scalar(const sn_type *t) { return !t->batched && t->rank == 0; }
+
+/* A scalar computed from constants only: generated inline wherever used. */
+static bool is_free(const sn_graph *g, int v, const char *free_) {
+  const sn_op *op = &g->ops[v];
+  if (op->code == SN_OP_CONST || op->code == SN_OP_INV_ROWS) return true;
+  if (sn_opdefs[op->code].cls != SN_CLS_ELEM || !is_scalar(&op->type)) return false;
+  for (int i = 0; i < op->n_in; i++)
+    if (!free_[op->in[i]]) return false;
+  return true;
+}
+
+/* The rows a fused op iterates over: (batched, rows_mult). */
+static void op_domain(const sn_graph *g, int v, bool *batched, int64_t *mult) {
+  const sn_op *op = &g->ops[v];
+  const sn_type *t = &op->type;
+  sn_opclass c = sn_opdefs[op->code].cls;
+  if (c == SN_CLS_ROWRED || c == SN_CLS_ACCUM) t = &g->ops[op->in[0]].type;
+  *batched = t->batched;
+  int64_t m = 1;
+  /* element-level values iterate rows over all but the last dim; row-level ones
+   * (one value per row: the reductions' outputs, [N] values) over all dims */
+  bool row_level = (c == SN_CLS_ROWRED) ? false : (c == SN_CLS_ACCUM && op->code == SN_OP_SUM_ALL);
+  if (c == SN_CLS_ELEM && t->batched && t->rank == 0) row_level = true;
+  int n = row_level ? t->rank : t->rank - 1;
+  for (int i = 0; i < n; i++) m *= t->dim[i];
+  *mult = m;
+}
+
+static void mark(const sn_graph *g, int v, char *live) {
+  if (v < 0 || live[v]) return;
+  live[v] = 1;
+  for (int i = 0; i < g->ops[v].n_in; i++) mark(g, g->ops[v].in[i], live);
+}
+
+typedef struct kbuild {
+  sn_kernel *k;
+  int n, cap;
+} kbuild;
+
+static sn_kernel *new_kernel(kbuild *kb, sn_kernel_kind kind) {
+  if (kb->n == kb->cap) {
+    kb->cap = kb->cap ? 2 * kb->cap : 16;
+    kb->k = realloc(kb->k, sizeof(sn_kernel) * (size_t)kb->cap);
+    if (!kb->k) abort();
+  }
+  sn_kernel *k = &kb->k[kb->n++];
+  memset(k, 0, sizeof *k);
+  k->kind = kind;
+  return k;
+}
+
+static void push(int **a, int *n, int v) {
+  *a = realloc(*a, sizeof(int) * (size_t)(*n + 1));
+  if (!*a) abort();
+  (*a)[(*n)++] = v;
+}
+
+/* ---------------------------------------------------------------------------
+ * Memory: first fit over [offset, offset+size) blocks, by kernel order. */
+
+typedef struct block {
+  int64_t off, size;
+  int value;
+} block;
+
+static int64_t value_bytes(const sn_graph *g, int v) {
+  const sn_type *t = &g->ops[v].type;
+  int64_t es = (t->dtype == SN_F64) ? 8 : 4;
+  int64_t n = sn_type_elems(t) * (t->batched ? g->batch_capacity : 1) * es;
+  return (n + 63) / 64 * 64;
+}
+
+static int64_t first_fit(block *b, int nb, int64_t size) {
+  int64_t at = 0;
+  for (int i = 0; i < nb; i++) { /* b sorted by offset */
+    if (b[i].off - at >= size) return at;
+    if (b[i].off + b[i].size > at) at = b[i].off + b[i].size;
+  }
+  return at;
+}
+
+static void plan_memory(const sn_graph *g, sn_step *st, const char *live) {
+  int n = g->n;
+  int *last = xcalloc((size_t)n, sizeof(int));
+  for (int v = 0; v < n; v++) last[v] = -1;
+  /* last use of each buffer: users of views count for the base */
+  for (int u = 0; u < n; u++) {
+    if (!live[u] || st->kernel_of[u] < 0) continue;
+    for (int i = 0; i < g->ops[u].n_in; i++) {
+      int b = sn_plan_base(g, g->ops[u].in[i]);
+      if (st->kernel_of[u] > last[b]) last[b] = st->kernel_of[u];
+    }
+  }
+  block *blocks = xcalloc((size_t)n, sizeof(block));
+  int nb = 0;
+  int64_t top = 0;
+  for (int k = 0; k < st->n_kernels; k++) {
+    for (int v = 0; v < n; v++) {
+      if (!live[v] || st->kernel_of[v] != k || st->buf[v].kind != SN_BUF_ARENA) continue;
+      int64_t size = value_bytes(g, v), off = first_fit(blocks, nb, size);
+      int at = 0;
+      while (at < nb && blocks[at].off < off) at++;
+      memmove(&blocks[at + 1], &blocks[at], sizeof(block) * (size_t)(nb - at));
+      blocks[at] = (block){off, size, v};
+      nb++;
+      st->buf[v].offset = off;
+      if (off + size > top) top = off + size;
+    }
+    for (int i = 0; i < nb;) { /* free what is dead after kernel k */
+      if (last[blocks[i].value] <= k) {
+        memmove(&blocks[i], &blocks[i + 1], sizeof(block) * (size_t)(nb - i - 1));
+        nb--;
+      } else i++;
+    }
+  }
+  st->arena_bytes = top;
+  free(blocks);
+  free(last);
+}
+
+/* ---------------------------------------------------------------------------
+ * One step function */
+
+static void plan_step(const sn_graph *g, sn_step_kind kind, sn_step *st) {
+  int n = g->n;
+  char *live = xcalloc((size_t)n, 1);
+  char *free_ = xcalloc((size_t)n, 1);
+  st->kernel_of = xcalloc((size_t)n, sizeof(int));
+  st->buf = xcalloc((size_t)n, sizeof(sn_buf));
+  for (int v = 0; v < n; v++) st->kernel_of[v] = -1;
+
+  /* 1. live values and where the outputs go */
+  if (kind == SN_STEP_PREDICT) {
+    mark(g, g->output, live);
+  } else {
+    mark(g, g->loss_sum, live);
+    for (int k = 0; k < g->n_metrics; k++) mark(g, g->metric_sum[k], live);
+    if (kind == SN_STEP_GRAD)
+      for (int k = 0; k < g->n_params; k++) mark(g, g->param_grad[k], live);
+  }
+
+  /* 2. kernels, in schedule (= value) order */
+  kbuild kb = {0};
+  int open = -1;
+  for (int v = 0; v < n; v++) {
+    if (!live[v]) continue;
+    const sn_op *op = &g->ops[v];
+    sn_opclass cls = sn_opdefs[op->code].cls;
+    free_[v] = is_free(g, v, free_);
+    if (cls == SN_CLS_SOURCE || cls == SN_CLS_VIEW || free_[v]) continue;
+    if (cls == SN_CLS_GEMM) {
+      for (int i = 0; i < op->n_in && open >= 0; i++)
+        if (st->kernel_of[sn_plan_base(g, op->in[i])] == open) open = -1;
+      sn_kernel *k = new_kernel(&kb, SN_K_GEMM);
+      k->gemm = v;
+      st->kernel_of[v] = kb.n - 1;
+      continue;
+    }
+    bool batched;
+    int64_t mult;
+    op_domain(g, v, &batched, &mult);
+    if (open >= 0) {
+      sn_kernel *k = &kb.k[open];
+      if (k->batched != batched || k->rows_mult != mult) open = -1;
+      /* results of accumulations exist only after the row loop, and a view reads
+       * memory that this kernel would write only at the end of its row */
+      for (int i = 0; i < op->n_in && open >= 0; i++) {
+        int in = op->in[i], b = sn_plan_base(g, in);
+        if (st->kernel_of[in] == open && sn_opdefs[g->ops[in].code].cls == SN_CLS_ACCUM) open = -1;
+        if (b != in && st->kernel_of[b] == open) open = -1;
+      }
+    }
+    if (open < 0) {
+      sn_kernel *k = new_kernel(&kb, SN_K_FUSED);
+      k->batched = batched;
+      k->rows_mult = mult;
+      open = kb.n - 1;
+    }
+    sn_kernel *k = &kb.k[open];
+    push(&k->ops, &k->n_ops, v);
+    st->kernel_of[v] = open;
+  }
+  st->k = kb.k;
+  st->n_kernels = kb.n;
+
+  /* 3. materialization */
+  for (int v = 0; v < n; v++) {
+    if (!live[v]) continue;
+    const sn_op *op = &g->ops[v];
+    sn_opclass cls = sn_opdefs[op->code].cls;
+    if (op->code == SN_OP_PARAM) st->buf[v] = (sn_buf){SN_BUF_PARAMS, g->params[op->param].offset};
+    if (op->code == SN_OP_INPUT) st->buf[v] = (sn_buf){SN_BUF_INPUT, 0};
+    if (op->code == SN_OP_LABEL) st->buf[v] = (sn_buf){SN_BUF_LABEL, 0};
+    if (cls == SN_CLS_GEMM || cls == SN_CLS_ACCUM) st->buf[v].kind = SN_BUF_ARENA;
+    for (int i = 0; i < op->n_in; i++) {
+      int in = op->in[i], b = sn_plan_base(g, in);
+      if (free_[in] || !fusible(g, b)) continue;
+      /* read by another kernel, or through a view */
+      if (st->kernel_of[b] != st->kernel_of[v] || b != in) st->buf[b].kind = SN_BUF_ARENA;
+    }
+  }
+  if (kind == SN_STEP_PREDICT) {
+    st->buf[sn_plan_base(g, g->output)] = (sn_buf){SN_BUF_OUT, 0};
+  } else {
+    st->buf[g->loss_sum] = (sn_buf){SN_BUF_LOSS, 0};
+    for (int k = 0; k < g->n_metrics; k++) st->buf[g->metric_sum[k]] = (sn_buf){SN_BUF_METRIC, k};
+    if (kind == SN_STEP_GRAD)
+      for (int k = 0; k < g->n_params; k++)
+        if (g->param_grad[k] >= 0)
+          st->buf[g->param_grad[k]] = (sn_buf){SN_BUF_GRADS, g->params[k].offset};
+  }
+  for (int k = 0; k < st->n_kernels; k++) {
+    sn_kernel *kk = &st->k[k];
+    for (int i = 0; i < kk->n_ops; i++)
+      if (st->buf[kk->ops[i]].kind != SN_BUF_NONE) push(&kk->roots, &kk->n_roots, kk->ops[i]);
+  }
+
+  /* 4. memory */
+  plan_memory(g, st, live);
+  free(live);
+  free(free_);
+}
+
+void sn_plan_build(const sn_graph *g, sn_plan *p) {
+  memset(p, 0, sizeof *p);
+  p->g = g;
+  for (int s = 0; s < SN_STEP_COUNT; s++) {
+    plan_step(g, (sn_step_kind)s, &p->steps[s]);
+    if (p->steps[s].arena_bytes > p->arena_bytes) p->arena_bytes = p->steps[s].arena_bytes;
+  }
+}
+
+void sn_plan_free(sn_plan *p) {
+  for (int s = 0; s < SN_STEP_COUNT; s++) {
+    sn_step *st = &p->steps[s];
+    for (int k = 0; k < st->n_kernels; k++) {
+      free(st->k[k].ops);
+      free(st->k[k].roots);
+    }
+    free(st->k);
+    free(st->kernel_of);
+    free(st->buf);
+  }
+  memset(p, 0, sizeof *p);
+}
+
+/* ---------------------------------------------------------------------------
+ * Printing, for `emit --what plan` and the structural tests. */
+
+static void buf_print(const sn_buf *b, FILE *out) {
+  switch (b->kind) {
+  case SN_BUF_NONE: fputs("reg", out); break;
+  case SN_BUF_ARENA: fprintf(out, "arena+%lld", (long long)b->offset); break;
+  case SN_BUF_PARAMS: fprintf(out, "params+%lld", (long long)b->offset); break;
+  case SN_BUF_GRADS: fprintf(out, "grads+%lld", (long long)b->offset); break;
+  case SN_BUF_INPUT: fputs("x", out); break;
+  case SN_BUF_LABEL: fputs("y", out); break;
+  case SN_BUF_OUT: fputs("out", out); break;
+  case SN_BUF_LOSS: fputs("loss_sum", out); break;
+  case SN_BUF_METRIC: fprintf(out, "metric[%lld]", (long long)b->offset); break;
+  }
+}
+
+void sn_plan_print(const sn_plan *p, FILE *out) {
+  const sn_graph *g = p->g;
+  char a[160], b[160], c[160];
+  for (int s = 0; s < SN_STEP_COUNT; s++) {
+    const sn_step *st = &p->steps[s];
+    fprintf(out, "%s: %d kernels, arena %lld bytes\n", sn_step_name((sn_step_kind)s),
+            st->n_kernels, (long long)st->arena_bytes);
+    for (int k = 0; k < st->n_kernels; k++) {
+      const sn_kernel *kk = &st->k[k];
+      if (kk->kind == SN_K_GEMM) {
+        const sn_op *op = &g->ops[kk->gemm];
+        sn_value_name(g, op->in[0], a, sizeof a);
+        sn_value_name(g, op->in[1], b, sizeof b);
+        sn_value_name(g, kk->gemm, c, sizeof c);
+        fprintf(out, "  gemm k%d %s%s x %s%s -> %s ", k, a, op->ta ? "^T" : "", b,
+                op->tb ? "^T" : "", c);
+        sn_type_print(&op->type, out);
+        fputs(" @", out);
+        buf_print(&st->buf[kk->gemm], out);
+        fprintf(out, "   ; %s\n", op->layer);
+        continue;
+      }
+      fprintf(out, "  kernel k%d rows %s%s%lld: %d ops:", k, kk->batched ? "N" : "",
+              kk->batched ? "*" : "", (long long)kk->rows_mult, kk->n_ops);
+      for (int i = 0; i < kk->n_ops; i++) fprintf(out, " %s", sn_opdefs[g->ops[kk->ops[i]].code].name);
+      fputs("\n    writes:", out);
+      for (int i = 0; i < kk->n_roots; i++) {
+        sn_value_name(g, kk->roots[i], a, sizeof a);
+        fprintf(out, " %s@", a);
+        buf_print(&st->buf[kk->roots[i]], out);
+      }
+      fputc('\n', out);
+    }
+  }
+}

@@ -1,0 +1,157 @@
+/* All LLVM target and ORC glue in one place (that API still moves between LLVM
+ * releases): the host target machine, the O3 pipeline, assembly output, and an
+ * LLJIT that resolves OpenBLAS and libm through absolute symbols rather than the
+ * process's symbol table (Debian links with --as-needed, which can drop them). */
+#include <cblas.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <llvm-c/Error.h>
+#include <llvm-c/LLJIT.h>
+#include <llvm-c/Target.h>
+#include <llvm-c/Transforms/PassBuilder.h>
+
+#include "codegen.h"
+
+static int take_error(LLVMErrorRef e, char *err, size_t len) {
+  if (!e) return 0;
+  char *m = LLVMGetErrorMessage(e);
+  snprintf(err, len, "%s", m);
+  LLVMDisposeErrorMessage(m);
+  return -1;
+}
+
+int sn_codegen_init(sn_codegen *cg, char *err, size_t len) {
+  memset(cg, 0, sizeof *cg);
+  LLVMInitializeNativeTarget();
+  LLVMInitializeNativeAsmPrinter();
+  cg->triple = LLVMGetDefaultTargetTriple();
+  cg->cpu = LLVMGetHostCPUName();
+  cg->features = LLVMGetHostCPUFeatures();
+  LLVMTargetRef target;
+  char *msg = NULL;
+  if (LLVMGetTargetFromTriple(cg->triple, &target, &msg)) {
+    snprintf(err, len, "no LLVM target for %s: %s", cg->triple, msg ? msg : "");
+    LLVMDisposeMessage(msg);
+    return -1;
+  }
+  cg->tm = LLVMCreateTargetMachine(target, cg->triple, cg->cpu, cg->features,
+                                   LLVMCodeGenLevelAggressive, LLVMRelocPIC, LLVMCodeModelJITDefault);
+  cg->tsc = LLVMOrcCreateNewThreadSafeContext();
+  cg->ctx = LLVMOrcThreadSafeContextGetContext(cg->tsc);
+  return 0;
+}
+
+void sn_codegen_dispose(sn_codegen *cg) {
+  if (cg->tm) LLVMDisposeTargetMachine(cg->tm);
+  if (cg->tsc) LLVMOrcDisposeThreadSafeContext(cg->tsc);
+  LLVMDisposeMessage(cg->triple);
+  LLVMDisposeMessage(cg->cpu);
+  LLVMDisposeMessage(cg->features);
+  memset(cg, 0, sizeof *cg);
+}
+
+int sn_optimize(sn_codegen *cg, LLVMModuleRef m, char *err, size_t len) {
+  LLVMPassBuilderOptionsRef o = LLVMCreatePassBuilderOptions();
+  LLVMPassBuilderOptionsSetLoopVectorization(o, 1);
+  LLVMPassBuilderOptionsSetSLPVectorization(o, 1);
+  LLVMPassBuilderOptionsSetLoopUnrolling(o, 1);
+  int rc = take_error(LLVMRunPasses(m, "default<O3>", cg->tm, o), err, len);
+  LLVMDisposePassBuilderOptions(o);
+  return rc;
+}
+
+char *sn_module_asm(sn_codegen *cg, LLVMModuleRef m, char *err, size_t len) {
+  LLVMModuleRef clone = LLVMCloneModule(m); /* emitting mutates the module */
+  LLVMMemoryBufferRef buf = NULL;
+  char *msg = NULL;
+  if (LLVMTargetMachineEmitToMemoryBuffer(cg->tm, clone, LLVMAssemblyFile, &msg, &buf)) {
+    snprintf(err, len, "%s", msg ? msg : "assembly output failed");
+    LLVMDisposeMessage(msg);
+    LLVMDisposeModule(clone);
+    return NULL;
+  }
+  size_t n = LLVMGetBufferSize(buf);
+  char *s = malloc(n + 1);
+  if (s) {
+    memcpy(s, LLVMGetBufferStart(buf), n);
+    s[n] = 0;
+  }
+  LLVMDisposeMemoryBuffer(buf);
+  LLVMDisposeModule(clone);
+  return s;
+}
+
+struct sn_jit {
+  LLVMOrcLLJITRef jit;
+};
+
+typedef struct extern_sym {
+  const char *name;
+  void *addr;
+} extern_sym;
+
+static int define_externals(sn_jit *j, char *err, size_t len) {
+  /* everything generated code may call, by address */
+  extern_sym syms[] = {
+      {"cblas_sgemm", (void *)cblas_sgemm}, {"cblas_dgemm", (void *)cblas_dgemm},
+      {"expf", (void *)expf},   {"exp", (void *)exp},     {"logf", (void *)logf},
+      {"log", (void *)log},     {"tanhf", (void *)tanhf}, {"tanh", (void *)tanh},
+      {"powf", (void *)powf},   {"pow", (void *)pow},     {"sqrtf", (void *)sqrtf},
+      {"sqrt", (void *)sqrt},   {"fmaxf", (void *)fmaxf}, {"fmax", (void *)fmax},
+      {"memset", (void *)memset}, {"memcpy", (void *)memcpy}, {"memmove", (void *)memmove},
+  };
+  enum { NS = sizeof syms / sizeof syms[0] };
+  LLVMOrcCSymbolMapPair pairs[NS];
+  for (int i = 0; i < NS; i++) {
+    pairs[i].Name = LLVMOrcLLJITMangleAndIntern(j->jit, syms[i].name);
+    pairs[i].Sym.Address = (LLVMOrcExecutorAddress)(uintptr_t)syms[i].addr;
+    pairs[i].Sym.Flags.GenericFlags = LLVMJITSymbolGenericFlagsExported | LLVMJITSymbolGenericFlagsCallable;
+    pairs[i].Sym.Flags.TargetFlags = 0;
+  }
+  LLVMOrcMaterializationUnitRef mu = LLVMOrcAbsoluteSymbols(pairs, NS);
+  LLVMOrcJITDylibRef jd = LLVMOrcLLJITGetMainJITDylib(j->jit);
+  return take_error(LLVMOrcJITDylibDefine(jd, mu), err, len);
+}
+
+sn_jit *sn_jit_create(sn_codegen *cg, LLVMModuleRef m, char *err, size_t len) {
+  sn_jit *j = calloc(1, sizeof *j);
+  if (!j) abort();
+  LLVMOrcJITTargetMachineBuilderRef jtmb = NULL;
+  if (take_error(LLVMOrcJITTargetMachineBuilderDetectHost(&jtmb), err, len)) goto fail;
+  LLVMOrcLLJITBuilderRef jb = LLVMOrcCreateLLJITBuilder();
+  LLVMOrcLLJITBuilderSetJITTargetMachineBuilder(jb, jtmb);
+  if (take_error(LLVMOrcCreateLLJIT(&j->jit, jb), err, len)) goto fail;
+  if (define_externals(j, err, len)) goto fail;
+  LLVMOrcThreadSafeModuleRef tsm = LLVMOrcCreateNewThreadSafeModule(m, cg->tsc);
+  m = NULL;
+  /* The module now belongs to the JIT; the thread-safe context is shared, and our
+   * reference to it is released with the codegen. */
+  if (take_error(LLVMOrcLLJITAddLLVMIRModule(j->jit, LLVMOrcLLJITGetMainJITDylib(j->jit), tsm),
+                 err, len)) {
+    LLVMOrcDisposeThreadSafeModule(tsm);
+    goto fail;
+  }
+  return j;
+fail:
+  if (m) LLVMDisposeModule(m);
+  sn_jit_free(j);
+  return NULL;
+}
+
+void *sn_jit_lookup(sn_jit *j, const char *name) {
+  LLVMOrcExecutorAddress a = 0;
+  LLVMErrorRef e = LLVMOrcLLJITLookup(j->jit, &a, name);
+  if (e) {
+    LLVMConsumeError(e);
+    return NULL;
+  }
+  return (void *)(uintptr_t)a;
+}
+
+void sn_jit_free(sn_jit *j) {
+  if (!j) return;
+  if (j->jit) LLVMOrcDisposeLLJIT(j->jit);
+  free(j);
+}

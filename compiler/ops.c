@@ -1,0 +1,418 @@
+/* The op table: for every IR op, in one place, its class, its shape rule, its
+ * gradient rule (written as IR ops) and, for composites, its expansion into
+ * primitives. Lowering of the primitive classes is in emit_llvm.c.
+ *
+ * Broadcasting of binary elementwise ops (either operand may be the smaller):
+ *   same type            [N,..,C] op [N,..,C]
+ *   scalar               [N,..,C] op []
+ *   column (bias)        [N,..,C] op [C]
+ *   row                  [N,..,C] op [N,..]      (one value per row)
+ */
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ir.h"
+
+static int fail(char *err, size_t len, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(err, len, fmt, ap);
+  va_end(ap);
+  return -1;
+}
+
+static void type_str(const sn_type *t, char *buf, size_t len) {
+  char *p = NULL;
+  size_t n = 0;
+  FILE *f = open_memstream(&p, &n);
+  if (!f) {
+    snprintf(buf, len, "?");
+    return;
+  }
+  sn_type_print(t, f);
+  fclose(f);
+  snprintf(buf, len, "%s", p);
+  free(p);
+}
+
+static const sn_type *T(const sn_graph *g, int v) { return &g->ops[v].type; }
+
+static bool is_float(const sn_type *t) { return t->dtype != SN_I32; }
+
+/* ---------------------------------------------------------------------------
+ * Shape rules */
+
+static int infer_same_as_a(const sn_graph *g, sn_op *op, char *err, size_t len) {
+  op->type = *T(g, op->in[0]);
+  if (!is_float(&op->type)) return fail(err, len, "%s needs a float operand", sn_opdefs[op->code].name);
+  return 0;
+}
+
+static int infer_scalar(const sn_graph *g, sn_op *op, char *err, size_t len) {
+  memset(&op->type, 0, sizeof op->type);
+  op->type.dtype = g->dtype;
+  return 0;
+}
+
+/* How `small` broadcasts against `big`; 0 if it does not. */
+typedef enum { BC_NONE = 0, BC_SAME, BC_SCALAR, BC_COL, BC_ROW } bcast;
+
+static bcast broadcast_kind(const sn_type *big, const sn_type *small) {
+  if (sn_type_eq(big, small)) return BC_SAME;
+  if (!small->batched && small->rank == 0) return BC_SCALAR;
+  if (!small->batched && small->rank == 1 && big->rank >= 1 &&
+      small->dim[0] == big->dim[big->rank - 1])
+    return BC_COL;
+  if (small->batched == big->batched && small->rank == big->rank - 1) {
+    for (int i = 0; i < small->rank; i++)
+      if (small->dim[i] != big->dim[i]) return BC_NONE;
+    return BC_ROW;
+  }
+  return BC_NONE;
+}
+
+/* Larger of two types by broadcast order: a value that the other broadcasts to. */
+static int infer_binary(const sn_graph *g, sn_op *op, char *err, size_t len) {
+  const sn_type *a = T(g, op->in[0]), *b = T(g, op->in[1]);
+  if (!is_float(a) || !is_float(b))
+    return fail(err, len, "%s needs float operands", sn_opdefs[op->code].name);
+  if (broadcast_kind(a, b)) op->type = *a;
+  else if (broadcast_kind(b, a)) op->type = *b;
+  else {
+    char sa[96], sb[96];
+    type_str(a, sa, sizeof sa);
+    type_str(b, sb, sizeof sb);
+    return fail(err, len, "%s of %s and %s: shapes do not broadcast", sn_opdefs[op->code].name,
+                sa, sb);
+  }
+  return 0;
+}
+
+static int infer_eq(const sn_graph *g, sn_op *op, char *err, size_t len) {
+  const sn_type *a = T(g, op->in[0]), *b = T(g, op->in[1]);
+  if (!sn_type_eq(a, b) || a->dtype != SN_I32) return fail(err, len, "eq needs two equal i32 operands");
+  op->type = *a;
+  op->type.dtype = g->dtype;
+  return 0;
+}
+
+static int infer_reshape(const sn_graph *g, sn_op *op, char *err, size_t len) {
+  const sn_type *x = T(g, op->in[0]);
+  if (x->batched != op->type.batched || sn_type_elems(x) != sn_type_elems(&op->type)) {
+    char sa[96], sb[96];
+    type_str(x, sa, sizeof sa);
+    type_str(&op->type, sb, sizeof sb);
+    return fail(err, len, "cannot reshape %s to %s: element counts differ", sa, sb);
+  }
+  op->type.dtype = x->dtype;
+  return 0;
+}
+
+static int infer_broadcast(const sn_graph *g, sn_op *op, char *err, size_t len) {
+  const sn_type *x = T(g, op->in[0]);
+  op->type.dtype = x->dtype;
+  if (!broadcast_kind(&op->type, x)) return fail(err, len, "broadcast: operand does not broadcast");
+  return 0;
+}
+
+static int infer_onehot(const sn_graph *g, sn_op *op, char *err, size_t len) {
+  const sn_type *x = T(g, op->in[0]);
+  if (x->dtype != SN_I32 || x->batched != op->type.batched || x->rank + 1 != op->type.rank)
+    return fail(err, len, "onehot: index shape does not match");
+  op->type.dtype = g->dtype;
+  return 0;
+}
+
+/* Matrix view of an operand: rows, cols, with -1 standing for N. */
+static int matrix_view(const sn_type *t, int64_t *r, int64_t *c) {
+  if (t->batched && t->rank == 1) {
+    *r = -1;
+    *c = t->dim[0];
+    return 0;
+  }
+  if (!t->batched && t->rank == 2) {
+    *r = t->dim[0];
+    *c = t->dim[1];
+    return 0;
+  }
+  return -1;
+}
+
+static int infer_matmul(const sn_graph *g, sn_op *op, char *err, size_t len) {
+  int64_t ar, ac, br, bc;
+  const sn_type *a = T(g, op->in[0]), *b = T(g, op->in[1]);
+  if (matrix_view(a, &ar, &ac) || matrix_view(b, &br, &bc))
+    return fail(err, len, "matmul needs [N,K] or [M,K] operands");
+  int64_t m = op->ta ? ac : ar, k1 = op->ta ? ar : ac;
+  int64_t k2 = op->tb ? bc : br, n = op->tb ? br : bc;
+  if (k1 != k2) {
+    char sa[96], sb[96];
+    type_str(a, sa, sizeof sa);
+    type_str(b, sb, sizeof sb);
+    return fail(err, len, "matmul of %s%s and %s%s: inner dimensions differ", sa,
+                op->ta ? "^T" : "", sb, op->tb ? "^T" : "");
+  }
+  if (n == -1) return fail(err, len, "matmul: batch dimension cannot be the output's columns");
+  memset(&op->type, 0, sizeof op->type);
+  op->type.dtype = a->dtype;
+  if (m == -1) {
+    op->type.batched = true;
+    op->type.rank = 1;
+    op->type.dim[0] = n;
+  } else {
+    op->type.rank = 2;
+    op->type.dim[0] = m;
+    op->type.dim[1] = n;
+  }
+  return 0;
+}
+
+static int infer_rowred(const sn_graph *g, sn_op *op, char *err, size_t len) {
+  const sn_type *x = T(g, op->in[0]);
+  if (x->rank < 1) return fail(err, len, "%s needs a last dimension", sn_opdefs[op->code].name);
+  op->type = *x;
+  op->type.rank--;
+  op->type.dtype = op->code == SN_OP_ROW_ARGMAX ? SN_I32 : x->dtype;
+  return 0;
+}
+
+static int infer_pick(const sn_graph *g, sn_op *op, char *err, size_t len) {
+  const sn_type *x = T(g, op->in[0]), *i = T(g, op->in[1]);
+  if (x->rank < 1 || i->dtype != SN_I32 || i->batched != x->batched || i->rank != x->rank - 1)
+    return fail(err, len, "pick: index shape does not match");
+  op->type = *i;
+  op->type.dtype = x->dtype;
+  return 0;
+}
+
+static int infer_colsum(const sn_graph *g, sn_op *op, char *err, size_t len) {
+  const sn_type *x = T(g, op->in[0]);
+  if (x->rank < 1) return fail(err, len, "colsum needs a last dimension");
+  memset(&op->type, 0, sizeof op->type);
+  op->type.dtype = x->dtype;
+  op->type.rank = 1;
+  op->type.dim[0] = x->dim[x->rank - 1];
+  return 0;
+}
+
+static int infer_sum_all(const sn_graph *g, sn_op *op, char *err, size_t len) {
+  const sn_type *x = T(g, op->in[0]);
+  if (x->rank != 0) return fail(err, len, "sum_all needs one value per row");
+  return infer_scalar(g, op, err, len);
+}
+
+static int infer_xent(const sn_graph *g, sn_op *op, char *err, size_t len) {
+  const sn_type *z = T(g, op->in[0]), *y = T(g, op->in[1]);
+  if (!z->batched || z->rank != 1 || y->dtype != SN_I32 || !y->batched || y->rank != 0)
+    return fail(err, len, "softmax cross-entropy needs [N,C] logits and [N] class labels");
+  op->type = *y;
+  op->type.dtype = z->dtype;
+  if (op->code == SN_OP_SOFTMAX_XENT_GRAD) op->type = *z;
+  return 0;
+}
+
+/* ---------------------------------------------------------------------------
+ * Gradient rules */
+
+#define OP(v) (&g->ops[v])
+
+int sn_unbroadcast(sn_graph *g, int dy, const sn_type *to, const sn_op *like) {
+  while (!sn_type_eq(T(g, dy), to)) {
+    const sn_type *t = T(g, dy);
+    if (!to->batched && to->rank == 1 && t->rank >= 1 && t->dim[t->rank - 1] == to->dim[0] &&
+        (t->batched || t->rank > 1))
+      dy = sn_emit(g, SN_OP_COLSUM, dy, -1, -1, like);
+    else if (t->rank > to->rank)
+      dy = sn_emit(g, SN_OP_ROW_SUM, dy, -1, -1, like);
+    else if (t->batched && t->rank == 0)
+      dy = sn_emit(g, SN_OP_SUM_ALL, dy, -1, -1, like);
+    else {
+      fprintf(stderr, "specnet: internal error: cannot unbroadcast\n");
+      abort();
+    }
+  }
+  return dy;
+}
+
+static void grad_matmul(sn_graph *g, int v, int dy, int dx[]) {
+  const sn_op op = *OP(v);
+  int a = op.in[0], b = op.in[1];
+  sn_op m;
+  char err[256];
+  /* C = op(a) op(b):  dA = dC op(b)^T (or its transpose), dB = op(a)^T dC. */
+  if (!op.ta) m = (sn_op){.code = SN_OP_MATMUL, .n_in = 2, .in = {dy, b}, .tb = !op.tb};
+  else m = (sn_op){.code = SN_OP_MATMUL, .n_in = 2, .in = {b, dy}, .ta = op.tb, .tb = 1};
+  m.loc = op.loc;
+  memcpy(m.layer, op.layer, sizeof m.layer);
+  dx[0] = sn_graph_add(g, &m, err, sizeof err);
+  if (!op.tb) m = (sn_op){.code = SN_OP_MATMUL, .n_in = 2, .in = {a, dy}, .ta = !op.ta};
+  else m = (sn_op){.code = SN_OP_MATMUL, .n_in = 2, .in = {dy, a}, .ta = 1, .tb = op.ta};
+  m.loc = op.loc;
+  memcpy(m.layer, op.layer, sizeof m.layer);
+  dx[1] = sn_graph_add(g, &m, err, sizeof err);
+  if (dx[0] < 0 || dx[1] < 0) {
+    fprintf(stderr, "specnet: internal error in matmul gradient: %s\n", err);
+    abort();
+  }
+}
+
+static void grad_add(sn_graph *g, int v, int dy, int dx[]) {
+  const sn_op *op = OP(v);
+  sn_op like = *op;
+  sn_type ta = *T(g, op->in[0]), tb = *T(g, op->in[1]);
+  dx[0] = sn_unbroadcast(g, dy, &ta, &like);
+  dx[1] = sn_unbroadcast(g, dy, &tb, &like);
+}
+
+static void grad_sub(sn_graph *g, int v, int dy, int dx[]) {
+  sn_op like = *OP(v);
+  sn_type ta = *T(g, like.in[0]), tb = *T(g, like.in[1]);
+  dx[0] = sn_unbroadcast(g, dy, &ta, &like);
+  dx[1] = sn_unbroadcast(g, sn_emit(g, SN_OP_NEG, dy, -1, -1, &like), &tb, &like);
+}
+
+static void grad_mul(sn_graph *g, int v, int dy, int dx[]) {
+  sn_op like = *OP(v);
+  int a = like.in[0], b = like.in[1];
+  sn_type ta = *T(g, a), tb = *T(g, b);
+  dx[0] = sn_unbroadcast(g, sn_emit(g, SN_OP_MUL, dy, b, -1, &like), &ta, &like);
+  dx[1] = sn_unbroadcast(g, sn_emit(g, SN_OP_MUL, dy, a, -1, &like), &tb, &like);
+}
+
+static void grad_div(sn_graph *g, int v, int dy, int dx[]) {
+  sn_op like = *OP(v);
+  int b = like.in[1];
+  sn_type ta = *T(g, like.in[0]), tb = *T(g, b);
+  /* y = a / b:  da = dy / b,  db = -dy * y / b */
+  dx[0] = sn_unbroadcast(g, sn_emit(g, SN_OP_DIV, dy, b, -1, &like), &ta, &like);
+  int t = sn_emit(g, SN_OP_MUL, dy, sn_emit(g, SN_OP_DIV, v, b, -1, &like), -1, &like);
+  dx[1] = sn_unbroadcast(g, sn_emit(g, SN_OP_NEG, t, -1, -1, &like), &tb, &like);
+}
+
+static void grad_neg(sn_graph *g, int v, int dy, int dx[]) {
+  dx[0] = sn_emit(g, SN_OP_NEG, dy, -1, -1, OP(v));
+}
+static void grad_exp(sn_graph *g, int v, int dy, int dx[]) {
+  dx[0] = sn_emit(g, SN_OP_MUL, dy, v, -1, OP(v));
+}
+static void grad_log(sn_graph *g, int v, int dy, int dx[]) {
+  dx[0] = sn_emit(g, SN_OP_DIV, dy, OP(v)->in[0], -1, OP(v));
+}
+static void grad_relu(sn_graph *g, int v, int dy, int dx[]) {
+  dx[0] = sn_emit(g, SN_OP_RELU_GRAD, v, dy, -1, OP(v));
+}
+static void grad_sigmoid(sn_graph *g, int v, int dy, int dx[]) {
+  dx[0] = sn_emit(g, SN_OP_SIGMOID_GRAD, v, dy, -1, OP(v));
+}
+static void grad_tanh(sn_graph *g, int v, int dy, int dx[]) {
+  dx[0] = sn_emit(g, SN_OP_TANH_GRAD, v, dy, -1, OP(v));
+}
+static void grad_copy(sn_graph *g, int v, int dy, int dx[]) { dx[0] = dy; }
+
+static void grad_reshape(sn_graph *g, int v, int dy, int dx[]) {
+  sn_type t = *T(g, OP(v)->in[0]);
+  dx[0] = sn_emit_typed(g, SN_OP_RESHAPE, dy, &t, OP(v));
+}
+
+static void grad_unbroadcast(sn_graph *g, int v, int dy, int dx[]) {
+  sn_type t = *T(g, OP(v)->in[0]);
+  sn_op like = *OP(v);
+  dx[0] = sn_unbroadcast(g, dy, &t, &like);
+}
+
+/* row_sum, colsum, sum_all: the gradient spreads back over what was summed. */
+static void grad_spread(sn_graph *g, int v, int dy, int dx[]) {
+  sn_type t = *T(g, OP(v)->in[0]);
+  dx[0] = sn_emit_typed(g, SN_OP_BROADCAST, dy, &t, OP(v));
+}
+
+static void grad_softmax(sn_graph *g, int v, int dy, int dx[]) {
+  sn_op like = *OP(v);
+  /* dx = y * (dy - sum_c(dy * y)) */
+  int s = sn_emit(g, SN_OP_ROW_SUM, sn_emit(g, SN_OP_MUL, dy, v, -1, &like), -1, -1, &like);
+  dx[0] = sn_emit(g, SN_OP_MUL, v, sn_emit(g, SN_OP_SUB, dy, s, -1, &like), -1, &like);
+}
+
+static void grad_xent(sn_graph *g, int v, int dy, int dx[]) {
+  sn_op like = *OP(v);
+  dx[0] = sn_emit(g, SN_OP_SOFTMAX_XENT_GRAD, like.in[0], like.in[1], dy, &like);
+}
+
+/* ---------------------------------------------------------------------------
+ * Expansions: softmax and cross-entropy as stable primitive chains. The shared
+ * pieces (row max, exp, row sum) are one value each thanks to hash-consing, so the
+ * loss and its gradient share them when fused. */
+
+static int softmax_parts(sn_graph *g, const sn_op *op, int z, int *s) {
+  int m = sn_emit(g, SN_OP_ROW_MAX, z, -1, -1, op);
+  int e = sn_emit(g, SN_OP_EXP, sn_emit(g, SN_OP_SUB, z, m, -1, op), -1, -1, op);
+  *s = sn_emit(g, SN_OP_ROW_SUM, e, -1, -1, op);
+  return e;
+}
+
+static int expand_softmax(sn_graph *g, const sn_op *op) {
+  int s, e = softmax_parts(g, op, op->in[0], &s);
+  return sn_emit(g, SN_OP_DIV, e, s, -1, op);
+}
+
+/* loss = log(sum_c exp(z_c - m)) + m - z_y */
+static int expand_xent(sn_graph *g, const sn_op *op) {
+  int z = op->in[0], y = op->in[1], s;
+  softmax_parts(g, op, z, &s);
+  int m = sn_emit(g, SN_OP_ROW_MAX, z, -1, -1, op);
+  int lse = sn_emit(g, SN_OP_ADD, sn_emit(g, SN_OP_LOG, s, -1, -1, op), m, -1, op);
+  return sn_emit(g, SN_OP_SUB, lse, sn_emit(g, SN_OP_PICK, z, y, -1, op), -1, op);
+}
+
+/* dz = (softmax(z) - onehot(y)) * dl */
+static int expand_xent_grad(sn_graph *g, const sn_op *op) {
+  int z = op->in[0], y = op->in[1], dl = op->in[2], s;
+  int e = softmax_parts(g, op, z, &s);
+  int p = sn_emit(g, SN_OP_DIV, e, s, -1, op);
+  sn_type zt = *T(g, z);
+  int oh = sn_emit_typed(g, SN_OP_ONEHOT, y, &zt, op);
+  return sn_emit(g, SN_OP_MUL, sn_emit(g, SN_OP_SUB, p, oh, -1, op), dl, -1, op);
+}
+
+/* ---------------------------------------------------------------------------
+ * The table */
+
+const sn_opdef sn_opdefs[SN_OP_COUNT] = {
+    [SN_OP_INPUT] = {"input", SN_CLS_SOURCE, 0, NULL, NULL, NULL},
+    [SN_OP_LABEL] = {"label", SN_CLS_SOURCE, 0, NULL, NULL, NULL},
+    [SN_OP_PARAM] = {"param", SN_CLS_SOURCE, 0, NULL, NULL, NULL},
+    [SN_OP_CONST] = {"const", SN_CLS_SOURCE, 0, NULL, NULL, NULL},
+    [SN_OP_INV_ROWS] = {"inv_rows", SN_CLS_SOURCE, 0, infer_scalar, NULL, NULL},
+    [SN_OP_RESHAPE] = {"reshape", SN_CLS_VIEW, 1, infer_reshape, grad_reshape, NULL},
+    [SN_OP_MATMUL] = {"matmul", SN_CLS_GEMM, 2, infer_matmul, grad_matmul, NULL},
+    [SN_OP_ADD] = {"add", SN_CLS_ELEM, 2, infer_binary, grad_add, NULL},
+    [SN_OP_SUB] = {"sub", SN_CLS_ELEM, 2, infer_binary, grad_sub, NULL},
+    [SN_OP_MUL] = {"mul", SN_CLS_ELEM, 2, infer_binary, grad_mul, NULL},
+    [SN_OP_DIV] = {"div", SN_CLS_ELEM, 2, infer_binary, grad_div, NULL},
+    [SN_OP_NEG] = {"neg", SN_CLS_ELEM, 1, infer_same_as_a, grad_neg, NULL},
+    [SN_OP_EXP] = {"exp", SN_CLS_ELEM, 1, infer_same_as_a, grad_exp, NULL},
+    [SN_OP_LOG] = {"log", SN_CLS_ELEM, 1, infer_same_as_a, grad_log, NULL},
+    [SN_OP_RELU] = {"relu", SN_CLS_ELEM, 1, infer_same_as_a, grad_relu, NULL},
+    [SN_OP_SIGMOID] = {"sigmoid", SN_CLS_ELEM, 1, infer_same_as_a, grad_sigmoid, NULL},
+    [SN_OP_TANH] = {"tanh", SN_CLS_ELEM, 1, infer_same_as_a, grad_tanh, NULL},
+    [SN_OP_RELU_GRAD] = {"relu_grad", SN_CLS_ELEM, 2, infer_binary, NULL, NULL},
+    [SN_OP_SIGMOID_GRAD] = {"sigmoid_grad", SN_CLS_ELEM, 2, infer_binary, NULL, NULL},
+    [SN_OP_TANH_GRAD] = {"tanh_grad", SN_CLS_ELEM, 2, infer_binary, NULL, NULL},
+    [SN_OP_BROADCAST] = {"broadcast", SN_CLS_ELEM, 1, infer_broadcast, grad_unbroadcast, NULL},
+    [SN_OP_ONEHOT] = {"onehot", SN_CLS_ELEM, 1, infer_onehot, NULL, NULL},
+    [SN_OP_EQ] = {"eq", SN_CLS_ELEM, 2, infer_eq, NULL, NULL},
+    [SN_OP_COPY] = {"copy", SN_CLS_ELEM, 1, infer_same_as_a, grad_copy, NULL},
+    [SN_OP_ROW_MAX] = {"row_max", SN_CLS_ROWRED, 1, infer_rowred, NULL, NULL},
+    [SN_OP_ROW_SUM] = {"row_sum", SN_CLS_ROWRED, 1, infer_rowred, grad_spread, NULL},
+    [SN_OP_ROW_ARGMAX] = {"row_argmax", SN_CLS_ROWRED, 1, infer_rowred, NULL, NULL},
+    [SN_OP_PICK] = {"pick", SN_CLS_ROWRED, 2, infer_pick, NULL, NULL},
+    [SN_OP_COLSUM] = {"colsum", SN_CLS_ACCUM, 1, infer_colsum, grad_spread, NULL},
+    [SN_OP_SUM_ALL] = {"sum_all", SN_CLS_ACCUM, 1, infer_sum_all, grad_spread, NULL},
+    [SN_OP_SOFTMAX] = {"softmax", SN_CLS_COMPOSITE, 1, infer_same_as_a, grad_softmax,
+                       expand_softmax},
+    [SN_OP_SOFTMAX_XENT] = {"softmax_xent", SN_CLS_COMPOSITE, 2, infer_xent, grad_xent,
+                            expand_xent},
+    [SN_OP_SOFTMAX_XENT_GRAD] = {"softmax_xent_grad", SN_CLS_COMPOSITE, 3, infer_xent, NULL,
+                                 expand_xent_grad},
+};

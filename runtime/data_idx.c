@@ -1,0 +1,274 @@
+/* IDX reader (the MNIST file format: LeCun's "idx3-ubyte" / "idx1-ubyte"), raw or
+ * gzip-compressed, told apart by the gzip magic bytes 1f 8b.
+ *
+ * Layout: bytes 00 00 TYPE NDIMS, then NDIMS big-endian uint32 sizes, then the
+ * elements in row-major order. Only TYPE 0x08 (unsigned byte) is read; that is what
+ * image and label files use. Every failure names the file and what is wrong; the
+ * header is checked before any allocation sized by it, and a gzip stream is read
+ * into a buffer that grows with the data actually present, so a lying header cannot
+ * make us allocate gigabytes for a small file. Data beyond what the header declares
+ * is an error: in practice it means the header is wrong. */
+#include "specnet/runtime.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <zlib.h>
+
+#define IDX_MAX_BYTES (INT64_C(1) << 34) /* 16 GiB of data: more is a corrupt header */
+#define IDX_MAX_NDIMS 5                  /* samples + up to 4 per-sample dims */
+#define GZ_CHUNK (INT64_C(1) << 20)      /* first buffer size for gzip data, bytes */
+
+/* Where the bytes come from: exactly one of f / gz is open. */
+typedef struct idx_reader {
+  const char *path;
+  FILE *f;          /* raw file */
+  gzFile gz;        /* gzip stream */
+  int64_t raw_size; /* raw: file size in bytes */
+} idx_reader;
+
+/* sn_fail with "PATH: " in front. */
+__attribute__((format(printf, 3, 4))) static int idx_fail(sn_error *err, const char *path,
+                                                          const char *fmt, ...) {
+  char buf[sizeof err->msg];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(buf, sizeof buf, fmt, ap);
+  va_end(ap);
+  return sn_fail(err, "%s: %s", path, buf);
+}
+
+/* The zlib failure of r->gz, or NULL if the stream has no hard error (Z_OK, or
+ * Z_BUF_ERROR which only means the input ended early). *cut is set when it did. */
+static const char *gz_problem(idx_reader *r, int *cut) {
+  int errnum = Z_OK;
+  const char *msg = gzerror(r->gz, &errnum);
+  *cut = errnum == Z_BUF_ERROR;
+  if (errnum == Z_OK || errnum == Z_BUF_ERROR) return NULL;
+  if (errnum == Z_ERRNO) return strerror(errno);
+  return msg && *msg ? msg : "unknown zlib error";
+}
+
+static int gz_fail(sn_error *err, idx_reader *r) {
+  int cut;
+  const char *why = gz_problem(r, &cut);
+  return idx_fail(err, r->path, "corrupt gzip data: %s", why ? why : "read failed");
+}
+
+/* Reads up to n bytes; returns how many were read (short at end of data), or -1
+ * with err set on a read or decompression error. */
+static int64_t idx_read_some(idx_reader *r, uint8_t *buf, int64_t n, sn_error *err) {
+  int64_t got = 0;
+  while (got < n) {
+    int64_t want = n - got < (INT64_C(1) << 30) ? n - got : (INT64_C(1) << 30);
+    if (r->f) {
+      size_t k = fread(buf + got, 1, (size_t)want, r->f);
+      got += (int64_t)k;
+      if (k < (size_t)want) {
+        if (ferror(r->f)) return idx_fail(err, r->path, "read error: %s", strerror(errno));
+        break;
+      }
+    } else {
+      int k = gzread(r->gz, buf + got, (unsigned)want);
+      if (k < 0) return gz_fail(err, r);
+      if (k == 0) break;
+      got += k;
+    }
+  }
+  if (r->gz) {
+    int cut;
+    if (gz_problem(r, &cut)) return gz_fail(err, r);
+  }
+  return got;
+}
+
+static const char *idx_type_name(int t) {
+  switch (t) {
+  case 0x08: return "unsigned byte";
+  case 0x09: return "signed byte";
+  case 0x0B: return "int16";
+  case 0x0C: return "int32";
+  case 0x0D: return "float32";
+  case 0x0E: return "float64";
+  default: return "not an IDX type";
+  }
+}
+
+/* Header and data; r is open. */
+static int idx_read_open(idx_reader *r, int *rank, int64_t dims[4], uint8_t **data,
+                         int64_t *count, sn_error *err) {
+  const char *path = r->path;
+  uint8_t head[4 + 4 * IDX_MAX_NDIMS];
+  int64_t got = idx_read_some(r, head, 4, err);
+  if (got < 0) return -1;
+  if (got == 0) return idx_fail(err, path, "file is empty (expected an IDX header)");
+  if (got < 4)
+    return idx_fail(err, path, "truncated: the IDX header needs 4 bytes, file has %lld",
+                    (long long)got);
+  if (head[0] != 0 || head[1] != 0)
+    return idx_fail(err, path,
+                    "not an IDX file: bad magic bytes %02x %02x %02x %02x "
+                    "(expected 00 00 08 NN)",
+                    head[0], head[1], head[2], head[3]);
+  int type = head[2], ndims = head[3];
+  if (type != 0x08)
+    return idx_fail(err, path,
+                    "unsupported IDX element type 0x%02x (%s); only 0x08 (unsigned byte) "
+                    "is supported",
+                    type, idx_type_name(type));
+  if (ndims == 0) return idx_fail(err, path, "IDX header declares 0 dimensions");
+  if (ndims > IDX_MAX_NDIMS)
+    return idx_fail(err, path,
+                    "IDX file has %d dimensions; at most %d are supported (samples + 4 "
+                    "per sample)",
+                    ndims, IDX_MAX_NDIMS);
+  got = idx_read_some(r, head + 4, 4 * ndims, err);
+  if (got < 0) return -1;
+  if (got < 4 * ndims)
+    return idx_fail(err, path, "truncated: the IDX header needs %d bytes, file has %lld",
+                    4 + 4 * ndims, (long long)(4 + got));
+
+  int64_t d[IDX_MAX_NDIMS]; /* d[0] = samples, then per-sample dims */
+  int64_t total = 1;        /* bytes of data = product of all dims */
+  bool absurd = false;
+  for (int i = 0; i < ndims; i++) {
+    const uint8_t *p = head + 4 + 4 * i;
+    d[i] = (int64_t)((uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 |
+                     (uint32_t)p[3]);
+    if (i > 0 && d[i] == 0)
+      return idx_fail(err, path, "IDX dimension %d of %d is 0", i + 1, ndims);
+    if (d[i] != 0 && total > IDX_MAX_BYTES / d[i]) absurd = true;
+    if (!absurd) total *= d[i];
+  }
+  if (absurd || total > IDX_MAX_BYTES) {
+    char shape[128] = "";
+    size_t len = 0;
+    for (int i = 0; i < ndims && len < sizeof shape; i++)
+      len += (size_t)snprintf(shape + len, sizeof shape - len, "%s%lld", i ? "x" : "",
+                              (long long)d[i]);
+    return idx_fail(err, path,
+                    "absurd IDX dimensions %s: more than %lld bytes of data (corrupt "
+                    "header?)",
+                    shape, (long long)IDX_MAX_BYTES);
+  }
+
+  int64_t header_bytes = 4 + 4 * (int64_t)ndims;
+  if (r->f) { /* raw: the file size tells everything before we allocate */
+    int64_t avail = r->raw_size - header_bytes;
+    if (avail < total)
+      return idx_fail(err, path, "truncated: expected %lld bytes of data, file has %lld",
+                      (long long)total, (long long)avail);
+    if (avail > total)
+      return idx_fail(err, path,
+                      "%lld bytes of trailing data after the %lld bytes the header "
+                      "declares (wrong header?)",
+                      (long long)(avail - total), (long long)total);
+  }
+
+  /* Raw: one allocation of the known size. Gzip: grow with the data present. */
+  int64_t cap = r->f || total < GZ_CHUNK ? total : GZ_CHUNK;
+  uint8_t *buf = malloc(cap > 0 ? (size_t)cap : 1); /* (samples, prod(dims)) bytes */
+  if (!buf) return idx_fail(err, path, "out of memory for %lld bytes", (long long)cap);
+  int64_t have = 0;
+  while (have < total) {
+    if (have == cap) {
+      int64_t ncap = cap > total / 2 ? total : cap * 2;
+      uint8_t *nb = realloc(buf, (size_t)ncap);
+      if (!nb) {
+        free(buf);
+        return idx_fail(err, path, "out of memory for %lld bytes", (long long)ncap);
+      }
+      buf = nb;
+      cap = ncap;
+    }
+    int64_t k = idx_read_some(r, buf + have, cap - have, err);
+    if (k < 0) {
+      free(buf);
+      return -1;
+    }
+    have += k;
+    if (have < cap) break; /* end of data */
+  }
+  if (have < total) {
+    int cut = 0;
+    if (r->gz) gz_problem(r, &cut);
+    free(buf);
+    return idx_fail(err, path, "truncated: expected %lld bytes of data, file has %lld%s",
+                    (long long)total, (long long)have,
+                    cut ? " (gzip stream cut off: unexpected end of file)" : "");
+  }
+  if (r->gz) {
+    /* One more read: finishes the stream, so a CRC mismatch or a cut-off trailer
+     * surfaces, and tells whether data follows what the header declares. */
+    uint8_t probe;
+    int k = gzread(r->gz, &probe, 1);
+    int cut = 0;
+    const char *why = k < 0 ? "" : gz_problem(r, &cut);
+    if (k < 0 || why) {
+      gz_fail(err, r);
+      free(buf);
+      return -1;
+    }
+    if (k > 0) {
+      free(buf);
+      return idx_fail(err, path,
+                      "more data than the %lld bytes the header declares (wrong header?)",
+                      (long long)total);
+    }
+    if (cut) {
+      free(buf);
+      return idx_fail(err, path, "corrupt gzip data: stream cut off after the data "
+                                 "(unexpected end of file)");
+    }
+  }
+
+  *rank = ndims - 1;
+  for (int i = 0; i < 4; i++) dims[i] = i + 1 < ndims ? d[i + 1] : 1;
+  *count = d[0];
+  *data = buf;
+  return 0;
+}
+
+int sn_idx_read(const char *path, int *rank, int64_t dims[4], uint8_t **data,
+                int64_t *count, sn_error *err) {
+  *data = NULL;
+  *rank = 0;
+  *count = 0;
+  for (int i = 0; i < 4; i++) dims[i] = 1;
+  idx_reader r = {.path = path};
+  r.f = fopen(path, "rb");
+  if (!r.f) return idx_fail(err, path, "cannot open: %s", strerror(errno));
+  struct stat st;
+  if (fstat(fileno(r.f), &st) != 0) {
+    int e = errno;
+    fclose(r.f);
+    return idx_fail(err, path, "cannot stat: %s", strerror(e));
+  }
+  if (S_ISDIR(st.st_mode)) {
+    fclose(r.f);
+    return idx_fail(err, path, "is a directory, not an IDX file");
+  }
+  uint8_t magic[2] = {0, 0};
+  size_t m = fread(magic, 1, 2, r.f);
+  if (m == 2 && magic[0] == 0x1f && magic[1] == 0x8b) {
+    fclose(r.f);
+    r.f = NULL;
+    errno = 0;
+    r.gz = gzopen(path, "rb");
+    if (!r.gz)
+      return idx_fail(err, path, "cannot open: %s",
+                      errno ? strerror(errno) : "zlib could not allocate its state");
+    gzbuffer(r.gz, 1 << 17);
+  } else {
+    rewind(r.f);
+    r.raw_size = (int64_t)st.st_size;
+  }
+  int rc = idx_read_open(&r, rank, dims, data, count, err);
+  if (r.f) fclose(r.f);
+  if (r.gz) gzclose(r.gz);
+  return rc;
+}

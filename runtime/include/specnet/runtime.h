@@ -1,0 +1,248 @@
+/* specnet runtime: the ABI of generated code, data sets, checkpoints and the
+ * training loop. This library has no LLVM or YAML dependency: ahead-of-time model
+ * binaries link only this and OpenBLAS.
+ *
+ * A worked example (what `specnet train` does, minus printing):
+ *
+ *   sn_error err = {0};
+ *   sn_dataset train;                                // (n, sample_elems) f32
+ *   if (sn_dataset_load(&src, &train, &err)) die(err.msg);
+ *   sn_model model = {...};                          // step functions from the JIT
+ *   sn_model_alloc(&model);                          // params, grads, opt state, arena
+ *   sn_model_init_params(&model, seed);
+ *   sn_train(&model, &train, &test, &opts, &err);    // epochs of batches
+ *   sn_safetensors_write("model.safetensors", &model, &err);
+ *
+ * Ownership: a sn_dataset owns its arrays (sn_dataset_free); a sn_model owns its
+ * buffers (sn_model_free) but not the step functions or the parameter table, which
+ * belong to whoever compiled them. Every function that can fail takes a sn_error and
+ * returns non-zero on failure with a one-line message in err->msg; none exits.
+ */
+#ifndef SPECNET_RUNTIME_H
+#define SPECNET_RUNTIME_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---------------------------------------------------------------------------
+ * Errors */
+
+typedef struct sn_error {
+  char msg[1024]; /* one line, no "error:" prefix, no trailing newline */
+} sn_error;
+
+/* printf into err->msg; returns -1 so callers can `return sn_fail(err, ...)`. */
+int sn_fail(sn_error *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* ---------------------------------------------------------------------------
+ * The seam between compiler and runtime: every generated step function has the
+ * type sn_step_fn and takes one sn_step_args. Buffers are in the compiled dtype
+ * (float or double) unless stated; N below is `rows`, at most the batch capacity
+ * the program was compiled for. */
+
+typedef struct sn_step_args {
+  const void *x;        /* (N, input_elems) model input, row-major */
+  const int32_t *y;     /* (N) class labels in [0, classes) */
+  int64_t rows;         /* N: samples in this batch (partial last batch allowed) */
+  void *params;         /* (P) all parameters, one flat buffer */
+  void *grads;          /* (P) gradients, same layout as params */
+  void *opt_state;      /* (S) optimizer state, e.g. Adam m then v */
+  void *arena;          /* activations; size from the program */
+  int64_t step;         /* optimizer step, 1-based (bias correction) */
+  double lr;            /* learning rate for this step, from the schedule */
+  uint64_t seed;        /* spec seed (dropout masks) */
+  double *loss_sum;     /* out: sum over rows of the per-sample loss */
+  double *metric_sums;  /* out: per metric, sum over rows (e.g. correct count) */
+  void *out;            /* predict: (N, output_elems) model output */
+} sn_step_args;
+
+typedef void (*sn_step_fn)(const sn_step_args *args);
+
+/* ---------------------------------------------------------------------------
+ * Data sets: samples converted to f32 once, labels as int32. */
+
+typedef enum sn_source_kind {
+  SN_SRC_NONE = 0,
+  SN_SRC_BUILTIN,   /* mnist | fashion_mnist, split train|test */
+  SN_SRC_IDX,       /* images + labels IDX files, raw or .gz */
+  SN_SRC_SYNTHETIC, /* blobs | spirals | xor (| linear) */
+} sn_source_kind;
+
+/* Where a data set comes from: filled by the spec parser, read by the loader. */
+typedef struct sn_source {
+  sn_source_kind kind;
+  char name[32];     /* builtin set name, or synthetic generator name */
+  char split[16];    /* builtin: "train" or "test" */
+  char images[4096]; /* idx: path of the images file */
+  char labels[4096]; /* idx: path of the labels file */
+  int64_t samples;   /* synthetic: number of samples */
+  int classes;       /* synthetic: number of classes */
+  int features;      /* synthetic: features per sample (default 2) */
+  double noise;      /* synthetic: noise level */
+  uint64_t seed;     /* synthetic: generator seed (the spec seed + a stream) */
+  int64_t limit;     /* keep only the first `limit` samples; 0 = all */
+} sn_source;
+
+typedef struct sn_dataset {
+  int64_t n;             /* samples */
+  int rank;              /* per-sample rank as stored (e.g. 2 for 28x28 images) */
+  int64_t shape[4];      /* per-sample shape as stored */
+  int64_t sample_elems;  /* product of shape */
+  float *x;              /* (n, sample_elems) */
+  int32_t *y;            /* (n) */
+  int classes;           /* 1 + max label */
+  char origin[4096];     /* file or generator the samples came from, for messages */
+} sn_dataset;
+
+/* Loads a source. Builtin sets are looked up under $SPECNET_DATA, then in the
+ * Debian dataset package paths. */
+int sn_dataset_load(const sn_source *src, sn_dataset *out, sn_error *err);
+/* Reads one IDX file (raw or gzip, detected by magic bytes). Only unsigned-byte
+ * files (type 0x08) are accepted. *count is the first dimension (samples), *rank
+ * and dims[] the per-sample rest (ndims - 1, at most 4; unused dims[] are 1).
+ * *data holds count * prod(dims) bytes, malloc'd: the caller free()s it. Data
+ * beyond what the header declares is an error (a sign of a wrong header). */
+int sn_idx_read(const char *path, int *rank, int64_t dims[4], uint8_t **data,
+                int64_t *count, sn_error *err);
+/* Generates a synthetic set (src->kind == SN_SRC_SYNTHETIC); sn_dataset_load calls
+ * this. Deterministic in src->seed; balanced classes in shuffled order. */
+int sn_dataset_synthetic(const sn_source *src, sn_dataset *out, sn_error *err);
+void sn_dataset_scale(sn_dataset *ds, float factor); /* x *= factor */
+/* Splits off the last `fraction` of samples into `held` (validation). */
+int sn_dataset_split(sn_dataset *ds, double fraction, sn_dataset *held, sn_error *err);
+void sn_dataset_free(sn_dataset *ds);
+
+/* ---------------------------------------------------------------------------
+ * Counter-based random numbers: the same (seed, stream, counter) always gives the
+ * same value, so any pass can regenerate any number. */
+
+uint64_t sn_rand_u64(uint64_t seed, uint64_t stream, uint64_t counter);
+double sn_rand_uniform(uint64_t seed, uint64_t stream, uint64_t counter); /* [0,1) */
+/* Standard normal, Box-Muller from both 64-bit words of the counter's block (so
+ * do not mix uniform and normal draws on one (seed, stream)). */
+double sn_rand_normal(uint64_t seed, uint64_t stream, uint64_t counter);
+/* Fills idx with a permutation of 0..n-1 (overwriting it): Fisher-Yates driven by
+ * (seed, stream), element i's swap drawn from counter i. */
+void sn_shuffle(int64_t *idx, int64_t n, uint64_t seed, uint64_t stream);
+/* Stream domains: independent uses of one seed add their own index to one of these
+ * so they never draw the same numbers (e.g. SN_STREAM_INIT + parameter index). */
+#define SN_STREAM_INIT (UINT64_C(1) << 60)    /* + parameter index */
+#define SN_STREAM_SHUFFLE (UINT64_C(2) << 60) /* + epoch */
+#define SN_STREAM_DROPOUT (UINT64_C(3) << 60) /* + layer or op index */
+#define SN_STREAM_SYNTH (UINT64_C(4) << 60)   /* synthetic data generators */
+
+/* ---------------------------------------------------------------------------
+ * A compiled model as the runtime sees it. */
+
+typedef enum sn_dtype_rt { SN_RT_F32 = 0, SN_RT_F64 = 1 } sn_dtype_rt;
+
+typedef enum sn_init_kind {
+  SN_INIT_ZEROS = 0,
+  SN_INIT_ONES,
+  SN_INIT_GLOROT_UNIFORM,
+  SN_INIT_GLOROT_NORMAL,
+  SN_INIT_HE_UNIFORM,
+  SN_INIT_HE_NORMAL,
+  SN_INIT_NORMAL, /* std in init_arg */
+} sn_init_kind;
+
+typedef struct sn_param_info {
+  char name[128];      /* "dense1.weight", as saved in safetensors */
+  int rank;
+  int64_t shape[4];    /* PyTorch layout, e.g. (out, in) for dense */
+  int64_t offset;      /* elements from the start of the flat buffer */
+  int64_t count;       /* elements */
+  sn_init_kind init;
+  double init_arg;     /* std for SN_INIT_NORMAL */
+  int64_t fan_in, fan_out;
+} sn_param_info;
+
+typedef struct sn_model {
+  /* Filled by the compiler (or an AOT object): */
+  sn_dtype_rt dtype;
+  int64_t batch_capacity;    /* max rows per call */
+  int64_t input_elems;       /* per sample */
+  int64_t output_elems;      /* per sample */
+  int64_t param_count;       /* P */
+  int64_t opt_state_count;   /* S */
+  int64_t arena_bytes;
+  int n_params;
+  const sn_param_info *params_info;
+  int n_metrics;
+  const char *const *metric_names; /* e.g. {"accuracy"} */
+  sn_step_fn grad_step;   /* forward + backward: fills grads, loss, metrics */
+  sn_step_fn update;      /* optimizer update from grads (one fused pass) */
+  sn_step_fn train_step;  /* grad_step then update */
+  sn_step_fn eval_step;   /* forward + loss + metrics */
+  sn_step_fn predict;     /* forward to model output */
+  /* Owned buffers, made by sn_model_alloc: */
+  void *params, *grads, *opt_state, *arena;
+} sn_model;
+
+int sn_model_alloc(sn_model *m, sn_error *err);
+void sn_model_free(sn_model *m);
+/* Initializes every parameter from its sn_param_info; zeroes optimizer state. */
+void sn_model_init_params(sn_model *m, uint64_t seed);
+
+/* ---------------------------------------------------------------------------
+ * Checkpoints in safetensors: one tensor per parameter, named and shaped as in
+ * sn_param_info, stored in the model's dtype. Writes are atomic (temp + rename). */
+
+int sn_safetensors_write(const char *path, const sn_model *m, sn_error *err);
+/* Reads every parameter of m from path; names and shapes must match; F32 or F64
+ * tensors are converted to the model's dtype. */
+int sn_safetensors_read(const char *path, sn_model *m, sn_error *err);
+
+/* ---------------------------------------------------------------------------
+ * Training and evaluation. */
+
+typedef struct sn_eval_result {
+  double loss;        /* mean per-sample loss */
+  double metrics[8];  /* per metric, mean per sample */
+  int64_t samples;
+  double seconds;
+} sn_eval_result;
+
+typedef struct sn_epoch_record {
+  int epoch;              /* 1-based */
+  double loss;            /* mean over the epoch's batches */
+  double metrics[8];
+  double lr;
+  double seconds;         /* training time of the epoch */
+  double eval_seconds;
+  double samples_per_second;
+  bool has_val, has_test;
+  sn_eval_result val, test;
+} sn_epoch_record;
+
+typedef struct sn_train_opts {
+  int epochs;
+  int64_t batch_size;
+  bool shuffle;
+  uint64_t seed;
+  double learning_rate;
+  const char *metrics_path;  /* metrics.jsonl to write, or NULL */
+  bool progress;             /* redraw a progress line (terminal) */
+  bool quiet;                /* no per-epoch summary lines */
+  /* Called after each epoch (may be NULL). */
+  void (*on_epoch)(const sn_epoch_record *rec, void *ctx);
+  void *on_epoch_ctx;
+} sn_train_opts;
+
+int sn_evaluate(sn_model *m, const sn_dataset *ds, sn_eval_result *out, sn_error *err);
+int sn_train(sn_model *m, const sn_dataset *train, const sn_dataset *val,
+             const sn_dataset *test, const sn_train_opts *opts, sn_error *err);
+
+/* Sets OpenBLAS threads (0 = leave the default). */
+void sn_set_threads(int n);
+double sn_now(void); /* monotonic seconds */
+
+#ifdef __cplusplus
+}
+#endif
+#endif

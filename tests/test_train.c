@@ -1,0 +1,668 @@
+/* Tests of the training loop (runtime/train.c) with hand-written step functions:
+ * no compiler, no JIT. Two models stand in for generated code:
+ *
+ *   recorder  - learns nothing; records which samples each call saw, in which order,
+ *               with which step/lr/seed, and returns losses and metric sums that the
+ *               test can recompute by hand from that record.
+ *   softmax   - a real linear softmax classifier, logits = x W^T + b, with plain SGD
+ *               in its update, trained on separable blobs.
+ *
+ * The recorder's data set makes every sample identify itself: x[i] = (i, loss_i, i%3)
+ * and y[i] = i % 3, so a step function can tell which sample a row is. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "specnet/runtime.h"
+
+#define CHECK(cond, ...)                                                                           \
+  do {                                                                                             \
+    if (!(cond)) {                                                                                 \
+      fprintf(stderr, "%s:%d: FAIL: %s: ", __FILE__, __LINE__, #cond);                             \
+      fprintf(stderr, __VA_ARGS__);                                                                \
+      fputc('\n', stderr);                                                                         \
+      exit(1);                                                                                     \
+    }                                                                                              \
+  } while (0)
+
+static int close_to(double a, double b, double tol) {
+  return fabs(a - b) <= tol * (1 + fabs(a) + fabs(b));
+}
+
+/* ---------------------------------------------------------------------------
+ * The recorder model */
+
+enum { REC_D = 3, REC_MAX_CALLS = 256, REC_MAX_SEEN = 4096 };
+
+static struct {
+  sn_dtype_rt dtype;
+  const sn_model *model;       /* to check the buffers passed in */
+  int64_t calls;               /* train_step calls */
+  int64_t rows[REC_MAX_CALLS]; /* rows of each call */
+  int64_t steps[REC_MAX_CALLS];
+  double lr[REC_MAX_CALLS];
+  uint64_t seed[REC_MAX_CALLS];
+  int64_t seen[REC_MAX_SEEN]; /* sample ids in visit order, all train calls */
+  int64_t n_seen;
+  int64_t bad_rows; /* rows whose label or contents did not match the sample */
+  int64_t nan_at_step;
+  int inf_instead;
+  int eval_nan;
+  int64_t eval_calls;
+  int64_t eval_rows[REC_MAX_CALLS];
+  int64_t eval_seen[REC_MAX_SEEN];
+  int64_t eval_n_seen;
+} R;
+
+static double rec_loss_of(int64_t i) { return 0.25 * (double)(i % 7) + 0.125; }
+
+static double rec_x(const sn_step_args *a, int64_t r, int e) {
+  if (R.dtype == SN_RT_F64) return ((const double *)a->x)[r * REC_D + e];
+  return ((const float *)a->x)[r * REC_D + e];
+}
+
+/* Sums loss_i and two metrics (label == 0; label == 1) over the batch; returns the
+ * sample id of each row through `ids`. */
+static void rec_sums(const sn_step_args *a, int64_t *ids) {
+  double loss = 0, m0 = 0, m1 = 0;
+  for (int64_t r = 0; r < a->rows; r++) {
+    int64_t i = (int64_t)rec_x(a, r, 0);
+    if (rec_x(a, r, 1) != rec_loss_of(i) || rec_x(a, r, 2) != (double)(i % 3) || a->y[r] != i % 3)
+      R.bad_rows++;
+    ids[r] = i;
+    loss += rec_x(a, r, 1);
+    m0 += a->y[r] == 0;
+    m1 += a->y[r] == 1;
+  }
+  *a->loss_sum = loss;
+  a->metric_sums[0] = m0;
+  a->metric_sums[1] = m1;
+}
+
+static void rec_train_step(const sn_step_args *a) {
+  CHECK(R.calls < REC_MAX_CALLS && R.n_seen + a->rows <= REC_MAX_SEEN, "too many calls");
+  CHECK(a->params == R.model->params && a->grads == R.model->grads &&
+            a->opt_state == R.model->opt_state && a->arena == R.model->arena,
+        "step got buffers other than the model's");
+  R.rows[R.calls] = a->rows;
+  R.steps[R.calls] = a->step;
+  R.lr[R.calls] = a->lr;
+  R.seed[R.calls] = a->seed;
+  R.calls++;
+  rec_sums(a, R.seen + R.n_seen);
+  R.n_seen += a->rows;
+  if (a->step == R.nan_at_step) *a->loss_sum = R.inf_instead ? INFINITY : NAN;
+}
+
+static void rec_eval_step(const sn_step_args *a) {
+  CHECK(R.eval_calls < REC_MAX_CALLS && R.eval_n_seen + a->rows <= REC_MAX_SEEN,
+        "too many eval calls");
+  R.eval_rows[R.eval_calls++] = a->rows;
+  rec_sums(a, R.eval_seen + R.eval_n_seen);
+  R.eval_n_seen += a->rows;
+  if (R.eval_nan) *a->loss_sum = NAN;
+}
+
+static const char *const rec_metric_names[] = {"accuracy", "ones"};
+static const sn_param_info rec_param_info[] = {
+    {.name = "w", .rank = 1, .shape = {1}, .offset = 0, .count = 1, .init = SN_INIT_ZEROS},
+};
+
+static sn_model rec_model(sn_dtype_rt dtype, int64_t capacity) {
+  sn_model m = {
+      .dtype = dtype,
+      .batch_capacity = capacity,
+      .input_elems = REC_D,
+      .output_elems = 3,
+      .param_count = 1,
+      .opt_state_count = 1,
+      .arena_bytes = 64,
+      .n_params = 1,
+      .params_info = rec_param_info,
+      .n_metrics = 2,
+      .metric_names = rec_metric_names,
+      .train_step = rec_train_step,
+      .eval_step = rec_eval_step,
+  };
+  sn_error err = {{0}};
+  CHECK(sn_model_alloc(&m, &err) == 0, "sn_model_alloc: %s", err.msg);
+  return m;
+}
+
+static void rec_reset(const sn_model *m) {
+  memset(&R, 0, sizeof R);
+  R.dtype = m->dtype;
+  R.model = m;
+}
+
+/* x[i] = (i, loss_i, i%3), y[i] = i%3; ids start at `first`. */
+static sn_dataset rec_dataset(int64_t n, int64_t first) {
+  sn_dataset ds = {.n = n, .rank = 1, .shape = {REC_D}, .sample_elems = REC_D, .classes = 3};
+  ds.x = malloc((size_t)n * REC_D * sizeof(float));
+  ds.y = malloc((size_t)n * sizeof(int32_t));
+  CHECK(ds.x && ds.y, "out of memory");
+  for (int64_t k = 0; k < n; k++) {
+    int64_t i = first + k;
+    ds.x[k * REC_D + 0] = (float)i;
+    ds.x[k * REC_D + 1] = (float)rec_loss_of(i);
+    ds.x[k * REC_D + 2] = (float)(i % 3);
+    ds.y[k] = (int32_t)(i % 3);
+  }
+  strcpy(ds.origin, "test_train");
+  return ds;
+}
+
+static void free_dataset(sn_dataset *ds) {
+  free(ds->x);
+  free(ds->y);
+}
+
+/* Collects every epoch record given to on_epoch. */
+typedef struct {
+  int n;
+  sn_epoch_record rec[16];
+} epoch_log;
+
+static void log_epoch(const sn_epoch_record *rec, void *ctx) {
+  epoch_log *log = ctx;
+  CHECK(log->n < 16, "too many epochs");
+  log->rec[log->n++] = *rec;
+}
+
+static sn_train_opts quiet_opts(int epochs, int64_t batch_size, bool shuffle, uint64_t seed,
+                                epoch_log *log) {
+  return (sn_train_opts){
+      .epochs = epochs,
+      .batch_size = batch_size,
+      .shuffle = shuffle,
+      .seed = seed,
+      .learning_rate = 0.01,
+      .quiet = true,
+      .on_epoch = log ? log_epoch : NULL,
+      .on_epoch_ctx = log,
+  };
+}
+
+/* ---------------------------------------------------------------------------
+ * Tests with the recorder */
+
+/* Every sample once per epoch, partial last batch, step counter, lr, seed, and the
+ * epoch loss as the mean of the batch means. */
+static void test_epoch_coverage(sn_dtype_rt dtype) {
+  enum { N = 10, BS = 4, EPOCHS = 3 };
+  sn_model m = rec_model(dtype, BS);
+  sn_dataset ds = rec_dataset(N, 0);
+  rec_reset(&m);
+  epoch_log log = {0};
+  sn_train_opts o = quiet_opts(EPOCHS, BS, true, 1234, &log);
+  sn_error err = {{0}};
+  CHECK(sn_train(&m, &ds, NULL, NULL, &o, &err) == 0, "sn_train: %s", err.msg);
+
+  const int64_t expect_rows[] = {4, 4, 2};
+  CHECK(R.calls == 3 * EPOCHS, "calls %lld", (long long)R.calls);
+  CHECK(R.bad_rows == 0, "%lld rows did not match their sample", (long long)R.bad_rows);
+  CHECK(log.n == EPOCHS, "on_epoch called %d times", log.n);
+  for (int64_t c = 0; c < R.calls; c++) {
+    CHECK(R.rows[c] == expect_rows[c % 3], "call %lld had %lld rows", (long long)c,
+          (long long)R.rows[c]);
+    CHECK(R.steps[c] == c + 1, "call %lld had step %lld", (long long)c, (long long)R.steps[c]);
+    CHECK(R.lr[c] == 0.01 && R.seed[c] == 1234, "lr %g seed %llu", R.lr[c],
+          (unsigned long long)R.seed[c]);
+  }
+  int64_t pos = 0;
+  for (int e = 0; e < EPOCHS; e++) {
+    int count[N] = {0};
+    double batch_means = 0, m0 = 0, m1 = 0;
+    for (int b = 0; b < 3; b++) {
+      double sum = 0;
+      for (int64_t r = 0; r < expect_rows[b]; r++, pos++) {
+        int64_t i = R.seen[pos];
+        CHECK(i >= 0 && i < N, "sample id %lld", (long long)i);
+        count[i]++;
+        sum += rec_loss_of(i);
+        m0 += i % 3 == 0;
+        m1 += i % 3 == 1;
+      }
+      batch_means += sum / (double)expect_rows[b];
+    }
+    for (int i = 0; i < N; i++)
+      CHECK(count[i] == 1, "epoch %d saw sample %d %d times", e + 1, i, count[i]);
+    const sn_epoch_record *rec = &log.rec[e];
+    CHECK(rec->epoch == e + 1, "record epoch %d", rec->epoch);
+    CHECK(close_to(rec->loss, batch_means / 3, 1e-12), "epoch %d loss %.17g, expected %.17g", e + 1,
+          rec->loss, batch_means / 3);
+    CHECK(close_to(rec->metrics[0], m0 / N, 1e-12) && close_to(rec->metrics[1], m1 / N, 1e-12),
+          "epoch %d metrics %g %g", e + 1, rec->metrics[0], rec->metrics[1]);
+    CHECK(rec->lr == 0.01 && !rec->has_val && !rec->has_test && rec->seconds >= 0,
+          "epoch %d record", e + 1);
+  }
+  /* The epochs' orders differ (3 equal permutations of 10 would be a broken shuffle). */
+  CHECK(memcmp(R.seen, R.seen + N, N * sizeof(int64_t)) != 0 ||
+            memcmp(R.seen + N, R.seen + 2 * N, N * sizeof(int64_t)) != 0,
+        "every epoch visited the samples in the same order");
+  free_dataset(&ds);
+  sn_model_free(&m);
+}
+
+/* The visit order of `epochs` epochs, for a seed (shuffle on) or unshuffled. */
+static void visit_order(int64_t *order, int64_t n, int epochs, bool shuffle, uint64_t seed) {
+  sn_model m = rec_model(SN_RT_F32, 4);
+  sn_dataset ds = rec_dataset(n, 0);
+  rec_reset(&m);
+  sn_train_opts o = quiet_opts(epochs, 4, shuffle, seed, NULL);
+  sn_error err = {{0}};
+  CHECK(sn_train(&m, &ds, NULL, NULL, &o, &err) == 0, "sn_train: %s", err.msg);
+  CHECK(R.n_seen == n * epochs, "saw %lld samples", (long long)R.n_seen);
+  memcpy(order, R.seen, (size_t)(n * epochs) * sizeof(int64_t));
+  free_dataset(&ds);
+  sn_model_free(&m);
+}
+
+static void test_shuffle_determinism(void) {
+  enum { N = 50, E = 2 };
+  int64_t a[N * E], b[N * E], c[N * E], d[N * E];
+  visit_order(a, N, E, true, 7);
+  visit_order(b, N, E, true, 7);
+  visit_order(c, N, E, true, 8);
+  visit_order(d, N, E, false, 7);
+  CHECK(memcmp(a, b, sizeof a) == 0, "same seed gave different orders");
+  CHECK(memcmp(a, c, sizeof a) != 0, "seeds 7 and 8 gave the same order");
+  CHECK(memcmp(a, a + N, N * sizeof(int64_t)) != 0, "epochs 1 and 2 have the same order");
+  for (int64_t i = 0; i < N * E; i++)
+    CHECK(d[i] == i % N, "unshuffled order at %lld is %lld", (long long)i, (long long)d[i]);
+}
+
+/* sn_evaluate: eval_step in batches of batch_capacity, in order, loss and metrics
+ * per sample. */
+static void test_evaluate(sn_dtype_rt dtype) {
+  enum { N = 11, CAP = 4 };
+  sn_model m = rec_model(dtype, CAP);
+  sn_dataset ds = rec_dataset(N, 100);
+  rec_reset(&m);
+  sn_eval_result r;
+  sn_error err = {{0}};
+  CHECK(sn_evaluate(&m, &ds, &r, &err) == 0, "sn_evaluate: %s", err.msg);
+  CHECK(R.eval_calls == 3 && R.eval_rows[0] == 4 && R.eval_rows[1] == 4 && R.eval_rows[2] == 3,
+        "eval batches: %lld calls", (long long)R.eval_calls);
+  CHECK(R.bad_rows == 0, "%lld rows did not match their sample", (long long)R.bad_rows);
+  double loss = 0, m0 = 0, m1 = 0;
+  for (int64_t k = 0; k < N; k++) {
+    CHECK(R.eval_seen[k] == 100 + k, "eval row %lld was sample %lld", (long long)k,
+          (long long)R.eval_seen[k]);
+    loss += rec_loss_of(100 + k);
+    m0 += (100 + k) % 3 == 0;
+    m1 += (100 + k) % 3 == 1;
+  }
+  CHECK(r.samples == N, "samples %lld", (long long)r.samples);
+  CHECK(close_to(r.loss, loss / N, 1e-12), "loss %.17g, expected %.17g", r.loss, loss / N);
+  CHECK(close_to(r.metrics[0], m0 / N, 1e-12) && close_to(r.metrics[1], m1 / N, 1e-12),
+        "metrics %g %g", r.metrics[0], r.metrics[1]);
+
+  /* A data set of the wrong width is refused. */
+  sn_dataset wide = ds;
+  wide.sample_elems = REC_D + 1;
+  CHECK(sn_evaluate(&m, &wide, &r, &err) != 0 && strstr(err.msg, "elements per sample"),
+        "wrong width accepted: %s", err.msg);
+  free_dataset(&ds);
+  sn_model_free(&m);
+}
+
+/* ---------------------------------------------------------------------------
+ * metrics.jsonl: a minimal parser for one flat object of numbers and nulls */
+
+typedef struct {
+  int n;
+  char key[32][48];
+  double val[32];
+  int is_null[32];
+} json_obj;
+
+static const char *skip_ws(const char *p) {
+  while (*p == ' ' || *p == '\t') p++;
+  return p;
+}
+
+/* Returns 0 when `line` is exactly one object {"k": number|null, ...} and a newline. */
+static int parse_line(const char *line, json_obj *o) {
+  memset(o, 0, sizeof *o);
+  const char *p = skip_ws(line);
+  if (*p++ != '{') return -1;
+  for (;;) {
+    p = skip_ws(p);
+    if (*p++ != '"' || o->n == 32) return -1;
+    const char *end = strchr(p, '"');
+    if (!end || end - p >= 48) return -1;
+    memcpy(o->key[o->n], p, (size_t)(end - p));
+    p = skip_ws(end + 1);
+    if (*p++ != ':') return -1;
+    p = skip_ws(p);
+    if (strncmp(p, "null", 4) == 0) {
+      o->is_null[o->n] = 1;
+      p += 4;
+    } else {
+      char *num_end;
+      o->val[o->n] = strtod(p, &num_end);
+      if (num_end == p) return -1;
+      p = num_end;
+    }
+    o->n++;
+    p = skip_ws(p);
+    if (*p == '}') break;
+    if (*p++ != ',') return -1;
+  }
+  return strcmp(p, "}\n") == 0 ? 0 : -1;
+}
+
+static int find_key(const json_obj *o, const char *key) {
+  for (int i = 0; i < o->n; i++)
+    if (strcmp(o->key[i], key) == 0) return i;
+  return -1;
+}
+
+/* Reads path into lines (at most 16); returns the line count. */
+static int read_lines(const char *path, char lines[16][1024]) {
+  FILE *f = fopen(path, "r");
+  CHECK(f, "cannot open %s", path);
+  int n = 0;
+  while (n < 16 && fgets(lines[n], 1024, f)) n++;
+  fclose(f);
+  return n;
+}
+
+static void test_metrics_jsonl(const char *dir) {
+  enum { N = 10, BS = 4, EPOCHS = 3 };
+  char path[512];
+  snprintf(path, sizeof path, "%s/metrics.jsonl", dir);
+  sn_model m = rec_model(SN_RT_F32, 8);
+  sn_dataset train = rec_dataset(N, 0), val = rec_dataset(5, 200), test = rec_dataset(7, 300);
+  rec_reset(&m);
+  epoch_log log = {0};
+  sn_train_opts o = quiet_opts(EPOCHS, BS, true, 99, &log);
+  o.metrics_path = path;
+  o.quiet = false; /* exercise the summary line and the progress line once */
+  o.progress = true;
+  sn_error err = {{0}};
+  CHECK(sn_train(&m, &train, &val, &test, &o, &err) == 0, "sn_train: %s", err.msg);
+  CHECK(R.eval_calls == 2 * EPOCHS && R.eval_rows[0] == 5 && R.eval_rows[1] == 7, "eval calls %lld",
+        (long long)R.eval_calls);
+
+  static const char *const keys[] = {"epoch",
+                                     "loss",
+                                     "accuracy",
+                                     "ones",
+                                     "val_loss",
+                                     "val_accuracy",
+                                     "val_ones",
+                                     "test_loss",
+                                     "test_accuracy",
+                                     "test_ones",
+                                     "lr",
+                                     "seconds",
+                                     "eval_seconds",
+                                     "samples_per_second"};
+  const int nkeys = (int)(sizeof keys / sizeof keys[0]);
+  char lines[16][1024];
+  int n = read_lines(path, lines);
+  CHECK(n == EPOCHS, "metrics.jsonl has %d lines", n);
+  double val_loss = 0, test_loss = 0;
+  for (int k = 0; k < 5; k++) val_loss += rec_loss_of(200 + k);
+  for (int k = 0; k < 7; k++) test_loss += rec_loss_of(300 + k);
+  for (int e = 0; e < EPOCHS; e++) {
+    json_obj obj;
+    CHECK(parse_line(lines[e], &obj) == 0, "line %d is not a flat JSON object: %s", e + 1,
+          lines[e]);
+    CHECK(obj.n == nkeys, "line %d has %d keys: %s", e + 1, obj.n, lines[e]);
+    for (int k = 0; k < nkeys; k++)
+      CHECK(strcmp(obj.key[k], keys[k]) == 0 && !obj.is_null[k], "line %d key %d is %s", e + 1, k,
+            obj.key[k]);
+    const sn_epoch_record *rec = &log.rec[e];
+    /* Numbers round-trip exactly. */
+    CHECK(obj.val[0] == e + 1, "epoch %g", obj.val[0]);
+    CHECK(obj.val[1] == rec->loss, "loss %.17g vs %.17g", obj.val[1], rec->loss);
+    CHECK(obj.val[2] == rec->metrics[0] && obj.val[3] == rec->metrics[1], "metrics");
+    CHECK(obj.val[4] == rec->val.loss && close_to(rec->val.loss, val_loss / 5, 1e-12),
+          "val_loss %.17g", obj.val[4]);
+    CHECK(obj.val[7] == rec->test.loss && close_to(rec->test.loss, test_loss / 7, 1e-12),
+          "test_loss %.17g", obj.val[7]);
+    CHECK(obj.val[10] == 0.01, "lr %.17g", obj.val[10]);
+    CHECK(obj.val[11] == rec->seconds && obj.val[12] == rec->eval_seconds &&
+              obj.val[13] == rec->samples_per_second,
+          "timings");
+    CHECK(rec->has_val && rec->has_test && rec->val.samples == 5 && rec->test.samples == 7,
+          "eval records");
+  }
+
+  /* Non-finite numbers are written as null; a second run rewrites the file. */
+  rec_reset(&m);
+  R.eval_nan = 1;
+  o = quiet_opts(1, BS, false, 99, NULL);
+  o.metrics_path = path;
+  CHECK(sn_train(&m, &train, NULL, &test, &o, &err) == 0, "sn_train: %s", err.msg);
+  n = read_lines(path, lines);
+  json_obj obj;
+  CHECK(n == 1 && parse_line(lines[0], &obj) == 0, "rewritten metrics.jsonl: %s", lines[0]);
+  int t = find_key(&obj, "test_loss");
+  CHECK(t >= 0 && obj.is_null[t] && find_key(&obj, "val_loss") < 0, "%s", lines[0]);
+  CHECK(!obj.is_null[find_key(&obj, "test_accuracy")], "%s", lines[0]);
+
+  /* An unwritable path is an error before any training. */
+  rec_reset(&m);
+  snprintf(path, sizeof path, "%s/no/such/dir/metrics.jsonl", dir);
+  o.metrics_path = path;
+  CHECK(sn_train(&m, &train, NULL, NULL, &o, &err) != 0 && strstr(err.msg, path) && R.calls == 0,
+        "unwritable metrics path: %s", err.msg);
+  free_dataset(&train);
+  free_dataset(&val);
+  free_dataset(&test);
+  sn_model_free(&m);
+}
+
+/* A non-finite loss stops training with a message naming epoch and step. */
+static void test_nan_guard(const char *dir) {
+  char path[512];
+  snprintf(path, sizeof path, "%s/nan.jsonl", dir);
+  sn_model m = rec_model(SN_RT_F32, 4);
+  sn_dataset ds = rec_dataset(10, 0);
+  for (int inf = 0; inf <= 1; inf++) {
+    rec_reset(&m);
+    R.nan_at_step = 5; /* 3 batches per epoch: epoch 2, its second batch */
+    R.inf_instead = inf;
+    epoch_log log = {0};
+    sn_train_opts o = quiet_opts(4, 4, true, 5, &log);
+    o.metrics_path = path;
+    sn_error err = {{0}};
+    CHECK(sn_train(&m, &ds, NULL, NULL, &o, &err) != 0, "a %s loss did not stop training",
+          inf ? "inf" : "nan");
+    const char *want = inf ? "loss is inf at epoch 2 step 5; try a lower learning_rate"
+                           : "loss is nan at epoch 2 step 5; try a lower learning_rate";
+    CHECK(strcmp(err.msg, want) == 0, "message: %s", err.msg);
+    CHECK(R.calls == 5 && log.n == 1, "ran %lld steps, %d epochs", (long long)R.calls, log.n);
+    char lines[16][1024];
+    CHECK(read_lines(path, lines) == 1, "metrics.jsonl should hold the one finished epoch");
+  }
+  free_dataset(&ds);
+  sn_model_free(&m);
+}
+
+static void test_bad_options(void) {
+  sn_model m = rec_model(SN_RT_F32, 4);
+  sn_dataset ds = rec_dataset(10, 0);
+  rec_reset(&m);
+  sn_error err = {{0}};
+  sn_train_opts o = quiet_opts(1, 5, true, 1, NULL);
+  CHECK(sn_train(&m, &ds, NULL, NULL, &o, &err) != 0 && strstr(err.msg, "batch_size is 5"),
+        "batch_size over capacity: %s", err.msg);
+  o.batch_size = 0;
+  CHECK(sn_train(&m, &ds, NULL, NULL, &o, &err) != 0, "batch_size 0 accepted");
+  o = quiet_opts(0, 4, true, 1, NULL);
+  CHECK(sn_train(&m, &ds, NULL, NULL, &o, &err) == 0 && R.calls == 0, "0 epochs: %s", err.msg);
+  sn_dataset empty = ds;
+  empty.n = 0;
+  o = quiet_opts(1, 4, true, 1, NULL);
+  CHECK(sn_train(&m, &empty, NULL, NULL, &o, &err) != 0 && strstr(err.msg, "empty"),
+        "empty training set: %s", err.msg);
+  CHECK(R.calls == 0, "bad options still ran steps");
+  free_dataset(&ds);
+  sn_model_free(&m);
+}
+
+/* ---------------------------------------------------------------------------
+ * A real model: linear softmax classifier, logits (N,K) = x (N,D) W^T (K,D) + b (K),
+ * mean cross-entropy, SGD. Parameters: W at 0, b at K*D. f32. */
+
+enum { SM_D = 2, SM_K = 3 };
+
+/* Per-sample loss and argmax; adds dloss/dlogits / rows into grads when grads. */
+static double sm_sample(const float *w, const float *x, int32_t y, float *grads, double scale,
+                        int *argmax) {
+  double z[SM_K], zmax = -INFINITY, sum = 0;
+  *argmax = 0;
+  for (int k = 0; k < SM_K; k++) {
+    z[k] = w[SM_K * SM_D + k];
+    for (int d = 0; d < SM_D; d++) z[k] += (double)w[k * SM_D + d] * x[d];
+    if (z[k] > zmax) {
+      zmax = z[k];
+      *argmax = k;
+    }
+  }
+  for (int k = 0; k < SM_K; k++) sum += exp(z[k] - zmax);
+  double loss = log(sum) - (z[y] - zmax);
+  if (grads) {
+    for (int k = 0; k < SM_K; k++) {
+      double g = (exp(z[k] - zmax) / sum - (k == y)) * scale;
+      for (int d = 0; d < SM_D; d++) grads[k * SM_D + d] += (float)(g * x[d]);
+      grads[SM_K * SM_D + k] += (float)g;
+    }
+  }
+  return loss;
+}
+
+static void sm_forward(const sn_step_args *a, float *grads) {
+  const float *w = a->params, *x = a->x;
+  double loss = 0, correct = 0;
+  if (grads) memset(grads, 0, (SM_K * SM_D + SM_K) * sizeof(float));
+  for (int64_t r = 0; r < a->rows; r++) {
+    int am;
+    loss += sm_sample(w, x + r * SM_D, a->y[r], grads, 1.0 / (double)a->rows, &am);
+    correct += am == a->y[r];
+  }
+  *a->loss_sum = loss;
+  a->metric_sums[0] = correct;
+}
+
+static void sm_grad_step(const sn_step_args *a) { sm_forward(a, a->grads); }
+static void sm_eval_step(const sn_step_args *a) { sm_forward(a, NULL); }
+static void sm_update(const sn_step_args *a) {
+  float *w = a->params;
+  const float *g = a->grads;
+  for (int i = 0; i < SM_K * SM_D + SM_K; i++) w[i] -= (float)(a->lr * g[i]);
+}
+
+/* Three separable blobs around (0,2), (2,-1), (-2,-1). */
+static sn_dataset blobs(int64_t n, uint64_t seed) {
+  static const float centre[SM_K][SM_D] = {{0, 2}, {2, -1}, {-2, -1}};
+  sn_dataset ds = {.n = n, .rank = 1, .shape = {SM_D}, .sample_elems = SM_D, .classes = SM_K};
+  ds.x = malloc((size_t)n * SM_D * sizeof(float));
+  ds.y = malloc((size_t)n * sizeof(int32_t));
+  CHECK(ds.x && ds.y, "out of memory");
+  uint64_t s = seed;
+  for (int64_t i = 0; i < n; i++) {
+    int32_t c = (int32_t)(i % SM_K);
+    ds.y[i] = c;
+    for (int d = 0; d < SM_D; d++) {
+      s = s * 6364136223846793005ull + 1442695040888963407ull;
+      ds.x[i * SM_D + d] = centre[c][d] + 0.6f * ((float)(s >> 40) / (float)(1 << 24) - 0.5f);
+    }
+  }
+  return ds;
+}
+
+static void test_softmax_learns(void) {
+  static const char *const names[] = {"accuracy"};
+  static const sn_param_info info[] = {
+      {.name = "dense.weight",
+       .rank = 2,
+       .shape = {SM_K, SM_D},
+       .offset = 0,
+       .count = SM_K * SM_D,
+       .init = SN_INIT_ZEROS,
+       .fan_in = SM_D,
+       .fan_out = SM_K},
+      {.name = "dense.bias",
+       .rank = 1,
+       .shape = {SM_K},
+       .offset = SM_K * SM_D,
+       .count = SM_K,
+       .init = SN_INIT_ZEROS},
+  };
+  sn_model m = {
+      .dtype = SN_RT_F32,
+      .batch_capacity = 16,
+      .input_elems = SM_D,
+      .output_elems = SM_K,
+      .param_count = SM_K * SM_D + SM_K,
+      .opt_state_count = 1,
+      .arena_bytes = 64,
+      .n_params = 2,
+      .params_info = info,
+      .n_metrics = 1,
+      .metric_names = names,
+      .grad_step = sm_grad_step,
+      .update = sm_update,
+      .eval_step = sm_eval_step,
+  };
+  sn_error err = {{0}};
+  CHECK(sn_model_alloc(&m, &err) == 0, "sn_model_alloc: %s", err.msg);
+  memset(m.params, 0, (size_t)m.param_count * sizeof(float));
+  sn_dataset train = blobs(300, 1), test = blobs(90, 2);
+  epoch_log log = {0};
+  sn_train_opts o = quiet_opts(8, 16, true, 3, &log);
+  o.learning_rate = 0.5;
+  CHECK(sn_train(&m, &train, NULL, &test, &o, &err) == 0, "sn_train: %s", err.msg);
+  const sn_epoch_record *first = &log.rec[0], *last = &log.rec[log.n - 1];
+  CHECK(last->loss < 0.5 * first->loss, "loss went from %g to %g", first->loss, last->loss);
+  CHECK(last->metrics[0] > 0.95 && last->test.metrics[0] > 0.95, "accuracy %g, test accuracy %g",
+        last->metrics[0], last->test.metrics[0]);
+
+  /* sn_evaluate against a direct computation over the whole test set. */
+  sn_eval_result r;
+  CHECK(sn_evaluate(&m, &test, &r, &err) == 0, "sn_evaluate: %s", err.msg);
+  double loss = 0, correct = 0;
+  for (int64_t i = 0; i < test.n; i++) {
+    int am;
+    loss += sm_sample(m.params, test.x + i * SM_D, test.y[i], NULL, 0, &am);
+    correct += am == test.y[i];
+  }
+  CHECK(close_to(r.loss, loss / (double)test.n, 1e-12), "evaluate loss %.17g, direct %.17g", r.loss,
+        loss / (double)test.n);
+  CHECK(r.metrics[0] == correct / (double)test.n, "evaluate accuracy %g, direct %g", r.metrics[0],
+        correct / (double)test.n);
+  CHECK(r.loss == last->test.loss, "sn_evaluate and the last epoch's test loss differ");
+  free_dataset(&train);
+  free_dataset(&test);
+  sn_model_free(&m);
+}
+
+int main(void) {
+  char dir[] = "/tmp/specnet_test_train_XXXXXX";
+  CHECK(mkdtemp(dir), "mkdtemp failed");
+  test_epoch_coverage(SN_RT_F32);
+  test_epoch_coverage(SN_RT_F64);
+  test_shuffle_determinism();
+  test_evaluate(SN_RT_F32);
+  test_evaluate(SN_RT_F64);
+  test_metrics_jsonl(dir);
+  test_nan_guard(dir);
+  test_bad_options();
+  test_softmax_learns();
+  char path[512];
+  snprintf(path, sizeof path, "%s/metrics.jsonl", dir);
+  unlink(path);
+  snprintf(path, sizeof path, "%s/nan.jsonl", dir);
+  unlink(path);
+  rmdir(dir);
+  printf("test_train: all tests passed\n");
+  return 0;
+}
