@@ -10,16 +10,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "spec.h"
-#include "specnet/compiler.h"
-#include "specnet/runtime.h"
+#include "cli.h"
 
 #define SPECNET_VERSION "0.1.0"
 
-enum { EXIT_SPEC = 1, EXIT_USAGE = 2, EXIT_EXPECT = 3 };
-
-static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int usage_error(const char *fmt, ...) {
+int usage_error(const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
   fputs("specnet: error: ", stderr);
@@ -32,28 +27,15 @@ static int usage_error(const char *fmt, ...) {
 /* ---------------------------------------------------------------------------
  * Options shared by the commands */
 
-typedef struct opts {
-  const char *spec;
-  const char *out;
-  const char *weights;
-  const char *what;
-  const char *split;
-  const char *sets[64];
-  int n_sets;
-  int threads;
-  sn_dtype_rt dtype;
-  bool quiet;
-} opts;
-
 static const char *const known_options[] = {"--out",   "--set",   "--weights", "--threads", "--dtype",
-                                            "--quiet", "--what",  "--split",   "--help"};
+                                            "--quiet", "--what",  "--split",   "--help",    "--verbose"};
 
-static int parse_opts(int argc, char **argv, opts *o) {
+static int parse_opts(int argc, char **argv, opts *o, bool many) {
   memset(o, 0, sizeof *o);
   for (int i = 0; i < argc; i++) {
     const char *a = argv[i];
     const char *val = NULL;
-    bool takes = strcmp(a, "--quiet") != 0 && strncmp(a, "--", 2) == 0;
+    bool takes = strcmp(a, "--quiet") && strcmp(a, "--verbose") && !strncmp(a, "--", 2);
     if (takes) {
       if (i + 1 >= argc) return usage_error("option %s needs a value", a);
       val = argv[++i];
@@ -75,13 +57,17 @@ static int parse_opts(int argc, char **argv, opts *o) {
       else if (!strcmp(val, "f64")) o->dtype = SN_RT_F64;
       else return usage_error("--dtype must be f32 or f64, got '%s'", val);
     } else if (!strcmp(a, "--quiet")) o->quiet = true;
+    else if (!strcmp(a, "--verbose")) o->verbose = true;
     else if (a[0] == '-' && a[1]) {
       const char *near = sn_closest(a, known_options, (int)(sizeof known_options / sizeof *known_options));
       fprintf(stderr, "specnet: error: unknown option '%s'\n", a);
       if (near) fprintf(stderr, "hint: did you mean '%s'?\n", near);
       return EXIT_USAGE;
-    } else if (!o->spec) o->spec = a;
-    else return usage_error("unexpected argument '%s'", a);
+    } else if (!o->spec || many) {
+      if (!o->spec) o->spec = a;
+      if (o->n_paths == 256) return usage_error("too many paths (at most 256)");
+      o->paths[o->n_paths++] = a;
+    } else return usage_error("unexpected argument '%s'", a);
   }
   if (!o->spec) return usage_error("no spec file given");
   return 0;
@@ -90,7 +76,7 @@ static int parse_opts(int argc, char **argv, opts *o) {
 /* ---------------------------------------------------------------------------
  * Spec, compile, data */
 
-static sn_spec *load_spec(const opts *o) {
+sn_spec *load_spec(const opts *o) {
   sn_diag d = {0};
   sn_spec *s = sn_spec_load(o->spec, o->sets, o->n_sets, &d);
   sn_diag_print(&d, stderr);
@@ -107,7 +93,7 @@ static sn_compiled *compile_spec(const sn_spec *s, const opts *o) {
 }
 
 /* Prints a data error at the spec line of the source it came from. */
-static int data_error(const sn_spec *s, sn_loc loc, const char *msg) {
+int data_error(const sn_spec *s, sn_loc loc, const char *msg) {
   sn_diag d = {0};
   if (!loc.file) loc.file = s->path;
   sn_diag_error(&d, loc, "%s", msg);
@@ -115,11 +101,6 @@ static int data_error(const sn_spec *s, sn_loc loc, const char *msg) {
   sn_diag_free(&d);
   return EXIT_SPEC;
 }
-
-typedef struct datasets {
-  sn_dataset train, val, test;
-  bool has_val, has_test;
-} datasets;
 
 static void datasets_free(datasets *ds) {
   sn_dataset_free(&ds->train);
@@ -231,22 +212,14 @@ static void print_compile_times(const sn_compiled *c, bool quiet) {
            t->optimize * 1e3, t->jit * 1e3);
 }
 
-/* Everything a run needs before the first step: spec, code, data, weights. */
-typedef struct session {
-  sn_spec *spec;
-  sn_compiled *c;
-  sn_model *m;
-  datasets ds;
-} session;
-
-static void session_free(session *S) {
+void session_free(session *S) {
   if (S->m) sn_model_free(S->m);
   datasets_free(&S->ds);
   sn_compiled_free(S->c);
   sn_spec_free(S->spec);
 }
 
-static int session_open(session *S, const opts *o, bool quiet) {
+int session_open(session *S, const opts *o, bool quiet) {
   memset(S, 0, sizeof *S);
   if (o->threads) sn_set_threads(o->threads);
   if (!(S->spec = load_spec(o))) return EXIT_SPEC;
@@ -361,6 +334,7 @@ static const char *help_text =
     "  train SPEC                 train; writes runs/NAME/ (or --out DIR)\n"
     "  eval SPEC --weights FILE   evaluate saved weights (--split test|validation|train)\n"
     "  emit SPEC --what W         print the program: spec|ir|grad|plan|llvm|asm\n"
+    "  test PATH...               run the specs with expect: blocks (files or folders)\n"
     "\n"
     "options:\n"
     "  --out DIR          run folder for train (default runs/NAME)\n"
@@ -370,6 +344,7 @@ static const char *help_text =
     "  --threads N        OpenBLAS threads (default: OpenBLAS's own choice)\n"
     "  --dtype f32|f64    precision of the compiled program (default f32)\n"
     "  --quiet            no progress line or per-epoch summary\n"
+    "  --verbose          test: show each spec's diagnostics and training output\n"
     "  --version, --help\n";
 
 int main(int argc, char **argv) {
@@ -386,9 +361,9 @@ int main(int argc, char **argv) {
     printf("specnet %s\n", SPECNET_VERSION);
     return 0;
   }
-  static const char *const cmds[] = {"check", "train", "eval", "emit"};
-  int (*fns[])(const opts *) = {cmd_check, cmd_train, cmd_eval, cmd_emit};
-  for (int i = 0; i < 4; i++) {
+  static const char *const cmds[] = {"check", "train", "eval", "emit", "test"};
+  int (*fns[])(const opts *) = {cmd_check, cmd_train, cmd_eval, cmd_emit, cmd_test};
+  for (int i = 0; i < 5; i++) {
     if (strcmp(cmd, cmds[i])) continue;
     for (int j = 2; j < argc; j++)
       if (!strcmp(argv[j], "--help")) {
@@ -396,12 +371,12 @@ int main(int argc, char **argv) {
         return 0;
       }
     opts o;
-    int rc = parse_opts(argc - 2, argv + 2, &o);
+    int rc = parse_opts(argc - 2, argv + 2, &o, fns[i] == cmd_test);
     if (rc) return rc;
     return fns[i](&o);
   }
   fprintf(stderr, "specnet: error: unknown command '%s'\n", cmd);
-  const char *near = sn_closest(cmd, cmds, 4);
+  const char *near = sn_closest(cmd, cmds, 5);
   if (near) fprintf(stderr, "hint: did you mean '%s'?\n", near);
   return EXIT_USAGE;
 }

@@ -109,6 +109,13 @@ void sn_compiled_free(sn_compiled *c) {
   free(c);
 }
 
+int sn_check_graph(const sn_spec *spec, sn_diag *d) {
+  sn_graph g;
+  int rc = front(spec, SN_RT_F32, &g, d, false, NULL);
+  sn_graph_free(&g);
+  return rc;
+}
+
 /* `specnet check`: one line per layer, then the totals. */
 static void print_table(const sn_spec *spec, const sn_graph *g, FILE *out) {
   static const char *kinds[] = {"flatten", "dense", "activation"};

@@ -199,9 +199,13 @@ static bool is_map(checker *c, const sn_node *n, const char *what) {
 
 static bool get_int(checker *c, const sn_node *n, const char *what, int64_t lo, int64_t hi,
                     int64_t *out) {
-  const char *expected = lo >= 1   ? "a positive integer"
-                         : lo == 0 ? "a non-negative integer"
-                                   : "an integer";
+  char expected[64];
+  if (lo > 1)
+    snprintf(expected, sizeof expected, "an integer of at least %lld", (long long)lo);
+  else
+    snprintf(expected, sizeof expected, "%s", lo == 1   ? "a positive integer"
+                                              : lo == 0 ? "a non-negative integer"
+                                                        : "an integer");
   const char *t = n->kind == SN_NODE_SCALAR && !n->quoted ? n->text : "";
   const char *p = t + (*t == '+' || *t == '-');
   bool ok = *p != '\0';
@@ -349,9 +353,12 @@ static void no_options(checker *c, const sn_node *name, const sn_node *opts) {
   if (!opts || is_null(opts) || (opts->kind == SN_NODE_MAP && opts->n == 0))
     return;
   char buf[96];
-  const sn_node *at = opts->kind == SN_NODE_MAP ? opts->keys[0] : opts;
-  sn_diag_error(c->d, at->loc, "%s takes no options, got %s", name->text,
-                opts->kind == SN_NODE_MAP ? "a mapping" : describe(opts, buf, sizeof buf));
+  if (opts->kind == SN_NODE_MAP)
+    sn_diag_error(c->d, opts->keys[0]->loc, "%s takes no options, got '%s'", name->text,
+                  opts->keys[0]->text);
+  else
+    sn_diag_error(c->d, opts->loc, "%s takes no options, got %s", name->text,
+                  describe(opts, buf, sizeof buf));
 }
 
 /* The options mapping of a kind that has some: NULL when absent or empty; false

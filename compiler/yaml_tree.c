@@ -436,8 +436,11 @@ static void report_parser_error(builder *b, const yaml_parser_t *p) {
     sn_loc loc = offset_loc(b, p->problem_offset);
     const char *problem = p->problem ? p->problem : "unreadable input";
     if (strstr(problem, "UTF-8")) {
-      sn_diag_error(b->d, loc, "not valid UTF-8: %s (byte 0x%02X)", problem,
-                    (unsigned)p->problem_value & 0xFF);
+      if (p->problem_value >= 0)
+        sn_diag_error(b->d, loc, "not valid UTF-8: %s (byte 0x%02X)", problem,
+                      (unsigned)p->problem_value & 0xFF);
+      else
+        sn_diag_error(b->d, loc, "not valid UTF-8: %s", problem);
       sn_diag_hint(b->d, "specs must be UTF-8 text");
     } else if (p->problem_value >= 0) {
       sn_diag_error(b->d, loc, "invalid character: %s (U+%04X)", problem,
@@ -827,8 +830,9 @@ int sn_node_set(sn_node *root, const char *arg, sn_diag *d) {
         return -1;
       }
       if (idx >= cur->n) {
-        sn_diag_error(d, at, "cannot set '%.*s': '%.*s' has %d items (numbered from 0)",
-                      (int)(eq - arg), arg, start[i] ? start[i] - 1 : 0, arg, cur->n);
+        sn_diag_error(d, at, "cannot set '%.*s': '%.*s' has %d item%s (numbered from 0)",
+                      (int)(eq - arg), arg, start[i] ? start[i] - 1 : 0, arg, cur->n,
+                      cur->n == 1 ? "" : "s");
         sn_node_free(value);
         return -1;
       }

@@ -88,19 +88,26 @@ static int64_t idx_read_some(idx_reader *r, uint8_t *buf, int64_t n, sn_error *e
 
 static const char *idx_type_name(int t) {
   switch (t) {
-  case 0x08: return "unsigned byte";
-  case 0x09: return "signed byte";
-  case 0x0B: return "int16";
-  case 0x0C: return "int32";
-  case 0x0D: return "float32";
-  case 0x0E: return "float64";
-  default: return "not an IDX type";
+  case 0x08:
+    return "unsigned byte";
+  case 0x09:
+    return "signed byte";
+  case 0x0B:
+    return "int16";
+  case 0x0C:
+    return "int32";
+  case 0x0D:
+    return "float32";
+  case 0x0E:
+    return "float64";
+  default:
+    return "not an IDX type";
   }
 }
 
 /* Header and data; r is open. */
-static int idx_read_open(idx_reader *r, int *rank, int64_t dims[4], uint8_t **data,
-                         int64_t *count, sn_error *err) {
+static int idx_read_open(idx_reader *r, int *rank, int64_t dims[4], uint8_t **data, int64_t *count,
+                         sn_error *err) {
   const char *path = r->path;
   uint8_t head[4 + 4 * IDX_MAX_NDIMS];
   int64_t got = idx_read_some(r, head, 4, err);
@@ -139,8 +146,7 @@ static int idx_read_open(idx_reader *r, int *rank, int64_t dims[4], uint8_t **da
     const uint8_t *p = head + 4 + 4 * i;
     d[i] = (int64_t)((uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 |
                      (uint32_t)p[3]);
-    if (i > 0 && d[i] == 0)
-      return idx_fail(err, path, "IDX dimension %d of %d is 0", i + 1, ndims);
+    if (i > 0 && d[i] == 0) return idx_fail(err, path, "IDX dimension %d of %d is 0", i + 1, ndims);
     if (d[i] != 0 && total > IDX_MAX_BYTES / d[i]) absurd = true;
     if (!absurd) total *= d[i];
   }
@@ -221,8 +227,9 @@ static int idx_read_open(idx_reader *r, int *rank, int64_t dims[4], uint8_t **da
     }
     if (cut) {
       free(buf);
-      return idx_fail(err, path, "corrupt gzip data: stream cut off after the data "
-                                 "(unexpected end of file)");
+      return idx_fail(err, path,
+                      "corrupt gzip data: stream cut off after the data "
+                      "(unexpected end of file)");
     }
   }
 
@@ -233,8 +240,8 @@ static int idx_read_open(idx_reader *r, int *rank, int64_t dims[4], uint8_t **da
   return 0;
 }
 
-int sn_idx_read(const char *path, int *rank, int64_t dims[4], uint8_t **data,
-                int64_t *count, sn_error *err) {
+int sn_idx_read(const char *path, int *rank, int64_t dims[4], uint8_t **data, int64_t *count,
+                sn_error *err) {
   *data = NULL;
   *rank = 0;
   *count = 0;

@@ -19,28 +19,31 @@
 /* Loads an images file and a labels file into out. classes is 1 + the largest label
  * in the whole labels file (not only the first `limit`), so a limited train set and
  * the test set agree on the label space. */
-static int load_idx_pair(const char *images, const char *labels, int64_t limit,
-                         sn_dataset *out, sn_error *err) {
+static int load_idx_pair(const char *images, const char *labels, int64_t limit, sn_dataset *out,
+                         sn_error *err) {
   int irank, lrank;
   int64_t idims[4], ldims[4], icount, lcount;
   uint8_t *ibytes = NULL, *lbytes = NULL;
   if (sn_idx_read(images, &irank, idims, &ibytes, &icount, err)) return -1;
   if (sn_idx_read(labels, &lrank, ldims, &lbytes, &lcount, err)) goto fail;
   if (irank < 1) {
-    sn_fail(err, "%s: an images file needs at least 2 dimensions (samples, ...), this one "
-                 "has 1",
+    sn_fail(err,
+            "%s: an images file needs at least 2 dimensions (samples, ...), this one "
+            "has 1",
             images);
     goto fail;
   }
   if (lrank != 0) {
-    sn_fail(err, "%s: a labels file must be 1-D (one label per sample), this one has %d "
-                 "dimensions",
+    sn_fail(err,
+            "%s: a labels file must be 1-D (one label per sample), this one has %d "
+            "dimensions",
             labels, lrank + 1);
     goto fail;
   }
   if (icount != lcount) {
-    sn_fail(err, "sample count mismatch: images file %s has %lld samples but labels file %s "
-                 "has %lld labels",
+    sn_fail(err,
+            "sample count mismatch: images file %s has %lld samples but labels file %s "
+            "has %lld labels",
             images, (long long)icount, labels, (long long)lcount);
     goto fail;
   }
@@ -57,7 +60,7 @@ static int load_idx_pair(const char *images, const char *labels, int64_t limit,
   int64_t n = limit > 0 && limit < icount ? limit : icount;
 
   out->x = malloc((size_t)(n * elems) * sizeof(float)); /* (n, elems) */
-  out->y = malloc((size_t)n * sizeof(int32_t));          /* (n) */
+  out->y = malloc((size_t)n * sizeof(int32_t));         /* (n) */
   if (!out->x || !out->y) {
     sn_fail(err, "%s: out of memory for %lld samples of %lld values", images, (long long)n,
             (long long)elems);
@@ -137,8 +140,7 @@ static int load_builtin(const sn_source *src, sn_dataset *out, sn_error *err) {
   char looked[2048] = "";
   size_t len = 0;
   for (int i = 0; i < ndirs && len < sizeof looked; i++)
-    len += (size_t)snprintf(looked + len, sizeof looked - len, "%s%s/", i ? ", " : "",
-                            dirs[i]);
+    len += (size_t)snprintf(looked + len, sizeof looked - len, "%s%s/", i ? ", " : "", dirs[i]);
   return sn_fail(err,
                  "data set %s:%s not found: looked for %s[.gz] and %s[.gz] in %s%s; hint: "
                  "set SPECNET_DATA to a folder holding them%s",
@@ -153,16 +155,18 @@ static int load_builtin(const sn_source *src, sn_dataset *out, sn_error *err) {
 int sn_dataset_load(const sn_source *src, sn_dataset *out, sn_error *err) {
   memset(out, 0, sizeof *out);
   if (src->limit < 0)
-    return sn_fail(err, "limit must be >= 0 (0 = all samples), got %lld",
-                   (long long)src->limit);
+    return sn_fail(err, "limit must be >= 0 (0 = all samples), got %lld", (long long)src->limit);
   switch (src->kind) {
-  case SN_SRC_BUILTIN: return load_builtin(src, out, err);
+  case SN_SRC_BUILTIN:
+    return load_builtin(src, out, err);
   case SN_SRC_IDX:
     if (!src->images[0] || !src->labels[0])
       return sn_fail(err, "an idx source needs both images and labels paths");
     return load_idx_pair(src->images, src->labels, src->limit, out, err);
-  case SN_SRC_SYNTHETIC: return sn_dataset_synthetic(src, out, err);
-  case SN_SRC_NONE: break;
+  case SN_SRC_SYNTHETIC:
+    return sn_dataset_synthetic(src, out, err);
+  case SN_SRC_NONE:
+    break;
   }
   return sn_fail(err, "no data source given");
 }
@@ -175,16 +179,13 @@ void sn_dataset_scale(sn_dataset *ds, float factor) {
 int sn_dataset_split(sn_dataset *ds, double fraction, sn_dataset *held, sn_error *err) {
   memset(held, 0, sizeof *held);
   if (!(fraction > 0.0 && fraction < 1.0))
-    return sn_fail(err, "validation split must be between 0 and 1 (exclusive), got %g",
-                   fraction);
+    return sn_fail(err, "validation split must be between 0 and 1 (exclusive), got %g", fraction);
   /* As Keras: the first floor(n * (1 - fraction)) samples stay. */
   int64_t keep = (int64_t)floor((double)ds->n * (1.0 - fraction));
   int64_t nheld = ds->n - keep;
   if (keep <= 0 || nheld <= 0)
-    return sn_fail(err,
-                   "validation split %g of %lld samples from %s leaves an empty %s set",
-                   fraction, (long long)ds->n, ds->origin,
-                   keep <= 0 ? "training" : "validation");
+    return sn_fail(err, "validation split %g of %lld samples from %s leaves an empty %s set",
+                   fraction, (long long)ds->n, ds->origin, keep <= 0 ? "training" : "validation");
   int64_t e = ds->sample_elems;
   *held = *ds; /* shape, rank, classes */
   held->n = nheld;
@@ -198,8 +199,7 @@ int sn_dataset_split(sn_dataset *ds, double fraction, sn_dataset *held, sn_error
   memcpy(held->y, ds->y + keep, (size_t)nheld * sizeof(int32_t));
   char origin[sizeof ds->origin];
   memcpy(origin, ds->origin, sizeof origin);
-  int k = snprintf(held->origin, sizeof held->origin, "%s (last %g held out)", origin,
-                   fraction);
+  int k = snprintf(held->origin, sizeof held->origin, "%s (last %g held out)", origin, fraction);
   if (k < 0 || (size_t)k >= sizeof held->origin) memcpy(held->origin, origin, sizeof origin);
 
   ds->n = keep;

@@ -17,21 +17,20 @@
 
 /* Streams inside SN_STREAM_SYNTH, one per use. */
 enum {
-  ST_POS = 1,     /* per-sample position along the class structure (counter = sample) */
-  ST_POS2 = 2,    /* a second per-sample draw (counter = sample) */
+  ST_POS = 1,     /* where a sample sits in its class (counter from the sample index) */
+  ST_POS2 = 2,    /* a second such draw (counter from the sample index) */
   ST_NOISE = 3,   /* Gaussian noise (counter = sample * features + coordinate) */
   ST_SHUFFLE = 4, /* row order */
-  ST_CENTERS = 5, /* blobs: center directions (counter = class * features + coordinate) */
-  ST_PLANE = 6,   /* linear: the hyperplane normal (counter = coordinate) */
+  ST_PLANE = 5,   /* linear: the hyperplane normal (counter = coordinate) */
 };
 
 #define MAX_FEATURES 1000000
 
 typedef struct synth {
   uint64_t seed;
-  int64_t n;      /* samples */
-  int k;          /* classes */
-  int d;          /* features per sample */
+  int64_t n; /* samples */
+  int k;     /* classes */
+  int d;     /* features per sample */
   double noise;
   double *scratch; /* (k, d) blobs centers, or (d) linear normal */
 } synth;
@@ -49,9 +48,11 @@ static double jitter(const synth *s, int64_t i, int j) {
 
 /* ---------------------------------------------------------------------------
  * blobs: Gaussian clusters around well-separated centers, std = noise.
- *   1-D: centers 3 apart on a line.  2-D: on a circle, adjacent centers ~3 apart
- *   (radius max(3, 3k / 2pi)).  d >= 3: the first 2d classes at +-R on the axes
- *   (pairwise >= R sqrt 2), further ones in random directions; R = 3. */
+ *   1-D: centers 3 apart on a line.  d >= 2: the classes are dealt round-robin to
+ *   the floor(d/2) coordinate planes (x0,x1), (x2,x3), ...; in each plane they sit
+ *   evenly on a circle of radius r = max(3, 3m / 2pi), m = most classes in one
+ *   plane, so neighbours on a circle are ~3 or more apart and centers in different
+ *   planes r sqrt 2. Deterministic: the seed moves the points, not the centers. */
 
 static void blobs_centers(synth *s) {
   int k = s->k, d = s->d;
@@ -59,27 +60,16 @@ static void blobs_centers(synth *s) {
   memset(c, 0, sizeof(double) * (size_t)k * (size_t)d);
   if (d == 1) {
     for (int a = 0; a < k; a++) c[a] = 3.0 * (a - 0.5 * (k - 1));
-  } else if (d == 2) {
-    double r = fmax(3.0, 3.0 * k / TWO_PI);
-    for (int a = 0; a < k; a++) {
-      c[2 * a] = r * cos(TWO_PI * a / k);
-      c[2 * a + 1] = r * sin(TWO_PI * a / k);
-    }
-  } else {
-    for (int a = 0; a < k; a++) {
-      double *v = c + (size_t)a * (size_t)d;
-      if (a < 2 * d) {
-        v[a / 2] = a % 2 ? -3.0 : 3.0;
-        continue;
-      }
-      double norm = 0;
-      for (int j = 0; j < d; j++) {
-        v[j] = rnd_n(s, ST_CENTERS, (uint64_t)a * (uint64_t)d + (uint64_t)j);
-        norm += v[j] * v[j];
-      }
-      norm = sqrt(norm) > 0 ? 3.0 / sqrt(norm) : 0;
-      for (int j = 0; j < d; j++) v[j] *= norm;
-    }
+    return;
+  }
+  int planes = d / 2, most = (k + planes - 1) / planes;
+  double r = fmax(3.0, 3.0 * most / TWO_PI);
+  for (int a = 0; a < k; a++) {
+    int p = a % planes, slot = a / planes;
+    int m = k / planes + (p < k % planes); /* classes in plane p */
+    double th = TWO_PI * slot / m;
+    c[(size_t)a * (size_t)d + 2 * (size_t)p] = r * cos(th);
+    c[(size_t)a * (size_t)d + 2 * (size_t)p + 1] = r * sin(th);
   }
 }
 
@@ -140,8 +130,7 @@ static void linear_sample(const synth *s, int64_t i, int label, float *x) {
     x[j] = (float)z;
     dot += z * w[j];
   }
-  for (int j = 0; j < s->d; j++)
-    x[j] = (float)(x[j] + (proj - dot) * w[j] + jitter(s, i, j));
+  for (int j = 0; j < s->d; j++) x[j] = (float)(x[j] + (proj - dot) * w[j] + jitter(s, i, j));
 }
 
 /* ---------------------------------------------------------------------------
@@ -169,19 +158,17 @@ int sn_dataset_synthetic(const sn_source *src, sn_dataset *out, sn_error *err) {
   synth s = {.seed = src->seed, .n = src->samples, .k = src->classes, .noise = src->noise};
   s.d = src->features > 0 ? src->features : 2;
   if (s.n < 1 || s.n > 100000000)
-    return sn_fail(err, "synthetic %s: samples must be between 1 and 100000000, got %lld",
-                   name, (long long)s.n);
+    return sn_fail(err, "synthetic %s: samples must be between 1 and 100000000, got %lld", name,
+                   (long long)s.n);
   if (s.k < 2 || s.k > 1000)
     return sn_fail(err, "synthetic %s: classes must be between 2 and 1000, got %d", name, s.k);
   if (!(s.noise >= 0) || !isfinite(s.noise))
-    return sn_fail(err, "synthetic %s: noise must be a finite number >= 0, got %g", name,
-                   s.noise);
+    return sn_fail(err, "synthetic %s: noise must be a finite number >= 0, got %g", name, s.noise);
   if (s.n < s.k)
     return sn_fail(err, "synthetic %s: samples (%lld) must be at least classes (%d)", name,
                    (long long)s.n, s.k);
   if (two_d && src->features > 0 && src->features != 2)
-    return sn_fail(err, "synthetic %s is 2-D: features must be 2, got %d", name,
-                   src->features);
+    return sn_fail(err, "synthetic %s is 2-D: features must be 2, got %d", name, src->features);
   if (fn == xor_sample && s.k != 2)
     return sn_fail(err, "synthetic xor has 2 classes, got classes: %d", s.k);
   if (s.d > MAX_FEATURES || (double)s.n * s.d > (double)(INT64_C(1) << 32))
@@ -193,8 +180,8 @@ int sn_dataset_synthetic(const sn_source *src, sn_dataset *out, sn_error *err) {
   /* All n samples are shuffled, then the first `rows` of that order generated. */
   int64_t rows = src->limit > 0 && src->limit < s.n ? src->limit : s.n;
   int64_t *perm = malloc((size_t)s.n * sizeof(int64_t)); /* row -> generated sample */
-  out->x = malloc((size_t)(rows * s.d) * sizeof(float));  /* (rows, d) */
-  out->y = malloc((size_t)rows * sizeof(int32_t));        /* (rows) */
+  out->x = malloc((size_t)(rows * s.d) * sizeof(float)); /* (rows, d) */
+  out->y = malloc((size_t)rows * sizeof(int32_t));       /* (rows) */
   if (fn == blobs_sample)
     s.scratch = malloc(sizeof(double) * (size_t)s.k * (size_t)s.d);
   else if (fn == linear_sample)

@@ -11,9 +11,7 @@
 #define SN_ALIGN 64
 
 /* bytes of one element of the model dtype, 0 if the dtype is unknown */
-static size_t dtype_size(sn_dtype_rt t) {
-  return t == SN_RT_F32 ? 4 : t == SN_RT_F64 ? 8 : 0;
-}
+static size_t dtype_size(sn_dtype_rt t) { return t == SN_RT_F32 ? 4 : t == SN_RT_F64 ? 8 : 0; }
 
 /* A zeroed, aligned block of at least `bytes` (never NULL on success, even for 0). */
 static void *alloc_zeroed(int64_t bytes) {
@@ -47,12 +45,14 @@ static int check_params_info(const sn_model *m, sn_error *err) {
       prod *= p->shape[d];
     }
     if (prod != p->count)
-      return sn_fail(err, "parameter '%.128s': count %lld is not the product of its shape "
-                          "(%lld)",
+      return sn_fail(err,
+                     "parameter '%.128s': count %lld is not the product of its shape "
+                     "(%lld)",
                      p->name, (long long)p->count, (long long)prod);
     if (p->offset < 0 || p->offset > m->param_count - p->count)
-      return sn_fail(err, "parameter '%.128s': elements [%lld, %lld) lie outside the %lld "
-                          "parameters",
+      return sn_fail(err,
+                     "parameter '%.128s': elements [%lld, %lld) lie outside the %lld "
+                     "parameters",
                      p->name, (long long)p->offset, (long long)(p->offset + p->count),
                      (long long)m->param_count);
   }
@@ -66,8 +66,9 @@ int sn_model_alloc(sn_model *m, sn_error *err) {
   int64_t sb = bytes_of(m->opt_state_count, es);
   int64_t ab = bytes_of(m->arena_bytes, 1);
   if (pb < 0 || sb < 0 || ab < 0)
-    return sn_fail(err, "model buffer sizes are out of range (params %lld, optimizer state "
-                        "%lld, arena %lld bytes)",
+    return sn_fail(err,
+                   "model buffer sizes are out of range (params %lld, optimizer state "
+                   "%lld, arena %lld bytes)",
                    (long long)m->param_count, (long long)m->opt_state_count,
                    (long long)m->arena_bytes);
   if (check_params_info(m, err)) return -1;
@@ -77,8 +78,9 @@ int sn_model_alloc(sn_model *m, sn_error *err) {
   m->arena = alloc_zeroed(ab);     /* arena_bytes */
   if (!m->params || !m->grads || !m->opt_state || !m->arena) {
     sn_model_free(m);
-    return sn_fail(err, "out of memory for the model buffers (%lld + %lld + %lld + %lld "
-                        "bytes)",
+    return sn_fail(err,
+                   "out of memory for the model buffers (%lld + %lld + %lld + %lld "
+                   "bytes)",
                    (long long)pb, (long long)pb, (long long)sb, (long long)ab);
   }
   return 0;
@@ -99,15 +101,20 @@ static double init_value(const sn_param_info *p, int pi, uint64_t seed, int64_t 
   double fi = p->fan_in > 0 ? (double)p->fan_in : 1.0;
   double fo = p->fan_out > 0 ? (double)p->fan_out : 1.0;
   switch (p->init) {
-  case SN_INIT_ZEROS: return 0.0;
-  case SN_INIT_ONES: return 1.0;
+  case SN_INIT_ZEROS:
+    return 0.0;
+  case SN_INIT_ONES:
+    return 1.0;
   case SN_INIT_GLOROT_UNIFORM:
     return sqrt(6.0 / (fi + fo)) * (2.0 * sn_rand_uniform(seed, stream, c) - 1.0);
-  case SN_INIT_GLOROT_NORMAL: return sqrt(2.0 / (fi + fo)) * sn_rand_normal(seed, stream, c);
+  case SN_INIT_GLOROT_NORMAL:
+    return sqrt(2.0 / (fi + fo)) * sn_rand_normal(seed, stream, c);
   case SN_INIT_HE_UNIFORM:
     return sqrt(6.0 / fi) * (2.0 * sn_rand_uniform(seed, stream, c) - 1.0);
-  case SN_INIT_HE_NORMAL: return sqrt(2.0 / fi) * sn_rand_normal(seed, stream, c);
-  case SN_INIT_NORMAL: return p->init_arg * sn_rand_normal(seed, stream, c);
+  case SN_INIT_HE_NORMAL:
+    return sqrt(2.0 / fi) * sn_rand_normal(seed, stream, c);
+  case SN_INIT_NORMAL:
+    return p->init_arg * sn_rand_normal(seed, stream, c);
   }
   return 0.0;
 }

@@ -98,8 +98,7 @@ int sn_safetensors_write(const char *path, const sn_model *m, sn_error *err) {
   for (int i = 0; i < m->n_params; i++)
     for (int j = 0; j < i; j++)
       if (strcmp(m->params_info[i].name, m->params_info[j].name) == 0)
-        return sn_fail(err, "%s: two parameters are named '%.128s'", path,
-                       m->params_info[i].name);
+        return sn_fail(err, "%s: two parameters are named '%.128s'", path, m->params_info[i].name);
 
   strbuf h = {0};
   sb_printf(&h, "{");
@@ -171,11 +170,11 @@ int sn_safetensors_write(const char *path, const sn_model *m, sn_error *err) {
 
 /* One tensor entry of the header. */
 typedef struct st_tensor {
-  char *name;                  /* decoded key, malloc'd */
-  char dtype[16];              /* "F32", ... */
+  char *name;     /* decoded key, malloc'd */
+  char dtype[16]; /* "F32", ... */
   int rank;
   int64_t shape[ST_MAX_RANK];
-  int64_t begin, end;          /* bytes into the data section */
+  int64_t begin, end; /* bytes into the data section */
 } st_tensor;
 
 typedef struct json {
@@ -192,13 +191,13 @@ __attribute__((format(printf, 2, 3))) static int jfail(json *j, const char *fmt,
   va_start(ap, fmt);
   vsnprintf(buf, sizeof buf, fmt, ap);
   va_end(ap);
-  return sn_fail(j->err, "%s: malformed safetensors header at byte %zu: %s", j->path,
-                 8 + j->pos, buf);
+  return sn_fail(j->err, "%s: malformed safetensors header at byte %zu: %s", j->path, 8 + j->pos,
+                 buf);
 }
 
 static void jws(json *j) {
-  while (j->pos < j->n && (j->s[j->pos] == ' ' || j->s[j->pos] == '\t' ||
-                           j->s[j->pos] == '\n' || j->s[j->pos] == '\r'))
+  while (j->pos < j->n && (j->s[j->pos] == ' ' || j->s[j->pos] == '\t' || j->s[j->pos] == '\n' ||
+                           j->s[j->pos] == '\r'))
     j->pos++;
 }
 
@@ -482,14 +481,17 @@ static int jtensor(json *j, st_tensor *t) {
         continue;
       }
       if (d == '}') break;
-      if (d < 0) return jfail(j, "unexpected end of header in the entry of tensor '%.200s'", t->name);
+      if (d < 0)
+        return jfail(j, "unexpected end of header in the entry of tensor '%.200s'", t->name);
       return jfail(j, "expected ',' or '}' in the entry of tensor '%.200s'", t->name);
     }
   }
   j->pos++;
   if (!has_dtype || !has_shape || !has_offsets)
     return jfail(j, "tensor '%.200s' lacks \"%s\"", t->name,
-                 !has_dtype ? "dtype" : !has_shape ? "shape" : "data_offsets");
+                 !has_dtype   ? "dtype"
+                 : !has_shape ? "shape"
+                              : "data_offsets");
   return 0;
 }
 
@@ -560,9 +562,9 @@ static int st_dtype_size(const char *d) {
   static const struct {
     const char *name;
     int size;
-  } tab[] = {{"F64", 8}, {"F32", 4}, {"F16", 2}, {"BF16", 2}, {"I64", 8}, {"I32", 4},
-             {"I16", 2}, {"I8", 1},  {"U64", 8}, {"U32", 4},  {"U16", 2}, {"U8", 1},
-             {"BOOL", 1}, {"F8_E4M3", 1}, {"F8_E5M2", 1}};
+  } tab[] = {{"F64", 8}, {"F32", 4}, {"F16", 2},  {"BF16", 2},    {"I64", 8},
+             {"I32", 4}, {"I16", 2}, {"I8", 1},   {"U64", 8},     {"U32", 4},
+             {"U16", 2}, {"U8", 1},  {"BOOL", 1}, {"F8_E4M3", 1}, {"F8_E5M2", 1}};
   for (size_t i = 0; i < sizeof tab / sizeof tab[0]; i++)
     if (strcmp(tab[i].name, d) == 0) return tab[i].size;
   return 0;
@@ -633,8 +635,7 @@ static int check_entries(const char *path, const sn_model *m, st_header *h, int6
       return sn_fail(err,
                      "%s: tensor '%.200s' has data_offsets [%lld, %lld] outside the %lld-byte "
                      "data section (truncated file?)",
-                     path, t->name, (long long)t->begin, (long long)t->end,
-                     (long long)data_size);
+                     path, t->name, (long long)t->begin, (long long)t->end, (long long)data_size);
     int es = st_dtype_size(t->dtype);
     if (!es) continue; /* a dtype we do not know: fine unless a parameter needs it */
     int64_t nb = es;
@@ -653,8 +654,8 @@ static int check_entries(const char *path, const sn_model *m, st_header *h, int6
   for (int i = 0; i < m->n_params; i++) {
     const sn_param_info *p = &m->params_info[i];
     st_tensor key = {.name = (char *)p->name};
-    const st_tensor *t = h->n ? bsearch(&key, h->t, (size_t)h->n, sizeof *h->t, cmp_tensor_name)
-                              : NULL;
+    const st_tensor *t =
+        h->n ? bsearch(&key, h->t, (size_t)h->n, sizeof *h->t, cmp_tensor_name) : NULL;
     if (!t)
       return sn_fail(err, "%s: tensor '%.128s' not found (the checkpoint has %d tensors%s%.200s%s)",
                      path, p->name, h->n, h->n ? ", e.g. '" : "", h->n ? h->t[0].name : "",
@@ -665,13 +666,14 @@ static int check_entries(const char *path, const sn_model *m, st_header *h, int6
       char want[160], have[160];
       shape_str(want, sizeof want, p->rank, p->shape);
       shape_str(have, sizeof have, t->rank, t->shape);
-      return sn_fail(err, "%s: tensor '%.128s' has shape %s, the model expects %s", path,
-                     p->name, have, want);
+      return sn_fail(err, "%s: tensor '%.128s' has shape %s, the model expects %s", path, p->name,
+                     have, want);
     }
     if (strcmp(t->dtype, "F32") && strcmp(t->dtype, "F64") && strcmp(t->dtype, "F16") &&
         strcmp(t->dtype, "BF16"))
-      return sn_fail(err, "%s: tensor '%.128s' has dtype %s; only F32, F64, F16 and BF16 can "
-                          "be loaded",
+      return sn_fail(err,
+                     "%s: tensor '%.128s' has dtype %s; only F32, F64, F16 and BF16 can "
+                     "be loaded",
                      path, p->name, t->dtype);
     match[i] = t;
   }
@@ -701,8 +703,9 @@ int sn_safetensors_read(const char *path, sn_model *m, sn_error *err) {
 
   uint8_t len8[8];
   if (fsize < 8 || fread(len8, 1, 8, f) != 8) {
-    sn_fail(err, "%s: truncated: a safetensors file starts with an 8-byte header length, "
-                 "file has %lld bytes",
+    sn_fail(err,
+            "%s: truncated: a safetensors file starts with an 8-byte header length, "
+            "file has %lld bytes",
             path, (long long)fsize);
     goto done;
   }
@@ -714,8 +717,8 @@ int sn_safetensors_read(const char *path, sn_model *m, sn_error *err) {
     goto done;
   }
   if ((int64_t)hlen > fsize - 8) {
-    sn_fail(err, "%s: truncated: header length %llu runs past the end of the %lld-byte file",
-            path, (unsigned long long)hlen, (long long)fsize);
+    sn_fail(err, "%s: truncated: header length %llu runs past the end of the %lld-byte file", path,
+            (unsigned long long)hlen, (long long)fsize);
     goto done;
   }
   text = malloc((size_t)hlen);

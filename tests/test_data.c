@@ -17,24 +17,23 @@
 
 static int failures;
 
-#define CHECK(cond, ...)                                                                 \
-  do {                                                                                   \
-    if (!(cond)) {                                                                       \
-      fprintf(stderr, "%s:%d: FAIL: ", __FILE__, __LINE__);                              \
-      fprintf(stderr, __VA_ARGS__);                                                      \
-      fputc('\n', stderr);                                                               \
-      failures++;                                                                        \
-    }                                                                                    \
+#define CHECK(cond, ...)                                                                           \
+  do {                                                                                             \
+    if (!(cond)) {                                                                                 \
+      fprintf(stderr, "%s:%d: FAIL: ", __FILE__, __LINE__);                                        \
+      fprintf(stderr, __VA_ARGS__);                                                                \
+      fputc('\n', stderr);                                                                         \
+      failures++;                                                                                  \
+    }                                                                                              \
   } while (0)
 
 /* The call must fail and its message contain every given fragment. */
-#define CHECK_ERR(rc, err, ...)                                                          \
-  do {                                                                                   \
-    const char *frags_[] = {__VA_ARGS__};                                                \
-    CHECK((rc) != 0, "expected an error containing '%s', got success", frags_[0]);       \
-    for (size_t k_ = 0; (rc) != 0 && k_ < sizeof frags_ / sizeof frags_[0]; k_++)        \
-      CHECK(strstr((err).msg, frags_[k_]), "message lacks '%s': %s", frags_[k_],         \
-            (err).msg);                                                                  \
+#define CHECK_ERR(rc, err, ...)                                                                    \
+  do {                                                                                             \
+    const char *frags_[] = {__VA_ARGS__};                                                          \
+    CHECK((rc) != 0, "expected an error containing '%s', got success", frags_[0]);                 \
+    for (size_t k_ = 0; (rc) != 0 && k_ < sizeof frags_ / sizeof frags_[0]; k_++)                  \
+      CHECK(strstr((err).msg, frags_[k_]), "message lacks '%s': %s", frags_[k_], (err).msg);       \
   } while (0)
 
 static char tmpdir[64];
@@ -165,8 +164,7 @@ static void test_rng(void) {
   double sd = sqrt(sq / N - mean * mean);
   CHECK(fabs(mean) < 0.01, "normal mean %g", mean);
   CHECK(fabs(sd - 1.0) < 0.01, "normal std %g", sd);
-  CHECK(fabs((double)within / N - 0.6827) < 0.005, "normal P(|z|<1) = %g",
-        (double)within / N);
+  CHECK(fabs((double)within / N - 0.6827) < 0.005, "normal P(|z|<1) = %g", (double)within / N);
 
   /* shuffle: a permutation, deterministic, stream-dependent, unbiased positions */
   enum { P = 1000 };
@@ -197,16 +195,15 @@ static void test_rng(void) {
       if (q[i] == 0) pos[i]++;
   }
   for (int i = 0; i < 4; i++)
-    CHECK(abs(pos[i] - 10000) < 600, "element 0 lands at %d in %d of 40000 shuffles", i,
-          pos[i]);
+    CHECK(abs(pos[i] - 10000) < 600, "element 0 lands at %d in %d of 40000 shuffles", i, pos[i]);
 }
 
 /* ---------------------------------------------------------------------------
  * IDX reader */
 
 enum { NS = 5, H = 3, W = 2 };
-static uint8_t img[NS * H * W];                   /* (NS, H, W) */
-static const uint8_t lab[NS] = {3, 0, 2, 1, 3};    /* (NS) */
+static uint8_t img[NS * H * W];                 /* (NS, H, W) */
+static const uint8_t lab[NS] = {3, 0, 2, 1, 3}; /* (NS) */
 
 static void test_idx(void) {
   for (int i = 0; i < NS * H * W; i++) img[i] = (uint8_t)(i * 37 + 11);
@@ -235,8 +232,7 @@ static void test_idx(void) {
     free(data);
   }
   int rc = sn_idx_read(tpath("lab.idx.gz"), &rank, dims, &data, &count, &err);
-  CHECK(rc == 0 && rank == 0 && count == NS && memcmp(data, lab, NS) == 0, "labels: %s",
-        err.msg);
+  CHECK(rc == 0 && rank == 0 && count == NS && memcmp(data, lab, NS) == 0, "labels: %s", err.msg);
   if (!rc) free(data);
 
   /* 4 per-sample dims is the most */
@@ -322,8 +318,7 @@ static void test_idx(void) {
   write_file(tpath("float.idx"), "\0\0\x0d\x01\0\0\0\x01\0\0\0\0", 12);
   rc = sn_idx_read(tpath("float.idx"), &rank, dims, &data, &count, &err);
   CHECK_ERR(rc, err, "float.idx", "unsupported IDX element type 0x0d (float32)");
-  write_file(tpath("huge.idx"), "\0\0\x08\x03\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff",
-             16);
+  write_file(tpath("huge.idx"), "\0\0\x08\x03\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff", 16);
   rc = sn_idx_read(tpath("huge.idx"), &rank, dims, &data, &count, &err);
   CHECK_ERR(rc, err, "huge.idx", "absurd IDX dimensions 4294967295x4294967295x4294967295");
   write_gz(tpath("huge.idx.gz"), "\0\0\x08\x02\x7f\xff\xff\xff\x00\x00\x00\x04", 12);
@@ -388,8 +383,7 @@ static void test_dataset(void) {
   rc = sn_dataset_split(&ds, 0.4, &held, &err);
   CHECK(rc == 0, "split: %s", err.msg);
   if (!rc) {
-    CHECK(ds.n == 3 && held.n == 2, "split sizes %lld + %lld", (long long)ds.n,
-          (long long)held.n);
+    CHECK(ds.n == 3 && held.n == 2, "split sizes %lld + %lld", (long long)ds.n, (long long)held.n);
     CHECK(held.sample_elems == H * W && held.classes == 4 && held.rank == 2, "held shape");
     same = true;
     for (int i = 0; i < 2 * H * W; i++) same &= held.x[i] == 0.5f * img[3 * H * W + i];
@@ -500,8 +494,12 @@ static void test_dataset(void) {
  * Synthetic sets */
 
 static sn_source synth(const char *name, int64_t n, int k, int d, double noise, uint64_t seed) {
-  sn_source s = {.kind = SN_SRC_SYNTHETIC, .samples = n, .classes = k, .features = d,
-                 .noise = noise, .seed = seed};
+  sn_source s = {.kind = SN_SRC_SYNTHETIC,
+                 .samples = n,
+                 .classes = k,
+                 .features = d,
+                 .noise = noise,
+                 .seed = seed};
   snprintf(s.name, sizeof s.name, "%s", name);
   return s;
 }
@@ -511,8 +509,8 @@ static void test_synthetic(void) {
   const struct {
     const char *name;
     int k, d;
-  } gens[] = {{"blobs", 4, 5}, {"blobs", 7, 2}, {"blobs", 3, 1}, {"spirals", 3, 0},
-              {"xor", 2, 0},   {"linear", 3, 4}, {"linear", 2, 0}};
+  } gens[] = {{"blobs", 4, 5},   {"blobs", 7, 2}, {"blobs", 3, 1},  {"blobs", 10, 3},
+              {"spirals", 3, 0}, {"xor", 2, 0},   {"linear", 3, 4}, {"linear", 2, 0}};
   for (size_t g = 0; g < sizeof gens / sizeof gens[0]; g++) {
     const char *name = gens[g].name;
     int k = gens[g].k, d = gens[g].d ? gens[g].d : 2;
@@ -521,8 +519,7 @@ static void test_synthetic(void) {
     int rc = sn_dataset_load(&s, &a, &err);
     CHECK(rc == 0, "%s: %s", name, err.msg);
     if (rc) continue;
-    CHECK(a.n == 1000 && a.rank == 1 && a.shape[0] == d && a.sample_elems == d &&
-              a.classes == k,
+    CHECK(a.n == 1000 && a.rank == 1 && a.shape[0] == d && a.sample_elems == d && a.classes == k,
           "%s: shape", name);
     rc = sn_dataset_load(&s, &b, &err);
     CHECK(rc == 0 && memcmp(a.x, b.x, sizeof(float) * 1000 * (size_t)d) == 0 &&
@@ -530,8 +527,8 @@ static void test_synthetic(void) {
           "%s: same seed, different data", name);
     s.seed = 8;
     rc = sn_dataset_load(&s, &c, &err);
-    CHECK(rc == 0 && memcmp(a.x, c.x, sizeof(float) * 1000 * (size_t)d) != 0,
-          "%s: seed ignored", name);
+    CHECK(rc == 0 && memcmp(a.x, c.x, sizeof(float) * 1000 * (size_t)d) != 0, "%s: seed ignored",
+          name);
     s.seed = 7;
     s.limit = 10;
     rc = sn_dataset_load(&s, &lim, &err);
@@ -548,8 +545,7 @@ static void test_synthetic(void) {
     CHECK(finite, "%s: non-finite values", name);
     CHECK(!ordered, "%s: rows not shuffled", name);
     for (int c2 = 0; c2 < k; c2++)
-      CHECK(abs(counts[c2] - 1000 / k) <= 1, "%s: class %d has %d of 1000", name, c2,
-            counts[c2]);
+      CHECK(abs(counts[c2] - 1000 / k) <= 1, "%s: class %d has %d of 1000", name, c2, counts[c2]);
     /* learnable: nearest class mean classifies (almost) everything for blobs and
      * linear at this noise level */
     if (!strcmp(name, "blobs") || (!strcmp(name, "linear") && k == 2)) {
@@ -568,8 +564,18 @@ static void test_synthetic(void) {
         }
         right += best == a.y[i];
       }
-      CHECK(right >= 950, "%s (k %d, d %d): nearest mean gets only %d of 1000", name, k, d,
-            right);
+      CHECK(right >= 950, "%s (k %d, d %d): nearest mean gets only %d of 1000", name, k, d, right);
+      /* blobs: class means (~ the centers at this noise) are well apart */
+      double closest = INFINITY;
+      for (int c1 = 0; c1 < k; c1++)
+        for (int c2 = 0; c2 < c1; c2++) {
+          double dist = 0;
+          for (int j = 0; j < d; j++)
+            dist += (mean[c1][j] - mean[c2][j]) * (mean[c1][j] - mean[c2][j]);
+          closest = fmin(closest, sqrt(dist));
+        }
+      if (!strcmp(name, "blobs"))
+        CHECK(closest > 2.5, "blobs (k %d, d %d): two centers only %g apart", k, d, closest);
     }
     if (!strcmp(name, "xor")) {
       int agree = 0;
@@ -633,8 +639,7 @@ static void check_fashion(const char *split, int64_t n, const int32_t first[10],
   if (rc) return;
   CHECK(ds.n == n && ds.rank == 2 && ds.shape[0] == 28 && ds.shape[1] == 28 &&
             ds.sample_elems == 784 && ds.classes == 10,
-        "fashion_mnist:%s: n %lld rank %d classes %d", split, (long long)ds.n, ds.rank,
-        ds.classes);
+        "fashion_mnist:%s: n %lld rank %d classes %d", split, (long long)ds.n, ds.rank, ds.classes);
   CHECK(memcmp(ds.y, first, 10 * sizeof(int32_t)) == 0, "fashion_mnist:%s: first labels %d %d",
         split, ds.y[0], ds.y[1]);
   double sum = 0;

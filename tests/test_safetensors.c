@@ -16,23 +16,22 @@
 
 static int failures;
 
-#define CHECK(cond, ...)                                                                 \
-  do {                                                                                   \
-    if (!(cond)) {                                                                       \
-      fprintf(stderr, "%s:%d: FAIL: ", __FILE__, __LINE__);                              \
-      fprintf(stderr, __VA_ARGS__);                                                      \
-      fputc('\n', stderr);                                                               \
-      failures++;                                                                        \
-    }                                                                                    \
+#define CHECK(cond, ...)                                                                           \
+  do {                                                                                             \
+    if (!(cond)) {                                                                                 \
+      fprintf(stderr, "%s:%d: FAIL: ", __FILE__, __LINE__);                                        \
+      fprintf(stderr, __VA_ARGS__);                                                                \
+      fputc('\n', stderr);                                                                         \
+      failures++;                                                                                  \
+    }                                                                                              \
   } while (0)
 
-#define CHECK_ERR(rc, err, ...)                                                          \
-  do {                                                                                   \
-    const char *frags_[] = {__VA_ARGS__};                                                \
-    CHECK((rc) != 0, "expected an error containing '%s', got success", frags_[0]);       \
-    for (size_t k_ = 0; (rc) != 0 && k_ < sizeof frags_ / sizeof frags_[0]; k_++)        \
-      CHECK(strstr((err).msg, frags_[k_]), "message lacks '%s': %s", frags_[k_],         \
-            (err).msg);                                                                  \
+#define CHECK_ERR(rc, err, ...)                                                                    \
+  do {                                                                                             \
+    const char *frags_[] = {__VA_ARGS__};                                                          \
+    CHECK((rc) != 0, "expected an error containing '%s', got success", frags_[0]);                 \
+    for (size_t k_ = 0; (rc) != 0 && k_ < sizeof frags_ / sizeof frags_[0]; k_++)                  \
+      CHECK(strstr((err).msg, frags_[k_]), "message lacks '%s': %s", frags_[k_], (err).msg);       \
   } while (0)
 
 static char tmpdir[64];
@@ -107,16 +106,33 @@ static void cleanup_dir(const char *dir) {
 
 /* The model under test: dense.weight (3, 4) then dense.bias (3). */
 static const sn_param_info INFOS[2] = {
-    {.name = "dense.weight", .rank = 2, .shape = {3, 4}, .offset = 0, .count = 12,
-     .init = SN_INIT_GLOROT_UNIFORM, .fan_in = 4, .fan_out = 3},
-    {.name = "dense.bias", .rank = 1, .shape = {3}, .offset = 12, .count = 3,
-     .init = SN_INIT_NORMAL, .init_arg = 0.5, .fan_in = 4, .fan_out = 3},
+    {.name = "dense.weight",
+     .rank = 2,
+     .shape = {3, 4},
+     .offset = 0,
+     .count = 12,
+     .init = SN_INIT_GLOROT_UNIFORM,
+     .fan_in = 4,
+     .fan_out = 3},
+    {.name = "dense.bias",
+     .rank = 1,
+     .shape = {3},
+     .offset = 12,
+     .count = 3,
+     .init = SN_INIT_NORMAL,
+     .init_arg = 0.5,
+     .fan_in = 4,
+     .fan_out = 3},
 };
 
 static sn_model make_model(sn_dtype_rt dtype, const sn_param_info *infos, int n,
                            int64_t param_count) {
-  sn_model m = {.dtype = dtype, .param_count = param_count, .opt_state_count = 2 * param_count,
-                .arena_bytes = 100, .n_params = n, .params_info = infos};
+  sn_model m = {.dtype = dtype,
+                .param_count = param_count,
+                .opt_state_count = 2 * param_count,
+                .arena_bytes = 100,
+                .n_params = n,
+                .params_info = infos};
   sn_error err = {{0}};
   if (sn_model_alloc(&m, &err)) {
     fprintf(stderr, "sn_model_alloc: %s\n", err.msg);
@@ -132,7 +148,8 @@ static void test_model(void) {
   sn_error err = {{0}};
   sn_model m = make_model(SN_RT_F32, INFOS, 2, 15);
   void *bufs[4] = {m.params, m.grads, m.opt_state, m.arena};
-  for (int i = 0; i < 4; i++) CHECK(bufs[i] && (uintptr_t)bufs[i] % 64 == 0, "buffer %d alignment", i);
+  for (int i = 0; i < 4; i++)
+    CHECK(bufs[i] && (uintptr_t)bufs[i] % 64 == 0, "buffer %d alignment", i);
   bool zero = true;
   for (int i = 0; i < 15; i++) zero &= ((float *)m.params)[i] == 0 && ((float *)m.grads)[i] == 0;
   for (int i = 0; i < 100; i++) zero &= ((uint8_t *)m.arena)[i] == 0;
@@ -152,6 +169,13 @@ static void test_model(void) {
   }
   CHECK(inside && nonzero, "glorot_uniform values outside +-%g or all zero", lim);
   CHECK(w[12] != 0 && w[12] != w[13], "normal bias not drawn");
+  /* exact values: stream SN_STREAM_INIT + parameter index, counter = element index */
+  bool exact = true;
+  for (int e = 0; e < 12; e++)
+    exact &= w[e] == (float)(lim * (2 * sn_rand_uniform(42, SN_STREAM_INIT, (uint64_t)e) - 1));
+  for (int e = 0; e < 3; e++)
+    exact &= w[12 + e] == (float)(0.5 * sn_rand_normal(42, SN_STREAM_INIT + 1, (uint64_t)e));
+  CHECK(exact, "init values are not the documented draws");
 
   sn_model m2 = make_model(SN_RT_F32, INFOS, 2, 15);
   sn_model_init_params(&m2, 42);
@@ -181,8 +205,13 @@ static void test_model(void) {
       {SN_INIT_ONES, 0, 0, 0},
   };
   for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
-    sn_param_info big = {.name = "w", .rank = 2, .shape = {200, 100}, .count = 20000,
-                         .init = cases[c].k, .init_arg = cases[c].arg, .fan_in = 100,
+    sn_param_info big = {.name = "w",
+                         .rank = 2,
+                         .shape = {200, 100},
+                         .count = 20000,
+                         .init = cases[c].k,
+                         .init_arg = cases[c].arg,
+                         .fan_in = 100,
                          .fan_out = 200};
     sn_model b = make_model(SN_RT_F64, &big, 1, 20000);
     sn_model_init_params(&b, 1);
@@ -196,15 +225,15 @@ static void test_model(void) {
     double mean = sum / 20000, sd = sqrt(sq / 20000 - mean * mean);
     if (cases[c].k == SN_INIT_ZEROS || cases[c].k == SN_INIT_ONES) {
       double want = cases[c].k == SN_INIT_ONES;
-      CHECK(mean == want && sd == 0, "init %d: constant %g expected, mean %g", cases[c].k,
-            want, mean);
+      CHECK(mean == want && sd == 0, "init %d: constant %g expected, mean %g", cases[c].k, want,
+            mean);
     } else {
       CHECK(fabs(mean) < 0.05 * cases[c].std, "init %d: mean %g", cases[c].k, mean);
       CHECK(fabs(sd / cases[c].std - 1) < 0.03, "init %d: std %g, want %g", cases[c].k, sd,
             cases[c].std);
       if (cases[c].bound > 0)
-        CHECK(mx <= cases[c].bound && mx > 0.99 * cases[c].bound,
-              "init %d: max |v| %g, bound %g", cases[c].k, mx, cases[c].bound);
+        CHECK(mx <= cases[c].bound && mx > 0.99 * cases[c].bound, "init %d: max |v| %g, bound %g",
+              cases[c].k, mx, cases[c].bound);
     }
     sn_model_free(&b);
   }
@@ -224,8 +253,8 @@ static void test_model(void) {
   CHECK_ERR(sn_model_alloc(&bad, &err), err, "count 11 is not the product");
   CHECK(bad.params == NULL, "failed alloc left a buffer");
   sn_model empty = {.dtype = SN_RT_F32};
-  CHECK(sn_model_alloc(&empty, &err) == 0 && empty.params && empty.opt_state,
-        "empty model: %s", err.msg);
+  CHECK(sn_model_alloc(&empty, &err) == 0 && empty.params && empty.opt_state, "empty model: %s",
+        err.msg);
   sn_model_free(&empty);
 }
 
@@ -295,12 +324,14 @@ static void test_roundtrip(void) {
   free(b);
   rc = sn_safetensors_read(p64, &r, &err);
   bool same = rc == 0;
-  for (int i = 0; same && i < 15; i++) same = ((float *)r.params)[i] == (float)((double *)d.params)[i];
+  for (int i = 0; same && i < 15; i++)
+    same = ((float *)r.params)[i] == (float)((double *)d.params)[i];
   CHECK(same, "F64 -> f32 conversion: %s", err.msg);
   sn_model d2 = make_model(SN_RT_F64, INFOS, 2, 15);
   rc = sn_safetensors_read(path, &d2, &err);
   same = rc == 0;
-  for (int i = 0; same && i < 15; i++) same = ((double *)d2.params)[i] == (double)((float *)m.params)[i];
+  for (int i = 0; same && i < 15; i++)
+    same = ((double *)d2.params)[i] == (double)((float *)m.params)[i];
   CHECK(same, "F32 -> f64 conversion: %s", err.msg);
   rc = sn_safetensors_read(p64, &d2, &err);
   CHECK(rc == 0 && memcmp(d2.params, d.params, 15 * 8) == 0, "f64 roundtrip: %s", err.msg);
@@ -308,10 +339,19 @@ static void test_roundtrip(void) {
   /* names that need JSON escapes survive */
   const sn_param_info odd[3] = {
       {.name = "a\"b\\c", .rank = 1, .shape = {2}, .offset = 0, .count = 2, .init = SN_INIT_ONES},
-      {.name = "tab\there\x01", .rank = 0, .offset = 2, .count = 1, .init = SN_INIT_NORMAL,
+      {.name = "tab\there\x01",
+       .rank = 0,
+       .offset = 2,
+       .count = 1,
+       .init = SN_INIT_NORMAL,
        .init_arg = 1},
-      {.name = "caf\xc3\xa9.w", .rank = 1, .shape = {1}, .offset = 3, .count = 1,
-       .init = SN_INIT_NORMAL, .init_arg = 1}};
+      {.name = "caf\xc3\xa9.w",
+       .rank = 1,
+       .shape = {1},
+       .offset = 3,
+       .count = 1,
+       .init = SN_INIT_NORMAL,
+       .init_arg = 1}};
   sn_model o = make_model(SN_RT_F32, odd, 3, 4);
   sn_model_init_params(&o, 3);
   rc = sn_safetensors_write(tpath("odd.safetensors"), &o, &err);
@@ -347,9 +387,10 @@ static void test_read_errors(void) {
   sn_model r = make_model(SN_RT_F32, INFOS, 2, 15);
 
   /* a parameter the file lacks */
-  const sn_param_info more[3] = {INFOS[0], INFOS[1],
-                                 {.name = "dense2.weight", .rank = 2, .shape = {1, 3},
-                                  .offset = 15, .count = 3}};
+  const sn_param_info more[3] = {
+      INFOS[0],
+      INFOS[1],
+      {.name = "dense2.weight", .rank = 2, .shape = {1, 3}, .offset = 15, .count = 3}};
   sn_model mm = make_model(SN_RT_F32, more, 3, 18);
   CHECK_ERR(sn_safetensors_read(path, &mm, &err), err, "good.safetensors",
             "tensor 'dense2.weight' not found", "has 2 tensors");
@@ -383,8 +424,7 @@ static void test_read_errors(void) {
   /* headers that are not what they should be */
   uint8_t huge[16] = {0, 0, 0, 0, 0, 0, 0, 1, '{', '}'};
   write_file(tpath("huge.safetensors"), huge, sizeof huge);
-  CHECK_ERR(sn_safetensors_read(tpath("huge.safetensors"), &r, &err), err,
-            "over the 100 MB limit");
+  CHECK_ERR(sn_safetensors_read(tpath("huge.safetensors"), &r, &err), err, "over the 100 MB limit");
   write_st(tpath("text.safetensors"), "hello, world", "", 0);
   CHECK_ERR(sn_safetensors_read(tpath("text.safetensors"), &r, &err), err,
             "malformed safetensors header at byte 8", "not a JSON object");
@@ -410,7 +450,8 @@ static void test_read_errors(void) {
       {"{\"a\\ud800\": {}}", "without its low half"},
       {"{\"a\\u00zz\": {}}", "bad \\u escape"},
       {"{\"a\x01\": {}}", "control character 0x01"},
-      {"{\"a\": {\"dtype\": \"F32\", \"shape\": [1], \"data_offsets\": [0, 4]}} x", "after the header"},
+      {"{\"a\": {\"dtype\": \"F32\", \"shape\": [1], \"data_offsets\": [0, 4]}} x",
+       "after the header"},
       {"{\"__metadata__\": [1]}", "\"__metadata__\" must be an object"},
       {"{\"__metadata__\": {\"a\": tru}}", "expected a value"},
       {"{\"a\": {\"dtype\": \"F32\", \"dtype\": \"F32\"}}", "\"dtype\" given twice"},
@@ -436,8 +477,8 @@ static void test_read_errors(void) {
    * names, F16 and BF16 data, tensors in any order */
   uint16_t half[12] = {0x3C00, 0xC000, 0x3800, 0x7BFF, 0x0001, 0x8000,
                        0x3555, 0x0400, 0x3C00, 0x3C00, 0x3C00, 0x3C00}; /* F16 (3, 4) */
-  const float half_want[12] = {1.0f, -2.0f, 0.5f, 65504.0f, 0x1p-24f, -0.0f,
-                               0x1.554p-2f, 0x1p-14f, 1, 1, 1, 1};
+  const float half_want[12] = {1.0f,        -2.0f,    0.5f, 65504.0f, 0x1p-24f, -0.0f,
+                               0x1.554p-2f, 0x1p-14f, 1,    1,        1,        1};
   uint16_t bf[3] = {0x3F80, 0xC040, 0x4049}; /* BF16 (3): 1, -3, 3.140625 */
   uint8_t data[24 + 6 + 8];
   memcpy(data, half, 24);
@@ -528,16 +569,15 @@ static void test_python(void) {
         char name[64], shape[16];
         int used = 0;
         CHECK(sscanf(line, "%63s %15s %n", name, shape, &used) == 2, "python output: %s", line);
-        CHECK(!strcmp(name, INFOS[pi].name) && !strcmp(shape, want_shape[pi]),
-              "python sees %s %s", name, shape);
+        CHECK(!strcmp(name, INFOS[pi].name) && !strcmp(shape, want_shape[pi]), "python sees %s %s",
+              name, shape);
         char *q = line + used;
         for (int e = 0; e < INFOS[pi].count; e++) {
           char *endp;
           double v = strtod(q, &endp);
           double want = dt ? ((double *)m.params)[INFOS[pi].offset + e]
                            : ((float *)m.params)[INFOS[pi].offset + e];
-          CHECK(endp != q && v == want, "python reads %s[%d] = %a, we wrote %a", name, e, v,
-                want);
+          CHECK(endp != q && v == want, "python reads %s[%d] = %a, we wrote %a", name, e, v, want);
           q = endp;
         }
         line = strchr(line, '\n');

@@ -38,9 +38,24 @@ sn_model *sn_compiled_model(sn_compiled *c);
 const sn_compile_times *sn_compiled_times(const sn_compiled *c);
 void sn_compiled_free(sn_compiled *c);
 
+/* Builds the graph only: the shape checks of sn_compile, without code. */
+int sn_check_graph(const sn_spec *spec, sn_diag *d);
+
 /* Prints the program after a stage: "ir" (forward), "grad" (after autodiff),
  * "plan" (kernels and memory), "llvm" (optimized LLVM IR), "asm" (host assembly). */
 int sn_emit_stage(const sn_spec *spec, const char *what, sn_dtype_rt dtype, FILE *out, sn_diag *d);
+
+/* Compiles spec in f64 and compares its gradients with finite differences
+ * (gradcheck.c explains the stencil and the error measure). max_checked > 0 checks
+ * an evenly spaced subset of that many parameters; 0 checks all. */
+typedef struct sn_gradcheck_result {
+  double max_rel_error;
+  char worst[160];        /* "dense1.weight[17]" */
+  double worst_analytic, worst_numeric;
+  int64_t checked;
+  double loss;            /* mean loss at the checked point */
+} sn_gradcheck_result;
+int sn_gradcheck(const sn_spec *spec, int64_t max_checked, sn_gradcheck_result *res, sn_diag *d);
 
 #ifdef __cplusplus
 }

@@ -184,9 +184,16 @@ typedef struct sn_model {
   void *params, *grads, *opt_state, *arena;
 } sn_model;
 
+/* Allocates params, grads (param_count), opt_state (opt_state_count, in the model
+ * dtype) and the arena (arena_bytes), 64-byte aligned and zeroed, after checking the
+ * sizes and that every params_info entry is a slice of params (count = product of
+ * shape). */
 int sn_model_alloc(sn_model *m, sn_error *err);
 void sn_model_free(sn_model *m);
-/* Initializes every parameter from its sn_param_info; zeroes optimizer state. */
+/* Initializes every parameter from its sn_param_info; zeroes grads and optimizer
+ * state. Element e of parameter i draws from (seed, SN_STREAM_INIT + i, e), so a
+ * parameter's values do not depend on the others. Normal initializers are plain
+ * (untruncated) normals, as PyTorch's xavier_normal_ / kaiming_normal_. */
 void sn_model_init_params(sn_model *m, uint64_t seed);
 
 /* ---------------------------------------------------------------------------
@@ -195,7 +202,9 @@ void sn_model_init_params(sn_model *m, uint64_t seed);
 
 int sn_safetensors_write(const char *path, const sn_model *m, sn_error *err);
 /* Reads every parameter of m from path; names and shapes must match; F32 or F64
- * tensors are converted to the model's dtype. */
+ * tensors are converted to the model's dtype (F16 and BF16 are accepted too). Extra
+ * tensors in the file are ignored. The whole header is checked before any parameter
+ * is touched. */
 int sn_safetensors_read(const char *path, sn_model *m, sn_error *err);
 
 /* ---------------------------------------------------------------------------

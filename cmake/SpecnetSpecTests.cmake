@@ -1,0 +1,21 @@
+# specnet_add_spec_tests(DIR [SPECNET EXECUTABLE] [LABELS l...])
+#
+# Registers every *.yaml spec under DIR (recursively) as one CTest test that runs
+# `specnet test SPEC`: the spec's expect: block decides pass or fail (metric bounds,
+# gradcheck, or an expected error). Test names are "spec:" and the path relative to
+# DIR. SPECNET defaults to the specnet target of this project.
+function(specnet_add_spec_tests dir)
+  cmake_parse_arguments(ARG "" "SPECNET" "LABELS" ${ARGN})
+  if(NOT ARG_SPECNET)
+    set(ARG_SPECNET $<TARGET_FILE:specnet>)
+  endif()
+  get_filename_component(dir "${dir}" ABSOLUTE)
+  file(GLOB_RECURSE specs CONFIGURE_DEPENDS "${dir}/*.yaml" "${dir}/*.yml")
+  list(SORT specs)
+  foreach(spec IN LISTS specs)
+    file(RELATIVE_PATH rel "${dir}" "${spec}")
+    add_test(NAME "spec:${rel}" COMMAND ${ARG_SPECNET} test "${spec}")
+    set_tests_properties("spec:${rel}" PROPERTIES LABELS "spec;${ARG_LABELS}"
+                         ENVIRONMENT "OPENBLAS_NUM_THREADS=1")
+  endforeach()
+endfunction()

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Structural properties of the compiled seed model, read from `specnet emit`:
+# what got fused into one kernel, what stayed a GEMM, and that the kernels are
+# vectorized 8-wide on AVX2 hosts. Each check names what it expects.
+set -uo pipefail
+specnet=$1
+spec=specs/mnist_mlp.yaml
+fail=0
+check() { # check DESCRIPTION COMMAND...
+  if "${@:2}"; then echo "ok: $1"; else echo "FAIL: $1"; fail=1; fi
+}
+plan=$("$specnet" emit "$spec" --what plan) || { echo "FAIL: emit --what plan"; exit 1; }
+grad=$(sed -n '/^grad_step/,/^eval_step/p' <<<"$plan")
+eval_=$(sed -n '/^eval_step/,/^predict/p' <<<"$plan")
+
+check "forward and backward: 8 GEMMs in grad_step (3 forward, 3 weight grads, 2 input grads)" \
+  test "$(grep -c '^  gemm' <<<"$grad")" -eq 8
+check "bias + relu is one kernel" grep -q 'kernel k1 rows N\*1: 2 ops: add relu$' <<<"$grad"
+check "relu gradient and bias gradient are one kernel" grep -q '2 ops: relu_grad colsum$' <<<"$grad"
+check "softmax cross-entropy, its gradient, accuracy and bias gradient are one kernel" \
+  grep -qE 'kernel k5 .*add row_max .*pick .*sum_all row_argmax eq sum_all .*onehot .*colsum$' <<<"$grad"
+check "grad_step writes every gradient into the flat gradient buffer" \
+  test "$(grep -o '@grads+[0-9]*' <<<"$grad" | sort -u | wc -l)" -eq 6
+check "eval_step: 3 GEMMs and 3 kernels" test "$(grep -cE '^  (gemm|kernel)' <<<"$eval_")" -eq 6
+check "eval_step computes no gradient" bash -c '! grep -q "relu_grad\|colsum\|onehot" <<<"$1"' _ "$eval_"
+
+llvm=$("$specnet" emit "$spec" --what llvm) || { echo "FAIL: emit --what llvm"; exit 1; }
+check "one function per fused kernel" test "$(grep -c '^define internal fastcc void @grad_step.k' <<<"$llvm")" -eq 5
+check "the Adam update is one kernel over the flat buffer" grep -q '^define internal fastcc void @adam.k' <<<"$llvm"
+if grep -q avx2 /proc/cpuinfo; then
+  k1=$(sed -n '/^define internal fastcc void @grad_step.k1(/,/^}/p' <<<"$llvm")
+  check "bias+relu kernel is vectorized 8-wide" grep -q '<8 x float>' <<<"$k1"
+  adam=$(sed -n '/^define internal fastcc void @adam.k(/,/^}/p' <<<"$llvm")
+  check "Adam kernel is vectorized 8-wide" grep -q 'sqrt.v8f32' <<<"$adam"
+fi
+exit $fail
