@@ -20,29 +20,23 @@ static char *vformat(const char *fmt, va_list ap) {
   va_copy(ap2, ap);
   int len = vsnprintf(NULL, 0, fmt, ap2);
   va_end(ap2);
-  if (len < 0)
-    return NULL;
+  if (len < 0) return NULL;
   char *s = malloc((size_t)len + 1);
-  if (s)
-    vsnprintf(s, (size_t)len + 1, fmt, ap);
+  if (s) vsnprintf(s, (size_t)len + 1, fmt, ap);
   return s;
 }
 
 /* Entries keep their own copy of the file name, so they outlive the tree (or
  * string) the location pointed into. Runs see a handful of files: a list does. */
 static const char *intern_file(sn_diag *d, const char *file) {
-  if (!file)
-    return NULL;
+  if (!file) return NULL;
   for (int i = 0; i < d->n_files; i++)
-    if (strcmp(d->files[i], file) == 0)
-      return d->files[i];
+    if (strcmp(d->files[i], file) == 0) return d->files[i];
   char **files = realloc(d->files, sizeof *files * (size_t)(d->n_files + 1));
-  if (!files)
-    return NULL;
+  if (!files) return NULL;
   d->files = files;
   char *copy = strdup(file);
-  if (!copy)
-    return NULL;
+  if (!copy) return NULL;
   d->files[d->n_files++] = copy;
   return copy;
 }
@@ -56,14 +50,12 @@ static void add(sn_diag *d, sn_severity sev, sn_loc loc, const char *fmt, va_lis
   if (d->n == d->cap) {
     int cap = d->cap ? d->cap * 2 : 16;
     sn_diag_entry *v = realloc(d->v, sizeof *v * (size_t)cap);
-    if (!v)
-      return;
+    if (!v) return;
     d->v = v;
     d->cap = cap;
   }
   char *msg = vformat(fmt, ap);
-  if (!msg)
-    return;
+  if (!msg) return;
   loc.file = intern_file(d, loc.file);
   d->v[d->n++] = (sn_diag_entry){.sev = sev, .loc = loc, .msg = msg, .hint = NULL};
 }
@@ -83,8 +75,7 @@ void sn_diag_warning(sn_diag *d, sn_loc loc, const char *fmt, ...) {
 }
 
 void sn_diag_hint(sn_diag *d, const char *fmt, ...) {
-  if (d->n == 0 || d->v[d->n - 1].hint)
-    return;
+  if (d->n == 0 || d->v[d->n - 1].hint) return;
   va_list ap;
   va_start(ap, fmt);
   d->v[d->n - 1].hint = vformat(fmt, ap);
@@ -124,8 +115,7 @@ void sn_diag_free(sn_diag *d) {
     free(d->v[i].msg);
     free(d->v[i].hint);
   }
-  for (int i = 0; i < d->n_files; i++)
-    free(d->files[i]);
+  for (int i = 0; i < d->n_files; i++) free(d->files[i]);
   free(d->v);
   free(d->files);
   *d = (sn_diag){0};
@@ -142,17 +132,14 @@ static int edit_distance(const char *a, const char *b) {
   /* Three rolling rows: the one before last is needed for transpositions. */
   int rows[3][CLOSEST_MAX_LEN + 1];
   int *pp = rows[0], *p = rows[1], *c = rows[2];
-  for (int j = 0; j <= lb; j++)
-    p[j] = j;
+  for (int j = 0; j <= lb; j++) p[j] = j;
   for (int i = 1; i <= la; i++) {
     c[0] = i;
     for (int j = 1; j <= lb; j++) {
       int cost = a[i - 1] != b[j - 1];
       int v = p[j - 1] + cost;
-      if (p[j] + 1 < v)
-        v = p[j] + 1;
-      if (c[j - 1] + 1 < v)
-        v = c[j - 1] + 1;
+      if (p[j] + 1 < v) v = p[j] + 1;
+      if (c[j - 1] + 1 < v) v = c[j - 1] + 1;
       if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] && pp[j - 2] + 1 < v)
         v = pp[j - 2] + 1;
       c[j] = v;
@@ -167,16 +154,14 @@ static int edit_distance(const char *a, const char *b) {
 
 const char *sn_closest(const char *word, const char *const *cands, int n) {
   size_t len = strlen(word);
-  if (len == 0 || len > CLOSEST_MAX_LEN)
-    return NULL;
+  if (len == 0 || len > CLOSEST_MAX_LEN) return NULL;
   /* A third of the word may be wrong (at least one letter), but never all of it:
    * "x" is not a typo of "y". */
   int limit = (int)len / 3 > 1 ? (int)len / 3 : 1;
   const char *best = NULL;
   int best_d = limit + 1;
   for (int i = 0; i < n; i++) {
-    if (!cands[i] || strlen(cands[i]) > CLOSEST_MAX_LEN)
-      continue;
+    if (!cands[i] || strlen(cands[i]) > CLOSEST_MAX_LEN) continue;
     int dist = edit_distance(word, cands[i]);
     if (dist < best_d && dist < (int)len) {
       best = cands[i];
@@ -196,34 +181,26 @@ typedef struct keyed {
 
 static int cmp_keyed(const void *pa, const void *pb) {
   const keyed *a = pa, *b = pb;
-  if (a->file != b->file)
-    return a->file < b->file ? -1 : 1;
-  if (a->line != b->line)
-    return a->line < b->line ? -1 : 1;
-  if (a->col != b->col)
-    return a->col < b->col ? -1 : 1;
+  if (a->file != b->file) return a->file < b->file ? -1 : 1;
+  if (a->line != b->line) return a->line < b->line ? -1 : 1;
+  if (a->col != b->col) return a->col < b->col ? -1 : 1;
   return a->index < b->index ? -1 : a->index > b->index;
 }
 
 void sn_diag_sort(sn_diag *d, int first) {
-  if (first < 0)
-    first = 0;
+  if (first < 0) first = 0;
   int m = d->n - first;
-  if (m < 2)
-    return;
+  if (m < 2) return;
   keyed *k = malloc(sizeof *k * (size_t)m);
-  if (!k)
-    return; /* unsorted is still correct */
+  if (!k) return; /* unsorted is still correct */
   for (int i = 0; i < m; i++) {
     sn_diag_entry *e = &d->v[first + i];
     int f = d->n_files; /* unnamed locations last */
     for (int j = 0; j < d->n_files; j++)
-      if (d->files[j] == e->loc.file)
-        f = j;
+      if (d->files[j] == e->loc.file) f = j;
     k[i] = (keyed){f, e->loc.line, e->loc.col, i, *e};
   }
   qsort(k, (size_t)m, sizeof *k, cmp_keyed);
-  for (int i = 0; i < m; i++)
-    d->v[first + i] = k[i].e;
+  for (int i = 0; i < m; i++) d->v[first + i] = k[i].e;
   free(k);
 }

@@ -46,8 +46,7 @@ typedef struct checker {
  * Reporting helpers */
 
 static bool is_null(const sn_node *n) {
-  if (n->kind != SN_NODE_SCALAR || n->quoted)
-    return false;
+  if (n->kind != SN_NODE_SCALAR || n->quoted) return false;
   return !*n->text || !strcmp(n->text, "~") || !strcmp(n->text, "null") ||
          !strcmp(n->text, "Null") || !strcmp(n->text, "NULL");
 }
@@ -59,8 +58,7 @@ static bool is_name(const sn_node *n) { return n->kind == SN_NODE_SCALAR && !is_
  * 2 for a number that is not finite (".inf", "nan", "1e999"). */
 static int parse_real(const char *s, double *out) {
   const char *t = s + (*s == '+' || *s == '-');
-  if (*t == '.')
-    t++;
+  if (*t == '.') t++;
   if (!strcmp(t, "inf") || !strcmp(t, "Inf") || !strcmp(t, "INF") || !strcmp(t, "nan") ||
       !strcmp(t, "NaN") || !strcmp(t, "NAN") || !strcmp(t, "infinity"))
     return 2;
@@ -71,15 +69,12 @@ static int parse_real(const char *s, double *out) {
     else if (!strchr("+-.eE", *p))
       return 1;
   }
-  if (!digit)
-    return 1;
+  if (!digit) return 1;
   char *end;
   errno = 0;
   double v = strtod(s, &end);
-  if (*end || end == s)
-    return 1;
-  if (!isfinite(v) || (errno == ERANGE && fabs(v) > 1.0))
-    return 2;
+  if (*end || end == s) return 1;
+  if (!isfinite(v) || (errno == ERANGE && fabs(v) > 1.0)) return 2;
   *out = v;
   return 0;
 }
@@ -87,19 +82,15 @@ static int parse_real(const char *s, double *out) {
 /* "an empty value", "a list", "'abc'", "1.5", "the string \"10\"": what the user
  * wrote, short enough for one line. */
 static const char *describe(const sn_node *n, char *buf, size_t cap) {
-  if (n->kind == SN_NODE_MAP)
-    return n->n ? "a mapping" : "an empty mapping";
-  if (n->kind == SN_NODE_SEQ)
-    return n->n ? "a list" : "an empty list";
-  if (is_null(n))
-    return "an empty value";
+  if (n->kind == SN_NODE_MAP) return n->n ? "a mapping" : "an empty mapping";
+  if (n->kind == SN_NODE_SEQ) return n->n ? "a list" : "an empty list";
+  if (is_null(n)) return "an empty value";
   char t[48];
   size_t len = strlen(n->text), k = 0;
   size_t keep = len > 40 ? 37 : len;
   while (keep < len && keep > 0 && ((unsigned char)n->text[keep] & 0xC0) == 0x80)
     keep--; /* do not cut a UTF-8 character */
-  for (; k < keep; k++)
-    t[k] = (unsigned char)n->text[k] < 0x20 ? '?' : n->text[k];
+  for (; k < keep; k++) t[k] = (unsigned char)n->text[k] < 0x20 ? '?' : n->text[k];
   if (keep < len) {
     memcpy(t + k, "...", 3);
     k += 3;
@@ -117,8 +108,7 @@ static const char *describe(const sn_node *n, char *buf, size_t cap) {
 
 static bool in_list(const char *w, const char *const *list) {
   for (; list && *list; list++)
-    if (!strcmp(w, *list))
-      return true;
+    if (!strcmp(w, *list)) return true;
   return false;
 }
 
@@ -129,8 +119,7 @@ static const char *join(const char *const *list, char *buf, size_t cap) {
   for (int i = 0; list[i]; i++) {
     int w = snprintf(buf + at, cap - at, "%s%s", i ? ", " : "", list[i]);
     if (w < 0 || (size_t)w >= cap - at) {
-      if (cap > 4)
-        memcpy(buf + cap - 4, "...", 4);
+      if (cap > 4) memcpy(buf + cap - 4, "...", 4);
       break;
     }
     at += (size_t)w;
@@ -140,15 +129,12 @@ static const char *join(const char *const *list, char *buf, size_t cap) {
 
 /* After an "unknown ..." error: "did you mean 'x'?" over `a` and `b`, or else
  * the list of what is allowed now (`a`). */
-static void hint_closest(checker *c, const char *word, const char *const *a,
-                         const char *const *b) {
+static void hint_closest(checker *c, const char *word, const char *const *a, const char *const *b) {
   const char *all[128];
   int n = 0;
-  for (int i = 0; a && a[i] && n < 128; i++)
-    all[n++] = a[i];
+  for (int i = 0; a && a[i] && n < 128; i++) all[n++] = a[i];
   for (int i = 0; b && b[i] && n < 128; i++)
-    if (!in_list(b[i], a))
-      all[n++] = b[i];
+    if (!in_list(b[i], a)) all[n++] = b[i];
   const char *best = sn_closest(word, all, n);
   char buf[512];
   if (best)
@@ -163,12 +149,11 @@ static void missing(checker *c, const sn_node *map, const char *key, const char 
 
 /* Every key of `map` must be in `now`; keys of v1 not implemented yet (`later`)
  * get their own message. */
-static void check_keys(checker *c, const sn_node *map, const char *where,
-                       const char *const *now, const char *const *later) {
+static void check_keys(checker *c, const sn_node *map, const char *where, const char *const *now,
+                       const char *const *later) {
   for (int i = 0; i < map->n; i++) {
     const sn_node *k = map->keys[i];
-    if (in_list(k->text, now))
-      continue;
+    if (in_list(k->text, now)) continue;
     if (in_list(k->text, later)) {
       sn_diag_error(c->d, k->loc, "'%s' in %s is not supported yet", k->text, where);
       continue;
@@ -191,8 +176,7 @@ static void type_error(checker *c, const sn_node *n, const char *what, const cha
 }
 
 static bool is_map(checker *c, const sn_node *n, const char *what) {
-  if (n->kind == SN_NODE_MAP)
-    return true;
+  if (n->kind == SN_NODE_MAP) return true;
   type_error(c, n, what, "a mapping");
   return false;
 }
@@ -203,14 +187,14 @@ static bool get_int(checker *c, const sn_node *n, const char *what, int64_t lo, 
   if (lo > 1)
     snprintf(expected, sizeof expected, "an integer of at least %lld", (long long)lo);
   else
-    snprintf(expected, sizeof expected, "%s", lo == 1   ? "a positive integer"
-                                              : lo == 0 ? "a non-negative integer"
-                                                        : "an integer");
+    snprintf(expected, sizeof expected, "%s",
+             lo == 1   ? "a positive integer"
+             : lo == 0 ? "a non-negative integer"
+                       : "an integer");
   const char *t = n->kind == SN_NODE_SCALAR && !n->quoted ? n->text : "";
   const char *p = t + (*t == '+' || *t == '-');
   bool ok = *p != '\0';
-  for (; *p; p++)
-    ok = ok && *p >= '0' && *p <= '9';
+  for (; *p; p++) ok = ok && *p >= '0' && *p <= '9';
   if (!ok) {
     type_error(c, n, what, expected);
     return false;
@@ -234,8 +218,7 @@ static bool get_int(checker *c, const sn_node *n, const char *what, int64_t lo, 
 static bool get_int32(checker *c, const sn_node *n, const char *what, int64_t lo, int64_t hi,
                       int *out) {
   int64_t v;
-  if (!get_int(c, n, what, lo, hi, &v))
-    return false;
+  if (!get_int(c, n, what, lo, hi, &v)) return false;
   *out = (int)v;
   return true;
 }
@@ -261,8 +244,7 @@ static bool get_real(checker *c, const sn_node *n, const char *what, double lo, 
     else
       snprintf(range, sizeof range, "in %c%g, %g%c", lo_open ? '(' : '[', lo, hi,
                hi_open ? ')' : ']');
-    sn_diag_error(c->d, n->loc, "%s must be %s, got %s", what, range,
-                  describe(n, buf, sizeof buf));
+    sn_diag_error(c->d, n->loc, "%s must be %s, got %s", what, range, describe(n, buf, sizeof buf));
     return false;
   }
   *out = v;
@@ -288,15 +270,13 @@ static bool get_bool(checker *c, const sn_node *n, const char *what, bool *out) 
 }
 
 static const char *get_str(checker *c, const sn_node *n, const char *what) {
-  if (is_name(n))
-    return n->text;
+  if (is_name(n)) return n->text;
   type_error(c, n, what, "a string");
   return NULL;
 }
 
 /* Copies a checked string into a fixed field, or reports it too long. */
-static bool copy_field(checker *c, const sn_node *n, const char *what, char *dst,
-                       size_t cap) {
+static bool copy_field(checker *c, const sn_node *n, const char *what, char *dst, size_t cap) {
   size_t len = strlen(n->text);
   if (len >= cap) {
     sn_diag_error(c->d, n->loc, "%s is too long (%zu bytes; at most %zu)", what, len, cap - 1);
@@ -335,8 +315,7 @@ static bool choice(checker *c, const sn_node *n, const char *what, const sn_node
 static int lookup(checker *c, const sn_node *name, const char *what, const char *const *now,
                   const char *const *v1) {
   for (int i = 0; now[i]; i++)
-    if (!strcmp(name->text, now[i]))
-      return i;
+    if (!strcmp(name->text, now[i])) return i;
   char buf[512];
   if (in_list(name->text, v1)) {
     sn_diag_error(c->d, name->loc, "%s '%s' is not supported yet", what, name->text);
@@ -350,8 +329,7 @@ static int lookup(checker *c, const sn_node *name, const char *what, const char 
 
 /* For kinds without options: nothing, `{}` or an empty value. */
 static void no_options(checker *c, const sn_node *name, const sn_node *opts) {
-  if (!opts || is_null(opts) || (opts->kind == SN_NODE_MAP && opts->n == 0))
-    return;
+  if (!opts || is_null(opts) || (opts->kind == SN_NODE_MAP && opts->n == 0)) return;
   char buf[96];
   if (opts->kind == SN_NODE_MAP)
     sn_diag_error(c->d, opts->keys[0]->loc, "%s takes no options, got '%s'", name->text,
@@ -365,12 +343,10 @@ static void no_options(checker *c, const sn_node *name, const sn_node *opts) {
  * (reported) when it is not a mapping. */
 static bool options(checker *c, const sn_node *name, const sn_node *opts, const sn_node **map) {
   *map = NULL;
-  if (!opts || is_null(opts))
-    return true;
+  if (!opts || is_null(opts)) return true;
   char what[96];
   snprintf(what, sizeof what, "options of %s", name->text);
-  if (!is_map(c, opts, what))
-    return false;
+  if (!is_map(c, opts, what)) return false;
   *map = opts;
   return true;
 }
@@ -382,16 +358,15 @@ static const char *const BUILTIN_SETS[] = {"mnist", "fashion_mnist", NULL};
 static const char *const SPLITS[] = {"train", "test", NULL};
 static const char *const FORMATS_NOW[] = {"idx", NULL};
 static const char *const FORMATS_V1[] = {"idx", "csv", "npy", NULL};
-static const char *const SYNTH_NOW[] = {"blobs", "spirals", "xor", NULL};
-static const char *const SYNTH_V1[] = {"blobs", "spirals", "xor", "linear", NULL};
+static const char *const SYNTH_NOW[] = {"blobs", "spirals", "xor", "linear", NULL};
 static const char *const SOURCE_FORMS[] = {"builtin", "format", "synthetic", NULL};
 static const char *const BUILTIN_KEYS[] = {"builtin", "split", "limit", NULL};
 static const char *const IDX_KEYS[] = {"format", "images", "labels", "limit", NULL};
 static const char *const SYNTH_KEYS[] = {"synthetic", "samples", "classes", "noise",
-                                         "features", "limit", NULL};
-static const char *const ANY_SOURCE_KEYS[] = {"builtin",  "format",  "synthetic", "split",
-                                              "images",   "labels",  "limit",     "samples",
-                                              "classes",  "noise",   "features",  NULL};
+                                         "features",  "limit",   NULL};
+static const char *const ANY_SOURCE_KEYS[] = {"builtin", "format", "synthetic", "split",
+                                              "images",  "labels", "limit",     "samples",
+                                              "classes", "noise",  "features",  NULL};
 
 static void builtin_name(checker *c, const sn_node *n, const char *set, const char *split,
                          sn_source *src) {
@@ -414,53 +389,46 @@ static void builtin_name(checker *c, const sn_node *n, const char *set, const ch
 }
 
 /* A path from the spec, relative to the spec's directory unless absolute. */
-static void resolve_path(checker *c, const sn_node *n, const char *what, char *dst,
-                         size_t cap) {
+static void resolve_path(checker *c, const sn_node *n, const char *what, char *dst, size_t cap) {
   const char *p = get_str(c, n, what);
-  if (!p)
-    return;
+  if (!p) return;
   int len = p[0] == '/' ? snprintf(dst, cap, "%s", p)
                         : snprintf(dst, cap, "%.*s%s", c->dir_len, c->dir, p);
   if (len < 0 || (size_t)len >= cap) {
-    sn_diag_error(c->d, n->loc, "%s path is too long (%d bytes; at most %zu)", what, len,
-                  cap - 1);
+    sn_diag_error(c->d, n->loc, "%s path is too long (%d bytes; at most %zu)", what, len, cap - 1);
     dst[0] = '\0';
   }
 }
 
 static void source_limit(checker *c, const sn_node *map, sn_source *src) {
   const sn_node *v = sn_node_get(map, "limit");
-  if (v)
-    get_int(c, v, "limit", 1, INT64_MAX, &src->limit);
+  if (v) get_int(c, v, "limit", 1, INT64_MAX, &src->limit);
 }
 
-static void synthetic_source(checker *c, const sn_node *map, const sn_node *kind,
-                             sn_source *src) {
+static void synthetic_source(checker *c, const sn_node *map, const sn_node *kind, sn_source *src) {
   check_keys(c, map, "a synthetic data source", SYNTH_KEYS, NULL);
-  int k = is_name(kind) ? lookup(c, kind, "synthetic data set", SYNTH_NOW, SYNTH_V1) : -1;
-  if (!is_name(kind))
-    type_error(c, kind, "synthetic", "a generator name");
+  int k = is_name(kind) ? lookup(c, kind, "synthetic data set", SYNTH_NOW, NULL) : -1;
+  if (!is_name(kind)) type_error(c, kind, "synthetic", "a generator name");
   src->samples = 1000;
   src->classes = 2;
   src->noise = 0.1;
   src->features = 2;
   const sn_node *v;
-  if ((v = sn_node_get(map, "samples")))
-    get_int(c, v, "samples", 1, MAX_SAMPLES, &src->samples);
+  if ((v = sn_node_get(map, "samples"))) get_int(c, v, "samples", 1, MAX_SAMPLES, &src->samples);
   if ((v = sn_node_get(map, "features")))
     get_int32(c, v, "features", 1, MAX_FEATURES, &src->features);
   if ((v = sn_node_get(map, "noise")))
     get_real(c, v, "noise", 0, false, INFINITY, false, &src->noise);
-  if ((v = sn_node_get(map, "classes")) && get_int32(c, v, "classes", 2, MAX_CLASSES,
-                                                     &src->classes)) {
+  if ((v = sn_node_get(map, "classes")) &&
+      get_int32(c, v, "classes", 2, MAX_CLASSES, &src->classes)) {
     if (k >= 0 && !strcmp(SYNTH_NOW[k], "xor") && src->classes != 2)
       sn_diag_error(c->d, v->loc, "xor has 2 classes, got %d", src->classes);
   }
   if (src->samples * src->features > MAX_SYNTH_ELEMS)
     sn_diag_error(c->d, map->loc, "samples x features is %lld values; at most %lld",
                   (long long)(src->samples * src->features), (long long)MAX_SYNTH_ELEMS);
-  if ((v = sn_node_get(map, "features")) && k >= 0 && strcmp(SYNTH_NOW[k], "blobs") != 0 &&
-      src->features < 2)
+  if ((v = sn_node_get(map, "features")) && k >= 0 &&
+      (!strcmp(SYNTH_NOW[k], "spirals") || !strcmp(SYNTH_NOW[k], "xor")) && src->features < 2)
     sn_diag_error(c->d, v->loc, "%s needs at least 2 features", SYNTH_NOW[k]);
   source_limit(c, map, src);
   if (k >= 0) {
@@ -499,11 +467,12 @@ static void data_source(checker *c, const sn_node *n, const char *role, uint64_t
 
   const sn_node *form = NULL;
   for (int i = 0; i < n->n; i++) {
-    if (!in_list(n->keys[i]->text, SOURCE_FORMS))
-      continue;
+    if (!in_list(n->keys[i]->text, SOURCE_FORMS)) continue;
     if (form) {
-      sn_diag_error(c->d, n->keys[i]->loc, "a data source takes one of builtin, format or "
-                    "synthetic, got '%s' and '%s'", form->text, n->keys[i]->text);
+      sn_diag_error(c->d, n->keys[i]->loc,
+                    "a data source takes one of builtin, format or "
+                    "synthetic, got '%s' and '%s'",
+                    form->text, n->keys[i]->text);
       return;
     }
     form = n->keys[i];
@@ -524,8 +493,7 @@ static void data_source(checker *c, const sn_node *n, const char *role, uint64_t
   if (!strcmp(form->text, "builtin")) {
     check_keys(c, n, "a built-in data source", BUILTIN_KEYS, NULL);
     const sn_node *s = sn_node_get(n, "split");
-    if (!s)
-      missing(c, n, "split", "a built-in data source");
+    if (!s) missing(c, n, "split", "a built-in data source");
     const char *set = get_str(c, kind, "builtin");
     const char *sp = s ? get_str(c, s, "split") : NULL;
     if (set && sp) {
@@ -548,14 +516,10 @@ static void data_source(checker *c, const sn_node *n, const char *role, uint64_t
       return; /* other formats take other keys; nothing more to say */
     check_keys(c, n, "an idx data source", IDX_KEYS, NULL);
     const sn_node *im = sn_node_get(n, "images"), *lb = sn_node_get(n, "labels");
-    if (!im)
-      missing(c, n, "images", "an idx data source");
-    if (!lb)
-      missing(c, n, "labels", "an idx data source");
-    if (im)
-      resolve_path(c, im, "images", src->images, sizeof src->images);
-    if (lb)
-      resolve_path(c, lb, "labels", src->labels, sizeof src->labels);
+    if (!im) missing(c, n, "images", "an idx data source");
+    if (!lb) missing(c, n, "labels", "an idx data source");
+    if (im) resolve_path(c, im, "images", src->images, sizeof src->images);
+    if (lb) resolve_path(c, lb, "labels", src->labels, sizeof src->labels);
     source_limit(c, n, src);
     src->kind = SN_SRC_IDX;
   } else {
@@ -588,8 +552,7 @@ static void preprocess(checker *c, const sn_node *n) {
 
 static void data_section(checker *c, const sn_node *n) {
   static const char *const KEYS[] = {"train", "test", "validation", "preprocess", NULL};
-  if (!is_map(c, n, "data"))
-    return;
+  if (!is_map(c, n, "data")) return;
   check_keys(c, n, "data", KEYS, NULL);
   sn_data_spec *ds = &c->s->data;
   const sn_node *v;
@@ -602,8 +565,7 @@ static void data_section(checker *c, const sn_node *n) {
   if ((v = sn_node_get(n, "validation")))
     data_source(c, v, "validation", STREAM_VALIDATION, &ds->validation, &ds->validation_loc,
                 &ds->validation_split);
-  if ((v = sn_node_get(n, "preprocess")))
-    preprocess(c, v);
+  if ((v = sn_node_get(n, "preprocess"))) preprocess(c, v);
 }
 
 /* ---------------------------------------------------------------------------
@@ -611,20 +573,20 @@ static void data_section(checker *c, const sn_node *n) {
 
 /* Every layer of SPEC.md v1, for "did you mean" and "not supported yet". */
 static const char *const LAYERS_V1[] = {
-    "dense",      "conv2d",     "max_pool2d", "avg_pool2d", "global_avg_pool2d",
-    "flatten",    "reshape",    "dropout",    "batch_norm", "layer_norm",
-    "embedding",  "relu",       "leaky_relu", "elu",        "gelu",
-    "sigmoid",    "tanh",       "softmax",    "linear",     "add",
-    "concat",     "multiply",   NULL};
+    "dense",     "conv2d",   "max_pool2d", "avg_pool2d", "global_avg_pool2d",
+    "flatten",   "reshape",  "dropout",    "batch_norm", "layer_norm",
+    "embedding", "relu",     "leaky_relu", "elu",        "gelu",
+    "sigmoid",   "tanh",     "softmax",    "linear",     "add",
+    "concat",    "multiply", NULL};
 /* Indexed by sn_act, then the two layers that are not activations. */
-static const char *const LAYERS_NOW[] = {"linear", "relu",    "sigmoid", "tanh",
+static const char *const LAYERS_NOW[] = {"linear",  "relu",    "sigmoid", "tanh",
                                          "softmax", "flatten", "dense",   NULL};
 enum { LAYER_NOW_FLATTEN = 5, LAYER_NOW_DENSE = 6, N_LAYERS_NOW = 7 };
 static const char *const ACTS_NOW[] = {"linear", "relu", "sigmoid", "tanh", "softmax", NULL};
-static const char *const ACTS_V1[] = {"linear", "relu", "sigmoid", "tanh", "softmax",
-                                      "leaky_relu", "elu", "gelu", NULL};
-static const char *const INITS_NOW[] = {"zeros", "ones", "glorot_uniform", "glorot_normal",
-                                        "he_uniform", "he_normal", "normal", NULL};
+static const char *const ACTS_V1[] = {"linear",     "relu", "sigmoid", "tanh", "softmax",
+                                      "leaky_relu", "elu",  "gelu",    NULL};
+static const char *const INITS_NOW[] = {
+    "zeros", "ones", "glorot_uniform", "glorot_normal", "he_uniform", "he_normal", "normal", NULL};
 
 const char *sn_act_name(sn_act a) {
   return a >= SN_ACT_LINEAR && a <= SN_ACT_SOFTMAX ? ACTS_NOW[a] : "?";
@@ -634,53 +596,43 @@ const char *sn_act_name(sn_act a) {
 static void initializer(checker *c, const sn_node *n, const char *what, sn_init_kind *kind,
                         double *arg) {
   const sn_node *name, *opts, *map;
-  if (!choice(c, n, what, &name, &opts))
-    return;
+  if (!choice(c, n, what, &name, &opts)) return;
   int k = lookup(c, name, "initializer", INITS_NOW, NULL);
-  if (k < 0)
-    return;
+  if (k < 0) return;
   if (k != SN_INIT_NORMAL) {
     no_options(c, name, opts);
     *kind = (sn_init_kind)k;
     return;
   }
   static const char *const KEYS[] = {"std", NULL};
-  if (!options(c, name, opts, &map))
-    return;
-  if (map)
-    check_keys(c, map, "normal", KEYS, NULL);
+  if (!options(c, name, opts, &map)) return;
+  if (map) check_keys(c, map, "normal", KEYS, NULL);
   const sn_node *std = sn_node_get(map, "std");
   if (!std) {
     sn_diag_error(c->d, (map ? map : name)->loc, "missing required key 'std' in normal");
     sn_diag_hint(c->d, "write {normal: {std: 0.05}}");
     return;
   }
-  if (get_real(c, std, "std", 0, true, INFINITY, false, arg))
-    *kind = SN_INIT_NORMAL;
+  if (get_real(c, std, "std", 0, true, INFINITY, false, arg)) *kind = SN_INIT_NORMAL;
 }
 
-static void dense_options(checker *c, const sn_node *name, const sn_node *opts,
-                          sn_layer_spec *l, const sn_node *item) {
-  static const char *const KEYS[] = {"units", "activation", "use_bias", "kernel_init",
-                                     "bias_init", NULL};
+static void dense_options(checker *c, const sn_node *name, const sn_node *opts, sn_layer_spec *l,
+                          const sn_node *item) {
+  static const char *const KEYS[] = {"units",       "activation", "use_bias",
+                                     "kernel_init", "bias_init",  NULL};
   const sn_node *map, *v;
-  if (!options(c, name, opts, &map))
-    return;
-  if (map)
-    check_keys(c, map, "dense", KEYS, NULL);
+  if (!options(c, name, opts, &map)) return;
+  if (map) check_keys(c, map, "dense", KEYS, NULL);
   if ((v = sn_node_get(map, "units")))
     get_int32(c, v, "units", 1, MAX_UNITS, &l->units);
   else
     missing(c, map ? map : item, "units", "dense");
   if ((v = sn_node_get(map, "activation"))) {
     int a = is_name(v) ? lookup(c, v, "activation", ACTS_NOW, ACTS_V1) : -1;
-    if (!is_name(v))
-      type_error(c, v, "activation", "an activation name");
-    if (a >= 0)
-      l->activation = (sn_act)a;
+    if (!is_name(v)) type_error(c, v, "activation", "an activation name");
+    if (a >= 0) l->activation = (sn_act)a;
   }
-  if ((v = sn_node_get(map, "use_bias")))
-    get_bool(c, v, "use_bias", &l->use_bias);
+  if ((v = sn_node_get(map, "use_bias"))) get_bool(c, v, "use_bias", &l->use_bias);
   if ((v = sn_node_get(map, "kernel_init")))
     initializer(c, v, "kernel_init", &l->kernel_init, &l->kernel_init_arg);
   if ((v = sn_node_get(map, "bias_init")))
@@ -690,8 +642,7 @@ static void dense_options(checker *c, const sn_node *name, const sn_node *opts,
 /* Layer names become parameter names ("h1.weight"), so no dots. */
 static void layer_name(checker *c, const sn_node *n, sn_layer_spec *l) {
   const char *s = get_str(c, n, "name");
-  if (!s)
-    return;
+  if (!s) return;
   size_t len = strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-");
   if (s[len]) {
     sn_diag_error(c->d, n->loc, "layer name '%s' may only use letters, digits, '_' and '-'", s);
@@ -721,8 +672,7 @@ static void layer(checker *c, const sn_node *item, sn_layer_spec *l, int *counts
       } else if (!strcmp(k->text, "inputs")) {
         sn_diag_error(c->d, k->loc, "graph inputs are not supported yet");
       } else if (kind) {
-        sn_diag_error(c->d, k->loc, "a layer has one kind, got '%s' and '%s'", kind->text,
-                      k->text);
+        sn_diag_error(c->d, k->loc, "a layer has one kind, got '%s' and '%s'", kind->text, k->text);
       } else {
         kind = k;
         opts = item->items[i];
@@ -740,8 +690,7 @@ static void layer(checker *c, const sn_node *item, sn_layer_spec *l, int *counts
   }
 
   int k = lookup(c, kind, "layer", LAYERS_NOW, LAYERS_V1);
-  if (k < 0)
-    return;
+  if (k < 0) return;
   if (k == LAYER_NOW_DENSE) {
     l->kind = SN_LAYER_DENSE;
     dense_options(c, kind, opts, l, item);
@@ -751,8 +700,7 @@ static void layer(checker *c, const sn_node *item, sn_layer_spec *l, int *counts
     l->activation = k == LAYER_NOW_FLATTEN ? SN_ACT_LINEAR : (sn_act)k;
   }
   snprintf(l->name, sizeof l->name, "%s%d", LAYERS_NOW[k], ++counts[k]);
-  if (name)
-    layer_name(c, name, l);
+  if (name) layer_name(c, name, l);
 }
 
 static void model_input(checker *c, const sn_node *n) {
@@ -774,8 +722,7 @@ static void model_input(checker *c, const sn_node *n) {
       continue;
     }
     s->input_shape[i] = dim;
-    if (ok && elems <= MAX_INPUT_ELEMS)
-      elems *= dim; /* both <= 2^31: no overflow */
+    if (ok && elems <= MAX_INPUT_ELEMS) elems *= dim; /* both <= 2^31: no overflow */
   }
   if (ok && elems > MAX_INPUT_ELEMS) {
     sn_diag_error(c->d, n->loc, "input has more than %lld values per sample",
@@ -787,8 +734,7 @@ static void model_input(checker *c, const sn_node *n) {
 
 static void model_section(checker *c, const sn_node *n) {
   static const char *const KEYS[] = {"input", "layers", NULL};
-  if (!is_map(c, n, "model"))
-    return;
+  if (!is_map(c, n, "model")) return;
   check_keys(c, n, "model", KEYS, NULL);
   sn_spec *s = c->s;
   const sn_node *v;
@@ -805,8 +751,7 @@ static void model_section(checker *c, const sn_node *n) {
     return;
   }
   if (v->n > MAX_LAYERS) {
-    sn_diag_error(c->d, v->loc, "model has %d layers; at most %d are supported", v->n,
-                  MAX_LAYERS);
+    sn_diag_error(c->d, v->loc, "model has %d layers; at most %d are supported", v->n, MAX_LAYERS);
     return;
   }
   s->layers = calloc((size_t)v->n, sizeof *s->layers);
@@ -816,8 +761,7 @@ static void model_section(checker *c, const sn_node *n) {
   }
   s->n_layers = v->n;
   int counts[N_LAYERS_NOW] = {0};
-  for (int i = 0; i < v->n; i++)
-    layer(c, v->items[i], &s->layers[i], counts);
+  for (int i = 0; i < v->n; i++) layer(c, v->items[i], &s->layers[i], counts);
   for (int i = 1; i < s->n_layers; i++)
     for (int j = 0; j < i; j++)
       if (s->layers[i].name[0] && !strcmp(s->layers[i].name, s->layers[j].name)) {
@@ -850,12 +794,10 @@ static void loss(checker *c, const sn_node *n) {
   if (!choice(c, n, "loss", &name, &opts) || lookup(c, name, "loss", LOSSES_NOW, LOSSES_V1) < 0)
     return;
   c->s->loss = SN_LOSS_SPARSE_CCE;
-  if (!options(c, name, opts, &map) || !map)
-    return;
+  if (!options(c, name, opts, &map) || !map) return;
   check_keys(c, map, name->text, KEYS, NULL);
   const sn_node *v = sn_node_get(map, "from_logits");
-  if (v)
-    get_bool(c, v, "from_logits", &c->s->from_logits);
+  if (v) get_bool(c, v, "from_logits", &c->s->from_logits);
 }
 
 static void optimizer(checker *c, const sn_node *n) {
@@ -867,15 +809,12 @@ static void optimizer(checker *c, const sn_node *n) {
       lookup(c, name, "optimizer", OPTS_NOW, OPTS_V1) < 0)
     return;
   s->optimizer = SN_OPT_ADAM;
-  if (!options(c, name, opts, &map) || !map)
-    return;
+  if (!options(c, name, opts, &map) || !map) return;
   check_keys(c, map, "adam", KEYS, NULL);
   if ((v = sn_node_get(map, "learning_rate")))
     get_real(c, v, "learning_rate", 0, true, INFINITY, false, &s->learning_rate);
-  if ((v = sn_node_get(map, "beta1")))
-    get_real(c, v, "beta1", 0, false, 1, true, &s->beta1);
-  if ((v = sn_node_get(map, "beta2")))
-    get_real(c, v, "beta2", 0, false, 1, true, &s->beta2);
+  if ((v = sn_node_get(map, "beta1"))) get_real(c, v, "beta1", 0, false, 1, true, &s->beta1);
+  if ((v = sn_node_get(map, "beta2"))) get_real(c, v, "beta2", 0, false, 1, true, &s->beta2);
   if ((v = sn_node_get(map, "epsilon")))
     get_real(c, v, "epsilon", 0, true, INFINITY, false, &s->epsilon);
 }
@@ -885,8 +824,7 @@ static void metrics(checker *c, const sn_node *n) {
   int cap = (int)(sizeof s->metrics / sizeof s->metrics[0]);
   if (n->kind != SN_NODE_SEQ) {
     type_error(c, n, "metrics", "a list");
-    if (is_name(n))
-      sn_diag_hint(c->d, "write [%s]", n->text);
+    if (is_name(n)) sn_diag_hint(c->d, "write [%s]", n->text);
     return;
   }
   for (int i = 0; i < n->n; i++) {
@@ -896,8 +834,7 @@ static void metrics(checker *c, const sn_node *n) {
       continue;
     no_options(c, name, opts);
     bool dup = false;
-    for (int j = 0; j < s->n_metrics; j++)
-      dup = dup || !strcmp(s->metrics[j], name->text);
+    for (int j = 0; j < s->n_metrics; j++) dup = dup || !strcmp(s->metrics[j], name->text);
     if (dup) {
       sn_diag_error(c->d, name->loc, "metric '%s' is listed twice", name->text);
     } else if (s->n_metrics == cap) {
@@ -909,11 +846,10 @@ static void metrics(checker *c, const sn_node *n) {
 }
 
 static void train_section(checker *c, const sn_node *n) {
-  static const char *const KEYS[] = {"loss",   "optimizer", "batch_size", "epochs",
-                                     "shuffle", "metrics",  NULL};
+  static const char *const KEYS[] = {"loss",    "optimizer", "batch_size", "epochs",
+                                     "shuffle", "metrics",   NULL};
   static const char *const LATER[] = {"schedule", "early_stopping", "clip_grad_norm", NULL};
-  if (!is_map(c, n, "train"))
-    return;
+  if (!is_map(c, n, "train")) return;
   check_keys(c, n, "train", KEYS, LATER);
   sn_spec *s = c->s;
   const sn_node *v;
@@ -921,16 +857,11 @@ static void train_section(checker *c, const sn_node *n) {
     loss(c, v);
   else
     missing(c, n, "loss", "train");
-  if ((v = sn_node_get(n, "optimizer")))
-    optimizer(c, v);
-  if ((v = sn_node_get(n, "batch_size")))
-    get_int(c, v, "batch_size", 1, MAX_BATCH, &s->batch_size);
-  if ((v = sn_node_get(n, "epochs")))
-    get_int32(c, v, "epochs", 0, MAX_EPOCHS, &s->epochs);
-  if ((v = sn_node_get(n, "shuffle")))
-    get_bool(c, v, "shuffle", &s->shuffle);
-  if ((v = sn_node_get(n, "metrics")))
-    metrics(c, v);
+  if ((v = sn_node_get(n, "optimizer"))) optimizer(c, v);
+  if ((v = sn_node_get(n, "batch_size"))) get_int(c, v, "batch_size", 1, MAX_BATCH, &s->batch_size);
+  if ((v = sn_node_get(n, "epochs"))) get_int32(c, v, "epochs", 0, MAX_EPOCHS, &s->epochs);
+  if ((v = sn_node_get(n, "shuffle"))) get_bool(c, v, "shuffle", &s->shuffle);
+  if ((v = sn_node_get(n, "metrics"))) metrics(c, v);
 }
 
 /* ---------------------------------------------------------------------------
@@ -940,18 +871,15 @@ static const char *const EXPECT_SETS[] = {"train", "validation", "test", NULL};
 
 static void expect_range(checker *c, const sn_node *key, const sn_node *v, sn_expect_spec *e) {
   static const char *const KEYS[] = {"min", "max", NULL};
-  if (!is_map(c, v, key->text))
-    return;
+  if (!is_map(c, v, key->text)) return;
   check_keys(c, v, key->text, KEYS, NULL);
   const sn_node *lo = sn_node_get(v, "min"), *hi = sn_node_get(v, "max");
   if (!lo && !hi) {
     sn_diag_error(c->d, v->loc, "expectation '%s' needs min or max", key->text);
     return;
   }
-  if (lo)
-    e->has_min = get_real(c, lo, "min", -INFINITY, false, INFINITY, false, &e->min);
-  if (hi)
-    e->has_max = get_real(c, hi, "max", -INFINITY, false, INFINITY, false, &e->max);
+  if (lo) e->has_min = get_real(c, lo, "min", -INFINITY, false, INFINITY, false, &e->min);
+  if (hi) e->has_max = get_real(c, hi, "max", -INFINITY, false, INFINITY, false, &e->max);
   if (e->has_min && e->has_max && e->min > e->max)
     sn_diag_error(c->d, lo->loc, "min (%g) is greater than max (%g)", e->min, e->max);
 }
@@ -993,8 +921,7 @@ static bool expect_key(checker *c, const sn_node *key) {
   bool ok = true;
   if (strcmp(q, "loss") != 0) {
     bool listed = false;
-    for (int i = 0; i < s->n_metrics; i++)
-      listed = listed || !strcmp(s->metrics[i], q);
+    for (int i = 0; i < s->n_metrics; i++) listed = listed || !strcmp(s->metrics[i], q);
     if (!listed) {
       sn_diag_error(c->d, key->loc, "expectation '%s' needs '%s' in train.metrics", t, q);
       ok = false;
@@ -1004,8 +931,7 @@ static bool expect_key(checker *c, const sn_node *key) {
     sn_diag_error(c->d, key->loc, "expectation '%s' needs data.test", t);
     ok = false;
   }
-  if (!strcmp(set, "validation") &&
-      !sn_node_get(sn_node_get(s->root, "data"), "validation")) {
+  if (!strcmp(set, "validation") && !sn_node_get(sn_node_get(s->root, "data"), "validation")) {
     sn_diag_error(c->d, key->loc, "expectation '%s' needs data.validation", t);
     ok = false;
   }
@@ -1015,8 +941,7 @@ static bool expect_key(checker *c, const sn_node *key) {
 static void expect_section(checker *c, const sn_node *n) {
   sn_spec *s = c->s;
   int cap = (int)(sizeof s->expect / sizeof s->expect[0]);
-  if (!is_map(c, n, "expect"))
-    return;
+  if (!is_map(c, n, "expect")) return;
   for (int i = 0; i < n->n; i++) {
     const sn_node *key = n->keys[i], *v = n->items[i];
     if (s->n_expect == cap) {
@@ -1027,8 +952,7 @@ static void expect_section(checker *c, const sn_node *n) {
     *e = (sn_expect_spec){.loc = key->loc};
     if (!strcmp(key->text, "gradcheck")) {
       static const char *const KEYS[] = {"max_rel_error", NULL};
-      if (!is_map(c, v, "gradcheck"))
-        continue;
+      if (!is_map(c, v, "gradcheck")) continue;
       check_keys(c, v, "gradcheck", KEYS, NULL);
       const sn_node *m = sn_node_get(v, "max_rel_error");
       if (!m)
@@ -1037,8 +961,7 @@ static void expect_section(checker *c, const sn_node *n) {
         get_real(c, m, "max_rel_error", 0, true, INFINITY, false, &e->max_rel_error);
     } else if (!strcmp(key->text, "error")) {
       static const char *const KEYS[] = {"contains", NULL};
-      if (!is_map(c, v, "error"))
-        continue;
+      if (!is_map(c, v, "error")) continue;
       check_keys(c, v, "error", KEYS, NULL);
       const sn_node *m = sn_node_get(v, "contains");
       if (!m)
@@ -1046,8 +969,7 @@ static void expect_section(checker *c, const sn_node *n) {
       else if (get_str(c, m, "contains"))
         copy_field(c, m, "contains", e->contains, sizeof e->contains);
     } else {
-      if (!expect_key(c, key))
-        continue;
+      if (!expect_key(c, key)) continue;
       expect_range(c, key, v, e);
     }
     snprintf(e->key, sizeof e->key, "%s", key->text); /* known keys are short */
@@ -1060,8 +982,7 @@ static void expect_section(checker *c, const sn_node *n) {
 
 static void top_name(checker *c, const sn_node *n) {
   const char *s = get_str(c, n, "name");
-  if (!s)
-    return;
+  if (!s) return;
   size_t len = strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-");
   if (s[len]) {
     sn_diag_error(c->d, n->loc, "name '%s' may only use letters, digits, '_', '.' and '-'", s);
@@ -1076,21 +997,21 @@ static void top_name(checker *c, const sn_node *n) {
 /* The last layer's softmax and from_logits: true would apply softmax twice. */
 static void warn_double_softmax(checker *c) {
   const sn_spec *s = c->s;
-  if (!s->from_logits || s->n_layers == 0)
-    return;
+  if (!s->from_logits || s->n_layers == 0) return;
   const sn_layer_spec *last = &s->layers[s->n_layers - 1];
   if ((last->kind == SN_LAYER_DENSE || last->kind == SN_LAYER_ACTIVATION) &&
       last->activation == SN_ACT_SOFTMAX) {
     sn_diag_warning(c->d, s->loss_loc,
                     "the last layer (%s) ends in softmax but the loss has from_logits: true, "
-                    "so softmax is applied twice", last->name);
+                    "so softmax is applied twice",
+                    last->name);
     sn_diag_hint(c->d, "drop from_logits, or end the model in a linear layer");
   }
 }
 
 static void check_spec(checker *c, const sn_node *root) {
-  static const char *const KEYS[] = {"specnet", "name", "seed", "data", "model", "train",
-                                     "expect", NULL};
+  static const char *const KEYS[] = {"specnet", "name",  "seed",   "data",
+                                     "model",   "train", "expect", NULL};
   sn_spec *s = c->s;
   if (root->kind != SN_NODE_MAP) {
     type_error(c, root, "a spec", "a mapping (specnet: 1, name: ..., data: ...)");
@@ -1100,8 +1021,7 @@ static void check_spec(checker *c, const sn_node *root) {
   const sn_node *v = sn_node_get(root, "specnet");
   if (v) {
     int64_t version;
-    if (!get_int(c, v, "specnet", INT64_MIN, INT64_MAX, &version))
-      return;
+    if (!get_int(c, v, "specnet", INT64_MIN, INT64_MAX, &version)) return;
     if (version != 1) {
       sn_diag_error(c->d, v->loc, "unsupported spec version %lld; this specnet reads version 1",
                     (long long)version);
@@ -1132,15 +1052,13 @@ static void check_spec(checker *c, const sn_node *root) {
     train_section(c, v);
   else
     missing(c, root, "train", "the spec");
-  if ((v = sn_node_get(root, "expect")))
-    expect_section(c, v);
+  if ((v = sn_node_get(root, "expect"))) expect_section(c, v);
   warn_double_softmax(c);
 }
 
 sn_spec *sn_spec_from_tree(sn_node *root, const char *path, sn_diag *d) {
   int errors0 = d->errors, first = d->n;
-  if (!path)
-    path = "<spec>";
+  if (!path) path = "<spec>";
   sn_spec *s = calloc(1, sizeof *s);
   char *p = strdup(path);
   if (!s || !p) {
@@ -1177,8 +1095,7 @@ sn_spec *sn_spec_from_tree(sn_node *root, const char *path, sn_diag *d) {
 sn_spec *sn_spec_load(const char *path, const char *const *sets, int n_sets, sn_diag *d) {
   int errors0 = d->errors;
   sn_node *root = sn_yaml_parse_file(path, d);
-  if (!root)
-    return NULL;
+  if (!root) return NULL;
   for (int i = 0; i < n_sets; i++)
     sn_node_set(root, sets[i], d); /* report every bad --set, then check the rest */
   sn_spec *s = sn_spec_from_tree(root, path, d);
@@ -1190,8 +1107,7 @@ sn_spec *sn_spec_load(const char *path, const char *const *sets, int n_sets, sn_
 }
 
 void sn_spec_free(sn_spec *s) {
-  if (!s)
-    return;
+  if (!s) return;
   free((char *)s->path);
   sn_node_free(s->root);
   free(s->layers);

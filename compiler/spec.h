@@ -83,7 +83,12 @@ sn_node *sn_node_get(const sn_node *map, const char *key);
 /* Writes the tree back as YAML (block style), for spec.resolved.yaml. */
 void sn_node_write(const sn_node *n, FILE *out);
 /* Applies "a.b.c=VALUE" (VALUE read as YAML) to the tree; a path through an
- * unknown key is reported by the spec checker afterwards, as for the file. */
+ * unknown key is reported by the spec checker afterwards, as for the file.
+ * Missing mappings on the way are created; a number after a list picks an item
+ * (model.layers.0); a dotted key that exists wins over its parts
+ * (expect.test.accuracy.min). A path into a scalar, a bad item number or a bad
+ * VALUE is an error here. Locations are file "--set", line 1, column = position
+ * in the argument. Returns 0 or -1. */
 int sn_node_set(sn_node *root, const char *assignment, sn_diag *d);
 
 /* ---------------------------------------------------------------------------

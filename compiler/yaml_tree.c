@@ -6,7 +6,8 @@
  * Not for meaning: this file does not know what a spec is. Whether `units: abc`
  * is wrong is parse_spec.c's business; here only YAML-level problems are errors
  * (syntax, invalid UTF-8, duplicate keys, non-scalar keys, and the resource limits
- * below, which keep a hostile file from costing more than a few MiB).
+ * below, which bound what a hostile file can cost: 16 MiB of text, a million
+ * nodes, 64 levels).
  *
  * Aliases are supported by copying the anchored subtree, under a budget. */
 #include <errno.h>
@@ -17,11 +18,11 @@
 #include "spec.h"
 
 enum {
-  MAX_DEPTH = 64,        /* open lists/mappings */
-  MAX_ALIASES = 100,     /* alias uses per document */
-  MAX_NODES = 1000000,   /* nodes per document, aliases expanded */
+  MAX_DEPTH = 64,           /* open lists/mappings */
+  MAX_ALIASES = 100,        /* alias uses per document */
+  MAX_NODES = 1000000,      /* nodes per document, aliases expanded */
   MAX_ALIAS_NODES = 100000, /* of which made by copying aliased subtrees */
-  SMALL_MAP = 16,        /* mappings up to this size check duplicates pairwise */
+  SMALL_MAP = 16,           /* mappings up to this size check duplicates pairwise */
 };
 #define MAX_FILE_BYTES ((size_t)16 << 20) /* bytes */
 
@@ -40,11 +41,9 @@ static sn_node *new_node(sn_node_kind kind, sn_loc loc) {
 }
 
 void sn_node_free(sn_node *n) {
-  if (!n)
-    return;
+  if (!n) return;
   for (int i = 0; i < n->n; i++) {
-    if (n->keys)
-      sn_node_free(n->keys[i]);
+    if (n->keys) sn_node_free(n->keys[i]);
     sn_node_free(n->items[i]);
   }
   free(n->keys);
@@ -57,28 +56,23 @@ void sn_node_free(sn_node *n) {
 /* Arrays grow to the next power of two when n reaches one, so no capacity field
  * is needed: the capacity is always the smallest power of two >= n. */
 static int grow(sn_node ***arr, int n) {
-  if (n != 0 && (n & (n - 1)) != 0)
-    return 0;
-  if (n >= (1 << 30))
-    return -1;
+  if (n != 0 && (n & (n - 1)) != 0) return 0;
+  if (n >= (1 << 30)) return -1;
   size_t cap = n ? (size_t)n * 2 : 1;
   sn_node **a = realloc(*arr, sizeof *a * cap);
-  if (!a)
-    return -1;
+  if (!a) return -1;
   *arr = a;
   return 0;
 }
 
 static int seq_push(sn_node *seq, sn_node *item) {
-  if (grow(&seq->items, seq->n))
-    return -1;
+  if (grow(&seq->items, seq->n)) return -1;
   seq->items[seq->n++] = item;
   return 0;
 }
 
 static int map_push(sn_node *map, sn_node *key, sn_node *value) {
-  if (grow(&map->keys, map->n) || grow(&map->items, map->n))
-    return -1;
+  if (grow(&map->keys, map->n) || grow(&map->items, map->n)) return -1;
   map->keys[map->n] = key;
   map->items[map->n] = value;
   map->n++;
@@ -87,15 +81,12 @@ static int map_push(sn_node *map, sn_node *key, sn_node *value) {
 
 static sn_node *copy_node(const sn_node *n) {
   sn_node *c = new_node(n->kind, n->loc);
-  if (!c)
-    return NULL;
+  if (!c) return NULL;
   c->quoted = n->quoted;
-  if (n->text && !(c->text = strdup(n->text)))
-    goto fail;
+  if (n->text && !(c->text = strdup(n->text))) goto fail;
   for (int i = 0; i < n->n; i++) {
     sn_node *v = copy_node(n->items[i]);
-    if (!v)
-      goto fail;
+    if (!v) goto fail;
     if (n->kind == SN_NODE_MAP) {
       sn_node *k = copy_node(n->keys[i]);
       if (!k || map_push(c, k, v)) {
@@ -115,11 +106,9 @@ fail:
 }
 
 sn_node *sn_node_get(const sn_node *map, const char *key) {
-  if (!map || map->kind != SN_NODE_MAP)
-    return NULL;
+  if (!map || map->kind != SN_NODE_MAP) return NULL;
   for (int i = 0; i < map->n; i++)
-    if (strcmp(map->keys[i]->text, key) == 0)
-      return map->items[i];
+    if (strcmp(map->keys[i]->text, key) == 0) return map->items[i];
   return NULL;
 }
 
@@ -147,17 +136,17 @@ typedef struct builder {
   const char *file;         /* the name every loc points at */
   const unsigned char *buf; /* the input, for positions of encoding errors */
   size_t len;
-  int col_base;             /* added to columns of line 1 (--set values) */
-  size_t last_line;         /* 0-based index of the input's last line */
+  int col_base;     /* added to columns of line 1 (--set values) */
+  size_t last_line; /* 0-based index of the input's last line */
   frame stack[MAX_DEPTH];
   int sp;
   sn_node *root;
   anchor *anchors;
   int n_anchors, cap_anchors;
-  long count;   /* nodes made so far, aliases expanded */
-  long copied;  /* of which copies made for aliases */
-  int aliases;  /* alias uses so far */
-  int docs;     /* documents started */
+  long count;  /* nodes made so far, aliases expanded */
+  long copied; /* of which copies made for aliases */
+  int aliases; /* alias uses so far */
+  int docs;    /* documents started */
 } builder;
 
 static sn_loc offset_loc(const builder *b, size_t off);
@@ -165,11 +154,9 @@ static sn_loc offset_loc(const builder *b, size_t off);
 static sn_loc mark_loc(const builder *b, yaml_mark_t m) {
   /* At the end of input libyaml moves to a line after the last; when the input
    * does not end in a newline that line does not exist, so point past the text. */
-  if (m.line > b->last_line)
-    return offset_loc(b, b->len);
+  if (m.line > b->last_line) return offset_loc(b, b->len);
   int line = (int)m.line + 1, col = (int)m.column + 1;
-  if (line == 1)
-    col += b->col_base;
+  if (line == 1) col += b->col_base;
   return (sn_loc){b->file, line, col};
 }
 
@@ -184,8 +171,7 @@ static sn_loc offset_loc(const builder *b, size_t off) {
       col++;
     }
   }
-  if (line == 1)
-    col += b->col_base;
+  if (line == 1) col += b->col_base;
   return (sn_loc){b->file, line, col};
 }
 
@@ -196,8 +182,7 @@ static int oom(builder *b, sn_loc loc) {
 
 static int count_nodes(builder *b, long k, sn_loc loc) {
   if (b->count + k > MAX_NODES) {
-    sn_diag_error(b->d, loc, "the document has more than %d nodes (aliases expanded)",
-                  MAX_NODES);
+    sn_diag_error(b->d, loc, "the document has more than %d nodes (aliases expanded)", MAX_NODES);
     return -1;
   }
   b->count += k;
@@ -232,8 +217,7 @@ static int attach(builder *b, sn_node *n, int height) {
     return oom(b, f->node->loc);
   }
   f->key = NULL;
-  if (height + 1 > f->height)
-    f->height = height + 1;
+  if (height + 1 > f->height) f->height = height + 1;
   return 0;
 }
 
@@ -242,8 +226,7 @@ static int attach(builder *b, sn_node *n, int height) {
  * types) mean nothing to specnet. */
 static int check_tag(builder *b, const yaml_char_t *tag, sn_loc loc, bool *is_str) {
   static const char core[] = "tag:yaml.org,2002:";
-  if (!tag)
-    return 0;
+  if (!tag) return 0;
   const char *t = (const char *)tag;
   if (strcmp(t, "!") == 0 || strcmp(t, "tag:yaml.org,2002:str") == 0) {
     *is_str = true;
@@ -252,8 +235,7 @@ static int check_tag(builder *b, const yaml_char_t *tag, sn_loc loc, bool *is_st
   static const char *const ok[] = {"int", "float", "bool", "null", "map", "seq"};
   if (strncmp(t, core, sizeof core - 1) == 0) {
     for (size_t i = 0; i < sizeof ok / sizeof *ok; i++)
-      if (strcmp(t + sizeof core - 1, ok[i]) == 0)
-        return 0;
+      if (strcmp(t + sizeof core - 1, ok[i]) == 0) return 0;
     sn_diag_error(b->d, loc, "YAML tag '!!%s' is not supported", t + sizeof core - 1);
   } else {
     sn_diag_error(b->d, loc, "YAML tag '%s' is not supported", t);
@@ -261,19 +243,16 @@ static int check_tag(builder *b, const yaml_char_t *tag, sn_loc loc, bool *is_st
   return -1;
 }
 
-static int add_anchor(builder *b, const yaml_char_t *name, sn_node *node, bool open,
-                      sn_loc loc) {
+static int add_anchor(builder *b, const yaml_char_t *name, sn_node *node, bool open, sn_loc loc) {
   if (b->n_anchors == b->cap_anchors) {
     int cap = b->cap_anchors ? b->cap_anchors * 2 : 8;
     anchor *a = realloc(b->anchors, sizeof *a * (size_t)cap);
-    if (!a)
-      return oom(b, loc);
+    if (!a) return oom(b, loc);
     b->anchors = a;
     b->cap_anchors = cap;
   }
   char *copy = strdup((const char *)name);
-  if (!copy)
-    return oom(b, loc);
+  if (!copy) return oom(b, loc);
   b->anchors[b->n_anchors++] = (anchor){copy, node, open, 1, 0};
   return 0;
 }
@@ -281,8 +260,7 @@ static int add_anchor(builder *b, const yaml_char_t *name, sn_node *node, bool o
 static int on_scalar(builder *b, const yaml_event_t *ev) {
   sn_loc loc = mark_loc(b, ev->start_mark);
   bool is_str = ev->data.scalar.style != YAML_PLAIN_SCALAR_STYLE;
-  if (check_tag(b, ev->data.scalar.tag, loc, &is_str) || count_nodes(b, 1, loc))
-    return -1;
+  if (check_tag(b, ev->data.scalar.tag, loc, &is_str) || count_nodes(b, 1, loc)) return -1;
   const char *value = (const char *)ev->data.scalar.value;
   if (strlen(value) != ev->data.scalar.length)
     sn_diag_error(b->d, loc, "NUL characters are not allowed in scalars");
@@ -301,13 +279,12 @@ static int on_scalar(builder *b, const yaml_event_t *ev) {
 
 static int on_start(builder *b, const yaml_event_t *ev, sn_node_kind kind) {
   sn_loc loc = mark_loc(b, ev->start_mark);
-  const yaml_char_t *tag = kind == SN_NODE_MAP ? ev->data.mapping_start.tag
-                                               : ev->data.sequence_start.tag;
-  const yaml_char_t *anc = kind == SN_NODE_MAP ? ev->data.mapping_start.anchor
-                                               : ev->data.sequence_start.anchor;
+  const yaml_char_t *tag =
+      kind == SN_NODE_MAP ? ev->data.mapping_start.tag : ev->data.sequence_start.tag;
+  const yaml_char_t *anc =
+      kind == SN_NODE_MAP ? ev->data.mapping_start.anchor : ev->data.sequence_start.anchor;
   bool is_str = false;
-  if (check_tag(b, tag, loc, &is_str))
-    return -1;
+  if (check_tag(b, tag, loc, &is_str)) return -1;
   if (is_str) {
     sn_diag_error(b->d, loc, "a %s cannot be tagged as a string",
                   kind == SN_NODE_MAP ? "mapping" : "list");
@@ -317,11 +294,9 @@ static int on_start(builder *b, const yaml_event_t *ev, sn_node_kind kind) {
     sn_diag_error(b->d, loc, "nesting deeper than %d levels", MAX_DEPTH);
     return -1;
   }
-  if (count_nodes(b, 1, loc))
-    return -1;
+  if (count_nodes(b, 1, loc)) return -1;
   sn_node *n = new_node(kind, loc);
-  if (!n)
-    return oom(b, loc);
+  if (!n) return oom(b, loc);
   int a = -1;
   if (anc) {
     if (add_anchor(b, anc, n, true, loc)) {
@@ -336,8 +311,7 @@ static int on_start(builder *b, const yaml_event_t *ev, sn_node_kind kind) {
 
 static int on_end(builder *b) {
   frame f = b->stack[--b->sp];
-  if (f.node->kind == SN_NODE_MAP)
-    check_duplicates(b, f.node);
+  if (f.node->kind == SN_NODE_MAP) check_duplicates(b, f.node);
   if (f.anchor >= 0) {
     anchor *a = &b->anchors[f.anchor];
     a->open = false;
@@ -356,8 +330,7 @@ static int on_alias(builder *b, const yaml_event_t *ev) {
   }
   const anchor *a = NULL;
   for (int i = b->n_anchors - 1; i >= 0 && !a; i--)
-    if (strcmp(b->anchors[i].name, name) == 0)
-      a = &b->anchors[i];
+    if (strcmp(b->anchors[i].name, name) == 0) a = &b->anchors[i];
   if (!a) {
     sn_diag_error(b->d, loc, "unknown alias '*%s' (no anchor '&%s' before it)", name, name);
     return -1;
@@ -372,22 +345,20 @@ static int on_alias(builder *b, const yaml_event_t *ev) {
     return -1;
   }
   if (b->sp + a->height > MAX_DEPTH) {
-    sn_diag_error(b->d, loc, "nesting deeper than %d levels (alias '*%s' expanded)",
-                  MAX_DEPTH, name);
+    sn_diag_error(b->d, loc, "nesting deeper than %d levels (alias '*%s' expanded)", MAX_DEPTH,
+                  name);
     return -1;
   }
-  if (count_nodes(b, a->size, loc))
-    return -1;
+  if (count_nodes(b, a->size, loc)) return -1;
   b->copied += a->size;
   sn_node *c = copy_node(a->node);
-  if (!c)
-    return oom(b, loc);
+  if (!c) return oom(b, loc);
   return attach(b, c, a->height);
 }
 
 static void report_dup(builder *b, const sn_node *first, const sn_node *again) {
-  sn_diag_error(b->d, again->loc, "duplicate key '%s' (first defined at line %d)",
-                again->text, first->loc.line);
+  sn_diag_error(b->d, again->loc, "duplicate key '%s' (first defined at line %d)", again->text,
+                first->loc.line);
 }
 
 /* Every repeated key is reported at its second occurrence, in document order.
@@ -403,8 +374,7 @@ static void check_duplicates(builder *b, const sn_node *map) {
     return;
   }
   size_t cap = 1;
-  while (cap < (size_t)map->n * 2)
-    cap *= 2;
+  while (cap < (size_t)map->n * 2) cap *= 2;
   int *slot = malloc(sizeof *slot * cap); /* index of a key, or -1 */
   if (!slot) {
     oom(b, map->loc);
@@ -414,11 +384,9 @@ static void check_duplicates(builder *b, const sn_node *map) {
   for (int i = 0; i < map->n; i++) {
     const char *k = map->keys[i]->text;
     uint64_t h = 1469598103934665603u; /* FNV-1a */
-    for (const char *p = k; *p; p++)
-      h = (h ^ (unsigned char)*p) * 1099511628211u;
+    for (const char *p = k; *p; p++) h = (h ^ (unsigned char)*p) * 1099511628211u;
     size_t s = (size_t)h & (cap - 1);
-    while (slot[s] >= 0 && strcmp(map->keys[slot[s]]->text, k) != 0)
-      s = (s + 1) & (cap - 1);
+    while (slot[s] >= 0 && strcmp(map->keys[slot[s]]->text, k) != 0) s = (s + 1) & (cap - 1);
     if (slot[s] >= 0)
       report_dup(b, map->keys[slot[s]], map->keys[i]);
     else
@@ -488,8 +456,8 @@ static int on_event(builder *b, const yaml_event_t *ev) {
 }
 
 /* `col_base` shifts columns of the first line (a --set value sits after "KEY="). */
-static sn_node *parse_buffer(const unsigned char *buf, size_t len, const char *name,
-                             bool is_file, int col_base, sn_diag *d) {
+static sn_node *parse_buffer(const unsigned char *buf, size_t len, const char *name, bool is_file,
+                             int col_base, sn_diag *d) {
   int errors0 = d->errors, first = d->n;
   char *file = strdup(name);
   if (!file) {
@@ -497,8 +465,7 @@ static sn_node *parse_buffer(const unsigned char *buf, size_t len, const char *n
     return NULL;
   }
   builder b = {.d = d, .file = file, .buf = buf, .len = len, .col_base = col_base};
-  for (size_t i = 0; i < len; i++)
-    b.last_line += buf[i] == '\n';
+  for (size_t i = 0; i < len; i++) b.last_line += buf[i] == '\n';
   yaml_parser_t p;
   if (!yaml_parser_initialize(&p)) {
     oom(&b, (sn_loc){file, 0, 0});
@@ -515,8 +482,7 @@ static sn_node *parse_buffer(const unsigned char *buf, size_t len, const char *n
     done = ev.type == YAML_STREAM_END_EVENT;
     int rc = on_event(&b, &ev);
     yaml_event_delete(&ev);
-    if (rc)
-      break;
+    if (rc) break;
   }
   yaml_parser_delete(&p);
   sn_diag_sort(d, first); /* duplicates are found when their mapping ends */
@@ -528,8 +494,7 @@ static sn_node *parse_buffer(const unsigned char *buf, size_t len, const char *n
     sn_node_free(b.stack[i].node);
     sn_node_free(b.stack[i].key);
   }
-  for (int i = 0; i < b.n_anchors; i++)
-    free(b.anchors[i].name);
+  for (int i = 0; i < b.n_anchors; i++) free(b.anchors[i].name);
   free(b.anchors);
   if (d->errors != errors0 || !b.root) {
     sn_node_free(b.root);
@@ -541,7 +506,12 @@ static sn_node *parse_buffer(const unsigned char *buf, size_t len, const char *n
 }
 
 sn_node *sn_yaml_parse_string(const char *text, const char *name, sn_diag *d) {
-  return parse_buffer((const unsigned char *)text, strlen(text), name, false, 0, d);
+  size_t len = strlen(text);
+  if (len > MAX_FILE_BYTES) {
+    sn_diag_error(d, (sn_loc){name, 0, 0}, "the text is larger than %zu MiB", MAX_FILE_BYTES >> 20);
+    return NULL;
+  }
+  return parse_buffer((const unsigned char *)text, len, name, false, 0, d);
 }
 
 sn_node *sn_yaml_parse_file(const char *path, sn_diag *d) {
@@ -557,8 +527,7 @@ sn_node *sn_yaml_parse_file(const char *path, sn_diag *d) {
   int err = 0;
   while (buf) {
     if (len == cap) {
-      if (cap > MAX_FILE_BYTES)
-        break;
+      if (cap > MAX_FILE_BYTES) break;
       size_t ncap = cap * 2 > MAX_FILE_BYTES + 1 ? MAX_FILE_BYTES + 1 : cap * 2;
       unsigned char *nb = realloc(buf, ncap);
       if (!nb) {
@@ -572,8 +541,7 @@ sn_node *sn_yaml_parse_file(const char *path, sn_diag *d) {
     size_t got = fread(buf + len, 1, cap - len, f);
     len += got;
     if (got == 0) {
-      if (ferror(f))
-        err = errno ? errno : EIO;
+      if (ferror(f)) err = errno ? errno : EIO;
       break;
     }
   }
@@ -596,20 +564,14 @@ sn_node *sn_yaml_parse_file(const char *path, sn_diag *d) {
 
 /* Would this text, written plain, read back as the same plain scalar? */
 static bool plain_ok(const char *s) {
-  if (!*s || s[0] == ' ' || s[strlen(s) - 1] == ' ')
-    return false;
-  if (strchr("?:,[]{}#&*!|>'\"%@`", s[0]))
-    return false;
-  if (s[0] == '-' && (s[1] == ' ' || s[1] == '\0'))
-    return false;
+  if (!*s || s[0] == ' ' || s[strlen(s) - 1] == ' ') return false;
+  if (strchr("?:,[]{}#&*!|>'\"%@`", s[0])) return false;
+  if (s[0] == '-' && (s[1] == ' ' || s[1] == '\0')) return false;
   for (const char *p = s; *p; p++) {
     unsigned char c = (unsigned char)*p;
-    if (c < 0x20 || c == 0x7F)
-      return false;
-    if (c == ':' && (p[1] == ' ' || p[1] == '\0'))
-      return false;
-    if (c == '#' && p[-1] == ' ')
-      return false;
+    if (c < 0x20 || c == 0x7F) return false;
+    if (c == ':' && (p[1] == ' ' || p[1] == '\0')) return false;
+    if (c == '#' && p[-1] == ' ') return false;
   }
   return true;
 }
@@ -671,8 +633,7 @@ static void write_block(const sn_node *n, int indent, bool first_inline, FILE *o
     return;
   }
   for (int i = 0; i < n->n; i++) {
-    if (i > 0 || !first_inline)
-      fprintf(out, "%*s", indent, "");
+    if (i > 0 || !first_inline) fprintf(out, "%*s", indent, "");
     const sn_node *v = n->items[i];
     if (n->kind == SN_NODE_MAP) {
       write_scalar(n->keys[i], out);
@@ -693,8 +654,7 @@ static void write_block(const sn_node *n, int indent, bool first_inline, FILE *o
 }
 
 void sn_node_write(const sn_node *n, FILE *out) {
-  if (n)
-    write_block(n, 0, false, out);
+  if (n) write_block(n, 0, false, out);
 }
 
 /* ---------------------------------------------------------------------------
@@ -704,8 +664,7 @@ static int height(const sn_node *n) {
   int h = 0;
   for (int i = 0; i < n->n; i++) {
     int c = height(n->items[i]);
-    if (c > h)
-      h = c;
+    if (c > h) h = c;
   }
   return n->kind == SN_NODE_SCALAR ? 0 : h + 1;
 }
@@ -713,8 +672,7 @@ static int height(const sn_node *n) {
 static void relocate(sn_node *n) {
   n->loc.file = SET_FILE;
   for (int i = 0; i < n->n; i++) {
-    if (n->keys)
-      relocate(n->keys[i]);
+    if (n->keys) relocate(n->keys[i]);
     relocate(n->items[i]);
   }
 }
@@ -748,29 +706,25 @@ int sn_node_set(sn_node *root, const char *arg, sn_diag *d) {
   int start[MAX_SEGS], len[MAX_SEGS], nseg = 0;
   for (const char *p = arg;;) {
     const char *e = p;
-    while (e < eq && *e != '.')
-      e++;
+    while (e < eq && *e != '.') e++;
     if (e == p) {
-      sn_diag_error(d, (sn_loc){SET_FILE, 1, (int)(p - arg) + 1},
-                    "empty key in '%.*s'", (int)(eq - arg), arg);
+      sn_diag_error(d, (sn_loc){SET_FILE, 1, (int)(p - arg) + 1}, "empty key in '%.*s'",
+                    (int)(eq - arg), arg);
       return -1;
     }
     if (nseg == MAX_SEGS) {
-      sn_diag_error(d, (sn_loc){SET_FILE, 1, 1}, "--set path deeper than %d levels",
-                    MAX_DEPTH);
+      sn_diag_error(d, (sn_loc){SET_FILE, 1, 1}, "--set path deeper than %d levels", MAX_DEPTH);
       return -1;
     }
     start[nseg] = (int)(p - arg);
     len[nseg++] = (int)(e - p);
-    if (e == eq)
-      break;
+    if (e == eq) break;
     p = e + 1;
   }
 
-  sn_node *value = parse_buffer((const unsigned char *)eq + 1, strlen(eq + 1), SET_FILE,
-                                false, vcol - 1, d);
-  if (!value)
-    return -1;
+  sn_node *value =
+      parse_buffer((const unsigned char *)eq + 1, strlen(eq + 1), SET_FILE, false, vcol - 1, d);
+  if (!value) return -1;
   free(value->owned_name);
   value->owned_name = NULL;
   relocate(value);
@@ -807,14 +761,12 @@ int sn_node_set(sn_node *root, const char *arg, sn_diag *d) {
       sn_node *v = i == nseg - 1 ? value : new_node(SN_NODE_MAP, at);
       if (!key || !v || map_push(cur, key, v)) {
         sn_node_free(key);
-        if (v != value)
-          sn_node_free(v);
+        if (v != value) sn_node_free(v);
         sn_node_free(value);
         sn_diag_error(d, at, "out of memory");
         return -1;
       }
-      if (v == value)
-        return 0;
+      if (v == value) return 0;
       cur = v;
       i++;
       continue;
@@ -846,11 +798,11 @@ int sn_node_set(sn_node *root, const char *arg, sn_diag *d) {
       continue;
     }
     if (i == 0)
-      sn_diag_error(d, at, "cannot set '%.*s': the document is not a mapping",
-                    (int)(eq - arg), arg);
+      sn_diag_error(d, at, "cannot set '%.*s': the document is not a mapping", (int)(eq - arg),
+                    arg);
     else
-      sn_diag_error(d, at, "cannot set '%.*s': '%.*s' is a scalar, not a mapping",
-                    (int)(eq - arg), arg, start[i] - 1, arg);
+      sn_diag_error(d, at, "cannot set '%.*s': '%.*s' is a scalar, not a mapping", (int)(eq - arg),
+                    arg, start[i] - 1, arg);
     sn_node_free(value);
     return -1;
   }

@@ -211,10 +211,8 @@ static int idx_read_open(idx_reader *r, int *rank, int64_t dims[4], uint8_t **da
     /* One more read: finishes the stream, so a CRC mismatch or a cut-off trailer
      * surfaces, and tells whether data follows what the header declares. */
     uint8_t probe;
-    int k = gzread(r->gz, &probe, 1);
-    int cut = 0;
-    const char *why = k < 0 ? "" : gz_problem(r, &cut);
-    if (k < 0 || why) {
+    int k = gzread(r->gz, &probe, 1), cut = 0;
+    if (k < 0 || gz_problem(r, &cut)) {
       gz_fail(err, r);
       free(buf);
       return -1;

@@ -22,24 +22,24 @@
 
 static int failures, checks;
 
-#define CHECK(cond)                                                                        \
-  do {                                                                                     \
-    checks++;                                                                              \
-    if (!(cond)) {                                                                         \
-      failures++;                                                                          \
-      fprintf(stderr, "%s:%d: FAILED: %s\n", __FILE__, __LINE__, #cond);                   \
-    }                                                                                      \
+#define CHECK(cond)                                                                                \
+  do {                                                                                             \
+    checks++;                                                                                      \
+    if (!(cond)) {                                                                                 \
+      failures++;                                                                                  \
+      fprintf(stderr, "%s:%d: FAILED: %s\n", __FILE__, __LINE__, #cond);                           \
+    }                                                                                              \
   } while (0)
 
-#define CHECK_STR(got, want)                                                               \
-  do {                                                                                     \
-    const char *g_ = (got), *w_ = (want);                                                  \
-    checks++;                                                                              \
-    if (!g_ || strcmp(g_, w_) != 0) {                                                      \
-      failures++;                                                                          \
-      fprintf(stderr, "%s:%d: FAILED: %s\n--- want:\n%s\n--- got:\n%s\n", __FILE__,       \
-              __LINE__, #got, w_, g_ ? g_ : "(null)");                                     \
-    }                                                                                      \
+#define CHECK_STR(got, want)                                                                       \
+  do {                                                                                             \
+    const char *g_ = (got), *w_ = (want);                                                          \
+    checks++;                                                                                      \
+    if (!g_ || strcmp(g_, w_) != 0) {                                                              \
+      failures++;                                                                                  \
+      fprintf(stderr, "%s:%d: FAILED: %s\n--- want:\n%s\n--- got:\n%s\n", __FILE__, __LINE__,      \
+              #got, w_, g_ ? g_ : "(null)");                                                       \
+    }                                                                                              \
   } while (0)
 
 /* ---------------------------------------------------------------------------
@@ -47,8 +47,7 @@ static int failures, checks;
 
 static char *read_all(const char *path) {
   FILE *f = fopen(path, "rb");
-  if (!f)
-    return NULL;
+  if (!f) return NULL;
   size_t cap = 4096, len = 0;
   char *s = malloc(cap);
   for (size_t got; s && (got = fread(s + len, 1, cap - len - 1, f)) > 0;) {
@@ -65,8 +64,7 @@ static char *read_all(const char *path) {
     }
   }
   fclose(f);
-  if (s)
-    s[len] = '\0';
+  if (s) s[len] = '\0';
   return s;
 }
 
@@ -95,8 +93,7 @@ static char *load(const char *path, const char *const *sets, int n_sets, sn_spec
   sn_diag d = {0};
   sn_spec *s = sn_spec_load(path, sets, n_sets, &d);
   char *text = diag_text(&d);
-  if (errors)
-    *errors = d.errors;
+  if (errors) *errors = d.errors;
   sn_diag_free(&d);
   if (spec)
     *spec = s;
@@ -148,8 +145,7 @@ static void run_fixture(const char *path) {
   checks++;
   if (strcmp(got, want) != 0) {
     failures++;
-    fprintf(stderr, "FAILED: %s: diagnostics differ\n--- want:\n%s--- got:\n%s", path, want,
-            got);
+    fprintf(stderr, "FAILED: %s: diagnostics differ\n--- want:\n%s--- got:\n%s", path, want, got);
   }
   checks++;
   if ((s == NULL) != expects_error) {
@@ -207,8 +203,7 @@ static void test_seed_spec(void) {
   CHECK_STR(diag, "");
   free(diag);
   CHECK(s != NULL);
-  if (!s)
-    return;
+  if (!s) return;
   CHECK(s->version == 1);
   CHECK_STR(s->name, "mnist_mlp");
   CHECK(s->seed == 42);
@@ -239,8 +234,7 @@ static void test_seed_spec(void) {
   }
   CHECK(s->loss == SN_LOSS_SPARSE_CCE && !s->from_logits);
   CHECK(s->optimizer == SN_OPT_ADAM);
-  CHECK(s->learning_rate == 0.001 && s->beta1 == 0.9 && s->beta2 == 0.999 &&
-        s->epsilon == 1.0e-7);
+  CHECK(s->learning_rate == 0.001 && s->beta1 == 0.9 && s->beta2 == 0.999 && s->epsilon == 1.0e-7);
   CHECK(s->batch_size == 32 && s->epochs == 10 && s->shuffle);
   CHECK(s->n_metrics == 1);
   CHECK_STR(s->metrics[0], "accuracy");
@@ -256,14 +250,12 @@ static void test_defaults(void) {
   sn_spec *s;
   free(load("parse/ok_defaults.yaml", NULL, 0, &s, NULL));
   CHECK(s != NULL);
-  if (!s)
-    return;
+  if (!s) return;
   CHECK(s->seed == 0);
   CHECK(s->data.test.kind == SN_SRC_NONE && s->data.validation.kind == SN_SRC_NONE);
   CHECK(s->data.validation_split == 0 && s->data.scale == 1);
   CHECK(s->layers[0].activation == SN_ACT_LINEAR && s->layers[0].use_bias);
-  CHECK(s->learning_rate == 0.001 && s->beta1 == 0.9 && s->beta2 == 0.999 &&
-        s->epsilon == 1e-7);
+  CHECK(s->learning_rate == 0.001 && s->beta1 == 0.9 && s->beta2 == 0.999 && s->epsilon == 1e-7);
   CHECK(s->batch_size == 32 && s->epochs == 1 && s->shuffle && s->n_metrics == 0);
   CHECK(s->n_expect == 0);
   sn_spec_free(s);
@@ -273,8 +265,7 @@ static void test_forms(void) {
   sn_spec *s;
   free(load("parse/ok_forms.yaml", NULL, 0, &s, NULL));
   CHECK(s != NULL);
-  if (!s)
-    return;
+  if (!s) return;
   CHECK_STR(s->name, "forms.v1-test");
   const sn_source *tr = &s->data.train, *te = &s->data.test, *va = &s->data.validation;
   CHECK(tr->kind == SN_SRC_IDX && tr->limit == 500);
@@ -303,8 +294,7 @@ static void test_forms(void) {
     CHECK_STR(l[5].name, "softmax1");
   }
   CHECK(s->from_logits);
-  CHECK(s->learning_rate == 3.0e-4 && s->beta1 == 0.5 && s->beta2 == 0.99 &&
-        s->epsilon == 1e-8);
+  CHECK(s->learning_rate == 3.0e-4 && s->beta1 == 0.5 && s->beta2 == 0.99 && s->epsilon == 1e-8);
   CHECK(s->batch_size == 64 && s->epochs == 0 && !s->shuffle);
   CHECK(s->n_expect == 5);
   if (s->n_expect == 5) {
@@ -340,8 +330,7 @@ static void test_set(void) {
   CHECK_STR(diag, "");
   free(diag);
   CHECK(s != NULL);
-  if (!s)
-    return;
+  if (!s) return;
   CHECK(s->epochs == 1);
   CHECK(s->data.validation_split == 0.2);
   CHECK(s->layers[1].units == 256);
@@ -357,8 +346,7 @@ static void test_set(void) {
   sn_diag d = {0};
   sn_node *root = sn_yaml_parse_string("a: {b: 1, c: [x, y]}\n", "t.yaml", &d);
   CHECK(root != NULL);
-  if (!root)
-    return;
+  if (!root) return;
   CHECK(sn_node_set(root, "a.b.z=1", &d) != 0);
   CHECK(sn_node_set(root, "a.c.q=1", &d) != 0);
   CHECK(sn_node_set(root, "a.c.5=1", &d) != 0);
@@ -464,10 +452,8 @@ static void test_depth(void) {
   char text[256];
   for (int levels = 64; levels <= 65; levels++) {
     int k = snprintf(text, sizeof text, "a: ");
-    for (int i = 1; i < levels; i++)
-      text[k++] = '[';
-    for (int i = 1; i < levels; i++)
-      text[k++] = ']';
+    for (int i = 1; i < levels; i++) text[k++] = '[';
+    for (int i = 1; i < levels; i++) text[k++] = ']';
     text[k] = '\0';
     char *got = yaml_diag(text, "deep.yaml");
     CHECK_STR(got, levels == 64 ? "" : "deep.yaml:1:67: error: nesting deeper than 64 levels\n");
@@ -476,11 +462,9 @@ static void test_depth(void) {
   /* *a is 4 levels: inside the top mapping and 59 lists it fits, in 60 it does not. */
   for (int lists = 59; lists <= 60; lists++) {
     int k = snprintf(text, sizeof text, "a: &a [[[[x]]]]\nb: ");
-    for (int i = 0; i < lists; i++)
-      text[k++] = '[';
+    for (int i = 0; i < lists; i++) text[k++] = '[';
     k += snprintf(text + k, sizeof text - k, "*a");
-    for (int i = 0; i < lists; i++)
-      text[k++] = ']';
+    for (int i = 0; i < lists; i++) text[k++] = ']';
     text[k] = '\0';
     char *got = yaml_diag(text, "deep.yaml");
     CHECK_STR(got, lists == 59 ? ""
@@ -506,8 +490,7 @@ static void test_alias_bomb(void) {
 
   /* Many small aliases: the count of uses is bounded too. */
   k = snprintf(text, sizeof text, "a: &a 1\nb: [");
-  for (int j = 0; j < 101; j++)
-    k += snprintf(text + k, sizeof text - k, "%s*a", j ? "," : "");
+  for (int j = 0; j < 101; j++) k += snprintf(text + k, sizeof text - k, "%s*a", j ? "," : "");
   snprintf(text + k, sizeof text - k, "]\n");
   got = yaml_diag(text, "many.yaml");
   CHECK_STR(got, "many.yaml:2:305: error: more than 100 aliases in one document\n");
@@ -560,8 +543,7 @@ static void test_yaml_errors(void) {
   /* A duplicate-keyed mapping big enough for the hash path. */
   char text[4096];
   int k = 0;
-  for (int i = 0; i < 100; i++)
-    k += snprintf(text + k, sizeof text - k, "k%d: %d\n", i, i);
+  for (int i = 0; i < 100; i++) k += snprintf(text + k, sizeof text - k, "k%d: %d\n", i, i);
   snprintf(text + k, sizeof text - k, "k42: again\n");
   char *got = yaml_diag(text, "h.yaml");
   CHECK_STR(got, "h.yaml:101:1: error: duplicate key 'k42' (first defined at line 43)\n");
@@ -578,6 +560,43 @@ static void test_yaml_errors(void) {
   sn_diag_free(&d);
 }
 
+/* The runtime's fourth generator; unlike spirals and xor it works in 1-D. */
+static void test_synthetic_linear(void) {
+  sn_diag d = {0};
+  sn_node *root = sn_yaml_parse_string(
+      "specnet: 1\nname: lin\ndata: {train: {synthetic: linear, features: 1, classes: 3}}\n"
+      "model: {input: [1], layers: [{dense: {units: 3}}]}\n"
+      "train: {loss: sparse_categorical_crossentropy}\n",
+      "lin.yaml", &d);
+  sn_spec *s = root ? sn_spec_from_tree(root, "lin.yaml", &d) : NULL;
+  CHECK(s && s->data.train.kind == SN_SRC_SYNTHETIC && s->data.train.features == 1);
+  CHECK(s && !strcmp(s->data.train.name, "linear") && s->data.train.classes == 3);
+  CHECK(d.n == 0);
+  sn_spec_free(s);
+  sn_diag_free(&d);
+}
+
+/* Fixed-size fields of sn_spec and sn_source: too long is an error, not a cut. */
+static void test_long_strings(void) {
+  enum { LONG = 5000 };
+  char *text = malloc(LONG + 512);
+  int k = snprintf(text, LONG + 512,
+                   "specnet: 1\nname: n\nmodel: {input: [2], layers: [relu]}\n"
+                   "train: {loss: sparse_categorical_crossentropy}\n"
+                   "data: {train: {format: idx, labels: l, images: ");
+  memset(text + k, 'p', LONG);
+  snprintf(text + k + LONG, 512, "}}\n");
+  sn_diag d = {0};
+  sn_node *root = sn_yaml_parse_string(text, "long.yaml", &d);
+  sn_spec *s = root ? sn_spec_from_tree(root, "dir/long.yaml", &d) : NULL;
+  CHECK(s == NULL);
+  char *got = diag_text(&d);
+  CHECK_STR(got, "long.yaml:5:48: error: images path is too long (5004 bytes; at most 4095)\n");
+  free(got);
+  sn_diag_free(&d);
+  free(text);
+}
+
 /* ---------------------------------------------------------------------------
  * Writing YAML */
 
@@ -591,10 +610,8 @@ static char *write_text(const sn_node *n) {
 }
 
 static bool same_tree(const sn_node *a, const sn_node *b) {
-  if (a->kind != b->kind || a->n != b->n)
-    return false;
-  if (a->kind == SN_NODE_SCALAR)
-    return !strcmp(a->text, b->text) && a->quoted == b->quoted;
+  if (a->kind != b->kind || a->n != b->n) return false;
+  if (a->kind == SN_NODE_SCALAR) return !strcmp(a->text, b->text) && a->quoted == b->quoted;
   for (int i = 0; i < a->n; i++)
     if ((a->keys && !same_tree(a->keys[i], b->keys[i])) || !same_tree(a->items[i], b->items[i]))
       return false;
@@ -611,8 +628,7 @@ static void test_write(void) {
                     "block: |\n  two\n  lines\n";
   sn_node *root = sn_yaml_parse_string(src, "w.yaml", &d);
   CHECK(root != NULL);
-  if (!root)
-    return;
+  if (!root) return;
   char *text = write_text(root);
   CHECK_STR(text, "s:\n"
                   "  - \"10\"\n"
@@ -715,6 +731,8 @@ int main(void) {
   test_depth();
   test_alias_bomb();
   test_yaml_errors();
+  test_synthetic_linear();
+  test_long_strings();
   test_write();
   printf("test_parse: %d checks, %d failed\n", checks, failures);
   return failures ? 1 : 0;
