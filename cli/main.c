@@ -258,7 +258,7 @@ static int cmd_train(const opts *o) {
   snprintf(path, sizeof path, "%s/spec.resolved.yaml", dir);
   FILE *f = fopen(path, "w");
   if (f) {
-    sn_node_write(s->root, f);
+    sn_spec_write_resolved(s, f);
     fclose(f);
   }
   sn_error err = {0};
@@ -319,7 +319,7 @@ static int cmd_eval(const opts *o) {
     session_free(&S);
     return EXIT_SPEC;
   }
-  printf("%s_loss %.6f", split, r.loss);
+  printf("%s_loss %.9g", split, r.loss);
   for (int k = 0; k < S.m->n_metrics; k++) printf("  %s_%s %.6f", split, S.m->metric_names[k], r.metrics[k]);
   printf("  (%lld samples, %.2fs)\n", (long long)r.samples, r.seconds);
   session_free(&S);

@@ -156,7 +156,7 @@ int sn_build_graph(const sn_spec *s, sn_dtype dtype, sn_graph *g, sn_diag *d) {
   g->beta1 = s->beta1;
   g->beta2 = s->beta2;
   g->epsilon = s->epsilon;
-  sn_op in = {.code = SN_OP_INPUT, .loc = s->input_loc};
+  sn_op in = {.code = SN_OP_INPUT, .loc = s->input_loc, .layer = "input"};
   in.type.dtype = dtype;
   in.type.batched = true;
   in.type.rank = s->input_rank;

@@ -265,12 +265,18 @@ void sn_graph_print(const sn_graph *g, FILE *out, bool with_backward) {
     }
     }
     if (n >= (int)sizeof line) n = (int)sizeof line - 1;
+    FILE *lf = fmemopen(line + n, sizeof line - (size_t)n, "w");
+    if (lf) {
+      fputs(" : ", lf);
+      sn_type_print(&op->type, lf);
+      n += (int)ftell(lf);
+      fclose(lf);
+    }
+    if (n >= (int)sizeof line) n = (int)sizeof line - 1;
+    line[n] = 0;
     fputs(line, out);
-    fputs(" : ", out);
-    sn_type_print(&op->type, out);
     if (op->layer[0] || op->loc.line)
-      fprintf(out, "%*s; %s %d:%d", n < 48 ? 48 - n : 1, "", op->layer, op->loc.line,
-              op->loc.col);
+      fprintf(out, "%*s; %s %d:%d", n < 56 ? 56 - n : 1, "", op->layer, op->loc.line, op->loc.col);
     fputc('\n', out);
   }
   for (int k = 0; k < g->n_params && with_backward; k++) {

@@ -176,6 +176,8 @@ sn_spec *sn_spec_load(const char *path, const char *const *sets, int n_sets, sn_
 /* Checks an already-parsed tree (takes ownership of root). */
 sn_spec *sn_spec_from_tree(sn_node *root, const char *path, sn_diag *d);
 void sn_spec_free(sn_spec *s);
+/* Writes s as YAML with every default filled in (write_spec.c). */
+void sn_spec_write_resolved(const sn_spec *s, FILE *out);
 const char *sn_act_name(sn_act a);
 
 #endif
