@@ -41,8 +41,10 @@ static int apply_activation(builder *b, int x, sn_act act, const sn_layer_spec *
       return -1;
     }
     return sn_emit(b->g, SN_OP_SOFTMAX, x, -1, -1, &like);
+  default:
+    sn_diag_error(b->d, l->loc, "%s: activation %s is not supported yet", l->name, sn_act_name(act));
+    return -1;
   }
-  return x;
 }
 
 static int build_flatten(builder *b, int x, const sn_layer_spec *l, int prev_layer) {

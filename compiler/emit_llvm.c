@@ -20,7 +20,7 @@
 
 enum { /* field order of sn_step_args */
   A_X, A_Y, A_ROWS, A_PARAMS, A_GRADS, A_OPT, A_ARENA, A_STEP, A_LR, A_SEED,
-  A_LOSS, A_METRICS, A_OUT, A_COUNT
+  A_LOSS, A_METRICS, A_OUT, A_T, A_STATE, A_COUNT
 };
 
 typedef enum level { L_ELEM, L_ROW, L_COL, L_SCALAR } level;
@@ -48,8 +48,8 @@ typedef struct emitter {
  * Small helpers */
 
 static LLVMTypeRef args_type(emitter *e) {
-  LLVMTypeRef f[A_COUNT] = {e->ptr, e->ptr, e->i64, e->ptr, e->ptr, e->ptr, e->ptr,
-                            e->i64, e->f64, e->i64, e->ptr, e->ptr, e->ptr};
+  LLVMTypeRef f[A_COUNT] = {e->ptr, e->ptr, e->i64, e->ptr, e->ptr, e->ptr, e->ptr, e->i64,
+                            e->f64, e->i64, e->ptr, e->ptr, e->ptr, e->ptr, e->ptr};
   return LLVMStructTypeInContext(e->ctx, f, A_COUNT, 0);
 }
 
@@ -578,11 +578,9 @@ static LLVMValueRef begin_step_fn(emitter *e, const char *name, step_ctx *sc) {
   set_attrs(e, fn);
   LLVMPositionBuilderAtEnd(e->b, LLVMAppendBasicBlockInContext(e->ctx, fn, "entry"));
   sc->args = LLVMGetParam(fn, 0);
-  LLVMTypeRef ft[A_COUNT] = {e->ptr, e->ptr, e->i64, e->ptr, e->ptr, e->ptr, e->ptr,
-                             e->i64, e->f64, e->i64, e->ptr, e->ptr, e->ptr};
   for (int i = 0; i < A_COUNT; i++) {
     LLVMValueRef p = LLVMBuildStructGEP2(e->b, e->args_t, sc->args, (unsigned)i, "");
-    sc->field[i] = LLVMBuildLoad2(e->b, ft[i], p, "");
+    sc->field[i] = LLVMBuildLoad2(e->b, LLVMStructGetTypeAtIndex(e->args_t, (unsigned)i), p, "");
   }
   return fn;
 }

@@ -100,13 +100,30 @@ typedef enum sn_act {
   SN_ACT_SIGMOID,
   SN_ACT_TANH,
   SN_ACT_SOFTMAX,
+  SN_ACT_LEAKY_RELU, /* alpha: slope below 0 (default 0.2, as Keras's LeakyReLU layer) */
+  SN_ACT_ELU,        /* alpha (default 1) */
+  SN_ACT_GELU,       /* tanh approximation, as Keras's default */
 } sn_act;
 
 typedef enum sn_layer_kind {
   SN_LAYER_FLATTEN = 0,
   SN_LAYER_DENSE,
   SN_LAYER_ACTIVATION, /* an activation written as a layer: `- relu` */
+  SN_LAYER_CONV2D,
+  SN_LAYER_MAX_POOL2D,
+  SN_LAYER_AVG_POOL2D,
+  SN_LAYER_GLOBAL_AVG_POOL2D,
+  SN_LAYER_RESHAPE,
+  SN_LAYER_DROPOUT,
+  SN_LAYER_BATCH_NORM,
+  SN_LAYER_LAYER_NORM,
+  SN_LAYER_EMBEDDING,
+  SN_LAYER_ADD,
+  SN_LAYER_CONCAT,
+  SN_LAYER_MULTIPLY,
 } sn_layer_kind;
+
+typedef enum sn_padding { SN_PAD_VALID = 0, SN_PAD_SAME } sn_padding;
 
 typedef struct sn_layer_spec {
   sn_layer_kind kind;
@@ -119,16 +136,76 @@ typedef struct sn_layer_spec {
   double kernel_init_arg;
   sn_init_kind bias_init;   /* default zeros */
   double bias_init_arg;
+  /* graph form: `inputs: [a, b]`; none = the previous layer (the model input is
+   * called "input") */
+  int n_inputs;
+  char inputs[8][64];
+  sn_loc input_locs[8];
+  double alpha;              /* leaky_relu (0.2), elu (1.0): as `activation:` or layer */
+  /* conv2d (NHWC), pools */
+  int filters;               /* conv2d */
+  int kernel_size[2];        /* conv2d: `kernel_size: 3` or `[3, 3]` */
+  int pool_size[2];          /* pools: default [2, 2] */
+  int strides[2];            /* default [1, 1] (conv2d), pool_size (pools) */
+  sn_padding padding;        /* default valid */
+  /* reshape */
+  int target_rank;
+  int64_t target_shape[4];   /* per sample; one entry may be -1 (inferred) */
+  double rate;               /* dropout: fraction dropped, [0, 1) */
+  double momentum;           /* batch_norm: running statistics (0.99) */
+  double epsilon;            /* batch_norm, layer_norm (1e-3, as Keras) */
+  int vocab, dim;            /* embedding: input ids in [0, vocab), dim per id */
+  int axis;                  /* concat: per-sample axis, -1 = last (default) */
 } sn_layer_spec;
 
-typedef enum sn_loss_kind { SN_LOSS_SPARSE_CCE = 0 } sn_loss_kind;
-typedef enum sn_opt_kind { SN_OPT_ADAM = 0 } sn_opt_kind;
+typedef enum sn_loss_kind {
+  SN_LOSS_SPARSE_CCE = 0, /* int labels */
+  SN_LOSS_CCE,            /* one-hot (or soft) float targets */
+  SN_LOSS_BCE,            /* float targets in [0, 1], one per output */
+  SN_LOSS_MSE,
+  SN_LOSS_MAE,
+  SN_LOSS_HUBER,          /* delta: huber_delta (1.0) */
+} sn_loss_kind;
+typedef enum sn_opt_kind { SN_OPT_ADAM = 0, SN_OPT_ADAMW, SN_OPT_SGD, SN_OPT_RMSPROP } sn_opt_kind;
+typedef enum sn_metric_kind {
+  SN_METRIC_ACCURACY = 0,
+  SN_METRIC_TOP_K,       /* top_k_accuracy, k in metric_k (default 5) */
+  SN_METRIC_MSE,
+  SN_METRIC_MAE,
+} sn_metric_kind;
+
+/* A sweep: runs of the same spec with overrides (`--set` assignments). */
+typedef struct sn_sweep_axis {
+  char key[128];        /* dotted path, e.g. "train.optimizer.adam.learning_rate" */
+  int n_values;         /* grid: values, each YAML text ("1e-3", "{split: 0.2}") */
+  char values[16][128];
+  double lo, hi;        /* random: range */
+  bool log;             /* random: sample log-uniformly */
+  bool integer;         /* random: round to an integer */
+  sn_loc loc;
+} sn_sweep_axis;
+
+typedef struct sn_sweep_spec {
+  enum { SN_SWEEP_NONE = 0, SN_SWEEP_GRID, SN_SWEEP_RANDOM } kind;
+  int n_axes;
+  sn_sweep_axis axes[8];
+  int count;            /* random: number of runs */
+  char metric[64];      /* sort runs by this metrics.jsonl key (default val_loss or loss) */
+  bool maximize;        /* default: true for accuracy-like keys, false for losses */
+  sn_loc loc;
+} sn_sweep_spec;
 
 typedef struct sn_data_spec {
   sn_source train, test, validation; /* kind SN_SRC_NONE when absent */
   sn_loc train_loc, test_loc, validation_loc;
   double validation_split;           /* 0 when absent */
   double scale;                      /* preprocess scale; 1 when absent */
+  /* preprocess: normalize (x - mean) / std with given values (one, or one per
+   * feature of the last axis), and/or standardize with statistics of train */
+  int n_norm;
+  double norm_mean[64], norm_std[64];
+  bool standardize;
+  sn_loc preprocess_loc;
 } sn_data_spec;
 
 typedef struct sn_expect_spec {
@@ -153,21 +230,34 @@ typedef struct sn_spec {
   sn_loc input_loc;
   int n_layers;
   sn_layer_spec *layers; /* owned */
+  int *order;            /* owned: layer indices in topological order (inputs first); the
+                            model output is the last layer of the list */
   /* train */
   sn_loss_kind loss;
   bool from_logits;
   sn_loc loss_loc;
+  double huber_delta;   /* huber (1.0) */
   sn_opt_kind optimizer;
   double learning_rate, beta1, beta2, epsilon; /* Keras defaults */
+  double weight_decay;  /* adamw (0.004, Keras) */
+  double momentum;      /* sgd (0), rmsprop (0) */
+  bool nesterov;        /* sgd */
+  double rho;           /* rmsprop (0.9) */
+  double clip_grad_norm; /* 0: off */
   sn_loc optimizer_loc;
+  sn_schedule schedule;           /* train.schedule (runtime.h) */
+  sn_early_stopping early;        /* train.early_stopping (runtime.h) */
   int64_t batch_size;  /* default 32 */
   int epochs;          /* default 1; 0 writes initial weights */
   bool shuffle;        /* default true */
   int n_metrics;
-  char metrics[8][32]; /* "accuracy" */
+  char metrics[8][32]; /* "accuracy", "top_k_accuracy", ... as reported */
+  sn_metric_kind metric_kind[8];
+  int metric_k[8];     /* top_k_accuracy */
   /* expect */
   int n_expect;
   sn_expect_spec expect[16];
+  sn_sweep_spec sweep;
 } sn_spec;
 
 /* Reads and checks a spec. Every problem goes to d; returns NULL if any error.

@@ -114,6 +114,7 @@ void sn_spec_write_resolved(const sn_spec *s, FILE *out) {
       init(out, l->bias_init, l->bias_init_arg);
       fputs("}\n", out);
       break;
+    default: fputs("      unsupported: {}\n", out); break;
     }
   }
   fprintf(out, "train:\n  loss: {sparse_categorical_crossentropy: {from_logits: %s}}\n",

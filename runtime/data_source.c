@@ -165,6 +165,9 @@ int sn_dataset_load(const sn_source *src, sn_dataset *out, sn_error *err) {
     return load_idx_pair(src->images, src->labels, src->limit, out, err);
   case SN_SRC_SYNTHETIC:
     return sn_dataset_synthetic(src, out, err);
+  case SN_SRC_CSV:
+  case SN_SRC_NPY:
+    return sn_fail(err, "%s data is not supported yet", src->kind == SN_SRC_CSV ? "csv" : "npy");
   case SN_SRC_NONE:
     break;
   }

@@ -115,6 +115,8 @@ static double init_value(const sn_param_info *p, int pi, uint64_t seed, int64_t 
     return sqrt(2.0 / fi) * sn_rand_normal(seed, stream, c);
   case SN_INIT_NORMAL:
     return p->init_arg * sn_rand_normal(seed, stream, c);
+  case SN_INIT_UNIFORM:
+    return p->init_arg * (2.0 * sn_rand_uniform(seed, stream, c) - 1.0);
   }
   return 0.0;
 }

@@ -59,6 +59,10 @@ typedef struct sn_step_args {
   double *loss_sum;     /* out: sum over rows of the per-sample loss */
   double *metric_sums;  /* out: per metric, sum over rows (e.g. correct count) */
   void *out;            /* predict: (N, output_elems) model output */
+  /* Fields after this line came with the full spec language; new fields are only
+   * ever appended. */
+  const void *t;        /* (N, target_elems) float targets (mse, one-hot, ...) */
+  void *state;          /* (Q) non-trainable state: batch-norm running statistics */
 } sn_step_args;
 
 typedef void (*sn_step_fn)(const sn_step_args *args);
@@ -71,6 +75,8 @@ typedef enum sn_source_kind {
   SN_SRC_BUILTIN,   /* mnist | fashion_mnist, split train|test */
   SN_SRC_IDX,       /* images + labels IDX files, raw or .gz */
   SN_SRC_SYNTHETIC, /* blobs | spirals | xor (| linear) */
+  SN_SRC_CSV,       /* path: one sample per row, a label column */
+  SN_SRC_NPY,       /* images = x .npy, labels = y .npy */
 } sn_source_kind;
 
 /* Where a data set comes from: filled by the spec parser, read by the loader. */
@@ -86,6 +92,11 @@ typedef struct sn_source {
   double noise;      /* synthetic: noise level */
   uint64_t seed;     /* synthetic: generator seed (the spec seed + a stream) */
   int64_t limit;     /* keep only the first `limit` samples; 0 = all */
+  /* csv */
+  char path[4096];    /* the CSV file */
+  char label_col[64]; /* label column by header name; "" when by position */
+  int label_index;    /* label column by position: 0-based, -1 = last */
+  bool header;        /* first row holds column names */
 } sn_source;
 
 typedef struct sn_dataset {
@@ -97,6 +108,8 @@ typedef struct sn_dataset {
   int32_t *y;            /* (n) */
   int classes;           /* 1 + max label */
   char origin[4096];     /* file or generator the samples came from, for messages */
+  float *t;              /* (n, target_elems) float targets, or NULL (labels only) */
+  int64_t target_elems;  /* per sample, 0 when t is NULL */
 } sn_dataset;
 
 /* Loads a source. Builtin sets are looked up under $SPECNET_DATA, then in the
@@ -149,6 +162,7 @@ typedef enum sn_init_kind {
   SN_INIT_HE_UNIFORM,
   SN_INIT_HE_NORMAL,
   SN_INIT_NORMAL, /* std in init_arg */
+  SN_INIT_UNIFORM, /* uniform in [-init_arg, init_arg] (Keras's embeddings) */
 } sn_init_kind;
 
 typedef struct sn_param_info {
@@ -160,6 +174,7 @@ typedef struct sn_param_info {
   sn_init_kind init;
   double init_arg;     /* std for SN_INIT_NORMAL */
   int64_t fan_in, fan_out;
+  int buffer;          /* 0: trainable, in params; 1: state (running statistics) */
 } sn_param_info;
 
 typedef struct sn_model {
@@ -182,6 +197,10 @@ typedef struct sn_model {
   sn_step_fn predict;     /* forward to model output */
   /* Owned buffers, made by sn_model_alloc: */
   void *params, *grads, *opt_state, *arena;
+  /* Fields after this line came with the full spec language (appended only). */
+  int64_t state_count;    /* Q: non-trainable state (params_info with buffer 1) */
+  int64_t target_elems;   /* per sample float targets the loss reads; 0: int labels */
+  void *state;            /* owned, made by sn_model_alloc */
 } sn_model;
 
 /* Allocates params, grads (param_count), opt_state (opt_state_count, in the model
@@ -229,6 +248,28 @@ typedef struct sn_epoch_record {
   sn_eval_result val, test;
 } sn_epoch_record;
 
+typedef enum sn_schedule_kind {
+  SN_SCHED_CONSTANT = 0,
+  SN_SCHED_STEP,        /* lr * gamma^floor(epoch / every) */
+  SN_SCHED_COSINE,      /* linear warmup, then cosine to 0 over the remaining epochs */
+  SN_SCHED_EXPONENTIAL, /* lr * gamma^epoch */
+} sn_schedule_kind;
+
+typedef struct sn_schedule {
+  sn_schedule_kind kind;
+  int every;            /* step: epochs between decays */
+  double gamma;         /* step, exponential: decay factor */
+  double warmup_epochs; /* cosine: epochs of linear warmup (may be fractional) */
+} sn_schedule;
+
+typedef struct sn_early_stopping {
+  bool enabled;
+  char monitor[32];     /* "val_loss", "val_accuracy", "loss", ... */
+  int patience;         /* epochs without improvement before stopping */
+  double min_delta;     /* smallest change that counts as an improvement */
+  bool restore_best;    /* put back the weights of the best epoch */
+} sn_early_stopping;
+
 typedef struct sn_train_opts {
   int epochs;
   int64_t batch_size;
@@ -241,6 +282,8 @@ typedef struct sn_train_opts {
   /* Called after each epoch (may be NULL). */
   void (*on_epoch)(const sn_epoch_record *rec, void *ctx);
   void *on_epoch_ctx;
+  sn_schedule schedule;      /* zeroed: constant */
+  sn_early_stopping early;   /* zeroed: off */
 } sn_train_opts;
 
 int sn_evaluate(sn_model *m, const sn_dataset *ds, sn_eval_result *out, sn_error *err);
