@@ -68,6 +68,7 @@ void sn_expand(sn_graph *g) {
   mark(g, g->objective, live);
   mark(g, g->input, live);
   mark(g, g->label, live);
+  mark(g, g->target, live);
   for (int k = 0; k < g->n_metrics; k++) mark(g, g->metric_sum[k], live);
   for (int k = 0; k < g->n_params; k++) {
     mark(g, g->param_grad[k], live);
@@ -104,6 +105,7 @@ void sn_expand(sn_graph *g) {
   g->hash_cap = hash_cap;
   g->input = remap_root(map, g->input);
   g->label = remap_root(map, g->label);
+  g->target = remap_root(map, g->target);
   g->logits = remap_root(map, g->logits);
   g->output = remap_root(map, g->output);
   g->loss_sum = remap_root(map, g->loss_sum);

@@ -1,6 +1,9 @@
-/* Spec -> forward graph: the model's layers as IR ops, then the loss and the
- * metrics. Each layer kind is one entry in the table at the bottom and one build
- * function; shape problems are reported at the layer's spec line. */
+/* Spec -> forward graph: the model's layers as IR ops (in the spec's topological
+ * order, each layer reading its named inputs), then the loss and the metrics. Each
+ * layer kind is one entry in the table below and one build function; shape problems
+ * are reported at the layer's spec line, naming the layers that produced the
+ * offending inputs. */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -10,8 +13,15 @@ typedef struct builder {
   const sn_spec *s;
   sn_graph *g;
   sn_diag *d;
-  int errors;
+  int *value;    /* per layer: its output value, -1 until built */
 } builder;
+
+/* One resolved input of a layer: its value and who produced it, for messages. */
+typedef struct input {
+  int v;
+  const char *from; /* layer name, or "input" */
+  int line;         /* line of that layer (the model input's line) */
+} input;
 
 static sn_op at(const sn_layer_spec *l) {
   sn_op o = {0};
@@ -28,54 +38,107 @@ static void shape_str(const sn_type *t, char *buf, size_t len) {
   if (n < len) snprintf(buf + n, len - n, "]");
 }
 
-static int apply_activation(builder *b, int x, sn_act act, const sn_layer_spec *l) {
+static const sn_type *TY(builder *b, int v) { return &b->g->ops[v].type; }
+
+/* "got [N, 28, 28] from 'flatten1' (line 12)" */
+static void got(builder *b, const input *in, char *buf, size_t len) {
+  char sh[128];
+  shape_str(TY(b, in->v), sh, sizeof sh);
+  if (!strcmp(in->from, "input")) snprintf(buf, len, "got %s from the model input (line %d)", sh, in->line);
+  else snprintf(buf, len, "got %s from '%s' (line %d)", sh, in->from, in->line);
+}
+
+static int act_op(builder *b, int x, sn_act act, double alpha, const sn_layer_spec *l) {
   sn_op like = at(l);
+  sn_opcode code;
   switch (act) {
   case SN_ACT_LINEAR: return x;
-  case SN_ACT_RELU: return sn_emit(b->g, SN_OP_RELU, x, -1, -1, &like);
-  case SN_ACT_SIGMOID: return sn_emit(b->g, SN_OP_SIGMOID, x, -1, -1, &like);
-  case SN_ACT_TANH: return sn_emit(b->g, SN_OP_TANH, x, -1, -1, &like);
+  case SN_ACT_RELU: code = SN_OP_RELU; break;
+  case SN_ACT_SIGMOID: code = SN_OP_SIGMOID; break;
+  case SN_ACT_TANH: code = SN_OP_TANH; break;
+  case SN_ACT_GELU: code = SN_OP_GELU; break;
   case SN_ACT_SOFTMAX:
-    if (b->g->ops[x].type.rank < 1) {
+    if (TY(b, x)->rank < 1) {
       sn_diag_error(b->d, l->loc, "%s: softmax needs a last dimension to normalize over", l->name);
       return -1;
     }
-    return sn_emit(b->g, SN_OP_SOFTMAX, x, -1, -1, &like);
+    code = SN_OP_SOFTMAX;
+    break;
+  case SN_ACT_LEAKY_RELU:
+  case SN_ACT_ELU: {
+    sn_op op = {.code = act == SN_ACT_ELU ? SN_OP_ELU : SN_OP_LEAKY_RELU, .n_in = 1, .in = {x}, .c = alpha};
+    op.loc = like.loc;
+    memcpy(op.layer, like.layer, sizeof op.layer);
+    char err[256];
+    return sn_graph_add(b->g, &op, err, sizeof err);
+  }
   default:
     sn_diag_error(b->d, l->loc, "%s: activation %s is not supported yet", l->name, sn_act_name(act));
     return -1;
   }
+  return sn_emit(b->g, code, x, -1, -1, &like);
 }
 
-static int build_flatten(builder *b, int x, const sn_layer_spec *l, int prev_layer) {
-  sn_type t = b->g->ops[x].type;
+/* The alpha an activation uses: the layer's, or the default of its kind. */
+static double act_alpha(const sn_layer_spec *l, sn_act a) {
+  if (l->alpha != 0) return l->alpha;
+  return a == SN_ACT_ELU ? 1.0 : 0.2;
+}
+
+/* ---------------------------------------------------------------------------
+ * Layers: each takes its resolved inputs and returns its output value (-1 after
+ * reporting an error). */
+
+static int build_flatten(builder *b, const sn_layer_spec *l, const input *in, int n) {
+  sn_type t = *TY(b, in[0].v);
+  if (!t.batched) {
+    sn_diag_error(b->d, l->loc, "%s: flatten needs batch data", l->name);
+    return -1;
+  }
   t.dim[0] = sn_type_elems(&t);
   t.rank = 1;
   sn_op like = at(l);
-  return sn_emit_typed(b->g, SN_OP_RESHAPE, x, &t, &like);
+  return sn_emit_typed(b->g, SN_OP_RESHAPE, in[0].v, &t, &like);
 }
 
-static int build_dense(builder *b, int x, const sn_layer_spec *l, int prev_layer) {
-  const sn_type *t = &b->g->ops[x].type;
+static int build_reshape(builder *b, const sn_layer_spec *l, const input *in, int n) {
+  sn_type t = *TY(b, in[0].v);
+  int64_t total = sn_type_elems(&t), known = 1;
+  int infer = -1;
+  t.rank = l->target_rank;
+  for (int i = 0; i < l->target_rank; i++) {
+    t.dim[i] = l->target_shape[i];
+    if (t.dim[i] == -1) infer = i;
+    else known *= t.dim[i];
+  }
+  if (infer >= 0 && known > 0 && total % known == 0) t.dim[infer] = total / known;
+  if ((infer >= 0 && (known <= 0 || total % known)) || sn_type_elems(&t) != total) {
+    char g2[256];
+    got(b, &in[0], g2, sizeof g2);
+    sn_diag_error(b->d, l->loc, "%s: cannot reshape %lld values per sample into target_shape; %s", l->name,
+                  (long long)total, g2);
+    return -1;
+  }
+  sn_op like = at(l);
+  return sn_emit_typed(b->g, SN_OP_RESHAPE, in[0].v, &t, &like);
+}
+
+static int build_dense(builder *b, const sn_layer_spec *l, const input *in, int n) {
+  const sn_type *t = TY(b, in[0].v);
   if (!t->batched || t->rank != 1) {
-    char got[128];
-    shape_str(t, got, sizeof got);
-    if (prev_layer >= 0)
-      sn_diag_error(b->d, l->loc, "%s: dense expects input of shape [N, features], got %s from '%s' (line %d)",
-                    l->name, got, b->s->layers[prev_layer].name, b->s->layers[prev_layer].loc.line);
-    else
-      sn_diag_error(b->d, l->loc, "%s: dense expects input of shape [N, features], got %s from the model input",
-                    l->name, got);
+    char g2[256];
+    got(b, &in[0], g2, sizeof g2);
+    sn_diag_error(b->d, l->loc, "%s: dense expects input of shape [N, features], %s", l->name, g2);
     sn_diag_hint(b->d, "add '- flatten' before this layer");
     return -1;
   }
-  int64_t in = t->dim[0], out = l->units;
+  int64_t fan_in = t->dim[0], out = l->units;
   sn_op like = at(l);
   char name[128];
-  int64_t wshape[2] = {out, in}; /* torch.nn.Linear layout (out, in) */
+  int64_t wshape[2] = {out, fan_in}; /* torch.nn.Linear layout (out, in) */
   snprintf(name, sizeof name, "%s.weight", l->name);
-  int w = sn_param_add(b->g, name, 2, wshape, l->kernel_init, l->kernel_init_arg, in, out, &like);
-  sn_op mm = {.code = SN_OP_MATMUL, .n_in = 2, .in = {x, w}, .tb = 1, .loc = l->loc};
+  int w = sn_param_add(b->g, name, 2, wshape, l->kernel_init, l->kernel_init_arg, fan_in, out, &like);
+  sn_op mm = {.code = SN_OP_MATMUL, .n_in = 2, .in = {in[0].v, w}, .tb = 1, .loc = l->loc};
   memcpy(mm.layer, like.layer, sizeof mm.layer);
   char err[256];
   int y = sn_graph_add(b->g, &mm, err, sizeof err);
@@ -85,74 +148,274 @@ static int build_dense(builder *b, int x, const sn_layer_spec *l, int prev_layer
   }
   if (l->use_bias) {
     snprintf(name, sizeof name, "%s.bias", l->name);
-    int bias = sn_param_add(b->g, name, 1, &out, l->bias_init, l->bias_init_arg, in, out, &like);
+    int bias = sn_param_add(b->g, name, 1, &out, l->bias_init, l->bias_init_arg, fan_in, out, &like);
     y = sn_emit(b->g, SN_OP_ADD, y, bias, -1, &like);
   }
-  return apply_activation(b, y, l->activation, l);
+  return act_op(b, y, l->activation, act_alpha(l, l->activation), l);
 }
 
-static int build_activation(builder *b, int x, const sn_layer_spec *l, int prev_layer) {
-  return apply_activation(b, x, l->activation, l);
+static int build_activation(builder *b, const sn_layer_spec *l, const input *in, int n) {
+  return act_op(b, in[0].v, l->activation, act_alpha(l, l->activation), l);
 }
 
-typedef int (*layer_build_fn)(builder *b, int x, const sn_layer_spec *l, int prev_layer);
+/* add, multiply: inputs of one shape, combined pairwise. */
+static int build_join(builder *b, const sn_layer_spec *l, const input *in, int n) {
+  for (int i = 1; i < n; i++)
+    if (!sn_type_eq(TY(b, in[0].v), TY(b, in[i].v))) {
+      char g0[256], gi[256];
+      got(b, &in[0], g0, sizeof g0);
+      got(b, &in[i], gi, sizeof gi);
+      sn_diag_error(b->d, l->loc, "%s: inputs of %s must have one shape: %s, but %s", l->name,
+                    l->kind == SN_LAYER_ADD ? "add" : "multiply", g0, gi);
+      return -1;
+    }
+  sn_op like = at(l);
+  int y = in[0].v;
+  for (int i = 1; i < n; i++)
+    y = sn_emit(b->g, l->kind == SN_LAYER_ADD ? SN_OP_ADD : SN_OP_MUL, y, in[i].v, -1, &like);
+  return y;
+}
+
+static int build_concat(builder *b, const sn_layer_spec *l, const input *in, int n) {
+  const sn_type *t0 = TY(b, in[0].v);
+  int axis = l->axis < 0 ? t0->rank + l->axis : l->axis;
+  if (axis != t0->rank - 1) {
+    sn_diag_error(b->d, l->loc, "%s: concat along axis %d is not supported yet; only the last axis (-1)",
+                  l->name, l->axis);
+    return -1;
+  }
+  sn_op like = at(l);
+  int y = in[0].v;
+  for (int i = 1; i < n; i++) {
+    sn_op op = {.code = SN_OP_CONCAT, .n_in = 2, .in = {y, in[i].v}, .loc = l->loc};
+    memcpy(op.layer, like.layer, sizeof op.layer);
+    char err[256];
+    int v = sn_graph_add(b->g, &op, err, sizeof err);
+    if (v < 0) {
+      char g0[256], gi[256];
+      got(b, &in[0], g0, sizeof g0);
+      got(b, &in[i], gi, sizeof gi);
+      sn_diag_error(b->d, l->loc, "%s: concat needs equal shapes but for the last axis: %s, but %s", l->name,
+                    g0, gi);
+      return -1;
+    }
+    y = v;
+  }
+  return y;
+}
+
+static int not_yet(builder *b, const sn_layer_spec *l, const input *in, int n) {
+  static const char *names[] = {[SN_LAYER_CONV2D] = "conv2d",         [SN_LAYER_MAX_POOL2D] = "max_pool2d",
+                                [SN_LAYER_AVG_POOL2D] = "avg_pool2d", [SN_LAYER_GLOBAL_AVG_POOL2D] = "global_avg_pool2d",
+                                [SN_LAYER_DROPOUT] = "dropout",       [SN_LAYER_BATCH_NORM] = "batch_norm",
+                                [SN_LAYER_LAYER_NORM] = "layer_norm", [SN_LAYER_EMBEDDING] = "embedding"};
+  sn_diag_error(b->d, l->loc, "%s: the compiler does not build %s layers yet", l->name, names[l->kind]);
+  return -1;
+}
+
+typedef int (*layer_build_fn)(builder *b, const sn_layer_spec *l, const input *in, int n);
 
 static const layer_build_fn layer_builders[] = {
     [SN_LAYER_FLATTEN] = build_flatten,
     [SN_LAYER_DENSE] = build_dense,
     [SN_LAYER_ACTIVATION] = build_activation,
+    [SN_LAYER_CONV2D] = not_yet,
+    [SN_LAYER_MAX_POOL2D] = not_yet,
+    [SN_LAYER_AVG_POOL2D] = not_yet,
+    [SN_LAYER_GLOBAL_AVG_POOL2D] = not_yet,
+    [SN_LAYER_RESHAPE] = build_reshape,
+    [SN_LAYER_DROPOUT] = not_yet,
+    [SN_LAYER_BATCH_NORM] = not_yet,
+    [SN_LAYER_LAYER_NORM] = not_yet,
+    [SN_LAYER_EMBEDDING] = not_yet,
+    [SN_LAYER_ADD] = build_join,
+    [SN_LAYER_CONCAT] = build_concat,
+    [SN_LAYER_MULTIPLY] = build_join,
 };
 
 /* ---------------------------------------------------------------------------
  * Loss and metrics */
 
-static int build_loss(builder *b, int out) {
+static sn_op loss_like(const sn_spec *s, const char *what) {
+  sn_op like = {.loc = s->loss_loc};
+  snprintf(like.layer, sizeof like.layer, "%s", what);
+  return like;
+}
+
+static int emit_c2(sn_graph *g, sn_opcode code, int x, double c, double c2, const sn_op *like) {
+  sn_op op = {.code = code, .n_in = 1, .in = {x}, .c = c, .c2 = c2, .loc = like->loc};
+  memcpy(op.layer, like->layer, sizeof op.layer);
+  char err[256];
+  return sn_graph_add(g, &op, err, sizeof err);
+}
+
+/* The mean over the last axis of [N, K]: one value per sample. */
+static int row_mean(sn_graph *g, int x, const sn_op *like) {
+  int64_t k = g->ops[x].type.dim[g->ops[x].type.rank - 1];
+  return sn_emit(g, SN_OP_MUL, sn_emit(g, SN_OP_ROW_SUM, x, -1, -1, like), sn_emit_const(g, 1.0 / (double)k), -1,
+                 like);
+}
+
+static const double PROB_EPS = 1e-7; /* Keras's clipping of probabilities */
+
+/* The per-sample loss [N] and the value metrics compare against (`pred`: logits
+ * where the loss fused the output activation, else the output). */
+static int build_loss(builder *b, int out, int *pred) {
   sn_graph *g = b->g;
   const sn_spec *s = b->s;
-  sn_op like = {.loc = s->loss_loc};
-  snprintf(like.layer, sizeof like.layer, "loss");
-  const sn_type *ot = &g->ops[out].type;
+  sn_op like = loss_like(s, "loss");
+  const sn_type *ot = TY(b, out);
+  char sh[128];
+  shape_str(ot, sh, sizeof sh);
   if (!ot->batched || ot->rank != 1) {
-    char got[128];
-    shape_str(ot, got, sizeof got);
-    sn_diag_error(b->d, s->loss_loc,
-                  "sparse_categorical_crossentropy needs model output [N, classes], got %s", got);
+    sn_diag_error(b->d, s->loss_loc, "the loss needs a model output of shape [N, outputs], got %s", sh);
+    sn_diag_hint(b->d, "flatten the last layer's output, or end with a dense layer");
     return -1;
   }
-  sn_type lt = {.dtype = SN_I32, .batched = true};
-  sn_op lab = {.code = SN_OP_LABEL, .type = lt};
+  const sn_op *oo = &g->ops[out];
+  bool softmax_out = oo->code == SN_OP_SOFTMAX, sigmoid_out = oo->code == SN_OP_SIGMOID;
+  *pred = out;
   char err[256];
-  g->label = sn_graph_add(g, &lab, err, sizeof err);
-  /* softmax followed by cross-entropy is one stable op on the logits. */
-  int logits;
-  if (g->ops[out].code == SN_OP_SOFTMAX && !s->from_logits) logits = g->ops[out].in[0];
-  else if (s->from_logits) logits = out;
-  else {
-    sn_diag_error(b->d, s->loss_loc,
-                  "sparse_categorical_crossentropy on probabilities needs a softmax output layer");
-    sn_diag_hint(b->d, "use activation: softmax on the last layer, or from_logits: true with a linear one");
-    return -1;
+  if (s->loss == SN_LOSS_SPARSE_CCE) {
+    sn_op lab = {.code = SN_OP_LABEL, .type = {.dtype = SN_I32, .batched = true}};
+    g->label = sn_graph_add(g, &lab, err, sizeof err);
+  } else {
+    sn_op tgt = {.code = SN_OP_TARGET, .type = *ot};
+    g->target = sn_graph_add(g, &tgt, err, sizeof err);
   }
-  g->logits = logits;
-  int l = sn_emit(g, SN_OP_SOFTMAX_XENT, logits, g->label, -1, &like);
-  g->loss_sum = sn_emit(g, SN_OP_SUM_ALL, l, -1, -1, &like);
-  int inv = sn_emit(g, SN_OP_INV_ROWS, -1, -1, -1, &like);
-  g->objective = sn_emit(g, SN_OP_MUL, g->loss_sum, inv, -1, &like);
-  for (int k = 0; k < s->n_metrics; k++) {
-    if (strcmp(s->metrics[k], "accuracy") == 0) {
-      snprintf(like.layer, sizeof like.layer, "accuracy");
-      int am = sn_emit(g, SN_OP_ROW_ARGMAX, logits, -1, -1, &like);
-      int eq = sn_emit(g, SN_OP_EQ, am, g->label, -1, &like);
-      g->metric_sum[g->n_metrics] = sn_emit(g, SN_OP_SUM_ALL, eq, -1, -1, &like);
-      g->metric_names[g->n_metrics++] = "accuracy";
+  int t = g->target;
+  switch (s->loss) {
+  case SN_LOSS_SPARSE_CCE:
+  case SN_LOSS_CCE: {
+    /* softmax followed by cross-entropy is one stable op on the logits */
+    int z;
+    if (softmax_out && !s->from_logits) z = oo->in[0];
+    else if (s->from_logits) z = out;
+    else {
+      int p = emit_c2(g, SN_OP_CLAMP, out, PROB_EPS, 1 - PROB_EPS, &like);
+      if (s->loss == SN_LOSS_SPARSE_CCE) {
+        sn_diag_error(b->d, s->loss_loc,
+                      "sparse_categorical_crossentropy on probabilities needs a softmax output layer");
+        sn_diag_hint(b->d, "use activation: softmax on the last layer, or from_logits: true with a linear one");
+        return -1;
+      }
+      int lp = sn_emit(g, SN_OP_LOG, p, -1, -1, &like);
+      return sn_emit(g, SN_OP_NEG, sn_emit(g, SN_OP_ROW_SUM, sn_emit(g, SN_OP_MUL, t, lp, -1, &like), -1, -1, &like),
+                     -1, -1, &like);
+    }
+    *pred = z;
+    if (s->loss == SN_LOSS_SPARSE_CCE) return sn_emit(g, SN_OP_SOFTMAX_XENT, z, g->label, -1, &like);
+    return sn_emit(g, SN_OP_SOFTMAX_CCE, z, t, -1, &like);
+  }
+  case SN_LOSS_BCE: {
+    int z = -1;
+    if (sigmoid_out && !s->from_logits) z = oo->in[0];
+    else if (s->from_logits) z = out;
+    if (z >= 0) {
+      *pred = z;
+      return row_mean(g, sn_emit(g, SN_OP_BCE_LOGITS, z, t, -1, &like), &like);
+    }
+    /* -(t log p + (1 - t) log(1 - p)) on clipped probabilities */
+    int p = emit_c2(g, SN_OP_CLAMP, out, PROB_EPS, 1 - PROB_EPS, &like);
+    int one = sn_emit_const(g, 1.0);
+    int a = sn_emit(g, SN_OP_MUL, t, sn_emit(g, SN_OP_LOG, p, -1, -1, &like), -1, &like);
+    int q = sn_emit(g, SN_OP_LOG, sn_emit(g, SN_OP_SUB, one, p, -1, &like), -1, -1, &like);
+    int c = sn_emit(g, SN_OP_MUL, sn_emit(g, SN_OP_SUB, one, t, -1, &like), q, -1, &like);
+    return sn_emit(g, SN_OP_NEG, row_mean(g, sn_emit(g, SN_OP_ADD, a, c, -1, &like), &like), -1, -1, &like);
+  }
+  case SN_LOSS_MSE:
+  case SN_LOSS_MAE:
+  case SN_LOSS_HUBER: {
+    int d = sn_emit(g, SN_OP_SUB, out, t, -1, &like);
+    int e = s->loss == SN_LOSS_MSE   ? sn_emit(g, SN_OP_MUL, d, d, -1, &like)
+            : s->loss == SN_LOSS_MAE ? sn_emit(g, SN_OP_ABS, d, -1, -1, &like)
+                                     : emit_c2(g, SN_OP_HUBER, d, s->huber_delta, 0, &like);
+    return row_mean(g, e, &like);
+  }
+  }
+  return -1;
+}
+
+/* One value per sample whose sum over the data is the metric's total. */
+static int build_metric(builder *b, int k, int out, int pred) {
+  sn_graph *g = b->g;
+  const sn_spec *s = b->s;
+  sn_op like = loss_like(s, s->metrics[k]);
+  bool sparse = s->loss == SN_LOSS_SPARSE_CCE, bce = s->loss == SN_LOSS_BCE,
+       cce = s->loss == SN_LOSS_CCE;
+  switch (s->metric_kind[k]) {
+  case SN_METRIC_ACCURACY:
+    if (bce) { /* binary accuracy: mean over outputs of (p > 0.5) == (t > 0.5) */
+      double thr = pred == out ? 0.5 : 0.0; /* on logits the threshold is 0 */
+      int a = sn_emit(g, SN_OP_GT, pred, sn_emit_const(g, thr), -1, &like);
+      int c = sn_emit(g, SN_OP_GT, g->target, sn_emit_const(g, 0.5), -1, &like);
+      int miss = sn_emit(g, SN_OP_ABS, sn_emit(g, SN_OP_SUB, a, c, -1, &like), -1, -1, &like);
+      return row_mean(g, sn_emit(g, SN_OP_SUB, sn_emit_const(g, 1.0), miss, -1, &like), &like);
+    }
+    if (sparse || cce) {
+      int want = sparse ? g->label : sn_emit(g, SN_OP_ROW_ARGMAX, g->target, -1, -1, &like);
+      return sn_emit(g, SN_OP_EQ, sn_emit(g, SN_OP_ROW_ARGMAX, pred, -1, -1, &like), want, -1, &like);
+    }
+    break;
+  case SN_METRIC_TOP_K:
+    if (sparse || cce) { /* the true class is among the k largest: fewer than k beat it */
+      int want = sparse ? g->label : sn_emit(g, SN_OP_ROW_ARGMAX, g->target, -1, -1, &like);
+      int zy = sn_emit(g, SN_OP_PICK, pred, want, -1, &like);
+      int beat = sn_emit(g, SN_OP_ROW_SUM, sn_emit(g, SN_OP_GT, pred, zy, -1, &like), -1, -1, &like);
+      return sn_emit(g, SN_OP_GT, sn_emit_const(g, (double)s->metric_k[k]), beat, -1, &like);
+    }
+    break;
+  case SN_METRIC_MSE:
+  case SN_METRIC_MAE:
+    if (!sparse) {
+      int d = sn_emit(g, SN_OP_SUB, out, g->target, -1, &like);
+      int e = s->metric_kind[k] == SN_METRIC_MSE ? sn_emit(g, SN_OP_MUL, d, d, -1, &like)
+                                                  : sn_emit(g, SN_OP_ABS, d, -1, -1, &like);
+      return row_mean(g, e, &like);
+    }
+    break;
+  }
+  sn_diag_error(b->d, s->loss_loc, "metric %s does not apply to this loss", s->metrics[k]);
+  sn_diag_hint(b->d, sparse ? "mse and mae need float targets (a regression or one-hot loss)"
+                            : "accuracy and top_k_accuracy need a classification loss");
+  return -1;
+}
+
+/* ---------------------------------------------------------------------------
+ * The whole model */
+
+static int find_layer(const sn_spec *s, const char *name) {
+  for (int i = 0; i < s->n_layers; i++)
+    if (!strcmp(s->layers[i].name, name)) return i;
+  return -1;
+}
+
+static int resolve_inputs(builder *b, int li, input *in) {
+  const sn_spec *s = b->s;
+  const sn_layer_spec *l = &s->layers[li];
+  int n = l->n_inputs;
+  if (n == 0) { /* the previous layer in the list, or the model input */
+    n = 1;
+    if (li == 0) in[0] = (input){b->g->input, "input", s->input_loc.line};
+    else in[0] = (input){b->value[li - 1], s->layers[li - 1].name, s->layers[li - 1].loc.line};
+  } else {
+    for (int i = 0; i < n; i++) {
+      if (!strcmp(l->inputs[i], "input")) {
+        in[i] = (input){b->g->input, "input", s->input_loc.line};
+        continue;
+      }
+      int j = find_layer(s, l->inputs[i]);
+      in[i] = (input){j >= 0 ? b->value[j] : -1, l->inputs[i], j >= 0 ? s->layers[j].loc.line : 0};
     }
   }
-  return 0;
+  for (int i = 0; i < n; i++)
+    if (in[i].v < 0) return -1; /* unknown or not built: reported by the parser or earlier */
+  return n;
 }
 
 int sn_build_graph(const sn_spec *s, sn_dtype dtype, sn_graph *g, sn_diag *d) {
   sn_graph_init(g, dtype);
-  builder b = {s, g, d, 0};
+  builder b = {s, g, d, NULL};
   g->batch_capacity = s->batch_size;
   g->lr = s->learning_rate;
   g->beta1 = s->beta1;
@@ -165,16 +428,38 @@ int sn_build_graph(const sn_spec *s, sn_dtype dtype, sn_graph *g, sn_diag *d) {
   for (int i = 0; i < s->input_rank; i++) in.type.dim[i] = s->input_shape[i];
   char err[256];
   g->input = sn_graph_add(g, &in, err, sizeof err);
-  int x = g->input, errors0 = d->errors;
+  int errors0 = d->errors;
   g->layer_out = calloc((size_t)s->n_layers + 1, sizeof(int));
+  b.value = g->layer_out;
   if (!g->layer_out) abort();
-  for (int i = 0; i < s->n_layers; i++) {
-    const sn_layer_spec *l = &s->layers[i];
-    x = layer_builders[l->kind](&b, x, l, i - 1);
-    if (x < 0) return -1; /* later layers would only repeat the same mistake */
-    g->layer_out[g->n_layers++] = x;
+  for (int i = 0; i < s->n_layers; i++) g->layer_out[i] = -1;
+  g->n_layers = s->n_layers;
+  for (int k = 0; k < s->n_layers; k++) {
+    int li = s->order ? s->order[k] : k;
+    const sn_layer_spec *l = &s->layers[li];
+    input ins[8];
+    int n = resolve_inputs(&b, li, ins);
+    if (n < 0) continue;
+    g->layer_out[li] = layer_builders[l->kind](&b, l, ins, n);
   }
-  g->output = x;
-  if (build_loss(&b, x)) return -1;
+  if (d->errors > errors0) return -1;
+  int out = g->layer_out[s->n_layers - 1];
+  g->output = out;
+  int pred;
+  int l = build_loss(&b, out, &pred);
+  if (l < 0) return -1;
+  g->logits = pred;
+  sn_op like = loss_like(s, "loss");
+  g->loss_sum = sn_emit(g, SN_OP_SUM_ALL, l, -1, -1, &like);
+  g->objective = sn_emit(g, SN_OP_MUL, g->loss_sum, sn_emit(g, SN_OP_INV_ROWS, -1, -1, -1, &like), -1, &like);
+  for (int k = 0; k < s->n_metrics; k++) {
+    int m = build_metric(&b, k, out, pred);
+    if (m < 0) continue;
+    sn_op ml = loss_like(s, s->metrics[k]);
+    g->metric_sum[g->n_metrics] = sn_emit(g, SN_OP_SUM_ALL, m, -1, -1, &ml);
+    snprintf(g->metric_name_buf[g->n_metrics], sizeof g->metric_name_buf[0], "%s", s->metrics[k]);
+    g->metric_names[g->n_metrics] = g->metric_name_buf[g->n_metrics];
+    g->n_metrics++;
+  }
   return d->errors > errors0 ? -1 : 0;
 }

@@ -87,6 +87,7 @@ sn_compiled *sn_compile(const sn_spec *spec, sn_dtype_rt dtype, sn_diag *d) {
   mo->batch_capacity = g->batch_capacity;
   mo->input_elems = sn_type_elems(&g->ops[g->input].type);
   mo->output_elems = sn_type_elems(&g->ops[g->output].type);
+  mo->target_elems = g->target >= 0 ? sn_type_elems(&g->ops[g->target].type) : 0;
   mo->param_count = g->param_count;
   mo->opt_state_count = 2 * g->param_count;
   mo->arena_bytes = c->plan.arena_bytes;

@@ -199,6 +199,54 @@ static LLVMValueRef apply(emitter *e, int v, LLVMValueRef *x) {
     return LLVMBuildFMul(b, LLVMBuildFMul(b, x[1], x[0], ""), LLVMBuildFSub(b, one, x[0], ""), "");
   case SN_OP_TANH_GRAD: /* dy * (1 - y^2) */
     return LLVMBuildFMul(b, x[1], LLVMBuildFSub(b, one, LLVMBuildFMul(b, x[0], x[0], ""), ""), "");
+  case SN_OP_LEAKY_RELU: /* x > 0 ? x : alpha x */
+    return LLVMBuildSelect(b, LLVMBuildFCmp(b, LLVMRealOGT, x[0], zero, ""), x[0],
+                           LLVMBuildFMul(b, cf(e, op->c), x[0], ""), "");
+  case SN_OP_LEAKY_RELU_GRAD: /* (y, dy): y > 0 ? dy : alpha dy */
+    return LLVMBuildSelect(b, LLVMBuildFCmp(b, LLVMRealOGT, x[0], zero, ""), x[1],
+                           LLVMBuildFMul(b, cf(e, op->c), x[1], ""), "");
+  case SN_OP_ELU: { /* x > 0 ? x : alpha (exp(x) - 1) */
+    LLVMValueRef ex = intrinsic(e, "llvm.exp", e->ft, x, 1);
+    LLVMValueRef neg = LLVMBuildFMul(b, cf(e, op->c), LLVMBuildFSub(b, ex, one, ""), "");
+    return LLVMBuildSelect(b, LLVMBuildFCmp(b, LLVMRealOGT, x[0], zero, ""), x[0], neg, "");
+  }
+  case SN_OP_ELU_GRAD: /* (y, dy): y > 0 ? dy : dy (y + alpha) */
+    return LLVMBuildSelect(b, LLVMBuildFCmp(b, LLVMRealOGT, x[0], zero, ""), x[1],
+                           LLVMBuildFMul(b, x[1], LLVMBuildFAdd(b, x[0], cf(e, op->c), ""), ""), "");
+  case SN_OP_GELU: { /* x Phi(x) = 0.5 x (1 + erf(x / sqrt 2)) */
+    LLVMValueRef er = libm(e, "erff", "erf", LLVMBuildFMul(b, x[0], cf(e, 0.70710678118654752440), ""));
+    return LLVMBuildFMul(b, LLVMBuildFMul(b, cf(e, 0.5), x[0], ""), LLVMBuildFAdd(b, one, er, ""), "");
+  }
+  case SN_OP_GELU_GRAD: { /* (x, dy): dy (Phi(x) + x phi(x)) */
+    LLVMValueRef er = libm(e, "erff", "erf", LLVMBuildFMul(b, x[0], cf(e, 0.70710678118654752440), ""));
+    LLVMValueRef cdf = LLVMBuildFMul(b, cf(e, 0.5), LLVMBuildFAdd(b, one, er, ""), "");
+    LLVMValueRef sq = LLVMBuildFMul(b, cf(e, -0.5), LLVMBuildFMul(b, x[0], x[0], ""), "");
+    LLVMValueRef pdf = LLVMBuildFMul(b, cf(e, 0.39894228040143267794), intrinsic(e, "llvm.exp", e->ft, &sq, 1), "");
+    return LLVMBuildFMul(b, x[1], LLVMBuildFAdd(b, cdf, LLVMBuildFMul(b, x[0], pdf, ""), ""), "");
+  }
+  case SN_OP_ABS: return intrinsic(e, "llvm.fabs", e->ft, x, 1);
+  case SN_OP_SIGN: /* -1, 0, 1 */
+    return LLVMBuildFSub(b, LLVMBuildUIToFP(b, LLVMBuildFCmp(b, LLVMRealOGT, x[0], zero, ""), e->ft, ""),
+                         LLVMBuildUIToFP(b, LLVMBuildFCmp(b, LLVMRealOLT, x[0], zero, ""), e->ft, ""), "");
+  case SN_OP_GT: return LLVMBuildUIToFP(b, LLVMBuildFCmp(b, LLVMRealOGT, x[0], x[1], ""), e->ft, "");
+  case SN_OP_CLAMP: {
+    LLVMValueRef lo[2] = {x[0], cf(e, op->c)};
+    LLVMValueRef t1 = intrinsic(e, "llvm.maxnum", e->ft, lo, 2);
+    LLVMValueRef hi[2] = {t1, cf(e, op->c2)};
+    return intrinsic(e, "llvm.minnum", e->ft, hi, 2);
+  }
+  case SN_OP_HUBER: { /* |d| <= delta ? d^2 / 2 : delta (|d| - delta / 2) */
+    LLVMValueRef ad = intrinsic(e, "llvm.fabs", e->ft, x, 1);
+    LLVMValueRef q = LLVMBuildFMul(b, cf(e, 0.5), LLVMBuildFMul(b, x[0], x[0], ""), "");
+    LLVMValueRef l = LLVMBuildFMul(b, cf(e, op->c), LLVMBuildFSub(b, ad, cf(e, 0.5 * op->c), ""), "");
+    return LLVMBuildSelect(b, LLVMBuildFCmp(b, LLVMRealOLE, ad, cf(e, op->c), ""), q, l, "");
+  }
+  case SN_OP_HUBER_GRAD: { /* (d, dy): dy clamp(d, -delta, delta) */
+    LLVMValueRef lo[2] = {x[0], cf(e, -op->c)};
+    LLVMValueRef t1 = intrinsic(e, "llvm.maxnum", e->ft, lo, 2);
+    LLVMValueRef hi[2] = {t1, cf(e, op->c)};
+    return LLVMBuildFMul(b, x[1], intrinsic(e, "llvm.minnum", e->ft, hi, 2), "");
+  }
   case SN_OP_BROADCAST:
   case SN_OP_COPY: return x[0];
   case SN_OP_EQ:
@@ -282,12 +330,37 @@ static LLVMValueRef operand(emitter *e, int w) {
   return NULL;
 }
 
+/* Ops that read their (materialized) inputs at computed positions. */
+static LLVMValueRef gen_gather(emitter *e, int v) {
+  const sn_op *op = &e->g->ops[v];
+  LLVMBuilderRef b = e->b;
+  switch (op->code) {
+  case SN_OP_CONCAT: { /* c < Ca ? a[r, c] : b[r, c - Ca]; both loads kept in bounds */
+    int64_t ca = last_dim(&e->g->ops[op->in[0]].type), cb = last_dim(&e->g->ops[op->in[1]].type);
+    LLVMValueRef lt = LLVMBuildICmp(b, LLVMIntSLT, e->col, ci(e, ca), "");
+    LLVMValueRef ja = LLVMBuildSelect(b, lt, e->col, ci(e, ca - 1), "");
+    LLVMValueRef jb = LLVMBuildSelect(b, lt, ci(e, 0), LLVMBuildNSWSub(b, e->col, ci(e, ca), ""), "");
+    LLVMValueRef va = load_at(e, op->in[0], LLVMBuildNSWAdd(b, LLVMBuildNSWMul(b, e->r, ci(e, ca), ""), ja, ""));
+    LLVMValueRef vb = load_at(e, op->in[1], LLVMBuildNSWAdd(b, LLVMBuildNSWMul(b, e->r, ci(e, cb), ""), jb, ""));
+    return LLVMBuildSelect(b, lt, va, vb, "");
+  }
+  case SN_OP_SLICE: {
+    int64_t cx = last_dim(&e->g->ops[op->in[0]].type);
+    LLVMValueRef j = LLVMBuildNSWAdd(b, e->col, ci(e, op->a[0]), "");
+    return load_at(e, op->in[0], LLVMBuildNSWAdd(b, LLVMBuildNSWMul(b, e->r, ci(e, cx), ""), j, ""));
+  }
+  default: die(sn_opdefs[op->code].name); return NULL;
+  }
+}
+
 static LLVMValueRef gen_elem(emitter *e, int v) {
   if (e->elem_memo[v]) return e->elem_memo[v];
   const sn_op *op = &e->g->ops[v];
   LLVMValueRef r;
   if (!computed_here(e, v)) {
     r = load_at(e, v, elem_index(e, v));
+  } else if (sn_opdefs[op->code].gathers) {
+    r = gen_gather(e, v);
   } else if (op->code == SN_OP_ONEHOT) {
     LLVMValueRef idx = LLVMBuildSExt(e->b, gen_row(e, op->in[0]), e->i64, "");
     r = LLVMBuildUIToFP(e->b, LLVMBuildICmp(e->b, LLVMIntEQ, idx, e->col, ""), e->ft, "");
@@ -539,6 +612,8 @@ static LLVMValueRef buffer_ptr(emitter *e, step_ctx *sc, int v) {
   case SN_BUF_OUT: return sc->field[A_OUT];
   case SN_BUF_LOSS: return sc->field[A_LOSS];
   case SN_BUF_METRIC: base = sc->field[A_METRICS]; off = ci(e, buf->offset * 8); break;
+  case SN_BUF_TARGET: return sc->field[A_T];
+  case SN_BUF_STATE: base = sc->field[A_STATE]; off = ci(e, buf->offset * es); break;
   default: die("value without a buffer"); return NULL;
   }
   LLVMTypeRef i8 = LLVMInt8TypeInContext(e->ctx);

@@ -204,7 +204,7 @@ static void plan_step(const sn_graph *g, sn_step_kind kind, sn_step *st) {
       for (int i = 0; i < op->n_in && open >= 0; i++) {
         int in = op->in[i], b = sn_plan_base(g, in);
         if (st->kernel_of[in] == open && sn_opdefs[g->ops[in].code].cls == SN_CLS_ACCUM) open = -1;
-        if (b != in && st->kernel_of[b] == open) open = -1;
+        if ((b != in || sn_opdefs[op->code].gathers) && st->kernel_of[b] == open) open = -1;
       }
     }
     if (open < 0) {
@@ -228,12 +228,14 @@ static void plan_step(const sn_graph *g, sn_step_kind kind, sn_step *st) {
     if (op->code == SN_OP_PARAM) st->buf[v] = (sn_buf){SN_BUF_PARAMS, g->params[op->param].offset};
     if (op->code == SN_OP_INPUT) st->buf[v] = (sn_buf){SN_BUF_INPUT, 0};
     if (op->code == SN_OP_LABEL) st->buf[v] = (sn_buf){SN_BUF_LABEL, 0};
+    if (op->code == SN_OP_TARGET) st->buf[v] = (sn_buf){SN_BUF_TARGET, 0};
     if (cls == SN_CLS_GEMM || cls == SN_CLS_ACCUM) st->buf[v].kind = SN_BUF_ARENA;
     for (int i = 0; i < op->n_in; i++) {
       int in = op->in[i], b = sn_plan_base(g, in);
       if (free_[in] || !fusible(g, b)) continue;
-      /* read by another kernel, or through a view */
-      if (st->kernel_of[b] != st->kernel_of[v] || b != in) st->buf[b].kind = SN_BUF_ARENA;
+      /* read by another kernel, through a view, or at other positions (gathers) */
+      if (st->kernel_of[b] != st->kernel_of[v] || b != in || sn_opdefs[op->code].gathers)
+        st->buf[b].kind = SN_BUF_ARENA;
     }
   }
   if (kind == SN_STEP_PREDICT) {
@@ -295,6 +297,8 @@ static void buf_print(const sn_buf *b, FILE *out) {
   case SN_BUF_OUT: fputs("out", out); break;
   case SN_BUF_LOSS: fputs("loss_sum", out); break;
   case SN_BUF_METRIC: fprintf(out, "metric[%lld]", (long long)b->offset); break;
+  case SN_BUF_TARGET: fputs("t", out); break;
+  case SN_BUF_STATE: fprintf(out, "state+%lld", (long long)b->offset); break;
   }
 }
 

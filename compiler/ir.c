@@ -19,7 +19,7 @@ static void *xrealloc(void *p, size_t n) {
 void sn_graph_init(sn_graph *g, sn_dtype dtype) {
   memset(g, 0, sizeof *g);
   g->dtype = dtype;
-  g->input = g->label = g->logits = g->output = -1;
+  g->input = g->label = g->target = g->logits = g->output = -1;
   g->loss_sum = g->objective = -1;
   g->hash_cap = 1024;
   g->hash = xrealloc(NULL, sizeof(int) * (size_t)g->hash_cap);
@@ -52,6 +52,9 @@ static uint64_t op_hash(const sn_op *op) {
   memcpy(&cb, &op->c, sizeof cb);
   h = mix(h, cb);
   h = mix(h, (uint64_t)op->param);
+  memcpy(&cb, &op->c2, sizeof cb);
+  h = mix(h, cb);
+  for (int i = 0; i < 8; i++) h = mix(h, (uint64_t)op->a[i]);
   h = mix(h, (uint64_t)op->type.dtype * 2 + op->type.batched);
   for (int i = 0; i < op->type.rank; i++) h = mix(h, (uint64_t)op->type.dim[i]);
   return h;
@@ -66,7 +69,8 @@ bool sn_type_eq(const sn_type *a, const sn_type *b) {
 
 static bool op_same(const sn_op *a, const sn_op *b) {
   if (a->code != b->code || a->n_in != b->n_in || a->ta != b->ta || a->tb != b->tb ||
-      a->param != b->param || memcmp(&a->c, &b->c, sizeof a->c) != 0)
+      a->param != b->param || memcmp(&a->c, &b->c, sizeof a->c) != 0 ||
+      memcmp(&a->c2, &b->c2, sizeof a->c2) != 0 || memcmp(a->a, b->a, sizeof a->a) != 0)
     return false;
   for (int i = 0; i < a->n_in; i++)
     if (a->in[i] != b->in[i]) return false;
@@ -218,6 +222,7 @@ void sn_value_name(const sn_graph *g, int v, char *buf, size_t len) {
   if (op->code == SN_OP_PARAM) snprintf(buf, len, "%%%s", g->params[op->param].name);
   else if (v == g->input) snprintf(buf, len, "%%x");
   else if (v == g->label) snprintf(buf, len, "%%y");
+  else if (v == g->target) snprintf(buf, len, "%%t");
   else snprintf(buf, len, "%%%d", v);
 }
 
@@ -253,6 +258,7 @@ void sn_graph_print(const sn_graph *g, FILE *out, bool with_backward) {
     }
     case SN_OP_INPUT: n = snprintf(line, sizeof line, "input %s", name); break;
     case SN_OP_LABEL: n = snprintf(line, sizeof line, "label %s", name); break;
+    case SN_OP_TARGET: n = snprintf(line, sizeof line, "target %s", name); break;
     case SN_OP_CONST: n = snprintf(line, sizeof line, "%s = const %.9g", name, op->c); break;
     default: {
       n = snprintf(line, sizeof line, "%s = %s", name, sn_opdefs[op->code].name);

@@ -48,6 +48,7 @@ typedef enum sn_opclass {
 typedef enum sn_opcode {
   /* sources */
   SN_OP_INPUT, SN_OP_LABEL, SN_OP_PARAM, SN_OP_CONST, SN_OP_INV_ROWS,
+  SN_OP_TARGET,    /* float targets [N, ..] (args->t) */
   /* views */
   SN_OP_RESHAPE,
   /* gemm */
@@ -56,6 +57,15 @@ typedef enum sn_opcode {
   SN_OP_ADD, SN_OP_SUB, SN_OP_MUL, SN_OP_DIV,
   SN_OP_NEG, SN_OP_EXP, SN_OP_LOG, SN_OP_RELU, SN_OP_SIGMOID, SN_OP_TANH,
   SN_OP_RELU_GRAD, SN_OP_SIGMOID_GRAD, SN_OP_TANH_GRAD, /* (y, dy) -> dx */
+  SN_OP_LEAKY_RELU, SN_OP_ELU,      /* alpha in c */
+  SN_OP_LEAKY_RELU_GRAD, SN_OP_ELU_GRAD, /* (y, dy) -> dx, alpha in c */
+  SN_OP_GELU, SN_OP_GELU_GRAD,      /* exact erf form; grad takes (x, dy) */
+  SN_OP_ABS, SN_OP_SIGN,
+  SN_OP_GT,        /* (a, b) -> 1.0 where a > b, else 0.0 */
+  SN_OP_CLAMP,     /* x to [c, c2] */
+  SN_OP_HUBER, SN_OP_HUBER_GRAD,    /* delta in c; grad takes (d, dy) */
+  SN_OP_CONCAT,    /* (a, b) along the last dim: gathers, inputs in memory */
+  SN_OP_SLICE,     /* x[.., a[0] : a[0] + width] along the last dim: gathers */
   SN_OP_BROADCAST, /* x to the op's type */
   SN_OP_ONEHOT,    /* (idx i32[N..]) -> [N.., C]: c == idx */
   SN_OP_EQ,        /* (i32, i32) -> 1.0 where equal */
@@ -68,6 +78,8 @@ typedef enum sn_opcode {
   SN_OP_SUM_ALL,   /* [N..] -> [] */
   /* composites */
   SN_OP_SOFTMAX, SN_OP_SOFTMAX_XENT, SN_OP_SOFTMAX_XENT_GRAD,
+  SN_OP_SOFTMAX_CCE,  /* (z, t) -> [N]: -sum t log softmax(z) */
+  SN_OP_BCE_LOGITS,   /* (z, t) -> elementwise stable binary cross-entropy on logits */
   SN_OP_COUNT
 } sn_opcode;
 
@@ -78,7 +90,8 @@ typedef struct sn_op {
   sn_type type;
   /* attributes (part of the hash-cons key) */
   int ta, tb;          /* matmul: transpose a / b */
-  double c;            /* const value */
+  double c, c2;        /* const value; alpha; clamp bounds; huber delta */
+  int64_t a[8];        /* integer attributes: slice offset, conv/pool geometry */
   int param;           /* param: index into graph->params */
   /* annotations (not part of the key) */
   sn_loc loc;          /* spec line the op came from */
@@ -102,13 +115,15 @@ typedef struct sn_graph {
   int64_t param_count;  /* P */
   /* named values */
   int input, label;     /* -1 if absent */
+  int target;           /* float targets, -1 if the loss reads labels */
   int logits;           /* last layer before a fused softmax, or output */
   int output;           /* model output (after the last activation) */
   int loss_sum;         /* [] sum over rows of per-sample loss */
   int objective;        /* [] mean loss: what autodiff differentiates */
   int n_metrics;
   int metric_sum[8];    /* [] per-metric sums over rows */
-  const char *metric_names[8];
+  const char *metric_names[8]; /* point into metric_name_buf */
+  char metric_name_buf[8][32];
   int n_layers;
   int *layer_out;       /* per spec layer: its output value (check's table) */
   int64_t batch_capacity;
@@ -152,6 +167,9 @@ typedef struct sn_opdef {
   /* Expansion of a composite into primitive ops of g (inputs already remapped
    * into g); returns the new value. */
   int (*expand)(sn_graph *g, const sn_op *op);
+  /* Reads its inputs at other positions than its own (concat, slice): they must
+   * be in memory before the op's kernel runs. */
+  bool gathers;
 } sn_opdef;
 
 extern const sn_opdef sn_opdefs[SN_OP_COUNT];

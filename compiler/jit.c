@@ -100,6 +100,7 @@ static int define_externals(sn_jit *j, char *err, size_t len) {
       {"log", (void *)log},     {"tanhf", (void *)tanhf}, {"tanh", (void *)tanh},
       {"powf", (void *)powf},   {"pow", (void *)pow},     {"sqrtf", (void *)sqrtf},
       {"sqrt", (void *)sqrt},   {"fmaxf", (void *)fmaxf}, {"fmax", (void *)fmax},
+      {"erff", (void *)erff},   {"erf", (void *)erf},
       {"memset", (void *)memset}, {"memcpy", (void *)memcpy}, {"memmove", (void *)memmove},
   };
   enum { NS = sizeof syms / sizeof syms[0] };

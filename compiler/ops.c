@@ -212,6 +212,40 @@ static int infer_xent(const sn_graph *g, sn_op *op, char *err, size_t len) {
   return 0;
 }
 
+static int infer_cce(const sn_graph *g, sn_op *op, char *err, size_t len) {
+  const sn_type *z = T(g, op->in[0]), *t = T(g, op->in[1]);
+  if (!z->batched || z->rank != 1 || !sn_type_eq(z, t))
+    return fail(err, len, "categorical cross-entropy needs [N,C] logits and [N,C] targets");
+  op->type = *z;
+  op->type.rank = 0;
+  return 0;
+}
+
+static int infer_concat(const sn_graph *g, sn_op *op, char *err, size_t len) {
+  const sn_type *a = T(g, op->in[0]), *b = T(g, op->in[1]);
+  bool ok = a->batched == b->batched && a->rank == b->rank && a->rank >= 1 && a->dtype == b->dtype;
+  for (int i = 0; ok && i < a->rank - 1; i++) ok = a->dim[i] == b->dim[i];
+  if (!ok) {
+    char sa[96], sb[96];
+    type_str(a, sa, sizeof sa);
+    type_str(b, sb, sizeof sb);
+    return fail(err, len, "concat of %s and %s: all but the last dimension must match", sa, sb);
+  }
+  op->type = *a;
+  op->type.dim[a->rank - 1] += b->dim[b->rank - 1];
+  return 0;
+}
+
+/* slice: a[0] = offset into the last dim; the width is the op's type. */
+static int infer_slice(const sn_graph *g, sn_op *op, char *err, size_t len) {
+  const sn_type *x = T(g, op->in[0]);
+  int r = x->rank;
+  if (r < 1 || op->type.rank != r || op->a[0] < 0 || op->a[0] + op->type.dim[r - 1] > x->dim[r - 1])
+    return fail(err, len, "slice outside its operand");
+  op->type.dtype = x->dtype;
+  return 0;
+}
+
 /* ---------------------------------------------------------------------------
  * Gradient rules */
 
@@ -310,6 +344,78 @@ static void grad_tanh(sn_graph *g, int v, int dy, int dx[]) {
 }
 static void grad_copy(sn_graph *g, int v, int dy, int dx[]) { dx[0] = dy; }
 
+/* Ops with an attribute (alpha) keep it on their gradient op. */
+static int emit_with_c(sn_graph *g, sn_opcode code, int a, int b, double c, const sn_op *like) {
+  sn_op op = {.code = code, .n_in = 2, .in = {a, b}, .c = c, .loc = like->loc};
+  memcpy(op.layer, like->layer, sizeof op.layer);
+  char err[256];
+  int v = sn_graph_add(g, &op, err, sizeof err);
+  if (v < 0) {
+    fprintf(stderr, "specnet: internal error in %s: %s\n", sn_opdefs[code].name, err);
+    abort();
+  }
+  return v;
+}
+static void grad_leaky_relu(sn_graph *g, int v, int dy, int dx[]) {
+  dx[0] = emit_with_c(g, SN_OP_LEAKY_RELU_GRAD, v, dy, g->ops[v].c, OP(v));
+}
+static void grad_elu(sn_graph *g, int v, int dy, int dx[]) {
+  dx[0] = emit_with_c(g, SN_OP_ELU_GRAD, v, dy, g->ops[v].c, OP(v));
+}
+static void grad_abs(sn_graph *g, int v, int dy, int dx[]) {
+  sn_op like = *OP(v);
+  dx[0] = sn_emit(g, SN_OP_MUL, dy, sn_emit(g, SN_OP_SIGN, like.in[0], -1, -1, &like), -1, &like);
+}
+static void grad_huber(sn_graph *g, int v, int dy, int dx[]) {
+  dx[0] = emit_with_c(g, SN_OP_HUBER_GRAD, OP(v)->in[0], dy, g->ops[v].c, OP(v));
+}
+static void grad_clamp(sn_graph *g, int v, int dy, int dx[]) {
+  /* gradient flows where the value was not clamped: (x == clamp(x)) */
+  sn_op like = *OP(v);
+  int x = like.in[0];
+  int inside = sn_emit(g, SN_OP_SUB, sn_emit_const(g, 1.0),
+                       sn_emit(g, SN_OP_SIGN, sn_emit(g, SN_OP_ABS, sn_emit(g, SN_OP_SUB, x, v, -1, &like), -1, -1, &like), -1, -1, &like),
+                       -1, &like);
+  dx[0] = sn_emit(g, SN_OP_MUL, dy, inside, -1, &like);
+}
+static int emit_slice(sn_graph *g, int x, int64_t off, int64_t width, const sn_op *like) {
+  sn_op op = {.code = SN_OP_SLICE, .n_in = 1, .in = {x}, .type = g->ops[x].type, .loc = like->loc};
+  memcpy(op.layer, like->layer, sizeof op.layer);
+  op.a[0] = off;
+  op.type.dim[op.type.rank - 1] = width;
+  char err[256];
+  int v = sn_graph_add(g, &op, err, sizeof err);
+  if (v < 0) {
+    fprintf(stderr, "specnet: internal error in slice: %s\n", err);
+    abort();
+  }
+  return v;
+}
+static void grad_concat(sn_graph *g, int v, int dy, int dx[]) {
+  sn_op like = *OP(v);
+  const sn_type *a = T(g, like.in[0]), *b = T(g, like.in[1]);
+  int64_t ca = a->dim[a->rank - 1], cb = b->dim[b->rank - 1];
+  dx[0] = emit_slice(g, dy, 0, ca, &like);
+  dx[1] = emit_slice(g, dy, ca, cb, &like);
+}
+static void grad_bce_logits(sn_graph *g, int v, int dy, int dx[]) {
+  sn_op like = *OP(v);
+  int z = like.in[0], t = like.in[1];
+  dx[0] = sn_emit(g, SN_OP_MUL, sn_emit(g, SN_OP_SUB, sn_emit(g, SN_OP_SIGMOID, z, -1, -1, &like), t, -1, &like), dy, -1, &like);
+}
+static void grad_softmax_cce(sn_graph *g, int v, int dy, int dx[]) {
+  /* d/dz [lse(z) sum(t) - sum(t z)] = softmax(z) sum(t) - t */
+  sn_op like = *OP(v);
+  int z = like.in[0], t = like.in[1];
+  int p = sn_emit(g, SN_OP_SOFTMAX, z, -1, -1, &like);
+  int st = sn_emit(g, SN_OP_ROW_SUM, t, -1, -1, &like);
+  int gz = sn_emit(g, SN_OP_SUB, sn_emit(g, SN_OP_MUL, p, st, -1, &like), t, -1, &like);
+  dx[0] = sn_emit(g, SN_OP_MUL, gz, dy, -1, &like);
+}
+static void grad_gelu(sn_graph *g, int v, int dy, int dx[]) {
+  dx[0] = sn_emit(g, SN_OP_GELU_GRAD, OP(v)->in[0], dy, -1, OP(v));
+}
+
 static void grad_reshape(sn_graph *g, int v, int dy, int dx[]) {
   sn_type t = *T(g, OP(v)->in[0]);
   dx[0] = sn_emit_typed(g, SN_OP_RESHAPE, dy, &t, OP(v));
@@ -375,6 +481,26 @@ static int expand_xent_grad(sn_graph *g, const sn_op *op) {
   return sn_emit(g, SN_OP_MUL, sn_emit(g, SN_OP_SUB, p, oh, -1, op), dl, -1, op);
 }
 
+/* -sum_c t_c log softmax(z)_c = lse(z) sum(t) - sum(t z) */
+static int expand_softmax_cce(sn_graph *g, const sn_op *op) {
+  int z = op->in[0], t = op->in[1], s;
+  softmax_parts(g, op, z, &s);
+  int m = sn_emit(g, SN_OP_ROW_MAX, z, -1, -1, op);
+  int lse = sn_emit(g, SN_OP_ADD, sn_emit(g, SN_OP_LOG, s, -1, -1, op), m, -1, op);
+  int st = sn_emit(g, SN_OP_ROW_SUM, t, -1, -1, op);
+  int tz = sn_emit(g, SN_OP_ROW_SUM, sn_emit(g, SN_OP_MUL, t, z, -1, op), -1, -1, op);
+  return sn_emit(g, SN_OP_SUB, sn_emit(g, SN_OP_MUL, lse, st, -1, op), tz, -1, op);
+}
+
+/* max(z, 0) - z t + log(1 + exp(-|z|)): no overflow for any z */
+static int expand_bce_logits(sn_graph *g, const sn_op *op) {
+  int z = op->in[0], t = op->in[1];
+  int e = sn_emit(g, SN_OP_EXP, sn_emit(g, SN_OP_NEG, sn_emit(g, SN_OP_ABS, z, -1, -1, op), -1, -1, op), -1, -1, op);
+  int sp = sn_emit(g, SN_OP_LOG, sn_emit(g, SN_OP_ADD, sn_emit_const(g, 1.0), e, -1, op), -1, -1, op);
+  int lin = sn_emit(g, SN_OP_SUB, sn_emit(g, SN_OP_RELU, z, -1, -1, op), sn_emit(g, SN_OP_MUL, z, t, -1, op), -1, op);
+  return sn_emit(g, SN_OP_ADD, lin, sp, -1, op);
+}
+
 /* ---------------------------------------------------------------------------
  * The table */
 
@@ -384,6 +510,7 @@ const sn_opdef sn_opdefs[SN_OP_COUNT] = {
     [SN_OP_PARAM] = {"param", SN_CLS_SOURCE, 0, NULL, NULL, NULL},
     [SN_OP_CONST] = {"const", SN_CLS_SOURCE, 0, NULL, NULL, NULL},
     [SN_OP_INV_ROWS] = {"inv_rows", SN_CLS_SOURCE, 0, infer_scalar, NULL, NULL},
+    [SN_OP_TARGET] = {"target", SN_CLS_SOURCE, 0, NULL, NULL, NULL},
     [SN_OP_RESHAPE] = {"reshape", SN_CLS_VIEW, 1, infer_reshape, grad_reshape, NULL},
     [SN_OP_MATMUL] = {"matmul", SN_CLS_GEMM, 2, infer_matmul, grad_matmul, NULL},
     [SN_OP_ADD] = {"add", SN_CLS_ELEM, 2, infer_binary, grad_add, NULL},
@@ -399,6 +526,20 @@ const sn_opdef sn_opdefs[SN_OP_COUNT] = {
     [SN_OP_RELU_GRAD] = {"relu_grad", SN_CLS_ELEM, 2, infer_binary, NULL, NULL},
     [SN_OP_SIGMOID_GRAD] = {"sigmoid_grad", SN_CLS_ELEM, 2, infer_binary, NULL, NULL},
     [SN_OP_TANH_GRAD] = {"tanh_grad", SN_CLS_ELEM, 2, infer_binary, NULL, NULL},
+    [SN_OP_LEAKY_RELU] = {"leaky_relu", SN_CLS_ELEM, 1, infer_same_as_a, grad_leaky_relu, NULL},
+    [SN_OP_ELU] = {"elu", SN_CLS_ELEM, 1, infer_same_as_a, grad_elu, NULL},
+    [SN_OP_LEAKY_RELU_GRAD] = {"leaky_relu_grad", SN_CLS_ELEM, 2, infer_binary, NULL, NULL},
+    [SN_OP_ELU_GRAD] = {"elu_grad", SN_CLS_ELEM, 2, infer_binary, NULL, NULL},
+    [SN_OP_GELU] = {"gelu", SN_CLS_ELEM, 1, infer_same_as_a, grad_gelu, NULL},
+    [SN_OP_GELU_GRAD] = {"gelu_grad", SN_CLS_ELEM, 2, infer_binary, NULL, NULL},
+    [SN_OP_ABS] = {"abs", SN_CLS_ELEM, 1, infer_same_as_a, grad_abs, NULL},
+    [SN_OP_SIGN] = {"sign", SN_CLS_ELEM, 1, infer_same_as_a, NULL, NULL},
+    [SN_OP_GT] = {"gt", SN_CLS_ELEM, 2, infer_binary, NULL, NULL},
+    [SN_OP_CLAMP] = {"clamp", SN_CLS_ELEM, 1, infer_same_as_a, grad_clamp, NULL},
+    [SN_OP_HUBER] = {"huber", SN_CLS_ELEM, 1, infer_same_as_a, grad_huber, NULL},
+    [SN_OP_HUBER_GRAD] = {"huber_grad", SN_CLS_ELEM, 2, infer_binary, NULL, NULL},
+    [SN_OP_CONCAT] = {"concat", SN_CLS_ELEM, 2, infer_concat, grad_concat, NULL, true},
+    [SN_OP_SLICE] = {"slice", SN_CLS_ELEM, 1, infer_slice, NULL, NULL, true},
     [SN_OP_BROADCAST] = {"broadcast", SN_CLS_ELEM, 1, infer_broadcast, grad_unbroadcast, NULL},
     [SN_OP_ONEHOT] = {"onehot", SN_CLS_ELEM, 1, infer_onehot, NULL, NULL},
     [SN_OP_EQ] = {"eq", SN_CLS_ELEM, 2, infer_eq, NULL, NULL},
@@ -415,4 +556,8 @@ const sn_opdef sn_opdefs[SN_OP_COUNT] = {
                             expand_xent},
     [SN_OP_SOFTMAX_XENT_GRAD] = {"softmax_xent_grad", SN_CLS_COMPOSITE, 3, infer_xent, NULL,
                                  expand_xent_grad},
+    [SN_OP_SOFTMAX_CCE] = {"softmax_cce", SN_CLS_COMPOSITE, 2, infer_cce, grad_softmax_cce,
+                           expand_softmax_cce},
+    [SN_OP_BCE_LOGITS] = {"bce_logits", SN_CLS_COMPOSITE, 2, infer_binary, grad_bce_logits,
+                          expand_bce_logits},
 };

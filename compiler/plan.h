@@ -23,6 +23,8 @@ typedef enum sn_buf_kind {
   SN_BUF_OUT,      /* args->out */
   SN_BUF_LOSS,     /* args->loss_sum (a double) */
   SN_BUF_METRIC,   /* args->metric_sums[offset] (a double) */
+  SN_BUF_TARGET,   /* args->t */
+  SN_BUF_STATE,    /* args->state, offset in elements */
 } sn_buf_kind;
 
 typedef struct sn_buf {

@@ -102,7 +102,7 @@ typedef enum sn_act {
   SN_ACT_SOFTMAX,
   SN_ACT_LEAKY_RELU, /* alpha: slope below 0 (default 0.2, as Keras's LeakyReLU layer) */
   SN_ACT_ELU,        /* alpha (default 1) */
-  SN_ACT_GELU,       /* tanh approximation, as Keras's default */
+  SN_ACT_GELU,       /* exact (erf) form, the default of Keras and PyTorch */
 } sn_act;
 
 typedef enum sn_layer_kind {

@@ -1,0 +1,252 @@
+/* The help and version text of the specnet command. Help is data: one entry per
+ * command with its usage line, a paragraph, every option (argument, default,
+ * meaning) and examples, printed by one function, so `specnet --help`, `specnet
+ * COMMAND --help`, the man page (packaging/specnet.1.in) and the bash completion
+ * (packaging/specnet.bash-completion) can be checked against each other
+ * (packaging/check_help.sh, the `cli_help` test). Not here: parsing options
+ * (main.c) or deciding exit codes. */
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cblas.h>
+#include <llvm-c/Core.h>
+#include <llvm-c/TargetMachine.h>
+#include <llvm/Config/llvm-config.h>
+
+#include "help.h"
+#include "specnet/version.h"
+
+/* ---------------------------------------------------------------------------
+ * Help as data */
+
+typedef struct opt_help {
+  const char *flag;    /* "--out DIR" */
+  const char *dflt;    /* "runs/NAME", or "required", or "none" */
+  const char *meaning; /* one or two lines; '\n' continues under the meaning column */
+} opt_help;
+
+typedef struct cmd_help {
+  const char *name;
+  const char *usage;   /* after "specnet " */
+  const char *summary; /* one line for the overview */
+  const char *about;   /* a paragraph, lines already broken */
+  opt_help opts[10];   /* ends at the first entry without a flag */
+  const char *examples[4];
+} cmd_help;
+
+#define OPT_SET                                                                                    \
+  {"--set KEY=VALUE", "none",                                                                      \
+   "override a spec key by its dotted path; VALUE is read as YAML;\n"                              \
+   "repeatable (--set train.epochs=1 --set 'data.validation={split: 0.2}')"}
+#define OPT_DTYPE(what) {"--dtype f32|f64", "f32", "precision of the compiled program" what}
+#define OPT_THREADS                                                                                \
+  {"--threads N", "OpenBLAS's choice",                                                             \
+   "OpenBLAS threads, 1 to 1024 (the fused kernels run on the calling\n"                           \
+   "thread); OPENBLAS_NUM_THREADS sets the default"}
+
+static const cmd_help commands[] = {
+    {"check",
+     "check SPEC [--set KEY=VALUE]... [--dtype f32|f64]",
+     "validate; print the layer table and parameter counts",
+     "Reads SPEC, reports every problem in it at once (file:LINE:COL: error: ...),\n"
+     "builds the layer graph (shape errors name the layer and its line) and prints\n"
+     "the layer table: name, op, output shape, parameters, and the total.\n"
+     "Nothing is compiled to machine code and no data is read.",
+     {OPT_SET, OPT_DTYPE(" shown in the table")},
+     {"specnet check specs/mnist_mlp.yaml",
+      "specnet check specs/mnist_mlp.yaml --set 'model.layers[1].dense.units=256'"}},
+    {"train",
+     "train SPEC [--out DIR] [--set KEY=VALUE]... [--weights FILE] [--threads N]\n"
+     "                     [--dtype f32|f64] [--quiet]",
+     "compile and train; writes runs/NAME/ (or --out DIR)",
+     "Compiles SPEC (the compile time is printed, by stage), loads its data,\n"
+     "initializes the parameters from the spec's seed (or reads --weights), trains,\n"
+     "and writes metrics.jsonl, model.safetensors and spec.resolved.yaml into the\n"
+     "run folder. On a terminal a progress line is redrawn per epoch; each epoch\n"
+     "prints a summary line. train.epochs: 0 writes the initial weights and stops.",
+     {{"--out DIR", "runs/NAME", "the run folder, created if missing (NAME is the spec's name:)"},
+      OPT_SET,
+      {"--weights FILE", "none (init from seed)",
+       "start from these safetensors weights; names and shapes must match"},
+      OPT_THREADS,
+      OPT_DTYPE(""),
+      {"--quiet", "off", "no compile times, progress line or epoch summaries"}},
+     {"specnet train specs/mnist_mlp.yaml",
+      "specnet train specs/mnist_mlp.yaml --set train.epochs=2 --out /tmp/run1",
+      "specnet train specs/mnist_mlp.yaml --weights runs/mnist_mlp/model.safetensors"}},
+    {"eval",
+     "eval SPEC --weights FILE [--split test|validation|train] [--set KEY=VALUE]...\n"
+     "                    [--threads N] [--dtype f32|f64]",
+     "evaluate saved weights on a split",
+     "Compiles SPEC, reads the weights, loads the chosen split and prints its mean\n"
+     "loss and every metric of the spec, with the sample count and time.",
+     {{"--weights FILE", "required", "the safetensors weights to evaluate"},
+      {"--split SPLIT", "test", "test, validation or train"},
+      OPT_SET,
+      OPT_THREADS,
+      OPT_DTYPE("")},
+     {"specnet eval specs/mnist_mlp.yaml --weights runs/mnist_mlp/model.safetensors",
+      "specnet eval specs/mnist_mlp.yaml --weights model.safetensors --split validation"}},
+    {"emit",
+     "emit SPEC --what spec|ir|grad|plan|llvm|asm [--set KEY=VALUE]... [--dtype f32|f64]",
+     "print the program after a stage: spec|ir|grad|plan|llvm|asm",
+     "Prints what the compiler made of SPEC after one stage: spec (the spec after\n"
+     "--set, as YAML), ir (the forward graph), grad (with the backward graph), plan\n"
+     "(fused kernels, GEMMs and memory per step function), llvm (optimized LLVM IR),\n"
+     "asm (host assembly).",
+     {{"--what STAGE", "required", "spec, ir, grad, plan, llvm or asm"}, OPT_SET, OPT_DTYPE("")},
+     {"specnet emit specs/mnist_mlp.yaml --what plan",
+      "specnet emit specs/mnist_mlp.yaml --what llvm --dtype f64"}},
+    {"test",
+     "test PATH... [--set KEY=VALUE]... [--verbose]",
+     "run the specs with expect: blocks (files or folders)",
+     "Runs every spec with an expect: block under the given files and folders\n"
+     "(recursively, *.yaml and *.yml, sorted): metric bounds after training,\n"
+     "gradient checks in f64, or an expected error. Prints one line per spec and\n"
+     "ends with \"N passed, N failed\". Exits 0 when none failed, 3 otherwise.",
+     {{"--set KEY=VALUE", "none", "override a key in every spec (as for train); repeatable"},
+      {"--verbose", "off", "show each spec's diagnostics and training output"}},
+     {"specnet test tests/specs", "specnet test specs/mnist_mlp.yaml --set train.epochs=1"}},
+};
+
+enum { N_COMMANDS = sizeof commands / sizeof *commands };
+
+/* ---------------------------------------------------------------------------
+ * Printing */
+
+/* Prints text with every line after the first indented by `indent` spaces. */
+static void put_indented(const char *text, int indent, FILE *out) {
+  for (const char *p = text; *p; p++) {
+    fputc(*p, out);
+    if (*p == '\n') fprintf(out, "%*s", indent, "");
+  }
+}
+
+void print_help(FILE *out) {
+  fprintf(out, "usage: specnet COMMAND SPEC [OPTIONS]\n"
+               "       specnet COMMAND --help   that command's options, defaults, examples\n"
+               "       specnet --version        versions of specnet, LLVM, OpenBLAS; CPU features\n"
+               "\n"
+               "specnet compiles a YAML model spec into fused, JIT-compiled kernels and\n"
+               "trains, evaluates or tests it.\n"
+               "\ncommands:\n");
+  for (int i = 0; i < N_COMMANDS; i++) {
+    const char *u = commands[i].usage, *nl = strchr(u, '\n');
+    int len = nl ? (int)(nl - u) : (int)strlen(u);
+    /* the overview shows the usage up to its first option */
+    const char *opt = strstr(u, " [");
+    if (opt && opt - u < len) len = (int)(opt - u);
+    fprintf(out, "  %-27.*s %s\n", len, u, commands[i].summary);
+  }
+  fprintf(out, "\noptions (specnet COMMAND --help says which command takes which):\n"
+               "  --out DIR          run folder for train (default runs/NAME)\n"
+               "  --set KEY=VALUE    override a spec key by its dotted path; VALUE is YAML\n"
+               "  --weights FILE     safetensors weights to start from (train) or evaluate\n"
+               "  --split SPLIT      eval: test (default), validation or train\n"
+               "  --what STAGE       emit: spec, ir, grad, plan, llvm or asm\n"
+               "  --threads N        OpenBLAS threads (default: OpenBLAS's own choice)\n"
+               "  --dtype f32|f64    precision of the compiled program (default f32)\n"
+               "  --quiet            train: no progress line or epoch summaries\n"
+               "  --verbose          test: show each spec's diagnostics and training output\n"
+               "  --help, -h         this text, or after a command that command's help\n"
+               "  --version          versions and the CPU features the JIT uses\n"
+               "\nexit status: 0 success, 1 spec or data error, 2 usage error,\n"
+               "             3 an expectation failed\n"
+               "environment: SPECNET_DATA  folder searched first for built-in data sets\n"
+               "             OPENBLAS_NUM_THREADS  default for --threads\n"
+               "\nexamples:\n"
+               "  specnet check specs/mnist_mlp.yaml\n"
+               "  specnet train specs/mnist_mlp.yaml --set train.epochs=2\n"
+               "  specnet train --help\n"
+               "\nMore: man specnet, and the docs in share/doc/specnet of the install.\n");
+}
+
+int print_command_help(const char *cmd, FILE *out) {
+  const cmd_help *c = NULL;
+  for (int i = 0; i < N_COMMANDS && !c; i++)
+    if (!strcmp(commands[i].name, cmd)) c = &commands[i];
+  if (!c) return -1;
+  fprintf(out, "usage: specnet %s\n\n%s\n\noptions:\n", c->usage, c->about);
+  for (int i = 0; i < (int)(sizeof c->opts / sizeof *c->opts) && c->opts[i].flag; i++) {
+    const opt_help *o = &c->opts[i];
+    fprintf(out, "  %-18s ", o->flag);
+    if ((int)strlen(o->flag) > 18) fprintf(out, "\n  %-18s ", "");
+    put_indented(o->meaning, 21, out);
+    fprintf(out, "\n  %-18s default: %s\n", "", o->dflt);
+  }
+  fprintf(out, "  %-18s this text\n", "--help, -h");
+  fprintf(out, "\nexample%s:\n", c->examples[1] ? "s" : "");
+  for (int i = 0; i < (int)(sizeof c->examples / sizeof *c->examples) && c->examples[i]; i++)
+    fprintf(out, "  %s\n", c->examples[i]);
+  return 0;
+}
+
+/* ---------------------------------------------------------------------------
+ * Version */
+
+/* Of the host's features, the ones that change the code the JIT emits (vector
+ * width, FMA contraction, AVX-512 forms); the rest would only be noise. */
+static const char *const interesting_features[] = {
+    "sse4.2",     "avx",        "avx2",       "fma",     "f16c",      "avx512f", "avx512bw",
+    "avx512dq",   "avx512vl",   "avx512vnni", "avx512bf16", "avx512fp16", "amx-tile", "neon",
+    "fullfp16",   "dotprod",    "bf16",       "sve",     "sve2",
+};
+/* Printed as "no X" when the host lacks them: they are the ones a user asks about. */
+static const char *const headline_features[] = {"avx2", "fma", "avx512f"};
+
+/* Whether the LLVM feature string ("+avx2,-avx512f,...") has +name. Returns 1 when
+ * on, 0 when off, -1 when not listed (another architecture). */
+static int feature(const char *features, const char *name) {
+  size_t n = strlen(name);
+  for (const char *p = features; p && *p;) {
+    const char *end = strchr(p, ',');
+    size_t len = end ? (size_t)(end - p) : strlen(p);
+    if (len == n + 1 && !strncmp(p + 1, name, n)) return p[0] == '+';
+    p = end ? end + 1 : NULL;
+  }
+  return -1;
+}
+
+static const char *blas_parallel(int mode) {
+  switch (mode) {
+  case 0: return "sequential";
+  case 1: return "pthreads";
+  case 2: return "OpenMP";
+  default: return "unknown threading";
+  }
+}
+
+void print_version(FILE *out) {
+  unsigned major = 0, minor = 0, patch = 0;
+  LLVMGetVersion(&major, &minor, &patch);
+  fprintf(out, "specnet %s\n", SPECNET_VERSION_STRING);
+  fprintf(out, "  LLVM       %u.%u.%u (built against %s)\n", major, minor, patch, LLVM_VERSION_STRING);
+  fprintf(out, "  OpenBLAS   %s\n", openblas_get_config());
+  fprintf(out, "             core %s, %d threads (%s), %d processors\n", openblas_get_corename(),
+          openblas_get_num_threads(), blas_parallel(openblas_get_parallel()),
+          openblas_get_num_procs());
+
+  char *triple = LLVMGetDefaultTargetTriple();
+  char *cpu = LLVMGetHostCPUName();
+  char *features = LLVMGetHostCPUFeatures();
+  fprintf(out, "  JIT target %s, CPU %s\n", triple, cpu);
+  fprintf(out, "  CPU        ");
+  bool any = false;
+  for (size_t i = 0; i < sizeof interesting_features / sizeof *interesting_features; i++)
+    if (feature(features, interesting_features[i]) == 1) {
+      fprintf(out, "%s%s", any ? " " : "", interesting_features[i]);
+      any = true;
+    }
+  if (!any) fputs("(none of the vector extensions specnet looks for)", out);
+  for (size_t i = 0; i < sizeof headline_features / sizeof *headline_features; i++)
+    if (feature(features, headline_features[i]) == 0) fprintf(out, ", no %s", headline_features[i]);
+  fputc('\n', out);
+  LLVMDisposeMessage(features);
+  LLVMDisposeMessage(cpu);
+  LLVMDisposeMessage(triple);
+#if defined(__clang__) || defined(__GNUC__)
+  fprintf(out, "  built with %s%s\n", defined(__clang__) ? "" : "gcc ", __VERSION__);
+#endif
+}
