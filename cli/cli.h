@@ -22,6 +22,8 @@ typedef struct opts {
   const char *sets[64];
   int n_sets;
   int threads;
+  const char *junit;       /* test: JUnit XML to write */
+  int jobs;                /* test: specs run at once (0 or 1: one at a time) */
   sn_dtype_rt dtype;
   bool quiet, verbose;
 } opts;

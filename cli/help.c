@@ -56,7 +56,7 @@ static const cmd_help commands[] = {
      "Nothing is compiled to machine code and no data is read.",
      {OPT_SET, OPT_DTYPE(" shown in the table")},
      {"specnet check specs/mnist_mlp.yaml",
-      "specnet check specs/mnist_mlp.yaml --set 'model.layers[1].dense.units=256'"}},
+      "specnet check specs/mnist_mlp.yaml --set seed=7 --dtype f64"}},
     {"train",
      "train SPEC [--out DIR] [--set KEY=VALUE]... [--weights FILE] [--threads N]\n"
      "                     [--dtype f32|f64] [--quiet]",
@@ -246,7 +246,9 @@ void print_version(FILE *out) {
   LLVMDisposeMessage(features);
   LLVMDisposeMessage(cpu);
   LLVMDisposeMessage(triple);
-#if defined(__clang__) || defined(__GNUC__)
-  fprintf(out, "  built with %s%s\n", defined(__clang__) ? "" : "gcc ", __VERSION__);
+#if defined(__clang__)
+  fprintf(out, "  built with %s\n", __VERSION__);
+#elif defined(__GNUC__)
+  fprintf(out, "  built with gcc %s\n", __VERSION__);
 #endif
 }

@@ -28,7 +28,8 @@ int usage_error(const char *fmt, ...) {
  * Options shared by the commands */
 
 static const char *const known_options[] = {"--out",   "--set",   "--weights", "--threads", "--dtype",
-                                            "--quiet", "--what",  "--split",   "--help",    "--verbose"};
+                                            "--quiet", "--what",  "--split",   "--help",    "--verbose",
+                                            "--junit", "--jobs"};
 
 static int parse_opts(int argc, char **argv, opts *o, bool many) {
   memset(o, 0, sizeof *o);
@@ -44,6 +45,13 @@ static int parse_opts(int argc, char **argv, opts *o, bool many) {
     else if (!strcmp(a, "--weights")) o->weights = val;
     else if (!strcmp(a, "--what")) o->what = val;
     else if (!strcmp(a, "--split")) o->split = val;
+    else if (!strcmp(a, "--junit")) o->junit = val;
+    else if (!strcmp(a, "--jobs")) {
+      char *end;
+      long n = strtol(val, &end, 10);
+      if (!*val || *end || n < 1 || n > 1024) return usage_error("--jobs needs a number from 1 to 1024, got '%s'", val);
+      o->jobs = (int)n;
+    }
     else if (!strcmp(a, "--set")) {
       if (o->n_sets == 64) return usage_error("too many --set options (at most 64)");
       o->sets[o->n_sets++] = val;
@@ -345,6 +353,8 @@ static const char *help_text =
     "  --dtype f32|f64    precision of the compiled program (default f32)\n"
     "  --quiet            no progress line or per-epoch summary\n"
     "  --verbose          test: show each spec's diagnostics and training output\n"
+    "  --jobs N           test: run N specs at once (each in its own process)\n"
+    "  --junit FILE       test: also write the results as JUnit XML\n"
     "  --version, --help\n";
 
 int main(int argc, char **argv) {

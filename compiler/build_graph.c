@@ -421,6 +421,12 @@ int sn_build_graph(const sn_spec *s, sn_dtype dtype, sn_graph *g, sn_diag *d) {
   g->beta1 = s->beta1;
   g->beta2 = s->beta2;
   g->epsilon = s->epsilon;
+  g->opt = s->optimizer;
+  g->weight_decay = s->weight_decay;
+  g->momentum = s->momentum;
+  g->rho = s->rho;
+  g->nesterov = s->nesterov;
+  g->clip_grad_norm = s->clip_grad_norm;
   sn_op in = {.code = SN_OP_INPUT, .loc = s->input_loc, .layer = "input"};
   in.type.dtype = dtype;
   in.type.batched = true;

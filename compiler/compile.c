@@ -89,7 +89,7 @@ sn_compiled *sn_compile(const sn_spec *spec, sn_dtype_rt dtype, sn_diag *d) {
   mo->output_elems = sn_type_elems(&g->ops[g->output].type);
   mo->target_elems = g->target >= 0 ? sn_type_elems(&g->ops[g->target].type) : 0;
   mo->param_count = g->param_count;
-  mo->opt_state_count = 2 * g->param_count;
+  mo->opt_state_count = sn_opt_state_count(g);
   mo->arena_bytes = c->plan.arena_bytes;
   mo->n_params = g->n_params;
   mo->params_info = g->params;

@@ -707,12 +707,37 @@ static void emit_step(emitter *e, int s) {
   free(refs);
 }
 
-/* Adam as in Keras: alpha = lr * sqrt(1 - b2^t) / (1 - b1^t);
- * m = b1 m + (1-b1) g;  v = b2 v + (1-b2) g^2;  p -= alpha m / (sqrt(v) + eps). */
-static void emit_update(emitter *e) {
+/* ---------------------------------------------------------------------------
+ * The optimizer update: one loop over the flat parameter buffer, in Keras's forms.
+ *   adam:    alpha = lr sqrt(1-b2^t)/(1-b1^t); m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2;
+ *            p -= alpha m / (sqrt(v) + eps)
+ *   adamw:   p -= lr wd p first, then adam
+ *   sgd:     p -= lr g; with momentum: m = mu m - lr g; p += m (nesterov: p += mu m - lr g)
+ *   rmsprop: v = rho v + (1-rho) g^2; inc = lr g / sqrt(v + eps);
+ *            p -= inc (with momentum: m = mu m + inc; p -= m)
+ * With clip_grad_norm, a first loop sums g^2 and every g is scaled by
+ * min(1, clip / (norm + 1e-6)) (PyTorch's clip_grad_norm_, over all parameters). */
+
+int64_t sn_opt_state_count(const sn_graph *g) {
+  int64_t P = g->param_count;
+  switch (g->opt) {
+  case SN_OPT_ADAM:
+  case SN_OPT_ADAMW: return 2 * P;
+  case SN_OPT_SGD: return g->momentum > 0 ? P : 0;
+  case SN_OPT_RMSPROP: return g->momentum > 0 ? 2 * P : P;
+  }
+  return 0;
+}
+
+static LLVMValueRef fmul(emitter *e, LLVMValueRef a, LLVMValueRef b) { return LLVMBuildFMul(e->b, a, b, ""); }
+static LLVMValueRef fadd(emitter *e, LLVMValueRef a, LLVMValueRef b) { return LLVMBuildFAdd(e->b, a, b, ""); }
+static LLVMValueRef fsub(emitter *e, LLVMValueRef a, LLVMValueRef b) { return LLVMBuildFSub(e->b, a, b, ""); }
+
+/* kernel(p, g, s0, s1, a, lr, gscale): a is alpha for adam, unused otherwise */
+static LLVMValueRef emit_update_kernel(emitter *e) {
   const sn_graph *g = e->g;
-  LLVMTypeRef pt[5] = {e->ptr, e->ptr, e->ptr, e->ptr, e->ft};
-  LLVMValueRef kf = LLVMAddFunction(e->mod, "adam.k", LLVMFunctionType(e->voidt, pt, 5, 0));
+  LLVMTypeRef pt[7] = {e->ptr, e->ptr, e->ptr, e->ptr, e->ft, e->ft, e->ft};
+  LLVMValueRef kf = LLVMAddFunction(e->mod, "update.k", LLVMFunctionType(e->voidt, pt, 7, 0));
   LLVMSetLinkage(kf, LLVMInternalLinkage);
   set_attrs(e, kf);
   set_noinline(e, kf);
@@ -723,43 +748,127 @@ static void emit_update(emitter *e) {
   LLVMPositionBuilderAtEnd(e->sb, entry);
   LLVMPositionBuilderBefore(e->sb, LLVMBuildBr(e->sb, start));
   LLVMPositionBuilderAtEnd(e->b, start);
-  LLVMValueRef P = LLVMGetParam(kf, 0), G = LLVMGetParam(kf, 1), M = LLVMGetParam(kf, 2),
-               V = LLVMGetParam(kf, 3), alpha = LLVMGetParam(kf, 4);
+  LLVMValueRef P = LLVMGetParam(kf, 0), G = LLVMGetParam(kf, 1), S0 = LLVMGetParam(kf, 2),
+               S1 = LLVMGetParam(kf, 3), alpha = LLVMGetParam(kf, 4), lr = LLVMGetParam(kf, 5),
+               gscale = LLVMGetParam(kf, 6);
   loop L;
   LLVMValueRef i = loop_open(e, &L, ci(e, g->param_count), "i");
   LLVMBuilderRef b = e->b;
-  LLVMValueRef gp = gep(e, e->ft, G, i), mp = gep(e, e->ft, M, i), vp = gep(e, e->ft, V, i),
-               pp = gep(e, e->ft, P, i);
-  LLVMValueRef gi = LLVMBuildLoad2(b, e->ft, gp, "");
-  LLVMValueRef m = LLVMBuildFAdd(b, LLVMBuildFMul(b, cf(e, g->beta1), LLVMBuildLoad2(b, e->ft, mp, ""), ""),
-                                 LLVMBuildFMul(b, cf(e, 1 - g->beta1), gi, ""), "");
-  LLVMValueRef v = LLVMBuildFAdd(b, LLVMBuildFMul(b, cf(e, g->beta2), LLVMBuildLoad2(b, e->ft, vp, ""), ""),
-                                 LLVMBuildFMul(b, cf(e, 1 - g->beta2), LLVMBuildFMul(b, gi, gi, ""), ""), "");
-  LLVMBuildStore(b, m, mp);
-  LLVMBuildStore(b, v, vp);
-  LLVMValueRef den = LLVMBuildFAdd(b, intrinsic(e, "llvm.sqrt", e->ft, &v, 1), cf(e, g->epsilon), "");
-  LLVMValueRef upd = LLVMBuildFDiv(b, LLVMBuildFMul(b, alpha, m, ""), den, "");
-  LLVMBuildStore(b, LLVMBuildFSub(b, LLVMBuildLoad2(b, e->ft, pp, ""), upd, ""), pp);
+  LLVMValueRef pp = gep(e, e->ft, P, i);
+  LLVMValueRef gi = LLVMBuildLoad2(b, e->ft, gep(e, e->ft, G, i), "");
+  if (g->clip_grad_norm > 0) gi = fmul(e, gi, gscale);
+  LLVMValueRef p = LLVMBuildLoad2(b, e->ft, pp, "");
+  switch (g->opt) {
+  case SN_OPT_ADAMW:
+    p = fsub(e, p, fmul(e, fmul(e, lr, cf(e, g->weight_decay)), p));
+    /* fall through */
+  case SN_OPT_ADAM: {
+    LLVMValueRef mp = gep(e, e->ft, S0, i), vp = gep(e, e->ft, S1, i);
+    LLVMValueRef m = fadd(e, fmul(e, cf(e, g->beta1), LLVMBuildLoad2(b, e->ft, mp, "")), fmul(e, cf(e, 1 - g->beta1), gi));
+    LLVMValueRef v = fadd(e, fmul(e, cf(e, g->beta2), LLVMBuildLoad2(b, e->ft, vp, "")),
+                          fmul(e, cf(e, 1 - g->beta2), fmul(e, gi, gi)));
+    LLVMBuildStore(b, m, mp);
+    LLVMBuildStore(b, v, vp);
+    LLVMValueRef den = fadd(e, intrinsic(e, "llvm.sqrt", e->ft, &v, 1), cf(e, g->epsilon));
+    p = fsub(e, p, LLVMBuildFDiv(b, fmul(e, alpha, m), den, ""));
+    break;
+  }
+  case SN_OPT_SGD:
+    if (g->momentum > 0) {
+      LLVMValueRef mp = gep(e, e->ft, S0, i);
+      LLVMValueRef m = fsub(e, fmul(e, cf(e, g->momentum), LLVMBuildLoad2(b, e->ft, mp, "")), fmul(e, lr, gi));
+      LLVMBuildStore(b, m, mp);
+      p = g->nesterov ? fadd(e, p, fsub(e, fmul(e, cf(e, g->momentum), m), fmul(e, lr, gi))) : fadd(e, p, m);
+    } else {
+      p = fsub(e, p, fmul(e, lr, gi));
+    }
+    break;
+  case SN_OPT_RMSPROP: {
+    LLVMValueRef vp = gep(e, e->ft, S0, i);
+    LLVMValueRef v = fadd(e, fmul(e, cf(e, g->rho), LLVMBuildLoad2(b, e->ft, vp, "")),
+                          fmul(e, cf(e, 1 - g->rho), fmul(e, gi, gi)));
+    LLVMBuildStore(b, v, vp);
+    LLVMValueRef ve = fadd(e, v, cf(e, g->epsilon));
+    LLVMValueRef inc = LLVMBuildFDiv(b, fmul(e, lr, gi), intrinsic(e, "llvm.sqrt", e->ft, &ve, 1), "");
+    if (g->momentum > 0) {
+      LLVMValueRef mp = gep(e, e->ft, S1, i);
+      LLVMValueRef m = fadd(e, fmul(e, cf(e, g->momentum), LLVMBuildLoad2(b, e->ft, mp, "")), inc);
+      LLVMBuildStore(b, m, mp);
+      inc = m;
+    }
+    p = fsub(e, p, inc);
+    break;
+  }
+  }
+  LLVMBuildStore(b, p, pp);
   loop_close(e, &L);
   LLVMBuildRetVoid(e->b);
+  return kf;
+}
 
+/* sum of g^2 over the flat gradient buffer, in double */
+static LLVMValueRef emit_grad_norm2(emitter *e) {
+  LLVMValueRef kf = LLVMAddFunction(e->mod, "grad_norm2.k", LLVMFunctionType(e->f64, &e->ptr, 1, 0));
+  LLVMSetLinkage(kf, LLVMInternalLinkage);
+  set_attrs(e, kf);
+  set_noinline(e, kf);
+  e->fn = kf;
+  LLVMBasicBlockRef entry = LLVMAppendBasicBlockInContext(e->ctx, kf, "entry");
+  LLVMBasicBlockRef start = LLVMAppendBasicBlockInContext(e->ctx, kf, "start");
+  LLVMPositionBuilderAtEnd(e->sb, entry);
+  LLVMPositionBuilderBefore(e->sb, LLVMBuildBr(e->sb, start));
+  LLVMPositionBuilderAtEnd(e->b, start);
+  LLVMValueRef acc = entry_alloca(e, e->f64, "acc");
+  LLVMBuildStore(e->b, LLVMConstReal(e->f64, 0), acc);
+  loop L;
+  LLVMValueRef i = loop_open(e, &L, ci(e, e->g->param_count), "i");
+  LLVMValueRef gi = LLVMBuildLoad2(e->b, e->ft, gep(e, e->ft, LLVMGetParam(kf, 0), i), "");
+  if (e->ft != e->f64) gi = LLVMBuildFPExt(e->b, gi, e->f64, "");
+  LLVMValueRef sum = LLVMBuildFAdd(e->b, LLVMBuildLoad2(e->b, e->f64, acc, ""), LLVMBuildFMul(e->b, gi, gi, ""), "");
+  fast(sum);
+  LLVMBuildStore(e->b, sum, acc);
+  loop_close(e, &L);
+  LLVMBuildRet(e->b, LLVMBuildLoad2(e->b, e->f64, acc, ""));
+  return kf;
+}
+
+static void emit_update(emitter *e) {
+  const sn_graph *g = e->g;
+  LLVMValueRef kf = emit_update_kernel(e);
+  LLVMValueRef nf = g->clip_grad_norm > 0 ? emit_grad_norm2(e) : NULL;
   step_ctx sc;
   begin_step_fn(e, SN_FN_UPDATE, &sc);
-  b = e->b;
-  LLVMValueRef t = LLVMBuildSIToFP(b, sc.field[A_STEP], e->f64, "t");
-  LLVMValueRef a1[2] = {LLVMConstReal(e->f64, g->beta1), t}, a2[2] = {LLVMConstReal(e->f64, g->beta2), t};
-  LLVMValueRef b1t = intrinsic(e, "llvm.pow", e->f64, a1, 2), b2t = intrinsic(e, "llvm.pow", e->f64, a2, 2);
-  LLVMValueRef one = LLVMConstReal(e->f64, 1);
-  LLVMValueRef c2 = LLVMBuildFSub(b, one, b2t, "");
-  LLVMValueRef al = LLVMBuildFDiv(b, LLVMBuildFMul(b, sc.field[A_LR], intrinsic(e, "llvm.sqrt", e->f64, &c2, 1), ""),
-                                  LLVMBuildFSub(b, one, b1t, ""), "alpha");
-  if (e->ft != e->f64) al = LLVMBuildFPTrunc(b, al, e->ft, "");
+  LLVMBuilderRef b = e->b;
+  LLVMValueRef one = LLVMConstReal(e->f64, 1), lr = sc.field[A_LR], alpha = lr;
+  if (g->opt == SN_OPT_ADAM || g->opt == SN_OPT_ADAMW) {
+    LLVMValueRef t = LLVMBuildSIToFP(b, sc.field[A_STEP], e->f64, "t");
+    LLVMValueRef a1[2] = {LLVMConstReal(e->f64, g->beta1), t}, a2[2] = {LLVMConstReal(e->f64, g->beta2), t};
+    LLVMValueRef b1t = intrinsic(e, "llvm.pow", e->f64, a1, 2), b2t = intrinsic(e, "llvm.pow", e->f64, a2, 2);
+    LLVMValueRef c2 = LLVMBuildFSub(b, one, b2t, "");
+    alpha = LLVMBuildFDiv(b, LLVMBuildFMul(b, lr, intrinsic(e, "llvm.sqrt", e->f64, &c2, 1), ""),
+                          LLVMBuildFSub(b, one, b1t, ""), "alpha");
+  }
+  LLVMValueRef gscale = one;
+  if (nf) { /* min(1, clip / (norm + 1e-6)) */
+    LLVMValueRef n2 = LLVMBuildCall2(b, LLVMFunctionType(e->f64, &e->ptr, 1, 0), nf, &sc.field[A_GRADS], 1, "");
+    LLVMValueRef norm = intrinsic(e, "llvm.sqrt", e->f64, &n2, 1);
+    LLVMValueRef q = LLVMBuildFDiv(b, LLVMConstReal(e->f64, g->clip_grad_norm),
+                                   LLVMBuildFAdd(b, norm, LLVMConstReal(e->f64, 1e-6), ""), "");
+    LLVMValueRef mm[2] = {q, one};
+    gscale = intrinsic(e, "llvm.minnum", e->f64, mm, 2);
+  }
+  if (e->ft != e->f64) {
+    alpha = LLVMBuildFPTrunc(b, alpha, e->ft, "");
+    lr = LLVMBuildFPTrunc(b, lr, e->ft, "");
+    gscale = LLVMBuildFPTrunc(b, gscale, e->ft, "");
+  }
   int64_t es = g->dtype == SN_F64 ? 8 : 4;
   LLVMTypeRef i8 = LLVMInt8TypeInContext(e->ctx);
-  LLVMValueRef voff = ci(e, g->param_count * es);
-  LLVMValueRef vbase = LLVMBuildInBoundsGEP2(b, i8, sc.field[A_OPT], &voff, 1, "");
-  LLVMValueRef args[5] = {sc.field[A_PARAMS], sc.field[A_GRADS], sc.field[A_OPT], vbase, al};
-  LLVMBuildCall2(b, LLVMFunctionType(e->voidt, pt, 5, 0), kf, args, 5, "");
+  LLVMValueRef off = ci(e, g->param_count * es);
+  LLVMValueRef s1 = LLVMBuildInBoundsGEP2(b, i8, sc.field[A_OPT], &off, 1, "");
+  LLVMValueRef args[7] = {sc.field[A_PARAMS], sc.field[A_GRADS], sc.field[A_OPT], s1, alpha, lr, gscale};
+  LLVMTypeRef pt[7] = {e->ptr, e->ptr, e->ptr, e->ptr, e->ft, e->ft, e->ft};
+  LLVMBuildCall2(b, LLVMFunctionType(e->voidt, pt, 7, 0), kf, args, 7, "");
   LLVMBuildRetVoid(b);
 }
 

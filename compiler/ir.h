@@ -127,8 +127,10 @@ typedef struct sn_graph {
   int n_layers;
   int *layer_out;       /* per spec layer: its output value (check's table) */
   int64_t batch_capacity;
-  /* optimizer */
-  double lr, beta1, beta2, epsilon;
+  /* optimizer (emit_llvm.c writes its one update loop from these) */
+  sn_opt_kind opt;
+  double lr, beta1, beta2, epsilon, weight_decay, momentum, rho, clip_grad_norm;
+  bool nesterov;
 } sn_graph;
 
 /* ---- ir.c */
@@ -180,6 +182,9 @@ int sn_unbroadcast(sn_graph *g, int dy, const sn_type *to, const sn_op *like);
 /* Builds forward, loss and metrics for a checked spec; reports shape errors at the
  * spec's lines. Returns 0 on success. */
 int sn_build_graph(const sn_spec *s, sn_dtype dtype, sn_graph *g, sn_diag *d);
+
+/* ---- emit_llvm.c */
+int64_t sn_opt_state_count(const sn_graph *g); /* elements of optimizer state */
 
 /* ---- autodiff.c */
 /* Appends gradient ops of g->objective w.r.t. every parameter; sets param_grad. */

@@ -82,6 +82,12 @@ void sn_node_free(sn_node *n);
 sn_node *sn_node_get(const sn_node *map, const char *key);
 /* Writes the tree back as YAML (block style), for spec.resolved.yaml. */
 void sn_node_write(const sn_node *n, FILE *out);
+/* Writes the tree on one line in flow style (`{a: [1, 2]}`), which reads back as
+ * the same tree: the text of a --set VALUE. */
+void sn_node_write_flow(const sn_node *n, FILE *out);
+/* A deep copy (locations kept, pointing at the same file names), or NULL when out
+ * of memory. */
+sn_node *sn_node_copy(const sn_node *n);
 /* Applies "a.b.c=VALUE" (VALUE read as YAML) to the tree; a path through an
  * unknown key is reported by the spec checker afterwards, as for the file.
  * Missing mappings on the way are created; a number after a list picks an item
@@ -136,8 +142,9 @@ typedef struct sn_layer_spec {
   double kernel_init_arg;
   sn_init_kind bias_init;   /* default zeros */
   double bias_init_arg;
-  /* graph form: `inputs: [a, b]`; none = the previous layer (the model input is
-   * called "input") */
+  /* graph form: the layers whose outputs this one takes, always filled by the
+   * parser: `inputs: [a, b]` as written, or else the previous layer's name ("input",
+   * the model input, for the first layer; input_locs[0] is then the layer's loc). */
   int n_inputs;
   char inputs[8][64];
   sn_loc input_locs[8];
@@ -230,7 +237,8 @@ typedef struct sn_spec {
   sn_loc input_loc;
   int n_layers;
   sn_layer_spec *layers; /* owned */
-  int *order;            /* owned: layer indices in topological order (inputs first); the
+  int *order;            /* owned: layer indices in topological order (inputs first, list
+                            order kept where the graph allows); the
                             model output is the last layer of the list */
   /* train */
   sn_loss_kind loss;
@@ -258,6 +266,9 @@ typedef struct sn_spec {
   int n_expect;
   sn_expect_spec expect[16];
   sn_sweep_spec sweep;
+  /* Fields after this line were added with the full spec language. */
+  sn_loc schedule_loc;  /* train.schedule, or train's loc when absent */
+  sn_loc early_loc;     /* train.early_stopping, when enabled */
 } sn_spec;
 
 /* Reads and checks a spec. Every problem goes to d; returns NULL if any error.
@@ -268,6 +279,15 @@ sn_spec *sn_spec_from_tree(sn_node *root, const char *path, sn_diag *d);
 void sn_spec_free(sn_spec *s);
 /* Writes s as YAML with every default filled in (write_spec.c). */
 void sn_spec_write_resolved(const sn_spec *s, FILE *out);
+/* Spec names of the enums, as written in a spec ("leaky_relu", "conv2d", "huber",
+ * "adamw", "glorot_uniform", "cosine"); "?" for a value out of range.
+ * sn_layer_kind_name gives "activation" for SN_LAYER_ACTIVATION (the layer's own
+ * name is sn_act_name of its activation). */
 const char *sn_act_name(sn_act a);
+const char *sn_layer_kind_name(sn_layer_kind k);
+const char *sn_loss_name(sn_loss_kind k);
+const char *sn_optimizer_name(sn_opt_kind k);
+const char *sn_init_name(sn_init_kind k);
+const char *sn_schedule_name(sn_schedule_kind k);
 
 #endif

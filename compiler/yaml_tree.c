@@ -657,6 +657,30 @@ void sn_node_write(const sn_node *n, FILE *out) {
   if (n) write_block(n, 0, false, out);
 }
 
+void sn_node_write_flow(const sn_node *n, FILE *out) {
+  if (!n) return;
+  if (n->kind == SN_NODE_SCALAR) {
+    /* In flow style ",[]{}" end a plain scalar; such text is a string either way. */
+    sn_node q = *n;
+    q.quoted = n->quoted || (n->text && strpbrk(n->text, ",[]{}"));
+    write_scalar(&q, out);
+    return;
+  }
+  bool map = n->kind == SN_NODE_MAP;
+  fputc(map ? '{' : '[', out);
+  for (int i = 0; i < n->n; i++) {
+    if (i) fputs(", ", out);
+    if (map) {
+      sn_node_write_flow(n->keys[i], out);
+      fputs(": ", out);
+    }
+    sn_node_write_flow(n->items[i], out);
+  }
+  fputc(map ? '}' : ']', out);
+}
+
+sn_node *sn_node_copy(const sn_node *n) { return n ? copy_node(n) : NULL; }
+
 /* ---------------------------------------------------------------------------
  * --set KEY.PATH=VALUE */
 

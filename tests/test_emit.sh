@@ -26,11 +26,11 @@ check "eval_step computes no gradient" bash -c '! grep -q "relu_grad\|colsum\|on
 
 llvm=$("$specnet" emit "$spec" --what llvm) || { echo "FAIL: emit --what llvm"; exit 1; }
 check "one function per fused kernel" test "$(grep -c '^define internal fastcc void @grad_step.k' <<<"$llvm")" -eq 5
-check "the Adam update is one kernel over the flat buffer" grep -q '^define internal fastcc void @adam.k' <<<"$llvm"
+check "the Adam update is one kernel over the flat buffer" grep -q '^define internal fastcc void @update.k' <<<"$llvm"
 if grep -q avx2 /proc/cpuinfo; then
   k1=$(sed -n '/^define internal fastcc void @grad_step.k1(/,/^}/p' <<<"$llvm")
   check "bias+relu kernel is vectorized 8-wide" grep -q '<8 x float>' <<<"$k1"
-  adam=$(sed -n '/^define internal fastcc void @adam.k(/,/^}/p' <<<"$llvm")
+  adam=$(sed -n '/^define internal fastcc void @update.k(/,/^}/p' <<<"$llvm")
   check "Adam kernel is vectorized 8-wide" grep -q 'sqrt.v8f32' <<<"$adam"
 fi
 exit $fail

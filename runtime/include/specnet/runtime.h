@@ -97,6 +97,13 @@ typedef struct sn_source {
   char label_col[64]; /* label column by header name; "" when by position */
   int label_index;    /* label column by position: 0-based, -1 = last */
   bool header;        /* first row holds column names */
+  /* Fields after this line were added with the data formats (appended only). */
+  int64_t target_elems; /* what the model's loss reads, set by the driver before loading:
+                         * 0 = class labels (y, integers >= 0); k > 0 = k float targets
+                         * per sample (t): a csv label column or a float npy y is read as
+                         * is, class labels become one-hot rows when k > 1 */
+  bool no_labels;       /* features only (predict input): a csv has no label column,
+                         * an npy source no y file */
 } sn_source;
 
 typedef struct sn_dataset {
@@ -125,9 +132,39 @@ int sn_idx_read(const char *path, int *rank, int64_t dims[4], uint8_t **data,
 /* Generates a synthetic set (src->kind == SN_SRC_SYNTHETIC); sn_dataset_load calls
  * this. Deterministic in src->seed; balanced classes in shuffled order. */
 int sn_dataset_synthetic(const sn_source *src, sn_dataset *out, sn_error *err);
+/* A CSV file (src->kind == SN_SRC_CSV; data_csv.c): one sample per row, commas
+ * between cells, every cell a finite number (a header row of names when
+ * src->header), the label column by name (label_col) or position (label_index,
+ * -1 = last), the other columns the features: shape (features). Errors name the
+ * file, its line and the column. */
+int sn_dataset_csv(const sn_source *src, sn_dataset *out, sn_error *err);
+/* NPY files (src->kind == SN_SRC_NPY; data_npy.c): x = src->images, shape (n, ...)
+ * (per-sample rank at most 4), y = src->labels, shape (n) integer labels or, for
+ * float targets, (n) or (n, k). Format versions 1-3, little-endian |u1 |i1 <u2 <i2
+ * <u4 <i4 <u8 <i8 <f2 <f4 <f8, C order. */
+int sn_dataset_npy(const sn_source *src, sn_dataset *out, sn_error *err);
+/* Reads one .npy array into f64: *ndim and shape[0..ndim) (ndim <= 8), *data holds
+ * the product of the shape, malloc'd; *integer says the dtype was an integer type.
+ * At most `limit` rows of the first axis when limit > 0 (shape[0] then says so). */
+int sn_npy_read(const char *path, int64_t limit, int *ndim, int64_t shape[8], double **data,
+                bool *integer, sn_error *err);
 void sn_dataset_scale(sn_dataset *ds, float factor); /* x *= factor */
 /* Splits off the last `fraction` of samples into `held` (validation). */
 int sn_dataset_split(sn_dataset *ds, double fraction, sn_dataset *held, sn_error *err);
+/* Preprocessing with per-feature statistics. A feature is a position along the last
+ * axis of a sample (a CSV column, an image column, a channel of NHWC images). */
+int64_t sn_dataset_features(const sn_dataset *ds); /* length of the last sample axis */
+/* mean and std ((features) each, caller's arrays) over every sample and position:
+ * the population standard deviation, as scikit-learn's StandardScaler; a constant
+ * feature gets std 1 so that it maps to 0. */
+void sn_dataset_stats(const sn_dataset *ds, double *mean, double *std);
+/* x = (x - mean) / std, with n = 1 value for all features or n = features values.
+ * A std that is not > 0 is an error. */
+int sn_dataset_normalize(sn_dataset *ds, const double *mean, const double *std, int64_t n,
+                         sn_error *err);
+/* Float targets from class labels: k == 1 gives t = y, k > 1 one-hot rows (a label
+ * >= k is an error). Replaces any t. */
+int sn_dataset_onehot(sn_dataset *ds, int64_t k, sn_error *err);
 void sn_dataset_free(sn_dataset *ds);
 
 /* ---------------------------------------------------------------------------
@@ -148,6 +185,7 @@ void sn_shuffle(int64_t *idx, int64_t n, uint64_t seed, uint64_t stream);
 #define SN_STREAM_SHUFFLE (UINT64_C(2) << 60) /* + epoch */
 #define SN_STREAM_DROPOUT (UINT64_C(3) << 60) /* + layer or op index */
 #define SN_STREAM_SYNTH (UINT64_C(4) << 60)   /* synthetic data generators */
+#define SN_STREAM_SWEEP (UINT64_C(5) << 60)   /* random sweeps: + axis */
 
 /* ---------------------------------------------------------------------------
  * A compiled model as the runtime sees it. */
@@ -246,6 +284,9 @@ typedef struct sn_epoch_record {
   double samples_per_second;
   bool has_val, has_test;
   sn_eval_result val, test;
+  /* Fields after this line came with prefetching (appended only). */
+  double data_wait_seconds; /* of `seconds`, the time the loop waited for its batches:
+                             * staging that the background thread did not hide */
 } sn_epoch_record;
 
 typedef enum sn_schedule_kind {
@@ -284,11 +325,41 @@ typedef struct sn_train_opts {
   void *on_epoch_ctx;
   sn_schedule schedule;      /* zeroed: constant */
   sn_early_stopping early;   /* zeroed: off */
+  /* Fields after this line came with the run records (appended only). */
+  const char *csv_path;      /* metrics.csv to write (the columns of metrics.jsonl), or NULL */
+  const char *curves_path;   /* curves.svg to write after each epoch, or NULL */
+  const char *title;         /* run name for curves.svg, or NULL */
+  bool no_prefetch;          /* stage batches on the calling thread (default: a
+                              * background thread stages the next batch) */
+  struct sn_train_result *result; /* filled at the end when not NULL */
 } sn_train_opts;
 
+/* How a training run ended. */
+typedef struct sn_train_result {
+  int epochs_run;       /* epochs that finished */
+  bool stopped_early;   /* early stopping ended the run before opts.epochs */
+  int best_epoch;       /* early stopping: epoch with the best monitored value, else 0 */
+  double best_value;    /* that value */
+  bool restored;        /* the weights (and state) of best_epoch were put back */
+} sn_train_result;
+
+/* The learning rate of optimizer step `step` (1-based) with `steps_per_epoch`
+ * batches per epoch and `epochs` epochs in all (train.c documents the formulas). */
+double sn_schedule_lr(const sn_schedule *s, double base_lr, int64_t step, int64_t steps_per_epoch,
+                      int epochs);
+
 int sn_evaluate(sn_model *m, const sn_dataset *ds, sn_eval_result *out, sn_error *err);
+/* The model output for every sample of ds ((n, output_elems) into out, row-major,
+ * as double), through m->predict in batches of batch_capacity. Needs x only. */
+int sn_predict_all(sn_model *m, const sn_dataset *ds, double *out, sn_error *err);
 int sn_train(sn_model *m, const sn_dataset *train, const sn_dataset *val,
              const sn_dataset *test, const sn_train_opts *opts, sn_error *err);
+
+/* Writes curves.svg (report.c): one panel per quantity (loss, each metric, and the
+ * learning rate when it changes), epochs along x, training solid, validation
+ * solid, test dashed; best_epoch > 0 draws a marker line there. Atomic write. */
+int sn_curves_svg(const char *path, const char *title, const sn_epoch_record *recs, int n,
+                  int n_metrics, const char *const *metric_names, int best_epoch, sn_error *err);
 
 /* Sets OpenBLAS threads (0 = leave the default). */
 void sn_set_threads(int n);

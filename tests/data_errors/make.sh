@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# Writes the small, deliberately broken data files that the specs in
+# tests/specs/errors/data_*.yaml point at, into tests/data_errors/gen/ (or DIR):
+# IDX files that are truncated, have bad magic bytes, a wrong element type,
+# absurd dimensions, trailing bytes, mismatched counts or out-of-range labels, and
+# gzip streams that are corrupt or cut off. Made at test time (a CTest fixture and
+# the cmake configure step run this) so that no binary files live in the repo.
+#
+#   tests/data_errors/make.sh [DIR]
+#
+# Needs only bash and gzip. Files appear atomically (written aside, then moved),
+# so parallel runs never see half a file.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+out=${1:-$here/gen}
+mkdir -p "$out"
+tmp=$(mktemp -d "$out/.tmp.XXXXXX")
+trap 'rm -rf "$tmp"' EXIT
+
+# bytes N...: each N (0-255) as one byte
+bytes() {
+  local b
+  for b in "$@"; do printf "\\$(printf '%03o' "$b")"; done
+}
+# u32 N: big-endian uint32
+u32() { bytes $(($1 >> 24 & 255)) $(($1 >> 16 & 255)) $(($1 >> 8 & 255)) $(($1 & 255)); }
+# idx TYPE DIM...: an IDX header (00 00 TYPE NDIMS, then the dims)
+idx() {
+  local type=$1 d
+  shift
+  bytes 0 0 "$type" $#
+  for d in "$@"; do u32 "$d"; done
+}
+pixels() { bytes 0 64 128 255 1 2 3 4 250 251 252 253; } # 3 samples of 2x2
+
+# Good files, the partners of the broken ones: 3 images of 2x2, labels 0 1 2.
+{ idx 8 3 2 2; pixels; } >"$tmp/good-images.idx"
+{ idx 8 3; bytes 0 1 2; } >"$tmp/good-labels.idx"
+
+{ idx 8 3; bytes 0 9 2; } >"$tmp/labels-9.idx"               # a label of 9 for 3 outputs
+{ idx 8 2; bytes 0 1; } >"$tmp/labels-2.idx"                  # 2 labels for 3 images
+{ idx 8 3 1; bytes 0 1 2; } >"$tmp/labels-2d.idx"             # labels with 2 dimensions
+{ idx 8 3 2 2; bytes 0 64 128 255 1 2 3 4; } >"$tmp/truncated-images.idx" # 8 of 12 bytes
+{ bytes 80 75 3 4; pixels; } >"$tmp/badmagic-images.idx"      # a zip file's magic
+{ idx 13 3 2 2; pixels; } >"$tmp/float-images.idx"            # type 0x0D (float32)
+{ idx 8 3 2 2; pixels; bytes 9 9 9 9 9; } >"$tmp/trailing-images.idx"
+{ idx 8 4294967295 65535 65535; pixels; } >"$tmp/absurd-images.idx"
+{ idx 8 3 2 2 1 1 1; pixels; } >"$tmp/sixdims-images.idx"     # 6 dimensions
+{ idx 8 3 2 0; } >"$tmp/zerodim-images.idx"
+{ idx 8 0 2 2; } >"$tmp/nosamples-images.idx"
+{ idx 8 0; } >"$tmp/nosamples-labels.idx"
+bytes 0 0 8 >"$tmp/short-header.idx"
+: >"$tmp/empty.idx"
+
+# gzip: a valid stream, its trailer cut off, and a header followed by a deflate
+# block of the reserved type 3 (invalid).
+gzip -n -c "$tmp/good-images.idx" >"$tmp/good-images.idx.gz"
+size=$(wc -c <"$tmp/good-images.idx.gz")
+head -c $((size - 8)) "$tmp/good-images.idx.gz" >"$tmp/cut-images.idx.gz"
+bytes 31 139 8 0 0 0 0 0 0 3 255 255 255 255 255 255 255 255 >"$tmp/corrupt-images.idx.gz"
+{ idx 8 3 2 2; pixels; } | gzip -n -c | head -c 20 >"$tmp/truncated-images.idx.gz"
+
+for f in "$tmp"/*; do mv -f "$f" "$out/"; done
