@@ -23,7 +23,11 @@ typedef struct opts {
   int n_sets;
   int threads;
   const char *junit;       /* test: JUnit XML to write */
-  int jobs;                /* test: specs run at once (0 or 1: one at a time) */
+  int jobs;                /* test: specs run at once (0 or 1: one at a time);
+                            * train: sweep runs at once */
+  const char *input;       /* predict: the samples file (IDX, NPY or CSV) */
+  const char *output;      /* predict: the CSV to write (NULL: stdout) */
+  bool probs;              /* predict: the whole output vector, not the class */
   sn_dtype_rt dtype;
   bool quiet, verbose;
 } opts;
@@ -31,6 +35,10 @@ typedef struct opts {
 typedef struct datasets {
   sn_dataset train, val, test;
   bool has_val, has_test;
+  /* data.preprocess standardize: the training set's statistics, (std_n) each,
+   * applied to every set (and to predict's input) */
+  double *std_mean, *std_std;
+  int64_t std_n;
 } datasets;
 
 /* Everything a run needs before the first step: spec, code, data, weights. */
@@ -45,8 +53,23 @@ int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 sn_spec *load_spec(const opts *o);
 int data_error(const sn_spec *s, sn_loc loc, const char *msg);
 int session_open(session *S, const opts *o, bool quiet);
+/* As session_open; with data false no data set is read (predict). s: the spec,
+ * already loaded (the session takes it), or NULL to load it. */
+int session_open_with(session *S, const opts *o, bool quiet, bool data, sn_spec *s);
 void session_free(session *S);
+/* The spec's scale and normalize steps on one loaded set (standardize is
+ * applied by the caller with the training statistics). Returns 0 or an exit code. */
+int preprocess_set(const sn_spec *s, sn_dataset *ds);
+/* Training options from the spec: epochs, batches, schedule, early stopping. */
+void train_opts_from_spec(const sn_spec *s, sn_train_opts *to);
+int mkdirs(const char *path);
 
 int cmd_test(const opts *o);
+int cmd_predict(const opts *o);
+/* One training run of o->spec (its sweep: section, if any, is not looked at). */
+int train_run(const opts *o, sn_spec *s);
+/* A sweep: every run of s->sweep as `train_run` with --set overrides, then the
+ * table of results. s stays the caller's. */
+int cmd_sweep(const opts *o, const sn_spec *s);
 
 #endif

@@ -30,6 +30,7 @@ typedef struct opt_help {
 typedef struct cmd_help {
   const char *name;
   const char *usage;   /* after "specnet " */
+  const char *brief;   /* the usage in the overview: the command and what it needs */
   const char *summary; /* one line for the overview */
   const char *about;   /* a paragraph, lines already broken */
   opt_help opts[10];   /* ends at the first entry without a flag */
@@ -49,6 +50,7 @@ typedef struct cmd_help {
 static const cmd_help commands[] = {
     {"check",
      "check SPEC [--set KEY=VALUE]... [--dtype f32|f64]",
+     "check SPEC",
      "validate; print the layer table and parameter counts",
      "Reads SPEC, reports every problem in it at once (file:LINE:COL: error: ...),\n"
      "builds the layer graph (shape errors name the layer and its line) and prints\n"
@@ -60,6 +62,7 @@ static const cmd_help commands[] = {
     {"train",
      "train SPEC [--out DIR] [--set KEY=VALUE]... [--weights FILE] [--threads N]\n"
      "                     [--dtype f32|f64] [--quiet]",
+     "train SPEC",
      "compile and train; writes runs/NAME/ (or --out DIR)",
      "Compiles SPEC (the compile time is printed, by stage), loads its data,\n"
      "initializes the parameters from the spec's seed (or reads --weights), trains,\n"
@@ -79,6 +82,7 @@ static const cmd_help commands[] = {
     {"eval",
      "eval SPEC --weights FILE [--split test|validation|train] [--set KEY=VALUE]...\n"
      "                    [--threads N] [--dtype f32|f64]",
+     "eval SPEC --weights FILE",
      "evaluate saved weights on a split",
      "Compiles SPEC, reads the weights, loads the chosen split and prints its mean\n"
      "loss and every metric of the spec, with the sample count and time.",
@@ -91,7 +95,8 @@ static const cmd_help commands[] = {
       "specnet eval specs/mnist_mlp.yaml --weights model.safetensors --split validation"}},
     {"emit",
      "emit SPEC --what spec|ir|grad|plan|llvm|asm [--set KEY=VALUE]... [--dtype f32|f64]",
-     "print the program after a stage: spec|ir|grad|plan|llvm|asm",
+     "emit SPEC --what STAGE",
+     "print the program after a stage (spec, ir, grad, plan, llvm, asm)",
      "Prints what the compiler made of SPEC after one stage: spec (the spec after\n"
      "--set, as YAML), ir (the forward graph), grad (with the backward graph), plan\n"
      "(fused kernels, GEMMs and memory per step function), llvm (optimized LLVM IR),\n"
@@ -100,15 +105,20 @@ static const cmd_help commands[] = {
      {"specnet emit specs/mnist_mlp.yaml --what plan",
       "specnet emit specs/mnist_mlp.yaml --what llvm --dtype f64"}},
     {"test",
-     "test PATH... [--set KEY=VALUE]... [--verbose]",
+     "test PATH... [--set KEY=VALUE]... [--jobs N] [--junit FILE] [--verbose]",
+     "test PATH...",
      "run the specs with expect: blocks (files or folders)",
      "Runs every spec with an expect: block under the given files and folders\n"
      "(recursively, *.yaml and *.yml, sorted): metric bounds after training,\n"
      "gradient checks in f64, or an expected error. Prints one line per spec and\n"
      "ends with \"N passed, N failed\". Exits 0 when none failed, 3 otherwise.",
      {{"--set KEY=VALUE", "none", "override a key in every spec (as for train); repeatable"},
+      {"--jobs N", "1", "run up to N specs at once, 1 to 1024, each in its own process;\n"
+                        "lines are still printed in path order"},
+      {"--junit FILE", "none", "also write the results as JUnit XML (for CI dashboards)"},
       {"--verbose", "off", "show each spec's diagnostics and training output"}},
-     {"specnet test tests/specs", "specnet test specs/mnist_mlp.yaml --set train.epochs=1"}},
+     {"specnet test tests/specs", "specnet test tests/specs --jobs 4 --junit results.xml",
+      "specnet test specs/mnist_mlp.yaml --set train.epochs=1"}},
 };
 
 enum { N_COMMANDS = sizeof commands / sizeof *commands };
@@ -132,14 +142,8 @@ void print_help(FILE *out) {
                "specnet compiles a YAML model spec into fused, JIT-compiled kernels and\n"
                "trains, evaluates or tests it.\n"
                "\ncommands:\n");
-  for (int i = 0; i < N_COMMANDS; i++) {
-    const char *u = commands[i].usage, *nl = strchr(u, '\n');
-    int len = nl ? (int)(nl - u) : (int)strlen(u);
-    /* the overview shows the usage up to its first option */
-    const char *opt = strstr(u, " [");
-    if (opt && opt - u < len) len = (int)(opt - u);
-    fprintf(out, "  %-27.*s %s\n", len, u, commands[i].summary);
-  }
+  for (int i = 0; i < N_COMMANDS; i++)
+    fprintf(out, "  %-26s %s\n", commands[i].brief, commands[i].summary);
   fprintf(out, "\noptions (specnet COMMAND --help says which command takes which):\n"
                "  --out DIR          run folder for train (default runs/NAME)\n"
                "  --set KEY=VALUE    override a spec key by its dotted path; VALUE is YAML\n"
@@ -149,6 +153,8 @@ void print_help(FILE *out) {
                "  --threads N        OpenBLAS threads (default: OpenBLAS's own choice)\n"
                "  --dtype f32|f64    precision of the compiled program (default f32)\n"
                "  --quiet            train: no progress line or epoch summaries\n"
+               "  --jobs N           test: run N specs at once (default 1)\n"
+               "  --junit FILE       test: also write the results as JUnit XML\n"
                "  --verbose          test: show each spec's diagnostics and training output\n"
                "  --help, -h         this text, or after a command that command's help\n"
                "  --version          versions and the CPU features the JIT uses\n"
@@ -223,7 +229,9 @@ void print_version(FILE *out) {
   LLVMGetVersion(&major, &minor, &patch);
   fprintf(out, "specnet %s\n", SPECNET_VERSION_STRING);
   fprintf(out, "  LLVM       %u.%u.%u (built against %s)\n", major, minor, patch, LLVM_VERSION_STRING);
-  fprintf(out, "  OpenBLAS   %s\n", openblas_get_config());
+  const char *config = openblas_get_config(); /* "OpenBLAS 0.3.21 DYNAMIC_ARCH ..." */
+  if (!strncmp(config, "OpenBLAS ", 9)) config += 9;
+  fprintf(out, "  OpenBLAS   %s\n", config);
   fprintf(out, "             core %s, %d threads (%s), %d processors\n", openblas_get_corename(),
           openblas_get_num_threads(), blas_parallel(openblas_get_parallel()),
           openblas_get_num_procs());
@@ -231,8 +239,8 @@ void print_version(FILE *out) {
   char *triple = LLVMGetDefaultTargetTriple();
   char *cpu = LLVMGetHostCPUName();
   char *features = LLVMGetHostCPUFeatures();
-  fprintf(out, "  JIT target %s, CPU %s\n", triple, cpu);
-  fprintf(out, "  CPU        ");
+  fprintf(out, "  JIT        %s, CPU %s\n", triple, cpu);
+  fprintf(out, "             features ");
   bool any = false;
   for (size_t i = 0; i < sizeof interesting_features / sizeof *interesting_features; i++)
     if (feature(features, interesting_features[i]) == 1) {
@@ -241,7 +249,7 @@ void print_version(FILE *out) {
     }
   if (!any) fputs("(none of the vector extensions specnet looks for)", out);
   for (size_t i = 0; i < sizeof headline_features / sizeof *headline_features; i++)
-    if (feature(features, headline_features[i]) == 0) fprintf(out, ", no %s", headline_features[i]);
+    if (feature(features, headline_features[i]) == 0) fprintf(out, "; no %s", headline_features[i]);
   fputc('\n', out);
   LLVMDisposeMessage(features);
   LLVMDisposeMessage(cpu);

@@ -11,8 +11,7 @@
 #include <unistd.h>
 
 #include "cli.h"
-
-#define SPECNET_VERSION "0.1.0"
+#include "help.h"
 
 int usage_error(const char *fmt, ...) {
   va_list ap;
@@ -29,14 +28,16 @@ int usage_error(const char *fmt, ...) {
 
 static const char *const known_options[] = {"--out",   "--set",   "--weights", "--threads", "--dtype",
                                             "--quiet", "--what",  "--split",   "--help",    "--verbose",
-                                            "--junit", "--jobs"};
+                                            "--junit", "--jobs", "--input", "--output",
+                                            "--probs"};
 
 static int parse_opts(int argc, char **argv, opts *o, bool many) {
   memset(o, 0, sizeof *o);
   for (int i = 0; i < argc; i++) {
     const char *a = argv[i];
     const char *val = NULL;
-    bool takes = strcmp(a, "--quiet") && strcmp(a, "--verbose") && !strncmp(a, "--", 2);
+    bool takes = strcmp(a, "--quiet") && strcmp(a, "--verbose") && strcmp(a, "--probs") &&
+                 !strncmp(a, "--", 2);
     if (takes) {
       if (i + 1 >= argc) return usage_error("option %s needs a value", a);
       val = argv[++i];
@@ -46,6 +47,9 @@ static int parse_opts(int argc, char **argv, opts *o, bool many) {
     else if (!strcmp(a, "--what")) o->what = val;
     else if (!strcmp(a, "--split")) o->split = val;
     else if (!strcmp(a, "--junit")) o->junit = val;
+    else if (!strcmp(a, "--input")) o->input = val;
+    else if (!strcmp(a, "--output")) o->output = val;
+    else if (!strcmp(a, "--probs")) o->probs = true;
     else if (!strcmp(a, "--jobs")) {
       char *end;
       long n = strtol(val, &end, 10);
@@ -114,13 +118,29 @@ static void datasets_free(datasets *ds) {
   sn_dataset_free(&ds->train);
   sn_dataset_free(&ds->val);
   sn_dataset_free(&ds->test);
+  free(ds->std_mean);
+  free(ds->std_std);
+  ds->std_mean = ds->std_std = NULL;
 }
 
-/* Loads one set and checks it against the model: sample size and label range. */
-static int load_set(const sn_spec *s, const sn_model *m, const sn_source *src, sn_loc loc,
+/* data.preprocess in order: scale, then normalize with the given mean and std. */
+int preprocess_set(const sn_spec *s, sn_dataset *ds) {
+  if (s->data.scale != 1.0) sn_dataset_scale(ds, (float)s->data.scale);
+  if (s->data.n_norm > 0) {
+    sn_error err = {0};
+    if (sn_dataset_normalize(ds, s->data.norm_mean, s->data.norm_std, s->data.n_norm, &err))
+      return data_error(s, s->data.preprocess_loc, err.msg);
+  }
+  return 0;
+}
+
+/* Loads one set and checks it against the model: sample size, targets, label range. */
+static int load_set(const sn_spec *s, const sn_model *m, const sn_source *src_in, sn_loc loc,
                     sn_dataset *out) {
   sn_error err = {0};
-  if (sn_dataset_load(src, out, &err)) return data_error(s, loc, err.msg);
+  sn_source src = *src_in;
+  src.target_elems = m->target_elems; /* what the loss reads: labels or float targets */
+  if (sn_dataset_load(&src, out, &err)) return data_error(s, loc, err.msg);
   char msg[8192];
   if (out->sample_elems != m->input_elems) {
     snprintf(msg, sizeof msg,
@@ -128,14 +148,31 @@ static int load_set(const sn_spec *s, const sn_model *m, const sn_source *src, s
              (long long)out->sample_elems, (long long)m->input_elems, s->input_loc.line);
     return data_error(s, loc, msg);
   }
-  for (int64_t i = 0; i < out->n; i++)
+  for (int64_t i = 0; m->target_elems == 0 && i < out->n; i++)
     if (out->y[i] < 0 || out->y[i] >= m->output_elems) {
       snprintf(msg, sizeof msg,
                "%s: label %d of sample %lld is out of range for a model with %lld outputs",
                out->origin, out->y[i], (long long)i, (long long)m->output_elems);
       return data_error(s, loc, msg);
     }
-  if (s->data.scale != 1.0) sn_dataset_scale(out, (float)s->data.scale);
+  return preprocess_set(s, out);
+}
+
+/* data.preprocess standardize: statistics of the training set (after the validation
+ * split, so nothing of validation leaks into them), applied to every set. */
+static int standardize(const sn_spec *s, datasets *ds) {
+  int64_t F = sn_dataset_features(&ds->train);
+  ds->std_mean = malloc((size_t)F * sizeof(double));
+  ds->std_std = malloc((size_t)F * sizeof(double));
+  if (!ds->std_mean || !ds->std_std) return data_error(s, s->data.preprocess_loc, "out of memory");
+  ds->std_n = F;
+  sn_dataset_stats(&ds->train, ds->std_mean, ds->std_std);
+  sn_dataset *sets[3] = {&ds->train, ds->has_val ? &ds->val : NULL, ds->has_test ? &ds->test : NULL};
+  for (int i = 0; i < 3; i++) {
+    sn_error err = {0};
+    if (sets[i] && sn_dataset_normalize(sets[i], ds->std_mean, ds->std_std, F, &err))
+      return data_error(s, s->data.preprocess_loc, err.msg);
+  }
   return 0;
 }
 
@@ -156,10 +193,11 @@ static int load_data(const sn_spec *s, const sn_model *m, datasets *ds) {
     if ((rc = load_set(s, m, &s->data.test, s->data.test_loc, &ds->test))) return rc;
     ds->has_test = true;
   }
+  if (s->data.standardize && (rc = standardize(s, ds))) return rc;
   return 0;
 }
 
-static int mkdirs(const char *path) {
+int mkdirs(const char *path) {
   char buf[4096];
   if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf) return -1;
   for (char *p = buf + 1; *p; p++) {
@@ -228,13 +266,17 @@ void session_free(session *S) {
 }
 
 int session_open(session *S, const opts *o, bool quiet) {
+  return session_open_with(S, o, quiet, true, NULL);
+}
+
+int session_open_with(session *S, const opts *o, bool quiet, bool data, sn_spec *s) {
   memset(S, 0, sizeof *S);
   if (o->threads) sn_set_threads(o->threads);
-  if (!(S->spec = load_spec(o))) return EXIT_SPEC;
+  if (!(S->spec = s ? s : load_spec(o))) return EXIT_SPEC;
   if (!(S->c = compile_spec(S->spec, o))) return EXIT_SPEC;
   print_compile_times(S->c, quiet);
   sn_model *m = sn_compiled_model(S->c);
-  int rc = load_data(S->spec, m, &S->ds);
+  int rc = data ? load_data(S->spec, m, &S->ds) : 0;
   if (rc) return rc;
   sn_error err = {0};
   if (sn_model_alloc(m, &err)) return data_error(S->spec, (sn_loc){0}, err.msg);
@@ -247,9 +289,36 @@ int session_open(session *S, const opts *o, bool quiet) {
   return 0;
 }
 
+void train_opts_from_spec(const sn_spec *s, sn_train_opts *to) {
+  memset(to, 0, sizeof *to);
+  to->epochs = s->epochs;
+  to->batch_size = s->batch_size;
+  to->shuffle = s->shuffle;
+  to->seed = s->seed;
+  to->learning_rate = s->learning_rate;
+  to->schedule = s->schedule;
+  to->early = s->early;
+  to->title = s->name;
+  /* SPECNET_PREFETCH=0 stages batches on the training thread (to measure what
+   * the background thread saves; docs/cli.md) */
+  const char *pf = getenv("SPECNET_PREFETCH");
+  to->no_prefetch = pf && !strcmp(pf, "0");
+}
+
 static int cmd_train(const opts *o) {
+  sn_spec *s = load_spec(o);
+  if (!s) return EXIT_SPEC;
+  if (s->sweep.kind != SN_SWEEP_NONE) {
+    int rc = cmd_sweep(o, s);
+    sn_spec_free(s);
+    return rc;
+  }
+  return train_run(o, s);
+}
+
+int train_run(const opts *o, sn_spec *spec) {
   session S;
-  int rc = session_open(&S, o, o->quiet);
+  int rc = session_open_with(&S, o, o->quiet, true, spec);
   if (rc) {
     session_free(&S);
     return rc;
@@ -271,18 +340,17 @@ static int cmd_train(const opts *o) {
   }
   sn_error err = {0};
   if (s->epochs > 0) {
-    char mpath[4200];
+    char mpath[4200], cpath[4200], spath[4200];
     snprintf(mpath, sizeof mpath, "%s/metrics.jsonl", dir);
-    sn_train_opts to = {
-        .epochs = s->epochs,
-        .batch_size = s->batch_size,
-        .shuffle = s->shuffle,
-        .seed = s->seed,
-        .learning_rate = s->learning_rate,
-        .metrics_path = mpath,
-        .progress = !o->quiet && isatty(STDERR_FILENO),
-        .quiet = o->quiet,
-    };
+    snprintf(cpath, sizeof cpath, "%s/metrics.csv", dir);
+    snprintf(spath, sizeof spath, "%s/curves.svg", dir);
+    sn_train_opts to;
+    train_opts_from_spec(s, &to);
+    to.metrics_path = mpath;
+    to.csv_path = cpath;
+    to.curves_path = spath;
+    to.progress = !o->quiet && isatty(STDERR_FILENO);
+    to.quiet = o->quiet;
     if (sn_train(S.m, &S.ds.train, S.ds.has_val ? &S.ds.val : NULL, S.ds.has_test ? &S.ds.test : NULL,
                  &to, &err)) {
       fprintf(stderr, "%s: error: %s\n", s->path, err.msg);
@@ -334,50 +402,28 @@ static int cmd_eval(const opts *o) {
   return 0;
 }
 
-static const char *help_text =
-    "usage: specnet COMMAND SPEC [OPTIONS]\n"
-    "\n"
-    "commands:\n"
-    "  check SPEC                 validate; print the layer table and parameter count\n"
-    "  train SPEC                 train; writes runs/NAME/ (or --out DIR)\n"
-    "  eval SPEC --weights FILE   evaluate saved weights (--split test|validation|train)\n"
-    "  emit SPEC --what W         print the program: spec|ir|grad|plan|llvm|asm\n"
-    "  test PATH...               run the specs with expect: blocks (files or folders)\n"
-    "\n"
-    "options:\n"
-    "  --out DIR          run folder for train (default runs/NAME)\n"
-    "  --set KEY=VALUE    override a spec key by its dotted path; VALUE is YAML\n"
-    "                     (e.g. --set train.epochs=1); may be repeated\n"
-    "  --weights FILE     safetensors weights to start from (train) or to evaluate\n"
-    "  --threads N        OpenBLAS threads (default: OpenBLAS's own choice)\n"
-    "  --dtype f32|f64    precision of the compiled program (default f32)\n"
-    "  --quiet            no progress line or per-epoch summary\n"
-    "  --verbose          test: show each spec's diagnostics and training output\n"
-    "  --jobs N           test: run N specs at once (each in its own process)\n"
-    "  --junit FILE       test: also write the results as JUnit XML\n"
-    "  --version, --help\n";
-
 int main(int argc, char **argv) {
   if (argc < 2) {
-    fputs(help_text, stderr);
+    print_help(stderr);
     return EXIT_USAGE;
   }
   const char *cmd = argv[1];
   if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h") || !strcmp(cmd, "help")) {
-    fputs(help_text, stdout);
+    if (argc < 3 || print_command_help(argv[2], stdout)) print_help(stdout); /* help [CMD] */
     return 0;
   }
   if (!strcmp(cmd, "--version")) {
-    printf("specnet %s\n", SPECNET_VERSION);
+    print_version(stdout);
     return 0;
   }
-  static const char *const cmds[] = {"check", "train", "eval", "emit", "test"};
-  int (*fns[])(const opts *) = {cmd_check, cmd_train, cmd_eval, cmd_emit, cmd_test};
-  for (int i = 0; i < 5; i++) {
+  static const char *const cmds[] = {"check", "train", "eval", "predict", "emit", "test"};
+  int (*fns[])(const opts *) = {cmd_check, cmd_train, cmd_eval, cmd_predict, cmd_emit, cmd_test};
+  const int n_cmds = (int)(sizeof cmds / sizeof *cmds);
+  for (int i = 0; i < n_cmds; i++) {
     if (strcmp(cmd, cmds[i])) continue;
     for (int j = 2; j < argc; j++)
-      if (!strcmp(argv[j], "--help")) {
-        fputs(help_text, stdout);
+      if (!strcmp(argv[j], "--help") || !strcmp(argv[j], "-h")) {
+        if (print_command_help(cmd, stdout)) print_help(stdout);
         return 0;
       }
     opts o;
@@ -386,7 +432,7 @@ int main(int argc, char **argv) {
     return fns[i](&o);
   }
   fprintf(stderr, "specnet: error: unknown command '%s'\n", cmd);
-  const char *near = sn_closest(cmd, cmds, 5);
+  const char *near = sn_closest(cmd, cmds, (int)(sizeof cmds / sizeof *cmds));
   if (near) fprintf(stderr, "hint: did you mean '%s'?\n", near);
   return EXIT_USAGE;
 }

@@ -3,11 +3,21 @@
 # Registers every *.yaml spec under DIR (recursively) as one CTest test that runs
 # `specnet test SPEC`: the spec's expect: block decides pass or fail (metric bounds,
 # gradcheck, or an expected error). Test names are "spec:" and the path relative to
-# DIR. SPECNET defaults to the specnet target of this project.
+# DIR. SPECNET defaults to specnet::specnet: in specnet's own build an alias of the
+# specnet target, in a project that did find_package(specnet) the installed
+# executable (the package also sets SPECNET_EXECUTABLE, used when the target is not
+# there).
 function(specnet_add_spec_tests dir)
   cmake_parse_arguments(ARG "" "SPECNET" "LABELS" ${ARGN})
   if(NOT ARG_SPECNET)
-    set(ARG_SPECNET $<TARGET_FILE:specnet>)
+    if(TARGET specnet::specnet)
+      set(ARG_SPECNET $<TARGET_FILE:specnet::specnet>)
+    elseif(SPECNET_EXECUTABLE)
+      set(ARG_SPECNET ${SPECNET_EXECUTABLE})
+    else()
+      message(FATAL_ERROR "specnet_add_spec_tests: no specnet executable; "
+                          "find_package(specnet) first, or pass SPECNET")
+    endif()
   endif()
   get_filename_component(dir "${dir}" ABSOLUTE)
   file(GLOB_RECURSE specs CONFIGURE_DEPENDS "${dir}/*.yaml" "${dir}/*.yml")

@@ -24,7 +24,7 @@ void sn_autodiff(sn_graph *g) {
   int *grad = grow(NULL, &cap, n0);
   for (int v = 0; v < n0; v++) {
     const sn_op *op = &g->ops[v];
-    needs[v] = op->code == SN_OP_PARAM;
+    needs[v] = op->code == SN_OP_PARAM && g->params[op->param].buffer == 0;
     for (int i = 0; i < op->n_in; i++) needs[v] |= needs[op->in[i]];
   }
   grad[g->objective] = sn_emit_const(g, 1.0);
@@ -70,6 +70,7 @@ void sn_expand(sn_graph *g) {
   mark(g, g->label, live);
   mark(g, g->target, live);
   for (int k = 0; k < g->n_metrics; k++) mark(g, g->metric_sum[k], live);
+  for (int k = 0; k < g->n_state_updates; k++) mark(g, g->state_update[k], live);
   for (int k = 0; k < g->n_params; k++) {
     mark(g, g->param_grad[k], live);
     mark(g, g->param_op[k], live);
@@ -111,6 +112,7 @@ void sn_expand(sn_graph *g) {
   g->loss_sum = remap_root(map, g->loss_sum);
   g->objective = remap_root(map, g->objective);
   for (int k = 0; k < g->n_metrics; k++) g->metric_sum[k] = remap_root(map, g->metric_sum[k]);
+  for (int k = 0; k < g->n_state_updates; k++) g->state_update[k] = remap_root(map, g->state_update[k]);
   for (int k = 0; k < g->n_params; k++) {
     g->param_op[k] = remap_root(map, g->param_op[k]);
     g->param_grad[k] = remap_root(map, g->param_grad[k]);

@@ -204,13 +204,242 @@ static int build_concat(builder *b, const sn_layer_spec *l, const input *in, int
   return y;
 }
 
-static int not_yet(builder *b, const sn_layer_spec *l, const input *in, int n) {
-  static const char *names[] = {[SN_LAYER_CONV2D] = "conv2d",         [SN_LAYER_MAX_POOL2D] = "max_pool2d",
-                                [SN_LAYER_AVG_POOL2D] = "avg_pool2d", [SN_LAYER_GLOBAL_AVG_POOL2D] = "global_avg_pool2d",
-                                [SN_LAYER_DROPOUT] = "dropout",       [SN_LAYER_BATCH_NORM] = "batch_norm",
-                                [SN_LAYER_LAYER_NORM] = "layer_norm", [SN_LAYER_EMBEDDING] = "embedding"};
-  sn_diag_error(b->d, l->loc, "%s: the compiler does not build %s layers yet", l->name, names[l->kind]);
-  return -1;
+/* Training: each element kept with probability 1 - rate and scaled by 1/(1 - rate);
+ * inference: the identity. */
+static int build_dropout(builder *b, const sn_layer_spec *l, const input *in, int n) {
+  if (!b->g->training || l->rate <= 0) return in[0].v;
+  sn_op op = at(l);
+  op.code = SN_OP_DROPOUT;
+  op.n_in = 1;
+  op.in[0] = in[0].v;
+  op.c = l->rate;
+  op.a[0] = (int64_t)(l - b->s->layers) + 1; /* one mask stream per layer */
+  char err[256];
+  return sn_graph_add(b->g, &op, err, sizeof err);
+}
+
+static int scale_shift(builder *b, const sn_layer_spec *l, int xhat, int64_t C) {
+  sn_op like = at(l);
+  char name[128];
+  snprintf(name, sizeof name, "%s.weight", l->name);
+  int gamma = sn_param_add(b->g, name, 1, &C, SN_INIT_ONES, 0, C, C, &like);
+  snprintf(name, sizeof name, "%s.bias", l->name);
+  int beta = sn_param_add(b->g, name, 1, &C, SN_INIT_ZEROS, 0, C, C, &like);
+  return sn_emit(b->g, SN_OP_ADD, sn_emit(b->g, SN_OP_MUL, xhat, gamma, -1, &like), beta, -1, &like);
+}
+
+/* 1 / sqrt(v + eps) */
+static int inv_std(builder *b, int var, double eps, const sn_op *like) {
+  int s = sn_emit(b->g, SN_OP_SQRT, sn_emit(b->g, SN_OP_ADD, var, sn_emit_const(b->g, eps), -1, like), -1, -1, like);
+  return sn_emit(b->g, SN_OP_DIV, sn_emit_const(b->g, 1.0), s, -1, like);
+}
+
+/* Per channel (the last axis) over all other positions of the batch: batch
+ * statistics in training, which also update the running ones (Keras's momentum
+ * form, biased variance); running statistics in inference. PyTorch's names:
+ * weight, bias, running_mean, running_var. */
+static int build_batch_norm(builder *b, const sn_layer_spec *l, const input *in, int n) {
+  sn_graph *g = b->g;
+  const sn_type *t = TY(b, in[0].v);
+  if (!t->batched || t->rank < 1) {
+    char g2[256];
+    got(b, &in[0], g2, sizeof g2);
+    sn_diag_error(b->d, l->loc, "%s: batch_norm needs batch data with a channel axis, %s", l->name, g2);
+    return -1;
+  }
+  int64_t C = t->dim[t->rank - 1], per = sn_type_elems(t) / C;
+  sn_op like = at(l);
+  char name[128];
+  snprintf(name, sizeof name, "%s.running_mean", l->name);
+  int rm = sn_state_add(g, name, C, SN_INIT_ZEROS, &like);
+  int rm_param = g->ops[rm].param;
+  snprintf(name, sizeof name, "%s.running_var", l->name);
+  int rv = sn_state_add(g, name, C, SN_INIT_ONES, &like);
+  int rv_param = g->ops[rv].param;
+  int x = in[0].v, xhat;
+  if (g->training) {
+    int invr = sn_emit(g, SN_OP_MUL, sn_emit(g, SN_OP_INV_ROWS, -1, -1, -1, &like),
+                       sn_emit_const(g, 1.0 / (double)per), -1, &like);
+    int mean = sn_emit(g, SN_OP_MUL, sn_emit(g, SN_OP_COLSUM, x, -1, -1, &like), invr, -1, &like);
+    int xc = sn_emit(g, SN_OP_SUB, x, mean, -1, &like);
+    int var = sn_emit(g, SN_OP_MUL, sn_emit(g, SN_OP_COLSUM, sn_emit(g, SN_OP_MUL, xc, xc, -1, &like), -1, -1, &like),
+                      invr, -1, &like);
+    xhat = sn_emit(g, SN_OP_MUL, xc, inv_std(b, var, l->epsilon, &like), -1, &like);
+    int mom = sn_emit_const(g, l->momentum), rest = sn_emit_const(g, 1 - l->momentum);
+    if (g->n_state_updates + 2 > 64) {
+      sn_diag_error(b->d, l->loc, "%s: more than 32 batch_norm layers", l->name);
+      return -1;
+    }
+    g->state_param[g->n_state_updates] = rm_param;
+    g->state_update[g->n_state_updates++] = sn_emit(
+        g, SN_OP_ADD, sn_emit(g, SN_OP_MUL, rm, mom, -1, &like), sn_emit(g, SN_OP_MUL, mean, rest, -1, &like), -1, &like);
+    g->state_param[g->n_state_updates] = rv_param;
+    g->state_update[g->n_state_updates++] = sn_emit(
+        g, SN_OP_ADD, sn_emit(g, SN_OP_MUL, rv, mom, -1, &like), sn_emit(g, SN_OP_MUL, var, rest, -1, &like), -1, &like);
+  } else {
+    xhat = sn_emit(g, SN_OP_MUL, sn_emit(g, SN_OP_SUB, x, rm, -1, &like), inv_std(b, rv, l->epsilon, &like), -1, &like);
+  }
+  return scale_shift(b, l, xhat, C);
+}
+
+/* Per sample over the last axis (torch.nn.LayerNorm(C)): the same in training
+ * and inference. */
+static int build_layer_norm(builder *b, const sn_layer_spec *l, const input *in, int n) {
+  sn_graph *g = b->g;
+  const sn_type *t = TY(b, in[0].v);
+  if (!t->batched || t->rank < 1) {
+    char g2[256];
+    got(b, &in[0], g2, sizeof g2);
+    sn_diag_error(b->d, l->loc, "%s: layer_norm needs batch data with a last axis, %s", l->name, g2);
+    return -1;
+  }
+  int64_t C = t->dim[t->rank - 1];
+  sn_op like = at(l);
+  int x = in[0].v, invc = sn_emit_const(g, 1.0 / (double)C);
+  int mean = sn_emit(g, SN_OP_MUL, sn_emit(g, SN_OP_ROW_SUM, x, -1, -1, &like), invc, -1, &like);
+  int xc = sn_emit(g, SN_OP_SUB, x, mean, -1, &like);
+  int var = sn_emit(g, SN_OP_MUL, sn_emit(g, SN_OP_ROW_SUM, sn_emit(g, SN_OP_MUL, xc, xc, -1, &like), -1, -1, &like),
+                    invc, -1, &like);
+  return scale_shift(b, l, sn_emit(g, SN_OP_MUL, xc, inv_std(b, var, l->epsilon, &like), -1, &like), C);
+}
+
+/* NHWC images: [N, H, W, C]. */
+static bool need_image(builder *b, const sn_layer_spec *l, const input *in, const char *kind) {
+  const sn_type *t = TY(b, in[0].v);
+  if (t->batched && t->rank == 3) return true;
+  char g2[256];
+  got(b, &in[0], g2, sizeof g2);
+  sn_diag_error(b->d, l->loc, "%s: %s expects images of shape [N, height, width, channels], %s", l->name, kind, g2);
+  if (t->batched && t->rank == 2)
+    sn_diag_hint(b->d, "give the channel axis: model.input: [%lld, %lld, 1]", (long long)t->dim[0], (long long)t->dim[1]);
+  return false;
+}
+
+/* Window geometry as Keras/TensorFlow: valid, or same (output ceil(in / stride),
+ * padding split with the extra row/column at the bottom/right). */
+static bool window(builder *b, const sn_layer_spec *l, const input *in, const int k[2], const int s[2], sn_op *op) {
+  const sn_type *t = TY(b, in[0].v);
+  int64_t out[2], pad[2];
+  for (int d = 0; d < 2; d++) {
+    int64_t size = t->dim[d];
+    if (l->padding == SN_PAD_SAME) {
+      out[d] = (size + s[d] - 1) / s[d];
+      int64_t total = (out[d] - 1) * s[d] + k[d] - size;
+      pad[d] = total > 0 ? total / 2 : 0;
+    } else {
+      out[d] = size >= k[d] ? (size - k[d]) / s[d] + 1 : 0;
+      pad[d] = 0;
+    }
+  }
+  if (out[0] < 1 || out[1] < 1) {
+    char g2[256];
+    got(b, &in[0], g2, sizeof g2);
+    sn_diag_error(b->d, l->loc, "%s: a %dx%d window does not fit its input with padding: valid; %s", l->name, k[0], k[1], g2);
+    sn_diag_hint(b->d, "use padding: same, a smaller window, or fewer downsampling layers before this one");
+    return false;
+  }
+  op->a[SN_WIN_KH] = k[0];
+  op->a[SN_WIN_KW] = k[1];
+  op->a[SN_WIN_SH] = s[0];
+  op->a[SN_WIN_SW] = s[1];
+  op->a[SN_WIN_PT] = pad[0];
+  op->a[SN_WIN_PL] = pad[1];
+  op->a[SN_WIN_OH] = out[0];
+  op->a[SN_WIN_OW] = out[1];
+  return true;
+}
+
+static int add_op(builder *b, sn_op *op, const sn_layer_spec *l) {
+  char err[256];
+  int v = sn_graph_add(b->g, op, err, sizeof err);
+  if (v < 0) sn_diag_error(b->d, l->loc, "%s: %s", l->name, err);
+  return v;
+}
+
+/* conv2d as im2col + GEMM: patches [N, OH, OW, Ci*KH*KW] (columns in torch's
+ * (in, kh, kw) order) times the weight (out, in, kh, kw) viewed as (out, in*kh*kw). */
+static int build_conv2d(builder *b, const sn_layer_spec *l, const input *in, int n) {
+  if (!need_image(b, l, in, "conv2d")) return -1;
+  sn_graph *g = b->g;
+  const sn_type *t = TY(b, in[0].v);
+  int64_t ci = t->dim[2], co = l->filters, kh = l->kernel_size[0], kw = l->kernel_size[1];
+  sn_op op = at(l);
+  op.code = SN_OP_IM2COL;
+  op.n_in = 1;
+  op.in[0] = in[0].v;
+  if (!window(b, l, in, l->kernel_size, l->strides, &op)) return -1;
+  bool pointwise = kh == 1 && kw == 1 && l->strides[0] == 1 && l->strides[1] == 1;
+  int patches = pointwise ? in[0].v : add_op(b, &op, l);
+  if (patches < 0) return -1;
+  sn_op like = at(l);
+  char name[128];
+  snprintf(name, sizeof name, "%s.weight", l->name);
+  int64_t wshape[4] = {co, ci, kh, kw}; /* torch.nn.Conv2d layout */
+  int w = sn_param_add(g, name, 4, wshape, l->kernel_init, l->kernel_init_arg, ci * kh * kw, co * kh * kw, &like);
+  sn_type w2 = {.dtype = g->dtype, .rank = 2, .dim = {co, ci * kh * kw}};
+  int wm = sn_emit_typed(g, SN_OP_RESHAPE, w, &w2, &like);
+  sn_op mm = at(l);
+  mm.code = SN_OP_MATMUL;
+  mm.n_in = 2;
+  mm.in[0] = patches;
+  mm.in[1] = wm;
+  mm.tb = 1;
+  int y = add_op(b, &mm, l);
+  if (y < 0) return -1;
+  if (l->use_bias) {
+    snprintf(name, sizeof name, "%s.bias", l->name);
+    int bias = sn_param_add(g, name, 1, &co, l->bias_init, l->bias_init_arg, ci * kh * kw, co * kh * kw, &like);
+    y = sn_emit(g, SN_OP_ADD, y, bias, -1, &like);
+  }
+  return act_op(b, y, l->activation, act_alpha(l, l->activation), l);
+}
+
+static int build_pool(builder *b, const sn_layer_spec *l, const input *in, int n) {
+  bool global = l->kind == SN_LAYER_GLOBAL_AVG_POOL2D;
+  if (!need_image(b, l, in, global ? "global_avg_pool2d" : l->kind == SN_LAYER_MAX_POOL2D ? "max_pool2d" : "avg_pool2d"))
+    return -1;
+  const sn_type *t = TY(b, in[0].v);
+  sn_op op = at(l);
+  op.code = l->kind == SN_LAYER_MAX_POOL2D ? SN_OP_MAX_POOL : SN_OP_AVG_POOL;
+  op.n_in = 1;
+  op.in[0] = in[0].v;
+  if (global) {
+    int k[2] = {(int)t->dim[0], (int)t->dim[1]}, s[2] = {1, 1};
+    sn_layer_spec gl = *l;
+    gl.padding = SN_PAD_VALID;
+    if (!window(b, &gl, in, k, s, &op)) return -1;
+  } else {
+    int s[2] = {l->strides[0] ? l->strides[0] : l->pool_size[0], l->strides[1] ? l->strides[1] : l->pool_size[1]};
+    if (!window(b, l, in, l->pool_size, s, &op)) return -1;
+  }
+  int y = add_op(b, &op, l);
+  if (y < 0 || !global) return y;
+  sn_type flat = {.dtype = b->g->dtype, .batched = true, .rank = 1, .dim = {t->dim[2]}};
+  sn_op like = at(l);
+  return sn_emit_typed(b->g, SN_OP_RESHAPE, y, &flat, &like); /* [N, 1, 1, C] -> [N, C] */
+}
+
+/* ids [N, T..] (integers stored as floats) -> [N, T.., dim], torch.nn.Embedding's
+ * weight (vocab, dim). */
+static int build_embedding(builder *b, const sn_layer_spec *l, const input *in, int n) {
+  const sn_type *t = TY(b, in[0].v);
+  if (!t->batched || t->rank + 1 > SN_MAX_RANK) {
+    char g2[256];
+    got(b, &in[0], g2, sizeof g2);
+    sn_diag_error(b->d, l->loc, "%s: embedding expects batch data of ids, %s", l->name, g2);
+    return -1;
+  }
+  sn_op like = at(l);
+  char name[128];
+  snprintf(name, sizeof name, "%s.weight", l->name);
+  int64_t shape[2] = {l->vocab, l->dim};
+  int tab = sn_param_add(b->g, name, 2, shape, l->kernel_init, l->kernel_init_arg, l->vocab, l->dim, &like);
+  sn_op op = at(l);
+  op.code = SN_OP_EMBED;
+  op.n_in = 2;
+  op.in[0] = tab;
+  op.in[1] = in[0].v;
+  return add_op(b, &op, l);
 }
 
 typedef int (*layer_build_fn)(builder *b, const sn_layer_spec *l, const input *in, int n);
@@ -219,15 +448,15 @@ static const layer_build_fn layer_builders[] = {
     [SN_LAYER_FLATTEN] = build_flatten,
     [SN_LAYER_DENSE] = build_dense,
     [SN_LAYER_ACTIVATION] = build_activation,
-    [SN_LAYER_CONV2D] = not_yet,
-    [SN_LAYER_MAX_POOL2D] = not_yet,
-    [SN_LAYER_AVG_POOL2D] = not_yet,
-    [SN_LAYER_GLOBAL_AVG_POOL2D] = not_yet,
+    [SN_LAYER_CONV2D] = build_conv2d,
+    [SN_LAYER_MAX_POOL2D] = build_pool,
+    [SN_LAYER_AVG_POOL2D] = build_pool,
+    [SN_LAYER_GLOBAL_AVG_POOL2D] = build_pool,
     [SN_LAYER_RESHAPE] = build_reshape,
-    [SN_LAYER_DROPOUT] = not_yet,
-    [SN_LAYER_BATCH_NORM] = not_yet,
-    [SN_LAYER_LAYER_NORM] = not_yet,
-    [SN_LAYER_EMBEDDING] = not_yet,
+    [SN_LAYER_DROPOUT] = build_dropout,
+    [SN_LAYER_BATCH_NORM] = build_batch_norm,
+    [SN_LAYER_LAYER_NORM] = build_layer_norm,
+    [SN_LAYER_EMBEDDING] = build_embedding,
     [SN_LAYER_ADD] = build_join,
     [SN_LAYER_CONCAT] = build_concat,
     [SN_LAYER_MULTIPLY] = build_join,
@@ -413,8 +642,9 @@ static int resolve_inputs(builder *b, int li, input *in) {
   return n;
 }
 
-int sn_build_graph(const sn_spec *s, sn_dtype dtype, sn_graph *g, sn_diag *d) {
+int sn_build_graph(const sn_spec *s, sn_dtype dtype, bool training, sn_graph *g, sn_diag *d) {
   sn_graph_init(g, dtype);
+  g->training = training;
   builder b = {s, g, d, NULL};
   g->batch_capacity = s->batch_size;
   g->lr = s->learning_rate;

@@ -9,7 +9,8 @@
 #include "specnet/compiler.h"
 
 struct sn_compiled {
-  sn_graph g;
+  sn_graph g;     /* training graph: forward with dropout and batch statistics, backward */
+  sn_graph infer; /* inference graph: eval and predict */
   sn_plan plan;
   sn_codegen cg;
   sn_jit *jit;
@@ -17,11 +18,11 @@ struct sn_compiled {
   sn_compile_times times;
 };
 
-/* Front half shared by compile and emit: graph, gradients, expansion. */
+/* Front half shared by compile and emit: the training graph, its gradients. */
 static int front(const sn_spec *spec, sn_dtype_rt dtype, sn_graph *g, sn_diag *d, bool grads,
                  sn_compile_times *t) {
   double t0 = sn_now();
-  if (sn_build_graph(spec, dtype == SN_RT_F64 ? SN_F64 : SN_F32, g, d)) return -1;
+  if (sn_build_graph(spec, dtype == SN_RT_F64 ? SN_F64 : SN_F32, true, g, d)) return -1;
   double t1 = sn_now();
   if (grads) sn_autodiff(g);
   double t2 = sn_now();
@@ -40,14 +41,17 @@ static void internal_error(sn_diag *d, const char *path, const char *what, const
 sn_compiled *sn_compile(const sn_spec *spec, sn_dtype_rt dtype, sn_diag *d) {
   sn_compiled *c = calloc(1, sizeof *c);
   if (!c) abort();
-  if (front(spec, dtype, &c->g, d, true, &c->times)) {
+  if (front(spec, dtype, &c->g, d, true, &c->times) ||
+      sn_build_graph(spec, dtype == SN_RT_F64 ? SN_F64 : SN_F32, false, &c->infer, d)) {
     sn_graph_free(&c->g);
+    sn_graph_free(&c->infer);
     free(c);
     return NULL;
   }
   double t0 = sn_now();
   sn_expand(&c->g);
-  sn_plan_build(&c->g, &c->plan);
+  sn_expand(&c->infer);
+  sn_plan_build(&c->g, &c->infer, &c->plan);
   double t1 = sn_now();
   char err[512];
   if (sn_codegen_init(&c->cg, err, sizeof err)) {
@@ -90,6 +94,7 @@ sn_compiled *sn_compile(const sn_spec *spec, sn_dtype_rt dtype, sn_diag *d) {
   mo->target_elems = g->target >= 0 ? sn_type_elems(&g->ops[g->target].type) : 0;
   mo->param_count = g->param_count;
   mo->opt_state_count = sn_opt_state_count(g);
+  mo->state_count = g->state_count;
   mo->arena_bytes = c->plan.arena_bytes;
   mo->n_params = g->n_params;
   mo->params_info = g->params;
@@ -107,6 +112,7 @@ void sn_compiled_free(sn_compiled *c) {
   sn_codegen_dispose(&c->cg);
   sn_plan_free(&c->plan);
   sn_graph_free(&c->g);
+  sn_graph_free(&c->infer);
   free(c);
 }
 
@@ -164,9 +170,16 @@ int sn_emit_stage(const sn_spec *spec, const char *what, sn_dtype_rt dtype, FILE
     sn_graph_free(&g);
     return 0;
   }
+  sn_graph infer;
+  if (sn_build_graph(spec, dtype == SN_RT_F64 ? SN_F64 : SN_F32, false, &infer, d)) {
+    sn_graph_free(&g);
+    sn_graph_free(&infer);
+    return -1;
+  }
   sn_expand(&g);
+  sn_expand(&infer);
   sn_plan plan;
-  sn_plan_build(&g, &plan);
+  sn_plan_build(&g, &infer, &plan);
   if (!strcmp(what, "plan")) {
     sn_plan_print(&plan, out);
   } else {
@@ -199,5 +212,6 @@ int sn_emit_stage(const sn_spec *spec, const char *what, sn_dtype_rt dtype, FILE
   }
   sn_plan_free(&plan);
   sn_graph_free(&g);
+  sn_graph_free(&infer);
   return rc;
 }

@@ -40,8 +40,10 @@ typedef struct emitter {
   const sn_kernel *k;
   LLVMValueRef fn, rows, r;   /* rows: the kernel's N; r: current row */
   LLVMValueRef *ref;          /* per value: pointer argument, or NULL */
+  int *alias;                 /* per value: the value whose pointer it shares, or -1 */
   LLVMValueRef *row_memo, *elem_memo, *scalar_memo;
   LLVMValueRef col;           /* current column index inside a column loop */
+  LLVMValueRef rng_base;      /* kernel argument: hash of (seed, step) for dropout */
 } emitter;
 
 /* ---------------------------------------------------------------------------
@@ -163,7 +165,8 @@ static LLVMTypeRef val_type(emitter *e, int v) {
 }
 
 static LLVMValueRef ptr_of(emitter *e, int v) {
-  LLVMValueRef p = e->ref[sn_plan_base(e->g, v)];
+  int b = sn_plan_base(e->g, v);
+  LLVMValueRef p = e->ref[e->alias[b] >= 0 ? e->alias[b] : b];
   if (!p) die("value has no buffer");
   return p;
 }
@@ -171,6 +174,27 @@ static LLVMValueRef ptr_of(emitter *e, int v) {
 static LLVMValueRef gen_scalar(emitter *e, int v);
 static LLVMValueRef gen_row(emitter *e, int v);
 static LLVMValueRef gen_elem(emitter *e, int v);
+
+/* Dropout: a counter-based hash (splitmix64's finalizer) of (seed, layer, step,
+ * element) decides each element, so the backward pass regenerates the forward mask
+ * and runs are reproducible. Kept elements are scaled by 1/(1-rate). */
+static LLVMValueRef dropout(emitter *e, const sn_op *op, LLVMValueRef x) {
+  LLVMBuilderRef b = e->b;
+  LLVMValueRef col = e->col ? e->col : ci(e, 0);
+  LLVMValueRef idx = LLVMBuildAdd(b, LLVMBuildMul(b, e->r, ci(e, last_dim(&op->type)), ""), col, "");
+  LLVMValueRef z = LLVMBuildXor(b, e->rng_base, LLVMBuildMul(b, idx, ci(e, (int64_t)0x9E3779B97F4A7C15ull), ""), "");
+  z = LLVMBuildAdd(b, z, ci(e, op->a[0] * (int64_t)0xD1B54A32D192ED03ull), "");
+  z = LLVMBuildXor(b, z, LLVMBuildLShr(b, z, ci(e, 30), ""), "");
+  z = LLVMBuildMul(b, z, ci(e, (int64_t)0xBF58476D1CE4E5B9ull), "");
+  z = LLVMBuildXor(b, z, LLVMBuildLShr(b, z, ci(e, 27), ""), "");
+  z = LLVMBuildMul(b, z, ci(e, (int64_t)0x94D049BB133111EBull), "");
+  z = LLVMBuildXor(b, z, LLVMBuildLShr(b, z, ci(e, 31), ""), "");
+  /* 24 high bits -> [0, 1) exactly representable in float */
+  LLVMValueRef u = LLVMBuildFMul(b, LLVMBuildUIToFP(b, LLVMBuildLShr(b, z, ci(e, 40), ""), e->ft, ""),
+                                 cf(e, 1.0 / 16777216.0), "");
+  LLVMValueRef keep = LLVMBuildFCmp(b, LLVMRealOGE, u, cf(e, op->c), "");
+  return LLVMBuildSelect(b, keep, LLVMBuildFMul(b, x, cf(e, 1.0 / (1.0 - op->c)), ""), cf(e, 0), "");
+}
 
 /* Applies an elementwise op to already generated operands. */
 static LLVMValueRef apply(emitter *e, int v, LLVMValueRef *x) {
@@ -225,6 +249,8 @@ static LLVMValueRef apply(emitter *e, int v, LLVMValueRef *x) {
     return LLVMBuildFMul(b, x[1], LLVMBuildFAdd(b, cdf, LLVMBuildFMul(b, x[0], pdf, ""), ""), "");
   }
   case SN_OP_ABS: return intrinsic(e, "llvm.fabs", e->ft, x, 1);
+  case SN_OP_SQRT: return intrinsic(e, "llvm.sqrt", e->ft, x, 1);
+  case SN_OP_DROPOUT: return dropout(e, op, x[0]);
   case SN_OP_SIGN: /* -1, 0, 1 */
     return LLVMBuildFSub(b, LLVMBuildUIToFP(b, LLVMBuildFCmp(b, LLVMRealOGT, x[0], zero, ""), e->ft, ""),
                          LLVMBuildUIToFP(b, LLVMBuildFCmp(b, LLVMRealOLT, x[0], zero, ""), e->ft, ""), "");
@@ -287,11 +313,11 @@ static void prepare(emitter *e, int v, char *seen) {
   if (seen[v] || !computed_here(e, v)) return;
   seen[v] = 1;
   const sn_op *op = &e->g->ops[v];
-  if (op->code == SN_OP_ONEHOT) {
-    gen_row(e, op->in[0]);
+  if (op->code == SN_OP_ONEHOT || op->code == SN_OP_EMBED) {
+    gen_row(e, op->in[op->code == SN_OP_EMBED ? 1 : 0]);
     return;
   }
-  if (sn_opdefs[op->code].cls != SN_CLS_ELEM) return;
+  if (sn_opdefs[op->code].cls != SN_CLS_ELEM || sn_opdefs[op->code].gathers) return;
   for (int i = 0; i < op->n_in; i++) {
     level l = level_of(e, op->in[i]);
     if (l == L_ROW) gen_row(e, op->in[i]);
@@ -330,11 +356,111 @@ static LLVMValueRef operand(emitter *e, int w) {
   return NULL;
 }
 
+/* ---------------------------------------------------------------------------
+ * Windows over NHWC data: the geometry of an op, and the row r of its [N, OH, OW]
+ * side taken apart. */
+
+typedef struct win {
+  int64_t H, W, C, KH, KW, SH, SW, PT, PL, OH, OW;
+  LLVMValueRef n, oh, ow; /* of the current row */
+} win;
+
+static win win_of(emitter *e, const sn_op *op, const sn_type *x /* [N, H, W, C] */) {
+  win w = {x->dim[0], x->dim[1], x->dim[2], op->a[SN_WIN_KH], op->a[SN_WIN_KW], op->a[SN_WIN_SH],
+           op->a[SN_WIN_SW], op->a[SN_WIN_PT], op->a[SN_WIN_PL], op->a[SN_WIN_OH], op->a[SN_WIN_OW],
+           NULL, NULL, NULL};
+  LLVMBuilderRef b = e->b;
+  w.n = LLVMBuildUDiv(b, e->r, ci(e, w.OH * w.OW), "n");
+  LLVMValueRef rem = LLVMBuildURem(b, e->r, ci(e, w.OH * w.OW), "");
+  w.oh = LLVMBuildUDiv(b, rem, ci(e, w.OW), "oh");
+  w.ow = LLVMBuildURem(b, rem, ci(e, w.OW), "ow");
+  return w;
+}
+
+/* Position (i, j) of the window of the current row: whether it lies inside the
+ * image, and the flat index of channel c there (0 when outside, so that loads
+ * stay in bounds). */
+static LLVMValueRef win_at(emitter *e, const win *w, LLVMValueRef i, LLVMValueRef j, LLVMValueRef c,
+                           LLVMValueRef *inside) {
+  LLVMBuilderRef b = e->b;
+  LLVMValueRef ih = LLVMBuildSub(b, LLVMBuildAdd(b, LLVMBuildMul(b, w->oh, ci(e, w->SH), ""), i, ""), ci(e, w->PT), "");
+  LLVMValueRef iw = LLVMBuildSub(b, LLVMBuildAdd(b, LLVMBuildMul(b, w->ow, ci(e, w->SW), ""), j, ""), ci(e, w->PL), "");
+  /* unsigned compares: negative positions are huge */
+  *inside = LLVMBuildAnd(b, LLVMBuildICmp(b, LLVMIntULT, ih, ci(e, w->H), ""),
+                         LLVMBuildICmp(b, LLVMIntULT, iw, ci(e, w->W), ""), "");
+  LLVMValueRef idx = LLVMBuildAdd(b, LLVMBuildMul(b, LLVMBuildAdd(b, LLVMBuildMul(b, LLVMBuildAdd(b, LLVMBuildMul(b, w->n, ci(e, w->H), ""), ih, ""), ci(e, w->W), ""), iw, ""), ci(e, w->C), ""), c, "");
+  return LLVMBuildSelect(b, *inside, idx, ci(e, 0), "");
+}
+
+/* Positions of the window inside the image (the divisor of avg pooling):
+ * (min(h0 + KH, H) - max(h0, 0)) (the same for w), h0 = oh SH - PT. */
+static LLVMValueRef win_count(emitter *e, const win *w) {
+  LLVMBuilderRef b = e->b;
+  LLVMValueRef h0 = LLVMBuildSub(b, LLVMBuildMul(b, w->oh, ci(e, w->SH), ""), ci(e, w->PT), "");
+  LLVMValueRef w0 = LLVMBuildSub(b, LLVMBuildMul(b, w->ow, ci(e, w->SW), ""), ci(e, w->PL), "");
+  LLVMValueRef a[2];
+  a[0] = LLVMBuildAdd(b, h0, ci(e, w->KH), ""); a[1] = ci(e, w->H);
+  LLVMValueRef hh = intrinsic(e, "llvm.smin", e->i64, a, 2);
+  a[0] = h0; a[1] = ci(e, 0);
+  LLVMValueRef hl = intrinsic(e, "llvm.smax", e->i64, a, 2);
+  a[0] = LLVMBuildAdd(b, w0, ci(e, w->KW), ""); a[1] = ci(e, w->W);
+  LLVMValueRef wh = intrinsic(e, "llvm.smin", e->i64, a, 2);
+  a[0] = w0; a[1] = ci(e, 0);
+  LLVMValueRef wl = intrinsic(e, "llvm.smax", e->i64, a, 2);
+  LLVMValueRef cnt = LLVMBuildMul(b, LLVMBuildSub(b, hh, hl, ""), LLVMBuildSub(b, wh, wl, ""), "");
+  return LLVMBuildSIToFP(b, cnt, e->ft, "");
+}
+
+/* The embedding row of the current row: the id, clamped into [0, V). */
+static LLVMValueRef embed_row(emitter *e, int ids, int64_t V) {
+  LLVMValueRef id = gen_row(e, ids);
+  id = LLVMGetTypeKind(LLVMTypeOf(id)) == LLVMIntegerTypeKind ? LLVMBuildSExt(e->b, id, e->i64, "")
+                                                               : LLVMBuildFPToSI(e->b, id, e->i64, "");
+  LLVMValueRef a[2] = {id, ci(e, 0)};
+  id = intrinsic(e, "llvm.smax", e->i64, a, 2);
+  a[0] = id;
+  a[1] = ci(e, V - 1);
+  return intrinsic(e, "llvm.smin", e->i64, a, 2);
+}
+
 /* Ops that read their (materialized) inputs at computed positions. */
 static LLVMValueRef gen_gather(emitter *e, int v) {
   const sn_op *op = &e->g->ops[v];
   LLVMBuilderRef b = e->b;
   switch (op->code) {
+  case SN_OP_IM2COL: { /* column k = (c, i, j) */
+    win w = win_of(e, op, &e->g->ops[op->in[0]].type);
+    int64_t kk = w.KH * w.KW;
+    LLVMValueRef c = LLVMBuildUDiv(b, e->col, ci(e, kk), "");
+    LLVMValueRef rem = LLVMBuildURem(b, e->col, ci(e, kk), "");
+    LLVMValueRef inside, idx = win_at(e, &w, LLVMBuildUDiv(b, rem, ci(e, w.KW), ""),
+                                      LLVMBuildURem(b, rem, ci(e, w.KW), ""), c, &inside);
+    return LLVMBuildSelect(b, inside, load_at(e, op->in[0], idx), cf(e, 0), "");
+  }
+  case SN_OP_MAX_POOL:
+  case SN_OP_AVG_POOL: {
+    bool mx = op->code == SN_OP_MAX_POOL;
+    win w = win_of(e, op, &e->g->ops[op->in[0]].type);
+    LLVMValueRef acc = entry_alloca(e, e->ft, "pool");
+    LLVMBuildStore(b, cf(e, mx ? -__builtin_inf() : 0.0), acc);
+    loop Li, Lj;
+    LLVMValueRef i = loop_open(e, &Li, ci(e, w.KH), "wi");
+    LLVMValueRef j = loop_open(e, &Lj, ci(e, w.KW), "wj");
+    LLVMValueRef inside, idx = win_at(e, &w, i, j, e->col, &inside);
+    LLVMValueRef x = load_at(e, op->in[0], idx), cur = LLVMBuildLoad2(e->b, e->ft, acc, "");
+    LLVMValueRef a[2] = {cur, x};
+    LLVMValueRef nv = mx ? intrinsic(e, "llvm.maxnum", e->ft, a, 2) : LLVMBuildFAdd(e->b, cur, x, "");
+    LLVMBuildStore(e->b, LLVMBuildSelect(e->b, inside, nv, cur, ""), acc);
+    loop_close(e, &Lj);
+    loop_close(e, &Li);
+    LLVMValueRef r = LLVMBuildLoad2(e->b, e->ft, acc, "");
+    return mx ? r : LLVMBuildFDiv(e->b, r, win_count(e, &w), "");
+  }
+  case SN_OP_EMBED: {
+    const sn_type *tab = &e->g->ops[op->in[0]].type;
+    LLVMValueRef id = embed_row(e, op->in[1], tab->dim[0]);
+    return load_at(e, op->in[0], LLVMBuildAdd(b, LLVMBuildMul(b, id, ci(e, tab->dim[1]), ""), e->col, ""));
+  }
   case SN_OP_CONCAT: { /* c < Ca ? a[r, c] : b[r, c - Ca]; both loads kept in bounds */
     int64_t ca = last_dim(&e->g->ops[op->in[0]].type), cb = last_dim(&e->g->ops[op->in[1]].type);
     LLVMValueRef lt = LLVMBuildICmp(b, LLVMIntSLT, e->col, ci(e, ca), "");
@@ -444,12 +570,94 @@ static LLVMValueRef gen_row(emitter *e, int v) {
 }
 
 /* ---------------------------------------------------------------------------
+ * Scatter accumulations (gradients of the gathering ops): zeroed at kernel entry,
+ * then each element (r, c) of dy adds into the positions its forward op read. */
+
+static bool is_scatter(sn_opcode c) {
+  return c == SN_OP_COL2IM || c == SN_OP_MAX_POOL_GRAD || c == SN_OP_AVG_POOL_GRAD || c == SN_OP_SCATTER_ROWS;
+}
+
+static void add_into(emitter *e, int v, LLVMValueRef idx, LLVMValueRef val) {
+  LLVMValueRef p = gep(e, e->ft, ptr_of(e, v), idx);
+  LLVMBuildStore(e->b, LLVMBuildFAdd(e->b, LLVMBuildLoad2(e->b, e->ft, p, ""), val, ""), p);
+}
+
+static void emit_scatter(emitter *e, int v) {
+  const sn_op *op = &e->g->ops[v];
+  LLVMBuilderRef b = e->b;
+  LLVMValueRef dy = gen_elem(e, op->in[0]), zero = cf(e, 0);
+  switch (op->code) {
+  case SN_OP_COL2IM: {
+    win w = win_of(e, op, &op->type);
+    int64_t kk = w.KH * w.KW;
+    LLVMValueRef c = LLVMBuildUDiv(b, e->col, ci(e, kk), "");
+    LLVMValueRef rem = LLVMBuildURem(b, e->col, ci(e, kk), "");
+    LLVMValueRef inside, idx = win_at(e, &w, LLVMBuildUDiv(b, rem, ci(e, w.KW), ""),
+                                      LLVMBuildURem(b, rem, ci(e, w.KW), ""), c, &inside);
+    add_into(e, v, idx, LLVMBuildSelect(b, inside, dy, zero, ""));
+    break;
+  }
+  case SN_OP_AVG_POOL_GRAD: {
+    win w = win_of(e, op, &op->type);
+    LLVMValueRef share = LLVMBuildFDiv(b, dy, win_count(e, &w), "");
+    loop Li, Lj;
+    LLVMValueRef i = loop_open(e, &Li, ci(e, w.KH), "wi");
+    LLVMValueRef j = loop_open(e, &Lj, ci(e, w.KW), "wj");
+    LLVMValueRef inside, idx = win_at(e, &w, i, j, e->col, &inside);
+    add_into(e, v, idx, LLVMBuildSelect(e->b, inside, share, zero, ""));
+    loop_close(e, &Lj);
+    loop_close(e, &Li);
+    break;
+  }
+  case SN_OP_MAX_POOL_GRAD: { /* find the first max of the window again, add dy there */
+    win w = win_of(e, op, &op->type);
+    LLVMValueRef best = entry_alloca(e, e->ft, "best"), at = entry_alloca(e, e->i64, "at");
+    LLVMBuildStore(b, cf(e, -__builtin_inf()), best);
+    LLVMBuildStore(b, ci(e, -1), at);
+    loop Li, Lj;
+    LLVMValueRef i = loop_open(e, &Li, ci(e, w.KH), "wi");
+    LLVMValueRef j = loop_open(e, &Lj, ci(e, w.KW), "wj");
+    LLVMValueRef inside, idx = win_at(e, &w, i, j, e->col, &inside);
+    LLVMValueRef x = load_at(e, op->in[1], idx), cur = LLVMBuildLoad2(e->b, e->ft, best, "");
+    LLVMValueRef better = LLVMBuildAnd(e->b, inside, LLVMBuildFCmp(e->b, LLVMRealOGT, x, cur, ""), "");
+    LLVMBuildStore(e->b, LLVMBuildSelect(e->b, better, x, cur, ""), best);
+    LLVMBuildStore(e->b, LLVMBuildSelect(e->b, better, idx, LLVMBuildLoad2(e->b, e->i64, at, ""), ""), at);
+    loop_close(e, &Lj);
+    loop_close(e, &Li);
+    LLVMValueRef a = LLVMBuildLoad2(e->b, e->i64, at, "");
+    LLVMValueRef found = LLVMBuildICmp(e->b, LLVMIntSGE, a, ci(e, 0), "");
+    add_into(e, v, LLVMBuildSelect(e->b, found, a, ci(e, 0), ""), LLVMBuildSelect(e->b, found, dy, zero, ""));
+    break;
+  }
+  case SN_OP_SCATTER_ROWS: {
+    LLVMValueRef id = embed_row(e, op->in[1], op->type.dim[0]);
+    add_into(e, v, LLVMBuildAdd(b, LLVMBuildMul(b, id, ci(e, op->type.dim[1]), ""), e->col, ""), dy);
+    break;
+  }
+  default: die("not a scatter");
+  }
+}
+
+/* ---------------------------------------------------------------------------
  * Kernels */
+
+/* Values at one memory location share one pointer argument: a kernel that reads a
+ * running statistic and writes its new value must not see two noalias pointers
+ * to the same memory. */
+static bool same_place(emitter *e, int a, int b) {
+  if (a == b) return true;
+  const sn_buf *x = &e->st->buf[a], *y = &e->st->buf[b];
+  return x->kind == y->kind && x->offset == y->offset &&
+         (x->kind == SN_BUF_STATE || x->kind == SN_BUF_PARAMS || x->kind == SN_BUF_GRADS);
+}
 
 static void add_ref(emitter *e, int v, int *refs, int *n) {
   v = sn_plan_base(e->g, v);
   for (int i = 0; i < *n; i++)
-    if (refs[i] == v) return;
+    if (same_place(e, refs[i], v)) {
+      if (refs[i] != v) e->alias[v] = refs[i];
+      return;
+    }
   refs[(*n)++] = v;
 }
 
@@ -474,20 +682,22 @@ static LLVMValueRef emit_fused(emitter *e, int s, int kidx, int *refs, int *nref
   const sn_kernel *k = &e->st->k[kidx];
   e->kidx = kidx;
   e->k = k;
+  for (int i = 0; i < e->g->n; i++) e->alias[i] = -1;
   int n = kernel_refs(e, k, refs);
   *nrefs = n;
-  LLVMTypeRef *pt = malloc(sizeof(LLVMTypeRef) * (size_t)(n + 1));
+  LLVMTypeRef *pt = malloc(sizeof(LLVMTypeRef) * (size_t)(n + 2));
   if (!pt) abort();
-  pt[0] = e->i64;
-  for (int i = 0; i < n; i++) pt[i + 1] = e->ptr;
+  pt[0] = e->i64; /* rows */
+  pt[1] = e->i64; /* rng: (seed, step) for dropout */
+  for (int i = 0; i < n; i++) pt[i + 2] = e->ptr;
   char name[64];
   snprintf(name, sizeof name, "%s.k%d", sn_step_name((sn_step_kind)s), kidx);
-  LLVMValueRef fn = LLVMAddFunction(e->mod, name, LLVMFunctionType(e->voidt, pt, (unsigned)n + 1, 0));
+  LLVMValueRef fn = LLVMAddFunction(e->mod, name, LLVMFunctionType(e->voidt, pt, (unsigned)n + 2, 0));
   free(pt);
   LLVMSetLinkage(fn, LLVMInternalLinkage);
   set_attrs(e, fn);
   set_noinline(e, fn);
-  for (int i = 0; i < n; i++) set_noalias(e, fn, (unsigned)i + 1);
+  for (int i = 0; i < n; i++) set_noalias(e, fn, (unsigned)i + 2);
   e->fn = fn;
   LLVMBasicBlockRef entry = LLVMAppendBasicBlockInContext(e->ctx, fn, "entry");
   LLVMBasicBlockRef start = LLVMAppendBasicBlockInContext(e->ctx, fn, "start");
@@ -503,7 +713,8 @@ static LLVMValueRef emit_fused(emitter *e, int s, int kidx, int *refs, int *nref
   reset_elem_memo(e);
   LLVMValueRef nrows = LLVMGetParam(fn, 0);
   e->rows = nrows;
-  for (int i = 0; i < n; i++) e->ref[refs[i]] = LLVMGetParam(fn, (unsigned)i + 1);
+  e->rng_base = LLVMGetParam(fn, 1);
+  for (int i = 0; i < n; i++) e->ref[refs[i]] = LLVMGetParam(fn, (unsigned)i + 2);
 
   /* zero the column sums; sums over all rows accumulate in doubles */
   LLVMValueRef *sums = calloc((size_t)k->n_roots, sizeof(LLVMValueRef));
@@ -518,6 +729,14 @@ static LLVMValueRef emit_fused(emitter *e, int s, int kidx, int *refs, int *nref
     } else if (e->g->ops[v].code == SN_OP_SUM_ALL) {
       sums[i] = entry_alloca(e, e->f64, "sum");
       LLVMBuildStore(e->b, LLVMConstReal(e->f64, 0), sums[i]);
+    } else if (is_scatter(e->g->ops[v].code)) {
+      const sn_type *t = &e->g->ops[v].type;
+      LLVMValueRef count = ci(e, sn_type_elems(t));
+      if (t->batched) count = LLVMBuildNSWMul(e->b, nrows, count, "");
+      loop L;
+      LLVMValueRef c = loop_open(e, &L, count, "z");
+      LLVMBuildStore(e->b, cf(e, 0), gep(e, e->ft, ptr_of(e, v), c));
+      loop_close(e, &L);
     }
   }
 
@@ -535,8 +754,9 @@ static LLVMValueRef emit_fused(emitter *e, int s, int kidx, int *refs, int *nref
       if (LLVMTypeOf(x) != e->f64) x = LLVMBuildFPExt(e->b, x, e->f64, "");
       LLVMValueRef a = LLVMBuildFAdd(e->b, LLVMBuildLoad2(e->b, e->f64, sums[i], ""), x, "");
       LLVMBuildStore(e->b, a, sums[i]);
-    } else if (op->code == SN_OP_COLSUM) {
+    } else if (op->code == SN_OP_COLSUM || is_scatter(op->code)) {
       prepare_elem(e, op->in[0]);
+      if (op->code == SN_OP_SCATTER_ROWS) gen_row(e, op->in[1]);
     } else if (level_of(e, v) == L_ROW) {
       LLVMBuildStore(e->b, gen_row(e, v), gep(e, val_type(e, v), ptr_of(e, v), e->r));
     } else if (level_of(e, v) == L_ELEM) {
@@ -551,7 +771,7 @@ static LLVMValueRef emit_fused(emitter *e, int s, int kidx, int *refs, int *nref
   for (int i = 0; i < k->n_roots; i++) {
     int v = k->roots[i];
     const sn_op *op = &e->g->ops[v];
-    bool colsum = op->code == SN_OP_COLSUM;
+    bool colsum = op->code == SN_OP_COLSUM || is_scatter(op->code);
     if (done[i] || op->code == SN_OP_SUM_ALL || (!colsum && level_of(e, v) != L_ELEM)) continue;
     int64_t C = last_dim(&e->g->ops[colsum ? op->in[0] : v].type);
     loop L;
@@ -560,11 +780,13 @@ static LLVMValueRef emit_fused(emitter *e, int s, int kidx, int *refs, int *nref
     for (int j = i; j < k->n_roots; j++) {
       int w = k->roots[j];
       const sn_op *wop = &e->g->ops[w];
-      bool wcol = wop->code == SN_OP_COLSUM;
+      bool wcol = wop->code == SN_OP_COLSUM || is_scatter(wop->code);
       if (done[j] || wop->code == SN_OP_SUM_ALL || (!wcol && level_of(e, w) != L_ELEM)) continue;
       if (last_dim(&e->g->ops[wcol ? wop->in[0] : w].type) != C) continue;
       done[j] = 1;
-      if (wcol) {
+      if (is_scatter(wop->code)) {
+        emit_scatter(e, w);
+      } else if (wcol) {
         LLVMValueRef p = gep(e, e->ft, ptr_of(e, w), e->col);
         LLVMValueRef a = LLVMBuildFAdd(e->b, LLVMBuildLoad2(e->b, e->ft, p, ""), gen_elem(e, wop->in[0]), "");
         LLVMBuildStore(e->b, a, p);
@@ -620,14 +842,21 @@ static LLVMValueRef buffer_ptr(emitter *e, step_ctx *sc, int v) {
   return LLVMBuildInBoundsGEP2(e->b, i8, base, &off, 1, "");
 }
 
+/* Rows of an operand as stored: batch data [N, d1.., K] has N d1.. rows. */
+static LLVMValueRef stored_rows(emitter *e, step_ctx *sc, const sn_type *t) {
+  if (!t->batched) return LLVMConstInt(e->i32, (unsigned long long)t->dim[0], 0);
+  int64_t m = 1;
+  for (int i = 0; i < t->rank - 1; i++) m *= t->dim[i];
+  LLVMValueRef r = LLVMBuildMul(e->b, sc->field[A_ROWS], ci(e, m), "");
+  return LLVMBuildTrunc(e->b, r, e->i32, "");
+}
+
 static void emit_gemm(emitter *e, step_ctx *sc, int v) {
   const sn_op *op = &e->g->ops[v];
   const sn_type *ta = &e->g->ops[op->in[0]].type, *tb = &e->g->ops[op->in[1]].type;
-  LLVMValueRef rows32 = LLVMBuildTrunc(e->b, sc->field[A_ROWS], e->i32, "");
-  /* stored shapes: batched [N, K] or unbatched [r, c] */
-  LLVMValueRef ar = ta->batched ? rows32 : LLVMConstInt(e->i32, (unsigned long long)ta->dim[0], 0);
+  LLVMValueRef ar = stored_rows(e, sc, ta);
   LLVMValueRef ac = LLVMConstInt(e->i32, (unsigned long long)last_dim(ta), 0);
-  LLVMValueRef br = tb->batched ? rows32 : LLVMConstInt(e->i32, (unsigned long long)tb->dim[0], 0);
+  LLVMValueRef br = stored_rows(e, sc, tb);
   LLVMValueRef bc = LLVMConstInt(e->i32, (unsigned long long)last_dim(tb), 0);
   LLVMValueRef M = op->ta ? ac : ar, K = op->ta ? ar : ac, N = op->tb ? br : bc;
   LLVMTypeRef pt[14] = {e->i32, e->i32, e->i32, e->i32, e->i32, e->i32, e->ft,
@@ -663,6 +892,7 @@ static LLVMValueRef begin_step_fn(emitter *e, const char *name, step_ctx *sc) {
 static void emit_step(emitter *e, int s) {
   static const char *names[] = {SN_FN_GRAD, SN_FN_EVAL, SN_FN_PREDICT};
   e->st = &e->p->steps[s];
+  e->g = e->st->g;
   int *refs = malloc(sizeof(int) * (size_t)(e->g->n + 1));
   if (!refs) abort();
   /* kernels first: each is its own function */
@@ -679,23 +909,26 @@ static void emit_step(emitter *e, int s) {
   }
   step_ctx sc;
   begin_step_fn(e, names[s], &sc);
+  LLVMValueRef rng = LLVMBuildAdd(e->b, LLVMBuildMul(e->b, sc.field[A_SEED], ci(e, (int64_t)0xA0761D6478BD642Full), ""),
+                                  LLVMBuildMul(e->b, sc.field[A_STEP], ci(e, (int64_t)0xE7037ED1A0B428DBull), ""), "rng");
   for (int k = 0; k < e->st->n_kernels; k++) {
     const sn_kernel *kk = &e->st->k[k];
     if (kk->kind == SN_K_GEMM) {
       emit_gemm(e, &sc, kk->gemm);
       continue;
     }
-    LLVMValueRef *a = malloc(sizeof(LLVMValueRef) * (size_t)(nk[k] + 1));
-    LLVMTypeRef *t = malloc(sizeof(LLVMTypeRef) * (size_t)(nk[k] + 1));
+    LLVMValueRef *a = malloc(sizeof(LLVMValueRef) * (size_t)(nk[k] + 2));
+    LLVMTypeRef *t = malloc(sizeof(LLVMTypeRef) * (size_t)(nk[k] + 2));
     if (!a || !t) abort();
     a[0] = sc.field[A_ROWS];
-    t[0] = e->i64;
+    a[1] = rng;
+    t[0] = t[1] = e->i64;
     for (int i = 0; i < nk[k]; i++) {
-      a[i + 1] = buffer_ptr(e, &sc, krefs[k][i]);
-      t[i + 1] = e->ptr;
+      a[i + 2] = buffer_ptr(e, &sc, krefs[k][i]);
+      t[i + 2] = e->ptr;
     }
-    LLVMBuildCall2(e->b, LLVMFunctionType(e->voidt, t, (unsigned)nk[k] + 1, 0), kfn[k], a,
-                   (unsigned)nk[k] + 1, "");
+    LLVMBuildCall2(e->b, LLVMFunctionType(e->voidt, t, (unsigned)nk[k] + 2, 0), kfn[k], a,
+                   (unsigned)nk[k] + 2, "");
     free(a);
     free(t);
     free(krefs[k]);
@@ -900,19 +1133,22 @@ LLVMModuleRef sn_emit_module(sn_codegen *cg, const sn_plan *p) {
   e.ptr = LLVMPointerTypeInContext(cg->ctx, 0);
   e.voidt = LLVMVoidTypeInContext(cg->ctx);
   e.args_t = args_type(&e);
-  size_t n = (size_t)p->g->n + 1;
+  size_t n = (size_t)(p->steps[0].g->n > p->steps[1].g->n ? p->steps[0].g->n : p->steps[1].g->n) + 1;
   e.ref = calloc(n, sizeof(LLVMValueRef));
   e.row_memo = calloc(n, sizeof(LLVMValueRef));
   e.elem_memo = calloc(n, sizeof(LLVMValueRef));
   e.scalar_memo = calloc(n, sizeof(LLVMValueRef));
-  if (!e.ref || !e.row_memo || !e.elem_memo || !e.scalar_memo) abort();
+  e.alias = calloc(n, sizeof(int));
+  if (!e.ref || !e.row_memo || !e.elem_memo || !e.scalar_memo || !e.alias) abort();
   for (int s = 0; s < SN_STEP_COUNT; s++) emit_step(&e, s);
+  e.g = p->g;
   emit_update(&e);
   emit_train(&e);
   free(e.ref);
   free(e.row_memo);
   free(e.elem_memo);
   free(e.scalar_memo);
+  free(e.alias);
   LLVMDisposeBuilder(e.b);
   LLVMDisposeBuilder(e.sb);
   return e.mod;

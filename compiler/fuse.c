@@ -160,6 +160,7 @@ static void plan_memory(const sn_graph *g, sn_step *st, const char *live) {
 
 static void plan_step(const sn_graph *g, sn_step_kind kind, sn_step *st) {
   int n = g->n;
+  st->g = g;
   char *live = xcalloc((size_t)n, 1);
   char *free_ = xcalloc((size_t)n, 1);
   st->kernel_of = xcalloc((size_t)n, sizeof(int));
@@ -172,8 +173,10 @@ static void plan_step(const sn_graph *g, sn_step_kind kind, sn_step *st) {
   } else {
     mark(g, g->loss_sum, live);
     for (int k = 0; k < g->n_metrics; k++) mark(g, g->metric_sum[k], live);
-    if (kind == SN_STEP_GRAD)
+    if (kind == SN_STEP_GRAD) {
       for (int k = 0; k < g->n_params; k++) mark(g, g->param_grad[k], live);
+      for (int k = 0; k < g->n_state_updates; k++) mark(g, g->state_update[k], live);
+    }
   }
 
   /* 2. kernels, in schedule (= value) order */
@@ -225,7 +228,9 @@ static void plan_step(const sn_graph *g, sn_step_kind kind, sn_step *st) {
     if (!live[v]) continue;
     const sn_op *op = &g->ops[v];
     sn_opclass cls = sn_opdefs[op->code].cls;
-    if (op->code == SN_OP_PARAM) st->buf[v] = (sn_buf){SN_BUF_PARAMS, g->params[op->param].offset};
+    if (op->code == SN_OP_PARAM)
+      st->buf[v] = (sn_buf){g->params[op->param].buffer ? SN_BUF_STATE : SN_BUF_PARAMS,
+                            g->params[op->param].offset};
     if (op->code == SN_OP_INPUT) st->buf[v] = (sn_buf){SN_BUF_INPUT, 0};
     if (op->code == SN_OP_LABEL) st->buf[v] = (sn_buf){SN_BUF_LABEL, 0};
     if (op->code == SN_OP_TARGET) st->buf[v] = (sn_buf){SN_BUF_TARGET, 0};
@@ -243,10 +248,15 @@ static void plan_step(const sn_graph *g, sn_step_kind kind, sn_step *st) {
   } else {
     st->buf[g->loss_sum] = (sn_buf){SN_BUF_LOSS, 0};
     for (int k = 0; k < g->n_metrics; k++) st->buf[g->metric_sum[k]] = (sn_buf){SN_BUF_METRIC, k};
-    if (kind == SN_STEP_GRAD)
+    if (kind == SN_STEP_GRAD) {
       for (int k = 0; k < g->n_params; k++)
         if (g->param_grad[k] >= 0)
-          st->buf[g->param_grad[k]] = (sn_buf){SN_BUF_GRADS, g->params[k].offset};
+          /* a gradient reshaped back to its parameter's shape: the base is laid out
+           * the same, so it is written into the gradient buffer directly */
+          st->buf[sn_plan_base(g, g->param_grad[k])] = (sn_buf){SN_BUF_GRADS, g->params[k].offset};
+      for (int k = 0; k < g->n_state_updates; k++)
+        st->buf[g->state_update[k]] = (sn_buf){SN_BUF_STATE, g->params[g->state_param[k]].offset};
+    }
   }
   for (int k = 0; k < st->n_kernels; k++) {
     sn_kernel *kk = &st->k[k];
@@ -260,11 +270,11 @@ static void plan_step(const sn_graph *g, sn_step_kind kind, sn_step *st) {
   free(free_);
 }
 
-void sn_plan_build(const sn_graph *g, sn_plan *p) {
+void sn_plan_build(const sn_graph *train, const sn_graph *infer, sn_plan *p) {
   memset(p, 0, sizeof *p);
-  p->g = g;
+  p->g = train;
   for (int s = 0; s < SN_STEP_COUNT; s++) {
-    plan_step(g, (sn_step_kind)s, &p->steps[s]);
+    plan_step(s == SN_STEP_GRAD ? train : infer, (sn_step_kind)s, &p->steps[s]);
     if (p->steps[s].arena_bytes > p->arena_bytes) p->arena_bytes = p->steps[s].arena_bytes;
   }
 }
@@ -303,10 +313,10 @@ static void buf_print(const sn_buf *b, FILE *out) {
 }
 
 void sn_plan_print(const sn_plan *p, FILE *out) {
-  const sn_graph *g = p->g;
   char a[160], b[160], c[160];
   for (int s = 0; s < SN_STEP_COUNT; s++) {
     const sn_step *st = &p->steps[s];
+    const sn_graph *g = st->g;
     fprintf(out, "%s: %d kernels, arena %lld bytes\n", sn_step_name((sn_step_kind)s),
             st->n_kernels, (long long)st->arena_bytes);
     for (int k = 0; k < st->n_kernels; k++) {

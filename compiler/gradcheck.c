@@ -17,11 +17,13 @@
 #include "spec.h"
 #include "specnet/compiler.h"
 
+/* The training-mode loss (dropout masks of this step, batch statistics): the
+ * function whose gradient grad_step computes. */
 static double loss_at(sn_model *m, sn_step_args *a) {
   double loss = 0, metrics[8];
   a->loss_sum = &loss;
   a->metric_sums = metrics;
-  m->eval_step(a);
+  m->grad_step(a);
   return loss / (double)a->rows;
 }
 
@@ -46,10 +48,16 @@ int sn_gradcheck(const sn_spec *spec, int64_t max_checked, sn_gradcheck_result *
   for (int64_t i = 0; i < rows * m->input_elems; i++) x[i] = sn_rand_normal(spec->seed, 101, (uint64_t)i);
   for (int64_t i = 0; i < rows; i++)
     y[i] = (int32_t)(sn_rand_u64(spec->seed, 102, (uint64_t)i) % (uint64_t)m->output_elems);
+  /* float targets in [0, 1): valid for every loss (probabilities, regression) */
+  int64_t nt = rows * (m->target_elems ? m->target_elems : 1);
+  double *t = malloc(sizeof(double) * (size_t)nt);
+  if (!t) abort();
+  for (int64_t i = 0; i < nt; i++) t[i] = sn_rand_uniform(spec->seed, 103, (uint64_t)i);
   double loss = 0, metrics[8];
   sn_step_args a = {.x = x, .y = y, .rows = rows, .params = m->params, .grads = m->grads,
                     .opt_state = m->opt_state, .arena = m->arena, .step = 1, .lr = 0,
-                    .seed = spec->seed, .loss_sum = &loss, .metric_sums = metrics};
+                    .seed = spec->seed, .loss_sum = &loss, .metric_sums = metrics, .t = t,
+                    .state = m->state};
   m->grad_step(&a);
   memcpy(grads, m->grads, sizeof(double) * (size_t)m->param_count);
   res->loss = loss / (double)rows;
@@ -88,6 +96,7 @@ int sn_gradcheck(const sn_spec *spec, int64_t max_checked, sn_gradcheck_result *
   }
   free(x);
   free(y);
+  free(t);
   free(grads);
   sn_model_free(m);
   sn_compiled_free(c);

@@ -158,9 +158,9 @@ int sn_emit_const(sn_graph *g, double v) {
   return add_or_die(g, &op, NULL);
 }
 
-int sn_param_add(sn_graph *g, const char *name, int rank, const int64_t *shape,
-                 sn_init_kind init, double init_arg, int64_t fan_in, int64_t fan_out,
-                 const sn_op *like) {
+static int param_add(sn_graph *g, const char *name, int rank, const int64_t *shape,
+                     sn_init_kind init, double init_arg, int64_t fan_in, int64_t fan_out,
+                     const sn_op *like, int buffer) {
   int k = g->n_params++;
   g->params = xrealloc(g->params, sizeof(sn_param_info) * (size_t)g->n_params);
   g->param_op = xrealloc(g->param_op, sizeof(int) * (size_t)g->n_params);
@@ -175,8 +175,10 @@ int sn_param_add(sn_graph *g, const char *name, int rank, const int64_t *shape,
     p->count *= shape[i];
   }
   /* Each parameter starts on a 64-byte boundary (16 floats) for aligned loads. */
-  p->offset = (g->param_count + 15) / 16 * 16;
-  g->param_count = p->offset + p->count;
+  int64_t *top = buffer ? &g->state_count : &g->param_count;
+  p->offset = (*top + 15) / 16 * 16;
+  *top = p->offset + p->count;
+  p->buffer = buffer;
   p->init = init;
   p->init_arg = init_arg;
   p->fan_in = fan_in;
@@ -188,6 +190,16 @@ int sn_param_add(sn_graph *g, const char *name, int rank, const int64_t *shape,
   g->param_op[k] = add_or_die(g, &op, like);
   g->param_grad[k] = -1;
   return g->param_op[k];
+}
+
+int sn_param_add(sn_graph *g, const char *name, int rank, const int64_t *shape,
+                 sn_init_kind init, double init_arg, int64_t fan_in, int64_t fan_out,
+                 const sn_op *like) {
+  return param_add(g, name, rank, shape, init, init_arg, fan_in, fan_out, like, 0);
+}
+
+int sn_state_add(sn_graph *g, const char *name, int64_t count, sn_init_kind init, const sn_op *like) {
+  return param_add(g, name, 1, &count, init, 0, 1, 1, like, 1);
 }
 
 int64_t sn_type_elems(const sn_type *t) {

@@ -25,6 +25,9 @@
 
 enum { SN_MAX_RANK = 6, SN_MAX_IN = 3 };
 
+/* a[] of the window ops: kernel, strides, top/left padding, output size */
+enum { SN_WIN_KH, SN_WIN_KW, SN_WIN_SH, SN_WIN_SW, SN_WIN_PT, SN_WIN_PL, SN_WIN_OH, SN_WIN_OW };
+
 typedef enum sn_dtype { SN_F32 = 0, SN_F64, SN_I32 } sn_dtype;
 
 typedef struct sn_type {
@@ -60,12 +63,18 @@ typedef enum sn_opcode {
   SN_OP_LEAKY_RELU, SN_OP_ELU,      /* alpha in c */
   SN_OP_LEAKY_RELU_GRAD, SN_OP_ELU_GRAD, /* (y, dy) -> dx, alpha in c */
   SN_OP_GELU, SN_OP_GELU_GRAD,      /* exact erf form; grad takes (x, dy) */
-  SN_OP_ABS, SN_OP_SIGN,
+  SN_OP_ABS, SN_OP_SIGN, SN_OP_SQRT,
+  SN_OP_DROPOUT,   /* rate in c, stream in a[0]: mask from (seed, stream, step, element);
+                      its gradient is the same op on dy (the same mask) */
   SN_OP_GT,        /* (a, b) -> 1.0 where a > b, else 0.0 */
   SN_OP_CLAMP,     /* x to [c, c2] */
   SN_OP_HUBER, SN_OP_HUBER_GRAD,    /* delta in c; grad takes (d, dy) */
   SN_OP_CONCAT,    /* (a, b) along the last dim: gathers, inputs in memory */
   SN_OP_SLICE,     /* x[.., a[0] : a[0] + width] along the last dim: gathers */
+  /* windows over [N, H, W, C] (NHWC); geometry in a[] (SN_WIN_*) */
+  SN_OP_IM2COL,    /* -> [N, OH, OW, C*KH*KW], columns ordered (c, kh, kw) as torch's weight */
+  SN_OP_MAX_POOL, SN_OP_AVG_POOL, /* -> [N, OH, OW, C]; avg over the in-bounds positions */
+  SN_OP_EMBED,     /* (table [V, D], ids [N, T..]) -> [N, T.., D]; ids clamped to [0, V) */
   SN_OP_BROADCAST, /* x to the op's type */
   SN_OP_ONEHOT,    /* (idx i32[N..]) -> [N.., C]: c == idx */
   SN_OP_EQ,        /* (i32, i32) -> 1.0 where equal */
@@ -76,6 +85,12 @@ typedef enum sn_opcode {
   /* accumulations over rows */
   SN_OP_COLSUM,    /* [N,..,C] -> [C] */
   SN_OP_SUM_ALL,   /* [N..] -> [] */
+  /* accumulations into positions computed from the row: the gradients of the
+   * window ops and of embedding; the result is the op's type */
+  SN_OP_COL2IM,        /* (dpatches) -> [N, H, W, C] */
+  SN_OP_MAX_POOL_GRAD, /* (dy, x) -> [N, H, W, C]: dy to the first max of each window */
+  SN_OP_AVG_POOL_GRAD, /* (dy) -> [N, H, W, C] */
+  SN_OP_SCATTER_ROWS,  /* (dy [N, T.., D], ids) -> [V, D] */
   /* composites */
   SN_OP_SOFTMAX, SN_OP_SOFTMAX_XENT, SN_OP_SOFTMAX_XENT_GRAD,
   SN_OP_SOFTMAX_CCE,  /* (z, t) -> [N]: -sum t log softmax(z) */
@@ -103,6 +118,7 @@ typedef enum sn_bind_kind { SN_BIND_NONE = 0, SN_BIND_GRAD } sn_bind_kind;
 
 typedef struct sn_graph {
   sn_dtype dtype;       /* float type of the whole graph */
+  bool training;        /* dropout on, batch statistics; else inference */
   int n, cap;
   sn_op *ops;
   int *hash;            /* open-addressing table of op indices, -1 empty */
@@ -112,7 +128,8 @@ typedef struct sn_graph {
   sn_param_info *params;
   int *param_op;        /* value of each param */
   int *param_grad;      /* value of each param's gradient, -1 until autodiff */
-  int64_t param_count;  /* P */
+  int64_t param_count;  /* P: trainable parameters */
+  int64_t state_count;  /* Q: non-trainable state (running statistics) */
   /* named values */
   int input, label;     /* -1 if absent */
   int target;           /* float targets, -1 if the loss reads labels */
@@ -126,6 +143,10 @@ typedef struct sn_graph {
   char metric_name_buf[8][32];
   int n_layers;
   int *layer_out;       /* per spec layer: its output value (check's table) */
+  /* training graph: new values of state (running statistics) written by the grad
+   * step into the state of param state_param[k] */
+  int n_state_updates;
+  int state_update[64], state_param[64];
   int64_t batch_capacity;
   /* optimizer (emit_llvm.c writes its one update loop from these) */
   sn_opt_kind opt;
@@ -148,6 +169,9 @@ int sn_emit_typed(sn_graph *g, sn_opcode code, int a, const sn_type *t, const sn
 int sn_param_add(sn_graph *g, const char *name, int rank, const int64_t *shape,
                  sn_init_kind init, double init_arg, int64_t fan_in, int64_t fan_out,
                  const sn_op *like);
+/* Non-trainable state (batch-norm running statistics): a PARAM op whose info has
+ * buffer 1; it lives in args->state and gets no gradient. */
+int sn_state_add(sn_graph *g, const char *name, int64_t count, sn_init_kind init, const sn_op *like);
 void sn_type_print(const sn_type *t, FILE *out);
 int64_t sn_type_elems(const sn_type *t); /* per sample for batched types */
 bool sn_type_eq(const sn_type *a, const sn_type *b);
@@ -181,7 +205,7 @@ int sn_unbroadcast(sn_graph *g, int dy, const sn_type *to, const sn_op *like);
 /* ---- build_graph.c */
 /* Builds forward, loss and metrics for a checked spec; reports shape errors at the
  * spec's lines. Returns 0 on success. */
-int sn_build_graph(const sn_spec *s, sn_dtype dtype, sn_graph *g, sn_diag *d);
+int sn_build_graph(const sn_spec *s, sn_dtype dtype, bool training, sn_graph *g, sn_diag *d);
 
 /* ---- emit_llvm.c */
 int64_t sn_opt_state_count(const sn_graph *g); /* elements of optimizer state */

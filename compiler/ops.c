@@ -124,11 +124,14 @@ static int infer_onehot(const sn_graph *g, sn_op *op, char *err, size_t len) {
   return 0;
 }
 
-/* Matrix view of an operand: rows, cols, with -1 standing for N. */
+/* Matrix view of an operand: rows, cols; batch data [N, d1.., K] is (N d1.., K),
+ * its rows written as -(d1..) (a negative count stands for N times it). */
 static int matrix_view(const sn_type *t, int64_t *r, int64_t *c) {
-  if (t->batched && t->rank == 1) {
-    *r = -1;
-    *c = t->dim[0];
+  if (t->batched && t->rank >= 1) {
+    int64_t m = 1;
+    for (int i = 0; i < t->rank - 1; i++) m *= t->dim[i];
+    *r = -m;
+    *c = t->dim[t->rank - 1];
     return 0;
   }
   if (!t->batched && t->rank == 2) {
@@ -143,7 +146,7 @@ static int infer_matmul(const sn_graph *g, sn_op *op, char *err, size_t len) {
   int64_t ar, ac, br, bc;
   const sn_type *a = T(g, op->in[0]), *b = T(g, op->in[1]);
   if (matrix_view(a, &ar, &ac) || matrix_view(b, &br, &bc))
-    return fail(err, len, "matmul needs [N,K] or [M,K] operands");
+    return fail(err, len, "matmul needs [N,..,K] or [M,K] operands");
   int64_t m = op->ta ? ac : ar, k1 = op->ta ? ar : ac;
   int64_t k2 = op->tb ? bc : br, n = op->tb ? br : bc;
   if (k1 != k2) {
@@ -153,13 +156,12 @@ static int infer_matmul(const sn_graph *g, sn_op *op, char *err, size_t len) {
     return fail(err, len, "matmul of %s%s and %s%s: inner dimensions differ", sa,
                 op->ta ? "^T" : "", sb, op->tb ? "^T" : "");
   }
-  if (n == -1) return fail(err, len, "matmul: batch dimension cannot be the output's columns");
+  if (n < 0) return fail(err, len, "matmul: batch dimension cannot be the output's columns");
   memset(&op->type, 0, sizeof op->type);
   op->type.dtype = a->dtype;
-  if (m == -1) {
-    op->type.batched = true;
-    op->type.rank = 1;
-    op->type.dim[0] = n;
+  if (m < 0) { /* rows of batch data: keep a's leading dims */
+    op->type = *a;
+    op->type.dim[a->rank - 1] = n;
   } else {
     op->type.rank = 2;
     op->type.dim[0] = m;
@@ -243,6 +245,35 @@ static int infer_slice(const sn_graph *g, sn_op *op, char *err, size_t len) {
   if (r < 1 || op->type.rank != r || op->a[0] < 0 || op->a[0] + op->type.dim[r - 1] > x->dim[r - 1])
     return fail(err, len, "slice outside its operand");
   op->type.dtype = x->dtype;
+  return 0;
+}
+
+/* Window ops over NHWC batch data; the output size comes with the geometry. */
+static int infer_window(const sn_graph *g, sn_op *op, char *err, size_t len) {
+  const sn_type *x = T(g, op->in[0]);
+  if (!x->batched || x->rank != 3) return fail(err, len, "%s needs [N, H, W, C] data", sn_opdefs[op->code].name);
+  int64_t c = x->dim[2];
+  op->type = *x;
+  op->type.dim[0] = op->a[SN_WIN_OH];
+  op->type.dim[1] = op->a[SN_WIN_OW];
+  op->type.dim[2] = op->code == SN_OP_IM2COL ? c * op->a[SN_WIN_KH] * op->a[SN_WIN_KW] : c;
+  if (op->type.dim[0] < 1 || op->type.dim[1] < 1) return fail(err, len, "window larger than its input");
+  return 0;
+}
+
+static int infer_embed(const sn_graph *g, sn_op *op, char *err, size_t len) {
+  const sn_type *tab = T(g, op->in[0]), *ids = T(g, op->in[1]);
+  if (tab->batched || tab->rank != 2 || !ids->batched || ids->rank + 1 > SN_MAX_RANK)
+    return fail(err, len, "embedding needs a [V, D] table and [N, ..] ids");
+  op->type = *ids;
+  op->type.dtype = tab->dtype;
+  op->type.dim[op->type.rank++] = tab->dim[1];
+  return 0;
+}
+
+/* Scatter accumulations: the result type is given (the type of what was gathered). */
+static int infer_given(const sn_graph *g, sn_op *op, char *err, size_t len) {
+  op->type.dtype = T(g, op->in[0])->dtype;
   return 0;
 }
 
@@ -362,6 +393,16 @@ static void grad_leaky_relu(sn_graph *g, int v, int dy, int dx[]) {
 static void grad_elu(sn_graph *g, int v, int dy, int dx[]) {
   dx[0] = emit_with_c(g, SN_OP_ELU_GRAD, v, dy, g->ops[v].c, OP(v));
 }
+static void grad_sqrt(sn_graph *g, int v, int dy, int dx[]) { /* dy / (2 y) */
+  sn_op like = *OP(v);
+  dx[0] = sn_emit(g, SN_OP_DIV, sn_emit(g, SN_OP_MUL, dy, sn_emit_const(g, 0.5), -1, &like), v, -1, &like);
+}
+static void grad_dropout(sn_graph *g, int v, int dy, int dx[]) {
+  sn_op op = g->ops[v];
+  op.in[0] = dy;
+  char err[256];
+  dx[0] = sn_graph_add(g, &op, err, sizeof err);
+}
 static void grad_abs(sn_graph *g, int v, int dy, int dx[]) {
   sn_op like = *OP(v);
   dx[0] = sn_emit(g, SN_OP_MUL, dy, sn_emit(g, SN_OP_SIGN, like.in[0], -1, -1, &like), -1, &like);
@@ -411,6 +452,42 @@ static void grad_softmax_cce(sn_graph *g, int v, int dy, int dx[]) {
   int st = sn_emit(g, SN_OP_ROW_SUM, t, -1, -1, &like);
   int gz = sn_emit(g, SN_OP_SUB, sn_emit(g, SN_OP_MUL, p, st, -1, &like), t, -1, &like);
   dx[0] = sn_emit(g, SN_OP_MUL, gz, dy, -1, &like);
+}
+/* An op like `proto` (attributes, annotations) with other inputs and type. */
+static int add_like(sn_graph *g, const sn_op *proto, sn_opcode code, int a, int b, const sn_type *t) {
+  sn_op op = *proto;
+  op.code = code;
+  op.n_in = sn_opdefs[code].n_in;
+  op.in[0] = a;
+  op.in[1] = b;
+  if (t) op.type = *t;
+  char err[256];
+  int v = sn_graph_add(g, &op, err, sizeof err);
+  if (v < 0) {
+    fprintf(stderr, "specnet: internal error in %s: %s\n", sn_opdefs[code].name, err);
+    abort();
+  }
+  return v;
+}
+static void grad_im2col(sn_graph *g, int v, int dy, int dx[]) {
+  sn_op op = *OP(v);
+  sn_type t = *T(g, op.in[0]);
+  dx[0] = add_like(g, &op, SN_OP_COL2IM, dy, -1, &t);
+}
+static void grad_max_pool(sn_graph *g, int v, int dy, int dx[]) {
+  sn_op op = *OP(v);
+  sn_type t = *T(g, op.in[0]);
+  dx[0] = add_like(g, &op, SN_OP_MAX_POOL_GRAD, dy, op.in[0], &t);
+}
+static void grad_avg_pool(sn_graph *g, int v, int dy, int dx[]) {
+  sn_op op = *OP(v);
+  sn_type t = *T(g, op.in[0]);
+  dx[0] = add_like(g, &op, SN_OP_AVG_POOL_GRAD, dy, -1, &t);
+}
+static void grad_embed(sn_graph *g, int v, int dy, int dx[]) {
+  sn_op op = *OP(v);
+  sn_type t = *T(g, op.in[0]);
+  dx[0] = add_like(g, &op, SN_OP_SCATTER_ROWS, dy, op.in[1], &t);
 }
 static void grad_gelu(sn_graph *g, int v, int dy, int dx[]) {
   dx[0] = sn_emit(g, SN_OP_GELU_GRAD, OP(v)->in[0], dy, -1, OP(v));
@@ -534,12 +611,18 @@ const sn_opdef sn_opdefs[SN_OP_COUNT] = {
     [SN_OP_GELU_GRAD] = {"gelu_grad", SN_CLS_ELEM, 2, infer_binary, NULL, NULL},
     [SN_OP_ABS] = {"abs", SN_CLS_ELEM, 1, infer_same_as_a, grad_abs, NULL},
     [SN_OP_SIGN] = {"sign", SN_CLS_ELEM, 1, infer_same_as_a, NULL, NULL},
+    [SN_OP_SQRT] = {"sqrt", SN_CLS_ELEM, 1, infer_same_as_a, grad_sqrt, NULL},
+    [SN_OP_DROPOUT] = {"dropout", SN_CLS_ELEM, 1, infer_same_as_a, grad_dropout, NULL},
     [SN_OP_GT] = {"gt", SN_CLS_ELEM, 2, infer_binary, NULL, NULL},
     [SN_OP_CLAMP] = {"clamp", SN_CLS_ELEM, 1, infer_same_as_a, grad_clamp, NULL},
     [SN_OP_HUBER] = {"huber", SN_CLS_ELEM, 1, infer_same_as_a, grad_huber, NULL},
     [SN_OP_HUBER_GRAD] = {"huber_grad", SN_CLS_ELEM, 2, infer_binary, NULL, NULL},
     [SN_OP_CONCAT] = {"concat", SN_CLS_ELEM, 2, infer_concat, grad_concat, NULL, true},
     [SN_OP_SLICE] = {"slice", SN_CLS_ELEM, 1, infer_slice, NULL, NULL, true},
+    [SN_OP_IM2COL] = {"im2col", SN_CLS_ELEM, 1, infer_window, grad_im2col, NULL, true},
+    [SN_OP_MAX_POOL] = {"max_pool", SN_CLS_ELEM, 1, infer_window, grad_max_pool, NULL, true},
+    [SN_OP_AVG_POOL] = {"avg_pool", SN_CLS_ELEM, 1, infer_window, grad_avg_pool, NULL, true},
+    [SN_OP_EMBED] = {"embed", SN_CLS_ELEM, 2, infer_embed, grad_embed, NULL, true},
     [SN_OP_BROADCAST] = {"broadcast", SN_CLS_ELEM, 1, infer_broadcast, grad_unbroadcast, NULL},
     [SN_OP_ONEHOT] = {"onehot", SN_CLS_ELEM, 1, infer_onehot, NULL, NULL},
     [SN_OP_EQ] = {"eq", SN_CLS_ELEM, 2, infer_eq, NULL, NULL},
@@ -550,6 +633,10 @@ const sn_opdef sn_opdefs[SN_OP_COUNT] = {
     [SN_OP_PICK] = {"pick", SN_CLS_ROWRED, 2, infer_pick, NULL, NULL},
     [SN_OP_COLSUM] = {"colsum", SN_CLS_ACCUM, 1, infer_colsum, grad_spread, NULL},
     [SN_OP_SUM_ALL] = {"sum_all", SN_CLS_ACCUM, 1, infer_sum_all, grad_spread, NULL},
+    [SN_OP_COL2IM] = {"col2im", SN_CLS_ACCUM, 1, infer_given, NULL, NULL},
+    [SN_OP_MAX_POOL_GRAD] = {"max_pool_grad", SN_CLS_ACCUM, 2, infer_given, NULL, NULL, true},
+    [SN_OP_AVG_POOL_GRAD] = {"avg_pool_grad", SN_CLS_ACCUM, 1, infer_given, NULL, NULL},
+    [SN_OP_SCATTER_ROWS] = {"scatter_rows", SN_CLS_ACCUM, 2, infer_given, NULL, NULL},
     [SN_OP_SOFTMAX] = {"softmax", SN_CLS_COMPOSITE, 1, infer_same_as_a, grad_softmax,
                        expand_softmax},
     [SN_OP_SOFTMAX_XENT] = {"softmax_xent", SN_CLS_COMPOSITE, 2, infer_xent, grad_xent,

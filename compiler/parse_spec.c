@@ -1,17 +1,18 @@
 /* The spec checker: turns the YAML tree (yaml_tree.c) into a typed sn_spec,
  * checking strictly and reporting every problem of the spec in one run, each at
  * the node it is about: unknown keys (with "did you mean"), wrong types, missing
- * required keys, out-of-range numbers, v1 features not implemented yet.
+ * required keys, out-of-range numbers, a layer graph that does not connect (unknown
+ * names, cycles), sweep settings that would not check; and, as warnings, likely
+ * mistakes (softmax applied twice, a loss that does not fit the output).
  *
- * Not for shapes or anything that needs the layer graph (build_graph.c checks
- * those) and not for data files (the runtime opens them).
+ * Not for shapes (build_graph.c checks those: they need the layer types) and not
+ * for data files (the runtime opens them).
  *
- * Defaults (Keras's where Keras has one): seed 0, data.scale 1, dense activation
- * linear, use_bias true, kernel_init glorot_uniform, bias_init zeros, optimizer
- * adam (learning_rate 0.001, beta1 0.9, beta2 0.999, epsilon 1e-7), batch_size 32,
- * epochs 1, shuffle true, no metrics; synthetic data: samples 1000, classes 2,
- * noise 0.1, features 2. A layer without `name:` is called after its kind and its
- * place among layers of that kind: dense1, dense2, flatten1, relu1. */
+ * Defaults are Keras's where Keras has one; docs/spec-reference.md lists every
+ * key with its default, and write_spec.c writes them all out. A layer without
+ * `name:` is called after its kind and its place among layers of that kind:
+ * dense1, dense2, flatten1, relu1. Every layer's inputs are filled in: as written
+ * (`inputs: [a, b]`), or else the previous layer ("input" for the first). */
 #include <errno.h>
 #include <math.h>
 #include <stdarg.h>
@@ -29,7 +30,10 @@
 #define MAX_CLASSES (INT64_C(1) << 16)
 #define MAX_FEATURES (INT64_C(1) << 16)
 #define MAX_SYNTH_ELEMS (INT64_C(1) << 28)
-enum { MAX_LAYERS = 4096 };
+#define MAX_WINDOW (INT64_C(1) << 16) /* kernel, pool and stride sides */
+#define MAX_COLUMN (INT64_C(1) << 20) /* csv label column number */
+#define MAX_SWEEP_RUNS INT64_C(10000)
+enum { MAX_LAYERS = 4096, MAX_INPUTS = 8 };
 
 /* Synthetic sets of different roles draw from different streams of one seed. */
 #define SEED_MIX UINT64_C(0x9E3779B97F4A7C15)
@@ -40,7 +44,10 @@ typedef struct checker {
   sn_spec *s;
   const char *dir; /* the spec's directory with its '/', or "" */
   int dir_len;
+  bool inner; /* checking a copy with one sweep setting applied: skip the sweep */
 } checker;
+
+static sn_spec *check_tree(sn_node *root, const char *path, sn_diag *d, bool inner);
 
 /* ---------------------------------------------------------------------------
  * Reporting helpers */
@@ -79,6 +86,16 @@ static int parse_real(const char *s, double *out) {
   return 0;
 }
 
+/* Plain integer syntax: an optional sign and digits. */
+static bool is_int_text(const sn_node *n) {
+  if (n->kind != SN_NODE_SCALAR || n->quoted) return false;
+  const char *p = n->text + (n->text[0] == '+' || n->text[0] == '-');
+  if (!*p) return false;
+  for (; *p; p++)
+    if (*p < '0' || *p > '9') return false;
+  return true;
+}
+
 /* "an empty value", "a list", "'abc'", "1.5", "the string \"10\"": what the user
  * wrote, short enough for one line. */
 static const char *describe(const sn_node *n, char *buf, size_t cap) {
@@ -112,6 +129,12 @@ static bool in_list(const char *w, const char *const *list) {
   return false;
 }
 
+static int index_of(const char *w, const char *const *list) {
+  for (int i = 0; list && list[i]; i++)
+    if (!strcmp(w, list[i])) return i;
+  return -1;
+}
+
 /* "a, b, c" into buf (truncated with "..." if long). */
 static const char *join(const char *const *list, char *buf, size_t cap) {
   size_t at = 0;
@@ -127,13 +150,56 @@ static const char *join(const char *const *list, char *buf, size_t cap) {
   return buf;
 }
 
-/* After an "unknown ..." error: "did you mean 'x'?" over `a` and `b`, or else
- * the list of what is allowed now (`a`). */
+/* Names Keras or PyTorch users bring along, and what specnet calls them. */
+static const char *const ALIASES[][2] = {
+    {"mean_squared_error", "mse"},
+    {"mean_absolute_error", "mae"},
+    {"huber_loss", "huber"},
+    {"bce", "binary_crossentropy"},
+    {"cce", "categorical_crossentropy"},
+    {"scce", "sparse_categorical_crossentropy"},
+    {"acc", "accuracy"},
+    {"categorical_accuracy", "accuracy"},
+    {"sparse_categorical_accuracy", "accuracy"},
+    {"binary_accuracy", "accuracy"},
+    {"top_k_categorical_accuracy", "top_k_accuracy"},
+    {"sparse_top_k_categorical_accuracy", "top_k_accuracy"},
+    {"fully_connected", "dense"},
+    {"max_pooling2d", "max_pool2d"},
+    {"maxpool2d", "max_pool2d"},
+    {"average_pooling2d", "avg_pool2d"},
+    {"avgpool2d", "avg_pool2d"},
+    {"global_average_pooling2d", "global_avg_pool2d"},
+    {"batch_normalization", "batch_norm"},
+    {"batchnorm", "batch_norm"},
+    {"batchnorm2d", "batch_norm"},
+    {"layer_normalization", "layer_norm"},
+    {"layernorm", "layer_norm"},
+    {"concatenate", "concat"},
+    {"leakyrelu", "leaky_relu"},
+    {"xavier_uniform", "glorot_uniform"},
+    {"xavier_normal", "glorot_normal"},
+    {"kaiming_uniform", "he_uniform"},
+    {"kaiming_normal", "he_normal"},
+    {"random_normal", "normal"},
+    {"random_uniform", "uniform"},
+    {"cosine_decay", "cosine"},
+    {"exponential_decay", "exponential"},
+    {"step_decay", "step"},
+};
+
+/* After an "unknown ..." error: what specnet calls a well-known name, or "did you
+ * mean 'x'?" over `a` and `b`, or else the list of what is allowed (`a`). */
 static void hint_closest(checker *c, const char *word, const char *const *a, const char *const *b) {
-  const char *all[128];
+  for (size_t i = 0; i < sizeof ALIASES / sizeof *ALIASES; i++)
+    if (!strcmp(word, ALIASES[i][0]) && (in_list(ALIASES[i][1], a) || in_list(ALIASES[i][1], b))) {
+      sn_diag_hint(c->d, "specnet calls it '%s'", ALIASES[i][1]);
+      return;
+    }
+  const char *all[160];
   int n = 0;
-  for (int i = 0; a && a[i] && n < 128; i++) all[n++] = a[i];
-  for (int i = 0; b && b[i] && n < 128; i++)
+  for (int i = 0; a && a[i] && n < 160; i++) all[n++] = a[i];
+  for (int i = 0; b && b[i] && n < 160; i++)
     if (!in_list(b[i], a)) all[n++] = b[i];
   const char *best = sn_closest(word, all, n);
   char buf[512];
@@ -147,19 +213,13 @@ static void missing(checker *c, const sn_node *map, const char *key, const char 
   sn_diag_error(c->d, map->loc, "missing required key '%s' in %s", key, where);
 }
 
-/* Every key of `map` must be in `now`; keys of v1 not implemented yet (`later`)
- * get their own message. */
-static void check_keys(checker *c, const sn_node *map, const char *where, const char *const *now,
-                       const char *const *later) {
+/* Every key of `map` must be in `keys`. */
+static void check_keys(checker *c, const sn_node *map, const char *where, const char *const *keys) {
   for (int i = 0; i < map->n; i++) {
     const sn_node *k = map->keys[i];
-    if (in_list(k->text, now)) continue;
-    if (in_list(k->text, later)) {
-      sn_diag_error(c->d, k->loc, "'%s' in %s is not supported yet", k->text, where);
-      continue;
-    }
+    if (in_list(k->text, keys)) continue;
     sn_diag_error(c->d, k->loc, "unknown key '%s' in %s", k->text, where);
-    hint_closest(c, k->text, now, later);
+    hint_closest(c, k->text, keys, NULL);
   }
 }
 
@@ -191,19 +251,19 @@ static bool get_int(checker *c, const sn_node *n, const char *what, int64_t lo, 
              lo == 1   ? "a positive integer"
              : lo == 0 ? "a non-negative integer"
                        : "an integer");
-  const char *t = n->kind == SN_NODE_SCALAR && !n->quoted ? n->text : "";
-  const char *p = t + (*t == '+' || *t == '-');
-  bool ok = *p != '\0';
-  for (; *p; p++) ok = ok && *p >= '0' && *p <= '9';
-  if (!ok) {
+  if (!is_int_text(n)) {
     type_error(c, n, what, expected);
     return false;
   }
   errno = 0;
-  long long v = strtoll(t, NULL, 10);
+  long long v = strtoll(n->text, NULL, 10);
   char buf[96];
   if (v < lo || (errno == ERANGE && v < 0)) {
-    type_error(c, n, what, expected);
+    if (lo < 0)
+      sn_diag_error(c->d, n->loc, "%s must be at least %lld, got %s", what, (long long)lo,
+                    describe(n, buf, sizeof buf));
+    else
+      type_error(c, n, what, expected);
     return false;
   }
   if (v > hi || errno == ERANGE) {
@@ -310,20 +370,13 @@ static bool choice(checker *c, const sn_node *n, const char *what, const sn_node
   return false;
 }
 
-/* Index of the name in `now`, or -1 after reporting it unknown or not yet
- * supported (if it is in `v1`). `what` is "layer", "loss", ... */
-static int lookup(checker *c, const sn_node *name, const char *what, const char *const *now,
-                  const char *const *v1) {
-  for (int i = 0; now[i]; i++)
-    if (!strcmp(name->text, now[i])) return i;
-  char buf[512];
-  if (in_list(name->text, v1)) {
-    sn_diag_error(c->d, name->loc, "%s '%s' is not supported yet", what, name->text);
-    sn_diag_hint(c->d, "supported now: %s", join(now, buf, sizeof buf));
-    return -1;
-  }
+/* Index of the name in `names`, or -1 after reporting it unknown. `what` is
+ * "layer", "loss", ... */
+static int lookup(checker *c, const sn_node *name, const char *what, const char *const *names) {
+  int i = index_of(name->text, names);
+  if (i >= 0) return i;
   sn_diag_error(c->d, name->loc, "unknown %s '%s'", what, name->text);
-  hint_closest(c, name->text, now, v1);
+  hint_closest(c, name->text, names, NULL);
   return -1;
 }
 
@@ -339,34 +392,71 @@ static void no_options(checker *c, const sn_node *name, const sn_node *opts) {
                   describe(opts, buf, sizeof buf));
 }
 
-/* The options mapping of a kind that has some: NULL when absent or empty; false
- * (reported) when it is not a mapping. */
-static bool options(checker *c, const sn_node *name, const sn_node *opts, const sn_node **map) {
+/* The options mapping of a kind that has some, checked against `keys`: NULL when
+ * absent or empty; false (reported) when it is not a mapping. */
+static bool options(checker *c, const sn_node *name, const sn_node *opts, const char *const *keys,
+                    const sn_node **map) {
   *map = NULL;
   if (!opts || is_null(opts)) return true;
   char what[96];
   snprintf(what, sizeof what, "options of %s", name->text);
   if (!is_map(c, opts, what)) return false;
+  check_keys(c, opts, name->text, keys);
   *map = opts;
   return true;
 }
+
+/* ---------------------------------------------------------------------------
+ * Names of the enums, in enum order */
+
+static const char *const ACTS[] = {"linear",     "relu", "sigmoid", "tanh", "softmax",
+                                   "leaky_relu", "elu",  "gelu",    NULL}; /* sn_act */
+static const char *const INITS[] = {"zeros",         "ones",       "glorot_uniform",
+                                    "glorot_normal", "he_uniform", "he_normal",
+                                    "normal",        "uniform",    NULL}; /* sn_init_kind */
+static const char *const LOSSES[] = {"sparse_categorical_crossentropy",
+                                     "categorical_crossentropy",
+                                     "binary_crossentropy",
+                                     "mse",
+                                     "mae",
+                                     "huber",
+                                     NULL}; /* sn_loss_kind */
+static const char *const OPTIMIZERS[] = {"adam", "adamw", "sgd", "rmsprop", NULL}; /* sn_opt_kind */
+static const char *const METRICS[] = {"accuracy", "top_k_accuracy", "mse", "mae",
+                                      NULL}; /* sn_metric_kind */
+static const char *const SCHEDULES[] = {"constant", "step", "cosine", "exponential",
+                                        NULL};                 /* sn_schedule_kind */
+static const char *const PADDINGS[] = {"valid", "same", NULL}; /* sn_padding */
+
+static const char *enum_name(const char *const *names, int n, int k) {
+  return k >= 0 && k < n ? names[k] : "?";
+}
+#define ENUM_NAME(names, k) enum_name(names, (int)(sizeof names / sizeof *names) - 1, (int)(k))
+
+const char *sn_act_name(sn_act a) { return ENUM_NAME(ACTS, a); }
+const char *sn_init_name(sn_init_kind k) { return ENUM_NAME(INITS, k); }
+const char *sn_loss_name(sn_loss_kind k) { return ENUM_NAME(LOSSES, k); }
+const char *sn_optimizer_name(sn_opt_kind k) { return ENUM_NAME(OPTIMIZERS, k); }
+const char *sn_schedule_name(sn_schedule_kind k) { return ENUM_NAME(SCHEDULES, k); }
 
 /* ---------------------------------------------------------------------------
  * data */
 
 static const char *const BUILTIN_SETS[] = {"mnist", "fashion_mnist", NULL};
 static const char *const SPLITS[] = {"train", "test", NULL};
-static const char *const FORMATS_NOW[] = {"idx", NULL};
-static const char *const FORMATS_V1[] = {"idx", "csv", "npy", NULL};
-static const char *const SYNTH_NOW[] = {"blobs", "spirals", "xor", "linear", NULL};
+static const char *const FORMATS[] = {"idx", "csv", "npy", NULL};
+enum { FORMAT_IDX, FORMAT_CSV, FORMAT_NPY };
+static const char *const SYNTH_SETS[] = {"blobs", "spirals", "xor", "linear", NULL};
 static const char *const SOURCE_FORMS[] = {"builtin", "format", "synthetic", NULL};
 static const char *const BUILTIN_KEYS[] = {"builtin", "split", "limit", NULL};
 static const char *const IDX_KEYS[] = {"format", "images", "labels", "limit", NULL};
+static const char *const CSV_KEYS[] = {"format", "path", "label", "header", "limit", NULL};
+static const char *const NPY_KEYS[] = {"format", "x", "y", "limit", NULL};
 static const char *const SYNTH_KEYS[] = {"synthetic", "samples", "classes", "noise",
                                          "features",  "limit",   NULL};
-static const char *const ANY_SOURCE_KEYS[] = {"builtin", "format", "synthetic", "split",
-                                              "images",  "labels", "limit",     "samples",
-                                              "classes", "noise",  "features",  NULL};
+static const char *const ANY_SOURCE_KEYS[] = {
+    "builtin", "format", "synthetic", "split",   "images",  "labels", "path",     "label", "header",
+    "x",       "y",      "limit",     "samples", "classes", "noise",  "features", NULL};
 
 static void builtin_name(checker *c, const sn_node *n, const char *set, const char *split,
                          sn_source *src) {
@@ -400,14 +490,24 @@ static void resolve_path(checker *c, const sn_node *n, const char *what, char *d
   }
 }
 
+/* A required path key of a file source. */
+static void source_path(checker *c, const sn_node *map, const char *key, const char *where,
+                        char *dst, size_t cap) {
+  const sn_node *v = sn_node_get(map, key);
+  if (v)
+    resolve_path(c, v, key, dst, cap);
+  else
+    missing(c, map, key, where);
+}
+
 static void source_limit(checker *c, const sn_node *map, sn_source *src) {
   const sn_node *v = sn_node_get(map, "limit");
   if (v) get_int(c, v, "limit", 1, INT64_MAX, &src->limit);
 }
 
 static void synthetic_source(checker *c, const sn_node *map, const sn_node *kind, sn_source *src) {
-  check_keys(c, map, "a synthetic data source", SYNTH_KEYS, NULL);
-  int k = is_name(kind) ? lookup(c, kind, "synthetic data set", SYNTH_NOW, NULL) : -1;
+  check_keys(c, map, "a synthetic data source", SYNTH_KEYS);
+  int k = is_name(kind) ? lookup(c, kind, "synthetic data set", SYNTH_SETS) : -1;
   if (!is_name(kind)) type_error(c, kind, "synthetic", "a generator name");
   src->samples = 1000;
   src->classes = 2;
@@ -421,20 +521,57 @@ static void synthetic_source(checker *c, const sn_node *map, const sn_node *kind
     get_real(c, v, "noise", 0, false, INFINITY, false, &src->noise);
   if ((v = sn_node_get(map, "classes")) &&
       get_int32(c, v, "classes", 2, MAX_CLASSES, &src->classes)) {
-    if (k >= 0 && !strcmp(SYNTH_NOW[k], "xor") && src->classes != 2)
+    if (k >= 0 && !strcmp(SYNTH_SETS[k], "xor") && src->classes != 2)
       sn_diag_error(c->d, v->loc, "xor has 2 classes, got %d", src->classes);
   }
   if (src->samples * src->features > MAX_SYNTH_ELEMS)
     sn_diag_error(c->d, map->loc, "samples x features is %lld values; at most %lld",
                   (long long)(src->samples * src->features), (long long)MAX_SYNTH_ELEMS);
   if ((v = sn_node_get(map, "features")) && k >= 0 &&
-      (!strcmp(SYNTH_NOW[k], "spirals") || !strcmp(SYNTH_NOW[k], "xor")) && src->features < 2)
-    sn_diag_error(c->d, v->loc, "%s needs at least 2 features", SYNTH_NOW[k]);
+      (!strcmp(SYNTH_SETS[k], "spirals") || !strcmp(SYNTH_SETS[k], "xor")) && src->features < 2)
+    sn_diag_error(c->d, v->loc, "%s needs at least 2 features", SYNTH_SETS[k]);
   source_limit(c, map, src);
   if (k >= 0) {
     src->kind = SN_SRC_SYNTHETIC;
-    snprintf(src->name, sizeof src->name, "%s", SYNTH_NOW[k]);
+    snprintf(src->name, sizeof src->name, "%s", SYNTH_SETS[k]);
   }
+}
+
+/* `label:` of a csv source: last, first, a 0-based column number or a column name
+ * (which needs the header row). */
+static void csv_label(checker *c, const sn_node *v, sn_source *src) {
+  static const char *const expected = "last, first, a column number or a column name";
+  double num;
+  if (!is_name(v) || (!v->quoted && !is_int_text(v) && parse_real(v->text, &num) != 1)) {
+    type_error(c, v, "label", expected);
+    return;
+  }
+  if (!v->quoted && !strcmp(v->text, "last")) {
+    src->label_index = -1;
+  } else if (!v->quoted && !strcmp(v->text, "first")) {
+    src->label_index = 0;
+  } else if (is_int_text(v)) {
+    int64_t k;
+    if (get_int(c, v, "label column number", 0, MAX_COLUMN, &k)) src->label_index = (int)k;
+  } else if (!src->header) {
+    sn_diag_error(c->d, v->loc, "label '%s' names a column, which needs header: true", v->text);
+    sn_diag_hint(c->d, "without a header row, give the column's number (from 0), first or last");
+  } else {
+    copy_field(c, v, "label column name", src->label_col, sizeof src->label_col);
+    src->label_index = -1;
+  }
+}
+
+static void csv_source(checker *c, const sn_node *map, sn_source *src) {
+  check_keys(c, map, "a csv data source", CSV_KEYS);
+  source_path(c, map, "path", "a csv data source", src->path, sizeof src->path);
+  src->header = true;
+  src->label_index = -1;
+  const sn_node *v;
+  if ((v = sn_node_get(map, "header"))) get_bool(c, v, "header", &src->header);
+  if ((v = sn_node_get(map, "label"))) csv_label(c, v, src);
+  source_limit(c, map, src);
+  src->kind = SN_SRC_CSV;
 }
 
 /* One data source (`role` is "train", "test" or "validation"). For validation,
@@ -483,7 +620,7 @@ static void data_source(checker *c, const sn_node *n, const char *role, uint64_t
       get_real(c, s, "split", 0, true, 1, true, split);
       return;
     }
-    check_keys(c, n, "a data source", ANY_SOURCE_KEYS, NULL);
+    check_keys(c, n, "a data source", ANY_SOURCE_KEYS);
     sn_diag_error(c->d, n->loc, "%s needs one of builtin, format or synthetic%s", what,
                   split ? " (or only split: F)" : "");
     return;
@@ -491,7 +628,7 @@ static void data_source(checker *c, const sn_node *n, const char *role, uint64_t
 
   const sn_node *kind = sn_node_get(n, form->text);
   if (!strcmp(form->text, "builtin")) {
-    check_keys(c, n, "a built-in data source", BUILTIN_KEYS, NULL);
+    check_keys(c, n, "a built-in data source", BUILTIN_KEYS);
     const sn_node *s = sn_node_get(n, "split");
     if (!s) missing(c, n, "split", "a built-in data source");
     const char *set = get_str(c, kind, "builtin");
@@ -512,34 +649,117 @@ static void data_source(checker *c, const sn_node *n, const char *role, uint64_t
       type_error(c, kind, "format", "a file format name");
       return;
     }
-    if (lookup(c, kind, "data format", FORMATS_NOW, FORMATS_V1) < 0)
-      return; /* other formats take other keys; nothing more to say */
-    check_keys(c, n, "an idx data source", IDX_KEYS, NULL);
-    const sn_node *im = sn_node_get(n, "images"), *lb = sn_node_get(n, "labels");
-    if (!im) missing(c, n, "images", "an idx data source");
-    if (!lb) missing(c, n, "labels", "an idx data source");
-    if (im) resolve_path(c, im, "images", src->images, sizeof src->images);
-    if (lb) resolve_path(c, lb, "labels", src->labels, sizeof src->labels);
-    source_limit(c, n, src);
-    src->kind = SN_SRC_IDX;
+    int f = lookup(c, kind, "data format", FORMATS);
+    if (f == FORMAT_IDX) {
+      check_keys(c, n, "an idx data source", IDX_KEYS);
+      source_path(c, n, "images", "an idx data source", src->images, sizeof src->images);
+      source_path(c, n, "labels", "an idx data source", src->labels, sizeof src->labels);
+      source_limit(c, n, src);
+      src->kind = SN_SRC_IDX;
+    } else if (f == FORMAT_CSV) {
+      csv_source(c, n, src);
+    } else if (f == FORMAT_NPY) {
+      check_keys(c, n, "an npy data source", NPY_KEYS);
+      source_path(c, n, "x", "an npy data source", src->images, sizeof src->images);
+      source_path(c, n, "y", "an npy data source", src->labels, sizeof src->labels);
+      source_limit(c, n, src);
+      src->kind = SN_SRC_NPY;
+    } /* an unknown format takes other keys: nothing more to say */
   } else {
     synthetic_source(c, n, kind, src);
   }
 }
 
+/* `F` or `[F, ...]` (1 to 64 values) for normalize's mean and std. */
+static int norm_values(checker *c, const sn_node *n, const char *what, bool positive,
+                       double out[64]) {
+  double lo = positive ? 0 : -INFINITY;
+  if (n->kind == SN_NODE_SCALAR)
+    return get_real(c, n, what, lo, positive, INFINITY, false, &out[0]) ? 1 : 0;
+  if (n->kind != SN_NODE_SEQ || n->n < 1 || n->n > 64) {
+    char expected[64];
+    snprintf(expected, sizeof expected, "a number or a list of 1 to 64 numbers");
+    type_error(c, n, what, expected);
+    return 0;
+  }
+  bool ok = true;
+  for (int i = 0; i < n->n; i++)
+    ok = get_real(c, n->items[i], what, lo, positive, INFINITY, false, &out[i]) && ok;
+  return ok ? n->n : 0;
+}
+
+static void normalize_step(checker *c, const sn_node *name, const sn_node *opts) {
+  static const char *const KEYS[] = {"mean", "std", NULL};
+  sn_data_spec *ds = &c->s->data;
+  const sn_node *map;
+  if (!opts || is_null(opts)) {
+    sn_diag_error(c->d, name->loc,
+                  "normalize needs mean and std: '- normalize: {mean: F, std: F}'");
+    return;
+  }
+  if (!options(c, name, opts, KEYS, &map) || !map) return;
+  const sn_node *m = sn_node_get(map, "mean"), *s = sn_node_get(map, "std");
+  if (!m) missing(c, map, "mean", "normalize");
+  if (!s) missing(c, map, "std", "normalize");
+  if (!m || !s) return;
+  double mean[64], std[64];
+  int nm = norm_values(c, m, "mean", false, mean), ns = norm_values(c, s, "std", true, std);
+  if (!nm || !ns) return;
+  if (nm > 1 && ns > 1 && nm != ns) {
+    sn_diag_error(c->d, s->loc, "std has %d values but mean has %d", ns, nm);
+    sn_diag_hint(c->d, "give one value for all features, or one per feature in both");
+    return;
+  }
+  ds->n_norm = nm > ns ? nm : ns;
+  for (int i = 0; i < ds->n_norm; i++) {
+    ds->norm_mean[i] = mean[nm > 1 ? i : 0]; /* one value stands for every feature */
+    ds->norm_std[i] = std[ns > 1 ? i : 0];
+  }
+}
+
+/* Steps run in a fixed order, so the list must be written in it: scale (several
+ * multiply), then normalize or standardize. */
 static void preprocess(checker *c, const sn_node *n) {
-  static const char *const STEPS[] = {"scale", NULL};
+  static const char *const STEPS[] = {"scale", "normalize", "standardize", NULL};
+  enum { SCALE, NORMALIZE, STANDARDIZE };
+  c->s->data.preprocess_loc = n->loc;
   if (n->kind != SN_NODE_SEQ) {
     type_error(c, n, "preprocess", "a list of steps");
     return;
   }
+  const sn_node *seen[3] = {NULL, NULL, NULL};
+  int last = -1;
   for (int i = 0; i < n->n; i++) {
     const sn_node *name, *opts;
+    int k;
     if (!choice(c, n->items[i], "a preprocess step", &name, &opts) ||
-        lookup(c, name, "preprocess step", STEPS, NULL) < 0)
+        (k = lookup(c, name, "preprocess step", STEPS)) < 0)
       continue;
+    if (k < last) {
+      sn_diag_error(c->d, name->loc, "preprocess step '%s' must come before '%s'", STEPS[k],
+                    STEPS[last]);
+      sn_diag_hint(c->d, "steps run in the order scale, normalize, standardize");
+      continue;
+    }
+    if (k != SCALE && seen[k]) {
+      sn_diag_error(c->d, name->loc, "preprocess step '%s' is listed twice (also at line %d)",
+                    STEPS[k], seen[k]->loc.line);
+      continue;
+    }
+    if (k == STANDARDIZE && seen[NORMALIZE]) {
+      sn_diag_error(c->d, name->loc, "use normalize or standardize, not both");
+      sn_diag_hint(c->d, "standardize computes mean and std from the training set");
+      continue;
+    }
+    seen[k] = name;
+    last = k;
     double f;
-    if (!opts) {
+    if (k == NORMALIZE) {
+      normalize_step(c, name, opts);
+    } else if (k == STANDARDIZE) {
+      no_options(c, name, opts);
+      c->s->data.standardize = true;
+    } else if (!opts) {
       sn_diag_error(c->d, name->loc, "scale needs a factor: '- scale: F'");
     } else if (get_real(c, opts, "scale", -INFINITY, false, INFINITY, false, &f)) {
       if (f == 0)
@@ -553,7 +773,7 @@ static void preprocess(checker *c, const sn_node *n) {
 static void data_section(checker *c, const sn_node *n) {
   static const char *const KEYS[] = {"train", "test", "validation", "preprocess", NULL};
   if (!is_map(c, n, "data")) return;
-  check_keys(c, n, "data", KEYS, NULL);
+  check_keys(c, n, "data", KEYS);
   sn_data_spec *ds = &c->s->data;
   const sn_node *v;
   if ((v = sn_node_get(n, "train")))
@@ -568,45 +788,71 @@ static void data_section(checker *c, const sn_node *n) {
   if ((v = sn_node_get(n, "preprocess"))) preprocess(c, v);
 }
 
-/* ---------------------------------------------------------------------------
- * model */
-
-/* Every layer of SPEC.md v1, for "did you mean" and "not supported yet". */
-static const char *const LAYERS_V1[] = {
-    "dense",     "conv2d",   "max_pool2d", "avg_pool2d", "global_avg_pool2d",
-    "flatten",   "reshape",  "dropout",    "batch_norm", "layer_norm",
-    "embedding", "relu",     "leaky_relu", "elu",        "gelu",
-    "sigmoid",   "tanh",     "softmax",    "linear",     "add",
-    "concat",    "multiply", NULL};
-/* Indexed by sn_act, then the two layers that are not activations. */
-static const char *const LAYERS_NOW[] = {"linear",  "relu",    "sigmoid", "tanh",
-                                         "softmax", "flatten", "dense",   NULL};
-enum { LAYER_NOW_FLATTEN = 5, LAYER_NOW_DENSE = 6, N_LAYERS_NOW = 7 };
-static const char *const ACTS_NOW[] = {"linear", "relu", "sigmoid", "tanh", "softmax", NULL};
-static const char *const ACTS_V1[] = {"linear",     "relu", "sigmoid", "tanh", "softmax",
-                                      "leaky_relu", "elu",  "gelu",    NULL};
-static const char *const INITS_NOW[] = {
-    "zeros", "ones", "glorot_uniform", "glorot_normal", "he_uniform", "he_normal", "normal", NULL};
-
-const char *sn_act_name(sn_act a) {
-  return a >= SN_ACT_LINEAR && a <= SN_ACT_SOFTMAX ? ACTS_NOW[a] : "?";
+/* Whether the spec names validation (or test) data, even if wrongly: what depends
+ * on it is then not reported again. */
+static bool has_data(const sn_spec *s, const char *role) {
+  return sn_node_get(sn_node_get(s->root, "data"), role) != NULL;
 }
 
-/* `{normal: {std: F}}` or a bare initializer name; INITS_NOW is in sn_init_kind order. */
+/* ---------------------------------------------------------------------------
+ * model: activations, initializers and the options of each layer */
+
+static double default_alpha(sn_act a) {
+  return a == SN_ACT_LEAKY_RELU ? 0.2 : a == SN_ACT_ELU ? 1.0 : 0.0;
+}
+
+/* `alpha` of leaky_relu and elu, from their options (map may be NULL). */
+static void read_alpha(checker *c, const sn_node *map, sn_layer_spec *l) {
+  const sn_node *v = sn_node_get(map, "alpha");
+  if (v) get_real(c, v, "alpha", 0, false, INFINITY, false, &l->alpha);
+}
+
+/* `activation: NAME`, or `activation: {leaky_relu: {alpha: F}}` for the two that
+ * take an option. */
+static void activation_field(checker *c, const sn_node *n, sn_layer_spec *l) {
+  static const char *const ALPHA_KEYS[] = {"alpha", NULL};
+  const sn_node *name, *opts, *map;
+  if (n->kind != SN_NODE_MAP && !is_name(n)) {
+    type_error(c, n, "activation", "an activation name");
+    return;
+  }
+  int a;
+  if (!choice(c, n, "activation", &name, &opts) || (a = lookup(c, name, "activation", ACTS)) < 0)
+    return;
+  l->activation = (sn_act)a;
+  l->alpha = default_alpha(l->activation);
+  if (a == SN_ACT_LEAKY_RELU || a == SN_ACT_ELU) {
+    if (options(c, name, opts, ALPHA_KEYS, &map)) read_alpha(c, map, l);
+  } else {
+    no_options(c, name, opts);
+  }
+}
+
+/* A bare initializer name, `{normal: {std: F}}` or `{uniform: {limit: F}}` (limit
+ * 0.05 when left out, as Keras's RandomUniform); INITS is in sn_init_kind order. */
 static void initializer(checker *c, const sn_node *n, const char *what, sn_init_kind *kind,
                         double *arg) {
+  static const char *const NORMAL_KEYS[] = {"std", NULL};
+  static const char *const UNIFORM_KEYS[] = {"limit", NULL};
   const sn_node *name, *opts, *map;
-  if (!choice(c, n, what, &name, &opts)) return;
-  int k = lookup(c, name, "initializer", INITS_NOW, NULL);
-  if (k < 0) return;
+  int k;
+  if (!choice(c, n, what, &name, &opts) || (k = lookup(c, name, "initializer", INITS)) < 0) return;
+  if (k == SN_INIT_UNIFORM) {
+    if (!options(c, name, opts, UNIFORM_KEYS, &map)) return;
+    double limit = 0.05;
+    const sn_node *v = sn_node_get(map, "limit");
+    if (v && !get_real(c, v, "limit", 0, true, INFINITY, false, &limit)) return;
+    *kind = SN_INIT_UNIFORM;
+    *arg = limit;
+    return;
+  }
   if (k != SN_INIT_NORMAL) {
     no_options(c, name, opts);
     *kind = (sn_init_kind)k;
+    *arg = 0;
     return;
   }
-  static const char *const KEYS[] = {"std", NULL};
-  if (!options(c, name, opts, &map)) return;
-  if (map) check_keys(c, map, "normal", KEYS, NULL);
+  if (!options(c, name, opts, NORMAL_KEYS, &map)) return;
   const sn_node *std = sn_node_get(map, "std");
   if (!std) {
     sn_diag_error(c->d, (map ? map : name)->loc, "missing required key 'std' in normal");
@@ -616,28 +862,268 @@ static void initializer(checker *c, const sn_node *n, const char *what, sn_init_
   if (get_real(c, std, "std", 0, true, INFINITY, false, arg)) *kind = SN_INIT_NORMAL;
 }
 
-static void dense_options(checker *c, const sn_node *name, const sn_node *opts, sn_layer_spec *l,
-                          const sn_node *item) {
-  static const char *const KEYS[] = {"units",       "activation", "use_bias",
-                                     "kernel_init", "bias_init",  NULL};
-  const sn_node *map, *v;
-  if (!options(c, name, opts, &map)) return;
-  if (map) check_keys(c, map, "dense", KEYS, NULL);
-  if ((v = sn_node_get(map, "units")))
-    get_int32(c, v, "units", 1, MAX_UNITS, &l->units);
-  else
-    missing(c, map ? map : item, "units", "dense");
-  if ((v = sn_node_get(map, "activation"))) {
-    int a = is_name(v) ? lookup(c, v, "activation", ACTS_NOW, ACTS_V1) : -1;
-    if (!is_name(v)) type_error(c, v, "activation", "an activation name");
-    if (a >= 0) l->activation = (sn_act)a;
+/* `3` or `[3, 5]`: a window side for both axes, or (height, width). */
+static void get_pair(checker *c, const sn_node *n, const char *what, int out[2]) {
+  if (n->kind == SN_NODE_SEQ && n->n == 2) {
+    int v[2];
+    if (get_int32(c, n->items[0], what, 1, MAX_WINDOW, &v[0]) &&
+        get_int32(c, n->items[1], what, 1, MAX_WINDOW, &v[1])) {
+      out[0] = v[0];
+      out[1] = v[1];
+    }
+    return;
   }
+  if (n->kind != SN_NODE_SCALAR) {
+    type_error(c, n, what, "a positive integer or a list [height, width]");
+    return;
+  }
+  int v;
+  if (get_int32(c, n, what, 1, MAX_WINDOW, &v)) out[0] = out[1] = v;
+}
+
+static void padding_field(checker *c, const sn_node *n, sn_padding *out) {
+  if (!is_name(n)) {
+    type_error(c, n, "padding", "valid or same");
+    return;
+  }
+  int k = lookup(c, n, "padding", PADDINGS);
+  if (k >= 0) *out = (sn_padding)k;
+}
+
+/* Reads the options a layer kind has; `map` is NULL when none are written, `at`
+ * is where a missing required key is reported then. */
+typedef void (*layer_read_fn)(checker *c, const sn_node *map, const sn_node *at, sn_layer_spec *l);
+
+static void read_weights(checker *c, const sn_node *map, sn_layer_spec *l) {
+  const sn_node *v;
+  if ((v = sn_node_get(map, "activation"))) activation_field(c, v, l);
   if ((v = sn_node_get(map, "use_bias"))) get_bool(c, v, "use_bias", &l->use_bias);
   if ((v = sn_node_get(map, "kernel_init")))
     initializer(c, v, "kernel_init", &l->kernel_init, &l->kernel_init_arg);
   if ((v = sn_node_get(map, "bias_init")))
     initializer(c, v, "bias_init", &l->bias_init, &l->bias_init_arg);
 }
+
+static void read_dense(checker *c, const sn_node *map, const sn_node *at, sn_layer_spec *l) {
+  const sn_node *v;
+  if ((v = sn_node_get(map, "units")))
+    get_int32(c, v, "units", 1, MAX_UNITS, &l->units);
+  else
+    missing(c, map ? map : at, "units", "dense");
+  read_weights(c, map, l);
+}
+
+static void read_conv2d(checker *c, const sn_node *map, const sn_node *at, sn_layer_spec *l) {
+  const sn_node *v;
+  if ((v = sn_node_get(map, "filters")))
+    get_int32(c, v, "filters", 1, MAX_UNITS, &l->filters);
+  else
+    missing(c, map ? map : at, "filters", "conv2d");
+  if ((v = sn_node_get(map, "kernel_size")))
+    get_pair(c, v, "kernel_size", l->kernel_size);
+  else
+    missing(c, map ? map : at, "kernel_size", "conv2d");
+  if ((v = sn_node_get(map, "strides"))) get_pair(c, v, "strides", l->strides);
+  if ((v = sn_node_get(map, "padding"))) padding_field(c, v, &l->padding);
+  read_weights(c, map, l);
+}
+
+static void read_pool(checker *c, const sn_node *map, const sn_node *at, sn_layer_spec *l) {
+  const sn_node *v;
+  if ((v = sn_node_get(map, "pool_size"))) get_pair(c, v, "pool_size", l->pool_size);
+  l->strides[0] = l->pool_size[0]; /* Keras: strides default to pool_size */
+  l->strides[1] = l->pool_size[1];
+  if ((v = sn_node_get(map, "strides"))) get_pair(c, v, "strides", l->strides);
+  if ((v = sn_node_get(map, "padding"))) padding_field(c, v, &l->padding);
+}
+
+static void read_reshape(checker *c, const sn_node *map, const sn_node *at, sn_layer_spec *l) {
+  const sn_node *n = sn_node_get(map, "target_shape");
+  if (!n) {
+    missing(c, map ? map : at, "target_shape", "reshape");
+    return;
+  }
+  if (n->kind != SN_NODE_SEQ || n->n < 1 || n->n > 4) {
+    type_error(c, n, "target_shape", "a list of 1 to 4 integers (one may be -1)");
+    if (is_int_text(n)) sn_diag_hint(c->d, "write [%s]", n->text);
+    return;
+  }
+  bool ok = true;
+  const sn_node *inferred = NULL;
+  for (int i = 0; i < n->n; i++) {
+    const sn_node *it = n->items[i];
+    int64_t dim;
+    if (is_int_text(it) && !strcmp(it->text, "-1")) {
+      if (inferred) {
+        sn_diag_error(c->d, it->loc, "target_shape may have one -1, got a second");
+        ok = false;
+      }
+      inferred = it;
+      l->target_shape[i] = -1;
+    } else if (get_int(c, it, "a target_shape dimension", 1, MAX_INPUT_ELEMS, &dim)) {
+      l->target_shape[i] = dim;
+    } else {
+      ok = false;
+    }
+  }
+  if (ok) l->target_rank = n->n;
+}
+
+static void read_dropout(checker *c, const sn_node *map, const sn_node *at, sn_layer_spec *l) {
+  const sn_node *v = sn_node_get(map, "rate");
+  if (v)
+    get_real(c, v, "rate", 0, false, 1, true, &l->rate);
+  else
+    missing(c, map ? map : at, "rate", "dropout");
+}
+
+static void read_norm(checker *c, const sn_node *map, const sn_node *at, sn_layer_spec *l) {
+  const sn_node *v;
+  if ((v = sn_node_get(map, "momentum")))
+    get_real(c, v, "momentum", 0, false, 1, true, &l->momentum);
+  if ((v = sn_node_get(map, "epsilon")))
+    get_real(c, v, "epsilon", 0, true, INFINITY, false, &l->epsilon);
+}
+
+static void read_embedding(checker *c, const sn_node *map, const sn_node *at, sn_layer_spec *l) {
+  const sn_node *v, *vv = sn_node_get(map, "vocab"), *dv = sn_node_get(map, "dim");
+  bool ok = true;
+  if (vv)
+    ok = get_int32(c, vv, "vocab", 1, MAX_UNITS, &l->vocab);
+  else
+    missing(c, map ? map : at, "vocab", "embedding");
+  if (dv)
+    ok = get_int32(c, dv, "dim", 1, MAX_UNITS, &l->dim) && ok;
+  else
+    missing(c, map ? map : at, "dim", "embedding");
+  if (vv && dv && ok && (int64_t)l->vocab * l->dim > MAX_INPUT_ELEMS)
+    sn_diag_error(c->d, vv->loc, "embedding has vocab x dim = %lld parameters; at most %lld",
+                  (long long)l->vocab * l->dim, (long long)MAX_INPUT_ELEMS);
+  if ((v = sn_node_get(map, "kernel_init")))
+    initializer(c, v, "kernel_init", &l->kernel_init, &l->kernel_init_arg);
+}
+
+static void read_alpha_layer(checker *c, const sn_node *map, const sn_node *at, sn_layer_spec *l) {
+  read_alpha(c, map, l);
+}
+
+static void read_concat(checker *c, const sn_node *map, const sn_node *at, sn_layer_spec *l) {
+  const sn_node *v = sn_node_get(map, "axis");
+  if (v) get_int32(c, v, "axis", -4, 3, &l->axis); /* per sample: rank 4 at most */
+}
+
+/* ---------------------------------------------------------------------------
+ * model: the layer table. One entry per layer name; "did you mean" and the
+ * default names (dense1, relu2) come from it. */
+
+static const char *const DENSE_KEYS[] = {"units",       "activation", "use_bias",
+                                         "kernel_init", "bias_init",  NULL};
+static const char *const CONV_KEYS[] = {"filters",     "kernel_size", "strides",
+                                        "padding",     "activation",  "use_bias",
+                                        "kernel_init", "bias_init",   NULL};
+static const char *const POOL_KEYS[] = {"pool_size", "strides", "padding", NULL};
+static const char *const RESHAPE_KEYS[] = {"target_shape", NULL};
+static const char *const DROPOUT_KEYS[] = {"rate", NULL};
+static const char *const BN_KEYS[] = {"momentum", "epsilon", NULL};
+static const char *const LN_KEYS[] = {"epsilon", NULL};
+static const char *const EMBED_KEYS[] = {"vocab", "dim", "kernel_init", NULL};
+static const char *const ALPHA_KEYS[] = {"alpha", NULL};
+static const char *const CONCAT_KEYS[] = {"axis", NULL};
+
+typedef struct layer_def {
+  const char *name;
+  sn_layer_kind kind;
+  sn_act act;              /* activation layers */
+  const char *const *keys; /* option keys; NULL: the layer takes no options */
+  layer_read_fn read;
+  int min_inputs, max_inputs;
+} layer_def;
+
+static const layer_def LAYER_DEFS[] = {
+    {"dense", SN_LAYER_DENSE, 0, DENSE_KEYS, read_dense, 1, 1},
+    {"conv2d", SN_LAYER_CONV2D, 0, CONV_KEYS, read_conv2d, 1, 1},
+    {"max_pool2d", SN_LAYER_MAX_POOL2D, 0, POOL_KEYS, read_pool, 1, 1},
+    {"avg_pool2d", SN_LAYER_AVG_POOL2D, 0, POOL_KEYS, read_pool, 1, 1},
+    {"global_avg_pool2d", SN_LAYER_GLOBAL_AVG_POOL2D, 0, NULL, NULL, 1, 1},
+    {"flatten", SN_LAYER_FLATTEN, 0, NULL, NULL, 1, 1},
+    {"reshape", SN_LAYER_RESHAPE, 0, RESHAPE_KEYS, read_reshape, 1, 1},
+    {"dropout", SN_LAYER_DROPOUT, 0, DROPOUT_KEYS, read_dropout, 1, 1},
+    {"batch_norm", SN_LAYER_BATCH_NORM, 0, BN_KEYS, read_norm, 1, 1},
+    {"layer_norm", SN_LAYER_LAYER_NORM, 0, LN_KEYS, read_norm, 1, 1},
+    {"embedding", SN_LAYER_EMBEDDING, 0, EMBED_KEYS, read_embedding, 1, 1},
+    {"relu", SN_LAYER_ACTIVATION, SN_ACT_RELU, NULL, NULL, 1, 1},
+    {"leaky_relu", SN_LAYER_ACTIVATION, SN_ACT_LEAKY_RELU, ALPHA_KEYS, read_alpha_layer, 1, 1},
+    {"elu", SN_LAYER_ACTIVATION, SN_ACT_ELU, ALPHA_KEYS, read_alpha_layer, 1, 1},
+    {"gelu", SN_LAYER_ACTIVATION, SN_ACT_GELU, NULL, NULL, 1, 1},
+    {"sigmoid", SN_LAYER_ACTIVATION, SN_ACT_SIGMOID, NULL, NULL, 1, 1},
+    {"tanh", SN_LAYER_ACTIVATION, SN_ACT_TANH, NULL, NULL, 1, 1},
+    {"softmax", SN_LAYER_ACTIVATION, SN_ACT_SOFTMAX, NULL, NULL, 1, 1},
+    {"linear", SN_LAYER_ACTIVATION, SN_ACT_LINEAR, NULL, NULL, 1, 1},
+    {"add", SN_LAYER_ADD, 0, NULL, NULL, 2, MAX_INPUTS},
+    {"multiply", SN_LAYER_MULTIPLY, 0, NULL, NULL, 2, MAX_INPUTS},
+    {"concat", SN_LAYER_CONCAT, 0, CONCAT_KEYS, read_concat, 2, MAX_INPUTS},
+};
+enum { N_LAYER_DEFS = sizeof LAYER_DEFS / sizeof *LAYER_DEFS };
+
+/* The layer names, NULL-terminated, for lookups and hints. */
+static const char *const *layer_names(const char *names[N_LAYER_DEFS + 1]) {
+  for (int i = 0; i < N_LAYER_DEFS; i++) names[i] = LAYER_DEFS[i].name;
+  names[N_LAYER_DEFS] = NULL;
+  return names;
+}
+
+const char *sn_layer_kind_name(sn_layer_kind k) {
+  if (k == SN_LAYER_ACTIVATION) return "activation";
+  for (int i = 0; i < N_LAYER_DEFS; i++)
+    if (LAYER_DEFS[i].kind == k) return LAYER_DEFS[i].name;
+  return "?";
+}
+
+/* Defaults of a layer of kind `def`, before its options are read. */
+static void layer_defaults(sn_layer_spec *l, const layer_def *def) {
+  l->kind = def->kind;
+  l->activation = def->kind == SN_LAYER_ACTIVATION ? def->act : SN_ACT_LINEAR;
+  l->alpha = default_alpha(l->activation);
+  l->use_bias = true;
+  l->kernel_init = SN_INIT_GLOROT_UNIFORM;
+  l->bias_init = SN_INIT_ZEROS;
+  switch (def->kind) {
+  case SN_LAYER_CONV2D:
+    l->strides[0] = l->strides[1] = 1;
+    break;
+  case SN_LAYER_MAX_POOL2D:
+  case SN_LAYER_AVG_POOL2D:
+    l->pool_size[0] = l->pool_size[1] = 2;
+    break;
+  case SN_LAYER_BATCH_NORM:
+    l->momentum = 0.99;
+    l->epsilon = 1e-3;
+    break;
+  case SN_LAYER_LAYER_NORM:
+    l->epsilon = 1e-3;
+    break;
+  case SN_LAYER_EMBEDDING:
+    l->use_bias = false;
+    l->kernel_init = SN_INIT_UNIFORM; /* Keras's embeddings: uniform in [-0.05, 0.05] */
+    l->kernel_init_arg = 0.05;
+    break;
+  case SN_LAYER_CONCAT:
+    l->axis = -1;
+    break;
+  default:
+    break;
+  }
+}
+
+/* ---------------------------------------------------------------------------
+ * model: one item of the layer list */
+
+/* What the graph pass needs beyond sn_layer_spec. */
+typedef struct layer_aux {
+  const layer_def *def;  /* NULL when the kind is wrong */
+  const sn_node *inputs; /* the `inputs:` value, or NULL */
+  int src[MAX_INPUTS];   /* resolved inputs: a layer index, -1 the model input, -2 none */
+} layer_aux;
 
 /* Layer names become parameter names ("h1.weight"), so no dots. */
 static void layer_name(checker *c, const sn_node *n, sn_layer_spec *l) {
@@ -655,12 +1141,37 @@ static void layer_name(checker *c, const sn_node *n, sn_layer_spec *l) {
   copy_field(c, n, "layer name", l->name, sizeof l->name);
 }
 
-/* One item of model.layers; `counts` numbers the layers of each kind. */
-static void layer(checker *c, const sn_node *item, sn_layer_spec *l, int *counts) {
+static void layer_inputs(checker *c, const sn_node *n, sn_layer_spec *l) {
+  if (n->kind != SN_NODE_SEQ || n->n == 0) {
+    type_error(c, n, "inputs", "a non-empty list of layer names");
+    if (is_name(n)) sn_diag_hint(c->d, "write [%s]", n->text);
+    return;
+  }
+  if (n->n > MAX_INPUTS) {
+    sn_diag_error(c->d, n->loc, "a layer takes at most %d inputs, got %d", MAX_INPUTS, n->n);
+    return;
+  }
+  for (int i = 0; i < n->n; i++) {
+    l->input_locs[i] = n->items[i]->loc;
+    if (get_str(c, n->items[i], "an input name"))
+      copy_field(c, n->items[i], "an input name", l->inputs[i], sizeof l->inputs[i]);
+  }
+  l->n_inputs = n->n;
+}
+
+static const layer_def *find_layer_def(const char *name) {
+  for (int i = 0; i < N_LAYER_DEFS; i++)
+    if (!strcmp(name, LAYER_DEFS[i].name)) return &LAYER_DEFS[i];
+  return NULL;
+}
+
+/* One item of model.layers: `- flatten`, `- dense: {...}`, or a mapping with one
+ * layer key beside `name:` and `inputs:`. `counts` numbers the layers of each kind. */
+static void layer(checker *c, const sn_node *item, sn_layer_spec *l, layer_aux *aux, int *counts) {
+  static const char *const ITEM_KEYS[] = {"name", "inputs", NULL};
+  const char *names[N_LAYER_DEFS + 1];
+  layer_names(names);
   l->loc = item->loc;
-  l->use_bias = true;
-  l->kernel_init = SN_INIT_GLOROT_UNIFORM;
-  l->bias_init = SN_INIT_ZEROS;
   const sn_node *kind = NULL, *opts = NULL, *name = NULL;
   if (is_name(item)) {
     kind = item;
@@ -670,37 +1181,274 @@ static void layer(checker *c, const sn_node *item, sn_layer_spec *l, int *counts
       if (!strcmp(k->text, "name")) {
         name = item->items[i];
       } else if (!strcmp(k->text, "inputs")) {
-        sn_diag_error(c->d, k->loc, "graph inputs are not supported yet");
-      } else if (kind) {
-        sn_diag_error(c->d, k->loc, "a layer has one kind, got '%s' and '%s'", kind->text, k->text);
-      } else {
-        kind = k;
-        opts = item->items[i];
+        aux->inputs = item->items[i];
+      } else if (find_layer_def(k->text)) {
+        if (kind) {
+          sn_diag_error(c->d, k->loc, "a layer has one kind, got '%s' and '%s'", kind->text,
+                        k->text);
+        } else {
+          kind = k;
+          opts = item->items[i];
+        }
       }
     }
-    if (!kind) {
-      char buf[512];
-      sn_diag_error(c->d, item->loc, "layer has no kind");
-      sn_diag_hint(c->d, "expected one of: %s", join(LAYERS_NOW, buf, sizeof buf));
-      return;
+    /* A key that is no layer is the kind when there is none (a misspelt layer),
+     * else an unknown key. */
+    for (int i = 0; i < item->n; i++) {
+      const sn_node *k = item->keys[i];
+      if (in_list(k->text, ITEM_KEYS) || find_layer_def(k->text)) continue;
+      if (!kind) {
+        kind = k;
+        opts = item->items[i];
+        continue;
+      }
+      sn_diag_error(c->d, k->loc, "unknown key '%s' in a layer", k->text);
+      hint_closest(c, k->text, ITEM_KEYS, names);
     }
   } else {
     type_error(c, item, "a layer", "a name (- flatten) or a mapping (- dense: {units: 10})");
     return;
   }
-
-  int k = lookup(c, kind, "layer", LAYERS_NOW, LAYERS_V1);
-  if (k < 0) return;
-  if (k == LAYER_NOW_DENSE) {
-    l->kind = SN_LAYER_DENSE;
-    dense_options(c, kind, opts, l, item);
-  } else {
-    no_options(c, kind, opts);
-    l->kind = k == LAYER_NOW_FLATTEN ? SN_LAYER_FLATTEN : SN_LAYER_ACTIVATION;
-    l->activation = k == LAYER_NOW_FLATTEN ? SN_ACT_LINEAR : (sn_act)k;
-  }
-  snprintf(l->name, sizeof l->name, "%s%d", LAYERS_NOW[k], ++counts[k]);
   if (name) layer_name(c, name, l);
+  if (aux->inputs) layer_inputs(c, aux->inputs, l);
+  if (!kind) {
+    char buf[512];
+    sn_diag_error(c->d, item->loc, "layer has no kind");
+    sn_diag_hint(c->d, "expected one of: %s", join(names, buf, sizeof buf));
+    return;
+  }
+  int k = lookup(c, kind, "layer", names);
+  if (k < 0) return;
+  const layer_def *def = &LAYER_DEFS[k];
+  aux->def = def;
+  layer_defaults(l, def);
+  ++counts[k];
+  if (!name) snprintf(l->name, sizeof l->name, "%s%d", def->name, counts[k]);
+  const sn_node *map = NULL;
+  if (!def->keys)
+    no_options(c, kind, opts);
+  else if (!options(c, kind, opts, def->keys, &map))
+    return;
+  if (def->read) def->read(c, map, item, l);
+}
+
+/* ---------------------------------------------------------------------------
+ * model: the layer graph. Names resolve to layers, each layer gets as many
+ * inputs as its kind takes, cycles are errors, and sn_spec.order is a topological
+ * order that keeps list order where it can (Kahn's algorithm taking the lowest
+ * ready index first). */
+
+typedef struct named {
+  const char *name;
+  int index;
+} named;
+
+static int cmp_named(const void *pa, const void *pb) {
+  const named *a = pa, *b = pb;
+  int r = strcmp(a->name, b->name);
+  return r ? r : (a->index > b->index) - (a->index < b->index);
+}
+
+/* Index of the first layer called `name` in the sorted table, or -1. */
+static int find_named(const named *tab, int n, const char *name) {
+  int lo = 0, hi = n;
+  while (lo < hi) {
+    int mid = lo + (hi - lo) / 2;
+    if (strcmp(tab[mid].name, name) < 0)
+      lo = mid + 1;
+    else
+      hi = mid;
+  }
+  return lo < n && !strcmp(tab[lo].name, name) ? tab[lo].index : -1;
+}
+
+/* A min-heap of layer indices: the ready layers, lowest first. */
+static void heap_push(int *h, int *n, int v) {
+  int i = (*n)++;
+  for (; i > 0 && h[(i - 1) / 2] > v; i = (i - 1) / 2) h[i] = h[(i - 1) / 2];
+  h[i] = v;
+}
+
+static int heap_pop(int *h, int *n) {
+  int top = h[0], v = h[--*n], i = 0;
+  for (;;) {
+    int k = 2 * i + 1;
+    if (k >= *n) break;
+    if (k + 1 < *n && h[k + 1] < h[k]) k++;
+    if (h[k] >= v) break;
+    h[i] = h[k];
+    i = k;
+  }
+  h[i] = v;
+  return top;
+}
+
+/* The back edge u -> v (v takes u's output) closes the loop stk[at..sp) -> v. */
+static void report_cycle(checker *c, const layer_aux *aux, int u, int v, const int *stk, int sp) {
+  const sn_layer_spec *L = c->s->layers;
+  int a = u < v ? u : v, b = u < v ? v : u, k = 0, at = sp - 1;
+  while (k < L[v].n_inputs - 1 && aux[v].src[k] != u) k++;
+  while (at > 0 && stk[at] != v) at--;
+  sn_diag_error(c->d, L[v].input_locs[k],
+                "cycle: layer '%s' (line %d) and layer '%s' (line %d) feed each other", L[a].name,
+                L[a].loc.line, L[b].name, L[b].loc.line);
+  if (sp - at <= 2) return;
+  char path[512];
+  size_t len = 0;
+  for (int i = at; i <= sp && len < sizeof path; i++) {
+    int w = snprintf(path + len, sizeof path - len, "%s%s", i > at ? " -> " : "",
+                     L[i < sp ? stk[i] : v].name);
+    len = w < 0 ? sizeof path : len + (size_t)w;
+  }
+  if (len >= sizeof path) memcpy(path + sizeof path - 4, "...", 4);
+  sn_diag_hint(c->d, "the loop: %s", path);
+}
+
+static void graph(checker *c, layer_aux *aux) {
+  sn_spec *s = c->s;
+  sn_layer_spec *L = s->layers;
+  int n = s->n_layers, errors0 = c->d->errors;
+
+  /* Without `inputs:`, a layer takes the previous one. */
+  for (int i = 0; i < n; i++) {
+    const char *prev = i ? L[i - 1].name : "input";
+    if (aux[i].inputs || !*prev) continue; /* a previous layer without a name is reported */
+    snprintf(L[i].inputs[0], sizeof L[i].inputs[0], "%s", prev);
+    L[i].input_locs[0] = L[i].loc;
+    L[i].n_inputs = 1;
+  }
+  for (int i = 0; i < n; i++) {
+    const layer_def *def = aux[i].def;
+    int k = L[i].n_inputs;
+    if (!def || !k || !L[i].name[0]) continue;
+    sn_loc at = aux[i].inputs ? aux[i].inputs->loc : L[i].loc;
+    if (k < def->min_inputs) {
+      sn_diag_error(c->d, at, "layer '%s' (%s) needs at least %d inputs, got %d", L[i].name,
+                    def->name, def->min_inputs, k);
+      if (!aux[i].inputs) sn_diag_hint(c->d, "name the layers it joins: inputs: [a, b]");
+    } else if (k > def->max_inputs) {
+      sn_diag_error(c->d, at, "layer '%s' (%s) takes 1 input, got %d", L[i].name, def->name, k);
+      sn_diag_hint(c->d, "join them first with add, multiply or concat");
+    }
+  }
+
+  named *tab = malloc(sizeof *tab * (size_t)n);
+  const char **cands = malloc(sizeof *cands * (size_t)(n + 2));
+  int *indeg = calloc((size_t)n, sizeof *indeg), *start = calloc((size_t)n + 1, sizeof *start);
+  int *adj = malloc(sizeof *adj * (size_t)n * MAX_INPUTS), *heap = malloc(sizeof *heap * (size_t)n);
+  int *order = malloc(sizeof *order * (size_t)n), *color = calloc((size_t)n, sizeof *color);
+  int *stk = malloc(sizeof *stk * (size_t)n), *pos = malloc(sizeof *pos * (size_t)n);
+  if (!tab || !cands || !indeg || !start || !adj || !heap || !order || !color || !stk || !pos) {
+    sn_diag_error(c->d, s->layers[0].loc, "out of memory");
+    goto done;
+  }
+
+  /* Names: duplicates, then each input resolved. */
+  int nt = 0;
+  for (int i = 0; i < n; i++)
+    if (L[i].name[0]) tab[nt++] = (named){L[i].name, i};
+  qsort(tab, (size_t)nt, sizeof *tab, cmp_named);
+  for (int j = 1, g = 0; j < nt; j++) {
+    if (strcmp(tab[j].name, tab[g].name)) {
+      g = j;
+      continue;
+    }
+    sn_diag_error(c->d, L[tab[j].index].loc, "duplicate layer name '%s' (also used at line %d)",
+                  tab[j].name, L[tab[g].index].loc.line);
+  }
+  for (int i = 0; i < n; i++) cands[i] = L[i].name;
+  cands[n] = "input";
+  cands[n + 1] = NULL;
+  for (int i = 0; i < n; i++) {
+    for (int k = 0; k < L[i].n_inputs; k++) {
+      const char *in = L[i].inputs[k];
+      aux[i].src[k] = -2;
+      if (!*in) continue;
+      if (!strcmp(in, "input")) {
+        aux[i].src[k] = -1;
+        continue;
+      }
+      int j = find_named(tab, nt, in);
+      if (j < 0) {
+        sn_diag_error(c->d, L[i].input_locs[k], "unknown layer '%s' in inputs", in);
+        hint_closest(c, in, cands, NULL);
+      } else if (j == i) {
+        sn_diag_error(c->d, L[i].input_locs[k], "layer '%s' takes its own output as input", in);
+      } else {
+        aux[i].src[k] = j;
+        indeg[i]++;
+        start[j + 1]++;
+      }
+    }
+  }
+
+  /* Edges producer -> consumer, as lists of consumers. */
+  for (int i = 0; i < n; i++) start[i + 1] += start[i];
+  for (int i = 0; i < n; i++) pos[i] = start[i];
+  for (int i = 0; i < n; i++)
+    for (int k = 0; k < L[i].n_inputs; k++)
+      if (aux[i].src[k] >= 0) adj[pos[aux[i].src[k]]++] = i;
+
+  int nh = 0, placed = 0;
+  for (int i = 0; i < n; i++)
+    if (!indeg[i]) heap_push(heap, &nh, i);
+  while (nh) {
+    int u = heap_pop(heap, &nh);
+    order[placed++] = u;
+    color[u] = 2;
+    for (int e = start[u]; e < start[u + 1]; e++)
+      if (!--indeg[adj[e]]) heap_push(heap, &nh, adj[e]);
+  }
+
+  /* What is left lies on a cycle or after one: a depth-first search over it
+   * finds each cycle's closing edge. */
+  for (int r = 0; r < n && placed < n; r++) {
+    if (color[r]) continue;
+    int sp = 0;
+    stk[sp] = r;
+    pos[sp++] = start[r];
+    color[r] = 1;
+    while (sp) {
+      int u = stk[sp - 1];
+      if (pos[sp - 1] == start[u + 1]) {
+        color[u] = 2;
+        sp--;
+        continue;
+      }
+      int v = adj[pos[sp - 1]++];
+      if (color[v] == 1) {
+        report_cycle(c, aux, u, v, stk, sp);
+      } else if (!color[v]) {
+        color[v] = 1;
+        stk[sp] = v;
+        pos[sp++] = start[v];
+      }
+    }
+  }
+
+  if (placed == n && c->d->errors == errors0) {
+    for (int i = 0; i < n - 1; i++) {
+      if (start[i + 1] > start[i]) continue;
+      sn_diag_warning(c->d, L[i].loc,
+                      "the output of layer '%s' is not used: no layer takes it, and only the "
+                      "last layer is the model output",
+                      L[i].name);
+      sn_diag_hint(c->d, "list '%s' in the inputs of a later layer, or remove it", L[i].name);
+    }
+    s->order = order;
+    order = NULL;
+  }
+done:
+  free(tab);
+  free(cands);
+  free(indeg);
+  free(start);
+  free(adj);
+  free(heap);
+  free(order);
+  free(color);
+  free(stk);
+  free(pos);
 }
 
 static void model_input(checker *c, const sn_node *n) {
@@ -735,7 +1483,7 @@ static void model_input(checker *c, const sn_node *n) {
 static void model_section(checker *c, const sn_node *n) {
   static const char *const KEYS[] = {"input", "layers", NULL};
   if (!is_map(c, n, "model")) return;
-  check_keys(c, n, "model", KEYS, NULL);
+  check_keys(c, n, "model", KEYS);
   sn_spec *s = c->s;
   const sn_node *v;
   if ((v = sn_node_get(n, "input")))
@@ -755,71 +1503,143 @@ static void model_section(checker *c, const sn_node *n) {
     return;
   }
   s->layers = calloc((size_t)v->n, sizeof *s->layers);
-  if (!s->layers) {
+  layer_aux *aux = calloc((size_t)v->n, sizeof *aux);
+  if (!s->layers || !aux) {
     sn_diag_error(c->d, v->loc, "out of memory");
+    free(aux);
     return;
   }
   s->n_layers = v->n;
-  int counts[N_LAYERS_NOW] = {0};
-  for (int i = 0; i < v->n; i++) layer(c, v->items[i], &s->layers[i], counts);
-  for (int i = 1; i < s->n_layers; i++)
-    for (int j = 0; j < i; j++)
-      if (s->layers[i].name[0] && !strcmp(s->layers[i].name, s->layers[j].name)) {
-        sn_diag_error(c->d, s->layers[i].loc, "duplicate layer name '%s' (also used at line %d)",
-                      s->layers[i].name, s->layers[j].loc.line);
-        break;
-      }
+  int counts[N_LAYER_DEFS] = {0};
+  for (int i = 0; i < v->n; i++) layer(c, v->items[i], &s->layers[i], &aux[i], counts);
+  graph(c, aux);
+  free(aux);
 }
 
 /* ---------------------------------------------------------------------------
  * train */
 
-static const char *const LOSSES_NOW[] = {"sparse_categorical_crossentropy", NULL};
-static const char *const LOSSES_V1[] = {"sparse_categorical_crossentropy",
-                                        "categorical_crossentropy",
-                                        "binary_crossentropy",
-                                        "mse",
-                                        "mae",
-                                        "huber",
-                                        NULL};
-static const char *const OPTS_NOW[] = {"adam", NULL};
-static const char *const OPTS_V1[] = {"adam", "adamw", "sgd", "rmsprop", NULL};
-static const char *const METRICS_NOW[] = {"accuracy", NULL};
-static const char *const METRICS_V1[] = {"accuracy", "top_k_accuracy", "mse", "mae", NULL};
-
 static void loss(checker *c, const sn_node *n) {
-  static const char *const KEYS[] = {"from_logits", NULL};
+  static const char *const LOGITS_KEYS[] = {"from_logits", NULL};
+  static const char *const HUBER_KEYS[] = {"delta", NULL};
   const sn_node *name, *opts, *map;
-  c->s->loss_loc = n->loc;
-  if (!choice(c, n, "loss", &name, &opts) || lookup(c, name, "loss", LOSSES_NOW, LOSSES_V1) < 0)
-    return;
-  c->s->loss = SN_LOSS_SPARSE_CCE;
-  if (!options(c, name, opts, &map) || !map) return;
-  check_keys(c, map, name->text, KEYS, NULL);
-  const sn_node *v = sn_node_get(map, "from_logits");
-  if (v) get_bool(c, v, "from_logits", &c->s->from_logits);
+  sn_spec *s = c->s;
+  s->loss_loc = n->loc;
+  int k;
+  if (!choice(c, n, "loss", &name, &opts) || (k = lookup(c, name, "loss", LOSSES)) < 0) return;
+  s->loss = (sn_loss_kind)k;
+  const sn_node *v;
+  switch (s->loss) {
+  case SN_LOSS_SPARSE_CCE:
+  case SN_LOSS_CCE:
+  case SN_LOSS_BCE:
+    if (options(c, name, opts, LOGITS_KEYS, &map) && (v = sn_node_get(map, "from_logits")))
+      get_bool(c, v, "from_logits", &s->from_logits);
+    break;
+  case SN_LOSS_HUBER:
+    if (options(c, name, opts, HUBER_KEYS, &map) && (v = sn_node_get(map, "delta")))
+      get_real(c, v, "delta", 0, true, INFINITY, false, &s->huber_delta);
+    break;
+  default:
+    no_options(c, name, opts);
+  }
 }
 
 static void optimizer(checker *c, const sn_node *n) {
-  static const char *const KEYS[] = {"learning_rate", "beta1", "beta2", "epsilon", NULL};
+  static const char *const ADAM_KEYS[] = {"learning_rate", "beta1", "beta2", "epsilon", NULL};
+  static const char *const ADAMW_KEYS[] = {"learning_rate", "beta1",        "beta2",
+                                           "epsilon",       "weight_decay", NULL};
+  static const char *const SGD_KEYS[] = {"learning_rate", "momentum", "nesterov", NULL};
+  static const char *const RMSPROP_KEYS[] = {"learning_rate", "rho", "momentum", "epsilon", NULL};
+  static const char *const *const KEYS[] = {ADAM_KEYS, ADAMW_KEYS, SGD_KEYS, RMSPROP_KEYS};
   const sn_node *name, *opts, *map, *v;
   sn_spec *s = c->s;
   s->optimizer_loc = n->loc;
+  int k;
   if (!choice(c, n, "optimizer", &name, &opts) ||
-      lookup(c, name, "optimizer", OPTS_NOW, OPTS_V1) < 0)
+      (k = lookup(c, name, "optimizer", OPTIMIZERS)) < 0)
     return;
-  s->optimizer = SN_OPT_ADAM;
-  if (!options(c, name, opts, &map) || !map) return;
-  check_keys(c, map, "adam", KEYS, NULL);
-  if ((v = sn_node_get(map, "learning_rate")))
-    get_real(c, v, "learning_rate", 0, true, INFINITY, false, &s->learning_rate);
+  s->optimizer = (sn_opt_kind)k;
+  /* Keras's defaults per optimizer. */
+  s->learning_rate = s->optimizer == SN_OPT_SGD ? 0.01 : 0.001;
+  if (s->optimizer == SN_OPT_ADAMW) s->weight_decay = 0.004;
+  if (s->optimizer == SN_OPT_RMSPROP) s->rho = 0.9;
+  if (!options(c, name, opts, KEYS[k], &map) || !map) return;
+  if ((v = sn_node_get(map, "learning_rate")) &&
+      get_real(c, v, "learning_rate", 0, true, INFINITY, false, &s->learning_rate) &&
+      s->learning_rate > 1) {
+    sn_diag_warning(c->d, v->loc, "learning_rate %g is unusually large", s->learning_rate);
+    sn_diag_hint(c->d, "typical values lie between 1e-4 and 0.1");
+  }
   if ((v = sn_node_get(map, "beta1"))) get_real(c, v, "beta1", 0, false, 1, true, &s->beta1);
   if ((v = sn_node_get(map, "beta2"))) get_real(c, v, "beta2", 0, false, 1, true, &s->beta2);
   if ((v = sn_node_get(map, "epsilon")))
     get_real(c, v, "epsilon", 0, true, INFINITY, false, &s->epsilon);
+  if ((v = sn_node_get(map, "weight_decay")))
+    get_real(c, v, "weight_decay", 0, false, INFINITY, false, &s->weight_decay);
+  if ((v = sn_node_get(map, "rho"))) get_real(c, v, "rho", 0, false, 1, true, &s->rho);
+  bool momentum_ok = true;
+  if ((v = sn_node_get(map, "momentum")))
+    momentum_ok = get_real(c, v, "momentum", 0, false, 1, true, &s->momentum);
+  if ((v = sn_node_get(map, "nesterov")) && get_bool(c, v, "nesterov", &s->nesterov) &&
+      s->nesterov && momentum_ok && s->momentum == 0) {
+    sn_diag_error(c->d, v->loc, "nesterov needs momentum greater than 0");
+    sn_diag_hint(c->d, "add momentum: 0.9");
+  }
+}
+
+static void schedule(checker *c, const sn_node *n) {
+  static const char *const STEP_KEYS[] = {"every", "gamma", NULL};
+  static const char *const COSINE_KEYS[] = {"warmup_epochs", NULL};
+  static const char *const EXP_KEYS[] = {"gamma", NULL};
+  const sn_node *name, *opts, *map, *v;
+  sn_schedule *sc = &c->s->schedule;
+  c->s->schedule_loc = n->loc;
+  int k;
+  if (!choice(c, n, "schedule", &name, &opts) || (k = lookup(c, name, "schedule", SCHEDULES)) < 0)
+    return;
+  sc->kind = (sn_schedule_kind)k;
+  switch (sc->kind) {
+  case SN_SCHED_CONSTANT:
+    no_options(c, name, opts);
+    break;
+  case SN_SCHED_STEP:
+    sc->gamma = 0.1; /* as PyTorch's StepLR */
+    if (!options(c, name, opts, STEP_KEYS, &map)) break;
+    if ((v = sn_node_get(map, "every"))) {
+      get_int32(c, v, "every", 1, MAX_EPOCHS, &sc->every);
+    } else {
+      missing(c, map ? map : name, "every", "step");
+      sn_diag_hint(c->d, "write {step: {every: 10, gamma: 0.5}}");
+    }
+    if ((v = sn_node_get(map, "gamma"))) get_real(c, v, "gamma", 0, true, 1, false, &sc->gamma);
+    break;
+  case SN_SCHED_COSINE:
+    if (!options(c, name, opts, COSINE_KEYS, &map)) break;
+    if ((v = sn_node_get(map, "warmup_epochs")) &&
+        get_real(c, v, "warmup_epochs", 0, false, (double)MAX_EPOCHS, false, &sc->warmup_epochs) &&
+        c->s->epochs > 0 && sc->warmup_epochs >= c->s->epochs) {
+      sn_diag_warning(c->d, v->loc,
+                      "warmup_epochs (%g) is not less than epochs (%d): the learning rate never "
+                      "reaches its full value",
+                      sc->warmup_epochs, c->s->epochs);
+      sn_diag_hint(c->d, "warm up for a small part of training, e.g. 5%% of the epochs");
+    }
+    break;
+  case SN_SCHED_EXPONENTIAL:
+    if (!options(c, name, opts, EXP_KEYS, &map)) break;
+    if ((v = sn_node_get(map, "gamma"))) {
+      get_real(c, v, "gamma", 0, true, 1, false, &sc->gamma);
+    } else {
+      missing(c, map ? map : name, "gamma", "exponential");
+      sn_diag_hint(c->d, "write {exponential: {gamma: 0.95}}");
+    }
+    break;
+  }
 }
 
 static void metrics(checker *c, const sn_node *n) {
+  static const char *const TOP_K_KEYS[] = {"k", NULL};
   sn_spec *s = c->s;
   int cap = (int)(sizeof s->metrics / sizeof s->metrics[0]);
   if (n->kind != SN_NODE_SEQ) {
@@ -828,11 +1648,18 @@ static void metrics(checker *c, const sn_node *n) {
     return;
   }
   for (int i = 0; i < n->n; i++) {
-    const sn_node *name, *opts;
+    const sn_node *name, *opts, *map, *v;
+    int k, top_k = 0;
     if (!choice(c, n->items[i], "a metric", &name, &opts) ||
-        lookup(c, name, "metric", METRICS_NOW, METRICS_V1) < 0)
+        (k = lookup(c, name, "metric", METRICS)) < 0)
       continue;
-    no_options(c, name, opts);
+    if (k == SN_METRIC_TOP_K) {
+      top_k = 5; /* as Keras's top_k_categorical_accuracy */
+      if (!options(c, name, opts, TOP_K_KEYS, &map)) continue;
+      if ((v = sn_node_get(map, "k")) && !get_int32(c, v, "k", 1, MAX_CLASSES, &top_k)) continue;
+    } else {
+      no_options(c, name, opts);
+    }
     bool dup = false;
     for (int j = 0; j < s->n_metrics; j++) dup = dup || !strcmp(s->metrics[j], name->text);
     if (dup) {
@@ -840,28 +1667,111 @@ static void metrics(checker *c, const sn_node *n) {
     } else if (s->n_metrics == cap) {
       sn_diag_error(c->d, name->loc, "more than %d metrics", cap);
     } else {
-      snprintf(s->metrics[s->n_metrics++], sizeof s->metrics[0], "%s", name->text);
+      snprintf(s->metrics[s->n_metrics], sizeof s->metrics[0], "%s", METRICS[k]);
+      s->metric_kind[s->n_metrics] = (sn_metric_kind)k;
+      s->metric_k[s->n_metrics++] = top_k;
     }
   }
 }
 
+/* A per-epoch figure of the run (a metrics.jsonl key): loss or a listed metric,
+ * plain (training data), val_ (validation data) or, when `allow_test`, test_.
+ * `what` names the key in messages ("monitor", "sweep metric"). */
+static bool figure(checker *c, const sn_node *n, const char *what, bool allow_test) {
+  const sn_spec *s = c->s;
+  if (!is_name(n)) {
+    type_error(c, n, what, "a figure name such as val_loss");
+    return false;
+  }
+  const char *t = n->text, *base = t, *set = NULL;
+  if (!strncmp(t, "val_", 4)) {
+    base = t + 4;
+    set = "validation";
+  } else if (!strncmp(t, "test_", 5)) {
+    base = t + 5;
+    set = "test";
+  }
+  bool known = !strcmp(base, "loss") || in_list(base, METRICS);
+  if (known && set && !strcmp(set, "test") && !allow_test) {
+    sn_diag_error(c->d, n->loc, "%s must not use test data, got '%s'", what, t);
+    sn_diag_hint(c->d, "monitor a val_ figure (with data.validation), or a training one");
+    return false;
+  }
+  if (!known) {
+    char cand_buf[3 * 5][32];
+    const char *cands[3 * 5 + 1];
+    int nc = 0;
+    static const char *const PREFIXES[] = {"", "val_", "test_"};
+    for (int p = 0; p < (allow_test ? 3 : 2); p++)
+      for (int m = -1; m < (int)(sizeof METRICS / sizeof *METRICS) - 1; m++) {
+        snprintf(cand_buf[nc], sizeof cand_buf[nc], "%s%s", PREFIXES[p],
+                 m < 0 ? "loss" : METRICS[m]);
+        cands[nc] = cand_buf[nc];
+        nc++;
+      }
+    cands[nc] = NULL;
+    sn_diag_error(c->d, n->loc, "%s '%s' is not a figure this run reports", what, t);
+    hint_closest(c, t, cands, NULL);
+    return false;
+  }
+  bool ok = true;
+  if (strcmp(base, "loss") != 0) {
+    bool listed = false;
+    for (int i = 0; i < s->n_metrics; i++) listed = listed || !strcmp(s->metrics[i], base);
+    if (!listed) {
+      sn_diag_error(c->d, n->loc, "%s '%s' needs '%s' in train.metrics", what, t, base);
+      ok = false;
+    }
+  }
+  if (set && !has_data(s, set)) {
+    sn_diag_error(c->d, n->loc, "%s '%s' needs data.%s", what, t, set);
+    if (!strcmp(set, "validation"))
+      sn_diag_hint(c->d, "add validation: {split: 0.1} under data, or use '%s'", base);
+    ok = false;
+  }
+  return ok;
+}
+
+static void early_stopping(checker *c, const sn_node *n) {
+  static const char *const KEYS[] = {"monitor", "patience", "min_delta", "restore_best", NULL};
+  sn_early_stopping *e = &c->s->early;
+  if (!is_map(c, n, "early_stopping")) return;
+  check_keys(c, n, "early_stopping", KEYS);
+  c->s->early_loc = n->loc;
+  e->enabled = true;
+  e->restore_best = true;
+  snprintf(e->monitor, sizeof e->monitor, "%s", has_data(c->s, "validation") ? "val_loss" : "loss");
+  const sn_node *v;
+  if ((v = sn_node_get(n, "monitor")) && figure(c, v, "monitor", false))
+    snprintf(e->monitor, sizeof e->monitor, "%s", v->text); /* known figures are short */
+  if ((v = sn_node_get(n, "patience"))) get_int32(c, v, "patience", 0, MAX_EPOCHS, &e->patience);
+  if ((v = sn_node_get(n, "min_delta")))
+    get_real(c, v, "min_delta", 0, false, INFINITY, false, &e->min_delta);
+  if ((v = sn_node_get(n, "restore_best"))) get_bool(c, v, "restore_best", &e->restore_best);
+}
+
 static void train_section(checker *c, const sn_node *n) {
-  static const char *const KEYS[] = {"loss",    "optimizer", "batch_size", "epochs",
-                                     "shuffle", "metrics",   NULL};
-  static const char *const LATER[] = {"schedule", "early_stopping", "clip_grad_norm", NULL};
+  static const char *const KEYS[] = {"loss",           "optimizer", "batch_size",     "epochs",
+                                     "shuffle",        "metrics",   "clip_grad_norm", "schedule",
+                                     "early_stopping", NULL};
   if (!is_map(c, n, "train")) return;
-  check_keys(c, n, "train", KEYS, LATER);
+  check_keys(c, n, "train", KEYS);
   sn_spec *s = c->s;
+  s->schedule_loc = n->loc;
   const sn_node *v;
   if ((v = sn_node_get(n, "loss")))
     loss(c, v);
   else
     missing(c, n, "loss", "train");
   if ((v = sn_node_get(n, "optimizer"))) optimizer(c, v);
+  if ((v = sn_node_get(n, "clip_grad_norm")))
+    get_real(c, v, "clip_grad_norm", 0, true, INFINITY, false, &s->clip_grad_norm);
   if ((v = sn_node_get(n, "batch_size"))) get_int(c, v, "batch_size", 1, MAX_BATCH, &s->batch_size);
   if ((v = sn_node_get(n, "epochs"))) get_int32(c, v, "epochs", 0, MAX_EPOCHS, &s->epochs);
   if ((v = sn_node_get(n, "shuffle"))) get_bool(c, v, "shuffle", &s->shuffle);
   if ((v = sn_node_get(n, "metrics"))) metrics(c, v);
+  if ((v = sn_node_get(n, "schedule"))) schedule(c, v);
+  if ((v = sn_node_get(n, "early_stopping"))) early_stopping(c, v);
 }
 
 /* ---------------------------------------------------------------------------
@@ -872,7 +1782,7 @@ static const char *const EXPECT_SETS[] = {"train", "validation", "test", NULL};
 static void expect_range(checker *c, const sn_node *key, const sn_node *v, sn_expect_spec *e) {
   static const char *const KEYS[] = {"min", "max", NULL};
   if (!is_map(c, v, key->text)) return;
-  check_keys(c, v, key->text, KEYS, NULL);
+  check_keys(c, v, key->text, KEYS);
   const sn_node *lo = sn_node_get(v, "min"), *hi = sn_node_get(v, "max");
   if (!lo && !hi) {
     sn_diag_error(c->d, v->loc, "expectation '%s' needs min or max", key->text);
@@ -888,7 +1798,7 @@ static void expect_range(checker *c, const sn_node *key, const sn_node *v, sn_ex
 static bool expect_key(checker *c, const sn_node *key) {
   const sn_spec *s = c->s;
   const char *t = key->text, *dot = strchr(t, '.');
-  /* The candidates for "did you mean": every set with loss and every v1 metric. */
+  /* The candidates for "did you mean": every set with loss and every metric. */
   char cand_buf[3 * 5][32];
   const char *cands[3 * 5 + 3];
   int nc = 0;
@@ -896,8 +1806,8 @@ static bool expect_key(checker *c, const sn_node *key) {
     snprintf(cand_buf[nc], sizeof cand_buf[nc], "%s.loss", EXPECT_SETS[i]);
     cands[nc] = cand_buf[nc];
     nc++;
-    for (int j = 0; METRICS_V1[j]; j++) {
-      snprintf(cand_buf[nc], sizeof cand_buf[nc], "%s.%s", EXPECT_SETS[i], METRICS_V1[j]);
+    for (int j = 0; METRICS[j]; j++) {
+      snprintf(cand_buf[nc], sizeof cand_buf[nc], "%s.%s", EXPECT_SETS[i], METRICS[j]);
       cands[nc] = cand_buf[nc];
       nc++;
     }
@@ -913,7 +1823,7 @@ static bool expect_key(checker *c, const sn_node *key) {
     known_set = in_list(set, EXPECT_SETS);
   }
   const char *q = dot ? dot + 1 : "";
-  if (!known_set || (strcmp(q, "loss") != 0 && !in_list(q, METRICS_V1))) {
+  if (!known_set || (strcmp(q, "loss") != 0 && !in_list(q, METRICS))) {
     sn_diag_error(c->d, key->loc, "unknown expectation '%s'", t);
     hint_closest(c, t, cands, NULL);
     return false;
@@ -927,11 +1837,11 @@ static bool expect_key(checker *c, const sn_node *key) {
       ok = false;
     }
   }
-  if (!strcmp(set, "test") && !sn_node_get(sn_node_get(s->root, "data"), "test")) {
+  if (!strcmp(set, "test") && !has_data(s, "test")) {
     sn_diag_error(c->d, key->loc, "expectation '%s' needs data.test", t);
     ok = false;
   }
-  if (!strcmp(set, "validation") && !sn_node_get(sn_node_get(s->root, "data"), "validation")) {
+  if (!strcmp(set, "validation") && !has_data(s, "validation")) {
     sn_diag_error(c->d, key->loc, "expectation '%s' needs data.validation", t);
     ok = false;
   }
@@ -953,7 +1863,7 @@ static void expect_section(checker *c, const sn_node *n) {
     if (!strcmp(key->text, "gradcheck")) {
       static const char *const KEYS[] = {"max_rel_error", NULL};
       if (!is_map(c, v, "gradcheck")) continue;
-      check_keys(c, v, "gradcheck", KEYS, NULL);
+      check_keys(c, v, "gradcheck", KEYS);
       const sn_node *m = sn_node_get(v, "max_rel_error");
       if (!m)
         missing(c, v, "max_rel_error", "gradcheck");
@@ -962,7 +1872,7 @@ static void expect_section(checker *c, const sn_node *n) {
     } else if (!strcmp(key->text, "error")) {
       static const char *const KEYS[] = {"contains", NULL};
       if (!is_map(c, v, "error")) continue;
-      check_keys(c, v, "error", KEYS, NULL);
+      check_keys(c, v, "error", KEYS);
       const sn_node *m = sn_node_get(v, "contains");
       if (!m)
         missing(c, v, "contains", "error");
@@ -974,6 +1884,402 @@ static void expect_section(checker *c, const sn_node *n) {
     }
     snprintf(e->key, sizeof e->key, "%s", key->text); /* known keys are short */
     s->n_expect++;
+  }
+}
+
+/* ---------------------------------------------------------------------------
+ * sweep: runs of this spec with settings changed, as by --set. Each setting is
+ * checked by applying it to a copy of the tree and checking the copy, so a sweep
+ * that names a wrong key or a bad value fails now rather than in run 7. */
+
+/* The shortest text that reads back as v, always with a point or exponent. */
+static void real_text(double v, char *buf, size_t cap) {
+  for (int prec = 15; prec <= 17; prec++) {
+    snprintf(buf, cap, "%.*g", prec, v);
+    if (strtod(buf, NULL) == v) break;
+  }
+  if (!strpbrk(buf, ".eEn")) strncat(buf, ".0", cap - strlen(buf) - 1);
+}
+
+/* Checks the spec with `key=value` applied. Returns true if that spec is valid;
+ * else *msg and *hint (malloc'd, or NULL) get its first error, and *in_value says
+ * whether the error is inside the value (rather than about the key). */
+static bool try_setting(checker *c, const char *key, const char *value, char **msg, char **hint,
+                        bool *in_value) {
+  *msg = *hint = NULL;
+  *in_value = false;
+  size_t len = strlen(key) + strlen(value) + 2;
+  char *assign = malloc(len);
+  sn_node *copy = sn_node_copy(c->s->root);
+  if (!assign || !copy) { /* out of memory: the runs will tell */
+    free(assign);
+    sn_node_free(copy);
+    return true;
+  }
+  snprintf(assign, len, "%s=%s", key, value);
+  sn_diag d = {0};
+  if (sn_node_set(copy, assign, &d) == 0)
+    sn_spec_free(check_tree(copy, c->s->path, &d, true));
+  else
+    sn_node_free(copy);
+  bool ok = true;
+  for (int i = 0; i < d.n && ok; i++) {
+    if (d.v[i].sev != SN_ERROR) continue;
+    ok = false;
+    *msg = strdup(d.v[i].msg);
+    *hint = d.v[i].hint ? strdup(d.v[i].hint) : NULL;
+    *in_value = d.v[i].loc.file && !strcmp(d.v[i].loc.file, "--set") &&
+                d.v[i].loc.col >= (int)strlen(key) + 2;
+  }
+  sn_diag_free(&d);
+  free(assign);
+  return ok;
+}
+
+/* Tries one value of an axis; reports a bad value at `at`, a bad key at the
+ * axis's key (and then returns false: the other values would say the same). */
+static bool sweep_try(checker *c, const sn_sweep_axis *ax, const char *value, const sn_node *at,
+                      const char *what, bool integer_hint) {
+  char *msg, *hint;
+  bool in_value;
+  if (try_setting(c, ax->key, value, &msg, &hint, &in_value)) return true;
+  if (in_value) {
+    sn_diag_error(c->d, at->loc, "sweep %s for '%s': %s", what, ax->key, msg ? msg : "invalid");
+    if (integer_hint && msg && strstr(msg, "integer"))
+      sn_diag_hint(c->d, "add integer: true to draw whole numbers");
+    else if (hint)
+      sn_diag_hint(c->d, "%s", hint);
+  } else {
+    sn_diag_error(c->d, ax->loc, "sweep key '%s': %s", ax->key, msg ? msg : "invalid");
+    if (hint) sn_diag_hint(c->d, "%s", hint);
+  }
+  free(msg);
+  free(hint);
+  return in_value;
+}
+
+/* A dotted path into the spec, as for --set. */
+static bool sweep_key(checker *c, const sn_node *k, sn_sweep_axis *ax) {
+  const char *t = k->text;
+  ax->loc = k->loc;
+  size_t len = strspn(t, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-");
+  if (!*t || t[len]) {
+    sn_diag_error(c->d, k->loc, "sweep key '%s' may only use letters, digits, '_', '.' and '-'", t);
+    return false;
+  }
+  size_t first = strcspn(t, ".");
+  if ((first == 7 && !strncmp(t, "specnet", 7)) || (first == 5 && !strncmp(t, "sweep", 5))) {
+    sn_diag_error(c->d, k->loc, "a sweep cannot set '%.*s'", (int)first, t);
+    return false;
+  }
+  return copy_field(c, k, "sweep key", ax->key, sizeof ax->key);
+}
+
+static void sweep_grid(checker *c, const sn_node *n, bool check_values) {
+  sn_sweep_spec *sw = &c->s->sweep;
+  int cap = (int)(sizeof sw->axes / sizeof sw->axes[0]);
+  int vcap = (int)(sizeof sw->axes[0].values / sizeof sw->axes[0].values[0]);
+  if (!is_map(c, n, "grid")) return;
+  if (n->n == 0) {
+    sn_diag_error(c->d, n->loc, "grid needs at least one key");
+    sn_diag_hint(c->d, "write grid: {train.batch_size: [32, 64]}");
+    return;
+  }
+  int64_t runs = 1;
+  for (int i = 0; i < n->n; i++) {
+    const sn_node *vals = n->items[i];
+    if (sw->n_axes == cap) {
+      sn_diag_error(c->d, n->keys[i]->loc, "a sweep varies at most %d keys", cap);
+      return;
+    }
+    sn_sweep_axis *ax = &sw->axes[sw->n_axes];
+    *ax = (sn_sweep_axis){0};
+    bool ok = sweep_key(c, n->keys[i], ax);
+    if (vals->kind != SN_NODE_SEQ || vals->n == 0) {
+      type_error(c, vals, "grid values", "a non-empty list");
+      if (is_name(vals)) sn_diag_hint(c->d, "write [%s]", vals->text);
+      continue;
+    }
+    if (vals->n > vcap) {
+      sn_diag_error(c->d, vals->loc, "a grid key takes at most %d values, got %d", vcap, vals->n);
+      continue;
+    }
+    for (int j = 0; j < vals->n; j++) {
+      char *text = NULL;
+      size_t len = 0;
+      FILE *f = open_memstream(&text, &len);
+      if (f) {
+        sn_node_write_flow(vals->items[j], f);
+        fclose(f);
+      }
+      if (!text) {
+        sn_diag_error(c->d, vals->items[j]->loc, "out of memory");
+        ok = false;
+      } else if (len >= sizeof ax->values[j]) {
+        sn_diag_error(c->d, vals->items[j]->loc,
+                      "sweep value is too long (%zu bytes as YAML; at most %zu)", len,
+                      sizeof ax->values[j] - 1);
+        ok = false;
+      } else {
+        memcpy(ax->values[j], text, len + 1);
+      }
+      free(text);
+    }
+    if (!ok) continue;
+    ax->n_values = vals->n;
+    sw->n_axes++;
+    runs *= vals->n;
+    for (int j = 0; check_values && j < vals->n; j++)
+      if (!sweep_try(c, ax, ax->values[j], vals->items[j], "value", false)) break;
+  }
+  if (runs > MAX_SWEEP_RUNS)
+    sn_diag_error(c->d, n->loc, "the grid makes %lld runs; at most %lld", (long long)runs,
+                  (long long)MAX_SWEEP_RUNS);
+}
+
+static void sweep_random(checker *c, const sn_node *n, bool check_values) {
+  static const char *const KEYS[] = {"count", "ranges", NULL};
+  static const char *const RANGE_KEYS[] = {"min", "max", "log", "integer", NULL};
+  sn_sweep_spec *sw = &c->s->sweep;
+  int cap = (int)(sizeof sw->axes / sizeof sw->axes[0]);
+  if (!is_map(c, n, "random")) return;
+  check_keys(c, n, "random", KEYS);
+  const sn_node *v = sn_node_get(n, "count"), *ranges = sn_node_get(n, "ranges");
+  if (v)
+    get_int32(c, v, "count", 1, MAX_SWEEP_RUNS, &sw->count);
+  else
+    missing(c, n, "count", "random");
+  if (!ranges) {
+    missing(c, n, "ranges", "random");
+    sn_diag_hint(c->d, "write ranges: {train.optimizer.adam.learning_rate: {min: 1e-4, max: "
+                       "1e-2, log: true}}");
+    return;
+  }
+  if (!is_map(c, ranges, "ranges")) return;
+  if (ranges->n == 0) {
+    sn_diag_error(c->d, ranges->loc, "ranges needs at least one key");
+    return;
+  }
+  for (int i = 0; i < ranges->n; i++) {
+    const sn_node *r = ranges->items[i];
+    if (sw->n_axes == cap) {
+      sn_diag_error(c->d, ranges->keys[i]->loc, "a sweep varies at most %d keys", cap);
+      return;
+    }
+    sn_sweep_axis *ax = &sw->axes[sw->n_axes];
+    *ax = (sn_sweep_axis){0};
+    bool ok = sweep_key(c, ranges->keys[i], ax);
+    char what[160];
+    snprintf(what, sizeof what, "the range of %s", ranges->keys[i]->text);
+    if (!is_map(c, r, what)) continue;
+    check_keys(c, r, "a sweep range", RANGE_KEYS);
+    const sn_node *lo = sn_node_get(r, "min"), *hi = sn_node_get(r, "max");
+    if (!lo) missing(c, r, "min", "a sweep range");
+    if (!hi) missing(c, r, "max", "a sweep range");
+    ok = lo && hi && ok;
+    ok = (!lo || get_real(c, lo, "min", -INFINITY, false, INFINITY, false, &ax->lo)) && ok;
+    ok = (!hi || get_real(c, hi, "max", -INFINITY, false, INFINITY, false, &ax->hi)) && ok;
+    if ((v = sn_node_get(r, "log"))) ok = get_bool(c, v, "log", &ax->log) && ok;
+    if ((v = sn_node_get(r, "integer"))) ok = get_bool(c, v, "integer", &ax->integer) && ok;
+    if (!ok) continue;
+    if (!(ax->lo < ax->hi)) {
+      sn_diag_error(c->d, hi->loc, "max (%g) must be greater than min (%g)", ax->hi, ax->lo);
+      continue;
+    }
+    if (ax->log && ax->lo <= 0) {
+      sn_diag_error(c->d, lo->loc, "a log range needs min greater than 0, got %g", ax->lo);
+      continue;
+    }
+    if (ax->integer && ceil(ax->lo) > floor(ax->hi)) {
+      sn_diag_error(c->d, r->loc, "no integer lies in [%g, %g]", ax->lo, ax->hi);
+      continue;
+    }
+    sw->n_axes++;
+    /* Both ends, as they would be drawn. */
+    char text[2][64];
+    if (ax->integer) {
+      snprintf(text[0], sizeof text[0], "%.0f", ceil(ax->lo));
+      snprintf(text[1], sizeof text[1], "%.0f", floor(ax->hi));
+    } else {
+      real_text(ax->lo, text[0], sizeof text[0]);
+      real_text(ax->hi, text[1], sizeof text[1]);
+    }
+    if (check_values && sweep_try(c, ax, text[0], lo, "min", !ax->integer))
+      sweep_try(c, ax, text[1], hi, "max", !ax->integer);
+  }
+}
+
+static void sweep_section(checker *c, const sn_node *n, bool check_values) {
+  static const char *const KEYS[] = {"grid", "random", "metric", "mode", NULL};
+  static const char *const MODES[] = {"max", "min", NULL};
+  sn_sweep_spec *sw = &c->s->sweep;
+  if (!is_map(c, n, "sweep")) return;
+  check_keys(c, n, "sweep", KEYS);
+  sw->loc = n->loc;
+  const sn_node *g = sn_node_get(n, "grid"), *r = sn_node_get(n, "random"), *v;
+  snprintf(sw->metric, sizeof sw->metric, "%s", has_data(c->s, "validation") ? "val_loss" : "loss");
+  if ((v = sn_node_get(n, "metric")) && figure(c, v, "sweep metric", true)) {
+    snprintf(sw->metric, sizeof sw->metric, "%s", v->text); /* known figures are short */
+    if (!strncmp(v->text, "test_", 5)) {
+      sn_diag_warning(c->d, v->loc, "choosing runs by '%s' tunes the model to the test set",
+                      v->text);
+      sn_diag_hint(c->d, "choose by a val_ figure, with data.validation");
+    }
+  }
+  sw->maximize = strstr(sw->metric, "accuracy") != NULL;
+  int mode;
+  if ((v = sn_node_get(n, "mode")) && is_name(v) && (mode = lookup(c, v, "mode", MODES)) >= 0)
+    sw->maximize = mode == 0;
+  else if (v && !is_name(v))
+    type_error(c, v, "mode", "max or min");
+  if (g && r) {
+    const sn_node *second = NULL;
+    for (int i = 0; i < n->n; i++)
+      if (!strcmp(n->keys[i]->text, "grid") || !strcmp(n->keys[i]->text, "random"))
+        second = n->keys[i];
+    sn_diag_error(c->d, second->loc, "a sweep is a grid or random, not both");
+  } else if (g) {
+    sw->kind = SN_SWEEP_GRID;
+    sweep_grid(c, g, check_values);
+  } else if (r) {
+    sw->kind = SN_SWEEP_RANDOM;
+    sweep_random(c, r, check_values);
+  } else {
+    sn_diag_error(c->d, n->loc, "sweep needs grid or random");
+    sn_diag_hint(c->d, "write sweep: {grid: {train.batch_size: [32, 64]}}");
+  }
+}
+
+/* ---------------------------------------------------------------------------
+ * Likely mistakes: a spec that checks but probably does not mean what it says */
+
+static int find_layer(const sn_spec *s, const char *name) {
+  for (int i = 0; i < s->n_layers; i++)
+    if (!strcmp(s->layers[i].name, name)) return i;
+  return -1;
+}
+
+/* The width of the last axis of layer i's output where the kind fixes it
+ * (units, filters, dim), looking back through layers that keep it; 0 if unknown. */
+static int width(const sn_spec *s, int i) {
+  for (int steps = 0; steps < s->n_layers; steps++) {
+    if (i < 0) return s->input_rank ? (int)s->input_shape[s->input_rank - 1] : 0;
+    const sn_layer_spec *l = &s->layers[i];
+    switch (l->kind) {
+    case SN_LAYER_DENSE:
+      return l->units;
+    case SN_LAYER_CONV2D:
+      return l->filters;
+    case SN_LAYER_EMBEDDING:
+      return l->dim;
+    case SN_LAYER_ACTIVATION:
+    case SN_LAYER_DROPOUT:
+    case SN_LAYER_BATCH_NORM:
+    case SN_LAYER_LAYER_NORM:
+      if (l->n_inputs != 1) return 0;
+      i = strcmp(l->inputs[0], "input") ? find_layer(s, l->inputs[0]) : -1;
+      if (i == -1 && strcmp(l->inputs[0], "input")) return 0;
+      break;
+    default:
+      return 0;
+    }
+  }
+  return 0;
+}
+
+/* The layer whose activation ends the model: the last layer, looking back through
+ * flatten, reshape and dropout. Returns its index (or -1 when the output ends in
+ * no activation of its own), with the activation and the width it acts over. */
+static int output_activation(const sn_spec *s, sn_act *act, int *units) {
+  int i = s->n_layers - 1;
+  for (int steps = 0; i >= 0 && steps < s->n_layers; steps++) {
+    const sn_layer_spec *l = &s->layers[i];
+    switch (l->kind) {
+    case SN_LAYER_FLATTEN:
+    case SN_LAYER_RESHAPE:
+    case SN_LAYER_DROPOUT:
+      i = l->n_inputs == 1 ? find_layer(s, l->inputs[0]) : -1;
+      break;
+    case SN_LAYER_DENSE:
+    case SN_LAYER_CONV2D:
+      *act = l->activation;
+      *units = width(s, i);
+      return i;
+    case SN_LAYER_ACTIVATION:
+      *act = l->activation;
+      *units = l->n_inputs == 1 && strcmp(l->inputs[0], "input")
+                   ? width(s, find_layer(s, l->inputs[0]))
+                   : width(s, -1);
+      if (l->n_inputs == 1 && strcmp(l->inputs[0], "input") && find_layer(s, l->inputs[0]) < 0)
+        *units = 0;
+      return i;
+    default:
+      return -1;
+    }
+  }
+  return -1;
+}
+
+static void warn_mistakes(checker *c) {
+  const sn_spec *s = c->s;
+  if (s->n_layers == 0 || !s->layers[s->n_layers - 1].name[0]) return;
+  const sn_layer_spec *last = &s->layers[s->n_layers - 1];
+  if (last->kind == SN_LAYER_DROPOUT) {
+    sn_diag_warning(c->d, last->loc,
+                    "dropout is the last layer (%s): it zeroes model outputs in training",
+                    last->name);
+    sn_diag_hint(c->d, "put dropout before the output layer");
+  }
+  if (!sn_node_get(sn_node_get(s->root, "train"), "loss")) return;
+  sn_act act = SN_ACT_LINEAR;
+  int units = 0, o = output_activation(s, &act, &units);
+  if (o < 0) return;
+  char who[128];
+  if (o == s->n_layers - 1)
+    snprintf(who, sizeof who, "the last layer (%s)", s->layers[o].name);
+  else
+    snprintf(who, sizeof who, "the model output (from layer %s)", s->layers[o].name);
+  const char *loss = sn_loss_name(s->loss), *a = sn_act_name(act);
+  bool cce = s->loss == SN_LOSS_SPARSE_CCE || s->loss == SN_LOSS_CCE;
+  bool bce = s->loss == SN_LOSS_BCE;
+  bool accuracy = false;
+  for (int i = 0; i < s->n_metrics; i++) accuracy |= s->metric_kind[i] == SN_METRIC_ACCURACY;
+
+  if (s->from_logits && ((cce && act == SN_ACT_SOFTMAX) || (bce && act == SN_ACT_SIGMOID))) {
+    sn_diag_warning(c->d, s->loss_loc,
+                    "%s ends in %s but the loss has from_logits: true, so %s is applied twice", who,
+                    a, a);
+    sn_diag_hint(c->d, "drop from_logits, or end the model in a linear layer");
+  }
+  if (act == SN_ACT_SOFTMAX && units == 1) {
+    sn_diag_warning(c->d, s->loss_loc, "%s ends in softmax over 1 unit, which always outputs 1",
+                    who);
+    sn_diag_hint(c->d, "for one yes/no output use sigmoid with binary_crossentropy");
+  } else if (bce && act == SN_ACT_SOFTMAX && units > 1) {
+    sn_diag_warning(c->d, s->loss_loc,
+                    "binary_crossentropy after softmax over %d units: softmax makes the outputs "
+                    "compete, binary cross-entropy scores each one on its own",
+                    units);
+    sn_diag_hint(c->d, "use activation: sigmoid for independent yes/no outputs, or "
+                       "categorical_crossentropy for one class per sample");
+  }
+  if (cce && act == SN_ACT_SIGMOID) {
+    sn_diag_warning(c->d, s->loss_loc,
+                    "%s after a sigmoid output: the outputs do not sum to 1 over the classes",
+                    loss);
+    sn_diag_hint(c->d, "use activation: softmax, or a linear last layer with from_logits: true");
+  }
+  if ((s->loss == SN_LOSS_MSE || s->loss == SN_LOSS_MAE) && act == SN_ACT_SOFTMAX &&
+      (units > 1 || accuracy)) {
+    sn_diag_warning(c->d, s->loss_loc, "%s on a softmax output: the model looks like a classifier",
+                    loss);
+    sn_diag_hint(c->d, "for classes use sparse_categorical_crossentropy (integer labels) or "
+                       "categorical_crossentropy (one-hot)");
+  }
+  if ((cce || bce) && act == SN_ACT_RELU) {
+    sn_diag_warning(c->d, s->loss_loc, "%s ends in relu, but %s needs logits or probabilities", who,
+                    loss);
+    sn_diag_hint(c->d, "end in a linear layer with from_logits: true, or in softmax or sigmoid");
   }
 }
 
@@ -994,25 +2300,11 @@ static void top_name(checker *c, const sn_node *n) {
   }
 }
 
-/* The last layer's softmax and from_logits: true would apply softmax twice. */
-static void warn_double_softmax(checker *c) {
-  const sn_spec *s = c->s;
-  if (!s->from_logits || s->n_layers == 0) return;
-  const sn_layer_spec *last = &s->layers[s->n_layers - 1];
-  if ((last->kind == SN_LAYER_DENSE || last->kind == SN_LAYER_ACTIVATION) &&
-      last->activation == SN_ACT_SOFTMAX) {
-    sn_diag_warning(c->d, s->loss_loc,
-                    "the last layer (%s) ends in softmax but the loss has from_logits: true, "
-                    "so softmax is applied twice",
-                    last->name);
-    sn_diag_hint(c->d, "drop from_logits, or end the model in a linear layer");
-  }
-}
-
 static void check_spec(checker *c, const sn_node *root) {
-  static const char *const KEYS[] = {"specnet", "name",  "seed",   "data",
-                                     "model",   "train", "expect", NULL};
+  static const char *const KEYS[] = {"specnet", "name",   "seed",  "data", "model",
+                                     "train",   "expect", "sweep", NULL};
   sn_spec *s = c->s;
+  int errors0 = c->d->errors;
   if (root->kind != SN_NODE_MAP) {
     type_error(c, root, "a spec", "a mapping (specnet: 1, name: ..., data: ...)");
     return;
@@ -1032,7 +2324,7 @@ static void check_spec(checker *c, const sn_node *root) {
     missing(c, root, "specnet", "the spec");
     sn_diag_hint(c->d, "start the spec with 'specnet: 1'");
   }
-  check_keys(c, root, "the spec", KEYS, NULL);
+  check_keys(c, root, "the spec", KEYS);
   if ((v = sn_node_get(root, "name")))
     top_name(c, v);
   else
@@ -1053,10 +2345,26 @@ static void check_spec(checker *c, const sn_node *root) {
   else
     missing(c, root, "train", "the spec");
   if ((v = sn_node_get(root, "expect"))) expect_section(c, v);
-  warn_double_softmax(c);
+  if ((v = sn_node_get(root, "sweep")) && !c->inner) sweep_section(c, v, c->d->errors == errors0);
+  warn_mistakes(c);
 }
 
-sn_spec *sn_spec_from_tree(sn_node *root, const char *path, sn_diag *d) {
+/* The defaults of every field a spec may leave out (Keras's where it has one). */
+static void spec_defaults(sn_spec *s) {
+  s->data.scale = 1;
+  s->loss = SN_LOSS_SPARSE_CCE;
+  s->huber_delta = 1.0;
+  s->optimizer = SN_OPT_ADAM;
+  s->learning_rate = 0.001;
+  s->beta1 = 0.9;
+  s->beta2 = 0.999;
+  s->epsilon = 1e-7;
+  s->batch_size = 32;
+  s->epochs = 1;
+  s->shuffle = true;
+}
+
+static sn_spec *check_tree(sn_node *root, const char *path, sn_diag *d, bool inner) {
   int errors0 = d->errors, first = d->n;
   if (!path) path = "<spec>";
   sn_spec *s = calloc(1, sizeof *s);
@@ -1070,19 +2378,11 @@ sn_spec *sn_spec_from_tree(sn_node *root, const char *path, sn_diag *d) {
   }
   s->path = p;
   s->root = root;
-  s->data.scale = 1;
-  s->loss = SN_LOSS_SPARSE_CCE;
-  s->optimizer = SN_OPT_ADAM;
-  s->learning_rate = 0.001;
-  s->beta1 = 0.9;
-  s->beta2 = 0.999;
-  s->epsilon = 1e-7;
-  s->batch_size = 32;
-  s->epochs = 1;
-  s->shuffle = true;
+  spec_defaults(s);
 
   const char *slash = strrchr(p, '/');
-  checker c = {.d = d, .s = s, .dir = p, .dir_len = slash ? (int)(slash - p) + 1 : 0};
+  checker c = {
+      .d = d, .s = s, .dir = p, .dir_len = slash ? (int)(slash - p) + 1 : 0, .inner = inner};
   check_spec(&c, root);
   sn_diag_sort(d, first);
   if (d->errors != errors0) {
@@ -1090,6 +2390,10 @@ sn_spec *sn_spec_from_tree(sn_node *root, const char *path, sn_diag *d) {
     return NULL;
   }
   return s;
+}
+
+sn_spec *sn_spec_from_tree(sn_node *root, const char *path, sn_diag *d) {
+  return check_tree(root, path, d, false);
 }
 
 sn_spec *sn_spec_load(const char *path, const char *const *sets, int n_sets, sn_diag *d) {
@@ -1111,5 +2415,6 @@ void sn_spec_free(sn_spec *s) {
   free((char *)s->path);
   sn_node_free(s->root);
   free(s->layers);
+  free(s->order);
   free(s);
 }

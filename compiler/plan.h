@@ -47,6 +47,7 @@ typedef struct sn_kernel {
 } sn_kernel;
 
 typedef struct sn_step {
+  const sn_graph *g;    /* the training graph (grad) or the inference graph */
   int n_kernels;
   sn_kernel *k;
   int *kernel_of;       /* per value: kernel index computing it, -1 for sources */
@@ -55,13 +56,16 @@ typedef struct sn_step {
 } sn_step;
 
 typedef struct sn_plan {
-  const sn_graph *g;
+  const sn_graph *g;    /* the training graph: parameters, optimizer */
   sn_step steps[SN_STEP_COUNT];
   int64_t arena_bytes;  /* max over steps */
 } sn_plan;
 
 /* ---- fuse.c */
-void sn_plan_build(const sn_graph *g, sn_plan *p);
+/* Plans the grad step from `train` (dropout on, batch statistics) and the eval and
+ * predict steps from `infer` (dropout off, running statistics). Both graphs come
+ * from one spec, so their parameters have one layout. */
+void sn_plan_build(const sn_graph *train, const sn_graph *infer, sn_plan *p);
 void sn_plan_free(sn_plan *p);
 void sn_plan_print(const sn_plan *p, FILE *out);
 const char *sn_step_name(sn_step_kind k);

@@ -1,6 +1,13 @@
 /* Data sets from their sources: built-in sets found on disk, IDX image + label
- * files, and synthetic generators (data_synth.c). Also the whole-set operations the
- * driver applies afterwards: scaling, the validation split, freeing.
+ * files, CSV (data_csv.c), NPY (data_npy.c) and synthetic generators
+ * (data_synth.c). Also the whole-set operations the driver applies afterwards:
+ * scaling, normalization and standardization, the validation split, freeing.
+ *
+ * Targets: a set holds class labels y, float targets t, or both. What the model's
+ * loss reads is src->target_elems (0: labels); sn_dataset_load makes the set fit it
+ * (labels become one-hot rows for k > 1 outputs, or t = y for one), and a set of
+ * float targets gets y as well, for accuracy-like metrics: the argmax of each row
+ * (k > 1) or t >= 0.5 (k = 1).
  *
  * Samples are converted to f32 once, at load time, with their raw values (0..255
  * for images); scaling is a separate step (sn_dataset_scale) driven by the spec. */
@@ -84,6 +91,36 @@ fail:
   return -1;
 }
 
+/* An images file alone (predict input): x only. */
+static int load_idx_images(const char *images, int64_t limit, sn_dataset *out, sn_error *err) {
+  int irank;
+  int64_t idims[4], icount;
+  uint8_t *ibytes = NULL;
+  if (sn_idx_read(images, &irank, idims, &ibytes, &icount, err)) return -1;
+  if (irank < 1 || icount == 0) {
+    free(ibytes);
+    return sn_fail(err, "%s: %s", images,
+                   irank < 1 ? "an images file needs at least 2 dimensions (samples, ...)"
+                             : "no samples (the IDX header declares 0)");
+  }
+  int64_t elems = 1;
+  for (int i = 0; i < irank; i++) elems *= idims[i];
+  int64_t n = limit > 0 && limit < icount ? limit : icount;
+  out->x = malloc((size_t)(n * elems) * sizeof(float));
+  if (!out->x) {
+    free(ibytes);
+    return sn_fail(err, "%s: out of memory", images);
+  }
+  for (int64_t i = 0; i < n * elems; i++) out->x[i] = (float)ibytes[i];
+  free(ibytes);
+  out->n = n;
+  out->rank = irank;
+  for (int i = 0; i < 4; i++) out->shape[i] = idims[i];
+  out->sample_elems = elems;
+  snprintf(out->origin, sizeof out->origin, "%s", images);
+  return 0;
+}
+
 /* ---------------------------------------------------------------------------
  * Built-in sets: canonical IDX file names in a list of folders */
 
@@ -152,26 +189,134 @@ static int load_builtin(const sn_source *src, sn_dataset *out, sn_error *err) {
 /* ---------------------------------------------------------------------------
  * Entry point and whole-set operations */
 
+/* Makes the targets of a freshly loaded set fit what the model reads (see the top). */
+static int fit_targets(const sn_source *src, sn_dataset *ds, sn_error *err) {
+  const int64_t k = src->target_elems;
+  if (src->no_labels) return 0;
+  if (k > 0 && !ds->t) {
+    if (!ds->y) return sn_fail(err, "%s: no labels or targets", ds->origin);
+    return sn_dataset_onehot(ds, k, err);
+  }
+  if (k > 0 && ds->target_elems != k)
+    return sn_fail(err, "%s: %lld target values per sample, but the model's loss reads %lld",
+                   ds->origin, (long long)ds->target_elems, (long long)k);
+  if (k == 0 && !ds->y)
+    return sn_fail(err, "%s: float targets, but the model's loss reads class labels", ds->origin);
+  if (!ds->y) { /* float targets only: labels for the metrics */
+    ds->y = malloc((size_t)ds->n * sizeof(int32_t));
+    if (!ds->y) return sn_fail(err, "%s: out of memory", ds->origin);
+    for (int64_t i = 0; i < ds->n; i++) {
+      const float *row = ds->t + i * k;
+      int32_t best = 0;
+      if (k == 1) best = row[0] >= 0.5f;
+      for (int64_t j = 1; j < k; j++)
+        if (row[j] > row[best]) best = (int32_t)j;
+      ds->y[i] = best;
+    }
+    ds->classes = k > 1 ? (int)k : 2;
+  }
+  return 0;
+}
+
 int sn_dataset_load(const sn_source *src, sn_dataset *out, sn_error *err) {
   memset(out, 0, sizeof *out);
   if (src->limit < 0)
     return sn_fail(err, "limit must be >= 0 (0 = all samples), got %lld", (long long)src->limit);
+  if (src->target_elems < 0)
+    return sn_fail(err, "target_elems is %lld; it must be >= 0", (long long)src->target_elems);
+  int rc;
   switch (src->kind) {
   case SN_SRC_BUILTIN:
-    return load_builtin(src, out, err);
-  case SN_SRC_IDX:
-    if (!src->images[0] || !src->labels[0])
-      return sn_fail(err, "an idx source needs both images and labels paths");
-    return load_idx_pair(src->images, src->labels, src->limit, out, err);
-  case SN_SRC_SYNTHETIC:
-    return sn_dataset_synthetic(src, out, err);
-  case SN_SRC_CSV:
-  case SN_SRC_NPY:
-    return sn_fail(err, "%s data is not supported yet", src->kind == SN_SRC_CSV ? "csv" : "npy");
-  case SN_SRC_NONE:
+    rc = load_builtin(src, out, err);
     break;
+  case SN_SRC_IDX:
+    if (!src->images[0] || (!src->labels[0] && !src->no_labels))
+      return sn_fail(err, "an idx source needs both images and labels paths");
+    if (src->no_labels) {
+      rc = load_idx_images(src->images, src->limit, out, err);
+      break;
+    }
+    rc = load_idx_pair(src->images, src->labels, src->limit, out, err);
+    break;
+  case SN_SRC_SYNTHETIC:
+    rc = sn_dataset_synthetic(src, out, err);
+    break;
+  case SN_SRC_CSV:
+    rc = sn_dataset_csv(src, out, err);
+    break;
+  case SN_SRC_NPY:
+    rc = sn_dataset_npy(src, out, err);
+    break;
+  default:
+    return sn_fail(err, "no data source given");
   }
-  return sn_fail(err, "no data source given");
+  if (rc) return rc;
+  if (fit_targets(src, out, err)) {
+    sn_dataset_free(out);
+    return -1;
+  }
+  return 0;
+}
+
+int sn_dataset_onehot(sn_dataset *ds, int64_t k, sn_error *err) {
+  if (k < 1) return sn_fail(err, "one-hot width %lld; it must be >= 1", (long long)k);
+  if (!ds->y) return sn_fail(err, "%s: no class labels to make targets from", ds->origin);
+  for (int64_t i = 0; i < ds->n && k > 1; i++)
+    if (ds->y[i] < 0 || ds->y[i] >= k)
+      return sn_fail(err,
+                     "%s: label %d of sample %lld is out of range for one-hot targets of %lld "
+                     "classes",
+                     ds->origin, ds->y[i], (long long)i, (long long)k);
+  float *t = calloc((size_t)(ds->n * k) + 1, sizeof(float)); /* (n, k) */
+  if (!t) return sn_fail(err, "%s: out of memory for one-hot targets", ds->origin);
+  for (int64_t i = 0; i < ds->n; i++) {
+    if (k == 1) t[i] = (float)ds->y[i];
+    else t[i * k + ds->y[i]] = 1.0f;
+  }
+  free(ds->t);
+  ds->t = t;
+  ds->target_elems = k;
+  return 0;
+}
+
+int64_t sn_dataset_features(const sn_dataset *ds) {
+  return ds->rank > 0 ? ds->shape[ds->rank - 1] : 1;
+}
+
+void sn_dataset_stats(const sn_dataset *ds, double *mean, double *std) {
+  const int64_t F = sn_dataset_features(ds), total = ds->n * ds->sample_elems;
+  const int64_t per = total / F; /* values per feature */
+  for (int64_t f = 0; f < F; f++) mean[f] = std[f] = 0;
+  for (int64_t i = 0; i < total; i++) mean[i % F] += ds->x[i];
+  for (int64_t f = 0; f < F; f++) mean[f] /= (double)per;
+  for (int64_t i = 0; i < total; i++) { /* two passes: no cancellation */
+    double d = ds->x[i] - mean[i % F];
+    std[i % F] += d * d;
+  }
+  for (int64_t f = 0; f < F; f++) {
+    std[f] = sqrt(std[f] / (double)per);
+    if (!(std[f] > 1e-12 * (fabs(mean[f]) + 1))) std[f] = 1.0; /* constant: maps to 0 */
+  }
+}
+
+int sn_dataset_normalize(sn_dataset *ds, const double *mean, const double *std, int64_t n,
+                         sn_error *err) {
+  const int64_t F = sn_dataset_features(ds);
+  if (n != 1 && n != F)
+    return sn_fail(err,
+                   "normalize has %lld values, but samples of %s have %lld features along "
+                   "their last axis (give 1 value or %lld)",
+                   (long long)n, ds->origin, (long long)F, (long long)F);
+  for (int64_t f = 0; f < n; f++)
+    if (!(std[f] > 0) || !isfinite(mean[f]))
+      return sn_fail(err, "normalize: std %g (feature %lld) must be > 0 and mean finite", std[f],
+                     (long long)f);
+  const int64_t total = ds->n * ds->sample_elems;
+  for (int64_t i = 0; i < total; i++) {
+    int64_t f = n == 1 ? 0 : i % F;
+    ds->x[i] = (float)(((double)ds->x[i] - mean[f]) / std[f]);
+  }
+  return 0;
 }
 
 void sn_dataset_scale(sn_dataset *ds, float factor) {
@@ -192,14 +337,17 @@ int sn_dataset_split(sn_dataset *ds, double fraction, sn_dataset *held, sn_error
   int64_t e = ds->sample_elems;
   *held = *ds; /* shape, rank, classes */
   held->n = nheld;
-  held->x = malloc((size_t)(nheld * e) * sizeof(float)); /* (nheld, e) */
-  held->y = malloc((size_t)nheld * sizeof(int32_t));     /* (nheld) */
-  if (!held->x || !held->y) {
+  const int64_t T = ds->t ? ds->target_elems : 0;
+  held->x = malloc((size_t)(nheld * e) * sizeof(float));                 /* (nheld, e) */
+  held->y = ds->y ? malloc((size_t)nheld * sizeof(int32_t)) : NULL;      /* (nheld) */
+  held->t = ds->t ? malloc((size_t)(nheld * T) * sizeof(float)) : NULL;  /* (nheld, T) */
+  if (!held->x || (ds->y && !held->y) || (ds->t && !held->t)) {
     sn_dataset_free(held);
     return sn_fail(err, "out of memory splitting %lld samples", (long long)nheld);
   }
   memcpy(held->x, ds->x + keep * e, (size_t)(nheld * e) * sizeof(float));
-  memcpy(held->y, ds->y + keep, (size_t)nheld * sizeof(int32_t));
+  if (ds->y) memcpy(held->y, ds->y + keep, (size_t)nheld * sizeof(int32_t));
+  if (ds->t) memcpy(held->t, ds->t + keep * T, (size_t)(nheld * T) * sizeof(float));
   char origin[sizeof ds->origin];
   memcpy(origin, ds->origin, sizeof origin);
   int k = snprintf(held->origin, sizeof held->origin, "%s (last %g held out)", origin, fraction);
@@ -209,15 +357,24 @@ int sn_dataset_split(sn_dataset *ds, double fraction, sn_dataset *held, sn_error
   /* Give the tail back; a failed shrink keeps the larger blocks, still valid. */
   float *x = realloc(ds->x, (size_t)(keep * e) * sizeof(float));
   if (x) ds->x = x;
-  int32_t *y = realloc(ds->y, (size_t)keep * sizeof(int32_t));
-  if (y) ds->y = y;
+  if (ds->y) {
+    int32_t *y = realloc(ds->y, (size_t)keep * sizeof(int32_t));
+    if (y) ds->y = y;
+  }
+  if (ds->t) {
+    float *t = realloc(ds->t, (size_t)(keep * T) * sizeof(float));
+    if (t) ds->t = t;
+  }
   return 0;
 }
 
 void sn_dataset_free(sn_dataset *ds) {
   free(ds->x);
   free(ds->y);
+  free(ds->t);
   ds->x = NULL;
   ds->y = NULL;
+  ds->t = NULL;
   ds->n = 0;
+  ds->target_elems = 0;
 }

@@ -49,12 +49,14 @@ static int check_params_info(const sn_model *m, sn_error *err) {
                      "parameter '%.128s': count %lld is not the product of its shape "
                      "(%lld)",
                      p->name, (long long)p->count, (long long)prod);
-    if (p->offset < 0 || p->offset > m->param_count - p->count)
+    /* buffer 1: state (running statistics), a slice of the state buffer */
+    int64_t limit = p->buffer == 1 ? m->state_count : m->param_count;
+    if (p->offset < 0 || p->offset > limit - p->count)
       return sn_fail(err,
                      "parameter '%.128s': elements [%lld, %lld) lie outside the %lld "
-                     "parameters",
+                     "%s",
                      p->name, (long long)p->offset, (long long)(p->offset + p->count),
-                     (long long)m->param_count);
+                     (long long)limit, p->buffer == 1 ? "state values" : "parameters");
   }
   return 0;
 }
@@ -65,7 +67,8 @@ int sn_model_alloc(sn_model *m, sn_error *err) {
   int64_t pb = bytes_of(m->param_count, es);
   int64_t sb = bytes_of(m->opt_state_count, es);
   int64_t ab = bytes_of(m->arena_bytes, 1);
-  if (pb < 0 || sb < 0 || ab < 0)
+  int64_t qb = bytes_of(m->state_count, es);
+  if (pb < 0 || sb < 0 || ab < 0 || qb < 0)
     return sn_fail(err,
                    "model buffer sizes are out of range (params %lld, optimizer state "
                    "%lld, arena %lld bytes)",
@@ -76,7 +79,8 @@ int sn_model_alloc(sn_model *m, sn_error *err) {
   m->grads = alloc_zeroed(pb);     /* (P), same layout */
   m->opt_state = alloc_zeroed(sb); /* (S) */
   m->arena = alloc_zeroed(ab);     /* arena_bytes */
-  if (!m->params || !m->grads || !m->opt_state || !m->arena) {
+  m->state = alloc_zeroed(qb);     /* (Q) */
+  if (!m->params || !m->grads || !m->opt_state || !m->arena || !m->state) {
     sn_model_free(m);
     return sn_fail(err,
                    "out of memory for the model buffers (%lld + %lld + %lld + %lld "
@@ -91,7 +95,8 @@ void sn_model_free(sn_model *m) {
   free(m->grads);
   free(m->opt_state);
   free(m->arena);
-  m->params = m->grads = m->opt_state = m->arena = NULL;
+  free(m->state);
+  m->params = m->grads = m->opt_state = m->arena = m->state = NULL;
 }
 
 /* One initial value for element e of parameter p (index pi). Normal initializers are
@@ -125,12 +130,13 @@ void sn_model_init_params(sn_model *m, uint64_t seed) {
   size_t es = dtype_size(m->dtype);
   for (int i = 0; i < m->n_params; i++) {
     const sn_param_info *p = &m->params_info[i];
+    void *buf = p->buffer == 1 ? m->state : m->params;
     for (int64_t e = 0; e < p->count; e++) {
       double v = init_value(p, i, seed, e);
       if (m->dtype == SN_RT_F32)
-        ((float *)m->params)[p->offset + e] = (float)v;
+        ((float *)buf)[p->offset + e] = (float)v;
       else
-        ((double *)m->params)[p->offset + e] = v;
+        ((double *)buf)[p->offset + e] = v;
     }
   }
   memset(m->grads, 0, (size_t)m->param_count * es);

@@ -137,7 +137,8 @@ int sn_safetensors_write(const char *path, const sn_model *m, sn_error *err) {
   free(h.s);
   for (int i = 0; i < m->n_params && !bad; i++) {
     const sn_param_info *p = &m->params_info[i];
-    bad = write_all(f, (const char *)m->params + (size_t)p->offset * es, (size_t)p->count * es);
+    const void *buf = p->buffer == 1 ? m->state : m->params; /* 1: running statistics */
+    bad = write_all(f, (const char *)buf + (size_t)p->offset * es, (size_t)p->count * es);
   }
   int e = errno;
   if (!bad && (fflush(f) != 0 || fsync(fileno(f)) != 0)) bad = 1, e = errno;
@@ -765,16 +766,17 @@ int sn_safetensors_read(const char *path, sn_model *m, sn_error *err) {
                 feof(f) ? "unexpected end of file" : strerror(errno));
         goto done;
       }
+      void *buf = p->buffer == 1 ? m->state : m->params; /* 1: running statistics */
       if (m->dtype == SN_RT_F32 && es == 4)
-        memcpy((float *)m->params + p->offset + e0, chunk, (size_t)k * 4);
+        memcpy((float *)buf + p->offset + e0, chunk, (size_t)k * 4);
       else if (m->dtype == SN_RT_F64 && es == 8)
-        memcpy((double *)m->params + p->offset + e0, chunk, (size_t)k * 8);
+        memcpy((double *)buf + p->offset + e0, chunk, (size_t)k * 8);
       else if (m->dtype == SN_RT_F32)
         for (int64_t e = 0; e < k; e++)
-          ((float *)m->params)[p->offset + e0 + e] = (float)load_elem(chunk, es, bf16, e);
+          ((float *)buf)[p->offset + e0 + e] = (float)load_elem(chunk, es, bf16, e);
       else
         for (int64_t e = 0; e < k; e++)
-          ((double *)m->params)[p->offset + e0 + e] = load_elem(chunk, es, bf16, e);
+          ((double *)buf)[p->offset + e0 + e] = load_elem(chunk, es, bf16, e);
     }
   }
   rc = 0;

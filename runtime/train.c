@@ -1,67 +1,262 @@
 /* The training and evaluation loops: epochs of shuffled batches through the
- * generated step functions, per-epoch loss and metrics, the progress line, the
- * summary line and metrics.jsonl.
+ * generated step functions, the learning-rate schedule, early stopping, per-epoch
+ * loss and metrics, the progress line, the summary line and the run's records
+ * (metrics.jsonl, metrics.csv, curves.svg through report.c).
  *
  * Not here: the maths (generated code does forward, backward and the optimizer
- * update), learning-rate schedules and early stopping (later), checkpoints
- * (safetensors.c).
+ * update), checkpoints (safetensors.c), the file formats of the records (report.c).
  *
  * Letters: n = samples in a data set, B = rows in one batch (the last batch of an
- * epoch may be partial), E = input_elems per sample, K = n_metrics.
+ * epoch may be partial), E = input_elems per sample, T = target_elems per sample,
+ * K = n_metrics.
  *
- * Memory: sn_train allocates its buffers once, before the first epoch; nothing is
- * allocated per batch. A batch is staged contiguously: rows gathered by the
- * shuffled index (and converted to double for an f64 model). Unshuffled f32
- * batches are passed straight from the data set. */
+ * Batches are staged by a background thread (double buffering): while the step
+ * function runs on batch b, the loader thread gathers batch b+1 by the shuffled
+ * index and converts it to the model dtype, into the other of two staging slots. The
+ * batches, their order and their contents are exactly those of staging on the
+ * calling thread (opts->no_prefetch), which the tests check. Unshuffled f32 data
+ * needs no staging: the step reads the data set in place.
+ *
+ * Memory: sn_train allocates everything before the first epoch (staging slots, the
+ * shuffle index, the early-stopping snapshot, the epoch records); nothing is
+ * allocated per batch. */
 #include <errno.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "report.h"
 #include "specnet/runtime.h"
 
 enum { MAX_METRICS = 8 };
-
-/* ---------------------------------------------------------------------------
- * Staging a batch */
-
-/* The input rows [start, start+rows) of the order `idx` (NULL: the data set's own
- * order) in the model's dtype. Returns a pointer into the data set when no copy is
- * needed, else fills `stage` ((B, E) in the model's dtype) and returns it. */
-static const void *stage_x(const sn_model *m, const sn_dataset *ds, const int64_t *idx,
-                           int64_t start, int64_t rows, void *stage) {
-  const int64_t E = ds->sample_elems;
-  if (m->dtype == SN_RT_F32) {
-    if (!idx) return ds->x + start * E;
-    float *dst = stage;
-    for (int64_t r = 0; r < rows; r++)
-      memcpy(dst + r * E, ds->x + idx[start + r] * E, (size_t)E * sizeof(float));
-    return dst;
-  }
-  double *dst = stage;
-  for (int64_t r = 0; r < rows; r++) {
-    const float *src = ds->x + (idx ? idx[start + r] : start + r) * E;
-    double *row = dst + r * E;
-    for (int64_t e = 0; e < E; e++) row[e] = src[e];
-  }
-  return dst;
-}
-
-/* The labels of the same rows: (B) int32. */
-static const int32_t *stage_y(const sn_dataset *ds, const int64_t *idx, int64_t start, int64_t rows,
-                              int32_t *stage) {
-  if (!idx) return ds->y + start;
-  for (int64_t r = 0; r < rows; r++) stage[r] = ds->y[idx[start + r]];
-  return stage;
-}
+#define SN_PI 3.14159265358979323846
 
 static size_t dtype_bytes(const sn_model *m) {
   return m->dtype == SN_RT_F64 ? sizeof(double) : sizeof(float);
 }
 
 /* ---------------------------------------------------------------------------
- * Checks shared by sn_evaluate and sn_train */
+ * Staging a batch */
+
+/* What a step reads: pointers into a staging slot or straight into the data set. */
+typedef struct staged {
+  const void *x;    /* (B, E) model dtype */
+  const int32_t *y; /* (B), or NULL when the set has no labels */
+  const void *t;    /* (B, T) model dtype, or NULL when the model reads none */
+  int64_t rows;     /* B */
+} staged;
+
+typedef struct slot {
+  void *x;    /* (cap, E) model dtype */
+  int32_t *y; /* (cap) */
+  void *t;    /* (cap, T) model dtype, when T > 0 */
+  staged b;
+} slot;
+
+/* `count` floats from src into dst in the model's dtype. */
+static void put_row(const sn_model *m, void *dst, int64_t at, const float *src, int64_t count) {
+  if (m->dtype == SN_RT_F32) {
+    memcpy((float *)dst + at, src, (size_t)count * sizeof(float));
+  } else {
+    double *d = (double *)dst + at;
+    for (int64_t e = 0; e < count; e++) d[e] = src[e];
+  }
+}
+
+/* Rows [start, start+rows) of the order idx (NULL: the data set's own order) into s. */
+static void stage(const sn_model *m, const sn_dataset *ds, const int64_t *idx, int64_t start,
+                  int64_t rows, slot *s) {
+  const int64_t E = ds->sample_elems, T = m->target_elems;
+  const bool direct = !idx && m->dtype == SN_RT_F32; /* read in place */
+  s->b.rows = rows;
+  if (direct) {
+    s->b.x = ds->x + start * E;
+  } else {
+    for (int64_t r = 0; r < rows; r++)
+      put_row(m, s->x, r * E, ds->x + (idx ? idx[start + r] : start + r) * E, E);
+    s->b.x = s->x;
+  }
+  if (!ds->y) {
+    s->b.y = NULL;
+  } else if (!idx) {
+    s->b.y = ds->y + start;
+  } else {
+    for (int64_t r = 0; r < rows; r++) s->y[r] = ds->y[idx[start + r]];
+    s->b.y = s->y;
+  }
+  if (T <= 0 || !ds->t) {
+    s->b.t = NULL;
+  } else if (direct) {
+    s->b.t = ds->t + start * T;
+  } else {
+    for (int64_t r = 0; r < rows; r++)
+      put_row(m, s->t, r * T, ds->t + (idx ? idx[start + r] : start + r) * T, T);
+    s->b.t = s->t;
+  }
+}
+
+/* ---------------------------------------------------------------------------
+ * The loader: a job is the batches of one data set in one order; the consumer asks
+ * for batch b (loader_get) and hands it back when its step is done (loader_put). */
+
+typedef struct loader {
+  const sn_model *m;
+  slot slots[2];
+  /* the job */
+  const sn_dataset *ds;
+  const int64_t *idx;
+  int64_t bs, n_batches;
+  double waited; /* seconds the consumer waited for batches in this job */
+  /* the background thread; everything below is under mu */
+  bool threaded;
+  pthread_t thread;
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  uint64_t job;     /* bumped by each loader_start */
+  int64_t produced; /* batches of the job staged */
+  int64_t consumed; /* batches of the job handed back */
+  bool busy;        /* the thread is working on a job */
+  bool abort;       /* stop the current job */
+  bool quit;        /* end the thread */
+} loader;
+
+static void job_rows(const loader *L, int64_t b, int64_t *start, int64_t *rows) {
+  *start = b * L->bs;
+  *rows = L->ds->n - *start < L->bs ? L->ds->n - *start : L->bs;
+}
+
+static void *loader_thread(void *arg) {
+  loader *L = arg;
+  uint64_t seen = 0;
+  pthread_mutex_lock(&L->mu);
+  for (;;) {
+    while (!L->quit && L->job == seen) pthread_cond_wait(&L->cv, &L->mu);
+    if (L->quit) break;
+    seen = L->job;
+    L->busy = true;
+    for (int64_t b = 0; b < L->n_batches; b++) {
+      /* slot b % 2 is free once batch b - 2 is handed back */
+      while (!L->quit && !L->abort && b - L->consumed >= 2) pthread_cond_wait(&L->cv, &L->mu);
+      if (L->quit || L->abort) break;
+      int64_t start, rows;
+      job_rows(L, b, &start, &rows);
+      pthread_mutex_unlock(&L->mu);
+      stage(L->m, L->ds, L->idx, start, rows, &L->slots[b % 2]);
+      pthread_mutex_lock(&L->mu);
+      L->produced = b + 1;
+      pthread_cond_broadcast(&L->cv);
+    }
+    L->busy = false;
+    pthread_cond_broadcast(&L->cv);
+  }
+  pthread_mutex_unlock(&L->mu);
+  return NULL;
+}
+
+static void loader_free(loader *L) {
+  if (L->threaded) {
+    pthread_mutex_lock(&L->mu);
+    L->quit = true;
+    pthread_cond_broadcast(&L->cv);
+    pthread_mutex_unlock(&L->mu);
+    pthread_join(L->thread, NULL);
+    pthread_cond_destroy(&L->cv);
+    pthread_mutex_destroy(&L->mu);
+    L->threaded = false;
+  }
+  for (int i = 0; i < 2; i++) {
+    free(L->slots[i].x);
+    free(L->slots[i].y);
+    free(L->slots[i].t);
+  }
+  memset(L->slots, 0, sizeof L->slots);
+}
+
+/* Slots for `cap` rows; a thread when `threaded`. */
+static int loader_init(loader *L, const sn_model *m, int64_t cap, bool threaded, sn_error *err) {
+  memset(L, 0, sizeof *L);
+  L->m = m;
+  const size_t es = dtype_bytes(m);
+  const int64_t T = m->target_elems > 0 ? m->target_elems : 0;
+  for (int i = 0; i < 2; i++) {
+    L->slots[i].x = malloc((size_t)cap * (size_t)m->input_elems * es);
+    L->slots[i].y = malloc((size_t)cap * sizeof(int32_t));
+    L->slots[i].t = T ? malloc((size_t)cap * (size_t)T * es) : NULL;
+    if (!L->slots[i].x || !L->slots[i].y || (T && !L->slots[i].t)) {
+      loader_free(L);
+      return sn_fail(err, "out of memory for the batch buffers (%lld samples of %lld elements)",
+                     (long long)cap, (long long)m->input_elems);
+    }
+  }
+  if (threaded) {
+    if (pthread_mutex_init(&L->mu, NULL) || pthread_cond_init(&L->cv, NULL)) {
+      loader_free(L);
+      return sn_fail(err, "cannot set up the batch loader thread");
+    }
+    int e = pthread_create(&L->thread, NULL, loader_thread, L);
+    if (e) {
+      pthread_cond_destroy(&L->cv);
+      pthread_mutex_destroy(&L->mu);
+      loader_free(L);
+      return sn_fail(err, "cannot start the batch loader thread: %s", strerror(e));
+    }
+    L->threaded = true;
+  }
+  return 0;
+}
+
+/* Starts a job: the batches of bs rows of ds in the order idx (NULL: in order). */
+static void loader_start(loader *L, const sn_dataset *ds, const int64_t *idx, int64_t bs) {
+  if (L->threaded) {
+    pthread_mutex_lock(&L->mu);
+    while (L->busy) { /* a job left unfinished (not in normal use): stop it first */
+      L->abort = true;
+      pthread_cond_broadcast(&L->cv);
+      pthread_cond_wait(&L->cv, &L->mu);
+    }
+    L->abort = false;
+  }
+  L->ds = ds;
+  L->idx = idx;
+  L->bs = bs;
+  L->n_batches = (ds->n + bs - 1) / bs;
+  L->waited = 0;
+  if (L->threaded) {
+    L->produced = L->consumed = 0;
+    L->job++;
+    pthread_cond_broadcast(&L->cv);
+    pthread_mutex_unlock(&L->mu);
+  }
+}
+
+static const staged *loader_get(loader *L, int64_t b) {
+  double t0 = sn_now();
+  slot *s = &L->slots[b % 2];
+  if (L->threaded) {
+    pthread_mutex_lock(&L->mu);
+    while (L->produced <= b) pthread_cond_wait(&L->cv, &L->mu);
+    pthread_mutex_unlock(&L->mu);
+  } else {
+    int64_t start, rows;
+    job_rows(L, b, &start, &rows);
+    stage(L->m, L->ds, L->idx, start, rows, s);
+  }
+  L->waited += sn_now() - t0;
+  return &s->b;
+}
+
+static void loader_put(loader *L, int64_t b) {
+  if (!L->threaded) return;
+  pthread_mutex_lock(&L->mu);
+  L->consumed = b + 1;
+  pthread_cond_broadcast(&L->cv);
+  pthread_mutex_unlock(&L->mu);
+}
+
+/* ---------------------------------------------------------------------------
+ * Checks shared by sn_evaluate, sn_predict_all and sn_train */
 
 static int check_model(const sn_model *m, sn_error *err) {
   if (m->batch_capacity < 1)
@@ -74,49 +269,63 @@ static int check_model(const sn_model *m, sn_error *err) {
                    MAX_METRICS);
   if (m->param_count > 0 && !m->params)
     return sn_fail(err, "model buffers are not allocated (call sn_model_alloc first)");
+  if (m->target_elems < 0)
+    return sn_fail(err, "model target_elems is %lld", (long long)m->target_elems);
   return 0;
 }
 
-static int check_dataset(const sn_model *m, const sn_dataset *ds, const char *what, sn_error *err) {
+static const char *origin_of(const sn_dataset *ds) { return ds->origin[0] ? ds->origin : "memory"; }
+
+/* targets: whether the set must carry what the loss reads (not for predict). */
+static int check_dataset(const sn_model *m, const sn_dataset *ds, const char *what, bool targets,
+                         sn_error *err) {
   if (ds->n < 1) return sn_fail(err, "%s set is empty", what);
-  if (!ds->x || !ds->y) return sn_fail(err, "%s set has no samples loaded", what);
+  if (!ds->x) return sn_fail(err, "%s set has no samples loaded", what);
   if (ds->sample_elems != m->input_elems)
     return sn_fail(err,
                    "%s set has %lld elements per sample (from %s) but the model input "
                    "has %lld",
-                   what, (long long)ds->sample_elems, ds->origin[0] ? ds->origin : "memory",
-                   (long long)m->input_elems);
+                   what, (long long)ds->sample_elems, origin_of(ds), (long long)m->input_elems);
+  if (!targets) return 0;
+  if (m->target_elems > 0 && (!ds->t || ds->target_elems != m->target_elems))
+    return sn_fail(err,
+                   "%s set (from %s) has %lld float targets per sample, but the model's loss "
+                   "reads %lld",
+                   what, origin_of(ds), ds->t ? (long long)ds->target_elems : 0LL,
+                   (long long)m->target_elems);
+  if (m->target_elems == 0 && !ds->y)
+    return sn_fail(err, "%s set (from %s) has no class labels, but the model's loss reads them",
+                   what, origin_of(ds));
   return 0;
 }
 
 /* ---------------------------------------------------------------------------
- * Evaluation */
+ * Evaluation and prediction */
 
-/* eval_step over ds in batches of batch_capacity, in the data set's order.
- * `stage` holds (batch_capacity, E) in the model's dtype; only an f64 model uses it. */
-static void evaluate(sn_model *m, const sn_dataset *ds, void *stage, sn_eval_result *out) {
+/* eval_step over ds in batches of batch_capacity, in the data set's order. */
+static void evaluate(sn_model *m, const sn_dataset *ds, loader *L, sn_eval_result *out) {
   const int K = m->n_metrics;
-  const int64_t cap = m->batch_capacity;
   double t0 = sn_now();
   double loss_total = 0, metric_total[MAX_METRICS] = {0};
-  for (int64_t start = 0; start < ds->n; start += cap) {
-    int64_t rows = ds->n - start < cap ? ds->n - start : cap;
+  loader_start(L, ds, NULL, m->batch_capacity);
+  for (int64_t b = 0; b < L->n_batches; b++) {
+    const staged *bt = loader_get(L, b);
     double loss_sum = 0, metric_sums[MAX_METRICS] = {0};
     sn_step_args a = {
-        .x = stage_x(m, ds, NULL, start, rows, stage),
-        .y = ds->y + start,
-        .rows = rows,
+        .x = bt->x,
+        .y = bt->y,
+        .rows = bt->rows,
         .params = m->params,
         .grads = m->grads,
         .opt_state = m->opt_state,
         .arena = m->arena,
-        .step = 0,
-        .lr = 0,
-        .seed = 0,
         .loss_sum = &loss_sum,
         .metric_sums = metric_sums,
+        .t = bt->t,
+        .state = m->state,
     };
     m->eval_step(&a);
+    loader_put(L, b);
     loss_total += loss_sum;
     for (int k = 0; k < K; k++) metric_total[k] += metric_sums[k];
   }
@@ -128,82 +337,95 @@ static void evaluate(sn_model *m, const sn_dataset *ds, void *stage, sn_eval_res
 }
 
 int sn_evaluate(sn_model *m, const sn_dataset *ds, sn_eval_result *out, sn_error *err) {
-  if (check_model(m, err) || check_dataset(m, ds, "evaluation", err)) return -1;
+  if (check_model(m, err) || check_dataset(m, ds, "evaluation", true, err)) return -1;
   if (!m->eval_step) return sn_fail(err, "model has no eval_step function");
-  void *stage = NULL;
-  if (m->dtype == SN_RT_F64) {
-    stage = malloc((size_t)m->batch_capacity * (size_t)m->input_elems * sizeof(double));
-    if (!stage) return sn_fail(err, "out of memory for an evaluation batch");
+  loader L;
+  if (loader_init(&L, m, m->batch_capacity, m->dtype != SN_RT_F32, err)) return -1;
+  evaluate(m, ds, &L, out);
+  loader_free(&L);
+  return 0;
+}
+
+int sn_predict_all(sn_model *m, const sn_dataset *ds, double *out, sn_error *err) {
+  if (check_model(m, err) || check_dataset(m, ds, "input", false, err)) return -1;
+  if (!m->predict) return sn_fail(err, "model has no predict function");
+  if (m->output_elems < 1)
+    return sn_fail(err, "model output has %lld elements per sample", (long long)m->output_elems);
+  const int64_t O = m->output_elems;
+  void *buf = malloc((size_t)m->batch_capacity * (size_t)O * dtype_bytes(m)); /* (cap, O) */
+  loader L;
+  if (!buf) return sn_fail(err, "out of memory for the output batch");
+  if (loader_init(&L, m, m->batch_capacity, false, err)) {
+    free(buf);
+    return -1;
   }
-  evaluate(m, ds, stage, out);
-  free(stage);
+  sn_dataset in = *ds; /* no targets: predict reads x only */
+  in.y = NULL;
+  in.t = NULL;
+  loader_start(&L, &in, NULL, m->batch_capacity);
+  for (int64_t b = 0; b < L.n_batches; b++) {
+    const staged *bt = loader_get(&L, b);
+    sn_step_args a = {
+        .x = bt->x,
+        .rows = bt->rows,
+        .params = m->params,
+        .grads = m->grads,
+        .opt_state = m->opt_state,
+        .arena = m->arena,
+        .out = buf,
+        .state = m->state,
+    };
+    m->predict(&a);
+    double *o = out + b * m->batch_capacity * O;
+    for (int64_t i = 0; i < bt->rows * O; i++)
+      o[i] = m->dtype == SN_RT_F32 ? (double)((const float *)buf)[i] : ((const double *)buf)[i];
+  }
+  loader_free(&L);
+  free(buf);
   return 0;
 }
 
 /* ---------------------------------------------------------------------------
- * Reporting: number formatting, metrics.jsonl, progress and summary lines */
-
-/* The shortest %.Ng (N = 15..17) that reads back as exactly v; non-finite
- * numbers are JSON null. buf holds at least 32 chars. */
-static const char *json_num(char *buf, double v) {
-  if (!isfinite(v)) return strcpy(buf, "null");
-  for (int prec = 15; prec <= 17; prec++) {
-    snprintf(buf, 32, "%.*g", prec, v);
-    if (strtod(buf, NULL) == v) break;
+ * Learning-rate schedules
+ *
+ * Step s (1-based) of S = steps_per_epoch per epoch lies in epoch e = (s-1) / S
+ * (0-based). base is train.optimizer's learning_rate.
+ *   constant      base
+ *   step          base * gamma^floor(e / every)         (per epoch, as PyTorch's StepLR)
+ *   exponential   base * gamma^e                        (per epoch, as ExponentialLR)
+ *   cosine        per step, W = round(warmup_epochs * S) warmup steps of N = epochs * S:
+ *                 s <= W: base * s / W                  (linear, the first step > 0)
+ *                 s >  W: base * (1 + cos(pi * (s - W - 1) / (N - W))) / 2
+ *                 (the peak right after warmup, decaying towards 0 at the end of the
+ *                 last step; the last step's rate is small but not 0). */
+double sn_schedule_lr(const sn_schedule *s, double base, int64_t step, int64_t steps_per_epoch,
+                      int epochs) {
+  if (steps_per_epoch < 1) steps_per_epoch = 1;
+  if (step < 1) step = 1;
+  const int64_t e = (step - 1) / steps_per_epoch;
+  switch (s->kind) {
+  case SN_SCHED_CONSTANT:
+    return base;
+  case SN_SCHED_STEP:
+    return base * pow(s->gamma, (double)(e / (s->every > 0 ? s->every : 1)));
+  case SN_SCHED_EXPONENTIAL:
+    return base * pow(s->gamma, (double)e);
+  case SN_SCHED_COSINE: {
+    const int64_t N = (int64_t)(epochs > 0 ? epochs : 1) * steps_per_epoch;
+    int64_t W = (int64_t)llround(s->warmup_epochs * (double)steps_per_epoch);
+    if (W < 0) W = 0;
+    if (W > N) W = N;
+    if (step <= W) return base * (double)step / (double)W;
+    double p = N > W ? (double)(step - W - 1) / (double)(N - W) : 1.0;
+    if (p > 1) p = 1;
+    return base * 0.5 * (1.0 + cos(SN_PI * p));
   }
-  return buf;
+  }
+  return base;
 }
 
-/* Metric names come from the compiler; escape anything JSON would choke on. */
-static void json_key(FILE *f, const char *prefix, const char *name) {
-  fprintf(f, ", \"%s", prefix);
-  for (const char *c = name; *c; c++) {
-    if (*c == '"' || *c == '\\')
-      fprintf(f, "\\%c", *c);
-    else if ((unsigned char)*c < 0x20)
-      fprintf(f, "\\u%04x", (unsigned char)*c);
-    else
-      fputc(*c, f);
-  }
-  fputs("\": ", f);
-}
-
-static void json_eval(FILE *f, const sn_model *m, const char *prefix, const sn_eval_result *r) {
-  char b[32];
-  json_key(f, prefix, "loss");
-  fputs(json_num(b, r->loss), f);
-  for (int k = 0; k < m->n_metrics; k++) {
-    json_key(f, prefix, m->metric_names[k]);
-    fputs(json_num(b, r->metrics[k]), f);
-  }
-}
-
-/* One line of metrics.jsonl, flushed so a reader sees each epoch as it ends. */
-static int write_jsonl(FILE *f, const char *path, const sn_model *m, const sn_epoch_record *rec,
-                       sn_error *err) {
-  char b[32];
-  fprintf(f, "{\"epoch\": %d", rec->epoch);
-  json_key(f, "", "loss");
-  fputs(json_num(b, rec->loss), f);
-  for (int k = 0; k < m->n_metrics; k++) {
-    json_key(f, "", m->metric_names[k]);
-    fputs(json_num(b, rec->metrics[k]), f);
-  }
-  if (rec->has_val) json_eval(f, m, "val_", &rec->val);
-  if (rec->has_test) json_eval(f, m, "test_", &rec->test);
-  json_key(f, "", "lr");
-  fputs(json_num(b, rec->lr), f);
-  json_key(f, "", "seconds");
-  fputs(json_num(b, rec->seconds), f);
-  json_key(f, "", "eval_seconds");
-  fputs(json_num(b, rec->eval_seconds), f);
-  json_key(f, "", "samples_per_second");
-  fputs(json_num(b, rec->samples_per_second), f);
-  fputs("}\n", f);
-  if (fflush(f) != 0 || ferror(f))
-    return sn_fail(err, "cannot write %s: %s", path, strerror(errno));
-  return 0;
-}
+/* ---------------------------------------------------------------------------
+ * Progress and summary lines */
 
 /* Short names for the progress line, where width matters. */
 static const char *short_name(const char *metric) {
@@ -249,7 +471,7 @@ static void clear_progress(void) {
 }
 
 /*   epoch 3/10  loss 0.3121  accuracy 0.8862  test_loss 0.3510  ...  1.42s (42100 samples/s) */
-static void print_summary(const sn_model *m, int epochs, const sn_epoch_record *rec) {
+static void print_summary(const sn_model *m, int epochs, const sn_epoch_record *rec, bool show_lr) {
   printf("epoch %d/%d  loss %.4f", rec->epoch, epochs, rec->loss);
   for (int k = 0; k < m->n_metrics; k++) printf("  %s %.4f", m->metric_names[k], rec->metrics[k]);
   const struct {
@@ -266,8 +488,53 @@ static void print_summary(const sn_model *m, int epochs, const sn_epoch_record *
     for (int k = 0; k < m->n_metrics; k++)
       printf("  %s%s %.4f", sets[s].prefix, m->metric_names[k], sets[s].r->metrics[k]);
   }
+  if (show_lr) printf("  lr %.3g", rec->lr);
   printf("  %.2fs (%.0f samples/s)\n", rec->seconds, rec->samples_per_second);
   fflush(stdout);
+}
+
+/* ---------------------------------------------------------------------------
+ * Early stopping */
+
+typedef struct monitor {
+  int set;       /* 0 training, 1 validation, 2 test */
+  int metric;    /* -1 loss, else the metric index */
+  bool maximize; /* as Keras's mode "auto": names with "acc" go up, the rest down */
+} monitor;
+
+static int resolve_monitor(const sn_model *m, const sn_early_stopping *es, bool has_val,
+                           bool has_test, monitor *mon, sn_error *err) {
+  const char *name = es->monitor[0] ? es->monitor : "val_loss";
+  const char *rest = name;
+  mon->set = 0;
+  if (!strncmp(name, "val_", 4)) mon->set = 1, rest = name + 4;
+  else if (!strncmp(name, "test_", 5)) mon->set = 2, rest = name + 5;
+  mon->metric = -2;
+  if (!strcmp(rest, "loss")) mon->metric = -1;
+  for (int k = 0; k < m->n_metrics && mon->metric == -2; k++)
+    if (!strcmp(rest, m->metric_names[k])) mon->metric = k;
+  if (mon->metric == -2) {
+    char known[512] = "loss, val_loss";
+    size_t n = strlen(known);
+    for (int k = 0; k < m->n_metrics && n < sizeof known; k++)
+      n += (size_t)snprintf(known + n, sizeof known - n, ", %s, val_%s", m->metric_names[k],
+                            m->metric_names[k]);
+    return sn_fail(err, "early_stopping monitors '%s', which training does not report (known: %s)",
+                   name, known);
+  }
+  if ((mon->set == 1 && !has_val) || (mon->set == 2 && !has_test))
+    return sn_fail(err,
+                   "early_stopping monitors '%s' but there is no %s set; hint: add "
+                   "data.validation: {split: 0.1}, or monitor loss",
+                   name, mon->set == 1 ? "validation" : "test");
+  mon->maximize = strstr(rest, "acc") != NULL;
+  return 0;
+}
+
+static double monitored(const monitor *mon, const sn_epoch_record *rec) {
+  if (mon->set == 0) return mon->metric < 0 ? rec->loss : rec->metrics[mon->metric];
+  const sn_eval_result *r = mon->set == 1 ? &rec->val : &rec->test;
+  return mon->metric < 0 ? r->loss : r->metrics[mon->metric];
 }
 
 /* ---------------------------------------------------------------------------
@@ -275,9 +542,9 @@ static void print_summary(const sn_model *m, int epochs, const sn_epoch_record *
 
 static int check_train(const sn_model *m, const sn_dataset *train, const sn_dataset *val,
                        const sn_dataset *test, const sn_train_opts *o, sn_error *err) {
-  if (check_model(m, err) || check_dataset(m, train, "training", err)) return -1;
-  if (val && check_dataset(m, val, "validation", err)) return -1;
-  if (test && check_dataset(m, test, "test", err)) return -1;
+  if (check_model(m, err) || check_dataset(m, train, "training", true, err)) return -1;
+  if (val && check_dataset(m, val, "validation", true, err)) return -1;
+  if (test && check_dataset(m, test, "test", true, err)) return -1;
   if (!m->train_step && !(m->grad_step && m->update))
     return sn_fail(err, "model has no train_step (nor grad_step and update) function");
   if ((val || test) && !m->eval_step) return sn_fail(err, "model has no eval_step function");
@@ -290,14 +557,23 @@ static int check_train(const sn_model *m, const sn_dataset *train, const sn_data
   for (int k = 0; k < m->n_metrics; k++)
     if (!m->metric_names || !m->metric_names[k])
       return sn_fail(err, "model metric %d has no name", k);
+  const sn_schedule *s = &o->schedule;
+  if ((s->kind == SN_SCHED_STEP || s->kind == SN_SCHED_EXPONENTIAL) && !(s->gamma > 0))
+    return sn_fail(err, "schedule gamma is %g; it must be > 0", s->gamma);
+  if (s->kind == SN_SCHED_STEP && s->every < 1)
+    return sn_fail(err, "schedule every is %d; it must be >= 1", s->every);
+  if (s->kind == SN_SCHED_COSINE && !(s->warmup_epochs >= 0))
+    return sn_fail(err, "schedule warmup_epochs is %g; it must be >= 0", s->warmup_epochs);
+  if (o->early.enabled && (o->early.patience < 0 || !(o->early.min_delta >= 0)))
+    return sn_fail(err, "early_stopping needs patience >= 0 and min_delta >= 0");
   return 0;
 }
 
-/* Runs one epoch of training batches; fills rec's loss, metrics and seconds.
+/* Runs one epoch of training batches; fills rec's loss, metrics, lr and seconds.
  * `step` is the global optimizer step, advanced once per batch. */
 static int train_epoch(sn_model *m, const sn_dataset *ds, const sn_train_opts *o, int epoch,
-                       int64_t *idx, void *xstage, int32_t *ystage, int64_t *step,
-                       sn_epoch_record *rec, sn_error *err) {
+                       int64_t *idx, loader *L, int64_t *step, sn_epoch_record *rec,
+                       sn_error *err) {
   const int K = m->n_metrics;
   const int64_t n = ds->n, bs = o->batch_size;
   const int64_t batches = (n + bs - 1) / bs;
@@ -306,23 +582,28 @@ static int train_epoch(sn_model *m, const sn_dataset *ds, const sn_train_opts *o
     for (int64_t i = 0; i < n; i++) idx[i] = i;
     sn_shuffle(idx, n, o->seed, (uint64_t)epoch);
   }
+  loader_start(L, ds, idx, bs);
   double batch_mean_total = 0, metric_total[MAX_METRICS] = {0};
   for (int64_t b = 0; b < batches; b++) {
-    int64_t start = b * bs, rows = n - start < bs ? n - start : bs;
+    const staged *bt = loader_get(L, b);
     double loss_sum = 0, metric_sums[MAX_METRICS] = {0};
+    ++*step;
+    rec->lr = sn_schedule_lr(&o->schedule, o->learning_rate, *step, batches, o->epochs);
     sn_step_args a = {
-        .x = stage_x(m, ds, idx, start, rows, xstage),
-        .y = stage_y(ds, idx, start, rows, ystage),
-        .rows = rows,
+        .x = bt->x,
+        .y = bt->y,
+        .rows = bt->rows,
         .params = m->params,
         .grads = m->grads,
         .opt_state = m->opt_state,
         .arena = m->arena,
-        .step = ++*step,
-        .lr = o->learning_rate,
+        .step = *step,
+        .lr = rec->lr,
         .seed = o->seed,
         .loss_sum = &loss_sum,
         .metric_sums = metric_sums,
+        .t = bt->t,
+        .state = m->state,
     };
     if (m->train_step) {
       m->train_step(&a);
@@ -330,6 +611,8 @@ static int train_epoch(sn_model *m, const sn_dataset *ds, const sn_train_opts *o
       m->grad_step(&a);
       m->update(&a);
     }
+    const int64_t rows = bt->rows;
+    loader_put(L, b);
     if (!isfinite(loss_sum)) {
       if (o->progress) clear_progress();
       return sn_fail(err, "loss is %s at epoch %d step %lld; try a lower learning_rate",
@@ -340,13 +623,14 @@ static int train_epoch(sn_model *m, const sn_dataset *ds, const sn_train_opts *o
     if (o->progress) {
       double now = sn_now();
       if (now >= next_draw || b + 1 == batches) {
-        draw_progress(m, epoch, o->epochs, b + 1, batches, start + rows,
+        draw_progress(m, epoch, o->epochs, b + 1, batches, b * bs + rows,
                       batch_mean_total / (double)(b + 1), metric_total, now - t0);
         next_draw = now + 0.1;
       }
     }
   }
   rec->seconds = sn_now() - t0;
+  rec->data_wait_seconds = L->waited;
   if (o->progress) clear_progress();
   rec->loss = batch_mean_total / (double)batches;
   for (int k = 0; k < K; k++) rec->metrics[k] = metric_total[k] / (double)n;
@@ -354,58 +638,142 @@ static int train_epoch(sn_model *m, const sn_dataset *ds, const sn_train_opts *o
   return 0;
 }
 
+/* Opens one record file for writing; NULL path: nothing to do. */
+static int open_record(const char *path, FILE **f, sn_error *err) {
+  *f = NULL;
+  if (!path) return 0;
+  *f = fopen(path, "w");
+  if (!*f) return sn_fail(err, "cannot write %s: %s", path, strerror(errno));
+  return 0;
+}
+
 int sn_train(sn_model *m, const sn_dataset *train, const sn_dataset *val, const sn_dataset *test,
              const sn_train_opts *opts, sn_error *err) {
+  if (opts->result) memset(opts->result, 0, sizeof *opts->result);
   if (check_train(m, train, val, test, opts, err)) return -1;
+  const sn_early_stopping *es = &opts->early;
+  monitor mon = {0};
+  if (es->enabled && resolve_monitor(m, es, val != NULL, test != NULL, &mon, err)) return -1;
+
   int rc = -1;
-  FILE *jsonl = NULL;
+  FILE *jsonl = NULL, *csv = NULL;
   int64_t *idx = NULL;
-  int32_t *ystage = NULL;
-  /* One staging buffer serves training (batch_size rows) and evaluation
+  void *best_params = NULL, *best_state = NULL;
+  sn_epoch_record *recs = NULL;
+  loader L;
+  /* One pair of slots serves training (batch_size rows) and evaluation
    * (batch_capacity rows, at least as many). */
-  void *xstage = malloc((size_t)m->batch_capacity * (size_t)m->input_elems * dtype_bytes(m));
-  ystage = malloc((size_t)opts->batch_size * sizeof(int32_t));
+  if (loader_init(&L, m, m->batch_capacity, !opts->no_prefetch, err)) return -1;
+  const size_t es_bytes = dtype_bytes(m);
+  const bool snapshot = es->enabled && es->restore_best;
   if (opts->shuffle) idx = malloc((size_t)train->n * sizeof(int64_t));
-  if (!xstage || !ystage || (opts->shuffle && !idx)) {
-    sn_fail(err, "out of memory for the batch buffers (%lld samples of %lld elements)",
-            (long long)m->batch_capacity, (long long)m->input_elems);
+  if (snapshot) {
+    best_params = malloc((size_t)m->param_count * es_bytes + 1);
+    best_state = malloc((size_t)m->state_count * es_bytes + 1);
+  }
+  recs = calloc((size_t)opts->epochs + 1, sizeof *recs);
+  if ((opts->shuffle && !idx) || (snapshot && (!best_params || !best_state)) || !recs) {
+    sn_fail(err, "out of memory for the training buffers (%lld samples)", (long long)train->n);
     goto done;
   }
-  if (opts->metrics_path) {
-    jsonl = fopen(opts->metrics_path, "w");
-    if (!jsonl) {
-      sn_fail(err, "cannot write %s: %s", opts->metrics_path, strerror(errno));
-      goto done;
-    }
-  }
+  if (open_record(opts->metrics_path, &jsonl, err) || open_record(opts->csv_path, &csv, err))
+    goto done;
+  if (csv && sn_report_csv_header(csv, opts->csv_path, m, val != NULL, test != NULL, err)) goto done;
 
   int64_t step = 0;
-  for (int epoch = 1; epoch <= opts->epochs; epoch++) {
+  int epochs_run = 0, best_epoch = 0, wait = 0;
+  double best = NAN, last_svg = -1e300;
+  bool stopped = false;
+  const bool show_lr = opts->schedule.kind != SN_SCHED_CONSTANT;
+  for (int epoch = 1; epoch <= opts->epochs && !stopped; epoch++) {
     sn_epoch_record rec = {.epoch = epoch, .lr = opts->learning_rate};
-    if (train_epoch(m, train, opts, epoch, idx, xstage, ystage, &step, &rec, err)) goto done;
+    if (train_epoch(m, train, opts, epoch, idx, &L, &step, &rec, err)) goto done;
 
     double t0 = sn_now();
     if (val) {
-      evaluate(m, val, xstage, &rec.val);
+      evaluate(m, val, &L, &rec.val);
       rec.has_val = true;
     }
     if (test) {
-      evaluate(m, test, xstage, &rec.test);
+      evaluate(m, test, &L, &rec.test);
       rec.has_test = true;
     }
     rec.eval_seconds = sn_now() - t0;
+    recs[epochs_run++] = rec;
 
-    if (!opts->quiet) print_summary(m, opts->epochs, &rec);
-    if (jsonl && write_jsonl(jsonl, opts->metrics_path, m, &rec, err)) goto done;
+    if (es->enabled) {
+      double v = monitored(&mon, &rec);
+      bool better = isfinite(v) && (best_epoch == 0 || (mon.maximize ? v > best + es->min_delta
+                                                                      : v < best - es->min_delta));
+      if (better) {
+        best = v;
+        best_epoch = epoch;
+        wait = 0;
+        if (snapshot) {
+          memcpy(best_params, m->params, (size_t)m->param_count * es_bytes);
+          if (m->state_count > 0) memcpy(best_state, m->state, (size_t)m->state_count * es_bytes);
+        }
+      } else if (++wait >= es->patience) { /* as Keras: patience epochs without improvement */
+        stopped = epoch < opts->epochs;
+      }
+    }
+
+    if (!opts->quiet) print_summary(m, opts->epochs, &rec, show_lr);
+    if (jsonl && sn_report_jsonl(jsonl, opts->metrics_path, m, &rec, err)) goto done;
+    if (csv && sn_report_csv(csv, opts->csv_path, m, &rec, err)) goto done;
+    if (opts->curves_path && (sn_now() - last_svg > 2.0 || epoch == opts->epochs || stopped)) {
+      if (sn_curves_svg(opts->curves_path, opts->title, recs, epochs_run, m->n_metrics,
+                        m->metric_names, es->enabled ? best_epoch : 0, err))
+        goto done;
+      last_svg = sn_now();
+    }
     if (opts->on_epoch) opts->on_epoch(&rec, opts->on_epoch_ctx);
+  }
+
+  bool restored = false;
+  if (snapshot && best_epoch > 0 && best_epoch != epochs_run) {
+    memcpy(m->params, best_params, (size_t)m->param_count * es_bytes);
+    if (m->state_count > 0) memcpy(m->state, best_state, (size_t)m->state_count * es_bytes);
+    restored = true;
+  }
+  if (es->enabled && !opts->quiet && best_epoch > 0) {
+    const char *name = es->monitor[0] ? es->monitor : "val_loss";
+    if (stopped)
+      printf("early stopping: %s did not improve for %d epoch%s; stopped after epoch %d of %d",
+             name, wait, wait == 1 ? "" : "s", epochs_run, opts->epochs);
+    else
+      printf("early stopping: ran all %d epochs", epochs_run);
+    printf("; best %s %.4f at epoch %d", name, best, best_epoch);
+    if (restored) printf("; restored the weights of epoch %d", best_epoch);
+    else if (snapshot) printf("; kept the last weights (they are the best)");
+    printf("\n");
+    fflush(stdout);
+  }
+  if (opts->result) {
+    opts->result->epochs_run = epochs_run;
+    opts->result->stopped_early = stopped;
+    opts->result->best_epoch = best_epoch;
+    opts->result->best_value = best;
+    opts->result->restored = restored;
   }
   rc = 0;
 
 done:
+  if (rc && opts->curves_path && recs && recs[0].epoch > 0) { /* what finished, for a look */
+    sn_error ignored;
+    int n = 0;
+    while (n < opts->epochs && recs[n].epoch > 0) n++;
+    sn_curves_svg(opts->curves_path, opts->title, recs, n, m->n_metrics, m->metric_names, 0,
+                  &ignored);
+  }
   if (jsonl && fclose(jsonl) != 0 && rc == 0)
     rc = sn_fail(err, "cannot write %s: %s", opts->metrics_path, strerror(errno));
+  if (csv && fclose(csv) != 0 && rc == 0)
+    rc = sn_fail(err, "cannot write %s: %s", opts->csv_path, strerror(errno));
+  loader_free(&L);
   free(idx);
-  free(ystage);
-  free(xstage);
+  free(best_params);
+  free(best_state);
+  free(recs);
   return rc;
 }

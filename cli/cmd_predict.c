@@ -1,0 +1,181 @@
+/* `specnet predict SPEC --weights FILE --input FILE [--output FILE] [--probs]`:
+ * the trained model's answer for every sample of a file, as CSV.
+ *
+ * Input, by the file name: *.npy (the array of samples, (n, ...)), *.csv (one
+ * sample per row), anything else an IDX images file (raw or .gz). A CSV's columns
+ * are all features, except when the spec's training data is a CSV too and the file
+ * has one column more than the model's input: then that source's label column
+ * (by name or position) is dropped, so the training or test CSV itself can be given.
+ * Whether a CSV has a header row is taken from the spec's CSV source, else guessed:
+ * a first row with a cell that is not a number is a header.
+ *
+ * The input gets the spec's preprocessing (scale, normalize, and standardize with
+ * the statistics of the spec's training set, which is loaded for that).
+ *
+ * Output, one line per sample, no header: the class index (argmax) for a
+ * categorical loss, 0/1 for binary_crossentropy with one output, otherwise the
+ * output values; with --probs always the whole output vector (what the model's last
+ * layer gives: probabilities after a softmax, logits with from_logits). */
+#include <ctype.h>
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+
+static bool ends_with(const char *s, const char *suffix) {
+  size_t n = strlen(s), k = strlen(suffix);
+  if (n < k) return false;
+  for (size_t i = 0; i < k; i++)
+    if (tolower((unsigned char)s[n - k + i]) != suffix[i]) return false;
+  return true;
+}
+
+/* A header row: the first non-blank line has a cell that does not read as a number. */
+static bool csv_has_header(const char *path) {
+  FILE *f = fopen(path, "r");
+  if (!f) return false; /* the loader reports it */
+  char line[65536];
+  bool header = false;
+  while (fgets(line, sizeof line, f)) {
+    char *p = line;
+    while (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n') p++;
+    if (!*p) continue;
+    if (!strncmp(p, "\xEF\xBB\xBF", 3)) p += 3;
+    for (char *cell = strtok(p, ",\r\n"); cell && !header; cell = strtok(NULL, ",\r\n")) {
+      while (*cell == ' ' || *cell == '"') cell++;
+      char *end;
+      strtod(cell, &end);
+      while (*end == ' ' || *end == '"') end++;
+      header = end == cell || *end;
+    }
+    break;
+  }
+  fclose(f);
+  return header;
+}
+
+/* The spec's CSV source, if its training data is one. */
+static const sn_source *spec_csv(const sn_spec *s) {
+  return s->data.train.kind == SN_SRC_CSV ? &s->data.train : NULL;
+}
+
+static int load_input(const sn_spec *s, const sn_model *m, const char *path, sn_dataset *ds) {
+  sn_source src = {.no_labels = true};
+  const sn_source *csv = spec_csv(s);
+  if (ends_with(path, ".npy")) {
+    src.kind = SN_SRC_NPY;
+    snprintf(src.images, sizeof src.images, "%s", path);
+  } else if (ends_with(path, ".csv")) {
+    src.kind = SN_SRC_CSV;
+    snprintf(src.path, sizeof src.path, "%s", path);
+    src.header = csv ? csv->header : csv_has_header(path);
+  } else {
+    src.kind = SN_SRC_IDX;
+    snprintf(src.images, sizeof src.images, "%s", path);
+  }
+  sn_error err = {0};
+  if (sn_dataset_load(&src, ds, &err)) {
+    fprintf(stderr, "specnet: error: %s\n", err.msg);
+    return EXIT_SPEC;
+  }
+  if (src.kind == SN_SRC_CSV && csv && ds->sample_elems == m->input_elems + 1) {
+    /* the training CSV's layout: drop its label column (read as a number, unused) */
+    sn_dataset_free(ds);
+    src.no_labels = false;
+    snprintf(src.label_col, sizeof src.label_col, "%s", csv->label_col);
+    src.label_index = csv->label_index;
+    src.target_elems = 1;
+    if (sn_dataset_load(&src, ds, &err)) {
+      fprintf(stderr, "specnet: error: %s\n", err.msg);
+      return EXIT_SPEC;
+    }
+  }
+  if (ds->sample_elems != m->input_elems) {
+    fprintf(stderr,
+            "specnet: error: %s: samples have %lld values each, but model.input has %lld "
+            "(%s:%d)\n",
+            path, (long long)ds->sample_elems, (long long)m->input_elems, s->path,
+            s->input_loc.line);
+    return EXIT_SPEC;
+  }
+  return 0;
+}
+
+int cmd_predict(const opts *o) {
+  if (!o->weights) return usage_error("predict needs --weights FILE");
+  if (!o->input) return usage_error("predict needs --input FILE (IDX, .npy or .csv)");
+  sn_spec *spec = load_spec(o);
+  if (!spec) return EXIT_SPEC;
+  session S;
+  /* standardize needs the training set's statistics: load the data for them */
+  int rc = session_open_with(&S, o, true, spec->data.standardize, spec);
+  if (rc) {
+    session_free(&S);
+    return rc;
+  }
+  const sn_spec *s = S.spec;
+  sn_model *m = S.m;
+  sn_dataset in = {0};
+  double *out = NULL;
+  FILE *f = NULL;
+  if ((rc = load_input(s, m, o->input, &in)) || (rc = preprocess_set(s, &in))) goto done;
+  sn_error err = {0};
+  if (s->data.standardize &&
+      sn_dataset_normalize(&in, S.ds.std_mean, S.ds.std_std, S.ds.std_n, &err)) {
+    fprintf(stderr, "specnet: error: %s: %s\n", o->input, err.msg);
+    rc = EXIT_SPEC;
+    goto done;
+  }
+  const int64_t O = m->output_elems;
+  out = malloc((size_t)(in.n * O) * sizeof(double)); /* (n, O) */
+  if (!out) {
+    fprintf(stderr, "specnet: error: out of memory for %lld predictions\n", (long long)in.n);
+    rc = EXIT_SPEC;
+    goto done;
+  }
+  if (sn_predict_all(m, &in, out, &err)) {
+    fprintf(stderr, "specnet: error: %s\n", err.msg);
+    rc = EXIT_SPEC;
+    goto done;
+  }
+  f = o->output ? fopen(o->output, "w") : stdout;
+  if (!f) {
+    fprintf(stderr, "specnet: error: cannot write %s: %s\n", o->output, strerror(errno));
+    rc = EXIT_SPEC;
+    goto done;
+  }
+  const bool argmax = !o->probs && (s->loss == SN_LOSS_SPARSE_CCE || s->loss == SN_LOSS_CCE);
+  const bool binary = !o->probs && s->loss == SN_LOSS_BCE && O == 1;
+  const double threshold = s->from_logits ? 0.0 : 0.5;
+  const int digits = m->dtype == SN_RT_F64 ? 17 : 9; /* enough to read back the same value */
+  for (int64_t i = 0; i < in.n; i++) {
+    const double *row = out + i * O;
+    if (argmax) {
+      int64_t best = 0;
+      for (int64_t k = 1; k < O; k++)
+        if (row[k] > row[best]) best = k;
+      fprintf(f, "%lld\n", (long long)best);
+    } else if (binary) {
+      fprintf(f, "%d\n", row[0] >= threshold);
+    } else {
+      for (int64_t k = 0; k < O; k++) fprintf(f, "%s%.*g", k ? "," : "", digits, row[k]);
+      fputc('\n', f);
+    }
+  }
+  if (fflush(f) != 0 || ferror(f)) {
+    fprintf(stderr, "specnet: error: cannot write %s: %s\n", o->output ? o->output : "the output",
+            strerror(errno));
+    rc = EXIT_SPEC;
+  }
+  if (o->output && !o->quiet && rc == 0)
+    fprintf(stderr, "wrote %lld predictions to %s\n", (long long)in.n, o->output);
+done:
+  if (f && f != stdout) fclose(f);
+  free(out);
+  sn_dataset_free(&in);
+  session_free(&S);
+  return rc;
+}

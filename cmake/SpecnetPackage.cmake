@@ -1,0 +1,34 @@
+# CPack: `cpack -G DEB` in a build folder makes specnet_VERSION_ARCH.deb from the
+# install rules (cmake/SpecnetInstall.cmake), installed under /usr. The runtime
+# dependencies come from dpkg-shlibdeps (libc6, libllvm19, libopenblas0 or one of
+# its variants, libyaml-0-2, zlib1g); a Debian system has it (dpkg-dev). What is
+# needed only to build against specnet's libraries is suggested, not required.
+set(CPACK_PACKAGE_NAME specnet)
+set(CPACK_PACKAGE_VENDOR "specnet developers")
+set(CPACK_PACKAGE_CONTACT "specnet developers <specnet@example.org>")
+set(CPACK_PACKAGE_DESCRIPTION_SUMMARY
+    "declarative model-spec compiler: YAML spec to fused, JIT-compiled kernels")
+set(CPACK_PACKAGE_DESCRIPTION_FILE ${PROJECT_SOURCE_DIR}/packaging/deb/description.txt)
+set(CPACK_RESOURCE_FILE_LICENSE ${PROJECT_SOURCE_DIR}/LICENSE)
+set(CPACK_PACKAGE_HOMEPAGE_URL ${PROJECT_HOMEPAGE_URL})
+set(CPACK_GENERATOR DEB)
+set(CPACK_STRIP_FILES ON)
+
+set(CPACK_DEBIAN_FILE_NAME DEB-DEFAULT) # specnet_0.1.0_amd64.deb
+set(CPACK_DEBIAN_PACKAGE_SECTION science)
+set(CPACK_DEBIAN_PACKAGE_PRIORITY optional)
+set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)
+# A shlibs file and the ldconfig trigger for libspecnet_rt.so.
+set(CPACK_DEBIAN_PACKAGE_GENERATE_SHLIBS ON)
+set(CPACK_DEBIAN_PACKAGE_GENERATE_SHLIBS_POLICY ">=")
+# The built-in data sets (fashion_mnist:train, the seed spec) come from here.
+set(CPACK_DEBIAN_PACKAGE_RECOMMENDS "dataset-fashion-mnist")
+set(CPACK_DEBIAN_PACKAGE_SUGGESTS
+    "cmake, pkg-config, libopenblas-dev, zlib1g-dev, llvm-19-dev, libyaml-dev, bash-completion")
+
+# `make package_source` packs the sources, not build folders or runs.
+set(CPACK_SOURCE_GENERATOR TGZ)
+set(CPACK_SOURCE_IGNORE_FILES "/\\.git/" "/build[^/]*/" "/runs/" "/bench/out/")
+set(CPACK_VERBATIM_VARIABLES ON)
+
+include(CPack)

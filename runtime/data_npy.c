@@ -1,0 +1,511 @@
+/* NPY data sets: NumPy's own file format (numpy.save), one array per file.
+ *
+ * The format (https://numpy.org/devdocs/reference/generated/numpy.lib.format.html):
+ *
+ *   6 bytes   magic "\x93NUMPY"
+ *   2 bytes   version major, minor (1.0, 2.0 or 3.0)
+ *   2 or 4    header length, little-endian (2 bytes in version 1, else 4)
+ *   header    a Python dict literal, e.g.
+ *             {'descr': '<f4', 'fortran_order': False, 'shape': (60000, 28, 28), }
+ *   the rest  the elements, C order (last index fastest)
+ *
+ * We read little-endian (or byte-sized) integers and floats, C order only; anything
+ * else (big-endian, Fortran order, structured or object arrays, a size that does not
+ * match the shape) is a clear error with a hint on how to save the array instead.
+ *
+ * A data set is x.npy (n, ...) and y.npy: (n) class labels, or for float targets
+ * (n) / (n, k). Everything is converted once: x to f32, y to int32, t to f32. */
+#include "specnet/runtime.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#define NPY_MAX_HEADER (1 << 20)            /* bytes: numpy's own limit is far lower */
+#define NPY_MAX_ELEMS (INT64_C(1) << 34)    /* elements per array we agree to load */
+
+typedef struct npy_type {
+  char kind; /* 'u' unsigned, 'i' signed, 'f' float */
+  int size;  /* bytes */
+} npy_type;
+
+/* ---------------------------------------------------------------------------
+ * The header dict */
+
+typedef struct hdr_parse {
+  const char *p, *end;
+} hdr_parse;
+
+static void skip_ws(hdr_parse *h) {
+  while (h->p < h->end && (*h->p == ' ' || *h->p == '\t' || *h->p == '\n' || *h->p == '\r'))
+    h->p++;
+}
+
+/* A quoted Python string into buf; false on malformed input. */
+static bool parse_str(hdr_parse *h, char *buf, size_t cap) {
+  skip_ws(h);
+  if (h->p >= h->end || (*h->p != '\'' && *h->p != '"')) return false;
+  char q = *h->p++;
+  size_t n = 0;
+  while (h->p < h->end && *h->p != q) {
+    if (n + 1 >= cap) return false;
+    buf[n++] = *h->p++;
+  }
+  if (h->p >= h->end) return false;
+  h->p++;
+  buf[n] = 0;
+  return true;
+}
+
+static bool eat(hdr_parse *h, char c) {
+  skip_ws(h);
+  if (h->p < h->end && *h->p == c) {
+    h->p++;
+    return true;
+  }
+  return false;
+}
+
+/* The value of one key we do not read: skipped up to the next top-level comma or
+ * the closing brace. */
+static bool skip_value(hdr_parse *h) {
+  int depth = 0;
+  for (; h->p < h->end; h->p++) {
+    char c = *h->p;
+    if (c == '\'' || c == '"') {
+      const char *q = memchr(h->p + 1, c, (size_t)(h->end - h->p - 1));
+      if (!q) return false;
+      h->p = q;
+    } else if (c == '(' || c == '[' || c == '{') {
+      depth++;
+    } else if (c == ')' || c == ']' || c == '}') {
+      if (depth == 0) return true;
+      depth--;
+    } else if (c == ',' && depth == 0) {
+      return true;
+    }
+  }
+  return false;
+}
+
+typedef struct npy_header {
+  char descr[32];
+  int fortran; /* -1 missing */
+  int ndim;    /* -1 missing */
+  int64_t shape[8];
+  bool descr_not_str;
+} npy_header;
+
+static int parse_header(const char *path, const char *text, size_t len, npy_header *out,
+                        sn_error *err) {
+  hdr_parse h = {text, text + len};
+  out->descr[0] = 0;
+  out->fortran = -1;
+  out->ndim = -1;
+  out->descr_not_str = false;
+  if (!eat(&h, '{')) return sn_fail(err, "%s: the npy header is not a dict: %.60s", path, text);
+  for (;;) {
+    if (eat(&h, '}')) break;
+    char key[64];
+    if (!parse_str(&h, key, sizeof key) || !eat(&h, ':'))
+      return sn_fail(err, "%s: malformed npy header: %.80s", path, text);
+    skip_ws(&h);
+    if (!strcmp(key, "descr")) {
+      if (h.p < h.end && (*h.p == '[' || *h.p == '{')) {
+        out->descr_not_str = true;
+        if (!skip_value(&h)) return sn_fail(err, "%s: malformed npy header: %.80s", path, text);
+      } else if (!parse_str(&h, out->descr, sizeof out->descr)) {
+        return sn_fail(err, "%s: malformed descr in the npy header: %.80s", path, text);
+      }
+    } else if (!strcmp(key, "fortran_order")) {
+      if (h.end - h.p >= 4 && !memcmp(h.p, "True", 4)) {
+        out->fortran = 1;
+        h.p += 4;
+      } else if (h.end - h.p >= 5 && !memcmp(h.p, "False", 5)) {
+        out->fortran = 0;
+        h.p += 5;
+      } else {
+        return sn_fail(err, "%s: fortran_order is neither True nor False: %.80s", path, text);
+      }
+    } else if (!strcmp(key, "shape")) {
+      if (!eat(&h, '(')) return sn_fail(err, "%s: shape is not a tuple: %.80s", path, text);
+      out->ndim = 0;
+      for (;;) {
+        if (eat(&h, ')')) break;
+        skip_ws(&h);
+        char *e;
+        errno = 0;
+        long long v = strtoll(h.p, &e, 10);
+        if (e == h.p || errno || v < 0)
+          return sn_fail(err, "%s: bad dimension in the npy shape: %.80s", path, text);
+        if (out->ndim == 8) return sn_fail(err, "%s: more than 8 dimensions", path);
+        out->shape[out->ndim++] = v;
+        h.p = e;
+        if (h.p < h.end && (*h.p == 'L' || *h.p == 'l')) h.p++; /* Python 2 longs */
+        if (!eat(&h, ',')) {
+          if (!eat(&h, ')')) return sn_fail(err, "%s: malformed shape: %.80s", path, text);
+          break;
+        }
+      }
+    } else if (!skip_value(&h)) {
+      return sn_fail(err, "%s: malformed npy header: %.80s", path, text);
+    }
+    if (!eat(&h, ',')) {
+      if (!eat(&h, '}')) return sn_fail(err, "%s: malformed npy header: %.80s", path, text);
+      break;
+    }
+  }
+  if (out->descr_not_str)
+    return sn_fail(err,
+                   "%s: a structured array (descr is a list of fields); only plain numeric "
+                   "arrays are supported; hint: save one field, np.save(path, a['x'])",
+                   path);
+  if (!out->descr[0] || out->fortran < 0 || out->ndim < 0)
+    return sn_fail(err, "%s: the npy header lacks %s", path,
+                   !out->descr[0] ? "'descr'" : out->fortran < 0 ? "'fortran_order'" : "'shape'");
+  return 0;
+}
+
+static int parse_descr(const char *path, const char *d, npy_type *t, sn_error *err) {
+  char order = d[0];
+  const char *hint = "hint: save it as float32, np.save(path, a.astype('<f4'))";
+  if (order == '>' && strcmp(d + 1, "u1") && strcmp(d + 1, "i1") && strcmp(d + 1, "b1"))
+    return sn_fail(err, "%s: dtype '%s' is big-endian; only little-endian arrays are read; %s",
+                   path, d, hint);
+  if (order != '<' && order != '|' && order != '=' && order != '>')
+    return sn_fail(err, "%s: dtype '%s' is not understood; %s", path, d, hint);
+  char kind = d[1];
+  char *e;
+  long size = strtol(d + 2, &e, 10);
+  if (*e || e == d + 2) return sn_fail(err, "%s: dtype '%s' is not understood; %s", path, d, hint);
+  bool ok = ((kind == 'u' || kind == 'i') && (size == 1 || size == 2 || size == 4 || size == 8)) ||
+            (kind == 'f' && (size == 2 || size == 4 || size == 8)) || (kind == 'b' && size == 1);
+  if (!ok)
+    return sn_fail(err,
+                   "%s: dtype '%s' is not supported (supported: uint8, int8, (u)int16, "
+                   "(u)int32, (u)int64, float16, float32, float64, bool); %s",
+                   path, d, hint);
+  t->kind = kind == 'b' ? 'u' : kind;
+  t->size = (int)size;
+  return 0;
+}
+
+static float half_to_float(uint16_t h) {
+  uint32_t sign = (uint32_t)(h >> 15) << 31, ex = (h >> 10) & 0x1F, man = h & 0x3FF, bits;
+  if (ex == 0x1F) {
+    bits = sign | 0x7F800000u | (man << 13);
+  } else if (ex != 0) {
+    bits = sign | ((ex + 112) << 23) | (man << 13);
+  } else if (man == 0) {
+    bits = sign;
+  } else {
+    int e = -1;
+    do {
+      e++;
+      man <<= 1;
+    } while (!(man & 0x400));
+    bits = sign | ((uint32_t)(112 - e) << 23) | ((man & 0x3FF) << 13);
+  }
+  float f;
+  memcpy(&f, &bits, 4);
+  return f;
+}
+
+/* Element i of raw data as a double (data may be unaligned). */
+static double elem(const uint8_t *p, npy_type t, int64_t i) {
+  p += i * t.size;
+  switch (t.kind) {
+  case 'u':
+    switch (t.size) {
+    case 1: return p[0];
+    case 2: { uint16_t v; memcpy(&v, p, 2); return v; }
+    case 4: { uint32_t v; memcpy(&v, p, 4); return v; }
+    default: { uint64_t v; memcpy(&v, p, 8); return (double)v; }
+    }
+  case 'i':
+    switch (t.size) {
+    case 1: return (int8_t)p[0];
+    case 2: { int16_t v; memcpy(&v, p, 2); return v; }
+    case 4: { int32_t v; memcpy(&v, p, 4); return v; }
+    default: { int64_t v; memcpy(&v, p, 8); return (double)v; }
+    }
+  default:
+    switch (t.size) {
+    case 2: { uint16_t v; memcpy(&v, p, 2); return half_to_float(v); }
+    case 4: { float v; memcpy(&v, p, 4); return v; }
+    default: { double v; memcpy(&v, p, 8); return v; }
+    }
+  }
+}
+
+/* ---------------------------------------------------------------------------
+ * One array */
+
+/* One array, raw: its type, shape and count * t.size bytes (malloc'd) in *raw. */
+typedef struct npy_array {
+  npy_type t;
+  int ndim;
+  int64_t shape[8]; /* unused dims 1 */
+  int64_t count;    /* elements read (after limit) */
+  uint8_t *raw;
+} npy_array;
+
+static int npy_load(const char *path, int64_t limit, npy_array *a, sn_error *err) {
+  memset(a, 0, sizeof *a);
+  FILE *f = fopen(path, "rb");
+  if (!f) return sn_fail(err, "%s: cannot open: %s", path, strerror(errno));
+  struct stat st;
+  if (fstat(fileno(f), &st) != 0 || S_ISDIR(st.st_mode)) {
+    fclose(f);
+    return sn_fail(err, "%s: cannot read: not a regular file", path);
+  }
+  int64_t fsize = st.st_size;
+  char *text = NULL;
+  uint8_t *raw = NULL;
+  int rc = -1;
+  uint8_t pre[12];
+  size_t got = fread(pre, 1, 10, f);
+  if (got < 10 || memcmp(pre, "\x93NUMPY", 6)) {
+    sn_fail(err, "%s: not an npy file (it does not start with \\x93NUMPY)%s", path,
+            got >= 2 && pre[0] == 'P' && pre[1] == 'K' ? "; an .npz archive? hint: np.save one array per file" : "");
+    goto done;
+  }
+  int major = pre[6];
+  int64_t hlen, hstart;
+  if (major == 1) {
+    hlen = pre[8] | (pre[9] << 8);
+    hstart = 10;
+  } else if (major == 2 || major == 3) {
+    if (fread(pre + 10, 1, 2, f) != 2) {
+      sn_fail(err, "%s: truncated npy header", path);
+      goto done;
+    }
+    hlen = (int64_t)pre[8] | (int64_t)pre[9] << 8 | (int64_t)pre[10] << 16 | (int64_t)pre[11] << 24;
+    hstart = 12;
+  } else {
+    sn_fail(err, "%s: npy format version %d.%d is not supported (1.0, 2.0 and 3.0 are)", path,
+            major, pre[7]);
+    goto done;
+  }
+  if (hlen > NPY_MAX_HEADER || hstart + hlen > fsize) {
+    sn_fail(err, "%s: truncated: the npy header length %lld runs past the end of the %lld-byte file",
+            path, (long long)hlen, (long long)fsize);
+    goto done;
+  }
+  text = malloc((size_t)hlen + 1);
+  if (!text || fread(text, 1, (size_t)hlen, f) != (size_t)hlen) {
+    sn_fail(err, "%s: cannot read the npy header", path);
+    goto done;
+  }
+  text[hlen] = 0;
+  npy_header h;
+  npy_type t;
+  if (parse_header(path, text, (size_t)hlen, &h, err) || parse_descr(path, h.descr, &t, err))
+    goto done;
+  int64_t count = 1;
+  for (int d = 0; d < h.ndim; d++) {
+    if (h.shape[d] > 0 && count > NPY_MAX_ELEMS / h.shape[d]) {
+      sn_fail(err, "%s: the shape holds more than %lld elements; too large", path,
+              (long long)NPY_MAX_ELEMS);
+      goto done;
+    }
+    count *= h.shape[d];
+  }
+  if (h.fortran == 1 && h.ndim > 1) {
+    sn_fail(err,
+            "%s: the array is in Fortran order (fortran_order: True); only C order is "
+            "read; hint: np.save(path, np.ascontiguousarray(a))",
+            path);
+    goto done;
+  }
+  int64_t data_start = hstart + hlen, have = fsize - data_start, need = count * t.size;
+  if (have != need) {
+    char shp[160];
+    size_t k = (size_t)snprintf(shp, sizeof shp, "(");
+    for (int d = 0; d < h.ndim && k < sizeof shp; d++)
+      k += (size_t)snprintf(shp + k, sizeof shp - k, "%s%lld", d ? ", " : "", (long long)h.shape[d]);
+    if (k < sizeof shp) snprintf(shp + k, sizeof shp - k, "%s)", h.ndim == 1 ? "," : "");
+    sn_fail(err, "%s: %s: shape %s of '%s' needs %lld bytes of data, the file holds %lld", path,
+            have < need ? "truncated" : "trailing data after the array", shp, h.descr,
+            (long long)need, (long long)have);
+    goto done;
+  }
+  int64_t rows = h.ndim > 0 ? h.shape[0] : 1;
+  if (limit > 0 && h.ndim > 0 && limit < rows) {
+    count = rows ? count / rows * limit : 0;
+    h.shape[0] = limit;
+  }
+  raw = malloc((size_t)(count * t.size) + 1);
+  if (!raw) {
+    sn_fail(err, "%s: out of memory for %lld elements", path, (long long)count);
+    goto done;
+  }
+  if (fread(raw, (size_t)t.size, (size_t)count, f) != (size_t)count) {
+    sn_fail(err, "%s: read error: %s", path, strerror(errno));
+    goto done;
+  }
+  a->t = t;
+  a->ndim = h.ndim;
+  for (int d = 0; d < 8; d++) a->shape[d] = d < h.ndim ? h.shape[d] : 1;
+  a->count = count;
+  a->raw = raw;
+  raw = NULL;
+  rc = 0;
+done:
+  free(raw);
+  free(text);
+  fclose(f);
+  return rc;
+}
+
+int sn_npy_read(const char *path, int64_t limit, int *ndim, int64_t shape[8], double **data,
+                bool *integer, sn_error *err) {
+  *data = NULL;
+  npy_array a;
+  if (npy_load(path, limit, &a, err)) return -1;
+  *data = malloc((size_t)a.count * sizeof(double) + 1);
+  if (!*data) {
+    free(a.raw);
+    return sn_fail(err, "%s: out of memory for %lld elements", path, (long long)a.count);
+  }
+  for (int64_t i = 0; i < a.count; i++) (*data)[i] = elem(a.raw, a.t, i);
+  free(a.raw);
+  *ndim = a.ndim;
+  memcpy(shape, a.shape, sizeof a.shape);
+  *integer = a.t.kind != 'f';
+  return 0;
+}
+
+/* ---------------------------------------------------------------------------
+ * A data set: x.npy and y.npy */
+
+int sn_dataset_npy(const sn_source *src, sn_dataset *out, sn_error *err) {
+  memset(out, 0, sizeof *out);
+  const char *xp = src->images, *yp = src->labels;
+  if (!xp[0]) return sn_fail(err, "an npy source needs x (the samples file)");
+  bool labels = !src->no_labels;
+  if (labels && !yp[0]) return sn_fail(err, "an npy source needs y (the labels or targets file)");
+  int ynd = 0;
+  int64_t ys[8];
+  double *yd = NULL;
+  bool yint = false;
+  npy_array xa;
+  if (npy_load(xp, src->limit, &xa, err)) return -1;
+  int xnd = xa.ndim;
+  const int64_t *xs = xa.shape;
+  int rc = -1;
+  if (xnd < 1 || xnd > 5) {
+    sn_fail(err, "%s: x must have shape (samples, ...) with 1 to 5 dimensions, this one has %d",
+            xp, xnd);
+    goto done;
+  }
+  int64_t n = xs[0];
+  if (n == 0) {
+    sn_fail(err, "%s: no samples (shape[0] is 0)", xp);
+    goto done;
+  }
+  int64_t elems = 1;
+  for (int d = 1; d < xnd; d++) elems *= xs[d];
+  if (elems == 0) {
+    sn_fail(err, "%s: samples have no elements", xp);
+    goto done;
+  }
+  if (labels) {
+    if (sn_npy_read(yp, src->limit, &ynd, ys, &yd, &yint, err)) goto done;
+    if (ynd < 1 || ynd > 2) {
+      sn_fail(err, "%s: y must have shape (samples) or (samples, k), this one has %d dimensions",
+              yp, ynd);
+      goto done;
+    }
+    if (ys[0] != n) {
+      sn_fail(err,
+              "sample count mismatch: %s has %lld samples but %s has %lld%s", xp, (long long)n, yp,
+              (long long)ys[0], src->limit > 0 ? " (after limit)" : "");
+      goto done;
+    }
+  }
+
+  out->x = malloc((size_t)(n * elems) * sizeof(float));
+  if (!out->x) {
+    sn_fail(err, "%s: out of memory", xp);
+    goto done;
+  }
+  for (int64_t i = 0; i < n * elems; i++) {
+    out->x[i] = (float)elem(xa.raw, xa.t, i);
+    if (!isfinite(out->x[i])) {
+      sn_fail(err, "%s: element %lld of sample %lld is %s; every value must be finite%s", xp,
+              (long long)(i % elems), (long long)(i / elems),
+              isnan(out->x[i]) ? "nan" : "inf",
+              isfinite(elem(xa.raw, xa.t, i)) ? " (as float32)" : "");
+      goto fail;
+    }
+  }
+  out->n = n;
+  out->rank = xnd > 1 ? xnd - 1 : 1;
+  for (int d = 0; d < 4; d++) out->shape[d] = d + 1 < xnd ? xs[d + 1] : 1;
+  out->sample_elems = elems;
+  snprintf(out->origin, sizeof out->origin, "%s", xp);
+
+  if (labels) {
+    int64_t k = ynd == 2 ? ys[1] : 1;
+    bool as_targets = src->target_elems > 0 && (ynd == 2 || !yint || src->target_elems == 1);
+    if (as_targets) {
+      if (k != src->target_elems) {
+        sn_fail(err, "%s: %lld target values per sample, but the model's loss reads %lld", yp,
+                (long long)k, (long long)src->target_elems);
+        goto fail;
+      }
+      out->t = malloc((size_t)(n * k) * sizeof(float));
+      if (!out->t) {
+        sn_fail(err, "%s: out of memory", yp);
+        goto fail;
+      }
+      for (int64_t i = 0; i < n * k; i++) {
+        if (!isfinite(yd[i])) {
+          sn_fail(err, "%s: target %lld of sample %lld is not finite", yp, (long long)(i % k),
+                  (long long)(i / k));
+          goto fail;
+        }
+        out->t[i] = (float)yd[i];
+      }
+      out->target_elems = k;
+    } else {
+      if (ynd == 2) {
+        sn_fail(err,
+                "%s: shape (%lld, %lld) holds float targets, but the model's loss reads class "
+                "labels of shape (%lld); hint: np.save(path, y.argmax(1))",
+                yp, (long long)n, (long long)k, (long long)n);
+        goto fail;
+      }
+      out->y = malloc((size_t)n * sizeof(int32_t));
+      if (!out->y) {
+        sn_fail(err, "%s: out of memory", yp);
+        goto fail;
+      }
+      int32_t maxl = 0;
+      for (int64_t i = 0; i < n; i++) {
+        double v = yd[i];
+        if (!(v >= 0 && v == floor(v) && v <= 2147483647.0)) {
+          sn_fail(err, "%s: element %lld is %.17g; class labels must be integers >= 0%s", yp,
+                  (long long)i, v,
+                  yint ? "" : "; hint: for real-valued targets use a regression loss such as mse");
+          goto fail;
+        }
+        out->y[i] = (int32_t)v;
+        if (out->y[i] > maxl) maxl = out->y[i];
+      }
+      out->classes = maxl + 1;
+    }
+  }
+  rc = 0;
+  goto done;
+fail:
+  sn_dataset_free(out);
+done:
+  free(xa.raw);
+  free(yd);
+  return rc;
+}
