@@ -6,8 +6,7 @@
  * are all features, except when the spec's training data is a CSV too and the file
  * has one column more than the model's input: then that source's label column
  * (by name or position) is dropped, so the training or test CSV itself can be given.
- * Whether a CSV has a header row is taken from the spec's CSV source, else guessed:
- * a first row with a cell that is not a number is a header.
+ * A CSV has a header row when its first row has a cell that is not a number.
  *
  * The input gets the spec's preprocessing (scale, normalize, and standardize with
  * the statistics of the spec's training set, which is loaded for that).
@@ -71,7 +70,7 @@ static int load_input(const sn_spec *s, const sn_model *m, const char *path, sn_
   } else if (ends_with(path, ".csv")) {
     src.kind = SN_SRC_CSV;
     snprintf(src.path, sizeof src.path, "%s", path);
-    src.header = csv ? csv->header : csv_has_header(path);
+    src.header = csv_has_header(path);
   } else {
     src.kind = SN_SRC_IDX;
     snprintf(src.images, sizeof src.images, "%s", path);

@@ -135,14 +135,11 @@ static void run_training(const opts *o, const char *path, const sn_spec *s, outc
     return;
   }
   final_record fr = {0};
-  sn_train_opts to = {.epochs = s->epochs,
-                      .batch_size = s->batch_size,
-                      .shuffle = s->shuffle,
-                      .seed = s->seed,
-                      .learning_rate = s->learning_rate,
-                      .quiet = !o->verbose,
-                      .on_epoch = keep_last,
-                      .on_epoch_ctx = &fr};
+  sn_train_opts to;
+  train_opts_from_spec(s, &to); /* epochs, batches, schedule, early stopping */
+  to.quiet = !o->verbose;
+  to.on_epoch = keep_last;
+  to.on_epoch_ctx = &fr;
   sn_error err = {0};
   if (sn_train(S.m, &S.ds.train, S.ds.has_val ? &S.ds.val : NULL, S.ds.has_test ? &S.ds.test : NULL,
                &to, &err)) {

@@ -93,10 +93,32 @@ static const cmd_help commands[] = {
       OPT_DTYPE("")},
      {"specnet eval specs/mnist_mlp.yaml --weights runs/mnist_mlp/model.safetensors",
       "specnet eval specs/mnist_mlp.yaml --weights model.safetensors --split validation"}},
+    {"predict",
+     "predict SPEC --weights FILE --input FILE [--output FILE] [--probs]\n"
+     "                       [--set KEY=VALUE]... [--threads N] [--dtype f32|f64] [--quiet]",
+     "predict SPEC --weights FILE --input FILE",
+     "the model's answer for every sample of a file, as CSV",
+     "Compiles SPEC, reads the weights and writes one line per sample of --input,\n"
+     "no header: the class index for a categorical loss, 0/1 for a binary one,\n"
+     "otherwise the output values. The input gets the spec's preprocessing (scale,\n"
+     "normalize, standardize with the training set's statistics). Input by file\n"
+     "name: *.npy, *.csv (a label column like the spec's CSV source is dropped), or\n"
+     "else an IDX images file (raw or .gz).",
+     {{"--weights FILE", "required", "the safetensors weights of the trained model"},
+      {"--input FILE", "required", "the samples: .npy, .csv or IDX"},
+      {"--output FILE", "standard output", "where to write the CSV"},
+      {"--probs", "off", "write the whole output vector (probabilities after a softmax)"},
+      OPT_SET,
+      OPT_THREADS,
+      OPT_DTYPE(""),
+      {"--quiet", "off", "no compile times, no \"wrote N predictions\" line"}},
+     {"specnet predict specs/mnist_mlp.yaml --weights runs/mnist_mlp/model.safetensors \\\n"
+      "      --input /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz --output labels.csv",
+      "specnet predict spec.yaml --weights model.safetensors --input x.npy --probs"}},
     {"emit",
      "emit SPEC --what spec|ir|grad|plan|llvm|asm [--set KEY=VALUE]... [--dtype f32|f64]",
      "emit SPEC --what STAGE",
-     "print the program after a stage (spec, ir, grad, plan, llvm, asm)",
+     "print the program after a compiler stage",
      "Prints what the compiler made of SPEC after one stage: spec (the spec after\n"
      "--set, as YAML), ir (the forward graph), grad (with the backward graph), plan\n"
      "(fused kernels, GEMMs and memory per step function), llvm (optimized LLVM IR),\n"
@@ -142,17 +164,23 @@ void print_help(FILE *out) {
                "specnet compiles a YAML model spec into fused, JIT-compiled kernels and\n"
                "trains, evaluates or tests it.\n"
                "\ncommands:\n");
-  for (int i = 0; i < N_COMMANDS; i++)
-    fprintf(out, "  %-26s %s\n", commands[i].brief, commands[i].summary);
+  for (int i = 0; i < N_COMMANDS; i++) {
+    const char *brief = commands[i].brief;
+    if (strlen(brief) > 26) fprintf(out, "  %s\n", brief), brief = "";
+    fprintf(out, "  %-26s %s\n", brief, commands[i].summary);
+  }
   fprintf(out, "\noptions (specnet COMMAND --help says which command takes which):\n"
                "  --out DIR          run folder for train (default runs/NAME)\n"
                "  --set KEY=VALUE    override a spec key by its dotted path; VALUE is YAML\n"
-               "  --weights FILE     safetensors weights to start from (train) or evaluate\n"
+               "  --weights FILE     safetensors weights to start from (train) or use\n"
+               "  --input FILE       predict: the samples (.npy, .csv or IDX)\n"
+               "  --output FILE      predict: the CSV to write (default standard output)\n"
+               "  --probs            predict: the whole output vector, not the class\n"
                "  --split SPLIT      eval: test (default), validation or train\n"
                "  --what STAGE       emit: spec, ir, grad, plan, llvm or asm\n"
                "  --threads N        OpenBLAS threads (default: OpenBLAS's own choice)\n"
                "  --dtype f32|f64    precision of the compiled program (default f32)\n"
-               "  --quiet            train: no progress line or epoch summaries\n"
+               "  --quiet            train, predict: print only results and errors\n"
                "  --jobs N           test: run N specs at once (default 1)\n"
                "  --junit FILE       test: also write the results as JUnit XML\n"
                "  --verbose          test: show each spec's diagnostics and training output\n"

@@ -31,6 +31,12 @@ static const char *const known_options[] = {"--out",   "--set",   "--weights", "
                                             "--junit", "--jobs", "--input", "--output",
                                             "--probs"};
 
+static bool known_option(const char *a) {
+  for (size_t i = 0; i < sizeof known_options / sizeof *known_options; i++)
+    if (!strcmp(a, known_options[i])) return true;
+  return false;
+}
+
 static int parse_opts(int argc, char **argv, opts *o, bool many) {
   memset(o, 0, sizeof *o);
   for (int i = 0; i < argc; i++) {
@@ -38,7 +44,7 @@ static int parse_opts(int argc, char **argv, opts *o, bool many) {
     const char *val = NULL;
     bool takes = strcmp(a, "--quiet") && strcmp(a, "--verbose") && strcmp(a, "--probs") &&
                  !strncmp(a, "--", 2);
-    if (takes) {
+    if (takes && known_option(a)) { /* an unknown one gets its hint below */
       if (i + 1 >= argc) return usage_error("option %s needs a value", a);
       val = argv[++i];
     }

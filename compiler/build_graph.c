@@ -691,8 +691,14 @@ int sn_build_graph(const sn_spec *s, sn_dtype dtype, bool training, sn_graph *g,
   for (int k = 0; k < s->n_metrics; k++) {
     int m = build_metric(&b, k, out, pred);
     if (m < 0) continue;
+    /* a sum of its own (a[0]), even where the metric's value is the loss's (mse
+     * with an mse loss): each output has one place */
     sn_op ml = loss_like(s, s->metrics[k]);
-    g->metric_sum[g->n_metrics] = sn_emit(g, SN_OP_SUM_ALL, m, -1, -1, &ml);
+    ml.code = SN_OP_SUM_ALL;
+    ml.n_in = 1;
+    ml.in[0] = m;
+    ml.a[0] = k + 1;
+    g->metric_sum[g->n_metrics] = sn_graph_add(g, &ml, err, sizeof err);
     snprintf(g->metric_name_buf[g->n_metrics], sizeof g->metric_name_buf[0], "%s", s->metrics[k]);
     g->metric_names[g->n_metrics] = g->metric_name_buf[g->n_metrics];
     g->n_metrics++;

@@ -194,6 +194,16 @@ static void plan_step(const sn_graph *g, sn_step_kind kind, sn_step *st) {
       sn_kernel *k = new_kernel(&kb, SN_K_GEMM);
       k->gemm = v;
       st->kernel_of[v] = kb.n - 1;
+      if (open >= 0) {
+        /* The open kernel (always the last before this GEMM) runs after the GEMM,
+         * which does not need it: members added later may read the GEMM. */
+        sn_kernel t = kb.k[open];
+        kb.k[open] = kb.k[kb.n - 1];
+        kb.k[kb.n - 1] = t;
+        st->kernel_of[v] = open;
+        open = kb.n - 1;
+        for (int i = 0; i < kb.k[open].n_ops; i++) st->kernel_of[kb.k[open].ops[i]] = open;
+      }
       continue;
     }
     bool batched;

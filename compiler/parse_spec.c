@@ -32,7 +32,7 @@
 #define MAX_SYNTH_ELEMS (INT64_C(1) << 28)
 #define MAX_WINDOW (INT64_C(1) << 16) /* kernel, pool and stride sides */
 #define MAX_COLUMN (INT64_C(1) << 20) /* csv label column number */
-#define MAX_SWEEP_RUNS INT64_C(10000)
+#define MAX_SWEEP_RUNS INT64_C(4096)  /* as cli/cmd_sweep.c */
 enum { MAX_LAYERS = 4096, MAX_INPUTS = 8 };
 
 /* Synthetic sets of different roles draw from different streams of one seed. */
@@ -400,7 +400,20 @@ static bool options(checker *c, const sn_node *name, const sn_node *opts, const 
   if (!opts || is_null(opts)) return true;
   char what[96];
   snprintf(what, sizeof what, "options of %s", name->text);
-  if (!is_map(c, opts, what)) return false;
+  if (!is_map(c, opts, what)) {
+    if (keys[0] && !keys[1]) { /* one option: say how to write it */
+      char *text = NULL;
+      size_t len = 0;
+      FILE *f = open_memstream(&text, &len);
+      if (f) {
+        sn_node_write_flow(opts, f);
+        fclose(f);
+      }
+      if (text && len <= 40) sn_diag_hint(c->d, "write %s: {%s: %s}", name->text, keys[0], text);
+      free(text);
+    }
+    return false;
+  }
   check_keys(c, opts, name->text, keys);
   *map = opts;
   return true;
@@ -699,11 +712,16 @@ static void normalize_step(checker *c, const sn_node *name, const sn_node *opts)
   }
   if (!options(c, name, opts, KEYS, &map) || !map) return;
   const sn_node *m = sn_node_get(map, "mean"), *s = sn_node_get(map, "std");
-  if (!m) missing(c, map, "mean", "normalize");
-  if (!s) missing(c, map, "std", "normalize");
-  if (!m || !s) return;
   double mean[64], std[64];
-  int nm = norm_values(c, m, "mean", false, mean), ns = norm_values(c, s, "std", true, std);
+  int nm = 0, ns = 0;
+  if (m)
+    nm = norm_values(c, m, "mean", false, mean);
+  else
+    missing(c, map, "mean", "normalize");
+  if (s)
+    ns = norm_values(c, s, "std", true, std);
+  else
+    missing(c, map, "std", "normalize");
   if (!nm || !ns) return;
   if (nm > 1 && ns > 1 && nm != ns) {
     sn_diag_error(c->d, s->loc, "std has %d values but mean has %d", ns, nm);
@@ -747,6 +765,7 @@ static void preprocess(checker *c, const sn_node *n) {
       continue;
     }
     if (k == STANDARDIZE && seen[NORMALIZE]) {
+      seen[k] = name;
       sn_diag_error(c->d, name->loc, "use normalize or standardize, not both");
       sn_diag_hint(c->d, "standardize computes mean and std from the training set");
       continue;
@@ -1545,6 +1564,12 @@ static void loss(checker *c, const sn_node *n) {
   }
 }
 
+/* The value of `key` in `map` if `keys` allows it (other keys are reported as
+ * unknown already). */
+static const sn_node *own(const sn_node *map, const char *const *keys, const char *key) {
+  return in_list(key, keys) ? sn_node_get(map, key) : NULL;
+}
+
 static void optimizer(checker *c, const sn_node *n) {
   static const char *const ADAM_KEYS[] = {"learning_rate", "beta1", "beta2", "epsilon", NULL};
   static const char *const ADAMW_KEYS[] = {"learning_rate", "beta1",        "beta2",
@@ -1564,25 +1589,26 @@ static void optimizer(checker *c, const sn_node *n) {
   s->learning_rate = s->optimizer == SN_OPT_SGD ? 0.01 : 0.001;
   if (s->optimizer == SN_OPT_ADAMW) s->weight_decay = 0.004;
   if (s->optimizer == SN_OPT_RMSPROP) s->rho = 0.9;
-  if (!options(c, name, opts, KEYS[k], &map) || !map) return;
-  if ((v = sn_node_get(map, "learning_rate")) &&
+  const char *const *keys = KEYS[k];
+  if (!options(c, name, opts, keys, &map) || !map) return;
+  if ((v = own(map, keys, "learning_rate")) &&
       get_real(c, v, "learning_rate", 0, true, INFINITY, false, &s->learning_rate) &&
       s->learning_rate > 1) {
     sn_diag_warning(c->d, v->loc, "learning_rate %g is unusually large", s->learning_rate);
     sn_diag_hint(c->d, "typical values lie between 1e-4 and 0.1");
   }
-  if ((v = sn_node_get(map, "beta1"))) get_real(c, v, "beta1", 0, false, 1, true, &s->beta1);
-  if ((v = sn_node_get(map, "beta2"))) get_real(c, v, "beta2", 0, false, 1, true, &s->beta2);
-  if ((v = sn_node_get(map, "epsilon")))
+  if ((v = own(map, keys, "beta1"))) get_real(c, v, "beta1", 0, false, 1, true, &s->beta1);
+  if ((v = own(map, keys, "beta2"))) get_real(c, v, "beta2", 0, false, 1, true, &s->beta2);
+  if ((v = own(map, keys, "epsilon")))
     get_real(c, v, "epsilon", 0, true, INFINITY, false, &s->epsilon);
-  if ((v = sn_node_get(map, "weight_decay")))
+  if ((v = own(map, keys, "weight_decay")))
     get_real(c, v, "weight_decay", 0, false, INFINITY, false, &s->weight_decay);
-  if ((v = sn_node_get(map, "rho"))) get_real(c, v, "rho", 0, false, 1, true, &s->rho);
+  if ((v = own(map, keys, "rho"))) get_real(c, v, "rho", 0, false, 1, true, &s->rho);
   bool momentum_ok = true;
-  if ((v = sn_node_get(map, "momentum")))
+  if ((v = own(map, keys, "momentum")))
     momentum_ok = get_real(c, v, "momentum", 0, false, 1, true, &s->momentum);
-  if ((v = sn_node_get(map, "nesterov")) && get_bool(c, v, "nesterov", &s->nesterov) &&
-      s->nesterov && momentum_ok && s->momentum == 0) {
+  if ((v = own(map, keys, "nesterov")) && get_bool(c, v, "nesterov", &s->nesterov) && s->nesterov &&
+      momentum_ok && s->momentum == 0) {
     sn_diag_error(c->d, v->loc, "nesterov needs momentum greater than 0");
     sn_diag_hint(c->d, "add momentum: 0.9");
   }
@@ -1950,8 +1976,18 @@ static bool sweep_try(checker *c, const sn_sweep_axis *ax, const char *value, co
     else if (hint)
       sn_diag_hint(c->d, "%s", hint);
   } else {
-    sn_diag_error(c->d, ax->loc, "sweep key '%s': %s", ax->key, msg ? msg : "invalid");
-    if (hint) sn_diag_hint(c->d, "%s", hint);
+    /* sn_node_set's own errors repeat the key: "cannot set 'KEY': why". */
+    const char *why = msg ? msg : "invalid";
+    size_t klen = strlen(ax->key);
+    if (!strncmp(why, "cannot set '", 12) && !strncmp(why + 12, ax->key, klen) &&
+        !strncmp(why + 12 + klen, "': ", 3))
+      why += 15 + klen;
+    sn_diag_error(c->d, ax->loc, "sweep key '%s': %s", ax->key, why);
+    if (hint)
+      sn_diag_hint(c->d, "%s", hint);
+    else if (strstr(why, "is a scalar, not a mapping"))
+      sn_diag_hint(c->d, "a sweep sets keys as --set does: write that part of the spec as a "
+                         "mapping (optimizer: {adam: {}})");
   }
   free(msg);
   free(hint);
@@ -2090,16 +2126,12 @@ static void sweep_random(checker *c, const sn_node *n, bool check_values) {
       sn_diag_error(c->d, lo->loc, "a log range needs min greater than 0, got %g", ax->lo);
       continue;
     }
-    if (ax->integer && ceil(ax->lo) > floor(ax->hi)) {
-      sn_diag_error(c->d, r->loc, "no integer lies in [%g, %g]", ax->lo, ax->hi);
-      continue;
-    }
     sw->n_axes++;
-    /* Both ends, as they would be drawn. */
+    /* Both ends, as they would be drawn (integers rounded, as cli/cmd_sweep.c does). */
     char text[2][64];
     if (ax->integer) {
-      snprintf(text[0], sizeof text[0], "%.0f", ceil(ax->lo));
-      snprintf(text[1], sizeof text[1], "%.0f", floor(ax->hi));
+      snprintf(text[0], sizeof text[0], "%lld", llround(ax->lo));
+      snprintf(text[1], sizeof text[1], "%lld", llround(ax->hi));
     } else {
       real_text(ax->lo, text[0], sizeof text[0]);
       real_text(ax->hi, text[1], sizeof text[1]);
@@ -2153,17 +2185,22 @@ static void sweep_section(checker *c, const sn_node *n, bool check_values) {
 /* ---------------------------------------------------------------------------
  * Likely mistakes: a spec that checks but probably does not mean what it says */
 
-static int find_layer(const sn_spec *s, const char *name) {
+/* The layer a single-input layer reads: its index, -1 for the model input, -2 when
+ * unknown (a join, or a name that did not resolve). */
+static int input_of(const sn_spec *s, const sn_layer_spec *l) {
+  if (l->n_inputs != 1) return -2;
+  if (!strcmp(l->inputs[0], "input")) return -1;
   for (int i = 0; i < s->n_layers; i++)
-    if (!strcmp(s->layers[i].name, name)) return i;
-  return -1;
+    if (!strcmp(s->layers[i].name, l->inputs[0])) return i;
+  return -2;
 }
 
-/* The width of the last axis of layer i's output where the kind fixes it
- * (units, filters, dim), looking back through layers that keep it; 0 if unknown. */
+/* The width of the last axis of layer i's output (-1: the model input) where the
+ * kind fixes it (units, filters, dim), looking back through layers that keep it;
+ * 0 when unknown. */
 static int width(const sn_spec *s, int i) {
-  for (int steps = 0; steps < s->n_layers; steps++) {
-    if (i < 0) return s->input_rank ? (int)s->input_shape[s->input_rank - 1] : 0;
+  for (int steps = 0; steps <= s->n_layers && i >= -1; steps++) {
+    if (i == -1) return s->input_rank ? (int)s->input_shape[s->input_rank - 1] : 0;
     const sn_layer_spec *l = &s->layers[i];
     switch (l->kind) {
     case SN_LAYER_DENSE:
@@ -2176,9 +2213,7 @@ static int width(const sn_spec *s, int i) {
     case SN_LAYER_DROPOUT:
     case SN_LAYER_BATCH_NORM:
     case SN_LAYER_LAYER_NORM:
-      if (l->n_inputs != 1) return 0;
-      i = strcmp(l->inputs[0], "input") ? find_layer(s, l->inputs[0]) : -1;
-      if (i == -1 && strcmp(l->inputs[0], "input")) return 0;
+      i = input_of(s, l);
       break;
     default:
       return 0;
@@ -2192,26 +2227,19 @@ static int width(const sn_spec *s, int i) {
  * no activation of its own), with the activation and the width it acts over. */
 static int output_activation(const sn_spec *s, sn_act *act, int *units) {
   int i = s->n_layers - 1;
-  for (int steps = 0; i >= 0 && steps < s->n_layers; steps++) {
+  for (int steps = 0; steps < s->n_layers && i >= 0; steps++) {
     const sn_layer_spec *l = &s->layers[i];
     switch (l->kind) {
     case SN_LAYER_FLATTEN:
     case SN_LAYER_RESHAPE:
     case SN_LAYER_DROPOUT:
-      i = l->n_inputs == 1 ? find_layer(s, l->inputs[0]) : -1;
+      i = input_of(s, l);
       break;
     case SN_LAYER_DENSE:
     case SN_LAYER_CONV2D:
-      *act = l->activation;
-      *units = width(s, i);
-      return i;
     case SN_LAYER_ACTIVATION:
       *act = l->activation;
-      *units = l->n_inputs == 1 && strcmp(l->inputs[0], "input")
-                   ? width(s, find_layer(s, l->inputs[0]))
-                   : width(s, -1);
-      if (l->n_inputs == 1 && strcmp(l->inputs[0], "input") && find_layer(s, l->inputs[0]) < 0)
-        *units = 0;
+      *units = l->kind == SN_LAYER_ACTIVATION ? width(s, input_of(s, l)) : width(s, i);
       return i;
     default:
       return -1;

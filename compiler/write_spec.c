@@ -1,18 +1,22 @@
 /* The resolved spec: the typed sn_spec written back as YAML, with every default
  * filled in, so that a run folder says exactly what was run (spec.resolved.yaml).
- * Reading the output back gives the same sn_spec. */
+ * Reading the output back gives the same sn_spec (positions and the derived
+ * synthetic-data seeds aside): every layer is written with its name, its inputs
+ * and all its options, every choice as a one-key mapping with all its options.
+ *
+ * Not a YAML emitter: the tree writer is sn_node_write (yaml_tree.c). Everything
+ * written here is either a number, a name the checker has restricted to safe
+ * characters, or quoted. */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "spec.h"
 
-static const char *init_name(sn_init_kind k) {
-  static const char *names[] = {"zeros",      "ones",      "glorot_uniform", "glorot_normal",
-                                "he_uniform", "he_normal", "normal"};
-  return names[k];
-}
+/* ---------------------------------------------------------------------------
+ * Scalars */
 
 /* Doubles in the shortest form that reads back exactly. */
 static void num(FILE *out, double v) {
@@ -28,109 +32,351 @@ static void num(FILE *out, double v) {
   if (!has_dot) fputs(".0", out); /* stays a float in YAML */
 }
 
+static const char *boolean(bool b) { return b ? "true" : "false"; }
+
 static void quoted(FILE *out, const char *s) {
   fputc('"', out);
-  for (; *s; s++) {
-    if (*s == '"' || *s == '\\') fputc('\\', out);
-    fputc(*s, out);
+  for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+    if (*p == '"' || *p == '\\')
+      fprintf(out, "\\%c", *p);
+    else if (*p < 0x20 || *p == 0x7F)
+      fprintf(out, "\\x%02X", *p);
+    else
+      fputc(*p, out);
   }
   fputc('"', out);
+}
+
+/* A name (layer, run, metric): plain when it reads back as the same string. */
+static void word(FILE *out, const char *s) {
+  static const char *const nulls[] = {"", "~", "null", "Null", "NULL"};
+  bool plain = s[0] != '-' && s[strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                          "0123456789_.-")] == '\0';
+  for (size_t i = 0; i < sizeof nulls / sizeof *nulls; i++) plain = plain && strcmp(s, nulls[i]);
+  if (plain)
+    fputs(s, out);
+  else
+    quoted(out, s);
 }
 
 /* Paths are written absolute, so the file reads the same from the run folder. */
 static void path(FILE *out, const char *p) {
-  char *abs = realpath(p, NULL);
-  quoted(out, abs ? abs : p);
+  char *abs = realpath(p, NULL), cwd[4096];
+  if (abs) {
+    quoted(out, abs);
+  } else if (p[0] != '/' && getcwd(cwd, sizeof cwd)) {
+    size_t n = strlen(cwd) + strlen(p) + 2;
+    char *joined = malloc(n);
+    if (joined) snprintf(joined, n, "%s/%s", cwd, p);
+    quoted(out, joined ? joined : p);
+    free(joined);
+  } else {
+    quoted(out, p);
+  }
   free(abs);
 }
 
+static void pair(FILE *out, const int v[2]) { fprintf(out, "[%d, %d]", v[0], v[1]); }
+
+/* ---------------------------------------------------------------------------
+ * Choices */
 
 static void init(FILE *out, sn_init_kind k, double arg) {
-  if (k == SN_INIT_NORMAL) {
-    fputs("{normal: {std: ", out);
+  if (k == SN_INIT_NORMAL || k == SN_INIT_UNIFORM) {
+    fprintf(out, "{%s: {%s: ", sn_init_name(k), k == SN_INIT_NORMAL ? "std" : "limit");
     num(out, arg);
     fputs("}}", out);
   } else {
-    fputs(init_name(k), out);
+    fputs(sn_init_name(k), out);
   }
+}
+
+static void activation(FILE *out, sn_act a, double alpha) {
+  if (a == SN_ACT_LEAKY_RELU || a == SN_ACT_ELU) {
+    fprintf(out, "{%s: {alpha: ", sn_act_name(a));
+    num(out, alpha);
+    fputs("}}", out);
+  } else {
+    fputs(sn_act_name(a), out);
+  }
+}
+
+/* The options every layer with weights shares. */
+static void weights(FILE *out, const sn_layer_spec *l) {
+  fputs(", activation: ", out);
+  activation(out, l->activation, l->alpha);
+  fprintf(out, ", use_bias: %s, kernel_init: ", boolean(l->use_bias));
+  init(out, l->kernel_init, l->kernel_init_arg);
+  fputs(", bias_init: ", out);
+  init(out, l->bias_init, l->bias_init_arg);
+}
+
+static const char *padding(sn_padding p) { return p == SN_PAD_SAME ? "same" : "valid"; }
+
+static void layer(FILE *out, const sn_layer_spec *l) {
+  fputs("    - name: ", out);
+  word(out, l->name);
+  fputs("\n      inputs: [", out);
+  for (int i = 0; i < l->n_inputs; i++) {
+    if (i) fputs(", ", out);
+    word(out, l->inputs[i]);
+  }
+  fputs("]\n      ", out);
+  switch (l->kind) {
+  case SN_LAYER_DENSE:
+    fprintf(out, "dense: {units: %d", l->units);
+    weights(out, l);
+    break;
+  case SN_LAYER_CONV2D:
+    fprintf(out, "conv2d: {filters: %d, kernel_size: ", l->filters);
+    pair(out, l->kernel_size);
+    fputs(", strides: ", out);
+    pair(out, l->strides);
+    fprintf(out, ", padding: %s", padding(l->padding));
+    weights(out, l);
+    break;
+  case SN_LAYER_MAX_POOL2D:
+  case SN_LAYER_AVG_POOL2D:
+    fprintf(out, "%s: {pool_size: ", sn_layer_kind_name(l->kind));
+    pair(out, l->pool_size);
+    fputs(", strides: ", out);
+    pair(out, l->strides);
+    fprintf(out, ", padding: %s", padding(l->padding));
+    break;
+  case SN_LAYER_RESHAPE:
+    fputs("reshape: {target_shape: [", out);
+    for (int i = 0; i < l->target_rank; i++)
+      fprintf(out, "%s%" PRId64, i ? ", " : "", l->target_shape[i]);
+    fputs("]", out);
+    break;
+  case SN_LAYER_DROPOUT:
+    fputs("dropout: {rate: ", out);
+    num(out, l->rate);
+    break;
+  case SN_LAYER_BATCH_NORM:
+    fputs("batch_norm: {momentum: ", out);
+    num(out, l->momentum);
+    fputs(", epsilon: ", out);
+    num(out, l->epsilon);
+    break;
+  case SN_LAYER_LAYER_NORM:
+    fputs("layer_norm: {epsilon: ", out);
+    num(out, l->epsilon);
+    break;
+  case SN_LAYER_EMBEDDING:
+    fprintf(out, "embedding: {vocab: %d, dim: %d, kernel_init: ", l->vocab, l->dim);
+    init(out, l->kernel_init, l->kernel_init_arg);
+    break;
+  case SN_LAYER_ACTIVATION:
+    fprintf(out, "%s: {", sn_act_name(l->activation));
+    if (l->activation == SN_ACT_LEAKY_RELU || l->activation == SN_ACT_ELU) {
+      fputs("alpha: ", out);
+      num(out, l->alpha);
+    }
+    break;
+  case SN_LAYER_CONCAT:
+    fprintf(out, "concat: {axis: %d", l->axis);
+    break;
+  default: /* flatten, global_avg_pool2d, add, multiply: no options */
+    fprintf(out, "%s: {", sn_layer_kind_name(l->kind));
+  }
+  fputs("}\n", out);
 }
 
 static void source(FILE *out, const sn_source *s) {
   switch (s->kind) {
-  case SN_SRC_BUILTIN: fprintf(out, "{builtin: %s, split: %s", s->name, s->split[0] ? s->split : "train"); break;
+  case SN_SRC_BUILTIN:
+    fprintf(out, "{builtin: %s, split: %s", s->name, s->split[0] ? s->split : "train");
+    break;
   case SN_SRC_IDX:
     fputs("{format: idx, images: ", out);
     path(out, s->images);
     fputs(", labels: ", out);
     path(out, s->labels);
     break;
+  case SN_SRC_NPY:
+    fputs("{format: npy, x: ", out);
+    path(out, s->images);
+    fputs(", y: ", out);
+    path(out, s->labels);
+    break;
+  case SN_SRC_CSV:
+    fputs("{format: csv, path: ", out);
+    path(out, s->path);
+    fputs(", label: ", out);
+    if (s->label_col[0])
+      quoted(out, s->label_col); /* quoted: a column called "3" or "last" stays a name */
+    else if (s->label_index < 0)
+      fputs("last", out);
+    else
+      fprintf(out, "%d", s->label_index);
+    fprintf(out, ", header: %s", boolean(s->header));
+    break;
   case SN_SRC_SYNTHETIC:
-    fprintf(out, "{synthetic: %s, samples: %" PRId64 ", classes: %d, features: %d, noise: ", s->name,
+    fprintf(out,
+            "{synthetic: %s, samples: %" PRId64 ", classes: %d, features: %d, noise: ", s->name,
             s->samples, s->classes, s->features);
     num(out, s->noise);
     break;
-  default: fputs("{", out);
+  default:
+    fputs("{", out);
   }
   if (s->limit) fprintf(out, ", limit: %" PRId64, s->limit);
   fputs("}", out);
 }
 
-void sn_spec_write_resolved(const sn_spec *s, FILE *out) {
-  fprintf(out, "# %s resolved: every default filled in\n", s->path);
-  fprintf(out, "specnet: %d\nname: %s\nseed: %" PRIu64 "\n", s->version, s->name, s->seed);
+static void numbers(FILE *out, const double *v, int n) {
+  fputc('[', out);
+  for (int i = 0; i < n; i++) {
+    if (i) fputs(", ", out);
+    num(out, v[i]);
+  }
+  fputc(']', out);
+}
+
+/* ---------------------------------------------------------------------------
+ * Sections */
+
+static void data(FILE *out, const sn_data_spec *d) {
   fputs("data:\n  train: ", out);
-  source(out, &s->data.train);
+  source(out, &d->train);
   fputc('\n', out);
-  if (s->data.test.kind != SN_SRC_NONE) {
+  if (d->test.kind != SN_SRC_NONE) {
     fputs("  test: ", out);
-    source(out, &s->data.test);
+    source(out, &d->test);
     fputc('\n', out);
   }
-  if (s->data.validation.kind != SN_SRC_NONE) {
+  if (d->validation.kind != SN_SRC_NONE) {
     fputs("  validation: ", out);
-    source(out, &s->data.validation);
+    source(out, &d->validation);
     fputc('\n', out);
-  } else if (s->data.validation_split > 0) {
+  } else if (d->validation_split > 0) {
     fputs("  validation: {split: ", out);
-    num(out, s->data.validation_split);
+    num(out, d->validation_split);
     fputs("}\n", out);
   }
   fputs("  preprocess:\n    - scale: ", out);
-  num(out, s->data.scale);
-  fputs("\nmodel:\n  input: [", out);
-  for (int i = 0; i < s->input_rank; i++) fprintf(out, "%s%" PRId64, i ? ", " : "", s->input_shape[i]);
-  fputs("]\n  layers:\n", out);
-  for (int i = 0; i < s->n_layers; i++) {
-    const sn_layer_spec *l = &s->layers[i];
-    fprintf(out, "    - name: %s\n", l->name);
-    switch (l->kind) {
-    case SN_LAYER_FLATTEN: fputs("      flatten: {}\n", out); break;
-    case SN_LAYER_ACTIVATION: fprintf(out, "      %s: {}\n", sn_act_name(l->activation)); break;
-    case SN_LAYER_DENSE:
-      fprintf(out, "      dense: {units: %d, activation: %s, use_bias: %s, kernel_init: ", l->units,
-              sn_act_name(l->activation), l->use_bias ? "true" : "false");
-      init(out, l->kernel_init, l->kernel_init_arg);
-      fputs(", bias_init: ", out);
-      init(out, l->bias_init, l->bias_init_arg);
-      fputs("}\n", out);
-      break;
-    default: fputs("      unsupported: {}\n", out); break;
-    }
+  num(out, d->scale);
+  fputc('\n', out);
+  if (d->n_norm) {
+    fputs("    - normalize: {mean: ", out);
+    numbers(out, d->norm_mean, d->n_norm);
+    fputs(", std: ", out);
+    numbers(out, d->norm_std, d->n_norm);
+    fputs("}\n", out);
   }
-  fprintf(out, "train:\n  loss: {sparse_categorical_crossentropy: {from_logits: %s}}\n",
-          s->from_logits ? "true" : "false");
-  fputs("  optimizer:\n    adam: {learning_rate: ", out);
+  if (d->standardize) fputs("    - standardize\n", out);
+}
+
+static void model(FILE *out, const sn_spec *s) {
+  fputs("model:\n  input: [", out);
+  for (int i = 0; i < s->input_rank; i++)
+    fprintf(out, "%s%" PRId64, i ? ", " : "", s->input_shape[i]);
+  fputs("]\n  layers:\n", out);
+  for (int i = 0; i < s->n_layers; i++) layer(out, &s->layers[i]);
+}
+
+static void optimizer(FILE *out, const sn_spec *s) {
+  fprintf(out, "  optimizer:\n    %s: {learning_rate: ", sn_optimizer_name(s->optimizer));
   num(out, s->learning_rate);
-  fputs(", beta1: ", out);
-  num(out, s->beta1);
-  fputs(", beta2: ", out);
-  num(out, s->beta2);
-  fputs(", epsilon: ", out);
-  num(out, s->epsilon);
-  fprintf(out, "}\n  batch_size: %" PRId64 "\n  epochs: %d\n  shuffle: %s\n  metrics: [", s->batch_size,
-          s->epochs, s->shuffle ? "true" : "false");
-  for (int i = 0; i < s->n_metrics; i++) fprintf(out, "%s%s", i ? ", " : "", s->metrics[i]);
+  switch (s->optimizer) {
+  case SN_OPT_ADAM:
+  case SN_OPT_ADAMW:
+    fputs(", beta1: ", out);
+    num(out, s->beta1);
+    fputs(", beta2: ", out);
+    num(out, s->beta2);
+    fputs(", epsilon: ", out);
+    num(out, s->epsilon);
+    if (s->optimizer == SN_OPT_ADAMW) {
+      fputs(", weight_decay: ", out);
+      num(out, s->weight_decay);
+    }
+    break;
+  case SN_OPT_SGD:
+    fputs(", momentum: ", out);
+    num(out, s->momentum);
+    fprintf(out, ", nesterov: %s", boolean(s->nesterov));
+    break;
+  case SN_OPT_RMSPROP:
+    fputs(", rho: ", out);
+    num(out, s->rho);
+    fputs(", momentum: ", out);
+    num(out, s->momentum);
+    fputs(", epsilon: ", out);
+    num(out, s->epsilon);
+    break;
+  }
+  fputs("}\n", out);
+}
+
+static void schedule(FILE *out, const sn_schedule *sc) {
+  fputs("  schedule: ", out);
+  switch (sc->kind) {
+  case SN_SCHED_STEP:
+    fprintf(out, "{step: {every: %d, gamma: ", sc->every);
+    num(out, sc->gamma);
+    fputs("}}", out);
+    break;
+  case SN_SCHED_COSINE:
+    fputs("{cosine: {warmup_epochs: ", out);
+    num(out, sc->warmup_epochs);
+    fputs("}}", out);
+    break;
+  case SN_SCHED_EXPONENTIAL:
+    fputs("{exponential: {gamma: ", out);
+    num(out, sc->gamma);
+    fputs("}}", out);
+    break;
+  default:
+    fputs("constant", out);
+  }
+  fputc('\n', out);
+}
+
+static void train(FILE *out, const sn_spec *s) {
+  fputs("train:\n  loss: ", out);
+  switch (s->loss) {
+  case SN_LOSS_MSE:
+  case SN_LOSS_MAE:
+    fputs(sn_loss_name(s->loss), out);
+    break;
+  case SN_LOSS_HUBER:
+    fputs("{huber: {delta: ", out);
+    num(out, s->huber_delta);
+    fputs("}}", out);
+    break;
+  default:
+    fprintf(out, "{%s: {from_logits: %s}}", sn_loss_name(s->loss), boolean(s->from_logits));
+  }
+  fputc('\n', out);
+  optimizer(out, s);
+  if (s->clip_grad_norm > 0) {
+    fputs("  clip_grad_norm: ", out);
+    num(out, s->clip_grad_norm);
+    fputc('\n', out);
+  }
+  schedule(out, &s->schedule);
+  if (s->early.enabled) {
+    fputs("  early_stopping: {monitor: ", out);
+    word(out, s->early.monitor);
+    fprintf(out, ", patience: %d, min_delta: ", s->early.patience);
+    num(out, s->early.min_delta);
+    fprintf(out, ", restore_best: %s}\n", boolean(s->early.restore_best));
+  }
+  fprintf(out, "  batch_size: %" PRId64 "\n  epochs: %d\n  shuffle: %s\n  metrics: [",
+          s->batch_size, s->epochs, boolean(s->shuffle));
+  for (int i = 0; i < s->n_metrics; i++) {
+    if (i) fputs(", ", out);
+    if (s->metric_kind[i] == SN_METRIC_TOP_K)
+      fprintf(out, "{%s: {k: %d}}", s->metrics[i], s->metric_k[i]);
+    else
+      fputs(s->metrics[i], out);
+  }
   fputs("]\n", out);
+}
+
+static void expect(FILE *out, const sn_spec *s) {
   if (!s->n_expect) return;
   fputs("expect:\n", out);
   for (int i = 0; i < s->n_expect; i++) {
@@ -154,4 +400,46 @@ void sn_spec_write_resolved(const sn_spec *s, FILE *out) {
     }
     fputs("}\n", out);
   }
+}
+
+static void sweep(FILE *out, const sn_sweep_spec *sw) {
+  if (sw->kind == SN_SWEEP_NONE) return;
+  fputs("sweep:\n", out);
+  if (sw->kind == SN_SWEEP_GRID) {
+    fputs("  grid:\n", out);
+    for (int i = 0; i < sw->n_axes; i++) {
+      fprintf(out, "    %s: [", sw->axes[i].key);
+      for (int j = 0; j < sw->axes[i].n_values; j++)
+        fprintf(out, "%s%s", j ? ", " : "", sw->axes[i].values[j]); /* flow YAML already */
+      fputs("]\n", out);
+    }
+  } else {
+    fprintf(out, "  random:\n    count: %d\n    ranges:\n", sw->count);
+    for (int i = 0; i < sw->n_axes; i++) {
+      const sn_sweep_axis *ax = &sw->axes[i];
+      fprintf(out, "      %s: {min: ", ax->key);
+      num(out, ax->lo);
+      fputs(", max: ", out);
+      num(out, ax->hi);
+      fprintf(out, ", log: %s, integer: %s}\n", boolean(ax->log), boolean(ax->integer));
+    }
+  }
+  fputs("  metric: ", out);
+  word(out, sw->metric);
+  fprintf(out, "\n  mode: %s\n", sw->maximize ? "max" : "min");
+}
+
+void sn_spec_write_resolved(const sn_spec *s, FILE *out) {
+  fputs("# ", out);
+  for (const unsigned char *p = (const unsigned char *)s->path; *p; p++)
+    fputc(*p < 0x20 || *p == 0x7F ? '?' : *p, out); /* one comment line */
+  fputs(" resolved: every default filled in\n", out);
+  fprintf(out, "specnet: %d\nname: ", s->version);
+  word(out, s->name);
+  fprintf(out, "\nseed: %" PRIu64 "\n", s->seed);
+  data(out, &s->data);
+  model(out, s);
+  train(out, s);
+  expect(out, s);
+  sweep(out, &s->sweep);
 }

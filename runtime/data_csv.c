@@ -251,7 +251,7 @@ int sn_dataset_csv(const sn_source *src, sn_dataset *out, sn_error *err) {
       int bad = cell_number(&cells[c], &v);
       if (bad) {
         const char *hint = "";
-        if (!src->header && n == 0 && bad == 1)
+        if (!src->header && n == 0 && bad == 1 && cells[c].len > 0)
           hint = "; hint: if the first row holds column names, set header: true";
         if (cells[c].len == 0)
           sn_fail(err, "%s:%lld: %s is empty (missing values are not supported)%s", path,

@@ -238,8 +238,10 @@ static void panel(FILE *f, double ox, double oy, const char *title, const sn_epo
   if (emax <= emin) emax = emin + 1;
   double xstep = nice_step(emax - emin, 8);
   if (xstep < 1) xstep = 1;
-#define PX(e) (x0 + ((e) - emin) * (x1 - x0) / (double)(emax - emin))
-#define PY(v) (y0 - ((v) - ylo) * (y0 - y1) / (yhi - ylo))
+  /* the data area is inset from the frame, so that points on an extreme stay visible */
+  const double ix0 = x0 + 10, ix1 = x1 - 10, iy0 = y0 - 8, iy1 = y1 + 8;
+#define PX(e) (ix0 + ((e) - emin) * (ix1 - ix0) / (double)(emax - emin))
+#define PY(v) (iy0 - ((v) - ylo) * (iy0 - iy1) / (yhi - ylo))
 
   fputs("<g class=\"panel\" data-name=\"", f);
   xml_text(f, title);
@@ -282,8 +284,8 @@ static void panel(FILE *f, double ox, double oy, const char *title, const sn_epo
   if (best_epoch > 0 && best_epoch >= emin && best_epoch <= emax)
     fprintf(f,
             "<line class=\"best\" x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#888\" "
-            "stroke-dasharray=\"2 3\"/><text x=\"%.1f\" y=\"%.1f\" font-size=\"10\" fill=\"#666\">best</text>\n",
-            PX(best_epoch), y0, PX(best_epoch), y1, PX(best_epoch) + 3, y1 + 11);
+            "stroke-dasharray=\"2 3\"/>\n",
+            PX(best_epoch), y0, PX(best_epoch), y1);
   /* the series: a polyline through the finite points, and a dot at each */
   for (int s = 0; s < 3; s++) {
     int pts = 0;

@@ -381,6 +381,444 @@ static void test_set(void) {
   sn_diag_free(&d);
 }
 
+/* Image layers, file sources, preprocessing and the training options. */
+static void test_cnn_spec(void) {
+  sn_spec *s;
+  char *diag = load("parse/ok_cnn.yaml", NULL, 0, &s, NULL);
+  CHECK_STR(diag, "");
+  free(diag);
+  CHECK(s != NULL);
+  if (!s) return;
+  const sn_data_spec *d = &s->data;
+  CHECK(d->train.kind == SN_SRC_NPY && d->train.limit == 1000);
+  CHECK_STR(d->train.images, "parse/data/x.npy");
+  CHECK_STR(d->train.labels, "/abs/y.npy");
+  CHECK(d->test.kind == SN_SRC_CSV && d->test.label_index == 0 && !d->test.header);
+  CHECK_STR(d->test.path, "parse/data/test.csv");
+  CHECK_STR(d->test.label_col, "");
+  CHECK(d->validation.kind == SN_SRC_NONE && d->validation_split == 0.2);
+  CHECK(d->scale == 0.5 && !d->standardize);
+  CHECK(d->n_norm == 1 && d->norm_mean[0] == 0.1307 && d->norm_std[0] == 0.3081);
+  CHECK(d->preprocess_loc.line == 10 && d->preprocess_loc.col == 5);
+  CHECK(s->n_layers == 13);
+  if (s->n_layers == 13) {
+    const sn_layer_spec *l = s->layers;
+    CHECK(l[0].kind == SN_LAYER_CONV2D && l[0].filters == 8);
+    CHECK(l[0].kernel_size[0] == 3 && l[0].kernel_size[1] == 3);
+    CHECK(l[0].strides[0] == 1 && l[0].strides[1] == 1 && l[0].padding == SN_PAD_VALID);
+    CHECK(l[0].activation == SN_ACT_LINEAR && l[0].use_bias);
+    CHECK(l[0].kernel_init == SN_INIT_GLOROT_UNIFORM && l[0].bias_init == SN_INIT_ZEROS);
+    CHECK_STR(l[0].name, "conv2d1");
+    CHECK(l[0].n_inputs == 1 && l[0].input_locs[0].line == l[0].loc.line);
+    CHECK_STR(l[0].inputs[0], "input");
+    CHECK(l[1].kind == SN_LAYER_BATCH_NORM && l[1].momentum == 0.9 && l[1].epsilon == 1e-3);
+    CHECK_STR(l[1].inputs[0], "conv2d1");
+    CHECK(l[2].kind == SN_LAYER_ACTIVATION && l[2].activation == SN_ACT_RELU);
+    CHECK(l[3].kind == SN_LAYER_MAX_POOL2D && l[3].pool_size[0] == 2 && l[3].pool_size[1] == 2);
+    CHECK(l[3].strides[0] == 2 && l[3].strides[1] == 2 && l[3].padding == SN_PAD_VALID);
+    CHECK_STR(l[4].name, "conv2d2");
+    CHECK(l[4].filters == 16 && l[4].kernel_size[0] == 5 && l[4].kernel_size[1] == 3);
+    CHECK(l[4].strides[0] == 2 && l[4].strides[1] == 1 && l[4].padding == SN_PAD_SAME);
+    CHECK(l[4].activation == SN_ACT_LEAKY_RELU && l[4].alpha == 0.1);
+    CHECK(!l[4].use_bias && l[4].kernel_init == SN_INIT_HE_NORMAL);
+    CHECK(l[4].loc.line == 19);
+    CHECK(l[5].kind == SN_LAYER_AVG_POOL2D && l[5].pool_size[0] == 3 && l[5].pool_size[1] == 3);
+    CHECK(l[5].strides[0] == 1 && l[5].strides[1] == 2 && l[5].padding == SN_PAD_SAME);
+    CHECK_STR(l[5].inputs[0], "conv2d2");
+    CHECK(l[6].kind == SN_LAYER_DROPOUT && l[6].rate == 0.25);
+    CHECK(l[7].kind == SN_LAYER_FLATTEN);
+    CHECK(l[8].kind == SN_LAYER_DENSE && l[8].activation == SN_ACT_ELU && l[8].alpha == 1.0);
+    CHECK(l[9].kind == SN_LAYER_LAYER_NORM && l[9].epsilon == 1e-5);
+    CHECK(l[10].kind == SN_LAYER_ACTIVATION && l[10].activation == SN_ACT_LEAKY_RELU);
+    CHECK(l[10].alpha == 0.2);
+    CHECK_STR(l[10].name, "leaky_relu1");
+    CHECK(l[11].activation == SN_ACT_ELU && l[11].alpha == 0.5);
+    CHECK(l[12].units == 10 && l[12].activation == SN_ACT_SOFTMAX);
+    CHECK(l[12].bias_init == SN_INIT_UNIFORM && l[12].bias_init_arg == 0.1);
+    CHECK(s->order != NULL);
+    for (int i = 0; s->order && i < 13; i++) CHECK(s->order[i] == i);
+  }
+  CHECK(s->loss == SN_LOSS_CCE && !s->from_logits);
+  CHECK(s->optimizer == SN_OPT_SGD && s->learning_rate == 0.05);
+  CHECK(s->momentum == 0.9 && s->nesterov && s->clip_grad_norm == 1.0);
+  CHECK(s->schedule.kind == SN_SCHED_STEP && s->schedule.every == 3 && s->schedule.gamma == 0.1);
+  CHECK(s->schedule_loc.line == 39 && s->schedule_loc.col == 13);
+  CHECK(s->early.enabled && s->early.patience == 2 && s->early.min_delta == 0.001);
+  CHECK(s->early.restore_best && s->early_loc.line == 40);
+  CHECK_STR(s->early.monitor, "val_loss"); /* validation data: val_loss, as Keras */
+  CHECK(s->batch_size == 16 && s->epochs == 5);
+  CHECK(s->n_metrics == 2);
+  CHECK_STR(s->metrics[0], "accuracy");
+  CHECK_STR(s->metrics[1], "top_k_accuracy");
+  CHECK(s->metric_kind[0] == SN_METRIC_ACCURACY);
+  CHECK(s->metric_kind[1] == SN_METRIC_TOP_K && s->metric_k[1] == 3);
+  CHECK(s->n_expect == 1);
+  CHECK_STR(s->expect[0].key, "validation.top_k_accuracy");
+  sn_spec_free(s);
+}
+
+/* The graph form: names, explicit and implicit inputs, joins, the order. */
+static void test_graph_spec(void) {
+  sn_spec *s;
+  char *diag = load("parse/ok_graph.yaml", NULL, 0, &s, NULL);
+  CHECK_STR(diag, "");
+  free(diag);
+  CHECK(s != NULL);
+  if (!s) return;
+  CHECK(s->n_layers == 13);
+  if (s->n_layers == 13) {
+    const sn_layer_spec *l = s->layers;
+    CHECK(l[0].kind == SN_LAYER_EMBEDDING && l[0].vocab == 1000 && l[0].dim == 8);
+    CHECK(l[0].kernel_init == SN_INIT_UNIFORM && l[0].kernel_init_arg == 0.05);
+    CHECK_STR(l[0].name, "embedding1");
+    CHECK_STR(l[1].inputs[0], "embedding1");
+    CHECK_STR(l[3].name, "b");
+    CHECK(l[3].n_inputs == 1 && l[3].input_locs[0].line == 12 && l[3].input_locs[0].col == 46);
+    CHECK_STR(l[3].inputs[0], "a");
+    CHECK(l[4].activation == SN_ACT_GELU);
+    CHECK_STR(l[4].inputs[0], "h1");
+    CHECK(l[5].kind == SN_LAYER_ADD && l[5].n_inputs == 2);
+    CHECK_STR(l[5].inputs[0], "h1");
+    CHECK_STR(l[5].inputs[1], "b");
+    CHECK(l[6].kind == SN_LAYER_ACTIVATION && l[6].activation == SN_ACT_SIGMOID);
+    CHECK(l[7].kind == SN_LAYER_MULTIPLY && l[7].n_inputs == 2);
+    CHECK(l[8].kind == SN_LAYER_CONCAT && l[8].axis == -1 && l[8].n_inputs == 3);
+    CHECK_STR(l[8].inputs[2], "input");
+    CHECK(l[9].kind == SN_LAYER_RESHAPE && l[9].target_rank == 3);
+    CHECK(l[9].target_shape[0] == 4 && l[9].target_shape[1] == 4 && l[9].target_shape[2] == -1);
+    CHECK_STR(l[9].inputs[0], "cat");
+    CHECK(l[10].kind == SN_LAYER_GLOBAL_AVG_POOL2D);
+    CHECK_STR(l[12].name, "dense4"); /* h1, b and a are dense too */
+    /* b (3) waits for a (4); the rest keeps the list order. */
+    static const int want[13] = {0, 1, 2, 4, 3, 5, 6, 7, 8, 9, 10, 11, 12};
+    CHECK(s->order != NULL);
+    for (int i = 0; s->order && i < 13; i++) CHECK(s->order[i] == want[i]);
+  }
+  CHECK(s->loss == SN_LOSS_BCE && !s->from_logits);
+  CHECK(s->optimizer == SN_OPT_ADAMW && s->weight_decay == 0.01 && s->learning_rate == 0.001);
+  CHECK(s->schedule.kind == SN_SCHED_COSINE && s->schedule.warmup_epochs == 0.5);
+  CHECK(!s->early.enabled);
+  sn_spec_free(s);
+}
+
+static void test_regress_spec(void) {
+  sn_spec *s;
+  char *diag = load("parse/ok_regress.yaml", NULL, 0, &s, NULL);
+  CHECK_STR(diag, "");
+  free(diag);
+  CHECK(s != NULL);
+  if (!s) return;
+  const sn_source *tr = &s->data.train, *va = &s->data.validation;
+  CHECK(tr->kind == SN_SRC_CSV && tr->header && tr->label_index == -1);
+  CHECK_STR(tr->path, "/data/houses.csv");
+  CHECK_STR(tr->label_col, "price");
+  CHECK(va->kind == SN_SRC_CSV && va->label_index == -1 && va->header);
+  CHECK_STR(va->label_col, "");
+  CHECK(s->data.standardize && s->data.n_norm == 0 && s->data.scale == 1);
+  CHECK(s->layers[0].kernel_init == SN_INIT_GLOROT_NORMAL);
+  CHECK(s->loss == SN_LOSS_HUBER && s->huber_delta == 2);
+  CHECK(s->optimizer == SN_OPT_RMSPROP && s->learning_rate == 0.001 && s->rho == 0.95);
+  CHECK(s->momentum == 0.5 && s->epsilon == 1e-6 && s->clip_grad_norm == 0);
+  CHECK(s->schedule.kind == SN_SCHED_EXPONENTIAL && s->schedule.gamma == 0.9);
+  CHECK(s->early.enabled && s->early.patience == 4 && !s->early.restore_best);
+  CHECK_STR(s->early.monitor, "val_mae");
+  CHECK(s->n_metrics == 2 && s->metric_kind[0] == SN_METRIC_MSE);
+  CHECK(s->metric_kind[1] == SN_METRIC_MAE && !s->shuffle);
+  sn_spec_free(s);
+}
+
+static void test_defaults_full(void) {
+  sn_spec *s;
+  free(load("parse/ok_defaults.yaml", NULL, 0, &s, NULL));
+  CHECK(s != NULL);
+  if (!s) return;
+  CHECK(s->huber_delta == 1.0 && s->weight_decay == 0 && s->momentum == 0 && !s->nesterov);
+  CHECK(s->clip_grad_norm == 0 && s->schedule.kind == SN_SCHED_CONSTANT && !s->early.enabled);
+  CHECK(s->sweep.kind == SN_SWEEP_NONE && s->order && s->order[0] == 0);
+  CHECK(s->layers[0].n_inputs == 1 && !strcmp(s->layers[0].inputs[0], "input"));
+  CHECK(s->schedule_loc.line == 11); /* train's, when there is no schedule */
+  sn_spec_free(s);
+  /* Per optimizer, Keras's defaults. */
+  const char *sets[] = {"train.optimizer=sgd"};
+  free(load("parse/ok_defaults.yaml", sets, 1, &s, NULL));
+  CHECK(s && s->optimizer == SN_OPT_SGD && s->learning_rate == 0.01 && s->momentum == 0);
+  sn_spec_free(s);
+  sets[0] = "train.optimizer=rmsprop";
+  free(load("parse/ok_defaults.yaml", sets, 1, &s, NULL));
+  CHECK(s && s->optimizer == SN_OPT_RMSPROP && s->learning_rate == 0.001 && s->rho == 0.9);
+  CHECK(s && s->epsilon == 1e-7);
+  sn_spec_free(s);
+  sets[0] = "train.optimizer=adamw";
+  free(load("parse/ok_defaults.yaml", sets, 1, &s, NULL));
+  CHECK(s && s->optimizer == SN_OPT_ADAMW && s->weight_decay == 0.004 && s->beta2 == 0.999);
+  sn_spec_free(s);
+  sets[0] = "train.early_stopping={}";
+  free(load("parse/ok_defaults.yaml", sets, 1, &s, NULL));
+  CHECK(s && s->early.enabled && s->early.restore_best && s->early.patience == 0);
+  CHECK(s && !strcmp(s->early.monitor, "loss")); /* no validation data */
+  sn_spec_free(s);
+  sets[0] = "train.metrics=[top_k_accuracy]";
+  free(load("parse/ok_defaults.yaml", sets, 1, &s, NULL));
+  CHECK(s && s->metric_kind[0] == SN_METRIC_TOP_K && s->metric_k[0] == 5);
+  sn_spec_free(s);
+  sets[0] = "train.loss=huber";
+  free(load("parse/ok_defaults.yaml", sets, 1, &s, NULL));
+  CHECK(s && s->loss == SN_LOSS_HUBER && s->huber_delta == 1.0);
+  sn_spec_free(s);
+}
+
+static void test_sweep_specs(void) {
+  sn_spec *s;
+  char *diag = load("parse/ok_sweep.yaml", NULL, 0, &s, NULL);
+  CHECK_STR(diag, "");
+  free(diag);
+  CHECK(s && s->sweep.kind == SN_SWEEP_GRID && s->sweep.n_axes == 3);
+  if (s && s->sweep.n_axes == 3) {
+    const sn_sweep_axis *ax = s->sweep.axes;
+    CHECK_STR(ax[0].key, "train.optimizer.adam.learning_rate");
+    CHECK(ax[0].n_values == 3 && ax[0].loc.line == 17 && ax[0].loc.col == 5);
+    CHECK_STR(ax[0].values[0], "1e-3");
+    CHECK_STR(ax[0].values[2], "0.01");
+    CHECK_STR(ax[1].values[0], "0.0");
+    CHECK_STR(ax[2].key, "data.validation");
+    CHECK_STR(ax[2].values[0], "{split: 0.2}");
+    CHECK_STR(ax[2].values[1], "mnist:test");
+    CHECK_STR(s->sweep.metric, "val_accuracy");
+    CHECK(s->sweep.maximize && s->sweep.loc.line == 16);
+  }
+  sn_spec_free(s);
+
+  diag = load("parse/ok_sweep_random.yaml", NULL, 0, &s, NULL);
+  CHECK_STR(diag, "");
+  free(diag);
+  CHECK(s && s->sweep.kind == SN_SWEEP_RANDOM && s->sweep.count == 20 && s->sweep.n_axes == 3);
+  if (s && s->sweep.n_axes == 3) {
+    const sn_sweep_axis *ax = s->sweep.axes;
+    CHECK(ax[0].lo == 1e-4 && ax[0].hi == 1e-1 && ax[0].log && !ax[0].integer);
+    CHECK_STR(ax[1].key, "train.batch_size");
+    CHECK(ax[1].lo == 8 && ax[1].hi == 128 && ax[1].log && ax[1].integer);
+    CHECK_STR(s->sweep.metric, "loss"); /* no validation data */
+    CHECK(!s->sweep.maximize);
+  }
+  sn_spec_free(s);
+
+  /* Defaults: the metric follows the data, the direction the metric. */
+  const char *sets[] = {"sweep.metric=accuracy"};
+  free(load("parse/ok_sweep_random.yaml", sets, 1, &s, NULL));
+  CHECK(s && s->sweep.maximize == false); /* mode: min in the file wins */
+  sn_spec_free(s);
+  const char *sets2[] = {"sweep={grid: {train.epochs: [1, 2]}}"};
+  free(load("parse/ok_sweep.yaml", sets2, 1, &s, NULL));
+  CHECK(s && !strcmp(s->sweep.metric, "val_loss") && !s->sweep.maximize);
+  sn_spec_free(s);
+  const char *sets3[] = {"sweep={grid: {train.epochs: [1, 2]}, metric: val_accuracy}"};
+  free(load("parse/ok_sweep.yaml", sets3, 1, &s, NULL));
+  CHECK(s && s->sweep.maximize);
+  sn_spec_free(s);
+}
+
+static void test_enum_names(void) {
+  CHECK_STR(sn_act_name(SN_ACT_GELU), "gelu");
+  CHECK_STR(sn_act_name(SN_ACT_LEAKY_RELU), "leaky_relu");
+  CHECK_STR(sn_act_name((sn_act)99), "?");
+  CHECK_STR(sn_layer_kind_name(SN_LAYER_GLOBAL_AVG_POOL2D), "global_avg_pool2d");
+  CHECK_STR(sn_layer_kind_name(SN_LAYER_ACTIVATION), "activation");
+  CHECK_STR(sn_layer_kind_name(SN_LAYER_MULTIPLY), "multiply");
+  CHECK_STR(sn_loss_name(SN_LOSS_HUBER), "huber");
+  CHECK_STR(sn_optimizer_name(SN_OPT_RMSPROP), "rmsprop");
+  CHECK_STR(sn_init_name(SN_INIT_UNIFORM), "uniform");
+  CHECK_STR(sn_schedule_name(SN_SCHED_COSINE), "cosine");
+}
+
+/* The largest graphs: a chain written backwards (each layer names the one after
+ * it, the last layer the first) orders in reverse; closing the chain into one loop
+ * of 4096 layers is one error. */
+static void test_big_graph(void) {
+  enum { N = 4096 };
+  size_t cap = 64 * (size_t)N + 512;
+  char *text = malloc(cap);
+  for (int loop = 0; loop <= 1; loop++) {
+    int k = snprintf(text, cap,
+                     "specnet: 1\nname: big\ndata: {train: mnist:train}\n"
+                     "train: {loss: mse}\nmodel:\n  input: [4]\n  layers:\n");
+    for (int i = 0; i < N; i++) {
+      char in[16];
+      snprintf(in, sizeof in, "l%d", i == N - 1 ? 0 : i + 1);
+      if (i == N - 2) snprintf(in, sizeof in, "%s", loop ? "l4095" : "input");
+      k +=
+          snprintf(text + k, cap - (size_t)k, "    - {name: l%d, relu: {}, inputs: [%s]}\n", i, in);
+    }
+    sn_diag d = {0};
+    sn_node *root = sn_yaml_parse_string(text, "big.yaml", &d);
+    sn_spec *s = root ? sn_spec_from_tree(root, "big.yaml", &d) : NULL;
+    if (!loop) {
+      CHECK(s && s->order && s->order[0] == N - 2 && s->order[N - 2] == 0);
+      CHECK(s && s->order && s->order[N - 1] == N - 1);
+      CHECK(d.n == 0);
+    } else {
+      CHECK(s == NULL && d.errors == 1);
+      CHECK(d.n == 1 && !strcmp(d.v[0].msg, "cycle: layer 'l0' (line 8) and layer 'l1' (line 9) "
+                                            "feed each other"));
+      /* The loop through every layer, cut to one line. */
+      CHECK(d.n == 1 && d.v[0].hint && strlen(d.v[0].hint) < 530 &&
+            !strncmp(d.v[0].hint, "the loop: l0 -> l4095 -> l4094 -> ", 34) &&
+            !strcmp(d.v[0].hint + strlen(d.v[0].hint) - 3, "..."));
+    }
+    sn_spec_free(s);
+    sn_diag_free(&d);
+  }
+  free(text);
+}
+
+/* ---------------------------------------------------------------------------
+ * The resolved spec reads back as the same spec */
+
+/* A path as the resolved spec writes it when the file does not exist. */
+static bool same_path(const char *a, const char *b) {
+  if (!strcmp(a, b)) return true;
+  char cwd[4096], joined[8192];
+  if (a[0] == '/' || !getcwd(cwd, sizeof cwd)) return false;
+  snprintf(joined, sizeof joined, "%s/%s", cwd, a);
+  return !strcmp(joined, b);
+}
+
+static void same_source(const sn_source *a, const sn_source *b) {
+  CHECK(a->kind == b->kind && a->limit == b->limit && a->seed == b->seed);
+  CHECK(!strcmp(a->name, b->name) && !strcmp(a->split, b->split));
+  CHECK(same_path(a->images, b->images) && same_path(a->labels, b->labels));
+  CHECK(same_path(a->path, b->path) && !strcmp(a->label_col, b->label_col));
+  CHECK(a->label_index == b->label_index && a->header == b->header);
+  CHECK(a->samples == b->samples && a->classes == b->classes && a->features == b->features);
+  CHECK(a->noise == b->noise);
+}
+
+static void same_spec(const sn_spec *a, const sn_spec *b) {
+  CHECK(a->version == b->version && !strcmp(a->name, b->name) && a->seed == b->seed);
+  same_source(&a->data.train, &b->data.train);
+  same_source(&a->data.test, &b->data.test);
+  same_source(&a->data.validation, &b->data.validation);
+  const sn_data_spec *da = &a->data, *db = &b->data;
+  CHECK(da->validation_split == db->validation_split && da->scale == db->scale);
+  CHECK(da->n_norm == db->n_norm && da->standardize == db->standardize);
+  for (int i = 0; i < da->n_norm; i++)
+    CHECK(da->norm_mean[i] == db->norm_mean[i] && da->norm_std[i] == db->norm_std[i]);
+  CHECK(a->input_rank == b->input_rank);
+  for (int i = 0; i < a->input_rank; i++) CHECK(a->input_shape[i] == b->input_shape[i]);
+  CHECK(a->n_layers == b->n_layers);
+  for (int i = 0; i < a->n_layers && i < b->n_layers; i++) {
+    const sn_layer_spec *x = &a->layers[i], *y = &b->layers[i];
+    CHECK(x->kind == y->kind && !strcmp(x->name, y->name) && x->units == y->units);
+    CHECK(x->activation == y->activation && x->alpha == y->alpha && x->use_bias == y->use_bias);
+    CHECK(x->kernel_init == y->kernel_init && x->kernel_init_arg == y->kernel_init_arg);
+    CHECK(x->bias_init == y->bias_init && x->bias_init_arg == y->bias_init_arg);
+    CHECK(x->n_inputs == y->n_inputs);
+    for (int k = 0; k < x->n_inputs; k++) CHECK(!strcmp(x->inputs[k], y->inputs[k]));
+    CHECK(x->filters == y->filters && x->padding == y->padding);
+    CHECK(!memcmp(x->kernel_size, y->kernel_size, sizeof x->kernel_size));
+    CHECK(!memcmp(x->pool_size, y->pool_size, sizeof x->pool_size));
+    CHECK(!memcmp(x->strides, y->strides, sizeof x->strides));
+    CHECK(x->target_rank == y->target_rank);
+    for (int k = 0; k < x->target_rank; k++) CHECK(x->target_shape[k] == y->target_shape[k]);
+    CHECK(x->rate == y->rate && x->momentum == y->momentum && x->epsilon == y->epsilon);
+    CHECK(x->vocab == y->vocab && x->dim == y->dim && x->axis == y->axis);
+    CHECK(a->order && b->order && a->order[i] == b->order[i]);
+  }
+  CHECK(a->loss == b->loss && a->from_logits == b->from_logits);
+  CHECK(a->huber_delta == b->huber_delta && a->optimizer == b->optimizer);
+  CHECK(a->learning_rate == b->learning_rate && a->beta1 == b->beta1 && a->beta2 == b->beta2);
+  CHECK(a->epsilon == b->epsilon && a->weight_decay == b->weight_decay);
+  CHECK(a->momentum == b->momentum && a->nesterov == b->nesterov && a->rho == b->rho);
+  CHECK(a->clip_grad_norm == b->clip_grad_norm);
+  CHECK(!memcmp(&a->schedule, &b->schedule, sizeof a->schedule));
+  CHECK(a->early.enabled == b->early.enabled && !strcmp(a->early.monitor, b->early.monitor));
+  CHECK(a->early.patience == b->early.patience && a->early.min_delta == b->early.min_delta);
+  CHECK(a->early.restore_best == b->early.restore_best);
+  CHECK(a->batch_size == b->batch_size && a->epochs == b->epochs && a->shuffle == b->shuffle);
+  CHECK(a->n_metrics == b->n_metrics);
+  for (int i = 0; i < a->n_metrics; i++) {
+    CHECK(!strcmp(a->metrics[i], b->metrics[i]) && a->metric_kind[i] == b->metric_kind[i]);
+    CHECK(a->metric_k[i] == b->metric_k[i]);
+  }
+  CHECK(a->n_expect == b->n_expect);
+  for (int i = 0; i < a->n_expect && i < b->n_expect; i++) {
+    const sn_expect_spec *x = &a->expect[i], *y = &b->expect[i];
+    CHECK(!strcmp(x->key, y->key) && x->has_min == y->has_min && x->has_max == y->has_max);
+    CHECK(x->min == y->min && x->max == y->max && x->max_rel_error == y->max_rel_error);
+    CHECK(!strcmp(x->contains, y->contains));
+  }
+  const sn_sweep_spec *sa = &a->sweep, *sb = &b->sweep;
+  CHECK(sa->kind == sb->kind && sa->n_axes == sb->n_axes && sa->count == sb->count);
+  CHECK(!strcmp(sa->metric, sb->metric) && sa->maximize == sb->maximize);
+  for (int i = 0; i < sa->n_axes; i++) {
+    const sn_sweep_axis *x = &sa->axes[i], *y = &sb->axes[i];
+    CHECK(!strcmp(x->key, y->key) && x->n_values == y->n_values);
+    for (int k = 0; k < x->n_values; k++) CHECK(!strcmp(x->values[k], y->values[k]));
+    CHECK(x->lo == y->lo && x->hi == y->hi && x->log == y->log && x->integer == y->integer);
+  }
+}
+
+static char *resolved_text(const sn_spec *s) {
+  char *buf = NULL;
+  size_t len = 0;
+  FILE *f = open_memstream(&buf, &len);
+  sn_spec_write_resolved(s, f);
+  fclose(f);
+  char *body = strchr(buf, '\n'); /* past the comment that names the file */
+  memmove(buf, body + 1, strlen(body + 1) + 1);
+  return buf;
+}
+
+static void test_round_trip(void) {
+  static const char *const files[] = {"parse/ok_seed.yaml",  "parse/ok_defaults.yaml",
+                                      "parse/ok_forms.yaml", "parse/ok_cnn.yaml",
+                                      "parse/ok_graph.yaml", "parse/ok_regress.yaml",
+                                      "parse/ok_sweep.yaml", "parse/ok_sweep_random.yaml"};
+  char dir[] = "/tmp/test_parse_rt.XXXXXX";
+  if (!mkdtemp(dir)) {
+    failures++;
+    fprintf(stderr, "FAILED: mkdtemp\n");
+    return;
+  }
+  for (size_t i = 0; i < sizeof files / sizeof *files; i++) {
+    sn_spec *a, *b;
+    free(load(files[i], NULL, 0, &a, NULL));
+    CHECK(a != NULL);
+    if (!a) continue;
+    char *text = resolved_text(a), path[256];
+    snprintf(path, sizeof path, "%s/resolved%zu.yaml", dir, i);
+    write_file(path, text, strlen(text));
+    int errors;
+    char *diag = load(path, NULL, 0, &b, &errors);
+    CHECK(b != NULL && errors == 0);
+    if (!b) fprintf(stderr, "%s resolved:\n%s%s", files[i], text, diag);
+    if (b) {
+      same_spec(a, b);
+      char *again = resolved_text(b); /* a fixed point */
+      CHECK_STR(again, text);
+      free(again);
+    }
+    free(diag);
+    free(text);
+    sn_spec_free(a);
+    sn_spec_free(b);
+    unlink(path);
+  }
+  rmdir(dir);
+
+  /* What one resolved layer list looks like. */
+  sn_spec *s;
+  free(load("parse/ok_graph.yaml", NULL, 0, &s, NULL));
+  char *text = s ? resolved_text(s) : NULL;
+  CHECK(text && strstr(text, "    - name: b\n      inputs: [a]\n      dense: {units: 32, "
+                             "activation: linear, use_bias: true, kernel_init: glorot_uniform, "
+                             "bias_init: zeros}\n"));
+  CHECK(text && strstr(text, "      embedding: {vocab: 1000, dim: 8, kernel_init: {uniform: "
+                             "{limit: 0.05}}}\n"));
+  CHECK(text && strstr(text, "  schedule: {cosine: {warmup_epochs: 0.5}}\n"));
+  free(text);
+  sn_spec_free(s);
+}
+
 /* ---------------------------------------------------------------------------
  * Inputs that are generated rather than kept as fixtures */
 
@@ -581,7 +1019,7 @@ static void test_long_strings(void) {
   enum { LONG = 5000 };
   char *text = malloc(LONG + 512);
   int k = snprintf(text, LONG + 512,
-                   "specnet: 1\nname: n\nmodel: {input: [2], layers: [relu]}\n"
+                   "specnet: 1\nname: n\nmodel: {input: [2], layers: [softmax]}\n"
                    "train: {loss: sparse_categorical_crossentropy}\n"
                    "data: {train: {format: idx, labels: l, images: ");
   memset(text + k, 'p', LONG);
@@ -719,7 +1157,26 @@ static void test_diag(void) {
   CHECK(d.n == 0 && d.v == NULL);
 }
 
-int main(void) {
+/* `test_parse --print FILE`: the diagnostics of a fixture as its expected block
+ * ("# errors: N" and "# >>> " lines), to write a new fixture's expectations (then
+ * read them: the test is only as good as that reading). */
+static int print_fixture(const char *path) {
+  char *src = read_all(path);
+  if (!src) return 2;
+  char *sets[MAX_SETS];
+  int n_sets = 0, errors;
+  for (char *line = strtok(src, "\n"); line; line = strtok(NULL, "\n"))
+    if (!strncmp(line, "# set: ", 7) && n_sets < MAX_SETS) sets[n_sets++] = line + 7;
+  char *got = load(path, (const char *const *)sets, n_sets, NULL, &errors);
+  printf("# errors: %d\n", errors);
+  for (char *line = strtok(got, "\n"); line; line = strtok(NULL, "\n")) printf("# >>> %s\n", line);
+  free(got);
+  free(src);
+  return 0;
+}
+
+int main(int argc, char **argv) {
+  if (argc == 3 && !strcmp(argv[1], "--print")) return print_fixture(argv[2]);
   test_diag();
   test_fixtures();
   test_seed_spec();
@@ -727,6 +1184,14 @@ int main(void) {
   test_forms();
   test_alias_spec();
   test_set();
+  test_cnn_spec();
+  test_graph_spec();
+  test_regress_spec();
+  test_defaults_full();
+  test_sweep_specs();
+  test_enum_names();
+  test_big_graph();
+  test_round_trip();
   test_generated_files();
   test_depth();
   test_alias_bomb();

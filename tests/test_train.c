@@ -1,11 +1,18 @@
 /* Tests of the training loop (runtime/train.c) with hand-written step functions:
- * no compiler, no JIT. Two models stand in for generated code:
+ * no compiler, no JIT. Three models stand in for generated code:
  *
  *   recorder  - learns nothing; records which samples each call saw, in which order,
  *               with which step/lr/seed, and returns losses and metric sums that the
  *               test can recompute by hand from that record.
  *   softmax   - a real linear softmax classifier, logits = x W^T + b, with plain SGD
  *               in its update, trained on separable blobs.
+ *   scripted  - counts epochs in its one weight (and a state value), and reports
+ *               validation figures from a script indexed by that count: early
+ *               stopping must stop at, and restore, the epochs worked out by hand.
+ *
+ * Also: learning-rate schedules against hand-computed values, prefetching against
+ * staging on the training thread (the same batches), float targets, metrics.csv
+ * against metrics.jsonl, curves.svg, and sn_predict_all.
  *
  * The recorder's data set makes every sample identify itself: x[i] = (i, loss_i, i%3)
  * and y[i] = i % 3, so a step function can tell which sample a row is. */
@@ -54,6 +61,8 @@ static struct {
   int64_t eval_rows[REC_MAX_CALLS];
   int64_t eval_seen[REC_MAX_SEEN];
   int64_t eval_n_seen;
+  int64_t target_elems;  /* t[i] = (i, -i, 2i, ...) per sample when > 0 */
+  int64_t bad_targets;   /* rows whose targets did not match the sample */
 } R;
 
 static double rec_loss_of(int64_t i) { return 0.25 * (double)(i % 7) + 0.125; }
@@ -63,14 +72,30 @@ static double rec_x(const sn_step_args *a, int64_t r, int e) {
   return ((const float *)a->x)[r * REC_D + e];
 }
 
+static double rec_target(int64_t i, int64_t k) { return (double)i * (k % 2 ? -(double)k : 1.0); }
+
+static double rec_t(const sn_step_args *a, int64_t r, int64_t k) {
+  if (R.dtype == SN_RT_F64) return ((const double *)a->t)[r * R.target_elems + k];
+  return ((const float *)a->t)[r * R.target_elems + k];
+}
+
 /* Sums loss_i and two metrics (label == 0; label == 1) over the batch; returns the
  * sample id of each row through `ids`. */
 static void rec_sums(const sn_step_args *a, int64_t *ids) {
   double loss = 0, m0 = 0, m1 = 0;
+  CHECK(a->state == R.model->state, "step got a state buffer other than the model's");
   for (int64_t r = 0; r < a->rows; r++) {
     int64_t i = (int64_t)rec_x(a, r, 0);
     if (rec_x(a, r, 1) != rec_loss_of(i) || rec_x(a, r, 2) != (double)(i % 3) || a->y[r] != i % 3)
       R.bad_rows++;
+    if (R.target_elems > 0) {
+      if (!a->t) R.bad_targets++;
+      else
+        for (int64_t k = 0; k < R.target_elems; k++)
+          if (rec_t(a, r, k) != rec_target(i, k)) R.bad_targets++;
+    } else if (a->t) {
+      R.bad_targets++;
+    }
     ids[r] = i;
     loss += rec_x(a, r, 1);
     m0 += a->y[r] == 0;
@@ -157,6 +182,18 @@ static sn_dataset rec_dataset(int64_t n, int64_t first) {
 static void free_dataset(sn_dataset *ds) {
   free(ds->x);
   free(ds->y);
+  free(ds->t);
+  ds->t = NULL;
+}
+
+/* Adds float targets t[i] = rec_target(i, k), k < T, to a recorder data set. */
+static void rec_add_targets(sn_dataset *ds, int64_t T) {
+  ds->t = malloc((size_t)(ds->n * T) * sizeof(float));
+  CHECK(ds->t, "out of memory");
+  ds->target_elems = T;
+  for (int64_t r = 0; r < ds->n; r++)
+    for (int64_t k = 0; k < T; k++)
+      ds->t[r * T + k] = (float)rec_target((int64_t)ds->x[r * REC_D], k);
 }
 
 /* Collects every epoch record given to on_epoch. */
@@ -312,6 +349,10 @@ static void test_evaluate(sn_dtype_rt dtype) {
 /* ---------------------------------------------------------------------------
  * metrics.jsonl: a minimal parser for one flat object of numbers and nulls */
 
+static void check_csv_matches_jsonl(const char *csv_path, char jsonl[16][1024], int n,
+                                    const char *const *keys, int nkeys);
+static void check_svg(const char *path, bool val, bool test);
+
 typedef struct {
   int n;
   char key[32][48];
@@ -380,7 +421,13 @@ static void test_metrics_jsonl(const char *dir) {
   rec_reset(&m);
   epoch_log log = {0};
   sn_train_opts o = quiet_opts(EPOCHS, BS, true, 99, &log);
+  char csv_path[512], svg_path[512];
+  snprintf(csv_path, sizeof csv_path, "%s/metrics.csv", dir);
+  snprintf(svg_path, sizeof svg_path, "%s/curves.svg", dir);
   o.metrics_path = path;
+  o.csv_path = csv_path;
+  o.curves_path = svg_path;
+  o.title = "recorder <&> run";
   o.quiet = false; /* exercise the summary line and the progress line once */
   o.progress = true;
   sn_error err = {{0}};
@@ -401,7 +448,8 @@ static void test_metrics_jsonl(const char *dir) {
                                      "lr",
                                      "seconds",
                                      "eval_seconds",
-                                     "samples_per_second"};
+                                     "samples_per_second",
+                                     "data_wait_seconds"};
   const int nkeys = (int)(sizeof keys / sizeof keys[0]);
   char lines[16][1024];
   int n = read_lines(path, lines);
@@ -428,11 +476,16 @@ static void test_metrics_jsonl(const char *dir) {
           "test_loss %.17g", obj.val[7]);
     CHECK(obj.val[10] == 0.01, "lr %.17g", obj.val[10]);
     CHECK(obj.val[11] == rec->seconds && obj.val[12] == rec->eval_seconds &&
-              obj.val[13] == rec->samples_per_second,
+              obj.val[13] == rec->samples_per_second && obj.val[14] == rec->data_wait_seconds,
           "timings");
+    CHECK(rec->data_wait_seconds >= 0 && rec->data_wait_seconds <= rec->seconds,
+          "data wait %g of %g s", rec->data_wait_seconds, rec->seconds);
     CHECK(rec->has_val && rec->has_test && rec->val.samples == 5 && rec->test.samples == 7,
           "eval records");
   }
+
+  check_csv_matches_jsonl(csv_path, lines, n, keys, nkeys);
+  check_svg(svg_path, true, true);
 
   /* Non-finite numbers are written as null; a second run rewrites the file. */
   rec_reset(&m);
@@ -645,6 +698,373 @@ static void test_softmax_learns(void) {
   sn_model_free(&m);
 }
 
+/* ---------------------------------------------------------------------------
+ * metrics.csv and curves.svg */
+
+/* The header row is the JSON keys in order; every cell reads back as the JSON number. */
+static void check_csv_matches_jsonl(const char *csv_path, char jsonl[16][1024], int n,
+                                    const char *const *keys, int nkeys) {
+  char lines[16][1024];
+  int rows = read_lines(csv_path, lines);
+  CHECK(rows == n + 1, "metrics.csv has %d lines for %d epochs", rows, n);
+  char *save, *cell = strtok_r(lines[0], ",\n", &save);
+  for (int k = 0; k < nkeys; k++, cell = strtok_r(NULL, ",\n", &save))
+    CHECK(cell && !strcmp(cell, keys[k]), "csv column %d is %s, want %s", k, cell ? cell : "-",
+          keys[k]);
+  CHECK(cell == NULL, "csv has more columns than metrics.jsonl");
+  for (int e = 0; e < n; e++) {
+    json_obj obj;
+    CHECK(parse_line(jsonl[e], &obj) == 0, "jsonl line %d", e + 1);
+    char *p = lines[e + 1];
+    for (int k = 0; k < nkeys; k++) {
+      char *end;
+      double v = strtod(p, &end);
+      CHECK(end != p && v == obj.val[k], "epoch %d %s: csv %.*s, jsonl %.17g", e + 1, keys[k],
+            (int)(end - p), p, obj.val[k]);
+      p = end;
+      CHECK(*p == (k + 1 < nkeys ? ',' : '\n'), "epoch %d: separator after %s", e + 1, keys[k]);
+      p++;
+    }
+  }
+}
+
+static char *read_all(const char *path) {
+  FILE *f = fopen(path, "rb");
+  CHECK(f, "cannot open %s", path);
+  fseek(f, 0, SEEK_END);
+  long n = ftell(f);
+  rewind(f);
+  char *b = malloc((size_t)n + 1);
+  CHECK(b && fread(b, 1, (size_t)n, f) == (size_t)n, "cannot read %s", path);
+  b[n] = 0;
+  fclose(f);
+  return b;
+}
+
+static int count_of(const char *hay, const char *needle) {
+  int n = 0;
+  for (const char *p = strstr(hay, needle); p; p = strstr(p + 1, needle)) n++;
+  return n;
+}
+
+/* Shape checks in C; tests/test_outputs.sh also parses a real one as XML. */
+static void check_svg(const char *path, bool val, bool test) {
+  char *svg = read_all(path);
+  CHECK(!strncmp(svg, "<?xml", 5) && strstr(svg, "<svg xmlns=\"http://www.w3.org/2000/svg\"") &&
+            !strcmp(svg + strlen(svg) - 7, "</svg>\n"),
+        "%s is not an SVG document", path);
+  CHECK(count_of(svg, "<svg") == 1 && count_of(svg, "<g") == count_of(svg, "</g>"),
+        "unbalanced groups in %s", path);
+  /* panels: loss + 2 metrics; a series per set in each */
+  CHECK(count_of(svg, "class=\"panel\"") == 3, "panels: %d", count_of(svg, "class=\"panel\""));
+  CHECK(count_of(svg, "data-series=\"train\"") == 3, "train series");
+  CHECK(count_of(svg, "data-series=\"validation\"") == (val ? 3 : 0), "validation series");
+  CHECK(count_of(svg, "data-series=\"test\"") == (test ? 3 : 0), "test series");
+  CHECK(strstr(svg, "recorder &lt;&amp;&gt; run") != NULL, "title not escaped");
+  CHECK(strstr(svg, ">epoch</text>") && strstr(svg, ">accuracy</text>"), "axis labels");
+  free(svg);
+}
+
+/* ---------------------------------------------------------------------------
+ * Prefetching: the background thread stages exactly the batches of the calling
+ * thread, in the same order, for training and evaluation, f32 and f64, with and
+ * without float targets. */
+
+typedef struct visit {
+  int64_t calls, rows[REC_MAX_CALLS], seen[REC_MAX_SEEN], n_seen;
+  int64_t eval_calls, eval_seen[REC_MAX_SEEN];
+  double loss[8];
+} visit;
+
+static void run_visit(sn_dtype_rt dtype, bool prefetch, bool shuffle, int64_t T, visit *v) {
+  enum { N = 37, BS = 5, CAP = 8, EPOCHS = 3 };
+  sn_model m = rec_model(dtype, CAP);
+  m.target_elems = T;
+  sn_dataset train = rec_dataset(N, 0), val = rec_dataset(11, 500);
+  if (T) {
+    rec_add_targets(&train, T);
+    rec_add_targets(&val, T);
+  }
+  rec_reset(&m);
+  R.target_elems = T;
+  epoch_log log = {0};
+  sn_train_opts o = quiet_opts(EPOCHS, BS, shuffle, 21, &log);
+  o.no_prefetch = !prefetch;
+  sn_error err = {{0}};
+  CHECK(sn_train(&m, &train, &val, NULL, &o, &err) == 0, "sn_train: %s", err.msg);
+  CHECK(R.bad_rows == 0 && R.bad_targets == 0, "bad rows %lld, bad targets %lld",
+        (long long)R.bad_rows, (long long)R.bad_targets);
+  memset(v, 0, sizeof *v);
+  v->calls = R.calls;
+  memcpy(v->rows, R.rows, sizeof v->rows);
+  memcpy(v->seen, R.seen, sizeof v->seen);
+  v->n_seen = R.n_seen;
+  v->eval_calls = R.eval_calls;
+  memcpy(v->eval_seen, R.eval_seen, sizeof v->eval_seen);
+  for (int e = 0; e < log.n; e++) v->loss[e] = log.rec[e].loss;
+  free_dataset(&train);
+  free_dataset(&val);
+  sn_model_free(&m);
+}
+
+static void test_prefetch_identical(void) {
+  for (int d = 0; d < 2; d++)
+    for (int shuffle = 0; shuffle <= 1; shuffle++)
+      for (int64_t T = 0; T <= 2; T += 2) {
+        sn_dtype_rt dt = d ? SN_RT_F64 : SN_RT_F32;
+        visit a, b;
+        run_visit(dt, true, shuffle, T, &a);
+        run_visit(dt, false, shuffle, T, &b);
+        CHECK(a.calls == 3 * 8 && a.n_seen == 3 * 37, "prefetch: %lld calls", (long long)a.calls);
+        CHECK(memcmp(&a, &b, sizeof a) == 0,
+              "prefetched batches differ from staged ones (f%d, shuffle %d, T %lld)", d ? 64 : 32,
+              shuffle, (long long)T);
+      }
+}
+
+/* ---------------------------------------------------------------------------
+ * Float targets: a model that reads them refuses a set without them. */
+
+static void test_target_checks(void) {
+  sn_model m = rec_model(SN_RT_F32, 4);
+  m.target_elems = 2;
+  sn_dataset ds = rec_dataset(6, 0);
+  rec_reset(&m);
+  sn_train_opts o = quiet_opts(1, 4, true, 1, NULL);
+  sn_error err = {{0}};
+  CHECK(sn_train(&m, &ds, NULL, NULL, &o, &err) != 0 &&
+            !strcmp(err.msg, "training set (from test_train) has 0 float targets per sample, but "
+                             "the model's loss reads 2"),
+        "no targets: %s", err.msg);
+  rec_add_targets(&ds, 1);
+  sn_eval_result r;
+  CHECK(sn_evaluate(&m, &ds, &r, &err) != 0 &&
+            !strcmp(err.msg, "evaluation set (from test_train) has 1 float targets per sample, "
+                             "but the model's loss reads 2"),
+        "wrong width: %s", err.msg);
+  m.target_elems = 0;
+  free(ds.y);
+  ds.y = NULL;
+  CHECK(sn_evaluate(&m, &ds, &r, &err) != 0 &&
+            !strcmp(err.msg, "evaluation set (from test_train) has no class labels, but the "
+                             "model's loss reads them"),
+        "no labels: %s", err.msg);
+  CHECK(R.calls == 0 && R.eval_calls == 0, "steps ran on a bad set");
+  free_dataset(&ds);
+  sn_model_free(&m);
+}
+
+/* ---------------------------------------------------------------------------
+ * Learning-rate schedules */
+
+static void test_schedules(void) {
+  sn_schedule c = {.kind = SN_SCHED_CONSTANT};
+  CHECK(sn_schedule_lr(&c, 0.01, 1, 10, 5) == 0.01 && sn_schedule_lr(&c, 0.01, 50, 10, 5) == 0.01,
+        "constant");
+  /* step: gamma 0.5 every 2 epochs, 10 steps per epoch: epochs 1-2 at 1, 3-4 at 0.5, 5 at 0.25 */
+  sn_schedule st = {.kind = SN_SCHED_STEP, .every = 2, .gamma = 0.5};
+  const struct {
+    int64_t step;
+    double lr;
+  } steps[] = {{1, 1.0}, {20, 1.0}, {21, 0.5}, {40, 0.5}, {41, 0.25}, {50, 0.25}};
+  for (size_t i = 0; i < sizeof steps / sizeof *steps; i++)
+    CHECK(sn_schedule_lr(&st, 1.0, steps[i].step, 10, 5) == steps[i].lr, "step: step %lld lr %g",
+          (long long)steps[i].step, sn_schedule_lr(&st, 1.0, steps[i].step, 10, 5));
+  /* exponential, gamma 0.9: epoch e (0-based) at 0.9^e */
+  sn_schedule ex = {.kind = SN_SCHED_EXPONENTIAL, .gamma = 0.9};
+  CHECK(sn_schedule_lr(&ex, 2.0, 10, 10, 5) == 2.0 && close_to(sn_schedule_lr(&ex, 2.0, 11, 10, 5), 1.8, 1e-15) &&
+            close_to(sn_schedule_lr(&ex, 2.0, 25, 10, 5), 1.62, 1e-15),
+        "exponential");
+  /* cosine, 1 warmup epoch, 4 steps per epoch, 3 epochs: N = 12, W = 4.
+   * warmup 1/4, 2/4, 3/4, 1; then (1 + cos(pi (s - 5) / 8)) / 2 for s = 5..12:
+   * s = 5: 1; s = 6: (1 + cos(pi/8)) / 2 = 0.96193976625564337;
+   * s = 12: (1 + cos(7 pi / 8)) / 2 = 0.038060233744356624 */
+  sn_schedule co = {.kind = SN_SCHED_COSINE, .warmup_epochs = 1};
+  const double want[13] = {0,   0.25, 0.5, 0.75, 1.0, 1.0, 0.96193976625564337, 0.85355339059327373,
+                           0.69134171618254492, 0.5, 0.30865828381745508, 0.14644660940672627,
+                           0.038060233744356624};
+  for (int s = 1; s <= 12; s++)
+    CHECK(close_to(sn_schedule_lr(&co, 1.0, s, 4, 3), want[s], 1e-15), "cosine step %d: %.17g, want %.17g",
+          s, sn_schedule_lr(&co, 1.0, s, 4, 3), want[s]);
+  sn_schedule half = {.kind = SN_SCHED_COSINE, .warmup_epochs = 0.5}; /* W = 2 steps */
+  CHECK(sn_schedule_lr(&half, 1.0, 1, 4, 3) == 0.5 && sn_schedule_lr(&half, 1.0, 3, 4, 3) == 1.0,
+        "fractional warmup");
+  sn_schedule none = {.kind = SN_SCHED_COSINE}; /* no warmup: the first step at the peak */
+  CHECK(sn_schedule_lr(&none, 1.0, 1, 4, 3) == 1.0, "cosine without warmup");
+
+  /* the loop passes them per step, and records the last step's rate per epoch */
+  sn_model m = rec_model(SN_RT_F32, 4);
+  sn_dataset ds = rec_dataset(16, 0); /* 4 batches of 4 per epoch */
+  rec_reset(&m);
+  epoch_log log = {0};
+  sn_train_opts o = quiet_opts(3, 4, true, 1, &log);
+  o.learning_rate = 1.0;
+  o.schedule = co;
+  sn_error err = {{0}};
+  CHECK(sn_train(&m, &ds, NULL, NULL, &o, &err) == 0, "sn_train: %s", err.msg);
+  CHECK(R.calls == 12, "calls %lld", (long long)R.calls);
+  for (int s = 1; s <= 12; s++)
+    CHECK(R.lr[s - 1] == sn_schedule_lr(&co, 1.0, s, 4, 3), "step %d got lr %g", s, R.lr[s - 1]);
+  CHECK(log.n == 3 && close_to(log.rec[0].lr, want[4], 1e-15) &&
+            close_to(log.rec[1].lr, want[8], 1e-15) && close_to(log.rec[2].lr, want[12], 1e-15),
+        "epoch lr %g %g %g", log.rec[0].lr, log.rec[1].lr, log.rec[2].lr);
+  o.schedule = (sn_schedule){.kind = SN_SCHED_STEP, .every = 0, .gamma = 0.5};
+  CHECK(sn_train(&m, &ds, NULL, NULL, &o, &err) != 0 &&
+            !strcmp(err.msg, "schedule every is 0; it must be >= 1"),
+        "every 0: %s", err.msg);
+  free_dataset(&ds);
+  sn_model_free(&m);
+}
+
+/* ---------------------------------------------------------------------------
+ * Early stopping with the scripted model: one batch per epoch; train_step adds 1
+ * to the weight (so after epoch e it is e) and sets the state to 10 * weight;
+ * eval_step reports the script's loss and accuracy for epoch `weight`. */
+
+static const double *script_loss, *script_acc;
+
+static void sc_train_step(const sn_step_args *a) {
+  float *w = a->params, *st = a->state;
+  w[0] += 1;
+  st[0] = 10 * w[0];
+  *a->loss_sum = (double)a->rows;
+  a->metric_sums[0] = 0;
+}
+
+static void sc_eval_step(const sn_step_args *a) {
+  int e = (int)((const float *)a->params)[0];
+  *a->loss_sum = script_loss[e] * (double)a->rows;
+  a->metric_sums[0] = script_acc[e] * (double)a->rows;
+}
+
+static sn_train_result run_scripted(const double *loss, const double *acc, const char *monitor,
+                                    int patience, double min_delta, bool restore, float *w,
+                                    float *state, int *epochs_logged) {
+  static const char *const names[] = {"accuracy"};
+  static const sn_param_info info[] = {
+      {.name = "w", .rank = 1, .shape = {1}, .offset = 0, .count = 1, .init = SN_INIT_ZEROS},
+      {.name = "s", .rank = 1, .shape = {1}, .offset = 0, .count = 1, .init = SN_INIT_ZEROS,
+       .buffer = 1},
+  };
+  sn_model m = {.dtype = SN_RT_F32, .batch_capacity = 4, .input_elems = REC_D, .output_elems = 3,
+                .param_count = 1, .opt_state_count = 1, .arena_bytes = 64, .n_params = 2,
+                .params_info = info, .n_metrics = 1, .metric_names = names,
+                .train_step = sc_train_step, .eval_step = sc_eval_step, .state_count = 1};
+  sn_error err = {{0}};
+  CHECK(sn_model_alloc(&m, &err) == 0, "sn_model_alloc: %s", err.msg);
+  sn_model_init_params(&m, 1);
+  script_loss = loss;
+  script_acc = acc;
+  sn_dataset train = rec_dataset(4, 0), val = rec_dataset(3, 100);
+  epoch_log log = {0};
+  sn_train_result res;
+  sn_train_opts o = quiet_opts(10, 4, false, 1, &log);
+  o.early = (sn_early_stopping){.enabled = true, .patience = patience, .min_delta = min_delta,
+                                .restore_best = restore};
+  snprintf(o.early.monitor, sizeof o.early.monitor, "%s", monitor);
+  o.result = &res;
+  CHECK(sn_train(&m, &train, &val, NULL, &o, &err) == 0, "sn_train: %s", err.msg);
+  *w = ((float *)m.params)[0];
+  *state = ((float *)m.state)[0];
+  *epochs_logged = log.n;
+  free_dataset(&train);
+  free_dataset(&val);
+  sn_model_free(&m);
+  return res;
+}
+
+static void test_early_stopping(void) {
+  /* index = epoch (1-based); index 0 unused */
+  const double loss_a[] = {9, 1.0, 0.8, 0.6, 0.65, 0.61, 0.7, 0.9, 0.5, 0.4, 0.3};
+  const double loss_b[] = {9, 1.0, 0.9, 0.88, 0.87, 0.5, 0.4, 0.3, 0.2, 0.1, 0.05};
+  const double acc_c[] = {0, 0.5, 0.7, 0.69, 0.71, 0.6, 0.6, 0.6, 0.9, 0.9, 0.9};
+  const double flat[] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
+  float w, st;
+  int n;
+  /* best 0.6 at epoch 3; 0.65 and 0.61 do not improve; patience 2: stop after 5 */
+  sn_train_result r = run_scripted(loss_a, flat, "val_loss", 2, 0, true, &w, &st, &n);
+  CHECK(r.epochs_run == 5 && n == 5 && r.stopped_early && r.best_epoch == 3 && r.best_value == 0.6 &&
+            r.restored,
+        "A: ran %d, best %d (%g), stopped %d restored %d", r.epochs_run, r.best_epoch, r.best_value,
+        r.stopped_early, r.restored);
+  CHECK(w == 3 && st == 30, "A: restored weight %g state %g, want 3 and 30", w, st);
+  /* without restore_best the last weights stay */
+  r = run_scripted(loss_a, flat, "val_loss", 2, 0, false, &w, &st, &n);
+  CHECK(r.epochs_run == 5 && !r.restored && w == 5 && st == 50, "A without restore: %g %g", w, st);
+  /* min_delta 0.05: 0.88 and 0.87 are no improvement on 0.9; stop after 4, best 2 */
+  r = run_scripted(loss_b, flat, "val_loss", 2, 0.05, true, &w, &st, &n);
+  CHECK(r.epochs_run == 4 && r.best_epoch == 2 && w == 2 && st == 20, "B: ran %d best %d w %g",
+        r.epochs_run, r.best_epoch, w);
+  /* without min_delta the same script improves every epoch: all 10 run, nothing to restore */
+  r = run_scripted(loss_b, flat, "val_loss", 2, 0, true, &w, &st, &n);
+  CHECK(r.epochs_run == 10 && !r.stopped_early && r.best_epoch == 10 && !r.restored && w == 10,
+        "B without min_delta: ran %d best %d", r.epochs_run, r.best_epoch);
+  /* accuracy goes up: best 0.71 at 4; 5, 6, 7 do not improve; patience 3: stop after 7 */
+  r = run_scripted(flat, acc_c, "val_accuracy", 3, 0, true, &w, &st, &n);
+  CHECK(r.epochs_run == 7 && r.best_epoch == 4 && r.best_value == 0.71 && w == 4 && st == 40,
+        "C: ran %d best %d w %g", r.epochs_run, r.best_epoch, w);
+  /* patience 0: the first epoch without improvement stops */
+  r = run_scripted(loss_a, flat, "val_loss", 0, 0, true, &w, &st, &n);
+  CHECK(r.epochs_run == 4 && r.best_epoch == 3 && w == 3, "patience 0: ran %d", r.epochs_run);
+
+  /* a monitor that does not exist, or a set that is missing */
+  sn_model m = rec_model(SN_RT_F32, 4);
+  sn_dataset ds = rec_dataset(8, 0);
+  rec_reset(&m);
+  sn_train_opts o = quiet_opts(2, 4, true, 1, NULL);
+  o.early = (sn_early_stopping){.enabled = true, .monitor = "val_loss", .patience = 1};
+  sn_error err = {{0}};
+  CHECK(sn_train(&m, &ds, NULL, NULL, &o, &err) != 0 &&
+            !strcmp(err.msg, "early_stopping monitors 'val_loss' but there is no validation set; "
+                             "hint: add data.validation: {split: 0.1}, or monitor loss"),
+        "no validation: %s", err.msg);
+  snprintf(o.early.monitor, sizeof o.early.monitor, "val_acc");
+  CHECK(sn_train(&m, &ds, &ds, NULL, &o, &err) != 0 &&
+            !strcmp(err.msg, "early_stopping monitors 'val_acc', which training does not report "
+                             "(known: loss, val_loss, accuracy, val_accuracy, ones, val_ones)"),
+        "unknown monitor: %s", err.msg);
+  CHECK(R.calls == 0, "steps ran before the monitor was checked");
+  free_dataset(&ds);
+  sn_model_free(&m);
+}
+
+/* ---------------------------------------------------------------------------
+ * sn_predict_all: out (n, 2) = (x0, 2 x1) through a predict function, in batches */
+
+static void pr_predict(const sn_step_args *a) {
+  for (int64_t r = 0; r < a->rows; r++) {
+    double x0 = rec_x(a, r, 0), x1 = rec_x(a, r, 1);
+    if (R.dtype == SN_RT_F64) {
+      ((double *)a->out)[2 * r] = x0;
+      ((double *)a->out)[2 * r + 1] = 2 * x1;
+    } else {
+      ((float *)a->out)[2 * r] = (float)x0;
+      ((float *)a->out)[2 * r + 1] = (float)(2 * x1);
+    }
+  }
+}
+
+static void test_predict_all(sn_dtype_rt dtype) {
+  sn_model m = rec_model(dtype, 4);
+  m.output_elems = 2;
+  m.predict = pr_predict;
+  sn_dataset ds = rec_dataset(10, 0);
+  free(ds.y);
+  ds.y = NULL; /* predict needs no labels */
+  rec_reset(&m);
+  double out[20];
+  sn_error err = {{0}};
+  CHECK(sn_predict_all(&m, &ds, out, &err) == 0, "sn_predict_all: %s", err.msg);
+  for (int i = 0; i < 10; i++)
+    CHECK(out[2 * i] == i && out[2 * i + 1] == 2 * (double)(float)rec_loss_of(i),
+          "row %d: %g %g", i, out[2 * i], out[2 * i + 1]);
+  m.predict = NULL;
+  CHECK(sn_predict_all(&m, &ds, out, &err) != 0 && !strcmp(err.msg, "model has no predict function"),
+        "no predict: %s", err.msg);
+  free_dataset(&ds);
+  sn_model_free(&m);
+}
+
 int main(void) {
   char dir[] = "/tmp/specnet_test_train_XXXXXX";
   CHECK(mkdtemp(dir), "mkdtemp failed");
@@ -657,8 +1077,18 @@ int main(void) {
   test_nan_guard(dir);
   test_bad_options();
   test_softmax_learns();
+  test_prefetch_identical();
+  test_target_checks();
+  test_schedules();
+  test_early_stopping();
+  test_predict_all(SN_RT_F32);
+  test_predict_all(SN_RT_F64);
   char path[512];
   snprintf(path, sizeof path, "%s/metrics.jsonl", dir);
+  unlink(path);
+  snprintf(path, sizeof path, "%s/metrics.csv", dir);
+  unlink(path);
+  snprintf(path, sizeof path, "%s/curves.svg", dir);
   unlink(path);
   snprintf(path, sizeof path, "%s/nan.jsonl", dir);
   unlink(path);

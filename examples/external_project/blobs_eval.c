@@ -103,9 +103,12 @@ int main(int argc, char **argv) {
     const float *v = (const float *)m.params + q->offset;
     double sq = 0;
     for (int64_t e = 0; e < q->count; e++) sq += (double)v[e] * v[e];
-    printf("%-14s (", q->name);
-    for (int d = 0; d < q->rank; d++) printf("%s%lld", d ? ", " : "", (long long)q->shape[d]);
-    printf(")%*s norm %.4f\n", q->rank == 1 ? 4 : 0, "", sqrt(sq));
+    char shape[64]; /* "(32, 8)" */
+    int n = snprintf(shape, sizeof shape, "(%lld", (long long)q->shape[0]);
+    for (int d = 1; d < q->rank; d++)
+      n += snprintf(shape + n, sizeof shape - (size_t)n, ", %lld", (long long)q->shape[d]);
+    snprintf(shape + n, sizeof shape - (size_t)n, ")");
+    printf("%-14s %-10s norm %.4f\n", q->name, shape, sqrt(sq));
   }
 
   /* The spec's test set is blobs with seed-derived points; these are new ones. */

@@ -1,0 +1,123 @@
+"""specnet and PyTorch read each other's weights and compute the same numbers.
+
+Run by tests/interop/test_torch.sh, which trains the seed model briefly with specnet
+and runs `specnet predict` and `specnet eval`; this script is the PyTorch side:
+
+  predict RUN_DIR PROBS_CSV IMAGES   specnet's model.safetensors, loaded into the
+      matching torch.nn model, gives specnet's predictions on IMAGES (the test
+      set): the same argmax for every sample, probabilities within 1e-5
+  write RUN_DIR OUT IMAGES LABELS    perturbs the weights in PyTorch, writes them as
+      safetensors (our own writer, numpy only) to OUT, and prints PyTorch's mean
+      cross-entropy on IMAGES/LABELS, for `specnet eval --weights OUT` to match
+
+Only numpy and torch: the safetensors package is not needed (nor installed on
+Debian); reading and writing the format is a few lines (see read_safetensors).
+"""
+import gzip
+import json
+import struct
+import sys
+
+import numpy as np
+import torch
+
+SCALE = np.float32(0.00392156862745098)  # the spec's preprocess scale, as specnet applies it
+NAMES = ["dense1", "dense2", "dense3"]   # default layer names (`specnet check`)
+
+
+def read_safetensors(path):
+    with open(path, "rb") as f:
+        n = struct.unpack("<Q", f.read(8))[0]
+        header = json.loads(f.read(n))
+        data = f.read()
+    out = {}
+    for name, t in header.items():
+        if name == "__metadata__":
+            continue
+        assert t["dtype"] == "F32", t["dtype"]
+        begin, end = t["data_offsets"]
+        out[name] = np.frombuffer(data[begin:end], dtype="<f4").reshape(t["shape"]).copy()
+    return out
+
+
+def write_safetensors(path, tensors):
+    header, offset, blobs = {}, 0, []
+    for name, a in tensors.items():
+        b = np.ascontiguousarray(a, dtype="<f4").tobytes()
+        header[name] = {"dtype": "F32", "shape": list(a.shape), "data_offsets": [offset, offset + len(b)]}
+        offset += len(b)
+        blobs.append(b)
+    header["__metadata__"] = {"format": "pt"}
+    text = json.dumps(header).encode()
+    text += b" " * (-len(text) % 8)
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(text)))
+        f.write(text)
+        for b in blobs:
+            f.write(b)
+
+
+def read_idx(path):
+    with gzip.open(path, "rb") if path.endswith(".gz") else open(path, "rb") as f:
+        raw = f.read()
+    ndim = raw[3]
+    dims = struct.unpack(">" + "I" * ndim, raw[4:4 + 4 * ndim])
+    return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims)
+
+
+def seed_mlp(weights):
+    """The seed spec's model as torch.nn: nn.Linear keeps weights (out, in), as specnet."""
+    net = torch.nn.Sequential(
+        torch.nn.Flatten(),
+        torch.nn.Linear(784, 128), torch.nn.ReLU(),
+        torch.nn.Linear(128, 128), torch.nn.ReLU(),
+        torch.nn.Linear(128, 10))
+    state = {}
+    for i, name in zip((1, 3, 5), NAMES):
+        state[f"{i}.weight"] = torch.from_numpy(weights[f"{name}.weight"])
+        state[f"{i}.bias"] = torch.from_numpy(weights[f"{name}.bias"])
+    net.load_state_dict(state, strict=True)
+    return net.eval()
+
+
+def inputs(images_path):
+    x = read_idx(images_path).astype(np.float32) * SCALE  # (n, 28, 28), as specnet scales
+    return torch.from_numpy(x)
+
+
+def predict(run_dir, probs_csv, images_path):
+    net = seed_mlp(read_safetensors(run_dir + "/model.safetensors"))
+    with torch.no_grad():
+        p_torch = torch.softmax(net(inputs(images_path)), dim=1).numpy().astype(np.float64)
+    p_spec = np.loadtxt(probs_csv, delimiter=",", dtype=np.float64)
+    assert p_spec.shape == p_torch.shape, (p_spec.shape, p_torch.shape)
+    diff = np.abs(p_spec - p_torch).max()
+    same = (p_spec.argmax(1) == p_torch.argmax(1))
+    print(f"{len(same)} samples: argmax equal for {same.sum()}, max |p_specnet - p_torch| = {diff:.3g}")
+    assert same.all(), np.nonzero(~same)[0][:10]
+    assert diff <= 1e-5, diff
+
+
+def write(run_dir, out, images, labels):
+    w = read_safetensors(run_dir + "/model.safetensors")
+    rng = np.random.default_rng(0)
+    # weights PyTorch made: the trained ones, changed enough that a stale read would show
+    w = {k: (v * 0.9 + rng.normal(0, 0.01, v.shape)).astype(np.float32) for k, v in w.items()}
+    net = seed_mlp(w)
+    state = {}
+    for i, name in zip((1, 3, 5), NAMES):  # PyTorch's own tensors, under specnet's names
+        state[f"{name}.weight"] = net.state_dict()[f"{i}.weight"].numpy()
+        state[f"{name}.bias"] = net.state_dict()[f"{i}.bias"].numpy()
+    write_safetensors(out, state)
+    y = torch.from_numpy(read_idx(labels).astype(np.int64))
+    with torch.no_grad():
+        logits = net(inputs(images)).double()  # the mean in f64, as specnet sums
+        loss = torch.nn.functional.cross_entropy(logits, y).item()
+    print(f"{loss:.12g}")
+
+
+if __name__ == "__main__":
+    if sys.argv[1] == "predict":
+        predict(sys.argv[2], sys.argv[3], sys.argv[4])
+    else:
+        write(sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5])
