@@ -61,24 +61,31 @@ static const cmd_help commands[] = {
       "specnet check specs/mnist_mlp.yaml --set seed=7 --dtype f64"}},
     {"train",
      "train SPEC [--out DIR] [--set KEY=VALUE]... [--weights FILE] [--threads N]\n"
-     "                     [--dtype f32|f64] [--quiet]",
+     "                     [--dtype f32|f64] [--jobs N] [--quiet]",
      "train SPEC",
      "compile and train; writes runs/NAME/ (or --out DIR)",
      "Compiles SPEC (the compile time is printed, by stage), loads its data,\n"
      "initializes the parameters from the spec's seed (or reads --weights), trains,\n"
-     "and writes metrics.jsonl, model.safetensors and spec.resolved.yaml into the\n"
-     "run folder. On a terminal a progress line is redrawn per epoch; each epoch\n"
-     "prints a summary line. train.epochs: 0 writes the initial weights and stops.",
+     "and writes metrics.jsonl, metrics.csv, curves.svg, model.safetensors and\n"
+     "spec.resolved.yaml into the run folder. On a terminal a progress line is\n"
+     "redrawn per epoch; each epoch prints a summary line. train.epochs: 0 writes\n"
+     "the initial weights and stops. A spec with a sweep: section trains once per\n"
+     "setting, into sweep-1, sweep-2, ... of the run folder, and prints the runs\n"
+     "sorted by the sweep's metric (also written to sweep.csv).",
      {{"--out DIR", "runs/NAME", "the run folder, created if missing (NAME is the spec's name:)"},
       OPT_SET,
       {"--weights FILE", "none (init from seed)",
        "start from these safetensors weights; names and shapes must match"},
       OPT_THREADS,
       OPT_DTYPE(""),
+      {"--jobs N", "1",
+       "a sweep: train N runs at once, 1 to 1024 (each with one OpenBLAS\n"
+       "thread unless --threads says otherwise)"},
       {"--quiet", "off", "no compile times, progress line or epoch summaries"}},
      {"specnet train specs/mnist_mlp.yaml",
       "specnet train specs/mnist_mlp.yaml --set train.epochs=2 --out /tmp/run1",
-      "specnet train specs/mnist_mlp.yaml --weights runs/mnist_mlp/model.safetensors"}},
+      "specnet train specs/mnist_mlp.yaml --weights runs/mnist_mlp/model.safetensors",
+      "specnet train specs/sweep_blobs.yaml --jobs 2"}},
     {"eval",
      "eval SPEC --weights FILE [--split test|validation|train] [--set KEY=VALUE]...\n"
      "                    [--threads N] [--dtype f32|f64]",
@@ -181,7 +188,7 @@ void print_help(FILE *out) {
                "  --threads N        OpenBLAS threads (default: OpenBLAS's own choice)\n"
                "  --dtype f32|f64    precision of the compiled program (default f32)\n"
                "  --quiet            train, predict: print only results and errors\n"
-               "  --jobs N           test: run N specs at once (default 1)\n"
+               "  --jobs N           test, a train sweep: N specs or runs at once (default 1)\n"
                "  --junit FILE       test: also write the results as JUnit XML\n"
                "  --verbose          test: show each spec's diagnostics and training output\n"
                "  --help, -h         this text, or after a command that command's help\n"
@@ -190,6 +197,7 @@ void print_help(FILE *out) {
                "             3 an expectation failed\n"
                "environment: SPECNET_DATA  folder searched first for built-in data sets\n"
                "             OPENBLAS_NUM_THREADS  default for --threads\n"
+               "             SPECNET_PREFETCH=0  stage batches on the training thread\n"
                "\nexamples:\n"
                "  specnet check specs/mnist_mlp.yaml\n"
                "  specnet train specs/mnist_mlp.yaml --set train.epochs=2\n"
