@@ -28,6 +28,9 @@ typedef struct opts {
   const char *input;       /* predict: the samples file (IDX, NPY or CSV) */
   const char *output;      /* predict: the CSV to write (NULL: stdout) */
   bool probs;              /* predict: the whole output vector, not the class */
+  const char *cpu;         /* build: native | x86-64-v3 | x86-64 */
+  bool lib;                /* build: NAME.h + libNAME.a instead of an executable */
+  bool weights_file;       /* build --lib: weights in a separate file */
   sn_dtype_rt dtype;
   bool quiet, verbose;
 } opts;
@@ -66,6 +69,7 @@ int mkdirs(const char *path);
 
 int cmd_test(const opts *o);
 int cmd_predict(const opts *o);
+int cmd_build(const opts *o);
 /* One training run of o->spec (its sweep: section, if any, is not looked at). */
 int train_run(const opts *o, sn_spec *s);
 /* A sweep: every run of s->sweep as `train_run` with --set overrides, then the

@@ -29,7 +29,7 @@ int usage_error(const char *fmt, ...) {
 static const char *const known_options[] = {"--out",   "--set",   "--weights", "--threads", "--dtype",
                                             "--quiet", "--what",  "--split",   "--help",    "--verbose",
                                             "--junit", "--jobs", "--input", "--output",
-                                            "--probs"};
+                                            "--probs", "--cpu",  "--lib",   "--weights-file", "-o"};
 
 static bool known_option(const char *a) {
   for (size_t i = 0; i < sizeof known_options / sizeof *known_options; i++)
@@ -42,13 +42,17 @@ static int parse_opts(int argc, char **argv, opts *o, bool many) {
   for (int i = 0; i < argc; i++) {
     const char *a = argv[i];
     const char *val = NULL;
-    bool takes = strcmp(a, "--quiet") && strcmp(a, "--verbose") && strcmp(a, "--probs") &&
-                 !strncmp(a, "--", 2);
+    bool takes = (strcmp(a, "--quiet") && strcmp(a, "--verbose") && strcmp(a, "--probs") &&
+                  strcmp(a, "--lib") && strcmp(a, "--weights-file") && !strncmp(a, "--", 2)) ||
+                 !strcmp(a, "-o");
     if (takes && known_option(a)) { /* an unknown one gets its hint below */
       if (i + 1 >= argc) return usage_error("option %s needs a value", a);
       val = argv[++i];
     }
-    if (!strcmp(a, "--out")) o->out = val;
+    if (!strcmp(a, "--out") || !strcmp(a, "-o")) o->out = val;
+    else if (!strcmp(a, "--cpu")) o->cpu = val;
+    else if (!strcmp(a, "--lib")) o->lib = true;
+    else if (!strcmp(a, "--weights-file")) o->weights_file = true;
     else if (!strcmp(a, "--weights")) o->weights = val;
     else if (!strcmp(a, "--what")) o->what = val;
     else if (!strcmp(a, "--split")) o->split = val;
@@ -422,8 +426,8 @@ int main(int argc, char **argv) {
     print_version(stdout);
     return 0;
   }
-  static const char *const cmds[] = {"check", "train", "eval", "predict", "emit", "test"};
-  int (*fns[])(const opts *) = {cmd_check, cmd_train, cmd_eval, cmd_predict, cmd_emit, cmd_test};
+  static const char *const cmds[] = {"check", "train", "eval", "predict", "emit", "test", "build"};
+  int (*fns[])(const opts *) = {cmd_check, cmd_train, cmd_eval, cmd_predict, cmd_emit, cmd_test, cmd_build};
   const int n_cmds = (int)(sizeof cmds / sizeof *cmds);
   for (int i = 0; i < n_cmds; i++) {
     if (strcmp(cmd, cmds[i])) continue;

@@ -5,7 +5,8 @@
 #
 #   bin/specnet
 #   include/specnet/{runtime,compiler,version}.h
-#   LIBDIR/libspecnet_rt.a, libspecnet_rt.so.SOVERSION, libspecnet_compiler.a
+#   LIBDIR/libspecnet_rt.a, libspecnet_rt.so.SOVERSION, libspecnet_compiler.a,
+#          libspecnet_aot_main.a (for `specnet build`)
 #   LIBDIR/cmake/specnet/   specnetConfig.cmake (+ Version), the target files,
 #                           SpecnetSpecTests.cmake
 #   LIBDIR/pkgconfig/specnet-runtime.pc
@@ -59,10 +60,13 @@ set_target_properties(specnet PROPERTIES EXPORT_NAME specnet)
 # ---------------------------------------------------------------------------
 # Public headers compile on their own (each first in its translation unit).
 
+file(GLOB _sn_public_headers CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/runtime/include/specnet/*.h
+     ${PROJECT_SOURCE_DIR}/compiler/include/specnet/*.h)
 set(_sn_header_checks)
-foreach(_hdr runtime compiler version)
-  set(_c ${PROJECT_BINARY_DIR}/header_check/${_hdr}.c)
-  file(CONFIGURE OUTPUT ${_c} CONTENT "#include <specnet/${_hdr}.h>\nint sn_header_check_${_hdr};\n")
+foreach(_hdr IN LISTS _sn_public_headers ITEMS ${PROJECT_BINARY_DIR}/include/specnet/version.h)
+  get_filename_component(_name ${_hdr} NAME_WE)
+  set(_c ${PROJECT_BINARY_DIR}/header_check/${_name}.c)
+  file(CONFIGURE OUTPUT ${_c} CONTENT "#include <specnet/${_name}.h>\nint sn_header_check_${_name};\n")
   list(APPEND _sn_header_checks ${_c})
 endforeach()
 add_library(specnet_header_check OBJECT ${_sn_header_checks})
@@ -83,6 +87,12 @@ install(TARGETS specnet_rt specnet_rt_shared EXPORT specnet-runtime
   ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR}
   LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}
   INCLUDES DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
+# The main() of standalone model binaries: the installed `specnet build` finds it
+# (and libspecnet_rt.a) in LIBDIR, beside the command's ../lib.
+if(TARGET specnet_aot_main)
+  set_target_properties(specnet_aot_main PROPERTIES EXPORT_NAME aot_main)
+  install(TARGETS specnet_aot_main EXPORT specnet-runtime ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR})
+endif()
 install(TARGETS specnet_compiler EXPORT specnet-compiler
   ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR}
   INCLUDES DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
@@ -143,8 +153,9 @@ install(FILES packaging/specnet.bash-completion
 
 install(FILES README.md CHANGELOG.md LICENSE DESTINATION ${CMAKE_INSTALL_DOCDIR})
 install(DIRECTORY docs DESTINATION ${CMAKE_INSTALL_DOCDIR} FILES_MATCHING PATTERN "*.md")
+# The example specs with the small data files they name (paths relative to the spec).
 install(DIRECTORY specs/ DESTINATION ${CMAKE_INSTALL_DOCDIR}/examples/specs
-  FILES_MATCHING PATTERN "*.yaml")
+  FILES_MATCHING PATTERN "*.yaml" PATTERN "*.csv" PATTERN "*.npy")
 install(DIRECTORY examples/ DESTINATION ${CMAKE_INSTALL_DOCDIR}/examples
   FILES_MATCHING PATTERN "*.c" PATTERN "*.h" PATTERN "*.yaml" PATTERN "*.md"
                  PATTERN "CMakeLists.txt" PATTERN "*.cmake"

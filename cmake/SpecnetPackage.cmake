@@ -1,8 +1,9 @@
 # CPack: `cpack -G DEB` in a build folder makes specnet_VERSION_ARCH.deb from the
 # install rules (cmake/SpecnetInstall.cmake), installed under /usr. The runtime
-# dependencies come from dpkg-shlibdeps (libc6, libllvm19, libopenblas0 or one of
-# its variants, libyaml-0-2, zlib1g); a Debian system has it (dpkg-dev). What is
-# needed only to build against specnet's libraries is suggested, not required.
+# dependencies come from dpkg-shlibdeps (package dpkg-dev): libc6, libllvm19,
+# libopenblas0 (OpenBLAS's own shlibs file names that metapackage, which brings
+# one of its builds), libyaml-0-2, zlib1g. What is needed only to build against
+# specnet's libraries is suggested, not required.
 set(CPACK_PACKAGE_NAME specnet)
 set(CPACK_PACKAGE_VENDOR "specnet developers")
 set(CPACK_PACKAGE_CONTACT "specnet developers <specnet@example.org>")
@@ -17,10 +18,22 @@ set(CPACK_STRIP_FILES ON)
 set(CPACK_DEBIAN_FILE_NAME DEB-DEFAULT) # specnet_0.1.0_amd64.deb
 set(CPACK_DEBIAN_PACKAGE_SECTION science)
 set(CPACK_DEBIAN_PACKAGE_PRIORITY optional)
-set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)
-# A shlibs file and the ldconfig trigger for libspecnet_rt.so.
-set(CPACK_DEBIAN_PACKAGE_GENERATE_SHLIBS ON)
-set(CPACK_DEBIAN_PACKAGE_GENERATE_SHLIBS_POLICY ">=")
+find_program(SPECNET_DPKG_SHLIBDEPS dpkg-shlibdeps)
+find_program(SPECNET_FILE file)
+mark_as_advanced(SPECNET_DPKG_SHLIBDEPS SPECNET_FILE)
+if(SPECNET_DPKG_SHLIBDEPS AND SPECNET_FILE)
+  set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)
+  # A shlibs file, and ldconfig run on install and removal, for libspecnet_rt.so.
+  set(CPACK_DEBIAN_PACKAGE_GENERATE_SHLIBS ON)
+  set(CPACK_DEBIAN_PACKAGE_GENERATE_SHLIBS_POLICY ">=")
+else()
+  # Without dpkg-dev and file (CPack needs both to read the binaries): what
+  # dpkg-shlibdeps says on Debian 12, and an ldconfig trigger.
+  message(STATUS "dpkg-shlibdeps or file not found: the .deb gets a fixed Depends list")
+  set(CPACK_DEBIAN_PACKAGE_DEPENDS
+      "libc6 (>= 2.34), libllvm19, libopenblas0 | libopenblas0-pthread, libyaml-0-2, zlib1g (>= 1:1.2.6)")
+  set(CPACK_DEBIAN_PACKAGE_CONTROL_EXTRA ${PROJECT_SOURCE_DIR}/packaging/deb/triggers)
+endif()
 # The built-in data sets (fashion_mnist:train, the seed spec) come from here.
 set(CPACK_DEBIAN_PACKAGE_RECOMMENDS "dataset-fashion-mnist")
 set(CPACK_DEBIAN_PACKAGE_SUGGESTS

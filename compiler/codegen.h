@@ -24,7 +24,13 @@ typedef struct sn_codegen {
 #define SN_FN_PREDICT "sn_predict"
 
 /* ---- jit.c */
+/* The host CPU and its features (the JIT, and `--cpu native`). */
 int sn_codegen_init(sn_codegen *cg, char *err, size_t len);
+/* A named CPU for ahead-of-time objects ("x86-64-v3": portable AVX2 + FMA;
+ * "x86-64": any 64-bit x86), position-independent code. */
+int sn_codegen_init_cpu(sn_codegen *cg, const char *cpu, char *err, size_t len);
+/* The object file of m for cg's target (a clone is emitted). Caller frees *data. */
+int sn_module_object(sn_codegen *cg, LLVMModuleRef m, char **data, size_t *size, char *err, size_t len);
 void sn_codegen_dispose(sn_codegen *cg);
 /* Runs the O3 pipeline for the host target on m. */
 int sn_optimize(sn_codegen *cg, LLVMModuleRef m, char *err, size_t len);

@@ -22,13 +22,13 @@ static int take_error(LLVMErrorRef e, char *err, size_t len) {
   return -1;
 }
 
-int sn_codegen_init(sn_codegen *cg, char *err, size_t len) {
+static int codegen_init(sn_codegen *cg, const char *cpu, char *err, size_t len) {
   memset(cg, 0, sizeof *cg);
   LLVMInitializeNativeTarget();
   LLVMInitializeNativeAsmPrinter();
   cg->triple = LLVMGetDefaultTargetTriple();
-  cg->cpu = LLVMGetHostCPUName();
-  cg->features = LLVMGetHostCPUFeatures();
+  cg->cpu = cpu ? LLVMCreateMessage(cpu) : LLVMGetHostCPUName();
+  cg->features = cpu ? LLVMCreateMessage("") : LLVMGetHostCPUFeatures();
   LLVMTargetRef target;
   char *msg = NULL;
   if (LLVMGetTargetFromTriple(cg->triple, &target, &msg)) {
@@ -40,6 +40,36 @@ int sn_codegen_init(sn_codegen *cg, char *err, size_t len) {
                                    LLVMCodeGenLevelAggressive, LLVMRelocPIC, LLVMCodeModelJITDefault);
   cg->tsc = LLVMOrcCreateNewThreadSafeContext();
   cg->ctx = LLVMOrcThreadSafeContextGetContext(cg->tsc);
+  return 0;
+}
+
+int sn_codegen_init(sn_codegen *cg, char *err, size_t len) { return codegen_init(cg, NULL, err, len); }
+
+int sn_codegen_init_cpu(sn_codegen *cg, const char *cpu, char *err, size_t len) {
+  if (!strcmp(cpu, "native")) return codegen_init(cg, NULL, err, len);
+  if (strcmp(cpu, "x86-64-v3") && strcmp(cpu, "x86-64") && strcmp(cpu, "x86-64-v2") && strcmp(cpu, "x86-64-v4")) {
+    snprintf(err, len, "unknown CPU target '%s'; use native, x86-64-v3 or x86-64", cpu);
+    return -1;
+  }
+  return codegen_init(cg, cpu, err, len);
+}
+
+int sn_module_object(sn_codegen *cg, LLVMModuleRef m, char **data, size_t *size, char *err, size_t len) {
+  LLVMModuleRef clone = LLVMCloneModule(m); /* emitting mutates the module */
+  LLVMMemoryBufferRef buf = NULL;
+  char *msg = NULL;
+  if (LLVMTargetMachineEmitToMemoryBuffer(cg->tm, clone, LLVMObjectFile, &msg, &buf)) {
+    snprintf(err, len, "%s", msg ? msg : "object output failed");
+    LLVMDisposeMessage(msg);
+    LLVMDisposeModule(clone);
+    return -1;
+  }
+  *size = LLVMGetBufferSize(buf);
+  *data = malloc(*size ? *size : 1);
+  if (!*data) abort();
+  memcpy(*data, LLVMGetBufferStart(buf), *size);
+  LLVMDisposeMemoryBuffer(buf);
+  LLVMDisposeModule(clone);
   return 0;
 }
 

@@ -157,6 +157,13 @@ deb_check() {
   [ "$(command -v specnet)" = /usr/bin/specnet ] || echo "note: specnet on PATH is $(command -v specnet)"
   /usr/bin/specnet --version
   /usr/bin/specnet check /usr/share/doc/specnet/examples/specs/mnist_mlp.yaml
+  local spec
+  for spec in /usr/share/doc/specnet/examples/specs/*.yaml; do
+    /usr/bin/specnet check "$spec" >/dev/null || {
+      echo "specnet check $spec failed"
+      return 1
+    }
+  done
   /usr/bin/specnet test /usr/share/doc/specnet/examples/external_project/specs
   /usr/bin/specnet train --help >/dev/null
   gzip -t /usr/share/man/man1/specnet.1.gz

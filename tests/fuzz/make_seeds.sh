@@ -5,12 +5,13 @@
 #                bad magic, gzip ...), plus a valid 1-D and 4-D file
 #   safetensors  valid checkpoints of fuzz_safetensors.c's model in F32, F64, F16
 #                and BF16, with __metadata__, and a few broken ones
+#   npy          arrays of several dtypes and shapes, versions 1 and 2
 #
 #   tests/fuzz/make_seeds.sh OUT
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 out=$1
-mkdir -p "$out/idx" "$out/safetensors"
+mkdir -p "$out/idx" "$out/safetensors" "$out/npy"
 
 bash "$here/../data_errors/make.sh" "$out/idx"
 bytes() {
@@ -41,3 +42,30 @@ st bf16.safetensors BF16 2
 st i32.safetensors I32 4
 head -c 40 "$out/safetensors/f32.safetensors" >"$out/safetensors/cut.safetensors"
 bytes 255 255 255 255 255 255 255 255 >"$out/safetensors/huge-length.safetensors"
+
+# npy NAME VERSION DESCR SHAPE NBYTES: magic, version, header length (2 bytes in
+# version 1, 4 in 2), the header dict padded to 64 bytes, then NBYTES of data.
+npy() {
+  local name=$1 ver=$2 descr=$3 shape=$4 nbytes=$5
+  local dict="{'descr': '$descr', 'fortran_order': False, 'shape': $shape, }"
+  local pre=$((ver == 1 ? 10 : 12))
+  local len=$(((pre + ${#dict} + 1 + 63) / 64 * 64 - pre))
+  {
+    bytes 147
+    printf 'NUMPY'
+    bytes "$ver" 0 $((len & 255)) $((len >> 8 & 255))
+    [ "$ver" -eq 1 ] || bytes 0 0
+    printf '%-*s\n' $((len - 1)) "$dict"
+    head -c "$nbytes" /dev/zero | tr '\0' '\001'
+  } >"$out/npy/$name"
+}
+npy f4-3x2.npy 1 '<f4' '(3, 2)' 24
+npy u1-3.npy 1 '|u1' '(3,)' 3
+npy i8-3.npy 2 '<i8' '(3,)' 24
+npy f8-2x2x2.npy 1 '<f8' '(2, 2, 2)' 64
+npy f2-4x1.npy 1 '<f2' '(4, 1)' 8
+npy scalar.npy 1 '<f4' '()' 4
+npy fortran.npy 1 '<f4' '(2, 2)' 16
+sed -i 's/False/True/' "$out/npy/fortran.npy"
+npy big-endian.npy 1 '>f4' '(2,)' 8
+npy short.npy 1 '<f4' '(100,)' 8

@@ -57,6 +57,19 @@ typedef struct sn_gradcheck_result {
 } sn_gradcheck_result;
 int sn_gradcheck(const sn_spec *spec, int64_t max_checked, sn_gradcheck_result *res, sn_diag *d);
 
+/* Ahead-of-time output (aot.c). `weights` holds the trained parameters and state
+ * (sizes and dtype from a model compiled from the same spec). */
+typedef struct sn_aot_opts {
+  const char *out;      /* the executable, or the folder for lib */
+  const char *name;     /* lib: the prefix of NAME.h, libNAME.a, NAME_predict */
+  const char *cpu;      /* "native", "x86-64-v3" (portable AVX2), "x86-64" */
+  bool lib;             /* header + static library instead of an executable */
+  bool weights_file;    /* lib: weights in NAME.weights, read by NAME_load_weights */
+  int64_t n_pre;        /* input preprocessing: x * pre_a[f] + pre_b[f], f = position */
+  const double *pre_a, *pre_b; /*   along the last input axis mod n_pre; 0: none */
+} sn_aot_opts;
+int sn_build_aot(const sn_spec *spec, const sn_model *weights, const sn_aot_opts *o, sn_diag *d);
+
 #ifdef __cplusplus
 }
 #endif

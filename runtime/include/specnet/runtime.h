@@ -365,6 +365,7 @@ int sn_curves_svg(const char *path, const char *title, const sn_epoch_record *re
 void sn_set_threads(int n);
 double sn_now(void); /* monotonic seconds */
 
+
 #ifdef __cplusplus
 }
 #endif

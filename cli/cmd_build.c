@@ -1,0 +1,73 @@
+/* `specnet build SPEC --weights FILE -o PATH [--lib] [--cpu C] [--weights-file]`:
+ * the trained model compiled ahead of time (compiler/aot.c) into a standalone
+ * executable, or with --lib into NAME.h + libNAME.a. The spec's preprocessing
+ * (scale, normalize, and standardize with the training set's statistics) is
+ * folded into one affine per input feature and applied inside the model, so the
+ * binary takes raw samples as the spec's data files hold them. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+
+/* The library prefix: the spec name with anything but [A-Za-z0-9_] as '_'. */
+static void c_name(const char *name, char *out, size_t len) {
+  size_t k = 0;
+  if (name[0] >= '0' && name[0] <= '9' && k + 1 < len) out[k++] = '_';
+  for (size_t i = 0; name[i] && k + 1 < len; i++) {
+    char c = name[i];
+    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
+    out[k++] = ok ? c : '_';
+  }
+  out[k] = 0;
+}
+
+int cmd_build(const opts *o) {
+  if (!o->weights) return usage_error("build needs --weights FILE (train first: specnet train SPEC)");
+  if (!o->out) return usage_error("build needs -o PATH (the executable, or with --lib the folder)");
+  if (o->weights_file && !o->lib) return usage_error("--weights-file goes with --lib");
+  session S;
+  int rc = session_open(&S, o, true);
+  if (rc) {
+    session_free(&S);
+    return rc;
+  }
+  const sn_spec *s = S.spec;
+  int64_t F = sn_dataset_features(&S.ds.train);
+  bool per_feature = s->data.n_norm > 0 || s->data.standardize;
+  int64_t n = per_feature ? F : (s->data.scale != 1.0 ? 1 : 0);
+  double *a = calloc((size_t)(n ? n : 1), sizeof(double)), *b = calloc((size_t)(n ? n : 1), sizeof(double));
+  if (!a || !b) abort();
+  for (int64_t f = 0; f < n; f++) {
+    a[f] = s->data.scale;
+    if (s->data.n_norm > 0) {
+      double m = s->data.norm_mean[f % s->data.n_norm], sd = s->data.norm_std[f % s->data.n_norm];
+      a[f] /= sd;
+      b[f] = (b[f] - m) / sd;
+    }
+    if (s->data.standardize) {
+      a[f] /= S.ds.std_std[f];
+      b[f] = (b[f] - S.ds.std_mean[f]) / S.ds.std_std[f];
+    }
+  }
+  char name[128];
+  c_name(s->name, name, sizeof name);
+  sn_aot_opts ao = {.out = o->out, .name = name, .cpu = o->cpu ? o->cpu : "native", .lib = o->lib,
+                    .weights_file = o->weights_file, .n_pre = n, .pre_a = a, .pre_b = b};
+  sn_diag d = {0};
+  double t0 = sn_now();
+  rc = sn_build_aot(s, S.m, &ao, &d) ? EXIT_SPEC : 0;
+  sn_diag_print(&d, stderr);
+  sn_diag_free(&d);
+  if (!rc && !o->quiet) {
+    if (o->lib)
+      printf("wrote %s/%s.h and %s/lib%s.a%s (CPU %s, %.0f ms)\n", o->out, name, o->out, name,
+             o->weights_file ? " and the weights file" : "", ao.cpu, (sn_now() - t0) * 1e3);
+    else
+      printf("wrote %s (CPU %s, %.0f ms): %s --input FILE [--output FILE] [--probs]\n", o->out, ao.cpu,
+             (sn_now() - t0) * 1e3, o->out);
+  }
+  free(a);
+  free(b);
+  session_free(&S);
+  return rc;
+}

@@ -1,0 +1,463 @@
+/* Ahead-of-time output (`specnet build`): the same module the JIT runs, for a
+ * chosen CPU, with the weights embedded as read-only data, written as
+ *   - a standalone executable: the object linked (by the system C compiler) with
+ *     runtime/aot_main.c, libspecnet_rt and OpenBLAS only: no LLVM, no libyaml;
+ *   - or, with --lib, NAME.h + libNAME.a: one entry point NAME_predict that
+ *     allocates nothing (the caller passes NAME_SCRATCH_BYTES of scratch).
+ * The archive is written here (with its symbol index), so --lib needs no tools. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <llvm-c/Analysis.h>
+
+#include "codegen.h"
+#include "spec.h"
+#include "specnet/aot.h"
+#include "specnet/compiler.h"
+
+typedef struct aot {
+  sn_codegen cg;
+  LLVMModuleRef m;
+  LLVMContextRef ctx;
+  LLVMBuilderRef b;
+  LLVMTypeRef i64, i8, ptr, ft, f64, voidt;
+  const sn_graph *g;
+  const sn_plan *p;
+} aot;
+
+static LLVMValueRef c64(aot *a, int64_t v) { return LLVMConstInt(a->i64, (unsigned long long)v, 1); }
+
+/* A read-only byte blob, 64-byte aligned. */
+static LLVMValueRef blob(aot *a, const char *name, const void *data, size_t n, bool internal) {
+  LLVMValueRef init = LLVMConstStringInContext(a->ctx, (const char *)data, (unsigned)n, 1);
+  LLVMValueRef g = LLVMAddGlobal(a->m, LLVMTypeOf(init), name);
+  LLVMSetInitializer(g, init);
+  LLVMSetGlobalConstant(g, 1);
+  LLVMSetAlignment(g, 64);
+  if (internal) LLVMSetLinkage(g, LLVMInternalLinkage);
+  return g;
+}
+
+/* A zeroed, writable buffer (weights loaded at run time with --weights-file). */
+static LLVMValueRef bss(aot *a, const char *name, size_t n) {
+  LLVMTypeRef t = LLVMArrayType2(a->i8, n ? n : 1);
+  LLVMValueRef g = LLVMAddGlobal(a->m, t, name);
+  LLVMSetInitializer(g, LLVMConstNull(t));
+  LLVMSetAlignment(g, 64);
+  LLVMSetLinkage(g, LLVMInternalLinkage);
+  return g;
+}
+
+static LLVMValueRef doubles(aot *a, const char *name, const double *v, int64_t n, bool internal) {
+  double one = 0;
+  return blob(a, name, n ? (const void *)v : (const void *)&one, (size_t)(n ? n : 1) * sizeof(double), internal);
+}
+
+/* NAME_load_weights(path): params then state, raw, into the zeroed buffers. */
+static void emit_load_weights(aot *a, const char *fname, LLVMValueRef params, LLVMValueRef state, size_t pbytes,
+                              size_t qbytes) {
+  LLVMTypeRef i32 = LLVMInt32TypeInContext(a->ctx), sz = a->i64;
+  LLVMValueRef fn = LLVMAddFunction(a->m, fname, LLVMFunctionType(i32, &a->ptr, 1, 0));
+  LLVMTypeRef fopen_t = LLVMFunctionType(a->ptr, (LLVMTypeRef[]){a->ptr, a->ptr}, 2, 0);
+  LLVMTypeRef fread_t = LLVMFunctionType(sz, (LLVMTypeRef[]){a->ptr, sz, sz, a->ptr}, 4, 0);
+  LLVMTypeRef fclose_t = LLVMFunctionType(i32, &a->ptr, 1, 0);
+  LLVMValueRef f_open = LLVMAddFunction(a->m, "fopen", fopen_t);
+  LLVMValueRef f_read = LLVMAddFunction(a->m, "fread", fread_t);
+  LLVMValueRef f_close = LLVMAddFunction(a->m, "fclose", fclose_t);
+  LLVMBuilderRef b = a->b;
+  LLVMBasicBlockRef entry = LLVMAppendBasicBlockInContext(a->ctx, fn, "entry");
+  LLVMBasicBlockRef opened = LLVMAppendBasicBlockInContext(a->ctx, fn, "opened");
+  LLVMBasicBlockRef fail = LLVMAppendBasicBlockInContext(a->ctx, fn, "fail");
+  LLVMPositionBuilderAtEnd(b, entry);
+  LLVMValueRef mode = LLVMBuildGlobalStringPtr(b, "rb", "mode");
+  LLVMValueRef file = LLVMBuildCall2(b, fopen_t, f_open, (LLVMValueRef[]){LLVMGetParam(fn, 0), mode}, 2, "");
+  LLVMBuildCondBr(b, LLVMBuildIsNull(b, file, ""), fail, opened);
+  LLVMPositionBuilderAtEnd(b, opened);
+  LLVMValueRef n1 = LLVMBuildCall2(b, fread_t, f_read, (LLVMValueRef[]){params, c64(a, 1), c64(a, (int64_t)pbytes), file}, 4, "");
+  LLVMValueRef n2 = LLVMBuildCall2(b, fread_t, f_read, (LLVMValueRef[]){state, c64(a, 1), c64(a, (int64_t)qbytes), file}, 4, "");
+  LLVMBuildCall2(b, fclose_t, f_close, &file, 1, "");
+  LLVMValueRef ok = LLVMBuildAnd(b, LLVMBuildICmp(b, LLVMIntEQ, n1, c64(a, (int64_t)pbytes), ""),
+                                 LLVMBuildICmp(b, LLVMIntEQ, n2, c64(a, (int64_t)qbytes), ""), "");
+  LLVMBuildRet(b, LLVMBuildSelect(b, ok, LLVMConstInt(i32, 0, 0), LLVMConstInt(i32, (unsigned long long)-1, 1), ""));
+  LLVMPositionBuilderAtEnd(b, fail);
+  LLVMBuildRet(b, LLVMConstInt(i32, (unsigned long long)-1, 1));
+}
+
+static void make_internal(aot *a, const char *name) {
+  LLVMValueRef f = LLVMGetNamedFunction(a->m, name);
+  if (f) LLVMSetLinkage(f, LLVMInternalLinkage);
+}
+
+/* NAME_predict(const float *x, i64 n, float *y, void *scratch): batches of the
+ * compiled capacity; each batch's input gets the preprocessing affine into the
+ * staging area after the arena, then sn_predict writes y directly. */
+static void emit_lib_predict(aot *a, const char *fname, LLVMValueRef params, LLVMValueRef state,
+                             LLVMValueRef pa, LLVMValueRef pb, int64_t n_pre, const sn_model *mo) {
+  LLVMTypeRef pt[4] = {a->ptr, a->i64, a->ptr, a->ptr};
+  LLVMValueRef fn = LLVMAddFunction(a->m, fname, LLVMFunctionType(LLVMInt32TypeInContext(a->ctx), pt, 4, 0));
+  LLVMBuilderRef b = a->b;
+  LLVMBasicBlockRef entry = LLVMAppendBasicBlockInContext(a->ctx, fn, "entry");
+  LLVMBasicBlockRef bh = LLVMAppendBasicBlockInContext(a->ctx, fn, "batch");
+  LLVMBasicBlockRef bb = LLVMAppendBasicBlockInContext(a->ctx, fn, "body");
+  LLVMBasicBlockRef eh = LLVMAppendBasicBlockInContext(a->ctx, fn, "elem");
+  LLVMBasicBlockRef eb = LLVMAppendBasicBlockInContext(a->ctx, fn, "ebody");
+  LLVMBasicBlockRef call = LLVMAppendBasicBlockInContext(a->ctx, fn, "call");
+  LLVMBasicBlockRef done = LLVMAppendBasicBlockInContext(a->ctx, fn, "done");
+  LLVMPositionBuilderAtEnd(b, entry);
+  LLVMValueRef X = LLVMGetParam(fn, 0), N = LLVMGetParam(fn, 1), Y = LLVMGetParam(fn, 2), S = LLVMGetParam(fn, 3);
+  LLVMTypeRef args_t = LLVMStructTypeInContext(
+      a->ctx, (LLVMTypeRef[]){a->ptr, a->ptr, a->i64, a->ptr, a->ptr, a->ptr, a->ptr, a->i64, a->f64, a->i64, a->ptr, a->ptr, a->ptr, a->ptr, a->ptr},
+      15, 0);
+  LLVMValueRef args = LLVMBuildAlloca(b, args_t, "args");
+  LLVMValueRef iv = LLVMBuildAlloca(b, a->i64, "i"), jv = LLVMBuildAlloca(b, a->i64, "j");
+  LLVMBuildStore(b, LLVMConstNull(args_t), args);
+  LLVMValueRef off = c64(a, mo->arena_bytes);
+  LLVMValueRef stage = LLVMBuildInBoundsGEP2(b, a->i8, S, &off, 1, "stage");
+  LLVMValueRef fields[15] = {stage, NULL, NULL, params, NULL, NULL, S, c64(a, 1), LLVMConstReal(a->f64, 0), c64(a, 0), NULL, NULL, NULL, NULL, state};
+  for (unsigned k = 0; k < 15; k++)
+    if (fields[k] && k != 2) LLVMBuildStore(b, fields[k], LLVMBuildStructGEP2(b, args_t, args, k, ""));
+  LLVMBuildStore(b, c64(a, 0), iv);
+  LLVMBuildBr(b, bh);
+  /* batch loop */
+  LLVMPositionBuilderAtEnd(b, bh);
+  LLVMValueRef i = LLVMBuildLoad2(b, a->i64, iv, "");
+  LLVMBuildCondBr(b, LLVMBuildICmp(b, LLVMIntULT, i, N, ""), bb, done);
+  LLVMPositionBuilderAtEnd(b, bb);
+  LLVMValueRef left = LLVMBuildSub(b, N, i, "");
+  LLVMValueRef rows = LLVMBuildSelect(b, LLVMBuildICmp(b, LLVMIntULT, left, c64(a, mo->batch_capacity), ""), left,
+                                      c64(a, mo->batch_capacity), "rows");
+  LLVMBuildStore(b, c64(a, 0), jv);
+  LLVMBuildBr(b, eh);
+  /* staged input: x * pre_a[f] + pre_b[f] */
+  LLVMPositionBuilderAtEnd(b, eh);
+  LLVMValueRef j = LLVMBuildLoad2(b, a->i64, jv, "");
+  LLVMValueRef total = LLVMBuildMul(b, rows, c64(a, mo->input_elems), "");
+  LLVMBuildCondBr(b, LLVMBuildICmp(b, LLVMIntULT, j, total, ""), eb, call);
+  LLVMPositionBuilderAtEnd(b, eb);
+  LLVMValueRef src = LLVMBuildAdd(b, LLVMBuildMul(b, i, c64(a, mo->input_elems), ""), j, "");
+  LLVMTypeRef f32 = LLVMFloatTypeInContext(a->ctx);
+  LLVMValueRef xv = LLVMBuildFPExt(b, LLVMBuildLoad2(b, f32, LLVMBuildInBoundsGEP2(b, f32, X, &src, 1, ""), ""), a->f64, "");
+  if (n_pre > 0) {
+    LLVMValueRef f = LLVMBuildURem(b, j, c64(a, n_pre), "");
+    LLVMValueRef av = LLVMBuildLoad2(b, a->f64, LLVMBuildInBoundsGEP2(b, a->f64, pa, &f, 1, ""), "");
+    LLVMValueRef bv = LLVMBuildLoad2(b, a->f64, LLVMBuildInBoundsGEP2(b, a->f64, pb, &f, 1, ""), "");
+    xv = LLVMBuildFAdd(b, LLVMBuildFMul(b, xv, av, ""), bv, "");
+  }
+  LLVMBuildStore(b, LLVMBuildFPTrunc(b, xv, f32, ""), LLVMBuildInBoundsGEP2(b, f32, stage, &j, 1, ""));
+  LLVMBuildStore(b, LLVMBuildAdd(b, j, c64(a, 1), ""), jv);
+  LLVMBuildBr(b, eh);
+  /* the step */
+  LLVMPositionBuilderAtEnd(b, call);
+  LLVMValueRef yo = LLVMBuildMul(b, i, c64(a, mo->output_elems), "");
+  LLVMBuildStore(b, rows, LLVMBuildStructGEP2(b, args_t, args, 2, ""));
+  LLVMBuildStore(b, LLVMBuildInBoundsGEP2(b, f32, Y, &yo, 1, ""), LLVMBuildStructGEP2(b, args_t, args, 12, ""));
+  LLVMTypeRef sfty = LLVMFunctionType(a->voidt, &a->ptr, 1, 0);
+  LLVMBuildCall2(b, sfty, LLVMGetNamedFunction(a->m, SN_FN_PREDICT), &args, 1, "");
+  LLVMBuildStore(b, LLVMBuildAdd(b, i, rows, ""), iv);
+  LLVMBuildBr(b, bh);
+  LLVMPositionBuilderAtEnd(b, done);
+  LLVMBuildRet(b, LLVMConstInt(LLVMInt32TypeInContext(a->ctx), 0, 0));
+}
+
+/* ---------------------------------------------------------------------------
+ * Files */
+
+static int write_file(const char *path, const void *data, size_t n, sn_error *err) {
+  char tmp[4200];
+  snprintf(tmp, sizeof tmp, "%s.tmp.%d", path, (int)getpid());
+  FILE *f = fopen(tmp, "wb");
+  if (!f) return sn_fail(err, "cannot write %s: %s", tmp, strerror(errno));
+  bool ok = fwrite(data, 1, n, f) == n;
+  ok &= fclose(f) == 0;
+  if (!ok || rename(tmp, path)) {
+    remove(tmp);
+    return sn_fail(err, "cannot write %s: %s", path, strerror(errno));
+  }
+  return 0;
+}
+
+static void put_be32(unsigned char *p, uint32_t v) {
+  p[0] = (unsigned char)(v >> 24);
+  p[1] = (unsigned char)(v >> 16);
+  p[2] = (unsigned char)(v >> 8);
+  p[3] = (unsigned char)v;
+}
+
+static void ar_header(char *h, const char *name, size_t size) {
+  memset(h, ' ', 60);
+  memcpy(h, name, strlen(name));
+  memcpy(h + 16, "0", 1);       /* mtime */
+  memcpy(h + 28, "0", 1);       /* uid */
+  memcpy(h + 34, "0", 1);       /* gid */
+  memcpy(h + 40, "100644", 6);  /* mode */
+  char sz[16];
+  int n = snprintf(sz, sizeof sz, "%zu", size);
+  memcpy(h + 48, sz, (size_t)n);
+  h[58] = '`';
+  h[59] = '\n';
+}
+
+/* A System V / GNU archive with one object and a symbol index naming `syms`. */
+static int write_archive(const char *path, const char *member, const char *obj, size_t n, const char *const *syms,
+                         int nsyms, sn_error *err) {
+  size_t names = 0;
+  for (int i = 0; i < nsyms; i++) names += strlen(syms[i]) + 1;
+  size_t index = 4 + 4 * (size_t)nsyms + names, index_pad = index & 1;
+  size_t obj_at = 8 + 60 + index + index_pad;
+  size_t total = obj_at + 60 + n + (n & 1);
+  unsigned char *buf = calloc(1, total);
+  if (!buf) abort();
+  memcpy(buf, "!<arch>\n", 8);
+  ar_header((char *)buf + 8, "/", index);
+  unsigned char *p = buf + 68;
+  put_be32(p, (uint32_t)nsyms);
+  for (int i = 0; i < nsyms; i++) put_be32(p + 4 + 4 * i, (uint32_t)obj_at);
+  char *q = (char *)p + 4 + 4 * nsyms;
+  for (int i = 0; i < nsyms; i++) q = stpcpy(q, syms[i]) + 1;
+  if (index_pad) buf[68 + index] = '\n';
+  char mname[20];
+  snprintf(mname, sizeof mname, "%.14s/", member);
+  ar_header((char *)buf + obj_at, mname, n);
+  memcpy(buf + obj_at + 60, obj, n);
+  if (n & 1) buf[total - 1] = '\n';
+  int rc = write_file(path, buf, total, err);
+  free(buf);
+  return rc;
+}
+
+static int write_header(const char *path, const char *name, const sn_spec *spec, const sn_model *mo,
+                        const sn_aot_opts *o, sn_error *err) {
+  char up[128];
+  size_t k = 0;
+  for (; name[k] && k < sizeof up - 1; k++) up[k] = (char)(name[k] >= 'a' && name[k] <= 'z' ? name[k] - 32 : name[k]);
+  up[k] = 0;
+  int64_t stage = mo->batch_capacity * mo->input_elems * 4;
+  int64_t scratch = (mo->arena_bytes + stage + 63) / 64 * 64;
+  char wline[300] = "";
+  if (o->weights_file)
+    snprintf(wline, sizeof wline, " * The weights are in %s.weights: call %s_load_weights once first.\n", name, name);
+  char *text = NULL;
+  size_t len = 0;
+  FILE *f = open_memstream(&text, &len);
+  if (!f) abort();
+  fprintf(f,
+          "/* %s: the model of %s, compiled ahead of time by specnet for CPU %s.\n"
+          " *\n"
+          " *   static unsigned char scratch[%s_SCRATCH_BYTES] __attribute__((aligned(64)));\n"
+          " *   float x[%s_INPUT_ELEMS * n], y[%s_OUTPUT_ELEMS * n];\n"
+          " *   %s_predict(x, n, y, scratch);   // y[i * %s_OUTPUT_ELEMS + k]\n"
+          " *\n"
+          " * Inputs are raw samples, row-major, as the spec's data had them (the spec's\n"
+          " * preprocessing is applied inside); outputs are what the model's last layer\n"
+          " * gives (class probabilities for a softmax classifier). %s_predict allocates\n"
+          " * nothing and keeps no state: calls with separate scratch may run in parallel.\n"
+          "%s"
+          " * Link with libopenblas and libm. */\n"
+          "#ifndef %s_H\n#define %s_H\n\n#include <stddef.h>\n\n"
+          "#ifdef __cplusplus\nextern \"C\" {\n#endif\n\n",
+          name, spec->path, o->cpu, up, up, up, name, up, name, wline, up, up);
+  fprintf(f, "#define %s_INPUT_ELEMS %lld   /* floats per sample in */\n", up, (long long)mo->input_elems);
+  fprintf(f, "#define %s_OUTPUT_ELEMS %lld  /* floats per sample out */\n", up, (long long)mo->output_elems);
+  fprintf(f, "#define %s_SCRATCH_BYTES %lld /* bytes of scratch %s_predict needs */\n", up, (long long)scratch,
+          name);
+  fprintf(f, "#define %s_PARAMETERS %lld  /* trained values inside */\n\n", up, (long long)mo->param_count);
+  fprintf(f, "/* Runs the model on n samples. Returns 0. */\n");
+  fprintf(f, "int %s_predict(const float *x, size_t n, float *y, void *scratch);\n", name);
+  if (o->weights_file)
+    fprintf(f, "/* Reads the weights written beside the library (%s.weights). 0, or -1 with errno. */\n"
+               "int %s_load_weights(const char *path);\n",
+            name, name);
+  fprintf(f, "\n#ifdef __cplusplus\n}\n#endif\n#endif\n");
+  fclose(f);
+  int rc = write_file(path, text, len, err);
+  free(text);
+  return rc;
+}
+
+/* ---------------------------------------------------------------------------
+ * The runtime pieces the executable links: found beside the specnet command
+ * (build tree or install prefix) or in $SPECNET_RUNTIME_DIR. */
+
+static bool exists(const char *p) {
+  struct stat st;
+  return stat(p, &st) == 0;
+}
+
+static int find_runtime(char *dir, size_t len, sn_error *err) {
+  const char *env = getenv("SPECNET_RUNTIME_DIR");
+  char path[4200];
+  if (env) {
+    snprintf(path, sizeof path, "%s/libspecnet_aot_main.a", env);
+    if (exists(path)) return snprintf(dir, len, "%s", env) < 0;
+  }
+  char self[4096];
+  ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+  if (n > 0) {
+    self[n] = 0;
+    char *slash = strrchr(self, '/');
+    if (slash) *slash = 0;
+    const char *rel[] = {"../runtime", "../lib", "../lib/x86_64-linux-gnu", "../lib64"};
+    for (size_t i = 0; i < sizeof rel / sizeof *rel; i++) {
+      snprintf(path, sizeof path, "%s/%s/libspecnet_aot_main.a", self, rel[i]);
+      if (exists(path)) return snprintf(dir, len, "%s/%s", self, rel[i]) < 0;
+    }
+  }
+  return sn_fail(err, "cannot find libspecnet_aot_main.a beside the specnet command; set SPECNET_RUNTIME_DIR");
+}
+
+/* ---------------------------------------------------------------------------
+ * Entry point */
+
+int sn_build_aot(const sn_spec *spec, const sn_model *w, const sn_aot_opts *o, sn_diag *d) {
+  sn_loc at = {spec->path, 0, 0};
+  sn_error err = {0};
+  char msg[512];
+  if (o->lib && w->dtype != SN_RT_F32) {
+    sn_diag_error(d, at, "--lib builds f32 models only (NAME_predict takes floats)");
+    return -1;
+  }
+  aot a = {0};
+  if (sn_codegen_init_cpu(&a.cg, o->cpu, msg, sizeof msg)) {
+    sn_diag_error(d, at, "%s", msg);
+    return -1;
+  }
+  sn_graph train, infer;
+  sn_plan plan;
+  if (sn_build_graph(spec, w->dtype == SN_RT_F64 ? SN_F64 : SN_F32, true, &train, d) ||
+      sn_build_graph(spec, w->dtype == SN_RT_F64 ? SN_F64 : SN_F32, false, &infer, d)) {
+    sn_graph_free(&train);
+    sn_graph_free(&infer);
+    sn_codegen_dispose(&a.cg);
+    return -1;
+  }
+  sn_autodiff(&train);
+  sn_expand(&train);
+  sn_expand(&infer);
+  sn_plan_build(&train, &infer, &plan);
+  a.m = sn_emit_module(&a.cg, &plan);
+  a.ctx = a.cg.ctx;
+  a.b = LLVMCreateBuilderInContext(a.ctx);
+  a.i64 = LLVMInt64TypeInContext(a.ctx);
+  a.i8 = LLVMInt8TypeInContext(a.ctx);
+  a.ptr = LLVMPointerTypeInContext(a.ctx, 0);
+  a.f64 = LLVMDoubleTypeInContext(a.ctx);
+  a.voidt = LLVMVoidTypeInContext(a.ctx);
+  size_t es = w->dtype == SN_RT_F64 ? 8 : 4;
+  size_t pbytes = (size_t)w->param_count * es, qbytes = (size_t)w->state_count * es;
+  int rc = -1;
+  char *obj = NULL;
+  size_t objn = 0;
+  /* the weights and the description */
+  LLVMValueRef params, state;
+  if (o->weights_file) {
+    params = bss(&a, o->lib ? "params" : "sn_aot_params", pbytes);
+    state = bss(&a, o->lib ? "state" : "sn_aot_state", qbytes);
+  } else {
+    params = blob(&a, "sn_aot_params", w->params, pbytes ? pbytes : 1, o->lib);
+    state = blob(&a, "sn_aot_state", qbytes ? w->state : (const void *)"", qbytes ? qbytes : 1, o->lib);
+  }
+  LLVMValueRef pa = doubles(&a, "sn_aot_pre_a", o->pre_a, o->n_pre, o->lib);
+  LLVMValueRef pb = doubles(&a, "sn_aot_pre_b", o->pre_b, o->n_pre, o->lib);
+  const sn_graph *g = &infer;
+  sn_aot_info info = {.version = 1, .dtype = w->dtype, .input_elems = w->input_elems,
+                      .output_elems = w->output_elems, .batch_capacity = w->batch_capacity,
+                      .arena_bytes = plan.arena_bytes, .param_count = w->param_count,
+                      .state_count = w->state_count, .input_rank = spec->input_rank, .n_pre = o->n_pre,
+                      .classifier = g->ops[g->output].code == SN_OP_SOFTMAX ||
+                                    (spec->loss == SN_LOSS_SPARSE_CCE || spec->loss == SN_LOSS_CCE)};
+  for (int i = 0; i < spec->input_rank; i++) info.input_shape[i] = spec->input_shape[i];
+  if (!o->lib) blob(&a, "sn_aot_info_v1", &info, sizeof info, false);
+  /* entry points; only what they reach stays */
+  make_internal(&a, SN_FN_GRAD);
+  make_internal(&a, SN_FN_UPDATE);
+  make_internal(&a, SN_FN_TRAIN);
+  make_internal(&a, SN_FN_EVAL);
+  sn_model mo = *w;
+  mo.arena_bytes = plan.arena_bytes;
+  char fname[200], lname[200];
+  if (o->lib) {
+    snprintf(fname, sizeof fname, "%s_predict", o->name);
+    emit_lib_predict(&a, fname, params, state, pa, pb, o->n_pre, &mo);
+    make_internal(&a, SN_FN_PREDICT);
+    if (o->weights_file) {
+      snprintf(lname, sizeof lname, "%s_load_weights", o->name);
+      emit_load_weights(&a, lname, params, state, pbytes, qbytes);
+    }
+  }
+  char *verr = NULL;
+  if (LLVMVerifyModule(a.m, LLVMReturnStatusAction, &verr)) {
+    sn_diag_error(d, at, "internal error: generated module does not verify: %.300s", verr);
+    LLVMDisposeMessage(verr);
+    goto done;
+  }
+  LLVMDisposeMessage(verr);
+  if (sn_optimize(&a.cg, a.m, msg, sizeof msg) || sn_module_object(&a.cg, a.m, &obj, &objn, msg, sizeof msg)) {
+    sn_diag_error(d, at, "LLVM: %s", msg);
+    goto done;
+  }
+  if (o->lib) {
+    if (mkdir(o->out, 0777) && errno != EEXIST) {
+      sn_diag_error(d, at, "cannot create %s: %s", o->out, strerror(errno));
+      goto done;
+    }
+    char path[4300];
+    snprintf(path, sizeof path, "%s/%s.h", o->out, o->name);
+    if (write_header(path, o->name, spec, w, o, &err)) goto fail;
+    snprintf(path, sizeof path, "%s/lib%s.a", o->out, o->name);
+    const char *syms[2] = {fname, lname};
+    char member[64];
+    snprintf(member, sizeof member, "%s.o", o->name);
+    if (write_archive(path, member, obj, objn, syms, o->weights_file ? 2 : 1, &err)) goto fail;
+    if (o->weights_file) {
+      snprintf(path, sizeof path, "%s/%s.weights", o->out, o->name);
+      /* params then state, raw, in the model's dtype */
+      char *wb = malloc(pbytes + qbytes + 1);
+      if (!wb) abort();
+      memcpy(wb, w->params, pbytes);
+      if (qbytes) memcpy(wb + pbytes, w->state, qbytes);
+      int wr = write_file(path, wb, pbytes + qbytes, &err);
+      free(wb);
+      if (wr) goto fail;
+    }
+    rc = 0;
+    goto done;
+  }
+  /* the executable: object + aot main + runtime, linked by the C compiler */
+  char rtdir[4096];
+  if (find_runtime(rtdir, sizeof rtdir, &err)) goto fail;
+  char objpath[4300];
+  snprintf(objpath, sizeof objpath, "%s.o.tmp.%d", o->out, (int)getpid());
+  if (write_file(objpath, obj, objn, &err)) goto fail;
+  /* $CC, else the compiler specnet was built with; the runtime's own link flags */
+  const char *cc = getenv("CC") ? getenv("CC") : SPECNET_AOT_CC;
+  char cmd[20000];
+  snprintf(cmd, sizeof cmd,
+           "'%s' %s -o '%s' '%s' '%s/libspecnet_aot_main.a' '%s/libspecnet_rt.a' -lopenblas -lz -lm -lpthread 2>&1",
+           cc, SPECNET_AOT_LINK_FLAGS, o->out, objpath, rtdir, rtdir);
+  FILE *pipe = popen(cmd, "r");
+  char out[2000] = "";
+  size_t got = pipe ? fread(out, 1, sizeof out - 1, pipe) : 0;
+  out[got] = 0;
+  int status = pipe ? pclose(pipe) : -1;
+  remove(objpath);
+  if (status != 0) {
+    sn_diag_error(d, at, "linking %s failed (%s): %.1500s", o->out, cc, out);
+    goto done;
+  }
+  rc = 0;
+  goto done;
+fail:
+  sn_diag_error(d, at, "%s", err.msg);
+done:
+  free(obj);
+  LLVMDisposeModule(a.m);
+  LLVMDisposeBuilder(a.b);
+  sn_plan_free(&plan);
+  sn_graph_free(&train);
+  sn_graph_free(&infer);
+  sn_codegen_dispose(&a.cg);
+  return rc;
+}

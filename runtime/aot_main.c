@@ -1,0 +1,208 @@
+/* The main of a standalone model binary (`specnet build SPEC -o PATH`): reads
+ * samples from an IDX, NPY or CSV file, runs the embedded model through its
+ * compiled predict step and writes one line per sample: the class index for a
+ * classifier, else the output values (`--probs`: the whole output vector). Links
+ * with the model's object, libspecnet_rt and OpenBLAS; no LLVM, no YAML.
+ *
+ *   PATH --input FILE [--output FILE] [--probs] [--threads N]
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "specnet/aot.h"
+
+static int usage(const char *self) {
+  fprintf(stderr,
+          "usage: %s --input FILE [--output FILE] [--probs] [--threads N]\n"
+          "  FILE: IDX (raw or .gz), .npy, or .csv (every column a feature; a header row is skipped)\n"
+          "  writes one line per sample: the class index, or the output values (--probs: all outputs)\n",
+          self);
+  return 2;
+}
+
+static bool ends_with(const char *s, const char *suffix) {
+  size_t n = strlen(s), k = strlen(suffix);
+  return n >= k && !strcmp(s + n - k, suffix);
+}
+
+/* Every column a number; a first row that is not all numbers is a header. */
+static int read_csv(const char *path, double **data, int64_t *rows, int64_t *cols, sn_error *err) {
+  FILE *f = fopen(path, "r");
+  if (!f) return sn_fail(err, "%s: cannot open: %s", path, strerror(errno));
+  char *line = NULL;
+  size_t cap = 0, used = 0, size = 0;
+  int64_t n = 0, width = -1, line_no = 0;
+  double *v = NULL;
+  int rc = 0;
+  while (getline(&line, &cap, f) > 0) {
+    line_no++;
+    line[strcspn(line, "\r\n")] = 0;
+    if (!line[0]) continue;
+    size_t start = used;
+    int64_t k = 0;
+    bool numeric = true;
+    for (char *p = line;; k++) {
+      char *end;
+      double x = strtod(p, &end);
+      while (*end == ' ') end++;
+      if (end == p || (*end && *end != ',') || !isfinite(x)) {
+        numeric = false;
+        break;
+      }
+      if (used == size) {
+        size = size ? 2 * size : 4096;
+        v = realloc(v, sizeof(double) * size);
+        if (!v) abort();
+      }
+      v[used++] = x;
+      if (!*end) {
+        k++;
+        break;
+      }
+      p = end + 1;
+    }
+    if (!numeric) {
+      used = start;
+      if (line_no == 1) continue; /* a header row */
+      rc = sn_fail(err, "%s:%lld: not a row of numbers", path, (long long)line_no);
+      break;
+    }
+    if (width < 0) width = k;
+    if (k != width) {
+      rc = sn_fail(err, "%s:%lld: %lld columns, the first row has %lld", path, (long long)line_no, (long long)k,
+                   (long long)width);
+      break;
+    }
+    n++;
+  }
+  free(line);
+  fclose(f);
+  if (rc) {
+    free(v);
+    return rc;
+  }
+  *data = v;
+  *rows = n;
+  *cols = width < 0 ? 0 : width;
+  return 0;
+}
+
+/* Samples as doubles: (n, elems). */
+static int read_input(const char *path, double **x, int64_t *n, int64_t *elems, sn_error *err) {
+  if (ends_with(path, ".npy")) {
+    int nd;
+    int64_t shape[8];
+    bool integer;
+    if (sn_npy_read(path, 0, &nd, shape, x, &integer, err)) return -1;
+    *n = nd ? shape[0] : 1;
+    *elems = 1;
+    for (int i = 1; i < nd; i++) *elems *= shape[i];
+    return 0;
+  }
+  if (ends_with(path, ".csv")) return read_csv(path, x, n, elems, err);
+  int rank;
+  int64_t dims[4], count;
+  uint8_t *bytes;
+  if (sn_idx_read(path, &rank, dims, &bytes, &count, err)) return -1;
+  int64_t e = 1;
+  for (int i = 0; i < rank; i++) e *= dims[i];
+  *x = malloc(sizeof(double) * (size_t)(count * e + 1));
+  if (!*x) abort();
+  for (int64_t i = 0; i < count * e; i++) (*x)[i] = bytes[i];
+  free(bytes);
+  *n = count;
+  *elems = e;
+  return 0;
+}
+
+int main(int argc, char **argv) {
+  const sn_aot_info *info = &sn_aot_info_v1;
+  const char *in = NULL, *outp = NULL;
+  bool probs = false;
+  for (int i = 1; i < argc; i++) {
+    if (!strcmp(argv[i], "--input") && i + 1 < argc) in = argv[++i];
+    else if (!strcmp(argv[i], "--output") && i + 1 < argc) outp = argv[++i];
+    else if (!strcmp(argv[i], "--probs")) probs = true;
+    else if (!strcmp(argv[i], "--threads") && i + 1 < argc) sn_set_threads(atoi(argv[++i]));
+    else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+      usage(argv[0]);
+      return 0;
+    } else {
+      fprintf(stderr, "%s: error: unknown argument '%s'\n", argv[0], argv[i]);
+      return usage(argv[0]);
+    }
+  }
+  if (!in) return usage(argv[0]);
+  if (info->version != 1) {
+    fprintf(stderr, "%s: error: model object version %lld, this runtime reads 1\n", argv[0], (long long)info->version);
+    return 1;
+  }
+  sn_error err = {0};
+  double *x = NULL;
+  int64_t n = 0, elems = 0;
+  if (read_input(in, &x, &n, &elems, &err)) {
+    fprintf(stderr, "%s: error: %s\n", argv[0], err.msg);
+    return 1;
+  }
+  if (elems != info->input_elems) {
+    fprintf(stderr, "%s: error: %s: samples have %lld values each, the model takes %lld\n", argv[0], in,
+            (long long)elems, (long long)info->input_elems);
+    free(x);
+    return 1;
+  }
+  if (info->n_pre > 0)
+    for (int64_t i = 0; i < n * elems; i++) {
+      int64_t f = (i % elems) % info->n_pre;
+      x[i] = x[i] * sn_aot_pre_a[f] + sn_aot_pre_b[f];
+    }
+  FILE *out = outp ? fopen(outp, "w") : stdout;
+  if (!out) {
+    fprintf(stderr, "%s: error: cannot write %s: %s\n", argv[0], outp, strerror(errno));
+    free(x);
+    return 1;
+  }
+  const int64_t cap = info->batch_capacity, E = info->input_elems, O = info->output_elems;
+  bool f64 = info->dtype == SN_RT_F64;
+  size_t es = f64 ? 8 : 4;
+  void *arena = aligned_alloc(64, (size_t)((info->arena_bytes + 63) / 64 * 64 + 64));
+  void *xb = malloc(es * (size_t)(cap * E));
+  void *yb = malloc(es * (size_t)(cap * O));
+  if (!arena || !xb || !yb) abort();
+  sn_step_args a = {.params = (void *)sn_aot_params, .state = (void *)sn_aot_state, .arena = arena, .x = xb,
+                    .out = yb, .step = 1};
+  for (int64_t i = 0; i < n; i += cap) {
+    int64_t rows = n - i < cap ? n - i : cap;
+    for (int64_t j = 0; j < rows * E; j++) {
+      if (f64) ((double *)xb)[j] = x[i * E + j];
+      else ((float *)xb)[j] = (float)x[i * E + j];
+    }
+    a.rows = rows;
+    sn_predict(&a);
+    for (int64_t r = 0; r < rows; r++) {
+      double row[4096];
+      const double *y = row;
+      for (int64_t k = 0; k < O && k < 4096; k++) row[k] = f64 ? ((double *)yb)[r * O + k] : ((float *)yb)[r * O + k];
+      if (info->classifier && !probs) {
+        int64_t best = 0;
+        for (int64_t k = 1; k < O; k++)
+          if (y[k] > y[best]) best = k;
+        fprintf(out, "%lld\n", (long long)best);
+      } else {
+        for (int64_t k = 0; k < O; k++) fprintf(out, "%s%.9g", k ? "," : "", y[k]);
+        fputc('\n', out);
+      }
+    }
+  }
+  free(arena);
+  free(xb);
+  free(yb);
+  free(x);
+  if (outp && fclose(out)) {
+    fprintf(stderr, "%s: error: cannot write %s: %s\n", argv[0], outp, strerror(errno));
+    return 1;
+  }
+  return 0;
+}

@@ -1,0 +1,39 @@
+/* The symbols of an ahead-of-time model object (`specnet build`), as the
+ * standalone model binary (runtime/aot_main.c) reads them. Not for programs that
+ * embed a model library: those include the generated NAME.h instead. */
+#ifndef SPECNET_AOT_H
+#define SPECNET_AOT_H
+
+#include "specnet/runtime.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Besides the step functions, the
+ * object defines these symbols, which runtime/aot_main.c (the standalone model
+ * binary) reads. Weights are embedded in the object's read-only data. */
+
+typedef struct sn_aot_info {
+  int64_t version;        /* 1 */
+  int64_t dtype;          /* sn_dtype_rt */
+  int64_t input_elems, output_elems, batch_capacity;
+  int64_t arena_bytes;    /* scratch the predict step needs */
+  int64_t param_count, state_count;
+  int64_t input_rank, input_shape[4];
+  int64_t n_pre;          /* features of the input affine below (0: none) */
+  int64_t classifier;     /* 1: outputs are class scores; print the argmax */
+} sn_aot_info;
+
+extern const sn_aot_info sn_aot_info_v1;
+extern const unsigned char sn_aot_params[]; /* (P) in dtype, 64-byte aligned */
+extern const unsigned char sn_aot_state[];  /* (Q) in dtype */
+/* The spec's preprocessing as one affine per feature (the last input axis):
+ * x' = x * pre_a[f] + pre_b[f] on raw values (scale, normalize, standardize). */
+extern const double sn_aot_pre_a[], sn_aot_pre_b[];
+void sn_predict(const sn_step_args *args);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

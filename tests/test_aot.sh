@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# Ahead-of-time binaries and libraries against the JIT: a standalone executable and
+# an embedded C library built from a trained spec predict exactly what
+# `specnet predict` predicts, sample for sample; their accuracy equals
+# `specnet eval`'s; the portable CPU target and the separate weights file work; the
+# executable needs neither LLVM nor libyaml.
+set -uo pipefail
+specnet=$1
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+fail=0
+check() { if "${@:2}"; then echo "ok: $1"; else echo "FAIL: $1"; fail=1; fi; }
+data=/usr/share/datasets/fashion-mnist
+spec=specs/mnist_mlp.yaml
+if [ ! -f "$data/t10k-images-idx3-ubyte.gz" ]; then echo "SKIP: no Fashion-MNIST"; exit 77; fi
+# a short training run is enough: what is compared is the same weights run two ways
+"$specnet" train "$spec" --set train.epochs=1 --set 'data.train={builtin: fashion_mnist, split: train, limit: 6000}' \
+  --out "$tmp/run" --quiet || exit 1
+w=$tmp/run/model.safetensors
+images=$data/t10k-images-idx3-ubyte.gz labels=$data/t10k-labels-idx1-ubyte.gz
+
+"$specnet" predict "$spec" --weights "$w" --input "$images" --output "$tmp/jit.txt" >/dev/null || exit 1
+"$specnet" build "$spec" --weights "$w" -o "$tmp/model" --quiet || exit 1
+"$tmp/model" --input "$images" --output "$tmp/aot.txt"
+check "the executable predicts what specnet predict does, for all 10000 samples" cmp "$tmp/jit.txt" "$tmp/aot.txt"
+check "the executable links neither LLVM nor libyaml" bash -c '! ldd "$1" | grep -qE "libLLVM|libyaml"' _ "$tmp/model"
+zcat "$labels" | tail -c 10000 | od -An -v -tu1 | tr -s ' ' '\n' | grep -v '^$' >"$tmp/labels.txt"
+acc=$(paste -d' ' "$tmp/aot.txt" "$tmp/labels.txt" | awk '$1 == $2 { c++ } END { printf "%.4f", c / NR }')
+eval_acc=$("$specnet" eval "$spec" --weights "$w" | sed -E 's/.*test_accuracy ([0-9.]+).*/\1/' | cut -c1-6)
+check "the executable's accuracy ($acc) equals specnet eval's ($eval_acc)" test "$acc" = "$eval_acc"
+"$tmp/model" --input "$images" --probs | head -1 >"$tmp/probs.txt"
+check "--probs writes 10 probabilities summing to 1" \
+  awk -F, '{ s = 0; for (i = 1; i <= NF; i++) s += $i; exit !(NF == 10 && s > 0.9999 && s < 1.0001) }' "$tmp/probs.txt"
+
+"$specnet" build "$spec" --weights "$w" -o "$tmp/portable" --cpu x86-64-v3 --quiet || exit 1
+"$tmp/portable" --input "$images" --output "$tmp/v3.txt"
+same=$(paste -d' ' "$tmp/jit.txt" "$tmp/v3.txt" | awk '$1 == $2 { c++ } END { print c }')
+check "the x86-64-v3 build agrees with the native one on >= 9990 of 10000 ($same)" test "$same" -ge 9990
+
+# the embedded library, as examples/embed_c uses it
+"$specnet" build "$spec" --weights "$w" --lib -o "$tmp/lib" --quiet || exit 1
+cc -O2 examples/embed_c/classify.c -I "$tmp/lib" -L "$tmp/lib" -lmnist_mlp -lopenblas -lz -lm -o "$tmp/classify" || exit 1
+out=$("$tmp/classify" "$images" "$labels")
+lib_acc=$(sed -nE 's/^accuracy ([0-9.]+).*/\1/p' <<<"$out")
+check "the C program with the library gets the same accuracy ($lib_acc)" test "$lib_acc" = "$acc"
+"$specnet" build "$spec" --weights "$w" --lib --weights-file -o "$tmp/libw" --quiet || exit 1
+check "--weights-file writes the weights beside the library" test -s "$tmp/libw/mnist_mlp.weights"
+check "the header declares mnist_mlp_load_weights" grep -q 'int mnist_mlp_load_weights(const char \*path);' "$tmp/libw/mnist_mlp.h"
+sed 's|mnist_mlp_predict(x|if (mnist_mlp_load_weights(getenv("W"))) return 3;\n  mnist_mlp_predict(x|' \
+  examples/embed_c/classify.c >"$tmp/classify_w.c"
+cc -O2 "$tmp/classify_w.c" -I "$tmp/libw" -L "$tmp/libw" -lmnist_mlp -lopenblas -lz -lm -o "$tmp/classify_w" || exit 1
+w_acc=$(W="$tmp/libw/mnist_mlp.weights" "$tmp/classify_w" "$images" "$labels" | sed -nE 's/^accuracy ([0-9.]+).*/\1/p')
+check "weights loaded from the file give the same accuracy ($w_acc)" test "$w_acc" = "$acc"
+check "a missing weights file is reported by mnist_mlp_load_weights" \
+  bash -c 'W=/nonexistent "$1" "$2" "$3" >/dev/null; test $? -eq 3' _ "$tmp/classify_w" "$images" "$labels"
+
+# errors
+code() { "$@" >/dev/null 2>&1; echo $?; }
+check "build without --weights is a usage error (2)" test "$(code "$specnet" build "$spec" -o "$tmp/x")" -eq 2
+check "an unknown --cpu is an error (1)" test "$(code "$specnet" build "$spec" --weights "$w" -o "$tmp/x" --cpu pentium)" -eq 1
+check "the executable rejects a file of the wrong sample size" \
+  bash -c 'printf "1,2,3\n" >"$2/bad.csv"; ! "$1" --input "$2/bad.csv" 2>/dev/null' _ "$tmp/model" "$tmp"
+exit $fail
