@@ -31,6 +31,8 @@ typedef struct opts {
   const char *cpu;         /* build: native | x86-64-v3 | x86-64 */
   bool lib;                /* build: NAME.h + libNAME.a instead of an executable */
   bool weights_file;       /* build --lib: weights in a separate file */
+  bool profile;            /* train/eval: time per kernel, printed at the end */
+  bool no_cache;           /* always run LLVM (no compile cache) */
   sn_dtype_rt dtype;
   bool quiet, verbose;
 } opts;
@@ -50,6 +52,7 @@ typedef struct session {
   sn_compiled *c;
   sn_model *m;
   datasets ds;
+  bool profile;  /* print the kernel profile when the session ends */
 } session;
 
 int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

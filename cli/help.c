@@ -33,7 +33,7 @@ typedef struct cmd_help {
   const char *brief;   /* the usage in the overview: the command and what it needs */
   const char *summary; /* one line for the overview */
   const char *about;   /* a paragraph, lines already broken */
-  opt_help opts[10];   /* ends at the first entry without a flag */
+  opt_help opts[12];   /* ends at the first entry without a flag */
   const char *examples[4];
 } cmd_help;
 
@@ -46,6 +46,11 @@ typedef struct cmd_help {
   {"--threads N", "OpenBLAS's choice",                                                             \
    "OpenBLAS threads, 1 to 1024 (the fused kernels run on the calling\n"                           \
    "thread); OPENBLAS_NUM_THREADS sets the default"}
+
+#define OPT_PROFILE                                                                                \
+  {"--profile", "off (SPECNET_PROFILE=1 turns it on)",                                           \
+   "time each generated kernel; the profile is printed at the end"}
+#define OPT_NO_CACHE {"--no-cache", "off", "always run LLVM, without the compile cache"}
 
 static const cmd_help commands[] = {
     {"check",
@@ -61,7 +66,7 @@ static const cmd_help commands[] = {
       "specnet check specs/mnist_mlp.yaml --set seed=7 --dtype f64"}},
     {"train",
      "train SPEC [--out DIR] [--set KEY=VALUE]... [--weights FILE] [--threads N]\n"
-     "                     [--dtype f32|f64] [--jobs N] [--quiet]",
+     "                     [--dtype f32|f64] [--jobs N] [--profile] [--no-cache] [--quiet]",
      "train SPEC",
      "compile and train; writes runs/NAME/ (or --out DIR)",
      "Compiles SPEC (the compile time is printed, by stage), loads its data,\n"
@@ -81,6 +86,8 @@ static const cmd_help commands[] = {
       {"--jobs N", "1",
        "a sweep: train N runs at once, 1 to 1024 (each with one OpenBLAS\n"
        "thread unless --threads says otherwise)"},
+      OPT_PROFILE,
+      OPT_NO_CACHE,
       {"--quiet", "off", "no compile times, progress line or epoch summaries"}},
      {"specnet train specs/mnist_mlp.yaml",
       "specnet train specs/mnist_mlp.yaml --set train.epochs=2 --out /tmp/run1",
@@ -88,7 +95,7 @@ static const cmd_help commands[] = {
       "specnet train specs/sweep_blobs.yaml --jobs 2"}},
     {"eval",
      "eval SPEC --weights FILE [--split test|validation|train] [--set KEY=VALUE]...\n"
-     "                    [--threads N] [--dtype f32|f64]",
+     "                    [--threads N] [--dtype f32|f64] [--profile] [--no-cache]",
      "eval SPEC --weights FILE",
      "evaluate saved weights on a split",
      "Compiles SPEC, reads the weights, loads the chosen split and prints its mean\n"
@@ -97,12 +104,15 @@ static const cmd_help commands[] = {
       {"--split SPLIT", "test", "test, validation or train"},
       OPT_SET,
       OPT_THREADS,
-      OPT_DTYPE("")},
+      OPT_DTYPE(""),
+      OPT_PROFILE,
+      OPT_NO_CACHE},
      {"specnet eval specs/mnist_mlp.yaml --weights runs/mnist_mlp/model.safetensors",
       "specnet eval specs/mnist_mlp.yaml --weights model.safetensors --split validation"}},
     {"predict",
      "predict SPEC --weights FILE --input FILE [--output FILE] [--probs]\n"
-     "                       [--set KEY=VALUE]... [--threads N] [--dtype f32|f64] [--quiet]",
+     "                       [--set KEY=VALUE]... [--threads N] [--dtype f32|f64] [--no-cache]\n"
+     "                       [--quiet]",
      "predict SPEC --weights FILE --input FILE",
      "the model's answer for every sample of a file, as CSV",
      "Compiles SPEC, reads the weights and writes one line per sample of --input,\n"
@@ -118,6 +128,7 @@ static const cmd_help commands[] = {
       OPT_SET,
       OPT_THREADS,
       OPT_DTYPE(""),
+      OPT_NO_CACHE,
       {"--quiet", "off", "no compile times, no \"wrote N predictions\" line"}},
      {"specnet predict specs/mnist_mlp.yaml --weights runs/mnist_mlp/model.safetensors \\\n"
       "      --input /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz --output labels.csv",
@@ -148,6 +159,33 @@ static const cmd_help commands[] = {
       {"--verbose", "off", "show each spec's diagnostics and training output"}},
      {"specnet test tests/specs", "specnet test tests/specs --jobs 4 --junit results.xml",
       "specnet test specs/mnist_mlp.yaml --set train.epochs=1"}},
+    {"build",
+     "build SPEC --weights FILE -o PATH [--lib [--weights-file]] [--cpu CPU]\n"
+     "                     [--set KEY=VALUE]... [--dtype f32|f64] [--quiet]",
+     "build SPEC --weights FILE -o PATH",
+     "a trained model as an executable or a C library",
+     "Compiles the trained model for one CPU, with its weights inside, into a\n"
+     "standalone executable PATH (run it as: PATH --input FILE [--output FILE]\n"
+     "[--probs], like specnet predict), or with --lib into PATH/NAME.h and\n"
+     "PATH/libNAME.a: one function NAME_predict for a C program, which needs only\n"
+     "OpenBLAS and libm (no LLVM, no YAML). NAME is the spec's name. The spec's\n"
+     "preprocessing is folded into the model: it takes raw samples. The executable\n"
+     "is linked by $CC (default cc) with libspecnet_rt and OpenBLAS, found beside\n"
+     "the specnet command or in $SPECNET_RUNTIME_DIR.",
+     {{"--weights FILE", "required", "the trained safetensors weights to build in"},
+      {"-o PATH", "required", "the executable to write, or with --lib the folder"},
+      {"--lib", "off", "write NAME.h and libNAME.a instead of an executable"},
+      {"--weights-file", "off",
+       "with --lib: the weights go to PATH/NAME.weights, read at run time by\n"
+       "NAME_load_weights, instead of into the library"},
+      {"--cpu CPU", "native (this machine's CPU)",
+       "the CPU to compile for, as LLVM names it: x86-64-v3 runs on any\n"
+       "AVX2 machine, native is the fastest here"},
+      OPT_SET,
+      OPT_DTYPE(" (--lib: f32 only)"),
+      {"--quiet", "off", "no compile times and no \"wrote ...\" line"}},
+     {"specnet build specs/mnist_mlp.yaml --weights runs/mnist_mlp/model.safetensors -o mnist",
+      "specnet build specs/mnist_mlp.yaml --weights model.safetensors --lib -o lib/ --cpu x86-64-v3"}},
 };
 
 enum { N_COMMANDS = sizeof commands / sizeof *commands };
@@ -183,11 +221,17 @@ void print_help(FILE *out) {
                "  --input FILE       predict: the samples (.npy, .csv or IDX)\n"
                "  --output FILE      predict: the CSV to write (default standard output)\n"
                "  --probs            predict: the whole output vector, not the class\n"
+               "  -o PATH            build: the executable, or with --lib the folder\n"
+               "  --lib              build: a header and a static library, not an executable\n"
+               "  --weights-file     build --lib: the weights in a file beside the library\n"
+               "  --cpu CPU          build: the CPU to compile for (default native)\n"
                "  --split SPLIT      eval: test (default), validation or train\n"
                "  --what STAGE       emit: spec, ir, grad, plan, llvm or asm\n"
                "  --threads N        OpenBLAS threads (default: OpenBLAS's own choice)\n"
                "  --dtype f32|f64    precision of the compiled program (default f32)\n"
-               "  --quiet            train, predict: print only results and errors\n"
+               "  --profile          train, eval: time each kernel, printed at the end\n"
+               "  --no-cache         train, eval, predict: always run LLVM (no compile cache)\n"
+               "  --quiet            train, predict, build: print only results and errors\n"
                "  --jobs N           test, a train sweep: N specs or runs at once (default 1)\n"
                "  --junit FILE       test: also write the results as JUnit XML\n"
                "  --verbose          test: show each spec's diagnostics and training output\n"
@@ -198,6 +242,9 @@ void print_help(FILE *out) {
                "environment: SPECNET_DATA  folder searched first for built-in data sets\n"
                "             OPENBLAS_NUM_THREADS  default for --threads\n"
                "             SPECNET_PREFETCH=0  stage batches on the training thread\n"
+               "             SPECNET_PROFILE=1  as --profile\n"
+               "             SPECNET_RUNTIME_DIR  where build finds libspecnet_rt.a\n"
+               "             CC  the C compiler build links executables with (default cc)\n"
                "\nexamples:\n"
                "  specnet check specs/mnist_mlp.yaml\n"
                "  specnet train specs/mnist_mlp.yaml --set train.epochs=2\n"

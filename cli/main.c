@@ -29,7 +29,8 @@ int usage_error(const char *fmt, ...) {
 static const char *const known_options[] = {"--out",   "--set",   "--weights", "--threads", "--dtype",
                                             "--quiet", "--what",  "--split",   "--help",    "--verbose",
                                             "--junit", "--jobs", "--input", "--output",
-                                            "--probs", "--cpu",  "--lib",   "--weights-file", "-o"};
+                                            "--probs", "--cpu",  "--lib",   "--weights-file", "-o",
+                                            "--profile", "--no-cache"};
 
 static bool known_option(const char *a) {
   for (size_t i = 0; i < sizeof known_options / sizeof *known_options; i++)
@@ -43,7 +44,8 @@ static int parse_opts(int argc, char **argv, opts *o, bool many) {
     const char *a = argv[i];
     const char *val = NULL;
     bool takes = (strcmp(a, "--quiet") && strcmp(a, "--verbose") && strcmp(a, "--probs") &&
-                  strcmp(a, "--lib") && strcmp(a, "--weights-file") && !strncmp(a, "--", 2)) ||
+                  strcmp(a, "--lib") && strcmp(a, "--weights-file") && strcmp(a, "--profile") &&
+                  strcmp(a, "--no-cache") && !strncmp(a, "--", 2)) ||
                  !strcmp(a, "-o");
     if (takes && known_option(a)) { /* an unknown one gets its hint below */
       if (i + 1 >= argc) return usage_error("option %s needs a value", a);
@@ -53,6 +55,8 @@ static int parse_opts(int argc, char **argv, opts *o, bool many) {
     else if (!strcmp(a, "--cpu")) o->cpu = val;
     else if (!strcmp(a, "--lib")) o->lib = true;
     else if (!strcmp(a, "--weights-file")) o->weights_file = true;
+    else if (!strcmp(a, "--profile")) o->profile = true;
+    else if (!strcmp(a, "--no-cache")) o->no_cache = true;
     else if (!strcmp(a, "--weights")) o->weights = val;
     else if (!strcmp(a, "--what")) o->what = val;
     else if (!strcmp(a, "--split")) o->split = val;
@@ -108,7 +112,10 @@ sn_spec *load_spec(const opts *o) {
 
 static sn_compiled *compile_spec(const sn_spec *s, const opts *o) {
   sn_diag d = {0};
-  sn_compiled *c = sn_compile(s, o->dtype, &d);
+  const char *env = getenv("SPECNET_PROFILE");
+  sn_compile_opts co = {.dtype = o->dtype, .profile = o->profile || (env && *env && strcmp(env, "0")),
+                        .no_cache = o->no_cache};
+  sn_compiled *c = sn_compile_with(s, &co, &d);
   sn_diag_print(&d, stderr);
   sn_diag_free(&d);
   return c;
@@ -269,6 +276,7 @@ static void print_compile_times(const sn_compiled *c, bool quiet) {
 }
 
 void session_free(session *S) {
+  if (S->c && S->profile) sn_compiled_profile(S->c, stderr);
   if (S->m) sn_model_free(S->m);
   datasets_free(&S->ds);
   sn_compiled_free(S->c);
@@ -284,6 +292,8 @@ int session_open_with(session *S, const opts *o, bool quiet, bool data, sn_spec 
   if (o->threads) sn_set_threads(o->threads);
   if (!(S->spec = s ? s : load_spec(o))) return EXIT_SPEC;
   if (!(S->c = compile_spec(S->spec, o))) return EXIT_SPEC;
+  const char *env = getenv("SPECNET_PROFILE");
+  S->profile = o->profile || (env && *env && strcmp(env, "0"));
   print_compile_times(S->c, quiet);
   sn_model *m = sn_compiled_model(S->c);
   int rc = data ? load_data(S->spec, m, &S->ds) : 0;

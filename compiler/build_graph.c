@@ -79,11 +79,8 @@ static int act_op(builder *b, int x, sn_act act, double alpha, const sn_layer_sp
   return sn_emit(b->g, code, x, -1, -1, &like);
 }
 
-/* The alpha an activation uses: the layer's, or the default of its kind. */
-static double act_alpha(const sn_layer_spec *l, sn_act a) {
-  if (l->alpha != 0) return l->alpha;
-  return a == SN_ACT_ELU ? 1.0 : 0.2;
-}
+/* The alpha an activation uses: the parser fills in the default of its kind. */
+static double act_alpha(const sn_layer_spec *l, sn_act a) { return l->alpha; }
 
 /* ---------------------------------------------------------------------------
  * Layers: each takes its resolved inputs and returns its output value (-1 after
@@ -356,8 +353,9 @@ static int add_op(builder *b, sn_op *op, const sn_layer_spec *l) {
   return v;
 }
 
-/* conv2d as im2col + GEMM: patches [N, OH, OW, Ci*KH*KW] (columns in torch's
- * (in, kh, kw) order) times the weight (out, in, kh, kw) viewed as (out, in*kh*kw). */
+/* conv2d as im2col + GEMM: patches [N, OH, OW, KH*KW*Ci] (columns (kh, kw, in), so
+ * that channels are contiguous) times the weight, kept in torch's (out, in, kh, kw)
+ * layout and transposed each step to (out, kh, kw, in) (a few thousand values). */
 static int build_conv2d(builder *b, const sn_layer_spec *l, const input *in, int n) {
   if (!need_image(b, l, in, "conv2d")) return -1;
   sn_graph *g = b->g;
@@ -376,6 +374,14 @@ static int build_conv2d(builder *b, const sn_layer_spec *l, const input *in, int
   snprintf(name, sizeof name, "%s.weight", l->name);
   int64_t wshape[4] = {co, ci, kh, kw}; /* torch.nn.Conv2d layout */
   int w = sn_param_add(g, name, 4, wshape, l->kernel_init, l->kernel_init_arg, ci * kh * kw, co * kh * kw, &like);
+  if (kh > 1 || kw > 1) {
+    sn_op tr = at(l);
+    tr.code = SN_OP_TRANSPOSE;
+    tr.n_in = 1;
+    tr.in[0] = w;
+    tr.a[0] = 0, tr.a[1] = 2, tr.a[2] = 3, tr.a[3] = 1;
+    if ((w = add_op(b, &tr, l)) < 0) return -1;
+  }
   sn_type w2 = {.dtype = g->dtype, .rank = 2, .dim = {co, ci * kh * kw}};
   int wm = sn_emit_typed(g, SN_OP_RESHAPE, w, &w2, &like);
   sn_op mm = at(l);

@@ -14,7 +14,12 @@ typedef struct sn_codegen {
   LLVMContextRef ctx;
   LLVMTargetMachineRef tm;         /* host CPU and features, O3 */
   char *cpu, *features, *triple;   /* LLVM-owned strings */
+  bool profile;                    /* count cycles and calls per kernel (--profile) */
 } sn_codegen;
+
+/* With profiling on, the module defines SN_PROFILE_SYM: 2 x i64 per kernel
+ * (cycles, calls), kernels numbered step by step in plan order, then the update. */
+#define SN_PROFILE_SYM "sn_profile_counters"
 
 /* Names of the generated functions (sn_step_fn each). */
 #define SN_FN_GRAD "sn_grad_step"

@@ -16,7 +16,91 @@ struct sn_compiled {
   sn_jit *jit;
   sn_model model;
   sn_compile_times times;
+  int64_t *prof;          /* profile counters in the JIT'd code, or NULL */
+  int n_prof;
+  char (*prof_name)[300]; /* per counter: what it measures */
+  double prof_t0;         /* sn_now() and cycle counter at compile time, to */
+  uint64_t prof_c0;       /*   convert cycles to seconds */
 };
+
+static uint64_t cycles(void) {
+#if defined(__x86_64__) || defined(__i386__)
+  return __builtin_ia32_rdtsc();
+#else
+  return (uint64_t)(sn_now() * 1e9);
+#endif
+}
+
+/* Names of the profile counters, in the order emit_llvm.c numbers them. */
+static void name_kernels(sn_compiled *c) {
+  int n = 1;
+  for (int s = 0; s < SN_STEP_COUNT; s++) n += c->plan.steps[s].n_kernels;
+  c->prof_name = calloc((size_t)n, sizeof *c->prof_name);
+  if (!c->prof_name) abort();
+  int i = 0;
+  for (int s = 0; s < SN_STEP_COUNT; s++) {
+    const sn_step *st = &c->plan.steps[s];
+    for (int k = 0; k < st->n_kernels; k++, i++) {
+      const sn_kernel *kk = &st->k[k];
+      const sn_graph *g = st->g;
+      char *p = c->prof_name[i];
+      size_t len = sizeof c->prof_name[0];
+      if (kk->kind == SN_K_GEMM) {
+        const sn_op *op = &g->ops[kk->gemm];
+        char ta[48], tb[48];
+        FILE *f = fmemopen(ta, sizeof ta, "w");
+        sn_type_print(&g->ops[op->in[0]].type, f);
+        fclose(f);
+        f = fmemopen(tb, sizeof tb, "w");
+        sn_type_print(&g->ops[op->in[1]].type, f);
+        fclose(f);
+        snprintf(p, len, "%s k%d gemm %s%s x %s%s (%s)", sn_step_name((sn_step_kind)s), k, ta, op->ta ? "^T" : "",
+                 tb, op->tb ? "^T" : "", op->layer);
+      } else {
+        int n2 = snprintf(p, len, "%s k%d kernel:", sn_step_name((sn_step_kind)s), k);
+        for (int j = 0; j < kk->n_ops && n2 < (int)len; j++)
+          n2 += snprintf(p + n2, len - (size_t)n2, " %s", sn_opdefs[g->ops[kk->ops[j]].code].name);
+      }
+    }
+  }
+  snprintf(c->prof_name[i], sizeof c->prof_name[0], "update (optimizer)");
+  c->n_prof = n;
+}
+
+typedef struct prof_row {
+  int i;
+  int64_t cyc, calls;
+} prof_row;
+
+static int by_cycles(const void *a, const void *b) {
+  const prof_row *x = a, *y = b;
+  return (y->cyc > x->cyc) - (y->cyc < x->cyc);
+}
+
+void sn_compiled_profile(const sn_compiled *c, FILE *out) {
+  if (!c->prof) {
+    fprintf(out, "no profile: compile with profiling on (--profile)\n");
+    return;
+  }
+  double hz = (double)(cycles() - c->prof_c0) / (sn_now() - c->prof_t0);
+  prof_row *r = malloc(sizeof(prof_row) * (size_t)c->n_prof);
+  if (!r) abort();
+  int64_t total = 0;
+  for (int i = 0; i < c->n_prof; i++) {
+    r[i] = (prof_row){i, c->prof[2 * i], c->prof[2 * i + 1]};
+    total += r[i].cyc;
+  }
+  qsort(r, (size_t)c->n_prof, sizeof *r, by_cycles);
+  fprintf(out, "profile: %.3f s in kernels (cycle counter at %.2f GHz)\n", (double)total / hz, hz / 1e9);
+  fprintf(out, "%9s %6s %10s %11s  %s\n", "seconds", "share", "calls", "us/call", "kernel");
+  for (int i = 0; i < c->n_prof; i++) {
+    if (!r[i].calls) continue;
+    fprintf(out, "%9.3f %5.1f%% %10lld %11.2f  %s\n", (double)r[i].cyc / hz,
+            total ? 100.0 * (double)r[i].cyc / (double)total : 0.0, (long long)r[i].calls,
+            (double)r[i].cyc / hz / (double)r[i].calls * 1e6, c->prof_name[r[i].i]);
+  }
+  free(r);
+}
 
 /* Front half shared by compile and emit: the training graph, its gradients. */
 static int front(const sn_spec *spec, sn_dtype_rt dtype, sn_graph *g, sn_diag *d, bool grads,
@@ -39,6 +123,12 @@ static void internal_error(sn_diag *d, const char *path, const char *what, const
 }
 
 sn_compiled *sn_compile(const sn_spec *spec, sn_dtype_rt dtype, sn_diag *d) {
+  sn_compile_opts o = {.dtype = dtype};
+  return sn_compile_with(spec, &o, d);
+}
+
+sn_compiled *sn_compile_with(const sn_spec *spec, const sn_compile_opts *o, sn_diag *d) {
+  sn_dtype_rt dtype = o->dtype;
   sn_compiled *c = calloc(1, sizeof *c);
   if (!c) abort();
   if (front(spec, dtype, &c->g, d, true, &c->times) ||
@@ -59,6 +149,7 @@ sn_compiled *sn_compile(const sn_spec *spec, sn_dtype_rt dtype, sn_diag *d) {
     sn_compiled_free(c);
     return NULL;
   }
+  c->cg.profile = o->profile;
   LLVMModuleRef m = sn_emit_module(&c->cg, &c->plan);
   double t2 = sn_now();
   if (sn_optimize(&c->cg, m, err, sizeof err)) {
@@ -76,6 +167,12 @@ sn_compiled *sn_compile(const sn_spec *spec, sn_dtype_rt dtype, sn_diag *d) {
     mo->train_step = (sn_step_fn)sn_jit_lookup(c->jit, SN_FN_TRAIN);
     mo->eval_step = (sn_step_fn)sn_jit_lookup(c->jit, SN_FN_EVAL);
     mo->predict = (sn_step_fn)sn_jit_lookup(c->jit, SN_FN_PREDICT);
+    if (o->profile) {
+      c->prof = sn_jit_lookup(c->jit, SN_PROFILE_SYM);
+      name_kernels(c);
+      c->prof_t0 = sn_now();
+      c->prof_c0 = cycles();
+    }
   }
   if (!c->jit || !mo->grad_step || !mo->update || !mo->train_step || !mo->eval_step || !mo->predict) {
     internal_error(d, spec->path, "JIT", c->jit ? "a step function is missing" : err);
@@ -109,6 +206,7 @@ const sn_compile_times *sn_compiled_times(const sn_compiled *c) { return &c->tim
 void sn_compiled_free(sn_compiled *c) {
   if (!c) return;
   sn_jit_free(c->jit);
+  free(c->prof_name);
   sn_codegen_dispose(&c->cg);
   sn_plan_free(&c->plan);
   sn_graph_free(&c->g);
@@ -125,7 +223,6 @@ int sn_check_graph(const sn_spec *spec, sn_diag *d) {
 
 /* `specnet check`: one line per layer, then the totals. */
 static void print_table(const sn_spec *spec, const sn_graph *g, FILE *out) {
-  static const char *kinds[] = {"flatten", "dense", "activation"};
   fprintf(out, "%-16s %-12s %-20s %12s\n", "layer", "op", "output", "parameters");
   fprintf(out, "%-16s %-12s ", "input", "input");
   char shape[128];
@@ -141,7 +238,7 @@ static void print_table(const sn_spec *spec, const sn_graph *g, FILE *out) {
     for (int k = 0; k < g->n_params; k++)
       if (!strncmp(g->params[k].name, l->name, len) && g->params[k].name[len] == '.') np += g->params[k].count;
     total += np;
-    const char *kind = l->kind == SN_LAYER_ACTIVATION ? sn_act_name(l->activation) : kinds[l->kind];
+    const char *kind = l->kind == SN_LAYER_ACTIVATION ? sn_act_name(l->activation) : sn_layer_kind_name(l->kind);
     memset(shape, 0, sizeof shape);
     sf = fmemopen(shape, sizeof shape, "w");
     sn_type_print(&g->ops[g->layer_out[i]].type, sf);

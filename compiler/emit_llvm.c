@@ -44,6 +44,8 @@ typedef struct emitter {
   LLVMValueRef *row_memo, *elem_memo, *scalar_memo;
   LLVMValueRef col;           /* current column index inside a column loop */
   LLVMValueRef rng_base;      /* kernel argument: hash of (seed, step) for dropout */
+  LLVMValueRef prof;          /* profile counters, or NULL */
+  int prof_base;              /* index of the current step's first kernel */
 } emitter;
 
 /* ---------------------------------------------------------------------------
@@ -428,14 +430,59 @@ static LLVMValueRef gen_gather(emitter *e, int v) {
   const sn_op *op = &e->g->ops[v];
   LLVMBuilderRef b = e->b;
   switch (op->code) {
-  case SN_OP_IM2COL: { /* column k = (c, i, j) */
+  case SN_OP_IM2COL: { /* column k = (i, j, c) */
     win w = win_of(e, op, &e->g->ops[op->in[0]].type);
-    int64_t kk = w.KH * w.KW;
-    LLVMValueRef c = LLVMBuildUDiv(b, e->col, ci(e, kk), "");
-    LLVMValueRef rem = LLVMBuildURem(b, e->col, ci(e, kk), "");
-    LLVMValueRef inside, idx = win_at(e, &w, LLVMBuildUDiv(b, rem, ci(e, w.KW), ""),
-                                      LLVMBuildURem(b, rem, ci(e, w.KW), ""), c, &inside);
+    LLVMValueRef c = LLVMBuildURem(b, e->col, ci(e, w.C), "");
+    LLVMValueRef ij = LLVMBuildUDiv(b, e->col, ci(e, w.C), "");
+    LLVMValueRef inside, idx = win_at(e, &w, LLVMBuildUDiv(b, ij, ci(e, w.KW), ""),
+                                      LLVMBuildURem(b, ij, ci(e, w.KW), ""), c, &inside);
     return LLVMBuildSelect(b, inside, load_at(e, op->in[0], idx), cf(e, 0), "");
+  }
+  case SN_OP_COL2IM: { /* dx[n, y, x, c] = sum of dpatches[n, oh, ow, (i, j, c)] over the
+                          windows (oh, ow) whose tap (i, j) lands on (y, x) */
+    const sn_type *t = &op->type, *pt = &e->g->ops[op->in[0]].type;
+    int64_t H = t->dim[0], W = t->dim[1], C = t->dim[2];
+    int64_t KH = op->a[SN_WIN_KH], KW = op->a[SN_WIN_KW], SH = op->a[SN_WIN_SH], SW = op->a[SN_WIN_SW];
+    int64_t OH = pt->dim[0], OW = pt->dim[1], K = pt->dim[2];
+    LLVMValueRef n = LLVMBuildUDiv(b, e->r, ci(e, H * W), "");
+    LLVMValueRef rem = LLVMBuildURem(b, e->r, ci(e, H * W), "");
+    LLVMValueRef y = LLVMBuildAdd(b, LLVMBuildUDiv(b, rem, ci(e, W), ""), ci(e, op->a[SN_WIN_PT]), "");
+    LLVMValueRef x = LLVMBuildAdd(b, LLVMBuildURem(b, rem, ci(e, W), ""), ci(e, op->a[SN_WIN_PL]), "");
+    LLVMValueRef sum = cf(e, 0);
+    for (int64_t i = 0; i < KH; i++) /* KH x KW taps, unrolled: windows are small */
+      for (int64_t j = 0; j < KW; j++) {
+        LLVMValueRef py = LLVMBuildSub(b, y, ci(e, i), ""), px = LLVMBuildSub(b, x, ci(e, j), "");
+        LLVMValueRef oh = LLVMBuildUDiv(b, py, ci(e, SH), ""), ow = LLVMBuildUDiv(b, px, ci(e, SW), "");
+        /* py >= 0 (unsigned), on the stride grid, inside the output */
+        LLVMValueRef ok = LLVMBuildAnd(b, LLVMBuildICmp(b, LLVMIntULT, oh, ci(e, OH), ""),
+                                       LLVMBuildICmp(b, LLVMIntULT, ow, ci(e, OW), ""), "");
+        ok = LLVMBuildAnd(b, ok, LLVMBuildICmp(b, LLVMIntEQ, LLVMBuildURem(b, py, ci(e, SH), ""), ci(e, 0), ""), "");
+        ok = LLVMBuildAnd(b, ok, LLVMBuildICmp(b, LLVMIntEQ, LLVMBuildURem(b, px, ci(e, SW), ""), ci(e, 0), ""), "");
+        ok = LLVMBuildAnd(b, ok, LLVMBuildICmp(b, LLVMIntULE, py, ci(e, (OH - 1) * SH), ""), "");
+        LLVMValueRef row = LLVMBuildAdd(b, LLVMBuildMul(b, LLVMBuildAdd(b, LLVMBuildMul(b, n, ci(e, OH), ""), oh, ""), ci(e, OW), ""), ow, "");
+        LLVMValueRef idx = LLVMBuildAdd(b, LLVMBuildMul(b, row, ci(e, K), ""), LLVMBuildAdd(b, ci(e, (i * KW + j) * C), e->col, ""), "");
+        idx = LLVMBuildSelect(b, ok, idx, ci(e, 0), "");
+        LLVMValueRef v2 = load_at(e, op->in[0], idx);
+        sum = LLVMBuildFAdd(b, sum, LLVMBuildSelect(b, ok, v2, cf(e, 0), ""), "");
+      }
+    return sum;
+  }
+  case SN_OP_TRANSPOSE: { /* out element -> in element through the permutation a[] */
+    const sn_type *in = &e->g->ops[op->in[0]].type, *t = &op->type;
+    int rank = t->rank;
+    LLVMValueRef flat = LLVMBuildAdd(b, LLVMBuildMul(b, e->r, ci(e, t->dim[rank - 1]), ""), e->col, "");
+    LLVMValueRef coord[4];
+    for (int k = rank - 1; k >= 0; k--) {
+      coord[k] = LLVMBuildURem(b, flat, ci(e, t->dim[k]), "");
+      flat = LLVMBuildUDiv(b, flat, ci(e, t->dim[k]), "");
+    }
+    LLVMValueRef src = ci(e, 0); /* in coordinate d is out coordinate k where a[k] = d */
+    for (int d = 0; d < rank; d++) {
+      int k = 0;
+      while (op->a[k] != d) k++;
+      src = LLVMBuildAdd(b, LLVMBuildMul(b, src, ci(e, in->dim[d]), ""), coord[k], "");
+    }
+    return load_at(e, op->in[0], src);
   }
   case SN_OP_MAX_POOL:
   case SN_OP_AVG_POOL: {
@@ -574,7 +621,7 @@ static LLVMValueRef gen_row(emitter *e, int v) {
  * then each element (r, c) of dy adds into the positions its forward op read. */
 
 static bool is_scatter(sn_opcode c) {
-  return c == SN_OP_COL2IM || c == SN_OP_MAX_POOL_GRAD || c == SN_OP_AVG_POOL_GRAD || c == SN_OP_SCATTER_ROWS;
+  return c == SN_OP_MAX_POOL_GRAD || c == SN_OP_AVG_POOL_GRAD || c == SN_OP_SCATTER_ROWS;
 }
 
 static void add_into(emitter *e, int v, LLVMValueRef idx, LLVMValueRef val) {
@@ -587,16 +634,6 @@ static void emit_scatter(emitter *e, int v) {
   LLVMBuilderRef b = e->b;
   LLVMValueRef dy = gen_elem(e, op->in[0]), zero = cf(e, 0);
   switch (op->code) {
-  case SN_OP_COL2IM: {
-    win w = win_of(e, op, &op->type);
-    int64_t kk = w.KH * w.KW;
-    LLVMValueRef c = LLVMBuildUDiv(b, e->col, ci(e, kk), "");
-    LLVMValueRef rem = LLVMBuildURem(b, e->col, ci(e, kk), "");
-    LLVMValueRef inside, idx = win_at(e, &w, LLVMBuildUDiv(b, rem, ci(e, w.KW), ""),
-                                      LLVMBuildURem(b, rem, ci(e, w.KW), ""), c, &inside);
-    add_into(e, v, idx, LLVMBuildSelect(b, inside, dy, zero, ""));
-    break;
-  }
   case SN_OP_AVG_POOL_GRAD: {
     win w = win_of(e, op, &op->type);
     LLVMValueRef share = LLVMBuildFDiv(b, dy, win_count(e, &w), "");
@@ -876,6 +913,25 @@ static void emit_gemm(emitter *e, step_ctx *sc, int v) {
   LLVMBuildCall2(e->b, fty, fn, a, 14, "");
 }
 
+/* --profile: cycles (llvm.readcyclecounter) and calls per kernel, added into a
+ * global table the driver prints after the run. */
+static LLVMValueRef prof_start(emitter *e) {
+  if (!e->prof) return NULL;
+  unsigned id = LLVMLookupIntrinsicID("llvm.readcyclecounter", 21);
+  LLVMValueRef fn = LLVMGetIntrinsicDeclaration(e->mod, id, NULL, 0);
+  return LLVMBuildCall2(e->b, LLVMIntrinsicGetType(e->ctx, id, NULL, 0), fn, NULL, 0, "t0");
+}
+
+static void prof_stop(emitter *e, int idx, LLVMValueRef t0) {
+  if (!e->prof) return;
+  LLVMValueRef t1 = prof_start(e);
+  LLVMValueRef i0 = ci(e, 2 * idx), i1 = ci(e, 2 * idx + 1);
+  LLVMValueRef pc = LLVMBuildInBoundsGEP2(e->b, e->i64, e->prof, &i0, 1, "");
+  LLVMValueRef pn = LLVMBuildInBoundsGEP2(e->b, e->i64, e->prof, &i1, 1, "");
+  LLVMBuildStore(e->b, LLVMBuildAdd(e->b, LLVMBuildLoad2(e->b, e->i64, pc, ""), LLVMBuildSub(e->b, t1, t0, ""), ""), pc);
+  LLVMBuildStore(e->b, LLVMBuildAdd(e->b, LLVMBuildLoad2(e->b, e->i64, pn, ""), ci(e, 1), ""), pn);
+}
+
 static LLVMValueRef begin_step_fn(emitter *e, const char *name, step_ctx *sc) {
   LLVMTypeRef fty = LLVMFunctionType(e->voidt, &e->ptr, 1, 0);
   LLVMValueRef fn = LLVMAddFunction(e->mod, name, fty);
@@ -913,8 +969,10 @@ static void emit_step(emitter *e, int s) {
                                   LLVMBuildMul(e->b, sc.field[A_STEP], ci(e, (int64_t)0xE7037ED1A0B428DBull), ""), "rng");
   for (int k = 0; k < e->st->n_kernels; k++) {
     const sn_kernel *kk = &e->st->k[k];
+    LLVMValueRef t0 = prof_start(e);
     if (kk->kind == SN_K_GEMM) {
       emit_gemm(e, &sc, kk->gemm);
+      prof_stop(e, e->prof_base + k, t0);
       continue;
     }
     LLVMValueRef *a = malloc(sizeof(LLVMValueRef) * (size_t)(nk[k] + 2));
@@ -929,6 +987,7 @@ static void emit_step(emitter *e, int s) {
     }
     LLVMBuildCall2(e->b, LLVMFunctionType(e->voidt, t, (unsigned)nk[k] + 2, 0), kfn[k], a,
                    (unsigned)nk[k] + 2, "");
+    prof_stop(e, e->prof_base + k, t0);
     free(a);
     free(t);
     free(krefs[k]);
@@ -1101,7 +1160,9 @@ static void emit_update(emitter *e) {
   LLVMValueRef s1 = LLVMBuildInBoundsGEP2(b, i8, sc.field[A_OPT], &off, 1, "");
   LLVMValueRef args[7] = {sc.field[A_PARAMS], sc.field[A_GRADS], sc.field[A_OPT], s1, alpha, lr, gscale};
   LLVMTypeRef pt[7] = {e->ptr, e->ptr, e->ptr, e->ptr, e->ft, e->ft, e->ft};
+  LLVMValueRef t0 = prof_start(e);
   LLVMBuildCall2(b, LLVMFunctionType(e->voidt, pt, 7, 0), kf, args, 7, "");
+  prof_stop(e, e->prof_base, t0);
   LLVMBuildRetVoid(b);
 }
 
@@ -1140,7 +1201,17 @@ LLVMModuleRef sn_emit_module(sn_codegen *cg, const sn_plan *p) {
   e.scalar_memo = calloc(n, sizeof(LLVMValueRef));
   e.alias = calloc(n, sizeof(int));
   if (!e.ref || !e.row_memo || !e.elem_memo || !e.scalar_memo || !e.alias) abort();
-  for (int s = 0; s < SN_STEP_COUNT; s++) emit_step(&e, s);
+  int total = 1; /* the update */
+  for (int s = 0; s < SN_STEP_COUNT; s++) total += p->steps[s].n_kernels;
+  if (cg->profile) {
+    LLVMTypeRef t = LLVMArrayType2(e.i64, (uint64_t)(2 * total));
+    e.prof = LLVMAddGlobal(e.mod, t, SN_PROFILE_SYM);
+    LLVMSetInitializer(e.prof, LLVMConstNull(t));
+  }
+  for (int s = 0; s < SN_STEP_COUNT; s++) {
+    emit_step(&e, s);
+    e.prof_base += p->steps[s].n_kernels;
+  }
   e.g = p->g;
   emit_update(&e);
   emit_train(&e);

@@ -72,7 +72,10 @@ typedef enum sn_opcode {
   SN_OP_CONCAT,    /* (a, b) along the last dim: gathers, inputs in memory */
   SN_OP_SLICE,     /* x[.., a[0] : a[0] + width] along the last dim: gathers */
   /* windows over [N, H, W, C] (NHWC); geometry in a[] (SN_WIN_*) */
-  SN_OP_IM2COL,    /* -> [N, OH, OW, C*KH*KW], columns ordered (c, kh, kw) as torch's weight */
+  SN_OP_IM2COL,    /* -> [N, OH, OW, KH*KW*C], columns ordered (kh, kw, c): C contiguous */
+  SN_OP_COL2IM,    /* (dpatches) -> [N, H, W, C]: im2col's gradient, as a gather over the
+                      windows that cover each position (no scatter) */
+  SN_OP_TRANSPOSE, /* unbatched, rank <= 4: out dim k is in dim a[k] */
   SN_OP_MAX_POOL, SN_OP_AVG_POOL, /* -> [N, OH, OW, C]; avg over the in-bounds positions */
   SN_OP_EMBED,     /* (table [V, D], ids [N, T..]) -> [N, T.., D]; ids clamped to [0, V) */
   SN_OP_BROADCAST, /* x to the op's type */
@@ -87,7 +90,6 @@ typedef enum sn_opcode {
   SN_OP_SUM_ALL,   /* [N..] -> [] */
   /* accumulations into positions computed from the row: the gradients of the
    * window ops and of embedding; the result is the op's type */
-  SN_OP_COL2IM,        /* (dpatches) -> [N, H, W, C] */
   SN_OP_MAX_POOL_GRAD, /* (dy, x) -> [N, H, W, C]: dy to the first max of each window */
   SN_OP_AVG_POOL_GRAD, /* (dy) -> [N, H, W, C] */
   SN_OP_SCATTER_ROWS,  /* (dy [N, T.., D], ids) -> [V, D] */

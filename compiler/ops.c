@@ -271,6 +271,14 @@ static int infer_embed(const sn_graph *g, sn_op *op, char *err, size_t len) {
   return 0;
 }
 
+static int infer_transpose(const sn_graph *g, sn_op *op, char *err, size_t len) {
+  const sn_type *x = T(g, op->in[0]);
+  if (x->batched || x->rank < 2 || x->rank > 4) return fail(err, len, "transpose needs an unbatched tensor of rank 2 to 4");
+  op->type = *x;
+  for (int k = 0; k < x->rank; k++) op->type.dim[k] = x->dim[op->a[k]];
+  return 0;
+}
+
 /* Scatter accumulations: the result type is given (the type of what was gathered). */
 static int infer_given(const sn_graph *g, sn_op *op, char *err, size_t len) {
   op->type.dtype = T(g, op->in[0])->dtype;
@@ -474,6 +482,12 @@ static void grad_im2col(sn_graph *g, int v, int dy, int dx[]) {
   sn_type t = *T(g, op.in[0]);
   dx[0] = add_like(g, &op, SN_OP_COL2IM, dy, -1, &t);
 }
+static void grad_transpose(sn_graph *g, int v, int dy, int dx[]) {
+  sn_op op = *OP(v), inv = op;
+  for (int k = 0; k < T(g, op.in[0])->rank; k++) inv.a[op.a[k]] = k;
+  sn_type t = *T(g, op.in[0]);
+  dx[0] = add_like(g, &inv, SN_OP_TRANSPOSE, dy, -1, &t);
+}
 static void grad_max_pool(sn_graph *g, int v, int dy, int dx[]) {
   sn_op op = *OP(v);
   sn_type t = *T(g, op.in[0]);
@@ -620,6 +634,8 @@ const sn_opdef sn_opdefs[SN_OP_COUNT] = {
     [SN_OP_CONCAT] = {"concat", SN_CLS_ELEM, 2, infer_concat, grad_concat, NULL, true},
     [SN_OP_SLICE] = {"slice", SN_CLS_ELEM, 1, infer_slice, NULL, NULL, true},
     [SN_OP_IM2COL] = {"im2col", SN_CLS_ELEM, 1, infer_window, grad_im2col, NULL, true},
+    [SN_OP_COL2IM] = {"col2im", SN_CLS_ELEM, 1, infer_given, NULL, NULL, true},
+    [SN_OP_TRANSPOSE] = {"transpose", SN_CLS_ELEM, 1, infer_transpose, grad_transpose, NULL, true},
     [SN_OP_MAX_POOL] = {"max_pool", SN_CLS_ELEM, 1, infer_window, grad_max_pool, NULL, true},
     [SN_OP_AVG_POOL] = {"avg_pool", SN_CLS_ELEM, 1, infer_window, grad_avg_pool, NULL, true},
     [SN_OP_EMBED] = {"embed", SN_CLS_ELEM, 2, infer_embed, grad_embed, NULL, true},
@@ -633,7 +649,6 @@ const sn_opdef sn_opdefs[SN_OP_COUNT] = {
     [SN_OP_PICK] = {"pick", SN_CLS_ROWRED, 2, infer_pick, NULL, NULL},
     [SN_OP_COLSUM] = {"colsum", SN_CLS_ACCUM, 1, infer_colsum, grad_spread, NULL},
     [SN_OP_SUM_ALL] = {"sum_all", SN_CLS_ACCUM, 1, infer_sum_all, grad_spread, NULL},
-    [SN_OP_COL2IM] = {"col2im", SN_CLS_ACCUM, 1, infer_given, NULL, NULL},
     [SN_OP_MAX_POOL_GRAD] = {"max_pool_grad", SN_CLS_ACCUM, 2, infer_given, NULL, NULL, true},
     [SN_OP_AVG_POOL_GRAD] = {"avg_pool_grad", SN_CLS_ACCUM, 1, infer_given, NULL, NULL},
     [SN_OP_SCATTER_ROWS] = {"scatter_rows", SN_CLS_ACCUM, 2, infer_given, NULL, NULL},

@@ -49,7 +49,8 @@ value_for() {
     --split) echo test ;;
     --what) echo ir ;;
     --threads | --jobs) echo 1 ;;
-    --input | --output | --weights | --junit | --out) echo /nonexistent/x ;;
+    --input | --output | --weights | --junit | --out | -o) echo /nonexistent/x ;;
+    --cpu) echo x86-64 ;;
     --set) echo seed=1 ;;
     *) echo x ;;
   esac
@@ -61,7 +62,7 @@ for cmd in $commands; do
   grep -q "^usage: specnet $cmd" <<<"$text" || fail "$cmd --help: no usage line"
   grep -q "default:" <<<"$text" || fail "$cmd --help: no defaults"
   grep -q "^example" <<<"$text" || fail "$cmd --help: no example"
-  optlines=$(sed -n '/^options:/,/^$/p' <<<"$text" | grep -E '^  --')
+  optlines=$(sed -n '/^options:/,/^$/p' <<<"$text" | grep -E '^  -[-a-z]')
   opts=$(awk '{print $1}' <<<"$optlines" | tr -d ',')
   want=$(echo $opts | tr ' ' '\n' | sort | tr '\n' ' ')
   have=$(sed -n "s/^ *$cmd) opts=\"\(.*\)\" ;;\$/\1/p" "$completion" | tr ' ' '\n' | sort | tr '\n' ' ')

@@ -34,6 +34,16 @@ typedef struct sn_compile_times {
 
 /* Compiles a checked spec for dtype; shape errors go to d. */
 sn_compiled *sn_compile(const sn_spec *spec, sn_dtype_rt dtype, sn_diag *d);
+
+typedef struct sn_compile_opts {
+  sn_dtype_rt dtype;
+  bool profile;   /* count time and calls per kernel (sn_compiled_profile) */
+  bool no_cache;  /* always run LLVM; do not read or write the compile cache */
+} sn_compile_opts;
+sn_compiled *sn_compile_with(const sn_spec *spec, const sn_compile_opts *o, sn_diag *d);
+/* With profile on: one line per kernel and GEMM, by total time, with calls and
+ * mean time per call. */
+void sn_compiled_profile(const sn_compiled *c, FILE *out);
 sn_model *sn_compiled_model(sn_compiled *c);
 const sn_compile_times *sn_compiled_times(const sn_compiled *c);
 void sn_compiled_free(sn_compiled *c);
