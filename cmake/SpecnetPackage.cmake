@@ -36,8 +36,10 @@ else()
 endif()
 # The built-in data sets (fashion_mnist:train, the seed spec) come from here.
 set(CPACK_DEBIAN_PACKAGE_RECOMMENDS "dataset-fashion-mnist")
+# -dev packages: to build against the libraries; gcc, libopenblas-dev and
+# zlib1g-dev are also what `specnet build` links standalone model binaries with.
 set(CPACK_DEBIAN_PACKAGE_SUGGESTS
-    "cmake, pkg-config, libopenblas-dev, zlib1g-dev, llvm-19-dev, libyaml-dev, bash-completion")
+    "gcc | c-compiler, cmake, pkg-config, libopenblas-dev, zlib1g-dev, llvm-19-dev, libyaml-dev, bash-completion")
 
 # `make package_source` packs the sources, not build folders or runs.
 set(CPACK_SOURCE_GENERATOR TGZ)

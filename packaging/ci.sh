@@ -67,7 +67,7 @@ install_check() {
   local f missing=0
   for f in bin/specnet include/specnet/runtime.h include/specnet/compiler.h \
     include/specnet/version.h lib/libspecnet_rt.a lib/libspecnet_rt.so \
-    lib/libspecnet_compiler.a lib/cmake/specnet/specnetConfig.cmake \
+    lib/libspecnet_compiler.a lib/libspecnet_aot_main.a lib/cmake/specnet/specnetConfig.cmake \
     lib/cmake/specnet/specnetConfigVersion.cmake lib/cmake/specnet/SpecnetSpecTests.cmake \
     lib/pkgconfig/specnet-runtime.pc share/man/man1/specnet.1.gz \
     share/bash-completion/completions/specnet share/doc/specnet/README.md \
