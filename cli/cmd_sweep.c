@@ -29,14 +29,14 @@
 enum { MAX_RUNS = 4096 };
 
 typedef struct run {
-  int index;                /* 1-based, names the folder */
-  char sets[8][300];        /* "KEY=VALUE" per axis */
-  int value_at[8];          /* where the VALUE part of each starts (runs get sorted) */
+  int index;         /* 1-based, names the folder */
+  char sets[8][300]; /* "KEY=VALUE" per axis */
+  int value_at[8];   /* where the VALUE part of each starts (runs get sorted) */
   char dir[4200];
   pid_t pid;
   double started, seconds;
-  int status;               /* exit code; -1 not run; 128+N killed by signal N */
-  double metric;            /* NAN when absent */
+  int status;    /* exit code; -1 not run; 128+N killed by signal N */
+  double metric; /* NAN when absent */
 } run;
 
 /* ---------------------------------------------------------------------------
@@ -124,8 +124,10 @@ static int make_runs(const sn_spec *s, run **out, int *n_out) {
         double v = ax->log && ax->lo > 0 && ax->hi > 0
                        ? exp(log(ax->lo) + u * (log(ax->hi) - log(ax->lo)))
                        : ax->lo + u * (ax->hi - ax->lo);
-        if (ax->integer) snprintf(value, sizeof value, "%lld", (long long)llround(v));
-        else snprintf(value, sizeof value, "%.4g", v);
+        if (ax->integer)
+          snprintf(value, sizeof value, "%lld", (long long)llround(v));
+        else
+          snprintf(value, sizeof value, "%.4g", v);
       }
       int k = snprintf(r->sets[a], sizeof r->sets[a], "%s=%s", ax->key, value);
       r->value_at[a] = k - (int)strlen(value);
@@ -203,18 +205,26 @@ static void print_table(FILE *f, const sn_sweep_spec *sw, const run *runs, int n
     }
   }
   int mw = (int)strlen(metric) > 10 ? (int)strlen(metric) : 10;
-  if (csv) fprintf(f, "run");
-  else fprintf(f, "%4s", "run");
+  if (csv)
+    fprintf(f, "run");
+  else
+    fprintf(f, "%4s", "run");
   for (int a = 0; a < sw->n_axes; a++) {
-    if (csv) fprintf(f, ",%s", sw->axes[a].key);
-    else fprintf(f, "  %-*s", w[a], sw->axes[a].key);
+    if (csv)
+      fprintf(f, ",%s", sw->axes[a].key);
+    else
+      fprintf(f, "  %-*s", w[a], sw->axes[a].key);
   }
-  if (csv) fprintf(f, ",%s,seconds,status\n", metric);
-  else fprintf(f, "  %*s  %8s\n", mw, metric, "seconds");
+  if (csv)
+    fprintf(f, ",%s,seconds,status\n", metric);
+  else
+    fprintf(f, "  %*s  %8s\n", mw, metric, "seconds");
   for (int i = 0; i < n; i++) {
     const run *r = &runs[i];
-    if (csv) fprintf(f, "%d", r->index);
-    else fprintf(f, "%4d", r->index);
+    if (csv)
+      fprintf(f, "%d", r->index);
+    else
+      fprintf(f, "%4d", r->index);
     for (int a = 0; a < sw->n_axes; a++) {
       if (csv) {
         bool q = strpbrk(value_of(r, a), ",\"") != NULL;
@@ -230,14 +240,21 @@ static void print_table(FILE *f, const sn_sweep_spec *sw, const run *runs, int n
       }
     }
     char m[40], st[40];
-    if (isfinite(r->metric)) snprintf(m, sizeof m, csv ? "%.17g" : "%.4f", r->metric);
-    else snprintf(m, sizeof m, "%s", csv ? "" : "-");
-    if (r->status == 0) snprintf(st, sizeof st, "ok");
-    else if (r->status > 128) snprintf(st, sizeof st, "killed by signal %d", r->status - 128);
-    else snprintf(st, sizeof st, "failed (exit %d)", r->status);
-    if (csv) fprintf(f, ",%s,%.3f,%s\n", m, r->seconds, st);
-    else fprintf(f, "  %*s  %8.2f%s%s\n", mw, m, r->seconds, r->status ? "  " : "",
-                 r->status ? st : "");
+    if (isfinite(r->metric))
+      snprintf(m, sizeof m, csv ? "%.17g" : "%.4f", r->metric);
+    else
+      snprintf(m, sizeof m, "%s", csv ? "" : "-");
+    if (r->status == 0)
+      snprintf(st, sizeof st, "ok");
+    else if (r->status > 128)
+      snprintf(st, sizeof st, "killed by signal %d", r->status - 128);
+    else
+      snprintf(st, sizeof st, "failed (exit %d)", r->status);
+    if (csv)
+      fprintf(f, ",%s,%.3f,%s\n", m, r->seconds, st);
+    else
+      fprintf(f, "  %*s  %8.2f%s%s\n", mw, m, r->seconds, r->status ? "  " : "",
+              r->status ? st : "");
   }
 }
 
@@ -247,14 +264,17 @@ int cmd_sweep(const opts *o, const sn_spec *s) {
     fprintf(stderr, "%s: error: the sweep has %d keys; it must have 1 to 8\n", s->path, sw->n_axes);
     return EXIT_SPEC;
   }
-  if (o->n_sets + sw->n_axes > 64) return usage_error("too many --set options with the sweep's keys");
+  if (o->n_sets + sw->n_axes > 64)
+    return usage_error("too many --set options with the sweep's keys");
   run *runs = NULL;
   int n = 0, rc = make_runs(s, &runs, &n);
   if (rc) return rc;
 
   char base[4096];
-  if (o->out) snprintf(base, sizeof base, "%s", o->out);
-  else snprintf(base, sizeof base, "runs/%s", s->name);
+  if (o->out)
+    snprintf(base, sizeof base, "%s", o->out);
+  else
+    snprintf(base, sizeof base, "runs/%s", s->name);
   if (mkdirs(base)) {
     fprintf(stderr, "specnet: error: cannot create output folder %s: %s\n", base, strerror(errno));
     free(runs);
@@ -309,8 +329,10 @@ int cmd_sweep(const opts *o, const sn_spec *s) {
       if (!o->quiet) {
         printf("  run %d/%d", r->index, n);
         for (int a = 0; a < sw->n_axes; a++) printf("  %s", r->sets[a]);
-        if (r->status == 0) printf("  %s %.4f  %.1fs\n", metric, r->metric, r->seconds);
-        else printf("  FAILED (exit %d; see %s/train.log)\n", r->status, r->dir);
+        if (r->status == 0)
+          printf("  %s %.4f  %.1fs\n", metric, r->metric, r->seconds);
+        else
+          printf("  FAILED (exit %d; see %s/train.log)\n", r->status, r->dir);
         fflush(stdout);
       }
     }

@@ -38,19 +38,27 @@ typedef struct cmd_help {
 } cmd_help;
 
 #define OPT_SET                                                                                    \
-  {"--set KEY=VALUE", "none",                                                                      \
-   "override a spec key by its dotted path; VALUE is read as YAML;\n"                              \
-   "repeatable (--set train.epochs=1 --set 'data.validation={split: 0.2}')"}
-#define OPT_DTYPE(what) {"--dtype f32|f64", "f32", "precision of the compiled program" what}
+  {                                                                                                \
+    "--set KEY=VALUE", "none",                                                                     \
+        "override a spec key by its dotted path; VALUE is read as YAML;\n"                         \
+        "repeatable (--set train.epochs=1 --set 'data.validation={split: 0.2}')"                   \
+  }
+#define OPT_DTYPE(what)                                                                            \
+  { "--dtype f32|f64", "f32", "precision of the compiled program" what }
 #define OPT_THREADS                                                                                \
-  {"--threads N", "OpenBLAS's choice",                                                             \
-   "OpenBLAS threads, 1 to 1024 (the fused kernels run on the calling\n"                           \
-   "thread); OPENBLAS_NUM_THREADS sets the default"}
+  {                                                                                                \
+    "--threads N", "OpenBLAS's choice",                                                            \
+        "OpenBLAS threads, 1 to 1024 (the fused kernels run on the calling\n"                      \
+        "thread); OPENBLAS_NUM_THREADS sets the default"                                           \
+  }
 
 #define OPT_PROFILE                                                                                \
-  {"--profile", "off (SPECNET_PROFILE=1 turns it on)",                                           \
-   "time each generated kernel; the profile is printed at the end"}
-#define OPT_NO_CACHE {"--no-cache", "off", "always run LLVM, without the compile cache"}
+  {                                                                                                \
+    "--profile", "off (SPECNET_PROFILE=1 turns it on)",                                            \
+        "time each generated kernel; the profile is printed at the end"                            \
+  }
+#define OPT_NO_CACHE                                                                               \
+  { "--no-cache", "off", "always run LLVM, without the compile cache" }
 
 static const cmd_help commands[] = {
     {"check",
@@ -131,7 +139,8 @@ static const cmd_help commands[] = {
       OPT_NO_CACHE,
       {"--quiet", "off", "no compile times, no \"wrote N predictions\" line"}},
      {"specnet predict specs/mnist_mlp.yaml --weights runs/mnist_mlp/model.safetensors \\\n"
-      "      --input /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz --output labels.csv",
+      "      --input /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz --output "
+      "labels.csv",
       "specnet predict spec.yaml --weights model.safetensors --input x.npy --probs"}},
     {"emit",
      "emit SPEC --what spec|ir|grad|plan|llvm|asm [--set KEY=VALUE]... [--dtype f32|f64]",
@@ -153,8 +162,9 @@ static const cmd_help commands[] = {
      "gradient checks in f64, or an expected error. Prints one line per spec and\n"
      "ends with \"N passed, N failed\". Exits 0 when none failed, 3 otherwise.",
      {{"--set KEY=VALUE", "none", "override a key in every spec (as for train); repeatable"},
-      {"--jobs N", "1", "run up to N specs at once, 1 to 1024, each in its own process;\n"
-                        "lines are still printed in path order"},
+      {"--jobs N", "1",
+       "run up to N specs at once, 1 to 1024, each in its own process;\n"
+       "lines are still printed in path order"},
       {"--junit FILE", "none", "also write the results as JUnit XML (for CI dashboards)"},
       {"--verbose", "off", "show each spec's diagnostics and training output"}},
      {"specnet test tests/specs", "specnet test tests/specs --jobs 4 --junit results.xml",
@@ -185,7 +195,8 @@ static const cmd_help commands[] = {
       OPT_DTYPE(" (--lib: f32 only)"),
       {"--quiet", "off", "no compile times and no \"wrote ...\" line"}},
      {"specnet build specs/mnist_mlp.yaml --weights runs/mnist_mlp/model.safetensors -o mnist",
-      "specnet build specs/mnist_mlp.yaml --weights model.safetensors --lib -o lib/ --cpu x86-64-v3"}},
+      "specnet build specs/mnist_mlp.yaml --weights model.safetensors --lib -o lib/ --cpu "
+      "x86-64-v3"}},
 };
 
 enum { N_COMMANDS = sizeof commands / sizeof *commands };
@@ -278,9 +289,9 @@ int print_command_help(const char *cmd, FILE *out) {
 /* Of the host's features, the ones that change the code the JIT emits (vector
  * width, FMA contraction, AVX-512 forms); the rest would only be noise. */
 static const char *const interesting_features[] = {
-    "sse4.2",     "avx",        "avx2",       "fma",     "f16c",      "avx512f", "avx512bw",
-    "avx512dq",   "avx512vl",   "avx512vnni", "avx512bf16", "avx512fp16", "amx-tile", "neon",
-    "fullfp16",   "dotprod",    "bf16",       "sve",     "sve2",
+    "sse4.2",   "avx",      "avx2",       "fma",        "f16c",       "avx512f",  "avx512bw",
+    "avx512dq", "avx512vl", "avx512vnni", "avx512bf16", "avx512fp16", "amx-tile", "neon",
+    "fullfp16", "dotprod",  "bf16",       "sve",        "sve2",
 };
 /* Printed as "no X" when the host lacks them: they are the ones a user asks about. */
 static const char *const headline_features[] = {"avx2", "fma", "avx512f"};
@@ -300,10 +311,14 @@ static int feature(const char *features, const char *name) {
 
 static const char *blas_parallel(int mode) {
   switch (mode) {
-  case 0: return "sequential";
-  case 1: return "pthreads";
-  case 2: return "OpenMP";
-  default: return "unknown threading";
+  case 0:
+    return "sequential";
+  case 1:
+    return "pthreads";
+  case 2:
+    return "OpenMP";
+  default:
+    return "unknown threading";
   }
 }
 
@@ -311,7 +326,8 @@ void print_version(FILE *out) {
   unsigned major = 0, minor = 0, patch = 0;
   LLVMGetVersion(&major, &minor, &patch);
   fprintf(out, "specnet %s\n", SPECNET_VERSION_STRING);
-  fprintf(out, "  LLVM       %u.%u.%u (built against %s)\n", major, minor, patch, LLVM_VERSION_STRING);
+  fprintf(out, "  LLVM       %u.%u.%u (built against %s)\n", major, minor, patch,
+          LLVM_VERSION_STRING);
   const char *config = openblas_get_config(); /* "OpenBLAS 0.3.21 DYNAMIC_ARCH ..." */
   if (!strncmp(config, "OpenBLAS ", 9)) config += 9;
   fprintf(out, "  OpenBLAS   %s\n", config);

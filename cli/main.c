@@ -270,9 +270,9 @@ static void print_compile_times(const sn_compiled *c, bool quiet) {
   const sn_compile_times *t = sn_compiled_times(c);
   double total = t->build + t->autodiff + t->plan + t->emit + t->optimize + t->jit;
   if (!quiet)
-    printf("compiled in %.0f ms (graph %.1f, plan %.1f, emit %.1f, optimize %.1f, jit %.1f)\n",
-           total * 1e3, (t->build + t->autodiff) * 1e3, t->plan * 1e3, t->emit * 1e3,
-           t->optimize * 1e3, t->jit * 1e3);
+    printf("compiled in %.0f ms%s (graph %.1f, plan %.1f, emit %.1f, %s %.1f, link %.1f)\n", total * 1e3,
+           t->cached ? ", from the cache" : "", (t->build + t->autodiff) * 1e3, t->plan * 1e3, t->emit * 1e3,
+           t->cached ? "cache read" : "llvm", t->optimize * 1e3, t->jit * 1e3);
 }
 
 void session_free(session *S) {

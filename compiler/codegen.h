@@ -45,6 +45,14 @@ char *sn_module_asm(sn_codegen *cg, LLVMModuleRef m, char *err, size_t len);
 typedef struct sn_jit sn_jit;
 /* Takes ownership of m (and, with it, of cg's context: one JIT per codegen). */
 sn_jit *sn_jit_create(sn_codegen *cg, LLVMModuleRef m, char *err, size_t len);
+/* A JIT over an object file of cg's target (from sn_module_object or the cache). */
+sn_jit *sn_jit_create_object(sn_codegen *cg, const char *obj, size_t size, char *err, size_t len);
+
+/* ---- cache.c */
+void sn_cache_key(sn_codegen *cg, LLVMModuleRef m, uint64_t key[2]);
+int sn_cache_dir(char *dir, size_t len);
+char *sn_cache_read(const char *dir, const uint64_t key[2], size_t *size);
+void sn_cache_write(const char *dir, const uint64_t key[2], const char *obj, size_t size);
 void *sn_jit_lookup(sn_jit *j, const char *name);
 void sn_jit_free(sn_jit *j);
 

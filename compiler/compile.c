@@ -152,14 +152,30 @@ sn_compiled *sn_compile_with(const sn_spec *spec, const sn_compile_opts *o, sn_d
   c->cg.profile = o->profile;
   LLVMModuleRef m = sn_emit_module(&c->cg, &c->plan);
   double t2 = sn_now();
-  if (sn_optimize(&c->cg, m, err, sizeof err)) {
-    LLVMDisposeModule(m);
-    internal_error(d, spec->path, "LLVM optimization", err);
-    sn_compiled_free(c);
-    return NULL;
+  /* object code: from the cache when a valid entry exists, else O3 + codegen */
+  char dir[4096];
+  bool use_cache = !o->no_cache && sn_cache_dir(dir, sizeof dir) == 0;
+  uint64_t key[2];
+  size_t objn = 0;
+  char *obj = NULL;
+  if (use_cache) {
+    sn_cache_key(&c->cg, m, key);
+    obj = sn_cache_read(dir, key, &objn);
+    c->times.cached = obj != NULL;
   }
+  if (!obj) {
+    if (sn_optimize(&c->cg, m, err, sizeof err) || sn_module_object(&c->cg, m, &obj, &objn, err, sizeof err)) {
+      LLVMDisposeModule(m);
+      internal_error(d, spec->path, "LLVM", err);
+      sn_compiled_free(c);
+      return NULL;
+    }
+    if (use_cache) sn_cache_write(dir, key, obj, objn);
+  }
+  LLVMDisposeModule(m);
   double t3 = sn_now();
-  c->jit = sn_jit_create(&c->cg, m, err, sizeof err);
+  c->jit = sn_jit_create_object(&c->cg, obj, objn, err, sizeof err);
+  free(obj);
   sn_model *mo = &c->model;
   if (c->jit) {
     mo->grad_step = (sn_step_fn)sn_jit_lookup(c->jit, SN_FN_GRAD);

@@ -171,6 +171,23 @@ fail:
   return NULL;
 }
 
+sn_jit *sn_jit_create_object(sn_codegen *cg, const char *obj, size_t size, char *err, size_t len) {
+  sn_jit *j = calloc(1, sizeof *j);
+  if (!j) abort();
+  LLVMOrcJITTargetMachineBuilderRef jtmb = NULL;
+  if (take_error(LLVMOrcJITTargetMachineBuilderDetectHost(&jtmb), err, len)) goto fail;
+  LLVMOrcLLJITBuilderRef jb = LLVMOrcCreateLLJITBuilder();
+  LLVMOrcLLJITBuilderSetJITTargetMachineBuilder(jb, jtmb);
+  if (take_error(LLVMOrcCreateLLJIT(&j->jit, jb), err, len)) goto fail;
+  if (define_externals(j, err, len)) goto fail;
+  LLVMMemoryBufferRef buf = LLVMCreateMemoryBufferWithMemoryRangeCopy(obj, size, "specnet.o");
+  if (take_error(LLVMOrcLLJITAddObjectFile(j->jit, LLVMOrcLLJITGetMainJITDylib(j->jit), buf), err, len)) goto fail;
+  return j;
+fail:
+  sn_jit_free(j);
+  return NULL;
+}
+
 void *sn_jit_lookup(sn_jit *j, const char *name) {
   LLVMOrcExecutorAddress a = 0;
   LLVMErrorRef e = LLVMOrcLLJITLookup(j->jit, &a, name);

@@ -103,7 +103,8 @@ static char *read_text(const char *path, size_t *len, sn_error *err) {
   }
   struct stat st;
   if (fstat(fileno(f), &st) != 0 || S_ISDIR(st.st_mode)) {
-    sn_fail(err, "%s: cannot read: %s", path, S_ISDIR(st.st_mode) ? "is a folder" : strerror(errno));
+    sn_fail(err, "%s: cannot read: %s", path,
+            S_ISDIR(st.st_mode) ? "is a folder" : strerror(errno));
     fclose(f);
     return NULL;
   }
@@ -217,7 +218,9 @@ int sn_dataset_csv(const sn_source *src, sn_dataset *out, sn_error *err) {
         } else {
           int li = src->label_index;
           if (li < -1 || li >= ncols) {
-            sn_fail(err, "%s: label column %d is out of range: the file has %lld columns (0..%lld, or -1 for the last)",
+            sn_fail(err,
+                    "%s: label column %d is out of range: the file has %lld columns (0..%lld, or "
+                    "-1 for the last)",
                     path, li, (long long)ncols, (long long)ncols - 1);
             goto done;
           }
@@ -263,13 +266,13 @@ int sn_dataset_csv(const sn_source *src, sn_dataset *out, sn_error *err) {
         goto done;
       }
       if (c == label) {
-        if (src->target_elems != 1 &&
-            (v != floor(v) || v < 0 || v > 2147483647.0)) {
-          sn_fail(err,
-                  "%s:%lld: label %s: '%s' is not a class index (an integer >= 0)%s", path,
+        if (src->target_elems != 1 && (v != floor(v) || v < 0 || v > 2147483647.0)) {
+          sn_fail(err, "%s:%lld: label %s: '%s' is not a class index (an integer >= 0)%s", path,
                   (long long)line, col_name(cbuf, sizeof cbuf, c, hdr),
                   cell_text(&cells[c], tbuf, 64),
-                  src->target_elems > 1 ? "" : "; hint: for real-valued targets use a regression loss such as mse");
+                  src->target_elems > 1
+                      ? ""
+                      : "; hint: for real-valued targets use a regression loss such as mse");
           goto done;
         }
         lab[n] = (float)v;

@@ -24,8 +24,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#define NPY_MAX_HEADER (1 << 20)            /* bytes: numpy's own limit is far lower */
-#define NPY_MAX_ELEMS (INT64_C(1) << 34)    /* elements per array we agree to load */
+#define NPY_MAX_HEADER (1 << 20)         /* bytes: numpy's own limit is far lower */
+#define NPY_MAX_ELEMS (INT64_C(1) << 34) /* elements per array we agree to load */
 
 typedef struct npy_type {
   char kind; /* 'u' unsigned, 'i' signed, 'f' float */
@@ -40,8 +40,7 @@ typedef struct hdr_parse {
 } hdr_parse;
 
 static void skip_ws(hdr_parse *h) {
-  while (h->p < h->end && (*h->p == ' ' || *h->p == '\t' || *h->p == '\n' || *h->p == '\r'))
-    h->p++;
+  while (h->p < h->end && (*h->p == ' ' || *h->p == '\t' || *h->p == '\n' || *h->p == '\r')) h->p++;
 }
 
 /* A quoted Python string into buf; false on malformed input. */
@@ -165,7 +164,9 @@ static int parse_header(const char *path, const char *text, size_t len, npy_head
                    path);
   if (!out->descr[0] || out->fortran < 0 || out->ndim < 0)
     return sn_fail(err, "%s: the npy header lacks %s", path,
-                   !out->descr[0] ? "'descr'" : out->fortran < 0 ? "'fortran_order'" : "'shape'");
+                   !out->descr[0]     ? "'descr'"
+                   : out->fortran < 0 ? "'fortran_order'"
+                                      : "'shape'");
   return 0;
 }
 
@@ -220,23 +221,61 @@ static double elem(const uint8_t *p, npy_type t, int64_t i) {
   switch (t.kind) {
   case 'u':
     switch (t.size) {
-    case 1: return p[0];
-    case 2: { uint16_t v; memcpy(&v, p, 2); return v; }
-    case 4: { uint32_t v; memcpy(&v, p, 4); return v; }
-    default: { uint64_t v; memcpy(&v, p, 8); return (double)v; }
+    case 1:
+      return p[0];
+    case 2: {
+      uint16_t v;
+      memcpy(&v, p, 2);
+      return v;
+    }
+    case 4: {
+      uint32_t v;
+      memcpy(&v, p, 4);
+      return v;
+    }
+    default: {
+      uint64_t v;
+      memcpy(&v, p, 8);
+      return (double)v;
+    }
     }
   case 'i':
     switch (t.size) {
-    case 1: return (int8_t)p[0];
-    case 2: { int16_t v; memcpy(&v, p, 2); return v; }
-    case 4: { int32_t v; memcpy(&v, p, 4); return v; }
-    default: { int64_t v; memcpy(&v, p, 8); return (double)v; }
+    case 1:
+      return (int8_t)p[0];
+    case 2: {
+      int16_t v;
+      memcpy(&v, p, 2);
+      return v;
+    }
+    case 4: {
+      int32_t v;
+      memcpy(&v, p, 4);
+      return v;
+    }
+    default: {
+      int64_t v;
+      memcpy(&v, p, 8);
+      return (double)v;
+    }
     }
   default:
     switch (t.size) {
-    case 2: { uint16_t v; memcpy(&v, p, 2); return half_to_float(v); }
-    case 4: { float v; memcpy(&v, p, 4); return v; }
-    default: { double v; memcpy(&v, p, 8); return v; }
+    case 2: {
+      uint16_t v;
+      memcpy(&v, p, 2);
+      return half_to_float(v);
+    }
+    case 4: {
+      float v;
+      memcpy(&v, p, 4);
+      return v;
+    }
+    default: {
+      double v;
+      memcpy(&v, p, 8);
+      return v;
+    }
     }
   }
 }
@@ -270,7 +309,9 @@ static int npy_load(const char *path, int64_t limit, npy_array *a, sn_error *err
   size_t got = fread(pre, 1, 10, f);
   if (got < 10 || memcmp(pre, "\x93NUMPY", 6)) {
     sn_fail(err, "%s: not an npy file (it does not start with \\x93NUMPY)%s", path,
-            got >= 2 && pre[0] == 'P' && pre[1] == 'K' ? "; an .npz archive? hint: np.save one array per file" : "");
+            got >= 2 && pre[0] == 'P' && pre[1] == 'K'
+                ? "; an .npz archive? hint: np.save one array per file"
+                : "");
     goto done;
   }
   int major = pre[6];
@@ -291,7 +332,8 @@ static int npy_load(const char *path, int64_t limit, npy_array *a, sn_error *err
     goto done;
   }
   if (hlen > NPY_MAX_HEADER || hstart + hlen > fsize) {
-    sn_fail(err, "%s: truncated: the npy header length %lld runs past the end of the %lld-byte file",
+    sn_fail(err,
+            "%s: truncated: the npy header length %lld runs past the end of the %lld-byte file",
             path, (long long)hlen, (long long)fsize);
     goto done;
   }
@@ -326,7 +368,8 @@ static int npy_load(const char *path, int64_t limit, npy_array *a, sn_error *err
     char shp[160];
     size_t k = (size_t)snprintf(shp, sizeof shp, "(");
     for (int d = 0; d < h.ndim && k < sizeof shp; d++)
-      k += (size_t)snprintf(shp + k, sizeof shp - k, "%s%lld", d ? ", " : "", (long long)h.shape[d]);
+      k +=
+          (size_t)snprintf(shp + k, sizeof shp - k, "%s%lld", d ? ", " : "", (long long)h.shape[d]);
     if (k < sizeof shp) snprintf(shp + k, sizeof shp - k, "%s)", h.ndim == 1 ? "," : "");
     sn_fail(err, "%s: %s: shape %s of '%s' needs %lld bytes of data, the file holds %lld", path,
             have < need ? "truncated" : "trailing data after the array", shp, h.descr,
@@ -398,8 +441,8 @@ int sn_dataset_npy(const sn_source *src, sn_dataset *out, sn_error *err) {
   const int64_t *xs = xa.shape;
   int rc = -1;
   if (xnd < 1 || xnd > 5) {
-    sn_fail(err, "%s: x must have shape (samples, ...) with 1 to 5 dimensions, this one has %d",
-            xp, xnd);
+    sn_fail(err, "%s: x must have shape (samples, ...) with 1 to 5 dimensions, this one has %d", xp,
+            xnd);
     goto done;
   }
   int64_t n = xs[0];
@@ -421,9 +464,8 @@ int sn_dataset_npy(const sn_source *src, sn_dataset *out, sn_error *err) {
       goto done;
     }
     if (ys[0] != n) {
-      sn_fail(err,
-              "sample count mismatch: %s has %lld samples but %s has %lld%s", xp, (long long)n, yp,
-              (long long)ys[0], src->limit > 0 ? " (after limit)" : "");
+      sn_fail(err, "sample count mismatch: %s has %lld samples but %s has %lld%s", xp, (long long)n,
+              yp, (long long)ys[0], src->limit > 0 ? " (after limit)" : "");
       goto done;
     }
   }
@@ -437,8 +479,7 @@ int sn_dataset_npy(const sn_source *src, sn_dataset *out, sn_error *err) {
     out->x[i] = (float)elem(xa.raw, xa.t, i);
     if (!isfinite(out->x[i])) {
       sn_fail(err, "%s: element %lld of sample %lld is %s; every value must be finite%s", xp,
-              (long long)(i % elems), (long long)(i / elems),
-              isnan(out->x[i]) ? "nan" : "inf",
+              (long long)(i % elems), (long long)(i / elems), isnan(out->x[i]) ? "nan" : "inf",
               isfinite(elem(xa.raw, xa.t, i)) ? " (as float32)" : "");
       goto fail;
     }

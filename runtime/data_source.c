@@ -270,8 +270,10 @@ int sn_dataset_onehot(sn_dataset *ds, int64_t k, sn_error *err) {
   float *t = calloc((size_t)(ds->n * k) + 1, sizeof(float)); /* (n, k) */
   if (!t) return sn_fail(err, "%s: out of memory for one-hot targets", ds->origin);
   for (int64_t i = 0; i < ds->n; i++) {
-    if (k == 1) t[i] = (float)ds->y[i];
-    else t[i * k + ds->y[i]] = 1.0f;
+    if (k == 1)
+      t[i] = (float)ds->y[i];
+    else
+      t[i * k + ds->y[i]] = 1.0f;
   }
   free(ds->t);
   ds->t = t;
@@ -338,9 +340,9 @@ int sn_dataset_split(sn_dataset *ds, double fraction, sn_dataset *held, sn_error
   *held = *ds; /* shape, rank, classes */
   held->n = nheld;
   const int64_t T = ds->t ? ds->target_elems : 0;
-  held->x = malloc((size_t)(nheld * e) * sizeof(float));                 /* (nheld, e) */
-  held->y = ds->y ? malloc((size_t)nheld * sizeof(int32_t)) : NULL;      /* (nheld) */
-  held->t = ds->t ? malloc((size_t)(nheld * T) * sizeof(float)) : NULL;  /* (nheld, T) */
+  held->x = malloc((size_t)(nheld * e) * sizeof(float));                /* (nheld, e) */
+  held->y = ds->y ? malloc((size_t)nheld * sizeof(int32_t)) : NULL;     /* (nheld) */
+  held->t = ds->t ? malloc((size_t)(nheld * T) * sizeof(float)) : NULL; /* (nheld, T) */
   if (!held->x || (ds->y && !held->y) || (ds->t && !held->t)) {
     sn_dataset_free(held);
     return sn_fail(err, "out of memory splitting %lld samples", (long long)nheld);

@@ -89,12 +89,15 @@ static void json_col(void *ctx, const char *prefix, const char *name, double v, 
   fputs(c->n++ ? ", " : "{", c->f);
   json_str(c->f, prefix, name);
   fputs(": ", c->f);
-  if (integer) fprintf(c->f, "%.0f", v);
-  else fputs(isfinite(v) ? num(b, v) : "null", c->f); /* JSON has no nan */
+  if (integer)
+    fprintf(c->f, "%.0f", v);
+  else
+    fputs(isfinite(v) ? num(b, v) : "null", c->f); /* JSON has no nan */
 }
 
 static int flushed(FILE *f, const char *path, sn_error *err) {
-  if (fflush(f) != 0 || ferror(f)) return sn_fail(err, "cannot write %s: %s", path, strerror(errno));
+  if (fflush(f) != 0 || ferror(f))
+    return sn_fail(err, "cannot write %s: %s", path, strerror(errno));
   return 0;
 }
 
@@ -128,9 +131,12 @@ static void csv_col(void *ctx, const char *prefix, const char *name, double v, b
   row_ctx *c = ctx;
   char b[32];
   if (c->n++) fputc(',', c->f);
-  if (c->header) csv_name(c->f, prefix, name);
-  else if (integer) fprintf(c->f, "%.0f", v);
-  else fputs(num(b, v), c->f);
+  if (c->header)
+    csv_name(c->f, prefix, name);
+  else if (integer)
+    fprintf(c->f, "%.0f", v);
+  else
+    fputs(num(b, v), c->f);
 }
 
 int sn_report_csv_header(FILE *f, const char *path, const sn_model *m, bool has_val, bool has_test,
@@ -158,8 +164,16 @@ int sn_report_csv(FILE *f, const char *path, const sn_model *m, const sn_epoch_r
  * validation solid orange, test dashed green, each point marked with a dot. One
  * legend under the title. */
 
-enum { PANEL_W = 460, PANEL_H = 300, COLS = 2, TOP = 74, MARGIN_L = 64, MARGIN_R = 16,
-       MARGIN_T = 34, MARGIN_B = 46 };
+enum {
+  PANEL_W = 460,
+  PANEL_H = 300,
+  COLS = 2,
+  TOP = 74,
+  MARGIN_L = 64,
+  MARGIN_R = 16,
+  MARGIN_T = 34,
+  MARGIN_B = 46
+};
 
 typedef struct series {
   const char *label; /* "train", "validation", "test" */
@@ -177,7 +191,7 @@ static const series SERIES[3] = {
  * k >= 0 metric k, -2 learning rate (training only). */
 static double value_of(const sn_epoch_record *r, int quantity, int s) {
   if (quantity == -2) return s == 0 ? r->lr : NAN;
-  const sn_eval_result *e = s == 1 ? (r->has_val ? &r->val : NULL)
+  const sn_eval_result *e = s == 1   ? (r->has_val ? &r->val : NULL)
                             : s == 2 ? (r->has_test ? &r->test : NULL)
                                      : NULL;
   if (s != 0 && !e) return NAN;
@@ -195,18 +209,28 @@ static double nice_step(double range, int target) {
 static void tick_label(char *buf, size_t cap, double v, double step) {
   if (fabs(v) < step * 1e-9) v = 0;
   int dec = step >= 1 ? 0 : (int)ceil(-log10(step) - 1e-9);
-  if (fabs(v) >= 1e5 || (v != 0 && fabs(v) < 1e-4 && dec > 6)) snprintf(buf, cap, "%.3g", v);
-  else snprintf(buf, cap, "%.*f", dec, v);
+  if (fabs(v) >= 1e5 || (v != 0 && fabs(v) < 1e-4 && dec > 6))
+    snprintf(buf, cap, "%.3g", v);
+  else
+    snprintf(buf, cap, "%.*f", dec, v);
 }
 
 /* Text with XML's special characters escaped. */
 static void xml_text(FILE *f, const char *s) {
   for (; *s; s++) {
     switch (*s) {
-    case '<': fputs("&lt;", f); break;
-    case '>': fputs("&gt;", f); break;
-    case '&': fputs("&amp;", f); break;
-    case '"': fputs("&quot;", f); break;
+    case '<':
+      fputs("&lt;", f);
+      break;
+    case '>':
+      fputs("&gt;", f);
+      break;
+    case '&':
+      fputs("&amp;", f);
+      break;
+    case '"':
+      fputs("&quot;", f);
+      break;
     default:
       if ((unsigned char)*s >= 0x20) fputc(*s, f);
     }
@@ -234,22 +258,27 @@ static void panel(FILE *f, double ox, double oy, const char *title, const sn_epo
   }
   double ystep = nice_step(hi - lo, 5);
   double ylo = floor(lo / ystep) * ystep, yhi = ceil(hi / ystep) * ystep;
-  int emax = n > 0 ? recs[n - 1].epoch : 1, emin = n > 0 ? recs[0].epoch : 1;
-  if (emax <= emin) emax = emin + 1;
+  /* x: the epochs; a single epoch sits in the middle of [e - 0.5, e + 0.5] */
+  double emin = n > 0 ? recs[0].epoch : 1, emax = n > 0 ? recs[n - 1].epoch : 1;
+  if (emax <= emin) emin -= 0.5, emax += 0.5;
   double xstep = nice_step(emax - emin, 8);
   if (xstep < 1) xstep = 1;
   /* the data area is inset from the frame, so that points on an extreme stay visible */
   const double ix0 = x0 + 10, ix1 = x1 - 10, iy0 = y0 - 8, iy1 = y1 + 8;
-#define PX(e) (ix0 + ((e) - emin) * (ix1 - ix0) / (double)(emax - emin))
-#define PY(v) (iy0 - ((v) - ylo) * (iy0 - iy1) / (yhi - ylo))
+#define PX(e) (ix0 + ((e)-emin) * (ix1 - ix0) / (emax - emin))
+#define PY(v) (iy0 - ((v)-ylo) * (iy0 - iy1) / (yhi - ylo))
 
   fputs("<g class=\"panel\" data-name=\"", f);
   xml_text(f, title);
   fputs("\">\n", f);
-  fprintf(f, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"#fafafa\" stroke=\"#ccc\"/>\n",
+  fprintf(f,
+          "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"#fafafa\" "
+          "stroke=\"#ccc\"/>\n",
           x0, y1, x1 - x0, y0 - y1);
-  fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\" font-size=\"15\" font-weight=\"bold\">",
-          (x0 + x1) / 2, oy + 20.0);
+  fprintf(
+      f,
+      "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\" font-size=\"15\" font-weight=\"bold\">",
+      (x0 + x1) / 2, oy + 20.0);
   xml_text(f, title);
   fputs("</text>\n", f);
   char lab[32];
@@ -271,8 +300,10 @@ static void panel(FILE *f, double ox, double oy, const char *title, const sn_epo
             "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\" font-size=\"11\">%.0f</text>\n",
             x, y0, x, y0 + 5, x, y0 + 18, e);
   }
-  fprintf(f, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#333\"/>\n", x0, y0, x1, y0);
-  fprintf(f, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#333\"/>\n", x0, y0, x0, y1);
+  fprintf(f, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#333\"/>\n", x0, y0,
+          x1, y0);
+  fprintf(f, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#333\"/>\n", x0, y0,
+          x0, y1);
   fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\" font-size=\"12\">epoch</text>\n",
           (x0 + x1) / 2, y0 + 36);
   fprintf(f,
@@ -292,8 +323,8 @@ static void panel(FILE *f, double ox, double oy, const char *title, const sn_epo
     for (int i = 0; i < n; i++) pts += isfinite(value_of(&recs[i], quantity, s));
     if (!pts) continue;
     fprintf(f, "<g class=\"series\" data-series=\"%s\">", SERIES[s].label);
-    fprintf(f, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"2\"%s points=\"", SERIES[s].color,
-            SERIES[s].dashed ? " stroke-dasharray=\"6 4\"" : "");
+    fprintf(f, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"2\"%s points=\"",
+            SERIES[s].color, SERIES[s].dashed ? " stroke-dasharray=\"6 4\"" : "");
     for (int i = 0; i < n; i++) {
       double v = value_of(&recs[i], quantity, s);
       if (isfinite(v)) fprintf(f, "%.1f,%.1f ", PX(recs[i].epoch), PY(v));
@@ -327,13 +358,15 @@ int sn_curves_svg(const char *path, const char *title, const sn_epoch_record *re
   if (k < 0 || (size_t)k >= sizeof tmp) return sn_fail(err, "%s: path too long", path);
   FILE *f = fopen(tmp, "w");
   if (!f) return sn_fail(err, "cannot write %s: %s", tmp, strerror(errno));
+  fprintf(
+      f,
+      "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+      "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" viewBox=\"0 0 %d %d\" "
+      "font-family=\"DejaVu Sans, Helvetica, Arial, sans-serif\">\n"
+      "<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n",
+      width, height, width, height);
   fprintf(f,
-          "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
-          "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" viewBox=\"0 0 %d %d\" "
-          "font-family=\"DejaVu Sans, Helvetica, Arial, sans-serif\">\n"
-          "<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n",
-          width, height, width, height);
-  fprintf(f, "<text x=\"%d\" y=\"26\" text-anchor=\"middle\" font-size=\"18\" font-weight=\"bold\">",
+          "<text x=\"%d\" y=\"26\" text-anchor=\"middle\" font-size=\"18\" font-weight=\"bold\">",
           width / 2);
   xml_text(f, title && *title ? title : "training");
   fprintf(f, " — %d epoch%s</text>\n", n, n == 1 ? "" : "s");
@@ -355,14 +388,17 @@ int sn_curves_svg(const char *path, const char *title, const sn_epoch_record *re
   }
   if (best_epoch > 0)
     fprintf(f,
-            "<line x1=\"%.1f\" y1=\"40\" x2=\"%.1f\" y2=\"56\" stroke=\"#888\" stroke-dasharray=\"2 3\"/>"
+            "<line x1=\"%.1f\" y1=\"40\" x2=\"%.1f\" y2=\"56\" stroke=\"#888\" "
+            "stroke-dasharray=\"2 3\"/>"
             "<text x=\"%.1f\" y=\"52\" font-size=\"13\">best epoch (%d)</text>\n",
             lx + 14, lx + 14, lx + 22, best_epoch);
   fputs("</g>\n", f);
 
   for (int p = 0; p < panels; p++) {
     int quantity = p == 0 ? -1 : p <= n_metrics ? p - 1 : -2;
-    const char *name = quantity == -1 ? "loss" : quantity == -2 ? "learning rate" : metric_names[quantity];
+    const char *name = quantity == -1   ? "loss"
+                       : quantity == -2 ? "learning rate"
+                                        : metric_names[quantity];
     panel(f, (p % COLS) * PANEL_W, TOP + (p / COLS) * PANEL_H, name, recs, n, quantity, best_epoch);
   }
   fputs("</svg>\n", f);

@@ -507,8 +507,10 @@ static int resolve_monitor(const sn_model *m, const sn_early_stopping *es, bool 
   const char *name = es->monitor[0] ? es->monitor : "val_loss";
   const char *rest = name;
   mon->set = 0;
-  if (!strncmp(name, "val_", 4)) mon->set = 1, rest = name + 4;
-  else if (!strncmp(name, "test_", 5)) mon->set = 2, rest = name + 5;
+  if (!strncmp(name, "val_", 4))
+    mon->set = 1, rest = name + 4;
+  else if (!strncmp(name, "test_", 5))
+    mon->set = 2, rest = name + 5;
   mon->metric = -2;
   if (!strcmp(rest, "loss")) mon->metric = -1;
   for (int k = 0; k < m->n_metrics && mon->metric == -2; k++)
@@ -678,7 +680,8 @@ int sn_train(sn_model *m, const sn_dataset *train, const sn_dataset *val, const 
   }
   if (open_record(opts->metrics_path, &jsonl, err) || open_record(opts->csv_path, &csv, err))
     goto done;
-  if (csv && sn_report_csv_header(csv, opts->csv_path, m, val != NULL, test != NULL, err)) goto done;
+  if (csv && sn_report_csv_header(csv, opts->csv_path, m, val != NULL, test != NULL, err))
+    goto done;
 
   int64_t step = 0;
   int epochs_run = 0, best_epoch = 0, wait = 0;
@@ -703,8 +706,9 @@ int sn_train(sn_model *m, const sn_dataset *train, const sn_dataset *val, const 
 
     if (es->enabled) {
       double v = monitored(&mon, &rec);
-      bool better = isfinite(v) && (best_epoch == 0 || (mon.maximize ? v > best + es->min_delta
-                                                                      : v < best - es->min_delta));
+      bool better =
+          isfinite(v) &&
+          (best_epoch == 0 || (mon.maximize ? v > best + es->min_delta : v < best - es->min_delta));
       if (better) {
         best = v;
         best_epoch = epoch;
@@ -744,8 +748,10 @@ int sn_train(sn_model *m, const sn_dataset *train, const sn_dataset *val, const 
     else
       printf("early stopping: ran all %d epochs", epochs_run);
     printf("; best %s %.4f at epoch %d", name, best, best_epoch);
-    if (restored) printf("; restored the weights of epoch %d", best_epoch);
-    else if (snapshot) printf("; kept the last weights (they are the best)");
+    if (restored)
+      printf("; restored the weights of epoch %d", best_epoch);
+    else if (snapshot)
+      printf("; kept the last weights (they are the best)");
     printf("\n");
     fflush(stdout);
   }

@@ -66,8 +66,10 @@ static void expect_error(const sn_source *src, const char *want_fmt) {
   snprintf(want, sizeof want, want_fmt, tmpdir, tmpdir, tmpdir);
   int rc = sn_dataset_load(src, &ds, &err);
   CHECK(rc != 0, "expected the error \"%s\", got success", want);
-  if (rc == 0) sn_dataset_free(&ds);
-  else CHECK(strcmp(err.msg, want) == 0, "message\n  got:  %s\n  want: %s", err.msg, want);
+  if (rc == 0)
+    sn_dataset_free(&ds);
+  else
+    CHECK(strcmp(err.msg, want) == 0, "message\n  got:  %s\n  want: %s", err.msg, want);
 }
 
 static void test_csv_good(void) {
@@ -280,9 +282,9 @@ static void test_npy_good(void) {
     const char *descr;
     int size;
     int major;
-  } types[] = {{"|u1", 1, 1}, {"|i1", 1, 1}, {"<u2", 2, 1}, {"<i2", 2, 2}, {"<u4", 4, 3},
-               {"<i4", 4, 1}, {"<u8", 8, 1}, {"<i8", 8, 2}, {"<f2", 2, 1}, {"<f4", 4, 1},
-               {"<f8", 8, 1}, {"|b1", 1, 1}};
+  } types[] = {{"|u1", 1, 1}, {"|i1", 1, 1}, {"<u2", 2, 1}, {"<i2", 2, 2},
+               {"<u4", 4, 3}, {"<i4", 4, 1}, {"<u8", 8, 1}, {"<i8", 8, 2},
+               {"<f2", 2, 1}, {"<f4", 4, 1}, {"<f8", 8, 1}, {"|b1", 1, 1}};
   for (size_t t = 0; t < sizeof types / sizeof *types; t++) {
     unsigned char raw[4 * 8];
     const double vals[4] = {0, 1, 7, 100};
@@ -408,8 +410,8 @@ static void test_npy_errors(void) {
   write_npy_raw("noshape.npy", 1, "{'descr': '<f4', 'fortran_order': False, }", x, sizeof x);
   src = npy_source("noshape.npy", "y3.npy");
   expect_error(&src, "%s/noshape.npy: the npy header lacks 'shape'");
-  write_npy_raw("struct.npy", 1, "{'descr': [('a', '<f4')], 'fortran_order': False, 'shape': (4,), }",
-                x, sizeof x);
+  write_npy_raw("struct.npy", 1,
+                "{'descr': [('a', '<f4')], 'fortran_order': False, 'shape': (4,), }", x, sizeof x);
   src = npy_source("struct.npy", "y3.npy");
   expect_error(&src, "%s/struct.npy: a structured array (descr is a list of fields); only plain "
                      "numeric arrays are supported; hint: save one field, np.save(path, a['x'])");
@@ -471,8 +473,8 @@ static void test_preprocess(void) {
   sn_dataset ds = make_set(4, 2, shape);
   for (int64_t i = 0; i < 4 * 6; i++) {
     int64_t f = i % 3;
-    ds.x[i] = f == 0 ? (float)(i % 4)     /* 0 1 2 3 ... per feature values vary */
-              : f == 1 ? 5.0f             /* constant: std 1 by convention */
+    ds.x[i] = f == 0   ? (float)(i % 4) /* 0 1 2 3 ... per feature values vary */
+              : f == 1 ? 5.0f           /* constant: std 1 by convention */
                        : (float)(i / 3) * 2.0f;
   }
   CHECK(sn_dataset_features(&ds) == 3, "features %lld", (long long)sn_dataset_features(&ds));

@@ -61,8 +61,8 @@ static struct {
   int64_t eval_rows[REC_MAX_CALLS];
   int64_t eval_seen[REC_MAX_SEEN];
   int64_t eval_n_seen;
-  int64_t target_elems;  /* t[i] = (i, -i, 2i, ...) per sample when > 0 */
-  int64_t bad_targets;   /* rows whose targets did not match the sample */
+  int64_t target_elems; /* t[i] = (i, -i, 2i, ...) per sample when > 0 */
+  int64_t bad_targets;  /* rows whose targets did not match the sample */
 } R;
 
 static double rec_loss_of(int64_t i) { return 0.25 * (double)(i % 7) + 0.125; }
@@ -89,7 +89,8 @@ static void rec_sums(const sn_step_args *a, int64_t *ids) {
     if (rec_x(a, r, 1) != rec_loss_of(i) || rec_x(a, r, 2) != (double)(i % 3) || a->y[r] != i % 3)
       R.bad_rows++;
     if (R.target_elems > 0) {
-      if (!a->t) R.bad_targets++;
+      if (!a->t)
+        R.bad_targets++;
       else
         for (int64_t k = 0; k < R.target_elems; k++)
           if (rec_t(a, r, k) != rec_target(i, k)) R.bad_targets++;
@@ -872,7 +873,8 @@ static void test_schedules(void) {
           (long long)steps[i].step, sn_schedule_lr(&st, 1.0, steps[i].step, 10, 5));
   /* exponential, gamma 0.9: epoch e (0-based) at 0.9^e */
   sn_schedule ex = {.kind = SN_SCHED_EXPONENTIAL, .gamma = 0.9};
-  CHECK(sn_schedule_lr(&ex, 2.0, 10, 10, 5) == 2.0 && close_to(sn_schedule_lr(&ex, 2.0, 11, 10, 5), 1.8, 1e-15) &&
+  CHECK(sn_schedule_lr(&ex, 2.0, 10, 10, 5) == 2.0 &&
+            close_to(sn_schedule_lr(&ex, 2.0, 11, 10, 5), 1.8, 1e-15) &&
             close_to(sn_schedule_lr(&ex, 2.0, 25, 10, 5), 1.62, 1e-15),
         "exponential");
   /* cosine, 1 warmup epoch, 4 steps per epoch, 3 epochs: N = 12, W = 4.
@@ -880,12 +882,22 @@ static void test_schedules(void) {
    * s = 5: 1; s = 6: (1 + cos(pi/8)) / 2 = 0.96193976625564337;
    * s = 12: (1 + cos(7 pi / 8)) / 2 = 0.038060233744356624 */
   sn_schedule co = {.kind = SN_SCHED_COSINE, .warmup_epochs = 1};
-  const double want[13] = {0,   0.25, 0.5, 0.75, 1.0, 1.0, 0.96193976625564337, 0.85355339059327373,
-                           0.69134171618254492, 0.5, 0.30865828381745508, 0.14644660940672627,
+  const double want[13] = {0,
+                           0.25,
+                           0.5,
+                           0.75,
+                           1.0,
+                           1.0,
+                           0.96193976625564337,
+                           0.85355339059327373,
+                           0.69134171618254492,
+                           0.5,
+                           0.30865828381745508,
+                           0.14644660940672627,
                            0.038060233744356624};
   for (int s = 1; s <= 12; s++)
-    CHECK(close_to(sn_schedule_lr(&co, 1.0, s, 4, 3), want[s], 1e-15), "cosine step %d: %.17g, want %.17g",
-          s, sn_schedule_lr(&co, 1.0, s, 4, 3), want[s]);
+    CHECK(close_to(sn_schedule_lr(&co, 1.0, s, 4, 3), want[s], 1e-15),
+          "cosine step %d: %.17g, want %.17g", s, sn_schedule_lr(&co, 1.0, s, 4, 3), want[s]);
   sn_schedule half = {.kind = SN_SCHED_COSINE, .warmup_epochs = 0.5}; /* W = 2 steps */
   CHECK(sn_schedule_lr(&half, 1.0, 1, 4, 3) == 0.5 && sn_schedule_lr(&half, 1.0, 3, 4, 3) == 1.0,
         "fractional warmup");
@@ -943,13 +955,28 @@ static sn_train_result run_scripted(const double *loss, const double *acc, const
   static const char *const names[] = {"accuracy"};
   static const sn_param_info info[] = {
       {.name = "w", .rank = 1, .shape = {1}, .offset = 0, .count = 1, .init = SN_INIT_ZEROS},
-      {.name = "s", .rank = 1, .shape = {1}, .offset = 0, .count = 1, .init = SN_INIT_ZEROS,
+      {.name = "s",
+       .rank = 1,
+       .shape = {1},
+       .offset = 0,
+       .count = 1,
+       .init = SN_INIT_ZEROS,
        .buffer = 1},
   };
-  sn_model m = {.dtype = SN_RT_F32, .batch_capacity = 4, .input_elems = REC_D, .output_elems = 3,
-                .param_count = 1, .opt_state_count = 1, .arena_bytes = 64, .n_params = 2,
-                .params_info = info, .n_metrics = 1, .metric_names = names,
-                .train_step = sc_train_step, .eval_step = sc_eval_step, .state_count = 1};
+  sn_model m = {.dtype = SN_RT_F32,
+                .batch_capacity = 4,
+                .input_elems = REC_D,
+                .output_elems = 3,
+                .param_count = 1,
+                .opt_state_count = 1,
+                .arena_bytes = 64,
+                .n_params = 2,
+                .params_info = info,
+                .n_metrics = 1,
+                .metric_names = names,
+                .train_step = sc_train_step,
+                .eval_step = sc_eval_step,
+                .state_count = 1};
   sn_error err = {{0}};
   CHECK(sn_model_alloc(&m, &err) == 0, "sn_model_alloc: %s", err.msg);
   sn_model_init_params(&m, 1);
@@ -959,8 +986,8 @@ static sn_train_result run_scripted(const double *loss, const double *acc, const
   epoch_log log = {0};
   sn_train_result res;
   sn_train_opts o = quiet_opts(10, 4, false, 1, &log);
-  o.early = (sn_early_stopping){.enabled = true, .patience = patience, .min_delta = min_delta,
-                                .restore_best = restore};
+  o.early = (sn_early_stopping){
+      .enabled = true, .patience = patience, .min_delta = min_delta, .restore_best = restore};
   snprintf(o.early.monitor, sizeof o.early.monitor, "%s", monitor);
   o.result = &res;
   CHECK(sn_train(&m, &train, &val, NULL, &o, &err) == 0, "sn_train: %s", err.msg);
@@ -983,8 +1010,8 @@ static void test_early_stopping(void) {
   int n;
   /* best 0.6 at epoch 3; 0.65 and 0.61 do not improve; patience 2: stop after 5 */
   sn_train_result r = run_scripted(loss_a, flat, "val_loss", 2, 0, true, &w, &st, &n);
-  CHECK(r.epochs_run == 5 && n == 5 && r.stopped_early && r.best_epoch == 3 && r.best_value == 0.6 &&
-            r.restored,
+  CHECK(r.epochs_run == 5 && n == 5 && r.stopped_early && r.best_epoch == 3 &&
+            r.best_value == 0.6 && r.restored,
         "A: ran %d, best %d (%g), stopped %d restored %d", r.epochs_run, r.best_epoch, r.best_value,
         r.stopped_early, r.restored);
   CHECK(w == 3 && st == 30, "A: restored weight %g state %g, want 3 and 30", w, st);
@@ -1056,10 +1083,11 @@ static void test_predict_all(sn_dtype_rt dtype) {
   sn_error err = {{0}};
   CHECK(sn_predict_all(&m, &ds, out, &err) == 0, "sn_predict_all: %s", err.msg);
   for (int i = 0; i < 10; i++)
-    CHECK(out[2 * i] == i && out[2 * i + 1] == 2 * (double)(float)rec_loss_of(i),
-          "row %d: %g %g", i, out[2 * i], out[2 * i + 1]);
+    CHECK(out[2 * i] == i && out[2 * i + 1] == 2 * (double)(float)rec_loss_of(i), "row %d: %g %g",
+          i, out[2 * i], out[2 * i + 1]);
   m.predict = NULL;
-  CHECK(sn_predict_all(&m, &ds, out, &err) != 0 && !strcmp(err.msg, "model has no predict function"),
+  CHECK(sn_predict_all(&m, &ds, out, &err) != 0 &&
+            !strcmp(err.msg, "model has no predict function"),
         "no predict: %s", err.msg);
   free_dataset(&ds);
   sn_model_free(&m);

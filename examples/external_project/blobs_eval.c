@@ -50,8 +50,9 @@ static const char *const metric_names[] = {"accuracy"};
 static void eval_step(const sn_step_args *a) {
   const float *x = a->x, *p = a->params;
   const float *w1 = p + params[0].offset, *b1 = p + params[1].offset; /* (HIDDEN, IN), (HIDDEN) */
-  const float *w2 = p + params[2].offset, *b2 = p + params[3].offset; /* (CLASSES, HIDDEN), (CLASSES) */
-  float *h = a->arena;                                                /* (HIDDEN) scratch */
+  const float *w2 = p + params[2].offset,
+              *b2 = p + params[3].offset; /* (CLASSES, HIDDEN), (CLASSES) */
+  float *h = a->arena;                    /* (HIDDEN) scratch */
   for (int64_t r = 0; r < a->rows; r++) {
     const float *xr = x + r * IN;
     for (int j = 0; j < HIDDEN; j++) {

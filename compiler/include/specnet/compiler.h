@@ -29,7 +29,10 @@ typedef struct sn_diag sn_diag;
 typedef struct sn_compiled sn_compiled;
 
 typedef struct sn_compile_times {
-  double build, autodiff, plan, emit, optimize, jit; /* seconds */
+  double build, autodiff, plan, emit; /* seconds: graph, gradients, plan, LLVM IR */
+  double optimize; /* LLVM O3 and machine code, or reading the cached object */
+  double jit;      /* linking the object into the process */
+  bool cached;  /* the object code came from the compile cache: no LLVM passes */
 } sn_compile_times;
 
 /* Compiles a checked spec for dtype; shape errors go to d. */
