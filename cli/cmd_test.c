@@ -256,7 +256,7 @@ static outcome run_spec(const opts *o, const char *path) {
       if (strcmp(e->key, "gradcheck")) continue;
       sn_gradcheck_result r;
       sn_diag gd = {0};
-      if (sn_gradcheck(s, 0, &r, &gd)) {
+      if (sn_gradcheck(s, 0, e->max_rel_error, &r, &gd)) {
         sn_diag_print(&gd, stderr);
         out.status = T_FAIL;
         snprintf(out.why, sizeof out.why, "gradcheck could not run");

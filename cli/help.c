@@ -58,7 +58,7 @@ typedef struct cmd_help {
         "time each generated kernel; the profile is printed at the end"                            \
   }
 #define OPT_NO_CACHE                                                                               \
-  { "--no-cache", "off", "always run LLVM, without the compile cache" }
+  { "--no-cache", "off", "always run LLVM, without the compile cache (SPECNET_CACHE_DIR)" }
 
 static const cmd_help commands[] = {
     {"check",
@@ -254,6 +254,8 @@ void print_help(FILE *out) {
                "             OPENBLAS_NUM_THREADS  default for --threads\n"
                "             SPECNET_PREFETCH=0  stage batches on the training thread\n"
                "             SPECNET_PROFILE=1  as --profile\n"
+               "             SPECNET_CACHE_DIR  the compile cache (default\n"
+               "                                $XDG_CACHE_HOME/specnet, else ~/.cache/specnet)\n"
                "             SPECNET_RUNTIME_DIR  where build finds libspecnet_rt.a\n"
                "             CC  the C compiler build links executables with (default cc)\n"
                "\nexamples:\n"

@@ -1055,6 +1055,62 @@ static void test_early_stopping(void) {
   sn_model_free(&m);
 }
 
+/* State buffers (params_info entries with buffer 1) live in m.state, are initialized
+ * there, and travel through checkpoints with the weights. */
+static void test_state_checkpoint(const char *dir) {
+  static const sn_param_info info[] = {
+      {.name = "bn.weight", .rank = 1, .shape = {2}, .offset = 0, .count = 2, .init = SN_INIT_ONES},
+      {.name = "bn.running_mean",
+       .rank = 1,
+       .shape = {2},
+       .offset = 0,
+       .count = 2,
+       .init = SN_INIT_ZEROS,
+       .buffer = 1},
+      {.name = "bn.running_var",
+       .rank = 1,
+       .shape = {2},
+       .offset = 2,
+       .count = 2,
+       .init = SN_INIT_ONES,
+       .buffer = 1},
+  };
+  sn_model m = {.dtype = SN_RT_F32,
+                .batch_capacity = 4,
+                .input_elems = 2,
+                .output_elems = 2,
+                .param_count = 2,
+                .opt_state_count = 4,
+                .arena_bytes = 64,
+                .n_params = 3,
+                .params_info = info,
+                .state_count = 4};
+  sn_error err = {{0}};
+  CHECK(sn_model_alloc(&m, &err) == 0 && m.state, "sn_model_alloc: %s", err.msg);
+  sn_model_init_params(&m, 1);
+  float *p = m.params, *st = m.state;
+  CHECK(p[0] == 1 && p[1] == 1 && st[0] == 0 && st[1] == 0 && st[2] == 1 && st[3] == 1,
+        "init: params %g %g state %g %g %g %g", p[0], p[1], st[0], st[1], st[2], st[3]);
+  for (int i = 0; i < 4; i++) st[i] = 0.5f + (float)i;
+  char path[512];
+  snprintf(path, sizeof path, "%s/state.safetensors", dir);
+  CHECK(sn_safetensors_write(path, &m, &err) == 0, "write: %s", err.msg);
+  memset(st, 0, 4 * sizeof(float));
+  p[0] = 7;
+  CHECK(sn_safetensors_read(path, &m, &err) == 0, "read: %s", err.msg);
+  CHECK(p[0] == 1 && st[0] == 0.5f && st[1] == 1.5f && st[2] == 2.5f && st[3] == 3.5f,
+        "read back: param %g state %g %g %g %g", p[0], st[0], st[1], st[2], st[3]);
+  unlink(path);
+  sn_model_free(&m);
+  /* a state entry outside the state buffer is refused */
+  sn_model bad = m;
+  bad.state_count = 3;
+  CHECK(sn_model_alloc(&bad, &err) != 0 &&
+            !strcmp(err.msg, "parameter 'bn.running_var': elements [2, 4) lie outside the 3 state "
+                             "values"),
+        "state bounds: %s", err.msg);
+}
+
 /* ---------------------------------------------------------------------------
  * sn_predict_all: out (n, 2) = (x0, 2 x1) through a predict function, in batches */
 
@@ -1111,6 +1167,7 @@ int main(void) {
   test_early_stopping();
   test_predict_all(SN_RT_F32);
   test_predict_all(SN_RT_F64);
+  test_state_checkpoint(dir);
   char path[512];
   snprintf(path, sizeof path, "%s/metrics.jsonl", dir);
   unlink(path);

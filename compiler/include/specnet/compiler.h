@@ -60,7 +60,8 @@ int sn_emit_stage(const sn_spec *spec, const char *what, sn_dtype_rt dtype, FILE
 
 /* Compiles spec in f64 and compares its gradients with finite differences
  * (gradcheck.c explains the stencil and the error measure). max_checked > 0 checks
- * an evenly spaced subset of that many parameters; 0 checks all. */
+ * an evenly spaced subset of that many parameters; 0 checks all. Elements above
+ * tol are retried with smaller steps (kinks). */
 typedef struct sn_gradcheck_result {
   double max_rel_error;
   char worst[160];        /* "dense1.weight[17]" */
@@ -68,7 +69,7 @@ typedef struct sn_gradcheck_result {
   int64_t checked;
   double loss;            /* mean loss at the checked point */
 } sn_gradcheck_result;
-int sn_gradcheck(const sn_spec *spec, int64_t max_checked, sn_gradcheck_result *res, sn_diag *d);
+int sn_gradcheck(const sn_spec *spec, int64_t max_checked, double tol, sn_gradcheck_result *res, sn_diag *d);
 
 /* Ahead-of-time output (aot.c). `weights` holds the trained parameters and state
  * (sizes and dtype from a model compiled from the same spec). */
