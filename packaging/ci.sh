@@ -28,25 +28,30 @@ trap cleanup EXIT
 step() { echo "--- $*"; }
 version=$(sed -n 's/^#define SPECNET_VERSION_STRING "\(.*\)"$/\1/p' "$build/include/specnet/version.h")
 
-# example_project PREFIX_PATH SRC: configure, build and test the example project
-# against an installed specnet (PREFIX_PATH empty: the system's).
+# example_project PREFIX_PATH SRC SPECNET: configure, build and test the example
+# project against an installed specnet (PREFIX_PATH empty: the system's), which
+# must be the command SPECNET.
 example_project() {
-  local prefix_path=$1 example=$2 dir=$tmp/example
+  local prefix_path=$1 example=$2 want=$3 dir=$tmp/example
   rm -rf "$dir"
   cmake -S "$example" -B "$dir" ${prefix_path:+-DCMAKE_PREFIX_PATH="$prefix_path"} \
     -DCMAKE_C_FLAGS="-Werror" >"$tmp/configure.log" || {
     cat "$tmp/configure.log"
     return 1
   }
-  # The spec tests must run the installed specnet, not one from a build tree.
-  grep "specnet $version: " "$tmp/configure.log"
+  # The spec tests and the build steps must run the installed specnet.
+  grep -x -- "-- specnet $version: $want" "$tmp/configure.log" || {
+    echo "find_package(specnet) found another specnet:"
+    grep -- "-- specnet" "$tmp/configure.log"
+    return 1
+  }
   cmake --build "$dir" -j"$(nproc)"
   ctest --test-dir "$dir" --output-on-failure
 }
 
 # blobs_eval_pkgconfig: examples/external_project/blobs_eval.c built with nothing
 # but pkg-config, against the shared and the static runtime, and run on the
-# checkpoint the example's tests wrote.
+# checkpoint the example's build wrote.
 blobs_eval_pkgconfig() {
   local libdir
   libdir=$(pkg-config --variable=libdir specnet-runtime)
@@ -94,7 +99,7 @@ install_check() {
   done
 
   step "examples/external_project against $prefix"
-  example_project "$prefix" "$src/examples/external_project"
+  example_project "$prefix" "$src/examples/external_project" "$prefix/bin/specnet"
 
   PKG_CONFIG_PATH=$prefix/lib/pkgconfig blobs_eval_pkgconfig
 
@@ -175,7 +180,7 @@ deb_check() {
   }
 
   step "the installed example project against /usr"
-  example_project "" /usr/share/doc/specnet/examples/external_project
+  example_project "" /usr/share/doc/specnet/examples/external_project /usr/bin/specnet
   blobs_eval_pkgconfig
 
   step "apt-get remove specnet"

@@ -11,7 +11,8 @@ export SPECNET_CACHE_DIR=$tmp/cache
 fail=0
 check() { if "${@:2}"; then echo "ok: $1"; else echo "FAIL: $1"; fail=1; fi; }
 spec=tests/specs/train_blobs.yaml
-run() { "$specnet" train "$spec" --out "$tmp/$1" "${@:2}" | head -1; }
+# the whole output first: `| head -1` would kill the run with SIGPIPE mid-training
+run() { "$specnet" train "$spec" --out "$tmp/$1" "${@:2}" >"$tmp/$1.out"; head -1 "$tmp/$1.out"; }
 strip() { sed -E 's/, "[a-z_]*(seconds|second)": [^,}]*//g' "$1"; }
 
 first=$(run a)
