@@ -90,8 +90,14 @@ static int read_csv(const char *path, double **data, int64_t *rows, int64_t *col
   return 0;
 }
 
-/* Samples as doubles: (n, elems). */
-static int read_input(const char *path, double **x, int64_t *n, int64_t *elems, sn_error *err) {
+/* Samples (n, elems): bytes for IDX files (converted batch by batch), else doubles. */
+typedef struct input {
+  double *x;      /* NPY, CSV */
+  uint8_t *bytes; /* IDX */
+} input;
+
+static int read_input(const char *path, input *in, int64_t *n, int64_t *elems, sn_error *err) {
+  double **x = &in->x;
   if (ends_with(path, ".npy")) {
     int nd;
     int64_t shape[8];
@@ -109,10 +115,7 @@ static int read_input(const char *path, double **x, int64_t *n, int64_t *elems, 
   if (sn_idx_read(path, &rank, dims, &bytes, &count, err)) return -1;
   int64_t e = 1;
   for (int i = 0; i < rank; i++) e *= dims[i];
-  *x = malloc(sizeof(double) * (size_t)(count * e + 1));
-  if (!*x) abort();
-  for (int64_t i = 0; i < count * e; i++) (*x)[i] = bytes[i];
-  free(bytes);
+  in->bytes = bytes;
   *n = count;
   *elems = e;
   return 0;
@@ -141,7 +144,7 @@ int main(int argc, char **argv) {
     return 1;
   }
   sn_error err = {0};
-  double *x = NULL;
+  input x = {0};
   int64_t n = 0, elems = 0;
   if (read_input(in, &x, &n, &elems, &err)) {
     fprintf(stderr, "%s: error: %s\n", argv[0], err.msg);
@@ -150,18 +153,15 @@ int main(int argc, char **argv) {
   if (elems != info->input_elems) {
     fprintf(stderr, "%s: error: %s: samples have %lld values each, the model takes %lld\n", argv[0], in,
             (long long)elems, (long long)info->input_elems);
-    free(x);
+    free(x.x);
+    free(x.bytes);
     return 1;
   }
-  if (info->n_pre > 0)
-    for (int64_t i = 0; i < n * elems; i++) {
-      int64_t f = (i % elems) % info->n_pre;
-      x[i] = x[i] * sn_aot_pre_a[f] + sn_aot_pre_b[f];
-    }
   FILE *out = outp ? fopen(outp, "w") : stdout;
   if (!out) {
     fprintf(stderr, "%s: error: cannot write %s: %s\n", argv[0], outp, strerror(errno));
-    free(x);
+    free(x.x);
+    free(x.bytes);
     return 1;
   }
   const int64_t cap = info->batch_capacity, E = info->input_elems, O = info->output_elems;
@@ -175,9 +175,15 @@ int main(int argc, char **argv) {
                     .out = yb, .step = 1};
   for (int64_t i = 0; i < n; i += cap) {
     int64_t rows = n - i < cap ? n - i : cap;
+    /* the batch in the model's dtype, with the spec's preprocessing */
     for (int64_t j = 0; j < rows * E; j++) {
-      if (f64) ((double *)xb)[j] = x[i * E + j];
-      else ((float *)xb)[j] = (float)x[i * E + j];
+      double v = x.bytes ? (double)x.bytes[i * E + j] : x.x[i * E + j];
+      if (info->n_pre > 0) {
+        int64_t f = (j % E) % info->n_pre;
+        v = v * sn_aot_pre_a[f] + sn_aot_pre_b[f];
+      }
+      if (f64) ((double *)xb)[j] = v;
+      else ((float *)xb)[j] = (float)v;
     }
     a.rows = rows;
     sn_predict(&a);
@@ -199,7 +205,8 @@ int main(int argc, char **argv) {
   free(arena);
   free(xb);
   free(yb);
-  free(x);
+  free(x.x);
+  free(x.bytes);
   if (outp && fclose(out)) {
     fprintf(stderr, "%s: error: cannot write %s: %s\n", argv[0], outp, strerror(errno));
     return 1;
