@@ -124,6 +124,13 @@ deb_check() {
     echo "ci.sh deb: apt-get install needs root" >&2
     return 2
   }
+  # CPack reads the binaries' dependencies with dpkg-shlibdeps and file; without
+  # them it would fall back to a fixed Depends list (cmake/SpecnetPackage.cmake).
+  if ! command -v dpkg-shlibdeps >/dev/null || ! command -v file >/dev/null; then
+    step "installing dpkg-dev and file for dpkg-shlibdeps"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends dpkg-dev file >/dev/null
+    cmake "$build" >/dev/null # find them
+  fi
   step "cpack -G DEB"
   rm -f "$build"/specnet_*.deb
   (cd "$build" && cpack -G DEB >"$tmp/cpack.log") || {
