@@ -230,6 +230,9 @@ void sn_compiled_free(sn_compiled *c) {
   free(c);
 }
 
+const char *sn_spec_name(const sn_spec *s) { return s->name; }
+uint64_t sn_spec_seed(const sn_spec *s) { return s->seed; }
+
 int sn_check_graph(const sn_spec *spec, sn_diag *d) {
   sn_graph g;
   int rc = front(spec, SN_RT_F32, &g, d, false, NULL);

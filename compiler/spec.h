@@ -9,34 +9,14 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "specnet/compiler.h"
 #include "specnet/runtime.h"
 
 /* ---------------------------------------------------------------------------
  * Source positions and diagnostics (diag.c) */
 
-typedef struct sn_loc {
-  const char *file; /* not owned: in a tree, the name held by the document's root
-                     * (sn_node.owned_name); in a sn_diag entry, the diag's copy */
-  int line, col;    /* 1-based; 0 when unknown */
-} sn_loc;
-
-typedef enum sn_severity { SN_ERROR, SN_WARNING } sn_severity;
-
-typedef struct sn_diag_entry {
-  sn_severity sev;
-  sn_loc loc;
-  char *msg;  /* owned */
-  char *hint; /* owned, or NULL */
-} sn_diag_entry;
-
-/* Collects every problem of a run, in the order found. */
-typedef struct sn_diag {
-  sn_diag_entry *v;
-  int n, cap;
-  int errors, warnings;
-  char **files; /* owned copies of the file names entries point at */
-  int n_files;
-} sn_diag;
+/* sn_loc, sn_diag and the entry points that print them are public:
+ * specnet/compiler.h. */
 
 void sn_diag_error(sn_diag *d, sn_loc loc, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -44,9 +24,6 @@ void sn_diag_warning(sn_diag *d, sn_loc loc, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /* Attaches a hint to the last entry ("did you mean 'units'?"). */
 void sn_diag_hint(sn_diag *d, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-/* Prints "file:line:col: error: msg" (+ "file:line:col: hint: ...") per entry. */
-void sn_diag_print(const sn_diag *d, FILE *out);
-void sn_diag_free(sn_diag *d);
 /* Orders entries [first, n) by file (in order of first appearance), line and
  * column; entries at the same place keep their order. A checker that visits the
  * spec section by section calls this so the report reads top to bottom. */
@@ -271,12 +248,9 @@ typedef struct sn_spec {
   sn_loc early_loc;     /* train.early_stopping, when enabled */
 } sn_spec;
 
-/* Reads and checks a spec. Every problem goes to d; returns NULL if any error.
- * `sets` are --set assignments applied to the tree before checking. */
-sn_spec *sn_spec_load(const char *path, const char *const *sets, int n_sets, sn_diag *d);
+/* sn_spec_load is declared in specnet/compiler.h. */
 /* Checks an already-parsed tree (takes ownership of root). */
 sn_spec *sn_spec_from_tree(sn_node *root, const char *path, sn_diag *d);
-void sn_spec_free(sn_spec *s);
 /* Writes s as YAML with every default filled in (write_spec.c). */
 void sn_spec_write_resolved(const sn_spec *s, FILE *out);
 /* Spec names of the enums, as written in a spec ("leaky_relu", "conv2d", "huber",

@@ -7,7 +7,7 @@
  *   if (!spec) { sn_diag_print(&d, stderr); return 1; }
  *   sn_compiled *c = sn_compile(spec, SN_RT_F32, &d);   // NULL + diagnostics on error
  *   sn_model *m = sn_compiled_model(c);                  // step functions, sizes
- *   sn_model_alloc(m, &err); sn_model_init_params(m, spec->seed);
+ *   sn_model_alloc(m, &err); sn_model_init_params(m, sn_spec_seed(spec));
  *   ... sn_train(m, ...) ...
  *   sn_model_free(m); sn_compiled_free(c); sn_spec_free(spec);
  *
@@ -24,9 +24,51 @@
 extern "C" {
 #endif
 
-typedef struct sn_spec sn_spec;
-typedef struct sn_diag sn_diag;
+typedef struct sn_spec sn_spec; /* a checked spec (opaque here) */
 typedef struct sn_compiled sn_compiled;
+
+/* ---------------------------------------------------------------------------
+ * Diagnostics: every problem of a run, each at its spec position. */
+
+typedef struct sn_loc {
+  const char *file; /* not owned: in a tree, the name held by the document's root
+                     * (sn_node.owned_name); in a sn_diag entry, the diag's copy */
+  int line, col;    /* 1-based; 0 when unknown */
+} sn_loc;
+
+typedef enum sn_severity { SN_ERROR, SN_WARNING } sn_severity;
+
+typedef struct sn_diag_entry {
+  sn_severity sev;
+  sn_loc loc;
+  char *msg;  /* owned */
+  char *hint; /* owned, or NULL */
+} sn_diag_entry;
+
+/* Collects every problem of a run, in the order found. */
+typedef struct sn_diag {
+  sn_diag_entry *v;
+  int n, cap;
+  int errors, warnings;
+  char **files; /* owned copies of the file names entries point at */
+  int n_files;
+} sn_diag;
+
+/* Prints "file:line:col: error: msg" (+ "file:line:col: hint: ...") per entry. */
+void sn_diag_print(const sn_diag *d, FILE *out);
+void sn_diag_free(sn_diag *d);
+
+/* ---------------------------------------------------------------------------
+ * Specs and compiling them */
+
+/* Reads and checks a spec. Every problem goes to d; returns NULL if any error.
+ * `sets` are --set assignments ("train.epochs=1", the value read as YAML) applied
+ * to the tree before checking. */
+sn_spec *sn_spec_load(const char *path, const char *const *sets, int n_sets, sn_diag *d);
+void sn_spec_free(sn_spec *s);
+const char *sn_spec_name(const sn_spec *s); /* name: */
+uint64_t sn_spec_seed(const sn_spec *s);    /* seed: */
+
 
 typedef struct sn_compile_times {
   double build, autodiff, plan, emit; /* seconds: graph, gradients, plan, LLVM IR */

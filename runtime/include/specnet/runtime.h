@@ -332,6 +332,22 @@ typedef struct sn_train_opts {
   bool no_prefetch;          /* stage batches on the calling thread (default: a
                               * background thread stages the next batch) */
   struct sn_train_result *result; /* filled at the end when not NULL */
+  /* Fields after this line came with data-parallel training and --resume (appended
+   * only; docs/distributed.md). */
+  const struct sn_comm *comm; /* NULL (or size 1): one process. Else every rank calls
+                               * sn_train with the same model, data and options; each
+                               * takes its shard of every batch, gradients are summed
+                               * between grad_step and update; rank 0 alone writes the
+                               * record files and checkpoints and prints */
+  const char *checkpoint_path; /* model.safetensors, written (atomically, rank 0) after
+                                * every epoch and at the end, or NULL */
+  const char *state_path;      /* train_state.safetensors: what --resume needs besides the
+                                * weights (epochs done, optimizer step and state, the
+                                * epoch records, early-stopping state); written after
+                                * checkpoint_path, or NULL */
+  bool resume;                 /* continue the run saved in checkpoint_path + state_path:
+                                * rank 0 reads them, every rank gets the same; the record
+                                * files keep the epochs done and are appended to */
 } sn_train_opts;
 
 /* How a training run ended. */
@@ -364,6 +380,35 @@ int sn_curves_svg(const char *path, const char *title, const sn_epoch_record *re
 /* Sets OpenBLAS threads (0 = leave the default). */
 void sn_set_threads(int n);
 double sn_now(void); /* monotonic seconds */
+
+/* ---------------------------------------------------------------------------
+ * Data-parallel training (docs/distributed.md). The runtime does not depend on MPI:
+ * sn_train takes the collectives it needs as callbacks (the specnet command
+ * implements them with MPI in cli/dist_mpi.c; tests/test_train.c with threads).
+ * Every rank calls the same collectives in the same order. A callback returns 0, or
+ * non-zero when the communication failed (sn_train then fails; the ranks may be out
+ * of step, so the caller should abort the job). */
+
+typedef struct sn_comm {
+  int rank;  /* this process, 0 .. size-1 */
+  int size;  /* ranks; 1 behaves exactly as no comm */
+  void *ctx; /* passed to every callback */
+  /* In place over n elements: every rank ends with the elementwise sum (max). */
+  int (*sum_f32)(void *ctx, float *buf, int64_t n);
+  int (*sum_f64)(void *ctx, double *buf, int64_t n);
+  int (*max_f64)(void *ctx, double *buf, int64_t n);
+  /* bytes of buf from rank root to every rank */
+  int (*bcast)(void *ctx, void *buf, int64_t bytes, int root);
+} sn_comm;
+
+/* Stream domain of the per-rank dropout seeds: rank r > 0 passes the step functions
+ * seed ^ sn_rand_u64(seed, SN_STREAM_RANK, r), so shards draw independent masks. */
+#define SN_STREAM_RANK (UINT64_C(6) << 60)
+
+/* A collective: the lowest rank whose `failed` is true, -1 when none is, -2 when the
+ * communication failed. comm NULL: 0 or -1. Used at the points where one rank can
+ * fail alone (its data, its files), so that every rank stops together. */
+int sn_comm_first_failed(const sn_comm *comm, bool failed);
 
 
 #ifdef __cplusplus
