@@ -26,7 +26,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "dist.h"
 #include "report.h"
 #include "specnet/runtime.h"
 
@@ -108,6 +110,8 @@ typedef struct loader {
   const sn_dataset *ds;
   const int64_t *idx;
   int64_t bs, n_batches;
+  int64_t shard, shards; /* this rank takes rows [g shard/shards, g (shard+1)/shards) of
+                          * each batch of g rows (data-parallel); 0, 1: all of them */
   double waited; /* seconds the consumer waited for batches in this job */
   /* the background thread; everything below is under mu */
   bool threaded;
@@ -122,9 +126,14 @@ typedef struct loader {
   bool quit;        /* end the thread */
 } loader;
 
+/* Batch b of the job: the global batch is rows [b bs, b bs + g) of the order, the last
+ * one partial; this loader's shard of it starts at *start and has *rows (maybe 0). */
 static void job_rows(const loader *L, int64_t b, int64_t *start, int64_t *rows) {
-  *start = b * L->bs;
-  *rows = L->ds->n - *start < L->bs ? L->ds->n - *start : L->bs;
+  const int64_t first = b * L->bs;
+  const int64_t g = L->ds->n - first < L->bs ? L->ds->n - first : L->bs;
+  const int64_t lo = g * L->shard / L->shards, hi = g * (L->shard + 1) / L->shards;
+  *start = first + lo;
+  *rows = hi - lo;
 }
 
 static void *loader_thread(void *arg) {
@@ -207,8 +216,10 @@ static int loader_init(loader *L, const sn_model *m, int64_t cap, bool threaded,
   return 0;
 }
 
-/* Starts a job: the batches of bs rows of ds in the order idx (NULL: in order). */
-static void loader_start(loader *L, const sn_dataset *ds, const int64_t *idx, int64_t bs) {
+/* Starts a job: the batches of bs rows of ds in the order idx (NULL: in order), of each
+ * batch the shard `shard` of `shards`. */
+static void loader_start(loader *L, const sn_dataset *ds, const int64_t *idx, int64_t bs,
+                         int shard, int shards) {
   if (L->threaded) {
     pthread_mutex_lock(&L->mu);
     while (L->busy) { /* a job left unfinished (not in normal use): stop it first */
@@ -221,6 +232,8 @@ static void loader_start(loader *L, const sn_dataset *ds, const int64_t *idx, in
   L->ds = ds;
   L->idx = idx;
   L->bs = bs;
+  L->shard = shard;
+  L->shards = shards;
   L->n_batches = (ds->n + bs - 1) / bs;
   L->waited = 0;
   if (L->threaded) {
@@ -302,12 +315,27 @@ static int check_dataset(const sn_model *m, const sn_dataset *ds, const char *wh
 /* ---------------------------------------------------------------------------
  * Evaluation and prediction */
 
-/* eval_step over ds in batches of batch_capacity, in the data set's order. */
-static void evaluate(sn_model *m, const sn_dataset *ds, loader *L, sn_eval_result *out) {
+/* Rows [lo, hi) of ds as a data set of its own (no copy). */
+static sn_dataset rows_of(const sn_dataset *ds, int64_t lo, int64_t hi) {
+  sn_dataset v = *ds;
+  v.n = hi - lo;
+  v.x = ds->x + lo * ds->sample_elems;
+  if (ds->y) v.y = ds->y + lo;
+  if (ds->t) v.t = ds->t + lo * ds->target_elems;
+  return v;
+}
+
+/* eval_step over ds in batches of batch_capacity, in the data set's order. With a
+ * comm (size > 1) each rank evaluates its contiguous slice of ds and the sums are
+ * added up, so every rank gets the result for the whole set. */
+static int evaluate(sn_model *m, const sn_dataset *ds, loader *L, const sn_comm *C,
+                    sn_eval_result *out, sn_error *err) {
   const int K = m->n_metrics;
   double t0 = sn_now();
   double loss_total = 0, metric_total[MAX_METRICS] = {0};
-  loader_start(L, ds, NULL, m->batch_capacity);
+  sn_dataset part = *ds;
+  if (C) part = rows_of(ds, ds->n * C->rank / C->size, ds->n * (C->rank + 1) / C->size);
+  loader_start(L, &part, NULL, m->batch_capacity, 0, 1);
   for (int64_t b = 0; b < L->n_batches; b++) {
     const staged *bt = loader_get(L, b);
     double loss_sum = 0, metric_sums[MAX_METRICS] = {0};
@@ -329,11 +357,20 @@ static void evaluate(sn_model *m, const sn_dataset *ds, loader *L, sn_eval_resul
     loss_total += loss_sum;
     for (int k = 0; k < K; k++) metric_total[k] += metric_sums[k];
   }
+  if (C) {
+    double sums[1 + MAX_METRICS];
+    sums[0] = loss_total;
+    for (int k = 0; k < K; k++) sums[1 + k] = metric_total[k];
+    if (C->sum_f64(C->ctx, sums, 1 + K)) return sn_fail(err, "communication between ranks failed");
+    loss_total = sums[0];
+    for (int k = 0; k < K; k++) metric_total[k] = sums[1 + k];
+  }
   memset(out, 0, sizeof *out);
   out->samples = ds->n;
   out->loss = loss_total / (double)ds->n;
   for (int k = 0; k < K; k++) out->metrics[k] = metric_total[k] / (double)ds->n;
   out->seconds = sn_now() - t0;
+  return 0;
 }
 
 int sn_evaluate(sn_model *m, const sn_dataset *ds, sn_eval_result *out, sn_error *err) {
@@ -341,9 +378,9 @@ int sn_evaluate(sn_model *m, const sn_dataset *ds, sn_eval_result *out, sn_error
   if (!m->eval_step) return sn_fail(err, "model has no eval_step function");
   loader L;
   if (loader_init(&L, m, m->batch_capacity, m->dtype != SN_RT_F32, err)) return -1;
-  evaluate(m, ds, &L, out);
+  int rc = evaluate(m, ds, &L, NULL, out, err);
   loader_free(&L);
-  return 0;
+  return rc;
 }
 
 int sn_predict_all(sn_model *m, const sn_dataset *ds, double *out, sn_error *err) {
@@ -362,7 +399,7 @@ int sn_predict_all(sn_model *m, const sn_dataset *ds, double *out, sn_error *err
   sn_dataset in = *ds; /* no targets: predict reads x only */
   in.y = NULL;
   in.t = NULL;
-  loader_start(&L, &in, NULL, m->batch_capacity);
+  loader_start(&L, &in, NULL, m->batch_capacity, 0, 1);
   for (int64_t b = 0; b < L.n_batches; b++) {
     const staged *bt = loader_get(&L, b);
     sn_step_args a = {
@@ -571,20 +608,75 @@ static int check_train(const sn_model *m, const sn_dataset *train, const sn_data
   return 0;
 }
 
+/* ---------------------------------------------------------------------------
+ * Data parallelism (docs/distributed.md)
+ *
+ * With a comm of N > 1 ranks every rank runs this loop on the same model, data and
+ * options. Each global batch of g rows (the same shuffled order on every rank: the
+ * shuffle depends on the seed and the epoch only) is cut into N shards, rank r taking
+ * rows [g r/N, g (r+1)/N): shards differ by at most one row, and a rank may get none
+ * of a small last batch. grad_step returns the gradient of the mean loss over its
+ * shard; weighting it by rows_r / g and summing over the ranks gives the gradient of
+ * the mean over the global batch, the one a single process computes. Then every rank
+ * runs the same update on the same summed gradient, so the weights stay identical.
+ * The loss and metric sums of each step and of evaluation are summed too, so every
+ * rank reports the numbers of the whole batch and set. State buffers (batch-norm
+ * running statistics) are updated by each rank from its shard, then replaced by the
+ * row-weighted average over the ranks (the plain mean when shards are equal). */
+
+static void scale_buf(const sn_model *m, void *buf, int64_t count, double w) {
+  if (w == 1.0) return;
+  if (m->dtype == SN_RT_F64) {
+    double *p = buf;
+    for (int64_t i = 0; i < count; i++) p[i] *= w;
+  } else {
+    float *p = buf;
+    const float fw = (float)w;
+    for (int64_t i = 0; i < count; i++) p[i] *= fw;
+  }
+}
+
+static int sum_buf(const sn_comm *C, const sn_model *m, void *buf, int64_t count) {
+  return m->dtype == SN_RT_F64 ? C->sum_f64(C->ctx, buf, count) : C->sum_f32(C->ctx, buf, count);
+}
+
+static int comm_failed(sn_error *err) {
+  return sn_fail(err, "communication between ranks failed");
+}
+
+/* Whether any rank failed (local != 0 on that rank): a collective. 0 when none did; a
+ * failed rank keeps its own message, the others get one naming the first that failed. */
+static int agree(const sn_comm *C, int local, sn_error *err) {
+  if (!C) return local;
+  int first = sn_comm_first_failed(C, local != 0);
+  if (first == -1) return 0;
+  if (first == -2) return comm_failed(err);
+  if (local) return -1;
+  return sn_fail(err, "stopped because rank %d of %d failed (its error is above)", first, C->size);
+}
+
+/* ---------------------------------------------------------------------------
+ * One epoch */
+
 /* Runs one epoch of training batches; fills rec's loss, metrics, lr and seconds.
  * `step` is the global optimizer step, advanced once per batch. */
-static int train_epoch(sn_model *m, const sn_dataset *ds, const sn_train_opts *o, int epoch,
-                       int64_t *idx, loader *L, int64_t *step, sn_epoch_record *rec,
-                       sn_error *err) {
+static int train_epoch(sn_model *m, const sn_dataset *ds, const sn_train_opts *o,
+                       const sn_comm *C, int epoch, int64_t *idx, loader *L, int64_t *step,
+                       sn_epoch_record *rec, sn_error *err) {
   const int K = m->n_metrics;
   const int64_t n = ds->n, bs = o->batch_size;
   const int64_t batches = (n + bs - 1) / bs;
+  const bool progress = o->progress && (!C || C->rank == 0);
+  /* rank 0 draws dropout masks as one process would; the others from their own seeds */
+  const uint64_t seed =
+      C && C->rank > 0 ? o->seed ^ sn_rand_u64(o->seed, SN_STREAM_RANK, (uint64_t)C->rank)
+                       : o->seed;
   double t0 = sn_now(), next_draw = t0;
   if (idx) {
     for (int64_t i = 0; i < n; i++) idx[i] = i;
     sn_shuffle(idx, n, o->seed, (uint64_t)epoch);
   }
-  loader_start(L, ds, idx, bs);
+  loader_start(L, ds, idx, bs, C ? C->rank : 0, C ? C->size : 1);
   double batch_mean_total = 0, metric_total[MAX_METRICS] = {0};
   for (int64_t b = 0; b < batches; b++) {
     const staged *bt = loader_get(L, b);
@@ -601,28 +693,67 @@ static int train_epoch(sn_model *m, const sn_dataset *ds, const sn_train_opts *o
         .arena = m->arena,
         .step = *step,
         .lr = rec->lr,
-        .seed = o->seed,
+        .seed = seed,
         .loss_sum = &loss_sum,
         .metric_sums = metric_sums,
         .t = bt->t,
         .state = m->state,
     };
-    if (m->train_step) {
-      m->train_step(&a);
+    int64_t rows = bt->rows;
+    if (!C) {
+      if (m->train_step) {
+        m->train_step(&a);
+      } else {
+        m->grad_step(&a);
+        m->update(&a);
+      }
+      loader_put(L, b);
     } else {
-      m->grad_step(&a);
+      const int64_t global = n - b * bs < bs ? n - b * bs : bs;
+      const double w = (double)rows / (double)global;
+      if (rows > 0) {
+        m->grad_step(&a);
+        scale_buf(m, m->grads, m->param_count, w);
+      } else { /* no rows of this batch here: no gradient, no statistics */
+        memset(m->grads, 0, (size_t)m->param_count * dtype_bytes(m));
+      }
+      loader_put(L, b);
+      const bool own_finite = isfinite(loss_sum);
+      double sums[2 + MAX_METRICS];
+      sums[0] = loss_sum;
+      for (int k = 0; k < K; k++) sums[1 + k] = metric_sums[k];
+      sums[1 + K] = !own_finite; /* ranks whose loss is not finite */
+      if (C->sum_f64(C->ctx, sums, 2 + K)) return comm_failed(err);
+      loss_sum = sums[0];
+      for (int k = 0; k < K; k++) metric_sums[k] = sums[1 + k];
+      if (sums[1 + K] > 0 || !isfinite(loss_sum)) {
+        /* Every rank sees the same sums, so all stop here, before the update (the
+         * weights stay those of the last good step); name the first bad rank. */
+        int bad = sn_comm_first_failed(C, !own_finite);
+        if (bad == -2) return comm_failed(err);
+        if (progress) clear_progress();
+        char where[64] = "";
+        if (bad >= 0) snprintf(where, sizeof where, " on rank %d of %d", bad, C->size);
+        return sn_fail(err, "loss is %s at epoch %d step %lld%s; try a lower learning_rate",
+                       isnan(loss_sum) ? "nan" : "inf", epoch, (long long)*step, where);
+      }
+      if (sum_buf(C, m, m->grads, m->param_count)) return comm_failed(err);
+      a.rows = global;
       m->update(&a);
+      if (m->state_count > 0) {
+        scale_buf(m, m->state, m->state_count, w);
+        if (sum_buf(C, m, m->state, m->state_count)) return comm_failed(err);
+      }
+      rows = global;
     }
-    const int64_t rows = bt->rows;
-    loader_put(L, b);
     if (!isfinite(loss_sum)) {
-      if (o->progress) clear_progress();
+      if (progress) clear_progress();
       return sn_fail(err, "loss is %s at epoch %d step %lld; try a lower learning_rate",
                      isnan(loss_sum) ? "nan" : "inf", epoch, (long long)*step);
     }
     batch_mean_total += loss_sum / (double)rows;
     for (int k = 0; k < K; k++) metric_total[k] += metric_sums[k];
-    if (o->progress) {
+    if (progress) {
       double now = sn_now();
       if (now >= next_draw || b + 1 == batches) {
         draw_progress(m, epoch, o->epochs, b + 1, batches, b * bs + rows,
@@ -633,142 +764,336 @@ static int train_epoch(sn_model *m, const sn_dataset *ds, const sn_train_opts *o
   }
   rec->seconds = sn_now() - t0;
   rec->data_wait_seconds = L->waited;
-  if (o->progress) clear_progress();
+  if (progress) clear_progress();
   rec->loss = batch_mean_total / (double)batches;
   for (int k = 0; k < K; k++) rec->metrics[k] = metric_total[k] / (double)n;
   rec->samples_per_second = rec->seconds > 0 ? (double)n / rec->seconds : 0;
   return 0;
 }
 
-/* Opens one record file for writing; NULL path: nothing to do. */
-static int open_record(const char *path, FILE **f, sn_error *err) {
+/* ---------------------------------------------------------------------------
+ * Record files */
+
+/* Opens one record file (mode "w" or "a"); NULL path: nothing to do. */
+static int open_record(const char *path, const char *mode, FILE **f, sn_error *err) {
   *f = NULL;
   if (!path) return 0;
-  *f = fopen(path, "w");
+  *f = fopen(path, mode);
   if (!*f) return sn_fail(err, "cannot write %s: %s", path, strerror(errno));
+  return 0;
+}
+
+/* Resuming: keeps the first `keep` lines of path (the epochs the training state
+ * holds; a run stopped after writing a line but before its checkpoint wrote one line
+ * too many), atomically. *lines: the lines kept (a missing file has none). */
+static int keep_lines(const char *path, int64_t keep, int64_t *lines, sn_error *err) {
+  *lines = 0;
+  FILE *f = fopen(path, "rb");
+  if (!f) return errno == ENOENT ? 0 : sn_fail(err, "cannot read %s: %s", path, strerror(errno));
+  char *text = NULL;
+  size_t len = 0, cap = 0;
+  for (;;) {
+    if (len + 4096 > cap) {
+      cap = cap * 2 + 65536;
+      char *t = realloc(text, cap);
+      if (!t) {
+        free(text);
+        fclose(f);
+        return sn_fail(err, "out of memory reading %s", path);
+      }
+      text = t;
+    }
+    size_t k = fread(text + len, 1, cap - len, f);
+    len += k;
+    if (k == 0) break;
+  }
+  int bad = ferror(f);
+  fclose(f);
+  if (bad) {
+    free(text);
+    return sn_fail(err, "cannot read %s", path);
+  }
+  size_t end = 0;
+  while (end < len && *lines < keep) {
+    const char *nl = memchr(text + end, '\n', len - end);
+    if (!nl) break; /* an unfinished last line is dropped */
+    end = (size_t)(nl - text) + 1;
+    ++*lines;
+  }
+  int rc = 0;
+  if (end < len) {
+    char tmp[4200];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *o = fopen(tmp, "wb");
+    if (!o || fwrite(text, 1, end, o) != end || fclose(o) != 0 || rename(tmp, path) != 0) {
+      rc = sn_fail(err, "cannot rewrite %s: %s", path, strerror(errno));
+      unlink(tmp);
+    }
+  }
+  free(text);
+  return rc;
+}
+
+/* Rank 0: the record files, emptied (or, resuming, kept up to the epochs done). */
+static int open_records(sn_model *m, const sn_train_opts *o, bool has_val, bool has_test,
+                        int epochs_done, FILE **jsonl, FILE **csv, sn_error *err) {
+  int64_t lines = 0;
+  const bool append = o->resume;
+  if (append && o->metrics_path && keep_lines(o->metrics_path, epochs_done, &lines, err)) return -1;
+  if (open_record(o->metrics_path, append ? "a" : "w", jsonl, err)) return -1;
+  if (append && o->csv_path && keep_lines(o->csv_path, (int64_t)epochs_done + 1, &lines, err))
+    return -1;
+  if (open_record(o->csv_path, append ? "a" : "w", csv, err)) return -1;
+  if (*csv && lines == 0 && sn_report_csv_header(*csv, o->csv_path, m, has_val, has_test, err))
+    return -1;
+  return 0;
+}
+
+/* Rank 0, after an epoch (and at the end): the weights, then what --resume needs. */
+static int write_checkpoint(const sn_model *m, const sn_train_opts *o, int64_t train_n,
+                            const sn_run_state *st, const sn_epoch_record *recs,
+                            const void *best_params, const void *best_state, sn_error *err) {
+  if (o->checkpoint_path && sn_safetensors_write(o->checkpoint_path, m, err)) return -1;
+  if (o->checkpoint_path && o->state_path &&
+      sn_run_state_write(o->state_path, m, o, train_n, st, recs, best_params, best_state, err))
+    return -1;
+  return 0;
+}
+
+/* ---------------------------------------------------------------------------
+ * Training */
+
+/* Resuming with several ranks: rank 0 read the files; everyone gets what it read. */
+static int share_resumed(const sn_comm *C, sn_model *m, sn_run_state *st, sn_epoch_record **recs,
+                         int *recs_cap, int epochs, void *best_params, void *best_state,
+                         bool *has_best, sn_error *err) {
+  if (C->bcast(C->ctx, st, (int64_t)sizeof *st, 0)) return comm_failed(err);
+  int local = 0;
+  if (C->rank != 0 && st->epochs_done >= *recs_cap) {
+    int cap = (st->epochs_done > epochs ? st->epochs_done : epochs) + 1;
+    sn_epoch_record *r = calloc((size_t)cap, sizeof *r);
+    if (!r) {
+      local = sn_fail(err, "out of memory for the epoch records");
+    } else {
+      free(*recs);
+      *recs = r;
+      *recs_cap = cap;
+    }
+  }
+  if (agree(C, local, err)) return -1;
+  const size_t es = dtype_bytes(m);
+  bool hb = *has_best;
+  if (C->bcast(C->ctx, *recs, (int64_t)(sizeof **recs * (size_t)st->epochs_done), 0) ||
+      C->bcast(C->ctx, m->params, m->param_count * (int64_t)es, 0) ||
+      (m->state_count > 0 && C->bcast(C->ctx, m->state, m->state_count * (int64_t)es, 0)) ||
+      C->bcast(C->ctx, m->opt_state, m->opt_state_count * (int64_t)es, 0) ||
+      C->bcast(C->ctx, &hb, (int64_t)sizeof hb, 0))
+    return comm_failed(err);
+  *has_best = hb;
+  if (hb && best_params &&
+      (C->bcast(C->ctx, best_params, m->param_count * (int64_t)es, 0) ||
+       (m->state_count > 0 && C->bcast(C->ctx, best_state, m->state_count * (int64_t)es, 0))))
+    return comm_failed(err);
+  return 0;
+}
+
+/* Several ranks: they must hold the same weights, data sizes and options, or the
+ * shards and the summed gradients mean nothing. */
+static int check_same(const sn_comm *C, const sn_model *m, const sn_dataset *train,
+                      const sn_dataset *val, const sn_dataset *test, const sn_train_opts *o,
+                      const sn_run_state *st, sn_error *err) {
+  static const char *const what[] = {
+      "the initial weights (their checksums differ)", "the initial weights (their checksums differ)",
+      "the training set size", "the validation set size", "the test set size", "batch_size",
+      "epochs", "seed", "seed", "the model (parameter count)", "the model (state count)",
+      "the model (optimizer state count)", "shuffle", "the epochs done (resume)",
+      "the optimizer step (resume)", "the learning rate", "the model dtype"};
+  const uint64_t h = sn_weights_hash(m);
+  const double v[] = {(double)(h >> 32), (double)(h & 0xffffffffu), (double)train->n,
+                      val ? (double)val->n : -1, test ? (double)test->n : -1,
+                      (double)o->batch_size, o->epochs, (double)(o->seed >> 32),
+                      (double)(o->seed & 0xffffffffu), (double)m->param_count,
+                      (double)m->state_count, (double)m->opt_state_count, o->shuffle,
+                      st->epochs_done, (double)st->step, o->learning_rate, m->dtype};
+  _Static_assert(sizeof v / sizeof *v == sizeof what / sizeof *what, "one name per value");
+  int differs;
+  if (sn_dist_same(C, v, (int)(sizeof v / sizeof *v), &differs, err)) return -1;
+  if (differs >= 0)
+    return sn_fail(err,
+                   "the %d ranks disagree on %s; every rank must run the same spec, seed, data "
+                   "and --weights",
+                   C->size, what[differs]);
   return 0;
 }
 
 int sn_train(sn_model *m, const sn_dataset *train, const sn_dataset *val, const sn_dataset *test,
              const sn_train_opts *opts, sn_error *err) {
   if (opts->result) memset(opts->result, 0, sizeof *opts->result);
-  if (check_train(m, train, val, test, opts, err)) return -1;
+  const sn_comm *C = opts->comm && opts->comm->size > 1 ? opts->comm : NULL;
+  const bool lead = !C || C->rank == 0; /* writes the records and checkpoints, prints */
   const sn_early_stopping *es = &opts->early;
   monitor mon = {0};
-  if (es->enabled && resolve_monitor(m, es, val != NULL, test != NULL, &mon, err)) return -1;
 
-  int rc = -1;
+  int rc = -1, local = 0;
   FILE *jsonl = NULL, *csv = NULL;
   int64_t *idx = NULL;
   void *best_params = NULL, *best_state = NULL;
   sn_epoch_record *recs = NULL;
+  int recs_cap = opts->epochs + 1;
+  sn_run_state st = {.best = NAN};
+  bool has_best = false;
   loader L;
-  /* One pair of slots serves training (batch_size rows) and evaluation
-   * (batch_capacity rows, at least as many). */
-  if (loader_init(&L, m, m->batch_capacity, !opts->no_prefetch, err)) return -1;
+  bool have_loader = false;
   const size_t es_bytes = dtype_bytes(m);
   const bool snapshot = es->enabled && es->restore_best;
-  if (opts->shuffle) idx = malloc((size_t)train->n * sizeof(int64_t));
-  if (snapshot) {
-    best_params = malloc((size_t)m->param_count * es_bytes + 1);
-    best_state = malloc((size_t)m->state_count * es_bytes + 1);
-  }
-  recs = calloc((size_t)opts->epochs + 1, sizeof *recs);
-  if ((opts->shuffle && !idx) || (snapshot && (!best_params || !best_state)) || !recs) {
-    sn_fail(err, "out of memory for the training buffers (%lld samples)", (long long)train->n);
-    goto done;
-  }
-  if (open_record(opts->metrics_path, &jsonl, err) || open_record(opts->csv_path, &csv, err))
-    goto done;
-  if (csv && sn_report_csv_header(csv, opts->csv_path, m, val != NULL, test != NULL, err))
-    goto done;
 
-  int64_t step = 0;
-  int epochs_run = 0, best_epoch = 0, wait = 0;
-  double best = NAN, last_svg = -1e300;
-  bool stopped = false;
+  /* Everything that can fail on one rank alone comes first; then the ranks agree. */
+  local = check_train(m, train, val, test, opts, err);
+  if (!local && C && !(m->grad_step && m->update))
+    local = sn_fail(err, "data-parallel training needs the model's grad_step and update "
+                         "functions (gradients are summed between them)");
+  if (!local && C && (!C->sum_f32 || !C->sum_f64 || !C->max_f64 || !C->bcast ||
+                      C->rank < 0 || C->rank >= C->size))
+    local = sn_fail(err, "the comm given to sn_train is incomplete (rank %d of %d)", C->rank,
+                    C->size);
+  if (!local && opts->resume && !(opts->checkpoint_path && opts->state_path))
+    local = sn_fail(err, "resuming needs checkpoint_path and state_path");
+  if (!local && es->enabled)
+    local = resolve_monitor(m, es, val != NULL, test != NULL, &mon, err);
+  /* One pair of slots serves training (batch_size rows) and evaluation
+   * (batch_capacity rows, at least as many). */
+  if (!local) {
+    local = loader_init(&L, m, m->batch_capacity, !opts->no_prefetch, err);
+    have_loader = !local;
+  }
+  if (!local) {
+    if (opts->shuffle) idx = malloc((size_t)train->n * sizeof(int64_t));
+    if (snapshot) {
+      best_params = malloc((size_t)m->param_count * es_bytes + 1);
+      best_state = malloc((size_t)m->state_count * es_bytes + 1);
+    }
+    recs = calloc((size_t)recs_cap, sizeof *recs);
+    if ((opts->shuffle && !idx) || (snapshot && (!best_params || !best_state)) || !recs)
+      local = sn_fail(err, "out of memory for the training buffers (%lld samples)",
+                      (long long)train->n);
+  }
+  if (!local && opts->resume && lead) {
+    local = sn_run_state_read(opts->state_path, opts->checkpoint_path, m, opts, train->n, &st,
+                              &recs, opts->epochs, best_params, best_state, &has_best, err);
+    if (!local && st.epochs_done >= recs_cap) recs_cap = st.epochs_done + 1;
+  }
+  if (!local && lead)
+    local = open_records(m, opts, val != NULL, test != NULL, st.epochs_done, &jsonl, &csv, err);
+  if (agree(C, local, err)) goto done;
+  if (C && opts->resume &&
+      share_resumed(C, m, &st, &recs, &recs_cap, opts->epochs, best_params, best_state,
+                    &has_best, err))
+    goto done;
+  if (C && check_same(C, m, train, val, test, opts, &st, err)) goto done;
+
+  const int done_before = st.epochs_done;
   const bool show_lr = opts->schedule.kind != SN_SCHED_CONSTANT;
-  for (int epoch = 1; epoch <= opts->epochs && !stopped; epoch++) {
+  double last_svg = -1e300;
+  if (opts->resume && lead && !opts->quiet) {
+    printf("resuming after epoch %d (step %lld)", done_before, (long long)st.step);
+    if (st.stopped)
+      printf(": early stopping had ended the run; nothing left to train");
+    else if (done_before >= opts->epochs)
+      printf(": all %d epochs are done", opts->epochs);
+    printf("\n");
+    fflush(stdout);
+  }
+  for (int epoch = done_before + 1; epoch <= opts->epochs && !st.stopped; epoch++) {
     sn_epoch_record rec = {.epoch = epoch, .lr = opts->learning_rate};
-    if (train_epoch(m, train, opts, epoch, idx, &L, &step, &rec, err)) goto done;
+    if (train_epoch(m, train, opts, C, epoch, idx, &L, &st.step, &rec, err)) goto done;
 
     double t0 = sn_now();
     if (val) {
-      evaluate(m, val, &L, &rec.val);
+      if (evaluate(m, val, &L, C, &rec.val, err)) goto done;
       rec.has_val = true;
     }
     if (test) {
-      evaluate(m, test, &L, &rec.test);
+      if (evaluate(m, test, &L, C, &rec.test, err)) goto done;
       rec.has_test = true;
     }
     rec.eval_seconds = sn_now() - t0;
-    recs[epochs_run++] = rec;
+    recs[st.epochs_done++] = rec;
 
     if (es->enabled) {
       double v = monitored(&mon, &rec);
-      bool better =
-          isfinite(v) &&
-          (best_epoch == 0 || (mon.maximize ? v > best + es->min_delta : v < best - es->min_delta));
+      bool better = isfinite(v) && (st.best_epoch == 0 || (mon.maximize ? v > st.best + es->min_delta
+                                                                       : v < st.best - es->min_delta));
       if (better) {
-        best = v;
-        best_epoch = epoch;
-        wait = 0;
+        st.best = v;
+        st.best_epoch = epoch;
+        st.wait = 0;
         if (snapshot) {
           memcpy(best_params, m->params, (size_t)m->param_count * es_bytes);
           if (m->state_count > 0) memcpy(best_state, m->state, (size_t)m->state_count * es_bytes);
+          has_best = true;
         }
-      } else if (++wait >= es->patience) { /* as Keras: patience epochs without improvement */
-        stopped = epoch < opts->epochs;
+      } else if (++st.wait >= es->patience) { /* as Keras: patience epochs without improvement */
+        st.stopped = epoch < opts->epochs;
       }
     }
 
-    if (!opts->quiet) print_summary(m, opts->epochs, &rec, show_lr);
-    if (jsonl && sn_report_jsonl(jsonl, opts->metrics_path, m, &rec, err)) goto done;
-    if (csv && sn_report_csv(csv, opts->csv_path, m, &rec, err)) goto done;
-    if (opts->curves_path && (sn_now() - last_svg > 2.0 || epoch == opts->epochs || stopped)) {
-      if (sn_curves_svg(opts->curves_path, opts->title, recs, epochs_run, m->n_metrics,
-                        m->metric_names, es->enabled ? best_epoch : 0, err))
-        goto done;
-      last_svg = sn_now();
+    if (lead) {
+      if (!opts->quiet) print_summary(m, opts->epochs, &rec, show_lr);
+      local = (jsonl && sn_report_jsonl(jsonl, opts->metrics_path, m, &rec, err)) ||
+              (csv && sn_report_csv(csv, opts->csv_path, m, &rec, err));
+      if (!local && opts->curves_path &&
+          (sn_now() - last_svg > 2.0 || epoch == opts->epochs || st.stopped)) {
+        local = sn_curves_svg(opts->curves_path, opts->title, recs, st.epochs_done, m->n_metrics,
+                              m->metric_names, es->enabled ? st.best_epoch : 0, err);
+        last_svg = sn_now();
+      }
+      if (!local)
+        local = write_checkpoint(m, opts, train->n, &st, recs, has_best ? best_params : NULL,
+                                 best_state, err);
     }
+    if (agree(C, local, err)) goto done;
     if (opts->on_epoch) opts->on_epoch(&rec, opts->on_epoch_ctx);
   }
 
   bool restored = false;
-  if (snapshot && best_epoch > 0 && best_epoch != epochs_run) {
+  if (snapshot && has_best && st.best_epoch > 0 && st.best_epoch != st.epochs_done &&
+      st.epochs_done > done_before) {
     memcpy(m->params, best_params, (size_t)m->param_count * es_bytes);
     if (m->state_count > 0) memcpy(m->state, best_state, (size_t)m->state_count * es_bytes);
     restored = true;
+    /* the checkpoint holds the weights the run ends with */
+    local = lead ? write_checkpoint(m, opts, train->n, &st, recs, best_params, best_state, err) : 0;
+    if (agree(C, local, err)) goto done;
   }
-  if (es->enabled && !opts->quiet && best_epoch > 0) {
+  if (lead && es->enabled && !opts->quiet && st.best_epoch > 0 && st.epochs_done > done_before) {
     const char *name = es->monitor[0] ? es->monitor : "val_loss";
-    if (stopped)
+    if (st.stopped)
       printf("early stopping: %s did not improve for %d epoch%s; stopped after epoch %d of %d",
-             name, wait, wait == 1 ? "" : "s", epochs_run, opts->epochs);
+             name, st.wait, st.wait == 1 ? "" : "s", st.epochs_done, opts->epochs);
     else
-      printf("early stopping: ran all %d epochs", epochs_run);
-    printf("; best %s %.4f at epoch %d", name, best, best_epoch);
+      printf("early stopping: ran all %d epochs", st.epochs_done);
+    printf("; best %s %.4f at epoch %d", name, st.best, st.best_epoch);
     if (restored)
-      printf("; restored the weights of epoch %d", best_epoch);
+      printf("; restored the weights of epoch %d", st.best_epoch);
     else if (snapshot)
       printf("; kept the last weights (they are the best)");
     printf("\n");
     fflush(stdout);
   }
   if (opts->result) {
-    opts->result->epochs_run = epochs_run;
-    opts->result->stopped_early = stopped;
-    opts->result->best_epoch = best_epoch;
-    opts->result->best_value = best;
+    opts->result->epochs_run = st.epochs_done;
+    opts->result->stopped_early = st.stopped;
+    opts->result->best_epoch = st.best_epoch;
+    opts->result->best_value = st.best_epoch > 0 ? st.best : NAN;
     opts->result->restored = restored;
   }
   rc = 0;
 
 done:
-  if (rc && opts->curves_path && recs && recs[0].epoch > 0) { /* what finished, for a look */
+  if (rc && lead && opts->curves_path && recs && recs[0].epoch > 0) { /* what finished, for a look */
     sn_error ignored;
     int n = 0;
-    while (n < opts->epochs && recs[n].epoch > 0) n++;
+    while (n < recs_cap && recs[n].epoch > 0) n++;
     sn_curves_svg(opts->curves_path, opts->title, recs, n, m->n_metrics, m->metric_names, 0,
                   &ignored);
   }
@@ -776,7 +1101,7 @@ done:
     rc = sn_fail(err, "cannot write %s: %s", opts->metrics_path, strerror(errno));
   if (csv && fclose(csv) != 0 && rc == 0)
     rc = sn_fail(err, "cannot write %s: %s", opts->csv_path, strerror(errno));
-  loader_free(&L);
+  if (have_loader) loader_free(&L);
   free(idx);
   free(best_params);
   free(best_state);
