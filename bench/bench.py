@@ -51,6 +51,12 @@ SGEMM = os.environ.get("SGEMM_PEAK", os.path.join(OUT, "sgemm_peak"))
 # next to OpenBLAS's own threads, that makes torch.set_num_threads(2) about 10x slower
 # than 1 thread. PASSIVE gives PyTorch its best 2-thread figure; "default" leaves it unset.
 TORCH_OMP_WAIT = os.environ.get("TORCH_OMP_WAIT_POLICY", "PASSIVE")
+# Before each timed run, wait up to QUIET_WAIT seconds for a moment when other processes
+# use less than QUIET_SHARE of the CPUs (sampled over 2 s); 0: do not wait.
+QUIET_WAIT = env_int("QUIET_WAIT", 0)
+QUIET_SHARE = float(os.environ.get("QUIET_SHARE", "0.15"))
+# One extra specnet run per configuration with --profile (not timed): where the time goes.
+PROFILE = env_int("PROFILE", 1)
 
 
 # ---------------------------------------------------------------------------------------
@@ -132,9 +138,11 @@ NCPU = os.cpu_count() or 1
 CLK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 
-def run_proc(cmd, env_extra, log_path, timeout=3600):
+def run_proc(cmd, env_extra, log_path, quiet=True):
     """Run cmd (stdout and stderr into log_path); its rc, wall time, peak RSS (from
-    wait4), CPU time, and the share of the machine's CPU other processes used meanwhile."""
+    wait4), CPU time, and the share of the machine's CPU other processes used meanwhile.
+    quiet: first wait for a calm moment (QUIET_WAIT)."""
+    waited, busy = wait_quiet() if quiet else (0.0, None)
     env = dict(os.environ)
     for k, v in env_extra.items():
         if v is None:
@@ -154,6 +162,8 @@ def run_proc(cmd, env_extra, log_path, timeout=3600):
     r = {"cmd": cmd, "env": env_extra, "rc": p.returncode, "wall_seconds": round(wall, 4),
          "peak_rss_mb": round(ru.ru_maxrss / 1024.0, 1), "cpu_seconds": round(own, 4),
          "load1_before": load[0] if load else None, "log": os.path.relpath(log_path, ROOT)}
+    if QUIET_WAIT > 0:
+        r["quiet_wait_seconds"], r["busy_share_before"] = waited, busy
     if t_before and t_after and wall > 0:
         busy = (t_after[0] - t_before[0]) / CLK
         r["other_cpu_share"] = round(max(0.0, busy - own) / (wall * NCPU), 4)
@@ -163,6 +173,28 @@ def run_proc(cmd, env_extra, log_path, timeout=3600):
 
 def log(msg):
     print(msg, file=sys.stderr, flush=True)
+
+
+def busy_share(seconds=2.0):
+    """The share of all CPUs busy over the next `seconds` (nothing of ours runs then)."""
+    a = cpu_ticks()
+    time.sleep(seconds)
+    b = cpu_ticks()
+    if not a or not b:
+        return 0.0
+    return (b[0] - a[0]) / CLK / (seconds * NCPU)
+
+
+def wait_quiet():
+    """Seconds waited for the machine to calm down (QUIET_WAIT), and the last busy share."""
+    if QUIET_WAIT <= 0:
+        return 0.0, None
+    t0 = time.perf_counter()
+    while True:
+        share = busy_share()
+        waited = time.perf_counter() - t0
+        if share < QUIET_SHARE or waited >= QUIET_WAIT:
+            return round(waited, 1), round(share, 3)
 
 
 # ---------------------------------------------------------------------------------------
@@ -222,6 +254,42 @@ def specnet_train(cfg, threads, rep, cache_dir):
     except (OSError, ValueError, KeyError) as e:
         r["error"] = f"no metrics: {e}"
     return r
+
+
+def specnet_profile(cfg, threads, cache_dir):
+    """One untimed 1-epoch specnet run with --profile: the kernels of the training step
+    (grad_step and the optimizer update), slowest first."""
+    tag = f"profile-{cfg['name']}-t{threads}"
+    run_dir = os.path.join(OUT, "runs", tag)
+    shutil.rmtree(run_dir, ignore_errors=True)
+    cmd = [SPECNET, "train", cfg["spec"], "--out", run_dir, "--quiet", "--profile",
+           "--threads", str(threads), "--set", "train.epochs=1",
+           "--set", f"train.batch_size={cfg['batch']}"] + limit_set(cfg)
+    env = {"OPENBLAS_NUM_THREADS": threads, "OMP_NUM_THREADS": threads,
+           "SPECNET_CACHE_DIR": cache_dir}
+    r = run_proc(cmd, env, os.path.join(OUT, "runs", tag + ".txt"))
+    kernels = []
+    with open(os.path.join(ROOT, r["log"])) as f:
+        for line in f:
+            m = re.match(r"\s*([\d.]+)\s+([\d.]+)%\s+(\d+)\s+([\d.]+)\s+(.*\S)", line)
+            if m and (m.group(5).startswith("grad_step") or m.group(5).startswith("update")):
+                kernels.append({"seconds": float(m.group(1)), "calls": int(m.group(3)),
+                                "us_per_call": float(m.group(4)), "kernel": m.group(5)})
+    total = sum(k["seconds"] for k in kernels)
+    for k in kernels:
+        k["share_of_step"] = k["seconds"] / total if total else None
+    gemm = sum(k["seconds"] for k in kernels if " gemm " in k["kernel"])
+    epoch_seconds = None
+    try:
+        with open(os.path.join(run_dir, "metrics.jsonl")) as f:
+            epoch_seconds = json.loads(f.readline())["seconds"]
+    except (OSError, ValueError, KeyError):
+        pass
+    shutil.rmtree(run_dir, ignore_errors=True)
+    return {"config": cfg["name"], "threads": threads, "log": r["log"], "rc": r["rc"],
+            "epoch_seconds": epoch_seconds,
+            "train_step_kernel_seconds": total, "gemm_seconds": gemm,
+            "kernels": sorted(kernels, key=lambda k: -k["seconds"])}
 
 
 def compile_times(spec):
@@ -316,7 +384,7 @@ def sh(cmd):
 
 def machine(torch_missing):
     m = {"date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
-         "hostname_hash": None, "cores": NCPU, "kernel": platform.release()}
+         "cores": NCPU, "kernel": platform.release()}
     lscpu = sh(["lscpu"]) or ""
     for line in lscpu.splitlines():
         k, _, v = line.partition(":")
@@ -357,13 +425,35 @@ def machine(torch_missing):
 
 
 def sgemm_peak():
+    """One run of bench/sgemm_peak.c: (its JSON, None) or (None, why not)."""
     if not os.path.exists(SGEMM):
         return None, f"{SGEMM} not built (bench/run.sh builds it with cc ... -lopenblas)"
+    wait_quiet()
     cmd = [SGEMM] + (["--quick"] if QUICK else []) + ["--threads", ",".join(map(str, THREADS))]
     p = subprocess.run(cmd, capture_output=True, text=True)
     if p.returncode != 0:
         return None, f"sgemm_peak failed: {p.stderr.strip()}"
     return json.loads(p.stdout), None
+
+
+def sgemm_best(measurements):
+    """The machine's capability from several sgemm_peak runs (at the start and at the end
+    of the benchmark, so that a busy moment does not set the peak): per GEMM and per step,
+    the fastest of the runs."""
+    ms = [m for m in measurements if m]
+    if not ms:
+        return None
+    best = dict(ms[0])
+    for key in ("gemms", "steps"):
+        pick = {}
+        for m in ms:
+            for g in m[key]:
+                k = (g["set"], g.get("name"), g["threads"])
+                if k not in pick or g["seconds"] < pick[k]["seconds"]:
+                    pick[k] = g
+        best[key] = list(pick.values())
+    best["runs"] = len(ms)
+    return best
 
 
 # ---------------------------------------------------------------------------------------
@@ -436,17 +526,19 @@ def summarize(configs, runs, sg, compiles):
     return {"configs": out, "compile": comp, "sgemm_peak_gflops": peak}
 
 
-def f3(x):
-    return "n/a" if x is None else f"{x:.3f}"
+def fmt(x, spec=".3f", none="n/a"):
+    return none if x is None else format(x, spec)
 
 
-def report(configs, summ, sg, mach, load, torch_msg, elapsed):
+def report(configs, summ, sg, mach, env_info, profiles):
+    """The Markdown report, as lines."""
     L = []
     w = L.append
     scaled = any(c["limit"] for c in configs)
     star = " †" if scaled else ""
-    w(f"specnet vs PyTorch, one run of bench/run.sh ({'QUICK, ' if QUICK else ''}"
-      f"REPEATS={REPEATS}, EPOCHS={EPOCHS}, CNN_EPOCHS={CNN_EPOCHS}, threads {THREADS})")
+    w(f"specnet vs PyTorch, one run of bench/run.sh ({'QUICK=1, ' if QUICK else ''}"
+      f"REPEATS={REPEATS}, EPOCHS={EPOCHS}, CNN_EPOCHS={CNN_EPOCHS}, "
+      f"threads {' and '.join(map(str, THREADS))}), {mach['date']}")
     w("")
     w(f"| model | batch | specnet s/epoch{star} | PyTorch s/epoch{star} | specnet / PyTorch "
       "| specnet GFLOP/s | % of sgemm peak (2 thr) | PyTorch GFLOP/s | sgemm-only s/epoch |")
@@ -454,26 +546,31 @@ def report(configs, summ, sg, mach, load, torch_msg, elapsed):
     for cfg in configs:
         c = summ["configs"][cfg["name"]]
         s, p = c["tools"].get("specnet"), c["tools"].get("pytorch")
-        cell = lambda x: "n/a" if not x else f"{x['seconds_per_54k']:.3f} ({x['best_threads']} thr)"
-        ratio = f"{c['ratio']:.2f}" if "ratio" in c else "n/a"
-        share = (f"{100 * c['specnet_share_of_2thread_peak']:.0f} %"
-                 if "specnet_share_of_2thread_peak" in c else "n/a")
-        floor = (f"{c['sgemm_floor_seconds_per_54k']:.3f} ({c['sgemm_floor_threads']} thr)"
-                 if "sgemm_floor_seconds_per_54k" in c else "n/a")
-        w(f"| {cfg['model']} | {cfg['batch']} | {cell(s)} | {cell(p)} | {ratio} | "
-          f"{'n/a' if not s else f'{s[chr(103) + chr(102) + chr(108) + chr(111) + chr(112) + chr(115)]:.1f}'} | "
-          f"{share} | {'n/a' if not p else f'{p[chr(103) + chr(102) + chr(108) + chr(111) + chr(112) + chr(115)]:.1f}'} | {floor} |")
+
+        def best(x):
+            return "n/a" if not x else f"{x['seconds_per_54k']:.3f} ({x['best_threads']} thr)"
+
+        ratio = fmt(c.get("ratio"), ".2f")
+        share = c.get("specnet_share_of_2thread_peak")
+        share = "n/a" if share is None else f"{100 * share:.0f} %"
+        floor = "n/a"
+        if "sgemm_floor_seconds_per_54k" in c:
+            floor = f"{c['sgemm_floor_seconds_per_54k']:.3f} ({c['sgemm_floor_threads']} thr)"
+        sg_s = fmt(s and s["gflops"], ".1f")
+        sg_p = fmt(p and p["gflops"], ".1f")
+        w(f"| {cfg['model']} | {cfg['batch']} | {best(s)} | {best(p)} | {ratio} | {sg_s} | "
+          f"{share} | {sg_p} | {floor} |")
     w("")
     if scaled:
-        w("† measured on fewer samples (MLP_LIMIT / CNN_LIMIT) and scaled to the "
-          f"{EPOCH_SAMPLES:,} samples of a full epoch.")
+        w(f"† measured on fewer samples (MLP_LIMIT={MLP_LIMIT}, CNN_LIMIT={CNN_LIMIT} images, "
+          f"less the 10% validation split) and scaled to the {EPOCH_SAMPLES:,} samples of a "
+          "full epoch.")
         w("")
-    # per thread count
-    w("Median s/epoch per thread count (min-max over all epochs of all repeats, n):")
+
+    w("Median s/epoch at each thread count (min-max over all epochs of all repeats; n epochs):")
     w("")
-    head = "| model | batch |" + "".join(f" specnet {t} thr |" for t in THREADS) + \
-        "".join(f" PyTorch {t} thr |" for t in THREADS)
-    w(head)
+    w("| model | batch |" + "".join(f" specnet {t} thr |" for t in THREADS)
+      + "".join(f" PyTorch {t} thr |" for t in THREADS))
     w("|---|---:|" + "---:|" * (2 * len(THREADS)))
     for cfg in configs:
         c = summ["configs"][cfg["name"]]
@@ -482,34 +579,250 @@ def report(configs, summ, sg, mach, load, torch_msg, elapsed):
             per = c["tools"].get(tool, {}).get("per_threads", {})
             for t in THREADS:
                 x = per.get(t)
-                k = EPOCH_SAMPLES / x["samples"] if x else 1
-                cells.append("n/a" if not x else
-                             f"{x['median_seconds'] * k:.3f} ({x['min_seconds'] * k:.2f}-"
-                             f"{x['max_seconds'] * k:.2f}, {x['n']})")
+                if not x:
+                    cells.append("n/a")
+                    continue
+                k = EPOCH_SAMPLES / x["samples"]
+                cells.append(f"{x['median_seconds'] * k:.3f} ({x['min_seconds'] * k:.2f}-"
+                             f"{x['max_seconds'] * k:.2f}; {x['n']})")
         w(f"| {cfg['model']} | {cfg['batch']} | " + " | ".join(cells) + " |")
     w("")
-    # compile, memory, accuracy
-    w("| model | batch | specnet peak RSS MB | PyTorch peak RSS MB | specnet test acc. | "
+
+    w("| model | batch | specnet peak RSS, MB | PyTorch peak RSS, MB | specnet test acc. | "
       "PyTorch test acc. |")
     w("|---|---:|---:|---:|---:|---:|")
     for cfg in configs:
         c = summ["configs"][cfg["name"]]
-        s, p = c["tools"].get("specnet"), c["tools"].get("pytorch")
-        rss = lambda x: "n/a" if not x else f"{max(v['peak_rss_mb'] for v in x['per_threads'].values()):.0f}"
-        acc = lambda x: "n/a" if not x or x["test_accuracy"] is None else f"{x['test_accuracy']:.4f}"
-        w(f"| {cfg['model']} | {cfg['batch']} | {rss(s)} | {rss(p)} | {acc(s)} | {acc(p)} |")
+        cells = []
+        for tool in ("specnet", "pytorch"):
+            x = c["tools"].get(tool)
+            cells.append("n/a" if not x else
+                         f"{max(v['peak_rss_mb'] for v in x['per_threads'].values()):.0f}")
+        for tool in ("specnet", "pytorch"):
+            x = c["tools"].get(tool)
+            cells.append(fmt(x and x["test_accuracy"], ".4f"))
+        w(f"| {cfg['model']} | {cfg['batch']} | " + " | ".join(cells) + " |")
     w("")
-    w("| spec | JIT compile cold, ms (median; runs) | of which LLVM, ms | cached, ms (median; runs) "
-      "| cold, in the training runs (median, n) |")
+
+    w("| spec | JIT compile, cold: median (each run), ms | of which LLVM, ms | cached: median "
+      "(each run), ms | cold, in the training runs: median (n), ms |")
     w("|---|---:|---:|---:|---:|")
     for spec, c in summ["compile"].items():
-        runs_ = lambda xs: ", ".join(f"{x:.0f}" for x in xs)
-        w(f"| {spec} | {f3(c['cold_median_ms'])[:-2] if c['cold_median_ms'] is not None else 'n/a'} "
-          f"({runs_(c['cold_ms'])}) | "
-          f"{'n/a' if c['cold_llvm_median_ms'] is None else f'{c[chr(99)+chr(111)+chr(108)+chr(100)+chr(95)+chr(108)+chr(108)+chr(118)+chr(109)+chr(95)+chr(109)+chr(101)+chr(100)+chr(105)+chr(97)+chr(110)+chr(95)+chr(109)+chr(115)]:.0f}'} | "
-          f"{'n/a' if c['cached_median_ms'] is None else f'{c[chr(99)+chr(97)+chr(99)+chr(104)+chr(101)+chr(100)+chr(95)+chr(109)+chr(101)+chr(100)+chr(105)+chr(97)+chr(110)+chr(95)+chr(109)+chr(115)]:.0f}'} "
-          f"({runs_(c['cached_ms'])}) | "
-          f"{'n/a' if c['cold_in_training_runs_median_ms'] is None else f'{c[chr(99)+chr(111)+chr(108)+chr(100)+chr(95)+chr(105)+chr(110)+chr(95)+chr(116)+chr(114)+chr(97)+chr(105)+chr(110)+chr(105)+chr(110)+chr(103)+chr(95)+chr(114)+chr(117)+chr(110)+chr(115)+chr(95)+chr(109)+chr(101)+chr(100)+chr(105)+chr(97)+chr(110)+chr(95)+chr(109)+chr(115)]:.0f}'} "
-          f"(n={len(c['cold_in_training_runs_ms'])}) |")
+        def each(xs):
+            return ", ".join(f"{x:.0f}" for x in xs)
+        w(f"| {spec} | {fmt(c['cold_median_ms'], '.0f')} ({each(c['cold_ms'])}) | "
+          f"{fmt(c['cold_llvm_median_ms'], '.0f')} | "
+          f"{fmt(c['cached_median_ms'], '.0f')} ({each(c['cached_ms'])}) | "
+          f"{fmt(c['cold_in_training_runs_median_ms'], '.0f')} "
+          f"({len(c['cold_in_training_runs_ms'])}) |")
     w("")
+
+    if sg:
+        w(f"Measured OpenBLAS sgemm (bench/sgemm_peak.c; the faster of {sg.get('runs', 1)} runs, at the start and the end), GFLOP/s: a large square product, and "
+          "all GEMMs of one training step at each model's shapes:")
+        w("")
+        sets = []
+        for s in sg["steps"]:
+            if s["set"] not in sets:
+                sets.append(s["set"])
+        w("| threads | " + " | ".join(sets) + " |")
+        w("|---:|" + "---:|" * len(sets))
+        for t in THREADS:
+            row = {s["set"]: s for s in sg["steps"] if s["threads"] == t}
+            w(f"| {t} | " + " | ".join(fmt(row.get(x, {}).get("gflops"), ".1f") for x in sets)
+              + " |")
+        w("")
+
+    if profiles:
+        w("Where specnet's training step spends its time (one untimed --profile run per "
+          "configuration at specnet's best thread count; grad_step and update only):")
+        w("")
+        w("| model | batch | thr | epoch, s | in step kernels | of which GEMMs | slowest kernels "
+          "(share of the step's kernel time) |")
+        w("|---|---:|---:|---:|---:|---:|---|")
+        for pr in profiles:
+            cfg = next(c for c in configs if c["name"] == pr["config"])
+            tot = pr["train_step_kernel_seconds"]
+            top = "; ".join(
+                f"{short_kernel(k['kernel'])} {100 * k['share_of_step']:.0f} %"
+                for k in pr["kernels"][:4])
+            gshare = f"{100 * pr['gemm_seconds'] / tot:.0f} %" if tot else "n/a"
+            ep = pr["epoch_seconds"]
+            kshare = f"{100 * tot / ep:.0f} %" if ep and tot else "n/a"
+            w(f"| {cfg['model']} | {cfg['batch']} | {pr['threads']} | {fmt(ep)} | {kshare} | "
+              f"{gshare} | {top or 'n/a'} |")
+        w("")
+
+    w("Targets (issue 7):")
+    w("")
+    w("| target | now | met |")
+    w("|---|---|---|")
+    for name, now, met in targets(configs, summ):
+        w(f"| {name} | {now} | {'yes' if met else ('n/a' if met is None else 'no')} |")
+    w("")
+
+    cpu = mach.get("lscpu_model_name", "?")
+    flags = ", ".join(k for k, v in mach.get("flags", {}).items() if v)
+    w(f"Machine: {cpu}, {mach['cores']} cores ({flags}), "
+      f"{mach.get('lscpu_hypervisor_vendor', 'no') or 'no'} hypervisor, "
+      f"{mach.get('mem_total_gb', '?')} GB; Debian {mach.get('debian', '?')}; "
+      f"{(sg or {}).get('openblas', {}).get('config', 'OpenBLAS ?')}; LLVM {mach.get('llvm', '?')}; "
+      f"PyTorch {mach.get('torch', 'n/a')}; specnet at {mach.get('git_head', '?')} "
+      f"(uncommitted: {mach.get('git_uncommitted')}).")
+    w(f"Load: 1-minute load average {env_info['load_before']} before, {env_info['load_after']} "
+      f"after; during the timed runs, other processes used {env_info['other_cpu_share_text']} "
+      f"of the machine's CPU (median per run; max {env_info['other_cpu_max_text']}); "
+      f"{env_info['elapsed_min']:.1f} min in all.")
     return L
+
+
+def short_kernel(name):
+    """'grad_step k12 gemm f32[N,128]^T x f32[N,784] (dense1)' -> 'gemm [N,128]^T x [N,784] (dense1)'."""
+    name = re.sub(r"^grad_step (k\d+ )?", "", name)
+    name = name.replace("kernel: ", "").replace("f32", "")
+    return name if len(name) <= 48 else name[:45] + "..."
+
+
+def targets(configs, summ):
+    """(what, where we stand, met: True/False/None) for issue 7's targets."""
+    out = []
+    cs = summ["configs"]
+    c = cs.get("mlp32")
+    r = c and c.get("ratio")
+    out.append(("MLP batch 32: specnet <= 0.2x PyTorch s/epoch",
+                "n/a" if r is None else f"{r:.2f}x", None if r is None else r <= 0.2))
+    c = cs.get("mlp256")
+    sh_ = c and c.get("specnet_share_of_2thread_peak")
+    peak2 = summ["sgemm_peak_gflops"].get(2)
+    out.append(("MLP batch 256: >= 50% of measured 2-thread sgemm GFLOP/s",
+                "n/a" if sh_ is None else
+                f"{100 * sh_:.0f} % ({c['tools']['specnet']['gflops']:.1f} of {peak2:.1f})",
+                None if sh_ is None else sh_ >= 0.5))
+    comp = summ["compile"].get("specs/mnist_mlp.yaml")
+    ms = comp and comp["cold_median_ms"]
+    out.append(("seed spec JIT compile <= 150 ms cold", "n/a" if ms is None else f"{ms:.0f} ms",
+                None if ms is None else ms <= 150))
+    rss = [v["peak_rss_mb"] for cfg in configs if cfg["kind"] == "mlp"
+           for v in cs[cfg["name"]]["tools"].get("specnet", {}).get("per_threads", {}).values()]
+    out.append(("seed MLP peak RSS <= 400 MB",
+                "n/a" if not rss else f"{max(rss):.0f} MB (largest run)",
+                None if not rss else max(rss) <= 400))
+    c = cs.get("cnn64")
+    r = c and c.get("ratio")
+    out.append(("CNN batch 64: faster than PyTorch", "n/a" if r is None else f"{r:.2f}x",
+                None if r is None else r < 1))
+    return out
+
+
+def main():
+    t_start = time.perf_counter()
+    configs = [make_config(n) for n in CONFIG_NAMES]
+    os.makedirs(os.path.join(OUT, "runs"), exist_ok=True)
+    if not os.access(os.path.join(ROOT, SPECNET) if not os.path.isabs(SPECNET) else SPECNET,
+                     os.X_OK):
+        sys.exit(f"bench: {SPECNET} not found; build it first (./build.sh build) or set SPECNET=")
+    torch_msg = torch_available()
+    if torch_msg:
+        log(f"bench: skipping PyTorch: {torch_msg}")
+    load_before = loadavg()
+    stat_before = cpu_ticks()
+    mach = machine(torch_msg)
+
+    log("bench: measuring OpenBLAS sgemm (bench/sgemm_peak.c) ...")
+    sg_first, sg_msg = sgemm_peak()
+    if sg_msg:
+        log(f"bench: {sg_msg}; GFLOP/s peaks will read n/a")
+
+    compiles = {}
+    for spec in dict.fromkeys(c["spec"] for c in configs):
+        log(f"bench: compile times of {spec} (cold x{COMPILE_REPEATS}, cached x{COMPILE_REPEATS}) ...")
+        compiles[spec] = compile_times(spec)
+
+    runs = []
+    cache_dir = tempfile.mkdtemp(prefix="specnet-bench-cache-")
+    total = REPEATS * len(configs) * len(THREADS) * (1 if torch_msg else 2)
+    k = 0
+    try:
+        for rep in range(1, REPEATS + 1):
+            for cfg in configs:
+                for t in THREADS:
+                    # alternate: specnet then PyTorch on odd repeats, the other way on even
+                    order = ["specnet", "pytorch"] if rep % 2 else ["pytorch", "specnet"]
+                    for tool in order:
+                        if tool == "pytorch" and torch_msg:
+                            continue
+                        k += 1
+                        r = (specnet_train(cfg, t, rep, cache_dir) if tool == "specnet"
+                             else torch_train(cfg, t, rep))
+                        runs.append(r)
+                        secs = [e["seconds"] for e in r["epochs"]]
+                        what = (f"{med(secs):.3f} s/epoch over {r['epochs'][0]['samples']} samples"
+                                if secs else f"FAILED ({r.get('error') or r.get('skipped')}; "
+                                             f"see {r['log']})")
+                        log(f"[{k}/{total}] repeat {rep}: {cfg['name']} {tool} {t} thr: {what}; "
+                            f"{r['wall_seconds']:.1f} s wall, {r['peak_rss_mb']:.0f} MB, "
+                            f"others used {100 * r.get('other_cpu_share', 0):.0f} % of the CPUs")
+        sg_last = None
+        if sg_first:
+            log("bench: measuring OpenBLAS sgemm again ...")
+            sg_last, _ = sgemm_peak()
+        sg = sgemm_best([sg_first, sg_last])
+        profiles = []
+        if PROFILE:
+            for cfg in configs:
+                rs = [r for r in runs if r["tool"] == "specnet" and r["config"] == cfg["name"]
+                      and r["epochs"]]
+                per = {t: med([e["seconds"] for r in rs if r["threads"] == t for e in r["epochs"]])
+                       for t in {r["threads"] for r in rs}}
+                t = min(per, key=per.get) if per else THREADS[0]
+                log(f"bench: one --profile run of {cfg['name']} at {t} thread(s) ...")
+                profiles.append(specnet_profile(cfg, t, cache_dir))
+    finally:
+        shutil.rmtree(cache_dir, ignore_errors=True)
+
+    summ = summarize(configs, runs, sg, compiles)
+    stat_after = cpu_ticks()
+    elapsed = time.perf_counter() - t_start
+    others = sorted(r["other_cpu_share"] for r in runs if "other_cpu_share" in r)
+    env_info = {
+        "load_before": load_before[0] if load_before else "?",
+        "load_after": (loadavg() or ["?"])[0],
+        "other_cpu_share_median": med(others),
+        "other_cpu_share_max": others[-1] if others else None,
+        "other_cpu_share_text": f"{100 * med(others):.0f} %" if others else "?",
+        "other_cpu_max_text": f"{100 * others[-1]:.0f} %" if others else "?",
+        "elapsed_min": elapsed / 60,
+        "loadavg_before": load_before, "loadavg_after": loadavg(),
+    }
+    if stat_before and stat_after:
+        env_info["steal_share_overall"] = round(
+            (stat_after[1] - stat_before[1]) / CLK / (elapsed * NCPU), 4)
+    lines = report(configs, summ, sg, mach, env_info, profiles)
+    results = {
+        "settings": {"quick": QUICK, "epochs": EPOCHS, "cnn_epochs": CNN_EPOCHS,
+                     "repeats": REPEATS, "compile_repeats": COMPILE_REPEATS,
+                     "mlp_limit": MLP_LIMIT, "cnn_limit": CNN_LIMIT, "threads": THREADS,
+                     "configs": CONFIG_NAMES, "specnet": SPECNET, "python": PYTHON,
+                     "torch_omp_wait_policy": TORCH_OMP_WAIT,
+                     "epoch_samples": EPOCH_SAMPLES},
+        "flops": {"mlp_macs_per_layer": MLP_MACS, "cnn_macs_per_layer": CNN_MACS,
+                  "training_flops_per_sample": FLOPS,
+                  "rule": "6 x MACs per layer (forward 2, weight grad 2, input grad 2), "
+                          "minus the first layer's input gradient (2 x its MACs)"},
+        "machine": mach, "load": env_info, "pytorch_skipped": torch_msg,
+        "sgemm": sg, "sgemm_runs": [sg_first, sg_last], "sgemm_error": sg_msg,
+        "compile": compiles, "runs": runs, "profiles": profiles,
+        "summary": summ, "targets": [{"target": a, "now": b, "met": c}
+                                     for a, b, c in targets(configs, summ)],
+        "markdown": "\n".join(lines),
+    }
+    path = os.path.join(OUT, "results.json")
+    with open(path, "w") as f:
+        json.dump(results, f, indent=1)
+    print("\n".join(lines))
+    log(f"bench: raw numbers in {os.path.relpath(path, ROOT)}; per-run logs in "
+        f"{os.path.relpath(os.path.join(OUT, 'runs'), ROOT)}/")
+
+
+if __name__ == "__main__":
+    main()

@@ -35,16 +35,11 @@ typedef struct opts {
   bool no_cache;           /* always run LLVM (no compile cache) */
   sn_dtype_rt dtype;
   bool quiet, verbose;
+  const char *resume;      /* train: continue the run saved in this folder */
 } opts;
 
-typedef struct datasets {
-  sn_dataset train, val, test;
-  bool has_val, has_test;
-  /* data.preprocess standardize: the training set's statistics, (std_n) each,
-   * applied to every set (and to predict's input) */
-  double *std_mean, *std_std;
-  int64_t std_n;
-} datasets;
+/* A run's data sets (runtime's sn_data: train, val, test, standardize statistics). */
+typedef sn_data datasets;
 
 /* Everything a run needs before the first step: spec, code, data, weights. */
 typedef struct session {
@@ -66,6 +61,7 @@ void session_free(session *S);
 /* The spec's scale and normalize steps on one loaded set (standardize is
  * applied by the caller with the training statistics). Returns 0 or an exit code. */
 int preprocess_set(const sn_spec *s, sn_dataset *ds);
+void data_config(const sn_spec *s, sn_data_config *c);
 /* Training options from the spec: epochs, batches, schedule, early stopping. */
 void train_opts_from_spec(const sn_spec *s, sn_train_opts *to);
 int mkdirs(const char *path);

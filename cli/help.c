@@ -74,7 +74,8 @@ static const cmd_help commands[] = {
       "specnet check specs/mnist_mlp.yaml --set seed=7 --dtype f64"}},
     {"train",
      "train SPEC [--out DIR] [--set KEY=VALUE]... [--weights FILE] [--threads N]\n"
-     "                     [--dtype f32|f64] [--jobs N] [--profile] [--no-cache] [--quiet]",
+     "                     [--dtype f32|f64] [--jobs N] [--profile] [--no-cache] [--quiet]\n"
+     "                     [--resume DIR]",
      "train SPEC",
      "compile and train; writes runs/NAME/ (or --out DIR)",
      "Compiles SPEC (the compile time is printed, by stage), loads its data,\n"
@@ -84,7 +85,9 @@ static const cmd_help commands[] = {
      "redrawn per epoch; each epoch prints a summary line. train.epochs: 0 writes\n"
      "the initial weights and stops. A spec with a sweep: section trains once per\n"
      "setting, into sweep-1, sweep-2, ... of the run folder, and prints the runs\n"
-     "sorted by the sweep's metric (also written to sweep.csv).",
+     "sorted by the sweep's metric (also written to sweep.csv). Under mpirun the\n"
+     "ranks train one model together, each on its shard of every batch\n"
+     "(docs/distributed.md).",
      {{"--out DIR", "runs/NAME", "the run folder, created if missing (NAME is the spec's name:)"},
       OPT_SET,
       {"--weights FILE", "none (init from seed)",
@@ -96,7 +99,10 @@ static const cmd_help commands[] = {
        "thread unless --threads says otherwise)"},
       OPT_PROFILE,
       OPT_NO_CACHE,
-      {"--quiet", "off", "no compile times, progress line or epoch summaries"}},
+      {"--quiet", "off", "no compile times, progress line or epoch summaries"},
+      {"--resume DIR", "none",
+       "continue the run in DIR from its last finished epoch (the checkpoint\n"
+       "and train_state.safetensors it writes after each epoch)"}},
      {"specnet train specs/mnist_mlp.yaml",
       "specnet train specs/mnist_mlp.yaml --set train.epochs=2 --out /tmp/run1",
       "specnet train specs/mnist_mlp.yaml --weights runs/mnist_mlp/model.safetensors",
@@ -244,6 +250,7 @@ void print_help(FILE *out) {
                "  --no-cache         train, eval, predict: always run LLVM (no compile cache)\n"
                "  --quiet            train, predict, build: print only results and errors\n"
                "  --jobs N           test, a train sweep: N specs or runs at once (default 1)\n"
+               "  --resume DIR       train: continue the run in DIR after its last epoch\n"
                "  --junit FILE       test: also write the results as JUnit XML\n"
                "  --verbose          test: show each spec's diagnostics and training output\n"
                "  --help, -h         this text, or after a command that command's help\n"
@@ -254,6 +261,8 @@ void print_help(FILE *out) {
                "             OPENBLAS_NUM_THREADS  default for --threads\n"
                "             SPECNET_PREFETCH=0  stage batches on the training thread\n"
                "             SPECNET_PROFILE=1  as --profile\n"
+               "             SPECNET_MPI=0|1  never / always join an MPI job (default:\n"
+               "                              when mpirun started specnet)\n"
                "             SPECNET_CACHE_DIR  the compile cache (default\n"
                "                                $XDG_CACHE_HOME/specnet, else ~/.cache/specnet)\n"
                "             SPECNET_RUNTIME_DIR  where build finds libspecnet_rt.a\n"

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "dist.h"
 #include "help.h"
 
 int usage_error(const char *fmt, ...) {
@@ -30,7 +31,7 @@ static const char *const known_options[] = {"--out",   "--set",   "--weights", "
                                             "--quiet", "--what",  "--split",   "--help",    "--verbose",
                                             "--junit", "--jobs", "--input", "--output",
                                             "--probs", "--cpu",  "--lib",   "--weights-file", "-o",
-                                            "--profile", "--no-cache"};
+                                            "--profile", "--no-cache", "--resume"};
 
 static bool known_option(const char *a) {
   for (size_t i = 0; i < sizeof known_options / sizeof *known_options; i++)
@@ -58,6 +59,7 @@ static int parse_opts(int argc, char **argv, opts *o, bool many) {
     else if (!strcmp(a, "--profile")) o->profile = true;
     else if (!strcmp(a, "--no-cache")) o->no_cache = true;
     else if (!strcmp(a, "--weights")) o->weights = val;
+    else if (!strcmp(a, "--resume")) o->resume = val;
     else if (!strcmp(a, "--what")) o->what = val;
     else if (!strcmp(a, "--split")) o->split = val;
     else if (!strcmp(a, "--junit")) o->junit = val;
@@ -131,87 +133,44 @@ int data_error(const sn_spec *s, sn_loc loc, const char *msg) {
   return EXIT_SPEC;
 }
 
-static void datasets_free(datasets *ds) {
-  sn_dataset_free(&ds->train);
-  sn_dataset_free(&ds->val);
-  sn_dataset_free(&ds->test);
-  free(ds->std_mean);
-  free(ds->std_std);
-  ds->std_mean = ds->std_std = NULL;
+static void datasets_free(datasets *ds) { sn_data_free(ds); }
+
+/* data.preprocess in order: scale, then normalize with the given mean and std. */
+/* The spec's data section as the runtime's data pipeline reads it. */
+void data_config(const sn_spec *s, sn_data_config *c) {
+  memset(c, 0, sizeof *c);
+  c->train = s->data.train;
+  c->test = s->data.test;
+  c->validation = s->data.validation;
+  c->validation_split = s->data.validation_split;
+  c->scale = s->data.scale;
+  c->n_norm = s->data.n_norm;
+  memcpy(c->norm_mean, s->data.norm_mean, sizeof c->norm_mean);
+  memcpy(c->norm_std, s->data.norm_std, sizeof c->norm_std);
+  c->standardize = s->data.standardize;
 }
 
 /* data.preprocess in order: scale, then normalize with the given mean and std. */
 int preprocess_set(const sn_spec *s, sn_dataset *ds) {
-  if (s->data.scale != 1.0) sn_dataset_scale(ds, (float)s->data.scale);
-  if (s->data.n_norm > 0) {
-    sn_error err = {0};
-    if (sn_dataset_normalize(ds, s->data.norm_mean, s->data.norm_std, s->data.n_norm, &err))
-      return data_error(s, s->data.preprocess_loc, err.msg);
-  }
-  return 0;
-}
-
-/* Loads one set and checks it against the model: sample size, targets, label range. */
-static int load_set(const sn_spec *s, const sn_model *m, const sn_source *src_in, sn_loc loc,
-                    sn_dataset *out) {
+  sn_data_config c;
+  data_config(s, &c);
+  c.standardize = false; /* the caller applies the training statistics */
+  sn_data none = {0};
   sn_error err = {0};
-  sn_source src = *src_in;
-  src.target_elems = m->target_elems; /* what the loss reads: labels or float targets */
-  if (sn_dataset_load(&src, out, &err)) return data_error(s, loc, err.msg);
-  char msg[8192];
-  if (out->sample_elems != m->input_elems) {
-    snprintf(msg, sizeof msg,
-             "%s: samples have %lld values each, but model.input has %lld (line %d)", out->origin,
-             (long long)out->sample_elems, (long long)m->input_elems, s->input_loc.line);
-    return data_error(s, loc, msg);
-  }
-  for (int64_t i = 0; m->target_elems == 0 && i < out->n; i++)
-    if (out->y[i] < 0 || out->y[i] >= m->output_elems) {
-      snprintf(msg, sizeof msg,
-               "%s: label %d of sample %lld is out of range for a model with %lld outputs",
-               out->origin, out->y[i], (long long)i, (long long)m->output_elems);
-      return data_error(s, loc, msg);
-    }
-  return preprocess_set(s, out);
-}
-
-/* data.preprocess standardize: statistics of the training set (after the validation
- * split, so nothing of validation leaks into them), applied to every set. */
-static int standardize(const sn_spec *s, datasets *ds) {
-  int64_t F = sn_dataset_features(&ds->train);
-  ds->std_mean = malloc((size_t)F * sizeof(double));
-  ds->std_std = malloc((size_t)F * sizeof(double));
-  if (!ds->std_mean || !ds->std_std) return data_error(s, s->data.preprocess_loc, "out of memory");
-  ds->std_n = F;
-  sn_dataset_stats(&ds->train, ds->std_mean, ds->std_std);
-  sn_dataset *sets[3] = {&ds->train, ds->has_val ? &ds->val : NULL, ds->has_test ? &ds->test : NULL};
-  for (int i = 0; i < 3; i++) {
-    sn_error err = {0};
-    if (sets[i] && sn_dataset_normalize(sets[i], ds->std_mean, ds->std_std, F, &err))
-      return data_error(s, s->data.preprocess_loc, err.msg);
-  }
+  if (sn_data_preprocess(&c, &none, ds, &err)) return data_error(s, s->data.preprocess_loc, err.msg);
   return 0;
 }
 
+/* Loads every set through the runtime's pipeline (runtime/data_prepare.c); an
+ * error is reported at the spec line of the source it came from. */
 static int load_data(const sn_spec *s, const sn_model *m, datasets *ds) {
-  memset(ds, 0, sizeof *ds);
-  int rc = load_set(s, m, &s->data.train, s->data.train_loc, &ds->train);
-  if (rc) return rc;
-  if (s->data.validation.kind != SN_SRC_NONE) {
-    if ((rc = load_set(s, m, &s->data.validation, s->data.validation_loc, &ds->val))) return rc;
-    ds->has_val = true;
-  } else if (s->data.validation_split > 0) {
-    sn_error err = {0};
-    if (sn_dataset_split(&ds->train, s->data.validation_split, &ds->val, &err))
-      return data_error(s, s->data.validation_loc, err.msg);
-    ds->has_val = true;
-  }
-  if (s->data.test.kind != SN_SRC_NONE) {
-    if ((rc = load_set(s, m, &s->data.test, s->data.test_loc, &ds->test))) return rc;
-    ds->has_test = true;
-  }
-  if (s->data.standardize && (rc = standardize(s, ds))) return rc;
-  return 0;
+  sn_data_config c;
+  data_config(s, &c);
+  sn_data_part part;
+  sn_error err = {0};
+  if (!sn_data_prepare(&c, m, ds, &part, &err)) return 0;
+  sn_loc at[] = {s->data.train_loc, s->data.validation_loc, s->data.test_loc, s->data.preprocess_loc};
+  return data_error(s, at[part], err.msg);
 }
 
 int mkdirs(const char *path) {
@@ -329,6 +288,12 @@ static int cmd_train(const opts *o) {
   sn_spec *s = load_spec(o);
   if (!s) return EXIT_SPEC;
   if (s->sweep.kind != SN_SWEEP_NONE) {
+    if (dist_wanted() || o->resume) { /* a sweep forks its runs: no MPI, no resume */
+      fprintf(stderr, "specnet: error: a spec with a sweep: section runs %s; train one setting "
+              "with --set instead\n", o->resume ? "without --resume" : "without mpirun");
+      sn_spec_free(s);
+      return EXIT_USAGE;
+    }
     int rc = cmd_sweep(o, s);
     sn_spec_free(s);
     return rc;
@@ -336,30 +301,65 @@ static int cmd_train(const opts *o) {
   return train_run(o, s);
 }
 
-int train_run(const opts *o, sn_spec *spec) {
+/* Under mpirun, after a step where any rank can fail alone (a collective): 0 when
+ * none failed; else this rank's exit code (its own rc, or EXIT_SPEC when another rank
+ * failed: rank 0 says which, that rank printed its error). */
+static int ranks_failed(const sn_comm *comm, int rc) {
+  if (!comm) return rc;
+  int first = sn_comm_first_failed(comm, rc != 0);
+  if (first == -1) return 0;
+  if (rc) return rc;
+  if (comm->rank == 0)
+    fprintf(stderr, "specnet: error: stopped because rank %d of %d failed%s\n", first, comm->size,
+            first >= 0 ? " (its error is above)" : ": communication between ranks failed");
+  return EXIT_SPEC;
+}
+
+/* Under mpirun: whether this rank prints an error sn_train returned. Rank 0 prints
+ * every one; the others only their own, not those every rank gets alike (a loss that
+ * is not finite, ranks that disagree, the notice that another rank failed). */
+static bool prints_error(const sn_comm *comm, const char *msg) {
+  if (!comm || comm->rank == 0) return true;
+  return strncmp(msg, "stopped because rank ", 21) && strncmp(msg, "loss is ", 8) &&
+         !strstr(msg, " ranks disagree on ") && strcmp(msg, "communication between ranks failed");
+}
+
+/* One training run, alone (comm NULL) or as one rank of a data-parallel job: every
+ * rank compiles the same program and loads the same data; rank 0 alone writes the
+ * run folder and prints. */
+static int train_session(const opts *o, sn_spec *spec, const sn_comm *comm) {
+  const bool lead = !comm || comm->rank == 0;
   session S;
-  int rc = session_open_with(&S, o, o->quiet, true, spec);
-  if (rc) {
+  int rc = session_open_with(&S, o, o->quiet || !lead, true, spec);
+  if ((rc = ranks_failed(comm, rc))) {
     session_free(&S);
     return rc;
   }
   const sn_spec *s = S.spec;
-  char dir[4096], path[4200];
-  if (o->out) snprintf(dir, sizeof dir, "%s", o->out);
+  char dir[4096], path[4200], spath_state[4200];
+  if (o->resume) snprintf(dir, sizeof dir, "%s", o->resume);
+  else if (o->out) snprintf(dir, sizeof dir, "%s", o->out);
   else snprintf(dir, sizeof dir, "runs/%s", s->name);
-  if (mkdirs(dir)) {
+  snprintf(spath_state, sizeof spath_state, "%s/train_state.safetensors", dir);
+  if (lead && mkdirs(dir)) {
     fprintf(stderr, "specnet: error: cannot create output folder %s: %s\n", dir, strerror(errno));
-    session_free(&S);
-    return EXIT_SPEC;
+    rc = EXIT_SPEC;
+  } else if (lead) {
+    snprintf(path, sizeof path, "%s/spec.resolved.yaml", dir);
+    FILE *f = fopen(path, "w");
+    if (f) {
+      sn_spec_write_resolved(s, f);
+      fclose(f);
+    }
+    if (!o->resume) unlink(spath_state); /* an older run's; this run writes its own */
   }
-  snprintf(path, sizeof path, "%s/spec.resolved.yaml", dir);
-  FILE *f = fopen(path, "w");
-  if (f) {
-    sn_spec_write_resolved(s, f);
-    fclose(f);
+  if ((rc = ranks_failed(comm, rc))) {
+    session_free(&S);
+    return rc;
   }
   sn_error err = {0};
-  if (s->epochs > 0) {
+  snprintf(path, sizeof path, "%s/model.safetensors", dir);
+  if (s->epochs > 0 || o->resume) {
     char mpath[4200], cpath[4200], spath[4200];
     snprintf(mpath, sizeof mpath, "%s/metrics.jsonl", dir);
     snprintf(cpath, sizeof cpath, "%s/metrics.csv", dir);
@@ -369,24 +369,47 @@ int train_run(const opts *o, sn_spec *spec) {
     to.metrics_path = mpath;
     to.csv_path = cpath;
     to.curves_path = spath;
-    to.progress = !o->quiet && isatty(STDERR_FILENO);
-    to.quiet = o->quiet;
+    to.progress = lead && !o->quiet && isatty(STDERR_FILENO);
+    to.quiet = o->quiet || !lead;
+    to.comm = comm;
+    to.checkpoint_path = path; /* after every epoch: --resume continues from there */
+    to.state_path = spath_state;
+    to.resume = o->resume != NULL;
     if (sn_train(S.m, &S.ds.train, S.ds.has_val ? &S.ds.val : NULL, S.ds.has_test ? &S.ds.test : NULL,
                  &to, &err)) {
-      fprintf(stderr, "%s: error: %s\n", s->path, err.msg);
+      if (prints_error(comm, err.msg)) fprintf(stderr, "%s: error: %s\n", s->path, err.msg);
       session_free(&S);
       return EXIT_SPEC;
     }
   }
-  snprintf(path, sizeof path, "%s/model.safetensors", dir);
-  if (sn_safetensors_write(path, S.m, &err)) {
+  if (lead && sn_safetensors_write(path, S.m, &err)) {
     fprintf(stderr, "specnet: error: %s\n", err.msg);
-    session_free(&S);
-    return EXIT_SPEC;
+    rc = EXIT_SPEC;
   }
-  if (!o->quiet) printf("wrote %s\n", path);
+  if ((rc = ranks_failed(comm, rc))) {
+    session_free(&S);
+    return rc;
+  }
+  if (!o->quiet && lead) printf("wrote %s\n", path);
   session_free(&S);
   return 0;
+}
+
+int train_run(const opts *o, sn_spec *spec) {
+  if (o->resume && (o->weights || (o->out && strcmp(o->out, o->resume)))) {
+    if (spec) sn_spec_free(spec);
+    return usage_error("--resume DIR continues the run in DIR: it takes no --weights, and --out, "
+                       "if given, must be DIR");
+  }
+  int rc = 0;
+  const sn_comm *comm = dist_start(o->threads, &rc); /* NULL: alone */
+  if (rc) {
+    if (spec) sn_spec_free(spec);
+  } else {
+    rc = train_session(o, spec, comm);
+  }
+  dist_finish();
+  return rc;
 }
 
 static int cmd_eval(const opts *o) {

@@ -977,19 +977,24 @@ int sn_train(sn_model *m, const sn_dataset *train, const sn_dataset *val, const 
       local = sn_fail(err, "out of memory for the training buffers (%lld samples)",
                       (long long)train->n);
   }
-  if (!local && opts->resume && lead) {
-    local = sn_run_state_read(opts->state_path, opts->checkpoint_path, m, opts, train->n, &st,
-                              &recs, opts->epochs, best_params, best_state, &has_best, err);
-    if (!local && st.epochs_done >= recs_cap) recs_cap = st.epochs_done + 1;
+  if (agree(C, local, err)) goto done;
+  /* Then rank 0 reads what it resumes from, and shares it; the ranks check that they
+   * hold the same weights; rank 0 opens the record files. */
+  if (opts->resume) {
+    if (lead) {
+      local = sn_run_state_read(opts->state_path, opts->checkpoint_path, m, opts, train->n, &st,
+                                &recs, opts->epochs, best_params, best_state, &has_best, err);
+      if (!local && st.epochs_done >= recs_cap) recs_cap = st.epochs_done + 1;
+    }
+    if (agree(C, local, err)) goto done;
+    if (C && share_resumed(C, m, &st, &recs, &recs_cap, opts->epochs, best_params, best_state,
+                           &has_best, err))
+      goto done;
   }
-  if (!local && lead)
+  if (C && check_same(C, m, train, val, test, opts, &st, err)) goto done;
+  if (lead)
     local = open_records(m, opts, val != NULL, test != NULL, st.epochs_done, &jsonl, &csv, err);
   if (agree(C, local, err)) goto done;
-  if (C && opts->resume &&
-      share_resumed(C, m, &st, &recs, &recs_cap, opts->epochs, best_params, best_state,
-                    &has_best, err))
-    goto done;
-  if (C && check_same(C, m, train, val, test, opts, &st, err)) goto done;
 
   const int done_before = st.epochs_done;
   const bool show_lr = opts->schedule.kind != SN_SCHED_CONSTANT;

@@ -14,9 +14,16 @@
  * staging on the training thread (the same batches), float targets, metrics.csv
  * against metrics.jsonl, curves.svg, and sn_predict_all.
  *
+ * Data parallelism without MPI: a fake sn_comm whose ranks are threads of this
+ * process. Two and three ranks (shards of unequal size, ranks with no rows of a tiny
+ * last batch) must train the weights, optimizer and state buffers that one process
+ * trains; a NaN or a bad data set on one rank stops every rank; resuming (alone and
+ * on two ranks) continues exactly where an uninterrupted run would be.
+ *
  * The recorder's data set makes every sample identify itself: x[i] = (i, loss_i, i%3)
  * and y[i] = i % 3, so a step function can tell which sample a row is. */
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1149,6 +1156,390 @@ static void test_predict_all(sn_dtype_rt dtype) {
   sn_model_free(&m);
 }
 
+/* ---------------------------------------------------------------------------
+ * Data parallelism with a fake comm: ranks are threads, collectives meet at a
+ * barrier. A reduction reads every rank's buffer in rank order (so every rank gets
+ * bit-identical results, as MPI gives), into a private copy first (the buffers are
+ * reduced in place). */
+
+enum { FW_MAX = 4 };
+
+typedef struct fake_world {
+  int size;
+  pthread_barrier_t bar;
+  const void *slot[FW_MAX];
+  long collectives[FW_MAX]; /* per rank: to check every rank made the same calls */
+} fake_world;
+
+typedef struct fake_rank {
+  fake_world *w;
+  int rank;
+} fake_rank;
+
+static int fw_reduce(void *ctx, void *buf, int64_t n, int kind) { /* 0 sum f32, 1 sum f64, 2 max */
+  fake_rank *fr = ctx;
+  fake_world *w = fr->w;
+  w->collectives[fr->rank]++;
+  w->slot[fr->rank] = buf;
+  pthread_barrier_wait(&w->bar);
+  size_t es = kind == 0 ? sizeof(float) : sizeof(double);
+  void *acc = malloc((size_t)n * es + 1);
+  CHECK(acc, "out of memory");
+  for (int64_t i = 0; i < n; i++) {
+    double v = kind == 0 ? ((const float *)w->slot[0])[i] : ((const double *)w->slot[0])[i];
+    float vf = kind == 0 ? ((const float *)w->slot[0])[i] : 0;
+    for (int r = 1; r < w->size; r++) {
+      if (kind == 0) vf += ((const float *)w->slot[r])[i];
+      else if (kind == 1) v += ((const double *)w->slot[r])[i];
+      else v = fmax(v, ((const double *)w->slot[r])[i]);
+    }
+    if (kind == 0) ((float *)acc)[i] = vf;
+    else ((double *)acc)[i] = v;
+  }
+  pthread_barrier_wait(&w->bar); /* everyone has read every buffer */
+  memcpy(buf, acc, (size_t)n * es);
+  free(acc);
+  return 0;
+}
+
+static int fw_sum_f32(void *ctx, float *buf, int64_t n) { return fw_reduce(ctx, buf, n, 0); }
+static int fw_sum_f64(void *ctx, double *buf, int64_t n) { return fw_reduce(ctx, buf, n, 1); }
+static int fw_max_f64(void *ctx, double *buf, int64_t n) { return fw_reduce(ctx, buf, n, 2); }
+
+static int fw_bcast(void *ctx, void *buf, int64_t bytes, int root) {
+  fake_rank *fr = ctx;
+  fake_world *w = fr->w;
+  w->collectives[fr->rank]++;
+  if (fr->rank == root) w->slot[root] = buf;
+  pthread_barrier_wait(&w->bar);
+  if (fr->rank != root) memcpy(buf, w->slot[root], (size_t)bytes);
+  pthread_barrier_wait(&w->bar);
+  return 0;
+}
+
+/* The data-parallel test model: the softmax classifier, SGD with momentum (its
+ * velocity in opt_state) and one state buffer, a running mean of the inputs updated
+ * from each batch as batch norm's running statistics are (momentum 0.5). */
+enum { DP_P = SM_K * SM_D + SM_K };
+
+static void dp_grad_step(const sn_step_args *a) {
+  sm_forward(a, a->grads);
+  float *st = a->state;
+  const float *x = a->x;
+  for (int d = 0; d < SM_D; d++) {
+    double mean = 0;
+    for (int64_t r = 0; r < a->rows; r++) mean += x[r * SM_D + d];
+    st[d] = (float)(0.5 * st[d] + 0.5 * mean / (double)a->rows);
+  }
+}
+
+static void dp_update(const sn_step_args *a) {
+  float *w = a->params, *v = a->opt_state;
+  const float *g = a->grads;
+  for (int i = 0; i < DP_P; i++) {
+    v[i] = 0.9f * v[i] + g[i];
+    w[i] -= (float)(a->lr * v[i]);
+  }
+}
+
+static const char *const dp_names[] = {"accuracy"};
+static const sn_param_info dp_info[] = {
+    {.name = "dense.weight", .rank = 2, .shape = {SM_K, SM_D}, .offset = 0, .count = SM_K * SM_D},
+    {.name = "dense.bias", .rank = 1, .shape = {SM_K}, .offset = SM_K * SM_D, .count = SM_K},
+    {.name = "stat.running_mean", .rank = 1, .shape = {SM_D}, .offset = 0, .count = SM_D,
+     .buffer = 1},
+};
+
+static sn_model dp_model(void) {
+  sn_model m = {
+      .dtype = SN_RT_F32,
+      .batch_capacity = 16,
+      .input_elems = SM_D,
+      .output_elems = SM_K,
+      .param_count = DP_P,
+      .opt_state_count = DP_P,
+      .arena_bytes = 64,
+      .n_params = 3,
+      .params_info = dp_info,
+      .n_metrics = 1,
+      .metric_names = dp_names,
+      .grad_step = dp_grad_step,
+      .update = dp_update,
+      .eval_step = sm_eval_step,
+      .state_count = SM_D,
+  };
+  sn_error err = {{0}};
+  CHECK(sn_model_alloc(&m, &err) == 0, "sn_model_alloc: %s", err.msg);
+  sn_model_init_params(&m, 1); /* zeros */
+  return m;
+}
+
+/* One rank's run: its own model, data and options (as MPI ranks have). */
+typedef struct dp_run {
+  sn_model m;
+  sn_dataset train, val, test;
+  sn_train_opts o;
+  epoch_log log;
+  sn_error err;
+  int rc;
+  fake_rank fr;
+  sn_comm comm;
+  char metrics[512], ckpt[512], state[512];
+} dp_run;
+
+static void *dp_thread(void *arg) {
+  dp_run *r = arg;
+  r->rc = sn_train(&r->m, &r->train, &r->val, &r->test, &r->o, &r->err);
+  return NULL;
+}
+
+/* Sets up `size` ranks on blobs of n training samples (batch 16, 3 epochs, momentum
+ * SGD); size 0: one process, no comm. The caller may change the runs, then runs them
+ * with dp_go. */
+static void dp_setup(dp_run *runs, int size, int64_t n, const char *dir) {
+  for (int r = 0; r < (size ? size : 1); r++) {
+    dp_run *d = &runs[r];
+    memset(d, 0, sizeof *d);
+    d->m = dp_model();
+    d->train = blobs(n, 1);
+    d->val = blobs(37, 4);
+    d->test = blobs(41, 2);
+    d->o = quiet_opts(3, 16, true, 9, &d->log);
+    d->o.learning_rate = 0.05;
+    snprintf(d->metrics, sizeof d->metrics, "%s/dp_%d.jsonl", dir, r);
+    d->o.metrics_path = d->metrics;
+    if (size) {
+      d->fr.rank = r;
+      d->comm = (sn_comm){.rank = r, .size = size, .ctx = &d->fr, .sum_f32 = fw_sum_f32,
+                          .sum_f64 = fw_sum_f64, .max_f64 = fw_max_f64, .bcast = fw_bcast};
+      d->o.comm = &d->comm;
+    }
+  }
+}
+
+static void dp_go(dp_run *runs, int size, fake_world *w) {
+  if (!size) {
+    dp_thread(&runs[0]);
+    return;
+  }
+  memset(w, 0, sizeof *w);
+  w->size = size;
+  CHECK(pthread_barrier_init(&w->bar, NULL, (unsigned)size) == 0, "barrier");
+  pthread_t th[FW_MAX];
+  for (int r = 0; r < size; r++) {
+    runs[r].fr.w = w;
+    CHECK(pthread_create(&th[r], NULL, dp_thread, &runs[r]) == 0, "pthread_create");
+  }
+  for (int r = 0; r < size; r++) pthread_join(th[r], NULL);
+  pthread_barrier_destroy(&w->bar);
+  for (int r = 1; r < size; r++)
+    CHECK(w->collectives[r] == w->collectives[0], "rank %d made %ld collectives, rank 0 %ld", r,
+          w->collectives[r], w->collectives[0]);
+}
+
+static void dp_free(dp_run *runs, int size) {
+  for (int r = 0; r < (size ? size : 1); r++) {
+    free_dataset(&runs[r].train);
+    free_dataset(&runs[r].val);
+    free_dataset(&runs[r].test);
+    sn_model_free(&runs[r].m);
+    unlink(runs[r].metrics);
+  }
+}
+
+static bool file_exists(const char *path) { return access(path, F_OK) == 0; }
+
+/* Worst relative difference of two float buffers. */
+static double max_rel(const float *a, const float *b, int64_t n) {
+  double worst = 0;
+  for (int64_t i = 0; i < n; i++) {
+    double d = fabs((double)a[i] - b[i]) / (1e-6 + fabs((double)a[i]) + fabs((double)b[i]));
+    if (d > worst) worst = d;
+  }
+  return worst;
+}
+
+/* Two and three ranks against one process: 289 = 18 x 16 + 1 samples, so the last
+ * batch has one row (with 3 ranks, two get none) and 16 rows split 5/5/6 (3 ranks). */
+static void test_data_parallel(const char *dir) {
+  enum { N = 289 };
+  dp_run one[1], many[FW_MAX];
+  fake_world w;
+  dp_setup(one, 0, N, dir);
+  dp_go(one, 0, &w);
+  CHECK(one[0].rc == 0, "one process: %s", one[0].err.msg);
+  CHECK(one[0].log.rec[2].test.metrics[0] > 0.9, "one process did not learn: test accuracy %g",
+        one[0].log.rec[2].test.metrics[0]);
+  for (int size = 2; size <= 3; size++) {
+    dp_setup(many, size, N, dir);
+    dp_go(many, size, &w);
+    for (int r = 0; r < size; r++) {
+      const dp_run *d = &many[r];
+      CHECK(d->rc == 0, "rank %d of %d: %s", r, size, d->err.msg);
+      /* every rank holds the same weights, optimizer state and state buffers */
+      CHECK(!memcmp(d->m.params, many[0].m.params, DP_P * sizeof(float)) &&
+                !memcmp(d->m.opt_state, many[0].m.opt_state, DP_P * sizeof(float)) &&
+                !memcmp(d->m.state, many[0].m.state, SM_D * sizeof(float)),
+            "rank %d of %d ended with other weights than rank 0", r, size);
+      CHECK(d->log.n == 3, "rank %d saw %d epochs", r, d->log.n);
+      for (int e = 0; e < 3; e++) {
+        const sn_epoch_record *a = &one[0].log.rec[e], *b = &d->log.rec[e];
+        CHECK(close_to(a->loss, b->loss, 1e-5) && close_to(a->metrics[0], b->metrics[0], 1e-12),
+              "%d ranks, epoch %d: loss %.9g accuracy %g, one process %.9g %g", size, e + 1,
+              b->loss, b->metrics[0], a->loss, a->metrics[0]);
+        CHECK(close_to(a->val.loss, b->val.loss, 1e-5) && close_to(a->test.loss, b->test.loss, 1e-5) &&
+                  a->test.metrics[0] == b->test.metrics[0] && b->test.samples == 41,
+              "%d ranks, epoch %d: test loss %.9g accuracy %g, one process %.9g %g", size, e + 1,
+              b->test.loss, b->test.metrics[0], a->test.loss, a->test.metrics[0]);
+      }
+    }
+    /* the sums are over the same rows, in another order: float rounding only */
+    double dw = max_rel(one[0].m.params, many[0].m.params, DP_P);
+    double dv = max_rel(one[0].m.opt_state, many[0].m.opt_state, DP_P);
+    double ds = max_rel(one[0].m.state, many[0].m.state, SM_D);
+    CHECK(dw < 1e-4 && dv < 1e-4 && ds < 1e-5,
+          "%d ranks vs one process: weights differ by %g, momentum by %g, state by %g", size, dw,
+          dv, ds);
+    /* rank 0 alone writes the records */
+    char lines[16][1024];
+    CHECK(read_lines(many[0].metrics, lines) == 3, "rank 0's metrics.jsonl");
+    for (int r = 1; r < size; r++)
+      CHECK(!file_exists(many[r].metrics), "rank %d wrote %s", r, many[r].metrics);
+    dp_free(many, size);
+  }
+  dp_free(one, 0);
+}
+
+/* One step with 2 shards equals one step with 1: a single batch of 16, plain sums. */
+static void test_data_parallel_one_step(const char *dir) {
+  dp_run one[1], two[2];
+  fake_world w;
+  dp_setup(one, 0, 16, dir);
+  dp_setup(two, 2, 16, dir);
+  for (int r = 0; r < 2; r++) two[r].o.epochs = 1;
+  one[0].o.epochs = 1;
+  dp_go(one, 0, &w);
+  dp_go(two, 2, &w);
+  CHECK(one[0].rc == 0 && two[0].rc == 0 && two[1].rc == 0, "one step: %s %s", one[0].err.msg,
+        two[0].err.msg);
+  double dw = max_rel(one[0].m.params, two[0].m.params, DP_P);
+  CHECK(dw < 1e-6, "one step on 2 shards: weights differ from one shard by %g", dw);
+  CHECK(max_rel(one[0].m.state, two[0].m.state, SM_D) < 1e-6, "one step: state differs");
+  dp_free(one, 0);
+  dp_free(two, 2);
+}
+
+/* A NaN on one rank, a bad data set on one rank, ranks with other weights: every rank
+ * stops with an error; none hangs (a hang would hang this test). */
+static void test_data_parallel_faults(const char *dir) {
+  dp_run d[2];
+  fake_world w;
+  /* a NaN sample: it lands in some rank's shard in epoch 1 */
+  dp_setup(d, 2, 64, dir);
+  for (int r = 0; r < 2; r++) d[r].train.x[10] = NAN;
+  float before[DP_P];
+  dp_go(d, 2, &w);
+  for (int r = 0; r < 2; r++) {
+    CHECK(d[r].rc != 0 && strstr(d[r].err.msg, "loss is nan at epoch 1 step ") &&
+              strstr(d[r].err.msg, " of 2; try a lower learning_rate"),
+          "rank %d: %s", r, d[r].err.msg);
+    CHECK(!strcmp(d[r].err.msg, d[0].err.msg), "ranks report differently: %s / %s", d[0].err.msg,
+          d[r].err.msg);
+    const float *p = d[r].m.params;
+    for (int i = 0; i < DP_P; i++) CHECK(isfinite(p[i]), "rank %d: weight %d is %g", r, i, p[i]);
+  }
+  (void)before;
+  dp_free(d, 2);
+
+  /* rank 1's training set has other samples: it fails its checks alone */
+  dp_setup(d, 2, 64, dir);
+  d[1].train.sample_elems = 3;
+  dp_go(d, 2, &w);
+  CHECK(d[1].rc != 0 && strstr(d[1].err.msg, "elements per sample"), "rank 1: %s", d[1].err.msg);
+  CHECK(d[0].rc != 0 &&
+            !strcmp(d[0].err.msg, "stopped because rank 1 of 2 failed (its error is above)"),
+        "rank 0: %s", d[0].err.msg);
+  CHECK(!file_exists(d[0].metrics), "rank 0 wrote records although rank 1 failed");
+  d[1].train.sample_elems = SM_D;
+  dp_free(d, 2);
+
+  /* rank 1 starts from other weights, or another data set size */
+  for (int k = 0; k < 2; k++) {
+    dp_setup(d, 2, 64, dir);
+    if (k == 0) ((float *)d[1].m.params)[2] = 0.5f;
+    else d[1].train.n = 63;
+    dp_go(d, 2, &w);
+    const char *want = k == 0 ? "the 2 ranks disagree on the initial weights (their checksums differ)"
+                              : "the 2 ranks disagree on the training set size";
+    for (int r = 0; r < 2; r++)
+      CHECK(d[r].rc != 0 && !strncmp(d[r].err.msg, want, strlen(want)), "rank %d: %s", r,
+            d[r].err.msg);
+    d[1].train.n = 64;
+    dp_free(d, 2);
+  }
+}
+
+/* Resuming: 3 epochs in one go against 1 epoch, then --resume to 3: the same weights,
+ * optimizer and state, the same records, metrics.jsonl with 3 lines; alone and on
+ * two ranks. */
+static void test_resume(const char *dir) {
+  for (int size = 0; size <= 2; size += 2) {
+    dp_run full[2], part[2];
+    fake_world w;
+    dp_setup(full, size, 100, dir);
+    dp_go(full, size, &w);
+    dp_setup(part, size, 100, dir);
+    for (int r = 0; r < (size ? size : 1); r++) {
+      dp_run *d = &part[r];
+      snprintf(d->ckpt, sizeof d->ckpt, "%s/resume_model.safetensors", dir);
+      snprintf(d->state, sizeof d->state, "%s/resume_state.safetensors", dir);
+      d->o.checkpoint_path = d->ckpt;
+      d->o.state_path = d->state;
+      d->o.epochs = 1;
+    }
+    dp_go(part, size, &w);
+    CHECK(part[0].rc == 0, "first part: %s", part[0].err.msg);
+    CHECK(file_exists(part[0].ckpt) && file_exists(part[0].state), "no checkpoint written");
+    for (int r = 0; r < (size ? size : 1); r++) {
+      dp_run *d = &part[r];
+      memset(d->m.params, 0, DP_P * sizeof(float)); /* the checkpoint must bring them back */
+      memset(d->m.opt_state, 0, DP_P * sizeof(float));
+      memset(d->m.state, 0, SM_D * sizeof(float));
+      d->o.epochs = 3;
+      d->o.resume = true;
+      d->log.n = 0;
+    }
+    dp_go(part, size, &w);
+    for (int r = 0; r < (size ? size : 1); r++) {
+      CHECK(part[r].rc == 0, "resumed rank %d: %s", r, part[r].err.msg);
+      CHECK(!memcmp(full[r].m.params, part[r].m.params, DP_P * sizeof(float)) &&
+                !memcmp(full[r].m.opt_state, part[r].m.opt_state, DP_P * sizeof(float)) &&
+                !memcmp(full[r].m.state, part[r].m.state, SM_D * sizeof(float)),
+            "%d ranks: resumed run ends with other weights (rank %d)", size, r);
+      CHECK(part[r].log.n == 2 && part[r].log.rec[0].epoch == 2 &&
+                part[r].log.rec[1].loss == full[r].log.rec[2].loss,
+            "%d ranks: resumed epochs", size);
+    }
+    char lines[16][1024], full_lines[16][1024];
+    CHECK(read_lines(part[0].metrics, lines) == 3 && read_lines(full[0].metrics, full_lines) == 3,
+          "metrics.jsonl after resuming");
+    CHECK(!strncmp(lines[2], full_lines[2], 40), "resumed epoch 3: %s vs %s", lines[2],
+          full_lines[2]);
+    /* the state must match the weights beside it */
+    ((float *)part[0].m.params)[0] += 1;
+    CHECK(sn_safetensors_write(part[0].ckpt, &part[0].m, &part[0].err) == 0, "write");
+    for (int r = 0; r < (size ? size : 1); r++) part[r].o.epochs = 4;
+    dp_go(part, size, &w);
+    CHECK(part[0].rc != 0 && strstr(part[0].err.msg, "does not hold the weights"), "mismatch: %s",
+          part[0].err.msg);
+    if (size) CHECK(part[1].rc != 0, "rank 1 went on without rank 0");
+    unlink(part[0].ckpt);
+    unlink(part[0].state);
+    dp_free(full, size);
+    dp_free(part, size);
+  }
+}
+
 int main(void) {
   char dir[] = "/tmp/specnet_test_train_XXXXXX";
   CHECK(mkdtemp(dir), "mkdtemp failed");
@@ -1168,6 +1559,10 @@ int main(void) {
   test_predict_all(SN_RT_F32);
   test_predict_all(SN_RT_F64);
   test_state_checkpoint(dir);
+  test_data_parallel_one_step(dir);
+  test_data_parallel(dir);
+  test_data_parallel_faults(dir);
+  test_resume(dir);
   char path[512];
   snprintf(path, sizeof path, "%s/metrics.jsonl", dir);
   unlink(path);

@@ -377,6 +377,37 @@ int sn_train(sn_model *m, const sn_dataset *train, const sn_dataset *val,
 int sn_curves_svg(const char *path, const char *title, const sn_epoch_record *recs, int n,
                   int n_metrics, const char *const *metric_names, int best_epoch, sn_error *err);
 
+/* ---------------------------------------------------------------------------
+ * A run's data (data_prepare.c): the pipeline `specnet train` and training
+ * binaries share. */
+
+typedef struct sn_data_config {
+  sn_source train, test, validation; /* kind SN_SRC_NONE when absent */
+  double validation_split;           /* fraction held out of train when no validation source */
+  double scale;                      /* x *= scale first (1: none) */
+  int n_norm;                        /* then (x - mean) / std: one value, or one per feature */
+  double norm_mean[64], norm_std[64];
+  bool standardize;                  /* then standardize with the training set's statistics */
+} sn_data_config;
+
+typedef struct sn_data {
+  sn_dataset train, val, test;
+  bool has_val, has_test;
+  /* standardize: the training set's statistics, (std_n) each, applied to every set */
+  double *std_mean, *std_std;
+  int64_t std_n;
+} sn_data;
+
+typedef enum sn_data_part { SN_PART_TRAIN, SN_PART_VALIDATION, SN_PART_TEST, SN_PART_PREPROCESS } sn_data_part;
+
+/* Loads and prepares every set for model m (its input size, labels or float
+ * targets, output range). On error *part says which source (or the preprocessing)
+ * the message is about. */
+int sn_data_prepare(const sn_data_config *c, const sn_model *m, sn_data *d, sn_data_part *part, sn_error *err);
+/* The same preprocessing on another set (prediction inputs), with d's statistics. */
+int sn_data_preprocess(const sn_data_config *c, const sn_data *d, sn_dataset *ds, sn_error *err);
+void sn_data_free(sn_data *d);
+
 /* Sets OpenBLAS threads (0 = leave the default). */
 void sn_set_threads(int n);
 double sn_now(void); /* monotonic seconds */

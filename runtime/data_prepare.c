@@ -1,0 +1,78 @@
+/* The data pipeline of a run, in one place for `specnet train` and for training
+ * binaries (`specnet build --train`): load each source so that it fits the model
+ * (sample size, labels or float targets, label range), preprocess (scale, then
+ * normalize), hold out the validation split, and standardize with the statistics
+ * of what remains of the training set. Every error names the part it came from,
+ * so the caller can point at the spec line. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "specnet/runtime.h"
+
+static int preprocess(const sn_data_config *c, sn_dataset *ds, sn_error *err) {
+  if (c->scale != 1.0 && c->scale != 0.0) sn_dataset_scale(ds, (float)c->scale);
+  if (c->n_norm > 0 && sn_dataset_normalize(ds, c->norm_mean, c->norm_std, c->n_norm, err)) return -1;
+  return 0;
+}
+
+static int load_one(const sn_data_config *c, const sn_model *m, const sn_source *src_in, sn_dataset *out,
+                    sn_error *err) {
+  sn_source src = *src_in;
+  src.target_elems = m->target_elems; /* what the loss reads: labels or float targets */
+  if (sn_dataset_load(&src, out, err)) return -1;
+  if (out->sample_elems != m->input_elems)
+    return sn_fail(err, "%.3000s: samples have %lld values each, but model.input has %lld", out->origin,
+                   (long long)out->sample_elems, (long long)m->input_elems);
+  for (int64_t i = 0; m->target_elems == 0 && i < out->n; i++)
+    if (out->y[i] < 0 || out->y[i] >= m->output_elems)
+      return sn_fail(err, "%.3000s: label %d of sample %lld is out of range for a model with %lld outputs",
+                     out->origin, out->y[i], (long long)i, (long long)m->output_elems);
+  return preprocess(c, out, err);
+}
+
+int sn_data_prepare(const sn_data_config *c, const sn_model *m, sn_data *d, sn_data_part *part, sn_error *err) {
+  memset(d, 0, sizeof *d);
+  *part = SN_PART_TRAIN;
+  if (load_one(c, m, &c->train, &d->train, err)) return -1;
+  *part = SN_PART_VALIDATION;
+  if (c->validation.kind != SN_SRC_NONE) {
+    if (load_one(c, m, &c->validation, &d->val, err)) return -1;
+    d->has_val = true;
+  } else if (c->validation_split > 0) {
+    if (sn_dataset_split(&d->train, c->validation_split, &d->val, err)) return -1;
+    d->has_val = true;
+  }
+  *part = SN_PART_TEST;
+  if (c->test.kind != SN_SRC_NONE) {
+    if (load_one(c, m, &c->test, &d->test, err)) return -1;
+    d->has_test = true;
+  }
+  *part = SN_PART_PREPROCESS;
+  if (c->standardize) {
+    int64_t F = sn_dataset_features(&d->train);
+    d->std_mean = malloc((size_t)F * sizeof(double));
+    d->std_std = malloc((size_t)F * sizeof(double));
+    if (!d->std_mean || !d->std_std) return sn_fail(err, "out of memory for standardize statistics");
+    d->std_n = F;
+    sn_dataset_stats(&d->train, d->std_mean, d->std_std);
+    sn_dataset *sets[3] = {&d->train, d->has_val ? &d->val : NULL, d->has_test ? &d->test : NULL};
+    for (int i = 0; i < 3; i++)
+      if (sets[i] && sn_dataset_normalize(sets[i], d->std_mean, d->std_std, F, err)) return -1;
+  }
+  return 0;
+}
+
+int sn_data_preprocess(const sn_data_config *c, const sn_data *d, sn_dataset *ds, sn_error *err) {
+  if (preprocess(c, ds, err)) return -1;
+  if (c->standardize && d->std_mean) return sn_dataset_normalize(ds, d->std_mean, d->std_std, d->std_n, err);
+  return 0;
+}
+
+void sn_data_free(sn_data *d) {
+  sn_dataset_free(&d->train);
+  sn_dataset_free(&d->val);
+  sn_dataset_free(&d->test);
+  free(d->std_mean);
+  free(d->std_std);
+  memset(d, 0, sizeof *d);
+}

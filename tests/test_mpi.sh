@@ -1,0 +1,161 @@
+#!/usr/bin/env bash
+# Data-parallel training under mpirun (docs/distributed.md): 2 ranks on this machine,
+# shared memory and loopback only.
+#
+#   equivalence  the seed spec for 2 epochs at its global batch of 32, -np 2 against
+#                -np 1: every epoch's training loss within a relative 2e-3, test
+#                accuracy within 0.2 points. Why 2e-3: the two runs sum the same
+#                gradients in another order (two half-batch GEMMs plus an allreduce
+#                instead of one GEMM), so they differ by float rounding only, ~1e-7 per
+#                step, which Adam's updates amplify over 3376 steps: measured 1e-9 after
+#                epoch 1 and ~1.4e-4 after epoch 2 (the same spread as one process run
+#                with 1 and 2 OpenBLAS threads); 2e-3 is ten times that, and 100 times
+#                below a real error (a shard dropped or counted twice moves the loss by
+#                >5%).
+#   faults       rank 1 alone is given a data file that does not exist, or data whose
+#                loss overflows: every rank exits non-zero, the failing rank's message
+#                is printed (with its rank for the loss), nothing hangs (timeout 120 s)
+#   --resume     1 epoch, then --resume to 2, on 2 ranks: the same weights (bit for
+#                bit) and metrics as 2 epochs in one go; the same without mpirun
+#   rank 0 alone prints and writes; specnet without mpirun needs no MPI start-up
+#
+# Skipped (77) when specnet was built without MPI (SPECNET_MPI=OFF), mpirun is
+# missing, or the Fashion-MNIST files are (the equivalence test needs them).
+set -uo pipefail
+specnet=$(realpath "$1")
+built_with_mpi=${2:-OFF}
+src=$PWD
+case $built_with_mpi in ON | on | 1 | TRUE | true) ;; *)
+  echo "SKIP: specnet built without MPI (SPECNET_MPI=$built_with_mpi)"
+  exit 77
+  ;;
+esac
+command -v mpirun >/dev/null || { echo "SKIP: no mpirun (apt-get install openmpi-bin)"; exit 77; }
+data=/usr/share/datasets/fashion-mnist
+[ -n "${SPECNET_DATA:-}" ] && [ -e "$SPECNET_DATA/fashion_mnist/t10k-images-idx3-ubyte.gz" ] &&
+  data=$SPECNET_DATA/fashion_mnist
+[ -f "$data/t10k-images-idx3-ubyte.gz" ] || { echo "SKIP: no Fashion-MNIST in $data"; exit 77; }
+
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+fail=0
+check() { if "${@:2}"; then echo "ok: $1"; else echo "FAIL: $1"; fail=1; fi; }
+
+# Two ranks on this machine: shared memory between them, TCP (mpirun's own wiring)
+# on loopback only; one OpenBLAS thread per rank (2 cores).
+mpi=(mpirun --oversubscribe --mca btl self,vader --mca btl_vader_single_copy_mechanism none
+     --mca oob_tcp_if_include lo --mca btl_tcp_if_include lo -x OPENBLAS_NUM_THREADS=1)
+[ "$(id -u)" -eq 0 ] && mpi+=(--allow-run-as-root)
+export OPENBLAS_NUM_THREADS=1
+# mpirun ... RUN: each rank runs RUN, then prints "rank R exit C" (its exit code).
+each() { "${mpi[@]}" bash -c '"$@"; echo "rank $OMPI_COMM_WORLD_RANK exit $?"' _ "$@"; }
+# the value of "key" in line N of a metrics.jsonl
+field() { sed -n "${3}p" "$1" | sed -E "s/.*\"$2\": ([-0-9.eE+]+).*/\1/"; }
+# lines of metrics.jsonl without the timings, which differ from run to run
+strip() { sed -E 's/, "[a-z_]*(seconds|second)": [^,}]*//g' "$1"; }
+
+# --- equivalence on the seed spec -------------------------------------------
+seed=$src/specs/mnist_mlp.yaml
+"$specnet" train "$seed" --set train.epochs=2 --out "$tmp/np1" --quiet || fail=1
+timeout 600 "${mpi[@]}" -np 2 "$specnet" train "$seed" --set train.epochs=2 --out "$tmp/np2" \
+  >"$tmp/np2.out" 2>&1 || { cat "$tmp/np2.out"; fail=1; }
+for e in 1 2; do
+  a=$(field "$tmp/np1/metrics.jsonl" loss $e) b=$(field "$tmp/np2/metrics.jsonl" loss $e)
+  check "epoch $e training loss: 2 ranks $b, 1 rank $a (relative 2e-3)" \
+    awk -v a="$a" -v b="$b" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(a > 0 && d <= 2e-3 * a) }'
+done
+a=$(field "$tmp/np1/metrics.jsonl" test_accuracy 2) b=$(field "$tmp/np2/metrics.jsonl" test_accuracy 2)
+check "test accuracy: 2 ranks $b, 1 rank $a (within 0.2 points)" \
+  awk -v a="$a" -v b="$b" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(a > 0.8 && d <= 0.002 + 1e-9) }'
+check "rank 0 alone prints the epoch lines" test "$(grep -c '^epoch 2/2' "$tmp/np2.out")" -eq 1
+check "rank 0 wrote the run folder" test -s "$tmp/np2/model.safetensors" -a -s "$tmp/np2/curves.svg" \
+  -a "$(wc -l <"$tmp/np2/metrics.jsonl")" -eq 2 -a "$(wc -l <"$tmp/np2/metrics.csv")" -eq 3
+
+# --- a small CSV spec for the faults and --resume -----------------------------
+awk 'BEGIN { srand(7); print "a,b,c,d,label";
+             for (i = 0; i < 150; i++) { k = i % 3;
+               printf "%.3f,%.3f,%.3f,%.3f,%d\n", k + rand(), 2 * k - rand(), rand(), k * rand(), k } }' \
+  >"$tmp/good.csv"
+sed '2,$s/^[^,]*,[^,]*,[^,]*,[^,]*,/3e38,3e38,3e38,3e38,/' "$tmp/good.csv" >"$tmp/huge.csv"
+cat >"$tmp/small.yaml" <<'EOF'
+specnet: 1
+name: mpi_small
+seed: 5
+data:
+  train: {format: csv, path: good.csv, header: true, label: label}
+  validation: {split: 0.2}
+model:
+  input: [4]
+  layers:
+    - dense: {units: 16, activation: relu}
+    - dense: {units: 3, activation: softmax}
+train:
+  loss: sparse_categorical_crossentropy
+  optimizer: {adam: {learning_rate: 0.01}}
+  batch_size: 16
+  epochs: 2
+  metrics: [accuracy]
+EOF
+small=$tmp/small.yaml
+
+# --- faults -------------------------------------------------------------------
+run_fault() { # NAME SET: rank 1 gets --set SET
+  timeout 120 "${mpi[@]}" \
+    -np 1 bash -c '"$@"; echo "rank $OMPI_COMM_WORLD_RANK exit $?"' _ \
+    "$specnet" train "$small" --quiet --out "$tmp/$1" : \
+    -np 1 bash -c '"$@"; echo "rank $OMPI_COMM_WORLD_RANK exit $?"' _ \
+    "$specnet" train "$small" --quiet --out "$tmp/$1" --set "$2" >"$tmp/$1.out" 2>&1
+  echo "mpirun exit $?" >>"$tmp/$1.out"
+}
+run_fault missing "data.train.path=$tmp/nope.csv"
+check "missing data on rank 1: no hang" grep -q "^mpirun exit 0" "$tmp/missing.out"
+check "missing data on rank 1: rank 1 names the file" grep -q "nope.csv: cannot open" "$tmp/missing.out"
+check "missing data on rank 1: rank 0 says rank 1 failed" \
+  grep -q "stopped because rank 1 of 2 failed" "$tmp/missing.out"
+check "missing data on rank 1: both ranks exit 1" \
+  test "$(grep -c '^rank [01] exit 1$' "$tmp/missing.out")" -eq 2
+run_fault overflow "data.train.path=$tmp/huge.csv"
+check "overflowing loss on rank 1: no hang" grep -q "^mpirun exit 0" "$tmp/overflow.out"
+check "overflowing loss on rank 1: the message names the step and rank 1" \
+  grep -Eq "error: loss is (nan|inf) at epoch 1 step 1 on rank 1 of 2" "$tmp/overflow.out"
+check "overflowing loss on rank 1: both ranks exit 1" \
+  test "$(grep -c '^rank [01] exit 1$' "$tmp/overflow.out")" -eq 2
+check "overflowing loss on rank 1: no checkpoint of a broken step" test ! -e "$tmp/overflow/model.safetensors"
+# the exit status of mpirun itself, without the wrapper
+timeout 120 "${mpi[@]}" -np 2 "$specnet" train "$small" --quiet --out "$tmp/m" \
+  --set "data.train.path=$tmp/nope.csv" >/dev/null 2>&1
+rc=$?
+check "mpirun exits non-zero when the ranks fail ($rc)" test $rc -ne 0 -a $rc -ne 124
+
+# --- --resume -----------------------------------------------------------------
+"${mpi[@]}" -np 2 "$specnet" train "$small" --quiet --out "$tmp/full" || fail=1
+"${mpi[@]}" -np 2 "$specnet" train "$small" --quiet --out "$tmp/part" --set train.epochs=1 || fail=1
+check "each epoch leaves a training state" test -s "$tmp/part/train_state.safetensors"
+"${mpi[@]}" -np 2 "$specnet" train "$small" --resume "$tmp/part" >"$tmp/resume.out" 2>&1 || {
+  cat "$tmp/resume.out"
+  fail=1
+}
+check "resume says where it starts" grep -q "^resuming after epoch 1 (step 8)" "$tmp/resume.out"
+check "2 ranks: 1 epoch + --resume to 2 gives the weights of 2 epochs in one go" \
+  cmp "$tmp/full/model.safetensors" "$tmp/part/model.safetensors"
+check "2 ranks: ... and the same metrics.jsonl" diff <(strip "$tmp/full/metrics.jsonl") <(strip "$tmp/part/metrics.jsonl")
+check "2 ranks: metrics.csv has its header and 2 rows" test "$(wc -l <"$tmp/part/metrics.csv")" -eq 3
+"$specnet" train "$small" --quiet --out "$tmp/full1" || fail=1
+"$specnet" train "$small" --quiet --out "$tmp/part1" --set train.epochs=1 || fail=1
+"$specnet" train "$small" --quiet --resume "$tmp/part1" || fail=1
+check "1 process: 1 epoch + --resume to 2 gives the weights of 2 epochs in one go" \
+  cmp "$tmp/full1/model.safetensors" "$tmp/part1/model.safetensors"
+"$specnet" train "$small" --quiet --resume "$tmp/part1" --set train.batch_size=8 --set train.epochs=3 \
+  2>"$tmp/bs.err"
+check "resuming with another batch_size is refused" grep -q "resume with the same batch_size" "$tmp/bs.err"
+check "--resume with --weights is a usage error (2)" \
+  bash -c '"$1" train "$2" --resume "$3" --weights x >/dev/null 2>&1; test $? -eq 2' _ "$specnet" "$small" "$tmp/part1"
+
+# --- without mpirun -----------------------------------------------------------
+check "mpirun -np 1 gives the numbers of a run without mpirun" \
+  diff <(strip "$tmp/full1/metrics.jsonl") <(
+    "${mpi[@]}" -np 1 "$specnet" train "$small" --quiet --out "$tmp/np1small" >/dev/null 2>&1
+    strip "$tmp/np1small/metrics.jsonl"
+  )
+
+exit $fail
