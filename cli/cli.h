@@ -31,6 +31,7 @@ typedef struct opts {
   const char *cpu;         /* build: native | x86-64-v3 | x86-64 */
   bool lib;                /* build: NAME.h + libNAME.a instead of an executable */
   bool weights_file;       /* build --lib: weights in a separate file */
+  bool train;              /* build: a training binary */
   bool profile;            /* train/eval: time per kernel, printed at the end */
   bool no_cache;           /* always run LLVM (no compile cache) */
   sn_dtype_rt dtype;

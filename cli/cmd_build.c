@@ -1,6 +1,7 @@
 /* `specnet build SPEC --weights FILE -o PATH [--lib] [--cpu C] [--weights-file]`:
  * the trained model compiled ahead of time (compiler/aot.c) into a standalone
- * executable, or with --lib into NAME.h + libNAME.a. The spec's preprocessing
+ * executable, or with --lib into NAME.h + libNAME.a; `specnet build SPEC --train
+ * -o PATH`: a training binary (runtime/aot_train_main.c). The spec's preprocessing
  * (scale, normalize, and standardize with the training set's statistics) is
  * folded into one affine per input feature and applied inside the model, so the
  * binary takes raw samples as the spec's data files hold them. */
@@ -22,17 +23,20 @@ static void c_name(const char *name, char *out, size_t len) {
 }
 
 int cmd_build(const opts *o) {
-  if (!o->weights) return usage_error("build needs --weights FILE (train first: specnet train SPEC)");
+  if (!o->weights && !o->train)
+    return usage_error("build needs --weights FILE (train first: specnet train SPEC), or --train");
   if (!o->out) return usage_error("build needs -o PATH (the executable, or with --lib the folder)");
   if (o->weights_file && !o->lib) return usage_error("--weights-file goes with --lib");
+  if (o->train && (o->lib || o->weights)) return usage_error("--train builds a training binary: no --lib or --weights");
   session S;
-  int rc = session_open(&S, o, true);
+  /* a training binary reads its data when it runs */
+  int rc = session_open_with(&S, o, true, !o->train, NULL);
   if (rc) {
     session_free(&S);
     return rc;
   }
   const sn_spec *s = S.spec;
-  int64_t F = sn_dataset_features(&S.ds.train);
+  int64_t F = o->train ? 0 : sn_dataset_features(&S.ds.train);
   bool per_feature = s->data.n_norm > 0 || s->data.standardize;
   int64_t n = per_feature ? F : (s->data.scale != 1.0 ? 1 : 0);
   double *a = calloc((size_t)(n ? n : 1), sizeof(double)), *b = calloc((size_t)(n ? n : 1), sizeof(double));
@@ -51,8 +55,13 @@ int cmd_build(const opts *o) {
   }
   char name[128];
   c_name(s->name, name, sizeof name);
+  sn_train_opts to;
+  sn_data_config dc;
+  train_opts_from_spec(s, &to);
+  data_config(s, &dc);
   sn_aot_opts ao = {.out = o->out, .name = name, .cpu = o->cpu ? o->cpu : "native", .lib = o->lib,
-                    .weights_file = o->weights_file, .n_pre = n, .pre_a = a, .pre_b = b};
+                    .weights_file = o->weights_file, .n_pre = o->train ? 0 : n, .pre_a = a, .pre_b = b,
+                    .train = o->train, .train_opts = &to, .data = &dc};
   sn_diag d = {0};
   double t0 = sn_now();
   rc = sn_build_aot(s, S.m, &ao, &d) ? EXIT_SPEC : 0;
@@ -62,6 +71,9 @@ int cmd_build(const opts *o) {
     if (o->lib)
       printf("wrote %s/%s.h and %s/lib%s.a%s (CPU %s, %.0f ms)\n", o->out, name, o->out, name,
              o->weights_file ? " and the weights file" : "", ao.cpu, (sn_now() - t0) * 1e3);
+    else if (o->train)
+      printf("wrote %s (CPU %s, %.0f ms): %s [--out DIR] [--epochs N] [--train FILES] [--test FILES]\n", o->out,
+             ao.cpu, (sn_now() - t0) * 1e3, o->out);
     else
       printf("wrote %s (CPU %s, %.0f ms): %s --input FILE [--output FILE] [--probs]\n", o->out, ao.cpu,
              (sn_now() - t0) * 1e3, o->out);

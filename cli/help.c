@@ -177,7 +177,8 @@ static const cmd_help commands[] = {
       "specnet test specs/mnist_mlp.yaml --set train.epochs=1"}},
     {"build",
      "build SPEC --weights FILE -o PATH [--lib [--weights-file]] [--cpu CPU]\n"
-     "                     [--set KEY=VALUE]... [--dtype f32|f64] [--quiet]",
+     "                     [--set KEY=VALUE]... [--dtype f32|f64] [--quiet]\n"
+     "  specnet build SPEC --train -o PATH [--cpu CPU] [--set KEY=VALUE]...",
      "build SPEC --weights FILE -o PATH",
      "a trained model as an executable or a C library",
      "Compiles the trained model for one CPU, with its weights inside, into a\n"
@@ -187,10 +188,15 @@ static const cmd_help commands[] = {
      "OpenBLAS and libm (no LLVM, no YAML). NAME is the spec's name. The spec's\n"
      "preprocessing is folded into the model: it takes raw samples. The executable\n"
      "is linked by $CC (default cc) with libspecnet_rt and OpenBLAS, found beside\n"
-     "the specnet command or in $SPECNET_RUNTIME_DIR.",
+     "the specnet command or in $SPECNET_RUNTIME_DIR. With --train, PATH is a\n"
+     "training binary instead: it trains as specnet train does (same metrics, same\n"
+     "weights) on the spec's data or on files given to it (PATH --help).",
      {{"--weights FILE", "required", "the trained safetensors weights to build in"},
       {"-o PATH", "required", "the executable to write, or with --lib the folder"},
       {"--lib", "off", "write NAME.h and libNAME.a instead of an executable"},
+      {"--train", "off",
+       "write a training binary (no --weights): PATH [--out DIR] [--epochs N]\n"
+       "[--train FILES] [--test FILES] writes a run folder as specnet train does"},
       {"--weights-file", "off",
        "with --lib: the weights go to PATH/NAME.weights, read at run time by\n"
        "NAME_load_weights, instead of into the library"},
@@ -202,7 +208,8 @@ static const cmd_help commands[] = {
       {"--quiet", "off", "no compile times and no \"wrote ...\" line"}},
      {"specnet build specs/mnist_mlp.yaml --weights runs/mnist_mlp/model.safetensors -o mnist",
       "specnet build specs/mnist_mlp.yaml --weights model.safetensors --lib -o lib/ --cpu "
-      "x86-64-v3"}},
+      "x86-64-v3",
+      "specnet build specs/regression.yaml --train -o trainer"}},
 };
 
 enum { N_COMMANDS = sizeof commands / sizeof *commands };
@@ -241,6 +248,7 @@ void print_help(FILE *out) {
                "  -o PATH            build: the executable, or with --lib the folder\n"
                "  --lib              build: a header and a static library, not an executable\n"
                "  --weights-file     build --lib: the weights in a file beside the library\n"
+               "  --train            build: a training binary (trains as specnet train)\n"
                "  --cpu CPU          build: the CPU to compile for (default native)\n"
                "  --split SPLIT      eval: test (default), validation or train\n"
                "  --what STAGE       emit: spec, ir, grad, plan, llvm or asm\n"

@@ -31,7 +31,7 @@ static const char *const known_options[] = {"--out",   "--set",   "--weights", "
                                             "--quiet", "--what",  "--split",   "--help",    "--verbose",
                                             "--junit", "--jobs", "--input", "--output",
                                             "--probs", "--cpu",  "--lib",   "--weights-file", "-o",
-                                            "--profile", "--no-cache", "--resume"};
+                                            "--profile", "--no-cache", "--train", "--resume"};
 
 static bool known_option(const char *a) {
   for (size_t i = 0; i < sizeof known_options / sizeof *known_options; i++)
@@ -46,7 +46,7 @@ static int parse_opts(int argc, char **argv, opts *o, bool many) {
     const char *val = NULL;
     bool takes = (strcmp(a, "--quiet") && strcmp(a, "--verbose") && strcmp(a, "--probs") &&
                   strcmp(a, "--lib") && strcmp(a, "--weights-file") && strcmp(a, "--profile") &&
-                  strcmp(a, "--no-cache") && !strncmp(a, "--", 2)) ||
+                  strcmp(a, "--no-cache") && strcmp(a, "--train") && !strncmp(a, "--", 2)) ||
                  !strcmp(a, "-o");
     if (takes && known_option(a)) { /* an unknown one gets its hint below */
       if (i + 1 >= argc) return usage_error("option %s needs a value", a);
@@ -58,6 +58,7 @@ static int parse_opts(int argc, char **argv, opts *o, bool many) {
     else if (!strcmp(a, "--weights-file")) o->weights_file = true;
     else if (!strcmp(a, "--profile")) o->profile = true;
     else if (!strcmp(a, "--no-cache")) o->no_cache = true;
+    else if (!strcmp(a, "--train")) o->train = true;
     else if (!strcmp(a, "--weights")) o->weights = val;
     else if (!strcmp(a, "--resume")) o->resume = val;
     else if (!strcmp(a, "--what")) o->what = val;

@@ -93,6 +93,10 @@ if(TARGET specnet_aot_main)
   set_target_properties(specnet_aot_main PROPERTIES EXPORT_NAME aot_main)
   install(TARGETS specnet_aot_main EXPORT specnet-runtime ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR})
 endif()
+if(TARGET specnet_aot_train_main)
+  set_target_properties(specnet_aot_train_main PROPERTIES EXPORT_NAME aot_train_main)
+  install(TARGETS specnet_aot_train_main EXPORT specnet-runtime ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR})
+endif()
 install(TARGETS specnet_compiler EXPORT specnet-compiler
   ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR}
   INCLUDES DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})

@@ -371,10 +371,39 @@ int sn_build_aot(const sn_spec *spec, const sn_model *w, const sn_aot_opts *o, s
   for (int i = 0; i < spec->input_rank; i++) info.input_shape[i] = spec->input_shape[i];
   if (!o->lib) blob(&a, "sn_aot_info_v1", &info, sizeof info, false);
   /* entry points; only what they reach stays */
-  make_internal(&a, SN_FN_GRAD);
-  make_internal(&a, SN_FN_UPDATE);
-  make_internal(&a, SN_FN_TRAIN);
-  make_internal(&a, SN_FN_EVAL);
+  if (o->train) {
+    sn_aot_train *t = calloc(1, sizeof *t);
+    if (!t) abort();
+    t->version = 1;
+    snprintf(t->name, sizeof t->name, "%s", spec->name);
+    t->layout = *w;
+    t->layout.arena_bytes = plan.arena_bytes;
+    t->layout.params_info = NULL;
+    t->layout.metric_names = NULL;
+    t->layout.params = t->layout.grads = t->layout.opt_state = t->layout.arena = t->layout.state = NULL;
+    t->layout.grad_step = t->layout.update = t->layout.train_step = t->layout.eval_step = t->layout.predict = NULL;
+    if (w->n_params > (int)(sizeof t->params / sizeof t->params[0])) {
+      sn_diag_error(d, at, "--train supports at most %d parameter tensors, the model has %d",
+                    (int)(sizeof t->params / sizeof t->params[0]), w->n_params);
+      free(t);
+      goto done;
+    }
+    t->n_params = w->n_params;
+    memcpy(t->params, w->params_info, sizeof(sn_param_info) * (size_t)w->n_params);
+    for (int k = 0; k < w->n_metrics && k < 8; k++) snprintf(t->metric_names[k], 32, "%s", w->metric_names[k]);
+    t->opts = *o->train_opts;
+    t->opts.metrics_path = t->opts.csv_path = t->opts.curves_path = t->opts.title = NULL;
+    t->opts.on_epoch = NULL;
+    t->opts.on_epoch_ctx = NULL;
+    t->data = *o->data;
+    blob(&a, "sn_aot_train_v1", t, sizeof *t, false);
+    free(t);
+  } else {
+    make_internal(&a, SN_FN_GRAD);
+    make_internal(&a, SN_FN_UPDATE);
+    make_internal(&a, SN_FN_TRAIN);
+    make_internal(&a, SN_FN_EVAL);
+  }
   sn_model mo = *w;
   mo.arena_bytes = plan.arena_bytes;
   char fname[200], lname[200];
@@ -435,8 +464,8 @@ int sn_build_aot(const sn_spec *spec, const sn_model *w, const sn_aot_opts *o, s
   const char *cc = getenv("CC") ? getenv("CC") : SPECNET_AOT_CC;
   char cmd[20000];
   snprintf(cmd, sizeof cmd,
-           "'%s' %s -o '%s' '%s' '%s/libspecnet_aot_main.a' '%s/libspecnet_rt.a' -lopenblas -lz -lm -lpthread 2>&1",
-           cc, SPECNET_AOT_LINK_FLAGS, o->out, objpath, rtdir, rtdir);
+           "'%s' %s -o '%s' '%s' '%s/libspecnet_%s.a' '%s/libspecnet_rt.a' -lopenblas -lz -lm -lpthread 2>&1",
+           cc, SPECNET_AOT_LINK_FLAGS, o->out, objpath, rtdir, o->train ? "aot_train_main" : "aot_main", rtdir);
   FILE *pipe = popen(cmd, "r");
   char out[2000] = "";
   size_t got = pipe ? fread(out, 1, sizeof out - 1, pipe) : 0;

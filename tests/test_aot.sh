@@ -54,6 +54,24 @@ check "weights loaded from the file give the same accuracy ($w_acc)" test "$w_ac
 check "a missing weights file is reported by mnist_mlp_load_weights" \
   bash -c 'W=/nonexistent "$1" "$2" "$3" >/dev/null; test $? -eq 3' _ "$tmp/classify_w" "$images" "$labels"
 
+# the training binary: the spec's own data, and files given on its command line
+strip() { sed -E 's/, "[a-z_]*(seconds|second)": [^,}]*//g' "$1"; }
+"$specnet" build tests/specs/train_blobs.yaml --train -o "$tmp/trainer" --quiet || exit 1
+"$tmp/trainer" --out "$tmp/tb1" --quiet
+"$specnet" train tests/specs/train_blobs.yaml --out "$tmp/tb2" --quiet
+check "the training binary gives specnet train's metrics, epoch by epoch" \
+  diff <(strip "$tmp/tb1/metrics.jsonl") <(strip "$tmp/tb2/metrics.jsonl")
+check "the training binary writes the same weights, bit for bit" cmp "$tmp/tb1/model.safetensors" "$tmp/tb2/model.safetensors"
+check "the training binary links neither LLVM nor libyaml" bash -c '! ldd "$1" | grep -qE "libLLVM|libyaml"' _ "$tmp/trainer"
+"$specnet" build specs/regression.yaml --train -o "$tmp/regtrainer" --quiet || exit 1
+(cd "$tmp" && ./regtrainer --out "$tmp/rt1" --quiet --epochs 4 --train "$OLDPWD/specs/data/regression_train.csv" \
+  --test "$OLDPWD/specs/data/regression_test.csv")
+"$specnet" train specs/regression.yaml --set train.epochs=4 --out "$tmp/rt2" --quiet
+check "with CSV files on its command line, the same metrics as specnet train" \
+  diff <(strip "$tmp/rt1/metrics.jsonl") <(strip "$tmp/rt2/metrics.jsonl")
+check "the training binary reports a missing data file" \
+  bash -c '! "$1" --train /nonexistent.csv --out "$2/x" 2>"$2/err" && grep -q "/nonexistent.csv" "$2/err"' _ "$tmp/regtrainer" "$tmp"
+
 # errors
 code() { "$@" >/dev/null 2>&1; echo $?; }
 check "build without --weights is a usage error (2)" test "$(code "$specnet" build "$spec" -o "$tmp/x")" -eq 2

@@ -121,6 +121,10 @@ typedef struct sn_aot_opts {
   const char *cpu;      /* "native", "x86-64-v3" (portable AVX2), "x86-64" */
   bool lib;             /* header + static library instead of an executable */
   bool weights_file;    /* lib: weights in NAME.weights, read by NAME_load_weights */
+  bool train;           /* a training binary: all step functions, the spec's training
+                           settings and data (train_opts, data); no weights embedded */
+  const sn_train_opts *train_opts;
+  const sn_data_config *data;
   int64_t n_pre;        /* input preprocessing: x * pre_a[f] + pre_b[f], f = position */
   const double *pre_a, *pre_b; /*   along the last input axis mod n_pre; 0: none */
 } sn_aot_opts;

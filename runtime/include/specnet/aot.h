@@ -33,6 +33,28 @@ extern const unsigned char sn_aot_state[];  /* (Q) in dtype */
 extern const double sn_aot_pre_a[], sn_aot_pre_b[];
 void sn_predict(const sn_step_args *args);
 
+/* A training binary (`specnet build --train`) also defines the other step
+ * functions and sn_aot_train_v1: the model's layout, its parameter table and
+ * metric names, the spec's training settings and its data sources, which the
+ * binary's command line may replace (runtime/aot_train_main.c). */
+typedef struct sn_aot_train {
+  int64_t version;                 /* 1 */
+  char name[128];                  /* the spec's name: the default run folder runs/NAME */
+  sn_model layout;                 /* sizes, dtype, metric count; pointers unset */
+  int64_t n_params;
+  sn_param_info params[256];       /* the first n_params */
+  char metric_names[8][32];
+  sn_train_opts opts;              /* epochs, batch, shuffle, seed, lr, schedule, early
+                                      stopping; paths and callbacks unset */
+  sn_data_config data;
+} sn_aot_train;
+
+extern const sn_aot_train sn_aot_train_v1;
+void sn_grad_step(const sn_step_args *args);
+void sn_update(const sn_step_args *args);
+void sn_train_step(const sn_step_args *args);
+void sn_eval_step(const sn_step_args *args);
+
 #ifdef __cplusplus
 }
 #endif
