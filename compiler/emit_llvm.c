@@ -185,7 +185,7 @@ static LLVMValueRef dropout(emitter *e, const sn_op *op, LLVMValueRef x) {
   LLVMValueRef col = e->col ? e->col : ci(e, 0);
   LLVMValueRef idx = LLVMBuildAdd(b, LLVMBuildMul(b, e->r, ci(e, last_dim(&op->type)), ""), col, "");
   LLVMValueRef z = LLVMBuildXor(b, e->rng_base, LLVMBuildMul(b, idx, ci(e, (int64_t)0x9E3779B97F4A7C15ull), ""), "");
-  z = LLVMBuildAdd(b, z, ci(e, op->a[0] * (int64_t)0xD1B54A32D192ED03ull), "");
+  z = LLVMBuildAdd(b, z, ci(e, (int64_t)((uint64_t)op->a[0] * 0xD1B54A32D192ED03ull)), "");
   z = LLVMBuildXor(b, z, LLVMBuildLShr(b, z, ci(e, 30), ""), "");
   z = LLVMBuildMul(b, z, ci(e, (int64_t)0xBF58476D1CE4E5B9ull), "");
   z = LLVMBuildXor(b, z, LLVMBuildLShr(b, z, ci(e, 27), ""), "");
