@@ -65,7 +65,6 @@ int preprocess_set(const sn_spec *s, sn_dataset *ds);
 void data_config(const sn_spec *s, sn_data_config *c);
 /* Training options from the spec: epochs, batches, schedule, early stopping. */
 void train_opts_from_spec(const sn_spec *s, sn_train_opts *to);
-int mkdirs(const char *path);
 
 int cmd_test(const opts *o);
 int cmd_predict(const opts *o);

@@ -275,14 +275,14 @@ int cmd_sweep(const opts *o, const sn_spec *s) {
     snprintf(base, sizeof base, "%s", o->out);
   else
     snprintf(base, sizeof base, "runs/%s", s->name);
-  if (mkdirs(base)) {
+  if (sn_mkdirs(base)) {
     fprintf(stderr, "specnet: error: cannot create output folder %s: %s\n", base, strerror(errno));
     free(runs);
     return EXIT_SPEC;
   }
   for (int i = 0; i < n; i++) {
     snprintf(runs[i].dir, sizeof runs[i].dir, "%s/sweep-%d", base, runs[i].index);
-    if (mkdirs(runs[i].dir)) {
+    if (sn_mkdirs(runs[i].dir)) {
       fprintf(stderr, "specnet: error: cannot create %s: %s\n", runs[i].dir, strerror(errno));
       free(runs);
       return EXIT_SPEC;

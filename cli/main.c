@@ -174,17 +174,6 @@ static int load_data(const sn_spec *s, const sn_model *m, datasets *ds) {
   return data_error(s, at[part], err.msg);
 }
 
-int mkdirs(const char *path) {
-  char buf[4096];
-  if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf) return -1;
-  for (char *p = buf + 1; *p; p++) {
-    if (*p != '/') continue;
-    *p = 0;
-    if (mkdir(buf, 0777) && errno != EEXIST) return -1;
-    *p = '/';
-  }
-  return mkdir(buf, 0777) && errno != EEXIST ? -1 : 0;
-}
 
 /* ---------------------------------------------------------------------------
  * Commands */
@@ -342,7 +331,7 @@ static int train_session(const opts *o, sn_spec *spec, const sn_comm *comm) {
   else if (o->out) snprintf(dir, sizeof dir, "%s", o->out);
   else snprintf(dir, sizeof dir, "runs/%s", s->name);
   snprintf(spath_state, sizeof spath_state, "%s/train_state.safetensors", dir);
-  if (lead && mkdirs(dir)) {
+  if (lead && sn_mkdirs(dir)) {
     fprintf(stderr, "specnet: error: cannot create output folder %s: %s\n", dir, strerror(errno));
     rc = EXIT_SPEC;
   } else if (lead) {

@@ -88,21 +88,10 @@ bad:
   return NULL;
 }
 
-static int mkdirs(const char *dir) {
-  char buf[4096];
-  if (snprintf(buf, sizeof buf, "%s", dir) >= (int)sizeof buf) return -1;
-  for (char *p = buf + 1; *p; p++) {
-    if (*p != '/') continue;
-    *p = 0;
-    if (mkdir(buf, 0777) && errno != EEXIST) return -1;
-    *p = '/';
-  }
-  return mkdir(buf, 0777) && errno != EEXIST ? -1 : 0;
-}
 
 /* Best effort: a cache that cannot be written only costs time. */
 void sn_cache_write(const char *dir, const uint64_t key[2], const char *obj, size_t size) {
-  if (mkdirs(dir)) return;
+  if (sn_mkdirs(dir)) return;
   char path[4200], tmp[4300];
   entry_path(dir, key, path, sizeof path);
   snprintf(tmp, sizeof tmp, "%s.tmp.%d", path, (int)getpid());

@@ -43,9 +43,8 @@ int sn_optimize(sn_codegen *cg, LLVMModuleRef m, char *err, size_t len);
 char *sn_module_asm(sn_codegen *cg, LLVMModuleRef m, char *err, size_t len);
 
 typedef struct sn_jit sn_jit;
-/* Takes ownership of m (and, with it, of cg's context: one JIT per codegen). */
-sn_jit *sn_jit_create(sn_codegen *cg, LLVMModuleRef m, char *err, size_t len);
-/* A JIT over an object file of cg's target (from sn_module_object or the cache). */
+/* A JIT over an object file of cg's target (from sn_module_object or the cache);
+ * the JIT never sees IR, so a cached object and a fresh one run the same way. */
 sn_jit *sn_jit_create_object(sn_codegen *cg, const char *obj, size_t size, char *err, size_t len);
 
 /* ---- cache.c */

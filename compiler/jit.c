@@ -146,31 +146,6 @@ static int define_externals(sn_jit *j, char *err, size_t len) {
   return take_error(LLVMOrcJITDylibDefine(jd, mu), err, len);
 }
 
-sn_jit *sn_jit_create(sn_codegen *cg, LLVMModuleRef m, char *err, size_t len) {
-  sn_jit *j = calloc(1, sizeof *j);
-  if (!j) abort();
-  LLVMOrcJITTargetMachineBuilderRef jtmb = NULL;
-  if (take_error(LLVMOrcJITTargetMachineBuilderDetectHost(&jtmb), err, len)) goto fail;
-  LLVMOrcLLJITBuilderRef jb = LLVMOrcCreateLLJITBuilder();
-  LLVMOrcLLJITBuilderSetJITTargetMachineBuilder(jb, jtmb);
-  if (take_error(LLVMOrcCreateLLJIT(&j->jit, jb), err, len)) goto fail;
-  if (define_externals(j, err, len)) goto fail;
-  LLVMOrcThreadSafeModuleRef tsm = LLVMOrcCreateNewThreadSafeModule(m, cg->tsc);
-  m = NULL;
-  /* The module now belongs to the JIT; the thread-safe context is shared, and our
-   * reference to it is released with the codegen. */
-  if (take_error(LLVMOrcLLJITAddLLVMIRModule(j->jit, LLVMOrcLLJITGetMainJITDylib(j->jit), tsm),
-                 err, len)) {
-    LLVMOrcDisposeThreadSafeModule(tsm);
-    goto fail;
-  }
-  return j;
-fail:
-  if (m) LLVMDisposeModule(m);
-  sn_jit_free(j);
-  return NULL;
-}
-
 sn_jit *sn_jit_create_object(sn_codegen *cg, const char *obj, size_t size, char *err, size_t len) {
   sn_jit *j = calloc(1, sizeof *j);
   if (!j) abort();

@@ -383,10 +383,15 @@ static void grad_tanh(sn_graph *g, int v, int dy, int dx[]) {
 }
 static void grad_copy(sn_graph *g, int v, int dy, int dx[]) { dx[0] = dy; }
 
-/* Ops with an attribute (alpha) keep it on their gradient op. */
-static int emit_with_c(sn_graph *g, sn_opcode code, int a, int b, double c, const sn_op *like) {
-  sn_op op = {.code = code, .n_in = 2, .in = {a, b}, .c = c, .loc = like->loc};
-  memcpy(op.layer, like->layer, sizeof op.layer);
+/* An op like `proto` (attributes such as alpha, annotations) with other inputs and,
+ * when t is given, another type. */
+static int add_like(sn_graph *g, const sn_op *proto, sn_opcode code, int a, int b, const sn_type *t) {
+  sn_op op = *proto;
+  op.code = code;
+  op.n_in = sn_opdefs[code].n_in;
+  op.in[0] = a;
+  op.in[1] = b;
+  if (t) op.type = *t;
   char err[256];
   int v = sn_graph_add(g, &op, err, sizeof err);
   if (v < 0) {
@@ -396,10 +401,10 @@ static int emit_with_c(sn_graph *g, sn_opcode code, int a, int b, double c, cons
   return v;
 }
 static void grad_leaky_relu(sn_graph *g, int v, int dy, int dx[]) {
-  dx[0] = emit_with_c(g, SN_OP_LEAKY_RELU_GRAD, v, dy, g->ops[v].c, OP(v));
+  dx[0] = add_like(g, OP(v), SN_OP_LEAKY_RELU_GRAD, v, dy, NULL);
 }
 static void grad_elu(sn_graph *g, int v, int dy, int dx[]) {
-  dx[0] = emit_with_c(g, SN_OP_ELU_GRAD, v, dy, g->ops[v].c, OP(v));
+  dx[0] = add_like(g, OP(v), SN_OP_ELU_GRAD, v, dy, NULL);
 }
 static void grad_sqrt(sn_graph *g, int v, int dy, int dx[]) { /* dy / (2 y) */
   sn_op like = *OP(v);
@@ -416,7 +421,7 @@ static void grad_abs(sn_graph *g, int v, int dy, int dx[]) {
   dx[0] = sn_emit(g, SN_OP_MUL, dy, sn_emit(g, SN_OP_SIGN, like.in[0], -1, -1, &like), -1, &like);
 }
 static void grad_huber(sn_graph *g, int v, int dy, int dx[]) {
-  dx[0] = emit_with_c(g, SN_OP_HUBER_GRAD, OP(v)->in[0], dy, g->ops[v].c, OP(v));
+  dx[0] = add_like(g, OP(v), SN_OP_HUBER_GRAD, OP(v)->in[0], dy, NULL);
 }
 static void grad_clamp(sn_graph *g, int v, int dy, int dx[]) {
   /* gradient flows where the value was not clamped: (x == clamp(x)) */
@@ -460,22 +465,6 @@ static void grad_softmax_cce(sn_graph *g, int v, int dy, int dx[]) {
   int st = sn_emit(g, SN_OP_ROW_SUM, t, -1, -1, &like);
   int gz = sn_emit(g, SN_OP_SUB, sn_emit(g, SN_OP_MUL, p, st, -1, &like), t, -1, &like);
   dx[0] = sn_emit(g, SN_OP_MUL, gz, dy, -1, &like);
-}
-/* An op like `proto` (attributes, annotations) with other inputs and type. */
-static int add_like(sn_graph *g, const sn_op *proto, sn_opcode code, int a, int b, const sn_type *t) {
-  sn_op op = *proto;
-  op.code = code;
-  op.n_in = sn_opdefs[code].n_in;
-  op.in[0] = a;
-  op.in[1] = b;
-  if (t) op.type = *t;
-  char err[256];
-  int v = sn_graph_add(g, &op, err, sizeof err);
-  if (v < 0) {
-    fprintf(stderr, "specnet: internal error in %s: %s\n", sn_opdefs[code].name, err);
-    abort();
-  }
-  return v;
 }
 static void grad_im2col(sn_graph *g, int v, int dy, int dx[]) {
   sn_op op = *OP(v);

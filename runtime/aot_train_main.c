@@ -66,17 +66,6 @@ static int parse_source(const char *arg, sn_source *src, sn_error *err) {
                  arg);
 }
 
-static int mkdirs(const char *path) {
-  char buf[4096];
-  if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf) return -1;
-  for (char *p = buf + 1; *p; p++) {
-    if (*p != '/') continue;
-    *p = 0;
-    if (mkdir(buf, 0777) && errno != EEXIST) return -1;
-    *p = '/';
-  }
-  return mkdir(buf, 0777) && errno != EEXIST ? -1 : 0;
-}
 
 int main(int argc, char **argv) {
   const sn_aot_train *info = &sn_aot_train_v1;
@@ -142,7 +131,7 @@ int main(int argc, char **argv) {
   int rc = 1;
   if (sn_model_alloc(&m, &err)) goto fail;
   sn_model_init_params(&m, to.seed);
-  if (mkdirs(out)) {
+  if (sn_mkdirs(out)) {
     sn_fail(&err, "cannot create %.2000s: %s", out, strerror(errno));
     goto fail;
   }

@@ -3,8 +3,13 @@
  * loss and metrics, the progress line, the summary line and the run's records
  * (metrics.jsonl, metrics.csv, curves.svg through report.c).
  *
+ * With a comm (specnet/runtime.h: sn_comm) the loop is one rank of a data-parallel job:
+ * see "Data parallelism" below. After every epoch rank 0 writes a checkpoint and the
+ * training state that resuming continues from (dist.c).
+ *
  * Not here: the maths (generated code does forward, backward and the optimizer
- * update), checkpoints (safetensors.c), the file formats of the records (report.c).
+ * update), checkpoints (safetensors.c), the file formats of the records (report.c),
+ * MPI (the specnet command's cli/dist.c implements sn_comm with it).
  *
  * Letters: n = samples in a data set, B = rows in one batch (the last batch of an
  * epoch may be partial), E = input_elems per sample, T = target_elems per sample,

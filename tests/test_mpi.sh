@@ -3,15 +3,16 @@
 # shared memory and loopback only.
 #
 #   equivalence  the seed spec for 2 epochs at its global batch of 32, -np 2 against
-#                -np 1: every epoch's training loss within a relative 2e-3, test
-#                accuracy within 0.2 points. Why 2e-3: the two runs sum the same
-#                gradients in another order (two half-batch GEMMs plus an allreduce
-#                instead of one GEMM), so they differ by float rounding only, ~1e-7 per
-#                step, which Adam's updates amplify over 3376 steps: measured 1e-9 after
-#                epoch 1 and ~1.4e-4 after epoch 2 (the same spread as one process run
-#                with 1 and 2 OpenBLAS threads); 2e-3 is ten times that, and 100 times
-#                below a real error (a shard dropped or counted twice moves the loss by
-#                >5%).
+#                -np 1: every epoch's training loss within a relative 5e-3, test
+#                accuracy within 0.2 points (the issue's bound). Why 5e-3: the two runs
+#                sum the same gradients in another order (two 16-row GEMMs and an
+#                allreduce instead of one 32-row GEMM), so they differ by float rounding
+#                only, which the 3376 Adam steps amplify: measured 1.7e-9 after epoch 1
+#                and 1.4e-4 after epoch 2. One process with 2 OpenBLAS threads instead
+#                of 1 (another summation order, no MPI) differs from itself by 2.8e-4
+#                and 7.5e-4: that is the noise. 5e-3 is 7 times the noise and 20 times
+#                below a real error: dropping one rank's half of every batch moves the
+#                loss by 11% (and test accuracy by 2-3.5 points).
 #   faults       rank 1 alone is given a data file that does not exist, or data whose
 #                loss overflows: every rank exits non-zero, the failing rank's message
 #                is printed (with its rank for the loss), nothing hangs (timeout 120 s)
@@ -61,8 +62,8 @@ timeout 600 "${mpi[@]}" -np 2 "$specnet" train "$seed" --set train.epochs=2 --ou
   >"$tmp/np2.out" 2>&1 || { cat "$tmp/np2.out"; fail=1; }
 for e in 1 2; do
   a=$(field "$tmp/np1/metrics.jsonl" loss $e) b=$(field "$tmp/np2/metrics.jsonl" loss $e)
-  check "epoch $e training loss: 2 ranks $b, 1 rank $a (relative 2e-3)" \
-    awk -v a="$a" -v b="$b" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(a > 0 && d <= 2e-3 * a) }'
+  check "epoch $e training loss: 2 ranks $b, 1 rank $a (relative 5e-3)" \
+    awk -v a="$a" -v b="$b" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(a > 0 && d <= 5e-3 * a) }'
 done
 a=$(field "$tmp/np1/metrics.jsonl" test_accuracy 2) b=$(field "$tmp/np2/metrics.jsonl" test_accuracy 2)
 check "test accuracy: 2 ranks $b, 1 rank $a (within 0.2 points)" \

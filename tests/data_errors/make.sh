@@ -2,8 +2,9 @@
 # Writes the small, deliberately broken data files that the specs in
 # tests/specs/errors/data_*.yaml point at, into tests/data_errors/gen/ (or DIR):
 # IDX files that are truncated, have bad magic bytes, a wrong element type,
-# absurd dimensions, trailing bytes, mismatched counts or out-of-range labels, and
-# gzip streams that are corrupt or cut off. Made at test time (a CTest fixture and
+# absurd dimensions, trailing bytes, mismatched counts or out-of-range labels,
+# gzip streams that are corrupt or cut off, and NPY files with a bad magic, a cut,
+# a dtype or layout that is not read, or an absurd shape. Made at test time (a CTest fixture and
 # the cmake configure step run this) so that no binary files live in the repo.
 #
 #   tests/data_errors/make.sh [DIR]
@@ -59,5 +60,32 @@ size=$(wc -c <"$tmp/good-images.idx.gz")
 head -c $((size - 8)) "$tmp/good-images.idx.gz" >"$tmp/cut-images.idx.gz"
 bytes 31 139 8 0 0 0 0 0 0 3 255 255 255 255 255 255 255 255 >"$tmp/corrupt-images.idx.gz"
 { idx 8 3 2 2; pixels; } | gzip -n -c | head -c 20 >"$tmp/truncated-images.idx.gz"
+
+# npy NAME VERSION DESCR SHAPE NBYTES: magic, version, header length (2 bytes in
+# version 1, 4 in 2), the header dict padded to 64 bytes, then NBYTES of 01 bytes.
+npy() {
+  local name=$1 ver=$2 descr=$3 shape=$4 nbytes=$5
+  local dict="{'descr': '$descr', 'fortran_order': False, 'shape': $shape, }"
+  local pre=$((ver == 1 ? 10 : 12))
+  local len=$(((pre + ${#dict} + 1 + 63) / 64 * 64 - pre))
+  {
+    bytes 147
+    printf 'NUMPY'
+    bytes "$ver" 0 $((len & 255)) $((len >> 8 & 255))
+    [ "$ver" -eq 1 ] || bytes 0 0
+    printf '%-*s\n' $((len - 1)) "$dict"
+    head -c "$nbytes" /dev/zero | tr '\0' '\001'
+  } >"$tmp/$name"
+}
+npy x-f4-3x2.npy 1 '<f4' '(3, 2)' 24     # good: 3 samples of 2 features
+npy y-u1-3.npy 2 '|u1' '(3,)' 3          # good: 3 labels (all 1)
+npy y-u1-2.npy 1 '|u1' '(2,)' 2          # 2 labels for 3 samples
+npy x-truncated.npy 1 '<f4' '(3, 2)' 20  # 20 of 24 bytes
+npy x-complex.npy 1 '<c8' '(3, 2)' 48    # complex64: not a supported dtype
+npy x-object.npy 1 '|O' '(3, 2)' 48      # pickled Python objects: never
+npy x-huge.npy 1 '<f8' '(4294967296, 4294967296)' 8
+npy x-fortran.npy 1 '<f4' '(3, 2)' 24
+sed -i 's/False/True/' "$tmp/x-fortran.npy"
+{ printf 'NUMPY?'; bytes 1 0 0 0; } >"$tmp/x-badmagic.npy"
 
 for f in "$tmp"/*; do mv -f "$f" "$out/"; done

@@ -5,15 +5,22 @@
 #                bad magic, gzip ...), plus a valid 1-D and 4-D file
 #   safetensors  valid checkpoints of fuzz_safetensors.c's model in F32, F64, F16
 #                and BF16, with __metadata__, and a few broken ones
-#   npy          arrays of several dtypes and shapes, versions 1 and 2
+#   npy          arrays of several dtypes and shapes, versions 1 and 2, and the
+#                broken ones of make.sh
+#   csv          the broken CSV files of tests/data_errors/ (text; the target's
+#                own seeds are in tests/fuzz/corpus/csv/)
 #
 #   tests/fuzz/make_seeds.sh OUT
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 out=$1
-mkdir -p "$out/idx" "$out/safetensors" "$out/npy"
+mkdir -p "$out/idx" "$out/safetensors" "$out/npy" "$out/csv"
 
-bash "$here/../data_errors/make.sh" "$out/idx"
+bash "$here/../data_errors/make.sh" "$out/data"
+cp "$out"/data/*.idx* "$out/idx/"
+cp "$out"/data/*.npy "$out/npy/"
+mkdir -p "$out/csv"
+cp "$here"/../data_errors/*.csv "$out/csv/"
 bytes() {
   local b
   for b in "$@"; do printf "\\$(printf '%03o' "$b")"; done

@@ -408,6 +408,9 @@ int sn_data_prepare(const sn_data_config *c, const sn_model *m, sn_data *d, sn_d
 int sn_data_preprocess(const sn_data_config *c, const sn_data *d, sn_dataset *ds, sn_error *err);
 void sn_data_free(sn_data *d);
 
+/* Creates a folder and its parents (mkdir -p); -1 with errno set on failure. */
+int sn_mkdirs(const char *path);
+
 /* Sets OpenBLAS threads (0 = leave the default). */
 void sn_set_threads(int n);
 double sn_now(void); /* monotonic seconds */

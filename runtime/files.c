@@ -1,0 +1,21 @@
+/* Folders: creating a run or cache folder with its parents (mkdir -p). */
+#include <errno.h>
+#include <stdio.h>
+#include <sys/stat.h>
+
+#include "specnet/runtime.h"
+
+int sn_mkdirs(const char *path) {
+  char buf[4096];
+  if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf) {
+    errno = ENAMETOOLONG;
+    return -1;
+  }
+  for (char *p = buf + 1; *p; p++) {
+    if (*p != '/') continue;
+    *p = 0;
+    if (mkdir(buf, 0777) && errno != EEXIST) return -1;
+    *p = '/';
+  }
+  return mkdir(buf, 0777) && errno != EEXIST ? -1 : 0;
+}
