@@ -15,6 +15,7 @@
 #include "specnet/runtime.h"
 
 #include <errno.h>
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -265,8 +266,14 @@ int sn_dataset_csv(const sn_source *src, sn_dataset *out, sn_error *err) {
                   bad == 2 ? "finite " : "", hint);
         goto done;
       }
+      if (fabs(v) > FLT_MAX) { /* finite as a double, inf as the f32 we store */
+        sn_fail(err, "%s:%lld: %s: '%s' is beyond the float32 range", path, (long long)line,
+                col_name(cbuf, sizeof cbuf, c, hdr), cell_text(&cells[c], tbuf, 64));
+        goto done;
+      }
       if (c == label) {
-        if (src->target_elems != 1 && (v != floor(v) || v < 0 || v > 2147483647.0)) {
+        /* Class labels go through float: beyond 2^24 they would not survive it. */
+        if (src->target_elems != 1 && (v != floor(v) || v < 0 || v > 16777216.0)) {
           sn_fail(err, "%s:%lld: label %s: '%s' is not a class index (an integer >= 0)%s", path,
                   (long long)line, col_name(cbuf, sizeof cbuf, c, hdr),
                   cell_text(&cells[c], tbuf, 64),

@@ -47,9 +47,12 @@ check() { if "${@:2}"; then echo "ok: $1"; else echo "FAIL: $1"; fail=1; fi; }
 mpi=(mpirun --oversubscribe --mca btl self,vader --mca btl_vader_single_copy_mechanism none
      --mca oob_tcp_if_include lo --mca btl_tcp_if_include lo -x OPENBLAS_NUM_THREADS=1)
 [ "$(id -u)" -eq 0 ] && mpi+=(--allow-run-as-root)
+# Under AddressSanitizer (./build.sh sanitize) the ranks skip leak checking: Open MPI's
+# plugins keep allocations past MPI_Finalize, reported from unloaded modules that no
+# suppression can name. Memory errors are still checked; sn_train's data-parallel
+# path is leak-checked by test_train (a fake comm, no MPI).
+[ -n "${ASAN_OPTIONS:-}" ] && mpi+=(-x "ASAN_OPTIONS=$ASAN_OPTIONS:detect_leaks=0")
 export OPENBLAS_NUM_THREADS=1
-# mpirun ... RUN: each rank runs RUN, then prints "rank R exit C" (its exit code).
-each() { "${mpi[@]}" bash -c '"$@"; echo "rank $OMPI_COMM_WORLD_RANK exit $?"' _ "$@"; }
 # the value of "key" in line N of a metrics.jsonl
 field() { sed -n "${3}p" "$1" | sed -E "s/.*\"$2\": ([-0-9.eE+]+).*/\1/"; }
 # lines of metrics.jsonl without the timings, which differ from run to run
