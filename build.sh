@@ -6,6 +6,9 @@
 #                               ARGS go to `specnet train` (e.g. --set train.epochs=1)
 #   ./build.sh test             build, then run the test suite (ctest)
 #   ./build.sh sanitize         build in build-asan with ASan+UBSan, run the test suite
+#   ./build.sh valgrind         build in build-valgrind, run the tests labelled valgrind
+#   ./build.sh fuzz [SECONDS]   build the libFuzzer targets (clang) in build-fuzz, run
+#                               each for SECONDS (default 60; tests/fuzz/run.sh)
 #   ./build.sh build            build only
 #
 # Environment: SPECNET_CMAKE_ARGS adds arguments to the cmake configure step
@@ -16,10 +19,10 @@ cd "$(dirname "$0")"
 # make and libc6-dev are what cmake and gcc only recommend; we install without
 # recommends, so they are named here.
 PACKAGES=(cmake make pkg-config gcc libc6-dev libyaml-dev llvm-19-dev libopenblas-dev
-          zlib1g-dev dataset-fashion-mnist)
+          zlib1g-dev dataset-fashion-mnist libopenmpi-dev openmpi-bin)
 
 usage() {
-  sed -n '2,12s/^# \{0,1\}//p' "$0" >&2
+  sed -n '2,15s/^# \{0,1\}//p' "$0" >&2
   exit 2
 }
 
@@ -73,6 +76,21 @@ case "$mode" in
     configure_and_build build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSPECNET_SANITIZE=ON
     ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
       ctest --test-dir build-asan --output-on-failure -j"$(nproc)"
+    ;;
+  valgrind)
+    PACKAGES+=(valgrind)
+    install_missing
+    configure_and_build build-valgrind -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSPECNET_VALGRIND=ON
+    ctest --test-dir build-valgrind -L valgrind --output-on-failure -j"$(nproc)"
+    ;;
+  fuzz)
+    PACKAGES+=(clang libclang-rt-14-dev)
+    install_missing
+    read -r -a extra <<<"${SPECNET_CMAKE_ARGS:-}"
+    cmake -S . -B build-fuzz -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSPECNET_FUZZ=ON \
+      "${extra[@]}"
+    cmake --build build-fuzz --target specnet_fuzzers -j"$(nproc)"
+    tests/fuzz/run.sh "${1:-60}" build-fuzz
     ;;
   build)
     install_missing

@@ -203,9 +203,12 @@ static char *data_errors(const opts *o, const char *path) {
   return text;
 }
 
-/* The first line of text, for a one-line reason. */
+/* The first error line of text (else its first line), for a one-line reason. */
 static void first_line(char *dst, size_t cap, const char *text) {
-  snprintf(dst, cap, "%s", text);
+  const char *e = strstr(text, ": error: ");
+  if (e)
+    while (e > text && e[-1] != '\n') e--;
+  snprintf(dst, cap, "%s", e ? e : text);
   dst[strcspn(dst, "\n")] = 0;
 }
 

@@ -50,6 +50,9 @@ static const char *gz_problem(idx_reader *r, int *cut) {
   *cut = errnum == Z_BUF_ERROR;
   if (errnum == Z_OK || errnum == Z_BUF_ERROR) return NULL;
   if (errnum == Z_ERRNO) return strerror(errno);
+  /* zlib puts "PATH: " in front; our messages already start with the path */
+  size_t plen = strlen(r->path);
+  if (msg && !strncmp(msg, r->path, plen) && !strncmp(msg + plen, ": ", 2)) msg += plen + 2;
   return msg && *msg ? msg : "unknown zlib error";
 }
 

@@ -902,6 +902,25 @@ static int share_resumed(const sn_comm *C, sn_model *m, sn_run_state *st, sn_epo
   return 0;
 }
 
+/* After each epoch: the ranks run the same update on the same gradients, so their
+ * weights stay equal bit for bit, unless their CPUs round differently (each host's
+ * JIT compiles for its own CPU: FMA contraction, vector width). Then rank 0's weights,
+ * state and optimizer state go to every rank, and *drifted says so. */
+static int resync(const sn_comm *C, sn_model *m, bool *drifted, sn_error *err) {
+  const uint64_t h = sn_weights_hash(m);
+  const double v[2] = {(double)(h >> 32), (double)(h & 0xffffffffu)};
+  int differs;
+  if (sn_dist_same(C, v, 2, &differs, err)) return -1;
+  if (differs < 0) return 0;
+  const int64_t es = (int64_t)dtype_bytes(m);
+  if (C->bcast(C->ctx, m->params, m->param_count * es, 0) ||
+      (m->state_count > 0 && C->bcast(C->ctx, m->state, m->state_count * es, 0)) ||
+      C->bcast(C->ctx, m->opt_state, m->opt_state_count * es, 0))
+    return comm_failed(err);
+  *drifted = true;
+  return 0;
+}
+
 /* Several ranks: they must hold the same weights, data sizes and options, or the
  * shards and the summed gradients mean nothing. */
 static int check_same(const sn_comm *C, const sn_model *m, const sn_dataset *train,
@@ -1004,6 +1023,7 @@ int sn_train(sn_model *m, const sn_dataset *train, const sn_dataset *val, const 
   const int done_before = st.epochs_done;
   const bool show_lr = opts->schedule.kind != SN_SCHED_CONSTANT;
   double last_svg = -1e300;
+  bool drift_noted = false;
   if (opts->resume && lead && !opts->quiet) {
     printf("resuming after epoch %d (step %lld)", done_before, (long long)st.step);
     if (st.stopped)
@@ -1016,6 +1036,13 @@ int sn_train(sn_model *m, const sn_dataset *train, const sn_dataset *val, const 
   for (int epoch = done_before + 1; epoch <= opts->epochs && !st.stopped; epoch++) {
     sn_epoch_record rec = {.epoch = epoch, .lr = opts->learning_rate};
     if (train_epoch(m, train, opts, C, epoch, idx, &L, &st.step, &rec, err)) goto done;
+    bool drifted = false;
+    if (C && resync(C, m, &drifted, err)) goto done;
+    if (drifted && lead && !opts->quiet && !drift_noted) {
+      printf("note: the ranks' weights drifted apart in epoch %d (CPUs that round differently?); "
+             "rank 0's now hold on every rank, after each epoch\n", epoch);
+      drift_noted = true;
+    }
 
     double t0 = sn_now();
     if (val) {

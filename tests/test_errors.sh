@@ -33,6 +33,33 @@ done
 echo "checked $n error specs"
 [ "$n" -ge 40 ] || { echo "FAIL: only $n error specs (expected at least 40)"; fail=1; }
 
+# Resource attacks at a larger scale than the corpus keeps in files: an alias bomb
+# of 10^9 nodes, a million open brackets, and a 17 MiB file. Each is refused in a
+# few seconds (the budgets are checked before anything is copied or read whole).
+{
+  printf 'specnet: 1\nname: bomb\na: &a [x, x, x, x, x, x, x, x, x, x]\n'
+  prev=a
+  for l in b c d e f g h i; do
+    printf '%s: &%s [' $l $l
+    for k in 1 2 3 4 5 6 7 8 9; do printf '*%s, ' $prev; done
+    printf '*%s]\n' $prev
+    prev=$l
+  done
+} >"$tmp/bomb.yaml"
+head -c 1000000 /dev/zero | tr '\0' '[' >"$tmp/brackets.yaml"
+{ printf 'specnet: 1\nname: big\n'; head -c $((17 << 20)) /dev/zero | tr '\0' '#'; } >"$tmp/big.yaml"
+for case in "bomb.yaml:aliases expand to more than" "brackets.yaml:nesting deeper than 64 levels" \
+  "big.yaml:larger than 16 MiB"; do
+  file=${case%%:*}
+  want=${case#*:}
+  out=$(timeout 10 "$specnet" check "$tmp/$file" 2>&1)
+  rc=$?
+  if [ $rc -ne 1 ] || ! grep -qF -- "$want" <<<"$out"; then
+    echo "FAIL: $file: exit code $rc (124: took over 10 s), expected 1 and '$want': $out"
+    fail=1
+  fi
+done
+
 # --set typos: exit 1, the position in the argument, and a hint.
 spec=tests/specs/train_blobs.yaml
 out=$("$specnet" check "$spec" --set train.epohcs=1 2>&1)

@@ -1479,6 +1479,26 @@ static void test_data_parallel_faults(const char *dir) {
   }
 }
 
+/* A rank whose update rounds differently (as another CPU would): after each epoch
+ * rank 0's weights are given to every rank, so they end equal. */
+static void dp_update_drift(const sn_step_args *a) {
+  dp_update(a);
+  ((float *)a->params)[0] *= 1.0f + 1e-6f;
+}
+
+static void test_data_parallel_drift(const char *dir) {
+  dp_run d[2];
+  fake_world w;
+  dp_setup(d, 2, 64, dir);
+  d[1].m.update = dp_update_drift;
+  dp_go(d, 2, &w);
+  CHECK(d[0].rc == 0 && d[1].rc == 0, "drift: %s %s", d[0].err.msg, d[1].err.msg);
+  CHECK(!memcmp(d[0].m.params, d[1].m.params, DP_P * sizeof(float)) &&
+            !memcmp(d[0].m.opt_state, d[1].m.opt_state, DP_P * sizeof(float)),
+        "the ranks' weights were not brought back together");
+  dp_free(d, 2);
+}
+
 /* Resuming: 3 epochs in one go against 1 epoch, then --resume to 3: the same weights,
  * optimizer and state, the same records, metrics.jsonl with 3 lines; alone and on
  * two ranks. */
@@ -1562,6 +1582,7 @@ int main(void) {
   test_data_parallel_one_step(dir);
   test_data_parallel(dir);
   test_data_parallel_faults(dir);
+  test_data_parallel_drift(dir);
   test_resume(dir);
   char path[512];
   snprintf(path, sizeof path, "%s/metrics.jsonl", dir);
