@@ -142,7 +142,7 @@ def run_proc(cmd, env_extra, log_path, quiet=True):
     """Run cmd (stdout and stderr into log_path); its rc, wall time, peak RSS (from
     wait4), CPU time, and the share of the machine's CPU other processes used meanwhile.
     quiet: first wait for a calm moment (QUIET_WAIT)."""
-    waited, busy = wait_quiet() if quiet else (0.0, None)
+    waited, busy_before = wait_quiet() if quiet else (0.0, None)
     env = dict(os.environ)
     for k, v in env_extra.items():
         if v is None:
@@ -152,8 +152,8 @@ def run_proc(cmd, env_extra, log_path, quiet=True):
     load = loadavg()
     t_before = cpu_ticks()
     t0 = time.perf_counter()
-    with open(log_path, "w") as log:
-        p = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    with open(log_path, "w") as out:
+        p = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
         _, status, ru = os.wait4(p.pid, 0)
         p.returncode = os.waitstatus_to_exitcode(status)
     wall = time.perf_counter() - t0
@@ -163,7 +163,7 @@ def run_proc(cmd, env_extra, log_path, quiet=True):
          "peak_rss_mb": round(ru.ru_maxrss / 1024.0, 1), "cpu_seconds": round(own, 4),
          "load1_before": load[0] if load else None, "log": os.path.relpath(log_path, ROOT)}
     if QUIET_WAIT > 0:
-        r["quiet_wait_seconds"], r["busy_share_before"] = waited, busy
+        r["quiet_wait_seconds"], r["busy_share_before"] = waited, busy_before
     if t_before and t_after and wall > 0:
         busy = (t_after[0] - t_before[0]) / CLK
         r["other_cpu_share"] = round(max(0.0, busy - own) / (wall * NCPU), 4)
@@ -672,7 +672,9 @@ def report(configs, summ, sg, mach, env_info, profiles):
     w(f"Load: 1-minute load average {env_info['load_before']} before, {env_info['load_after']} "
       f"after; during the timed runs, other processes used {env_info['other_cpu_share_text']} "
       f"of the machine's CPU (median per run; max {env_info['other_cpu_max_text']}); "
-      f"{env_info['elapsed_min']:.1f} min in all.")
+      f"{env_info['elapsed_min']:.1f} min in all"
+      + (f", of which {env_info['quiet_wait_total_seconds'] / 60:.1f} min waiting for calm "
+         f"moments (QUIET_WAIT={QUIET_WAIT})" if QUIET_WAIT > 0 else "") + ".")
     return L
 
 
@@ -792,6 +794,7 @@ def main():
         "other_cpu_share_text": f"{100 * med(others):.0f} %" if others else "?",
         "other_cpu_max_text": f"{100 * others[-1]:.0f} %" if others else "?",
         "elapsed_min": elapsed / 60,
+        "quiet_wait_total_seconds": sum(r.get("quiet_wait_seconds", 0) for r in runs),
         "loadavg_before": load_before, "loadavg_after": loadavg(),
     }
     if stat_before and stat_after:
