@@ -54,6 +54,7 @@ PYTHON=${PYTHON:-/usr/bin/python3}
 OUT=${OUT:-bench/out}
 SPECNET=${SPECNET:-build/cli/specnet}
 export PYTHON OUT SPECNET
+export PYTHONDONTWRITEBYTECODE=1
 
 if [ ! -x "$SPECNET" ]; then
   echo "bench/run.sh: $SPECNET not found; build it first: ./build.sh build (or set SPECNET=)" >&2

@@ -21,6 +21,7 @@ one with the final test accuracy. Without torch: a `skipped` line, exit 0.
 import os
 import sys
 
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import torch_common as tc  # noqa: E402
 
