@@ -15,6 +15,7 @@
  *
  * A data set is x.npy (n, ...) and y.npy: (n) class labels, or for float targets
  * (n) / (n, k). Everything is converted once: x to f32, y to int32, t to f32. */
+#include "half.h"
 #include "specnet/runtime.h"
 
 #include <errno.h>
@@ -194,26 +195,6 @@ static int parse_descr(const char *path, const char *d, npy_type *t, sn_error *e
   return 0;
 }
 
-static float half_to_float(uint16_t h) {
-  uint32_t sign = (uint32_t)(h >> 15) << 31, ex = (h >> 10) & 0x1F, man = h & 0x3FF, bits;
-  if (ex == 0x1F) {
-    bits = sign | 0x7F800000u | (man << 13);
-  } else if (ex != 0) {
-    bits = sign | ((ex + 112) << 23) | (man << 13);
-  } else if (man == 0) {
-    bits = sign;
-  } else {
-    int e = -1;
-    do {
-      e++;
-      man <<= 1;
-    } while (!(man & 0x400));
-    bits = sign | ((uint32_t)(112 - e) << 23) | ((man & 0x3FF) << 13);
-  }
-  float f;
-  memcpy(&f, &bits, 4);
-  return f;
-}
 
 /* Element i of raw data as a double (data may be unaligned). */
 static double elem(const uint8_t *p, npy_type t, int64_t i) {
@@ -264,7 +245,7 @@ static double elem(const uint8_t *p, npy_type t, int64_t i) {
     case 2: {
       uint16_t v;
       memcpy(&v, p, 2);
-      return half_to_float(v);
+      return sn_f16_to_f32(v);
     }
     case 4: {
       float v;

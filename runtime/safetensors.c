@@ -14,6 +14,7 @@
  * numbers, literals in metadata), check every tensor's offsets against the file, and
  * load F32, F64, F16 or BF16 tensors into the model dtype. Little-endian hosts only,
  * like the format itself. */
+#include "half.h"
 #include "specnet/runtime.h"
 
 #include <errno.h>
@@ -575,26 +576,6 @@ static int cmp_tensor_name(const void *a, const void *b) {
   return strcmp(((const st_tensor *)a)->name, ((const st_tensor *)b)->name);
 }
 
-static float f16_to_f32(uint16_t h) {
-  uint32_t sign = (uint32_t)(h >> 15) << 31, ex = (h >> 10) & 0x1F, man = h & 0x3FF, bits;
-  if (ex == 0x1F) {
-    bits = sign | 0x7F800000u | (man << 13); /* inf / nan */
-  } else if (ex != 0) {
-    bits = sign | ((ex + 112) << 23) | (man << 13); /* rebias 15 -> 127 */
-  } else if (man == 0) {
-    bits = sign;
-  } else { /* subnormal half: normalize */
-    int e = -1;
-    do {
-      e++;
-      man <<= 1;
-    } while (!(man & 0x400));
-    bits = sign | ((uint32_t)(112 - e) << 23) | ((man & 0x3FF) << 13);
-  }
-  float f;
-  memcpy(&f, &bits, 4);
-  return f;
-}
 
 /* Element i of a tensor stored as dtype (F64/F32/F16/BF16) at src, as a double. */
 static double load_elem(const uint8_t *src, int esize, bool bf16, int64_t i) {
@@ -610,7 +591,7 @@ static double load_elem(const uint8_t *src, int esize, bool bf16, int64_t i) {
   }
   uint16_t h;
   memcpy(&h, src + 2 * i, 2);
-  if (!bf16) return f16_to_f32(h);
+  if (!bf16) return sn_f16_to_f32(h);
   uint32_t bits = (uint32_t)h << 16;
   float v;
   memcpy(&v, &bits, 4);
