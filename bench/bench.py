@@ -16,6 +16,7 @@ import os
 import platform
 import re
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -135,6 +136,11 @@ def loadavg():
 
 
 NCPU = os.cpu_count() or 1
+TMP = None  # one temporary folder for all cache folders, removed at the end
+
+
+def tmpdir():
+    return tempfile.mkdtemp(prefix="cache-", dir=TMP)
 CLK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 
@@ -299,7 +305,7 @@ def compile_times(spec):
     res = {"spec": spec, "cold": [], "cached": []}
     base = ["--set", "train.epochs=0", "--threads", "1"]
     for i in range(COMPILE_REPEATS):
-        d = tempfile.mkdtemp(prefix="specnet-bench-cache-")
+        d = tmpdir()
         r = run_proc([SPECNET, "train", spec, "--out", os.path.join(OUT, "runs", "compile"),
                       "--no-cache"] + base, {"SPECNET_CACHE_DIR": d, "OPENBLAS_NUM_THREADS": 1},
                      os.path.join(OUT, "runs", f"compile-cold-{os.path.basename(spec)}-{i}.log"))
@@ -307,7 +313,7 @@ def compile_times(spec):
             r["compile"] = parse_compile(f.read())
         res["cold"].append(r)
         shutil.rmtree(d, ignore_errors=True)
-    d = tempfile.mkdtemp(prefix="specnet-bench-cache-")
+    d = tmpdir()
     for i in range(COMPILE_REPEATS + 1):  # the first one fills the cache
         r = run_proc([SPECNET, "train", spec, "--out", os.path.join(OUT, "runs", "compile")]
                      + base, {"SPECNET_CACHE_DIR": d, "OPENBLAS_NUM_THREADS": 1},
@@ -717,6 +723,16 @@ def targets(configs, summ):
 
 
 def main():
+    global TMP
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # run the finally: clauses
+    TMP = tempfile.mkdtemp(prefix="specnet-bench-")
+    try:
+        bench()
+    finally:
+        shutil.rmtree(TMP, ignore_errors=True)
+
+
+def bench():
     t_start = time.perf_counter()
     configs = [make_config(n) for n in CONFIG_NAMES]
     os.makedirs(os.path.join(OUT, "runs"), exist_ok=True)
@@ -741,7 +757,7 @@ def main():
         compiles[spec] = compile_times(spec)
 
     runs = []
-    cache_dir = tempfile.mkdtemp(prefix="specnet-bench-cache-")
+    cache_dir = tmpdir()
     total = REPEATS * len(configs) * len(THREADS) * (1 if torch_msg else 2)
     k = 0
     try:
