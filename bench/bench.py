@@ -293,7 +293,7 @@ def specnet_profile(cfg, threads, cache_dir):
         pass
     shutil.rmtree(run_dir, ignore_errors=True)
     return {"config": cfg["name"], "threads": threads, "log": r["log"], "rc": r["rc"],
-            "epoch_seconds": epoch_seconds,
+            "epoch_seconds": epoch_seconds, "other_cpu_share": r.get("other_cpu_share"),
             "train_step_kernel_seconds": total, "gemm_seconds": gemm,
             "kernels": sorted(kernels, key=lambda k: -k["seconds"])}
 
@@ -735,6 +735,7 @@ def main():
 def bench():
     t_start = time.perf_counter()
     configs = [make_config(n) for n in CONFIG_NAMES]
+    shutil.rmtree(os.path.join(OUT, "runs"), ignore_errors=True)  # this run's logs only
     os.makedirs(os.path.join(OUT, "runs"), exist_ok=True)
     if not os.access(os.path.join(ROOT, SPECNET) if not os.path.isabs(SPECNET) else SPECNET,
                      os.X_OK):

@@ -2,7 +2,7 @@
 # The performance benchmark of issue 7: specnet against PyTorch (CPU, Debian's
 # python3-torch), side by side, in one go. Not part of CI; installs nothing.
 #
-#   ./build.sh build && bench/run.sh            # the full run: about 15-20 min on 2 cores
+#   ./build.sh build && bench/run.sh            # the full run: about 14 min on 2 quiet cores
 #   QUICK=1 bench/run.sh                        # a smoke run: 1 epoch on 10,800 MLP and
 #                                               # 2,700 CNN images, once; about 2-3 min
 #
