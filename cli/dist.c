@@ -120,8 +120,8 @@ const sn_comm *dist_start(int threads, int *rc) {
   MPI_Comm_size(MPI_COMM_WORLD, &world.size);
   if (world.size <= 1) return NULL;
   /* The ranks on one host share its cores: unless told, each takes its part of them
-   * for OpenBLAS (its default, a thread per core in every rank, oversubscribes). */
-  if (!threads && !getenv("OPENBLAS_NUM_THREADS") && !getenv("OMP_NUM_THREADS")) {
+   * for its thread pool (the default, a thread per core in every rank, oversubscribes). */
+  if (!threads && !getenv("SPECNET_NUM_THREADS") && !getenv("OPENBLAS_NUM_THREADS") && !getenv("OMP_NUM_THREADS")) {
     MPI_Comm host;
     int local = 1;
     if (MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &host) ==

@@ -16,6 +16,7 @@
 #include <llvm/Config/llvm-config.h>
 
 #include "help.h"
+#include "specnet/runtime.h"
 #include "specnet/version.h"
 
 /* ---------------------------------------------------------------------------
@@ -47,9 +48,10 @@ typedef struct cmd_help {
   { "--dtype f32|f64", "f32", "precision of the compiled program" what }
 #define OPT_THREADS                                                                                \
   {                                                                                                \
-    "--threads N", "OpenBLAS's choice",                                                            \
-        "OpenBLAS threads, 1 to 1024 (the fused kernels run on the calling\n"                      \
-        "thread); OPENBLAS_NUM_THREADS sets the default"                                           \
+    "--threads N", "one per CPU",                                                                  \
+        "threads, 1 to 1024, that share the matrix products and the\n"                            \
+        "optimizer update (OpenBLAS runs one thread inside each);\n"                               \
+        "SPECNET_NUM_THREADS or OPENBLAS_NUM_THREADS sets the default"                             \
   }
 
 #define OPT_PROFILE                                                                                \
@@ -95,8 +97,8 @@ static const cmd_help commands[] = {
       OPT_THREADS,
       OPT_DTYPE(""),
       {"--jobs N", "1",
-       "a sweep: train N runs at once, 1 to 1024 (each with one OpenBLAS\n"
-       "thread unless --threads says otherwise)"},
+       "a sweep: train N runs at once, 1 to 1024 (each with one thread\n"
+       "unless --threads says otherwise)"},
       OPT_PROFILE,
       OPT_NO_CACHE,
       {"--quiet", "off", "no compile times, progress line or epoch summaries"},
@@ -252,7 +254,7 @@ void print_help(FILE *out) {
                "  --cpu CPU          build: the CPU to compile for (default native)\n"
                "  --split SPLIT      eval: test (default), validation or train\n"
                "  --what STAGE       emit: spec, ir, grad, plan, llvm or asm\n"
-               "  --threads N        OpenBLAS threads (default: OpenBLAS's own choice)\n"
+               "  --threads N        threads for the matrix products and the update (default: one per CPU)\n"
                "  --dtype f32|f64    precision of the compiled program (default f32)\n"
                "  --profile          train, eval: time each kernel, printed at the end\n"
                "  --no-cache         train, eval, predict: always run LLVM (no compile cache)\n"
@@ -266,7 +268,7 @@ void print_help(FILE *out) {
                "\nexit status: 0 success, 1 spec or data error, 2 usage error,\n"
                "             3 an expectation failed\n"
                "environment: SPECNET_DATA  folder searched first for built-in data sets\n"
-               "             OPENBLAS_NUM_THREADS  default for --threads\n"
+               "             SPECNET_NUM_THREADS, OPENBLAS_NUM_THREADS  default for --threads\n"
                "             SPECNET_PREFETCH=0  stage batches on the training thread\n"
                "             SPECNET_PROFILE=1  as --profile\n"
                "             SPECNET_MPI=0|1  never / always join an MPI job (default:\n"
@@ -350,9 +352,9 @@ void print_version(FILE *out) {
   const char *config = openblas_get_config(); /* "OpenBLAS 0.3.21 DYNAMIC_ARCH ..." */
   if (!strncmp(config, "OpenBLAS ", 9)) config += 9;
   fprintf(out, "  OpenBLAS   %s\n", config);
-  fprintf(out, "             core %s, %d threads (%s), %d processors\n", openblas_get_corename(),
-          openblas_get_num_threads(), blas_parallel(openblas_get_parallel()),
-          openblas_get_num_procs());
+  fprintf(out, "             core %s, %s build, %d processors; specnet runs it on %d threads\n",
+          openblas_get_corename(), blas_parallel(openblas_get_parallel()), openblas_get_num_procs(),
+          sn_threads());
 
   char *triple = LLVMGetDefaultTargetTriple();
   char *cpu = LLVMGetHostCPUName();

@@ -324,6 +324,7 @@ int sn_build_aot(const sn_spec *spec, const sn_model *w, const sn_aot_opts *o, s
     sn_diag_error(d, at, "%s", msg);
     return -1;
   }
+  a.cg.par = !o->lib; /* the archive links against OpenBLAS alone */
   sn_graph train, infer;
   sn_plan plan;
   if (sn_build_graph(spec, w->dtype == SN_RT_F64 ? SN_F64 : SN_F32, true, &train, d) ||
@@ -337,7 +338,7 @@ int sn_build_aot(const sn_spec *spec, const sn_model *w, const sn_aot_opts *o, s
   sn_expand(&train);
   sn_expand(&infer);
   sn_plan_build(&train, &infer, &plan);
-  a.m = sn_emit_module(&a.cg, &plan);
+  a.m = sn_emit_module(&a.cg, &plan, SN_EMIT_ALL, NULL);
   a.ctx = a.cg.ctx;
   a.b = LLVMCreateBuilderInContext(a.ctx);
   a.i64 = LLVMInt64TypeInContext(a.ctx);

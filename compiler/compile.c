@@ -1,8 +1,11 @@
 /* The compiler's passes in order, in one place:
  *   build_graph -> autodiff -> expand -> plan (fuse + memory) -> emit -> O3 -> JIT
- * and `emit --what` printing the program after any of them. */
+ * and `emit --what` printing the program after any of them. Where there are two
+ * CPUs, emit makes two modules whose O3 and machine code run on two threads. */
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "codegen.h"
 #include "spec.h"
@@ -102,6 +105,45 @@ void sn_compiled_profile(const sn_compiled *c, FILE *out) {
   free(r);
 }
 
+/* Module A of a two-way split; B is the rest (eval and predict, which share
+ * kernels, and the update). On the seed MLP the two take about the same LLVM time
+ * (about 50 ms each, one after the other); with the update in A, B waited on A. */
+#define SN_SPLIT_A (SN_EMIT_GRAD | SN_EMIT_TRAIN)
+
+/* One module of the program and its object code. */
+typedef struct part {
+  sn_codegen *cg; /* a context and target machine of its own */
+  LLVMModuleRef m;
+  char *obj;
+  size_t objn;
+  int rc;
+  char err[512];
+} part;
+
+static void *compile_part(void *arg) {
+  part *pt = arg;
+  pt->rc = sn_optimize(pt->cg, pt->m, pt->err, sizeof pt->err)
+               ? -1
+               : sn_module_object(pt->cg, pt->m, &pt->obj, &pt->objn, pt->err, sizeof pt->err);
+  return NULL;
+}
+
+/* O3 + object code for every part, the first on this thread, the others on
+ * threads of their own. */
+static int compile_parts(part *pt, int n) {
+  pthread_t th[2];
+  bool started[2] = {false, false};
+  for (int i = 1; i < n; i++) started[i] = pthread_create(&th[i], NULL, compile_part, &pt[i]) == 0;
+  compile_part(&pt[0]);
+  int rc = pt[0].rc;
+  for (int i = 1; i < n; i++) {
+    if (started[i]) pthread_join(th[i], NULL);
+    else compile_part(&pt[i]);
+    rc |= pt[i].rc;
+  }
+  return rc;
+}
+
 /* Front half shared by compile and emit: the training graph, its gradients. */
 static int front(const sn_spec *spec, sn_dtype_rt dtype, sn_graph *g, sn_diag *d, bool grads,
                  sn_compile_times *t) {
@@ -150,32 +192,52 @@ sn_compiled *sn_compile_with(const sn_spec *spec, const sn_compile_opts *o, sn_d
     return NULL;
   }
   c->cg.profile = o->profile;
-  LLVMModuleRef m = sn_emit_module(&c->cg, &c->plan);
+  /* the program in modules of about equal LLVM work, compiled in parallel */
+  int np = sysconf(_SC_NPROCESSORS_ONLN) > 1 ? 2 : 1;
+  static const unsigned split[2][2] = {{SN_EMIT_ALL}, {SN_SPLIT_A, SN_EMIT_ALL & ~SN_SPLIT_A}};
+  sn_codegen cg2 = {0}; /* the second module's context and target machine */
+  part pt[2] = {{.cg = &c->cg}, {.cg = &cg2}};
+  if (np > 1 && sn_codegen_clone(&c->cg, &cg2, err, sizeof err)) np = 1;
+  sn_kernels *ks = sn_kernels_new(); /* a kernel in both modules is compiled once */
+  for (int i = 0; i < np; i++) pt[i].m = sn_emit_module(pt[i].cg, &c->plan, split[np - 1][i], ks);
+  sn_kernels_free(ks);
   double t2 = sn_now();
   /* object code: from the cache when a valid entry exists, else O3 + codegen */
   char dir[4096];
   bool use_cache = !o->no_cache && sn_cache_dir(dir, sizeof dir) == 0;
   uint64_t key[2];
-  size_t objn = 0;
-  char *obj = NULL;
+  LLVMModuleRef mods[2] = {pt[0].m, pt[1].m};
+  const char *obj[2] = {NULL, NULL};
+  size_t objn[2] = {0, 0};
+  char *cached = NULL;
   if (use_cache) {
-    sn_cache_key(&c->cg, m, key);
-    obj = sn_cache_read(dir, key, &objn);
-    c->times.cached = obj != NULL;
+    sn_cache_key(&c->cg, np, mods, key);
+    cached = sn_cache_read(dir, key, np, objn);
+    c->times.cached = cached != NULL;
   }
-  if (!obj) {
-    if (sn_optimize(&c->cg, m, err, sizeof err) || sn_module_object(&c->cg, m, &obj, &objn, err, sizeof err)) {
-      LLVMDisposeModule(m);
-      internal_error(d, spec->path, "LLVM", err);
-      sn_compiled_free(c);
-      return NULL;
+  int rc = 0;
+  if (cached) {
+    obj[0] = cached;
+    if (np > 1) obj[1] = cached + objn[0];
+  } else {
+    rc = compile_parts(pt, np);
+    for (int i = 0; i < np; i++) {
+      obj[i] = pt[i].obj;
+      objn[i] = pt[i].objn;
     }
-    if (use_cache) sn_cache_write(dir, key, obj, objn);
+    if (!rc && use_cache) sn_cache_write(dir, key, np, obj, objn);
   }
-  LLVMDisposeModule(m);
+  for (int i = 0; i < np; i++) LLVMDisposeModule(pt[i].m);
   double t3 = sn_now();
-  c->jit = sn_jit_create_object(&c->cg, obj, objn, err, sizeof err);
-  free(obj);
+  if (!rc) c->jit = sn_jit_create_object(&c->cg, np, obj, objn, err, sizeof err);
+  free(cached);
+  for (int i = 0; i < np; i++) free(pt[i].obj);
+  sn_codegen_dispose(&cg2);
+  if (rc) {
+    internal_error(d, spec->path, "LLVM", pt[0].rc ? pt[0].err : pt[1].err);
+    sn_compiled_free(c);
+    return NULL;
+  }
   sn_model *mo = &c->model;
   if (c->jit) {
     mo->grad_step = (sn_step_fn)sn_jit_lookup(c->jit, SN_FN_GRAD);
@@ -305,7 +367,7 @@ int sn_emit_stage(const sn_spec *spec, const char *what, sn_dtype_rt dtype, FILE
       internal_error(d, spec->path, "LLVM target", err);
       rc = -1;
     } else {
-      LLVMModuleRef m = sn_emit_module(&cg, &plan);
+      LLVMModuleRef m = sn_emit_module(&cg, &plan, SN_EMIT_ALL, NULL);
       if (sn_optimize(&cg, m, err, sizeof err)) {
         internal_error(d, spec->path, "LLVM optimization", err);
         rc = -1;

@@ -896,6 +896,18 @@ static void emit_gemm(emitter *e, step_ctx *sc, int v) {
   LLVMValueRef br = stored_rows(e, sc, tb);
   LLVMValueRef bc = LLVMConstInt(e->i32, (unsigned long long)last_dim(tb), 0);
   LLVMValueRef M = op->ta ? ac : ar, K = op->ta ? ar : ac, N = op->tb ? br : bc;
+  if (e->cg->par) { /* the runtime's pool: sn_par_[sd]gemm(ta, tb, M, N, K, A, lda, B, ldb, C, ldc) */
+    LLVMTypeRef pt[11] = {e->i32, e->i32, e->i32, e->i32, e->i32, e->ptr, e->i32, e->ptr, e->i32, e->ptr, e->i32};
+    LLVMTypeRef fty = LLVMFunctionType(e->voidt, pt, 11, 0);
+    const char *name = e->g->dtype == SN_F64 ? "sn_par_dgemm" : "sn_par_sgemm";
+    LLVMValueRef fn = LLVMGetNamedFunction(e->mod, name);
+    if (!fn) fn = LLVMAddFunction(e->mod, name, fty);
+    LLVMValueRef a[11] = {
+        LLVMConstInt(e->i32, op->ta ? 112 : 111, 0), LLVMConstInt(e->i32, op->tb ? 112 : 111, 0),
+        M, N, K, buffer_ptr(e, sc, op->in[0]), ac, buffer_ptr(e, sc, op->in[1]), bc, buffer_ptr(e, sc, v), N};
+    LLVMBuildCall2(e->b, fty, fn, a, 11, "");
+    return;
+  }
   LLVMTypeRef pt[14] = {e->i32, e->i32, e->i32, e->i32, e->i32, e->i32, e->ft,
                         e->ptr, e->i32, e->ptr, e->i32, e->ft,  e->ptr, e->i32};
   LLVMTypeRef fty = LLVMFunctionType(e->voidt, pt, 14, 0);
@@ -945,7 +957,146 @@ static LLVMValueRef begin_step_fn(emitter *e, const char *name, step_ctx *sc) {
   return fn;
 }
 
-static void emit_step(emitter *e, int s) {
+/* ---------------------------------------------------------------------------
+ * Kernel deduplication: the same layer pattern in several steps (bias + ReLU in
+ * grad, eval and predict) makes identical kernels; each is compiled once and the
+ * later steps call the first copy, in the same module or, when the program is
+ * split into modules compiled in parallel, in another one (by name: the first copy
+ * is made external and the linker resolves it). Kernels hold no profile counters
+ * (those are in the step functions around the calls), so sharing one is safe. */
+
+typedef struct kernel_entry {
+  LLVMValueRef fn; /* the first copy, in whichever module emitted it */
+  uint64_t sig;    /* kernel_sig */
+  bool printed;
+  char *text;      /* kernel_text once printed (NULL: never shared) */
+} kernel_entry;
+
+struct sn_kernels {
+  int n, cap;
+  kernel_entry *k;
+};
+
+sn_kernels *sn_kernels_new(void) {
+  sn_kernels *ks = calloc(1, sizeof *ks);
+  if (!ks) abort();
+  return ks;
+}
+
+void sn_kernels_free(sn_kernels *ks) {
+  if (!ks) return;
+  for (int i = 0; i < ks->n; i++) free(ks->k[i].text);
+  free(ks->k);
+  free(ks);
+}
+
+/* A cheap fingerprint (sizes and the opcode sequence): printing a function walks
+ * its whole module, so only kernels with equal fingerprints are printed. */
+static uint64_t kernel_sig(LLVMValueRef fn) {
+  uint64_t h = 0xcbf29ce484222325ull ^ LLVMCountParams(fn);
+  for (LLVMBasicBlockRef bb = LLVMGetFirstBasicBlock(fn); bb; bb = LLVMGetNextBasicBlock(bb)) {
+    h = (h ^ 0xff) * 0x100000001b3ull;
+    for (LLVMValueRef in = LLVMGetFirstInstruction(bb); in; in = LLVMGetNextInstruction(in))
+      h = (h ^ (uint64_t)LLVMGetInstructionOpcode(in)) * 0x100000001b3ull;
+  }
+  return h;
+}
+
+/* What a kernel computes, independent of its name and module: its IR with the
+ * name and the attribute group number cut out, and its function attributes
+ * spelled out. Equal texts are equal functions. NULL for a kernel the text cannot
+ * vouch for: metadata or call-site attributes (printed as numbers that depend on
+ * the module), or references to globals other than declared functions (libm,
+ * intrinsics), which mean the same in every module only by name. */
+static char *kernel_text(LLVMValueRef fn) {
+  for (LLVMBasicBlockRef bb = LLVMGetFirstBasicBlock(fn); bb; bb = LLVMGetNextBasicBlock(bb))
+    for (LLVMValueRef in = LLVMGetFirstInstruction(bb); in; in = LLVMGetNextInstruction(in)) {
+      if (LLVMHasMetadata(in) || (LLVMIsACallInst(in) && LLVMGetCallSiteAttributeCount(in, LLVMAttributeFunctionIndex)))
+        return NULL;
+      for (int j = 0; j < LLVMGetNumOperands(in); j++) {
+        LLVMValueRef o = LLVMGetOperand(in, (unsigned)j);
+        if (o && (LLVMIsAConstantExpr(o) || (LLVMIsAGlobalValue(o) && !(LLVMIsAFunction(o) && LLVMIsDeclaration(o)))))
+          return NULL;
+      }
+    }
+  char *buf = NULL;
+  size_t len = 0;
+  FILE *f = open_memstream(&buf, &len);
+  if (!f) abort();
+  unsigned na = LLVMGetAttributeCountAtIndex(fn, LLVMAttributeFunctionIndex);
+  LLVMAttributeRef *attr = malloc(sizeof *attr * (na + 1));
+  if (!attr) abort();
+  LLVMGetAttributesAtIndex(fn, LLVMAttributeFunctionIndex, attr);
+  bool ok = true;
+  for (unsigned i = 0; i < na; i++) {
+    if (LLVMIsEnumAttribute(attr[i])) {
+      fprintf(f, "enum %u %llu\n", LLVMGetEnumAttributeKind(attr[i]),
+              (unsigned long long)LLVMGetEnumAttributeValue(attr[i]));
+    } else if (LLVMIsStringAttribute(attr[i])) {
+      unsigned kn, vn;
+      const char *k = LLVMGetStringAttributeKind(attr[i], &kn), *v = LLVMGetStringAttributeValue(attr[i], &vn);
+      fprintf(f, "string %.*s=%.*s\n", (int)kn, k, (int)vn, v);
+    } else {
+      ok = false; /* a type attribute */
+    }
+  }
+  free(attr);
+  /* "define ... @NAME(...) ... #N {" */
+  char *ir = LLVMPrintValueToString(fn);
+  char *at = strstr(ir, "define "), *name = at ? strchr(at, '@') : NULL, *paren = name ? strchr(name, '(') : NULL;
+  char *brace = paren ? strstr(paren, " {\n") : NULL, *group = brace;
+  while (group && group > paren && group[-1] != '#' && group[-1] != ')') group--;
+  ok &= brace && group > paren && group[-1] == '#';
+  if (ok) {
+    fwrite(ir, 1, (size_t)(name + 1 - ir), f);
+    fwrite(paren, 1, (size_t)(group - 1 - paren), f);
+    fputs(brace, f);
+  }
+  LLVMDisposeMessage(ir);
+  fclose(f);
+  if (!ok) {
+    free(buf);
+    return NULL;
+  }
+  return buf;
+}
+
+static const char *entry_text(kernel_entry *k) {
+  if (!k->printed) k->text = kernel_text(k->fn);
+  k->printed = true;
+  return k->text;
+}
+
+/* fn, or what to call instead: an identical kernel emitted before (then fn is
+ * deleted), or a declaration of it when another module has it. */
+static LLVMValueRef kernel_share(sn_kernels *ks, LLVMValueRef fn) {
+  kernel_entry new = {.fn = fn, .sig = kernel_sig(fn)};
+  for (int i = 0; i < ks->n; i++) {
+    kernel_entry *k = &ks->k[i];
+    if (k->sig != new.sig || !entry_text(&new) || !entry_text(k) || strcmp(k->text, new.text)) continue;
+    free(new.text);
+    LLVMModuleRef m = LLVMGetGlobalParent(fn);
+    LLVMTypeRef type = LLVMGlobalGetValueType(fn); /* of m's context, unlike k->fn's */
+    LLVMDeleteFunction(fn);
+    if (LLVMGetGlobalParent(k->fn) == m) return k->fn;
+    size_t n;
+    const char *name = LLVMGetValueName2(k->fn, &n);
+    LLVMValueRef decl = LLVMGetNamedFunction(m, name);
+    if (!decl) decl = LLVMAddFunction(m, name, type);
+    LLVMSetLinkage(k->fn, LLVMExternalLinkage);
+    LLVMSetVisibility(k->fn, LLVMHiddenVisibility);
+    return decl;
+  }
+  if (ks->n == ks->cap) {
+    ks->cap = ks->cap ? 2 * ks->cap : 16;
+    ks->k = realloc(ks->k, sizeof *ks->k * (size_t)ks->cap);
+    if (!ks->k) abort();
+  }
+  ks->k[ks->n++] = new;
+  return fn;
+}
+
+static void emit_step(emitter *e, int s, sn_kernels *ks) {
   static const char *names[] = {SN_FN_GRAD, SN_FN_EVAL, SN_FN_PREDICT};
   e->st = &e->p->steps[s];
   e->g = e->st->g;
@@ -958,7 +1109,7 @@ static void emit_step(emitter *e, int s) {
   if (!kfn || !krefs || !nk) abort();
   for (int k = 0; k < e->st->n_kernels; k++) {
     if (e->st->k[k].kind != SN_K_FUSED) continue;
-    kfn[k] = emit_fused(e, s, k, refs, &nk[k]);
+    kfn[k] = kernel_share(ks, emit_fused(e, s, k, refs, &nk[k]));
     krefs[k] = malloc(sizeof(int) * (size_t)(nk[k] + 1));
     if (!krefs[k]) abort();
     memcpy(krefs[k], refs, sizeof(int) * (size_t)nk[k]);
@@ -1025,27 +1176,30 @@ static LLVMValueRef fmul(emitter *e, LLVMValueRef a, LLVMValueRef b) { return LL
 static LLVMValueRef fadd(emitter *e, LLVMValueRef a, LLVMValueRef b) { return LLVMBuildFAdd(e->b, a, b, ""); }
 static LLVMValueRef fsub(emitter *e, LLVMValueRef a, LLVMValueRef b) { return LLVMBuildFSub(e->b, a, b, ""); }
 
-/* kernel(p, g, s0, s1, a, lr, gscale): a is alpha for adam, unused otherwise */
+/* kernel(lo, hi, p, g, s0, s1, a, lr, gscale) over parameters lo..hi: a is alpha
+ * for adam, unused otherwise */
+enum { UPDATE_ARGS = 9 };
 static LLVMValueRef emit_update_kernel(emitter *e) {
   const sn_graph *g = e->g;
-  LLVMTypeRef pt[7] = {e->ptr, e->ptr, e->ptr, e->ptr, e->ft, e->ft, e->ft};
-  LLVMValueRef kf = LLVMAddFunction(e->mod, "update.k", LLVMFunctionType(e->voidt, pt, 7, 0));
+  LLVMTypeRef pt[UPDATE_ARGS] = {e->i64, e->i64, e->ptr, e->ptr, e->ptr, e->ptr, e->ft, e->ft, e->ft};
+  LLVMValueRef kf = LLVMAddFunction(e->mod, "update.k", LLVMFunctionType(e->voidt, pt, UPDATE_ARGS, 0));
   LLVMSetLinkage(kf, LLVMInternalLinkage);
   set_attrs(e, kf);
   set_noinline(e, kf);
-  for (unsigned i = 0; i < 4; i++) set_noalias(e, kf, i);
+  for (unsigned i = 2; i < 6; i++) set_noalias(e, kf, i);
   e->fn = kf;
   LLVMBasicBlockRef entry = LLVMAppendBasicBlockInContext(e->ctx, kf, "entry");
   LLVMBasicBlockRef start = LLVMAppendBasicBlockInContext(e->ctx, kf, "start");
   LLVMPositionBuilderAtEnd(e->sb, entry);
   LLVMPositionBuilderBefore(e->sb, LLVMBuildBr(e->sb, start));
   LLVMPositionBuilderAtEnd(e->b, start);
-  LLVMValueRef P = LLVMGetParam(kf, 0), G = LLVMGetParam(kf, 1), S0 = LLVMGetParam(kf, 2),
-               S1 = LLVMGetParam(kf, 3), alpha = LLVMGetParam(kf, 4), lr = LLVMGetParam(kf, 5),
-               gscale = LLVMGetParam(kf, 6);
+  LLVMValueRef lo = LLVMGetParam(kf, 0), hi = LLVMGetParam(kf, 1), P = LLVMGetParam(kf, 2),
+               G = LLVMGetParam(kf, 3), S0 = LLVMGetParam(kf, 4), S1 = LLVMGetParam(kf, 5),
+               alpha = LLVMGetParam(kf, 6), lr = LLVMGetParam(kf, 7), gscale = LLVMGetParam(kf, 8);
   loop L;
-  LLVMValueRef i = loop_open(e, &L, ci(e, g->param_count), "i");
+  LLVMValueRef i = loop_open(e, &L, LLVMBuildNSWSub(e->b, hi, lo, ""), "i");
   LLVMBuilderRef b = e->b;
+  i = LLVMBuildNSWAdd(b, i, lo, "");
   LLVMValueRef pp = gep(e, e->ft, P, i);
   LLVMValueRef gi = LLVMBuildLoad2(b, e->ft, gep(e, e->ft, G, i), "");
   if (g->clip_grad_norm > 0) gi = fmul(e, gi, gscale);
@@ -1124,6 +1278,37 @@ static LLVMValueRef emit_grad_norm2(emitter *e) {
   return kf;
 }
 
+static LLVMTypeRef update_kernel_type(emitter *e) {
+  LLVMTypeRef pt[UPDATE_ARGS] = {e->i64, e->i64, e->ptr, e->ptr, e->ptr, e->ptr, e->ft, e->ft, e->ft};
+  return LLVMFunctionType(e->voidt, pt, UPDATE_ARGS, 0);
+}
+
+/* update.k's arguments after (lo, hi), boxed for the pool (index i holds argument i) */
+static LLVMTypeRef update_args_type(emitter *e) {
+  LLVMTypeRef f[UPDATE_ARGS] = {e->i64, e->i64, e->ptr, e->ptr, e->ptr, e->ptr, e->ft, e->ft, e->ft};
+  return LLVMStructTypeInContext(e->ctx, f, UPDATE_ARGS, 0);
+}
+
+/* update.task(box, lo, hi): the sn_task_fn the pool calls on each thread */
+static LLVMValueRef emit_update_task(emitter *e, LLVMValueRef kf) {
+  LLVMTypeRef pt[3] = {e->ptr, e->i64, e->i64};
+  LLVMValueRef fn = LLVMAddFunction(e->mod, "update.task", LLVMFunctionType(e->voidt, pt, 3, 0));
+  LLVMSetLinkage(fn, LLVMInternalLinkage);
+  set_attrs(e, fn);
+  LLVMBuilderRef b = LLVMCreateBuilderInContext(e->ctx);
+  LLVMPositionBuilderAtEnd(b, LLVMAppendBasicBlockInContext(e->ctx, fn, "entry"));
+  LLVMTypeRef at = update_args_type(e);
+  LLVMValueRef box = LLVMGetParam(fn, 0), a[UPDATE_ARGS];
+  a[0] = LLVMGetParam(fn, 1);
+  a[1] = LLVMGetParam(fn, 2);
+  for (unsigned i = 2; i < UPDATE_ARGS; i++)
+    a[i] = LLVMBuildLoad2(b, LLVMStructGetTypeAtIndex(at, i), LLVMBuildStructGEP2(b, at, box, i, ""), "");
+  LLVMBuildCall2(b, update_kernel_type(e), kf, a, UPDATE_ARGS, "");
+  LLVMBuildRetVoid(b);
+  LLVMDisposeBuilder(b);
+  return fn;
+}
+
 static void emit_update(emitter *e) {
   const sn_graph *g = e->g;
   LLVMValueRef kf = emit_update_kernel(e);
@@ -1158,10 +1343,25 @@ static void emit_update(emitter *e) {
   LLVMTypeRef i8 = LLVMInt8TypeInContext(e->ctx);
   LLVMValueRef off = ci(e, g->param_count * es);
   LLVMValueRef s1 = LLVMBuildInBoundsGEP2(b, i8, sc.field[A_OPT], &off, 1, "");
-  LLVMValueRef args[7] = {sc.field[A_PARAMS], sc.field[A_GRADS], sc.field[A_OPT], s1, alpha, lr, gscale};
-  LLVMTypeRef pt[7] = {e->ptr, e->ptr, e->ptr, e->ptr, e->ft, e->ft, e->ft};
+  LLVMValueRef args[UPDATE_ARGS] = {ci(e, 0), ci(e, g->param_count), sc.field[A_PARAMS], sc.field[A_GRADS],
+                                    sc.field[A_OPT], s1, alpha, lr, gscale};
   LLVMValueRef t0 = prof_start(e);
-  LLVMBuildCall2(b, LLVMFunctionType(e->voidt, pt, 7, 0), kf, args, 7, "");
+  if (e->cg->par) {
+    /* the pool runs update.k on a range per thread: sn_par_for(update.task, &args, count, grain) */
+    LLVMValueRef task = emit_update_task(e, kf);
+    LLVMTypeRef at = update_args_type(e);
+    LLVMValueRef box = LLVMBuildAlloca(b, at, "update.args");
+    for (unsigned i = 2; i < UPDATE_ARGS; i++)
+      LLVMBuildStore(b, args[i], LLVMBuildStructGEP2(b, at, box, i, ""));
+    LLVMTypeRef pt[4] = {e->ptr, e->ptr, e->i64, e->i64};
+    LLVMTypeRef fty = LLVMFunctionType(e->voidt, pt, 4, 0);
+    LLVMValueRef fn = LLVMGetNamedFunction(e->mod, "sn_par_for");
+    if (!fn) fn = LLVMAddFunction(e->mod, "sn_par_for", fty);
+    LLVMValueRef a[4] = {task, box, ci(e, g->param_count), ci(e, 256)};
+    LLVMBuildCall2(b, fty, fn, a, 4, "");
+  } else {
+    LLVMBuildCall2(b, update_kernel_type(e), kf, args, UPDATE_ARGS, "");
+  }
   prof_stop(e, e->prof_base, t0);
   LLVMBuildRetVoid(b);
 }
@@ -1175,7 +1375,13 @@ static void emit_train(emitter *e) {
   LLVMBuildRetVoid(e->b);
 }
 
-LLVMModuleRef sn_emit_module(sn_codegen *cg, const sn_plan *p) {
+/* A step function of another module of the program, resolved when the objects are
+ * linked. */
+static void declare_step(emitter *e, const char *name) {
+  if (!LLVMGetNamedFunction(e->mod, name)) LLVMAddFunction(e->mod, name, LLVMFunctionType(e->voidt, &e->ptr, 1, 0));
+}
+
+LLVMModuleRef sn_emit_module(sn_codegen *cg, const sn_plan *p, unsigned parts, sn_kernels *shared) {
   emitter e = {.cg = cg, .ctx = cg->ctx, .g = p->g, .p = p};
   e.mod = LLVMModuleCreateWithNameInContext("specnet", cg->ctx);
   LLVMSetTarget(e.mod, cg->triple);
@@ -1204,17 +1410,25 @@ LLVMModuleRef sn_emit_module(sn_codegen *cg, const sn_plan *p) {
   int total = 1; /* the update */
   for (int s = 0; s < SN_STEP_COUNT; s++) total += p->steps[s].n_kernels;
   if (cg->profile) {
+    /* one table for the program: the module with the update defines it, the
+     * others refer to it; all number kernels the same way */
     LLVMTypeRef t = LLVMArrayType2(e.i64, (uint64_t)(2 * total));
     e.prof = LLVMAddGlobal(e.mod, t, SN_PROFILE_SYM);
-    LLVMSetInitializer(e.prof, LLVMConstNull(t));
+    if (parts & SN_EMIT_UPDATE) LLVMSetInitializer(e.prof, LLVMConstNull(t));
   }
+  sn_kernels *ks = shared ? shared : sn_kernels_new();
   for (int s = 0; s < SN_STEP_COUNT; s++) {
-    emit_step(&e, s);
+    if (parts & (1u << s)) emit_step(&e, s, ks);
     e.prof_base += p->steps[s].n_kernels;
   }
+  if (!shared) sn_kernels_free(ks);
   e.g = p->g;
-  emit_update(&e);
-  emit_train(&e);
+  if (parts & SN_EMIT_UPDATE) emit_update(&e);
+  if (parts & SN_EMIT_TRAIN) {
+    declare_step(&e, SN_FN_GRAD);
+    declare_step(&e, SN_FN_UPDATE);
+    emit_train(&e);
+  }
   free(e.ref);
   free(e.row_memo);
   free(e.elem_memo);

@@ -13,6 +13,7 @@
 #include <llvm-c/Transforms/PassBuilder.h>
 
 #include "codegen.h"
+#include "specnet/runtime.h"
 
 static int take_error(LLVMErrorRef e, char *err, size_t len) {
   if (!e) return 0;
@@ -22,13 +23,8 @@ static int take_error(LLVMErrorRef e, char *err, size_t len) {
   return -1;
 }
 
-static int codegen_init(sn_codegen *cg, const char *cpu, char *err, size_t len) {
-  memset(cg, 0, sizeof *cg);
-  LLVMInitializeNativeTarget();
-  LLVMInitializeNativeAsmPrinter();
-  cg->triple = LLVMGetDefaultTargetTriple();
-  cg->cpu = cpu ? LLVMCreateMessage(cpu) : LLVMGetHostCPUName();
-  cg->features = cpu ? LLVMCreateMessage("") : LLVMGetHostCPUFeatures();
+/* The target machine and a fresh context for cg's triple, CPU and features. */
+static int make_tm(sn_codegen *cg, char *err, size_t len) {
   LLVMTargetRef target;
   char *msg = NULL;
   if (LLVMGetTargetFromTriple(cg->triple, &target, &msg)) {
@@ -43,6 +39,17 @@ static int codegen_init(sn_codegen *cg, const char *cpu, char *err, size_t len) 
   return 0;
 }
 
+static int codegen_init(sn_codegen *cg, const char *cpu, char *err, size_t len) {
+  memset(cg, 0, sizeof *cg);
+  cg->par = true; /* only the --lib archive turns the pool off */
+  LLVMInitializeNativeTarget();
+  LLVMInitializeNativeAsmPrinter();
+  cg->triple = LLVMGetDefaultTargetTriple();
+  cg->cpu = cpu ? LLVMCreateMessage(cpu) : LLVMGetHostCPUName();
+  cg->features = cpu ? LLVMCreateMessage("") : LLVMGetHostCPUFeatures();
+  return make_tm(cg, err, len);
+}
+
 int sn_codegen_init(sn_codegen *cg, char *err, size_t len) { return codegen_init(cg, NULL, err, len); }
 
 int sn_codegen_init_cpu(sn_codegen *cg, const char *cpu, char *err, size_t len) {
@@ -54,14 +61,23 @@ int sn_codegen_init_cpu(sn_codegen *cg, const char *cpu, char *err, size_t len) 
   return codegen_init(cg, cpu, err, len);
 }
 
+int sn_codegen_clone(const sn_codegen *cg, sn_codegen *out, char *err, size_t len) {
+  memset(out, 0, sizeof *out);
+  out->triple = LLVMCreateMessage(cg->triple);
+  out->cpu = LLVMCreateMessage(cg->cpu);
+  out->features = LLVMCreateMessage(cg->features);
+  out->profile = cg->profile;
+  out->par = cg->par;
+  return make_tm(out, err, len);
+}
+
 int sn_module_object(sn_codegen *cg, LLVMModuleRef m, char **data, size_t *size, char *err, size_t len) {
-  LLVMModuleRef clone = LLVMCloneModule(m); /* emitting mutates the module */
+  /* no clone: every caller disposes m next, and a clone costs milliseconds */
   LLVMMemoryBufferRef buf = NULL;
   char *msg = NULL;
-  if (LLVMTargetMachineEmitToMemoryBuffer(cg->tm, clone, LLVMObjectFile, &msg, &buf)) {
+  if (LLVMTargetMachineEmitToMemoryBuffer(cg->tm, m, LLVMObjectFile, &msg, &buf)) {
     snprintf(err, len, "%s", msg ? msg : "object output failed");
     LLVMDisposeMessage(msg);
-    LLVMDisposeModule(clone);
     return -1;
   }
   *size = LLVMGetBufferSize(buf);
@@ -69,7 +85,6 @@ int sn_module_object(sn_codegen *cg, LLVMModuleRef m, char **data, size_t *size,
   if (!*data) abort();
   memcpy(*data, LLVMGetBufferStart(buf), *size);
   LLVMDisposeMemoryBuffer(buf);
-  LLVMDisposeModule(clone);
   return 0;
 }
 
@@ -126,6 +141,8 @@ static int define_externals(sn_jit *j, char *err, size_t len) {
   /* everything generated code may call, by address */
   extern_sym syms[] = {
       {"cblas_sgemm", (void *)cblas_sgemm}, {"cblas_dgemm", (void *)cblas_dgemm},
+      {"sn_par_sgemm", (void *)sn_par_sgemm}, {"sn_par_dgemm", (void *)sn_par_dgemm},
+      {"sn_par_for", (void *)sn_par_for},
       {"expf", (void *)expf},   {"exp", (void *)exp},     {"logf", (void *)logf},
       {"log", (void *)log},     {"tanhf", (void *)tanhf}, {"tanh", (void *)tanh},
       {"powf", (void *)powf},   {"pow", (void *)pow},     {"sqrtf", (void *)sqrtf},
@@ -146,7 +163,8 @@ static int define_externals(sn_jit *j, char *err, size_t len) {
   return take_error(LLVMOrcJITDylibDefine(jd, mu), err, len);
 }
 
-sn_jit *sn_jit_create_object(sn_codegen *cg, const char *obj, size_t size, char *err, size_t len) {
+sn_jit *sn_jit_create_object(sn_codegen *cg, int n, const char *const *obj, const size_t *size, char *err,
+                             size_t len) {
   sn_jit *j = calloc(1, sizeof *j);
   if (!j) abort();
   LLVMOrcJITTargetMachineBuilderRef jtmb = NULL;
@@ -155,8 +173,13 @@ sn_jit *sn_jit_create_object(sn_codegen *cg, const char *obj, size_t size, char 
   LLVMOrcLLJITBuilderSetJITTargetMachineBuilder(jb, jtmb);
   if (take_error(LLVMOrcCreateLLJIT(&j->jit, jb), err, len)) goto fail;
   if (define_externals(j, err, len)) goto fail;
-  LLVMMemoryBufferRef buf = LLVMCreateMemoryBufferWithMemoryRangeCopy(obj, size, "specnet.o");
-  if (take_error(LLVMOrcLLJITAddObjectFile(j->jit, LLVMOrcLLJITGetMainJITDylib(j->jit), buf), err, len)) goto fail;
+  /* one dylib: symbols resolve across the objects */
+  for (int i = 0; i < n; i++) {
+    char name[32];
+    snprintf(name, sizeof name, "specnet.%d.o", i);
+    LLVMMemoryBufferRef buf = LLVMCreateMemoryBufferWithMemoryRangeCopy(obj[i], size[i], name);
+    if (take_error(LLVMOrcLLJITAddObjectFile(j->jit, LLVMOrcLLJITGetMainJITDylib(j->jit), buf), err, len)) goto fail;
+  }
   return j;
 fail:
   sn_jit_free(j);

@@ -1,8 +1,7 @@
-/* Small runtime services every other file leans on: the error helper (sn_fail), a
- * monotonic clock (sn_now) and the OpenBLAS thread count (sn_set_threads). */
+/* Small runtime services every other file leans on: the error helper (sn_fail) and a
+ * monotonic clock (sn_now). */
 #include "specnet/runtime.h"
 
-#include <cblas.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -28,8 +27,4 @@ double sn_now(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-void sn_set_threads(int n) {
-  if (n > 0) openblas_set_num_threads(n);
 }

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# The compile cache: a second compile of the same spec uses the cached object (and
-# says so), gives identical results, and a corrupted entry is detected and rebuilt
-# rather than trusted; --no-cache neither reads nor writes it; a different spec or
-# dtype gets its own entry.
+# The compile cache: a second compile of the same spec uses the cached objects (and
+# says so), gives identical results, and a corrupted entry (anywhere in it) is
+# detected and rebuilt rather than trusted; --no-cache neither reads nor writes it;
+# a different spec or dtype gets its own entry.
 set -uo pipefail
 specnet=$1
 tmp=$(mktemp -d)
@@ -30,6 +30,10 @@ fourth=$(run d)
 check "the rebuilt entry is a hit again" grep -q "from the cache" <<<"$fourth"
 head -c 100 "$entry" >"$entry.cut" && mv "$entry.cut" "$entry"
 check "a truncated entry is rebuilt" bash -c '! grep -q "from the cache" <<<"$1"' _ "$(run e)"
+# an entry holds every object of the program (one per module compiled in
+# parallel); damage to the last one is caught as well
+printf '\x5a\x5a\x5a\x5a' | dd of="$entry" bs=1 seek=$(($(stat -c %s "$entry") - 40)) conv=notrunc status=none
+check "a corrupted last object is not used" bash -c '! grep -q "from the cache" <<<"$1"' _ "$(run e2)"
 rm -rf "$SPECNET_CACHE_DIR"
 run f --no-cache >/dev/null
 check "--no-cache writes nothing" test ! -e "$SPECNET_CACHE_DIR"

@@ -25,7 +25,20 @@ check "eval_step: 3 GEMMs and 3 kernels" test "$(grep -cE '^  (gemm|kernel)' <<<
 check "eval_step computes no gradient" bash -c '! grep -q "relu_grad\|colsum\|onehot" <<<"$1"' _ "$eval_"
 
 llvm=$("$specnet" emit "$spec" --what llvm) || { echo "FAIL: emit --what llvm"; exit 1; }
-check "one function per fused kernel" test "$(grep -c '^define internal fastcc void @grad_step.k' <<<"$llvm")" -eq 5
+# identical kernels are one function: grad_step's 5 fused kernels are bias+relu and
+# relu_grad+colsum twice each, and the loss kernel; eval and predict call grad_step's
+# bias+relu rather than copies of it
+check "grad_step's 5 fused kernels are 3 distinct functions" \
+  test "$(grep -c '^define internal fastcc void @grad_step.k' <<<"$llvm")" -eq 3
+check "the plan still has 5 fused kernels in grad_step" test "$(grep -c '^  kernel' <<<"$grad")" -eq 5
+gradfn=$(sed -n '/^define void @sn_grad_step(/,/^}/p' <<<"$llvm")
+check "sn_grad_step calls a kernel function for each of its 5 fused kernels" \
+  test "$(grep -c 'call fastcc void @grad_step\.k' <<<"$gradfn")" -eq 5
+evalfn=$(sed -n '/^define void @sn_eval_step(/,/^}/p' <<<"$llvm")
+check "eval_step calls grad_step's bias+relu kernel for both hidden layers" \
+  test "$(grep -c 'call fastcc void @grad_step\.k1(' <<<"$evalfn")" -eq 2
+check "eval_step and predict have no copies of it" \
+  bash -c '! grep -qE "^define .*@(eval_step|predict)\.k[13]\(" <<<"$1"' _ "$llvm"
 check "the Adam update is one kernel over the flat buffer" grep -q '^define internal fastcc void @update.k' <<<"$llvm"
 if grep -q avx2 /proc/cpuinfo; then
   k1=$(sed -n '/^define internal fastcc void @grad_step.k1(/,/^}/p' <<<"$llvm")

@@ -411,8 +411,21 @@ void sn_data_free(sn_data *d);
 /* Creates a folder and its parents (mkdir -p); -1 with errno set on failure. */
 int sn_mkdirs(const char *path);
 
-/* Sets OpenBLAS threads (0 = leave the default). */
+/* The thread pool (pool.c) that runs the GEMMs and the optimizer update of a
+ * step. sn_set_threads sets its threads, the caller's included (OpenBLAS then runs
+ * one thread inside each); call it between steps, not during one. Until it is
+ * called the pool takes SPECNET_NUM_THREADS, OPENBLAS_NUM_THREADS or
+ * OMP_NUM_THREADS, else the CPUs this process may run on. */
 void sn_set_threads(int n);
+int sn_threads(void);
+typedef void (*sn_task_fn)(void *ctx, int64_t lo, int64_t hi);
+/* fn(ctx, lo, hi) over [0, count) in one part per thread, parts rounded to grain */
+void sn_par_for(sn_task_fn fn, void *ctx, int64_t count, int64_t grain);
+/* C = op(A) op(B), row-major, alpha 1, beta 0; ta, tb: CblasNoTrans or CblasTrans */
+void sn_par_sgemm(int ta, int tb, int M, int N, int K, const float *A, int lda, const float *B, int ldb,
+                  float *C, int ldc);
+void sn_par_dgemm(int ta, int tb, int M, int N, int K, const double *A, int lda, const double *B, int ldb,
+                  double *C, int ldc);
 double sn_now(void); /* monotonic seconds */
 
 /* ---------------------------------------------------------------------------

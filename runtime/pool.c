@@ -1,0 +1,289 @@
+/* The thread pool every parallel part of a training step runs on: the GEMMs
+ * (sn_par_sgemm / sn_par_dgemm, called by generated code) and the optimizer
+ * update (sn_par_for). One pool owns the cores: OpenBLAS runs one thread inside
+ * each of our threads, never its own pool beside ours (two pools spinning on the
+ * same cores slow a step down several times).
+ *
+ * A job is a range [0, count) cut into contiguous parts rounded to `grain`. The
+ * parts are claimed, not assigned: the caller and every worker take the next
+ * unclaimed part until none is left, so a worker the OS has not scheduled yet
+ * costs nothing but its part. Workers wait for the next job spinning (a step
+ * issues one every few microseconds), then asleep on a futex, so an idle pool
+ * costs nothing. Dispatch takes no lock and allocates nothing. A job started from
+ * inside a job, or while another thread's job runs, runs serially on the calling
+ * thread. */
+#define _GNU_SOURCE
+#include "specnet/runtime.h"
+
+#include <cblas.h>
+#include <limits.h>
+#include <linux/futex.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+enum { MAX_THREADS = 256 };
+/* A worker spins this long for the next job, then sleeps. Generous, because in a
+ * virtual machine waking a sleeping thread can cost a hundred microseconds. */
+#define SPIN_SECONDS 2e-3
+enum { PARTS_PER_THREAD = 4 }; /* sn_par_for: a stalled thread holds up 1/4 of its share */
+
+static struct pool {
+  int n;                   /* threads, the caller's included */
+  int started;             /* workers running */
+  bool configured;
+  pthread_t th[MAX_THREADS];
+  uint32_t job;            /* id of the last job (the dispatching thread's counter) */
+  _Atomic uint32_t gen;    /* futex word: the id of the job to wake up for */
+  uint32_t gen0;           /* gen when the workers were started */
+  /* parts are claimed, not assigned: job id << 32 | parts << 16 | next part. A
+   * worker that wakes late finds them taken by the caller, so a busy machine
+   * (other processes on our cores) degrades to serial speed, not to waiting. */
+  _Atomic uint64_t claim;
+  _Atomic int done;        /* parts finished */
+  _Atomic int sleepers;
+  _Atomic int busy;        /* a job is in flight */
+  _Atomic int stop;
+  /* the current job: written before claim is published, constant until done */
+  sn_task_fn fn;
+  void *ctx;
+  int64_t count, grain;
+  int parts;
+} P = {.n = 1};
+
+static _Thread_local bool in_job;
+static pthread_once_t once = PTHREAD_ONCE_INIT;
+
+static inline void relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#endif
+}
+
+static void futex_wait(_Atomic uint32_t *w, uint32_t v) {
+  syscall(SYS_futex, (uint32_t *)w, FUTEX_WAIT_PRIVATE, v, NULL, NULL, 0);
+}
+
+static void futex_wake_all(_Atomic uint32_t *w) {
+  syscall(SYS_futex, (uint32_t *)w, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
+}
+
+/* Claims the next part of job `job`, or -1 when none is left (or the job is over). */
+static int claim_part(uint32_t job) {
+  uint64_t c = atomic_load_explicit(&P.claim, memory_order_acquire);
+  for (;;) {
+    uint32_t next = (uint32_t)c & 0xffff, parts = (uint32_t)(c >> 16) & 0xffff;
+    if ((uint32_t)(c >> 32) != job || next >= parts) return -1;
+    if (atomic_compare_exchange_weak_explicit(&P.claim, &c, c + 1, memory_order_acq_rel,
+                                              memory_order_acquire))
+      return (int)next;
+  }
+}
+
+static void run_parts(uint32_t job) {
+  int i;
+  while ((i = claim_part(job)) >= 0) {
+    int64_t units = (P.count + P.grain - 1) / P.grain;
+    int64_t lo = units * i / P.parts * P.grain, hi = units * (i + 1) / P.parts * P.grain;
+    if (hi > P.count) hi = P.count;
+    if (lo < hi) P.fn(P.ctx, lo, hi);
+    atomic_fetch_add_explicit(&P.done, 1, memory_order_release);
+  }
+}
+
+static void *worker(void *arg) {
+  (void)arg;
+  in_job = true;
+  uint32_t seen = P.gen0; /* not P.gen: the first job may have been posted already */
+  for (;;) {
+    uint32_t g;
+    long spins = 0;
+    double t0 = 0;
+    while ((g = atomic_load_explicit(&P.gen, memory_order_acquire)) == seen) {
+      relax();
+      if (++spins % 64) continue;
+      if (t0 == 0) t0 = sn_now();
+      else if (sn_now() - t0 > SPIN_SECONDS) {
+        atomic_fetch_add(&P.sleepers, 1);
+        futex_wait(&P.gen, seen); /* returns at once if gen moved on meanwhile */
+        atomic_fetch_sub(&P.sleepers, 1);
+        t0 = 0;
+      }
+    }
+    seen = g;
+    if (atomic_load_explicit(&P.stop, memory_order_acquire)) return NULL;
+    run_parts(g);
+  }
+}
+
+static void stop_workers(void) {
+  if (!P.started) return;
+  atomic_store(&P.stop, 1);
+  atomic_fetch_add(&P.gen, 1);
+  futex_wake_all(&P.gen);
+  for (int i = 0; i < P.started; i++) pthread_join(P.th[i], NULL);
+  P.started = 0;
+  P.job = atomic_load(&P.gen);
+  atomic_store(&P.stop, 0);
+}
+
+/* A forked child has none of the parent's threads: start afresh when needed. */
+static void after_fork_child(void) {
+  P.started = 0;
+  atomic_store(&P.sleepers, 0);
+  atomic_store(&P.busy, 0);
+  atomic_store(&P.stop, 0);
+}
+
+static void at_exit(void) { stop_workers(); }
+
+static int default_threads(void) {
+  const char *env[] = {"SPECNET_NUM_THREADS", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS"};
+  for (size_t i = 0; i < sizeof env / sizeof *env; i++) {
+    const char *v = getenv(env[i]);
+    if (v && atoi(v) > 0) return atoi(v);
+  }
+  cpu_set_t set;
+  if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0) return CPU_COUNT(&set);
+  long n = sysconf(_SC_NPROCESSORS_ONLN);
+  return n > 0 ? (int)n : 1;
+}
+
+static void init_once(void) {
+  pthread_atfork(NULL, NULL, after_fork_child);
+  atexit(at_exit);
+}
+
+void sn_set_threads(int n) {
+  pthread_once(&once, init_once);
+  if (n < 1) n = 1;
+  if (n > MAX_THREADS) n = MAX_THREADS;
+  if (P.started) stop_workers();
+  P.n = n;
+  P.configured = true;
+  /* OpenBLAS runs inside our threads; its own would compete with them */
+  openblas_set_num_threads(1);
+}
+
+int sn_threads(void) {
+  if (!P.configured) sn_set_threads(default_threads());
+  return P.n;
+}
+
+static bool start_workers(void) {
+  P.gen0 = atomic_load(&P.gen);
+  while (P.started < P.n - 1) {
+    if (pthread_create(&P.th[P.started], NULL, worker, NULL)) break;
+    P.started++;
+  }
+  return P.started > 0;
+}
+
+static void par_run(sn_task_fn fn, void *ctx, int64_t count, int64_t grain, int max_parts) {
+  if (count <= 0) return;
+  if (grain < 1) grain = 1;
+  int n = sn_threads();
+  int64_t units = (count + grain - 1) / grain;
+  int parts = units < max_parts ? (int)units : max_parts;
+  /* serial: one thread, one part, nested, or another thread's job in flight */
+  if (parts > 0xffff) parts = 0xffff;
+  if (parts < 2 || n < 2 || in_job || atomic_exchange_explicit(&P.busy, 1, memory_order_acquire)) {
+    fn(ctx, 0, count);
+    return;
+  }
+  if (P.started < P.n - 1 && !start_workers()) {
+    atomic_store_explicit(&P.busy, 0, memory_order_release);
+    fn(ctx, 0, count);
+    return;
+  }
+  P.fn = fn;
+  P.ctx = ctx;
+  P.count = count;
+  P.grain = grain;
+  P.parts = parts;
+  atomic_store_explicit(&P.done, 0, memory_order_relaxed);
+  uint32_t job = ++P.job;
+  atomic_store_explicit(&P.claim, (uint64_t)job << 32 | (uint64_t)parts << 16, memory_order_release);
+  atomic_store(&P.gen, job); /* seq_cst: ordered before the sleepers check */
+  if (atomic_load(&P.sleepers)) futex_wake_all(&P.gen);
+  in_job = true;
+  run_parts(job);
+  in_job = false;
+  /* parts a worker claimed and is still running */
+  long spins = 0;
+  while (atomic_load_explicit(&P.done, memory_order_acquire) < parts) {
+    if (++spins < 20000) relax();
+    else sched_yield();
+  }
+  atomic_store_explicit(&P.busy, 0, memory_order_release);
+}
+
+void sn_par_for(sn_task_fn fn, void *ctx, int64_t count, int64_t grain) {
+  int n = sn_threads();
+  par_run(fn, ctx, count, grain, n > 1 ? n * PARTS_PER_THREAD : 1);
+}
+
+/* ---------------------------------------------------------------------------
+ * GEMMs: C = A' B' (row-major, alpha 1, beta 0) cut along the longer of M and N
+ * into blocks of 16 (a multiple of OpenBLAS's register tiles); each thread calls
+ * the single-threaded OpenBLAS on its block. Small products stay on the caller:
+ * below about 128 K multiply-adds a dispatch costs more than it saves. */
+
+typedef struct gemm_job {
+  bool dbl, ta, tb, split_n;
+  int M, N, K, lda, ldb, ldc;
+  const char *A, *B;
+  char *C;
+} gemm_job;
+
+static void gemm_part(void *ctx, int64_t lo, int64_t hi) {
+  const gemm_job *j = ctx;
+  size_t es = j->dbl ? 8 : 4;
+  const char *A = j->A, *B = j->B;
+  char *C = j->C;
+  int M = j->M, N = j->N;
+  if (j->split_n) { /* columns lo..hi of C and of op(B) */
+    B += (size_t)lo * (j->tb ? (size_t)j->ldb : 1) * es;
+    C += (size_t)lo * es;
+    N = (int)(hi - lo);
+  } else { /* rows lo..hi of C and of op(A) */
+    A += (size_t)lo * (j->ta ? 1 : (size_t)j->lda) * es;
+    C += (size_t)lo * (size_t)j->ldc * es;
+    M = (int)(hi - lo);
+  }
+  enum CBLAS_TRANSPOSE ta = j->ta ? CblasTrans : CblasNoTrans, tb = j->tb ? CblasTrans : CblasNoTrans;
+  if (j->dbl)
+    cblas_dgemm(CblasRowMajor, ta, tb, M, N, j->K, 1.0, (const double *)A, j->lda, (const double *)B, j->ldb,
+                0.0, (double *)C, j->ldc);
+  else
+    cblas_sgemm(CblasRowMajor, ta, tb, M, N, j->K, 1.0f, (const float *)A, j->lda, (const float *)B, j->ldb,
+                0.0f, (float *)C, j->ldc);
+}
+
+static void par_gemm(bool dbl, int ta, int tb, int M, int N, int K, const void *A, int lda, const void *B,
+                     int ldb, void *C, int ldc) {
+  gemm_job j = {dbl, ta == CblasTrans, tb == CblasTrans, N >= M, M, N, K, lda, ldb, ldc, A, B, C};
+  int64_t span = j.split_n ? N : M;
+  if ((int64_t)M * N * K < 131072 || span < 32) {
+    gemm_part(&j, 0, span);
+    return;
+  }
+  /* one part per thread: smaller products lose more to OpenBLAS's per-call
+   * packing than a stalled thread costs, except for the largest */
+  int n = sn_threads();
+  par_run(gemm_part, &j, span, 16, (int64_t)M * N * K >= (4 << 20) ? 2 * n : n);
+}
+
+void sn_par_sgemm(int ta, int tb, int M, int N, int K, const float *A, int lda, const float *B, int ldb,
+                  float *C, int ldc) {
+  par_gemm(false, ta, tb, M, N, K, A, lda, B, ldb, C, ldc);
+}
+
+void sn_par_dgemm(int ta, int tb, int M, int N, int K, const double *A, int lda, const double *B, int ldb,
+                  double *C, int ldc) {
+  par_gemm(true, ta, tb, M, N, K, A, lda, B, ldb, C, ldc);
+}

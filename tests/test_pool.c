@@ -1,0 +1,174 @@
+/* The thread pool (runtime/pool.c): every index of a sn_par_for range is visited
+ * exactly once, in parts aligned to the grain, for 1 to 4 threads; parts really
+ * run at the same time; nested jobs and jobs after fork() complete; and
+ * sn_par_sgemm / sn_par_dgemm, cut into blocks, equal one whole cblas call for
+ * every transposition and for shapes that do not divide evenly. */
+#include <cblas.h>
+#include <math.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "specnet/runtime.h"
+
+static int failures = 0;
+#define CHECK(cond, ...)                                                                           \
+  do {                                                                                             \
+    if (!(cond)) {                                                                                 \
+      printf("%s:%d: FAIL: ", __FILE__, __LINE__);                                                 \
+      printf(__VA_ARGS__);                                                                         \
+      printf("\n");                                                                                \
+      failures++;                                                                                  \
+    }                                                                                              \
+  } while (0)
+
+typedef struct cover {
+  _Atomic int *hits;
+  int64_t count, grain;
+  _Atomic int misaligned, nested;
+  bool nest;
+} cover;
+
+static void mark(void *ctx, int64_t lo, int64_t hi) {
+  cover *c = ctx;
+  if (lo % c->grain || (hi % c->grain && hi != c->count) || lo >= hi || hi > c->count) atomic_fetch_add(&c->misaligned, 1);
+  if (c->nest) { /* a job inside a job runs serially on this thread */
+    cover inner = {.hits = c->hits + lo, .count = hi - lo, .grain = 1};
+    sn_par_for(mark, &inner, hi - lo, 1);
+    atomic_fetch_add(&c->nested, 1);
+    return;
+  }
+  for (int64_t i = lo; i < hi; i++) atomic_fetch_add(&c->hits[i], 1);
+}
+
+static void test_cover(void) {
+  const int64_t counts[] = {1, 2, 5, 255, 256, 257, 1000, 100003};
+  const int64_t grains[] = {1, 16, 256};
+  for (int t = 1; t <= 4; t++) {
+    sn_set_threads(t);
+    CHECK(sn_threads() == t, "sn_threads() = %d after sn_set_threads(%d)", sn_threads(), t);
+    for (size_t ci = 0; ci < sizeof counts / sizeof *counts; ci++)
+      for (size_t gi = 0; gi < sizeof grains / sizeof *grains; gi++)
+        for (int nest = 0; nest < 2; nest++) {
+          int64_t n = counts[ci];
+          cover c = {.hits = calloc((size_t)n, sizeof(_Atomic int)), .count = n, .grain = grains[gi], .nest = nest};
+          for (int rep = 0; rep < 3; rep++) sn_par_for(mark, &c, n, c.grain);
+          int bad = 0;
+          for (int64_t i = 0; i < n; i++) bad += c.hits[i] != 3;
+          CHECK(!bad, "threads %d count %lld grain %lld nested %d: %d indices not visited exactly once per job", t,
+                (long long)n, (long long)c.grain, nest, bad);
+          CHECK(!c.misaligned, "threads %d count %lld grain %lld: %d parts off the grain", t, (long long)n,
+                (long long)c.grain, (int)c.misaligned);
+          free((void *)c.hits);
+        }
+  }
+}
+
+/* Two parts that each wait for the other to start: passes only if two threads
+ * run them at once (each gives up after 10 s, so a broken pool fails, not hangs). */
+typedef struct meet {
+  _Atomic int entered, met;
+} meet;
+
+static void rendezvous(void *ctx, int64_t lo, int64_t hi) {
+  (void)lo, (void)hi;
+  meet *m = ctx;
+  atomic_fetch_add(&m->entered, 1);
+  double t0 = sn_now();
+  while (atomic_load(&m->entered) < 2 && sn_now() - t0 < 10) {
+  }
+  if (atomic_load(&m->entered) >= 2) atomic_fetch_add(&m->met, 1);
+}
+
+static void test_concurrent(void) {
+  sn_set_threads(2);
+  for (int rep = 0; rep < 5; rep++) {
+    meet m = {0};
+    sn_par_for(rendezvous, &m, 2, 1);
+    CHECK(m.met == 2, "2 threads: the two parts did not run at the same time (met %d)", (int)m.met);
+  }
+}
+
+/* fork() after the workers started: the child has no workers until it starts its own. */
+static void test_fork(void) {
+  sn_set_threads(2);
+  cover c = {.hits = calloc(1000, sizeof(_Atomic int)), .count = 1000, .grain = 1};
+  sn_par_for(mark, &c, 1000, 1);
+  fflush(stdout);
+  pid_t pid = fork();
+  if (pid == 0) {
+    alarm(20);
+    cover d = {.hits = calloc(1000, sizeof(_Atomic int)), .count = 1000, .grain = 1};
+    meet m = {0};
+    sn_par_for(mark, &d, 1000, 1);
+    sn_par_for(rendezvous, &m, 2, 1);
+    int bad = 0;
+    for (int i = 0; i < 1000; i++) bad += d.hits[i] != 1;
+    free((void *)d.hits);
+    _exit(bad || m.met != 2 ? 1 : 0);
+  }
+  int status = 0;
+  waitpid(pid, &status, 0);
+  CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0, "pool in a forked child: status %d", status);
+  free((void *)c.hits);
+}
+
+static double urand(unsigned *s) {
+  *s = *s * 1103515245u + 12345u;
+  return (double)(*s >> 8) / 16777216.0 - 0.5;
+}
+
+static void test_gemm(void) {
+  const int shapes[][3] = {{32, 128, 784}, {128, 784, 32}, {100, 37, 53}, {7, 300, 64}, {300, 7, 64},
+                           {64, 64, 64},   {2000, 9, 16},  {33, 65, 1}};
+  unsigned seed = 7;
+  for (int t = 1; t <= 3; t += 1) {
+    sn_set_threads(t);
+    for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++)
+      for (int ta = 0; ta < 2; ta++)
+        for (int tb = 0; tb < 2; tb++) {
+          int M = shapes[s][0], N = shapes[s][1], K = shapes[s][2];
+          int lda = ta ? M : K, ldb = tb ? K : N;
+          size_t na = (size_t)M * K, nb = (size_t)K * N, nc = (size_t)M * N;
+          float *A = malloc(na * 4), *B = malloc(nb * 4), *C = malloc(nc * 4), *R = malloc(nc * 4);
+          double *Ad = malloc(na * 8), *Bd = malloc(nb * 8), *Cd = malloc(nc * 8), *Rd = malloc(nc * 8);
+          for (size_t i = 0; i < na; i++) Ad[i] = A[i] = (float)urand(&seed);
+          for (size_t i = 0; i < nb; i++) Bd[i] = B[i] = (float)urand(&seed);
+          int cta = ta ? CblasTrans : CblasNoTrans, ctb = tb ? CblasTrans : CblasNoTrans;
+          openblas_set_num_threads(1);
+          cblas_sgemm(CblasRowMajor, cta, ctb, M, N, K, 1, A, lda, B, ldb, 0, R, N);
+          cblas_dgemm(CblasRowMajor, cta, ctb, M, N, K, 1, Ad, lda, Bd, ldb, 0, Rd, N);
+          memset(C, 0xff, nc * 4); /* NaNs: every element must be written */
+          memset(Cd, 0xff, nc * 8);
+          sn_par_sgemm(cta, ctb, M, N, K, A, lda, B, ldb, C, N);
+          sn_par_dgemm(cta, ctb, M, N, K, Ad, lda, Bd, ldb, Cd, N);
+          double es = 0, ed = 0;
+          for (size_t i = 0; i < nc; i++) {
+            double d1 = fabs((double)C[i] - R[i]), d2 = fabs(Cd[i] - Rd[i]);
+            es = isnan(d1) || d1 > es ? (isnan(d1) ? INFINITY : d1) : es;
+            ed = isnan(d2) || d2 > ed ? (isnan(d2) ? INFINITY : d2) : ed;
+          }
+          /* the same products summed in the same order per element: expect equality,
+           * allow a rounding or two in case a block edge picks another micro-kernel */
+          CHECK(es <= 1e-5 * sqrt(K), "sgemm %dx%dx%d ta %d tb %d threads %d: max diff %g", M, N, K, ta, tb, t, es);
+          CHECK(ed <= 1e-13 * sqrt(K), "dgemm %dx%dx%d ta %d tb %d threads %d: max diff %g", M, N, K, ta, tb, t, ed);
+          free(A), free(B), free(C), free(R), free(Ad), free(Bd), free(Cd), free(Rd);
+        }
+  }
+}
+
+int main(void) {
+  test_cover();
+  test_concurrent();
+  test_fork();
+  test_gemm();
+  if (failures) {
+    printf("%d failures\n", failures);
+    return 1;
+  }
+  printf("pool: all checks passed\n");
+  return 0;
+}
