@@ -15,6 +15,8 @@
 #define _GNU_SOURCE
 #include "specnet/runtime.h"
 
+#include "small_gemm.h"
+
 #include <cblas.h>
 #include <limits.h>
 #include <linux/futex.h>
@@ -23,6 +25,7 @@
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -234,7 +237,7 @@ void sn_par_for(sn_task_fn fn, void *ctx, int64_t count, int64_t grain) {
  * below about 128 K multiply-adds a dispatch costs more than it saves. */
 
 typedef struct gemm_job {
-  bool dbl, ta, tb, split_n;
+  bool dbl, ta, tb, split_n, small;
   int M, N, K, lda, ldb, ldc;
   const char *A, *B;
   char *C;
@@ -242,6 +245,11 @@ typedef struct gemm_job {
 
 static void gemm_part(void *ctx, int64_t lo, int64_t hi) {
   const gemm_job *j = ctx;
+  if (j->small) {
+    sn_small_gemm(j->ta, j->tb, j->M, (int)lo, (int)hi, j->K, (const float *)j->A, j->lda, (const float *)j->B, j->ldb,
+                  (float *)j->C, j->ldc);
+    return;
+  }
   size_t es = j->dbl ? 8 : 4;
   const char *A = j->A, *B = j->B;
   char *C = j->C;
@@ -264,9 +272,30 @@ static void gemm_part(void *ctx, int64_t lo, int64_t hi) {
                 0.0f, (float *)C, j->ldc);
 }
 
+/* The unpacked kernels of gemm_small.c where the batch side is small: M for
+ * A B^T and A B (forward, input gradient), K for A^T B (weight gradient).
+ * SPECNET_SMALL_GEMM=0 leaves every product to OpenBLAS (for comparisons). */
+static int small_gemm_on = -1;
+
+static bool use_small(const gemm_job *j) {
+  if (small_gemm_on < 0) {
+    const char *e = getenv("SPECNET_SMALL_GEMM");
+    small_gemm_on = !(e && !strcmp(e, "0")) && sn_small_gemm_available();
+  }
+  if (!small_gemm_on || j->dbl || (j->ta && j->tb)) return false;
+  return j->ta ? j->K <= 64 : j->M <= 64;
+}
+
 static void par_gemm(bool dbl, int ta, int tb, int M, int N, int K, const void *A, int lda, const void *B,
                      int ldb, void *C, int ldc) {
-  gemm_job j = {dbl, ta == CblasTrans, tb == CblasTrans, N >= M, M, N, K, lda, ldb, ldc, A, B, C};
+  gemm_job j = {dbl, ta == CblasTrans, tb == CblasTrans, N >= M, false, M, N, K, lda, ldb, ldc, A, B, C};
+  if (use_small(&j)) { /* cut along N only: the kernels take a range of C's columns */
+    j.small = j.split_n = true;
+    int n = sn_threads();
+    if ((int64_t)M * N * K < 65536 || N < 32 || n < 2) gemm_part(&j, 0, N);
+    else par_run(gemm_part, &j, N, j.tb ? 4 : 16, n);
+    return;
+  }
   int64_t span = j.split_n ? N : M;
   if ((int64_t)M * N * K < 131072 || span < 32) {
     gemm_part(&j, 0, span);
