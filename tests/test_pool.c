@@ -15,6 +15,9 @@
 #include "specnet/runtime.h"
 
 static int failures = 0;
+/* under valgrind (SPECNET_VALGRIND=1, tests/CMakeLists.txt): threads run one at a
+ * time there, so no rendezvous, and smaller sizes */
+static bool valgrind;
 #define CHECK(cond, ...)                                                                           \
   do {                                                                                             \
     if (!(cond)) {                                                                                 \
@@ -47,10 +50,11 @@ static void mark(void *ctx, int64_t lo, int64_t hi) {
 static void test_cover(void) {
   const int64_t counts[] = {1, 2, 5, 255, 256, 257, 1000, 100003};
   const int64_t grains[] = {1, 16, 256};
+  size_t n_counts = sizeof counts / sizeof *counts - (valgrind ? 1 : 0);
   for (int t = 1; t <= 4; t++) {
     sn_set_threads(t);
     CHECK(sn_threads() == t, "sn_threads() = %d after sn_set_threads(%d)", sn_threads(), t);
-    for (size_t ci = 0; ci < sizeof counts / sizeof *counts; ci++)
+    for (size_t ci = 0; ci < n_counts; ci++)
       for (size_t gi = 0; gi < sizeof grains / sizeof *grains; gi++)
         for (int nest = 0; nest < 2; nest++) {
           int64_t n = counts[ci];
@@ -104,10 +108,12 @@ static void test_fork(void) {
     cover d = {.hits = calloc(1000, sizeof(_Atomic int)), .count = 1000, .grain = 1};
     meet m = {0};
     sn_par_for(mark, &d, 1000, 1);
-    sn_par_for(rendezvous, &m, 2, 1);
+    if (!valgrind) sn_par_for(rendezvous, &m, 2, 1);
+    else m.met = 2;
     int bad = 0;
     for (int i = 0; i < 1000; i++) bad += d.hits[i] != 1;
     free((void *)d.hits);
+    sn_set_threads(1); /* joins the child's workers: _exit runs no atexit handler */
     _exit(bad || m.met != 2 ? 1 : 0);
   }
   int status = 0;
@@ -125,7 +131,7 @@ static void test_gemm(void) {
   const int shapes[][3] = {{32, 128, 784}, {128, 784, 32}, {100, 37, 53}, {7, 300, 64}, {300, 7, 64},
                            {64, 64, 64},   {2000, 9, 16},  {33, 65, 1}};
   unsigned seed = 7;
-  for (int t = 1; t <= 3; t += 1) {
+  for (int t = 1; t <= (valgrind ? 2 : 3); t += 1) {
     sn_set_threads(t);
     for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++)
       for (int ta = 0; ta < 2; ta++)
@@ -161,9 +167,12 @@ static void test_gemm(void) {
 }
 
 int main(void) {
+  valgrind = getenv("SPECNET_VALGRIND") && !strcmp(getenv("SPECNET_VALGRIND"), "1");
   test_cover();
-  test_concurrent();
-  test_fork();
+  if (!valgrind) test_concurrent();
+  /* a forked child inherits the parent's worker stacks without their threads,
+   * which valgrind reports as possibly lost */
+  if (!valgrind) test_fork();
   test_gemm();
   if (failures) {
     printf("%d failures\n", failures);
