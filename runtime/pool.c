@@ -144,16 +144,20 @@ static void after_fork_child(void) {
 
 static void at_exit(void) { stop_workers(); }
 
+int sn_cpus(void) {
+  cpu_set_t set;
+  if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0) return CPU_COUNT(&set);
+  long n = sysconf(_SC_NPROCESSORS_ONLN);
+  return n > 0 ? (int)n : 1;
+}
+
 static int default_threads(void) {
   const char *env[] = {"SPECNET_NUM_THREADS", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS"};
   for (size_t i = 0; i < sizeof env / sizeof *env; i++) {
     const char *v = getenv(env[i]);
     if (v && atoi(v) > 0) return atoi(v);
   }
-  cpu_set_t set;
-  if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0) return CPU_COUNT(&set);
-  long n = sysconf(_SC_NPROCESSORS_ONLN);
-  return n > 0 ? (int)n : 1;
+  return sn_cpus();
 }
 
 static void init_once(void) {

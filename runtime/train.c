@@ -19,8 +19,10 @@
  * function runs on batch b, the loader thread gathers batch b+1 by the shuffled
  * index and converts it to the model dtype, into the other of two staging slots. The
  * batches, their order and their contents are exactly those of staging on the
- * calling thread (opts->no_prefetch), which the tests check. Unshuffled f32 data
- * needs no staging: the step reads the data set in place.
+ * calling thread (opts->no_prefetch), which the tests check. When the thread pool
+ * has every CPU, the calling thread stages each batch on the pool instead (a third
+ * thread would take turns with the pool's mid-step). Unshuffled f32 data needs no
+ * staging: the step reads the data set in place.
  *
  * Memory: sn_train allocates everything before the first epoch (staging slots, the
  * shuffle index, the early-stopping snapshot, the epoch records); nothing is
@@ -72,17 +74,34 @@ static void put_row(const sn_model *m, void *dst, int64_t at, const float *src, 
   }
 }
 
-/* Rows [start, start+rows) of the order idx (NULL: the data set's own order) into s. */
+typedef struct gather {
+  const sn_model *m;
+  const sn_dataset *ds;
+  const int64_t *idx;
+  int64_t start;
+  slot *s;
+} gather;
+
+static void gather_rows(void *ctx, int64_t lo, int64_t hi) {
+  const gather *g = ctx;
+  const int64_t E = g->ds->sample_elems;
+  for (int64_t r = lo; r < hi; r++)
+    put_row(g->m, g->s->x, r * E, g->ds->x + (g->idx ? g->idx[g->start + r] : g->start + r) * E, E);
+}
+
+/* Rows [start, start+rows) of the order idx (NULL: the data set's own order) into s;
+ * par: the samples are copied on the thread pool (the training thread only). */
 static void stage(const sn_model *m, const sn_dataset *ds, const int64_t *idx, int64_t start,
-                  int64_t rows, slot *s) {
+                  int64_t rows, slot *s, bool par) {
   const int64_t E = ds->sample_elems, T = m->target_elems;
   const bool direct = !idx && m->dtype == SN_RT_F32; /* read in place */
   s->b.rows = rows;
   if (direct) {
     s->b.x = ds->x + start * E;
   } else {
-    for (int64_t r = 0; r < rows; r++)
-      put_row(m, s->x, r * E, ds->x + (idx ? idx[start + r] : start + r) * E, E);
+    gather g = {m, ds, idx, start, s};
+    if (par && rows * E >= 16384) sn_par_for(gather_rows, &g, rows, 8);
+    else gather_rows(&g, 0, rows);
     s->b.x = s->x;
   }
   if (!ds->y) {
@@ -157,7 +176,7 @@ static void *loader_thread(void *arg) {
       int64_t start, rows;
       job_rows(L, b, &start, &rows);
       pthread_mutex_unlock(&L->mu);
-      stage(L->m, L->ds, L->idx, start, rows, &L->slots[b % 2]);
+      stage(L->m, L->ds, L->idx, start, rows, &L->slots[b % 2], false);
       pthread_mutex_lock(&L->mu);
       L->produced = b + 1;
       pthread_cond_broadcast(&L->cv);
@@ -259,7 +278,7 @@ static const staged *loader_get(loader *L, int64_t b) {
   } else {
     int64_t start, rows;
     job_rows(L, b, &start, &rows);
-    stage(L->m, L->ds, L->idx, start, rows, s);
+    stage(L->m, L->ds, L->idx, start, rows, s, true);
   }
   L->waited += sn_now() - t0;
   return &s->b;
@@ -987,7 +1006,9 @@ int sn_train(sn_model *m, const sn_dataset *train, const sn_dataset *val, const 
   /* One pair of slots serves training (batch_size rows) and evaluation
    * (batch_capacity rows, at least as many). */
   if (!local) {
-    local = loader_init(&L, m, m->batch_capacity, !opts->no_prefetch, err);
+    /* A loader thread beside a pool that has every core would take turns with the
+     * pool's threads mid-step: then the pool stages each batch itself. */
+    local = loader_init(&L, m, m->batch_capacity, !opts->no_prefetch && sn_threads() < sn_cpus(), err);
     have_loader = !local;
   }
   if (!local) {

@@ -17,3 +17,15 @@ diff "$tmp/a.txt" "$tmp/b.txt" || { echo "FAIL: same seed, different metrics"; e
 cmp "$tmp/a/model.safetensors" "$tmp/b/model.safetensors" || { echo "FAIL: same seed, different weights"; exit 1; }
 if diff -q "$tmp/a.txt" "$tmp/c.txt" >/dev/null; then echo "FAIL: seed has no effect"; exit 1; fi
 echo "ok: identical metrics and weights for the same seed ($(wc -l <"$tmp/a.txt") epochs)"
+
+# The thread count does not change a single bit at batch 32: the small-batch GEMM
+# kernels sum in an order independent of how columns are cut across threads, the
+# update is elementwise, and batches are gathered the same on the pool.
+for t in 1 2 3; do
+  "$specnet" train specs/mnist_mlp.yaml --out "$tmp/t$t" --quiet --threads "$t" \
+    --set train.epochs=1 --set 'data.train={builtin: fashion_mnist, split: train, limit: 6400}' \
+    --set 'data.test={builtin: fashion_mnist, split: test, limit: 500}'
+done
+cmp "$tmp/t1/model.safetensors" "$tmp/t2/model.safetensors" || { echo "FAIL: --threads 1 and 2 give different weights"; exit 1; }
+cmp "$tmp/t1/model.safetensors" "$tmp/t3/model.safetensors" || { echo "FAIL: --threads 1 and 3 give different weights"; exit 1; }
+echo "ok: identical weights with 1, 2 and 3 threads (seed MLP, batch 32, 180 steps)"

@@ -418,6 +418,7 @@ int sn_mkdirs(const char *path);
  * OMP_NUM_THREADS, else the CPUs this process may run on. */
 void sn_set_threads(int n);
 int sn_threads(void);
+int sn_cpus(void); /* the CPUs this process may run on */
 typedef void (*sn_task_fn)(void *ctx, int64_t lo, int64_t hi);
 /* fn(ctx, lo, hi) over [0, count) in one part per thread, parts rounded to grain */
 void sn_par_for(sn_task_fn fn, void *ctx, int64_t count, int64_t grain);
