@@ -18,6 +18,8 @@ typedef struct sn_codegen {
   bool par;                        /* GEMMs and the update run on the runtime's thread
                                       pool (sn_par_*); false: plain cblas calls, one
                                       thread (the --lib archive needs no runtime) */
+  bool serial_rows;                /* with par: fused kernels stay on the calling thread
+                                      (SPECNET_SERIAL_ROWS=1, for comparisons) */
 } sn_codegen;
 
 /* With profiling on, the module defines SN_PROFILE_SYM: 2 x i64 per kernel

@@ -1,7 +1,9 @@
 /* Lowering of a plan to LLVM IR through the C API. Per step function:
- *   - a GEMM kernel is a call to cblas_sgemm (or _dgemm for f64);
- *   - a fused kernel is one internal function `void kS_K(i64 rows, ptr noalias..)`:
- *       for r in rows:                   (R = N * rows_mult)
+ *   - a GEMM kernel is a call to the runtime's sn_par_sgemm (or _dgemm for f64),
+ *     which runs it on the thread pool; cblas_[sd]gemm when cg->par is off;
+ *   - a fused kernel is one internal function
+ *     `void kS_K(i64 rows, i64 rng, i64 r0, i64 r1, ptr noalias..)`:
+ *       for r in r0..r1:                 (of R = N * rows_mult)
  *         row values (max, sum, argmax, pick, per-row arithmetic), each reduction
  *         as its own column loop over c
  *         one column loop per distinct width C over the element values to store
@@ -9,7 +11,10 @@
  *       then the sums over rows are stored;
  *     element values that nothing outside needs stay in registers and are
  *     recomputed where two loops need them (cheap elementwise work);
- *   - the optimizer update is one loop over the flat parameter buffer.
+ *     a kernel whose rows are independent (no column sums, totals or scatters)
+ *     is called through sn_par_for with a task that runs it on a range of rows;
+ *   - the optimizer update is one loop over a range of the flat parameter buffer,
+ *     also run through sn_par_for.
  * The step functions take one sn_step_args pointer (runtime.h); the struct's
  * layout is mirrored by args_type() below. Loop counters and accumulators are
  * allocas; the O3 pipeline turns them into registers and vectorizes the loops. */
@@ -715,6 +720,27 @@ static int kernel_refs(emitter *e, const sn_kernel *k, int *refs) {
   return n;
 }
 
+/* A fused kernel is `void kS_K(i64 rows, i64 rng, i64 r0, i64 r1, ptr noalias...)`:
+ * its row loop runs rows r0..r1 of R = rows x rows_mult. */
+enum { KERNEL_ARGS = 4 };
+
+/* Whether the rows of kernel k can run on different threads: nothing sums over
+ * rows (column sums, totals) or scatters into other rows. */
+static bool rows_independent(const sn_graph *g, const sn_kernel *k) {
+  for (int i = 0; i < k->n_roots; i++) {
+    sn_opcode c = g->ops[k->roots[i]].code;
+    if (c == SN_OP_COLSUM || c == SN_OP_SUM_ALL || is_scatter(c)) return false;
+  }
+  return true;
+}
+
+/* elements a row of kernel k writes: what a part of its rows must amount to */
+static int64_t row_width(const sn_graph *g, const sn_kernel *k) {
+  int64_t w = 0;
+  for (int i = 0; i < k->n_roots; i++) w += last_dim(&g->ops[k->roots[i]].type);
+  return w > 0 ? w : 1;
+}
+
 static LLVMValueRef emit_fused(emitter *e, int s, int kidx, int *refs, int *nrefs) {
   const sn_kernel *k = &e->st->k[kidx];
   e->kidx = kidx;
@@ -722,19 +748,20 @@ static LLVMValueRef emit_fused(emitter *e, int s, int kidx, int *refs, int *nref
   for (int i = 0; i < e->g->n; i++) e->alias[i] = -1;
   int n = kernel_refs(e, k, refs);
   *nrefs = n;
-  LLVMTypeRef *pt = malloc(sizeof(LLVMTypeRef) * (size_t)(n + 2));
+  LLVMTypeRef *pt = malloc(sizeof(LLVMTypeRef) * (size_t)(n + KERNEL_ARGS));
   if (!pt) abort();
   pt[0] = e->i64; /* rows */
   pt[1] = e->i64; /* rng: (seed, step) for dropout */
-  for (int i = 0; i < n; i++) pt[i + 2] = e->ptr;
+  pt[2] = pt[3] = e->i64; /* r0, r1: the rows of the row loop this call runs */
+  for (int i = 0; i < n; i++) pt[i + KERNEL_ARGS] = e->ptr;
   char name[64];
   snprintf(name, sizeof name, "%s.k%d", sn_step_name((sn_step_kind)s), kidx);
-  LLVMValueRef fn = LLVMAddFunction(e->mod, name, LLVMFunctionType(e->voidt, pt, (unsigned)n + 2, 0));
+  LLVMValueRef fn = LLVMAddFunction(e->mod, name, LLVMFunctionType(e->voidt, pt, (unsigned)n + KERNEL_ARGS, 0));
   free(pt);
   LLVMSetLinkage(fn, LLVMInternalLinkage);
   set_attrs(e, fn);
   set_noinline(e, fn);
-  for (int i = 0; i < n; i++) set_noalias(e, fn, (unsigned)i + 2);
+  for (int i = 0; i < n; i++) set_noalias(e, fn, (unsigned)i + KERNEL_ARGS);
   e->fn = fn;
   LLVMBasicBlockRef entry = LLVMAppendBasicBlockInContext(e->ctx, fn, "entry");
   LLVMBasicBlockRef start = LLVMAppendBasicBlockInContext(e->ctx, fn, "start");
@@ -751,7 +778,7 @@ static LLVMValueRef emit_fused(emitter *e, int s, int kidx, int *refs, int *nref
   LLVMValueRef nrows = LLVMGetParam(fn, 0);
   e->rows = nrows;
   e->rng_base = LLVMGetParam(fn, 1);
-  for (int i = 0; i < n; i++) e->ref[refs[i]] = LLVMGetParam(fn, (unsigned)i + 2);
+  for (int i = 0; i < n; i++) e->ref[refs[i]] = LLVMGetParam(fn, (unsigned)i + KERNEL_ARGS);
 
   /* zero the column sums; sums over all rows accumulate in doubles */
   LLVMValueRef *sums = calloc((size_t)k->n_roots, sizeof(LLVMValueRef));
@@ -777,10 +804,9 @@ static LLVMValueRef emit_fused(emitter *e, int s, int kidx, int *refs, int *nref
     }
   }
 
-  LLVMValueRef R = k->batched ? LLVMBuildNSWMul(e->b, nrows, ci(e, k->rows_mult), "R")
-                              : ci(e, k->rows_mult);
+  LLVMValueRef r0 = LLVMGetParam(fn, 2), r1 = LLVMGetParam(fn, 3);
   loop rows;
-  e->r = loop_open(e, &rows, R, "r");
+  e->r = LLVMBuildNSWAdd(e->b, loop_open(e, &rows, LLVMBuildNSWSub(e->b, r1, r0, ""), "r"), r0, "");
 
   /* row level: everything the stores below need */
   for (int i = 0; i < k->n_roots; i++) {
@@ -1096,6 +1122,47 @@ static LLVMValueRef kernel_share(sn_kernels *ks, LLVMValueRef fn) {
   return fn;
 }
 
+/* Runs a row-independent kernel on the pool: its arguments boxed in the step's
+ * frame, a task `kS_K.task(box, lo, hi)` that calls it on rows lo..hi, and
+ * sn_par_for over R = a[3] rows, in parts of about 16 K elements (a small kernel
+ * stays one part: the pool calls it on this thread). */
+static void emit_par_rows(emitter *e, int s, int k, LLVMValueRef kernel, LLVMTypeRef fty, LLVMValueRef *a,
+                          unsigned na, int64_t width) {
+  LLVMTypeRef *ft = malloc(sizeof(LLVMTypeRef) * na);
+  LLVMValueRef *la = malloc(sizeof(LLVMValueRef) * na);
+  if (!ft || !la) abort();
+  LLVMGetParamTypes(fty, ft);
+  LLVMTypeRef box_t = LLVMStructTypeInContext(e->ctx, ft, na, 0);
+  /* the task */
+  char name[80];
+  snprintf(name, sizeof name, "%s.k%d.task", sn_step_name((sn_step_kind)s), k);
+  LLVMTypeRef tp[3] = {e->ptr, e->i64, e->i64};
+  LLVMValueRef task = LLVMAddFunction(e->mod, name, LLVMFunctionType(e->voidt, tp, 3, 0));
+  LLVMSetLinkage(task, LLVMInternalLinkage);
+  set_attrs(e, task);
+  LLVMBuilderRef b = LLVMCreateBuilderInContext(e->ctx);
+  LLVMPositionBuilderAtEnd(b, LLVMAppendBasicBlockInContext(e->ctx, task, "entry"));
+  LLVMValueRef box = LLVMGetParam(task, 0);
+  for (unsigned i = 0; i < na; i++)
+    la[i] = i == 2 || i == 3 ? LLVMGetParam(task, i - 1)
+                             : LLVMBuildLoad2(b, ft[i], LLVMBuildStructGEP2(b, box_t, box, i, ""), "");
+  LLVMBuildCall2(b, fty, kernel, la, na, "");
+  LLVMBuildRetVoid(b);
+  LLVMDisposeBuilder(b);
+  /* the call */
+  LLVMValueRef frame = LLVMBuildAlloca(e->b, box_t, "box"); /* step functions are one block */
+  for (unsigned i = 0; i < na; i++)
+    if (i != 2 && i != 3) LLVMBuildStore(e->b, a[i], LLVMBuildStructGEP2(e->b, box_t, frame, i, ""));
+  LLVMTypeRef pt[4] = {e->ptr, e->ptr, e->i64, e->i64};
+  LLVMTypeRef pft = LLVMFunctionType(e->voidt, pt, 4, 0);
+  LLVMValueRef pf = LLVMGetNamedFunction(e->mod, "sn_par_for");
+  if (!pf) pf = LLVMAddFunction(e->mod, "sn_par_for", pft);
+  LLVMValueRef pa[4] = {task, frame, a[3], ci(e, (16384 + width - 1) / width)};
+  LLVMBuildCall2(e->b, pft, pf, pa, 4, "");
+  free(ft);
+  free(la);
+}
+
 static void emit_step(emitter *e, int s, sn_kernels *ks) {
   static const char *names[] = {SN_FN_GRAD, SN_FN_EVAL, SN_FN_PREDICT};
   e->st = &e->p->steps[s];
@@ -1126,18 +1193,24 @@ static void emit_step(emitter *e, int s, sn_kernels *ks) {
       prof_stop(e, e->prof_base + k, t0);
       continue;
     }
-    LLVMValueRef *a = malloc(sizeof(LLVMValueRef) * (size_t)(nk[k] + 2));
-    LLVMTypeRef *t = malloc(sizeof(LLVMTypeRef) * (size_t)(nk[k] + 2));
+    unsigned na = (unsigned)nk[k] + KERNEL_ARGS;
+    LLVMValueRef *a = malloc(sizeof(LLVMValueRef) * na);
+    LLVMTypeRef *t = malloc(sizeof(LLVMTypeRef) * na);
     if (!a || !t) abort();
     a[0] = sc.field[A_ROWS];
     a[1] = rng;
-    t[0] = t[1] = e->i64;
+    a[2] = ci(e, 0);
+    a[3] = kk->batched ? LLVMBuildNSWMul(e->b, sc.field[A_ROWS], ci(e, kk->rows_mult), "R") : ci(e, kk->rows_mult);
+    t[0] = t[1] = t[2] = t[3] = e->i64;
     for (int i = 0; i < nk[k]; i++) {
-      a[i + 2] = buffer_ptr(e, &sc, krefs[k][i]);
-      t[i + 2] = e->ptr;
+      a[i + KERNEL_ARGS] = buffer_ptr(e, &sc, krefs[k][i]);
+      t[i + KERNEL_ARGS] = e->ptr;
     }
-    LLVMBuildCall2(e->b, LLVMFunctionType(e->voidt, t, (unsigned)nk[k] + 2, 0), kfn[k], a,
-                   (unsigned)nk[k] + 2, "");
+    LLVMTypeRef fty = LLVMFunctionType(e->voidt, t, na, 0);
+    if (e->cg->par && !e->cg->serial_rows && rows_independent(e->g, kk))
+      emit_par_rows(e, s, k, kfn[k], fty, a, na, row_width(e->g, kk));
+    else
+      LLVMBuildCall2(e->b, fty, kfn[k], a, na, "");
     prof_stop(e, e->prof_base + k, t0);
     free(a);
     free(t);

@@ -42,6 +42,8 @@ static int make_tm(sn_codegen *cg, char *err, size_t len) {
 static int codegen_init(sn_codegen *cg, const char *cpu, char *err, size_t len) {
   memset(cg, 0, sizeof *cg);
   cg->par = true; /* only the --lib archive turns the pool off */
+  const char *sr = getenv("SPECNET_SERIAL_ROWS");
+  cg->serial_rows = sr && !strcmp(sr, "1");
   LLVMInitializeNativeTarget();
   LLVMInitializeNativeAsmPrinter();
   cg->triple = LLVMGetDefaultTargetTriple();
@@ -68,6 +70,7 @@ int sn_codegen_clone(const sn_codegen *cg, sn_codegen *out, char *err, size_t le
   out->features = LLVMCreateMessage(cg->features);
   out->profile = cg->profile;
   out->par = cg->par;
+  out->serial_rows = cg->serial_rows;
   return make_tm(out, err, len);
 }
 

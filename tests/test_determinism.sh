@@ -29,3 +29,14 @@ done
 cmp "$tmp/t1/model.safetensors" "$tmp/t2/model.safetensors" || { echo "FAIL: --threads 1 and 2 give different weights"; exit 1; }
 cmp "$tmp/t1/model.safetensors" "$tmp/t3/model.safetensors" || { echo "FAIL: --threads 1 and 3 give different weights"; exit 1; }
 echo "ok: identical weights with 1, 2 and 3 threads (seed MLP, batch 32, 180 steps)"
+
+# Fused kernels whose rows are independent (im2col, pooling, activations) run on
+# the thread pool: cut into parts or not, the weights are the same bits.
+cnn_args=(--quiet --threads 2 --no-cache --set train.epochs=1
+  --set 'data.train={builtin: fashion_mnist, split: train, limit: 640}'
+  --set 'data.test={builtin: fashion_mnist, split: test, limit: 100}')
+"$specnet" train specs/fashion_cnn.yaml --out "$tmp/rows_par" "${cnn_args[@]}"
+SPECNET_SERIAL_ROWS=1 "$specnet" train specs/fashion_cnn.yaml --out "$tmp/rows_serial" "${cnn_args[@]}"
+cmp "$tmp/rows_par/model.safetensors" "$tmp/rows_serial/model.safetensors" ||
+  { echo "FAIL: row-parallel fused kernels change the CNN's weights"; exit 1; }
+echo "ok: row-parallel and serial fused kernels give identical CNN weights"

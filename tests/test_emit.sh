@@ -32,11 +32,16 @@ check "grad_step's 5 fused kernels are 3 distinct functions" \
   test "$(grep -c '^define internal fastcc void @grad_step.k' <<<"$llvm")" -eq 3
 check "the plan still has 5 fused kernels in grad_step" test "$(grep -c '^  kernel' <<<"$grad")" -eq 5
 gradfn=$(sed -n '/^define void @sn_grad_step(/,/^}/p' <<<"$llvm")
-check "sn_grad_step calls a kernel function for each of its 5 fused kernels" \
-  test "$(grep -c 'call fastcc void @grad_step\.k' <<<"$gradfn")" -eq 5
+# a kernel whose rows are independent runs through the thread pool: the step passes
+# its task (kS_K.task, which calls the kernel on a range of rows) to sn_par_for
+check "sn_grad_step runs each of its 5 fused kernels (directly or as a pool task)" \
+  test "$(grep -cE 'call fastcc void @grad_step\.k[0-9]+\(|@sn_par_for\(ptr nonnull @grad_step\.k[0-9]+\.task' <<<"$gradfn")" -eq 5
+check "bias+relu runs as a pool task, the kernels with column sums directly" \
+  bash -c 'grep -q "@sn_par_for(ptr nonnull @grad_step.k1.task" <<<"$1" && grep -q "call fastcc void @grad_step.k8(" <<<"$1"' _ "$gradfn"
+evaltasks=$(sed -n '/^define internal void @eval_step\.k[0-9]*\.task(/,/^}/p' <<<"$llvm")
 evalfn=$(sed -n '/^define void @sn_eval_step(/,/^}/p' <<<"$llvm")
 check "eval_step calls grad_step's bias+relu kernel for both hidden layers" \
-  test "$(grep -c 'call fastcc void @grad_step\.k1(' <<<"$evalfn")" -eq 2
+  test "$(grep -c 'call fastcc void @grad_step\.k1(' <<<"$evalfn$evaltasks")" -eq 2
 check "eval_step and predict have no copies of it" \
   bash -c '! grep -qE "^define .*@(eval_step|predict)\.k[13]\(" <<<"$1"' _ "$llvm"
 check "the Adam update is one kernel over the flat buffer" grep -q '^define internal fastcc void @update.k' <<<"$llvm"
