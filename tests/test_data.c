@@ -15,17 +15,9 @@
 #include <unistd.h>
 #include <zlib.h>
 
-static int failures;
+#include "check.h"
 
-#define CHECK(cond, ...)                                                                           \
-  do {                                                                                             \
-    if (!(cond)) {                                                                                 \
-      fprintf(stderr, "%s:%d: FAIL: ", __FILE__, __LINE__);                                        \
-      fprintf(stderr, __VA_ARGS__);                                                                \
-      fputc('\n', stderr);                                                                         \
-      failures++;                                                                                  \
-    }                                                                                              \
-  } while (0)
+
 
 /* The call must fail and its message contain every given fragment. */
 #define CHECK_ERR(rc, err, ...)                                                                    \

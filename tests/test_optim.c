@@ -10,16 +10,8 @@
 #include "spec.h"
 #include "specnet/compiler.h"
 
-static int failures = 0;
-#define CHECK(cond, ...)                                                                           \
-  do {                                                                                             \
-    if (!(cond)) {                                                                                 \
-      printf("%s:%d: FAIL: ", __FILE__, __LINE__);                                                 \
-      printf(__VA_ARGS__);                                                                         \
-      printf("\n");                                                                                \
-      failures++;                                                                                  \
-    }                                                                                              \
-  } while (0)
+#include "check.h"
+
 
 typedef struct ref {
   double p[64], m[64], v[64];

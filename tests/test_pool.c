@@ -14,19 +14,11 @@
 
 #include "specnet/runtime.h"
 
-static int failures = 0;
+#include "check.h"
+
 /* under valgrind (SPECNET_VALGRIND=1, tests/CMakeLists.txt): threads run one at a
  * time there, so no rendezvous, and smaller sizes */
 static bool valgrind;
-#define CHECK(cond, ...)                                                                           \
-  do {                                                                                             \
-    if (!(cond)) {                                                                                 \
-      printf("%s:%d: FAIL: ", __FILE__, __LINE__);                                                 \
-      printf(__VA_ARGS__);                                                                         \
-      printf("\n");                                                                                \
-      failures++;                                                                                  \
-    }                                                                                              \
-  } while (0)
 
 typedef struct cover {
   _Atomic int *hits;
