@@ -16,7 +16,8 @@
  * KC, so the block of B a tile reads stays in L1 while every row block passes it.
  * Sums are in a fixed order that does not depend on how the columns are cut across
  * threads, so results do not depend on the thread count. pool.c decides when to
- * use them (sn_small_gemm_ok) and cuts the columns across its threads. */
+ * use them (use_small) and cuts the columns across its threads. */
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -191,14 +192,14 @@ TARGET static void gemm_bc(bool ta, int M, int n0, int n1, int K, const float *A
   }
 }
 
-static int have_avx2_fma = -1;
-
 bool sn_small_gemm_available(void) {
-  if (have_avx2_fma < 0) {
+  static _Atomic int have = -1; /* racing first calls compute the same answer */
+  if (atomic_load_explicit(&have, memory_order_relaxed) < 0) {
     __builtin_cpu_init();
-    have_avx2_fma = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    atomic_store_explicit(&have, __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"),
+                          memory_order_relaxed);
   }
-  return have_avx2_fma;
+  return atomic_load_explicit(&have, memory_order_relaxed);
 }
 
 void sn_small_gemm(bool ta, bool tb, int M, int n0, int n1, int K, const float *A, int lda, const float *B, int ldb,

@@ -38,7 +38,6 @@ enum { PARTS_PER_THREAD = 4 }; /* sn_par_for: a stalled thread holds up 1/4 of i
 static struct pool {
   int n;                   /* threads, the caller's included */
   int started;             /* workers running */
-  bool configured;
   pthread_t th[MAX_THREADS];
   uint32_t job;            /* id of the last job (the dispatching thread's counter) */
   _Atomic uint32_t gen;    /* futex word: the id of the job to wake up for */
@@ -51,6 +50,8 @@ static struct pool {
   _Atomic int sleepers;
   _Atomic int busy;        /* a job is in flight */
   _Atomic int stop;
+  _Atomic int closing;     /* exiting: no more workers */
+  _Atomic bool configured;
   /* the current job: written before claim is published, constant until done */
   sn_task_fn fn;
   void *ctx;
@@ -87,11 +88,18 @@ static int claim_part(uint32_t job) {
   }
 }
 
+static int64_t units_of(int64_t count, int64_t grain) { return count / grain + (count % grain != 0); }
+
+/* the first unit of part i of `parts` over `units`: the remainder goes to the first parts */
+static int64_t part_start(int64_t units, int parts, int i) {
+  return i * (units / parts) + (i < units % parts ? i : units % parts);
+}
+
 static void run_parts(uint32_t job) {
   int i;
   while ((i = claim_part(job)) >= 0) {
-    int64_t units = (P.count + P.grain - 1) / P.grain;
-    int64_t lo = units * i / P.parts * P.grain, hi = units * (i + 1) / P.parts * P.grain;
+    int64_t units = units_of(P.count, P.grain);
+    int64_t lo = part_start(units, P.parts, i) * P.grain, hi = part_start(units, P.parts, i + 1) * P.grain;
     if (hi > P.count) hi = P.count;
     if (lo < hi) P.fn(P.ctx, lo, hi);
     atomic_fetch_add_explicit(&P.done, 1, memory_order_release);
@@ -125,6 +133,7 @@ static void *worker(void *arg) {
 
 static void stop_workers(void) {
   if (!P.started) return;
+  while (atomic_exchange_explicit(&P.busy, 1, memory_order_acquire)) sched_yield(); /* another thread's job */
   atomic_store(&P.stop, 1);
   atomic_fetch_add(&P.gen, 1);
   futex_wake_all(&P.gen);
@@ -132,17 +141,22 @@ static void stop_workers(void) {
   P.started = 0;
   P.job = atomic_load(&P.gen);
   atomic_store(&P.stop, 0);
+  atomic_store_explicit(&P.busy, 0, memory_order_release);
 }
 
 /* A forked child has none of the parent's threads: start afresh when needed. */
 static void after_fork_child(void) {
+  in_job = false; /* fork() may be called from inside a task */
   P.started = 0;
   atomic_store(&P.sleepers, 0);
   atomic_store(&P.busy, 0);
   atomic_store(&P.stop, 0);
 }
 
-static void at_exit(void) { stop_workers(); }
+static void at_exit(void) {
+  atomic_store(&P.closing, 1); /* jobs from here on (other threads') run serially */
+  stop_workers();
+}
 
 int sn_cpus(void) {
   cpu_set_t set;
@@ -167,24 +181,28 @@ static void init_once(void) {
 
 void sn_set_threads(int n) {
   pthread_once(&once, init_once);
+  if (in_job) return; /* from inside a task: the pool is in use */
   if (n < 1) n = 1;
   if (n > MAX_THREADS) n = MAX_THREADS;
   if (P.started) stop_workers();
   P.n = n;
-  P.configured = true;
+  atomic_store(&P.configured, true);
   /* OpenBLAS runs inside our threads; its own would compete with them */
   openblas_set_num_threads(1);
 }
 
 int sn_threads(void) {
-  if (!P.configured) sn_set_threads(default_threads());
+  if (!atomic_load(&P.configured)) sn_set_threads(default_threads());
   return P.n;
 }
 
 static bool start_workers(void) {
   P.gen0 = atomic_load(&P.gen);
   while (P.started < P.n - 1) {
-    if (pthread_create(&P.th[P.started], NULL, worker, NULL)) break;
+    if (pthread_create(&P.th[P.started], NULL, worker, NULL)) {
+      P.n = P.started + 1; /* fewer threads than asked: do not retry on every job */
+      break;
+    }
     P.started++;
   }
   return P.started > 0;
@@ -194,11 +212,12 @@ static void par_run(sn_task_fn fn, void *ctx, int64_t count, int64_t grain, int 
   if (count <= 0) return;
   if (grain < 1) grain = 1;
   int n = sn_threads();
-  int64_t units = (count + grain - 1) / grain;
+  int64_t units = units_of(count, grain);
   int parts = units < max_parts ? (int)units : max_parts;
   /* serial: one thread, one part, nested, or another thread's job in flight */
   if (parts > 0xffff) parts = 0xffff;
-  if (parts < 2 || n < 2 || in_job || atomic_exchange_explicit(&P.busy, 1, memory_order_acquire)) {
+  if (parts < 2 || n < 2 || in_job || atomic_load(&P.closing) ||
+      atomic_exchange_explicit(&P.busy, 1, memory_order_acquire)) {
     fn(ctx, 0, count);
     return;
   }
@@ -279,19 +298,25 @@ static void gemm_part(void *ctx, int64_t lo, int64_t hi) {
 /* The unpacked kernels of gemm_small.c where the batch side is small: M for
  * A B^T and A B (forward, input gradient), K for A^T B (weight gradient).
  * SPECNET_SMALL_GEMM=0 leaves every product to OpenBLAS (for comparisons). */
-static int small_gemm_on = -1;
+static _Atomic int small_gemm_on = -1;
 
 static bool use_small(const gemm_job *j) {
-  if (small_gemm_on < 0) {
+  if (atomic_load_explicit(&small_gemm_on, memory_order_relaxed) < 0) { /* racing threads agree */
     const char *e = getenv("SPECNET_SMALL_GEMM");
-    small_gemm_on = !(e && !strcmp(e, "0")) && sn_small_gemm_available();
+    atomic_store_explicit(&small_gemm_on, !(e && !strcmp(e, "0")) && sn_small_gemm_available(),
+                          memory_order_relaxed);
   }
-  if (!small_gemm_on || j->dbl || (j->ta && j->tb)) return false;
+  if (!atomic_load_explicit(&small_gemm_on, memory_order_relaxed) || j->dbl || (j->ta && j->tb)) return false;
   return j->ta ? j->K <= 64 : j->M <= 64;
 }
 
 static void par_gemm(bool dbl, int ta, int tb, int M, int N, int K, const void *A, int lda, const void *B,
                      int ldb, void *C, int ldc) {
+  if (M <= 0 || N <= 0) return;
+  if (K <= 0) { /* OpenBLAS rejects lda = 0; C = 0 */
+    for (int i = 0; i < M; i++) memset((char *)C + (size_t)i * ldc * (dbl ? 8 : 4), 0, (size_t)N * (dbl ? 8 : 4));
+    return;
+  }
   gemm_job j = {dbl, ta == CblasTrans, tb == CblasTrans, N >= M, false, M, N, K, lda, ldb, ldc, A, B, C};
   if (use_small(&j)) { /* cut along N only: the kernels take a range of C's columns */
     j.small = j.split_n = true;

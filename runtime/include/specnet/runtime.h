@@ -420,7 +420,8 @@ void sn_set_threads(int n);
 int sn_threads(void);
 int sn_cpus(void); /* the CPUs this process may run on */
 typedef void (*sn_task_fn)(void *ctx, int64_t lo, int64_t hi);
-/* fn(ctx, lo, hi) over [0, count) in one part per thread, parts rounded to grain */
+/* fn(ctx, lo, hi) over [0, count) in parts (a few per thread) rounded to grain,
+ * which the threads claim in turn; serial when called from inside a task */
 void sn_par_for(sn_task_fn fn, void *ctx, int64_t count, int64_t grain);
 /* C = op(A) op(B), row-major, alpha 1, beta 0; ta, tb: CblasNoTrans or CblasTrans */
 void sn_par_sgemm(int ta, int tb, int M, int N, int K, const float *A, int lda, const float *B, int ldb,
