@@ -176,15 +176,16 @@ static int build_join(builder *b, const sn_layer_spec *l, const input *in, int n
 static int build_concat(builder *b, const sn_layer_spec *l, const input *in, int n) {
   const sn_type *t0 = TY(b, in[0].v);
   int axis = l->axis < 0 ? t0->rank + l->axis : l->axis;
-  if (axis != t0->rank - 1) {
-    sn_diag_error(b->d, l->loc, "%s: concat along axis %d is not supported yet; only the last axis (-1)",
-                  l->name, l->axis);
+  if (axis < 0 || axis >= t0->rank) {
+    sn_diag_error(b->d, l->loc, "%s: concat along axis %d, but its inputs have %d ax%s per sample (%d to %d)",
+                  l->name, l->axis, t0->rank, t0->rank == 1 ? "is" : "es", -t0->rank, t0->rank - 1);
     return -1;
   }
   sn_op like = at(l);
   int y = in[0].v;
   for (int i = 1; i < n; i++) {
     sn_op op = {.code = SN_OP_CONCAT, .n_in = 2, .in = {y, in[i].v}, .loc = l->loc};
+    op.a[0] = axis;
     memcpy(op.layer, like.layer, sizeof op.layer);
     char err[256];
     int v = sn_graph_add(b->g, &op, err, sizeof err);
@@ -192,7 +193,7 @@ static int build_concat(builder *b, const sn_layer_spec *l, const input *in, int
       char g0[256], gi[256];
       got(b, &in[0], g0, sizeof g0);
       got(b, &in[i], gi, sizeof gi);
-      sn_diag_error(b->d, l->loc, "%s: concat needs equal shapes but for the last axis: %s, but %s", l->name,
+      sn_diag_error(b->d, l->loc, "%s: concat needs equal shapes but for axis %d: %s, but %s", l->name, l->axis,
                     g0, gi);
       return -1;
     }

@@ -430,6 +430,28 @@ static LLVMValueRef embed_row(emitter *e, int ids, int64_t V) {
   return intrinsic(e, "llvm.smin", e->i64, a, 2);
 }
 
+/* The element (r, col) of a value of type t, as (o, x, i): o counts everything
+ * before axis k (the batch included), x the position along it, i everything after. */
+static void axis_split(emitter *e, const sn_type *t, int k, LLVMValueRef *o, LLVMValueRef *x, LLVMValueRef *i) {
+  LLVMBuilderRef b = e->b;
+  int64_t inner = 1;
+  for (int d = k + 1; d < t->rank; d++) inner *= t->dim[d];
+  LLVMValueRef f = LLVMBuildNSWAdd(b, LLVMBuildNSWMul(b, e->r, ci(e, last_dim(t)), ""), e->col, "");
+  *i = LLVMBuildURem(b, f, ci(e, inner), "");
+  LLVMValueRef q = LLVMBuildUDiv(b, f, ci(e, inner), "");
+  *x = LLVMBuildURem(b, q, ci(e, t->dim[k]), "");
+  *o = LLVMBuildUDiv(b, q, ci(e, t->dim[k]), "");
+}
+
+/* the flat index of (o, x, i) in a value of type t split at axis k */
+static LLVMValueRef axis_join(emitter *e, const sn_type *t, int k, LLVMValueRef o, LLVMValueRef x, LLVMValueRef i) {
+  LLVMBuilderRef b = e->b;
+  int64_t inner = 1;
+  for (int d = k + 1; d < t->rank; d++) inner *= t->dim[d];
+  LLVMValueRef ox = LLVMBuildNSWAdd(b, LLVMBuildNSWMul(b, o, ci(e, t->dim[k]), ""), x, "");
+  return LLVMBuildNSWAdd(b, LLVMBuildNSWMul(b, ox, ci(e, inner), ""), i, "");
+}
+
 /* Ops that read their (materialized) inputs at computed positions. */
 static LLVMValueRef gen_gather(emitter *e, int v) {
   const sn_op *op = &e->g->ops[v];
@@ -513,19 +535,25 @@ static LLVMValueRef gen_gather(emitter *e, int v) {
     LLVMValueRef id = embed_row(e, op->in[1], tab->dim[0]);
     return load_at(e, op->in[0], LLVMBuildAdd(b, LLVMBuildMul(b, id, ci(e, tab->dim[1]), ""), e->col, ""));
   }
-  case SN_OP_CONCAT: { /* c < Ca ? a[r, c] : b[r, c - Ca]; both loads kept in bounds */
-    int64_t ca = last_dim(&e->g->ops[op->in[0]].type), cb = last_dim(&e->g->ops[op->in[1]].type);
-    LLVMValueRef lt = LLVMBuildICmp(b, LLVMIntSLT, e->col, ci(e, ca), "");
-    LLVMValueRef ja = LLVMBuildSelect(b, lt, e->col, ci(e, ca - 1), "");
-    LLVMValueRef jb = LLVMBuildSelect(b, lt, ci(e, 0), LLVMBuildNSWSub(b, e->col, ci(e, ca), ""), "");
-    LLVMValueRef va = load_at(e, op->in[0], LLVMBuildNSWAdd(b, LLVMBuildNSWMul(b, e->r, ci(e, ca), ""), ja, ""));
-    LLVMValueRef vb = load_at(e, op->in[1], LLVMBuildNSWAdd(b, LLVMBuildNSWMul(b, e->r, ci(e, cb), ""), jb, ""));
+  case SN_OP_CONCAT: { /* along axis k: x < Ak ? a[o, x, i] : b[o, x - Ak, i]; both loads in bounds */
+    const sn_type *ta = &e->g->ops[op->in[0]].type, *tb = &e->g->ops[op->in[1]].type;
+    int axis = (int)op->a[0];
+    int64_t ka = ta->dim[axis];
+    LLVMValueRef o, x, i;
+    axis_split(e, &op->type, axis, &o, &x, &i);
+    LLVMValueRef lt = LLVMBuildICmp(b, LLVMIntSLT, x, ci(e, ka), "");
+    LLVMValueRef xa = LLVMBuildSelect(b, lt, x, ci(e, ka - 1), "");
+    LLVMValueRef xb = LLVMBuildSelect(b, lt, ci(e, 0), LLVMBuildNSWSub(b, x, ci(e, ka), ""), "");
+    LLVMValueRef va = load_at(e, op->in[0], axis_join(e, ta, axis, o, xa, i));
+    LLVMValueRef vb = load_at(e, op->in[1], axis_join(e, tb, axis, o, xb, i));
     return LLVMBuildSelect(b, lt, va, vb, "");
   }
-  case SN_OP_SLICE: {
-    int64_t cx = last_dim(&e->g->ops[op->in[0]].type);
-    LLVMValueRef j = LLVMBuildNSWAdd(b, e->col, ci(e, op->a[0]), "");
-    return load_at(e, op->in[0], LLVMBuildNSWAdd(b, LLVMBuildNSWMul(b, e->r, ci(e, cx), ""), j, ""));
+  case SN_OP_SLICE: { /* x[o, off + x, i] along axis a[1] */
+    const sn_type *tx = &e->g->ops[op->in[0]].type;
+    int axis = (int)op->a[1];
+    LLVMValueRef o, x, i;
+    axis_split(e, &op->type, axis, &o, &x, &i);
+    return load_at(e, op->in[0], axis_join(e, tx, axis, o, LLVMBuildNSWAdd(b, x, ci(e, op->a[0]), ""), i));
   }
   default: die(sn_opdefs[op->code].name); return NULL;
   }

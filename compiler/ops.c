@@ -223,27 +223,35 @@ static int infer_cce(const sn_graph *g, sn_op *op, char *err, size_t len) {
   return 0;
 }
 
+/* concat: a[0] = the axis (of dim[], the batch not counted) the inputs are joined
+ * along; every other dimension must match. */
 static int infer_concat(const sn_graph *g, sn_op *op, char *err, size_t len) {
   const sn_type *a = T(g, op->in[0]), *b = T(g, op->in[1]);
-  bool ok = a->batched == b->batched && a->rank == b->rank && a->rank >= 1 && a->dtype == b->dtype;
-  for (int i = 0; ok && i < a->rank - 1; i++) ok = a->dim[i] == b->dim[i];
+  int64_t axis = op->a[0];
+  bool ok = a->batched == b->batched && a->rank == b->rank && a->rank >= 1 && a->dtype == b->dtype &&
+            axis >= 0 && axis < a->rank;
+  for (int i = 0; ok && i < a->rank; i++) ok = i == axis || a->dim[i] == b->dim[i];
   if (!ok) {
     char sa[96], sb[96];
     type_str(a, sa, sizeof sa);
     type_str(b, sb, sizeof sb);
-    return fail(err, len, "concat of %s and %s: all but the last dimension must match", sa, sb);
+    return fail(err, len, "concat of %s and %s along axis %lld: every other dimension must match", sa, sb,
+                (long long)axis);
   }
   op->type = *a;
-  op->type.dim[a->rank - 1] += b->dim[b->rank - 1];
+  op->type.dim[axis] += b->dim[axis];
   return 0;
 }
 
-/* slice: a[0] = offset into the last dim; the width is the op's type. */
+/* slice: a[0] = offset along axis a[1]; the width is the op's type. */
 static int infer_slice(const sn_graph *g, sn_op *op, char *err, size_t len) {
   const sn_type *x = T(g, op->in[0]);
   int r = x->rank;
-  if (r < 1 || op->type.rank != r || op->a[0] < 0 || op->a[0] + op->type.dim[r - 1] > x->dim[r - 1])
-    return fail(err, len, "slice outside its operand");
+  int64_t axis = op->a[1];
+  bool ok = r >= 1 && op->type.rank == r && axis >= 0 && axis < r && op->a[0] >= 0 &&
+            op->a[0] + op->type.dim[axis] <= x->dim[axis];
+  for (int i = 0; ok && i < r; i++) ok = i == axis || op->type.dim[i] == x->dim[i];
+  if (!ok) return fail(err, len, "slice outside its operand");
   op->type.dtype = x->dtype;
   return 0;
 }
@@ -432,11 +440,12 @@ static void grad_clamp(sn_graph *g, int v, int dy, int dx[]) {
                        -1, &like);
   dx[0] = sn_emit(g, SN_OP_MUL, dy, inside, -1, &like);
 }
-static int emit_slice(sn_graph *g, int x, int64_t off, int64_t width, const sn_op *like) {
+static int emit_slice(sn_graph *g, int x, int64_t axis, int64_t off, int64_t width, const sn_op *like) {
   sn_op op = {.code = SN_OP_SLICE, .n_in = 1, .in = {x}, .type = g->ops[x].type, .loc = like->loc};
   memcpy(op.layer, like->layer, sizeof op.layer);
   op.a[0] = off;
-  op.type.dim[op.type.rank - 1] = width;
+  op.a[1] = axis;
+  op.type.dim[axis] = width;
   char err[256];
   int v = sn_graph_add(g, &op, err, sizeof err);
   if (v < 0) {
@@ -448,9 +457,9 @@ static int emit_slice(sn_graph *g, int x, int64_t off, int64_t width, const sn_o
 static void grad_concat(sn_graph *g, int v, int dy, int dx[]) {
   sn_op like = *OP(v);
   const sn_type *a = T(g, like.in[0]), *b = T(g, like.in[1]);
-  int64_t ca = a->dim[a->rank - 1], cb = b->dim[b->rank - 1];
-  dx[0] = emit_slice(g, dy, 0, ca, &like);
-  dx[1] = emit_slice(g, dy, ca, cb, &like);
+  int64_t axis = like.a[0], ca = a->dim[axis], cb = b->dim[axis];
+  dx[0] = emit_slice(g, dy, axis, 0, ca, &like);
+  dx[1] = emit_slice(g, dy, axis, ca, cb, &like);
 }
 static void grad_bce_logits(sn_graph *g, int v, int dy, int dx[]) {
   sn_op like = *OP(v);
