@@ -1150,20 +1150,17 @@ static LLVMValueRef kernel_share(sn_kernels *ks, LLVMValueRef fn) {
   return fn;
 }
 
-/* Runs a row-independent kernel on the pool: its arguments boxed in the step's
- * frame, a task `kS_K.task(box, lo, hi)` that calls it on rows lo..hi, and
- * sn_par_for over R = a[3] rows, in parts of about 16 K elements (a small kernel
- * stays one part: the pool calls it on this thread). */
-static void emit_par_rows(emitter *e, int s, int k, LLVMValueRef kernel, LLVMTypeRef fty, LLVMValueRef *a,
-                          unsigned na, int64_t width) {
+/* Calls `kernel` through the thread pool: its arguments boxed in the step's frame
+ * (one block: allocas may go anywhere), a task `name(box, lo, hi)` that calls it
+ * with arguments lo_arg and lo_arg + 1 set to lo and hi, and sn_par_for over
+ * count in parts of `grain` (a count within one grain runs on the calling thread). */
+static void emit_pool_call(emitter *e, const char *name, LLVMValueRef kernel, LLVMTypeRef fty, LLVMValueRef *a,
+                           unsigned na, unsigned lo_arg, LLVMValueRef count, int64_t grain) {
   LLVMTypeRef *ft = malloc(sizeof(LLVMTypeRef) * na);
   LLVMValueRef *la = malloc(sizeof(LLVMValueRef) * na);
   if (!ft || !la) abort();
   LLVMGetParamTypes(fty, ft);
   LLVMTypeRef box_t = LLVMStructTypeInContext(e->ctx, ft, na, 0);
-  /* the task */
-  char name[80];
-  snprintf(name, sizeof name, "%s.k%d.task", sn_step_name((sn_step_kind)s), k);
   LLVMTypeRef tp[3] = {e->ptr, e->i64, e->i64};
   LLVMValueRef task = LLVMAddFunction(e->mod, name, LLVMFunctionType(e->voidt, tp, 3, 0));
   LLVMSetLinkage(task, LLVMInternalLinkage);
@@ -1172,20 +1169,20 @@ static void emit_par_rows(emitter *e, int s, int k, LLVMValueRef kernel, LLVMTyp
   LLVMPositionBuilderAtEnd(b, LLVMAppendBasicBlockInContext(e->ctx, task, "entry"));
   LLVMValueRef box = LLVMGetParam(task, 0);
   for (unsigned i = 0; i < na; i++)
-    la[i] = i == 2 || i == 3 ? LLVMGetParam(task, i - 1)
-                             : LLVMBuildLoad2(b, ft[i], LLVMBuildStructGEP2(b, box_t, box, i, ""), "");
+    la[i] = i == lo_arg || i == lo_arg + 1
+                ? LLVMGetParam(task, 1 + i - lo_arg)
+                : LLVMBuildLoad2(b, ft[i], LLVMBuildStructGEP2(b, box_t, box, i, ""), "");
   LLVMBuildCall2(b, fty, kernel, la, na, "");
   LLVMBuildRetVoid(b);
   LLVMDisposeBuilder(b);
-  /* the call */
-  LLVMValueRef frame = LLVMBuildAlloca(e->b, box_t, "box"); /* step functions are one block */
+  LLVMValueRef frame = LLVMBuildAlloca(e->b, box_t, "box");
   for (unsigned i = 0; i < na; i++)
-    if (i != 2 && i != 3) LLVMBuildStore(e->b, a[i], LLVMBuildStructGEP2(e->b, box_t, frame, i, ""));
+    if (i != lo_arg && i != lo_arg + 1) LLVMBuildStore(e->b, a[i], LLVMBuildStructGEP2(e->b, box_t, frame, i, ""));
   LLVMTypeRef pt[4] = {e->ptr, e->ptr, e->i64, e->i64};
   LLVMTypeRef pft = LLVMFunctionType(e->voidt, pt, 4, 0);
   LLVMValueRef pf = LLVMGetNamedFunction(e->mod, "sn_par_for");
   if (!pf) pf = LLVMAddFunction(e->mod, "sn_par_for", pft);
-  LLVMValueRef pa[4] = {task, frame, a[3], ci(e, (16384 + width - 1) / width)};
+  LLVMValueRef pa[4] = {task, frame, count, ci(e, grain)};
   LLVMBuildCall2(e->b, pft, pf, pa, 4, "");
   free(ft);
   free(la);
@@ -1235,10 +1232,15 @@ static void emit_step(emitter *e, int s, sn_kernels *ks) {
       t[i + KERNEL_ARGS] = e->ptr;
     }
     LLVMTypeRef fty = LLVMFunctionType(e->voidt, t, na, 0);
-    if (e->cg->par && !e->cg->serial_rows && rows_independent(e->g, kk))
-      emit_par_rows(e, s, k, kfn[k], fty, a, na, row_width(e->g, kk));
-    else
+    if (e->cg->par && !e->cg->serial_rows && rows_independent(e->g, kk)) {
+      /* rows in parts of about 16 K elements: a small kernel stays one part */
+      char name[80];
+      snprintf(name, sizeof name, "%s.k%d.task", sn_step_name((sn_step_kind)s), k);
+      int64_t w = row_width(e->g, kk);
+      emit_pool_call(e, name, kfn[k], fty, a, na, 2, a[3], (16384 + w - 1) / w);
+    } else {
       LLVMBuildCall2(e->b, fty, kfn[k], a, na, "");
+    }
     prof_stop(e, e->prof_base + k, t0);
     free(a);
     free(t);
@@ -1384,32 +1386,6 @@ static LLVMTypeRef update_kernel_type(emitter *e) {
   return LLVMFunctionType(e->voidt, pt, UPDATE_ARGS, 0);
 }
 
-/* update.k's arguments after (lo, hi), boxed for the pool (index i holds argument i) */
-static LLVMTypeRef update_args_type(emitter *e) {
-  LLVMTypeRef f[UPDATE_ARGS] = {e->i64, e->i64, e->ptr, e->ptr, e->ptr, e->ptr, e->ft, e->ft, e->ft};
-  return LLVMStructTypeInContext(e->ctx, f, UPDATE_ARGS, 0);
-}
-
-/* update.task(box, lo, hi): the sn_task_fn the pool calls on each thread */
-static LLVMValueRef emit_update_task(emitter *e, LLVMValueRef kf) {
-  LLVMTypeRef pt[3] = {e->ptr, e->i64, e->i64};
-  LLVMValueRef fn = LLVMAddFunction(e->mod, "update.task", LLVMFunctionType(e->voidt, pt, 3, 0));
-  LLVMSetLinkage(fn, LLVMInternalLinkage);
-  set_attrs(e, fn);
-  LLVMBuilderRef b = LLVMCreateBuilderInContext(e->ctx);
-  LLVMPositionBuilderAtEnd(b, LLVMAppendBasicBlockInContext(e->ctx, fn, "entry"));
-  LLVMTypeRef at = update_args_type(e);
-  LLVMValueRef box = LLVMGetParam(fn, 0), a[UPDATE_ARGS];
-  a[0] = LLVMGetParam(fn, 1);
-  a[1] = LLVMGetParam(fn, 2);
-  for (unsigned i = 2; i < UPDATE_ARGS; i++)
-    a[i] = LLVMBuildLoad2(b, LLVMStructGetTypeAtIndex(at, i), LLVMBuildStructGEP2(b, at, box, i, ""), "");
-  LLVMBuildCall2(b, update_kernel_type(e), kf, a, UPDATE_ARGS, "");
-  LLVMBuildRetVoid(b);
-  LLVMDisposeBuilder(b);
-  return fn;
-}
-
 static void emit_update(emitter *e) {
   const sn_graph *g = e->g;
   LLVMValueRef kf = emit_update_kernel(e);
@@ -1447,22 +1423,10 @@ static void emit_update(emitter *e) {
   LLVMValueRef args[UPDATE_ARGS] = {ci(e, 0), ci(e, g->param_count), sc.field[A_PARAMS], sc.field[A_GRADS],
                                     sc.field[A_OPT], s1, alpha, lr, gscale};
   LLVMValueRef t0 = prof_start(e);
-  if (e->cg->par) {
-    /* the pool runs update.k on a range per thread: sn_par_for(update.task, &args, count, grain) */
-    LLVMValueRef task = emit_update_task(e, kf);
-    LLVMTypeRef at = update_args_type(e);
-    LLVMValueRef box = LLVMBuildAlloca(b, at, "update.args");
-    for (unsigned i = 2; i < UPDATE_ARGS; i++)
-      LLVMBuildStore(b, args[i], LLVMBuildStructGEP2(b, at, box, i, ""));
-    LLVMTypeRef pt[4] = {e->ptr, e->ptr, e->i64, e->i64};
-    LLVMTypeRef fty = LLVMFunctionType(e->voidt, pt, 4, 0);
-    LLVMValueRef fn = LLVMGetNamedFunction(e->mod, "sn_par_for");
-    if (!fn) fn = LLVMAddFunction(e->mod, "sn_par_for", fty);
-    LLVMValueRef a[4] = {task, box, ci(e, g->param_count), ci(e, 256)};
-    LLVMBuildCall2(b, fty, fn, a, 4, "");
-  } else {
+  if (e->cg->par) /* the pool runs update.k on a range of parameters per part */
+    emit_pool_call(e, "update.task", kf, update_kernel_type(e), args, UPDATE_ARGS, 0, ci(e, g->param_count), 256);
+  else
     LLVMBuildCall2(b, update_kernel_type(e), kf, args, UPDATE_ARGS, "");
-  }
   prof_stop(e, e->prof_base, t0);
   LLVMBuildRetVoid(b);
 }

@@ -10,6 +10,7 @@
 #include "specnet/compiler.h"
 
 #include "check.h"
+#include "spec_text.h"
 
 static const char *SPEC_FMT =
     "specnet: 1\nname: forward\nseed: 3\n"
@@ -39,11 +40,9 @@ static void check_axis(int axis) {
   char text[1024];
   snprintf(text, sizeof text, SPEC_FMT, axis);
   sn_diag d = {0};
-  sn_node *root = sn_yaml_parse_string(text, "forward.yaml", &d);
-  sn_spec *s = root ? sn_spec_from_tree(root, "forward.yaml", &d) : NULL;
-  sn_compiled *c = s ? sn_compile(s, SN_RT_F32, &d) : NULL;
+  sn_spec *s;
+  sn_compiled *c = compile_spec_text(text, "forward.yaml", SN_RT_F32, &s, &d);
   if (!c) {
-    sn_diag_print(&d, stdout);
     CHECK(0, "concat axis %d: spec does not compile", axis);
     sn_diag_free(&d);
     sn_spec_free(s);

@@ -11,6 +11,7 @@
 #include "specnet/compiler.h"
 
 #include "check.h"
+#include "spec_text.h"
 
 
 typedef struct ref {
@@ -72,11 +73,9 @@ static void check_optimizer(const char *name, int kind, const char *opt, double 
   if (clip > 0) snprintf(clipkey, sizeof clipkey, ", clip_grad_norm: %g", clip);
   snprintf(text, sizeof text, SPEC_FMT, opt, clipkey);
   sn_diag d = {0};
-  sn_node *root = sn_yaml_parse_string(text, "optim.yaml", &d);
-  sn_spec *s = root ? sn_spec_from_tree(root, "optim.yaml", &d) : NULL;
-  sn_compiled *c = s ? sn_compile(s, dtype, &d) : NULL;
+  sn_spec *s;
+  sn_compiled *c = compile_spec_text(text, "optim.yaml", dtype, &s, &d);
   if (!c) {
-    sn_diag_print(&d, stdout);
     CHECK(0, "%s: spec does not compile", name);
     sn_diag_free(&d);
     sn_spec_free(s);
