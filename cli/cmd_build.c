@@ -59,7 +59,7 @@ int cmd_build(const opts *o) {
   sn_data_config dc;
   train_opts_from_spec(s, &to);
   data_config(s, &dc);
-  sn_aot_opts ao = {.out = o->out, .name = name, .cpu = o->cpu ? o->cpu : "native", .lib = o->lib,
+  sn_aot_opts ao = {.out = o->out, .name = name, .cpu = sn_cpu_default(), .lib = o->lib,
                     .weights_file = o->weights_file, .n_pre = o->train ? 0 : n, .pre_a = a, .pre_b = b,
                     .train = o->train, .train_opts = &to, .data = &dc};
   sn_diag d = {0};

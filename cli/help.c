@@ -16,6 +16,7 @@
 #include <llvm/Config/llvm-config.h>
 
 #include "help.h"
+#include "specnet/compiler.h"
 #include "specnet/runtime.h"
 #include "specnet/version.h"
 
@@ -202,9 +203,9 @@ static const cmd_help commands[] = {
       {"--weights-file", "off",
        "with --lib: the weights go to PATH/NAME.weights, read at run time by\n"
        "NAME_load_weights, instead of into the library"},
-      {"--cpu CPU", "native (this machine's CPU)",
-       "the CPU to compile for, as LLVM names it: x86-64-v3 runs on any\n"
-       "AVX2 machine, native is the fastest here"},
+      {"--cpu CPU", "$SPECNET_CPU, else native (this machine's CPU)",
+       "the CPU to compile for: x86-64-v4 (AVX-512), x86-64-v3 (any\n"
+       "AVX2 machine), x86-64-v2, x86-64; native is the fastest here"},
       OPT_SET,
       OPT_DTYPE(" (--lib: f32 only)"),
       {"--quiet", "off", "no compile times and no \"wrote ...\" line"}},
@@ -251,7 +252,8 @@ void print_help(FILE *out) {
                "  --lib              build: a header and a static library, not an executable\n"
                "  --weights-file     build --lib: the weights in a file beside the library\n"
                "  --train            build: a training binary (trains as specnet train)\n"
-               "  --cpu CPU          build: the CPU to compile for (default native)\n"
+               "  --cpu CPU          the CPU to compile for: native (default), x86-64-v4 (AVX-512),\n"
+               "                     x86-64-v3 (AVX2), x86-64-v2, x86-64\n"
                "  --split SPLIT      eval: test (default), validation or train\n"
                "  --what STAGE       emit: spec, ir, grad, plan, llvm or asm\n"
                "  --threads N        threads for the matrix products and the update (default: one per CPU)\n"
@@ -271,6 +273,7 @@ void print_help(FILE *out) {
                "             SPECNET_NUM_THREADS, OPENBLAS_NUM_THREADS  default for --threads\n"
                "             SPECNET_PREFETCH=0  stage batches on the training thread\n"
                "             SPECNET_PROFILE=1  as --profile\n"
+               "             SPECNET_CPU=CPU  as --cpu (train, eval, predict, emit, test, build)\n"
                "             SPECNET_MPI=0|1  never / always join an MPI job (default:\n"
                "                              when mpirun started specnet)\n"
                "             SPECNET_CACHE_DIR  the compile cache (default\n"
@@ -359,7 +362,10 @@ void print_version(FILE *out) {
   char *triple = LLVMGetDefaultTargetTriple();
   char *cpu = LLVMGetHostCPUName();
   char *features = LLVMGetHostCPUFeatures();
-  fprintf(out, "  JIT        %s, CPU %s\n", triple, cpu);
+  if (strcmp(sn_cpu_default(), "native"))
+    fprintf(out, "  JIT        %s, CPU %s (SPECNET_CPU; this machine: %s)\n", triple, sn_cpu_default(), cpu);
+  else
+    fprintf(out, "  JIT        %s, CPU %s\n", triple, cpu);
   fprintf(out, "             features ");
   bool any = false;
   for (size_t i = 0; i < sizeof interesting_features / sizeof *interesting_features; i++)

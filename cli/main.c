@@ -102,6 +102,20 @@ static int parse_opts(int argc, char **argv, opts *o, bool many) {
   return 0;
 }
 
+/* --cpu and SPECNET_CPU: the code target. --cpu sets SPECNET_CPU, which the
+ * compiler reads (sn_cpu_default) and `test` passes on to the runs it starts. */
+static int select_cpu(const opts *o, bool check_only) {
+  char err[256];
+  if (o->cpu) {
+    if (check_only) return usage_error("--cpu does not apply to check");
+    if (sn_cpu_check(o->cpu, err, sizeof err)) return usage_error("--cpu: %s", err);
+    setenv("SPECNET_CPU", o->cpu, 1);
+  } else if (sn_cpu_check(sn_cpu_default(), err, sizeof err)) {
+    return usage_error("SPECNET_CPU: %s", err);
+  }
+  return 0;
+}
+
 /* ---------------------------------------------------------------------------
  * Spec, compile, data */
 
@@ -462,6 +476,7 @@ int main(int argc, char **argv) {
     opts o;
     int rc = parse_opts(argc - 2, argv + 2, &o, fns[i] == cmd_test);
     if (rc) return rc;
+    if (select_cpu(&o, fns[i] == cmd_check)) return EXIT_USAGE;
     return fns[i](&o);
   }
   fprintf(stderr, "specnet: error: unknown command '%s'\n", cmd);

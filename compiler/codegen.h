@@ -34,10 +34,11 @@ typedef struct sn_codegen {
 #define SN_FN_PREDICT "sn_predict"
 
 /* ---- jit.c */
-/* The host CPU and its features (the JIT, and `--cpu native`). */
+/* The JIT's target: sn_cpu_default() (SPECNET_CPU, else the host CPU and features). */
 int sn_codegen_init(sn_codegen *cg, char *err, size_t len);
-/* A named CPU for ahead-of-time objects ("x86-64-v3": portable AVX2 + FMA;
- * "x86-64": any 64-bit x86), position-independent code. */
+/* A named CPU (sn_cpu_check): "native" is the host's CPU and features, an x86-64
+ * level that level's features ("x86-64-v4": AVX-512; "x86-64-v3": portable AVX2 +
+ * FMA; "x86-64": any 64-bit x86); position-independent code. */
 int sn_codegen_init_cpu(sn_codegen *cg, const char *cpu, char *err, size_t len);
 /* A codegen like cg (target, CPU, features, profile, par) with its own context and
  * target machine, for another thread: neither is thread-safe. */

@@ -186,7 +186,7 @@ sn_compiled *sn_compile_with(const sn_spec *spec, const sn_compile_opts *o, sn_d
   sn_plan_build(&c->g, &c->infer, &c->plan);
   double t1 = sn_now();
   char err[512];
-  if (sn_codegen_init(&c->cg, err, sizeof err)) {
+  if (sn_cpu_runs_here(sn_cpu_default(), err, sizeof err) || sn_codegen_init(&c->cg, err, sizeof err)) {
     internal_error(d, spec->path, "LLVM target", err);
     sn_compiled_free(c);
     return NULL;

@@ -4,6 +4,7 @@
  * process's symbol table (Debian links with --as-needed, which can drop them). */
 #include <cblas.h>
 #include <math.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -39,6 +40,56 @@ static int make_tm(sn_codegen *cg, char *err, size_t len) {
   return 0;
 }
 
+/* The CPU names a target may give besides "native": the x86-64 levels, from any
+ * 64-bit x86 to AVX-512 (F, BW, CD, DQ, VL). */
+static const char *const cpu_levels[] = {"x86-64", "x86-64-v2", "x86-64-v3", "x86-64-v4"};
+
+int sn_cpu_check(const char *cpu, char *err, size_t len) {
+  if (!strcmp(cpu, "native")) return 0;
+  for (size_t i = 0; i < sizeof cpu_levels / sizeof *cpu_levels; i++)
+    if (!strcmp(cpu, cpu_levels[i])) return 0;
+  snprintf(err, len, "unknown CPU target '%s'; use native, x86-64-v4 (AVX-512), x86-64-v3 (AVX2), x86-64-v2 or x86-64",
+           cpu);
+  return -1;
+}
+
+const char *sn_cpu_default(void) {
+  const char *env = getenv("SPECNET_CPU");
+  return env && *env ? env : "native";
+}
+
+/* The host's features as LLVM lists them ("+avx2,+fma,-avx512f,..."): whether f is on. */
+static bool host_has(const char *features, const char *f) {
+  size_t n = strlen(f);
+  for (const char *p = features; (p = strstr(p, f)); p += n)
+    if (p > features && p[-1] == '+' && (p[n] == ',' || p[n] == 0)) return true;
+  return false;
+}
+
+int sn_cpu_runs_here(const char *cpu, char *err, size_t len) {
+  static const char *const need[][6] = {
+      [2] = {"avx2", "fma", "bmi2", "f16c", "movbe"},
+      [3] = {"avx2", "fma", "avx512f", "avx512bw", "avx512dq", "avx512vl"},
+  };
+  int level = -1;
+  for (int i = 0; i < 4; i++)
+    if (!strcmp(cpu, cpu_levels[i])) level = i;
+  if (level < 2) return 0; /* native, x86-64 and v2 run on every x86-64 host we build on */
+  char *host = LLVMGetHostCPUFeatures();
+  int rc = 0;
+  for (int i = 0; i < 6 && need[level][i]; i++)
+    if (!host_has(host, need[level][i])) {
+      snprintf(err, len, "CPU target %s needs %s, which this machine's CPU lacks; use native or a lower level", cpu,
+               need[level][i]);
+      rc = -1;
+      break;
+    }
+  LLVMDisposeMessage(host);
+  return rc;
+}
+
+/* cpu: an LLVM CPU name with its default features, or NULL for the host's own CPU
+ * and features. */
 static int codegen_init(sn_codegen *cg, const char *cpu, char *err, size_t len) {
   memset(cg, 0, sizeof *cg);
   cg->par = true; /* only the --lib archive turns the pool off */
@@ -52,15 +103,14 @@ static int codegen_init(sn_codegen *cg, const char *cpu, char *err, size_t len) 
   return make_tm(cg, err, len);
 }
 
-int sn_codegen_init(sn_codegen *cg, char *err, size_t len) { return codegen_init(cg, NULL, err, len); }
+int sn_codegen_init(sn_codegen *cg, char *err, size_t len) { return sn_codegen_init_cpu(cg, sn_cpu_default(), err, len); }
 
 int sn_codegen_init_cpu(sn_codegen *cg, const char *cpu, char *err, size_t len) {
-  if (!strcmp(cpu, "native")) return codegen_init(cg, NULL, err, len);
-  if (strcmp(cpu, "x86-64-v3") && strcmp(cpu, "x86-64") && strcmp(cpu, "x86-64-v2") && strcmp(cpu, "x86-64-v4")) {
-    snprintf(err, len, "unknown CPU target '%s'; use native, x86-64-v3 or x86-64", cpu);
+  if (sn_cpu_check(cpu, err, len)) {
+    memset(cg, 0, sizeof *cg);
     return -1;
   }
-  return codegen_init(cg, cpu, err, len);
+  return codegen_init(cg, strcmp(cpu, "native") ? cpu : NULL, err, len);
 }
 
 int sn_codegen_clone(const sn_codegen *cg, sn_codegen *out, char *err, size_t len) {

@@ -75,7 +75,7 @@ check "the training binary reports a missing data file" \
 # errors
 code() { "$@" >/dev/null 2>&1; echo $?; }
 check "build without --weights is a usage error (2)" test "$(code "$specnet" build "$spec" -o "$tmp/x")" -eq 2
-check "an unknown --cpu is an error (1)" test "$(code "$specnet" build "$spec" --weights "$w" -o "$tmp/x" --cpu pentium)" -eq 1
+check "an unknown --cpu is a usage error (2)" test "$(code "$specnet" build "$spec" --weights "$w" -o "$tmp/x" --cpu pentium)" -eq 2
 check "the executable rejects a file of the wrong sample size" \
   bash -c 'printf "1,2,3\n" >"$2/bad.csv"; ! "$1" --input "$2/bad.csv" 2>/dev/null' _ "$tmp/model" "$tmp"
 exit $fail

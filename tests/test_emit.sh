@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Structural properties of the compiled seed model, read from `specnet emit`:
-# what got fused into one kernel, what stayed a GEMM, and that the kernels are
-# vectorized 8-wide on AVX2 hosts. Each check names what it expects.
+# what got fused into one kernel, what stayed a GEMM, and how wide the kernels are
+# vectorized for the AVX2 level, the AVX-512 level and the host. Each check names what it expects.
 set -uo pipefail
 specnet=$1
 spec=specs/mnist_mlp.yaml
@@ -45,10 +45,33 @@ check "eval_step calls grad_step's bias+relu kernel for both hidden layers" \
 check "eval_step and predict have no copies of it" \
   bash -c '! grep -qE "^define .*@(eval_step|predict)\.k[13]\(" <<<"$1"' _ "$llvm"
 check "the Adam update is one kernel over the flat buffer" grep -q '^define internal fastcc void @update.k' <<<"$llvm"
-if grep -q avx2 /proc/cpuinfo; then
-  k1=$(sed -n '/^define internal fastcc void @grad_step.k1(/,/^}/p' <<<"$llvm")
-  check "bias+relu kernel is vectorized 8-wide" grep -q '<8 x float>' <<<"$k1"
-  adam=$(sed -n '/^define internal fastcc void @update.k(/,/^}/p' <<<"$llvm")
-  check "Adam kernel is vectorized 8-wide" grep -q 'sqrt.v8f32' <<<"$adam"
+# Vectorization, per target: the same spec compiled for the AVX2 level and for the
+# AVX-512 level (emit runs no code, so both are checked on every host), then for
+# this host, whose width follows its features and LLVM's tuning for its CPU.
+width() { # width TARGET FUNCTION PATTERN: the vector widths in FUNCTION
+  SPECNET_CPU=$1 "$specnet" emit "$spec" --what llvm |
+    sed -n "/^define internal fastcc void @$2(/,/^}/p" | grep -oE "$3" | sort -u | tr '\n' ' '
+}
+check "x86-64-v3: bias+relu kernel is vectorized 8-wide" \
+  test "$(width x86-64-v3 grad_step.k1 '<[0-9]+ x float>')" = "<8 x float> "
+check "x86-64-v3: Adam kernel is vectorized 8-wide" \
+  test "$(width x86-64-v3 update.k 'sqrt.v[0-9]+f32')" = "sqrt.v8f32 "
+check "x86-64-v4: bias+relu kernel is vectorized 16-wide" \
+  grep -q '<16 x float>' <<<"$(width x86-64-v4 grad_step.k1 '<[0-9]+ x float>')"
+check "x86-64-v4: Adam kernel is vectorized 16-wide" \
+  grep -q 'sqrt.v16f32' <<<"$(width x86-64-v4 update.k 'sqrt.v[0-9]+f32')"
+check "SPECNET_CPU and --cpu give the same code" \
+  test "$(SPECNET_CPU=x86-64-v3 "$specnet" emit "$spec" --what asm | md5sum)" = \
+       "$("$specnet" emit "$spec" --what asm --cpu x86-64-v3 | md5sum)"
+check "an unknown --cpu is a usage error (2)" \
+  bash -c '"$1" emit "$2" --what plan --cpu pentium4 2>/dev/null; test $? -eq 2' _ "$specnet" "$spec"
+if grep -qw avx512f /proc/cpuinfo; then
+  check "native (AVX-512 host): bias+relu kernel is vectorized 8- or 16-wide" \
+    grep -qE '<(8|16) x float>' <<<"$(width native grad_step.k1 '<[0-9]+ x float>')"
+elif grep -qw avx2 /proc/cpuinfo; then
+  check "native (AVX2 host): bias+relu kernel is vectorized 8-wide" \
+    test "$(width native grad_step.k1 '<[0-9]+ x float>')" = "<8 x float> "
+  check "x86-64-v4 code is refused on this host for training" \
+    bash -c 'SPECNET_CPU=x86-64-v4 "$1" train "$2" --set train.epochs=0 --out "$(mktemp -d)" 2>&1 | grep -q "needs avx512"' _ "$specnet" "$spec"
 fi
 exit $fail

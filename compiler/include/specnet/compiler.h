@@ -113,12 +113,23 @@ typedef struct sn_gradcheck_result {
 } sn_gradcheck_result;
 int sn_gradcheck(const sn_spec *spec, int64_t max_checked, double tol, sn_gradcheck_result *res, sn_diag *d);
 
+/* Code targets (jit.c). The JIT and `build` compile for sn_cpu_default(): the
+ * environment variable SPECNET_CPU when set (the CLI's --cpu sets it), else
+ * "native", this machine's CPU and all its features. */
+const char *sn_cpu_default(void);
+/* 0 when cpu is a target name specnet knows: native, x86-64, x86-64-v2, x86-64-v3
+ * (AVX2 + FMA), x86-64-v4 (AVX-512 F/BW/CD/DQ/VL); else -1 and a message in err. */
+int sn_cpu_check(const char *cpu, char *err, size_t len);
+/* 0 when code compiled for cpu runs on this machine; else -1 and which feature
+ * is missing. */
+int sn_cpu_runs_here(const char *cpu, char *err, size_t len);
+
 /* Ahead-of-time output (aot.c). `weights` holds the trained parameters and state
  * (sizes and dtype from a model compiled from the same spec). */
 typedef struct sn_aot_opts {
   const char *out;      /* the executable, or the folder for lib */
   const char *name;     /* lib: the prefix of NAME.h, libNAME.a, NAME_predict */
-  const char *cpu;      /* "native", "x86-64-v3" (portable AVX2), "x86-64" */
+  const char *cpu;      /* a name sn_cpu_check accepts */
   bool lib;             /* header + static library instead of an executable */
   bool weights_file;    /* lib: weights in NAME.weights, read by NAME_load_weights */
   bool train;           /* a training binary: all step functions, the spec's training
