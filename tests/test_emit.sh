@@ -45,6 +45,15 @@ check "eval_step calls grad_step's bias+relu kernel for both hidden layers" \
 check "eval_step and predict have no copies of it" \
   bash -c '! grep -qE "^define .*@(eval_step|predict)\.k[13]\(" <<<"$1"' _ "$llvm"
 check "the Adam update is one kernel over the flat buffer" grep -q '^define internal fastcc void @update.k' <<<"$llvm"
+# --dtype f64 is f64 throughout: every scalar the step and the update take (learning
+# rate, Adam's alpha, gradient scale) and every constant is a double.
+for f64spec in specs/mnist_mlp.yaml specs/fashion_cnn.yaml; do
+  check "$f64spec --dtype f64: no float anywhere in the generated code" \
+    test "$("$specnet" emit "$f64spec" --what llvm --dtype f64 | grep -cw float)" -eq 0
+done
+check "--dtype f64: the update kernel takes the learning rate as a double" \
+  grep -qE '^define internal fastcc void @update\.k\(.*double %[0-9]+' <<<"$("$specnet" emit "$spec" --what llvm --dtype f64)"
+
 # Vectorization, per target: the same spec compiled for the AVX2 level and for the
 # AVX-512 level (emit runs no code, so both are checked on every host), then for
 # this host, whose width follows its features and LLVM's tuning for its CPU.

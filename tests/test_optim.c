@@ -115,11 +115,11 @@ static void check_optimizer(const char *name, int kind, const char *opt, double 
     for (int i = 0; i < n; i++) {
       double got = f64 ? ((double *)m->params)[i] : ((float *)m->params)[i];
       /* f32: float rounding of values near 0 is measured against 0.1, not 0 */
-      double e = fabs(got - r.p[i]) / fmax(fabs(r.p[i]), f64 ? 1e-3 : 0.1);
+      double e = fabs(got - r.p[i]) / fmax(fabs(r.p[i]), f64 ? 1e-9 : 0.1);
       if (e > worst) worst = e;
     }
   }
-  double tol = f64 ? 1e-12 : 2e-5;
+  double tol = f64 ? 1e-13 : 2e-5;
   CHECK(worst <= tol, "%s (%s): relative difference %.3g from the hand-written update (tolerance %.0e)", name,
         f64 ? "f64" : "f32", worst, tol);
   if (worst <= tol) printf("ok: %s (%s): 5 steps, max relative difference %.2g\n", name, f64 ? "f64" : "f32", worst);
