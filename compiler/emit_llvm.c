@@ -48,6 +48,8 @@ typedef struct emitter {
   int *alias;                 /* per value: the value whose pointer it shares, or -1 */
   LLVMValueRef *row_memo, *elem_memo, *scalar_memo;
   LLVMValueRef col;           /* current column index inside a column loop */
+  LLVMValueRef tap, chan;     /* an im2col kernel's column as (tap, channel) when its
+                                 loop runs taps outside and channels inside, else NULL */
   LLVMValueRef rng_base;      /* kernel argument: hash of (seed, step) for dropout */
   LLVMValueRef prof;          /* profile counters, or NULL */
   int prof_base;              /* index of the current step's first kernel */
@@ -399,8 +401,11 @@ static LLVMValueRef win_at(emitter *e, const win *w, LLVMValueRef i, LLVMValueRe
   /* unsigned compares: negative positions are huge */
   *inside = LLVMBuildAnd(b, LLVMBuildICmp(b, LLVMIntULT, ih, ci(e, w->H), ""),
                          LLVMBuildICmp(b, LLVMIntULT, iw, ci(e, w->W), ""), "");
-  LLVMValueRef idx = LLVMBuildAdd(b, LLVMBuildMul(b, LLVMBuildAdd(b, LLVMBuildMul(b, LLVMBuildAdd(b, LLVMBuildMul(b, w->n, ci(e, w->H), ""), ih, ""), ci(e, w->W), ""), iw, ""), ci(e, w->C), ""), c, "");
-  return LLVMBuildSelect(b, *inside, idx, ci(e, 0), "");
+  LLVMValueRef at = LLVMBuildMul(b, LLVMBuildAdd(b, LLVMBuildMul(b, LLVMBuildAdd(b, LLVMBuildMul(b, w->n, ci(e, w->H), ""), ih, ""), ci(e, w->W), ""), iw, ""), ci(e, w->C), "");
+  /* outside: channel c of pixel 0, a valid address whose value the caller drops.
+   * The select is on the pixel, not the element, so where the channel is the
+   * column, consecutive columns read consecutive floats (vector loads, no gathers). */
+  return LLVMBuildAdd(b, LLVMBuildSelect(b, *inside, at, ci(e, 0), ""), c, "");
 }
 
 /* Positions of the window inside the image (the divisor of avg pooling):
@@ -463,8 +468,8 @@ static LLVMValueRef gen_gather(emitter *e, int v) {
   switch (op->code) {
   case SN_OP_IM2COL: { /* column k = (i, j, c) */
     win w = win_of(e, op, &e->g->ops[op->in[0]].type);
-    LLVMValueRef c = LLVMBuildURem(b, e->col, ci(e, w.C), "");
-    LLVMValueRef ij = LLVMBuildUDiv(b, e->col, ci(e, w.C), "");
+    LLVMValueRef c = e->chan ? e->chan : LLVMBuildURem(b, e->col, ci(e, w.C), "");
+    LLVMValueRef ij = e->tap ? e->tap : LLVMBuildUDiv(b, e->col, ci(e, w.C), "");
     LLVMValueRef inside, idx = win_at(e, &w, LLVMBuildUDiv(b, ij, ci(e, w.KW), ""),
                                       LLVMBuildURem(b, ij, ci(e, w.KW), ""), c, &inside);
     return LLVMBuildSelect(b, inside, load_at(e, op->in[0], idx), cf(e, 0), "");
@@ -491,12 +496,50 @@ static LLVMValueRef gen_gather(emitter *e, int v) {
         ok = LLVMBuildAnd(b, ok, LLVMBuildICmp(b, LLVMIntEQ, LLVMBuildURem(b, px, ci(e, SW), ""), ci(e, 0), ""), "");
         ok = LLVMBuildAnd(b, ok, LLVMBuildICmp(b, LLVMIntULE, py, ci(e, (OH - 1) * SH), ""), "");
         LLVMValueRef row = LLVMBuildAdd(b, LLVMBuildMul(b, LLVMBuildAdd(b, LLVMBuildMul(b, n, ci(e, OH), ""), oh, ""), ci(e, OW), ""), ow, "");
-        LLVMValueRef idx = LLVMBuildAdd(b, LLVMBuildMul(b, row, ci(e, K), ""), LLVMBuildAdd(b, ci(e, (i * KW + j) * C), e->col, ""), "");
-        idx = LLVMBuildSelect(b, ok, idx, ci(e, 0), "");
+        /* the select on the row's tap, not the element: contiguous vector loads */
+        LLVMValueRef at = LLVMBuildAdd(b, LLVMBuildMul(b, row, ci(e, K), ""), ci(e, (i * KW + j) * C), "");
+        LLVMValueRef idx = LLVMBuildAdd(b, LLVMBuildSelect(b, ok, at, ci(e, 0), ""), e->col, "");
         LLVMValueRef v2 = load_at(e, op->in[0], idx);
         sum = LLVMBuildFAdd(b, sum, LLVMBuildSelect(b, ok, v2, cf(e, 0), ""), "");
       }
     return sum;
+  }
+  case SN_OP_MAX_UNPOOL: { /* the one window holding (y, x), if any: dy there when
+                              (y, x) is the window's first max */
+    const sn_type *t = &op->type;
+    int64_t H = t->dim[0], W = t->dim[1], C = t->dim[2];
+    int64_t KH = op->a[SN_WIN_KH], KW = op->a[SN_WIN_KW], SH = op->a[SN_WIN_SH], SW = op->a[SN_WIN_SW];
+    int64_t PT = op->a[SN_WIN_PT], PL = op->a[SN_WIN_PL], OH = op->a[SN_WIN_OH], OW = op->a[SN_WIN_OW];
+    LLVMValueRef n = LLVMBuildUDiv(b, e->r, ci(e, H * W), "");
+    LLVMValueRef rem = LLVMBuildURem(b, e->r, ci(e, H * W), "");
+    LLVMValueRef py = LLVMBuildAdd(b, LLVMBuildUDiv(b, rem, ci(e, W), ""), ci(e, PT), "");
+    LLVMValueRef px = LLVMBuildAdd(b, LLVMBuildURem(b, rem, ci(e, W), ""), ci(e, PL), "");
+    LLVMValueRef oh = LLVMBuildUDiv(b, py, ci(e, SH), ""), ti = LLVMBuildURem(b, py, ci(e, SH), "");
+    LLVMValueRef ow = LLVMBuildUDiv(b, px, ci(e, SW), ""), tj = LLVMBuildURem(b, px, ci(e, SW), "");
+    LLVMValueRef here = LLVMBuildAnd(b, LLVMBuildICmp(b, LLVMIntULT, ti, ci(e, KH), ""),
+                                     LLVMBuildICmp(b, LLVMIntULT, tj, ci(e, KW), ""), "");
+    here = LLVMBuildAnd(b, here, LLVMBuildICmp(b, LLVMIntULT, oh, ci(e, OH), ""), "");
+    here = LLVMBuildAnd(b, here, LLVMBuildICmp(b, LLVMIntULT, ow, ci(e, OW), ""), "");
+    LLVMValueRef best = cf(e, -__builtin_inf()), at = ci(e, -1);
+    for (int64_t i = 0; i < KH; i++) /* the window's first max, in max_pool_grad's order */
+      for (int64_t j = 0; j < KW; j++) {
+        LLVMValueRef ih = LLVMBuildSub(b, LLVMBuildAdd(b, LLVMBuildMul(b, oh, ci(e, SH), ""), ci(e, i), ""), ci(e, PT), "");
+        LLVMValueRef iw = LLVMBuildSub(b, LLVMBuildAdd(b, LLVMBuildMul(b, ow, ci(e, SW), ""), ci(e, j), ""), ci(e, PL), "");
+        LLVMValueRef inside = LLVMBuildAnd(b, LLVMBuildICmp(b, LLVMIntULT, ih, ci(e, H), ""),
+                                           LLVMBuildICmp(b, LLVMIntULT, iw, ci(e, W), ""), "");
+        inside = LLVMBuildAnd(b, inside, here, "");
+        LLVMValueRef px0 = LLVMBuildMul(b, LLVMBuildAdd(b, LLVMBuildMul(b, LLVMBuildAdd(b, LLVMBuildMul(b, n, ci(e, H), ""), ih, ""), ci(e, W), ""), iw, ""), ci(e, C), "");
+        LLVMValueRef idx = LLVMBuildAdd(b, LLVMBuildSelect(b, inside, px0, ci(e, 0), ""), e->col, "");
+        LLVMValueRef x = load_at(e, op->in[1], idx);
+        LLVMValueRef better = LLVMBuildAnd(b, inside, LLVMBuildFCmp(b, LLVMRealOGT, x, best, ""), "");
+        best = LLVMBuildSelect(b, better, x, best, "");
+        at = LLVMBuildSelect(b, better, ci(e, i * KW + j), at, "");
+      }
+    LLVMValueRef mine = LLVMBuildNSWAdd(b, LLVMBuildNSWMul(b, ti, ci(e, KW), ""), tj, "");
+    LLVMValueRef hit = LLVMBuildAnd(b, here, LLVMBuildICmp(b, LLVMIntEQ, at, mine, ""), "");
+    LLVMValueRef wpos = LLVMBuildMul(b, LLVMBuildAdd(b, LLVMBuildMul(b, LLVMBuildAdd(b, LLVMBuildMul(b, n, ci(e, OH), ""), oh, ""), ci(e, OW), ""), ow, ""), ci(e, C), "");
+    LLVMValueRef dy = load_at(e, op->in[0], LLVMBuildAdd(b, LLVMBuildSelect(b, here, wpos, ci(e, 0), ""), e->col, ""));
+    return LLVMBuildSelect(b, hit, dy, cf(e, 0), "");
   }
   case SN_OP_TRANSPOSE: { /* out element -> in element through the permutation a[] */
     const sn_type *in = &e->g->ops[op->in[0]].type, *t = &op->type;
@@ -869,8 +912,17 @@ static LLVMValueRef emit_fused(emitter *e, int s, int kidx, int *refs, int *nref
     bool colsum = op->code == SN_OP_COLSUM || is_scatter(op->code);
     if (done[i] || op->code == SN_OP_SUM_ALL || (!colsum && level_of(e, v) != L_ELEM)) continue;
     int64_t C = last_dim(&e->g->ops[colsum ? op->in[0] : v].type);
-    loop L;
-    e->col = loop_open(e, &L, ci(e, C), "c");
+    loop L, Lt;
+    int64_t cin = op->code == SN_OP_IM2COL ? last_dim(&e->g->ops[op->in[0]].type) : 0;
+    if (k->n_roots == 1 && cin >= 4) {
+      /* im2col alone: a loop over the window's taps around a loop over the input
+       * channels, so each tap copies a contiguous run (vector loads, no gathers) */
+      e->tap = loop_open(e, &Lt, ci(e, C / cin), "tap");
+      e->chan = loop_open(e, &L, ci(e, cin), "ch");
+      e->col = LLVMBuildNSWAdd(e->b, LLVMBuildNSWMul(e->b, e->tap, ci(e, cin), ""), e->chan, "c");
+    } else {
+      e->col = loop_open(e, &L, ci(e, C), "c");
+    }
     reset_elem_memo(e);
     for (int j = i; j < k->n_roots; j++) {
       int w = k->roots[j];
@@ -890,7 +942,8 @@ static LLVMValueRef emit_fused(emitter *e, int s, int kidx, int *refs, int *nref
       }
     }
     loop_close(e, &L);
-    e->col = NULL;
+    if (e->tap) loop_close(e, &Lt);
+    e->col = e->tap = e->chan = NULL;
   }
   free(done);
   loop_close(e, &rows);

@@ -75,6 +75,9 @@ typedef enum sn_opcode {
   SN_OP_IM2COL,    /* -> [N, OH, OW, KH*KW*C], columns ordered (kh, kw, c): C contiguous */
   SN_OP_COL2IM,    /* (dpatches) -> [N, H, W, C]: im2col's gradient, as a gather over the
                       windows that cover each position (no scatter) */
+  SN_OP_MAX_UNPOOL, /* (dy, x) -> [N, H, W, C]: max_pool's gradient where windows do not
+                       overlap (strides >= pool size), as a gather: each position takes
+                       dy of its window when it is that window's first max */
   SN_OP_TRANSPOSE, /* unbatched, rank <= 4: out dim k is in dim a[k] */
   SN_OP_MAX_POOL, SN_OP_AVG_POOL, /* -> [N, OH, OW, C]; avg over the in-bounds positions */
   SN_OP_EMBED,     /* (table [V, D], ids [N, T..]) -> [N, T.., D]; ids clamped to [0, V) */

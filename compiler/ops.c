@@ -489,7 +489,8 @@ static void grad_transpose(sn_graph *g, int v, int dy, int dx[]) {
 static void grad_max_pool(sn_graph *g, int v, int dy, int dx[]) {
   sn_op op = *OP(v);
   sn_type t = *T(g, op.in[0]);
-  dx[0] = add_like(g, &op, SN_OP_MAX_POOL_GRAD, dy, op.in[0], &t);
+  bool apart = op.a[SN_WIN_SH] >= op.a[SN_WIN_KH] && op.a[SN_WIN_SW] >= op.a[SN_WIN_KW];
+  dx[0] = add_like(g, &op, apart ? SN_OP_MAX_UNPOOL : SN_OP_MAX_POOL_GRAD, dy, op.in[0], &t);
 }
 static void grad_avg_pool(sn_graph *g, int v, int dy, int dx[]) {
   sn_op op = *OP(v);
@@ -633,6 +634,7 @@ const sn_opdef sn_opdefs[SN_OP_COUNT] = {
     [SN_OP_SLICE] = {"slice", SN_CLS_ELEM, 1, infer_slice, NULL, NULL, true},
     [SN_OP_IM2COL] = {"im2col", SN_CLS_ELEM, 1, infer_window, grad_im2col, NULL, true},
     [SN_OP_COL2IM] = {"col2im", SN_CLS_ELEM, 1, infer_given, NULL, NULL, true},
+    [SN_OP_MAX_UNPOOL] = {"max_unpool", SN_CLS_ELEM, 2, infer_given, NULL, NULL, true},
     [SN_OP_TRANSPOSE] = {"transpose", SN_CLS_ELEM, 1, infer_transpose, grad_transpose, NULL, true},
     [SN_OP_MAX_POOL] = {"max_pool", SN_CLS_ELEM, 1, infer_window, grad_max_pool, NULL, true},
     [SN_OP_AVG_POOL] = {"avg_pool", SN_CLS_ELEM, 1, infer_window, grad_avg_pool, NULL, true},

@@ -45,6 +45,24 @@ check "eval_step calls grad_step's bias+relu kernel for both hidden layers" \
 check "eval_step and predict have no copies of it" \
   bash -c '! grep -qE "^define .*@(eval_step|predict)\.k[13]\(" <<<"$1"' _ "$llvm"
 check "the Adam update is one kernel over the flat buffer" grep -q '^define internal fastcc void @update.k' <<<"$llvm"
+# The CNN's data-moving kernels: max pooling with windows apart is differentiated
+# as a gather (max_unpool, row-parallel, fused with what follows), never a scatter;
+# im2col and col2im read whole channel runs (vector loads, not gathers).
+cnn=specs/fashion_cnn.yaml
+cnnplan=$("$specnet" emit "$cnn" --what plan) || { echo "FAIL: emit $cnn"; exit 1; }
+check "fashion_cnn: both max-pool gradients are max_unpool gathers fused with relu_grad" \
+  test "$(grep -c '^  kernel .*: [0-9]* ops: max_unpool relu_grad' <<<"$cnnplan")" -eq 2
+check "fashion_cnn: no scattering max_pool_grad" bash -c '! grep -q max_pool_grad <<<"$1"' _ "$cnnplan"
+cnnllvm=$(SPECNET_CPU=x86-64-v4 "$specnet" emit "$cnn" --what llvm)
+# (conv2d2's im2col, 16 input channels, and col2im; conv2d1's im2col has one channel)
+gradplan=$(sed -n '/^grad_step/,/^eval_step/p' <<<"$cnnplan")
+for kop in im2col col2im; do
+  kn=$(grep -E "^  kernel k[0-9]+ rows [^:]*: 1 ops: $kop\$" <<<"$gradplan" | tail -1 | grep -oE 'k[0-9]+' | head -1)
+  body=$(sed -n "/^define internal fastcc void @grad_step\.$kn(/,/^}/p" <<<"$cnnllvm")
+  check "fashion_cnn grad_step $kn ($kop): whole channel runs (vector loads or memcpy), no gathers" \
+    bash -c 'grep -qE "load <16 x float>|llvm.memcpy" <<<"$1" && ! grep -q masked.gather <<<"$1"' _ "$body"
+done
+
 # --dtype f64 is f64 throughout: every scalar the step and the update take (learning
 # rate, Adam's alpha, gradient scale) and every constant is a double.
 for f64spec in specs/mnist_mlp.yaml specs/fashion_cnn.yaml; do
