@@ -48,58 +48,11 @@ typedef enum sn_opclass {
   SN_CLS_COMPOSITE, /* expanded into primitives after autodiff (softmax, xent) */
 } sn_opclass;
 
+/* The ops, from ops.def (a comment there says what each one computes). */
 typedef enum sn_opcode {
-  /* sources */
-  SN_OP_INPUT, SN_OP_LABEL, SN_OP_PARAM, SN_OP_CONST, SN_OP_INV_ROWS,
-  SN_OP_TARGET,    /* float targets [N, ..] (args->t) */
-  /* views */
-  SN_OP_RESHAPE,
-  /* gemm */
-  SN_OP_MATMUL,
-  /* elementwise (binary ops broadcast b against a, see ops.c) */
-  SN_OP_ADD, SN_OP_SUB, SN_OP_MUL, SN_OP_DIV,
-  SN_OP_NEG, SN_OP_EXP, SN_OP_LOG, SN_OP_RELU, SN_OP_SIGMOID, SN_OP_TANH,
-  SN_OP_RELU_GRAD, SN_OP_SIGMOID_GRAD, SN_OP_TANH_GRAD, /* (y, dy) -> dx */
-  SN_OP_LEAKY_RELU, SN_OP_ELU,      /* alpha in c */
-  SN_OP_LEAKY_RELU_GRAD, SN_OP_ELU_GRAD, /* (y, dy) -> dx, alpha in c */
-  SN_OP_GELU, SN_OP_GELU_GRAD,      /* exact erf form; grad takes (x, dy) */
-  SN_OP_ABS, SN_OP_SIGN, SN_OP_SQRT,
-  SN_OP_DROPOUT,   /* rate in c, stream in a[0]: mask from (seed, stream, step, element);
-                      its gradient is the same op on dy (the same mask) */
-  SN_OP_GT,        /* (a, b) -> 1.0 where a > b, else 0.0 */
-  SN_OP_CLAMP,     /* x to [c, c2] */
-  SN_OP_HUBER, SN_OP_HUBER_GRAD,    /* delta in c; grad takes (d, dy) */
-  SN_OP_CONCAT,    /* (a, b) along the last dim: gathers, inputs in memory */
-  SN_OP_SLICE,     /* x[.., a[0] : a[0] + width] along the last dim: gathers */
-  /* windows over [N, H, W, C] (NHWC); geometry in a[] (SN_WIN_*) */
-  SN_OP_IM2COL,    /* -> [N, OH, OW, KH*KW*C], columns ordered (kh, kw, c): C contiguous */
-  SN_OP_COL2IM,    /* (dpatches) -> [N, H, W, C]: im2col's gradient, as a gather over the
-                      windows that cover each position (no scatter) */
-  SN_OP_MAX_UNPOOL, /* (dy, x) -> [N, H, W, C]: max_pool's gradient where windows do not
-                       overlap (strides >= pool size), as a gather: each position takes
-                       dy of its window when it is that window's first max */
-  SN_OP_TRANSPOSE, /* unbatched, rank <= 4: out dim k is in dim a[k] */
-  SN_OP_MAX_POOL, SN_OP_AVG_POOL, /* -> [N, OH, OW, C]; avg over the in-bounds positions */
-  SN_OP_EMBED,     /* (table [V, D], ids [N, T..]) -> [N, T.., D]; ids clamped to [0, V) */
-  SN_OP_BROADCAST, /* x to the op's type */
-  SN_OP_ONEHOT,    /* (idx i32[N..]) -> [N.., C]: c == idx */
-  SN_OP_EQ,        /* (i32, i32) -> 1.0 where equal */
-  SN_OP_COPY,
-  /* row reductions over the last dim */
-  SN_OP_ROW_MAX, SN_OP_ROW_SUM, SN_OP_ROW_ARGMAX,
-  SN_OP_PICK,      /* (x [N..,C], idx i32[N..]) -> x[.., idx] */
-  /* accumulations over rows */
-  SN_OP_COLSUM,    /* [N,..,C] -> [C] */
-  SN_OP_SUM_ALL,   /* [N..] -> [] */
-  /* accumulations into positions computed from the row: the gradients of the
-   * window ops and of embedding; the result is the op's type */
-  SN_OP_MAX_POOL_GRAD, /* (dy, x) -> [N, H, W, C]: dy to the first max of each window */
-  SN_OP_AVG_POOL_GRAD, /* (dy) -> [N, H, W, C] */
-  SN_OP_SCATTER_ROWS,  /* (dy [N, T.., D], ids) -> [V, D] */
-  /* composites */
-  SN_OP_SOFTMAX, SN_OP_SOFTMAX_XENT, SN_OP_SOFTMAX_XENT_GRAD,
-  SN_OP_SOFTMAX_CCE,  /* (z, t) -> [N]: -sum t log softmax(z) */
-  SN_OP_BCE_LOGITS,   /* (z, t) -> elementwise stable binary cross-entropy on logits */
+#define OPDEF(id, name, cls, n_in, infer, grad, expand, gathers) SN_OP_##id,
+#include "ops.def"
+#undef OPDEF
   SN_OP_COUNT
 } sn_opcode;
 
