@@ -49,34 +49,23 @@ static void got(builder *b, const input *in, char *buf, size_t len) {
 }
 
 static int act_op(builder *b, int x, sn_act act, double alpha, const sn_layer_spec *l) {
-  sn_op like = at(l);
-  sn_opcode code;
-  switch (act) {
-  case SN_ACT_LINEAR: return x;
-  case SN_ACT_RELU: code = SN_OP_RELU; break;
-  case SN_ACT_SIGMOID: code = SN_OP_SIGMOID; break;
-  case SN_ACT_TANH: code = SN_OP_TANH; break;
-  case SN_ACT_GELU: code = SN_OP_GELU; break;
-  case SN_ACT_SOFTMAX:
-    if (TY(b, x)->rank < 1) {
-      sn_diag_error(b->d, l->loc, "%s: softmax needs a last dimension to normalize over", l->name);
-      return -1;
-    }
-    code = SN_OP_SOFTMAX;
-    break;
-  case SN_ACT_LEAKY_RELU:
-  case SN_ACT_ELU: {
-    sn_op op = {.code = act == SN_ACT_ELU ? SN_OP_ELU : SN_OP_LEAKY_RELU, .n_in = 1, .in = {x}, .c = alpha};
-    op.loc = like.loc;
-    memcpy(op.layer, like.layer, sizeof op.layer);
-    char err[256];
-    return sn_graph_add(b->g, &op, err, sizeof err);
-  }
-  default:
-    sn_diag_error(b->d, l->loc, "%s: activation %s is not supported yet", l->name, sn_act_name(act));
+  static const sn_opcode ops[] = {
+#define ACTDEF(id, name, op, grad_op, from, option, dflt) [SN_ACT_##id] = SN_OP_##op,
+#include "acts.def"
+#undef ACTDEF
+  };
+  if (act == SN_ACT_LINEAR) return x;
+  if (act == SN_ACT_SOFTMAX && TY(b, x)->rank < 1) {
+    sn_diag_error(b->d, l->loc, "%s: softmax needs a last dimension to normalize over", l->name);
     return -1;
   }
-  return sn_emit(b->g, code, x, -1, -1, &like);
+  sn_op like = at(l);
+  if (!sn_act_option(act)) return sn_emit(b->g, ops[act], x, -1, -1, &like);
+  sn_op op = {.code = ops[act], .n_in = 1, .in = {x}, .c = alpha}; /* the option, in c */
+  op.loc = like.loc;
+  memcpy(op.layer, like.layer, sizeof op.layer);
+  char err[256];
+  return sn_graph_add(b->g, &op, err, sizeof err);
 }
 
 /* The alpha an activation uses: the parser fills in the default of its kind. */

@@ -380,15 +380,6 @@ static void grad_exp(sn_graph *g, int v, int dy, int dx[]) {
 static void grad_log(sn_graph *g, int v, int dy, int dx[]) {
   dx[0] = sn_emit(g, SN_OP_DIV, dy, OP(v)->in[0], -1, OP(v));
 }
-static void grad_relu(sn_graph *g, int v, int dy, int dx[]) {
-  dx[0] = sn_emit(g, SN_OP_RELU_GRAD, v, dy, -1, OP(v));
-}
-static void grad_sigmoid(sn_graph *g, int v, int dy, int dx[]) {
-  dx[0] = sn_emit(g, SN_OP_SIGMOID_GRAD, v, dy, -1, OP(v));
-}
-static void grad_tanh(sn_graph *g, int v, int dy, int dx[]) {
-  dx[0] = sn_emit(g, SN_OP_TANH_GRAD, v, dy, -1, OP(v));
-}
 static void grad_copy(sn_graph *g, int v, int dy, int dx[]) { dx[0] = dy; }
 
 /* An op like `proto` (attributes such as alpha, annotations) with other inputs and,
@@ -408,11 +399,28 @@ static int add_like(sn_graph *g, const sn_op *proto, sn_opcode code, int a, int 
   }
   return v;
 }
-static void grad_leaky_relu(sn_graph *g, int v, int dy, int dx[]) {
-  dx[0] = add_like(g, OP(v), SN_OP_LEAKY_RELU_GRAD, v, dy, NULL);
-}
-static void grad_elu(sn_graph *g, int v, int dy, int dx[]) {
-  dx[0] = add_like(g, OP(v), SN_OP_ELU_GRAD, v, dy, NULL);
+/* An activation's gradient: its gradient op (acts.def) on (y or x, dy), with the
+ * activation's option (alpha, in c) carried over. */
+static void grad_act(sn_graph *g, int v, int dy, int dx[]) {
+  static const struct {
+    sn_opcode op, grad;
+    bool from_x;
+  } acts[] = {
+#define Y false
+#define X true
+#define ACTDEF(id, name, op, grad_op, from, option, dflt) {SN_OP_##op, SN_OP_##grad_op, from},
+#include "acts.def"
+#undef ACTDEF
+#undef X
+#undef Y
+  };
+  for (size_t i = 0; i < sizeof acts / sizeof *acts; i++)
+    if (acts[i].op == OP(v)->code) {
+      dx[0] = add_like(g, OP(v), acts[i].grad, acts[i].from_x ? OP(v)->in[0] : v, dy, NULL);
+      return;
+    }
+  fprintf(stderr, "specnet: internal error: %s is not an activation of acts.def\n", sn_opdefs[OP(v)->code].name);
+  abort();
 }
 static void grad_sqrt(sn_graph *g, int v, int dy, int dx[]) { /* dy / (2 y) */
   sn_op like = *OP(v);
@@ -501,9 +509,6 @@ static void grad_embed(sn_graph *g, int v, int dy, int dx[]) {
   sn_op op = *OP(v);
   sn_type t = *T(g, op.in[0]);
   dx[0] = add_like(g, &op, SN_OP_SCATTER_ROWS, dy, op.in[1], &t);
-}
-static void grad_gelu(sn_graph *g, int v, int dy, int dx[]) {
-  dx[0] = sn_emit(g, SN_OP_GELU_GRAD, OP(v)->in[0], dy, -1, OP(v));
 }
 
 static void grad_reshape(sn_graph *g, int v, int dy, int dx[]) {

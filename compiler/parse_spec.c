@@ -422,8 +422,22 @@ static bool options(checker *c, const sn_node *name, const sn_node *opts, const 
 /* ---------------------------------------------------------------------------
  * Names of the enums, in enum order */
 
-static const char *const ACTS[] = {"linear",     "relu", "sigmoid", "tanh", "softmax",
-                                   "leaky_relu", "elu",  "gelu",    NULL}; /* sn_act */
+static const char *const ACTS[] = {
+#define ACTDEF(id, name, op, grad_op, from, option, dflt) [SN_ACT_##id] = name,
+#include "acts.def"
+#undef ACTDEF
+    NULL};
+/* each activation's option keys (its one option, or none), and its default */
+static const char *const ACT_KEYS[][2] = {
+#define ACTDEF(id, name, op, grad_op, from, option, dflt) [SN_ACT_##id] = {option, NULL},
+#include "acts.def"
+#undef ACTDEF
+};
+static const double ACT_DEFAULT[] = {
+#define ACTDEF(id, name, op, grad_op, from, option, dflt) [SN_ACT_##id] = dflt,
+#include "acts.def"
+#undef ACTDEF
+};
 static const char *const INITS[] = {"zeros",         "ones",       "glorot_uniform",
                                     "glorot_normal", "he_uniform", "he_normal",
                                     "normal",        "uniform",    NULL}; /* sn_init_kind */
@@ -447,6 +461,7 @@ static const char *enum_name(const char *const *names, int n, int k) {
 #define ENUM_NAME(names, k) enum_name(names, (int)(sizeof names / sizeof *names) - 1, (int)(k))
 
 const char *sn_act_name(sn_act a) { return ENUM_NAME(ACTS, a); }
+const char *sn_act_option(sn_act a) { return a >= 0 && a < SN_ACT_COUNT ? ACT_KEYS[a][0] : NULL; }
 const char *sn_init_name(sn_init_kind k) { return ENUM_NAME(INITS, k); }
 const char *sn_loss_name(sn_loss_kind k) { return ENUM_NAME(LOSSES, k); }
 const char *sn_optimizer_name(sn_opt_kind k) { return ENUM_NAME(OPTIMIZERS, k); }
@@ -816,20 +831,19 @@ static bool has_data(const sn_spec *s, const char *role) {
 /* ---------------------------------------------------------------------------
  * model: activations, initializers and the options of each layer */
 
-static double default_alpha(sn_act a) {
-  return a == SN_ACT_LEAKY_RELU ? 0.2 : a == SN_ACT_ELU ? 1.0 : 0.0;
+static double default_alpha(sn_act a) { return a >= 0 && a < SN_ACT_COUNT ? ACT_DEFAULT[a] : 0.0; }
+
+/* The option of the activation l->activation (alpha of leaky_relu and elu), from
+ * its options (map may be NULL), into l->alpha. */
+static void read_act_option(checker *c, const sn_node *map, sn_layer_spec *l) {
+  const char *key = sn_act_option(l->activation);
+  const sn_node *v = key ? sn_node_get(map, key) : NULL;
+  if (v) get_real(c, v, key, 0, false, INFINITY, false, &l->alpha);
 }
 
-/* `alpha` of leaky_relu and elu, from their options (map may be NULL). */
-static void read_alpha(checker *c, const sn_node *map, sn_layer_spec *l) {
-  const sn_node *v = sn_node_get(map, "alpha");
-  if (v) get_real(c, v, "alpha", 0, false, INFINITY, false, &l->alpha);
-}
-
-/* `activation: NAME`, or `activation: {leaky_relu: {alpha: F}}` for the two that
+/* `activation: NAME`, or `activation: {leaky_relu: {alpha: F}}` for those that
  * take an option. */
 static void activation_field(checker *c, const sn_node *n, sn_layer_spec *l) {
-  static const char *const ALPHA_KEYS[] = {"alpha", NULL};
   const sn_node *name, *opts, *map;
   if (n->kind != SN_NODE_MAP && !is_name(n)) {
     type_error(c, n, "activation", "an activation name");
@@ -840,8 +854,8 @@ static void activation_field(checker *c, const sn_node *n, sn_layer_spec *l) {
     return;
   l->activation = (sn_act)a;
   l->alpha = default_alpha(l->activation);
-  if (a == SN_ACT_LEAKY_RELU || a == SN_ACT_ELU) {
-    if (options(c, name, opts, ALPHA_KEYS, &map)) read_alpha(c, map, l);
+  if (sn_act_option(l->activation)) {
+    if (options(c, name, opts, ACT_KEYS[a], &map)) read_act_option(c, map, l);
   } else {
     no_options(c, name, opts);
   }
@@ -1022,8 +1036,9 @@ static void read_embedding(checker *c, const sn_node *map, const sn_node *at, sn
     initializer(c, v, "kernel_init", &l->kernel_init, &l->kernel_init_arg);
 }
 
-static void read_alpha_layer(checker *c, const sn_node *map, const sn_node *at, sn_layer_spec *l) {
-  read_alpha(c, map, l);
+static void read_act_layer(checker *c, const sn_node *map, const sn_node *at, sn_layer_spec *l) {
+  (void)at;
+  read_act_option(c, map, l);
 }
 
 static void read_concat(checker *c, const sn_node *map, const sn_node *at, sn_layer_spec *l) {
@@ -1046,7 +1061,6 @@ static const char *const DROPOUT_KEYS[] = {"rate", NULL};
 static const char *const BN_KEYS[] = {"momentum", "epsilon", NULL};
 static const char *const LN_KEYS[] = {"epsilon", NULL};
 static const char *const EMBED_KEYS[] = {"vocab", "dim", "kernel_init", NULL};
-static const char *const ALPHA_KEYS[] = {"alpha", NULL};
 static const char *const CONCAT_KEYS[] = {"axis", NULL};
 
 typedef struct layer_def {
@@ -1070,14 +1084,11 @@ static const layer_def LAYER_DEFS[] = {
     {"batch_norm", SN_LAYER_BATCH_NORM, 0, BN_KEYS, read_norm, 1, 1},
     {"layer_norm", SN_LAYER_LAYER_NORM, 0, LN_KEYS, read_norm, 1, 1},
     {"embedding", SN_LAYER_EMBEDDING, 0, EMBED_KEYS, read_embedding, 1, 1},
-    {"relu", SN_LAYER_ACTIVATION, SN_ACT_RELU, NULL, NULL, 1, 1},
-    {"leaky_relu", SN_LAYER_ACTIVATION, SN_ACT_LEAKY_RELU, ALPHA_KEYS, read_alpha_layer, 1, 1},
-    {"elu", SN_LAYER_ACTIVATION, SN_ACT_ELU, ALPHA_KEYS, read_alpha_layer, 1, 1},
-    {"gelu", SN_LAYER_ACTIVATION, SN_ACT_GELU, NULL, NULL, 1, 1},
-    {"sigmoid", SN_LAYER_ACTIVATION, SN_ACT_SIGMOID, NULL, NULL, 1, 1},
-    {"tanh", SN_LAYER_ACTIVATION, SN_ACT_TANH, NULL, NULL, 1, 1},
-    {"softmax", SN_LAYER_ACTIVATION, SN_ACT_SOFTMAX, NULL, NULL, 1, 1},
-    {"linear", SN_LAYER_ACTIVATION, SN_ACT_LINEAR, NULL, NULL, 1, 1},
+/* every activation as a layer (`- relu`, `- leaky_relu: {alpha: 0.1}`) */
+#define ACTDEF(id, name, op, grad_op, from, option, dflt) \
+    {name, SN_LAYER_ACTIVATION, SN_ACT_##id, ACT_KEYS[SN_ACT_##id], read_act_layer, 1, 1},
+#include "acts.def"
+#undef ACTDEF
     {"add", SN_LAYER_ADD, 0, NULL, NULL, 2, MAX_INPUTS},
     {"multiply", SN_LAYER_MULTIPLY, 0, NULL, NULL, 2, MAX_INPUTS},
     {"concat", SN_LAYER_CONCAT, 0, CONCAT_KEYS, read_concat, 2, MAX_INPUTS},
@@ -1244,7 +1255,7 @@ static void layer(checker *c, const sn_node *item, sn_layer_spec *l, layer_aux *
   ++counts[k];
   if (!name) snprintf(l->name, sizeof l->name, "%s%d", def->name, counts[k]);
   const sn_node *map = NULL;
-  if (!def->keys)
+  if (!def->keys || !def->keys[0])
     no_options(c, kind, opts);
   else if (!options(c, kind, opts, def->keys, &map))
     return;

@@ -77,15 +77,12 @@ int sn_node_set(sn_node *root, const char *assignment, sn_diag *d);
 /* ---------------------------------------------------------------------------
  * The typed spec (parse_spec.c) */
 
+/* The activations, from acts.def. */
 typedef enum sn_act {
-  SN_ACT_LINEAR = 0,
-  SN_ACT_RELU,
-  SN_ACT_SIGMOID,
-  SN_ACT_TANH,
-  SN_ACT_SOFTMAX,
-  SN_ACT_LEAKY_RELU, /* alpha: slope below 0 (default 0.2, as Keras's LeakyReLU layer) */
-  SN_ACT_ELU,        /* alpha (default 1) */
-  SN_ACT_GELU,       /* exact (erf) form, the default of Keras and PyTorch */
+#define ACTDEF(id, name, op, grad_op, from, option, dflt) SN_ACT_##id,
+#include "acts.def"
+#undef ACTDEF
+  SN_ACT_COUNT
 } sn_act;
 
 typedef enum sn_layer_kind {
@@ -258,6 +255,8 @@ void sn_spec_write_resolved(const sn_spec *s, FILE *out);
  * sn_layer_kind_name gives "activation" for SN_LAYER_ACTIVATION (the layer's own
  * name is sn_act_name of its activation). */
 const char *sn_act_name(sn_act a);
+/* The name of the activation's one option ("alpha"), or NULL when it takes none. */
+const char *sn_act_option(sn_act a);
 const char *sn_layer_kind_name(sn_layer_kind k);
 const char *sn_loss_name(sn_loss_kind k);
 const char *sn_optimizer_name(sn_opt_kind k);

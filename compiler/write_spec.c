@@ -92,8 +92,8 @@ static void init(FILE *out, sn_init_kind k, double arg) {
 }
 
 static void activation(FILE *out, sn_act a, double alpha) {
-  if (a == SN_ACT_LEAKY_RELU || a == SN_ACT_ELU) {
-    fprintf(out, "{%s: {alpha: ", sn_act_name(a));
+  if (sn_act_option(a)) {
+    fprintf(out, "{%s: {%s: ", sn_act_name(a), sn_act_option(a));
     num(out, alpha);
     fputs("}}", out);
   } else {
@@ -169,8 +169,8 @@ static void layer(FILE *out, const sn_layer_spec *l) {
     break;
   case SN_LAYER_ACTIVATION:
     fprintf(out, "%s: {", sn_act_name(l->activation));
-    if (l->activation == SN_ACT_LEAKY_RELU || l->activation == SN_ACT_ELU) {
-      fputs("alpha: ", out);
+    if (sn_act_option(l->activation)) {
+      fprintf(out, "%s: ", sn_act_option(l->activation));
       num(out, l->alpha);
     }
     break;
