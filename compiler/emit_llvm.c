@@ -18,15 +18,39 @@
  * The step functions take one sn_step_args pointer (runtime.h); the struct's
  * layout is mirrored by args_type() below. Loop counters and accumulators are
  * allocas; the O3 pipeline turns them into registers and vectorizes the loops. */
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "codegen.h"
+#include "specnet/runtime.h"
 
 enum { /* field order of sn_step_args */
   A_X, A_Y, A_ROWS, A_PARAMS, A_GRADS, A_OPT, A_ARENA, A_STEP, A_LR, A_SEED,
   A_LOSS, A_METRICS, A_OUT, A_T, A_STATE, A_COUNT
 };
+
+/* The generated code's view of sn_step_args (args_type: every field 8 bytes, in
+ * this order) is the C struct's. */
+#define SN_ARG_AT(field, index) \
+  _Static_assert(offsetof(sn_step_args, field) == 8 * (index), "sn_step_args." #field " moved");
+SN_ARG_AT(x, A_X)
+SN_ARG_AT(y, A_Y)
+SN_ARG_AT(rows, A_ROWS)
+SN_ARG_AT(params, A_PARAMS)
+SN_ARG_AT(grads, A_GRADS)
+SN_ARG_AT(opt_state, A_OPT)
+SN_ARG_AT(arena, A_ARENA)
+SN_ARG_AT(step, A_STEP)
+SN_ARG_AT(lr, A_LR)
+SN_ARG_AT(seed, A_SEED)
+SN_ARG_AT(loss_sum, A_LOSS)
+SN_ARG_AT(metric_sums, A_METRICS)
+SN_ARG_AT(out, A_OUT)
+SN_ARG_AT(t, A_T)
+SN_ARG_AT(state, A_STATE)
+#undef SN_ARG_AT
+_Static_assert(sizeof(sn_step_args) == 8 * A_COUNT, "sn_step_args has a field the generated code does not know");
 
 typedef enum level { L_ELEM, L_ROW, L_COL, L_SCALAR } level;
 

@@ -59,8 +59,8 @@ typedef struct sn_step_args {
   double *loss_sum;     /* out: sum over rows of the per-sample loss */
   double *metric_sums;  /* out: per metric, sum over rows (e.g. correct count) */
   void *out;            /* predict: (N, output_elems) model output */
-  /* Fields after this line came with the full spec language; new fields are only
-   * ever appended. */
+  /* The generated code reads these fields by position (emit_llvm.c's A_* order,
+   * checked by _Static_asserts there): new fields only ever go at the end. */
   const void *t;        /* (N, target_elems) float targets (mse, one-hot, ...) */
   void *state;          /* (Q) non-trainable state: batch-norm running statistics */
 } sn_step_args;
@@ -97,7 +97,7 @@ typedef struct sn_source {
   char label_col[64]; /* label column by header name; "" when by position */
   int label_index;    /* label column by position: 0-based, -1 = last */
   bool header;        /* first row holds column names */
-  /* Fields after this line were added with the data formats (appended only). */
+  /* what the loss reads */
   int64_t target_elems; /* what the model's loss reads, set by the driver before loading:
                          * 0 = class labels (y, integers >= 0); k > 0 = k float targets
                          * per sample (t): a csv label column or a float npy y is read as
@@ -235,7 +235,7 @@ typedef struct sn_model {
   sn_step_fn predict;     /* forward to model output */
   /* Owned buffers, made by sn_model_alloc: */
   void *params, *grads, *opt_state, *arena;
-  /* Fields after this line came with the full spec language (appended only). */
+  /* non-trainable state and float targets */
   int64_t state_count;    /* Q: non-trainable state (params_info with buffer 1) */
   int64_t target_elems;   /* per sample float targets the loss reads; 0: int labels */
   void *state;            /* owned, made by sn_model_alloc */
@@ -284,7 +284,6 @@ typedef struct sn_epoch_record {
   double samples_per_second;
   bool has_val, has_test;
   sn_eval_result val, test;
-  /* Fields after this line came with prefetching (appended only). */
   double data_wait_seconds; /* of `seconds`, the time the loop waited for its batches:
                              * staging that the background thread did not hide */
 } sn_epoch_record;
@@ -325,15 +324,14 @@ typedef struct sn_train_opts {
   void *on_epoch_ctx;
   sn_schedule schedule;      /* zeroed: constant */
   sn_early_stopping early;   /* zeroed: off */
-  /* Fields after this line came with the run records (appended only). */
+  /* the run record */
   const char *csv_path;      /* metrics.csv to write (the columns of metrics.jsonl), or NULL */
   const char *curves_path;   /* curves.svg to write after each epoch, or NULL */
   const char *title;         /* run name for curves.svg, or NULL */
   bool no_prefetch;          /* stage batches on the calling thread (default: a
                               * background thread stages the next batch) */
   struct sn_train_result *result; /* filled at the end when not NULL */
-  /* Fields after this line came with data-parallel training and --resume (appended
-   * only; docs/distributed.md). */
+  /* data-parallel training and resuming (docs/distributed.md) */
   const struct sn_comm *comm; /* NULL (or size 1): one process. Else every rank calls
                                * sn_train with the same model, data and options; each
                                * takes its shard of every batch, gradients are summed
