@@ -325,20 +325,15 @@ int sn_build_aot(const sn_spec *spec, const sn_model *w, const sn_aot_opts *o, s
     return -1;
   }
   a.cg.par = !o->lib; /* the archive links against OpenBLAS alone */
-  sn_graph train, infer;
-  sn_plan plan;
-  if (sn_build_graph(spec, w->dtype == SN_RT_F64 ? SN_F64 : SN_F32, true, &train, d) ||
-      sn_build_graph(spec, w->dtype == SN_RT_F64 ? SN_F64 : SN_F32, false, &infer, d)) {
-    sn_graph_free(&train);
-    sn_graph_free(&infer);
+  sn_program *prog = malloc(sizeof *prog); /* the graphs and the plan */
+  if (!prog) abort();
+  if (sn_pipeline(spec, w->dtype == SN_RT_F64 ? SN_F64 : SN_F32, SN_STAGE_PLAN, prog, d)) {
+    free(prog);
     sn_codegen_dispose(&a.cg);
     return -1;
   }
-  sn_autodiff(&train);
-  sn_expand(&train);
-  sn_expand(&infer);
-  sn_plan_build(&train, &infer, &plan);
-  a.m = sn_emit_module(&a.cg, &plan, SN_EMIT_ALL, NULL);
+  const sn_plan *plan = &prog->plan;
+  a.m = sn_emit_module(&a.cg, plan, SN_EMIT_ALL, NULL);
   a.ctx = a.cg.ctx;
   a.b = LLVMCreateBuilderInContext(a.ctx);
   a.i64 = LLVMInt64TypeInContext(a.ctx);
@@ -362,10 +357,10 @@ int sn_build_aot(const sn_spec *spec, const sn_model *w, const sn_aot_opts *o, s
   }
   LLVMValueRef pa = doubles(&a, "sn_aot_pre_a", o->pre_a, o->n_pre, o->lib);
   LLVMValueRef pb = doubles(&a, "sn_aot_pre_b", o->pre_b, o->n_pre, o->lib);
-  const sn_graph *g = &infer;
+  const sn_graph *g = &prog->infer;
   sn_aot_info info = {.version = 1, .dtype = w->dtype, .input_elems = w->input_elems,
                       .output_elems = w->output_elems, .batch_capacity = w->batch_capacity,
-                      .arena_bytes = plan.arena_bytes, .param_count = w->param_count,
+                      .arena_bytes = plan->arena_bytes, .param_count = w->param_count,
                       .state_count = w->state_count, .input_rank = spec->input_rank, .n_pre = o->n_pre,
                       .classifier = g->ops[g->output].code == SN_OP_SOFTMAX ||
                                     (spec->loss == SN_LOSS_SPARSE_CCE || spec->loss == SN_LOSS_CCE)};
@@ -378,7 +373,7 @@ int sn_build_aot(const sn_spec *spec, const sn_model *w, const sn_aot_opts *o, s
     t->version = 1;
     snprintf(t->name, sizeof t->name, "%s", spec->name);
     t->layout = *w;
-    t->layout.arena_bytes = plan.arena_bytes;
+    t->layout.arena_bytes = plan->arena_bytes;
     t->layout.params_info = NULL;
     t->layout.metric_names = NULL;
     t->layout.params = t->layout.grads = t->layout.opt_state = t->layout.arena = t->layout.state = NULL;
@@ -406,7 +401,7 @@ int sn_build_aot(const sn_spec *spec, const sn_model *w, const sn_aot_opts *o, s
     make_internal(&a, SN_FN_EVAL);
   }
   sn_model mo = *w;
-  mo.arena_bytes = plan.arena_bytes;
+  mo.arena_bytes = plan->arena_bytes;
   char fname[200], lname[200];
   if (o->lib) {
     snprintf(fname, sizeof fname, "%s_predict", o->name);
@@ -485,9 +480,8 @@ done:
   free(obj);
   LLVMDisposeModule(a.m);
   LLVMDisposeBuilder(a.b);
-  sn_plan_free(&plan);
-  sn_graph_free(&train);
-  sn_graph_free(&infer);
+  sn_program_free(prog);
+  free(prog);
   sn_codegen_dispose(&a.cg);
   return rc;
 }

@@ -12,9 +12,7 @@
 #include "specnet/compiler.h"
 
 struct sn_compiled {
-  sn_graph g;     /* training graph: forward with dropout and batch statistics, backward */
-  sn_graph infer; /* inference graph: eval and predict */
-  sn_plan plan;
+  sn_program prog; /* the graphs and the plan (sn_pipeline, in place: it points into itself) */
   sn_codegen cg;
   sn_jit *jit;
   sn_model model;
@@ -37,12 +35,12 @@ static uint64_t cycles(void) {
 /* Names of the profile counters, in the order emit_llvm.c numbers them. */
 static void name_kernels(sn_compiled *c) {
   int n = 1;
-  for (int s = 0; s < SN_STEP_COUNT; s++) n += c->plan.steps[s].n_kernels;
+  for (int s = 0; s < SN_STEP_COUNT; s++) n += c->prog.plan.steps[s].n_kernels;
   c->prof_name = calloc((size_t)n, sizeof *c->prof_name);
   if (!c->prof_name) abort();
   int i = 0;
   for (int s = 0; s < SN_STEP_COUNT; s++) {
-    const sn_step *st = &c->plan.steps[s];
+    const sn_step *st = &c->prog.plan.steps[s];
     for (int k = 0; k < st->n_kernels; k++, i++) {
       const sn_kernel *kk = &st->k[k];
       const sn_graph *g = st->g;
@@ -144,21 +142,6 @@ static int compile_parts(part *pt, int n) {
   return rc;
 }
 
-/* Front half shared by compile and emit: the training graph, its gradients. */
-static int front(const sn_spec *spec, sn_dtype_rt dtype, sn_graph *g, sn_diag *d, bool grads,
-                 sn_compile_times *t) {
-  double t0 = sn_now();
-  if (sn_build_graph(spec, dtype == SN_RT_F64 ? SN_F64 : SN_F32, true, g, d)) return -1;
-  double t1 = sn_now();
-  if (grads) sn_autodiff(g);
-  double t2 = sn_now();
-  if (t) {
-    t->build = t1 - t0;
-    t->autodiff = t2 - t1;
-  }
-  return 0;
-}
-
 static void internal_error(sn_diag *d, const char *path, const char *what, const char *msg) {
   sn_loc loc = {path, 0, 0};
   sn_diag_error(d, loc, "%s: %s", what, msg);
@@ -173,17 +156,11 @@ sn_compiled *sn_compile_with(const sn_spec *spec, const sn_compile_opts *o, sn_d
   sn_dtype_rt dtype = o->dtype;
   sn_compiled *c = calloc(1, sizeof *c);
   if (!c) abort();
-  if (front(spec, dtype, &c->g, d, true, &c->times) ||
-      sn_build_graph(spec, dtype == SN_RT_F64 ? SN_F64 : SN_F32, false, &c->infer, d)) {
-    sn_graph_free(&c->g);
-    sn_graph_free(&c->infer);
+  if (sn_pipeline(spec, dtype == SN_RT_F64 ? SN_F64 : SN_F32, SN_STAGE_PLAN, &c->prog, d)) {
     free(c);
     return NULL;
   }
-  double t0 = sn_now();
-  sn_expand(&c->g);
-  sn_expand(&c->infer);
-  sn_plan_build(&c->g, &c->infer, &c->plan);
+  c->times = c->prog.times;
   double t1 = sn_now();
   char err[512];
   if (sn_cpu_runs_here(sn_cpu_default(), err, sizeof err) || sn_codegen_init(&c->cg, err, sizeof err)) {
@@ -199,7 +176,7 @@ sn_compiled *sn_compile_with(const sn_spec *spec, const sn_compile_opts *o, sn_d
   part pt[2] = {{.cg = &c->cg}, {.cg = &cg2}};
   if (np > 1 && sn_codegen_clone(&c->cg, &cg2, err, sizeof err)) np = 1;
   sn_kernels *ks = sn_kernels_new(); /* a kernel in both modules is compiled once */
-  for (int i = 0; i < np; i++) pt[i].m = sn_emit_module(pt[i].cg, &c->plan, split[np - 1][i], ks);
+  for (int i = 0; i < np; i++) pt[i].m = sn_emit_module(pt[i].cg, &c->prog.plan, split[np - 1][i], ks);
   sn_kernels_free(ks);
   double t2 = sn_now();
   /* object code: from the cache when a valid entry exists, else O3 + codegen */
@@ -257,11 +234,10 @@ sn_compiled *sn_compile_with(const sn_spec *spec, const sn_compile_opts *o, sn_d
     sn_compiled_free(c);
     return NULL;
   }
-  c->times.plan = t1 - t0;
   c->times.emit = t2 - t1;
   c->times.optimize = t3 - t2;
   c->times.jit = sn_now() - t3;
-  const sn_graph *g = &c->g;
+  const sn_graph *g = &c->prog.train;
   mo->dtype = dtype;
   mo->batch_capacity = g->batch_capacity;
   mo->input_elems = sn_type_elems(&g->ops[g->input].type);
@@ -270,7 +246,7 @@ sn_compiled *sn_compile_with(const sn_spec *spec, const sn_compile_opts *o, sn_d
   mo->param_count = g->param_count;
   mo->opt_state_count = sn_opt_state_count(g);
   mo->state_count = g->state_count;
-  mo->arena_bytes = c->plan.arena_bytes;
+  mo->arena_bytes = c->prog.plan.arena_bytes;
   mo->n_params = g->n_params;
   mo->params_info = g->params;
   mo->n_metrics = g->n_metrics;
@@ -286,9 +262,7 @@ void sn_compiled_free(sn_compiled *c) {
   sn_jit_free(c->jit);
   free(c->prof_name);
   sn_codegen_dispose(&c->cg);
-  sn_plan_free(&c->plan);
-  sn_graph_free(&c->g);
-  sn_graph_free(&c->infer);
+  sn_program_free(&c->prog);
   free(c);
 }
 
@@ -296,9 +270,9 @@ const char *sn_spec_name(const sn_spec *s) { return s->name; }
 uint64_t sn_spec_seed(const sn_spec *s) { return s->seed; }
 
 int sn_check_graph(const sn_spec *spec, sn_diag *d) {
-  sn_graph g;
-  int rc = front(spec, SN_RT_F32, &g, d, false, NULL);
-  sn_graph_free(&g);
+  sn_program p;
+  int rc = sn_pipeline(spec, SN_F32, SN_STAGE_GRAPH, &p, d);
+  sn_program_free(&p);
   return rc;
 }
 
@@ -329,67 +303,48 @@ static void print_table(const sn_spec *spec, const sn_graph *g, FILE *out) {
   fprintf(out, "total parameters: %lld (%.1f KiB as f32)\n", (long long)total, (double)total * 4 / 1024);
 }
 
-int sn_emit_stage(const sn_spec *spec, const char *what, sn_dtype_rt dtype, FILE *out, sn_diag *d) {
-  sn_graph g;
-  if (!strcmp(what, "table")) {
-    int rc = front(spec, dtype, &g, d, false, NULL);
-    if (!rc) print_table(spec, &g, out);
-    sn_graph_free(&g);
-    return rc;
-  }
-  bool grads = strcmp(what, "ir") != 0;
-  if (front(spec, dtype, &g, d, grads, NULL)) {
-    sn_graph_free(&g);
+/* `emit --what llvm|asm`: the whole program as one optimized module. */
+static int emit_code(const sn_spec *spec, const sn_plan *plan, const char *what, FILE *out, sn_diag *d) {
+  sn_codegen cg;
+  char err[512];
+  if (sn_codegen_init(&cg, err, sizeof err)) {
+    internal_error(d, spec->path, "LLVM target", err);
     return -1;
   }
   int rc = 0;
-  if (!strcmp(what, "ir") || !strcmp(what, "grad")) {
-    sn_graph_print(&g, out, grads);
-    sn_graph_free(&g);
-    return 0;
-  }
-  sn_graph infer;
-  if (sn_build_graph(spec, dtype == SN_RT_F64 ? SN_F64 : SN_F32, false, &infer, d)) {
-    sn_graph_free(&g);
-    sn_graph_free(&infer);
-    return -1;
-  }
-  sn_expand(&g);
-  sn_expand(&infer);
-  sn_plan plan;
-  sn_plan_build(&g, &infer, &plan);
-  if (!strcmp(what, "plan")) {
-    sn_plan_print(&plan, out);
+  LLVMModuleRef m = sn_emit_module(&cg, plan, SN_EMIT_ALL, NULL);
+  if (sn_optimize(&cg, m, err, sizeof err)) {
+    internal_error(d, spec->path, "LLVM optimization", err);
+    rc = -1;
+  } else if (!strcmp(what, "llvm")) {
+    char *s = LLVMPrintModuleToString(m);
+    fputs(s, out);
+    LLVMDisposeMessage(s);
   } else {
-    sn_codegen cg;
-    char err[512];
-    if (sn_codegen_init(&cg, err, sizeof err)) {
-      internal_error(d, spec->path, "LLVM target", err);
+    char *s = sn_module_asm(&cg, m, err, sizeof err);
+    if (s) fputs(s, out);
+    else {
+      internal_error(d, spec->path, "assembly", err);
       rc = -1;
-    } else {
-      LLVMModuleRef m = sn_emit_module(&cg, &plan, SN_EMIT_ALL, NULL);
-      if (sn_optimize(&cg, m, err, sizeof err)) {
-        internal_error(d, spec->path, "LLVM optimization", err);
-        rc = -1;
-      } else if (!strcmp(what, "llvm")) {
-        char *s = LLVMPrintModuleToString(m);
-        fputs(s, out);
-        LLVMDisposeMessage(s);
-      } else {
-        char *s = sn_module_asm(&cg, m, err, sizeof err);
-        if (s) fputs(s, out);
-        else {
-          internal_error(d, spec->path, "assembly", err);
-          rc = -1;
-        }
-        free(s);
-      }
-      LLVMDisposeModule(m);
-      sn_codegen_dispose(&cg);
     }
+    free(s);
   }
-  sn_plan_free(&plan);
-  sn_graph_free(&g);
-  sn_graph_free(&infer);
+  LLVMDisposeModule(m);
+  sn_codegen_dispose(&cg);
+  return rc;
+}
+
+int sn_emit_stage(const sn_spec *spec, const char *what, sn_dtype_rt dtype, FILE *out, sn_diag *d) {
+  bool table = !strcmp(what, "table"), ir = !strcmp(what, "ir"), grad = !strcmp(what, "grad");
+  sn_program p;
+  if (sn_pipeline(spec, dtype == SN_RT_F64 ? SN_F64 : SN_F32,
+                  table || ir ? SN_STAGE_GRAPH : grad ? SN_STAGE_GRAD : SN_STAGE_PLAN, &p, d))
+    return -1;
+  int rc = 0;
+  if (table) print_table(spec, &p.train, out);
+  else if (ir || grad) sn_graph_print(&p.train, out, grad);
+  else if (!strcmp(what, "plan")) sn_plan_print(&p.plan, out);
+  else rc = emit_code(spec, &p.plan, what, out, d);
+  sn_program_free(&p);
   return rc;
 }

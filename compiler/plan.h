@@ -72,4 +72,27 @@ const char *sn_step_name(sn_step_kind k);
 /* Resolves views: the value whose buffer v reads. */
 int sn_plan_base(const sn_graph *g, int v);
 
+/* ---- pipeline.c */
+/* How far sn_pipeline goes. */
+typedef enum sn_stage {
+  SN_STAGE_GRAPH, /* the training graph, forward only (check's table, emit ir) */
+  SN_STAGE_GRAD,  /* and its backward pass (emit grad) */
+  SN_STAGE_PLAN,  /* and the inference graph, composites expanded, kernels planned */
+} sn_stage;
+
+/* A spec through the middle end. Planned programs point into themselves (plan.g is
+ * &train): do not move one after sn_pipeline. */
+typedef struct sn_program {
+  sn_graph train;         /* forward with dropout and batch statistics; backward */
+  sn_graph infer;         /* eval and predict (SN_STAGE_PLAN) */
+  sn_plan plan;           /* SN_STAGE_PLAN */
+  bool has_plan;
+  sn_compile_times times; /* build, autodiff, plan (seconds) */
+} sn_program;
+
+/* The passes in order, up to `until`; shape errors go to d (then -1, and p holds
+ * nothing). */
+int sn_pipeline(const sn_spec *spec, sn_dtype dtype, sn_stage until, sn_program *p, sn_diag *d);
+void sn_program_free(sn_program *p);
+
 #endif
