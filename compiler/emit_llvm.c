@@ -112,6 +112,22 @@ static void set_noalias(emitter *e, LLVMValueRef fn, unsigned param_index) {
   LLVMAddAttributeAtIndex(fn, param_index + 1, LLVMCreateEnumAttribute(e->ctx, k, 0));
 }
 
+/* A kernel function: internal, target attributes, never inlined; the builder at
+ * its first block, allocas (entry_alloca) in an entry block before it. */
+static LLVMValueRef begin_kernel(emitter *e, const char *name, LLVMTypeRef type) {
+  LLVMValueRef fn = LLVMAddFunction(e->mod, name, type);
+  LLVMSetLinkage(fn, LLVMInternalLinkage);
+  set_attrs(e, fn);
+  set_noinline(e, fn);
+  e->fn = fn;
+  LLVMBasicBlockRef entry = LLVMAppendBasicBlockInContext(e->ctx, fn, "entry");
+  LLVMBasicBlockRef start = LLVMAppendBasicBlockInContext(e->ctx, fn, "start");
+  LLVMPositionBuilderAtEnd(e->sb, entry);
+  LLVMPositionBuilderBefore(e->sb, LLVMBuildBr(e->sb, start));
+  LLVMPositionBuilderAtEnd(e->b, start);
+  return fn;
+}
+
 static LLVMValueRef intrinsic(emitter *e, const char *name, LLVMTypeRef t, LLVMValueRef *args,
                               unsigned n) {
   unsigned id = LLVMLookupIntrinsicID(name, strlen(name));
@@ -855,19 +871,9 @@ static LLVMValueRef emit_fused(emitter *e, int s, int kidx, int *refs, int *nref
   for (int i = 0; i < n; i++) pt[i + KERNEL_ARGS] = e->ptr;
   char name[64];
   snprintf(name, sizeof name, "%s.k%d", sn_step_name((sn_step_kind)s), kidx);
-  LLVMValueRef fn = LLVMAddFunction(e->mod, name, LLVMFunctionType(e->voidt, pt, (unsigned)n + KERNEL_ARGS, 0));
+  LLVMValueRef fn = begin_kernel(e, name, LLVMFunctionType(e->voidt, pt, (unsigned)n + KERNEL_ARGS, 0));
   free(pt);
-  LLVMSetLinkage(fn, LLVMInternalLinkage);
-  set_attrs(e, fn);
-  set_noinline(e, fn);
   for (int i = 0; i < n; i++) set_noalias(e, fn, (unsigned)i + KERNEL_ARGS);
-  e->fn = fn;
-  LLVMBasicBlockRef entry = LLVMAppendBasicBlockInContext(e->ctx, fn, "entry");
-  LLVMBasicBlockRef start = LLVMAppendBasicBlockInContext(e->ctx, fn, "start");
-  LLVMPositionBuilderAtEnd(e->sb, entry);
-  LLVMValueRef to_start = LLVMBuildBr(e->sb, start);
-  LLVMPositionBuilderBefore(e->sb, to_start);
-  LLVMPositionBuilderAtEnd(e->b, start);
 
   int gn = e->g->n;
   memset(e->ref, 0, sizeof(LLVMValueRef) * (size_t)gn);
@@ -1366,17 +1372,8 @@ enum { UPDATE_ARGS = 9 };
 static LLVMValueRef emit_update_kernel(emitter *e) {
   const sn_graph *g = e->g;
   LLVMTypeRef pt[UPDATE_ARGS] = {e->i64, e->i64, e->ptr, e->ptr, e->ptr, e->ptr, e->ft, e->ft, e->ft};
-  LLVMValueRef kf = LLVMAddFunction(e->mod, "update.k", LLVMFunctionType(e->voidt, pt, UPDATE_ARGS, 0));
-  LLVMSetLinkage(kf, LLVMInternalLinkage);
-  set_attrs(e, kf);
-  set_noinline(e, kf);
+  LLVMValueRef kf = begin_kernel(e, "update.k", LLVMFunctionType(e->voidt, pt, UPDATE_ARGS, 0));
   for (unsigned i = 2; i < 6; i++) set_noalias(e, kf, i);
-  e->fn = kf;
-  LLVMBasicBlockRef entry = LLVMAppendBasicBlockInContext(e->ctx, kf, "entry");
-  LLVMBasicBlockRef start = LLVMAppendBasicBlockInContext(e->ctx, kf, "start");
-  LLVMPositionBuilderAtEnd(e->sb, entry);
-  LLVMPositionBuilderBefore(e->sb, LLVMBuildBr(e->sb, start));
-  LLVMPositionBuilderAtEnd(e->b, start);
   LLVMValueRef lo = LLVMGetParam(kf, 0), hi = LLVMGetParam(kf, 1), P = LLVMGetParam(kf, 2),
                G = LLVMGetParam(kf, 3), S0 = LLVMGetParam(kf, 4), S1 = LLVMGetParam(kf, 5),
                alpha = LLVMGetParam(kf, 6), lr = LLVMGetParam(kf, 7), gscale = LLVMGetParam(kf, 8);
@@ -1438,16 +1435,7 @@ static LLVMValueRef emit_update_kernel(emitter *e) {
 
 /* sum of g^2 over the flat gradient buffer, in double */
 static LLVMValueRef emit_grad_norm2(emitter *e) {
-  LLVMValueRef kf = LLVMAddFunction(e->mod, "grad_norm2.k", LLVMFunctionType(e->f64, &e->ptr, 1, 0));
-  LLVMSetLinkage(kf, LLVMInternalLinkage);
-  set_attrs(e, kf);
-  set_noinline(e, kf);
-  e->fn = kf;
-  LLVMBasicBlockRef entry = LLVMAppendBasicBlockInContext(e->ctx, kf, "entry");
-  LLVMBasicBlockRef start = LLVMAppendBasicBlockInContext(e->ctx, kf, "start");
-  LLVMPositionBuilderAtEnd(e->sb, entry);
-  LLVMPositionBuilderBefore(e->sb, LLVMBuildBr(e->sb, start));
-  LLVMPositionBuilderAtEnd(e->b, start);
+  LLVMValueRef kf = begin_kernel(e, "grad_norm2.k", LLVMFunctionType(e->f64, &e->ptr, 1, 0));
   LLVMValueRef acc = entry_alloca(e, e->f64, "acc");
   LLVMBuildStore(e->b, LLVMConstReal(e->f64, 0), acc);
   loop L;
