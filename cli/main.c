@@ -274,6 +274,7 @@ int session_open_with(session *S, const opts *o, bool quiet, bool data, sn_spec 
 
 void train_opts_from_spec(const sn_spec *s, sn_train_opts *to) {
   memset(to, 0, sizeof *to);
+  to->reporter = sn_terminal_reporter(); /* sn_train prints nothing itself */
   to->epochs = s->epochs;
   to->batch_size = s->batch_size;
   to->shuffle = s->shuffle;

@@ -388,6 +388,7 @@ int sn_build_aot(const sn_spec *spec, const sn_model *w, const sn_aot_opts *o, s
     memcpy(t->params, w->params_info, sizeof(sn_param_info) * (size_t)w->n_params);
     for (int k = 0; k < w->n_metrics && k < 8; k++) snprintf(t->metric_names[k], 32, "%s", w->metric_names[k]);
     t->opts = *o->train_opts;
+    t->opts.reporter = NULL; /* a pointer of this process: the binary sets its own */
     t->opts.metrics_path = t->opts.csv_path = t->opts.curves_path = t->opts.title = NULL;
     t->opts.on_epoch = NULL;
     t->opts.on_epoch_ctx = NULL;

@@ -75,6 +75,7 @@ int main(int argc, char **argv) {
   }
   sn_data_config cfg = info->data;
   sn_train_opts to = info->opts;
+  to.reporter = sn_terminal_reporter(); /* what specnet train prints */
   char out[4096];
   snprintf(out, sizeof out, "runs/%.127s", info->name);
   sn_error err = {0};

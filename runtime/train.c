@@ -30,6 +30,7 @@
 #include <errno.h>
 #include <math.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -486,72 +487,21 @@ double sn_schedule_lr(const sn_schedule *s, double base, int64_t step, int64_t s
 }
 
 /* ---------------------------------------------------------------------------
- * Progress and summary lines */
+ * Reporting (through opts->reporter; the library prints nothing) */
 
-/* Short names for the progress line, where width matters. */
-static const char *short_name(const char *metric) {
-  return strcmp(metric, "accuracy") == 0 ? "acc" : metric;
+static void report_note(const sn_train_opts *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void report_note(const sn_train_opts *o, const char *fmt, ...) {
+  if (!o->reporter || !o->reporter->note || o->quiet) return;
+  char line[512];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(line, sizeof line, fmt, ap);
+  va_end(ap);
+  o->reporter->note(o->reporter->ctx, line);
 }
 
-static void format_eta(char *buf, size_t size, double seconds) {
-  if (!isfinite(seconds) || seconds < 0) seconds = 0;
-  long s = lround(seconds);
-  if (s < 60)
-    snprintf(buf, size, "%lds", s);
-  else if (s < 3600)
-    snprintf(buf, size, "%ldm%02lds", s / 60, s % 60);
-  else
-    snprintf(buf, size, "%ldh%02ldm", s / 3600, (s / 60) % 60);
-}
-
-/* Redraws the progress line on stderr:
- *   epoch 3/10 [=====>    ] 1200/1875 loss 0.3121 acc 0.8862 41230 samples/s ETA 4s
- * loss is the mean of the batch means so far, metrics are per sample so far. */
-static void draw_progress(const sn_model *m, int epoch, int epochs, int64_t batch, int64_t batches,
-                          int64_t samples, double loss_mean, const double *metric_total,
-                          double elapsed) {
-  enum { WIDTH = 20 };
-  char bar[WIDTH + 1];
-  int64_t filled = batches > 0 ? batch * WIDTH / batches : WIDTH;
-  for (int i = 0; i < WIDTH; i++) bar[i] = i < filled ? '=' : ' ';
-  if (filled > 0 && filled < WIDTH) bar[filled - 1] = '>';
-  bar[WIDTH] = 0;
-  fprintf(stderr, "\repoch %d/%d [%s] %lld/%lld loss %.4f", epoch, epochs, bar, (long long)batch,
-          (long long)batches, loss_mean);
-  for (int k = 0; k < m->n_metrics; k++)
-    fprintf(stderr, " %s %.4f", short_name(m->metric_names[k]), metric_total[k] / (double)samples);
-  char eta[32];
-  format_eta(eta, sizeof eta, elapsed / (double)batch * (double)(batches - batch));
-  fprintf(stderr, " %.0f samples/s ETA %s\x1b[K", elapsed > 0 ? samples / elapsed : 0.0, eta);
-  fflush(stderr);
-}
-
-static void clear_progress(void) {
-  fputs("\r\x1b[K", stderr);
-  fflush(stderr);
-}
-
-/*   epoch 3/10  loss 0.3121  accuracy 0.8862  test_loss 0.3510  ...  1.42s (42100 samples/s) */
-static void print_summary(const sn_model *m, int epochs, const sn_epoch_record *rec, bool show_lr) {
-  printf("epoch %d/%d  loss %.4f", rec->epoch, epochs, rec->loss);
-  for (int k = 0; k < m->n_metrics; k++) printf("  %s %.4f", m->metric_names[k], rec->metrics[k]);
-  const struct {
-    bool has;
-    const char *prefix;
-    const sn_eval_result *r;
-  } sets[] = {
-      {rec->has_val, "val_", &rec->val},
-      {rec->has_test, "test_", &rec->test},
-  };
-  for (size_t s = 0; s < sizeof sets / sizeof sets[0]; s++) {
-    if (!sets[s].has) continue;
-    printf("  %sloss %.4f", sets[s].prefix, sets[s].r->loss);
-    for (int k = 0; k < m->n_metrics; k++)
-      printf("  %s%s %.4f", sets[s].prefix, m->metric_names[k], sets[s].r->metrics[k]);
-  }
-  if (show_lr) printf("  lr %.3g", rec->lr);
-  printf("  %.2fs (%.0f samples/s)\n", rec->seconds, rec->samples_per_second);
-  fflush(stdout);
+static void batches_done(const sn_train_opts *o) {
+  if (o->reporter && o->reporter->batches_done) o->reporter->batches_done(o->reporter->ctx);
 }
 
 /* ---------------------------------------------------------------------------
@@ -690,7 +640,7 @@ static int train_epoch(sn_model *m, const sn_dataset *ds, const sn_train_opts *o
   const int K = m->n_metrics;
   const int64_t n = ds->n, bs = o->batch_size;
   const int64_t batches = (n + bs - 1) / bs;
-  const bool progress = o->progress && (!C || C->rank == 0);
+  const bool progress = o->progress && o->reporter && o->reporter->batch && (!C || C->rank == 0);
   /* rank 0 draws dropout masks as one process would; the others from their own seeds */
   const uint64_t seed =
       C && C->rank > 0 ? o->seed ^ sn_rand_u64(o->seed, SN_STREAM_RANK, (uint64_t)C->rank)
@@ -755,7 +705,7 @@ static int train_epoch(sn_model *m, const sn_dataset *ds, const sn_train_opts *o
          * weights stay those of the last good step); name the first bad rank. */
         int bad = sn_comm_first_failed(C, !own_finite);
         if (bad == -2) return comm_failed(err);
-        if (progress) clear_progress();
+        if (progress) batches_done(o);
         char where[64] = "";
         if (bad >= 0) snprintf(where, sizeof where, " on rank %d of %d", bad, C->size);
         return sn_fail(err, "loss is %s at epoch %d step %lld%s; try a lower learning_rate",
@@ -771,7 +721,7 @@ static int train_epoch(sn_model *m, const sn_dataset *ds, const sn_train_opts *o
       rows = global;
     }
     if (!isfinite(loss_sum)) {
-      if (progress) clear_progress();
+      if (progress) batches_done(o);
       return sn_fail(err, "loss is %s at epoch %d step %lld; try a lower learning_rate",
                      isnan(loss_sum) ? "nan" : "inf", epoch, (long long)*step);
     }
@@ -780,15 +730,16 @@ static int train_epoch(sn_model *m, const sn_dataset *ds, const sn_train_opts *o
     if (progress) {
       double now = sn_now();
       if (now >= next_draw || b + 1 == batches) {
-        draw_progress(m, epoch, o->epochs, b + 1, batches, b * bs + rows,
-                      batch_mean_total / (double)(b + 1), metric_total, now - t0);
+        sn_batch_progress p = {epoch, o->epochs, b + 1, batches, b * bs + rows,
+                               batch_mean_total / (double)(b + 1), metric_total, now - t0};
+        o->reporter->batch(o->reporter->ctx, m, &p);
         next_draw = now + 0.1;
       }
     }
   }
   rec->seconds = sn_now() - t0;
   rec->data_wait_seconds = L->waited;
-  if (progress) clear_progress();
+  if (progress) batches_done(o);
   rec->loss = batch_mean_total / (double)batches;
   for (int k = 0; k < K; k++) rec->metrics[k] = metric_total[k] / (double)n;
   rec->samples_per_second = rec->seconds > 0 ? (double)n / rec->seconds : 0;
@@ -1045,23 +996,22 @@ int sn_train(sn_model *m, const sn_dataset *train, const sn_dataset *val, const 
   const bool show_lr = opts->schedule.kind != SN_SCHED_CONSTANT;
   double last_svg = -1e300;
   bool drift_noted = false;
-  if (opts->resume && lead && !opts->quiet) {
-    printf("resuming after epoch %d (step %lld)", done_before, (long long)st.step);
-    if (st.stopped)
-      printf(": early stopping had ended the run; nothing left to train");
-    else if (done_before >= opts->epochs)
-      printf(": all %d epochs are done", opts->epochs);
-    printf("\n");
-    fflush(stdout);
+  if (opts->resume && lead) {
+    char why[96] = "";
+    if (st.stopped) snprintf(why, sizeof why, ": early stopping had ended the run; nothing left to train");
+    else if (done_before >= opts->epochs) snprintf(why, sizeof why, ": all %d epochs are done", opts->epochs);
+    report_note(opts, "resuming after epoch %d (step %lld)%s", done_before, (long long)st.step, why);
   }
   for (int epoch = done_before + 1; epoch <= opts->epochs && !st.stopped; epoch++) {
     sn_epoch_record rec = {.epoch = epoch, .lr = opts->learning_rate};
     if (train_epoch(m, train, opts, C, epoch, idx, &L, &st.step, &rec, err)) goto done;
     bool drifted = false;
     if (C && resync(C, m, &drifted, err)) goto done;
-    if (drifted && lead && !opts->quiet && !drift_noted) {
-      printf("note: the ranks' weights drifted apart in epoch %d (CPUs that round differently?); "
-             "rank 0's now hold on every rank, after each epoch\n", epoch);
+    if (drifted && lead && !drift_noted) {
+      report_note(opts,
+                  "note: the ranks' weights drifted apart in epoch %d (CPUs that round differently?); "
+                  "rank 0's now hold on every rank, after each epoch",
+                  epoch);
       drift_noted = true;
     }
 
@@ -1096,7 +1046,8 @@ int sn_train(sn_model *m, const sn_dataset *train, const sn_dataset *val, const 
     }
 
     if (lead) {
-      if (!opts->quiet) print_summary(m, opts->epochs, &rec, show_lr);
+      if (!opts->quiet && opts->reporter && opts->reporter->epoch)
+        opts->reporter->epoch(opts->reporter->ctx, m, opts->epochs, &rec, show_lr);
       local = (jsonl && sn_report_jsonl(jsonl, opts->metrics_path, m, &rec, err)) ||
               (csv && sn_report_csv(csv, opts->csv_path, m, &rec, err));
       if (!local && opts->curves_path &&
@@ -1123,20 +1074,17 @@ int sn_train(sn_model *m, const sn_dataset *train, const sn_dataset *val, const 
     local = lead ? write_checkpoint(m, opts, train->n, &st, recs, best_params, best_state, err) : 0;
     if (agree(C, local, err)) goto done;
   }
-  if (lead && es->enabled && !opts->quiet && st.best_epoch > 0 && st.epochs_done > done_before) {
+  if (lead && es->enabled && st.best_epoch > 0 && st.epochs_done > done_before) {
     const char *name = es->monitor[0] ? es->monitor : "val_loss";
+    char how[160], kept[80] = "";
     if (st.stopped)
-      printf("early stopping: %s did not improve for %d epoch%s; stopped after epoch %d of %d",
-             name, st.wait, st.wait == 1 ? "" : "s", st.epochs_done, opts->epochs);
+      snprintf(how, sizeof how, "%s did not improve for %d epoch%s; stopped after epoch %d of %d", name, st.wait,
+               st.wait == 1 ? "" : "s", st.epochs_done, opts->epochs);
     else
-      printf("early stopping: ran all %d epochs", st.epochs_done);
-    printf("; best %s %.4f at epoch %d", name, st.best, st.best_epoch);
-    if (restored)
-      printf("; restored the weights of epoch %d", st.best_epoch);
-    else if (snapshot)
-      printf("; kept the last weights (they are the best)");
-    printf("\n");
-    fflush(stdout);
+      snprintf(how, sizeof how, "ran all %d epochs", st.epochs_done);
+    if (restored) snprintf(kept, sizeof kept, "; restored the weights of epoch %d", st.best_epoch);
+    else if (snapshot) snprintf(kept, sizeof kept, "; kept the last weights (they are the best)");
+    report_note(opts, "early stopping: %s; best %s %.4f at epoch %d%s", how, name, st.best, st.best_epoch, kept);
   }
   if (opts->result) {
     opts->result->epochs_run = st.epochs_done;

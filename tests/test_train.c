@@ -1560,6 +1560,82 @@ static void test_resume(const char *dir) {
   }
 }
 
+
+/* ---------------------------------------------------------------------------
+ * Reporting: sn_train prints nothing itself; what it reports goes to the
+ * caller's reporter, as opts->progress and opts->quiet say. */
+
+typedef struct counts {
+  int batch, done, epoch, note;
+  int64_t last_batch, last_batches;
+} counts;
+
+static void count_batch(void *ctx, const sn_model *m, const sn_batch_progress *p) {
+  (void)m;
+  counts *c = ctx;
+  c->batch++;
+  c->last_batch = p->batch;
+  c->last_batches = p->batches;
+}
+static void count_done(void *ctx) { ((counts *)ctx)->done++; }
+static void count_epoch(void *ctx, const sn_model *m, int epochs, const sn_epoch_record *rec, bool show_lr) {
+  (void)m, (void)epochs, (void)rec, (void)show_lr;
+  ((counts *)ctx)->epoch++;
+}
+static void count_note(void *ctx, const char *line) {
+  (void)line;
+  ((counts *)ctx)->note++;
+}
+
+/* bytes written to fd while f runs with its opts */
+static long output_of(int fd, void (*f)(sn_train_opts *), sn_train_opts *o) {
+  char path[] = "/tmp/specnet_test_out_XXXXXX";
+  int tmp = mkstemp(path);
+  fflush(NULL);
+  int saved = dup(fd);
+  dup2(tmp, fd);
+  f(o);
+  fflush(NULL);
+  dup2(saved, fd);
+  close(saved);
+  long n = lseek(tmp, 0, SEEK_END);
+  close(tmp);
+  unlink(path);
+  return n;
+}
+
+static void train_10x4(sn_train_opts *o) {
+  sn_model m = rec_model(SN_RT_F32, 4);
+  sn_dataset ds = rec_dataset(10, 0);
+  rec_reset(&m);
+  sn_error err = {{0}};
+  CHECK(sn_train(&m, &ds, NULL, NULL, o, &err) == 0, "sn_train: %s", err.msg);
+  free_dataset(&ds);
+  sn_model_free(&m);
+}
+
+static void test_reporter(void) {
+  sn_train_opts o = quiet_opts(3, 4, false, 1, NULL);
+  o.progress = true;
+  o.quiet = false;
+  long out = output_of(1, train_10x4, &o), err = output_of(2, train_10x4, &o);
+  CHECK(out == 0 && err == 0, "with no reporter sn_train wrote %ld bytes to stdout, %ld to stderr", out, err);
+  counts c = {0};
+  sn_reporter r = {count_batch, count_done, count_epoch, count_note, &c};
+  o.reporter = &r;
+  train_10x4(&o);
+  CHECK(c.epoch == 3 && c.done == 3 && c.note == 0, "3 epochs: %d summaries, %d ends of batches, %d notes", c.epoch,
+        c.done, c.note);
+  CHECK(c.batch >= 3 && c.last_batch == 3 && c.last_batches == 3, "batches reported: %d, the last %lld of %lld",
+        c.batch, (long long)c.last_batch, (long long)c.last_batches);
+  memset(&c, 0, sizeof c);
+  o.quiet = true;
+  o.progress = false;
+  train_10x4(&o);
+  CHECK(c.epoch == 0 && c.note == 0 && c.batch == 0 && c.done == 0, "quiet, no progress: %d %d %d %d reports",
+        c.epoch, c.note, c.batch, c.done);
+}
+
 int main(void) {
   char dir[] = "/tmp/specnet_test_train_XXXXXX";
   CHECK(mkdtemp(dir), "mkdtemp failed");
@@ -1584,6 +1660,7 @@ int main(void) {
   test_data_parallel_faults(dir);
   test_data_parallel_drift(dir);
   test_resume(dir);
+  test_reporter();
   char path[512];
   snprintf(path, sizeof path, "%s/metrics.jsonl", dir);
   unlink(path);

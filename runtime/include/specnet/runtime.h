@@ -310,6 +310,34 @@ typedef struct sn_early_stopping {
   bool restore_best;    /* put back the weights of the best epoch */
 } sn_early_stopping;
 
+/* What sn_train says while it runs goes through the caller's functions: the library
+ * prints nothing itself. sn_terminal_reporter() prints what `specnet train` shows. */
+typedef struct sn_batch_progress {
+  int epoch, epochs;
+  int64_t batch, batches;     /* batches done, of the epoch's */
+  int64_t samples;            /* samples done */
+  double loss_mean;           /* mean of the batch means so far */
+  const double *metric_total; /* (K) per metric, its sum over the samples so far */
+  double elapsed;             /* seconds since the epoch began */
+} sn_batch_progress;
+
+typedef struct sn_reporter {
+  /* with opts.progress: about ten times a second, and after the epoch's last batch */
+  void (*batch)(void *ctx, const sn_model *m, const sn_batch_progress *p);
+  /* with opts.progress: the epoch's batches are over, or training stops in them */
+  void (*batches_done)(void *ctx);
+  /* unless opts.quiet: each finished epoch (show_lr: the schedule is not constant) */
+  void (*epoch)(void *ctx, const sn_model *m, int epochs, const sn_epoch_record *rec, bool show_lr);
+  /* unless opts.quiet: a line of its own, without its newline (resuming, weights
+   * that drifted apart between ranks, how early stopping ended) */
+  void (*note)(void *ctx, const char *line);
+  void *ctx;
+} sn_reporter;
+
+/* The progress line on stderr (a terminal's), the epoch summaries and notes on
+ * stdout, as `specnet train` and training binaries print them. */
+const sn_reporter *sn_terminal_reporter(void);
+
 typedef struct sn_train_opts {
   int epochs;
   int64_t batch_size;
@@ -317,8 +345,8 @@ typedef struct sn_train_opts {
   uint64_t seed;
   double learning_rate;
   const char *metrics_path;  /* metrics.jsonl to write, or NULL */
-  bool progress;             /* redraw a progress line (terminal) */
-  bool quiet;                /* no per-epoch summary lines */
+  bool progress;             /* report batches (a progress line on a terminal) */
+  bool quiet;                /* report no epoch summaries and no notes */
   /* Called after each epoch (may be NULL). */
   void (*on_epoch)(const sn_epoch_record *rec, void *ctx);
   void *on_epoch_ctx;
@@ -346,6 +374,7 @@ typedef struct sn_train_opts {
   bool resume;                 /* continue the run saved in checkpoint_path + state_path:
                                 * rank 0 reads them, every rank gets the same; the record
                                 * files keep the epochs done and are appended to */
+  const sn_reporter *reporter; /* NULL: sn_train prints nothing */
 } sn_train_opts;
 
 /* How a training run ended. */
