@@ -9,8 +9,8 @@
  *   NT  C = A B^T, A [M, K], B [N, K] (a dense layer's forward pass, X W^T): every
  *       C[i, j] is a dot product of two contiguous rows; a tile of them keeps one
  *       accumulator per element over k, then sums each across its lanes.
- *       AVX2: 3 x 4 tile, 12 eight-lane accumulators. AVX-512: 6 x 4 tile, 24
- *       sixteen-lane accumulators + 4 rows of B + 1 of A = 29 of the 32 registers.
+ *       AVX2: 3 x 4 tile, 12 eight-lane accumulators. AVX-512: 4 x 6 tile, 24
+ *       sixteen-lane accumulators + 6 rows of B + 1 of A = 31 of the 32 registers.
  *   NN  C = A B,   A [M, K], B [K, N] (an input gradient, dY W), and
  *   TN  C = A^T B, A [K, M], B [K, N] (a weight gradient, dY^T X): a tile of C gets
  *       A's element broadcast times B's row, k by k. AVX2: 6 x 16 tile in 12
@@ -237,13 +237,13 @@ static bool avx2_supported(void) {
 
 #define TARGET __attribute__((target("avx512f,avx512vl,avx512bw,avx512dq,fma")))
 
-enum { KC512 = 256 }; /* 48 columns x 256 rows of B: 48 KiB, Zen 5's L1 */
+enum { KC512 = 256 }; /* NN, TN: 48 columns x 256 rows of B, 48 KiB: Zen 5's L1 */
 
 /* lanes 0..n-1 on (n in 0..16) */
 static inline __mmask16 lanes16(int n) { return (__mmask16)((1u << n) - 1); }
 
 /* ---------------------------------------------------------------------------
- * NT: dot products, 6 x 4 tile */
+ * NT: dot products, 4 x 6 tile */
 
 /* Sums 4 vectors across their lanes, {sum a, sum b, sum c, sum d}: the upper 8 lanes
  * onto the lower 8, then as hsum4 above. */
@@ -257,57 +257,61 @@ TARGET INLINE __m128 hsum4_512(__m512 a, __m512 b, __m512 c, __m512 d) {
   return _mm_add_ps(_mm256_castps256_ps128(abcd), _mm256_extractf128_ps(abcd, 1));
 }
 
+/* 4 x 6: 24 accumulators + 6 rows of B + 1 of A = 31 registers (6 x 4 measured the
+ * same, 8 x 3 slower). k in blocks of 1024, not KC512: each block of k ends in
+ * horizontal sums, which at 256 cost a fifth of the dense1 forward pass, and 6 rows
+ * of B x 1024 (24 KiB) still fit L1. */
+enum { NT_MR = 4, NT_NR = 6, NT_KC = 1024 };
+
 /* C[MR x NR] (+)= A[MR rows] . B[NR rows] over k in [0, K); first: store, not add */
 TARGET INLINE void nt512_tile(int MR, int NR, int K, const float *A, int lda, const float *B, int ldb, float *C,
                               int ldc, bool first) {
-  __m512 acc[6][4];
-  for (int r = 0; r < 6; r++)
-    for (int c = 0; c < 4; c++) acc[r][c] = _mm512_setzero_ps();
+  __m512 acc[NT_MR][8]; /* columns NT_NR.. stay 0: hsum4_512 takes 4 at a time */
+  for (int r = 0; r < NT_MR; r++)
+    for (int c = 0; c < 8; c++) acc[r][c] = _mm512_setzero_ps();
   for (int k = 0; k < K; k += 16) {
     __mmask16 m = K - k >= 16 ? (__mmask16)0xffff : lanes16(K - k); /* masked lanes read as 0 */
-    __m512 b[4];
-#pragma GCC unroll 4
+    __m512 b[NT_NR];
+#pragma GCC unroll 8
     for (int c = 0; c < NR; c++) b[c] = _mm512_maskz_loadu_ps(m, B + (size_t)c * ldb + k);
-#pragma GCC unroll 6
+#pragma GCC unroll 8
     for (int r = 0; r < MR; r++) {
       __m512 a = _mm512_maskz_loadu_ps(m, A + (size_t)r * lda + k);
-#pragma GCC unroll 4
+#pragma GCC unroll 8
       for (int c = 0; c < NR; c++) acc[r][c] = _mm512_fmadd_ps(a, b[c], acc[r][c]);
     }
   }
-  __mmask8 cm = (__mmask8)((1u << NR) - 1);
-#pragma GCC unroll 6
+#pragma GCC unroll 8
   for (int r = 0; r < MR; r++) {
-    float *c = C + (size_t)r * ldc;
-    __m128 s = hsum4_512(acc[r][0], acc[r][1], acc[r][2], acc[r][3]);
-    if (!first) s = _mm_add_ps(s, _mm_maskz_loadu_ps(cm, c));
-    _mm_mask_storeu_ps(c, cm, s);
+#pragma GCC unroll 2
+    for (int c0 = 0; c0 < NR; c0 += 4) {
+      float *c = C + (size_t)r * ldc + c0;
+      __mmask8 cm = (__mmask8)((1u << (NR - c0 < 4 ? NR - c0 : 4)) - 1);
+      __m128 s = hsum4_512(acc[r][c0], acc[r][c0 + 1], acc[r][c0 + 2], acc[r][c0 + 3]);
+      if (!first) s = _mm_add_ps(s, _mm_maskz_loadu_ps(cm, c));
+      _mm_mask_storeu_ps(c, cm, s);
+    }
   }
 }
 
 TARGET static void nt512_tile_any(int MR, int NR, int K, const float *A, int lda, const float *B, int ldb, float *C,
                                   int ldc, bool first) {
 #define NT_CASE(mr, nr)                                                                            \
-  case (mr) * 8 + (nr): nt512_tile(mr, nr, K, A, lda, B, ldb, C, ldc, first); return;
-  switch (MR * 8 + NR) {
-    NT_CASE(6, 4) NT_CASE(6, 3) NT_CASE(6, 2) NT_CASE(6, 1)
-    NT_CASE(5, 4) NT_CASE(5, 3) NT_CASE(5, 2) NT_CASE(5, 1)
-    NT_CASE(4, 4) NT_CASE(4, 3) NT_CASE(4, 2) NT_CASE(4, 1)
-    NT_CASE(3, 4) NT_CASE(3, 3) NT_CASE(3, 2) NT_CASE(3, 1)
-    NT_CASE(2, 4) NT_CASE(2, 3) NT_CASE(2, 2) NT_CASE(2, 1)
-    NT_CASE(1, 4) NT_CASE(1, 3) NT_CASE(1, 2) NT_CASE(1, 1)
-  }
+  case (mr) * 16 + (nr): nt512_tile(mr, nr, K, A, lda, B, ldb, C, ldc, first); return;
+#define NT_ROW(mr) NT_CASE(mr, 6) NT_CASE(mr, 5) NT_CASE(mr, 4) NT_CASE(mr, 3) NT_CASE(mr, 2) NT_CASE(mr, 1)
+  switch (MR * 16 + NR) { NT_ROW(4) NT_ROW(3) NT_ROW(2) NT_ROW(1) }
+#undef NT_ROW
 #undef NT_CASE
 }
 
 TARGET static void gemm512_nt(int M, int n0, int n1, int K, const float *A, int lda, const float *B, int ldb,
                               float *C, int ldc) {
-  for (int k0 = 0; k0 < K; k0 += KC512) {
-    int kc = K - k0 < KC512 ? K - k0 : KC512;
-    for (int j = n0; j < n1; j += 4) {
-      int nr = n1 - j < 4 ? n1 - j : 4;
-      for (int i = 0; i < M; i += 6) {
-        int mr = M - i < 6 ? M - i : 6;
+  for (int k0 = 0; k0 < K; k0 += NT_KC) {
+    int kc = K - k0 < NT_KC ? K - k0 : NT_KC;
+    for (int j = n0; j < n1; j += NT_NR) {
+      int nr = n1 - j < NT_NR ? n1 - j : NT_NR;
+      for (int i = 0; i < M; i += NT_MR) {
+        int mr = M - i < NT_MR ? M - i : NT_MR;
         nt512_tile_any(mr, nr, kc, A + (size_t)i * lda + k0, lda, B + (size_t)j * ldb + k0, ldb,
                        C + (size_t)i * ldc + j, ldc, k0 == 0);
       }

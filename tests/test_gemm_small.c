@@ -3,7 +3,8 @@
  * tested and which not), called directly, not through the pool:
  *
  *   - against a double-precision triple loop, for C = A B^T, A B and A^T B with M, N
- *     and K each over {1, 7, 33, 65, 129}: |C - ref| <= K eps sum_k |a_ik b_kj|;
+ *     and K each over {1, 7, 33, 65, 129}, and K = 0, 1100, 2085 (past the kernels'
+ *     blocks of k): |C - ref| <= K eps sum_k |a_ik b_kj|;
  *   - leading dimensions longer than the rows, the padding of A and B holding NaN (a
  *     kernel that reads past a row's end into a sum gives NaN) and C's padding a
  *     sentinel that must survive, as must every column outside n0..n1;
@@ -146,13 +147,17 @@ static void test_variant(const sn_small_gemm_kernels *v) {
           drop(&p);
           products++;
         }
-  for (int o = 0; o < 3; o++) { /* K = 0: C's columns become 0 */
-    problem p = make(ops[o][0], ops[o][1], 7, 33, 0);
-    test_problem(v, &p);
-    drop(&p);
-    products++;
-  }
-  printf("%-7s tested: %d products (NT, NN, TN; M, N, K over 1 7 33 65 129; K = 0), %d failures\n", v->name,
+  /* K = 0 (C's columns become 0), and K past every variant's block of k (256 to
+   * 1024): partial sums stored in C and added to */
+  static const int more[][3] = {{7, 33, 0}, {7, 33, 1100}, {33, 65, 2085}};
+  for (int o = 0; o < 3; o++)
+    for (int s = 0; s < 3; s++) {
+      problem p = make(ops[o][0], ops[o][1], more[s][0], more[s][1], more[s][2]);
+      test_problem(v, &p);
+      drop(&p);
+      products++;
+    }
+  printf("%-7s tested: %d products (NT, NN, TN; M, N, K over 1 7 33 65 129; K = 0, 1100, 2085), %d failures\n", v->name,
          products, failures - f0);
 }
 
