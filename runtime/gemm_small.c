@@ -17,8 +17,9 @@
  *       accumulators. AVX-512: 8 x 48 tile in 24 accumulators + 3 vectors of B's row
  *       + 1 broadcast = 28 registers; the last vector of a tile is masked.
  *
- * Loops run over column blocks outside and row blocks inside, with k in blocks of
- * KC, so the block of B a tile reads stays in L1 while every row block passes it.
+ * Loops run over column blocks outside and row blocks inside, with k in blocks (AVX2:
+ * 512; AVX-512: 1024 for NT, 256 for NN and TN), so the block of B a tile reads stays
+ * in L1 while every row block passes it.
  * Tails (K % lanes, the last columns) use masked loads and stores: nothing past a
  * row's end is read into a sum and nothing outside columns n0..n1 is written.
  * Within a variant, each element's sum runs in a fixed order that does not depend on
