@@ -358,6 +358,7 @@ void print_version(FILE *out) {
   fprintf(out, "             core %s, %s build, %d processors; specnet runs it on %d threads\n",
           openblas_get_corename(), blas_parallel(openblas_get_parallel()), openblas_get_num_procs(),
           sn_threads());
+  fprintf(out, "             small-batch kernels %s (SPECNET_GEMM_KERNELS, SPECNET_CPU)\n", sn_small_gemm_variant());
 
   char *triple = LLVMGetDefaultTargetTriple();
   char *cpu = LLVMGetHostCPUName();

@@ -1,4 +1,5 @@
-/* f32 matrix products with a small batch side, in AVX2 + FMA, without packing.
+/* f32 matrix products with a small batch side, without packing, in two variants:
+ * AVX2 + FMA (16 ymm registers) and AVX-512 F/BW/DQ/VL + FMA (32 zmm registers).
  *
  * At batch 32 a training step's GEMMs are 32 x 128 x 784 and smaller: OpenBLAS packs
  * both operands on every call (and each thread packs the shared one again when a
@@ -6,25 +7,51 @@
  * the multiply itself. These kernels read the operands where they lie instead:
  *
  *   NT  C = A B^T, A [M, K], B [N, K] (a dense layer's forward pass, X W^T): every
- *       C[i, j] is a dot product of two contiguous rows; a 3 x 4 tile of them keeps
- *       12 eight-lane accumulators over k, then sums each across its lanes.
+ *       C[i, j] is a dot product of two contiguous rows; a tile of them keeps one
+ *       accumulator per element over k, then sums each across its lanes.
+ *       AVX2: 3 x 4 tile, 12 eight-lane accumulators. AVX-512: 4 x 6 tile, 24
+ *       sixteen-lane accumulators + 6 rows of B + 1 of A = 31 of the 32 registers.
  *   NN  C = A B,   A [M, K], B [K, N] (an input gradient, dY W), and
- *   TN  C = A^T B, A [K, M], B [K, N] (a weight gradient, dY^T X): a 6 x 16 tile of
- *       C in 12 accumulators gets A's element broadcast times B's row, k by k.
+ *   TN  C = A^T B, A [K, M], B [K, N] (a weight gradient, dY^T X): a tile of C gets
+ *       A's element broadcast times B's row, k by k. AVX2: 6 x 16 tile in 12
+ *       accumulators. AVX-512: 8 x 48 tile in 24 accumulators + 3 vectors of B's row
+ *       + 1 broadcast = 28 registers; the last vector of a tile is masked.
  *
- * Loops run over column blocks outside and row blocks inside, with k in blocks of
- * KC, so the block of B a tile reads stays in L1 while every row block passes it.
- * Sums are in a fixed order that does not depend on how the columns are cut across
- * threads, so results do not depend on the thread count. pool.c decides when to
- * use them (use_small) and cuts the columns across its threads. */
+ * Loops run over column blocks outside and row blocks inside, with k in blocks (AVX2:
+ * 512; AVX-512: 1024 for NT, 256 for NN and TN), so the block of B a tile reads stays
+ * in L1 while every row block passes it.
+ * Tails (K % lanes, the last columns) use masked loads and stores: nothing past a
+ * row's end is read into a sum and nothing outside columns n0..n1 is written.
+ * Within a variant, each element's sum runs in a fixed order that does not depend on
+ * how the columns are cut across threads or where its tile starts, so results do not
+ * depend on the thread count and are bit-identical between runs. The two variants
+ * sum in different orders: their results differ in the last bits.
+ *
+ * Which variant runs is chosen once (choose_variant below): the best this CPU has,
+ * no higher than SPECNET_CPU allows (x86-64-v3: AVX2; x86-64-v2, x86-64: none, all
+ * products to OpenBLAS), SPECNET_GEMM_KERNELS=avx2|avx512 to pick one for
+ * comparisons, SPECNET_SMALL_GEMM=0 for none. pool.c decides when to use them
+ * (use_small) and cuts the columns across its threads. */
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "small_gemm.h"
+#include "specnet/runtime.h"
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #include <immintrin.h>
+
+/* K = 0: columns n0..n1 of C become 0 */
+static void zero_columns(int M, int n0, int n1, float *C, int ldc) {
+  for (int i = 0; i < M; i++)
+    for (int j = n0; j < n1; j++) C[(size_t)i * ldc + j] = 0;
+}
+
+/* ===========================================================================
+ * AVX2 + FMA: 16 ymm registers */
 
 #define TARGET __attribute__((target("avx2,fma")))
 #define INLINE static inline __attribute__((always_inline))
@@ -192,35 +219,265 @@ TARGET static void gemm_bc(bool ta, int M, int n0, int n1, int K, const float *A
   }
 }
 
-bool sn_small_gemm_available(void) {
-  static _Atomic int have = -1; /* racing first calls compute the same answer */
-  if (atomic_load_explicit(&have, memory_order_relaxed) < 0) {
-    __builtin_cpu_init();
-    atomic_store_explicit(&have, __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"),
-                          memory_order_relaxed);
-  }
-  return atomic_load_explicit(&have, memory_order_relaxed);
-}
-
-void sn_small_gemm(bool ta, bool tb, int M, int n0, int n1, int K, const float *A, int lda, const float *B, int ldb,
-                   float *C, int ldc) {
-  if (K <= 0) {
-    for (int i = 0; i < M; i++)
-      for (int j = n0; j < n1; j++) C[(size_t)i * ldc + j] = 0;
-    return;
-  }
-  if (tb) gemm_nt(M, n0, n1, K, A, lda, B, ldb, C, ldc);
+static void avx2_gemm(bool ta, bool tb, int M, int n0, int n1, int K, const float *A, int lda, const float *B,
+                      int ldb, float *C, int ldc) {
+  if (K <= 0) zero_columns(M, n0, n1, C, ldc);
+  else if (tb) gemm_nt(M, n0, n1, K, A, lda, B, ldb, C, ldc);
   else gemm_bc(ta, M, n0, n1, K, A, lda, B, ldb, C, ldc);
 }
 
-#else /* no AVX2 kernels on this compiler or architecture: OpenBLAS does it all */
+static bool avx2_supported(void) {
+  __builtin_cpu_init();
+  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+}
 
-bool sn_small_gemm_available(void) { return false; }
+#undef TARGET
+
+/* ===========================================================================
+ * AVX-512 F/BW/DQ/VL + FMA: 32 zmm registers, 16 lanes, mask registers for tails */
+
+#define TARGET __attribute__((target("avx512f,avx512vl,avx512bw,avx512dq,fma")))
+
+enum { KC512 = 256 }; /* NN, TN: 48 columns x 256 rows of B, 48 KiB: Zen 5's L1 */
+
+/* lanes 0..n-1 on (n in 0..16) */
+static inline __mmask16 lanes16(int n) { return (__mmask16)((1u << n) - 1); }
+
+/* ---------------------------------------------------------------------------
+ * NT: dot products, 4 x 6 tile */
+
+/* Sums 4 vectors across their lanes, {sum a, sum b, sum c, sum d}: the upper 8 lanes
+ * onto the lower 8, then as hsum4 above. */
+TARGET INLINE __m128 hsum4_512(__m512 a, __m512 b, __m512 c, __m512 d) {
+  __m256 a8 = _mm256_add_ps(_mm512_castps512_ps256(a), _mm512_extractf32x8_ps(a, 1));
+  __m256 b8 = _mm256_add_ps(_mm512_castps512_ps256(b), _mm512_extractf32x8_ps(b, 1));
+  __m256 c8 = _mm256_add_ps(_mm512_castps512_ps256(c), _mm512_extractf32x8_ps(c, 1));
+  __m256 d8 = _mm256_add_ps(_mm512_castps512_ps256(d), _mm512_extractf32x8_ps(d, 1));
+  __m256 ab = _mm256_hadd_ps(a8, b8), cd = _mm256_hadd_ps(c8, d8);
+  __m256 abcd = _mm256_hadd_ps(ab, cd);
+  return _mm_add_ps(_mm256_castps256_ps128(abcd), _mm256_extractf128_ps(abcd, 1));
+}
+
+/* 4 x 6: 24 accumulators + 6 rows of B + 1 of A = 31 registers (6 x 4 measured the
+ * same, 8 x 3 slower). k in blocks of 1024, not KC512: each block of k ends in
+ * horizontal sums, which at 256 cost a fifth of the dense1 forward pass, and 6 rows
+ * of B x 1024 (24 KiB) still fit L1. */
+enum { NT_MR = 4, NT_NR = 6, NT_KC = 1024 };
+
+/* C[MR x NR] (+)= A[MR rows] . B[NR rows] over k in [0, K); first: store, not add */
+TARGET INLINE void nt512_tile(int MR, int NR, int K, const float *A, int lda, const float *B, int ldb, float *C,
+                              int ldc, bool first) {
+  __m512 acc[NT_MR][8]; /* columns NT_NR.. stay 0: hsum4_512 takes 4 at a time */
+  for (int r = 0; r < NT_MR; r++)
+    for (int c = 0; c < 8; c++) acc[r][c] = _mm512_setzero_ps();
+  for (int k = 0; k < K; k += 16) {
+    __mmask16 m = K - k >= 16 ? (__mmask16)0xffff : lanes16(K - k); /* masked lanes read as 0 */
+    __m512 b[NT_NR];
+#pragma GCC unroll 8
+    for (int c = 0; c < NR; c++) b[c] = _mm512_maskz_loadu_ps(m, B + (size_t)c * ldb + k);
+#pragma GCC unroll 8
+    for (int r = 0; r < MR; r++) {
+      __m512 a = _mm512_maskz_loadu_ps(m, A + (size_t)r * lda + k);
+#pragma GCC unroll 8
+      for (int c = 0; c < NR; c++) acc[r][c] = _mm512_fmadd_ps(a, b[c], acc[r][c]);
+    }
+  }
+#pragma GCC unroll 8
+  for (int r = 0; r < MR; r++) {
+#pragma GCC unroll 2
+    for (int c0 = 0; c0 < NR; c0 += 4) {
+      float *c = C + (size_t)r * ldc + c0;
+      __mmask8 cm = (__mmask8)((1u << (NR - c0 < 4 ? NR - c0 : 4)) - 1);
+      __m128 s = hsum4_512(acc[r][c0], acc[r][c0 + 1], acc[r][c0 + 2], acc[r][c0 + 3]);
+      if (!first) s = _mm_add_ps(s, _mm_maskz_loadu_ps(cm, c));
+      _mm_mask_storeu_ps(c, cm, s);
+    }
+  }
+}
+
+TARGET static void nt512_tile_any(int MR, int NR, int K, const float *A, int lda, const float *B, int ldb, float *C,
+                                  int ldc, bool first) {
+#define NT_CASE(mr, nr)                                                                            \
+  case (mr) * 16 + (nr): nt512_tile(mr, nr, K, A, lda, B, ldb, C, ldc, first); return;
+#define NT_ROW(mr) NT_CASE(mr, 6) NT_CASE(mr, 5) NT_CASE(mr, 4) NT_CASE(mr, 3) NT_CASE(mr, 2) NT_CASE(mr, 1)
+  switch (MR * 16 + NR) { NT_ROW(4) NT_ROW(3) NT_ROW(2) NT_ROW(1) }
+#undef NT_ROW
+#undef NT_CASE
+}
+
+TARGET static void gemm512_nt(int M, int n0, int n1, int K, const float *A, int lda, const float *B, int ldb,
+                              float *C, int ldc) {
+  for (int k0 = 0; k0 < K; k0 += NT_KC) {
+    int kc = K - k0 < NT_KC ? K - k0 : NT_KC;
+    for (int j = n0; j < n1; j += NT_NR) {
+      int nr = n1 - j < NT_NR ? n1 - j : NT_NR;
+      for (int i = 0; i < M; i += NT_MR) {
+        int mr = M - i < NT_MR ? M - i : NT_MR;
+        nt512_tile_any(mr, nr, kc, A + (size_t)i * lda + k0, lda, B + (size_t)j * ldb + k0, ldb,
+                       C + (size_t)i * ldc + j, ldc, k0 == 0);
+      }
+    }
+  }
+}
+
+/* ---------------------------------------------------------------------------
+ * NN and TN: broadcasts of A times rows of B, 8 x 48 tile */
+
+/* C[MR x 16 NV, the last 16 masked by ml] (+)= op(A)[MR rows] B[k rows], k in [0, K) */
+TARGET INLINE void bc512_tile(int MR, int NV, bool ta, int K, const float *A, int lda, const float *B, int ldb,
+                              float *C, int ldc, __mmask16 ml, bool first) {
+  __m512 acc[8][3];
+  for (int r = 0; r < 8; r++)
+    for (int v = 0; v < 3; v++) acc[r][v] = _mm512_setzero_ps();
+  for (int k = 0; k < K; k++) {
+    const float *b = B + (size_t)k * ldb;
+    __m512 bv[3];
+#pragma GCC unroll 3
+    for (int v = 0; v < NV; v++) bv[v] = v < NV - 1 ? _mm512_loadu_ps(b + 16 * v) : _mm512_maskz_loadu_ps(ml, b + 16 * v);
+#pragma GCC unroll 8
+    for (int r = 0; r < MR; r++) {
+      __m512 a = _mm512_set1_ps(ta ? A[(size_t)k * lda + r] : A[(size_t)r * lda + k]);
+#pragma GCC unroll 3
+      for (int v = 0; v < NV; v++) acc[r][v] = _mm512_fmadd_ps(a, bv[v], acc[r][v]);
+    }
+  }
+#pragma GCC unroll 8
+  for (int r = 0; r < MR; r++) {
+    float *c = C + (size_t)r * ldc;
+#pragma GCC unroll 3
+    for (int v = 0; v < NV; v++) {
+      __mmask16 m = v < NV - 1 ? (__mmask16)0xffff : ml;
+      if (!first) acc[r][v] = _mm512_add_ps(acc[r][v], _mm512_maskz_loadu_ps(m, c + 16 * v));
+      _mm512_mask_storeu_ps(c + 16 * v, m, acc[r][v]);
+    }
+  }
+}
+
+TARGET static void bc512_tile_any(int MR, int NV, bool ta, int K, const float *A, int lda, const float *B, int ldb,
+                                  float *C, int ldc, __mmask16 ml, bool first) {
+#define BC_CASE(mr, nv)                                                                            \
+  case (mr) * 4 + (nv):                                                                            \
+    if (ta) bc512_tile(mr, nv, true, K, A, lda, B, ldb, C, ldc, ml, first);                        \
+    else bc512_tile(mr, nv, false, K, A, lda, B, ldb, C, ldc, ml, first);                          \
+    return;
+  switch (MR * 4 + NV) {
+    BC_CASE(8, 3) BC_CASE(8, 2) BC_CASE(8, 1) BC_CASE(7, 3) BC_CASE(7, 2) BC_CASE(7, 1)
+    BC_CASE(6, 3) BC_CASE(6, 2) BC_CASE(6, 1) BC_CASE(5, 3) BC_CASE(5, 2) BC_CASE(5, 1)
+    BC_CASE(4, 3) BC_CASE(4, 2) BC_CASE(4, 1) BC_CASE(3, 3) BC_CASE(3, 2) BC_CASE(3, 1)
+    BC_CASE(2, 3) BC_CASE(2, 2) BC_CASE(2, 1) BC_CASE(1, 3) BC_CASE(1, 2) BC_CASE(1, 1)
+  }
+#undef BC_CASE
+}
+
+TARGET static void gemm512_bc(bool ta, int M, int n0, int n1, int K, const float *A, int lda, const float *B,
+                              int ldb, float *C, int ldc) {
+  for (int k0 = 0; k0 < K; k0 += KC512) {
+    int kc = K - k0 < KC512 ? K - k0 : KC512;
+    const float *Ak = ta ? A + (size_t)k0 * lda : A + k0;
+    for (int j = n0; j < n1; j += 48) {
+      int nc = n1 - j < 48 ? n1 - j : 48;
+      int nv = (nc + 15) / 16;
+      __mmask16 ml = lanes16(nc - 16 * (nv - 1));
+      for (int i = 0; i < M; i += 8) {
+        int mr = M - i < 8 ? M - i : 8;
+        const float *Ai = ta ? Ak + i : Ak + (size_t)i * lda;
+        bc512_tile_any(mr, nv, ta, kc, Ai, lda, B + (size_t)k0 * ldb + j, ldb, C + (size_t)i * ldc + j, ldc, ml,
+                       k0 == 0);
+      }
+    }
+  }
+}
+
+static void avx512_gemm(bool ta, bool tb, int M, int n0, int n1, int K, const float *A, int lda, const float *B,
+                        int ldb, float *C, int ldc) {
+  if (K <= 0) zero_columns(M, n0, n1, C, ldc);
+  else if (tb) gemm512_nt(M, n0, n1, K, A, lda, B, ldb, C, ldc);
+  else gemm512_bc(ta, M, n0, n1, K, A, lda, B, ldb, C, ldc);
+}
+
+static bool avx512_supported(void) {
+  __builtin_cpu_init();
+  return avx2_supported() && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
+         __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq");
+}
+
+#undef TARGET
+#undef INLINE
+
+/* ===========================================================================
+ * The variants and the choice among them */
+
+/* fastest first; level: the x86-64 level (SPECNET_CPU) it needs */
+static const struct {
+  sn_small_gemm_kernels k;
+  int level;
+} variants[] = {
+    {{"avx512", avx512_supported, avx512_gemm}, 4},
+    {{"avx2", avx2_supported, avx2_gemm}, 3},
+};
+enum { N_VARIANTS = sizeof variants / sizeof *variants };
+
+#else /* no kernels on this compiler or architecture: OpenBLAS does it all */
+
+static const struct {
+  sn_small_gemm_kernels k;
+  int level;
+} variants[1];
+enum { N_VARIANTS = 0 };
+
+#endif
+
+const sn_small_gemm_kernels *sn_small_gemm_variant_at(int i) {
+  return i >= 0 && i < N_VARIANTS ? &variants[i].k : NULL;
+}
+
+/* The highest x86-64 level SPECNET_CPU allows: native, unset or a name the CLI would
+ * reject (it checks before the runtime looks) leave it to the CPU. */
+static int cpu_level_cap(void) {
+  const char *e = getenv("SPECNET_CPU");
+  if (!e || !*e) return 4;
+  if (!strcmp(e, "x86-64-v3")) return 3;
+  if (!strcmp(e, "x86-64-v2")) return 2;
+  if (!strcmp(e, "x86-64")) return 1;
+  return 4;
+}
+
+/* Index of the variant sn_small_gemm runs, -1 for none: SPECNET_SMALL_GEMM=0 none;
+ * else among those this CPU supports within SPECNET_CPU's level, the one
+ * SPECNET_GEMM_KERNELS names if it is one of them, else the fastest. */
+static int choose_variant(void) {
+  const char *off = getenv("SPECNET_SMALL_GEMM");
+  if (off && !strcmp(off, "0")) return -1;
+  const char *want = getenv("SPECNET_GEMM_KERNELS");
+  int cap = cpu_level_cap(), best = -1;
+  for (int i = 0; i < N_VARIANTS; i++) {
+    if (variants[i].level > cap || !variants[i].k.supported()) continue;
+    if (want && !strcmp(want, variants[i].k.name)) return i;
+    if (best < 0) best = i;
+  }
+  return best;
+}
+
+static _Atomic int chosen = -2; /* -2: not chosen yet; racing first calls choose the same */
+
+static int variant_index(void) {
+  int v = atomic_load_explicit(&chosen, memory_order_relaxed);
+  if (v == -2) {
+    v = choose_variant();
+    atomic_store_explicit(&chosen, v, memory_order_relaxed);
+  }
+  return v;
+}
+
+bool sn_small_gemm_available(void) { return variant_index() >= 0; }
+
+const char *sn_small_gemm_variant(void) {
+  int v = variant_index();
+  return v >= 0 ? variants[v].k.name : "none";
+}
 
 void sn_small_gemm(bool ta, bool tb, int M, int n0, int n1, int K, const float *A, int lda, const float *B, int ldb,
                    float *C, int ldc) {
-  (void)ta, (void)tb, (void)M, (void)n0, (void)n1, (void)K, (void)A, (void)lda, (void)B, (void)ldb, (void)C,
-      (void)ldc;
+  int v = variant_index();
+  if (v >= 0) variants[v].k.gemm(ta, tb, M, n0, n1, K, A, lda, B, ldb, C, ldc);
 }
-
-#endif

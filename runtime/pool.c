@@ -297,16 +297,10 @@ static void gemm_part(void *ctx, int64_t lo, int64_t hi) {
 
 /* The unpacked kernels of gemm_small.c where the batch side is small: M for
  * A B^T and A B (forward, input gradient), K for A^T B (weight gradient).
- * SPECNET_SMALL_GEMM=0 leaves every product to OpenBLAS (for comparisons). */
-static _Atomic int small_gemm_on = -1;
-
+ * gemm_small.c chooses its variant, or none (SPECNET_SMALL_GEMM=0 leaves every
+ * product to OpenBLAS, for comparisons). */
 static bool use_small(const gemm_job *j) {
-  if (atomic_load_explicit(&small_gemm_on, memory_order_relaxed) < 0) { /* racing threads agree */
-    const char *e = getenv("SPECNET_SMALL_GEMM");
-    atomic_store_explicit(&small_gemm_on, !(e && !strcmp(e, "0")) && sn_small_gemm_available(),
-                          memory_order_relaxed);
-  }
-  if (!atomic_load_explicit(&small_gemm_on, memory_order_relaxed) || j->dbl || (j->ta && j->tb)) return false;
+  if (!sn_small_gemm_available() || j->dbl || (j->ta && j->tb)) return false;
   return j->ta ? j->K <= 64 : j->M <= 64;
 }
 

@@ -1,15 +1,33 @@
 /* f32 GEMMs with a small batch side, without packing (gemm_small.c); pool.c calls
- * them for the products of small-batch training steps. */
+ * them for the products of small-batch training steps. Variants: "avx512" and
+ * "avx2"; one is chosen once per process by CPU features, SPECNET_CPU,
+ * SPECNET_GEMM_KERNELS and SPECNET_SMALL_GEMM (see gemm_small.c). */
 #ifndef SPECNET_SMALL_GEMM_H
 #define SPECNET_SMALL_GEMM_H
 
 #include <stdbool.h>
 
-/* whether this CPU has AVX2 and FMA (and the kernels were compiled in) */
-bool sn_small_gemm_available(void);
 /* Columns n0..n1 of C = op(A) op(B), row-major, alpha 1, beta 0. Not for ta && tb.
- * K may be 0 (C's columns become 0). */
+ * K may be 0 (C's columns become 0). Nothing outside rows 0..M-1, columns n0..n1 of
+ * C is written; nothing of A or B past op(A)'s M x K, op(B)'s K x N is read. */
+typedef void sn_small_gemm_fn(bool ta, bool tb, int M, int n0, int n1, int K, const float *A, int lda,
+                              const float *B, int ldb, float *C, int ldc);
+
+typedef struct sn_small_gemm_kernels {
+  const char *name;        /* "avx512", "avx2" */
+  bool (*supported)(void); /* this CPU runs it (whatever SPECNET_CPU says) */
+  sn_small_gemm_fn *gemm;  /* call only where supported() */
+} sn_small_gemm_kernels;
+
+/* whether a variant was chosen (the CPU has AVX2 and FMA at least, the kernels were
+ * compiled in, and neither SPECNET_CPU nor SPECNET_SMALL_GEMM=0 rules them out) */
+bool sn_small_gemm_available(void);
+/* the chosen variant (call only where sn_small_gemm_available()) */
 void sn_small_gemm(bool ta, bool tb, int M, int n0, int n1, int K, const float *A, int lda, const float *B, int ldb,
                    float *C, int ldc);
+
+/* Every variant compiled in, fastest first (for tests and benchmarks): i = 0, 1, ...
+ * until NULL. */
+const sn_small_gemm_kernels *sn_small_gemm_variant_at(int i);
 
 #endif

@@ -455,6 +455,12 @@ void sn_par_sgemm(int ta, int tb, int M, int N, int K, const float *A, int lda, 
                   float *C, int ldc);
 void sn_par_dgemm(int ta, int tb, int M, int N, int K, const double *A, int lda, const double *B, int ldb,
                   double *C, int ldc);
+/* Which small-batch f32 GEMM kernels sn_par_sgemm uses where the batch side is at
+ * most 64: "avx512", "avx2", or "none" (all products through OpenBLAS). Chosen once
+ * per process: the best this CPU has, capped by SPECNET_CPU (x86-64-v3: avx2;
+ * x86-64-v2, x86-64: none); SPECNET_GEMM_KERNELS=avx2|avx512 picks one of those,
+ * SPECNET_SMALL_GEMM=0 none. */
+const char *sn_small_gemm_variant(void);
 double sn_now(void); /* monotonic seconds */
 
 /* ---------------------------------------------------------------------------
