@@ -4,7 +4,7 @@
 #
 #   equivalence  the seed spec for 2 epochs at its global batch of 32, -np 2 against
 #                -np 1: every epoch's training loss within a relative 5e-3, test
-#                accuracy within 0.2 points (the issue's bound). Why 5e-3: the two runs
+#                accuracy within 0.5 points. Why 5e-3: the two runs
 #                sum the same gradients in another order (two 16-row GEMMs and an
 #                allreduce instead of one 32-row GEMM), so they differ by float rounding
 #                only, which the 3376 Adam steps amplify: measured 1.7e-9 after epoch 1
@@ -12,7 +12,11 @@
 #                of 1 (another summation order, no MPI) differs from itself by 2.8e-4
 #                and 7.5e-4: that is the noise. 5e-3 is 7 times the noise and 20 times
 #                below a real error: dropping one rank's half of every batch moves the
-#                loss by 11% (and test accuracy by 2-3.5 points).
+#                loss by 11% (and test accuracy by 2-3.5 points). Why 0.5 points (the
+#                MPI issue asked for 0.2): test accuracy after 2 epochs moves more
+#                than that with rounding alone; one process with the AVX2 and then
+#                the AVX-512 small-batch GEMM kernels (another summation order, same
+#                maths) gives 0.8673 and 0.8641, 0.32 points apart (Zen 5).
 #   faults       rank 1 alone is given a data file that does not exist, or data whose
 #                loss overflows: every rank exits non-zero, the failing rank's message
 #                is printed (with its rank for the loss), nothing hangs (timeout 120 s)
@@ -69,8 +73,8 @@ for e in 1 2; do
     awk -v a="$a" -v b="$b" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(a > 0 && d <= 5e-3 * a) }'
 done
 a=$(field "$tmp/np1/metrics.jsonl" test_accuracy 2) b=$(field "$tmp/np2/metrics.jsonl" test_accuracy 2)
-check "test accuracy: 2 ranks $b, 1 rank $a (within 0.2 points)" \
-  awk -v a="$a" -v b="$b" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(a > 0.8 && d <= 0.002 + 1e-9) }'
+check "test accuracy: 2 ranks $b, 1 rank $a (within 0.5 points)" \
+  awk -v a="$a" -v b="$b" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(a > 0.8 && d <= 0.005 + 1e-9) }'
 check "rank 0 alone prints the epoch lines" test "$(grep -c '^epoch 2/2' "$tmp/np2.out")" -eq 1
 check "rank 0 wrote the run folder" test -s "$tmp/np2/model.safetensors" -a -s "$tmp/np2/curves.svg" \
   -a "$(wc -l <"$tmp/np2/metrics.jsonl")" -eq 2 -a "$(wc -l <"$tmp/np2/metrics.csv")" -eq 3
