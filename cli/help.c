@@ -78,7 +78,8 @@ static const cmd_help commands[] = {
     {"train",
      "train SPEC [--out DIR] [--set KEY=VALUE]... [--weights FILE] [--threads N]\n"
      "                     [--dtype f32|f64] [--jobs N] [--profile] [--no-cache] [--quiet]\n"
-     "                     [--resume DIR]",
+     "                     [--resume DIR]\n"
+     "  specnet train --resume DIR [--set train.epochs=N]",
      "train SPEC",
      "compile and train; writes runs/NAME/ (or --out DIR)",
      "Compiles SPEC (the compile time is printed, by stage), loads its data,\n"
@@ -105,7 +106,9 @@ static const cmd_help commands[] = {
       {"--quiet", "off", "no compile times, progress line or epoch summaries"},
       {"--resume DIR", "none",
        "continue the run in DIR from its last finished epoch (the checkpoint\n"
-       "and train_state.safetensors it writes after each epoch)"}},
+       "and train_state.safetensors it writes after each epoch); without SPEC\n"
+       "it trains DIR/spec.resolved.yaml; a SPEC given must agree with it but\n"
+       "for train.epochs"}},
      {"specnet train specs/mnist_mlp.yaml",
       "specnet train specs/mnist_mlp.yaml --set train.epochs=2 --out /tmp/run1",
       "specnet train specs/mnist_mlp.yaml --weights runs/mnist_mlp/model.safetensors",

@@ -98,7 +98,7 @@ static int parse_opts(int argc, char **argv, opts *o, bool many) {
       o->paths[o->n_paths++] = a;
     } else return usage_error("unexpected argument '%s'", a);
   }
-  if (!o->spec) return usage_error("no spec file given");
+  if (!o->spec && !o->resume) return usage_error("no spec file given");
   return 0;
 }
 
@@ -288,7 +288,126 @@ void train_opts_from_spec(const sn_spec *s, sn_train_opts *to) {
   to->no_prefetch = pf && !strcmp(pf, "0");
 }
 
-static int cmd_train(const opts *o) {
+/* ---------------------------------------------------------------------------
+ * --resume: the spec given against the run's record */
+
+/* n as one line of flow YAML, for a message (owned by the caller). */
+static char *node_flow(const sn_node *n) {
+  char *buf = NULL;
+  size_t len = 0;
+  FILE *f = open_memstream(&buf, &len);
+  if (!f) return NULL;
+  if (n) sn_node_write_flow(n, f);
+  fclose(f);
+  return buf;
+}
+
+/* Prints each key where `given` differs from `run` (path = its dotted key, of
+ * length len in a buffer of cap bytes); train.epochs may differ. Returns the count. */
+static int spec_diff(const sn_node *run, const sn_node *given, char *path, size_t len, size_t cap,
+                     FILE *out) {
+  if (!strcmp(path, "train.epochs")) return 0;
+  if (run && given && run->kind == given->kind) {
+    if (run->kind == SN_NODE_SCALAR && !strcmp(run->text, given->text)) return 0;
+    if (run->kind != SN_NODE_SCALAR) {
+      int n = 0;
+      int items = run->n > given->n ? run->n : given->n;
+      for (int i = 0; i < items; i++) {
+        if (run->kind == SN_NODE_SEQ) {
+          snprintf(path + len, cap - len, "%s%d", len ? "." : "", i);
+          n += spec_diff(i < run->n ? run->items[i] : NULL, i < given->n ? given->items[i] : NULL, path,
+                         strlen(path), cap, out);
+          continue;
+        }
+        /* a mapping: run's keys, then the keys only given has */
+        const char *key = i < run->n ? run->keys[i]->text : NULL;
+        if (key) {
+          snprintf(path + len, cap - len, "%s%s", len ? "." : "", key);
+          n += spec_diff(run->items[i], sn_node_get(given, key), path, strlen(path), cap, out);
+        }
+        if (i < given->n && !sn_node_get(run, given->keys[i]->text)) {
+          snprintf(path + len, cap - len, "%s%s", len ? "." : "", given->keys[i]->text);
+          n += spec_diff(NULL, given->items[i], path, strlen(path), cap, out);
+        }
+      }
+      path[len] = 0;
+      return n;
+    }
+  }
+  char *a = node_flow(run), *b = node_flow(given);
+  fprintf(out, "  %s: %s in the run, %s here\n", path, run && a ? a : "not set", given && b ? b : "not set");
+  free(a);
+  free(b);
+  path[len] = 0;
+  return 1;
+}
+
+/* --resume DIR: with no SPEC, o->spec becomes DIR/spec.resolved.yaml; with one, the
+ * spec (after --set) must resolve to that file but for train.epochs. Returns 0 or
+ * an exit code, the differences printed key by key. */
+static int resume_check(opts *o, char *record, size_t cap) {
+  snprintf(record, cap, "%s/spec.resolved.yaml", o->resume);
+  struct stat st;
+  if (!o->spec) {
+    if (stat(record, &st)) {
+      fprintf(stderr, "%s: error: cannot read the run's spec: %s (is %s a run folder?)\n", record,
+              strerror(errno), o->resume);
+      return EXIT_SPEC;
+    }
+    o->spec = record;
+    o->paths[0] = record;
+    o->n_paths = 1;
+    if (!o->n_sets) return 0;
+  } else if (stat(record, &st)) {
+    return 0; /* under mpirun a rank's host may lack it; train_state.safetensors still checks */
+  }
+  sn_diag d = {0};
+  int rc = 0;
+  sn_node *run = sn_yaml_parse_file(record, &d);
+  sn_spec *s = run ? load_spec(o) : NULL;
+  char *text = NULL;
+  size_t len = 0;
+  FILE *f = s ? open_memstream(&text, &len) : NULL;
+  if (f) {
+    sn_spec_write_resolved(s, f);
+    fclose(f);
+  }
+  sn_node *given = text ? sn_yaml_parse_string(text, o->spec, &d) : NULL;
+  sn_diag_print(&d, stderr);
+  sn_diag_free(&d);
+  if (!given) {
+    rc = EXIT_SPEC;
+  } else {
+    char path[1024] = "", *diffs = NULL;
+    size_t dlen = 0;
+    FILE *df = open_memstream(&diffs, &dlen);
+    int n = df ? spec_diff(run, given, path, 0, sizeof path, df) : 0;
+    if (df) fclose(df);
+    if (n) {
+      fprintf(stderr, "%s: error: the spec%s differs from the run being resumed (%s) in %d key%s:\n%s",
+              o->spec, o->n_sets ? " with its --set options" : "", record, n, n == 1 ? "" : "s", diffs);
+      fprintf(stderr, "hint: only train.epochs may change on --resume; 'specnet train --resume %s' "
+                      "resumes the run as it was recorded\n", o->resume);
+      rc = EXIT_SPEC;
+    }
+    free(diffs);
+  }
+  free(text);
+  sn_node_free(given);
+  sn_node_free(run);
+  sn_spec_free(s);
+  return rc;
+}
+
+static int cmd_train(const opts *given) {
+  opts resumed = *given, *o = &resumed;
+  char record[4200];
+  if (o->resume && (o->weights || (o->out && strcmp(o->out, o->resume))))
+    return train_run(o, NULL); /* its usage error */
+  if (o->resume) {
+    int rc = resume_check(o, record, sizeof record);
+    if (rc) return rc;
+  }
   sn_spec *s = load_spec(o);
   if (!s) return EXIT_SPEC;
   if (s->sweep.kind != SN_SWEEP_NONE) {
@@ -328,6 +447,16 @@ static bool prints_error(const sn_comm *comm, const char *msg) {
          !strstr(msg, " ranks disagree on ") && strcmp(msg, "communication between ranks failed");
 }
 
+static void write_resolved(const sn_spec *s, const char *dir) {
+  char path[4200];
+  snprintf(path, sizeof path, "%s/spec.resolved.yaml", dir);
+  FILE *f = fopen(path, "w");
+  if (f) {
+    sn_spec_write_resolved(s, f);
+    fclose(f);
+  }
+}
+
 /* One training run, alone (comm NULL) or as one rank of a data-parallel job: every
  * rank compiles the same program and loads the same data; rank 0 alone writes the
  * run folder and prints. */
@@ -348,14 +477,9 @@ static int train_session(const opts *o, sn_spec *spec, const sn_comm *comm) {
   if (lead && sn_mkdirs(dir)) {
     fprintf(stderr, "specnet: error: cannot create output folder %s: %s\n", dir, strerror(errno));
     rc = EXIT_SPEC;
-  } else if (lead) {
-    snprintf(path, sizeof path, "%s/spec.resolved.yaml", dir);
-    FILE *f = fopen(path, "w");
-    if (f) {
-      sn_spec_write_resolved(s, f);
-      fclose(f);
-    }
-    if (!o->resume) unlink(spath_state); /* an older run's; this run writes its own */
+  } else if (lead && !o->resume) { /* a resumed run's record changes only once it trained */
+    write_resolved(s, dir);
+    unlink(spath_state); /* an older run's; this run writes its own */
   }
   if ((rc = ranks_failed(comm, rc))) {
     session_free(&S);
@@ -386,6 +510,7 @@ static int train_session(const opts *o, sn_spec *spec, const sn_comm *comm) {
       return EXIT_SPEC;
     }
   }
+  if (lead && o->resume) write_resolved(s, dir); /* train.epochs may have been raised */
   if (lead && sn_safetensors_write(path, S.m, &err)) {
     fprintf(stderr, "specnet: error: %s\n", err.msg);
     rc = EXIT_SPEC;
@@ -476,6 +601,7 @@ int main(int argc, char **argv) {
     opts o;
     int rc = parse_opts(argc - 2, argv + 2, &o, fns[i] == cmd_test);
     if (rc) return rc;
+    if (!o.spec && fns[i] != cmd_train) return usage_error("no spec file given");
     if (select_cpu(&o, fns[i] == cmd_check)) return EXIT_USAGE;
     return fns[i](&o);
   }

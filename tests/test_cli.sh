@@ -39,4 +39,20 @@ check "--weights starts from the saved weights (first-epoch loss $first < fresh 
   awk -v a="$first" -v b="$fresh" 'BEGIN { exit !(a < b / 4) }'
 check "weights of another model are refused with an error" \
   test "$(code train tests/specs/train_spirals.yaml --weights "$tmp/run/model.safetensors" --out "$tmp/bad")" -eq 1
+# --resume: a refused resume leaves the run's record alone; DIR alone resumes as recorded
+"$specnet" train "$spec" --set train.epochs=1 --set train.batch_size=16 --out "$tmp/res" --quiet
+cp "$tmp/res/spec.resolved.yaml" "$tmp/res.before"
+err=$("$specnet" train "$spec" --set train.epochs=2 --resume "$tmp/res" 2>&1 >/dev/null)
+check "--resume with a spec that differs is an error (1)" \
+  test "$("$specnet" train "$spec" --set train.epochs=2 --resume "$tmp/res" >/dev/null 2>&1; echo $?)" -eq 1
+check "the difference is named key by key" grep -q "train.batch_size: 16 in the run, 32 here" <<<"$err"
+check "a refused --resume leaves spec.resolved.yaml as it was" cmp -s "$tmp/res/spec.resolved.yaml" "$tmp/res.before"
+check "--resume DIR alone resumes as recorded, with a new train.epochs" \
+  "$specnet" train --resume "$tmp/res" --set train.epochs=2 --quiet
+check "the resumed run has 2 epochs of metrics" test "$(wc -l <"$tmp/res/metrics.jsonl")" -eq 2
+check "the record says 2 epochs now" grep -q "^  epochs: 2$" "$tmp/res/spec.resolved.yaml"
+check "a spec that agrees but for train.epochs resumes" \
+  "$specnet" train "$spec" --set train.epochs=3 --set train.batch_size=16 --resume "$tmp/res" --quiet
+check "--resume of a folder without a run is an error (1)" \
+  test "$("$specnet" train --resume "$tmp/nope" >/dev/null 2>&1; echo $?)" -eq 1
 exit $fail
