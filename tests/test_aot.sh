@@ -69,6 +69,9 @@ check "the training binary links neither LLVM nor libyaml" bash -c '! ldd "$1" |
 "$specnet" train specs/regression.yaml --set train.epochs=4 --out "$tmp/rt2" --quiet
 check "with CSV files on its command line, the same metrics as specnet train" \
   diff <(strip "$tmp/rt1/metrics.jsonl") <(strip "$tmp/rt2/metrics.jsonl")
+(cd "$tmp" && ./regtrainer --out "$tmp/rt3" --quiet --epochs 4)
+check "run from another folder, it finds the spec's own data (paths made absolute at build time)" \
+  diff <(strip "$tmp/rt3/metrics.jsonl") <(strip "$tmp/rt2/metrics.jsonl")
 check "the training binary reports a missing data file" \
   bash -c '! "$1" --train /nonexistent.csv --out "$2/x" 2>"$2/err" && grep -q "/nonexistent.csv" "$2/err"' _ "$tmp/regtrainer" "$tmp"
 
