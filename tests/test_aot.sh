@@ -43,6 +43,18 @@ cc -O2 examples/embed_c/classify.c -I "$tmp/lib" -L "$tmp/lib" -lmnist_mlp -lope
 out=$("$tmp/classify" "$images" "$labels")
 lib_acc=$(sed -nE 's/^accuracy ([0-9.]+).*/\1/p' <<<"$out")
 check "the C program with the library gets the same accuracy ($lib_acc)" test "$lib_acc" = "$acc"
+# the compile lines of docs/aot.md and examples/embed_c/README.md, run as written
+check "--lib writes the pkg-config file" grep -q '^Libs: -L${libdir} -lmnist_mlp -lopenblas -lm$' "$tmp/lib/mnist_mlp.pc"
+if command -v pkg-config >/dev/null; then
+  for doc in docs/aot.md examples/embed_c/README.md; do
+    line=$(grep -m1 '^cc classify.c' "$doc")
+    rm -rf "$tmp/doc" && mkdir "$tmp/doc" && cp -r "$tmp/lib" examples/embed_c/classify.c "$tmp/doc/"
+    check "the compile line of $doc builds the example ($line)" \
+      bash -c 'cd "$1" && eval "$2" && ./classify "$3" "$4" | grep -q "^accuracy $5 "' _ "$tmp/doc" "$line" "$images" "$labels" "$acc"
+  done
+else
+  echo "skip: the documented compile lines (no pkg-config)"
+fi
 "$specnet" build "$spec" --weights "$w" --lib --weights-file -o "$tmp/libw" --quiet || exit 1
 check "--weights-file writes the weights beside the library" test -s "$tmp/libw/mnist_mlp.weights"
 check "the header declares mnist_mlp_load_weights" grep -q 'int mnist_mlp_load_weights(const char \*path);' "$tmp/libw/mnist_mlp.h"
