@@ -54,6 +54,42 @@ texts = [t.firstChild.data for t in doc.getElementsByTagName("text") if t.firstC
 assert "epoch" in texts and "train" in texts and "validation" in texts and "test" in texts
 EOF
 
+# --- curves.svg with wide tick labels (a regression on targets near 2e5) -------------
+awk 'BEGIN { srand(5); print "x,y"; for (i = 0; i < 200; i++) { x = rand(); printf "%.6f,%.3f\n", x, 190000 + 10000 * x } }' \
+  >"$tmp/wide.csv"
+cat >"$tmp/wide.yaml" <<EOF
+specnet: 1
+name: wide
+seed: 1
+data:
+  train: {format: csv, path: $tmp/wide.csv, label: y, header: true}
+model:
+  input: [1]
+  layers:
+    - dense: {units: 1}
+train:
+  loss: mse
+  optimizer: {sgd: {learning_rate: 0.001}}
+  epochs: 3
+  metrics: [mae]
+EOF
+"$specnet" train "$tmp/wide.yaml" --out "$tmp/wide" --quiet
+check "curves.svg: the y-axis title stays left of the widest tick label (1.9e+05 and wider)" "$py" - "$tmp/wide/curves.svg" <<'EOF'
+import sys, xml.dom.minidom
+doc = xml.dom.minidom.parse(sys.argv[1])
+panels = [g for g in doc.getElementsByTagName("g") if g.getAttribute("class") == "panel"]
+assert panels
+for p in panels:
+    texts = p.getElementsByTagName("text")
+    ticks = [t for t in texts if t.getAttribute("text-anchor") == "end"]
+    title = [t for t in texts if "rotate" in t.getAttribute("transform")][0]
+    # 11 px DejaVu Sans: digits 0.64 em wide; the rotated 12 px title reaches 6 px right
+    left = min(float(t.getAttribute("x")) - 0.64 * 11 * len(t.firstChild.data) for t in ticks)
+    widest = max(len(t.firstChild.data) for t in ticks)
+    assert widest >= 7, [t.firstChild.data for t in ticks]
+    assert float(title.getAttribute("x")) + 6 < left, (title.getAttribute("x"), left)
+EOF
+
 # --- CSV: eval and predict agree ------------------------------------------------
 spec=specs/csv_flowers.yaml
 "$specnet" train "$spec" --set train.epochs=12 --out "$tmp/flowers" --quiet
