@@ -55,4 +55,9 @@ check "a spec that agrees but for train.epochs resumes" \
   "$specnet" train "$spec" --set train.epochs=3 --set train.batch_size=16 --resume "$tmp/res" --quiet
 check "--resume of a folder without a run is an error (1)" \
   test "$("$specnet" train --resume "$tmp/nope" >/dev/null 2>&1; echo $?)" -eq 1
+# --set under a built-in set's short form (train: fashion_mnist:train)
+check "--set data.train.limit applies to a built-in short form" \
+  bash -c '"$1" emit specs/mnist_mlp.yaml --what spec --set data.train.limit=2000 | grep -A3 "^  train:" | grep -q "limit: 2000"' _ "$specnet"
+check "a misspelt key under it is still an error with a hint" \
+  bash -c '"$1" check specs/mnist_mlp.yaml --set data.test.lmit=5 2>&1 | grep -q "did you mean .limit."' _ "$specnet"
 exit $fail
