@@ -37,6 +37,8 @@ typedef struct opts {
   sn_dtype_rt dtype;
   bool quiet, verbose;
   const char *resume;      /* train: continue the run saved in this folder */
+  const char *lr;          /* train --lr: the learning rate, as given */
+  int lr_at;               /* its place in sets[] (the --set it becomes) */
 } opts;
 
 /* A run's data sets (runtime's sn_data: train, val, test, standardize statistics). */

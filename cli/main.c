@@ -3,6 +3,7 @@
  * Exit codes (SPEC.md): 0 success, 1 spec or data error, 2 usage error,
  * 3 an expectation failed. */
 #include <errno.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,7 +32,46 @@ static const char *const known_options[] = {"--out",   "--set",   "--weights", "
                                             "--quiet", "--what",  "--split",   "--help",    "--verbose",
                                             "--junit", "--jobs", "--input", "--output",
                                             "--probs", "--cpu",  "--lib",   "--weights-file", "-o",
-                                            "--profile", "--no-cache", "--train", "--resume"};
+                                            "--profile", "--no-cache", "--train", "--resume",
+                                            "--epochs", "--batch-size", "--lr"};
+
+/* The options each command takes (docs/cli.md); any other known option is a usage
+ * error naming the command, not silently ignored. */
+static const struct {
+  const char *cmd, *opts;
+} command_options[] = {
+    {"check", " --set --dtype "},
+    {"train", " --out --set --weights --threads --dtype --jobs --profile --no-cache --quiet --resume --cpu "
+              "--epochs --batch-size --lr "},
+    {"eval", " --weights --split --set --threads --dtype --profile --no-cache --cpu "},
+    {"predict", " --weights --input --output --probs --set --threads --dtype --profile --no-cache --quiet --cpu "},
+    {"emit", " --what --set --dtype --cpu "},
+    {"test", " --set --jobs --junit --verbose --threads --cpu "},
+    {"build", " --weights -o --lib --weights-file --train --cpu --set --dtype --no-cache --quiet "},
+};
+
+static bool command_takes(const char *cmd, const char *opt) {
+  char word[40];
+  snprintf(word, sizeof word, " %s ", opt);
+  for (size_t i = 0; i < sizeof command_options / sizeof *command_options; i++)
+    if (!strcmp(cmd, command_options[i].cmd)) return strstr(command_options[i].opts, word) != NULL;
+  return true;
+}
+
+/* --epochs N and --batch-size N of train: shorthands of --set train.KEY=N; the
+ * strings live as long as the process. */
+static char shorthand_sets[8][64];
+static int n_shorthands;
+
+static int shorthand(opts *o, const char *opt, const char *key, const char *val) {
+  char *end;
+  long n = strtol(val, &end, 10);
+  if (!*val || *end || n < 0 || n > 1000000000) return usage_error("%s needs a whole number, got '%s'", opt, val);
+  if (o->n_sets == 64 || n_shorthands == 8) return usage_error("too many --set options (at most 64)");
+  snprintf(shorthand_sets[n_shorthands], sizeof shorthand_sets[0], "%s=%ld", key, n);
+  o->sets[o->n_sets++] = shorthand_sets[n_shorthands++];
+  return 0;
+}
 
 static bool known_option(const char *a) {
   for (size_t i = 0; i < sizeof known_options / sizeof *known_options; i++)
@@ -39,11 +79,16 @@ static bool known_option(const char *a) {
   return false;
 }
 
-static int parse_opts(int argc, char **argv, opts *o, bool many) {
+static int parse_opts(const char *cmd, int argc, char **argv, opts *o) {
+  const bool many = !strcmp(cmd, "test");
   memset(o, 0, sizeof *o);
   for (int i = 0; i < argc; i++) {
     const char *a = argv[i];
     const char *val = NULL;
+    if (known_option(a) && strcmp(a, "--help") && !command_takes(cmd, a)) {
+      fprintf(stderr, "specnet: error: %s does not take %s\nTry 'specnet %s --help'.\n", cmd, a, cmd);
+      return EXIT_USAGE;
+    }
     bool takes = (strcmp(a, "--quiet") && strcmp(a, "--verbose") && strcmp(a, "--probs") &&
                   strcmp(a, "--lib") && strcmp(a, "--weights-file") && strcmp(a, "--profile") &&
                   strcmp(a, "--no-cache") && strcmp(a, "--train") && !strncmp(a, "--", 2)) ||
@@ -67,6 +112,18 @@ static int parse_opts(int argc, char **argv, opts *o, bool many) {
     else if (!strcmp(a, "--input")) o->input = val;
     else if (!strcmp(a, "--output")) o->output = val;
     else if (!strcmp(a, "--probs")) o->probs = true;
+    else if (!strcmp(a, "--epochs")) {
+      if (shorthand(o, a, "train.epochs", val)) return EXIT_USAGE;
+    } else if (!strcmp(a, "--batch-size")) {
+      if (shorthand(o, a, "train.batch_size", val)) return EXIT_USAGE;
+    } else if (!strcmp(a, "--lr")) {
+      char *end;
+      double lr = strtod(val, &end);
+      if (!*val || *end || !(lr > 0) || !isfinite(lr)) return usage_error("--lr needs a positive number, got '%s'", val);
+      if (o->n_sets == 64) return usage_error("too many --set options (at most 64)");
+      o->lr = val;
+      o->lr_at = o->n_sets++; /* filled in by lr_set once the optimizer is known */
+    }
     else if (!strcmp(a, "--jobs")) {
       char *end;
       long n = strtol(val, &end, 10);
@@ -99,6 +156,34 @@ static int parse_opts(int argc, char **argv, opts *o, bool many) {
     } else return usage_error("unexpected argument '%s'", a);
   }
   if (!o->spec && !o->resume) return usage_error("no spec file given");
+  return 0;
+}
+
+/* --lr X of train: --set of the spec's optimizer's learning_rate (adam when the
+ * spec names none), in its place among the --set options. */
+static int lr_set(opts *o) {
+  static char set[160];
+  const char *path = o->spec;
+  char record[4200];
+  if (!path) { /* --resume DIR alone */
+    snprintf(record, sizeof record, "%s/spec.resolved.yaml", o->resume);
+    path = record;
+  }
+  sn_diag d = {0};
+  sn_node *root = sn_yaml_parse_file(path, &d);
+  for (int i = 0; root && i < o->lr_at; i++) sn_node_set(root, o->sets[i], &d);
+  sn_diag_free(&d); /* the spec's own errors are reported when it is loaded */
+  const sn_node *opt = sn_node_get(sn_node_get(root, "train"), "optimizer");
+  if (opt && opt->kind == SN_NODE_SCALAR)
+    snprintf(set, sizeof set, "train.optimizer={%s: {learning_rate: %s}}", opt->text, o->lr);
+  else if (opt && opt->kind == SN_NODE_MAP && opt->n == 1)
+    snprintf(set, sizeof set, "train.optimizer.%s.learning_rate=%s", opt->keys[0]->text, o->lr);
+  else if (!opt)
+    snprintf(set, sizeof set, "train.optimizer={adam: {learning_rate: %s}}", o->lr);
+  else
+    snprintf(set, sizeof set, "train.optimizer.learning_rate=%s", o->lr); /* reported as the file's error */
+  sn_node_free(root);
+  o->sets[o->lr_at] = set;
   return 0;
 }
 
@@ -599,8 +684,9 @@ int main(int argc, char **argv) {
         return 0;
       }
     opts o;
-    int rc = parse_opts(argc - 2, argv + 2, &o, fns[i] == cmd_test);
+    int rc = parse_opts(cmd, argc - 2, argv + 2, &o);
     if (rc) return rc;
+    if (o.lr && (rc = lr_set(&o))) return rc;
     if (!o.spec && fns[i] != cmd_train) return usage_error("no spec file given");
     if (select_cpu(&o, fns[i] == cmd_check)) return EXIT_USAGE;
     return fns[i](&o);

@@ -13,7 +13,23 @@ spec=tests/specs/train_blobs.yaml
 
 check "no arguments is a usage error (2)" test "$(code)" -eq 2
 check "unknown command is a usage error (2)" test "$(code trian "$spec")" -eq 2
-check "unknown option is a usage error (2)" test "$(code train "$spec" --epochs 3)" -eq 2
+check "unknown option is a usage error (2)" test "$(code train "$spec" --epohcs 3)" -eq 2
+for args in "eval $spec --weights w --out d" "predict $spec --weights w --input i --split test" \
+  "eval $spec --weights w --jobs 2" "check $spec --weights w" "check $spec --probs" "check $spec --lib" \
+  "build $spec --weights w --out d" "emit $spec --what ir --threads 2" "test $spec --out d"; do
+  cmd=${args%% *} opt=$(grep -oE -- '--[a-z-]+$|--[a-z-]+ [^ ]+$' <<<"$args" | cut -d' ' -f1)
+  # shellcheck disable=SC2086
+  check "an option that does not apply is a usage error (2) naming the command: $args" \
+    bash -c '"$1" $2 2>&1 >/dev/null | grep -q "^specnet: error: $3 does not take $4$" && { "$1" $2 >/dev/null 2>&1; test $? -eq 2; }' \
+    _ "$specnet" "$args" "$cmd" "$opt"
+done
+"$specnet" train "$spec" --epochs 1 --batch-size 8 --lr 0.05 --out "$tmp/short" --quiet
+check "train --epochs, --batch-size and --lr set train.epochs, train.batch_size and the optimizer's learning_rate" \
+  bash -c 'grep -q "^  epochs: 1$" "$1" && grep -q "^  batch_size: 8$" "$1" && grep -q "adam: {learning_rate: 0.05," "$1"' _ "$tmp/short/spec.resolved.yaml"
+check "--lr on a bare optimizer name (sgd) sets its learning_rate" \
+  bash -c '"$1" train "$2" --set train.optimizer=sgd --lr 0.5 --epochs 0 --out "$3" --quiet &&
+           grep -A1 "optimizer:" "$3/spec.resolved.yaml" | grep -q "sgd: {learning_rate: 0.5"' _ "$specnet" "$spec" "$tmp/sgd"
+check "--epochs takes a whole number only (2)" test "$(code train "$spec" --epochs 1.5)" -eq 2
 check "did-you-mean for a misspelt command" bash -c '"$1" trian x 2>&1 | grep -q "did you mean .train."' _ "$specnet"
 check "a missing spec file is a spec error (1)" test "$(code check "$tmp/nope.yaml")" -eq 1
 check "a --set typo is a spec error (1)" test "$(code check "$spec" --set train.epohcs=2)" -eq 1
