@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -532,6 +533,32 @@ static bool prints_error(const sn_comm *comm, const char *msg) {
          !strstr(msg, " ranks disagree on ") && strcmp(msg, "communication between ranks failed");
 }
 
+/* True when the folder exists and holds nothing. */
+static bool empty_dir(const char *path) {
+  DIR *d = opendir(path);
+  if (!d) return false;
+  bool empty = true;
+  for (struct dirent *e; empty && (e = readdir(d));)
+    empty = !strcmp(e->d_name, ".") || !strcmp(e->d_name, "..");
+  closedir(d);
+  return empty;
+}
+
+int new_run_dir(const char *name, char *dir, size_t cap) {
+  if (sn_mkdirs("runs")) {
+    snprintf(dir, cap, "runs");
+    return -1;
+  }
+  for (int k = 1; k < 100000; k++) {
+    if (k == 1) snprintf(dir, cap, "runs/%s", name);
+    else snprintf(dir, cap, "runs/%s-%d", name, k);
+    if (!mkdir(dir, 0777) || (errno == EEXIST && empty_dir(dir))) return 0;
+    if (errno != EEXIST) return -1;
+  }
+  errno = EEXIST;
+  return -1;
+}
+
 static void write_resolved(const sn_spec *s, const char *dir) {
   char path[4200];
   snprintf(path, sizeof path, "%s/spec.resolved.yaml", dir);
@@ -555,14 +582,21 @@ static int train_session(const opts *o, sn_spec *spec, const sn_comm *comm) {
   }
   const sn_spec *s = S.spec;
   char dir[4096], path[4200], spath_state[4200];
+  bool fresh = !o->resume && !o->out; /* runs/NAME, or runs/NAME-2, ... beside earlier runs */
   if (o->resume) snprintf(dir, sizeof dir, "%s", o->resume);
   else if (o->out) snprintf(dir, sizeof dir, "%s", o->out);
   else snprintf(dir, sizeof dir, "runs/%s", s->name);
-  snprintf(spath_state, sizeof spath_state, "%s/train_state.safetensors", dir);
-  if (lead && sn_mkdirs(dir)) {
+  if (lead && fresh && new_run_dir(s->name, dir, sizeof dir)) {
     fprintf(stderr, "specnet: error: cannot create output folder %s: %s\n", dir, strerror(errno));
     rc = EXIT_SPEC;
-  } else if (lead && !o->resume) { /* a resumed run's record changes only once it trained */
+  } else if (lead && fresh && !o->quiet && strcmp(dir + 5, s->name)) {
+    printf("runs/%s holds an earlier run: this one goes to %s\n", s->name, dir);
+  }
+  snprintf(spath_state, sizeof spath_state, "%s/train_state.safetensors", dir);
+  if (!rc && lead && sn_mkdirs(dir)) {
+    fprintf(stderr, "specnet: error: cannot create output folder %s: %s\n", dir, strerror(errno));
+    rc = EXIT_SPEC;
+  } else if (!rc && lead && !o->resume) { /* a resumed run's record changes only once it trained */
     write_resolved(s, dir);
     unlink(spath_state); /* an older run's; this run writes its own */
   }

@@ -76,4 +76,15 @@ check "--set data.train.limit applies to a built-in short form" \
   bash -c '"$1" emit specs/mnist_mlp.yaml --what spec --set data.train.limit=2000 | grep -A3 "^  train:" | grep -q "limit: 2000"' _ "$specnet"
 check "a misspelt key under it is still an error with a hint" \
   bash -c '"$1" check specs/mnist_mlp.yaml --set data.test.lmit=5 2>&1 | grep -q "did you mean .limit."' _ "$specnet"
+# without --out, a new run never overwrites an earlier one: runs/NAME-2, -3, ...
+mkdir "$tmp/cwd"
+specnet=$(realpath "$specnet")
+(cd "$tmp/cwd" && "$specnet" train "$OLDPWD/$spec" --epochs 1 --quiet)
+out2=$(cd "$tmp/cwd" && "$specnet" train "$OLDPWD/$spec" --epochs 2 2>&1)
+check "a second run goes to runs/NAME-2 and says so" \
+  grep -q "^runs/train_blobs holds an earlier run: this one goes to runs/train_blobs-2$" <<<"$out2"
+check "the earlier run is kept" test "$(wc -l <"$tmp/cwd/runs/train_blobs/metrics.jsonl")" -eq 1
+check "the second run is complete" test "$(wc -l <"$tmp/cwd/runs/train_blobs-2/metrics.jsonl")" -eq 2
+(cd "$tmp/cwd" && "$specnet" train "$OLDPWD/$spec" --epochs 3 --out runs/train_blobs --quiet)
+check "--out DIR is exact (it is overwritten)" test "$(wc -l <"$tmp/cwd/runs/train_blobs/metrics.jsonl")" -eq 3
 exit $fail
