@@ -686,8 +686,10 @@ static int cmd_eval(const opts *o) {
     session_free(&S);
     return EXIT_SPEC;
   }
-  printf("%s_loss %.9g", split, r.loss);
-  for (int k = 0; k < S.m->n_metrics; k++) printf("  %s_%s %.6f", split, S.m->metric_names[k], r.metrics[k]);
+  /* the names of metrics.jsonl: val_loss, test_accuracy (train_loss for the training set) */
+  const char *prefix = !strcmp(split, "validation") ? "val" : split;
+  printf("%s_loss %.9g", prefix, r.loss);
+  for (int k = 0; k < S.m->n_metrics; k++) printf("  %s_%s %.6f", prefix, S.m->metric_names[k], r.metrics[k]);
   printf("  (%lld samples, %.2fs)\n", (long long)r.samples, r.seconds);
   session_free(&S);
   return 0;

@@ -87,4 +87,16 @@ check "the earlier run is kept" test "$(wc -l <"$tmp/cwd/runs/train_blobs/metric
 check "the second run is complete" test "$(wc -l <"$tmp/cwd/runs/train_blobs-2/metrics.jsonl")" -eq 2
 (cd "$tmp/cwd" && "$specnet" train "$OLDPWD/$spec" --epochs 3 --out runs/train_blobs --quiet)
 check "--out DIR is exact (it is overwritten)" test "$(wc -l <"$tmp/cwd/runs/train_blobs/metrics.jsonl")" -eq 3
+# eval names its numbers as metrics.jsonl does
+"$specnet" train "$spec" --epochs 2 --out "$tmp/ev" --quiet
+ev=$("$specnet" eval "$spec" --weights "$tmp/ev/model.safetensors" --split validation)
+check "eval --split validation prints val_loss and val_accuracy, as metrics.jsonl" \
+  bash -c 'grep -qE "^val_loss [0-9.e-]+  val_accuracy [0-9.]+ " <<<"$1" && grep -q "\"val_loss\": " "$2"' _ "$ev" "$tmp/ev/metrics.jsonl"
+# the README quotes the seed spec: the same keys and values as specs/mnist_mlp.yaml
+check "README's first spec is specs/mnist_mlp.yaml (comments aside)" /usr/bin/python3 -c '
+import re, sys
+r = open("README.md").read().split("`specs/mnist_mlp.yaml`, the seed model")[1]
+block = r.split("```yaml\n", 1)[1].split("```", 1)[0]
+strip = lambda t: [re.sub(r"\s+#.*", "", l).rstrip() for l in t.splitlines() if l.strip() and not l.strip().startswith("#")]
+sys.exit(strip(block) != strip(open("specs/mnist_mlp.yaml").read()))'
 exit $fail
