@@ -559,6 +559,32 @@ int new_run_dir(const char *name, char *dir, size_t cap) {
   return -1;
 }
 
+/* classes.json: the class names of a training set whose labels were names, as a
+ * JSON array (class k is item k), for predict to print them back. Without names,
+ * an older classes.json in dir is removed. */
+static void write_classes(const sn_dataset *train, const char *dir) {
+  char path[4200];
+  snprintf(path, sizeof path, "%s/classes.json", dir);
+  if (!train->class_names) {
+    unlink(path);
+    return;
+  }
+  FILE *f = fopen(path, "w");
+  if (!f) return;
+  fputc('[', f);
+  for (int k = 0; k < train->n_class_names; k++) {
+    fputs(k ? ", \"" : "\"", f);
+    for (const unsigned char *c = (const unsigned char *)train->class_names[k]; *c; c++) {
+      if (*c == '"' || *c == '\\') fprintf(f, "\\%c", *c);
+      else if (*c < 0x20) fprintf(f, "\\u%04x", *c);
+      else fputc(*c, f);
+    }
+    fputc('"', f);
+  }
+  fputs("]\n", f);
+  fclose(f);
+}
+
 static void write_resolved(const sn_spec *s, const char *dir) {
   char path[4200];
   snprintf(path, sizeof path, "%s/spec.resolved.yaml", dir);
@@ -598,6 +624,7 @@ static int train_session(const opts *o, sn_spec *spec, const sn_comm *comm) {
     rc = EXIT_SPEC;
   } else if (!rc && lead && !o->resume) { /* a resumed run's record changes only once it trained */
     write_resolved(s, dir);
+    write_classes(&S.ds.train, dir);
     unlink(spath_state); /* an older run's; this run writes its own */
   }
   if ((rc = ranks_failed(comm, rc))) {

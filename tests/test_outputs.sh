@@ -117,6 +117,28 @@ check "predict on a file of the wrong width is a data error (1) naming it" bash 
    { "$1" predict "$2" --weights "$3" --input "$4" >/dev/null 2>&1; test $? -eq 1; }' \
   _ "$specnet" "$spec" "$tmp/flowers/model.safetensors" "$tmp/narrow.csv"
 
+# --- CSV class labels by name ----------------------------------------------------
+# the flowers with species named (setosa < versicolor < virginica sort as 0, 1, 2)
+for part in train test; do
+  awk -F, -v OFS=, 'NR > 1 { $3 = ($3 == 0 ? "setosa" : $3 == 1 ? "versicolor" : "virginica") } { print }' \
+    "specs/data/flowers_$part.csv" >"$tmp/named_$part.csv"
+done
+sed -e "s|data/flowers_train.csv|$tmp/named_train.csv|; s|data/flowers_test.csv|$tmp/named_test.csv|" \
+  "$spec" >"$tmp/named.yaml"
+"$specnet" train "$tmp/named.yaml" --set train.epochs=12 --out "$tmp/named" --quiet
+check "names as class labels train as their indices would (same metrics)" \
+  diff <(sed -E 's/, "[a-z_]*(seconds|second)": [^,}]*//g' "$tmp/named/metrics.jsonl") \
+       <(sed -E 's/, "[a-z_]*(seconds|second)": [^,}]*//g' "$tmp/flowers/metrics.jsonl")
+check "the run records the class table in classes.json" \
+  test "$(cat "$tmp/named/classes.json")" = '["setosa", "versicolor", "virginica"]'
+"$specnet" predict "$tmp/named.yaml" --weights "$tmp/named/model.safetensors" \
+  --input "$tmp/named_test.csv" --output "$tmp/named_pred.csv" --quiet
+check "predict prints the class names, the same classes as with indices" \
+  diff <(sed 's/^setosa$/0/; s/^versicolor$/1/; s/^virginica$/2/' "$tmp/named_pred.csv") "$tmp/pred.csv"
+named_acc=$(paste -d, "$tmp/named_pred.csv" <(tail -n +2 "$tmp/named_test.csv" | cut -d, -f3) |
+  awk -F, '{ n++; c += ($1 == $2) } END { printf "%.6f", c / n }')
+check "predict's names give eval's accuracy ($named_acc vs $eval_acc)" test "$named_acc" = "$eval_acc"
+
 # --- early stopping ---------------------------------------------------------------
 out=$("$specnet" train tests/specs/train_blobs.yaml --out "$tmp/early" --set train.epochs=30 \
   --set 'train.early_stopping={monitor: val_loss, patience: 1, min_delta: 0.01, restore_best: true}' 2>&1)
