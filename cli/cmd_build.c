@@ -30,9 +30,12 @@ static void absolute_path(char *p, size_t cap) {
   if (!p[0] || p[0] == '/') return;
   char *abs = realpath(p, NULL), cwd[4096];
   char joined[8200];
-  if (abs) snprintf(joined, sizeof joined, "%s", abs);
-  else if (getcwd(cwd, sizeof cwd)) snprintf(joined, sizeof joined, "%s/%s", cwd, p);
-  else joined[0] = 0;
+  if (abs)
+    snprintf(joined, sizeof joined, "%s", abs);
+  else if (getcwd(cwd, sizeof cwd))
+    snprintf(joined, sizeof joined, "%s/%s", cwd, p);
+  else
+    joined[0] = 0;
   free(abs);
   if (joined[0] && strlen(joined) < cap) memcpy(p, joined, strlen(joined) + 1);
 }

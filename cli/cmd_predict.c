@@ -142,8 +142,10 @@ static char **read_classes(const char *weights, int *n) {
           char hex[5] = {0};
           for (int i = 0; i < 4; i++) hex[i] = (char)fgetc(f);
           c = (int)strtol(hex, NULL, 16);
-        } else if (c == 'n') c = '\n';
-        else if (c == 't') c = '\t';
+        } else if (c == 'n')
+          c = '\n';
+        else if (c == 't')
+          c = '\t';
       }
       buf[k++] = (char)c;
     }
@@ -160,7 +162,9 @@ static char **read_classes(const char *weights, int *n) {
   }
   fclose(f);
   if (!ok) {
-    fprintf(stderr, "specnet: warning: %s is not a JSON array of class names; printing class indices\n", path);
+    fprintf(stderr,
+            "specnet: warning: %s is not a JSON array of class names; printing class indices\n",
+            path);
     for (int i = 0; i < *n; i++) free(names[i]);
     free(names);
     *n = 0;
@@ -225,8 +229,10 @@ int cmd_predict(const opts *o) {
       int64_t best = 0;
       for (int64_t k = 1; k < O; k++)
         if (row[k] > row[best]) best = k;
-      if (best < n_names) fprintf(f, "%s\n", names[best]);
-      else fprintf(f, "%lld\n", (long long)best);
+      if (best < n_names)
+        fprintf(f, "%s\n", names[best]);
+      else
+        fprintf(f, "%lld\n", (long long)best);
     } else if (binary) {
       fprintf(f, "%d\n", row[0] >= threshold);
     } else {

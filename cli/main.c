@@ -2,13 +2,13 @@
  * command is one function; the passes themselves are in compiler/compile.c.
  * Exit codes (SPEC.md): 0 success, 1 spec or data error, 2 usage error,
  * 3 an expectation failed. */
+#include <dirent.h>
 #include <errno.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <dirent.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -29,12 +29,11 @@ int usage_error(const char *fmt, ...) {
 /* ---------------------------------------------------------------------------
  * Options shared by the commands */
 
-static const char *const known_options[] = {"--out",   "--set",   "--weights", "--threads", "--dtype",
-                                            "--quiet", "--what",  "--split",   "--help",    "--verbose",
-                                            "--junit", "--jobs", "--input", "--output",
-                                            "--probs", "--cpu",  "--lib",   "--weights-file", "-o",
-                                            "--profile", "--no-cache", "--train", "--resume",
-                                            "--epochs", "--batch-size", "--lr"};
+static const char *const known_options[] = {
+    "--out",   "--set",    "--weights", "--threads",      "--dtype", "--quiet",   "--what",
+    "--split", "--help",   "--verbose", "--junit",        "--jobs",  "--input",   "--output",
+    "--probs", "--cpu",    "--lib",     "--weights-file", "-o",      "--profile", "--no-cache",
+    "--train", "--resume", "--epochs",  "--batch-size",   "--lr"};
 
 /* The options each command takes (docs/cli.md); any other known option is a usage
  * error naming the command, not silently ignored. */
@@ -42,10 +41,12 @@ static const struct {
   const char *cmd, *opts;
 } command_options[] = {
     {"check", " --set --dtype "},
-    {"train", " --out --set --weights --threads --dtype --jobs --profile --no-cache --quiet --resume --cpu "
-              "--epochs --batch-size --lr "},
+    {"train",
+     " --out --set --weights --threads --dtype --jobs --profile --no-cache --quiet --resume --cpu "
+     "--epochs --batch-size --lr "},
     {"eval", " --weights --split --set --threads --dtype --profile --no-cache --cpu "},
-    {"predict", " --weights --input --output --probs --set --threads --dtype --profile --no-cache --quiet --cpu "},
+    {"predict", " --weights --input --output --probs --set --threads --dtype --profile --no-cache "
+                "--quiet --cpu "},
     {"emit", " --what --set --dtype --cpu "},
     {"test", " --set --jobs --junit --verbose --threads --cpu "},
     {"build", " --weights -o --lib --weights-file --train --cpu --set --dtype --no-cache --quiet "},
@@ -67,8 +68,10 @@ static int n_shorthands;
 static int shorthand(opts *o, const char *opt, const char *key, const char *val) {
   char *end;
   long n = strtol(val, &end, 10);
-  if (!*val || *end || n < 0 || n > 1000000000) return usage_error("%s needs a whole number, got '%s'", opt, val);
-  if (o->n_sets == 64 || n_shorthands == 8) return usage_error("too many --set options (at most 64)");
+  if (!*val || *end || n < 0 || n > 1000000000)
+    return usage_error("%s needs a whole number, got '%s'", opt, val);
+  if (o->n_sets == 64 || n_shorthands == 8)
+    return usage_error("too many --set options (at most 64)");
   snprintf(shorthand_sets[n_shorthands], sizeof shorthand_sets[0], "%s=%ld", key, n);
   o->sets[o->n_sets++] = shorthand_sets[n_shorthands++];
   return 0;
@@ -87,7 +90,8 @@ static int parse_opts(const char *cmd, int argc, char **argv, opts *o) {
     const char *a = argv[i];
     const char *val = NULL;
     if (known_option(a) && strcmp(a, "--help") && !command_takes(cmd, a)) {
-      fprintf(stderr, "specnet: error: %s does not take %s\nTry 'specnet %s --help'.\n", cmd, a, cmd);
+      fprintf(stderr, "specnet: error: %s does not take %s\nTry 'specnet %s --help'.\n", cmd, a,
+              cmd);
       return EXIT_USAGE;
     }
     bool takes = (strcmp(a, "--quiet") && strcmp(a, "--verbose") && strcmp(a, "--probs") &&
@@ -120,18 +124,17 @@ static int parse_opts(const char *cmd, int argc, char **argv, opts *o) {
     } else if (!strcmp(a, "--lr")) {
       char *end;
       double lr = strtod(val, &end);
-      if (!*val || *end || !(lr > 0) || !isfinite(lr)) return usage_error("--lr needs a positive number, got '%s'", val);
+      if (!*val || *end || !(lr > 0) || !isfinite(lr))
+        return usage_error("--lr needs a positive number, got '%s'", val);
       if (o->n_sets == 64) return usage_error("too many --set options (at most 64)");
       o->lr = val;
       o->lr_at = o->n_sets++; /* filled in by lr_set once the optimizer is known */
-    }
-    else if (!strcmp(a, "--jobs")) {
+    } else if (!strcmp(a, "--jobs")) {
       char *end;
       long n = strtol(val, &end, 10);
       if (!*val || *end || n < 1 || n > 1024) return usage_error("--jobs needs a number from 1 to 1024, got '%s'", val);
       o->jobs = (int)n;
-    }
-    else if (!strcmp(a, "--set")) {
+    } else if (!strcmp(a, "--set")) {
       if (o->n_sets == 64) return usage_error("too many --set options (at most 64)");
       o->sets[o->n_sets++] = val;
     } else if (!strcmp(a, "--threads")) {
@@ -143,7 +146,8 @@ static int parse_opts(const char *cmd, int argc, char **argv, opts *o) {
       if (!strcmp(val, "f32")) o->dtype = SN_RT_F32;
       else if (!strcmp(val, "f64")) o->dtype = SN_RT_F64;
       else return usage_error("--dtype must be f32 or f64, got '%s'", val);
-    } else if (!strcmp(a, "--quiet")) o->quiet = true;
+    } else if (!strcmp(a, "--quiet"))
+      o->quiet = true;
     else if (!strcmp(a, "--verbose")) o->verbose = true;
     else if (a[0] == '-' && a[1]) {
       const char *near = sn_closest(a, known_options, (int)(sizeof known_options / sizeof *known_options));
@@ -182,7 +186,8 @@ static int lr_set(opts *o) {
   else if (!opt)
     snprintf(set, sizeof set, "train.optimizer={adam: {learning_rate: %s}}", o->lr);
   else
-    snprintf(set, sizeof set, "train.optimizer.learning_rate=%s", o->lr); /* reported as the file's error */
+    snprintf(set, sizeof set, "train.optimizer.learning_rate=%s",
+             o->lr); /* reported as the file's error */
   sn_node_free(root);
   o->sets[o->lr_at] = set;
   return 0;
@@ -401,8 +406,8 @@ static int spec_diff(const sn_node *run, const sn_node *given, char *path, size_
       for (int i = 0; i < items; i++) {
         if (run->kind == SN_NODE_SEQ) {
           snprintf(path + len, cap - len, "%s%d", len ? "." : "", i);
-          n += spec_diff(i < run->n ? run->items[i] : NULL, i < given->n ? given->items[i] : NULL, path,
-                         strlen(path), cap, out);
+          n += spec_diff(i < run->n ? run->items[i] : NULL, i < given->n ? given->items[i] : NULL,
+                         path, strlen(path), cap, out);
           continue;
         }
         /* a mapping: run's keys, then the keys only given has */
@@ -421,7 +426,8 @@ static int spec_diff(const sn_node *run, const sn_node *given, char *path, size_
     }
   }
   char *a = node_flow(run), *b = node_flow(given);
-  fprintf(out, "  %s: %s in the run, %s here\n", path, run && a ? a : "not set", given && b ? b : "not set");
+  fprintf(out, "  %s: %s in the run, %s here\n", path, run && a ? a : "not set",
+          given && b ? b : "not set");
   free(a);
   free(b);
   path[len] = 0;
@@ -470,10 +476,13 @@ static int resume_check(opts *o, char *record, size_t cap) {
     int n = df ? spec_diff(run, given, path, 0, sizeof path, df) : 0;
     if (df) fclose(df);
     if (n) {
-      fprintf(stderr, "%s: error: the spec%s differs from the run being resumed (%s) in %d key%s:\n%s",
-              o->spec, o->n_sets ? " with its --set options" : "", record, n, n == 1 ? "" : "s", diffs);
-      fprintf(stderr, "hint: only train.epochs may change on --resume; 'specnet train --resume %s' "
-                      "resumes the run as it was recorded\n", o->resume);
+      fprintf(
+          stderr, "%s: error: the spec%s differs from the run being resumed (%s) in %d key%s:\n%s",
+          o->spec, o->n_sets ? " with its --set options" : "", record, n, n == 1 ? "" : "s", diffs);
+      fprintf(stderr,
+              "hint: only train.epochs may change on --resume; 'specnet train --resume %s' "
+              "resumes the run as it was recorded\n",
+              o->resume);
       rc = EXIT_SPEC;
     }
     free(diffs);
@@ -550,8 +559,10 @@ int new_run_dir(const char *name, char *dir, size_t cap) {
     return -1;
   }
   for (int k = 1; k < 100000; k++) {
-    if (k == 1) snprintf(dir, cap, "runs/%s", name);
-    else snprintf(dir, cap, "runs/%s-%d", name, k);
+    if (k == 1)
+      snprintf(dir, cap, "runs/%s", name);
+    else
+      snprintf(dir, cap, "runs/%s-%d", name, k);
     if (!mkdir(dir, 0777) || (errno == EEXIST && empty_dir(dir))) return 0;
     if (errno != EEXIST) return -1;
   }
@@ -575,9 +586,12 @@ static void write_classes(const sn_dataset *train, const char *dir) {
   for (int k = 0; k < train->n_class_names; k++) {
     fputs(k ? ", \"" : "\"", f);
     for (const unsigned char *c = (const unsigned char *)train->class_names[k]; *c; c++) {
-      if (*c == '"' || *c == '\\') fprintf(f, "\\%c", *c);
-      else if (*c < 0x20) fprintf(f, "\\u%04x", *c);
-      else fputc(*c, f);
+      if (*c == '"' || *c == '\\')
+        fprintf(f, "\\%c", *c);
+      else if (*c < 0x20)
+        fprintf(f, "\\u%04x", *c);
+      else
+        fputc(*c, f);
     }
     fputc('"', f);
   }
@@ -716,7 +730,8 @@ static int cmd_eval(const opts *o) {
   /* the names of metrics.jsonl: val_loss, test_accuracy (train_loss for the training set) */
   const char *prefix = !strcmp(split, "validation") ? "val" : split;
   printf("%s_loss %.9g", prefix, r.loss);
-  for (int k = 0; k < S.m->n_metrics; k++) printf("  %s_%s %.6f", prefix, S.m->metric_names[k], r.metrics[k]);
+  for (int k = 0; k < S.m->n_metrics; k++)
+    printf("  %s_%s %.6f", prefix, S.m->metric_names[k], r.metrics[k]);
   printf("  (%lld samples, %.2fs)\n", (long long)r.samples, r.seconds);
   session_free(&S);
   return 0;

@@ -2463,7 +2463,8 @@ static void promote_builtin(sn_node *root, const char *assignment) {
         return;
       }
       long_form->loc = v->loc; /* errors about it point at the spec's line */
-      for (int k = 0; k < long_form->n; k++) long_form->keys[k]->loc = long_form->items[k]->loc = v->loc;
+      for (int k = 0; k < long_form->n; k++)
+        long_form->keys[k]->loc = long_form->items[k]->loc = v->loc;
       sn_node_free(v);
       data->items[i] = long_form;
       return;

@@ -162,8 +162,10 @@ static int find_name(const cell *name, const char *const *table, int k) {
     cell t = {table[mid], strlen(table[mid])};
     int c = cell_cmp(name, &t);
     if (!c) return mid;
-    if (c < 0) hi = mid - 1;
-    else lo = mid + 1;
+    if (c < 0)
+      hi = mid - 1;
+    else
+      lo = mid + 1;
   }
   return -1;
 }
@@ -171,8 +173,8 @@ static int find_name(const cell *name, const char *const *table, int k) {
 /* Class labels by name: y[i] from names[i] through src's table, or through the
  * table of the distinct names made here (then out->class_names). lines[i]: the
  * line of sample i, for messages. */
-static int names_to_classes(const sn_source *src, const char *path, const cell *names, const int64_t *lines,
-                            int64_t n, sn_dataset *out, sn_error *err) {
+static int names_to_classes(const sn_source *src, const char *path, const cell *names,
+                            const int64_t *lines, int64_t n, sn_dataset *out, sn_error *err) {
   char tbuf[80];
   const char *const *table = src->class_names;
   int k = src->n_class_names;
@@ -218,8 +220,8 @@ static int names_to_classes(const sn_source *src, const char *path, const cell *
       for (int j = 0; j < k && w + 110 < sizeof known; j++)
         w += (size_t)snprintf(known + w, sizeof known - w, "%s'%.100s'", j ? ", " : "", table[j]);
       if (w + 110 >= sizeof known) snprintf(known + w, sizeof known - w, ", ...");
-      return sn_fail(err, "%s:%lld: label '%s' is not one of the training set's %d classes (%s)", path,
-                     (long long)lines[i], cell_text(&names[i], tbuf, 64), k, known);
+      return sn_fail(err, "%s:%lld: label '%s' is not one of the training set's %d classes (%s)",
+                     path, (long long)lines[i], cell_text(&names[i], tbuf, 64), k, known);
     }
     out->y[i] = c;
   }
@@ -248,7 +250,7 @@ int sn_dataset_csv(const sn_source *src, sn_dataset *out, sn_error *err) {
   /* classification labels: kept as text until the end, where they are either all
    * class indices or all names */
   const bool classify = labels && src->target_elems != 1;
-  cell *label_cells = NULL;     /* (n) the label cells */
+  cell *label_cells = NULL;        /* (n) the label cells */
   int64_t *lines = NULL, ncap = 0; /* (n) their lines */
   bool by_name = src->class_names != NULL;
   int64_t bad_line = 0, bad_col = 0; /* the first label that is a number but not a class index */
@@ -364,8 +366,8 @@ int sn_dataset_csv(const sn_source *src, sn_dataset *out, sn_error *err) {
         label_cells[n] = cells[c];
         lines[n] = line;
         if (cells[c].len == 0) {
-          sn_fail(err, "%s:%lld: label %s is empty (missing values are not supported)", path, (long long)line,
-                  col_name(cbuf, sizeof cbuf, c, hdr));
+          sn_fail(err, "%s:%lld: label %s is empty (missing values are not supported)", path,
+                  (long long)line, col_name(cbuf, sizeof cbuf, c, hdr));
           goto done;
         }
         if (bad == 1) {
@@ -418,9 +420,11 @@ int sn_dataset_csv(const sn_source *src, sn_dataset *out, sn_error *err) {
     goto done;
   }
   if (classify && !by_name && bad_line) {
-    sn_fail(err, "%s:%lld: label %s: '%s' is not a class index (an integer >= 0)%s", path, (long long)bad_line,
-            col_name(cbuf, sizeof cbuf, bad_col, hdr), bad_text,
-            src->target_elems > 1 ? "" : "; hint: for real-valued targets use a regression loss such as mse");
+    sn_fail(err, "%s:%lld: label %s: '%s' is not a class index (an integer >= 0)%s", path,
+            (long long)bad_line, col_name(cbuf, sizeof cbuf, bad_col, hdr), bad_text,
+            src->target_elems > 1
+                ? ""
+                : "; hint: for real-valued targets use a regression loss such as mse");
     goto done;
   }
 

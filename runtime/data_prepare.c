@@ -17,8 +17,8 @@ static int preprocess(const sn_data_config *c, sn_dataset *ds, sn_error *err) {
 
 /* train: the training set when this is another one (its class names, if any, are
  * the table the other set's names map to). */
-static int load_one(const sn_data_config *c, const sn_model *m, const sn_source *src_in, sn_dataset *out,
-                    const sn_dataset *train, sn_error *err) {
+static int load_one(const sn_data_config *c, const sn_model *m, const sn_source *src_in,
+                    sn_dataset *out, const sn_dataset *train, sn_error *err) {
   sn_source src = *src_in;
   src.target_elems = m->target_elems; /* what the loss reads: labels or float targets */
   if (train && train->class_names) {
@@ -27,12 +27,15 @@ static int load_one(const sn_data_config *c, const sn_model *m, const sn_source 
   }
   if (sn_dataset_load(&src, out, err)) return -1;
   if (train && !train->class_names && out->class_names)
-    return sn_fail(err, "%.3000s: the labels are names ('%.100s', ...), but the training set's are class indices",
-                   out->origin, out->class_names[0]);
+    return sn_fail(
+        err,
+        "%.3000s: the labels are names ('%.100s', ...), but the training set's are class indices",
+        out->origin, out->class_names[0]);
   if (out->class_names && out->n_class_names > m->output_elems)
-    return sn_fail(err, "%.3000s: %d classes by name ('%.100s' ... '%.100s'), but the model has %lld outputs",
-                   out->origin, out->n_class_names, out->class_names[0], out->class_names[out->n_class_names - 1],
-                   (long long)m->output_elems);
+    return sn_fail(
+        err, "%.3000s: %d classes by name ('%.100s' ... '%.100s'), but the model has %lld outputs",
+        out->origin, out->n_class_names, out->class_names[0],
+        out->class_names[out->n_class_names - 1], (long long)m->output_elems);
   if (out->sample_elems != m->input_elems)
     return sn_fail(err, "%.3000s: samples have %lld values each, but model.input has %lld", out->origin,
                    (long long)out->sample_elems, (long long)m->input_elems);
