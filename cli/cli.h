@@ -37,6 +37,8 @@ typedef struct opts {
   sn_dtype_rt dtype;
   bool quiet, verbose;
   const char *resume;      /* train: continue the run saved in this folder */
+  const char *lr;          /* train --lr: the learning rate, as given */
+  int lr_at;               /* its place in sets[] (the --set it becomes) */
 } opts;
 
 /* A run's data sets (runtime's sn_data: train, val, test, standardize statistics). */
@@ -65,6 +67,11 @@ int preprocess_set(const sn_spec *s, sn_dataset *ds);
 void data_config(const sn_spec *s, sn_data_config *c);
 /* Training options from the spec: epochs, batches, schedule, early stopping. */
 void train_opts_from_spec(const sn_spec *s, sn_train_opts *to);
+
+/* A new run folder for a run of NAME without --out: runs/NAME, or when that holds
+ * an earlier run runs/NAME-2, -3, ... (the first that is new or empty), created.
+ * 0, or -1 with errno set (dir names the folder that failed). */
+int new_run_dir(const char *name, char *dir, size_t cap);
 
 int cmd_test(const opts *o);
 int cmd_predict(const opts *o);

@@ -5,8 +5,10 @@
  * (scale, normalize, and standardize with the training set's statistics) is
  * folded into one affine per input feature and applied inside the model, so the
  * binary takes raw samples as the spec's data files hold them. */
+#define _XOPEN_SOURCE 700 /* realpath */
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli.h"
 
@@ -20,6 +22,22 @@ static void c_name(const char *name, char *out, size_t len) {
     out[k++] = ok ? c : '_';
   }
   out[k] = 0;
+}
+
+/* p made absolute in place (a file that does not exist yet: joined to the current
+ * folder), so the path still names it from another folder; "" stays "". */
+static void absolute_path(char *p, size_t cap) {
+  if (!p[0] || p[0] == '/') return;
+  char *abs = realpath(p, NULL), cwd[4096];
+  char joined[8200];
+  if (abs)
+    snprintf(joined, sizeof joined, "%s", abs);
+  else if (getcwd(cwd, sizeof cwd))
+    snprintf(joined, sizeof joined, "%s/%s", cwd, p);
+  else
+    joined[0] = 0;
+  free(abs);
+  if (joined[0] && strlen(joined) < cap) memcpy(p, joined, strlen(joined) + 1);
 }
 
 int cmd_build(const opts *o) {
@@ -59,6 +77,13 @@ int cmd_build(const opts *o) {
   sn_data_config dc;
   train_opts_from_spec(s, &to);
   data_config(s, &dc);
+  /* a training binary reads its data wherever it is run from */
+  sn_source *srcs[] = {&dc.train, &dc.test, &dc.validation};
+  for (int i = 0; i < 3; i++) {
+    absolute_path(srcs[i]->images, sizeof srcs[i]->images);
+    absolute_path(srcs[i]->labels, sizeof srcs[i]->labels);
+    absolute_path(srcs[i]->path, sizeof srcs[i]->path);
+  }
   sn_aot_opts ao = {.out = o->out, .name = name, .cpu = sn_cpu_default(), .lib = o->lib,
                     .weights_file = o->weights_file, .n_pre = o->train ? 0 : n, .pre_a = a, .pre_b = b,
                     .train = o->train, .train_opts = &to, .data = &dc};

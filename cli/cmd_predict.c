@@ -76,21 +76,32 @@ static int load_input(const sn_spec *s, const sn_model *m, const char *path, sn_
     snprintf(src.images, sizeof src.images, "%s", path);
   }
   sn_error err = {0};
-  if (sn_dataset_load(&src, ds, &err)) {
+  int rc = sn_dataset_load(&src, ds, &err);
+  if (src.kind == SN_SRC_CSV && csv && (rc || ds->sample_elems == m->input_elems + 1)) {
+    /* the training CSV's layout: drop its label column (read, unused; names
+     * allowed), when that gives the model's width */
+    sn_source labelled = src;
+    sn_dataset alt = {0};
+    sn_error alt_err = {0};
+    labelled.no_labels = false;
+    snprintf(labelled.label_col, sizeof labelled.label_col, "%s", csv->label_col);
+    labelled.label_index = csv->label_index;
+    labelled.target_elems = m->target_elems == 1 ? 1 : 0;
+    if (!sn_dataset_load(&labelled, &alt, &alt_err) && alt.sample_elems == m->input_elems) {
+      sn_dataset_free(ds);
+      *ds = alt;
+      rc = 0;
+    } else {
+      sn_dataset_free(&alt);
+      if (!rc) { /* as wide as the training CSV, but its label column does not read */
+        err = alt_err;
+        rc = -1;
+      }
+    }
+  }
+  if (rc) {
     fprintf(stderr, "specnet: error: %s\n", err.msg);
     return EXIT_SPEC;
-  }
-  if (src.kind == SN_SRC_CSV && csv && ds->sample_elems == m->input_elems + 1) {
-    /* the training CSV's layout: drop its label column (read as a number, unused) */
-    sn_dataset_free(ds);
-    src.no_labels = false;
-    snprintf(src.label_col, sizeof src.label_col, "%s", csv->label_col);
-    src.label_index = csv->label_index;
-    src.target_elems = 1;
-    if (sn_dataset_load(&src, ds, &err)) {
-      fprintf(stderr, "specnet: error: %s\n", err.msg);
-      return EXIT_SPEC;
-    }
   }
   if (ds->sample_elems != m->input_elems) {
     fprintf(stderr,
@@ -101,6 +112,65 @@ static int load_input(const sn_spec *s, const sn_model *m, const char *path, sn_
     return EXIT_SPEC;
   }
   return 0;
+}
+
+/* classes.json beside the weights (written by train when the labels were names):
+ * the class names, class k at [k]; NULL without one. A JSON array of strings. */
+static char **read_classes(const char *weights, int *n) {
+  *n = 0;
+  char path[4200];
+  const char *slash = strrchr(weights, '/');
+  snprintf(path, sizeof path, "%.*sclasses.json", slash ? (int)(slash - weights + 1) : 0, weights);
+  FILE *f = fopen(path, "r");
+  if (!f) return NULL;
+  char **names = NULL, buf[4096];
+  int cap = 0, c;
+  bool ok = false;
+  while ((c = fgetc(f)) != EOF && c != '[') continue;
+  while (c != EOF) {
+    while ((c = fgetc(f)) == ' ' || c == '\n' || c == '\r' || c == '\t' || c == ',') continue;
+    if (c == ']') {
+      ok = true;
+      break;
+    }
+    if (c != '"') break;
+    size_t k = 0;
+    while ((c = fgetc(f)) != EOF && c != '"' && k + 1 < sizeof buf) {
+      if (c == '\\') {
+        c = fgetc(f);
+        if (c == 'u') {
+          char hex[5] = {0};
+          for (int i = 0; i < 4; i++) hex[i] = (char)fgetc(f);
+          c = (int)strtol(hex, NULL, 16);
+        } else if (c == 'n')
+          c = '\n';
+        else if (c == 't')
+          c = '\t';
+      }
+      buf[k++] = (char)c;
+    }
+    if (c != '"') break;
+    buf[k] = 0;
+    if (*n == cap) {
+      cap = cap ? 2 * cap : 16;
+      char **g = realloc(names, (size_t)cap * sizeof *names);
+      if (!g) break;
+      names = g;
+    }
+    if (!(names[*n] = strdup(buf))) break;
+    (*n)++;
+  }
+  fclose(f);
+  if (!ok) {
+    fprintf(stderr,
+            "specnet: warning: %s is not a JSON array of class names; printing class indices\n",
+            path);
+    for (int i = 0; i < *n; i++) free(names[i]);
+    free(names);
+    *n = 0;
+    return NULL;
+  }
+  return names;
 }
 
 int cmd_predict(const opts *o) {
@@ -120,6 +190,8 @@ int cmd_predict(const opts *o) {
   sn_dataset in = {0};
   double *out = NULL;
   FILE *f = NULL;
+  char **names = NULL; /* classes.json: the class names, when the labels were names */
+  int n_names = 0;
   if ((rc = load_input(s, m, o->input, &in)) || (rc = preprocess_set(s, &in))) goto done;
   sn_error err = {0};
   if (s->data.standardize &&
@@ -147,6 +219,7 @@ int cmd_predict(const opts *o) {
     goto done;
   }
   const bool argmax = !o->probs && (s->loss == SN_LOSS_SPARSE_CCE || s->loss == SN_LOSS_CCE);
+  if (argmax) names = read_classes(o->weights, &n_names);
   const bool binary = !o->probs && s->loss == SN_LOSS_BCE && O == 1;
   const double threshold = s->from_logits ? 0.0 : 0.5;
   const int digits = m->dtype == SN_RT_F64 ? 17 : 9; /* enough to read back the same value */
@@ -156,7 +229,10 @@ int cmd_predict(const opts *o) {
       int64_t best = 0;
       for (int64_t k = 1; k < O; k++)
         if (row[k] > row[best]) best = k;
-      fprintf(f, "%lld\n", (long long)best);
+      if (best < n_names)
+        fprintf(f, "%s\n", names[best]);
+      else
+        fprintf(f, "%lld\n", (long long)best);
     } else if (binary) {
       fprintf(f, "%d\n", row[0] >= threshold);
     } else {
@@ -172,6 +248,8 @@ int cmd_predict(const opts *o) {
   if (o->output && !o->quiet && rc == 0)
     fprintf(stderr, "wrote %lld predictions to %s\n", (long long)in.n, o->output);
 done:
+  for (int k = 0; k < n_names; k++) free(names[k]);
+  free(names);
   if (f && f != stdout) fclose(f);
   free(out);
   sn_dataset_free(&in);

@@ -271,11 +271,8 @@ int cmd_sweep(const opts *o, const sn_spec *s) {
   if (rc) return rc;
 
   char base[4096];
-  if (o->out)
-    snprintf(base, sizeof base, "%s", o->out);
-  else
-    snprintf(base, sizeof base, "runs/%s", s->name);
-  if (sn_mkdirs(base)) {
+  if (o->out) snprintf(base, sizeof base, "%s", o->out);
+  if (o->out ? sn_mkdirs(base) : new_run_dir(s->name, base, sizeof base)) {
     fprintf(stderr, "specnet: error: cannot create output folder %s: %s\n", base, strerror(errno));
     free(runs);
     return EXIT_SPEC;

@@ -293,10 +293,21 @@ static outcome run_spec(const opts *o, const char *path) {
   return out;
 }
 
-/* Collects *.yaml / *.yml under a path (a file is taken as it is), sorted. */
-static void collect(const char *path, char ***list, int *n, int *cap) {
+/* A run folder (it holds metrics.jsonl): its spec.resolved.yaml is a record of a
+ * run, not a test, so a search does not go in. */
+static bool is_run_folder(const char *dir) {
+  char p[4200];
+  struct stat st;
+  snprintf(p, sizeof p, "%s/metrics.jsonl", dir);
+  return stat(p, &st) == 0;
+}
+
+/* Collects *.yaml / *.yml under a path (a file is taken as it is), sorted; folders
+ * found on the way that are run folders are skipped (top: path was given). */
+static void collect(const char *path, char ***list, int *n, int *cap, bool top) {
   struct stat st;
   if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
+    if (!top && is_run_folder(path)) return;
     struct dirent **ents;
     int k = scandir(path, &ents, NULL, alphasort);
     for (int i = 0; i < k; i++) {
@@ -307,7 +318,7 @@ static void collect(const char *path, char ***list, int *n, int *cap) {
         struct stat s2;
         size_t L = strlen(nm);
         bool yaml = (L > 5 && !strcmp(nm + L - 5, ".yaml")) || (L > 4 && !strcmp(nm + L - 4, ".yml"));
-        if (stat(sub, &s2) == 0 && (S_ISDIR(s2.st_mode) || yaml)) collect(sub, list, n, cap);
+        if (stat(sub, &s2) == 0 && (S_ISDIR(s2.st_mode) || yaml)) collect(sub, list, n, cap, false);
       }
       free(ents[i]);
     }
@@ -606,7 +617,7 @@ int cmd_test(const opts *o) {
       free(list);
       return EXIT_USAGE;
     }
-    collect(o->paths[i], &list, &n, &cap);
+    collect(o->paths[i], &list, &n, &cap, true);
   }
   FILE *junit = NULL;
   if (o->junit && !(junit = fopen(o->junit, "w"))) {

@@ -35,7 +35,7 @@ typedef struct cmd_help {
   const char *brief;   /* the usage in the overview: the command and what it needs */
   const char *summary; /* one line for the overview */
   const char *about;   /* a paragraph, lines already broken */
-  opt_help opts[12];   /* ends at the first entry without a flag */
+  opt_help opts[16];   /* ends at the first entry without a flag */
   const char *examples[4];
 } cmd_help;
 
@@ -78,7 +78,8 @@ static const cmd_help commands[] = {
     {"train",
      "train SPEC [--out DIR] [--set KEY=VALUE]... [--weights FILE] [--threads N]\n"
      "                     [--dtype f32|f64] [--jobs N] [--profile] [--no-cache] [--quiet]\n"
-     "                     [--resume DIR]",
+     "                     [--epochs N] [--batch-size N] [--lr X] [--resume DIR]\n"
+     "  specnet train --resume DIR [--set train.epochs=N]",
      "train SPEC",
      "compile and train; writes runs/NAME/ (or --out DIR)",
      "Compiles SPEC (the compile time is printed, by stage), loads its data,\n"
@@ -103,9 +104,14 @@ static const cmd_help commands[] = {
       OPT_PROFILE,
       OPT_NO_CACHE,
       {"--quiet", "off", "no compile times, progress line or epoch summaries"},
+      {"--epochs N", "the spec's", "shorthand of --set train.epochs=N"},
+      {"--batch-size N", "the spec's", "shorthand of --set train.batch_size=N"},
+      {"--lr X", "the spec's", "shorthand of --set train.optimizer.NAME.learning_rate=X\n(NAME: the spec's optimizer)"},
       {"--resume DIR", "none",
        "continue the run in DIR from its last finished epoch (the checkpoint\n"
-       "and train_state.safetensors it writes after each epoch)"}},
+       "and train_state.safetensors it writes after each epoch); without SPEC\n"
+       "it trains DIR/spec.resolved.yaml; a SPEC given must agree with it but\n"
+       "for train.epochs"}},
      {"specnet train specs/mnist_mlp.yaml",
       "specnet train specs/mnist_mlp.yaml --set train.epochs=2 --out /tmp/run1",
       "specnet train specs/mnist_mlp.yaml --weights runs/mnist_mlp/model.safetensors",
@@ -128,8 +134,8 @@ static const cmd_help commands[] = {
       "specnet eval specs/mnist_mlp.yaml --weights model.safetensors --split validation"}},
     {"predict",
      "predict SPEC --weights FILE --input FILE [--output FILE] [--probs]\n"
-     "                       [--set KEY=VALUE]... [--threads N] [--dtype f32|f64] [--no-cache]\n"
-     "                       [--quiet]",
+     "                       [--set KEY=VALUE]... [--threads N] [--dtype f32|f64] [--profile]\n"
+     "                       [--no-cache] [--quiet]",
      "predict SPEC --weights FILE --input FILE",
      "the model's answer for every sample of a file, as CSV",
      "Compiles SPEC, reads the weights and writes one line per sample of --input,\n"
@@ -145,6 +151,7 @@ static const cmd_help commands[] = {
       OPT_SET,
       OPT_THREADS,
       OPT_DTYPE(""),
+      OPT_PROFILE,
       OPT_NO_CACHE,
       {"--quiet", "off", "no compile times, no \"wrote N predictions\" line"}},
      {"specnet predict specs/mnist_mlp.yaml --weights runs/mnist_mlp/model.safetensors \\\n"
@@ -163,7 +170,7 @@ static const cmd_help commands[] = {
      {"specnet emit specs/mnist_mlp.yaml --what plan",
       "specnet emit specs/mnist_mlp.yaml --what llvm --dtype f64"}},
     {"test",
-     "test PATH... [--set KEY=VALUE]... [--jobs N] [--junit FILE] [--verbose]",
+     "test PATH... [--set KEY=VALUE]... [--jobs N] [--junit FILE] [--verbose] [--threads N]",
      "test PATH...",
      "run the specs with expect: blocks (files or folders)",
      "Runs every spec with an expect: block under the given files and folders\n"
@@ -175,12 +182,13 @@ static const cmd_help commands[] = {
        "run up to N specs at once, 1 to 1024, each in its own process;\n"
        "lines are still printed in path order"},
       {"--junit FILE", "none", "also write the results as JUnit XML (for CI dashboards)"},
-      {"--verbose", "off", "show each spec's diagnostics and training output"}},
+      {"--verbose", "off", "show each spec's diagnostics and training output"},
+      OPT_THREADS},
      {"specnet test tests/specs", "specnet test tests/specs --jobs 4 --junit results.xml",
       "specnet test specs/mnist_mlp.yaml --set train.epochs=1"}},
     {"build",
      "build SPEC --weights FILE -o PATH [--lib [--weights-file]] [--cpu CPU]\n"
-     "                     [--set KEY=VALUE]... [--dtype f32|f64] [--quiet]\n"
+     "                     [--set KEY=VALUE]... [--dtype f32|f64] [--no-cache] [--quiet]\n"
      "  specnet build SPEC --train -o PATH [--cpu CPU] [--set KEY=VALUE]...",
      "build SPEC --weights FILE -o PATH",
      "a trained model as an executable or a C library",
@@ -208,6 +216,7 @@ static const cmd_help commands[] = {
        "AVX2 machine), x86-64-v2, x86-64; native is the fastest here"},
       OPT_SET,
       OPT_DTYPE(" (--lib: f32 only)"),
+      OPT_NO_CACHE,
       {"--quiet", "off", "no compile times and no \"wrote ...\" line"}},
      {"specnet build specs/mnist_mlp.yaml --weights runs/mnist_mlp/model.safetensors -o mnist",
       "specnet build specs/mnist_mlp.yaml --weights model.safetensors --lib -o lib/ --cpu "
@@ -258,10 +267,13 @@ void print_help(FILE *out) {
                "  --what STAGE       emit: spec, ir, grad, plan, llvm or asm\n"
                "  --threads N        threads for the matrix products and the update (default: one per CPU)\n"
                "  --dtype f32|f64    precision of the compiled program (default f32)\n"
-               "  --profile          train, eval: time each kernel, printed at the end\n"
-               "  --no-cache         train, eval, predict: always run LLVM (no compile cache)\n"
+               "  --profile          train, eval, predict: time each kernel, printed at the end\n"
+               "  --no-cache         train, eval, predict, build: always run LLVM (no compile cache)\n"
                "  --quiet            train, predict, build: print only results and errors\n"
                "  --jobs N           test, a train sweep: N specs or runs at once (default 1)\n"
+               "  --epochs N         train: shorthand of --set train.epochs=N\n"
+               "  --batch-size N     train: shorthand of --set train.batch_size=N\n"
+               "  --lr X             train: shorthand of --set for the optimizer's learning_rate\n"
                "  --resume DIR       train: continue the run in DIR after its last epoch\n"
                "  --junit FILE       test: also write the results as JUnit XML\n"
                "  --verbose          test: show each spec's diagnostics and training output\n"

@@ -2,7 +2,9 @@
  * command is one function; the passes themselves are in compiler/compile.c.
  * Exit codes (SPEC.md): 0 success, 1 spec or data error, 2 usage error,
  * 3 an expectation failed. */
+#include <dirent.h>
 #include <errno.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,11 +29,53 @@ int usage_error(const char *fmt, ...) {
 /* ---------------------------------------------------------------------------
  * Options shared by the commands */
 
-static const char *const known_options[] = {"--out",   "--set",   "--weights", "--threads", "--dtype",
-                                            "--quiet", "--what",  "--split",   "--help",    "--verbose",
-                                            "--junit", "--jobs", "--input", "--output",
-                                            "--probs", "--cpu",  "--lib",   "--weights-file", "-o",
-                                            "--profile", "--no-cache", "--train", "--resume"};
+static const char *const known_options[] = {
+    "--out",   "--set",    "--weights", "--threads",      "--dtype", "--quiet",   "--what",
+    "--split", "--help",   "--verbose", "--junit",        "--jobs",  "--input",   "--output",
+    "--probs", "--cpu",    "--lib",     "--weights-file", "-o",      "--profile", "--no-cache",
+    "--train", "--resume", "--epochs",  "--batch-size",   "--lr"};
+
+/* The options each command takes (docs/cli.md); any other known option is a usage
+ * error naming the command, not silently ignored. */
+static const struct {
+  const char *cmd, *opts;
+} command_options[] = {
+    {"check", " --set --dtype "},
+    {"train",
+     " --out --set --weights --threads --dtype --jobs --profile --no-cache --quiet --resume --cpu "
+     "--epochs --batch-size --lr "},
+    {"eval", " --weights --split --set --threads --dtype --profile --no-cache --cpu "},
+    {"predict", " --weights --input --output --probs --set --threads --dtype --profile --no-cache "
+                "--quiet --cpu "},
+    {"emit", " --what --set --dtype --cpu "},
+    {"test", " --set --jobs --junit --verbose --threads --cpu "},
+    {"build", " --weights -o --lib --weights-file --train --cpu --set --dtype --no-cache --quiet "},
+};
+
+static bool command_takes(const char *cmd, const char *opt) {
+  char word[40];
+  snprintf(word, sizeof word, " %s ", opt);
+  for (size_t i = 0; i < sizeof command_options / sizeof *command_options; i++)
+    if (!strcmp(cmd, command_options[i].cmd)) return strstr(command_options[i].opts, word) != NULL;
+  return true;
+}
+
+/* --epochs N and --batch-size N of train: shorthands of --set train.KEY=N; the
+ * strings live as long as the process. */
+static char shorthand_sets[8][64];
+static int n_shorthands;
+
+static int shorthand(opts *o, const char *opt, const char *key, const char *val) {
+  char *end;
+  long n = strtol(val, &end, 10);
+  if (!*val || *end || n < 0 || n > 1000000000)
+    return usage_error("%s needs a whole number, got '%s'", opt, val);
+  if (o->n_sets == 64 || n_shorthands == 8)
+    return usage_error("too many --set options (at most 64)");
+  snprintf(shorthand_sets[n_shorthands], sizeof shorthand_sets[0], "%s=%ld", key, n);
+  o->sets[o->n_sets++] = shorthand_sets[n_shorthands++];
+  return 0;
+}
 
 static bool known_option(const char *a) {
   for (size_t i = 0; i < sizeof known_options / sizeof *known_options; i++)
@@ -39,11 +83,17 @@ static bool known_option(const char *a) {
   return false;
 }
 
-static int parse_opts(int argc, char **argv, opts *o, bool many) {
+static int parse_opts(const char *cmd, int argc, char **argv, opts *o) {
+  const bool many = !strcmp(cmd, "test");
   memset(o, 0, sizeof *o);
   for (int i = 0; i < argc; i++) {
     const char *a = argv[i];
     const char *val = NULL;
+    if (known_option(a) && strcmp(a, "--help") && !command_takes(cmd, a)) {
+      fprintf(stderr, "specnet: error: %s does not take %s\nTry 'specnet %s --help'.\n", cmd, a,
+              cmd);
+      return EXIT_USAGE;
+    }
     bool takes = (strcmp(a, "--quiet") && strcmp(a, "--verbose") && strcmp(a, "--probs") &&
                   strcmp(a, "--lib") && strcmp(a, "--weights-file") && strcmp(a, "--profile") &&
                   strcmp(a, "--no-cache") && strcmp(a, "--train") && !strncmp(a, "--", 2)) ||
@@ -67,13 +117,24 @@ static int parse_opts(int argc, char **argv, opts *o, bool many) {
     else if (!strcmp(a, "--input")) o->input = val;
     else if (!strcmp(a, "--output")) o->output = val;
     else if (!strcmp(a, "--probs")) o->probs = true;
-    else if (!strcmp(a, "--jobs")) {
+    else if (!strcmp(a, "--epochs")) {
+      if (shorthand(o, a, "train.epochs", val)) return EXIT_USAGE;
+    } else if (!strcmp(a, "--batch-size")) {
+      if (shorthand(o, a, "train.batch_size", val)) return EXIT_USAGE;
+    } else if (!strcmp(a, "--lr")) {
+      char *end;
+      double lr = strtod(val, &end);
+      if (!*val || *end || !(lr > 0) || !isfinite(lr))
+        return usage_error("--lr needs a positive number, got '%s'", val);
+      if (o->n_sets == 64) return usage_error("too many --set options (at most 64)");
+      o->lr = val;
+      o->lr_at = o->n_sets++; /* filled in by lr_set once the optimizer is known */
+    } else if (!strcmp(a, "--jobs")) {
       char *end;
       long n = strtol(val, &end, 10);
       if (!*val || *end || n < 1 || n > 1024) return usage_error("--jobs needs a number from 1 to 1024, got '%s'", val);
       o->jobs = (int)n;
-    }
-    else if (!strcmp(a, "--set")) {
+    } else if (!strcmp(a, "--set")) {
       if (o->n_sets == 64) return usage_error("too many --set options (at most 64)");
       o->sets[o->n_sets++] = val;
     } else if (!strcmp(a, "--threads")) {
@@ -85,7 +146,8 @@ static int parse_opts(int argc, char **argv, opts *o, bool many) {
       if (!strcmp(val, "f32")) o->dtype = SN_RT_F32;
       else if (!strcmp(val, "f64")) o->dtype = SN_RT_F64;
       else return usage_error("--dtype must be f32 or f64, got '%s'", val);
-    } else if (!strcmp(a, "--quiet")) o->quiet = true;
+    } else if (!strcmp(a, "--quiet"))
+      o->quiet = true;
     else if (!strcmp(a, "--verbose")) o->verbose = true;
     else if (a[0] == '-' && a[1]) {
       const char *near = sn_closest(a, known_options, (int)(sizeof known_options / sizeof *known_options));
@@ -98,7 +160,36 @@ static int parse_opts(int argc, char **argv, opts *o, bool many) {
       o->paths[o->n_paths++] = a;
     } else return usage_error("unexpected argument '%s'", a);
   }
-  if (!o->spec) return usage_error("no spec file given");
+  if (!o->spec && !o->resume) return usage_error("no spec file given");
+  return 0;
+}
+
+/* --lr X of train: --set of the spec's optimizer's learning_rate (adam when the
+ * spec names none), in its place among the --set options. */
+static int lr_set(opts *o) {
+  static char set[160];
+  const char *path = o->spec;
+  char record[4200];
+  if (!path) { /* --resume DIR alone */
+    snprintf(record, sizeof record, "%s/spec.resolved.yaml", o->resume);
+    path = record;
+  }
+  sn_diag d = {0};
+  sn_node *root = sn_yaml_parse_file(path, &d);
+  for (int i = 0; root && i < o->lr_at; i++) sn_node_set(root, o->sets[i], &d);
+  sn_diag_free(&d); /* the spec's own errors are reported when it is loaded */
+  const sn_node *opt = sn_node_get(sn_node_get(root, "train"), "optimizer");
+  if (opt && opt->kind == SN_NODE_SCALAR)
+    snprintf(set, sizeof set, "train.optimizer={%s: {learning_rate: %s}}", opt->text, o->lr);
+  else if (opt && opt->kind == SN_NODE_MAP && opt->n == 1)
+    snprintf(set, sizeof set, "train.optimizer.%s.learning_rate=%s", opt->keys[0]->text, o->lr);
+  else if (!opt)
+    snprintf(set, sizeof set, "train.optimizer={adam: {learning_rate: %s}}", o->lr);
+  else
+    snprintf(set, sizeof set, "train.optimizer.learning_rate=%s",
+             o->lr); /* reported as the file's error */
+  sn_node_free(root);
+  o->sets[o->lr_at] = set;
   return 0;
 }
 
@@ -289,7 +380,130 @@ void train_opts_from_spec(const sn_spec *s, sn_train_opts *to) {
   to->no_prefetch = pf && !strcmp(pf, "0");
 }
 
-static int cmd_train(const opts *o) {
+/* ---------------------------------------------------------------------------
+ * --resume: the spec given against the run's record */
+
+/* n as one line of flow YAML, for a message (owned by the caller). */
+static char *node_flow(const sn_node *n) {
+  char *buf = NULL;
+  size_t len = 0;
+  FILE *f = open_memstream(&buf, &len);
+  if (!f) return NULL;
+  if (n) sn_node_write_flow(n, f);
+  fclose(f);
+  return buf;
+}
+
+/* Prints each key where `given` differs from `run` (path = its dotted key, of
+ * length len in a buffer of cap bytes); train.epochs may differ. Returns the count. */
+static int spec_diff(const sn_node *run, const sn_node *given, char *path, size_t len, size_t cap,
+                     FILE *out) {
+  if (!strcmp(path, "train.epochs")) return 0;
+  if (run && given && run->kind == given->kind) {
+    if (run->kind == SN_NODE_SCALAR && !strcmp(run->text, given->text)) return 0;
+    if (run->kind != SN_NODE_SCALAR) {
+      int n = 0;
+      int items = run->n > given->n ? run->n : given->n;
+      for (int i = 0; i < items; i++) {
+        if (run->kind == SN_NODE_SEQ) {
+          snprintf(path + len, cap - len, "%s%d", len ? "." : "", i);
+          n += spec_diff(i < run->n ? run->items[i] : NULL, i < given->n ? given->items[i] : NULL,
+                         path, strlen(path), cap, out);
+          continue;
+        }
+        /* a mapping: run's keys, then the keys only given has */
+        const char *key = i < run->n ? run->keys[i]->text : NULL;
+        if (key) {
+          snprintf(path + len, cap - len, "%s%s", len ? "." : "", key);
+          n += spec_diff(run->items[i], sn_node_get(given, key), path, strlen(path), cap, out);
+        }
+        if (i < given->n && !sn_node_get(run, given->keys[i]->text)) {
+          snprintf(path + len, cap - len, "%s%s", len ? "." : "", given->keys[i]->text);
+          n += spec_diff(NULL, given->items[i], path, strlen(path), cap, out);
+        }
+      }
+      path[len] = 0;
+      return n;
+    }
+  }
+  char *a = node_flow(run), *b = node_flow(given);
+  fprintf(out, "  %s: %s in the run, %s here\n", path, run && a ? a : "not set",
+          given && b ? b : "not set");
+  free(a);
+  free(b);
+  path[len] = 0;
+  return 1;
+}
+
+/* --resume DIR: with no SPEC, o->spec becomes DIR/spec.resolved.yaml; with one, the
+ * spec (after --set) must resolve to that file but for train.epochs. Returns 0 or
+ * an exit code, the differences printed key by key. */
+static int resume_check(opts *o, char *record, size_t cap) {
+  snprintf(record, cap, "%s/spec.resolved.yaml", o->resume);
+  struct stat st;
+  if (!o->spec) {
+    if (stat(record, &st)) {
+      fprintf(stderr, "%s: error: cannot read the run's spec: %s (is %s a run folder?)\n", record,
+              strerror(errno), o->resume);
+      return EXIT_SPEC;
+    }
+    o->spec = record;
+    o->paths[0] = record;
+    o->n_paths = 1;
+    if (!o->n_sets) return 0;
+  } else if (stat(record, &st)) {
+    return 0; /* under mpirun a rank's host may lack it; train_state.safetensors still checks */
+  }
+  sn_diag d = {0};
+  int rc = 0;
+  sn_node *run = sn_yaml_parse_file(record, &d);
+  sn_spec *s = run ? load_spec(o) : NULL;
+  char *text = NULL;
+  size_t len = 0;
+  FILE *f = s ? open_memstream(&text, &len) : NULL;
+  if (f) {
+    sn_spec_write_resolved(s, f);
+    fclose(f);
+  }
+  sn_node *given = text ? sn_yaml_parse_string(text, o->spec, &d) : NULL;
+  sn_diag_print(&d, stderr);
+  sn_diag_free(&d);
+  if (!given) {
+    rc = EXIT_SPEC;
+  } else {
+    char path[1024] = "", *diffs = NULL;
+    size_t dlen = 0;
+    FILE *df = open_memstream(&diffs, &dlen);
+    int n = df ? spec_diff(run, given, path, 0, sizeof path, df) : 0;
+    if (df) fclose(df);
+    if (n) {
+      fprintf(
+          stderr, "%s: error: the spec%s differs from the run being resumed (%s) in %d key%s:\n%s",
+          o->spec, o->n_sets ? " with its --set options" : "", record, n, n == 1 ? "" : "s", diffs);
+      fprintf(stderr,
+              "hint: only train.epochs may change on --resume; 'specnet train --resume %s' "
+              "resumes the run as it was recorded\n",
+              o->resume);
+      rc = EXIT_SPEC;
+    }
+    free(diffs);
+  }
+  free(text);
+  sn_node_free(given);
+  sn_node_free(run);
+  sn_spec_free(s);
+  return rc;
+}
+
+static int cmd_train(const opts *given) {
+  opts resumed = *given, *o = &resumed;
+  char record[4200];
+  if (o->resume && (o->weights || (o->out && strcmp(o->out, o->resume))))
+    return train_run(o, NULL); /* its usage error */
+  if (o->resume) {
+    int rc = resume_check(o, record, sizeof record);
+    if (rc) return rc;
+  }
   sn_spec *s = load_spec(o);
   if (!s) return EXIT_SPEC;
   if (s->sweep.kind != SN_SWEEP_NONE) {
@@ -329,6 +543,73 @@ static bool prints_error(const sn_comm *comm, const char *msg) {
          !strstr(msg, " ranks disagree on ") && strcmp(msg, "communication between ranks failed");
 }
 
+/* True when the folder exists and holds nothing. */
+static bool empty_dir(const char *path) {
+  DIR *d = opendir(path);
+  if (!d) return false;
+  bool empty = true;
+  for (struct dirent *e; empty && (e = readdir(d));)
+    empty = !strcmp(e->d_name, ".") || !strcmp(e->d_name, "..");
+  closedir(d);
+  return empty;
+}
+
+int new_run_dir(const char *name, char *dir, size_t cap) {
+  if (sn_mkdirs("runs")) {
+    snprintf(dir, cap, "runs");
+    return -1;
+  }
+  for (int k = 1; k < 100000; k++) {
+    if (k == 1)
+      snprintf(dir, cap, "runs/%s", name);
+    else
+      snprintf(dir, cap, "runs/%s-%d", name, k);
+    if (!mkdir(dir, 0777) || (errno == EEXIST && empty_dir(dir))) return 0;
+    if (errno != EEXIST) return -1;
+  }
+  errno = EEXIST;
+  return -1;
+}
+
+/* classes.json: the class names of a training set whose labels were names, as a
+ * JSON array (class k is item k), for predict to print them back. Without names,
+ * an older classes.json in dir is removed. */
+static void write_classes(const sn_dataset *train, const char *dir) {
+  char path[4200];
+  snprintf(path, sizeof path, "%s/classes.json", dir);
+  if (!train->class_names) {
+    unlink(path);
+    return;
+  }
+  FILE *f = fopen(path, "w");
+  if (!f) return;
+  fputc('[', f);
+  for (int k = 0; k < train->n_class_names; k++) {
+    fputs(k ? ", \"" : "\"", f);
+    for (const unsigned char *c = (const unsigned char *)train->class_names[k]; *c; c++) {
+      if (*c == '"' || *c == '\\')
+        fprintf(f, "\\%c", *c);
+      else if (*c < 0x20)
+        fprintf(f, "\\u%04x", *c);
+      else
+        fputc(*c, f);
+    }
+    fputc('"', f);
+  }
+  fputs("]\n", f);
+  fclose(f);
+}
+
+static void write_resolved(const sn_spec *s, const char *dir) {
+  char path[4200];
+  snprintf(path, sizeof path, "%s/spec.resolved.yaml", dir);
+  FILE *f = fopen(path, "w");
+  if (f) {
+    sn_spec_write_resolved(s, f);
+    fclose(f);
+  }
+}
+
 /* One training run, alone (comm NULL) or as one rank of a data-parallel job: every
  * rank compiles the same program and loads the same data; rank 0 alone writes the
  * run folder and prints. */
@@ -342,21 +623,24 @@ static int train_session(const opts *o, sn_spec *spec, const sn_comm *comm) {
   }
   const sn_spec *s = S.spec;
   char dir[4096], path[4200], spath_state[4200];
+  bool fresh = !o->resume && !o->out; /* runs/NAME, or runs/NAME-2, ... beside earlier runs */
   if (o->resume) snprintf(dir, sizeof dir, "%s", o->resume);
   else if (o->out) snprintf(dir, sizeof dir, "%s", o->out);
   else snprintf(dir, sizeof dir, "runs/%s", s->name);
-  snprintf(spath_state, sizeof spath_state, "%s/train_state.safetensors", dir);
-  if (lead && sn_mkdirs(dir)) {
+  if (lead && fresh && new_run_dir(s->name, dir, sizeof dir)) {
     fprintf(stderr, "specnet: error: cannot create output folder %s: %s\n", dir, strerror(errno));
     rc = EXIT_SPEC;
-  } else if (lead) {
-    snprintf(path, sizeof path, "%s/spec.resolved.yaml", dir);
-    FILE *f = fopen(path, "w");
-    if (f) {
-      sn_spec_write_resolved(s, f);
-      fclose(f);
-    }
-    if (!o->resume) unlink(spath_state); /* an older run's; this run writes its own */
+  } else if (lead && fresh && !o->quiet && strcmp(dir + 5, s->name)) {
+    printf("runs/%s holds an earlier run: this one goes to %s\n", s->name, dir);
+  }
+  snprintf(spath_state, sizeof spath_state, "%s/train_state.safetensors", dir);
+  if (!rc && lead && sn_mkdirs(dir)) {
+    fprintf(stderr, "specnet: error: cannot create output folder %s: %s\n", dir, strerror(errno));
+    rc = EXIT_SPEC;
+  } else if (!rc && lead && !o->resume) { /* a resumed run's record changes only once it trained */
+    write_resolved(s, dir);
+    write_classes(&S.ds.train, dir);
+    unlink(spath_state); /* an older run's; this run writes its own */
   }
   if ((rc = ranks_failed(comm, rc))) {
     session_free(&S);
@@ -387,6 +671,7 @@ static int train_session(const opts *o, sn_spec *spec, const sn_comm *comm) {
       return EXIT_SPEC;
     }
   }
+  if (lead && o->resume) write_resolved(s, dir); /* train.epochs may have been raised */
   if (lead && sn_safetensors_write(path, S.m, &err)) {
     fprintf(stderr, "specnet: error: %s\n", err.msg);
     rc = EXIT_SPEC;
@@ -443,8 +728,11 @@ static int cmd_eval(const opts *o) {
     session_free(&S);
     return EXIT_SPEC;
   }
-  printf("%s_loss %.9g", split, r.loss);
-  for (int k = 0; k < S.m->n_metrics; k++) printf("  %s_%s %.6f", split, S.m->metric_names[k], r.metrics[k]);
+  /* the names of metrics.jsonl: val_loss, test_accuracy (train_loss for the training set) */
+  const char *prefix = !strcmp(split, "validation") ? "val" : split;
+  printf("%s_loss %.9g", prefix, r.loss);
+  for (int k = 0; k < S.m->n_metrics; k++)
+    printf("  %s_%s %.6f", prefix, S.m->metric_names[k], r.metrics[k]);
   printf("  (%lld samples, %.2fs)\n", (long long)r.samples, r.seconds);
   session_free(&S);
   return 0;
@@ -475,8 +763,10 @@ int main(int argc, char **argv) {
         return 0;
       }
     opts o;
-    int rc = parse_opts(argc - 2, argv + 2, &o, fns[i] == cmd_test);
+    int rc = parse_opts(cmd, argc - 2, argv + 2, &o);
     if (rc) return rc;
+    if (o.lr && (rc = lr_set(&o))) return rc;
+    if (!o.spec && fns[i] != cmd_train) return usage_error("no spec file given");
     if (select_cpu(&o, fns[i] == cmd_check)) return EXIT_USAGE;
     return fns[i](&o);
   }

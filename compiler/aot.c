@@ -17,6 +17,7 @@
 #include "spec.h"
 #include "specnet/aot.h"
 #include "specnet/compiler.h"
+#include "specnet/version.h"
 
 typedef struct aot {
   sn_codegen cg;
@@ -437,6 +438,19 @@ int sn_build_aot(const sn_spec *spec, const sn_model *w, const sn_aot_opts *o, s
     char member[64];
     snprintf(member, sizeof member, "%s.o", o->name);
     if (write_archive(path, member, obj, objn, syms, o->weights_file ? 2 : 1, &err)) goto fail;
+    /* the link flags, for pkg-config: the library needs OpenBLAS and libm */
+    snprintf(path, sizeof path, "%s/%s.pc", o->out, o->name);
+    char pc[1024];
+    int pn = snprintf(
+        pc, sizeof pc,
+        "# %s, compiled by specnet %s; link with: cc prog.c $(PKG_CONFIG_PATH=DIR pkg-config "
+        "--cflags --libs %s)\n"
+        "libdir=${pcfiledir}\nincludedir=${pcfiledir}\n\n"
+        "Name: %s\nDescription: the model %s (%s_predict), compiled ahead of time by specnet\n"
+        "Version: %s\nCflags: -I${includedir}\nLibs: -L${libdir} -l%s -lopenblas -lm\n",
+        o->name, SPECNET_VERSION_STRING, o->name, o->name, spec->name, o->name,
+        SPECNET_VERSION_STRING, o->name);
+    if (write_file(path, pc, (size_t)pn < sizeof pc ? (size_t)pn : sizeof pc - 1, &err)) goto fail;
     if (o->weights_file) {
       snprintf(path, sizeof path, "%s/%s.weights", o->out, o->name);
       /* params then state, raw, in the model's dtype */

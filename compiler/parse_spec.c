@@ -2435,12 +2435,51 @@ sn_spec *sn_spec_from_tree(sn_node *root, const char *path, sn_diag *d) {
   return check_tree(root, path, d, false);
 }
 
+/* Before `--set data.train.limit=N` on `train: fashion_mnist:train`: the built-in
+ * short form becomes its long form {builtin: fashion_mnist, split: train}, so that a
+ * key under it applies. Any other value is left for sn_node_set to report. */
+static void promote_builtin(sn_node *root, const char *assignment) {
+  static const char *const roles[] = {"train", "test", "validation"};
+  sn_node *data = sn_node_get(root, "data");
+  if (!data || data->kind != SN_NODE_MAP) return;
+  for (size_t r = 0; r < sizeof roles / sizeof *roles; r++) {
+    char prefix[32];
+    int len = snprintf(prefix, sizeof prefix, "data.%s.", roles[r]);
+    if (strncmp(assignment, prefix, (size_t)len)) continue;
+    for (int i = 0; i < data->n; i++) {
+      sn_node *v = data->items[i];
+      if (strcmp(data->keys[i]->text, roles[r]) || v->kind != SN_NODE_SCALAR || v->quoted) continue;
+      const char *colon = strchr(v->text, ':');
+      if (!colon || strchr(colon + 1, ':') || strpbrk(v->text, "{}[],\"'#&*!|>%@` ")) return;
+      char text[200];
+      if (snprintf(text, sizeof text, "{builtin: %.*s, split: %s}", (int)(colon - v->text), v->text,
+                   colon + 1) >= (int)sizeof text)
+        return;
+      sn_diag quiet = {0};
+      sn_node *long_form = sn_yaml_parse_string(text, "--set", &quiet);
+      sn_diag_free(&quiet);
+      if (!long_form || long_form->kind != SN_NODE_MAP) {
+        sn_node_free(long_form);
+        return;
+      }
+      long_form->loc = v->loc; /* errors about it point at the spec's line */
+      for (int k = 0; k < long_form->n; k++)
+        long_form->keys[k]->loc = long_form->items[k]->loc = v->loc;
+      sn_node_free(v);
+      data->items[i] = long_form;
+      return;
+    }
+  }
+}
+
 sn_spec *sn_spec_load(const char *path, const char *const *sets, int n_sets, sn_diag *d) {
   int errors0 = d->errors;
   sn_node *root = sn_yaml_parse_file(path, d);
   if (!root) return NULL;
-  for (int i = 0; i < n_sets; i++)
+  for (int i = 0; i < n_sets; i++) {
+    promote_builtin(root, sets[i]);
     sn_node_set(root, sets[i], d); /* report every bad --set, then check the rest */
+  }
   sn_spec *s = sn_spec_from_tree(root, path, d);
   if (s && d->errors != errors0) {
     sn_spec_free(s);

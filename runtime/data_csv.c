@@ -11,7 +11,13 @@
  * The label column (src->label_col by header name, else src->label_index, -1 =
  * last) gives y (classification: an integer >= 0) or, when the model reads float
  * targets (src->target_elems == 1), t. With src->no_labels every column is a
- * feature. Features are converted to f32 once: x is (n, features). */
+ * feature. Features are converted to f32 once: x is (n, features).
+ *
+ * Class labels may be names (cat, dog): when a label cell of a classification set
+ * is not a number, every label is a name, and class k is the k-th of the distinct
+ * names sorted by strcmp (out->class_names). A test or validation set maps its
+ * names through the training set's table (src->class_names) instead; a name not in
+ * it is an error. */
 #include "specnet/runtime.h"
 
 #include <errno.h>
@@ -140,6 +146,89 @@ static int grow(float **a, int64_t *cap, int64_t need) {
   return 0;
 }
 
+static int cell_cmp(const cell *a, const cell *b) {
+  size_t n = a->len < b->len ? a->len : b->len;
+  int c = memcmp(a->s, b->s, n);
+  return c ? c : (a->len > b->len) - (a->len < b->len);
+}
+
+static int cell_qsort(const void *a, const void *b) { return cell_cmp(a, b); }
+
+/* The index of name in the sorted table of k names, or -1. */
+static int find_name(const cell *name, const char *const *table, int k) {
+  int lo = 0, hi = k - 1;
+  while (lo <= hi) {
+    int mid = (lo + hi) / 2;
+    cell t = {table[mid], strlen(table[mid])};
+    int c = cell_cmp(name, &t);
+    if (!c) return mid;
+    if (c < 0)
+      hi = mid - 1;
+    else
+      lo = mid + 1;
+  }
+  return -1;
+}
+
+/* Class labels by name: y[i] from names[i] through src's table, or through the
+ * table of the distinct names made here (then out->class_names). lines[i]: the
+ * line of sample i, for messages. */
+static int names_to_classes(const sn_source *src, const char *path, const cell *names,
+                            const int64_t *lines, int64_t n, sn_dataset *out, sn_error *err) {
+  char tbuf[80];
+  const char *const *table = src->class_names;
+  int k = src->n_class_names;
+  if (!table) {
+    cell *sorted = malloc((size_t)n * sizeof *sorted);
+    if (!sorted) return sn_fail(err, "%s: out of memory", path);
+    memcpy(sorted, names, (size_t)n * sizeof *sorted);
+    qsort(sorted, (size_t)n, sizeof *sorted, cell_qsort);
+    int64_t distinct = 0;
+    for (int64_t i = 0; i < n; i++)
+      if (i == 0 || cell_cmp(&sorted[i], &sorted[distinct - 1])) sorted[distinct++] = sorted[i];
+    if (distinct > 65536) {
+      free(sorted);
+      return sn_fail(err, "%s: %lld distinct class names in the label column (at most 65536)", path,
+                     (long long)distinct);
+    }
+    out->class_names = calloc((size_t)distinct, sizeof(char *));
+    if (!out->class_names) {
+      free(sorted);
+      return sn_fail(err, "%s: out of memory", path);
+    }
+    for (int64_t i = 0; i < distinct; i++) {
+      out->class_names[i] = malloc(sorted[i].len + 1);
+      if (!out->class_names[i]) {
+        free(sorted);
+        return sn_fail(err, "%s: out of memory", path);
+      }
+      memcpy(out->class_names[i], sorted[i].s, sorted[i].len);
+      out->class_names[i][sorted[i].len] = 0;
+      out->n_class_names = (int)i + 1;
+    }
+    free(sorted);
+    table = (const char *const *)out->class_names;
+    k = out->n_class_names;
+  }
+  out->y = malloc((size_t)n * sizeof(int32_t));
+  if (!out->y) return sn_fail(err, "%s: out of memory", path);
+  for (int64_t i = 0; i < n; i++) {
+    int c = find_name(&names[i], table, k);
+    if (c < 0) {
+      char known[400] = "";
+      size_t w = 0;
+      for (int j = 0; j < k && w + 110 < sizeof known; j++)
+        w += (size_t)snprintf(known + w, sizeof known - w, "%s'%.100s'", j ? ", " : "", table[j]);
+      if (w + 110 >= sizeof known) snprintf(known + w, sizeof known - w, ", ...");
+      return sn_fail(err, "%s:%lld: label '%s' is not one of the training set's %d classes (%s)",
+                     path, (long long)lines[i], cell_text(&names[i], tbuf, 64), k, known);
+    }
+    out->y[i] = c;
+  }
+  out->classes = k;
+  return 0;
+}
+
 int sn_dataset_csv(const sn_source *src, sn_dataset *out, sn_error *err) {
   memset(out, 0, sizeof *out);
   const char *path = src->path[0] ? src->path : src->images;
@@ -158,6 +247,14 @@ int sn_dataset_csv(const sn_source *src, sn_dataset *out, sn_error *err) {
   int64_t cap = 0, ncols = -1, label = -1, xcap = 0, tcap = 0, n = 0, first_line = 0;
   float *x = NULL, *lab = NULL; /* (n, features), (n) label values */
   bool labels = !src->no_labels;
+  /* classification labels: kept as text until the end, where they are either all
+   * class indices or all names */
+  const bool classify = labels && src->target_elems != 1;
+  cell *label_cells = NULL;        /* (n) the label cells */
+  int64_t *lines = NULL, ncap = 0; /* (n) their lines */
+  bool by_name = src->class_names != NULL;
+  int64_t bad_line = 0, bad_col = 0; /* the first label that is a number but not a class index */
+  char bad_text[80] = "";
   char cbuf[160], tbuf[80];
 
   const char *p = text, *end = text + len;
@@ -249,10 +346,36 @@ int sn_dataset_csv(const sn_source *src, sn_dataset *out, sn_error *err) {
       sn_fail(err, "%s: out of memory at line %lld", path, (long long)line);
       goto done;
     }
+    if (classify && n + 1 > ncap) {
+      int64_t nc2 = ncap ? 2 * ncap : 1024;
+      cell *nn = realloc(label_cells, (size_t)nc2 * sizeof *label_cells);
+      if (nn) label_cells = nn;
+      int64_t *nl = nn ? realloc(lines, (size_t)nc2 * sizeof *lines) : NULL;
+      if (nl) lines = nl;
+      if (!nn || !nl) {
+        sn_fail(err, "%s: out of memory at line %lld", path, (long long)line);
+        goto done;
+      }
+      ncap = nc2;
+    }
     float *row = x + n * nf;
     for (int64_t c = 0; c < ncols; c++) {
       double v;
       int bad = cell_number(&cells[c], &v);
+      if (classify && c == label) {
+        label_cells[n] = cells[c];
+        lines[n] = line;
+        if (cells[c].len == 0) {
+          sn_fail(err, "%s:%lld: label %s is empty (missing values are not supported)", path,
+                  (long long)line, col_name(cbuf, sizeof cbuf, c, hdr));
+          goto done;
+        }
+        if (bad == 1) {
+          by_name = true; /* a name: all labels are names */
+          lab[n] = 0;
+          continue;
+        }
+      }
       if (bad) {
         const char *hint = "";
         if (!src->header && n == 0 && bad == 1 && cells[c].len > 0)
@@ -274,13 +397,12 @@ int sn_dataset_csv(const sn_source *src, sn_dataset *out, sn_error *err) {
       if (c == label) {
         /* Class labels go through float: beyond 2^24 they would not survive it. */
         if (src->target_elems != 1 && (v != floor(v) || v < 0 || v > 16777216.0)) {
-          sn_fail(err, "%s:%lld: label %s: '%s' is not a class index (an integer >= 0)%s", path,
-                  (long long)line, col_name(cbuf, sizeof cbuf, c, hdr),
-                  cell_text(&cells[c], tbuf, 64),
-                  src->target_elems > 1
-                      ? ""
-                      : "; hint: for real-valued targets use a regression loss such as mse");
-          goto done;
+          if (!bad_line) { /* reported at the end, unless the labels turn out to be names */
+            bad_line = line;
+            bad_col = c;
+            cell_text(&cells[c], bad_text, 64);
+          }
+          v = 0;
         }
         lab[n] = (float)v;
       } else {
@@ -297,6 +419,14 @@ int sn_dataset_csv(const sn_source *src, sn_dataset *out, sn_error *err) {
     sn_fail(err, "%s: no data rows after the header", path);
     goto done;
   }
+  if (classify && !by_name && bad_line) {
+    sn_fail(err, "%s:%lld: label %s: '%s' is not a class index (an integer >= 0)%s", path,
+            (long long)bad_line, col_name(cbuf, sizeof cbuf, bad_col, hdr), bad_text,
+            src->target_elems > 1
+                ? ""
+                : "; hint: for real-valued targets use a regression loss such as mse");
+    goto done;
+  }
 
   int64_t nf = labels ? ncols - 1 : ncols;
   out->n = n;
@@ -310,6 +440,11 @@ int sn_dataset_csv(const sn_source *src, sn_dataset *out, sn_error *err) {
     out->t = lab;
     lab = NULL;
     out->target_elems = 1;
+  } else if (labels && by_name) {
+    if (names_to_classes(src, path, label_cells, lines, n, out, err)) {
+      sn_dataset_free(out);
+      goto done;
+    }
   } else if (labels) {
     out->y = malloc((size_t)n * sizeof(int32_t));
     if (!out->y) {
@@ -332,5 +467,7 @@ done:
   free(hdr);
   free(x);
   free(lab);
+  free(label_cells);
+  free(lines);
   return rc;
 }

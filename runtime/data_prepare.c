@@ -15,11 +15,27 @@ static int preprocess(const sn_data_config *c, sn_dataset *ds, sn_error *err) {
   return 0;
 }
 
-static int load_one(const sn_data_config *c, const sn_model *m, const sn_source *src_in, sn_dataset *out,
-                    sn_error *err) {
+/* train: the training set when this is another one (its class names, if any, are
+ * the table the other set's names map to). */
+static int load_one(const sn_data_config *c, const sn_model *m, const sn_source *src_in,
+                    sn_dataset *out, const sn_dataset *train, sn_error *err) {
   sn_source src = *src_in;
   src.target_elems = m->target_elems; /* what the loss reads: labels or float targets */
+  if (train && train->class_names) {
+    src.class_names = (const char *const *)train->class_names;
+    src.n_class_names = train->n_class_names;
+  }
   if (sn_dataset_load(&src, out, err)) return -1;
+  if (train && !train->class_names && out->class_names)
+    return sn_fail(
+        err,
+        "%.3000s: the labels are names ('%.100s', ...), but the training set's are class indices",
+        out->origin, out->class_names[0]);
+  if (out->class_names && out->n_class_names > m->output_elems)
+    return sn_fail(
+        err, "%.3000s: %d classes by name ('%.100s' ... '%.100s'), but the model has %lld outputs",
+        out->origin, out->n_class_names, out->class_names[0],
+        out->class_names[out->n_class_names - 1], (long long)m->output_elems);
   if (out->sample_elems != m->input_elems)
     return sn_fail(err, "%.3000s: samples have %lld values each, but model.input has %lld", out->origin,
                    (long long)out->sample_elems, (long long)m->input_elems);
@@ -33,10 +49,10 @@ static int load_one(const sn_data_config *c, const sn_model *m, const sn_source 
 int sn_data_prepare(const sn_data_config *c, const sn_model *m, sn_data *d, sn_data_part *part, sn_error *err) {
   memset(d, 0, sizeof *d);
   *part = SN_PART_TRAIN;
-  if (load_one(c, m, &c->train, &d->train, err)) return -1;
+  if (load_one(c, m, &c->train, &d->train, NULL, err)) return -1;
   *part = SN_PART_VALIDATION;
   if (c->validation.kind != SN_SRC_NONE) {
-    if (load_one(c, m, &c->validation, &d->val, err)) return -1;
+    if (load_one(c, m, &c->validation, &d->val, &d->train, err)) return -1;
     d->has_val = true;
   } else if (c->validation_split > 0) {
     if (sn_dataset_split(&d->train, c->validation_split, &d->val, err)) return -1;
@@ -44,7 +60,7 @@ int sn_data_prepare(const sn_data_config *c, const sn_model *m, sn_data *d, sn_d
   }
   *part = SN_PART_TEST;
   if (c->test.kind != SN_SRC_NONE) {
-    if (load_one(c, m, &c->test, &d->test, err)) return -1;
+    if (load_one(c, m, &c->test, &d->test, &d->train, err)) return -1;
     d->has_test = true;
   }
   *part = SN_PART_PREPROCESS;

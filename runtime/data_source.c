@@ -339,6 +339,8 @@ int sn_dataset_split(sn_dataset *ds, double fraction, sn_dataset *held, sn_error
   int64_t e = ds->sample_elems;
   *held = *ds; /* shape, rank, classes */
   held->n = nheld;
+  held->class_names = NULL; /* ds keeps the table */
+  held->n_class_names = 0;
   const int64_t T = ds->t ? ds->target_elems : 0;
   held->x = malloc((size_t)(nheld * e) * sizeof(float));                /* (nheld, e) */
   held->y = ds->y ? malloc((size_t)nheld * sizeof(int32_t)) : NULL;     /* (nheld) */
@@ -371,6 +373,10 @@ int sn_dataset_split(sn_dataset *ds, double fraction, sn_dataset *held, sn_error
 }
 
 void sn_dataset_free(sn_dataset *ds) {
+  for (int i = 0; i < ds->n_class_names; i++) free(ds->class_names[i]);
+  free(ds->class_names);
+  ds->class_names = NULL;
+  ds->n_class_names = 0;
   free(ds->x);
   free(ds->y);
   free(ds->t);

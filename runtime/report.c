@@ -237,9 +237,17 @@ static void xml_text(FILE *f, const char *s) {
   }
 }
 
+/* The y-axis title is centred at ox + AXIS_TITLE_X (12 px text turned upright, so it
+ * reaches 6 px right of that); tick labels end TICK_GAP px left of the frame. Their
+ * width is estimated at TICK_CHAR_W px per character of 11 px text (DejaVu Sans's
+ * digits are 0.64 em wide; '.', '-' and '+' narrower), and the frame moves right
+ * when the widest label would reach the title. */
+#define AXIS_TITLE_X 16.0
+#define TICK_GAP 8.0
+#define TICK_CHAR_W 7.2
+
 static void panel(FILE *f, double ox, double oy, const char *title, const sn_epoch_record *recs,
                   int n, int quantity, int best_epoch) {
-  const double x0 = ox + MARGIN_L, x1 = ox + PANEL_W - MARGIN_R;
   const double y0 = oy + PANEL_H - MARGIN_B, y1 = oy + MARGIN_T; /* y0 bottom */
   double lo = INFINITY, hi = -INFINITY;
   for (int i = 0; i < n; i++)
@@ -258,6 +266,15 @@ static void panel(FILE *f, double ox, double oy, const char *title, const sn_epo
   }
   double ystep = nice_step(hi - lo, 5);
   double ylo = floor(lo / ystep) * ystep, yhi = ceil(hi / ystep) * ystep;
+  char lab[32];
+  size_t widest = 0; /* characters of the longest y tick label */
+  for (double v = ylo; v <= yhi + ystep * 1e-6; v += ystep) {
+    tick_label(lab, sizeof lab, v, ystep);
+    if (strlen(lab) > widest) widest = strlen(lab);
+  }
+  const double label_w = (double)widest * TICK_CHAR_W;
+  const double margin = fmax(MARGIN_L, AXIS_TITLE_X + 6 + 6 + label_w + TICK_GAP);
+  const double x0 = ox + margin, x1 = ox + PANEL_W - MARGIN_R;
   /* x: the epochs; a single epoch sits in the middle of [e - 0.5, e + 0.5] */
   double emin = n > 0 ? recs[0].epoch : 1, emax = n > 0 ? recs[n - 1].epoch : 1;
   if (emax <= emin) emin -= 0.5, emax += 0.5;
@@ -281,7 +298,6 @@ static void panel(FILE *f, double ox, double oy, const char *title, const sn_epo
       (x0 + x1) / 2, oy + 20.0);
   xml_text(f, title);
   fputs("</text>\n", f);
-  char lab[32];
   /* y grid and ticks */
   for (double v = ylo; v <= yhi + ystep * 1e-6; v += ystep) {
     double y = PY(v);
@@ -290,7 +306,7 @@ static void panel(FILE *f, double ox, double oy, const char *title, const sn_epo
             "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#e4e4e4\"/>"
             "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#333\"/>"
             "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\" font-size=\"11\">%s</text>\n",
-            x0, y, x1, y, x0 - 5, y, x0, y, x0 - 8, y + 4, lab);
+            x0, y, x1, y, x0 - 5, y, x0, y, x0 - TICK_GAP, y + 4, lab);
   }
   /* x ticks: epochs */
   for (double e = ceil(emin / xstep) * xstep; e <= emax + 1e-9; e += xstep) {
@@ -309,7 +325,7 @@ static void panel(FILE *f, double ox, double oy, const char *title, const sn_epo
   fprintf(f,
           "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\" font-size=\"12\" "
           "transform=\"rotate(-90 %.1f %.1f)\">",
-          ox + 16, (y0 + y1) / 2, ox + 16, (y0 + y1) / 2);
+          ox + AXIS_TITLE_X, (y0 + y1) / 2, ox + AXIS_TITLE_X, (y0 + y1) / 2);
   xml_text(f, title);
   fputs("</text>\n", f);
   if (best_epoch > 0 && best_epoch >= emin && best_epoch <= emax)

@@ -43,6 +43,18 @@ cc -O2 examples/embed_c/classify.c -I "$tmp/lib" -L "$tmp/lib" -lmnist_mlp -lope
 out=$("$tmp/classify" "$images" "$labels")
 lib_acc=$(sed -nE 's/^accuracy ([0-9.]+).*/\1/p' <<<"$out")
 check "the C program with the library gets the same accuracy ($lib_acc)" test "$lib_acc" = "$acc"
+# the compile lines of docs/aot.md and examples/embed_c/README.md, run as written
+check "--lib writes the pkg-config file" grep -q '^Libs: -L${libdir} -lmnist_mlp -lopenblas -lm$' "$tmp/lib/mnist_mlp.pc"
+if command -v pkg-config >/dev/null; then
+  for doc in docs/aot.md examples/embed_c/README.md; do
+    line=$(grep -m1 '^cc classify.c' "$doc")
+    rm -rf "$tmp/doc" && mkdir "$tmp/doc" && cp -r "$tmp/lib" examples/embed_c/classify.c "$tmp/doc/"
+    check "the compile line of $doc builds the example ($line)" \
+      bash -c 'cd "$1" && eval "$2" && ./classify "$3" "$4" | grep -q "^accuracy $5 "' _ "$tmp/doc" "$line" "$images" "$labels" "$acc"
+  done
+else
+  echo "skip: the documented compile lines (no pkg-config)"
+fi
 "$specnet" build "$spec" --weights "$w" --lib --weights-file -o "$tmp/libw" --quiet || exit 1
 check "--weights-file writes the weights beside the library" test -s "$tmp/libw/mnist_mlp.weights"
 check "the header declares mnist_mlp_load_weights" grep -q 'int mnist_mlp_load_weights(const char \*path);' "$tmp/libw/mnist_mlp.h"
@@ -69,6 +81,9 @@ check "the training binary links neither LLVM nor libyaml" bash -c '! ldd "$1" |
 "$specnet" train specs/regression.yaml --set train.epochs=4 --out "$tmp/rt2" --quiet
 check "with CSV files on its command line, the same metrics as specnet train" \
   diff <(strip "$tmp/rt1/metrics.jsonl") <(strip "$tmp/rt2/metrics.jsonl")
+(cd "$tmp" && ./regtrainer --out "$tmp/rt3" --quiet --epochs 4)
+check "run from another folder, it finds the spec's own data (paths made absolute at build time)" \
+  diff <(strip "$tmp/rt3/metrics.jsonl") <(strip "$tmp/rt2/metrics.jsonl")
 check "the training binary reports a missing data file" \
   bash -c '! "$1" --train /nonexistent.csv --out "$2/x" 2>"$2/err" && grep -q "/nonexistent.csv" "$2/err"' _ "$tmp/regtrainer" "$tmp"
 

@@ -13,7 +13,23 @@ spec=tests/specs/train_blobs.yaml
 
 check "no arguments is a usage error (2)" test "$(code)" -eq 2
 check "unknown command is a usage error (2)" test "$(code trian "$spec")" -eq 2
-check "unknown option is a usage error (2)" test "$(code train "$spec" --epochs 3)" -eq 2
+check "unknown option is a usage error (2)" test "$(code train "$spec" --epohcs 3)" -eq 2
+for args in "eval $spec --weights w --out d" "predict $spec --weights w --input i --split test" \
+  "eval $spec --weights w --jobs 2" "check $spec --weights w" "check $spec --probs" "check $spec --lib" \
+  "build $spec --weights w --out d" "emit $spec --what ir --threads 2" "test $spec --out d"; do
+  cmd=${args%% *} opt=$(grep -oE -- '--[a-z-]+$|--[a-z-]+ [^ ]+$' <<<"$args" | cut -d' ' -f1)
+  # shellcheck disable=SC2086
+  check "an option that does not apply is a usage error (2) naming the command: $args" \
+    bash -c '"$1" $2 2>&1 >/dev/null | grep -q "^specnet: error: $3 does not take $4$" && { "$1" $2 >/dev/null 2>&1; test $? -eq 2; }' \
+    _ "$specnet" "$args" "$cmd" "$opt"
+done
+"$specnet" train "$spec" --epochs 1 --batch-size 8 --lr 0.05 --out "$tmp/short" --quiet
+check "train --epochs, --batch-size and --lr set train.epochs, train.batch_size and the optimizer's learning_rate" \
+  bash -c 'grep -q "^  epochs: 1$" "$1" && grep -q "^  batch_size: 8$" "$1" && grep -q "adam: {learning_rate: 0.05," "$1"' _ "$tmp/short/spec.resolved.yaml"
+check "--lr on a bare optimizer name (sgd) sets its learning_rate" \
+  bash -c '"$1" train "$2" --set train.optimizer=sgd --lr 0.5 --epochs 0 --out "$3" --quiet &&
+           grep -A1 "optimizer:" "$3/spec.resolved.yaml" | grep -q "sgd: {learning_rate: 0.5"' _ "$specnet" "$spec" "$tmp/sgd"
+check "--epochs takes a whole number only (2)" test "$(code train "$spec" --epochs 1.5)" -eq 2
 check "did-you-mean for a misspelt command" bash -c '"$1" trian x 2>&1 | grep -q "did you mean .train."' _ "$specnet"
 check "a missing spec file is a spec error (1)" test "$(code check "$tmp/nope.yaml")" -eq 1
 check "a --set typo is a spec error (1)" test "$(code check "$spec" --set train.epohcs=2)" -eq 1
@@ -39,4 +55,48 @@ check "--weights starts from the saved weights (first-epoch loss $first < fresh 
   awk -v a="$first" -v b="$fresh" 'BEGIN { exit !(a < b / 4) }'
 check "weights of another model are refused with an error" \
   test "$(code train tests/specs/train_spirals.yaml --weights "$tmp/run/model.safetensors" --out "$tmp/bad")" -eq 1
+# --resume: a refused resume leaves the run's record alone; DIR alone resumes as recorded
+"$specnet" train "$spec" --set train.epochs=1 --set train.batch_size=16 --out "$tmp/res" --quiet
+cp "$tmp/res/spec.resolved.yaml" "$tmp/res.before"
+err=$("$specnet" train "$spec" --set train.epochs=2 --resume "$tmp/res" 2>&1 >/dev/null)
+check "--resume with a spec that differs is an error (1)" \
+  test "$("$specnet" train "$spec" --set train.epochs=2 --resume "$tmp/res" >/dev/null 2>&1; echo $?)" -eq 1
+check "the difference is named key by key" grep -q "train.batch_size: 16 in the run, 32 here" <<<"$err"
+check "a refused --resume leaves spec.resolved.yaml as it was" cmp -s "$tmp/res/spec.resolved.yaml" "$tmp/res.before"
+check "--resume DIR alone resumes as recorded, with a new train.epochs" \
+  "$specnet" train --resume "$tmp/res" --set train.epochs=2 --quiet
+check "the resumed run has 2 epochs of metrics" test "$(wc -l <"$tmp/res/metrics.jsonl")" -eq 2
+check "the record says 2 epochs now" grep -q "^  epochs: 2$" "$tmp/res/spec.resolved.yaml"
+check "a spec that agrees but for train.epochs resumes" \
+  "$specnet" train "$spec" --set train.epochs=3 --set train.batch_size=16 --resume "$tmp/res" --quiet
+check "--resume of a folder without a run is an error (1)" \
+  test "$("$specnet" train --resume "$tmp/nope" >/dev/null 2>&1; echo $?)" -eq 1
+# --set under a built-in set's short form (train: fashion_mnist:train)
+check "--set data.train.limit applies to a built-in short form" \
+  bash -c '"$1" emit specs/mnist_mlp.yaml --what spec --set data.train.limit=2000 | grep -A3 "^  train:" | grep -q "limit: 2000"' _ "$specnet"
+check "a misspelt key under it is still an error with a hint" \
+  bash -c '"$1" check specs/mnist_mlp.yaml --set data.test.lmit=5 2>&1 | grep -q "did you mean .limit."' _ "$specnet"
+# without --out, a new run never overwrites an earlier one: runs/NAME-2, -3, ...
+mkdir "$tmp/cwd"
+specnet=$(realpath "$specnet")
+(cd "$tmp/cwd" && "$specnet" train "$OLDPWD/$spec" --epochs 1 --quiet)
+out2=$(cd "$tmp/cwd" && "$specnet" train "$OLDPWD/$spec" --epochs 2 2>&1)
+check "a second run goes to runs/NAME-2 and says so" \
+  grep -q "^runs/train_blobs holds an earlier run: this one goes to runs/train_blobs-2$" <<<"$out2"
+check "the earlier run is kept" test "$(wc -l <"$tmp/cwd/runs/train_blobs/metrics.jsonl")" -eq 1
+check "the second run is complete" test "$(wc -l <"$tmp/cwd/runs/train_blobs-2/metrics.jsonl")" -eq 2
+(cd "$tmp/cwd" && "$specnet" train "$OLDPWD/$spec" --epochs 3 --out runs/train_blobs --quiet)
+check "--out DIR is exact (it is overwritten)" test "$(wc -l <"$tmp/cwd/runs/train_blobs/metrics.jsonl")" -eq 3
+# eval names its numbers as metrics.jsonl does
+"$specnet" train "$spec" --epochs 2 --out "$tmp/ev" --quiet
+ev=$("$specnet" eval "$spec" --weights "$tmp/ev/model.safetensors" --split validation)
+check "eval --split validation prints val_loss and val_accuracy, as metrics.jsonl" \
+  bash -c 'grep -qE "^val_loss [0-9.e-]+  val_accuracy [0-9.]+ " <<<"$1" && grep -q "\"val_loss\": " "$2"' _ "$ev" "$tmp/ev/metrics.jsonl"
+# the README quotes the seed spec: the same keys and values as specs/mnist_mlp.yaml
+check "README's first spec is specs/mnist_mlp.yaml (comments aside)" /usr/bin/python3 -c '
+import re, sys
+r = open("README.md").read().split("`specs/mnist_mlp.yaml`, the seed model")[1]
+block = r.split("```yaml\n", 1)[1].split("```", 1)[0]
+strip = lambda t: [re.sub(r"\s+#.*", "", l).rstrip() for l in t.splitlines() if l.strip() and not l.strip().startswith("#")]
+sys.exit(strip(block) != strip(open("specs/mnist_mlp.yaml").read()))'
 exit $fail

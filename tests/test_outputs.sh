@@ -54,6 +54,42 @@ texts = [t.firstChild.data for t in doc.getElementsByTagName("text") if t.firstC
 assert "epoch" in texts and "train" in texts and "validation" in texts and "test" in texts
 EOF
 
+# --- curves.svg with wide tick labels (a regression on targets near 2e5) -------------
+awk 'BEGIN { srand(5); print "x,y"; for (i = 0; i < 200; i++) { x = rand(); printf "%.6f,%.3f\n", x, 190000 + 10000 * x } }' \
+  >"$tmp/wide.csv"
+cat >"$tmp/wide.yaml" <<EOF
+specnet: 1
+name: wide
+seed: 1
+data:
+  train: {format: csv, path: $tmp/wide.csv, label: y, header: true}
+model:
+  input: [1]
+  layers:
+    - dense: {units: 1}
+train:
+  loss: mse
+  optimizer: {sgd: {learning_rate: 0.001}}
+  epochs: 3
+  metrics: [mae]
+EOF
+"$specnet" train "$tmp/wide.yaml" --out "$tmp/wide" --quiet
+check "curves.svg: the y-axis title stays left of the widest tick label (1.9e+05 and wider)" "$py" - "$tmp/wide/curves.svg" <<'EOF'
+import sys, xml.dom.minidom
+doc = xml.dom.minidom.parse(sys.argv[1])
+panels = [g for g in doc.getElementsByTagName("g") if g.getAttribute("class") == "panel"]
+assert panels
+for p in panels:
+    texts = p.getElementsByTagName("text")
+    ticks = [t for t in texts if t.getAttribute("text-anchor") == "end"]
+    title = [t for t in texts if "rotate" in t.getAttribute("transform")][0]
+    # 11 px DejaVu Sans: digits 0.64 em wide; the rotated 12 px title reaches 6 px right
+    left = min(float(t.getAttribute("x")) - 0.64 * 11 * len(t.firstChild.data) for t in ticks)
+    widest = max(len(t.firstChild.data) for t in ticks)
+    assert widest >= 7, [t.firstChild.data for t in ticks]
+    assert float(title.getAttribute("x")) + 6 < left, (title.getAttribute("x"), left)
+EOF
+
 # --- CSV: eval and predict agree ------------------------------------------------
 spec=specs/csv_flowers.yaml
 "$specnet" train "$spec" --set train.epochs=12 --out "$tmp/flowers" --quiet
@@ -80,6 +116,28 @@ check "predict on a file of the wrong width is a data error (1) naming it" bash 
    grep -q "narrow.csv: samples have 3 values each, but model.input has 4" &&
    { "$1" predict "$2" --weights "$3" --input "$4" >/dev/null 2>&1; test $? -eq 1; }' \
   _ "$specnet" "$spec" "$tmp/flowers/model.safetensors" "$tmp/narrow.csv"
+
+# --- CSV class labels by name ----------------------------------------------------
+# the flowers with species named (setosa < versicolor < virginica sort as 0, 1, 2)
+for part in train test; do
+  awk -F, -v OFS=, 'NR > 1 { $3 = ($3 == 0 ? "setosa" : $3 == 1 ? "versicolor" : "virginica") } { print }' \
+    "specs/data/flowers_$part.csv" >"$tmp/named_$part.csv"
+done
+sed -e "s|data/flowers_train.csv|$tmp/named_train.csv|; s|data/flowers_test.csv|$tmp/named_test.csv|" \
+  "$spec" >"$tmp/named.yaml"
+"$specnet" train "$tmp/named.yaml" --set train.epochs=12 --out "$tmp/named" --quiet
+check "names as class labels train as their indices would (same metrics)" \
+  diff <(sed -E 's/, "[a-z_]*(seconds|second)": [^,}]*//g' "$tmp/named/metrics.jsonl") \
+       <(sed -E 's/, "[a-z_]*(seconds|second)": [^,}]*//g' "$tmp/flowers/metrics.jsonl")
+check "the run records the class table in classes.json" \
+  test "$(cat "$tmp/named/classes.json")" = '["setosa", "versicolor", "virginica"]'
+"$specnet" predict "$tmp/named.yaml" --weights "$tmp/named/model.safetensors" \
+  --input "$tmp/named_test.csv" --output "$tmp/named_pred.csv" --quiet
+check "predict prints the class names, the same classes as with indices" \
+  diff <(sed 's/^setosa$/0/; s/^versicolor$/1/; s/^virginica$/2/' "$tmp/named_pred.csv") "$tmp/pred.csv"
+named_acc=$(paste -d, "$tmp/named_pred.csv" <(tail -n +2 "$tmp/named_test.csv" | cut -d, -f3) |
+  awk -F, '{ n++; c += ($1 == $2) } END { printf "%.6f", c / n }')
+check "predict's names give eval's accuracy ($named_acc vs $eval_acc)" test "$named_acc" = "$eval_acc"
 
 # --- early stopping ---------------------------------------------------------------
 out=$("$specnet" train tests/specs/train_blobs.yaml --out "$tmp/early" --set train.epochs=30 \

@@ -48,6 +48,16 @@ check "junit: the skipped spec" grep -qF '<skipped message="no expect: block"/>'
 check "junit: no raw bytes that are not UTF-8" bash -c '! LC_ALL=C grep -qP "[\x80-\xff]" "$1" || iconv -f UTF-8 -t UTF-8 "$1" >/dev/null' _ "$x"
 if command -v xmllint >/dev/null; then check "junit: well-formed XML" xmllint --noout "$x"; fi
 
+# a run folder inside the tree (runs/NAME/ with its spec.resolved.yaml) is not a test
+mkdir -p "$tmp/proj"
+cp tests/specs/errors/num_units_zero.yaml "$tmp/proj/"
+"$specnet" train tests/specs/train_blobs.yaml --set train.epochs=1 --out "$tmp/proj/runs/train_blobs" --quiet
+"$specnet" test "$tmp/proj" >"$tmp/proj.out" 2>&1
+check "test PATH skips run folders (those holding metrics.jsonl)" \
+  bash -c '! grep -q spec.resolved "$1" && test "$(tail -n 1 "$1")" = "1 passed, 0 failed"' _ "$tmp/proj.out"
+check "a run folder named itself is searched" \
+  bash -c '"$1" test "$2" | grep -q "spec.resolved.yaml"' _ "$specnet" "$tmp/proj/runs/train_blobs"
+
 code() { "$specnet" "$@" >/dev/null 2>&1; echo $?; }
 check "--jobs 0 is a usage error" test "$(code test "$tmp/suite" --jobs 0)" -eq 2
 check "--jobs x is a usage error" test "$(code test "$tmp/suite" --jobs x)" -eq 2

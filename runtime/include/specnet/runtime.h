@@ -104,6 +104,10 @@ typedef struct sn_source {
                          * is, class labels become one-hot rows when k > 1 */
   bool no_labels;       /* features only (predict input): a csv has no label column,
                          * an npy source no y file */
+  /* csv class labels given by name (cat, dog): the training set's table, which a
+   * test or validation source's names must come from; NULL: the source makes its own */
+  const char *const *class_names;
+  int n_class_names;
 } sn_source;
 
 typedef struct sn_dataset {
@@ -117,6 +121,10 @@ typedef struct sn_dataset {
   char origin[4096];     /* file or generator the samples came from, for messages */
   float *t;              /* (n, target_elems) float targets, or NULL (labels only) */
   int64_t target_elems;  /* per sample, 0 when t is NULL */
+  /* Class labels given by name in a csv: class k is class_names[k], the distinct
+   * names sorted (strcmp), owned by the set that read them; NULL for numbers. */
+  char **class_names;
+  int n_class_names;
 } sn_dataset;
 
 /* Loads a source. Builtin sets are looked up under $SPECNET_DATA, then in the
