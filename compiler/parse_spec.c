@@ -1706,6 +1706,7 @@ static void metrics(checker *c, const sn_node *n) {
     } else {
       snprintf(s->metrics[s->n_metrics], sizeof s->metrics[0], "%s", METRICS[k]);
       s->metric_kind[s->n_metrics] = (sn_metric_kind)k;
+      s->metric_loc[s->n_metrics] = name->loc;
       s->metric_k[s->n_metrics++] = top_k;
     }
   }
@@ -2284,6 +2285,13 @@ static void warn_mistakes(checker *c) {
   bool accuracy = false;
   for (int i = 0; i < s->n_metrics; i++) accuracy |= s->metric_kind[i] == SN_METRIC_ACCURACY;
 
+  for (int i = 0; i < s->n_metrics; i++)
+    if (cce && units > 0 && s->metric_kind[i] == SN_METRIC_TOP_K && s->metric_k[i] >= units) {
+      sn_diag_warning(c->d, s->metric_loc[i],
+                      "top_k_accuracy with k = %d over %d classes is always 1.0", s->metric_k[i],
+                      units);
+      sn_diag_hint(c->d, "choose k below the number of classes (the default k is 5)");
+    }
   if (s->from_logits && ((cce && act == SN_ACT_SOFTMAX) || (bce && act == SN_ACT_SIGMOID))) {
     sn_diag_warning(c->d, s->loss_loc,
                     "%s ends in %s but the loss has from_logits: true, so %s is applied twice", who,
