@@ -112,4 +112,9 @@ check "check's table of a graph spec has a connected-to column" \
   bash -c 'grep -q "connected to$" <<<"$1" && grep -qE "^skip .* a_rather_long_layer_name_for_the_table, batch_norm1$" <<<"$1"' _ "$table"
 check "check's table of a plain list has no connected-to column" \
   bash -c '! "$1" check "$2" | grep -q "connected to"' _ "$specnet" "$spec"
+# the packages build.sh installs are the ones README.md and docs/install.md name
+for pkg in $(sed -n '/^PACKAGES=(/,/)/p' build.sh | tr -d '()' | sed 's/PACKAGES=//'); do
+  check "README.md and docs/install.md name $pkg, which build.sh installs" \
+    bash -c 'grep -q "\`$1\`" README.md && grep -q "\`$1\`" docs/install.md' _ "$pkg"
+done
 exit $fail
