@@ -41,6 +41,8 @@ check "epochs 0 trains nothing" test ! -s "$tmp/e0/metrics.jsonl"
 check "the resolved spec is written" test -s "$tmp/e0/spec.resolved.yaml"
 check "the resolved spec reads back to the same layer table" \
   diff <("$specnet" check "$spec") <("$specnet" check "$tmp/e0/spec.resolved.yaml")
+check "emit --what spec prints what a run writes to spec.resolved.yaml (defaults filled in)" \
+  diff <("$specnet" emit "$spec" --what spec --set train.epochs=0) "$tmp/e0/spec.resolved.yaml"
 
 "$specnet" train "$spec" --out "$tmp/run" --quiet
 check "metrics.jsonl has one line per epoch" test "$(wc -l <"$tmp/run/metrics.jsonl")" -eq 5
