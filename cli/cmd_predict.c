@@ -105,10 +105,10 @@ static int load_input(const sn_spec *s, const sn_model *m, const char *path, sn_
   }
   if (ds->sample_elems != m->input_elems) {
     fprintf(stderr,
-            "specnet: error: %s: samples have %lld values each, but model.input has %lld "
+            "specnet: error: %s: samples have %lld value%s each, but model.input has %lld "
             "(%s:%d)\n",
-            path, (long long)ds->sample_elems, (long long)m->input_elems, s->path,
-            s->input_loc.line);
+            path, (long long)ds->sample_elems, ds->sample_elems == 1 ? "" : "s",
+            (long long)m->input_elems, s->path, s->input_loc.line);
     return EXIT_SPEC;
   }
   return 0;

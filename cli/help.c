@@ -163,7 +163,8 @@ static const cmd_help commands[] = {
      "emit SPEC --what STAGE",
      "print the program after a compiler stage",
      "Prints what the compiler made of SPEC after one stage: spec (the spec after\n"
-     "--set, as YAML), ir (the forward graph), grad (with the backward graph), plan\n"
+     "--set with every default filled in, as spec.resolved.yaml), ir (the forward\n"
+     "graph), grad (with the backward graph), plan\n"
      "(fused kernels, GEMMs and memory per step function), llvm (optimized LLVM IR),\n"
      "asm (host assembly).",
      {{"--what STAGE", "required", "spec, ir, grad, plan, llvm or asm"}, OPT_SET, OPT_DTYPE("")},

@@ -309,7 +309,7 @@ static int cmd_emit(const opts *o) {
   if (!s) return EXIT_SPEC;
   int rc = 0;
   if (!strcmp(o->what, "spec")) {
-    sn_node_write(s->root, stdout);
+    sn_spec_write_resolved(s, stdout); /* what a run writes to spec.resolved.yaml */
   } else {
     sn_diag d = {0};
     rc = sn_emit_stage(s, o->what, o->dtype, stdout, &d) ? EXIT_SPEC : 0;

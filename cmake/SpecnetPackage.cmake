@@ -2,7 +2,8 @@
 # install rules (cmake/SpecnetInstall.cmake), installed under /usr. The runtime
 # dependencies come from dpkg-shlibdeps (package dpkg-dev): libc6, libllvm19,
 # libopenblas0 (OpenBLAS's own shlibs file names that metapackage, which brings
-# one of its builds), libyaml-0-2, zlib1g. What is needed only to build against
+# one of its builds), libyaml-0-2, zlib1g, and libopenmpi3 with SPECNET_MPI
+# (multi-process training under mpirun). What is needed only to build against
 # specnet's libraries is suggested, not required.
 set(CPACK_PACKAGE_NAME specnet)
 set(CPACK_PACKAGE_VENDOR "specnet developers")
@@ -11,7 +12,9 @@ set(CPACK_PACKAGE_DESCRIPTION_SUMMARY
     "declarative model-spec compiler: YAML spec to fused, JIT-compiled kernels")
 set(CPACK_PACKAGE_DESCRIPTION_FILE ${PROJECT_SOURCE_DIR}/packaging/deb/description.txt)
 set(CPACK_RESOURCE_FILE_LICENSE ${PROJECT_SOURCE_DIR}/LICENSE)
-set(CPACK_PACKAGE_HOMEPAGE_URL ${PROJECT_HOMEPAGE_URL})
+# No Homepage field: the project has no web site yet (empty, not unset, or CPack
+# takes project()'s placeholder HOMEPAGE_URL).
+set(CPACK_PACKAGE_HOMEPAGE_URL "")
 set(CPACK_GENERATOR DEB)
 set(CPACK_STRIP_FILES ON)
 
@@ -32,14 +35,18 @@ else()
   message(STATUS "dpkg-shlibdeps or file not found: the .deb gets a fixed Depends list")
   set(CPACK_DEBIAN_PACKAGE_DEPENDS
       "libc6 (>= 2.34), libllvm19, libopenblas0 | libopenblas0-pthread, libyaml-0-2, zlib1g (>= 1:1.2.6)")
+  if(SPECNET_MPI)
+    string(APPEND CPACK_DEBIAN_PACKAGE_DEPENDS ", libopenmpi3")
+  endif()
   set(CPACK_DEBIAN_PACKAGE_CONTROL_EXTRA ${PROJECT_SOURCE_DIR}/packaging/deb/triggers)
 endif()
 # The built-in data sets (fashion_mnist:train, the seed spec) come from here.
-set(CPACK_DEBIAN_PACKAGE_RECOMMENDS "dataset-fashion-mnist")
+# bash-completion loads share/bash-completion/completions/specnet.
+set(CPACK_DEBIAN_PACKAGE_RECOMMENDS "dataset-fashion-mnist, bash-completion")
 # -dev packages: to build against the libraries; gcc, libopenblas-dev and
 # zlib1g-dev are also what `specnet build` links standalone model binaries with.
 set(CPACK_DEBIAN_PACKAGE_SUGGESTS
-    "gcc | c-compiler, cmake, pkg-config, libopenblas-dev, zlib1g-dev, llvm-19-dev, libyaml-dev, bash-completion")
+    "gcc | c-compiler, cmake, pkg-config, libopenblas-dev, zlib1g-dev, llvm-19-dev, libyaml-dev")
 
 # `make package_source` packs the sources, not build folders or runs.
 set(CPACK_SOURCE_GENERATOR TGZ)

@@ -276,31 +276,88 @@ int sn_check_graph(const sn_spec *spec, sn_diag *d) {
   return rc;
 }
 
-/* `specnet check`: one line per layer, then the totals. */
-static void print_table(const sn_spec *spec, const sn_graph *g, FILE *out) {
-  fprintf(out, "%-16s %-12s %-20s %12s\n", "layer", "op", "output", "parameters");
-  fprintf(out, "%-16s %-12s ", "input", "input");
+/* `specnet check`: one line per layer, then the totals, as Keras's summary: the
+ * columns as wide as their longest entry, trainable and non-trainable (running
+ * statistics) parameters apart, and a "connected to" column when the spec is a graph
+ * (some layer's `inputs:` is not just the layer before it). */
+typedef struct table_row {
+  const char *name, *op;
   char shape[128];
-  FILE *sf = fmemopen(shape, sizeof shape, "w");
-  sn_type_print(&g->ops[g->input].type, sf);
-  fclose(sf);
-  fprintf(out, "%-20s %12d\n", shape, 0);
-  int64_t total = 0;
+  int64_t params;
+  const sn_layer_spec *layer; /* NULL for the model input */
+} table_row;
+
+static void type_string(const sn_type *t, char *buf, size_t size) {
+  memset(buf, 0, size);
+  FILE *f = fmemopen(buf, size - 1, "w");
+  if (!f) return;
+  sn_type_print(t, f);
+  fclose(f);
+}
+
+static bool is_graph_spec(const sn_spec *spec) {
+  for (int i = 0; i < spec->n_layers; i++) {
+    const sn_layer_spec *l = &spec->layers[i];
+    const char *prev = i ? spec->layers[i - 1].name : "input";
+    if (l->n_inputs != 1 || strcmp(l->inputs[0], prev)) return true;
+  }
+  return false;
+}
+
+static void print_table(const sn_spec *spec, const sn_graph *g, FILE *out) {
+  int n = g->n_layers + 1;
+  table_row *rows = calloc((size_t)n, sizeof *rows);
+  if (!rows) return;
+  rows[0] = (table_row){.name = "input", .op = "input"};
+  type_string(&g->ops[g->input].type, rows[0].shape, sizeof rows[0].shape);
+  int64_t trainable = 0, state = 0;
   for (int i = 0; i < g->n_layers; i++) {
     const sn_layer_spec *l = &spec->layers[i];
-    int64_t np = 0;
+    table_row *r = &rows[i + 1];
+    r->layer = l;
+    r->name = l->name;
+    r->op =
+        l->kind == SN_LAYER_ACTIVATION ? sn_act_name(l->activation) : sn_layer_kind_name(l->kind);
     size_t len = strlen(l->name);
-    for (int k = 0; k < g->n_params; k++)
-      if (!strncmp(g->params[k].name, l->name, len) && g->params[k].name[len] == '.') np += g->params[k].count;
-    total += np;
-    const char *kind = l->kind == SN_LAYER_ACTIVATION ? sn_act_name(l->activation) : sn_layer_kind_name(l->kind);
-    memset(shape, 0, sizeof shape);
-    sf = fmemopen(shape, sizeof shape, "w");
-    sn_type_print(&g->ops[g->layer_out[i]].type, sf);
-    fclose(sf);
-    fprintf(out, "%-16s %-12s %-20s %12lld\n", l->name, kind, shape, (long long)np);
+    for (int k = 0; k < g->n_params; k++) {
+      const sn_param_info *pi = &g->params[k];
+      if (strncmp(pi->name, l->name, len) || pi->name[len] != '.') continue;
+      r->params += pi->count;
+      if (pi->buffer)
+        state += pi->count;
+      else
+        trainable += pi->count;
+    }
+    type_string(&g->ops[g->layer_out[i]].type, r->shape, sizeof r->shape);
   }
-  fprintf(out, "total parameters: %lld (%.1f KiB as f32)\n", (long long)total, (double)total * 4 / 1024);
+  int wn = (int)strlen("layer"), wo = (int)strlen("op"), ws = (int)strlen("output"),
+      wp = (int)strlen("parameters");
+  for (int i = 0; i < n; i++) {
+    char num[32];
+    int len = snprintf(num, sizeof num, "%lld", (long long)rows[i].params);
+    if ((int)strlen(rows[i].name) > wn) wn = (int)strlen(rows[i].name);
+    if ((int)strlen(rows[i].op) > wo) wo = (int)strlen(rows[i].op);
+    if ((int)strlen(rows[i].shape) > ws) ws = (int)strlen(rows[i].shape);
+    if (len > wp) wp = len;
+  }
+  bool graph = is_graph_spec(spec);
+  fprintf(out, "%-*s  %-*s  %-*s  %*s", wn, "layer", wo, "op", ws, "output", wp, "parameters");
+  fputs(graph ? "  connected to\n" : "\n", out);
+  for (int i = 0; i < n; i++) {
+    const table_row *r = &rows[i];
+    fprintf(out, "%-*s  %-*s  %-*s  %*lld", wn, r->name, wo, r->op, ws, r->shape, wp,
+            (long long)r->params);
+    if (graph && r->layer) {
+      fputs("  ", out);
+      for (int k = 0; k < r->layer->n_inputs; k++)
+        fprintf(out, "%s%s", k ? ", " : "", r->layer->inputs[k]);
+    }
+    fputc('\n', out);
+  }
+  int64_t total = trainable + state;
+  fprintf(out, "total parameters: %lld (trainable %lld, non-trainable %lld; %.1f KiB as f32)\n",
+          (long long)total, (long long)trainable, (long long)state, (double)total * 4 / 1024);
+  free(rows);
 }
 
 /* `emit --what llvm|asm`: the whole program as one optimized module. */

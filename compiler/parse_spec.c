@@ -364,6 +364,20 @@ static bool choice(checker *c, const sn_node *n, const char *what, const sn_node
   if (n->kind == SN_NODE_MAP && n->n > 1) {
     sn_diag_error(c->d, n->keys[1]->loc, "%s takes one kind, got '%s' and '%s'", what,
                   n->keys[0]->text, n->keys[1]->text);
+    /* `--set train.optimizer.sgd.learning_rate=0.1` on an adam spec merges sgd in
+     * beside adam; switching kinds takes the whole value */
+    for (int i = 0; i < 2; i++) {
+      const sn_node *k = n->keys[i], *o = n->items[i];
+      bool train = !strcmp(what, "optimizer") || !strcmp(what, "loss") || !strcmp(what, "schedule");
+      if (!k->loc.file || strcmp(k->loc.file, "--set") || !train) continue;
+      if (o && o->kind == SN_NODE_MAP && o->n > 0)
+        sn_diag_hint(c->d, "to switch to %s, set the whole %s: --set 'train.%s={%s: {%s: ...}}'",
+                     k->text, what, what, k->text, o->keys[0]->text);
+      else
+        sn_diag_hint(c->d, "to switch to %s, set the whole %s: --set train.%s=%s", k->text, what,
+                     what, k->text);
+      break;
+    }
     return false;
   }
   type_error(c, n, what, "a name or a one-key mapping");
@@ -1458,7 +1472,8 @@ static void graph(checker *c, layer_aux *aux) {
 
   if (placed == n && c->d->errors == errors0) {
     for (int i = 0; i < n - 1; i++) {
-      if (start[i + 1] > start[i]) continue;
+      /* a layer that failed to parse has no name and was reported already */
+      if (start[i + 1] > start[i] || !L[i].name[0]) continue;
       sn_diag_warning(c->d, L[i].loc,
                       "the output of layer '%s' is not used: no layer takes it, and only the "
                       "last layer is the model output",
@@ -1706,6 +1721,7 @@ static void metrics(checker *c, const sn_node *n) {
     } else {
       snprintf(s->metrics[s->n_metrics], sizeof s->metrics[0], "%s", METRICS[k]);
       s->metric_kind[s->n_metrics] = (sn_metric_kind)k;
+      s->metric_loc[s->n_metrics] = name->loc;
       s->metric_k[s->n_metrics++] = top_k;
     }
   }
@@ -2284,6 +2300,13 @@ static void warn_mistakes(checker *c) {
   bool accuracy = false;
   for (int i = 0; i < s->n_metrics; i++) accuracy |= s->metric_kind[i] == SN_METRIC_ACCURACY;
 
+  for (int i = 0; i < s->n_metrics; i++)
+    if (cce && units > 0 && s->metric_kind[i] == SN_METRIC_TOP_K && s->metric_k[i] >= units) {
+      sn_diag_warning(c->d, s->metric_loc[i],
+                      "top_k_accuracy with k = %d over %d classes is always 1.0", s->metric_k[i],
+                      units);
+      sn_diag_hint(c->d, "choose k below the number of classes (the default k is 5)");
+    }
   if (s->from_logits && ((cce && act == SN_ACT_SOFTMAX) || (bce && act == SN_ACT_SIGMOID))) {
     sn_diag_warning(c->d, s->loss_loc,
                     "%s ends in %s but the loss has from_logits: true, so %s is applied twice", who,

@@ -236,6 +236,7 @@ typedef struct sn_spec {
   char metrics[8][32]; /* "accuracy", "top_k_accuracy", ... as reported */
   sn_metric_kind metric_kind[8];
   int metric_k[8];     /* top_k_accuracy */
+  sn_loc metric_loc[8]; /* each metric's name in train.metrics */
   /* expect */
   int n_expect;
   sn_expect_spec expect[16];

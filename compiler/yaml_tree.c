@@ -395,6 +395,17 @@ static void check_duplicates(builder *b, const sn_node *map) {
   free(slot);
 }
 
+/* Whether 0-based line `line` of the input is indented with a tab: libyaml's
+ * message for that ("found character that cannot start any token") names no tab. */
+static bool tab_indented(const builder *b, size_t line) {
+  size_t i = 0;
+  for (size_t l = 0; l < line && i < b->len; i++)
+    if (b->buf[i] == '\n') l++;
+  for (; i < b->len && (b->buf[i] == ' ' || b->buf[i] == '\t'); i++)
+    if (b->buf[i] == '\t') return true;
+  return false;
+}
+
 static void report_parser_error(builder *b, const yaml_parser_t *p) {
   switch (p->error) {
   case YAML_MEMORY_ERROR:
@@ -426,6 +437,8 @@ static void report_parser_error(builder *b, const yaml_parser_t *p) {
                     (int)p->context_mark.line + 1);
     else
       sn_diag_error(b->d, loc, "invalid YAML: %s", problem);
+    if (b->buf && tab_indented(b, p->problem_mark.line))
+      sn_diag_hint(b->d, "YAML does not allow tabs for indentation; use spaces");
   }
   }
 }

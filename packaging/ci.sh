@@ -149,6 +149,21 @@ deb_check() {
     }
   done
 
+  # metadata a user reads (apt show): plain text, no placeholder Homepage, and
+  # bash-completion, which the completion file needs, at least recommended
+  if dpkg-deb -f "$deb" Description | grep -q '&[a-z]*;'; then
+    echo "Description has HTML entities: $(dpkg-deb -f "$deb" Description | grep '&[a-z]*;')"
+    return 1
+  fi
+  if dpkg-deb -f "$deb" Homepage | grep -q example; then
+    echo "Homepage is a placeholder: $(dpkg-deb -f "$deb" Homepage)"
+    return 1
+  fi
+  dpkg-deb -f "$deb" Recommends | grep -q bash-completion || {
+    echo "Recommends lacks bash-completion"
+    return 1
+  }
+
   step "dpkg -c"
   dpkg -c "$deb" >"$tmp/contents"
   # files per folder (the documentation as one)

@@ -151,8 +151,8 @@ int main(int argc, char **argv) {
     return 1;
   }
   if (elems != info->input_elems) {
-    fprintf(stderr, "%s: error: %s: samples have %lld values each, the model takes %lld\n", argv[0], in,
-            (long long)elems, (long long)info->input_elems);
+    fprintf(stderr, "%s: error: %s: samples have %lld value%s each, the model takes %lld\n",
+            argv[0], in, (long long)elems, elems == 1 ? "" : "s", (long long)info->input_elems);
     free(x.x);
     free(x.bytes);
     return 1;

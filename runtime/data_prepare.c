@@ -37,8 +37,9 @@ static int load_one(const sn_data_config *c, const sn_model *m, const sn_source 
         out->origin, out->n_class_names, out->class_names[0],
         out->class_names[out->n_class_names - 1], (long long)m->output_elems);
   if (out->sample_elems != m->input_elems)
-    return sn_fail(err, "%.3000s: samples have %lld values each, but model.input has %lld", out->origin,
-                   (long long)out->sample_elems, (long long)m->input_elems);
+    return sn_fail(err, "%.3000s: samples have %lld value%s each, but model.input has %lld",
+                   out->origin, (long long)out->sample_elems, out->sample_elems == 1 ? "" : "s",
+                   (long long)m->input_elems);
   for (int64_t i = 0; m->target_elems == 0 && i < out->n; i++)
     if (out->y[i] < 0 || out->y[i] >= m->output_elems)
       return sn_fail(err, "%.3000s: label %d of sample %lld is out of range for a model with %lld outputs",

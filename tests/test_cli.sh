@@ -41,6 +41,8 @@ check "epochs 0 trains nothing" test ! -s "$tmp/e0/metrics.jsonl"
 check "the resolved spec is written" test -s "$tmp/e0/spec.resolved.yaml"
 check "the resolved spec reads back to the same layer table" \
   diff <("$specnet" check "$spec") <("$specnet" check "$tmp/e0/spec.resolved.yaml")
+check "emit --what spec prints what a run writes to spec.resolved.yaml (defaults filled in)" \
+  diff <("$specnet" emit "$spec" --what spec --set train.epochs=0) "$tmp/e0/spec.resolved.yaml"
 
 "$specnet" train "$spec" --out "$tmp/run" --quiet
 check "metrics.jsonl has one line per epoch" test "$(wc -l <"$tmp/run/metrics.jsonl")" -eq 5
@@ -99,4 +101,22 @@ r = open("README.md").read().split("`specs/mnist_mlp.yaml`, the seed model")[1]
 block = r.split("```yaml\n", 1)[1].split("```", 1)[0]
 strip = lambda t: [re.sub(r"\s+#.*", "", l).rstrip() for l in t.splitlines() if l.strip() and not l.strip().startswith("#")]
 sys.exit(strip(block) != strip(open("specs/mnist_mlp.yaml").read()))'
+# check's layer table: columns as wide as the longest name, trainable and
+# non-trainable (batch_norm running statistics) apart, "connected to" for graphs
+sed -e 's/- dense: {units: 32, activation: relu}/- {name: a_rather_long_layer_name_for_the_table, dense: {units: 32}}\n    - batch_norm\n    - {name: skip, add: {}, inputs: [a_rather_long_layer_name_for_the_table, batch_norm1]}/' \
+  "$spec" >"$tmp/table.yaml"
+table=$("$specnet" check "$tmp/table.yaml")
+check "check's columns line up past a long layer name" \
+  bash -c 'test "$(awk "{ print index(\$0, \"f32[\") }" <<<"$1" | sed 1d | sed \$d | sort -u | wc -l)" -eq 1' _ "$table"
+check "check's totals split trainable and non-trainable parameters" \
+  grep -q '^total parameters: 548 (trainable 484, non-trainable 64; ' <<<"$table"
+check "check's table of a graph spec has a connected-to column" \
+  bash -c 'grep -q "connected to$" <<<"$1" && grep -qE "^skip .* a_rather_long_layer_name_for_the_table, batch_norm1$" <<<"$1"' _ "$table"
+check "check's table of a plain list has no connected-to column" \
+  bash -c '! "$1" check "$2" | grep -q "connected to"' _ "$specnet" "$spec"
+# the packages build.sh installs are the ones README.md and docs/install.md name
+for pkg in $(sed -n '/^PACKAGES=(/,/)/p' build.sh | tr -d '()' | sed 's/PACKAGES=//'); do
+  check "README.md and docs/install.md name $pkg, which build.sh installs" \
+    bash -c 'grep -q "\`$1\`" README.md && grep -q "\`$1\`" docs/install.md' _ "$pkg"
+done
 exit $fail
