@@ -234,6 +234,13 @@ int data_error(const sn_spec *s, sn_loc loc, const char *msg) {
   sn_diag d = {0};
   if (!loc.file) loc.file = s->path;
   sn_diag_error(&d, loc, "%s", msg);
+  if (strstr(msg, ": cannot open")) { /* say which folder a relative path was read from */
+    const char *slash = strrchr(s->path, '/');
+    int dir = slash ? (int)(slash - s->path) + 1 : 0;
+    sn_diag_hint(&d, "relative data paths in a spec and in --set are read from the spec's folder (%.*s), "
+                     "--input from the current folder",
+                 dir ? dir : 2, dir ? s->path : "./");
+  }
   sn_diag_print(&d, stderr);
   sn_diag_free(&d);
   return EXIT_SPEC;

@@ -119,4 +119,9 @@ for pkg in $(sed -n '/^PACKAGES=(/,/)/p' build.sh | tr -d '()' | sed 's/PACKAGES
   check "README.md and docs/install.md name $pkg, which build.sh installs" \
     bash -c 'grep -q "\`$1\`" README.md && grep -q "\`$1\`" docs/install.md' _ "$pkg"
 done
+# one rule for relative paths, named in the error
+"$specnet" train specs/regression.yaml --set 'data.train={format: csv, path: nothere.csv, label: last}' \
+  --out "$tmp/nothere" >"$tmp/nothere.out" 2>&1
+check "a missing data file says which folder relative paths are read from" \
+  grep -q "hint: relative data paths in a spec and in --set are read from the spec's folder (specs/), --input from the current folder" "$tmp/nothere.out"
 exit $fail
