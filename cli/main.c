@@ -4,6 +4,7 @@
  * 3 an expectation failed. */
 #include <dirent.h>
 #include <errno.h>
+#include <signal.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -617,6 +618,26 @@ static void write_resolved(const sn_spec *s, const char *dir) {
   }
 }
 
+/* Ctrl-C during training: say how to continue, then die of SIGINT as before. The
+ * run folder holds the checkpoint and state of the last finished epoch. */
+static char interrupt_note[4400];
+static size_t interrupt_len;
+
+static void on_interrupt(int sig) {
+  if (interrupt_len && write(STDERR_FILENO, interrupt_note, interrupt_len) < 0) interrupt_len = 0;
+  signal(sig, SIG_DFL);
+  raise(sig);
+}
+
+static void note_interrupts(const char *dir) {
+  int n = snprintf(interrupt_note, sizeof interrupt_note,
+                   "\nspecnet: interrupted; `specnet train --resume %s` continues after the last finished "
+                   "epoch, with the same results as an uninterrupted run\n",
+                   dir);
+  interrupt_len = n > 0 && (size_t)n < sizeof interrupt_note ? (size_t)n : 0;
+  signal(SIGINT, on_interrupt);
+}
+
 /* One training run, alone (comm NULL) or as one rank of a data-parallel job: every
  * rank compiles the same program and loads the same data; rank 0 alone writes the
  * run folder and prints. */
@@ -671,6 +692,7 @@ static int train_session(const opts *o, sn_spec *spec, const sn_comm *comm) {
     to.checkpoint_path = path; /* after every epoch: --resume continues from there */
     to.state_path = spath_state;
     to.resume = o->resume != NULL;
+    if (lead) note_interrupts(dir);
     if (sn_train(S.m, &S.ds.train, S.ds.has_val ? &S.ds.val : NULL, S.ds.has_test ? &S.ds.test : NULL,
                  &to, &err)) {
       if (prints_error(comm, err.msg)) fprintf(stderr, "%s: error: %s\n", s->path, err.msg);

@@ -124,4 +124,13 @@ done
   --out "$tmp/nothere" >"$tmp/nothere.out" 2>&1
 check "a missing data file says which folder relative paths are read from" \
   grep -q "hint: relative data paths in a spec and in --set are read from the spec's folder (specs/), --input from the current folder" "$tmp/nothere.out"
+# Ctrl-C: a note that --resume continues the run
+"$specnet" train tests/specs/train_blobs.yaml --set train.epochs=1000000 --out "$tmp/intr" \
+  --quiet >/dev/null 2>"$tmp/intr.err" &
+intr=$!
+for _ in $(seq 600); do [ -s "$tmp/intr/metrics.jsonl" ] && break; sleep 0.1; done # an epoch done
+kill -INT $intr
+wait $intr
+check "Ctrl-C during training says how --resume continues" \
+  grep -q "interrupted; \`specnet train --resume $tmp/intr\` continues after the last finished epoch" "$tmp/intr.err"
 exit $fail
