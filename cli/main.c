@@ -196,10 +196,9 @@ static int lr_set(opts *o) {
 
 /* --cpu and SPECNET_CPU: the code target. --cpu sets SPECNET_CPU, which the
  * compiler reads (sn_cpu_default) and `test` passes on to the runs it starts. */
-static int select_cpu(const opts *o, bool check_only) {
+static int select_cpu(const opts *o) {
   char err[256];
-  if (o->cpu) {
-    if (check_only) return usage_error("--cpu does not apply to check");
+  if (o->cpu) { /* commands that take no --cpu were refused by parse_opts */
     if (sn_cpu_check(o->cpu, err, sizeof err)) return usage_error("--cpu: %s", err);
     setenv("SPECNET_CPU", o->cpu, 1);
   } else if (sn_cpu_check(sn_cpu_default(), err, sizeof err)) {
@@ -796,7 +795,7 @@ int main(int argc, char **argv) {
     if (rc) return rc;
     if (o.lr && (rc = lr_set(&o))) return rc;
     if (!o.spec && fns[i] != cmd_train) return usage_error("no spec file given");
-    if (select_cpu(&o, fns[i] == cmd_check)) return EXIT_USAGE;
+    if (select_cpu(&o)) return EXIT_USAGE;
     return fns[i](&o);
   }
   fprintf(stderr, "specnet: error: unknown command '%s'\n", cmd);
