@@ -196,7 +196,8 @@ deb_check() {
   gzip -t /usr/share/man/man1/specnet.1.gz
   if command -v man >/dev/null; then man -w specnet; fi
   bash -n /usr/share/bash-completion/completions/specnet
-  ldconfig -p | grep -q 'libspecnet_rt.so.' || {
+  # grep without -q: under pipefail an early exit would SIGPIPE ldconfig on a big cache
+  ldconfig -p | grep 'libspecnet_rt.so.' >/dev/null || {
     echo "libspecnet_rt is not in the ld.so cache"
     return 1
   }
