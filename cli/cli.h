@@ -55,6 +55,9 @@ typedef struct session {
 
 int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 sn_spec *load_spec(const opts *o);
+/* Prints diagnostics on stderr, from rank 0 alone when an MPI launcher started
+ * several copies of this command (they all read the same spec). */
+void print_diag(const sn_diag *d);
 int data_error(const sn_spec *s, sn_loc loc, const char *msg);
 int session_open(session *S, const opts *o, bool quiet);
 /* As session_open; with data false no data set is read (predict). s: the spec,

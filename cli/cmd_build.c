@@ -90,7 +90,7 @@ int cmd_build(const opts *o) {
   sn_diag d = {0};
   double t0 = sn_now();
   rc = sn_build_aot(s, S.m, &ao, &d) ? EXIT_SPEC : 0;
-  sn_diag_print(&d, stderr);
+  print_diag(&d);
   sn_diag_free(&d);
   if (!rc && !o->quiet) {
     if (o->lib)

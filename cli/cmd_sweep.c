@@ -97,7 +97,7 @@ static int make_runs(const sn_spec *s, run **out, int *n_out) {
     sn_diag d = {0};
     sn_diag_error(&d, sw->loc, "the sweep has %lld runs; it must have 1 to %d", (long long)n,
                   MAX_RUNS);
-    sn_diag_print(&d, stderr);
+    print_diag(&d);
     sn_diag_free(&d);
     return EXIT_SPEC;
   }

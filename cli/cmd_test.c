@@ -260,7 +260,7 @@ static outcome run_spec(const opts *o, const char *path) {
       sn_gradcheck_result r;
       sn_diag gd = {0};
       if (sn_gradcheck(s, 0, e->max_rel_error, &r, &gd)) {
-        sn_diag_print(&gd, stderr);
+        print_diag(&gd);
         out.status = T_FAIL;
         snprintf(out.why, sizeof out.why, "gradcheck could not run");
       } else if (!(r.max_rel_error <= e->max_rel_error)) {

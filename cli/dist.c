@@ -37,6 +37,15 @@ static int launched_size(void) {
   return 0;
 }
 
+int dist_launched_rank(void) {
+  static const char *const ranks[] = {"OMPI_COMM_WORLD_RANK", "PMI_RANK", "PMIX_RANK", "MV2_COMM_WORLD_RANK"};
+  for (size_t i = 0; i < sizeof ranks / sizeof *ranks; i++) {
+    const char *v = getenv(ranks[i]);
+    if (v && *v) return atoi(v);
+  }
+  return 0;
+}
+
 bool dist_wanted(void) {
   const char *force = getenv("SPECNET_MPI");
   if (force && *force) return strcmp(force, "0") != 0;

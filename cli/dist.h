@@ -11,6 +11,10 @@
  * environment, or SPECNET_MPI=1 asks for MPI (SPECNET_MPI=0: never). */
 bool dist_wanted(void);
 
+/* This process's rank as the launcher's environment gives it (OMPI_COMM_WORLD_RANK,
+ * PMI_RANK, PMIX_RANK, ...), before MPI_Init; 0 when not launched. */
+int dist_launched_rank(void);
+
 /* Joins the MPI job when dist_wanted(): MPI_Init, and unless `threads` (--threads) or
  * OPENBLAS_NUM_THREADS says otherwise, one OpenBLAS thread per core / ranks on this
  * host. Returns the comm, or NULL to train alone (not launched, or one rank). *rc is

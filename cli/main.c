@@ -210,10 +210,18 @@ static int select_cpu(const opts *o) {
 /* ---------------------------------------------------------------------------
  * Spec, compile, data */
 
+void print_diag(const sn_diag *d) {
+  int rank = dist_launched_rank();
+  if (rank == 0) sn_diag_print(d, stderr);
+  else if (d->errors) /* every rank read the same spec: one copy of its errors is enough */
+    fprintf(stderr, "specnet: error: rank %d stops on %d error%s in the spec; rank 0 prints spec errors "
+                    "(`specnet check` shows them)\n", rank, d->errors, d->errors == 1 ? "" : "s");
+}
+
 sn_spec *load_spec(const opts *o) {
   sn_diag d = {0};
   sn_spec *s = sn_spec_load(o->spec, o->sets, o->n_sets, &d);
-  sn_diag_print(&d, stderr);
+  print_diag(&d);
   sn_diag_free(&d);
   return s;
 }
@@ -224,7 +232,7 @@ static sn_compiled *compile_spec(const sn_spec *s, const opts *o) {
   sn_compile_opts co = {.dtype = o->dtype, .profile = o->profile || (env && *env && strcmp(env, "0")),
                         .no_cache = o->no_cache};
   sn_compiled *c = sn_compile_with(s, &co, &d);
-  sn_diag_print(&d, stderr);
+  print_diag(&d);
   sn_diag_free(&d);
   return c;
 }
@@ -241,7 +249,7 @@ int data_error(const sn_spec *s, sn_loc loc, const char *msg) {
                      "--input from the current folder",
                  dir ? dir : 2, dir ? s->path : "./");
   }
-  sn_diag_print(&d, stderr);
+  sn_diag_print(&d, stderr); /* data can differ per rank: each says its own */
   sn_diag_free(&d);
   return EXIT_SPEC;
 }
@@ -295,7 +303,7 @@ static int cmd_check(const opts *o) {
   if (!s) return EXIT_SPEC;
   sn_diag d = {0};
   int rc = sn_emit_stage(s, "table", o->dtype, stdout, &d);
-  sn_diag_print(&d, stderr);
+  print_diag(&d);
   sn_diag_free(&d);
   sn_spec_free(s);
   return rc ? EXIT_SPEC : 0;
@@ -320,7 +328,7 @@ static int cmd_emit(const opts *o) {
   } else {
     sn_diag d = {0};
     rc = sn_emit_stage(s, o->what, o->dtype, stdout, &d) ? EXIT_SPEC : 0;
-    sn_diag_print(&d, stderr);
+    print_diag(&d);
     sn_diag_free(&d);
   }
   sn_spec_free(s);
@@ -473,7 +481,7 @@ static int resume_check(opts *o, char *record, size_t cap) {
     fclose(f);
   }
   sn_node *given = text ? sn_yaml_parse_string(text, o->spec, &d) : NULL;
-  sn_diag_print(&d, stderr);
+  print_diag(&d);
   sn_diag_free(&d);
   if (!given) {
     rc = EXIT_SPEC;

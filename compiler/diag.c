@@ -98,16 +98,24 @@ static void print_loc(sn_loc loc, FILE *out) {
     fprintf(out, "%s:%d:%d: ", loc.file, loc.line, loc.col);
 }
 
-void sn_diag_print(const sn_diag *d, FILE *out) {
-  for (int i = 0; i < d->n; i++) {
-    const sn_diag_entry *e = &d->v[i];
+static void print_entry(const sn_diag_entry *e, FILE *out) {
+  print_loc(e->loc, out);
+  fprintf(out, "%s: %s\n", e->sev == SN_ERROR ? "error" : "warning", e->msg);
+  if (e->hint) {
     print_loc(e->loc, out);
-    fprintf(out, "%s: %s\n", e->sev == SN_ERROR ? "error" : "warning", e->msg);
-    if (e->hint) {
-      print_loc(e->loc, out);
-      fprintf(out, "hint: %s\n", e->hint);
-    }
+    fprintf(out, "hint: %s\n", e->hint);
   }
+}
+
+static int *position_order(const sn_diag *d, int first);
+
+/* In position order (file, line, column; entries without one last, the order they
+ * were found among equals), whatever pass found them: a warning of the graph pass
+ * at line 5 prints before an error of the parser at line 9. */
+void sn_diag_print(const sn_diag *d, FILE *out) {
+  int *order = position_order(d, 0);
+  for (int i = 0; i < d->n; i++) print_entry(&d->v[order ? order[i] : i], out);
+  free(order);
 }
 
 void sn_diag_free(sn_diag *d) {
@@ -176,31 +184,53 @@ const char *sn_closest(const char *word, const char *const *cands, int n) {
 
 typedef struct keyed {
   int file, line, col, index;
-  sn_diag_entry e;
 } keyed;
 
 static int cmp_keyed(const void *pa, const void *pb) {
   const keyed *a = pa, *b = pb;
   if (a->file != b->file) return a->file < b->file ? -1 : 1;
+  if (a->line < 0) return a->index < b->index ? -1 : a->index > b->index; /* --set: as given */
+  /* a file-level entry (no line) sorts before the lines of its file */
   if (a->line != b->line) return a->line < b->line ? -1 : 1;
   if (a->col != b->col) return a->col < b->col ? -1 : 1;
   return a->index < b->index ? -1 : a->index > b->index;
 }
 
-void sn_diag_sort(sn_diag *d, int first) {
-  if (first < 0) first = 0;
+/* The indices of entries [first, n) in position order (malloc'd; NULL when there
+ * are none or memory ran out: then the order found stands). */
+static int *position_order(const sn_diag *d, int first) {
   int m = d->n - first;
-  if (m < 2) return;
+  if (m < 1) return NULL;
   keyed *k = malloc(sizeof *k * (size_t)m);
-  if (!k) return; /* unsorted is still correct */
+  int *order = malloc(sizeof *order * (size_t)m);
+  if (!k || !order) {
+    free(k);
+    free(order);
+    return NULL;
+  }
   for (int i = 0; i < m; i++) {
-    sn_diag_entry *e = &d->v[first + i];
-    int f = d->n_files; /* unnamed locations last */
+    const sn_diag_entry *e = &d->v[first + i];
+    int f = d->n_files; /* files in the order first named; unnamed locations last */
     for (int j = 0; j < d->n_files; j++)
       if (d->files[j] == e->loc.file) f = j;
-    k[i] = (keyed){f, e->loc.line, e->loc.col, i, *e};
+    /* each --set is its own line 1: they keep the order they were given in */
+    bool given = e->loc.file && !strncmp(e->loc.file, "--", 2);
+    k[i] = (keyed){f, given ? -1 : e->loc.line, e->loc.col, first + i};
   }
   qsort(k, (size_t)m, sizeof *k, cmp_keyed);
-  for (int i = 0; i < m; i++) d->v[first + i] = k[i].e;
+  for (int i = 0; i < m; i++) order[i] = k[i].index;
   free(k);
+  return order;
+}
+
+void sn_diag_sort(sn_diag *d, int first) {
+  if (first < 0) first = 0;
+  int *order = position_order(d, first);
+  sn_diag_entry *v = order ? malloc(sizeof *v * (size_t)(d->n - first)) : NULL;
+  if (v) {
+    for (int i = 0; i < d->n - first; i++) v[i] = d->v[order[i]];
+    memcpy(d->v + first, v, sizeof *v * (size_t)(d->n - first));
+  }
+  free(v);
+  free(order);
 }

@@ -22,6 +22,7 @@
 #                is printed (with its rank for the loss), nothing hangs (timeout 120 s)
 #   --resume     1 epoch, then --resume to 2, on 2 ranks: the same weights (bit for
 #                bit) and metrics as 2 epochs in one go; the same without mpirun
+#   spec errors  printed once (by rank 0), each other rank says it stopped
 #   rank 0 alone prints and writes; specnet without mpirun needs no MPI start-up
 #
 # Skipped (77) when specnet was built without MPI (SPECNET_MPI=OFF), mpirun is
@@ -134,6 +135,13 @@ timeout 120 "${mpi[@]}" -np 2 "$specnet" train "$small" --quiet --out "$tmp/m" \
   --set "data.train.path=$tmp/nope.csv" >/dev/null 2>&1
 rc=$?
 check "mpirun exits non-zero when the ranks fail ($rc)" test $rc -ne 0 -a $rc -ne 124
+
+# a spec error: every rank reads the same spec, rank 0 alone prints the diagnostic
+timeout 120 "${mpi[@]}" -np 2 "$specnet" train "$small" --quiet --out "$tmp/bad" \
+  --set train.epohcs=1 >"$tmp/bad.out" 2>&1
+check "a spec error under mpirun is printed once" \
+  test "$(grep -c "unknown key 'epohcs'" "$tmp/bad.out")" -eq 1
+check "rank 1 says rank 0 prints it" grep -q "rank 1 stops on 1 error in the spec" "$tmp/bad.out"
 
 # --- --resume -----------------------------------------------------------------
 "${mpi[@]}" -np 2 "$specnet" train "$small" --quiet --out "$tmp/full" || fail=1

@@ -1138,14 +1138,17 @@ static void test_diag(void) {
   sn_diag_error(&d, (sn_loc){NULL, 0, 0}, "no file at all");
   file[0] = 'X';
   CHECK(d.errors == 3 && d.warnings == 1 && d.n == 4);
+  /* printed in position order, whatever order they were found in */
   char *text = diag_text(&d);
-  CHECK_STR(text, "spec.yaml:7:9: error: unknown key 'unit' in dense\n"
-                  "spec.yaml:7:9: hint: did you mean 'units'?\n"
+  CHECK_STR(text, "spec.yaml: error: cannot open file\n"
                   "spec.yaml:3:1: warning: a warning\n"
-                  "spec.yaml: error: cannot open file\n"
+                  "spec.yaml:7:9: error: unknown key 'unit' in dense\n"
+                  "spec.yaml:7:9: hint: did you mean 'units'?\n"
                   "specnet: error: no file at all\n");
   free(text);
+  CHECK(d.v[0].loc.line == 7); /* printing does not reorder the entries */
   sn_diag_sort(&d, 0);
+  CHECK(d.v[0].loc.line == 0);
   text = diag_text(&d);
   CHECK_STR(text, "spec.yaml: error: cannot open file\n"
                   "spec.yaml:3:1: warning: a warning\n"
@@ -1155,6 +1158,15 @@ static void test_diag(void) {
   free(text);
   sn_diag_free(&d);
   CHECK(d.n == 0 && d.v == NULL);
+
+  /* each --set is its own "line 1": they print in the order given */
+  sn_diag_error(&d, (sn_loc){"--set", 1, 14}, "second");
+  sn_diag_error(&d, (sn_loc){"--set", 1, 3}, "third");
+  sn_diag_error(&d, (sn_loc){"spec.yaml", 2, 1}, "first");
+  text = diag_text(&d);
+  CHECK_STR(text, "--set:1:14: error: second\n--set:1:3: error: third\nspec.yaml:2:1: error: first\n");
+  free(text);
+  sn_diag_free(&d);
 }
 
 /* `test_parse --print FILE`: the diagnostics of a fixture as its expected block
