@@ -86,7 +86,11 @@ int cmd_build(const opts *o) {
   }
   sn_aot_opts ao = {.out = o->out, .name = name, .cpu = sn_cpu_default(), .lib = o->lib,
                     .weights_file = o->weights_file, .n_pre = o->train ? 0 : n, .pre_a = a, .pre_b = b,
-                    .train = o->train, .train_opts = &to, .data = &dc};
+                    .train = o->train, .train_opts = &to, .data = &dc,
+                    /* outputs back to the data's units; class names printed back */
+                    .n_post = o->train ? 0 : S.ds.tgt_n, .post_a = S.ds.tgt_std, .post_b = S.ds.tgt_mean,
+                    .n_class_names = o->train ? 0 : S.ds.train.n_class_names,
+                    .class_names = (const char *const *)S.ds.train.class_names};
   sn_diag d = {0};
   double t0 = sn_now();
   rc = sn_build_aot(s, S.m, &ao, &d) ? EXIT_SPEC : 0;

@@ -179,8 +179,9 @@ int cmd_predict(const opts *o) {
   sn_spec *spec = load_spec(o);
   if (!spec) return EXIT_SPEC;
   session S;
-  /* standardize needs the training set's statistics: load the data for them */
-  int rc = session_open_with(&S, o, true, spec->data.standardize, spec);
+  /* standardize and standardize_targets need the training set's statistics: load
+   * the data for them */
+  int rc = session_open_with(&S, o, true, spec->data.standardize || spec->data.standardize_targets, spec);
   if (rc) {
     session_free(&S);
     return rc;
@@ -218,6 +219,8 @@ int cmd_predict(const opts *o) {
     rc = EXIT_SPEC;
     goto done;
   }
+  for (int64_t i = 0; S.ds.tgt_mean && i < in.n * O; i++) /* back to the data's units */
+    out[i] = out[i] * S.ds.tgt_std[i % O] + S.ds.tgt_mean[i % O];
   const bool argmax = !o->probs && (s->loss == SN_LOSS_SPARSE_CCE || s->loss == SN_LOSS_CCE);
   if (argmax) names = read_classes(o->weights, &n_names);
   const bool binary = !o->probs && s->loss == SN_LOSS_BCE && O == 1;

@@ -269,6 +269,7 @@ void data_config(const sn_spec *s, sn_data_config *c) {
   memcpy(c->norm_mean, s->data.norm_mean, sizeof c->norm_mean);
   memcpy(c->norm_std, s->data.norm_std, sizeof c->norm_std);
   c->standardize = s->data.standardize;
+  c->standardize_targets = s->data.standardize_targets;
 }
 
 /* data.preprocess in order: scale, then normalize with the given mean and std. */
@@ -615,6 +616,28 @@ static void write_classes(const sn_dataset *train, const char *dir) {
   fclose(f);
 }
 
+/* targets.json: standardize_targets' statistics, {"mean": [...], "std": [...]} per
+ * target column: a prediction y of the model is y * std + mean in the data's units.
+ * Without them, an older targets.json in dir is removed. */
+static void write_targets(const sn_data *d, const char *dir) {
+  char path[4200];
+  snprintf(path, sizeof path, "%s/targets.json", dir);
+  if (!d->tgt_mean) {
+    unlink(path);
+    return;
+  }
+  FILE *f = fopen(path, "w");
+  if (!f) return;
+  for (int w = 0; w < 2; w++) {
+    const double *v = w ? d->tgt_std : d->tgt_mean;
+    fputs(w ? ", \"std\": [" : "{\"mean\": [", f);
+    for (int64_t k = 0; k < d->tgt_n; k++) fprintf(f, "%s%.17g", k ? ", " : "", v[k]);
+    fputc(']', f);
+  }
+  fputs("}\n", f);
+  fclose(f);
+}
+
 static void write_resolved(const sn_spec *s, const char *dir) {
   char path[4200];
   snprintf(path, sizeof path, "%s/spec.resolved.yaml", dir);
@@ -675,6 +698,7 @@ static int train_session(const opts *o, sn_spec *spec, const sn_comm *comm) {
   } else if (!rc && lead && !o->resume) { /* a resumed run's record changes only once it trained */
     write_resolved(s, dir);
     write_classes(&S.ds.train, dir);
+    write_targets(&S.ds, dir);
     unlink(spath_state); /* an older run's; this run writes its own */
   }
   if ((rc = ranks_failed(comm, rc))) {

@@ -95,8 +95,52 @@ static void make_internal(aot *a, const char *name) {
 /* NAME_predict(const float *x, i64 n, float *y, void *scratch): batches of the
  * compiled capacity; each batch's input gets the preprocessing affine into the
  * staging area after the arena, then sn_predict writes y directly. */
+/* y[j] = y[j] * qa[j % O] + qb[j % O] for j < count, in a loop from block `from`
+ * to block `to`: the outputs back to the data's units. */
+static void emit_post(aot *a, LLVMValueRef fn, LLVMValueRef y, LLVMValueRef count, LLVMValueRef qa, LLVMValueRef qb,
+                      int64_t O, LLVMBasicBlockRef to) {
+  LLVMBuilderRef b = a->b;
+  LLVMTypeRef f32 = LLVMFloatTypeInContext(a->ctx);
+  LLVMBasicBlockRef from = LLVMGetInsertBlock(b);
+  LLVMBasicBlockRef head = LLVMAppendBasicBlockInContext(a->ctx, fn, "post");
+  LLVMBasicBlockRef body = LLVMAppendBasicBlockInContext(a->ctx, fn, "pbody");
+  LLVMBuildBr(b, head);
+  LLVMPositionBuilderAtEnd(b, head);
+  LLVMValueRef j = LLVMBuildPhi(b, a->i64, "pj");
+  LLVMBuildCondBr(b, LLVMBuildICmp(b, LLVMIntULT, j, count, ""), body, to);
+  LLVMPositionBuilderAtEnd(b, body);
+  LLVMValueRef k = LLVMBuildURem(b, j, c64(a, O), "");
+  LLVMValueRef at = LLVMBuildInBoundsGEP2(b, f32, y, &j, 1, "");
+  LLVMValueRef v = LLVMBuildFPExt(b, LLVMBuildLoad2(b, f32, at, ""), a->f64, "");
+  LLVMValueRef av = LLVMBuildLoad2(b, a->f64, LLVMBuildInBoundsGEP2(b, a->f64, qa, &k, 1, ""), "");
+  LLVMValueRef bv = LLVMBuildLoad2(b, a->f64, LLVMBuildInBoundsGEP2(b, a->f64, qb, &k, 1, ""), "");
+  LLVMBuildStore(b, LLVMBuildFPTrunc(b, LLVMBuildFAdd(b, LLVMBuildFMul(b, v, av, ""), bv, ""), f32, ""), at);
+  LLVMValueRef next = LLVMBuildAdd(b, j, c64(a, 1), "");
+  LLVMBuildBr(b, head);
+  LLVMValueRef in_v[2] = {c64(a, 0), next};
+  LLVMBasicBlockRef in_b[2] = {from, body};
+  LLVMAddIncoming(j, in_v, in_b, 2);
+}
+
+/* sn_aot_class_names: the names one after another, each NUL-terminated. */
+static void class_names(aot *a, const sn_aot_opts *o) {
+  size_t n = 1;
+  for (int k = 0; k < o->n_class_names; k++) n += strlen(o->class_names[k]) + 1;
+  char *buf = calloc(n, 1), *p = buf;
+  if (!buf) abort();
+  for (int k = 0; k < o->n_class_names; k++) {
+    size_t len = strlen(o->class_names[k]);
+    memcpy(p, o->class_names[k], len);
+    p += len + 1;
+  }
+  blob(a, "sn_aot_class_names", buf, n, false);
+  free(buf);
+}
+
 static void emit_lib_predict(aot *a, const char *fname, LLVMValueRef params, LLVMValueRef state,
-                             LLVMValueRef pa, LLVMValueRef pb, int64_t n_pre, const sn_model *mo) {
+                             const LLVMValueRef affine[4], const sn_aot_opts *o, const sn_model *mo) {
+  LLVMValueRef pa = affine[0], pb = affine[1];
+  const int64_t n_pre = o->n_pre;
   LLVMTypeRef pt[4] = {a->ptr, a->i64, a->ptr, a->ptr};
   LLVMValueRef fn = LLVMAddFunction(a->m, fname, LLVMFunctionType(LLVMInt32TypeInContext(a->ctx), pt, 4, 0));
   LLVMBuilderRef b = a->b;
@@ -157,6 +201,13 @@ static void emit_lib_predict(aot *a, const char *fname, LLVMValueRef params, LLV
   LLVMBuildStore(b, LLVMBuildInBoundsGEP2(b, f32, Y, &yo, 1, ""), LLVMBuildStructGEP2(b, args_t, args, 12, ""));
   LLVMTypeRef sfty = LLVMFunctionType(a->voidt, &a->ptr, 1, 0);
   LLVMBuildCall2(b, sfty, LLVMGetNamedFunction(a->m, SN_FN_PREDICT), &args, 1, "");
+  LLVMBasicBlockRef next = LLVMAppendBasicBlockInContext(a->ctx, fn, "next");
+  if (o->n_post > 0)
+    emit_post(a, fn, LLVMBuildInBoundsGEP2(b, f32, Y, &yo, 1, ""), LLVMBuildMul(b, rows, c64(a, mo->output_elems), ""),
+              affine[2], affine[3], mo->output_elems, next);
+  else
+    LLVMBuildBr(b, next);
+  LLVMPositionBuilderAtEnd(b, next);
   LLVMBuildStore(b, LLVMBuildAdd(b, i, rows, ""), iv);
   LLVMBuildBr(b, bh);
   LLVMPositionBuilderAtEnd(b, done);
@@ -358,11 +409,15 @@ int sn_build_aot(const sn_spec *spec, const sn_model *w, const sn_aot_opts *o, s
   }
   LLVMValueRef pa = doubles(&a, "sn_aot_pre_a", o->pre_a, o->n_pre, o->lib);
   LLVMValueRef pb = doubles(&a, "sn_aot_pre_b", o->pre_b, o->n_pre, o->lib);
+  LLVMValueRef qa = doubles(&a, "sn_aot_post_a", o->post_a, o->n_post, o->lib);
+  LLVMValueRef qb = doubles(&a, "sn_aot_post_b", o->post_b, o->n_post, o->lib);
+  if (!o->lib) class_names(&a, o);
   const sn_graph *g = &prog->infer;
   sn_aot_info info = {.version = 1, .dtype = w->dtype, .input_elems = w->input_elems,
                       .output_elems = w->output_elems, .batch_capacity = w->batch_capacity,
                       .arena_bytes = plan->arena_bytes, .param_count = w->param_count,
                       .state_count = w->state_count, .input_rank = spec->input_rank, .n_pre = o->n_pre,
+                      .n_post = o->n_post, .n_class_names = o->lib ? 0 : o->n_class_names,
                       .classifier = g->ops[g->output].code == SN_OP_SOFTMAX ||
                                     (spec->loss == SN_LOSS_SPARSE_CCE || spec->loss == SN_LOSS_CCE)};
   for (int i = 0; i < spec->input_rank; i++) info.input_shape[i] = spec->input_shape[i];
@@ -407,7 +462,7 @@ int sn_build_aot(const sn_spec *spec, const sn_model *w, const sn_aot_opts *o, s
   char fname[200], lname[200];
   if (o->lib) {
     snprintf(fname, sizeof fname, "%s_predict", o->name);
-    emit_lib_predict(&a, fname, params, state, pa, pb, o->n_pre, &mo);
+    emit_lib_predict(&a, fname, params, state, (LLVMValueRef[]){pa, pb, qa, qb}, o, &mo);
     make_internal(&a, SN_FN_PREDICT);
     if (o->weights_file) {
       snprintf(lname, sizeof lname, "%s_load_weights", o->name);

@@ -767,14 +767,14 @@ static void normalize_step(checker *c, const sn_node *name, const sn_node *opts)
 /* Steps run in a fixed order, so the list must be written in it: scale (several
  * multiply), then normalize or standardize. */
 static void preprocess(checker *c, const sn_node *n) {
-  static const char *const STEPS[] = {"scale", "normalize", "standardize", NULL};
-  enum { SCALE, NORMALIZE, STANDARDIZE };
+  static const char *const STEPS[] = {"scale", "normalize", "standardize", "standardize_targets", NULL};
+  enum { SCALE, NORMALIZE, STANDARDIZE, STANDARDIZE_TARGETS };
   c->s->data.preprocess_loc = n->loc;
   if (n->kind != SN_NODE_SEQ) {
     type_error(c, n, "preprocess", "a list of steps");
     return;
   }
-  const sn_node *seen[3] = {NULL, NULL, NULL};
+  const sn_node *seen[4] = {NULL, NULL, NULL, NULL};
   int last = -1;
   for (int i = 0; i < n->n; i++) {
     const sn_node *name, *opts;
@@ -785,7 +785,7 @@ static void preprocess(checker *c, const sn_node *n) {
     if (k < last) {
       sn_diag_error(c->d, name->loc, "preprocess step '%s' must come before '%s'", STEPS[k],
                     STEPS[last]);
-      sn_diag_hint(c->d, "steps run in the order scale, normalize, standardize");
+      sn_diag_hint(c->d, "steps run in the order scale, normalize, standardize, standardize_targets");
       continue;
     }
     if (k != SCALE && seen[k]) {
@@ -807,6 +807,10 @@ static void preprocess(checker *c, const sn_node *n) {
     } else if (k == STANDARDIZE) {
       no_options(c, name, opts);
       c->s->data.standardize = true;
+    } else if (k == STANDARDIZE_TARGETS) {
+      no_options(c, name, opts);
+      c->s->data.standardize_targets = true;
+      c->s->data.standardize_targets_loc = name->loc;
     } else if (!opts) {
       sn_diag_error(c->d, name->loc, "scale needs a factor: '- scale: F'");
     } else if (get_real(c, opts, "scale", -INFINITY, false, INFINITY, false, &f)) {
@@ -2407,6 +2411,13 @@ static void check_spec(checker *c, const sn_node *root) {
   else
     missing(c, root, "train", "the spec");
   if ((v = sn_node_get(root, "expect"))) expect_section(c, v);
+  if (s->data.standardize_targets && s->loss != SN_LOSS_MSE && s->loss != SN_LOSS_MAE &&
+      s->loss != SN_LOSS_HUBER) {
+    sn_diag_error(c->d, s->data.standardize_targets_loc,
+                  "standardize_targets needs a regression loss (mse, mae or huber), the loss is %s",
+                  LOSSES[s->loss]);
+    sn_diag_hint(c->d, "class labels and 0/1 targets are not standardized");
+  }
   if ((v = sn_node_get(root, "sweep")) && !c->inner) sweep_section(c, v, c->d->errors == errors0);
   warn_mistakes(c);
 }

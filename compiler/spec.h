@@ -186,6 +186,8 @@ typedef struct sn_data_spec {
   int n_norm;
   double norm_mean[64], norm_std[64];
   bool standardize;
+  bool standardize_targets; /* float targets to mean 0, std 1 (train's statistics) */
+  sn_loc standardize_targets_loc;
   sn_loc preprocess_loc;
 } sn_data_spec;
 

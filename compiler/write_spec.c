@@ -266,6 +266,7 @@ static void data(FILE *out, const sn_data_spec *d) {
     fputs("}\n", out);
   }
   if (d->standardize) fputs("    - standardize\n", out);
+  if (d->standardize_targets) fputs("    - standardize_targets\n", out);
 }
 
 static void model(FILE *out, const sn_spec *s) {

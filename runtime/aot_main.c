@@ -121,6 +121,13 @@ static int read_input(const char *path, input *in, int64_t *n, int64_t *elems, s
   return 0;
 }
 
+/* Name k of the table the build embedded (k < n_class_names). */
+static const char *class_name(int64_t k) {
+  const char *p = sn_aot_class_names;
+  while (k-- > 0) p += strlen(p) + 1;
+  return p;
+}
+
 int main(int argc, char **argv) {
   const sn_aot_info *info = &sn_aot_info_v1;
   const char *in = NULL, *outp = NULL;
@@ -190,12 +197,18 @@ int main(int argc, char **argv) {
     for (int64_t r = 0; r < rows; r++) {
       double row[4096];
       const double *y = row;
-      for (int64_t k = 0; k < O && k < 4096; k++) row[k] = f64 ? ((double *)yb)[r * O + k] : ((float *)yb)[r * O + k];
+      for (int64_t k = 0; k < O && k < 4096; k++) {
+        row[k] = f64 ? ((double *)yb)[r * O + k] : ((float *)yb)[r * O + k];
+        if (k < info->n_post) row[k] = row[k] * sn_aot_post_a[k] + sn_aot_post_b[k]; /* the data's units */
+      }
       if (info->classifier && !probs) {
         int64_t best = 0;
         for (int64_t k = 1; k < O; k++)
           if (y[k] > y[best]) best = k;
-        fprintf(out, "%lld\n", (long long)best);
+        if (best < info->n_class_names)
+          fprintf(out, "%s\n", class_name(best));
+        else
+          fprintf(out, "%lld\n", (long long)best);
       } else {
         for (int64_t k = 0; k < O; k++) fprintf(out, "%s%.9g", k ? "," : "", y[k]);
         fputc('\n', out);

@@ -2,8 +2,9 @@
  * binaries (`specnet build --train`): load each source so that it fits the model
  * (sample size, labels or float targets, label range), preprocess (scale, then
  * normalize), hold out the validation split, and standardize with the statistics
- * of what remains of the training set. Every error names the part it came from,
+ * of what remains of the training set (inputs, and float targets when asked). Every error names the part it came from,
  * so the caller can point at the spec line. */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -47,6 +48,44 @@ static int load_one(const sn_data_config *c, const sn_model *m, const sn_source 
   return preprocess(c, out, err);
 }
 
+/* Per target column over the training set, two passes (no cancellation); a
+ * constant column keeps std 1. */
+static void target_stats(const sn_dataset *ds, double *mean, double *std) {
+  const int64_t K = ds->target_elems;
+  for (int64_t k = 0; k < K; k++) mean[k] = std[k] = 0;
+  for (int64_t i = 0; i < ds->n * K; i++) mean[i % K] += ds->t[i];
+  for (int64_t k = 0; k < K; k++) mean[k] /= (double)(ds->n ? ds->n : 1);
+  for (int64_t i = 0; i < ds->n * K; i++) {
+    double d = ds->t[i] - mean[i % K];
+    std[i % K] += d * d;
+  }
+  for (int64_t k = 0; k < K; k++) {
+    std[k] = sqrt(std[k] / (double)(ds->n ? ds->n : 1));
+    if (!(std[k] > 1e-12 * (fabs(mean[k]) + 1))) std[k] = 1.0;
+  }
+}
+
+static void standardize_targets(sn_dataset *ds, const double *mean, const double *std) {
+  const int64_t K = ds->target_elems;
+  for (int64_t i = 0; i < ds->n * K; i++) ds->t[i] = (float)((ds->t[i] - mean[i % K]) / std[i % K]);
+}
+
+static int prepare_targets(sn_data *d, sn_error *err) {
+  if (!d->train.t)
+    return sn_fail(err, "standardize_targets needs float targets (a regression loss: mse, mae, huber), "
+                        "but %.3000s gives class labels", d->train.origin);
+  const int64_t K = d->train.target_elems;
+  d->tgt_mean = malloc((size_t)K * sizeof(double));
+  d->tgt_std = malloc((size_t)K * sizeof(double));
+  if (!d->tgt_mean || !d->tgt_std) return sn_fail(err, "out of memory for target statistics");
+  d->tgt_n = K;
+  target_stats(&d->train, d->tgt_mean, d->tgt_std);
+  sn_dataset *sets[3] = {&d->train, d->has_val ? &d->val : NULL, d->has_test ? &d->test : NULL};
+  for (int i = 0; i < 3; i++)
+    if (sets[i]) standardize_targets(sets[i], d->tgt_mean, d->tgt_std);
+  return 0;
+}
+
 int sn_data_prepare(const sn_data_config *c, const sn_model *m, sn_data *d, sn_data_part *part, sn_error *err) {
   memset(d, 0, sizeof *d);
   *part = SN_PART_TRAIN;
@@ -76,6 +115,7 @@ int sn_data_prepare(const sn_data_config *c, const sn_model *m, sn_data *d, sn_d
     for (int i = 0; i < 3; i++)
       if (sets[i] && sn_dataset_normalize(sets[i], d->std_mean, d->std_std, F, err)) return -1;
   }
+  if (c->standardize_targets) return prepare_targets(d, err);
   return 0;
 }
 
@@ -91,5 +131,7 @@ void sn_data_free(sn_data *d) {
   sn_dataset_free(&d->test);
   free(d->std_mean);
   free(d->std_std);
+  free(d->tgt_mean);
+  free(d->tgt_std);
   memset(d, 0, sizeof *d);
 }

@@ -54,6 +54,55 @@ texts = [t.firstChild.data for t in doc.getElementsByTagName("text") if t.firstC
 assert "epoch" in texts and "train" in texts and "validation" in texts and "test" in texts
 EOF
 
+# --- standardize_targets: a regression on prices near 2e5 ---------------------------
+# y = 200000 + 30000 x1 - 20000 x2 + 10000 x3 (exact, no noise): the model learns
+# (y - mean) / std, predict and the AOT executable answer in the data's units.
+awk 'BEGIN { srand(11); print "x1,x2,x3,price"
+  for (i = 0; i < 400; i++) { a = rand(); b = rand(); c = rand()
+    printf "%.6f,%.6f,%.6f,%.6f\n", a, b, c, 200000 + 30000 * a - 20000 * b + 10000 * c } }' >"$tmp/price.csv"
+cat >"$tmp/price.yaml" <<EOF
+specnet: 1
+name: price
+seed: 1
+data:
+  train: {format: csv, path: $tmp/price.csv, label: price, header: true}
+  preprocess:
+    - standardize_targets
+model:
+  input: [3]
+  layers:
+    - dense: {units: 1}
+train:
+  loss: mse
+  optimizer: {adam: {learning_rate: 0.05}}
+  epochs: 40
+EOF
+"$specnet" train "$tmp/price.yaml" --out "$tmp/price" --quiet
+check "standardize_targets: the standardized loss reaches 1e-3 (raw targets stay near 1e8)" \
+  awk -v a="$(tail -1 "$tmp/price/metrics.jsonl" | sed -E 's/.*"loss": ([0-9.e+-]+).*/\1/')" 'BEGIN { exit !(a < 1e-3) }'
+check "targets.json holds the training targets' mean and std" "$py" - "$tmp/price" "$tmp/price.csv" <<'EOF'
+import csv, json, math, sys
+t = json.load(open(sys.argv[1] + "/targets.json"))
+y = [float(r["price"]) for r in csv.DictReader(open(sys.argv[2]))]
+m = sum(y) / len(y)
+s = math.sqrt(sum((v - m) ** 2 for v in y) / len(y))
+assert abs(t["mean"][0] - m) < 1e-6 * m and abs(t["std"][0] - s) < 1e-6 * s, (t, m, s)
+EOF
+tail -n +2 "$tmp/price.csv" | cut -d, -f1-3 >"$tmp/price_x.csv"
+"$specnet" predict "$tmp/price.yaml" --weights "$tmp/price/model.safetensors" --input "$tmp/price_x.csv" \
+  --output "$tmp/price_pred.csv" --quiet
+check "predict answers in the data's units (within 0.5% of the price)" bash -c \
+  'paste -d, "$1" <(tail -n +2 "$2" | cut -d, -f4) | awk -F, "(\$1 - \$2) ^ 2 > (0.005 * \$2) ^ 2 { bad = 1 } END { exit bad }"' \
+  _ "$tmp/price_pred.csv" "$tmp/price.csv"
+"$specnet" build "$tmp/price.yaml" --weights "$tmp/price/model.safetensors" -o "$tmp/price_exe" --quiet
+"$tmp/price_exe" --input "$tmp/price_x.csv" --output "$tmp/price_exe.csv"
+check "the AOT executable answers in the same units as predict" bash -c \
+  'paste -d, "$1" "$2" | awk -F, "(\$1 - \$2) ^ 2 > (1e-5 * \$2) ^ 2 { bad = 1 } END { exit bad }"' \
+  _ "$tmp/price_pred.csv" "$tmp/price_exe.csv"
+check "standardize_targets with class labels is a spec error at the step" bash -c \
+  '"$1" check specs/mnist_mlp.yaml --set "data.preprocess=[standardize_targets]" 2>&1 |
+   grep -q "^--set:1:18: error: standardize_targets needs a regression loss"' _ "$specnet"
+
 # --- curves.svg with wide tick labels (a regression on targets near 2e5) -------------
 awk 'BEGIN { srand(5); print "x,y"; for (i = 0; i < 200; i++) { x = rand(); printf "%.6f,%.3f\n", x, 190000 + 10000 * x } }' \
   >"$tmp/wide.csv"
@@ -138,6 +187,9 @@ check "predict prints the class names, the same classes as with indices" \
 named_acc=$(paste -d, "$tmp/named_pred.csv" <(tail -n +2 "$tmp/named_test.csv" | cut -d, -f3) |
   awk -F, '{ n++; c += ($1 == $2) } END { printf "%.6f", c / n }')
 check "predict's names give eval's accuracy ($named_acc vs $eval_acc)" test "$named_acc" = "$eval_acc"
+"$specnet" build "$tmp/named.yaml" --weights "$tmp/named/model.safetensors" -o "$tmp/named_exe" --quiet
+check "the AOT executable prints the class names too" \
+  cmp -s "$tmp/named_pred.csv" <("$tmp/named_exe" --input "$tmp/features.csv")
 
 # --- early stopping ---------------------------------------------------------------
 out=$("$specnet" train tests/specs/train_blobs.yaml --out "$tmp/early" --set train.epochs=30 \

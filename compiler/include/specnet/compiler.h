@@ -138,6 +138,10 @@ typedef struct sn_aot_opts {
   const sn_data_config *data;
   int64_t n_pre;        /* input preprocessing: x * pre_a[f] + pre_b[f], f = position */
   const double *pre_a, *pre_b; /*   along the last input axis mod n_pre; 0: none */
+  int64_t n_post;       /* outputs back to the data's units (standardize_targets):  */
+  const double *post_a, *post_b; /*   y * post_a[k] + post_b[k], k = output; 0: none */
+  int n_class_names;    /* executable: the class names it prints instead of indices */
+  const char *const *class_names;
 } sn_aot_opts;
 int sn_build_aot(const sn_spec *spec, const sn_model *weights, const sn_aot_opts *o, sn_diag *d);
 

@@ -23,6 +23,8 @@ typedef struct sn_aot_info {
   int64_t input_rank, input_shape[4];
   int64_t n_pre;          /* features of the input affine below (0: none) */
   int64_t classifier;     /* 1: outputs are class scores; print the argmax */
+  int64_t n_post;         /* outputs of the output affine below (0: none) */
+  int64_t n_class_names;  /* names in sn_aot_class_names (0: print class indices) */
 } sn_aot_info;
 
 extern const sn_aot_info sn_aot_info_v1;
@@ -31,6 +33,10 @@ extern const unsigned char sn_aot_state[];  /* (Q) in dtype */
 /* The spec's preprocessing as one affine per feature (the last input axis):
  * x' = x * pre_a[f] + pre_b[f] on raw values (scale, normalize, standardize). */
 extern const double sn_aot_pre_a[], sn_aot_pre_b[];
+/* Outputs back to the data's units (standardize_targets): y * post_a[k] + post_b[k]. */
+extern const double sn_aot_post_a[], sn_aot_post_b[];
+/* The class names, each NUL-terminated, one after another (n_class_names). */
+extern const char sn_aot_class_names[];
 void sn_predict(const sn_step_args *args);
 
 /* A training binary (`specnet build --train`) also defines the other step

@@ -423,6 +423,7 @@ typedef struct sn_data_config {
   int n_norm;                        /* then (x - mean) / std: one value, or one per feature */
   double norm_mean[64], norm_std[64];
   bool standardize;                  /* then standardize with the training set's statistics */
+  bool standardize_targets;          /* float targets to mean 0, std 1 per column (train's) */
 } sn_data_config;
 
 typedef struct sn_data {
@@ -431,6 +432,10 @@ typedef struct sn_data {
   /* standardize: the training set's statistics, (std_n) each, applied to every set */
   double *std_mean, *std_std;
   int64_t std_n;
+  /* standardize_targets: train's per-column target statistics, (tgt_n) each; the
+   * model learns (t - mean) / std, so its outputs are mapped back by y * std + mean */
+  double *tgt_mean, *tgt_std;
+  int64_t tgt_n;
 } sn_data;
 
 typedef enum sn_data_part { SN_PART_TRAIN, SN_PART_VALIDATION, SN_PART_TEST, SN_PART_PREPROCESS } sn_data_part;
