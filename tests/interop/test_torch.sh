@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # specnet <-> PyTorch: weights written by specnet load into the matching torch.nn
 # model and give the same predictions; weights written from PyTorch load into
-# specnet and give the same loss. Needs Debian's python3-torch and python3-numpy in
+# specnet and give the same loss; the CNN block of docs/outputs.md (NCHW) gives
+# specnet's probabilities. Needs Debian's python3-torch and python3-numpy in
 # /usr/bin/python3 and the Fashion-MNIST files; exits 77 (skipped) without them.
 #   test_torch.sh SPECNET
 set -uo pipefail
@@ -43,6 +44,20 @@ if awk -v a="$spec_loss" -v b="$torch_loss" 'BEGIN { d = a - b; if (d < 0) d = -
   echo "ok: specnet loads PyTorch's weights: test loss $spec_loss, PyTorch $torch_loss"
 else
   echo "FAIL: specnet's test loss $spec_loss with PyTorch's weights, PyTorch's $torch_loss"
+  fail=1
+fi
+
+# the convolutional model (NHWC in specnet, NCHW in PyTorch): docs/outputs.md's block,
+# run as written, against a briefly trained specs/fashion_cnn.yaml
+cnn=specs/fashion_cnn.yaml
+"$specnet" train "$cnn" --out "$tmp/cnn" --quiet --set train.epochs=1 \
+  --set 'data.train={builtin: fashion_mnist, split: train, limit: 3000}' || exit 1
+"$specnet" predict "$cnn" --weights "$tmp/cnn/model.safetensors" --input "$images" --probs \
+  --output "$tmp/cnn_probs.csv" --quiet || exit 1
+if "$py" "$here/torch_cnn.py" docs/outputs.md "$tmp/cnn" "$tmp/cnn_probs.csv" "$images"; then
+  echo "ok: docs/outputs.md's NCHW PyTorch model gives specnet's CNN probabilities"
+else
+  echo "FAIL: docs/outputs.md's NCHW PyTorch model differs from specnet's CNN"
   fail=1
 fi
 exit $fail
