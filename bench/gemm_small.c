@@ -20,6 +20,8 @@
 
 #include "small_gemm.h"
 
+#include "bench_util.h"
+
 typedef struct {
   const char *name; /* what it is in a training step */
   int ta, tb;       /* op(A) = A^T when ta, op(B) = B^T when tb */
@@ -27,17 +29,6 @@ typedef struct {
 } gemm_shape;
 
 enum { MAX_KINDS = 4, ROUNDS = 7 };
-
-static double now(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b) {
-  double x = *(const double *)a, y = *(const double *)b;
-  return (x > y) - (x < y);
-}
 
 /* kind < n_variants: that variant; kind == n_variants: OpenBLAS */
 static void call(int kind, const gemm_shape *g, const float *a, const float *b, float *c) {
@@ -90,9 +81,9 @@ int main(int argc, char **argv) {
       for (int i = 0; i < 3; i++) call(kinds[q], g, a, b, c);
       calls[q] = 1;
       for (;;) {
-        double t0 = now();
+        double t0 = bench_now();
         for (long i = 0; i < calls[q]; i++) call(kinds[q], g, a, b, c);
-        double t = now() - t0;
+        double t = bench_now() - t0;
         if (t >= min_round) break;
         calls[q] = t <= 0 ? calls[q] * 16 : (long)((double)calls[q] * 1.3 * min_round / t) + 1;
       }
@@ -100,15 +91,15 @@ int main(int argc, char **argv) {
     double t[MAX_KINDS][ROUNDS];
     for (int r = 0; r < ROUNDS; r++)
       for (int q = 0; q < nk; q++) {
-        double t0 = now();
+        double t0 = bench_now();
         for (long i = 0; i < calls[q]; i++) call(kinds[q], g, a, b, c);
-        t[q][r] = (now() - t0) / (double)calls[q];
+        t[q][r] = (bench_now() - t0) / (double)calls[q];
       }
     char dims[32];
     snprintf(dims, sizeof dims, "%dx%dx%d", g->m, g->n, g->k);
     printf("%-20s %-14s", g->name, dims);
     for (int q = 0; q < nk; q++) {
-      qsort(t[q], ROUNDS, sizeof t[q][0], cmp_double);
+      qsort(t[q], ROUNDS, sizeof t[q][0], bench_cmp_double);
       double sec = t[q][ROUNDS / 2];
       step[s >= ns / 2][q] += sec;
       printf(" %8.2f %6.1f GF", 1e6 * sec, 2.0 * g->m * g->n * g->k / sec * 1e-9);

@@ -29,23 +29,14 @@
 #include <string.h>
 #include <time.h>
 
+#include "bench_util.h"
+
 typedef struct {
     const char *set;  /* which model step it belongs to */
     const char *name; /* what it is in that step */
     int ta, tb;       /* op(A) = A^T when ta, op(B) = B^T when tb */
     long m, n, k;
 } gemm_shape;
-
-static double now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
 
 /* Seconds per call of one shape: warm up, find a call count that fills min_round
  * seconds, then the median of 5 rounds. */
@@ -61,20 +52,20 @@ static double time_gemm(const gemm_shape *g, float *a, float *b, float *c, doubl
     for (int i = 0; i < 3; i++) CALL();
     long calls = 1;
     for (;;) {
-        double t0 = now();
+        double t0 = bench_now();
         for (long i = 0; i < calls; i++) CALL();
-        double t = now() - t0;
+        double t = bench_now() - t0;
         if (t >= min_round || calls > (1L << 30)) break;
         calls = t <= 0 ? calls * 16 : (long)(calls * (1.3 * min_round / t)) + 1;
     }
     double rounds[5];
     for (int r = 0; r < 5; r++) {
-        double t0 = now();
+        double t0 = bench_now();
         for (long i = 0; i < calls; i++) CALL();
-        rounds[r] = (now() - t0) / (double)calls;
+        rounds[r] = (bench_now() - t0) / (double)calls;
     }
 #undef CALL
-    qsort(rounds, 5, sizeof rounds[0], cmp_double);
+    qsort(rounds, 5, sizeof rounds[0], bench_cmp_double);
     return rounds[2];
 }
 

@@ -24,14 +24,6 @@
 
 #include "cli.h"
 
-static bool ends_with(const char *s, const char *suffix) {
-  size_t n = strlen(s), k = strlen(suffix);
-  if (n < k) return false;
-  for (size_t i = 0; i < k; i++)
-    if (tolower((unsigned char)s[n - k + i]) != suffix[i]) return false;
-  return true;
-}
-
 /* A header row: the first non-blank line has a cell that does not read as a number. */
 static bool csv_has_header(const char *path) {
   FILE *f = fopen(path, "r");
@@ -64,10 +56,10 @@ static const sn_source *spec_csv(const sn_spec *s) {
 static int load_input(const sn_spec *s, const sn_model *m, const char *path, sn_dataset *ds) {
   sn_source src = {.no_labels = true};
   const sn_source *csv = spec_csv(s);
-  if (ends_with(path, ".npy")) {
+  if (sn_path_has_suffix(path, ".npy")) {
     src.kind = SN_SRC_NPY;
     snprintf(src.images, sizeof src.images, "%s", path);
-  } else if (ends_with(path, ".csv")) {
+  } else if (sn_path_has_suffix(path, ".csv")) {
     src.kind = SN_SRC_CSV;
     snprintf(src.path, sizeof src.path, "%s", path);
     src.header = csv_has_header(path);

@@ -23,11 +23,6 @@ static int usage(const char *self) {
   return 2;
 }
 
-static bool ends_with(const char *s, const char *suffix) {
-  size_t n = strlen(s), k = strlen(suffix);
-  return n >= k && !strcmp(s + n - k, suffix);
-}
-
 /* Every column a number; a first row that is not all numbers is a header. */
 static int read_csv(const char *path, double **data, int64_t *rows, int64_t *cols, sn_error *err) {
   FILE *f = fopen(path, "r");
@@ -98,7 +93,7 @@ typedef struct input {
 
 static int read_input(const char *path, input *in, int64_t *n, int64_t *elems, sn_error *err) {
   double **x = &in->x;
-  if (ends_with(path, ".npy")) {
+  if (sn_path_has_suffix(path, ".npy")) {
     int nd;
     int64_t shape[8];
     bool integer;
@@ -108,7 +103,7 @@ static int read_input(const char *path, input *in, int64_t *n, int64_t *elems, s
     for (int i = 1; i < nd; i++) *elems *= shape[i];
     return 0;
   }
-  if (ends_with(path, ".csv")) return read_csv(path, x, n, elems, err);
+  if (sn_path_has_suffix(path, ".csv")) return read_csv(path, x, n, elems, err);
   int rank;
   int64_t dims[4], count;
   uint8_t *bytes;

@@ -28,18 +28,13 @@ static int usage(const char *self) {
   return 2;
 }
 
-static bool ends_with(const char *s, const char *suffix) {
-  size_t n = strlen(s), k = strlen(suffix);
-  return n >= k && !strcmp(s + n - k, suffix);
-}
-
 /* A data source from the command line; csv settings are kept from the spec's. */
 static int parse_source(const char *arg, sn_source *src, sn_error *err) {
   sn_source keep = *src;
   memset(src, 0, sizeof *src);
   const char *comma = strchr(arg, ',');
   if (strlen(arg) >= sizeof src->images) return sn_fail(err, "path too long: %.200s", arg);
-  if (ends_with(arg, ".csv")) {
+  if (sn_path_has_suffix(arg, ".csv")) {
     src->kind = SN_SRC_CSV;
     snprintf(src->path, sizeof src->path, "%s", arg);
     src->header = keep.kind == SN_SRC_CSV ? keep.header : true;
@@ -52,7 +47,7 @@ static int parse_source(const char *arg, sn_source *src, sn_error *err) {
     memcpy(src->images, arg, n);
     src->images[n] = 0;
     snprintf(src->labels, sizeof src->labels, "%s", comma + 1);
-    src->kind = ends_with(src->images, ".npy") ? SN_SRC_NPY : SN_SRC_IDX;
+    src->kind = sn_path_has_suffix(src->images, ".npy") ? SN_SRC_NPY : SN_SRC_IDX;
     return 0;
   }
   const char *colon = strchr(arg, ':');

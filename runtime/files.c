@@ -1,6 +1,9 @@
-/* Folders: creating a run or cache folder with its parents (mkdir -p). */
+/* Paths: creating a run or cache folder with its parents (mkdir -p); telling
+ * file formats apart by their suffix. */
+#include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
+#include <string.h>
 #include <sys/stat.h>
 
 #include "specnet/runtime.h"
@@ -18,4 +21,12 @@ int sn_mkdirs(const char *path) {
     *p = '/';
   }
   return mkdir(buf, 0777) && errno != EEXIST ? -1 : 0;
+}
+
+bool sn_path_has_suffix(const char *path, const char *suffix) {
+  size_t n = strlen(path), k = strlen(suffix);
+  if (n < k) return false;
+  for (size_t i = 0; i < k; i++)
+    if (tolower((unsigned char)path[n - k + i]) != suffix[i]) return false;
+  return true;
 }

@@ -450,6 +450,9 @@ void sn_data_free(sn_data *d);
 
 /* Creates a folder and its parents (mkdir -p); -1 with errno set on failure. */
 int sn_mkdirs(const char *path);
+/* Whether path ends in suffix (lower case), ignoring the case of path: "X.NPY" is
+ * an .npy file. How every command tells input formats apart. */
+bool sn_path_has_suffix(const char *path, const char *suffix);
 
 /* The thread pool (pool.c) that runs the GEMMs and the optimizer update of a
  * step. sn_set_threads sets its threads, the caller's included (OpenBLAS then runs
