@@ -587,17 +587,23 @@ int new_run_dir(const char *name, char *dir, size_t cap) {
   return -1;
 }
 
+/* DIR/NAME opened for writing when this run has it, else removed (an older run's
+ * must not outlive it) and NULL. */
+static FILE *run_file(const char *dir, const char *name, bool has) {
+  char path[4200];
+  snprintf(path, sizeof path, "%s/%s", dir, name);
+  if (!has) {
+    unlink(path);
+    return NULL;
+  }
+  return fopen(path, "w");
+}
+
 /* classes.json: the class names of a training set whose labels were names, as a
  * JSON array (class k is item k), for predict to print them back. Without names,
  * an older classes.json in dir is removed. */
 static void write_classes(const sn_dataset *train, const char *dir) {
-  char path[4200];
-  snprintf(path, sizeof path, "%s/classes.json", dir);
-  if (!train->class_names) {
-    unlink(path);
-    return;
-  }
-  FILE *f = fopen(path, "w");
+  FILE *f = run_file(dir, "classes.json", train->class_names != NULL);
   if (!f) return;
   fputc('[', f);
   for (int k = 0; k < train->n_class_names; k++) {
@@ -620,13 +626,7 @@ static void write_classes(const sn_dataset *train, const char *dir) {
  * target column: a prediction y of the model is y * std + mean in the data's units.
  * Without them, an older targets.json in dir is removed. */
 static void write_targets(const sn_data *d, const char *dir) {
-  char path[4200];
-  snprintf(path, sizeof path, "%s/targets.json", dir);
-  if (!d->tgt_mean) {
-    unlink(path);
-    return;
-  }
-  FILE *f = fopen(path, "w");
+  FILE *f = run_file(dir, "targets.json", d->tgt_mean != NULL);
   if (!f) return;
   for (int w = 0; w < 2; w++) {
     const double *v = w ? d->tgt_std : d->tgt_mean;
