@@ -125,7 +125,7 @@ typedef struct cmp {
   int n_fig;
 } cmp;
 
-/* The figures of the first run that all runs have; the others are named on err. */
+/* The figures that all runs have; the others are named on err (when not NULL). */
 static void common_figures(cmp *c, FILE *err) {
   for (int q = 0; q < c->n; q++)
     for (int k = 0; k < c->r[q].n_cols; k++) {
@@ -139,6 +139,7 @@ static void common_figures(cmp *c, FILE *err) {
         c->fig[c->n_fig++] = key;
         continue;
       }
+      if (!err) continue;
       fprintf(err, "note: %s is not compared: only", key);
       for (int p = 0; p < c->n; p++)
         if (run_col(&c->r[p], key) >= 0) fprintf(err, " %s", c->label[p]);
@@ -288,11 +289,13 @@ int compare_write(const char *const *dirs, int n, const char *out, FILE *text) {
     bool loss = false, model = false;
     for (int d = 0; d < c.n_diff; d++)
       loss |= !strncmp(c.diff[d], "train.loss", 10), model |= !strncmp(c.diff[d], "model.", 6);
-    if (loss)
-      fprintf(stderr,
+    FILE *notes = text ? stderr : NULL; /* a sweep's page: its trials differ by design */
+    if (loss && notes)
+      fprintf(notes,
               "note: the runs use different losses: their loss figures are not comparable\n");
-    if (model) fprintf(stderr, "note: the runs have different models (the model. keys below)\n");
-    common_figures(&c, stderr);
+    if (model && notes)
+      fprintf(notes, "note: the runs have different models (the model. keys below)\n");
+    common_figures(&c, notes);
     if (text) text_table(&c, text);
     if (out && !(rc = write_html(&c, out)) && text) fprintf(text, "wrote %s\n", out);
   }

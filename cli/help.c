@@ -89,7 +89,8 @@ static const cmd_help commands[] = {
      "redrawn per epoch; each epoch prints a summary line. train.epochs: 0 writes\n"
      "the initial weights and stops. A spec with a sweep: section trains once per\n"
      "setting, into sweep-1, sweep-2, ... of the run folder, and prints the runs\n"
-     "sorted by the sweep's metric (also written to sweep.csv). Under mpirun the\n"
+     "sorted by the sweep's metric (also written to sweep.csv and sweep.jsonl,\n"
+     "with the best trial's spec and a comparison page). Under mpirun the\n"
      "ranks train one model together, each on its shard of every batch\n"
      "(docs/distributed.md).",
      {{"--out DIR", "runs/NAME", "the run folder, created if missing (NAME is the spec's name:)"},
@@ -98,9 +99,9 @@ static const cmd_help commands[] = {
        "start from these safetensors weights; names and shapes must match"},
       OPT_THREADS,
       OPT_DTYPE(""),
-      {"--jobs N", "1",
-       "a sweep: train N runs at once, 1 to 1024 (each with one thread\n"
-       "unless --threads says otherwise)"},
+      {"--jobs N", "one per CPU",
+       "a sweep: train N trials at once, 1 to 1024 (each with its share\n"
+       "of the CPUs' threads unless --threads says otherwise)"},
       OPT_PROFILE,
       OPT_NO_CACHE,
       {"--quiet", "off", "no compile times, progress line or epoch summaries"},
@@ -297,7 +298,8 @@ void print_help(FILE *out) {
                "  --profile          train, eval, predict: time each kernel, printed at the end\n"
                "  --no-cache         train, eval, predict, build: always run LLVM (no compile cache)\n"
                "  --quiet            train, predict, build: print only results and errors\n"
-               "  --jobs N           test, a train sweep: N specs or runs at once (default 1)\n"
+               "  --jobs N           test: N specs at once (default 1); a train sweep: N trials\n"
+               "                     at once (default one per CPU)\n"
                "  --epochs N         train: shorthand of --set train.epochs=N\n"
                "  --batch-size N     train: shorthand of --set train.batch_size=N\n"
                "  --lr X             train: shorthand of --set for the optimizer's learning_rate\n"
