@@ -39,6 +39,7 @@ typedef struct opts {
   const char *resume;      /* train: continue the run saved in this folder */
   const char *lr;          /* train --lr: the learning rate, as given */
   int lr_at;               /* its place in sets[] (the --set it becomes) */
+  bool report;             /* train: write report.html at the end */
 } opts;
 
 /* A run's data sets (runtime's sn_data: train, val, test, standardize statistics). */
@@ -77,6 +78,13 @@ void train_opts_from_spec(const sn_spec *s, sn_train_opts *to);
 int new_run_dir(const char *name, char *dir, size_t cap);
 
 int cmd_test(const opts *o);
+/* report.html of the run in dir, or at out when not NULL; 0 or an exit code. */
+int report_write(const char *dir, const char *out);
+int cmd_report(const opts *o);
+int cmd_compare(const opts *o);
+/* The comparison of the runs in dirs: the table as text on `text` (may be NULL) and,
+ * when out is not NULL, the HTML page there. 0 or an exit code. */
+int compare_write(const char *const *dirs, int n, const char *out, FILE *text);
 int cmd_predict(const opts *o);
 int cmd_build(const opts *o);
 /* One training run of o->spec (its sweep: section, if any, is not looked at). */

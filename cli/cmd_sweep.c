@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "run_record.h"
 
 enum { MAX_RUNS = 4096 };
 
@@ -35,8 +36,11 @@ typedef struct run {
   char dir[4200];
   pid_t pid;
   double started, seconds;
-  int status;    /* exit code; -1 not run; 128+N killed by signal N */
-  double metric; /* NAN when absent */
+  int status;        /* exit code; -1 not run; 128+N killed by signal N */
+  double metric;     /* NAN when absent */
+  int epochs;        /* epochs its metrics.jsonl holds */
+  int stopped;       /* halving: the rung after which it was stopped; 0: it went on */
+  double rung_value; /* halving: the figure the last rung compared */
 } run;
 
 /* ---------------------------------------------------------------------------
@@ -54,7 +58,7 @@ static double json_value(const char *line, const char *key) {
   return end == p ? NAN : v;
 }
 
-static double run_metric(const run *r, const sn_spec *s, const char *metric) {
+static double run_metric(const run *r, const sn_spec *s, const char *metric, int *epochs) {
   char path[4300];
   snprintf(path, sizeof path, "%s/metrics.jsonl", r->dir);
   FILE *f = fopen(path, "r");
@@ -65,8 +69,10 @@ static double run_metric(const run *r, const sn_spec *s, const char *metric) {
   const char *mon = es->monitor[0] ? es->monitor : "val_loss";
   const bool up = strstr(mon, "acc") != NULL;
   bool any = false;
+  *epochs = 0;
   while (fgets(line, sizeof line, f)) {
     last = json_value(line, metric);
+    *epochs = (int)json_value(line, "epoch");
     double v = json_value(line, mon);
     /* the epoch sn_train keeps with restore_best: the same rule */
     if (isfinite(v) && (!any || (up ? v > best + es->min_delta : v < best - es->min_delta))) {
@@ -119,6 +125,14 @@ static int make_runs(const sn_spec *s, run **out, int *n_out) {
         int nv = ax->n_values > 0 ? ax->n_values : 1;
         snprintf(value, sizeof value, "%s", ax->values[rest % nv]);
         rest /= nv;
+      } else if (ax->n_values > 0) { /* choice: each value equally likely */
+        double u = sn_rand_uniform(s->seed, SN_STREAM_SWEEP + (uint64_t)a, (uint64_t)i);
+        int k = (int)(u * ax->n_values);
+        snprintf(value, sizeof value, "%s", ax->values[k < ax->n_values ? k : ax->n_values - 1]);
+      } else if (ax->whole) { /* int: [lo, hi], each whole number equally likely */
+        double u = sn_rand_uniform(s->seed, SN_STREAM_SWEEP + (uint64_t)a, (uint64_t)i);
+        double v = fmin(floor(ax->lo + u * (ax->hi - ax->lo + 1)), ax->hi);
+        snprintf(value, sizeof value, "%lld", (long long)v);
       } else {
         double u = sn_rand_uniform(s->seed, SN_STREAM_SWEEP + (uint64_t)a, (uint64_t)i);
         double v = ax->log && ax->lo > 0 && ax->hi > 0
@@ -138,11 +152,19 @@ static int make_runs(const sn_spec *s, run **out, int *n_out) {
   return 0;
 }
 
+/* How a batch of trials runs: jobs at once, each with `threads` threads; `epochs`
+ * > 0 sets train.epochs (halving's rungs), `resume` continues the trial's folder. */
+typedef struct batch {
+  int jobs, threads, epochs;
+  bool resume;
+  int total; /* trials in the sweep, for the progress lines */
+} batch;
+
 /* In the child: one training run with the run's overrides; never returns. */
-static void run_child(const opts *o, const run *r, int n_axes, int jobs) {
-  char log[4300];
+static void run_child(const opts *o, const run *r, int n_axes, const batch *b) {
+  char log[4300], epochs[40];
   snprintf(log, sizeof log, "%s/train.log", r->dir);
-  int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0666);
+  int fd = open(log, O_WRONLY | O_CREAT | (b->resume ? O_APPEND : O_TRUNC), 0666);
   if (fd >= 0) {
     dup2(fd, STDOUT_FILENO);
     dup2(fd, STDERR_FILENO);
@@ -155,17 +177,26 @@ static void run_child(const opts *o, const run *r, int n_axes, int jobs) {
   }
   opts co = *o;
   for (int a = 0; a < n_axes && co.n_sets < 64; a++) co.sets[co.n_sets++] = r->sets[a];
+  snprintf(epochs, sizeof epochs, "train.epochs=%d", b->epochs);
+  if (b->epochs > 0 && co.n_sets < 64) co.sets[co.n_sets++] = epochs;
   co.out = r->dir;
+  co.resume = b->resume ? r->dir : NULL;
   co.jobs = 0;
-  if (jobs > 1 && !o->threads) co.threads = 1; /* N runs share the cores */
+  if (!o->threads) { /* the trials at once share the cores */
+    char t[16];
+    snprintf(t, sizeof t, "%d", b->threads);
+    setenv("OPENBLAS_NUM_THREADS", t, 1);
+    co.threads = b->threads;
+  }
   for (int a = 0; a < n_axes; a++) printf("--set %s\n", r->sets[a]);
+  if (b->epochs > 0) printf("--set %s%s\n", epochs, b->resume ? " --resume" : "");
   fflush(stdout);
   int rc = train_run(&co, NULL);
   fflush(NULL);
   _exit(rc);
 }
 
-static int start(const opts *o, run *r, int n_axes, int jobs) {
+static int start(const opts *o, run *r, int n_axes, const batch *b) {
   fflush(NULL);
   r->started = sn_now();
   pid_t pid = fork();
@@ -173,9 +204,61 @@ static int start(const opts *o, run *r, int n_axes, int jobs) {
     fprintf(stderr, "specnet: error: cannot start sweep run %d: %s\n", r->index, strerror(errno));
     return -1;
   }
-  if (pid == 0) run_child(o, r, n_axes, jobs);
+  if (pid == 0) run_child(o, r, n_axes, b);
   r->pid = pid;
   return 0;
+}
+
+/* A trial has ended: its status, time and figures. */
+static void finished(run *r, int status, const sn_spec *s, const char *metric, int n_axes,
+                     const batch *b, bool quiet) {
+  r->seconds += sn_now() - r->started;
+  r->status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  r->metric = r->status == 0 ? run_metric(r, s, metric, &r->epochs) : NAN;
+  const sn_sweep_spec *sw = &s->sweep;
+  int e;
+  if (sw->halving) r->rung_value = r->status == 0 ? run_metric(r, s, sw->halving_metric, &e) : NAN;
+  if (quiet) return;
+  printf("  run %d/%d", r->index, b->total);
+  for (int a = 0; a < n_axes; a++) printf("  %s", r->sets[a]);
+  if (r->status == 0)
+    printf("  %s %.4f  %d epochs  %.1fs\n", metric, r->metric, r->epochs, r->seconds);
+  else
+    printf("  FAILED (exit %d; see %s/train.log)\n", r->status, r->dir);
+  fflush(stdout);
+}
+
+/* Runs the trials of list, b->jobs at a time, until all have ended. */
+static void run_batch(const opts *o, const sn_spec *s, run **list, int n, const batch *b,
+                      const char *metric) {
+  int next = 0, running = 0, done = 0;
+  for (int i = 0; i < n; i++) list[i]->status = -1, list[i]->pid = 0;
+  while (done < n) {
+    while (running < b->jobs && next < n) {
+      if (start(o, list[next], s->sweep.n_axes, b)) {
+        list[next]->status = 127;
+        done++;
+      } else {
+        running++;
+      }
+      next++;
+    }
+    if (!running) continue;
+    int status;
+    pid_t pid = wait(&status);
+    if (pid < 0) {
+      if (errno == EINTR) continue;
+      fprintf(stderr, "specnet: error: waiting for sweep runs: %s\n", strerror(errno));
+      break;
+    }
+    for (int i = 0; i < next; i++) {
+      run *r = list[i];
+      if (r->pid != pid || r->status != -1) continue;
+      finished(r, status, s, metric, s->sweep.n_axes, b, o->quiet);
+      running--;
+      done++;
+    }
+  }
 }
 
 /* ---------------------------------------------------------------------------
@@ -183,15 +266,44 @@ static int start(const opts *o, run *r, int n_axes, int jobs) {
 
 static const char *value_of(const run *r, int axis) { return r->sets[axis] + r->value_at[axis]; }
 
-static bool g_max; /* for the comparator: higher is better */
+static bool g_max; /* for the comparators: higher is better */
+
+/* Finished trials by the metric, then those halving stopped (the later rung first),
+ * then failed ones. */
+static int rank_class(const run *r) {
+  return r->status != 0 || !isfinite(r->metric) ? 2 : r->stopped ? 1 : 0;
+}
 
 static int by_metric(const void *pa, const void *pb) {
   const run *a = pa, *b = pb;
-  bool fa = isfinite(a->metric) && a->status == 0, fb = isfinite(b->metric) && b->status == 0;
-  if (fa != fb) return fa ? -1 : 1;
-  if (fa && a->metric != b->metric)
+  int ca = rank_class(a), cb = rank_class(b);
+  if (ca != cb) return ca - cb;
+  if (ca == 1 && a->epochs != b->epochs) return b->epochs - a->epochs;
+  if (ca < 2 && a->metric != b->metric)
     return (g_max ? a->metric > b->metric : a->metric < b->metric) ? -1 : 1;
   return a->index - b->index;
+}
+
+/* A rung's trials (pointers) by the halving figure, failed ones last. */
+static int by_rung(const void *pa, const void *pb) {
+  const run *a = *(run *const *)pa, *b = *(run *const *)pb;
+  bool fa = a->status == 0 && isfinite(a->rung_value),
+       fb = b->status == 0 && isfinite(b->rung_value);
+  if (fa != fb) return fa ? -1 : 1;
+  if (fa && a->rung_value != b->rung_value)
+    return (g_max ? a->rung_value > b->rung_value : a->rung_value < b->rung_value) ? -1 : 1;
+  return a->index - b->index;
+}
+
+static void status_text(const run *r, char *st, size_t cap) {
+  if (r->status == 0 && r->stopped)
+    snprintf(st, cap, "stopped (rung %d)", r->stopped);
+  else if (r->status == 0)
+    snprintf(st, cap, "ok");
+  else if (r->status > 128)
+    snprintf(st, cap, "killed by signal %d", r->status - 128);
+  else
+    snprintf(st, cap, "failed (exit %d)", r->status);
 }
 
 static void print_table(FILE *f, const sn_sweep_spec *sw, const run *runs, int n,
@@ -216,9 +328,9 @@ static void print_table(FILE *f, const sn_sweep_spec *sw, const run *runs, int n
       fprintf(f, "  %-*s", w[a], sw->axes[a].key);
   }
   if (csv)
-    fprintf(f, ",%s,seconds,status\n", metric);
+    fprintf(f, ",%s,epochs,seconds,status\n", metric);
   else
-    fprintf(f, "  %*s  %8s\n", mw, metric, "seconds");
+    fprintf(f, "  %*s  %6s  %8s\n", mw, metric, "epochs", "seconds");
   for (int i = 0; i < n; i++) {
     const run *r = &runs[i];
     if (csv)
@@ -244,18 +356,123 @@ static void print_table(FILE *f, const sn_sweep_spec *sw, const run *runs, int n
       snprintf(m, sizeof m, csv ? "%.17g" : "%.4f", r->metric);
     else
       snprintf(m, sizeof m, "%s", csv ? "" : "-");
-    if (r->status == 0)
-      snprintf(st, sizeof st, "ok");
-    else if (r->status > 128)
-      snprintf(st, sizeof st, "killed by signal %d", r->status - 128);
-    else
-      snprintf(st, sizeof st, "failed (exit %d)", r->status);
+    status_text(r, st, sizeof st);
+    bool note = r->status || r->stopped;
     if (csv)
-      fprintf(f, ",%s,%.3f,%s\n", m, r->seconds, st);
+      fprintf(f, ",%s,%d,%.3f,%s\n", m, r->epochs, r->seconds, st);
     else
-      fprintf(f, "  %*s  %8.2f%s%s\n", mw, m, r->seconds, r->status ? "  " : "",
-              r->status ? st : "");
+      fprintf(f, "  %*s  %6d  %8.2f%s%s\n", mw, m, r->epochs, r->seconds, note ? "  " : "",
+              note ? st : "");
   }
+}
+
+/* ---------------------------------------------------------------------------
+ * Successive halving and the sweep's record */
+
+/* Rungs of min_epochs, min_epochs * eta, ... up to train.epochs: each rung trains
+ * the trials still going to its epochs (continuing their folders), then the best
+ * 1/eta of them by the halving figure (at least one) go on. */
+static void halving(const opts *o, const sn_spec *s, run *runs, int n, batch *b,
+                    const char *metric) {
+  const sn_sweep_spec *sw = &s->sweep;
+  run **alive = malloc((size_t)n * sizeof *alive);
+  if (!alive) return;
+  for (int i = 0; i < n; i++) alive[i] = &runs[i];
+  int n_alive = n, rung = 1;
+  b->epochs = sw->min_epochs < s->epochs ? sw->min_epochs : s->epochs;
+  b->resume = false;
+  g_max =
+      !strcmp(sw->halving_metric, metric) ? sw->maximize : run_higher_better(sw->halving_metric);
+  for (;; rung++) {
+    run_batch(o, s, alive, n_alive, b, metric);
+    if (b->epochs >= s->epochs) break;
+    qsort(alive, (size_t)n_alive, sizeof *alive, by_rung);
+    int ok = 0;
+    while (ok < n_alive && alive[ok]->status == 0 && isfinite(alive[ok]->rung_value)) ok++;
+    int keep = ok / sw->eta > 0 ? ok / sw->eta : (ok > 0);
+    for (int i = keep; i < ok; i++) alive[i]->stopped = rung;
+    n_alive = keep;
+    b->epochs = b->epochs * sw->eta < s->epochs ? b->epochs * sw->eta : s->epochs;
+    b->resume = true;
+    if (!n_alive) break;
+    if (!o->quiet)
+      printf("rung %d: the best %d of %d by %s go on to %d epochs\n", rung, keep, ok,
+             sw->halving_metric, b->epochs);
+  }
+  free(alive);
+}
+
+/* A swept value as JSON: a number when it reads as one, else a string. */
+static void json_value_text(FILE *f, const char *v) {
+  char *end;
+  double x = strtod(v, &end);
+  if (*v && !*end && isfinite(x))
+    fputs(v, f);
+  else
+    run_json_string(f, v);
+}
+
+/* sweep.jsonl: one line per trial, in trial order. */
+static void write_jsonl(const char *base, const sn_sweep_spec *sw, const run *runs, int n,
+                        const char *metric) {
+  char path[4200], st[40];
+  snprintf(path, sizeof path, "%s/sweep.jsonl", base);
+  FILE *f = fopen(path, "w");
+  if (!f) return;
+  for (int idx = 1; idx <= n; idx++)
+    for (int i = 0; i < n; i++) {
+      const run *r = &runs[i];
+      if (r->index != idx) continue;
+      fprintf(f, "{\"trial\": %d, \"settings\": {", r->index);
+      for (int a = 0; a < sw->n_axes; a++) {
+        fputs(a ? ", " : "", f);
+        run_json_string(f, sw->axes[a].key);
+        fputs(": ", f);
+        json_value_text(f, value_of(r, a));
+      }
+      fputs("}, \"metric\": ", f);
+      run_json_string(f, metric);
+      char num[40] = "";
+      for (int prec = 15; isfinite(r->metric) && prec <= 17; prec++) /* shortest exact */
+        if (snprintf(num, sizeof num, "%.*g", prec, r->metric) > 0 &&
+            strtod(num, NULL) == r->metric)
+          break;
+      if (isfinite(r->metric))
+        fprintf(f, ", \"value\": %s", num);
+      else
+        fputs(", \"value\": null", f);
+      status_text(r, st, sizeof st);
+      fprintf(f, ", \"epochs\": %d, \"seconds\": %.3f, \"status\": ", r->epochs, r->seconds);
+      run_json_string(f, r->stopped && r->status == 0 ? "stopped" : st);
+      if (r->stopped && r->status == 0) fprintf(f, ", \"rung\": %d", r->stopped);
+      fputs("}\n", f);
+    }
+  fclose(f);
+}
+
+/* The best trial's resolved spec beside the trials, and the comparison page of
+ * every trial that has metrics. runs are sorted best first. */
+static void write_best_and_compare(const char *base, const run *runs, int n, bool quiet) {
+  char from[4400], to[4200];
+  if (rank_class(&runs[0]) == 0) {
+    snprintf(from, sizeof from, "%s/spec.resolved.yaml", runs[0].dir);
+    snprintf(to, sizeof to, "%s/best.resolved.yaml", base);
+    char *text = run_slurp(from, NULL);
+    FILE *f = text ? fopen(to, "w") : NULL;
+    if (f) {
+      fputs(text, f);
+      fclose(f);
+      if (!quiet) printf("best: run %d; its resolved spec: %s\n", runs[0].index, to);
+    }
+    free(text);
+  }
+  const char **dirs = malloc((size_t)n * sizeof *dirs);
+  int k = 0;
+  for (int i = 0; dirs && i < n; i++)
+    if (runs[i].epochs > 0) dirs[k++] = runs[i].dir;
+  snprintf(to, sizeof to, "%s/compare.html", base);
+  if (k > 0 && !compare_write(dirs, k, to, NULL) && !quiet) printf("wrote %s\n", to);
+  free(dirs);
 }
 
 int cmd_sweep(const opts *o, const sn_spec *s) {
@@ -289,50 +506,28 @@ int cmd_sweep(const opts *o, const sn_spec *s) {
   bool has_val = s->data.validation.kind != SN_SRC_NONE || s->data.validation_split > 0;
   const char *metric = sw->metric[0] ? sw->metric : has_val ? "val_loss" : "loss";
   bool maximize = sw->metric[0] ? sw->maximize : false;
-  int jobs = o->jobs > 0 ? o->jobs : 1;
-  if (jobs > n) jobs = n;
+  /* --jobs, default one per core; the trials at once share the cores' threads */
+  long cores = sysconf(_SC_NPROCESSORS_ONLN);
+  cores = cores > 0 ? cores : 1;
+  batch b = {o->jobs > 0 ? o->jobs : (int)cores, 1, 0, false, n};
+  if (b.jobs > n) b.jobs = n;
+  b.threads = cores / b.jobs > 1 ? (int)(cores / b.jobs) : 1;
   if (!o->quiet)
-    printf("sweep: %d runs of %s (%s), %d at a time, into %s/sweep-*\n", n, s->name,
-           sw->kind == SN_SWEEP_GRID ? "grid" : "random", jobs, base);
+    printf("sweep: %d runs of %s (%s%s), %d at a time, into %s/sweep-*\n", n, s->name,
+           sw->kind == SN_SWEEP_GRID ? "grid" : "random", sw->halving ? ", successive halving" : "",
+           b.jobs, base);
 
-  int next = 0, running = 0, done = 0;
   double t0 = sn_now();
-  while (done < n) {
-    while (running < jobs && next < n) {
-      if (start(o, &runs[next], sw->n_axes, jobs)) {
-        runs[next].status = 127;
-        done++;
-      } else {
-        running++;
-      }
-      next++;
-    }
-    if (!running) continue;
-    int status;
-    pid_t pid = wait(&status);
-    if (pid < 0) {
-      if (errno == EINTR) continue;
-      fprintf(stderr, "specnet: error: waiting for sweep runs: %s\n", strerror(errno));
-      break;
-    }
-    for (int i = 0; i < next; i++) {
-      run *r = &runs[i];
-      if (r->pid != pid || r->status != -1) continue;
-      r->seconds = sn_now() - r->started;
-      r->status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-      r->metric = r->status == 0 ? run_metric(r, s, metric) : NAN;
-      running--;
-      done++;
-      if (!o->quiet) {
-        printf("  run %d/%d", r->index, n);
-        for (int a = 0; a < sw->n_axes; a++) printf("  %s", r->sets[a]);
-        if (r->status == 0)
-          printf("  %s %.4f  %.1fs\n", metric, r->metric, r->seconds);
-        else
-          printf("  FAILED (exit %d; see %s/train.log)\n", r->status, r->dir);
-        fflush(stdout);
-      }
-    }
+  if (sw->halving && sw->min_epochs >= s->epochs && !o->quiet)
+    printf("halving: min_epochs (%d) is not less than train.epochs (%d): no trial is stopped\n",
+           sw->min_epochs, s->epochs);
+  if (sw->halving) {
+    halving(o, s, runs, n, &b, metric);
+  } else {
+    run **all = malloc((size_t)n * sizeof *all);
+    for (int i = 0; all && i < n; i++) all[i] = &runs[i];
+    if (all) run_batch(o, s, all, n, &b, metric);
+    free(all);
   }
 
   g_max = maximize;
@@ -348,6 +543,8 @@ int cmd_sweep(const opts *o, const sn_spec *s) {
     fclose(f);
     if (!o->quiet) printf("wrote %s\n", path);
   }
+  write_jsonl(base, sw, runs, n, metric);
+  write_best_and_compare(base, runs, n, o->quiet);
   int failed = 0;
   for (int i = 0; i < n; i++) failed += runs[i].status != 0;
   if (failed) fprintf(stderr, "specnet: error: %d of %d sweep runs failed\n", failed, n);

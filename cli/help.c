@@ -78,7 +78,7 @@ static const cmd_help commands[] = {
     {"train",
      "train SPEC [--out DIR] [--set KEY=VALUE]... [--weights FILE] [--threads N]\n"
      "                     [--dtype f32|f64] [--jobs N] [--profile] [--no-cache] [--quiet]\n"
-     "                     [--epochs N] [--batch-size N] [--lr X] [--resume DIR]\n"
+     "                     [--epochs N] [--batch-size N] [--lr X] [--resume DIR] [--report]\n"
      "  specnet train --resume DIR [--set train.epochs=N]",
      "train SPEC",
      "compile and train; writes runs/NAME/ (or --out DIR)",
@@ -89,7 +89,8 @@ static const cmd_help commands[] = {
      "redrawn per epoch; each epoch prints a summary line. train.epochs: 0 writes\n"
      "the initial weights and stops. A spec with a sweep: section trains once per\n"
      "setting, into sweep-1, sweep-2, ... of the run folder, and prints the runs\n"
-     "sorted by the sweep's metric (also written to sweep.csv). Under mpirun the\n"
+     "sorted by the sweep's metric (also written to sweep.csv and sweep.jsonl,\n"
+     "with the best trial's spec and a comparison page). Under mpirun the\n"
      "ranks train one model together, each on its shard of every batch\n"
      "(docs/distributed.md).",
      {{"--out DIR", "runs/NAME", "the run folder, created if missing (NAME is the spec's name:)"},
@@ -98,9 +99,9 @@ static const cmd_help commands[] = {
        "start from these safetensors weights; names and shapes must match"},
       OPT_THREADS,
       OPT_DTYPE(""),
-      {"--jobs N", "1",
-       "a sweep: train N runs at once, 1 to 1024 (each with one thread\n"
-       "unless --threads says otherwise)"},
+      {"--jobs N", "one per CPU",
+       "a sweep: train N trials at once, 1 to 1024 (each with its share\n"
+       "of the CPUs' threads unless --threads says otherwise)"},
       OPT_PROFILE,
       OPT_NO_CACHE,
       {"--quiet", "off", "no compile times, progress line or epoch summaries"},
@@ -111,7 +112,8 @@ static const cmd_help commands[] = {
        "continue the run in DIR from its last finished epoch (the checkpoint\n"
        "and train_state.safetensors it writes after each epoch); without SPEC\n"
        "it trains DIR/spec.resolved.yaml; a SPEC given must agree with it but\n"
-       "for train.epochs"}},
+       "for train.epochs"},
+      {"--report", "off", "also write report.html into the run folder at the end\n(as specnet report DIR)"}},
      {"specnet train specs/mnist_mlp.yaml",
       "specnet train specs/mnist_mlp.yaml --set train.epochs=2 --out /tmp/run1",
       "specnet train specs/mnist_mlp.yaml --weights runs/mnist_mlp/model.safetensors",
@@ -223,6 +225,30 @@ static const cmd_help commands[] = {
       "specnet build specs/mnist_mlp.yaml --weights model.safetensors --lib -o lib/ --cpu "
       "x86-64-v3",
       "specnet build specs/regression.yaml --train -o trainer"}},
+    {"report",
+     "report RUN_DIR [-o FILE]",
+     "report RUN_DIR",
+     "one HTML page about a finished run",
+     "Reads the run folder that specnet train wrote and writes one self-contained\n"
+     "HTML page (no network, no script; charts are inline SVG): the final figures,\n"
+     "learning curves and the learning rate, the predictions on the test set (a\n"
+     "confusion matrix and per-class precision, recall and F1 with the most\n"
+     "confidently wrong images, or predicted vs true and the residuals), the layer\n"
+     "table, the timing with the --profile table, and both specs. A folder without\n"
+     "metrics.jsonl is an error.",
+     {{"-o FILE", "RUN_DIR/report.html", "the page to write"}},
+     {"specnet report runs/mnist_mlp", "specnet report runs/mnist_mlp -o /tmp/mnist.html"}},
+    {"compare",
+     "compare RUN_DIR RUN_DIR... [-o FILE]",
+     "compare RUN_DIR...",
+     "runs side by side: spec differences, final and best figures",
+     "Prints a table of the runs: epochs, each figure's final and best value, the\n"
+     "training time, then every spec key whose value differs between them\n"
+     "(key: run = value, ...). Figures that only some runs have are named, not\n"
+     "compared. With -o also an HTML page with the curves of all runs overlaid.",
+     {{"-o FILE", "none (text only)", "also write the comparison as an HTML page"}},
+     {"specnet compare runs/mnist_mlp runs/mnist_mlp-2",
+      "specnet compare runs/sweep_blobs/sweep-* -o compare.html"}},
 };
 
 enum { N_COMMANDS = sizeof commands / sizeof *commands };
@@ -258,7 +284,8 @@ void print_help(FILE *out) {
                "  --input FILE       predict: the samples (.npy, .csv or IDX)\n"
                "  --output FILE      predict: the CSV to write (default standard output)\n"
                "  --probs            predict: the whole output vector, not the class\n"
-               "  -o PATH            build: the executable, or with --lib the folder\n"
+               "  -o PATH            build: the executable, or with --lib the folder;\n"
+               "                     report, compare: the HTML page to write\n"
                "  --lib              build: a header and a static library, not an executable\n"
                "  --weights-file     build --lib: the weights in a file beside the library\n"
                "  --train            build: a training binary (trains as specnet train)\n"
@@ -271,11 +298,13 @@ void print_help(FILE *out) {
                "  --profile          train, eval, predict: time each kernel, printed at the end\n"
                "  --no-cache         train, eval, predict, build: always run LLVM (no compile cache)\n"
                "  --quiet            train, predict, build: print only results and errors\n"
-               "  --jobs N           test, a train sweep: N specs or runs at once (default 1)\n"
+               "  --jobs N           test: N specs at once (default 1); a train sweep: N trials\n"
+               "                     at once (default one per CPU)\n"
                "  --epochs N         train: shorthand of --set train.epochs=N\n"
                "  --batch-size N     train: shorthand of --set train.batch_size=N\n"
                "  --lr X             train: shorthand of --set for the optimizer's learning_rate\n"
                "  --resume DIR       train: continue the run in DIR after its last epoch\n"
+               "  --report           train: also write report.html (as specnet report)\n"
                "  --junit FILE       test: also write the results as JUnit XML\n"
                "  --verbose          test: show each spec's diagnostics and training output\n"
                "  --help, -h         this text, or after a command that command's help\n"

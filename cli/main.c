@@ -16,6 +16,7 @@
 #include "cli.h"
 #include "dist.h"
 #include "help.h"
+#include "run_record.h"
 
 int usage_error(const char *fmt, ...) {
   va_list ap;
@@ -34,7 +35,7 @@ static const char *const known_options[] = {
     "--out",   "--set",    "--weights", "--threads",      "--dtype", "--quiet",   "--what",
     "--split", "--help",   "--verbose", "--junit",        "--jobs",  "--input",   "--output",
     "--probs", "--cpu",    "--lib",     "--weights-file", "-o",      "--profile", "--no-cache",
-    "--train", "--resume", "--epochs",  "--batch-size",   "--lr"};
+    "--train", "--resume", "--epochs",  "--batch-size",   "--lr", "--report"};
 
 /* The options each command takes (docs/cli.md); any other known option is a usage
  * error naming the command, not silently ignored. */
@@ -44,13 +45,15 @@ static const struct {
     {"check", " --set --dtype "},
     {"train",
      " --out --set --weights --threads --dtype --jobs --profile --no-cache --quiet --resume --cpu "
-     "--epochs --batch-size --lr "},
+     "--epochs --batch-size --lr --report "},
     {"eval", " --weights --split --set --threads --dtype --profile --no-cache --cpu "},
     {"predict", " --weights --input --output --probs --set --threads --dtype --profile --no-cache "
                 "--quiet --cpu "},
     {"emit", " --what --set --dtype --cpu "},
     {"test", " --set --jobs --junit --verbose --threads --cpu "},
     {"build", " --weights -o --lib --weights-file --train --cpu --set --dtype --no-cache --quiet "},
+    {"report", " -o "},
+    {"compare", " -o "},
 };
 
 static bool command_takes(const char *cmd, const char *opt) {
@@ -85,7 +88,8 @@ static bool known_option(const char *a) {
 }
 
 static int parse_opts(const char *cmd, int argc, char **argv, opts *o) {
-  const bool many = !strcmp(cmd, "test");
+  const bool many = !strcmp(cmd, "test") || !strcmp(cmd, "compare");
+  const bool runs = !strcmp(cmd, "report") || !strcmp(cmd, "compare"); /* take run folders */
   memset(o, 0, sizeof *o);
   for (int i = 0; i < argc; i++) {
     const char *a = argv[i];
@@ -97,7 +101,8 @@ static int parse_opts(const char *cmd, int argc, char **argv, opts *o) {
     }
     bool takes = (strcmp(a, "--quiet") && strcmp(a, "--verbose") && strcmp(a, "--probs") &&
                   strcmp(a, "--lib") && strcmp(a, "--weights-file") && strcmp(a, "--profile") &&
-                  strcmp(a, "--no-cache") && strcmp(a, "--train") && !strncmp(a, "--", 2)) ||
+                  strcmp(a, "--no-cache") && strcmp(a, "--train") && strcmp(a, "--report") &&
+                  !strncmp(a, "--", 2)) ||
                  !strcmp(a, "-o");
     if (takes && known_option(a)) { /* an unknown one gets its hint below */
       if (i + 1 >= argc) return usage_error("option %s needs a value", a);
@@ -110,6 +115,7 @@ static int parse_opts(const char *cmd, int argc, char **argv, opts *o) {
     else if (!strcmp(a, "--profile")) o->profile = true;
     else if (!strcmp(a, "--no-cache")) o->no_cache = true;
     else if (!strcmp(a, "--train")) o->train = true;
+    else if (!strcmp(a, "--report")) o->report = true;
     else if (!strcmp(a, "--weights")) o->weights = val;
     else if (!strcmp(a, "--resume")) o->resume = val;
     else if (!strcmp(a, "--what")) o->what = val;
@@ -161,7 +167,7 @@ static int parse_opts(const char *cmd, int argc, char **argv, opts *o) {
       o->paths[o->n_paths++] = a;
     } else return usage_error("unexpected argument '%s'", a);
   }
-  if (!o->spec && !o->resume) return usage_error("no spec file given");
+  if (!o->spec && !o->resume) return usage_error(runs ? "no run folder given" : "no spec file given");
   return 0;
 }
 
@@ -668,11 +674,34 @@ static void note_interrupts(const char *dir) {
   signal(SIGINT, on_interrupt);
 }
 
+/* What the report needs besides the training record (run_outputs.c): predictions on
+ * the test set (else validation), run.json, profile.txt; then report.html with
+ * --report. A failure here is reported but does not fail the trained run. */
+static int finish_record(const opts *o, session *S, const char *dir, double t0) {
+  const sn_dataset *ds = S->ds.has_test ? &S->ds.test : S->ds.has_val ? &S->ds.val : NULL;
+  const char *split = S->ds.has_test ? "test" : S->ds.has_val ? "validation" : NULL;
+  sn_error err = {0};
+  char path[4200];
+  snprintf(path, sizeof path, "%s/predictions.csv", dir);
+  if (!ds) unlink(path); /* an older run's */
+  if (ds && run_write_predictions(S->spec, S->m, ds, dir, &err))
+    fprintf(stderr, "specnet: warning: %s\n", err.msg);
+  if (S->profile) run_write_profile(S->c, dir);
+  else {
+    snprintf(path, sizeof path, "%s/profile.txt", dir);
+    unlink(path);
+  }
+  run_write_info(dir, S->spec, S->c, split, sn_now() - t0);
+  if (!o->report) return 0;
+  return report_write(dir, NULL);
+}
+
 /* One training run, alone (comm NULL) or as one rank of a data-parallel job: every
  * rank compiles the same program and loads the same data; rank 0 alone writes the
  * run folder and prints. */
 static int train_session(const opts *o, sn_spec *spec, const sn_comm *comm) {
   const bool lead = !comm || comm->rank == 0;
+  const double t0 = sn_now();
   session S;
   int rc = session_open_with(&S, o, o->quiet || !lead, true, spec);
   if ((rc = ranks_failed(comm, rc))) {
@@ -699,6 +728,7 @@ static int train_session(const opts *o, sn_spec *spec, const sn_comm *comm) {
     write_resolved(s, dir);
     write_classes(&S.ds.train, dir);
     write_targets(&S.ds, dir);
+    run_copy_spec(o->spec, dir);
     unlink(spath_state); /* an older run's; this run writes its own */
   }
   if ((rc = ranks_failed(comm, rc))) {
@@ -741,8 +771,9 @@ static int train_session(const opts *o, sn_spec *spec, const sn_comm *comm) {
     return rc;
   }
   if (!o->quiet && lead) printf("wrote %s\n", path);
+  if (lead) rc = finish_record(o, &S, dir, t0);
   session_free(&S);
-  return 0;
+  return rc;
 }
 
 int train_run(const opts *o, sn_spec *spec) {
@@ -812,8 +843,9 @@ int main(int argc, char **argv) {
     print_version(stdout);
     return 0;
   }
-  static const char *const cmds[] = {"check", "train", "eval", "predict", "emit", "test", "build"};
-  int (*fns[])(const opts *) = {cmd_check, cmd_train, cmd_eval, cmd_predict, cmd_emit, cmd_test, cmd_build};
+  static const char *const cmds[] = {"check", "train", "eval", "predict", "emit", "test", "build", "report", "compare"};
+  int (*fns[])(const opts *) = {cmd_check, cmd_train, cmd_eval,   cmd_predict, cmd_emit,
+                                cmd_test,  cmd_build, cmd_report, cmd_compare};
   const int n_cmds = (int)(sizeof cmds / sizeof *cmds);
   for (int i = 0; i < n_cmds; i++) {
     if (strcmp(cmd, cmds[i])) continue;

@@ -2003,7 +2003,9 @@ static bool sweep_try(checker *c, const sn_sweep_axis *ax, const char *value, co
   if (in_value) {
     sn_diag_error(c->d, at->loc, "sweep %s for '%s': %s", what, ax->key, msg ? msg : "invalid");
     if (integer_hint && msg && strstr(msg, "integer"))
-      sn_diag_hint(c->d, "add integer: true to draw whole numbers");
+      sn_diag_hint(c->d, strcmp(what, "low") && strcmp(what, "high")
+                             ? "add integer: true to draw whole numbers"
+                             : "write {int: [low, high]} to draw whole numbers");
     else if (hint)
       sn_diag_hint(c->d, "%s", hint);
   } else {
@@ -2042,6 +2044,34 @@ static bool sweep_key(checker *c, const sn_node *k, sn_sweep_axis *ax) {
   return copy_field(c, k, "sweep key", ax->key, sizeof ax->key);
 }
 
+/* The items of a list as the axis's values, each as YAML flow text. */
+static bool axis_values(checker *c, sn_sweep_axis *ax, const sn_node *vals) {
+  bool ok = true;
+  for (int j = 0; j < vals->n; j++) {
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    if (f) {
+      sn_node_write_flow(vals->items[j], f);
+      fclose(f);
+    }
+    if (!text) {
+      sn_diag_error(c->d, vals->items[j]->loc, "out of memory");
+      ok = false;
+    } else if (len >= sizeof ax->values[j]) {
+      sn_diag_error(c->d, vals->items[j]->loc,
+                    "sweep value is too long (%zu bytes as YAML; at most %zu)", len,
+                    sizeof ax->values[j] - 1);
+      ok = false;
+    } else {
+      memcpy(ax->values[j], text, len + 1);
+    }
+    free(text);
+  }
+  if (ok) ax->n_values = vals->n;
+  return ok;
+}
+
 static void sweep_grid(checker *c, const sn_node *n, bool check_values) {
   sn_sweep_spec *sw = &c->s->sweep;
   int cap = (int)(sizeof sw->axes / sizeof sw->axes[0]);
@@ -2071,29 +2101,7 @@ static void sweep_grid(checker *c, const sn_node *n, bool check_values) {
       sn_diag_error(c->d, vals->loc, "a grid key takes at most %d values, got %d", vcap, vals->n);
       continue;
     }
-    for (int j = 0; j < vals->n; j++) {
-      char *text = NULL;
-      size_t len = 0;
-      FILE *f = open_memstream(&text, &len);
-      if (f) {
-        sn_node_write_flow(vals->items[j], f);
-        fclose(f);
-      }
-      if (!text) {
-        sn_diag_error(c->d, vals->items[j]->loc, "out of memory");
-        ok = false;
-      } else if (len >= sizeof ax->values[j]) {
-        sn_diag_error(c->d, vals->items[j]->loc,
-                      "sweep value is too long (%zu bytes as YAML; at most %zu)", len,
-                      sizeof ax->values[j] - 1);
-        ok = false;
-      } else {
-        memcpy(ax->values[j], text, len + 1);
-      }
-      free(text);
-    }
-    if (!ok) continue;
-    ax->n_values = vals->n;
+    if (!axis_values(c, ax, vals) || !ok) continue;
     sw->n_axes++;
     runs *= vals->n;
     for (int j = 0; check_values && j < vals->n; j++)
@@ -2102,6 +2110,22 @@ static void sweep_grid(checker *c, const sn_node *n, bool check_values) {
   if (runs > MAX_SWEEP_RUNS)
     sn_diag_error(c->d, n->loc, "the grid makes %lld runs; at most %lld", (long long)runs,
                   (long long)MAX_SWEEP_RUNS);
+}
+
+/* Both ends of a range, as they would be drawn (integers rounded, as
+ * cli/cmd_sweep.c does), tried on the spec; lo and hi say where to report. */
+static void try_ends(checker *c, const sn_sweep_axis *ax, const sn_node *lo, const sn_node *hi,
+                     const char *lo_name, const char *hi_name) {
+  char text[2][64];
+  if (ax->integer) {
+    snprintf(text[0], sizeof text[0], "%lld", llround(ax->lo));
+    snprintf(text[1], sizeof text[1], "%lld", llround(ax->hi));
+  } else {
+    real_text(ax->lo, text[0], sizeof text[0]);
+    real_text(ax->hi, text[1], sizeof text[1]);
+  }
+  if (sweep_try(c, ax, text[0], lo, lo_name, !ax->integer))
+    sweep_try(c, ax, text[1], hi, hi_name, !ax->integer);
 }
 
 static void sweep_random(checker *c, const sn_node *n, bool check_values) {
@@ -2158,22 +2182,137 @@ static void sweep_random(checker *c, const sn_node *n, bool check_values) {
       continue;
     }
     sw->n_axes++;
-    /* Both ends, as they would be drawn (integers rounded, as cli/cmd_sweep.c does). */
-    char text[2][64];
-    if (ax->integer) {
-      snprintf(text[0], sizeof text[0], "%lld", llround(ax->lo));
-      snprintf(text[1], sizeof text[1], "%lld", llround(ax->hi));
-    } else {
-      real_text(ax->lo, text[0], sizeof text[0]);
-      real_text(ax->hi, text[1], sizeof text[1]);
-    }
-    if (check_values && sweep_try(c, ax, text[0], lo, "min", !ax->integer))
-      sweep_try(c, ax, text[1], hi, "max", !ax->integer);
+    if (check_values) try_ends(c, ax, lo, hi, "min", "max");
   }
 }
 
+/* One entry of parameters: a list (the values; a random sweep draws one), or one
+ * distribution {choice: [...]}, {uniform: [lo, hi]}, {log_uniform: [lo, hi]},
+ * {int: [lo, hi]} (random only, but for choice). */
+static bool distribution(checker *c, const sn_node *v, sn_sweep_axis *ax, bool grid) {
+  static const char *const KINDS[] = {"choice", "uniform", "log_uniform", "int", NULL};
+  if (v->kind == SN_NODE_SEQ && v->n > 0) return axis_values(c, ax, v);
+  if (v->kind != SN_NODE_MAP || v->n != 1) {
+    type_error(c, v, "a sweep parameter", "a list of values or one distribution");
+    sn_diag_hint(c->d, "write [16, 32], {choice: [16, 32]}, {uniform: [0.0, 0.5]}, "
+                       "{log_uniform: [1.0e-4, 1.0e-2]} or {int: [8, 64]}");
+    return false;
+  }
+  int kind = lookup(c, v->keys[0], "distribution", KINDS);
+  const sn_node *r = v->items[0];
+  if (kind < 0) return false;
+  if (r->kind != SN_NODE_SEQ || (kind == 0 ? r->n == 0 : r->n != 2)) {
+    type_error(c, r, KINDS[kind], kind == 0 ? "a non-empty list" : "a list [low, high]");
+    return false;
+  }
+  if (kind == 0) return axis_values(c, ax, r);
+  if (grid) {
+    sn_diag_error(c->d, v->keys[0]->loc, "a grid sweep needs values; %s draws at random",
+                  KINDS[kind]);
+    sn_diag_hint(c->d, "use method: random, or list the values: {choice: [...]}");
+    return false;
+  }
+  double lo, hi;
+  if (!get_real(c, r->items[0], "low", -INFINITY, false, INFINITY, false, &lo) ||
+      !get_real(c, r->items[1], "high", -INFINITY, false, INFINITY, false, &hi))
+    return false;
+  if (!(lo < hi)) {
+    sn_diag_error(c->d, r->loc, "%s: low (%g) must be less than high (%g)", KINDS[kind], lo, hi);
+    return false;
+  }
+  if (kind == 2 && lo <= 0) {
+    sn_diag_error(c->d, r->items[0]->loc, "log_uniform needs low greater than 0, got %g", lo);
+    return false;
+  }
+  if (kind == 3 && (lo != floor(lo) || hi != floor(hi) || fabs(lo) > 1e15 || fabs(hi) > 1e15)) {
+    sn_diag_error(c->d, r->loc, "int needs whole numbers, got [%g, %g]", lo, hi);
+    return false;
+  }
+  ax->lo = lo, ax->hi = hi;
+  ax->log = kind == 2;
+  ax->integer = ax->whole = kind == 3;
+  return true;
+}
+
+/* method: grid|random with parameters: (and trials: for random). */
+static void sweep_method(checker *c, const sn_node *n, bool check_values) {
+  static const char *const METHODS[] = {"grid", "random", NULL};
+  sn_sweep_spec *sw = &c->s->sweep;
+  const sn_node *m = sn_node_get(n, "method"), *t = sn_node_get(n, "trials"),
+                *params = sn_node_get(n, "parameters");
+  int method = t ? 1 : 0; /* without method: random when trials is given, else grid */
+  if (m && (!is_name(m) || (method = lookup(c, m, "method", METHODS)) < 0)) {
+    if (!is_name(m)) type_error(c, m, "method", "grid or random");
+    return;
+  }
+  sw->kind = method ? SN_SWEEP_RANDOM : SN_SWEEP_GRID;
+  if (method == 1 && !t) missing(c, n, "trials", "a random sweep");
+  if (method == 0 && t) {
+    sn_diag_error(c->d, t->loc, "a grid sweep runs every combination; trials is for random");
+    sn_diag_hint(c->d, "write method: random to draw that many trials");
+  }
+  if (t && method == 1) get_int32(c, t, "trials", 1, MAX_SWEEP_RUNS, &sw->count);
+  if (!params) {
+    missing(c, n, "parameters", "sweep");
+    sn_diag_hint(c->d, "write parameters: {train.batch_size: [32, 64]}");
+    return;
+  }
+  if (!is_map(c, params, "parameters")) return;
+  if (params->n == 0) sn_diag_error(c->d, params->loc, "parameters needs at least one key");
+  int64_t runs = 1;
+  for (int i = 0; i < params->n; i++) {
+    if (sw->n_axes == (int)(sizeof sw->axes / sizeof sw->axes[0])) {
+      sn_diag_error(c->d, params->keys[i]->loc, "a sweep varies at most %d keys", sw->n_axes);
+      return;
+    }
+    sn_sweep_axis *ax = &sw->axes[sw->n_axes];
+    *ax = (sn_sweep_axis){0};
+    bool ok = sweep_key(c, params->keys[i], ax);
+    if (!distribution(c, params->items[i], ax, method == 0) || !ok) continue;
+    sw->n_axes++;
+    runs *= ax->n_values > 0 ? ax->n_values : 1;
+    const sn_node *v = params->items[i], *r = v->kind == SN_NODE_MAP ? v->items[0] : v;
+    for (int j = 0; check_values && j < ax->n_values; j++)
+      if (!sweep_try(c, ax, ax->values[j], r->items[j], "value", false)) break;
+    if (check_values && !ax->n_values) try_ends(c, ax, r->items[0], r->items[1], "low", "high");
+  }
+  if (method == 0 && runs > MAX_SWEEP_RUNS)
+    sn_diag_error(c->d, params->loc, "the grid makes %lld runs; at most %lld", (long long)runs,
+                  (long long)MAX_SWEEP_RUNS);
+}
+
+/* scheduler: {halving: {min_epochs: 1, eta: 3, metric: FIGURE}}: successive halving. */
+static void sweep_scheduler(checker *c, const sn_node *n) {
+  static const char *const KEYS[] = {"halving", NULL};
+  static const char *const HKEYS[] = {"min_epochs", "eta", "metric", NULL};
+  sn_sweep_spec *sw = &c->s->sweep;
+  if (!is_map(c, n, "scheduler")) return;
+  check_keys(c, n, "scheduler", KEYS);
+  const sn_node *h = sn_node_get(n, "halving"), *v;
+  if (!h) {
+    missing(c, n, "halving", "scheduler");
+    return;
+  }
+  if (!is_map(c, h, "halving")) return;
+  check_keys(c, h, "halving", HKEYS);
+  sw->halving = true;
+  sw->min_epochs = 1;
+  sw->eta = 3;
+  snprintf(sw->halving_metric, sizeof sw->halving_metric, "%s", sw->metric);
+  /* min_epochs >= train.epochs is not an error: each trial, a copy of this spec with
+   * train.epochs set to its rung, is checked too (cli/cmd_sweep.c says it stops none) */
+  if ((v = sn_node_get(h, "min_epochs"))) get_int32(c, v, "min_epochs", 1, 1000000, &sw->min_epochs);
+  if ((v = sn_node_get(h, "eta"))) get_int32(c, v, "eta", 2, 1000, &sw->eta);
+  if ((v = sn_node_get(h, "metric")) && figure(c, v, "halving metric", true))
+    snprintf(sw->halving_metric, sizeof sw->halving_metric, "%s", v->text);
+  for (int a = 0; a < sw->n_axes; a++)
+    if (!strcmp(sw->axes[a].key, "train.epochs"))
+      sn_diag_error(c->d, sw->axes[a].loc, "a halving sweep sets train.epochs itself; do not sweep it");
+}
+
 static void sweep_section(checker *c, const sn_node *n, bool check_values) {
-  static const char *const KEYS[] = {"grid", "random", "metric", "mode", NULL};
+  static const char *const KEYS[] = {"grid",   "random",     "method",    "trials", "parameters",
+                                     "metric", "mode",       "scheduler", NULL};
   static const char *const MODES[] = {"max", "min", NULL};
   sn_sweep_spec *sw = &c->s->sweep;
   if (!is_map(c, n, "sweep")) return;
@@ -2195,7 +2334,14 @@ static void sweep_section(checker *c, const sn_node *n, bool check_values) {
     sw->maximize = mode == 0;
   else if (v && !is_name(v))
     type_error(c, v, "mode", "max or min");
-  if (g && r) {
+  const sn_node *method = sn_node_get(n, "method"), *params = sn_node_get(n, "parameters");
+  const sn_node *trials = sn_node_get(n, "trials");
+  if ((method || params || trials) && (g || r)) {
+    sn_diag_error(c->d, (g ? g : r)->loc, "a sweep is written with method and parameters, or "
+                                           "with grid or random, not both");
+  } else if (method || params || trials) {
+    sweep_method(c, n, check_values);
+  } else if (g && r) {
     const sn_node *second = NULL;
     for (int i = 0; i < n->n; i++)
       if (!strcmp(n->keys[i]->text, "grid") || !strcmp(n->keys[i]->text, "random"))
@@ -2208,9 +2354,10 @@ static void sweep_section(checker *c, const sn_node *n, bool check_values) {
     sw->kind = SN_SWEEP_RANDOM;
     sweep_random(c, r, check_values);
   } else {
-    sn_diag_error(c->d, n->loc, "sweep needs grid or random");
-    sn_diag_hint(c->d, "write sweep: {grid: {train.batch_size: [32, 64]}}");
+    sn_diag_error(c->d, n->loc, "sweep needs parameters (or grid or random)");
+    sn_diag_hint(c->d, "write sweep: {method: grid, parameters: {train.batch_size: [32, 64]}}");
   }
+  if ((v = sn_node_get(n, "scheduler"))) sweep_scheduler(c, v);
 }
 
 /* ---------------------------------------------------------------------------

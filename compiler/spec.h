@@ -163,6 +163,7 @@ typedef struct sn_sweep_axis {
   double lo, hi;        /* random: range */
   bool log;             /* random: sample log-uniformly */
   bool integer;         /* random: round to an integer */
+  bool whole;           /* random: {int: [lo, hi]}, each whole number equally likely */
   sn_loc loc;
 } sn_sweep_axis;
 
@@ -174,6 +175,9 @@ typedef struct sn_sweep_spec {
   char metric[64];      /* sort runs by this metrics.jsonl key (default val_loss or loss) */
   bool maximize;        /* default: true for accuracy-like keys, false for losses */
   sn_loc loc;
+  bool halving;         /* scheduler: {halving: ...}: successive halving of the trials */
+  int min_epochs, eta;  /* halving: epochs of the first rung; the best 1/eta go on */
+  char halving_metric[64]; /* halving: the figure rungs compare (default: metric) */
 } sn_sweep_spec;
 
 typedef struct sn_data_spec {
