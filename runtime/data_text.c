@@ -137,9 +137,14 @@ static int list_inputs(const char *path, bool dirs, listing *L, sn_error *err) {
     int rc = glob(path, 0, NULL, &g);
     if (rc == GLOB_NOMATCH) return sn_fail(err, "%s: no file matches the pattern", path);
     if (rc) return sn_fail(err, "%s: cannot read the pattern's folders", path);
-    for (size_t i = 0; i < g.gl_pathc && !rc; i++) /* glob sorts */
-      if (!stat(g.gl_pathv[i], &st) && (S_ISREG(st.st_mode) || (dirs && S_ISDIR(st.st_mode))))
-        rc = add_entry(L, g.gl_pathv[i], S_ISDIR(st.st_mode), err);
+    for (size_t i = 0; i < g.gl_pathc && !rc; i++) { /* glob sorts */
+      const char *p = g.gl_pathv[i], *base = base_name(p);
+      char dir[4096];
+      snprintf(dir, sizeof dir, "%.*s", base > p ? (int)(base - p - 1) : 1, base > p ? p : ".");
+      if (skipped(dir, base)) continue; /* as in a folder */
+      if (!stat(p, &st) && (S_ISREG(st.st_mode) || (dirs && S_ISDIR(st.st_mode))))
+        rc = add_entry(L, p, S_ISDIR(st.st_mode), err);
+    }
     globfree(&g);
     return rc;
   }
