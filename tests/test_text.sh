@@ -12,8 +12,9 @@
 #     every position of -log p(next token), with nothing easier in its labels.
 # (That the held-out text is in no training window is test_data_text's check.)
 # Also: the counts `specnet check` prints, perplexity = exp(val_loss) and
-# bits_per_token = val_loss / ln 2 in metrics.jsonl, vocab.json read back by eval
-# (a changed table is an error), and an embedding smaller than the vocabulary.
+# bits_per_token = val_loss / ln 2 in metrics.jsonl, predict on a text (the next
+# letter at every position), vocab.json read back by eval (a changed table is an
+# error), and an embedding smaller than the vocabulary.
 #
 #   tests/test_text.sh SPECNET     (skipped, 77, without python3)
 set -euo pipefail
@@ -97,6 +98,12 @@ if not ok:
     print("FAIL:", last, vocab)
     raise SystemExit(1)
 EOF
+
+# predict on a text: one window of 16 letters; each position's arg-max is the likeliest
+# successor (letter i + 1, probability 0.7), so the ids read 1, 2, .., 11, 0, 1, .., 4
+printf 'αβγδεζηθικλμαβγδε' >in.txt
+pred=$("$specnet" predict bigram.yaml --weights run/model.safetensors --input in.txt --quiet)
+[ "$pred" = "1,2,3,4,5,6,7,8,9,10,11,0,1,2,3,4" ] || fail "predict on in.txt: $pred"
 
 # eval reads vocab.json beside the weights: the same table gives the last epoch's figure
 val=$("$specnet" eval bigram.yaml --weights run/model.safetensors --split validation)
