@@ -23,6 +23,8 @@ typedef struct sn_aot_info {
   int64_t input_rank, input_shape[4];
   int64_t n_pre;          /* features of the input affine below (0: none) */
   int64_t classifier;     /* 1: outputs are class scores; print the argmax */
+  int64_t classes;        /* scores per position: a sequence output [T, classes] gets an
+                           * argmax per position; 0 means output_elems */
 } sn_aot_info;
 
 extern const sn_aot_info sn_aot_info_v1;
