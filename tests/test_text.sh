@@ -13,7 +13,7 @@
 # (That the held-out text is in no training window is test_data_text's check.)
 # Also: the counts `specnet check` prints, perplexity = exp(val_loss) and
 # bits_per_token = val_loss / ln 2 in metrics.jsonl, predict on a text (the next
-# letter at every position), vocab.json read back by eval (a changed table is an
+# letter at every position; also from a model executable), vocab.json read back by eval (a changed table is an
 # error), and an embedding smaller than the vocabulary.
 #
 #   tests/test_text.sh SPECNET     (skipped, 77, without python3)
@@ -104,6 +104,12 @@ EOF
 printf 'αβγδεζηθικλμαβγδε' >in.txt
 pred=$("$specnet" predict bigram.yaml --weights run/model.safetensors --input in.txt --quiet)
 [ "$pred" = "1,2,3,4,5,6,7,8,9,10,11,0,1,2,3,4" ] || fail "predict on in.txt: $pred"
+
+# the same from a model executable (specnet build), on the ids as a CSV row
+"$specnet" build bigram.yaml --weights run/model.safetensors -o model >/dev/null
+echo "0,1,2,3,4,5,6,7,8,9,10,11,0,1,2,3" >ids.csv
+pred=$(./model --input ids.csv)
+[ "$pred" = "1,2,3,4,5,6,7,8,9,10,11,0,1,2,3,4" ] || fail "model executable on ids.csv: $pred"
 
 # eval reads vocab.json beside the weights: the same table gives the last epoch's figure
 val=$("$specnet" eval bigram.yaml --weights run/model.safetensors --split validation)
