@@ -46,6 +46,7 @@ struct sn_text {
   int64_t context;  /* C */
   int64_t windows;  /* random windows per epoch; 0: sweep */
   int64_t stride;   /* sweep step */
+  int64_t limit;    /* at most this many windows; 0: all */
   uint64_t seed;
 };
 
@@ -317,14 +318,14 @@ static void fill_epoch(const sn_dataset *ds, int epoch) {
 }
 
 /* (Re)makes ds's samples from its stream: the sweep, or epoch 1's random windows. */
-static int make_windows(sn_dataset *ds, int64_t limit, sn_error *err) {
+static int make_windows(sn_dataset *ds, sn_error *err) {
   struct sn_text *t = ds->text;
   if (t->S < t->context + 1)
     return sn_fail(err, "%s: %lld tokens, but a window of context %lld needs at least %lld (its labels are the "
                    "next tokens)",
                    ds->origin, (long long)t->S, (long long)t->context, (long long)(t->context + 1));
   int64_t n = t->windows > 0 ? t->windows : sweep_count(t);
-  if (limit > 0 && limit < n) n = limit;
+  if (t->limit > 0 && t->limit < n) n = t->limit;
   if (n > MAX_TEXT_ELEMS / t->context)
     return sn_fail(err, "%s: %lld windows of %lld tokens is too many (at most %lld values); raise stride",
                    ds->origin, (long long)n, (long long)t->context, (long long)MAX_TEXT_ELEMS);
@@ -359,6 +360,7 @@ static int load_lm(const sn_source *src, const listing *L, const tokenizer *T, s
   t->windows = src->windows;
   t->stride = src->stride > 0 ? src->stride : src->context;
   t->seed = src->seed;
+  t->limit = src->limit;
   int64_t cap = 0;
   for (int i = 0; i < L->n; i++) {
     char *buf;
@@ -384,7 +386,7 @@ static int load_lm(const sn_source *src, const listing *L, const tokenizer *T, s
   if (t->S == 0) return sn_fail(err, "%s: range [%g, %g] of the text holds no tokens", src->path, src->range[0], src->range[1]);
   out->rank = 1;
   out->shape[0] = out->sample_elems = out->label_elems = t->context;
-  return make_windows(out, src->limit, err);
+  return make_windows(out, err);
 }
 
 /* ---------------------------------------------------------------------------
@@ -656,6 +658,7 @@ int sn_text_split(sn_dataset *ds, double fraction, sn_dataset *held, sn_error *e
   h->S = t->S - keep;
   h->windows = 0; /* the held-out text is swept, window after window */
   h->stride = t->context;
+  h->limit = 0;
   h->tok = malloc((size_t)(h->S + 1) * sizeof(int32_t));
   if (!h->tok) {
     free(h);
@@ -675,7 +678,7 @@ int sn_text_split(sn_dataset *ds, double fraction, sn_dataset *held, sn_error *e
   memcpy(origin, ds->origin, sizeof origin);
   snprintf(held->origin, sizeof held->origin, "%.4000s (last %g of the text held out)", origin, fraction);
   t->S = keep;
-  if (make_windows(held, 0, err) || make_windows(ds, 0, err)) {
+  if (make_windows(held, err) || make_windows(ds, err)) {
     sn_dataset_free(held);
     return -1;
   }
