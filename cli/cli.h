@@ -4,6 +4,7 @@
 #define SPECNET_CLI_H
 
 #include <stdbool.h>
+#include <stdio.h>
 
 #include "spec.h"
 #include "specnet/compiler.h"
@@ -76,6 +77,15 @@ void train_opts_from_spec(const sn_spec *s, sn_train_opts *to);
  * an earlier run runs/NAME-2, -3, ... (the first that is new or empty), created.
  * 0, or -1 with errno set (dir names the folder that failed). */
 int new_run_dir(const char *name, char *dir, size_t cap);
+
+/* Text sources (text.c): `specnet check`'s summary of them (0 or an exit code);
+ * an error when the model's first embedding does not cover the training text's
+ * vocabulary; the run's vocab.json (chars table) written, and read back from
+ * beside a weights file (0: read or none there, -1: unreadable, msg says why). */
+int check_text_sources(const sn_spec *s, FILE *out);
+int check_text_vocab(const sn_spec *s, const sn_dataset *train);
+void write_vocab(const sn_dataset *train, const char *dir);
+int read_vocab(const char *weights, uint32_t **chars, int *n, char *msg, size_t cap);
 
 int cmd_test(const opts *o);
 /* report.html of the run in dir, or at out when not NULL; 0 or an exit code. */

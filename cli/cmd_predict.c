@@ -2,7 +2,9 @@
  * the trained model's answer for every sample of a file, as CSV.
  *
  * Input, by the file name: *.npy (the array of samples, (n, ...)), *.csv (one
- * sample per row), anything else an IDX images file (raw or .gz). A CSV's columns
+ * sample per row), anything else an IDX images file (raw or .gz) or, when the
+ * spec's training data is a text source, a text file read as that source reads its
+ * files (windows or records), with the training run's vocab.json. A CSV's columns
  * are all features, except when the spec's training data is a CSV too and the file
  * has one column more than the model's input: then that source's label column
  * (by name or position) is dropped, so the training or test CSV itself can be given.
@@ -12,7 +14,7 @@
  * the statistics of the spec's training set, which is loaded for that).
  *
  * Output, one line per sample, no header: the class index (argmax) for a
- * categorical loss, 0/1 for binary_crossentropy with one output, otherwise the
+ * categorical loss (one per position, comma-separated, for a sequence output), 0/1 for binary_crossentropy with one output, otherwise the
  * output values; with --probs always the whole output vector (what the model's last
  * layer gives: probabilities after a softmax, logits with from_logits). */
 #include <ctype.h>
@@ -53,10 +55,40 @@ static const sn_source *spec_csv(const sn_spec *s) {
   return s->data.train.kind == SN_SRC_CSV ? &s->data.train : NULL;
 }
 
-static int load_input(const sn_spec *s, const sn_model *m, const char *path, sn_dataset *ds) {
+/* A text file as the spec's text source reads its files, with the chars table of
+ * the weights' run (vocab.json), else of the training text. */
+static int load_text_input(const sn_spec *s, const char *weights, const char *path, sn_dataset *ds) {
+  sn_source src = s->data.train;
+  snprintf(src.path, sizeof src.path, "%s", path);
+  src.range[0] = src.range[1] = 0;
+  src.windows = 0; /* a sweep: every window once */
+  src.limit = 0;
+  sn_error err = {0};
+  sn_dataset train = {0};
+  uint32_t *chars = NULL;
+  int rc = 0;
+  if (src.tokenizer == SN_TOK_CHARS) {
+    rc = read_vocab(weights, &chars, &src.n_chars, err.msg, sizeof err.msg);
+    if (!rc && !chars && !(rc = sn_dataset_load(&s->data.train, &train, &err))) {
+      src.chars = train.chars;
+      src.n_chars = train.n_chars;
+    }
+    if (chars) src.chars = chars;
+  }
+  if (!rc) rc = sn_dataset_load(&src, ds, &err);
+  free(chars);
+  sn_dataset_free(&train);
+  if (rc) fprintf(stderr, "specnet: error: %s\n", err.msg);
+  return rc ? EXIT_SPEC : 0;
+}
+
+static int load_input(const sn_spec *s, const sn_model *m, const char *weights, const char *path, sn_dataset *ds) {
   sn_source src = {.no_labels = true};
   const sn_source *csv = spec_csv(s);
-  if (sn_path_has_suffix(path, ".npy")) {
+  if (s->data.train.kind == SN_SRC_TEXT && !sn_path_has_suffix(path, ".npy") && !sn_path_has_suffix(path, ".csv")) {
+    int rc = load_text_input(s, weights, path, ds);
+    if (rc) return rc;
+  } else if (sn_path_has_suffix(path, ".npy")) {
     src.kind = SN_SRC_NPY;
     snprintf(src.images, sizeof src.images, "%s", path);
   } else if (sn_path_has_suffix(path, ".csv")) {
@@ -68,7 +100,7 @@ static int load_input(const sn_spec *s, const sn_model *m, const char *path, sn_
     snprintf(src.images, sizeof src.images, "%s", path);
   }
   sn_error err = {0};
-  int rc = sn_dataset_load(&src, ds, &err);
+  int rc = src.kind ? sn_dataset_load(&src, ds, &err) : 0;
   if (src.kind == SN_SRC_CSV && csv && (rc || ds->sample_elems == m->input_elems + 1)) {
     /* the training CSV's layout: drop its label column (read, unused; names
      * allowed), when that gives the model's width */
@@ -185,7 +217,7 @@ int cmd_predict(const opts *o) {
   FILE *f = NULL;
   char **names = NULL; /* classes.json: the class names, when the labels were names */
   int n_names = 0;
-  if ((rc = load_input(s, m, o->input, &in)) || (rc = preprocess_set(s, &in))) goto done;
+  if ((rc = load_input(s, m, o->weights, o->input, &in)) || (rc = preprocess_set(s, &in))) goto done;
   sn_error err = {0};
   if (s->data.standardize &&
       sn_dataset_normalize(&in, S.ds.std_mean, S.ds.std_std, S.ds.std_n, &err)) {
@@ -218,16 +250,20 @@ int cmd_predict(const opts *o) {
   const bool binary = !o->probs && s->loss == SN_LOSS_BCE && O == 1;
   const double threshold = s->from_logits ? 0.0 : 0.5;
   const int digits = m->dtype == SN_RT_F64 ? 17 : 9; /* enough to read back the same value */
+  const int64_t C = m->classes > 0 ? m->classes : O; /* scores per position */
   for (int64_t i = 0; i < in.n; i++) {
     const double *row = out + i * O;
     if (argmax) {
-      int64_t best = 0;
-      for (int64_t k = 1; k < O; k++)
-        if (row[k] > row[best]) best = k;
-      if (best < n_names)
-        fprintf(f, "%s\n", names[best]);
-      else
-        fprintf(f, "%lld\n", (long long)best);
+      for (int64_t p = 0; p < O / C; p++) {
+        int64_t best = 0;
+        for (int64_t k = 1; k < C; k++)
+          if (row[p * C + k] > row[p * C + best]) best = k;
+        if (best < n_names)
+          fprintf(f, "%s%s", p ? "," : "", names[best]);
+        else
+          fprintf(f, "%s%lld", p ? "," : "", (long long)best);
+      }
+      fputc('\n', f);
     } else if (binary) {
       fprintf(f, "%d\n", row[0] >= threshold);
     } else {

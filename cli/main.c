@@ -291,12 +291,19 @@ int preprocess_set(const sn_spec *s, sn_dataset *ds) {
 
 /* Loads every set through the runtime's pipeline (runtime/data_prepare.c); an
  * error is reported at the spec line of the source it came from. */
-static int load_data(const sn_spec *s, const sn_model *m, datasets *ds) {
+static int load_data(const sn_spec *s, const sn_model *m, datasets *ds, const char *weights) {
   sn_data_config c;
   data_config(s, &c);
   sn_data_part part;
   sn_error err = {0};
-  if (!sn_data_prepare(&c, m, ds, &part, &err)) return 0;
+  uint32_t *chars = NULL; /* the training run's characters, when the weights come from one */
+  if (weights && c.train.kind == SN_SRC_TEXT && c.train.tokenizer == SN_TOK_CHARS &&
+      read_vocab(weights, &chars, &c.train.n_chars, err.msg, sizeof err.msg))
+    return data_error(s, s->data.train_loc, err.msg);
+  c.train.chars = chars;
+  int rc = sn_data_prepare(&c, m, ds, &part, &err);
+  free(chars);
+  if (!rc) return check_text_vocab(s, &ds->train);
   sn_loc at[] = {s->data.train_loc, s->data.validation_loc, s->data.test_loc, s->data.preprocess_loc};
   return data_error(s, at[part], err.msg);
 }
@@ -312,6 +319,7 @@ static int cmd_check(const opts *o) {
   int rc = sn_emit_stage(s, "table", o->dtype, stdout, &d);
   print_diag(&d);
   sn_diag_free(&d);
+  if (!rc && check_text_sources(s, stdout)) rc = EXIT_SPEC;
   sn_spec_free(s);
   return rc ? EXIT_SPEC : 0;
 }
@@ -372,7 +380,7 @@ int session_open_with(session *S, const opts *o, bool quiet, bool data, sn_spec 
   S->profile = o->profile || (env && *env && strcmp(env, "0"));
   print_compile_times(S->c, quiet);
   sn_model *m = sn_compiled_model(S->c);
-  int rc = data ? load_data(S->spec, m, &S->ds) : 0;
+  int rc = data ? load_data(S->spec, m, &S->ds, o->weights) : 0;
   if (rc) return rc;
   sn_error err = {0};
   if (sn_model_alloc(m, &err)) return data_error(S->spec, (sn_loc){0}, err.msg);
@@ -729,6 +737,7 @@ static int train_session(const opts *o, sn_spec *spec, const sn_comm *comm) {
     write_classes(&S.ds.train, dir);
     write_targets(&S.ds, dir);
     run_copy_spec(o->spec, dir);
+    write_vocab(&S.ds.train, dir);
     unlink(spath_state); /* an older run's; this run writes its own */
   }
   if ((rc = ranks_failed(comm, rc))) {

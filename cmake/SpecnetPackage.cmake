@@ -42,7 +42,7 @@ else()
 endif()
 # The built-in data sets (fashion_mnist:train, the seed spec) come from here.
 # bash-completion loads share/bash-completion/completions/specnet.
-set(CPACK_DEBIAN_PACKAGE_RECOMMENDS "dataset-fashion-mnist, bash-completion")
+set(CPACK_DEBIAN_PACKAGE_RECOMMENDS "dataset-fashion-mnist, fortunes, bash-completion")
 # -dev packages: to build against the libraries; gcc, libopenblas-dev and
 # zlib1g-dev are also what `specnet build` links standalone model binaries with.
 set(CPACK_DEBIAN_PACKAGE_SUGGESTS

@@ -418,6 +418,7 @@ int sn_build_aot(const sn_spec *spec, const sn_model *w, const sn_aot_opts *o, s
                       .arena_bytes = plan->arena_bytes, .param_count = w->param_count,
                       .state_count = w->state_count, .input_rank = spec->input_rank, .n_pre = o->n_pre,
                       .n_post = o->n_post, .n_class_names = o->lib ? 0 : o->n_class_names,
+                      .classes = w->classes,
                       .classifier = g->ops[g->output].code == SN_OP_SOFTMAX ||
                                     (spec->loss == SN_LOSS_SPARSE_CCE || spec->loss == SN_LOSS_CCE)};
   for (int i = 0; i < spec->input_rank; i++) info.input_shape[i] = spec->input_shape[i];

@@ -111,14 +111,15 @@ static int build_reshape(builder *b, const sn_layer_spec *l, const input *in, in
 
 static int build_dense(builder *b, const sn_layer_spec *l, const input *in, int n) {
   const sn_type *t = TY(b, in[0].v);
-  if (!t->batched || t->rank != 1) {
+  if (!t->batched || t->rank < 1 || t->rank > 2) { /* [N, T, features]: per position */
     char g2[256];
     got(b, &in[0], g2, sizeof g2);
-    sn_diag_error(b->d, l->loc, "%s: dense expects input of shape [N, features], %s", l->name, g2);
+    sn_diag_error(b->d, l->loc, "%s: dense expects input of shape [N, features] or [N, positions, features], %s",
+                  l->name, g2);
     sn_diag_hint(b->d, "add '- flatten' before this layer");
     return -1;
   }
-  int64_t fan_in = t->dim[0], out = l->units;
+  int64_t fan_in = t->dim[t->rank - 1], out = l->units;
   sn_op like = at(l);
   char name[128];
   int64_t wshape[2] = {out, fan_in}; /* torch.nn.Linear layout (out, in) */
@@ -483,8 +484,17 @@ static int row_mean(sn_graph *g, int x, const sn_op *like) {
 
 static const double PROB_EPS = 1e-7; /* Keras's clipping of probabilities */
 
-/* The per-sample loss [N] and the value metrics compare against (`pred`: logits
- * where the loss fused the output activation, else the output). */
+/* A per-position value [N, T] (one loss or metric value per position of a sequence
+ * output [N, T, V]) as one value per sample, the mean over its positions: every
+ * sample has T positions, so the mean over samples of it is the mean over N*T. */
+static int per_sample(sn_graph *g, int v, const sn_op *like) {
+  while (v >= 0 && g->ops[v].type.rank > 0) v = row_mean(g, v, like);
+  return v;
+}
+
+/* The loss per sample, or per position for a sequence output [N, T, V], and the
+ * value metrics compare against (`pred`: logits where the loss fused the output
+ * activation, else the output). */
 static int build_loss(builder *b, int out, int *pred) {
   sn_graph *g = b->g;
   const sn_spec *s = b->s;
@@ -492,8 +502,9 @@ static int build_loss(builder *b, int out, int *pred) {
   const sn_type *ot = TY(b, out);
   char sh[128];
   shape_str(ot, sh, sizeof sh);
-  if (!ot->batched || ot->rank != 1) {
-    sn_diag_error(b->d, s->loss_loc, "the loss needs a model output of shape [N, outputs], got %s", sh);
+  if (!ot->batched || ot->rank < 1 || ot->rank > 2) {
+    sn_diag_error(b->d, s->loss_loc,
+                  "the loss needs a model output of shape [N, outputs] or [N, positions, outputs], got %s", sh);
     sn_diag_hint(b->d, "flatten the last layer's output, or end with a dense layer");
     return -1;
   }
@@ -501,8 +512,9 @@ static int build_loss(builder *b, int out, int *pred) {
   bool softmax_out = oo->code == SN_OP_SOFTMAX, sigmoid_out = oo->code == SN_OP_SIGMOID;
   *pred = out;
   char err[256];
-  if (s->loss == SN_LOSS_SPARSE_CCE) {
-    sn_op lab = {.code = SN_OP_LABEL, .type = {.dtype = SN_I32, .batched = true}};
+  if (s->loss == SN_LOSS_SPARSE_CCE) { /* one label per position: i32[N] or i32[N, T] */
+    sn_op lab = {.code = SN_OP_LABEL, .type = {.dtype = SN_I32, .batched = true, .rank = ot->rank - 1}};
+    for (int i = 0; i + 1 < ot->rank; i++) lab.type.dim[i] = ot->dim[i];
     g->label = sn_graph_add(g, &lab, err, sizeof err);
   } else {
     sn_op tgt = {.code = SN_OP_TARGET, .type = *ot};
@@ -561,14 +573,21 @@ static int build_loss(builder *b, int out, int *pred) {
   return -1;
 }
 
-/* One value per sample whose sum over the data is the metric's total. */
-static int build_metric(builder *b, int k, int out, int pred) {
+/* One value per sample (or per position of a sequence output) whose sum over the
+ * data is the metric's total; `loss` is the per-sample loss. */
+static int build_metric(builder *b, int k, int out, int pred, int loss) {
   sn_graph *g = b->g;
   const sn_spec *s = b->s;
   sn_op like = loss_like(s, s->metrics[k]);
   bool sparse = s->loss == SN_LOSS_SPARSE_CCE, bce = s->loss == SN_LOSS_BCE,
        cce = s->loss == SN_LOSS_CCE;
   switch (s->metric_kind[k]) {
+  case SN_METRIC_PERPLEXITY: /* the runtime reports exp of the mean (sn_metric_value) */
+    if (sparse || cce) return loss;
+    break;
+  case SN_METRIC_BITS_PER_TOKEN:
+    if (sparse || cce) return sn_emit(g, SN_OP_MUL, loss, sn_emit_const(g, 1.0 / log(2.0)), -1, &like);
+    break;
   case SN_METRIC_ACCURACY:
     if (bce) { /* binary accuracy: mean over outputs of (p > 0.5) == (t > 0.5) */
       double thr = pred == out ? 0.5 : 0.0; /* on logits the threshold is 0 */
@@ -602,7 +621,8 @@ static int build_metric(builder *b, int k, int out, int pred) {
   }
   sn_diag_error(b->d, s->loss_loc, "metric %s does not apply to this loss", s->metrics[k]);
   sn_diag_hint(b->d, sparse ? "mse and mae need float targets (a regression or one-hot loss)"
-                            : "accuracy and top_k_accuracy need a classification loss");
+                            : "accuracy, top_k_accuracy, perplexity and bits_per_token need a "
+                              "classification loss");
   return -1;
 }
 
@@ -678,14 +698,15 @@ int sn_build_graph(const sn_spec *s, sn_dtype dtype, bool training, sn_graph *g,
   int out = g->layer_out[s->n_layers - 1];
   g->output = out;
   int pred;
-  int l = build_loss(&b, out, &pred);
+  sn_op like = loss_like(s, "loss");
+  int l = per_sample(g, build_loss(&b, out, &pred), &like);
   if (l < 0) return -1;
   g->logits = pred;
-  sn_op like = loss_like(s, "loss");
   g->loss_sum = sn_emit(g, SN_OP_SUM_ALL, l, -1, -1, &like);
   g->objective = sn_emit(g, SN_OP_MUL, g->loss_sum, sn_emit(g, SN_OP_INV_ROWS, -1, -1, -1, &like), -1, &like);
   for (int k = 0; k < s->n_metrics; k++) {
-    int m = build_metric(&b, k, out, pred);
+    sn_op mlike = loss_like(s, s->metrics[k]);
+    int m = per_sample(g, build_metric(&b, k, out, pred, l), &mlike);
     if (m < 0) continue;
     /* a sum of its own (a[0]), even where the metric's value is the loss's (mse
      * with an mse loss): each output has one place */

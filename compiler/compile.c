@@ -243,6 +243,9 @@ sn_compiled *sn_compile_with(const sn_spec *spec, const sn_compile_opts *o, sn_d
   mo->input_elems = sn_type_elems(&g->ops[g->input].type);
   mo->output_elems = sn_type_elems(&g->ops[g->output].type);
   mo->target_elems = g->target >= 0 ? sn_type_elems(&g->ops[g->target].type) : 0;
+  mo->label_elems = g->label >= 0 ? sn_type_elems(&g->ops[g->label].type) : 0;
+  const sn_type *ot = &g->ops[g->output].type;
+  mo->classes = ot->rank > 0 ? ot->dim[ot->rank - 1] : 1;
   mo->param_count = g->param_count;
   mo->opt_state_count = sn_opt_state_count(g);
   mo->state_count = g->state_count;

@@ -43,12 +43,13 @@ int sn_gradcheck(const sn_spec *spec, int64_t max_checked, double tol, sn_gradch
   int64_t rows = m->batch_capacity > 1 ? m->batch_capacity - 1 : 1;
   if (rows > 7) rows = 7;
   double *x = malloc(sizeof(double) * (size_t)(rows * m->input_elems));
-  int32_t *y = malloc(sizeof(int32_t) * (size_t)rows);
+  const int64_t L = m->label_elems > 0 ? m->label_elems : 1; /* labels per sample */
+  int32_t *y = malloc(sizeof(int32_t) * (size_t)(rows * L));
   double *grads = malloc(sizeof(double) * (size_t)m->param_count);
   if (!x || !y || !grads) abort();
   for (int64_t i = 0; i < rows * m->input_elems; i++) x[i] = sn_rand_normal(spec->seed, 101, (uint64_t)i);
-  for (int64_t i = 0; i < rows; i++)
-    y[i] = (int32_t)(sn_rand_u64(spec->seed, 102, (uint64_t)i) % (uint64_t)m->output_elems);
+  for (int64_t i = 0; i < rows * L; i++)
+    y[i] = (int32_t)(sn_rand_u64(spec->seed, 102, (uint64_t)i) % (uint64_t)m->classes);
   /* float targets in [0, 1): valid for every loss (probabilities, regression) */
   int64_t nt = rows * (m->target_elems ? m->target_elems : 1);
   double *t = malloc(sizeof(double) * (size_t)nt);

@@ -204,10 +204,18 @@ static int infer_sum_all(const sn_graph *g, sn_op *op, char *err, size_t len) {
   return infer_scalar(g, op, err, len);
 }
 
+/* Whether i32 labels y hold one class per row of the logits z: [N, ..] for [N, .., C]. */
+static bool labels_fit(const sn_type *z, const sn_type *y) {
+  if (!z->batched || z->rank < 1 || y->dtype != SN_I32 || !y->batched || y->rank != z->rank - 1) return false;
+  for (int i = 0; i < y->rank; i++)
+    if (y->dim[i] != z->dim[i]) return false;
+  return true;
+}
+
 static int infer_xent(const sn_graph *g, sn_op *op, char *err, size_t len) {
   const sn_type *z = T(g, op->in[0]), *y = T(g, op->in[1]);
-  if (!z->batched || z->rank != 1 || y->dtype != SN_I32 || !y->batched || y->rank != 0)
-    return fail(err, len, "softmax cross-entropy needs [N,C] logits and [N] class labels");
+  if (!labels_fit(z, y))
+    return fail(err, len, "softmax cross-entropy needs [N,..,C] logits and [N,..] class labels");
   op->type = *y;
   op->type.dtype = z->dtype;
   if (op->code == SN_OP_SOFTMAX_XENT_GRAD) op->type = *z;
@@ -216,10 +224,10 @@ static int infer_xent(const sn_graph *g, sn_op *op, char *err, size_t len) {
 
 static int infer_cce(const sn_graph *g, sn_op *op, char *err, size_t len) {
   const sn_type *z = T(g, op->in[0]), *t = T(g, op->in[1]);
-  if (!z->batched || z->rank != 1 || !sn_type_eq(z, t))
-    return fail(err, len, "categorical cross-entropy needs [N,C] logits and [N,C] targets");
+  if (!z->batched || z->rank < 1 || !sn_type_eq(z, t))
+    return fail(err, len, "categorical cross-entropy needs [N,..,C] logits and [N,..,C] targets");
   op->type = *z;
-  op->type.rank = 0;
+  op->type.rank--;
   return 0;
 }
 

@@ -463,8 +463,10 @@ static const char *const LOSSES[] = {"sparse_categorical_crossentropy",
                                      "huber",
                                      NULL}; /* sn_loss_kind */
 static const char *const OPTIMIZERS[] = {"adam", "adamw", "sgd", "rmsprop", NULL}; /* sn_opt_kind */
-static const char *const METRICS[] = {"accuracy", "top_k_accuracy", "mse", "mae",
-                                      NULL}; /* sn_metric_kind */
+static const char *const METRICS[] = {"accuracy",   "top_k_accuracy", "mse", "mae",
+                                      "perplexity", "bits_per_token", NULL}; /* sn_metric_kind */
+/* loss and every metric: the figures a set reports */
+#define N_FIGURES (sizeof METRICS / sizeof *METRICS)
 static const char *const SCHEDULES[] = {"constant", "step", "cosine", "exponential",
                                         NULL};                 /* sn_schedule_kind */
 static const char *const PADDINGS[] = {"valid", "same", NULL}; /* sn_padding */
@@ -486,19 +488,24 @@ const char *sn_schedule_name(sn_schedule_kind k) { return ENUM_NAME(SCHEDULES, k
 
 static const char *const BUILTIN_SETS[] = {"mnist", "fashion_mnist", NULL};
 static const char *const SPLITS[] = {"train", "test", NULL};
-static const char *const FORMATS[] = {"idx", "csv", "npy", NULL};
-enum { FORMAT_IDX, FORMAT_CSV, FORMAT_NPY };
+static const char *const FORMATS[] = {"idx", "csv", "npy", "text", NULL};
+enum { FORMAT_IDX, FORMAT_CSV, FORMAT_NPY, FORMAT_TEXT };
 static const char *const SYNTH_SETS[] = {"blobs", "spirals", "xor", "linear", NULL};
 static const char *const SOURCE_FORMS[] = {"builtin", "format", "synthetic", NULL};
 static const char *const BUILTIN_KEYS[] = {"builtin", "split", "limit", NULL};
 static const char *const IDX_KEYS[] = {"format", "images", "labels", "limit", NULL};
 static const char *const CSV_KEYS[] = {"format", "path", "label", "header", "limit", NULL};
 static const char *const NPY_KEYS[] = {"format", "x", "y", "limit", NULL};
+static const char *const TEXT_KEYS[] = {"format", "path",   "tokenizer", "mode",  "context",
+                                        "windows", "stride", "length",    "range", "limit", NULL};
+static const char *const TEXT_MODES[] = {"lm", "classify", NULL}; /* sn_text_mode */
+static const char *const TOKENIZERS[] = {"bytes", "chars", NULL}; /* sn_tokenizer */
 static const char *const SYNTH_KEYS[] = {"synthetic", "samples", "classes", "noise",
                                          "features",  "limit",   NULL};
 static const char *const ANY_SOURCE_KEYS[] = {
     "builtin", "format", "synthetic", "split",   "images",  "labels", "path",     "label", "header",
-    "x",       "y",      "limit",     "samples", "classes", "noise",  "features", NULL};
+    "x",       "y",      "limit",     "samples", "classes", "noise",  "features", "tokenizer",
+    "mode",    "context", "windows",  "stride",  "length",  "range",  NULL};
 
 static void builtin_name(checker *c, const sn_node *n, const char *set, const char *split,
                          sn_source *src) {
@@ -616,6 +623,58 @@ static void csv_source(checker *c, const sn_node *map, sn_source *src) {
   src->kind = SN_SRC_CSV;
 }
 
+/* `range: [from, to]` of a text source: 0 <= from < to <= 1. */
+static void text_range(checker *c, const sn_node *v, sn_source *src) {
+  double r[2];
+  if (v->kind != SN_NODE_SEQ || v->n != 2) {
+    type_error(c, v, "range", "[from, to], two fractions of the text");
+    return;
+  }
+  for (int i = 0; i < 2; i++)
+    if (!get_real(c, v->items[i], "range", 0, false, 1, false, &r[i])) return;
+  if (!(r[0] < r[1])) {
+    sn_diag_error(c->d, v->loc, "range [%g, %g] is empty: from must be below to", r[0], r[1]);
+    return;
+  }
+  src->range[0] = r[0];
+  src->range[1] = r[1];
+}
+
+/* A key of a text source that only one mode reads. */
+static void mode_only(checker *c, const sn_node *map, const char *key, const char *mode) {
+  const sn_node *k = sn_node_get(map, key);
+  if (k) sn_diag_error(c->d, k->loc, "'%s' applies to a text source in %s mode only", key, mode);
+}
+
+static void text_source(checker *c, const sn_node *map, sn_source *src) {
+  check_keys(c, map, "a text data source", TEXT_KEYS);
+  source_path(c, map, "path", "a text data source", src->path, sizeof src->path);
+  const sn_node *v;
+  int k;
+  if ((v = sn_node_get(map, "tokenizer")) && (k = lookup(c, v, "tokenizer", TOKENIZERS)) >= 0)
+    src->tokenizer = (sn_tokenizer)k;
+  if ((v = sn_node_get(map, "mode")) && (k = lookup(c, v, "text mode", TEXT_MODES)) >= 0)
+    src->text_mode = (sn_text_mode)k;
+  if ((v = sn_node_get(map, "range"))) text_range(c, v, src);
+  source_limit(c, map, src);
+  if (src->text_mode == SN_TEXT_CLASSIFY) {
+    mode_only(c, map, "context", "lm");
+    mode_only(c, map, "windows", "lm");
+    mode_only(c, map, "stride", "lm");
+    if ((v = sn_node_get(map, "length"))) get_int(c, v, "length", 1, MAX_INPUT_ELEMS, &src->length);
+    else missing(c, map, "length", "a text source in classify mode (tokens per record)");
+  } else {
+    mode_only(c, map, "length", "classify");
+    if ((v = sn_node_get(map, "context"))) get_int(c, v, "context", 1, MAX_INPUT_ELEMS, &src->context);
+    else missing(c, map, "context", "a text source in lm mode (tokens per window)");
+    if ((v = sn_node_get(map, "windows"))) get_int(c, v, "windows", 1, MAX_SAMPLES, &src->windows);
+    if ((v = sn_node_get(map, "stride"))) get_int(c, v, "stride", 1, MAX_INPUT_ELEMS, &src->stride);
+    if (sn_node_get(map, "windows") && v)
+      sn_diag_error(c->d, v->loc, "a text source takes windows (random windows) or stride (a sweep), not both");
+  }
+  src->kind = SN_SRC_TEXT;
+}
+
 /* One data source (`role` is "train", "test" or "validation"). For validation,
  * `split` is non-NULL and `{split: F}` holds out a fraction of train instead. */
 static void data_source(checker *c, const sn_node *n, const char *role, uint64_t stream,
@@ -706,6 +765,8 @@ static void data_source(checker *c, const sn_node *n, const char *role, uint64_t
       source_path(c, n, "y", "an npy data source", src->labels, sizeof src->labels);
       source_limit(c, n, src);
       src->kind = SN_SRC_NPY;
+    } else if (f == FORMAT_TEXT) {
+      text_source(c, n, src);
     } /* an unknown format takes other keys: nothing more to say */
   } else {
     synthetic_source(c, n, kind, src);
@@ -838,6 +899,7 @@ static void data_section(checker *c, const sn_node *n) {
     data_source(c, v, "validation", STREAM_VALIDATION, &ds->validation, &ds->validation_loc,
                 &ds->validation_split);
   if ((v = sn_node_get(n, "preprocess"))) preprocess(c, v);
+  c->s->pad_id = ds->train.kind == SN_SRC_TEXT && ds->train.text_mode == SN_TEXT_CLASSIFY ? 0 : -1;
 }
 
 /* Whether the spec names validation (or test) data, even if wrongly: what depends
@@ -1755,8 +1817,8 @@ static bool figure(checker *c, const sn_node *n, const char *what, bool allow_te
     return false;
   }
   if (!known) {
-    char cand_buf[3 * 5][32];
-    const char *cands[3 * 5 + 1];
+    char cand_buf[3 * N_FIGURES][32];
+    const char *cands[3 * N_FIGURES + 1];
     int nc = 0;
     static const char *const PREFIXES[] = {"", "val_", "test_"};
     for (int p = 0; p < (allow_test ? 3 : 2); p++)
@@ -1856,8 +1918,8 @@ static bool expect_key(checker *c, const sn_node *key) {
   const sn_spec *s = c->s;
   const char *t = key->text, *dot = strchr(t, '.');
   /* The candidates for "did you mean": every set with loss and every metric. */
-  char cand_buf[3 * 5][32];
-  const char *cands[3 * 5 + 3];
+  char cand_buf[3 * N_FIGURES][32];
+  const char *cands[3 * N_FIGURES + 3];
   int nc = 0;
   for (int i = 0; EXPECT_SETS[i]; i++) {
     snprintf(cand_buf[nc], sizeof cand_buf[nc], "%s.loss", EXPECT_SETS[i]);
@@ -2580,6 +2642,7 @@ static void spec_defaults(sn_spec *s) {
   s->beta2 = 0.999;
   s->epsilon = 1e-7;
   s->batch_size = 32;
+  s->pad_id = -1;
   s->epochs = 1;
   s->shuffle = true;
 }

@@ -153,6 +153,8 @@ typedef enum sn_metric_kind {
   SN_METRIC_TOP_K,       /* top_k_accuracy, k in metric_k (default 5) */
   SN_METRIC_MSE,
   SN_METRIC_MAE,
+  SN_METRIC_PERPLEXITY,     /* exp of the mean token cross-entropy (the runtime takes the exp) */
+  SN_METRIC_BITS_PER_TOKEN, /* the mean token cross-entropy / ln 2 */
 } sn_metric_kind;
 
 /* A sweep: runs of the same spec with overrides (`--set` assignments). */
@@ -250,6 +252,10 @@ typedef struct sn_spec {
   /* Fields after this line were added with the full spec language. */
   sn_loc schedule_loc;  /* train.schedule, or train's loc when absent */
   sn_loc early_loc;     /* train.early_stopping, when enabled */
+  /* The token id that pads the model's input (a text source in classify mode pads
+   * its records with 0), for layers that mask it (pooling, attention); -1 when the
+   * input has no padding. */
+  int pad_id;
 } sn_spec;
 
 /* sn_spec_load is declared in specnet/compiler.h. */

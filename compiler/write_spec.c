@@ -183,6 +183,24 @@ static void layer(FILE *out, const sn_layer_spec *l) {
   fputs("}\n", out);
 }
 
+static void text_source(FILE *out, const sn_source *s) {
+  bool lm = s->text_mode == SN_TEXT_LM;
+  fputs("{format: text, path: ", out);
+  path(out, s->path);
+  fprintf(out, ", tokenizer: %s, mode: %s", s->tokenizer == SN_TOK_CHARS ? "chars" : "bytes", lm ? "lm" : "classify");
+  if (lm) fprintf(out, ", context: %" PRId64, s->context);
+  if (lm && s->windows) fprintf(out, ", windows: %" PRId64, s->windows);
+  if (lm && !s->windows) fprintf(out, ", stride: %" PRId64, s->stride ? s->stride : s->context);
+  if (!lm) fprintf(out, ", length: %" PRId64, s->length);
+  if (s->range[0] != 0 || s->range[1] != 0) {
+    fputs(", range: [", out);
+    num(out, s->range[0]);
+    fputs(", ", out);
+    num(out, s->range[1]);
+    fputs("]", out);
+  }
+}
+
 static void source(FILE *out, const sn_source *s) {
   switch (s->kind) {
   case SN_SRC_BUILTIN:
@@ -211,6 +229,9 @@ static void source(FILE *out, const sn_source *s) {
     else
       fprintf(out, "%d", s->label_index);
     fprintf(out, ", header: %s", boolean(s->header));
+    break;
+  case SN_SRC_TEXT:
+    text_source(out, s);
     break;
   case SN_SRC_SYNTHETIC:
     fprintf(out,

@@ -123,6 +123,11 @@ static const char *class_name(int64_t k) {
   return p;
 }
 
+/* Output value i of a batch in the model's dtype. */
+static double out_at(const void *yb, bool f64, int64_t i) {
+  return f64 ? ((const double *)yb)[i] : ((const float *)yb)[i];
+}
+
 int main(int argc, char **argv) {
   const sn_aot_info *info = &sn_aot_info_v1;
   const char *in = NULL, *outp = NULL;
@@ -190,24 +195,26 @@ int main(int argc, char **argv) {
     a.rows = rows;
     sn_predict(&a);
     for (int64_t r = 0; r < rows; r++) {
-      double row[4096];
-      const double *y = row;
-      for (int64_t k = 0; k < O && k < 4096; k++) {
-        row[k] = f64 ? ((double *)yb)[r * O + k] : ((float *)yb)[r * O + k];
-        if (k < info->n_post) row[k] = row[k] * sn_aot_post_a[k] + sn_aot_post_b[k]; /* the data's units */
-      }
-      if (info->classifier && !probs) {
-        int64_t best = 0;
-        for (int64_t k = 1; k < O; k++)
-          if (y[k] > y[best]) best = k;
-        if (best < info->n_class_names)
-          fprintf(out, "%s\n", class_name(best));
-        else
-          fprintf(out, "%lld\n", (long long)best);
+      const int64_t y = r * O; /* the row's first output */
+      if (info->classifier && !probs) { /* the arg-max of each position's C scores */
+        const int64_t C = info->classes > 0 ? info->classes : O;
+        for (int64_t p = 0; p < O / C; p++) {
+          int64_t best = 0;
+          for (int64_t k = 1; k < C; k++)
+            if (out_at(yb, f64, y + p * C + k) > out_at(yb, f64, y + p * C + best)) best = k;
+          if (best < info->n_class_names)
+            fprintf(out, "%s%s", p ? "," : "", class_name(best));
+          else
+            fprintf(out, "%s%lld", p ? "," : "", (long long)best);
+        }
       } else {
-        for (int64_t k = 0; k < O; k++) fprintf(out, "%s%.9g", k ? "," : "", y[k]);
-        fputc('\n', out);
+        for (int64_t k = 0; k < O; k++) {
+          double v = out_at(yb, f64, y + k);
+          if (k < info->n_post) v = v * sn_aot_post_a[k] + sn_aot_post_b[k]; /* the data's units */
+          fprintf(out, "%s%.9g", k ? "," : "", v);
+        }
       }
+      fputc('\n', out);
     }
   }
   free(arena);

@@ -23,12 +23,13 @@ static int usage(const char *self) {
           "usage: %s [--out DIR] [--epochs N] [--seed N] [--train FILES] [--test FILES] [--threads N] [--quiet]\n"
           "  trains the model compiled into this program as `specnet train` would; by default on the\n"
           "  spec's data, written into runs/%s\n"
-          "  FILES: data.csv | x.npy,y.npy | images-idx,labels-idx | fashion_mnist:train\n",
+          "  FILES: data.csv | x.npy,y.npy | images-idx,labels-idx | fashion_mnist:train | text (a text spec)\n",
           self, sn_aot_train_v1.name);
   return 2;
 }
 
-/* A data source from the command line; csv settings are kept from the spec's. */
+/* A data source from the command line; csv and text settings are kept from the
+ * spec's (a text source takes a file, folder or pattern, all of its text). */
 static int parse_source(const char *arg, sn_source *src, sn_error *err) {
   sn_source keep = *src;
   memset(src, 0, sizeof *src);
@@ -40,6 +41,12 @@ static int parse_source(const char *arg, sn_source *src, sn_error *err) {
     src->header = keep.kind == SN_SRC_CSV ? keep.header : true;
     src->label_index = keep.kind == SN_SRC_CSV ? keep.label_index : -1;
     if (keep.kind == SN_SRC_CSV) memcpy(src->label_col, keep.label_col, sizeof src->label_col);
+    return 0;
+  }
+  if (keep.kind == SN_SRC_TEXT && !comma) {
+    *src = keep;
+    snprintf(src->path, sizeof src->path, "%s", arg);
+    src->range[0] = src->range[1] = 0;
     return 0;
   }
   if (comma) {

@@ -13,6 +13,8 @@
  * for images); scaling is a separate step (sn_dataset_scale) driven by the spec. */
 #include "specnet/runtime.h"
 
+#include "data_text.h"
+
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -195,7 +197,11 @@ static int fit_targets(const sn_source *src, sn_dataset *ds, sn_error *err) {
   if (src->no_labels) return 0;
   if (k > 0 && !ds->t) {
     if (!ds->y) return sn_fail(err, "%s: no labels or targets", ds->origin);
-    return sn_dataset_onehot(ds, k, err);
+    const int64_t L = ds->label_elems > 0 ? ds->label_elems : 1; /* one-hot rows per sample */
+    if (k % L)
+      return sn_fail(err, "%s: %lld labels per sample do not fit the loss's %lld targets", ds->origin,
+                     (long long)L, (long long)k);
+    return sn_dataset_onehot(ds, k / L, err);
   }
   if (k > 0 && ds->target_elems != k)
     return sn_fail(err, "%s: %lld target values per sample, but the model's loss reads %lld",
@@ -247,6 +253,9 @@ int sn_dataset_load(const sn_source *src, sn_dataset *out, sn_error *err) {
   case SN_SRC_NPY:
     rc = sn_dataset_npy(src, out, err);
     break;
+  case SN_SRC_TEXT:
+    rc = sn_dataset_text(src, out, err);
+    break;
   default:
     return sn_fail(err, "no data source given");
   }
@@ -261,15 +270,16 @@ int sn_dataset_load(const sn_source *src, sn_dataset *out, sn_error *err) {
 int sn_dataset_onehot(sn_dataset *ds, int64_t k, sn_error *err) {
   if (k < 1) return sn_fail(err, "one-hot width %lld; it must be >= 1", (long long)k);
   if (!ds->y) return sn_fail(err, "%s: no class labels to make targets from", ds->origin);
-  for (int64_t i = 0; i < ds->n && k > 1; i++)
+  const int64_t L = ds->label_elems > 0 ? ds->label_elems : 1, n = ds->n * L; /* labels */
+  for (int64_t i = 0; i < n && k > 1; i++)
     if (ds->y[i] < 0 || ds->y[i] >= k)
       return sn_fail(err,
                      "%s: label %d of sample %lld is out of range for one-hot targets of %lld "
                      "classes",
-                     ds->origin, ds->y[i], (long long)i, (long long)k);
-  float *t = calloc((size_t)(ds->n * k) + 1, sizeof(float)); /* (n, k) */
+                     ds->origin, ds->y[i], (long long)(i / L), (long long)k);
+  float *t = calloc((size_t)(n * k) + 1, sizeof(float)); /* (n, L, k) */
   if (!t) return sn_fail(err, "%s: out of memory for one-hot targets", ds->origin);
-  for (int64_t i = 0; i < ds->n; i++) {
+  for (int64_t i = 0; i < n; i++) {
     if (k == 1)
       t[i] = (float)ds->y[i];
     else
@@ -277,7 +287,7 @@ int sn_dataset_onehot(sn_dataset *ds, int64_t k, sn_error *err) {
   }
   free(ds->t);
   ds->t = t;
-  ds->target_elems = k;
+  ds->target_elems = L * k;
   return 0;
 }
 
@@ -327,6 +337,7 @@ void sn_dataset_scale(sn_dataset *ds, float factor) {
 }
 
 int sn_dataset_split(sn_dataset *ds, double fraction, sn_dataset *held, sn_error *err) {
+  if (ds->text) return sn_text_split(ds, fraction, held, err);
   memset(held, 0, sizeof *held);
   if (!(fraction > 0.0 && fraction < 1.0))
     return sn_fail(err, "validation split must be between 0 and 1 (exclusive), got %g", fraction);
@@ -339,18 +350,20 @@ int sn_dataset_split(sn_dataset *ds, double fraction, sn_dataset *held, sn_error
   int64_t e = ds->sample_elems;
   *held = *ds; /* shape, rank, classes */
   held->n = nheld;
-  held->class_names = NULL; /* ds keeps the table */
+  held->class_names = NULL; /* ds keeps the tables */
   held->n_class_names = 0;
-  const int64_t T = ds->t ? ds->target_elems : 0;
-  held->x = malloc((size_t)(nheld * e) * sizeof(float));                /* (nheld, e) */
-  held->y = ds->y ? malloc((size_t)nheld * sizeof(int32_t)) : NULL;     /* (nheld) */
+  held->chars = NULL;
+  held->n_chars = 0;
+  const int64_t T = ds->t ? ds->target_elems : 0, L = ds->label_elems > 0 ? ds->label_elems : 1;
+  held->x = malloc((size_t)(nheld * e) * sizeof(float));                   /* (nheld, e) */
+  held->y = ds->y ? malloc((size_t)(nheld * L) * sizeof(int32_t)) : NULL; /* (nheld, L) */
   held->t = ds->t ? malloc((size_t)(nheld * T) * sizeof(float)) : NULL; /* (nheld, T) */
   if (!held->x || (ds->y && !held->y) || (ds->t && !held->t)) {
     sn_dataset_free(held);
     return sn_fail(err, "out of memory splitting %lld samples", (long long)nheld);
   }
   memcpy(held->x, ds->x + keep * e, (size_t)(nheld * e) * sizeof(float));
-  if (ds->y) memcpy(held->y, ds->y + keep, (size_t)nheld * sizeof(int32_t));
+  if (ds->y) memcpy(held->y, ds->y + keep * L, (size_t)(nheld * L) * sizeof(int32_t));
   if (ds->t) memcpy(held->t, ds->t + keep * T, (size_t)(nheld * T) * sizeof(float));
   char origin[sizeof ds->origin];
   memcpy(origin, ds->origin, sizeof origin);
@@ -362,7 +375,7 @@ int sn_dataset_split(sn_dataset *ds, double fraction, sn_dataset *held, sn_error
   float *x = realloc(ds->x, (size_t)(keep * e) * sizeof(float));
   if (x) ds->x = x;
   if (ds->y) {
-    int32_t *y = realloc(ds->y, (size_t)keep * sizeof(int32_t));
+    int32_t *y = realloc(ds->y, (size_t)(keep * L) * sizeof(int32_t));
     if (y) ds->y = y;
   }
   if (ds->t) {
@@ -377,6 +390,12 @@ void sn_dataset_free(sn_dataset *ds) {
   free(ds->class_names);
   ds->class_names = NULL;
   ds->n_class_names = 0;
+  free(ds->chars);
+  ds->chars = NULL;
+  ds->n_chars = 0;
+  sn_text_free(ds->text);
+  ds->text = NULL;
+  ds->epoch_fill = NULL;
   free(ds->x);
   free(ds->y);
   free(ds->t);

@@ -38,7 +38,8 @@ static void draw_progress(void *ctx, const sn_model *m, const sn_batch_progress 
   fprintf(stderr, "\repoch %d/%d [%s] %lld/%lld loss %.4f", p->epoch, p->epochs, bar, (long long)p->batch,
           (long long)p->batches, p->loss_mean);
   for (int k = 0; k < m->n_metrics; k++)
-    fprintf(stderr, " %s %.4f", short_name(m->metric_names[k]), p->metric_total[k] / (double)p->samples);
+    fprintf(stderr, " %s %.4f", short_name(m->metric_names[k]),
+            sn_metric_value(m->metric_names[k], p->metric_total[k] / (double)p->samples));
   char eta[32];
   format_eta(eta, sizeof eta, p->elapsed / (double)p->batch * (double)(p->batches - p->batch));
   fprintf(stderr, " %.0f samples/s ETA %s\x1b[K", p->elapsed > 0 ? (double)p->samples / p->elapsed : 0.0, eta);

@@ -13,7 +13,7 @@
  *
  * Letters: n = samples in a data set, B = rows in one batch (the last batch of an
  * epoch may be partial), E = input_elems per sample, T = target_elems per sample,
- * K = n_metrics.
+ * L = int labels per sample (label_elems, at least 1), K = n_metrics.
  *
  * Batches are staged by a background thread (double buffering): while the step
  * function runs on batch b, the loader thread gathers batch b+1 by the shuffled
@@ -47,20 +47,28 @@ static size_t dtype_bytes(const sn_model *m) {
   return m->dtype == SN_RT_F64 ? sizeof(double) : sizeof(float);
 }
 
+/* L: int labels per sample of a model or a set (0 stands for 1) */
+static int64_t model_labels(const sn_model *m) { return m->label_elems > 0 ? m->label_elems : 1; }
+static int64_t set_labels(const sn_dataset *ds) { return ds->label_elems > 0 ? ds->label_elems : 1; }
+
+double sn_metric_value(const char *name, double mean) {
+  return strcmp(name, "perplexity") == 0 ? exp(mean) : mean;
+}
+
 /* ---------------------------------------------------------------------------
  * Staging a batch */
 
 /* What a step reads: pointers into a staging slot or straight into the data set. */
 typedef struct staged {
   const void *x;    /* (B, E) model dtype */
-  const int32_t *y; /* (B), or NULL when the set has no labels */
+  const int32_t *y; /* (B, L), or NULL when the set has no labels */
   const void *t;    /* (B, T) model dtype, or NULL when the model reads none */
   int64_t rows;     /* B */
 } staged;
 
 typedef struct slot {
   void *x;    /* (cap, E) model dtype */
-  int32_t *y; /* (cap) */
+  int32_t *y; /* (cap, L) */
   void *t;    /* (cap, T) model dtype, when T > 0 */
   staged b;
 } slot;
@@ -105,12 +113,14 @@ static void stage(const sn_model *m, const sn_dataset *ds, const int64_t *idx, i
     else gather_rows(&g, 0, rows);
     s->b.x = s->x;
   }
+  const int64_t L = set_labels(ds);
   if (!ds->y) {
     s->b.y = NULL;
   } else if (!idx) {
-    s->b.y = ds->y + start;
+    s->b.y = ds->y + start * L;
   } else {
-    for (int64_t r = 0; r < rows; r++) s->y[r] = ds->y[idx[start + r]];
+    for (int64_t r = 0; r < rows; r++)
+      memcpy(s->y + r * L, ds->y + idx[start + r] * L, (size_t)L * sizeof(int32_t));
     s->b.y = s->y;
   }
   if (T <= 0 || !ds->t) {
@@ -216,7 +226,7 @@ static int loader_init(loader *L, const sn_model *m, int64_t cap, bool threaded,
   const int64_t T = m->target_elems > 0 ? m->target_elems : 0;
   for (int i = 0; i < 2; i++) {
     L->slots[i].x = malloc((size_t)cap * (size_t)m->input_elems * es);
-    L->slots[i].y = malloc((size_t)cap * sizeof(int32_t));
+    L->slots[i].y = malloc((size_t)cap * (size_t)model_labels(m) * sizeof(int32_t));
     L->slots[i].t = T ? malloc((size_t)cap * (size_t)T * es) : NULL;
     if (!L->slots[i].x || !L->slots[i].y || (T && !L->slots[i].t)) {
       loader_free(L);
@@ -334,6 +344,9 @@ static int check_dataset(const sn_model *m, const sn_dataset *ds, const char *wh
   if (m->target_elems == 0 && !ds->y)
     return sn_fail(err, "%s set (from %s) has no class labels, but the model's loss reads them",
                    what, origin_of(ds));
+  if (m->target_elems == 0 && set_labels(ds) != model_labels(m))
+    return sn_fail(err, "%s set (from %s) has %lld labels per sample, but the model's loss reads %lld",
+                   what, origin_of(ds), (long long)set_labels(ds), (long long)model_labels(m));
   return 0;
 }
 
@@ -345,7 +358,7 @@ static sn_dataset rows_of(const sn_dataset *ds, int64_t lo, int64_t hi) {
   sn_dataset v = *ds;
   v.n = hi - lo;
   v.x = ds->x + lo * ds->sample_elems;
-  if (ds->y) v.y = ds->y + lo;
+  if (ds->y) v.y = ds->y + lo * set_labels(ds);
   if (ds->t) v.t = ds->t + lo * ds->target_elems;
   return v;
 }
@@ -393,7 +406,7 @@ static int evaluate(sn_model *m, const sn_dataset *ds, loader *L, const sn_comm 
   memset(out, 0, sizeof *out);
   out->samples = ds->n;
   out->loss = loss_total / (double)ds->n;
-  for (int k = 0; k < K; k++) out->metrics[k] = metric_total[k] / (double)ds->n;
+  for (int k = 0; k < K; k++) out->metrics[k] = sn_metric_value(m->metric_names[k], metric_total[k] / (double)ds->n);
   out->seconds = sn_now() - t0;
   return 0;
 }
@@ -650,6 +663,8 @@ static int train_epoch(sn_model *m, const sn_dataset *ds, const sn_train_opts *o
     for (int64_t i = 0; i < n; i++) idx[i] = i;
     sn_shuffle(idx, n, o->seed, (uint64_t)epoch);
   }
+  /* the loader stages nothing between jobs, so the samples may change here */
+  if (ds->epoch_fill) ds->epoch_fill(ds, epoch);
   loader_start(L, ds, idx, bs, C ? C->rank : 0, C ? C->size : 1);
   double batch_mean_total = 0, metric_total[MAX_METRICS] = {0};
   for (int64_t b = 0; b < batches; b++) {
@@ -741,7 +756,7 @@ static int train_epoch(sn_model *m, const sn_dataset *ds, const sn_train_opts *o
   rec->data_wait_seconds = L->waited;
   if (progress) batches_done(o);
   rec->loss = batch_mean_total / (double)batches;
-  for (int k = 0; k < K; k++) rec->metrics[k] = metric_total[k] / (double)n;
+  for (int k = 0; k < K; k++) rec->metrics[k] = sn_metric_value(m->metric_names[k], metric_total[k] / (double)n);
   rec->samples_per_second = rec->seconds > 0 ? (double)n / rec->seconds : 0;
   return 0;
 }

@@ -4,7 +4,8 @@
 # IDX files that are truncated, have bad magic bytes, a wrong element type,
 # absurd dimensions, trailing bytes, mismatched counts or out-of-range labels,
 # gzip streams that are corrupt or cut off, and NPY files with a bad magic, a cut,
-# a dtype or layout that is not read, or an absurd shape. Made at test time (a CTest fixture and
+# a dtype or layout that is not read, or an absurd shape, and text that is not
+# UTF-8 or holds a NUL byte. Made at test time (a CTest fixture and
 # the cmake configure step run this) so that no binary files live in the repo.
 #
 #   tests/data_errors/make.sh [DIR]
@@ -87,5 +88,10 @@ npy x-huge.npy 1 '<f8' '(4294967296, 4294967296)' 8
 npy x-fortran.npy 1 '<f4' '(3, 2)' 24
 sed -i 's/False/True/' "$tmp/x-fortran.npy"
 { printf 'NUMPY?'; bytes 1 0 0 0; } >"$tmp/x-badmagic.npy"
+
+# Text sources (tests/specs/errors/text_*.yaml): a byte that is not UTF-8 on line 2,
+# and a NUL byte, which classify mode keeps for padding.
+{ printf 'fine text\nthen '; bytes 255; printf ' here\n'; } >"$tmp/text-bad-utf8.txt"
+{ printf 'a record\n%%\nnul '; bytes 0; printf ' inside\n'; } >"$tmp/text-nul.txt"
 
 for f in "$tmp"/*; do mv -f "$f" "$out/"; done

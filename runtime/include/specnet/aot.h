@@ -25,6 +25,8 @@ typedef struct sn_aot_info {
   int64_t classifier;     /* 1: outputs are class scores; print the argmax */
   int64_t n_post;         /* outputs of the output affine below (0: none) */
   int64_t n_class_names;  /* names in sn_aot_class_names (0: print class indices) */
+  int64_t classes;        /* scores per position: a sequence output [T, classes] gets an
+                           * argmax per position; 0 means output_elems */
 } sn_aot_info;
 
 extern const sn_aot_info sn_aot_info_v1;

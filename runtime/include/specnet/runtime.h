@@ -47,7 +47,8 @@ int sn_fail(sn_error *err, const char *fmt, ...) __attribute__((format(printf, 2
 
 typedef struct sn_step_args {
   const void *x;        /* (N, input_elems) model input, row-major */
-  const int32_t *y;     /* (N) class labels in [0, classes) */
+  const int32_t *y;     /* (N, label_elems) class labels in [0, classes): one per sample,
+                         * or one per position of a sequence output [N, T, classes] */
   int64_t rows;         /* N: samples in this batch (partial last batch allowed) */
   void *params;         /* (P) all parameters, one flat buffer */
   void *grads;          /* (P) gradients, same layout as params */
@@ -77,7 +78,18 @@ typedef enum sn_source_kind {
   SN_SRC_SYNTHETIC, /* blobs | spirals | xor (| linear) */
   SN_SRC_CSV,       /* path: one sample per row, a label column */
   SN_SRC_NPY,       /* images = x .npy, labels = y .npy */
+  SN_SRC_TEXT,      /* path: text files, tokenized (data_text.c) */
 } sn_source_kind;
+
+typedef enum sn_text_mode {
+  SN_TEXT_LM = 0,   /* windows of `context` tokens; the label of each position is the next token */
+  SN_TEXT_CLASSIFY, /* one sample per record, labelled by its file or folder name */
+} sn_text_mode;
+
+typedef enum sn_tokenizer {
+  SN_TOK_BYTES = 0, /* each byte a token: ids 0..255 */
+  SN_TOK_CHARS,     /* each UTF-8 character of the training text a token (a table) */
+} sn_tokenizer;
 
 /* Where a data set comes from: filled by the spec parser, read by the loader. */
 typedef struct sn_source {
@@ -108,6 +120,20 @@ typedef struct sn_source {
    * test or validation source's names must come from; NULL: the source makes its own */
   const char *const *class_names;
   int n_class_names;
+  /* text (data_text.c): path is a file, a folder or a glob pattern */
+  sn_text_mode text_mode;
+  sn_tokenizer tokenizer;
+  int64_t context;  /* lm: tokens per window (the sample) */
+  int64_t windows;  /* lm: random windows drawn afresh each epoch; 0: a strided sweep */
+  int64_t stride;   /* lm sweep: tokens from one window's start to the next (0: context) */
+  int64_t length;   /* classify: tokens per record (truncated, or padded with id 0) */
+  double range[2];  /* the part of the text this source reads, as fractions [from, to):
+                     * lm by token position, classify by record within each category;
+                     * {0, 0} means all of it */
+  /* chars: the training set's table, which another source's text must come from;
+   * NULL: the source makes its own from its text */
+  const uint32_t *chars;
+  int n_chars;
 } sn_source;
 
 typedef struct sn_dataset {
@@ -125,6 +151,21 @@ typedef struct sn_dataset {
    * names sorted (strcmp), owned by the set that read them; NULL for numbers. */
   char **class_names;
   int n_class_names;
+  int64_t label_elems;   /* labels per sample: y is (n, label_elems); 0 means 1 */
+  /* A text source's tokens (data_text.c): vocab ids [0, vocab); chars: id first_id + k
+   * is the code point chars[k] (sorted), owned; pad_id the id of padding, or -1. */
+  int64_t vocab;
+  uint32_t *chars;
+  int n_chars;
+  int first_id;
+  int pad_id;
+  struct sn_text *text;  /* lm: the token stream the windows are cut from, owned */
+  /* The loader's hook for samples that are made afresh each epoch (the random
+   * windows of a text lm source): when set, sn_train calls it before an epoch's
+   * first batch is staged, with the 1-based epoch; it rewrites x and y in place
+   * (the same n) and depends only on the set and the epoch, so a resumed run gets
+   * the same samples. NULL: the samples never change. */
+  void (*epoch_fill)(const struct sn_dataset *ds, int epoch);
 } sn_dataset;
 
 /* Loads a source. Builtin sets are looked up under $SPECNET_DATA, then in the
@@ -157,8 +198,19 @@ int sn_dataset_npy(const sn_source *src, sn_dataset *out, sn_error *err);
 int sn_npy_read(const char *path, int64_t limit, int *ndim, int64_t shape[8], double **data,
                 bool *integer, sn_error *err);
 void sn_dataset_scale(sn_dataset *ds, float factor); /* x *= factor */
-/* Splits off the last `fraction` of samples into `held` (validation). */
+/* Splits off the last `fraction` of samples into `held` (validation); a text lm set
+ * splits its token stream instead, so no held-out text is in a training window. */
 int sn_dataset_split(sn_dataset *ds, double fraction, sn_dataset *held, sn_error *err);
+/* A text source (src->kind == SN_SRC_TEXT; data_text.c); sn_dataset_load calls it. */
+int sn_dataset_text(const sn_source *src, sn_dataset *out, sn_error *err);
+/* The last `fraction` of an lm set's tokens as a set of its own (windows swept with
+ * stride context); ds keeps the rest and remakes its windows. */
+int sn_text_split(sn_dataset *ds, double fraction, sn_dataset *held, sn_error *err);
+/* Tokens in an lm set's stream (0 for other sets). */
+int64_t sn_text_tokens(const sn_dataset *ds);
+/* The text of token id `id` of a set (a byte, or the UTF-8 of a character) into buf
+ * (at least 5 bytes); returns its length, 0 for padding or an unknown id. */
+int sn_text_token_utf8(const sn_dataset *ds, int64_t id, char *buf);
 /* Preprocessing with per-feature statistics. A feature is a position along the last
  * axis of a sample (a CSV column, an image column, a channel of NHWC images). */
 int64_t sn_dataset_features(const sn_dataset *ds); /* length of the last sample axis */
@@ -171,7 +223,7 @@ void sn_dataset_stats(const sn_dataset *ds, double *mean, double *std);
 int sn_dataset_normalize(sn_dataset *ds, const double *mean, const double *std, int64_t n,
                          sn_error *err);
 /* Float targets from class labels: k == 1 gives t = y, k > 1 one-hot rows (a label
- * >= k is an error). Replaces any t. */
+ * >= k is an error), one row per label (label_elems rows per sample). Replaces any t. */
 int sn_dataset_onehot(sn_dataset *ds, int64_t k, sn_error *err);
 void sn_dataset_free(sn_dataset *ds);
 
@@ -194,6 +246,7 @@ void sn_shuffle(int64_t *idx, int64_t n, uint64_t seed, uint64_t stream);
 #define SN_STREAM_DROPOUT (UINT64_C(3) << 60) /* + layer or op index */
 #define SN_STREAM_SYNTH (UINT64_C(4) << 60)   /* synthetic data generators */
 #define SN_STREAM_SWEEP (UINT64_C(5) << 60)   /* random sweeps: + axis */
+#define SN_STREAM_TEXT (UINT64_C(7) << 60)    /* text lm windows: + epoch; record order */
 
 /* ---------------------------------------------------------------------------
  * A compiled model as the runtime sees it. */
@@ -247,6 +300,10 @@ typedef struct sn_model {
   int64_t state_count;    /* Q: non-trainable state (params_info with buffer 1) */
   int64_t target_elems;   /* per sample float targets the loss reads; 0: int labels */
   void *state;            /* owned, made by sn_model_alloc */
+  int64_t label_elems;    /* int labels per sample the loss reads (T for a sequence
+                           * output [N, T, C]); 0 means 1 */
+  int64_t classes;        /* int labels are in [0, classes): the output's last axis;
+                           * 0 means output_elems */
 } sn_model;
 
 /* Allocates params, grads (param_count), opt_state (opt_state_count, in the model
@@ -400,6 +457,9 @@ double sn_schedule_lr(const sn_schedule *s, double base_lr, int64_t step, int64_
                       int epochs);
 
 int sn_evaluate(sn_model *m, const sn_dataset *ds, sn_eval_result *out, sn_error *err);
+/* A metric as reported from the mean of its per-sample values: perplexity is exp of
+ * the mean cross-entropy (not the mean of per-sample exps); the others the mean. */
+double sn_metric_value(const char *name, double mean);
 /* The model output for every sample of ds ((n, output_elems) into out, row-major,
  * as double), through m->predict in batches of batch_capacity. Needs x only. */
 int sn_predict_all(sn_model *m, const sn_dataset *ds, double *out, sn_error *err);
