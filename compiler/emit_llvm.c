@@ -252,6 +252,34 @@ static LLVMValueRef dropout(emitter *e, const sn_op *op, LLVMValueRef x) {
   return LLVMBuildSelect(b, keep, LLVMBuildFMul(b, x, cf(e, 1.0 / (1.0 - op->c)), ""), cf(e, 0), "");
 }
 
+/* exp(x). In f32 a polynomial that the loop vectorizer widens (llvm.exp becomes a
+ * libm call per element, which no vector unit runs): x = n ln2 + r, |r| <= ln2/2,
+ * e^r by Cephes's expf polynomial (about 1 ulp), 2^n built in the exponent bits.
+ * Below -87.33 it is 0 (no denormals), above 88.72 +inf, and a NaN stays NaN (the
+ * comparisons are false for it). f64 (gradient checks) keeps libm's exp. */
+static LLVMValueRef vexp(emitter *e, LLVMValueRef x) {
+  if (e->g->dtype == SN_F64) return intrinsic(e, "llvm.exp", e->ft, &x, 1);
+  LLVMBuilderRef b = e->b;
+  LLVMValueRef lo = cf(e, -87.0), hi = cf(e, 88.0);
+  LLVMValueRef xc = LLVMBuildSelect(b, LLVMBuildFCmp(b, LLVMRealOLT, x, lo, ""), lo, x, "");
+  xc = LLVMBuildSelect(b, LLVMBuildFCmp(b, LLVMRealOGT, xc, hi, ""), hi, xc, "");
+  LLVMValueRef t = LLVMBuildFMul(b, xc, cf(e, 1.44269504088896341), "");
+  LLVMValueRef n = intrinsic(e, "llvm.rint", e->ft, &t, 1);
+  LLVMValueRef r = LLVMBuildFSub(b, xc, LLVMBuildFMul(b, n, cf(e, 0.693359375), ""), "");
+  r = LLVMBuildFSub(b, r, LLVMBuildFMul(b, n, cf(e, -2.12194440e-4), ""), "");
+  static const double c[] = {1.9875691500E-4, 1.3981999507E-3, 8.3334519073E-3,
+                             4.1665795894E-2, 1.6666665459E-1, 5.0000001201E-1};
+  LLVMValueRef p = cf(e, c[0]);
+  for (int i = 1; i < 6; i++) p = LLVMBuildFAdd(b, LLVMBuildFMul(b, p, r, ""), cf(e, c[i]), "");
+  LLVMValueRef y = LLVMBuildFAdd(b, LLVMBuildFMul(b, LLVMBuildFMul(b, p, r, ""), r, ""), r, "");
+  y = LLVMBuildFAdd(b, y, cf(e, 1.0), "");
+  LLVMValueRef ni = LLVMBuildFPToSI(b, n, e->i32, ""); /* in [-126, 127] */
+  LLVMValueRef bits = LLVMBuildShl(b, LLVMBuildAdd(b, ni, LLVMConstInt(e->i32, 127, 0), ""), LLVMConstInt(e->i32, 23, 0), "");
+  y = LLVMBuildFMul(b, y, LLVMBuildBitCast(b, bits, e->ft, ""), "");
+  y = LLVMBuildSelect(b, LLVMBuildFCmp(b, LLVMRealOLT, x, cf(e, -87.33654), ""), cf(e, 0), y, "");
+  return LLVMBuildSelect(b, LLVMBuildFCmp(b, LLVMRealOGT, x, cf(e, 88.72283), ""), cf(e, __builtin_inf()), y, "");
+}
+
 /* gelu_tanh: u = K0 (x + K1 x^3); exp(-2u) */
 #define GELU_K0 0.79788456080286535588 /* sqrt(2 / pi) */
 #define GELU_K1 0.044715
@@ -260,7 +288,7 @@ static LLVMValueRef gelu_tanh_exp(emitter *e, LLVMValueRef x) {
   LLVMValueRef x3 = LLVMBuildFMul(b, x, LLVMBuildFMul(b, x, x, ""), "");
   LLVMValueRef u = LLVMBuildFAdd(b, x, LLVMBuildFMul(b, cf(e, GELU_K1), x3, ""), "");
   LLVMValueRef m = LLVMBuildFMul(b, cf(e, -2 * GELU_K0), u, "");
-  return intrinsic(e, "llvm.exp", e->ft, &m, 1);
+  return vexp(e, m);
 }
 
 /* Applies an elementwise op to already generated operands. */
@@ -274,13 +302,13 @@ static LLVMValueRef apply(emitter *e, int v, LLVMValueRef *x) {
   case SN_OP_MUL: t = LLVMBuildFMul(b, x[0], x[1], ""); break;
   case SN_OP_DIV: t = LLVMBuildFDiv(b, x[0], x[1], ""); break;
   case SN_OP_NEG: return LLVMBuildFNeg(b, x[0], "");
-  case SN_OP_EXP: return intrinsic(e, "llvm.exp", e->ft, x, 1);
+  case SN_OP_EXP: return vexp(e, x[0]);
   case SN_OP_LOG: return intrinsic(e, "llvm.log", e->ft, x, 1);
   case SN_OP_RELU:
     return LLVMBuildSelect(b, LLVMBuildFCmp(b, LLVMRealOGT, x[0], zero, ""), x[0], zero, "");
   case SN_OP_SIGMOID: {
     LLVMValueRef n = LLVMBuildFNeg(b, x[0], "");
-    LLVMValueRef ex = intrinsic(e, "llvm.exp", e->ft, &n, 1);
+    LLVMValueRef ex = vexp(e, n);
     return LLVMBuildFDiv(b, one, LLVMBuildFAdd(b, one, ex, ""), "");
   }
   case SN_OP_TANH: return libm(e, "tanhf", "tanh", x[0]);
@@ -297,7 +325,7 @@ static LLVMValueRef apply(emitter *e, int v, LLVMValueRef *x) {
     return LLVMBuildSelect(b, LLVMBuildFCmp(b, LLVMRealOGT, x[0], zero, ""), x[1],
                            LLVMBuildFMul(b, cf(e, op->c), x[1], ""), "");
   case SN_OP_ELU: { /* x > 0 ? x : alpha (exp(x) - 1) */
-    LLVMValueRef ex = intrinsic(e, "llvm.exp", e->ft, x, 1);
+    LLVMValueRef ex = vexp(e, x[0]);
     LLVMValueRef neg = LLVMBuildFMul(b, cf(e, op->c), LLVMBuildFSub(b, ex, one, ""), "");
     return LLVMBuildSelect(b, LLVMBuildFCmp(b, LLVMRealOGT, x[0], zero, ""), x[0], neg, "");
   }
@@ -312,7 +340,7 @@ static LLVMValueRef apply(emitter *e, int v, LLVMValueRef *x) {
     LLVMValueRef er = libm(e, "erff", "erf", LLVMBuildFMul(b, x[0], cf(e, 0.70710678118654752440), ""));
     LLVMValueRef cdf = LLVMBuildFMul(b, cf(e, 0.5), LLVMBuildFAdd(b, one, er, ""), "");
     LLVMValueRef sq = LLVMBuildFMul(b, cf(e, -0.5), LLVMBuildFMul(b, x[0], x[0], ""), "");
-    LLVMValueRef pdf = LLVMBuildFMul(b, cf(e, 0.39894228040143267794), intrinsic(e, "llvm.exp", e->ft, &sq, 1), "");
+    LLVMValueRef pdf = LLVMBuildFMul(b, cf(e, 0.39894228040143267794), vexp(e, sq), "");
     return LLVMBuildFMul(b, x[1], LLVMBuildFAdd(b, cdf, LLVMBuildFMul(b, x[0], pdf, ""), ""), "");
   }
   case SN_OP_GELU_TANH: /* 0.5 x (1 + tanh(u)) = x sigmoid(2u): exp, not libm's tanh, so it vectorizes */
