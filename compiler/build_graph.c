@@ -519,8 +519,9 @@ static int build_attention(builder *b, const sn_layer_spec *l, const input *in, 
   const sn_type *t = TY(b, in[0].v);
   int64_t T = t->dim[0], D = t->dim[1], H = l->heads;
   if (D % H) {
-    sn_diag_error(b->d, l->loc, "%s: heads (%lld) must divide the width D = %lld of its input", l->name, (long long)H,
-                  (long long)D);
+    sn_diag_error(b->d, l->heads_loc.line ? l->heads_loc : l->loc, "%s: heads (%lld) must divide the width D = %lld of its input",
+                  l->name, (long long)H, (long long)D);
+    sn_diag_hint(b->d, "each head takes D / heads features");
     return -1;
   }
   sn_op like = at(l);

@@ -1069,8 +1069,10 @@ static void read_position_embedding(checker *c, const sn_node *map, const sn_nod
 
 static void read_attention(checker *c, const sn_node *map, const sn_node *at, sn_layer_spec *l) {
   const sn_node *v;
-  if ((v = sn_node_get(map, "heads")))
+  if ((v = sn_node_get(map, "heads"))) {
     get_int32(c, v, "heads", 1, MAX_UNITS, &l->heads);
+    l->heads_loc = v->loc;
+  }
   else
     missing(c, map ? map : at, "heads", "attention");
   if ((v = sn_node_get(map, "causal"))) get_bool(c, v, "causal", &l->causal);

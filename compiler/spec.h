@@ -142,6 +142,7 @@ typedef struct sn_layer_spec {
   int axis;                  /* concat: per-sample axis, -1 = last (default) */
   /* attention (dropout in rate, use_bias); position_embedding has kernel_init */
   int heads;                 /* required; divides the width D */
+  sn_loc heads_loc;          /* where heads is written, for that error */
   bool causal;               /* mask keys after the query (default false) */
 } sn_layer_spec;
 

@@ -121,6 +121,10 @@ static int read_input(const char *path, input *in, int64_t *n, int64_t *elems, s
   return 0;
 }
 
+static double out_at(const void *y, bool f64, int64_t i) {
+  return f64 ? ((const double *)y)[i] : ((const float *)y)[i];
+}
+
 int main(int argc, char **argv) {
   const sn_aot_info *info = &sn_aot_info_v1;
   const char *in = NULL, *outp = NULL;
@@ -187,17 +191,14 @@ int main(int argc, char **argv) {
     }
     a.rows = rows;
     sn_predict(&a);
-    for (int64_t r = 0; r < rows; r++) {
-      double row[4096];
-      const double *y = row;
-      for (int64_t k = 0; k < O && k < 4096; k++) row[k] = f64 ? ((double *)yb)[r * O + k] : ((float *)yb)[r * O + k];
+    for (int64_t r = 0; r < rows; r++) { /* outputs read in place: any number per sample */
       if (info->classifier && !probs) {
         int64_t best = 0;
         for (int64_t k = 1; k < O; k++)
-          if (y[k] > y[best]) best = k;
+          if (out_at(yb, f64, r * O + k) > out_at(yb, f64, r * O + best)) best = k;
         fprintf(out, "%lld\n", (long long)best);
       } else {
-        for (int64_t k = 0; k < O; k++) fprintf(out, "%s%.9g", k ? "," : "", y[k]);
+        for (int64_t k = 0; k < O; k++) fprintf(out, "%s%.9g", k ? "," : "", out_at(yb, f64, r * O + k));
         fputc('\n', out);
       }
     }

@@ -41,6 +41,42 @@ else
   fail=1
 fi
 
+# the same model ahead of time: the executable (the pool's batched products) and the
+# C library (a loop of OpenBLAS calls per batched product)
+if "$specnet" build "$lm" --set "$lmdata" --weights "$tmp/torch.safetensors" -o "$tmp/lm_exe" --quiet &&
+  "$tmp/lm_exe" --input "$tmp/tokens.npy" --probs --output "$tmp/logits.csv" &&
+  "$py" "$here/torch_interop.py" lm_compare "$tmp/torch.safetensors" "$tmp/tokens.npy" "$tmp/logits.csv"; then
+  echo "ok: char transformer: the AOT executable gives PyTorch's logits"
+else
+  echo "FAIL: char transformer: the AOT executable's logits differ from PyTorch's"
+  fail=1
+fi
+cat >"$tmp/lm_lib.c" <<'EOF'
+#include <stdio.h>
+#include <stdlib.h>
+#include "char_transformer_interop.h"
+int main(int argc, char **argv) { /* tokens.f32 (16 windows) -> logits CSV on stdout */
+  enum { E = CHAR_TRANSFORMER_INTEROP_INPUT_ELEMS, O = CHAR_TRANSFORMER_INTEROP_OUTPUT_ELEMS };
+  static float x[16 * E], y[16 * O];
+  FILE *f = argc > 1 ? fopen(argv[1], "rb") : NULL;
+  if (!f || fread(x, sizeof x, 1, f) != 1) return 1;
+  void *scratch = malloc(CHAR_TRANSFORMER_INTEROP_SCRATCH_BYTES);
+  if (!scratch || char_transformer_interop_predict(x, 16, y, scratch)) return 1;
+  for (int i = 0; i < 16; i++)
+    for (int k = 0; k < O; k++) printf("%.9g%c", y[i * O + k], k + 1 < O ? ',' : '\n');
+  return 0;
+}
+EOF
+if "$specnet" build "$lm" --set "$lmdata" --weights "$tmp/torch.safetensors" --lib -o "$tmp/lm_lib" --quiet &&
+  cc -O2 "$tmp/lm_lib.c" -I "$tmp/lm_lib" -L "$tmp/lm_lib" -lchar_transformer_interop -lopenblas -lm -o "$tmp/lm_c" &&
+  "$tmp/lm_c" "$tmp/tokens.f32" >"$tmp/logits.csv" &&
+  "$py" "$here/torch_interop.py" lm_compare "$tmp/torch.safetensors" "$tmp/tokens.npy" "$tmp/logits.csv"; then
+  echo "ok: char transformer: the C library (--lib) gives PyTorch's logits"
+else
+  echo "FAIL: char transformer: the C library's logits differ from PyTorch's"
+  fail=1
+fi
+
 data=/usr/share/datasets/fashion-mnist
 [ -n "${SPECNET_DATA:-}" ] && [ -e "$SPECNET_DATA/fashion_mnist/t10k-images-idx3-ubyte.gz" ] &&
   data=$SPECNET_DATA/fashion_mnist

@@ -10,7 +10,8 @@ and runs `specnet predict` and `specnet eval`; this script is the PyTorch side:
       safetensors (our own writer, numpy only) to OUT, and prints PyTorch's mean
       cross-entropy on IMAGES/LABELS, for `specnet eval --weights OUT` to match
 
-  lm_data DIR                        tokens.npy (16 windows of 64 random bytes),
+  lm_data DIR                        tokens.npy and tokens.f32 (raw floats): 16
+      windows of 64 random bytes,
       targets.npy (zeros) and torch.safetensors (a PyTorch char transformer's
       weights, made up, under specnet's names) for char_transformer.yaml
   lm_compare WEIGHTS TOKENS LOGITS_CSV  WEIGHTS loaded into the PyTorch char
@@ -182,6 +183,7 @@ def lm_data(out_dir):
     rng = np.random.default_rng(1)
     tokens = rng.integers(0, V, size=(16, T)).astype(np.float32)
     np.save(out_dir + "/tokens.npy", tokens)
+    tokens.tofile(out_dir + "/tokens.f32")  # raw, for the C program of the --lib check
     np.save(out_dir + "/targets.npy", np.zeros((16, T * V), dtype=np.float32))
     torch.manual_seed(1)
     net = CharTransformer()
