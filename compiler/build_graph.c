@@ -475,15 +475,11 @@ static int emit_attr(builder *b, const sn_layer_spec *l, sn_opcode code, int x, 
   return add_op(b, &op, l);
 }
 
-/* [N, T, 3D] -> part j of (q, k, v), heads split out: [N, H, T, D/H] */
-static int split_heads(builder *b, const sn_layer_spec *l, int qkv, int j, int64_t T, int64_t D) {
-  int64_t H = l->heads, sl[2] = {j * D, 1}, perm[3] = {1, 0, 2};
-  sn_type t = *TY(b, qkv);
-  t.dim[1] = D;
-  int part = emit_attr(b, l, SN_OP_SLICE, qkv, -1, sl, 2, &t);
-  sn_type th = {.dtype = t.dtype, .batched = true, .rank = 3, .dim = {T, H, D / H}};
-  sn_op like = at(l);
-  return emit_attr(b, l, SN_OP_TRANSPOSE, sn_emit_typed(b->g, SN_OP_RESHAPE, part, &th, &like), -1, perm, 3, NULL);
+/* [N, T, 3D] -> part j of (q, k, v), heads split out: [N, H, T, D/H] (one gather:
+ * its gradient puts the three parts back into one [N, T, 3D] in one kernel) */
+static int split_heads(builder *b, const sn_layer_spec *l, int qkv, int j) {
+  int64_t a[3] = {j, 3, l->heads};
+  return emit_attr(b, l, SN_OP_SPLIT_HEADS, qkv, -1, a, 3, NULL);
 }
 
 /* y = x W^T (+ bias): parameters LAYER.WNAME (out, in) and LAYER.BNAME */
@@ -517,7 +513,7 @@ static int build_attention(builder *b, const sn_layer_spec *l, const input *in, 
   if (!need_sequence(b, l, in, "attention")) return -1;
   sn_graph *g = b->g;
   const sn_type *t = TY(b, in[0].v);
-  int64_t T = t->dim[0], D = t->dim[1], H = l->heads;
+  int64_t D = t->dim[1], H = l->heads;
   if (D % H) {
     sn_diag_error(b->d, l->heads_loc.line ? l->heads_loc : l->loc, "%s: heads (%lld) must divide the width D = %lld of its input",
                   l->name, (long long)H, (long long)D);
@@ -527,7 +523,7 @@ static int build_attention(builder *b, const sn_layer_spec *l, const input *in, 
   sn_op like = at(l);
   int qkv = projection(b, l, in[0].v, "in_proj_weight", "in_proj_bias", 3 * D, D);
   if (qkv < 0) return -1;
-  int q = split_heads(b, l, qkv, 0, T, D), k = split_heads(b, l, qkv, 1, T, D), v = split_heads(b, l, qkv, 2, T, D);
+  int q = split_heads(b, l, qkv, 0), k = split_heads(b, l, qkv, 1), v = split_heads(b, l, qkv, 2);
   if (q < 0 || k < 0 || v < 0) return -1;
   sn_op mm = at(l);
   mm.code = SN_OP_BATCH_MATMUL;

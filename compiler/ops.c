@@ -304,16 +304,29 @@ static int infer_slice(const sn_graph *g, sn_op *op, char *err, size_t len) {
   return 0;
 }
 
-/* pad: the slice rule with the roles of operand and result swapped */
-static int infer_pad(const sn_graph *g, sn_op *op, char *err, size_t len) {
+/* split_heads: a[0] the part, a[1] the parts P, a[2] the heads H */
+static int infer_split_heads(const sn_graph *g, sn_op *op, char *err, size_t len) {
   const sn_type *x = T(g, op->in[0]);
-  int r = x->rank;
-  int64_t axis = op->a[1];
-  bool ok = r >= 1 && op->type.rank == r && axis >= 0 && axis < r && op->a[0] >= 0 &&
-            op->a[0] + x->dim[axis] <= op->type.dim[axis] && op->type.batched == x->batched;
-  for (int i = 0; ok && i < r; i++) ok = i == axis || op->type.dim[i] == x->dim[i];
-  if (!ok) return fail(err, len, "pad smaller than its operand");
-  op->type.dtype = x->dtype;
+  int64_t P = op->a[1], H = op->a[2];
+  if (!x->batched || x->rank != 2 || P < 1 || H < 1 || op->a[0] < 0 || op->a[0] >= P || x->dim[1] % (P * H))
+    return fail(err, len, "split_heads needs [N, T, P*D] with heads dividing D");
+  op->type = *x;
+  op->type.rank = 3;
+  op->type.dim[0] = H;
+  op->type.dim[1] = x->dim[0];
+  op->type.dim[2] = x->dim[1] / (P * H);
+  return 0;
+}
+
+static int infer_merge_heads(const sn_graph *g, sn_op *op, char *err, size_t len) {
+  const sn_type *x = T(g, op->in[0]);
+  int64_t P = op->a[1], H = op->a[2];
+  if (!x->batched || x->rank != 3 || x->dim[0] != H || P < 1 || op->a[0] < 0 || op->a[0] >= P)
+    return fail(err, len, "merge_heads needs [N, H, T, d]");
+  op->type = *x;
+  op->type.rank = 2;
+  op->type.dim[0] = x->dim[1];
+  op->type.dim[1] = P * H * x->dim[2];
   return 0;
 }
 
@@ -526,10 +539,8 @@ static int emit_slice(sn_graph *g, int x, int64_t axis, int64_t off, int64_t wid
   }
   return v;
 }
-static void grad_slice(sn_graph *g, int v, int dy, int dx[]) {
-  sn_op op = *OP(v);
-  sn_type t = *T(g, op.in[0]);
-  dx[0] = add_like(g, &op, SN_OP_PAD, dy, -1, &t);
+static void grad_split_heads(sn_graph *g, int v, int dy, int dx[]) {
+  dx[0] = add_like(g, OP(v), SN_OP_MERGE_HEADS, dy, -1, NULL);
 }
 static void grad_concat(sn_graph *g, int v, int dy, int dx[]) {
   sn_op like = *OP(v);
