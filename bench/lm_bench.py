@@ -99,17 +99,21 @@ def main():
                     res[tool].setdefault(str(t), []).append(s)
     med = {tool: {t: statistics.median(v) for t, v in res[tool].items()} for tool in ("specnet", "pytorch")}
     res["median"] = med
+    res["min"] = {tool: {t: min(v) for t, v in res[tool].items()} for tool in ("specnet", "pytorch")}
     with open(os.path.join(OUT, "lm_results.json"), "w") as f:
         json.dump(res, f, indent=1)
     print(f"\n## Char transformer (issue 15): seconds per training step, batch 32, context 64\n")
     print(f"{STEPS} steps per run, {REPEATS} repeats, median; data: {source}; loss: mean(logits^2) "
           "for both (a stand-in: see bench/lm_bench.py)\n")
-    print("| threads | specnet s/step | PyTorch s/step | specnet / PyTorch |")
-    print("|---|---|---|---|")
+    print("| threads | specnet s/step | PyTorch s/step | specnet / PyTorch | fastest runs: specnet, PyTorch |")
+    print("|---|---|---|---|---|")
     for t in THREADS:
         s, p = med["specnet"].get(str(t)), med["pytorch"].get(str(t))
-        ratio = f"{s / p:.2f}" if s and p else "n/a"
-        print(f"| {t} | {s:.4f} | {p:.4f} | {ratio} |" if s and p else f"| {t} | {s} | {p} | n/a |")
+        if s and p:
+            print(f"| {t} | {s:.4f} | {p:.4f} | {s / p:.2f} | {res['min']['specnet'][str(t)]:.4f}, "
+                  f"{res['min']['pytorch'][str(t)]:.4f} |")
+        else:
+            print(f"| {t} | {s} | {p} | n/a | |")
     if med["specnet"] and med["pytorch"]:
         bs, bp = min(med["specnet"].values()), min(med["pytorch"].values())
         print(f"\nbest against best: specnet {bs:.4f} s, PyTorch {bp:.4f} s: {bs / bp:.2f}x "

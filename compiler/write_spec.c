@@ -182,7 +182,8 @@ static void layer(FILE *out, const sn_layer_spec *l) {
     init(out, l->kernel_init, l->kernel_init_arg);
     break;
   case SN_LAYER_ATTENTION:
-    fprintf(out, "attention: {heads: %d, causal: %s, dropout: ", l->heads, l->causal ? "true" : "false");
+    fprintf(out, "attention: {heads: %d, causal: %s, dropout: ", l->heads,
+            l->causal ? "true" : "false");
     num(out, l->rate);
     fprintf(out, ", use_bias: %s", l->use_bias ? "true" : "false");
     break;
