@@ -18,6 +18,17 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 fail=0
 
+# One attention layer, not causal, no biases: torch.nn.MultiheadAttention's outputs
+"$py" "$here/torch_interop.py" mha_data "$tmp" || exit 1
+if "$specnet" predict tests/interop/attention_small.yaml --set "data.train={format: npy, x: $tmp/x.npy, y: $tmp/y.npy}" \
+  --weights "$tmp/mha.safetensors" --input "$tmp/x.npy" --probs --output "$tmp/mha.csv" --quiet &&
+  "$py" "$here/torch_interop.py" mha_compare "$tmp" "$tmp/mha.csv"; then
+  echo "ok: attention without causal mask or biases gives torch.nn.MultiheadAttention's outputs"
+else
+  echo "FAIL: attention without causal mask or biases differs from torch.nn.MultiheadAttention"
+  fail=1
+fi
+
 # The char transformer: PyTorch's weights (made up) give PyTorch's logits in
 # specnet, and specnet's (after an epoch of training) give specnet's in PyTorch.
 lm=tests/interop/char_transformer.yaml

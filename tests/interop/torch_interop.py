@@ -14,6 +14,10 @@ and runs `specnet predict` and `specnet eval`; this script is the PyTorch side:
       windows of 64 random bytes,
       targets.npy (zeros) and torch.safetensors (a PyTorch char transformer's
       weights, made up, under specnet's names) for char_transformer.yaml
+  mha_data DIR                       x.npy (4 samples [5, 8]), y.npy (zeros) and
+      mha.safetensors (made-up weights) for attention_small.yaml
+  mha_compare DIR OUT_CSV            torch.nn.MultiheadAttention(8, 2, bias=False)
+      with those weights gives the outputs `specnet predict --probs` wrote
   lm_compare WEIGHTS TOKENS LOGITS_CSV  WEIGHTS loaded into the PyTorch char
       transformer gives the logits that `specnet predict --probs` wrote for
       TOKENS, within 1e-4 of the largest logit
@@ -213,9 +217,36 @@ def lm_compare(weights, tokens_path, logits_csv):
     assert diff <= 1e-4 * scale, diff / scale
 
 
+def mha_data(out_dir):
+    rng = np.random.default_rng(2)
+    np.save(out_dir + "/x.npy", rng.normal(0, 1, (4, 5, 8)).astype(np.float32))
+    np.save(out_dir + "/y.npy", np.zeros((4, 40), dtype=np.float32))
+    write_safetensors(out_dir + "/mha.safetensors", {
+        "att.in_proj_weight": rng.normal(0, 0.4, (24, 8)).astype(np.float32),
+        "att.out_proj.weight": rng.normal(0, 0.4, (8, 8)).astype(np.float32)})
+
+
+def mha_compare(out_dir, out_csv):
+    w = read_safetensors(out_dir + "/mha.safetensors")
+    mha = torch.nn.MultiheadAttention(8, 2, bias=False, batch_first=True)
+    mha.load_state_dict({"in_proj_weight": torch.from_numpy(w["att.in_proj_weight"]),
+                         "out_proj.weight": torch.from_numpy(w["att.out_proj.weight"])}, strict=True)
+    x = torch.from_numpy(np.load(out_dir + "/x.npy"))
+    with torch.no_grad():
+        want = mha(x, x, x, need_weights=False)[0].numpy().astype(np.float64).reshape(len(x), -1)
+    got = np.loadtxt(out_csv, delimiter=",", dtype=np.float64).reshape(want.shape)
+    diff = np.abs(got - want).max()
+    print(f"attention (not causal, no bias): max |specnet - torch| = {diff:.3g}")
+    assert diff <= 1e-5 * max(1.0, np.abs(want).max()), diff
+
+
 if __name__ == "__main__":
     if sys.argv[1] == "predict":
         predict(sys.argv[2], sys.argv[3], sys.argv[4])
+    elif sys.argv[1] == "mha_data":
+        mha_data(sys.argv[2])
+    elif sys.argv[1] == "mha_compare":
+        mha_compare(sys.argv[2], sys.argv[3])
     elif sys.argv[1] == "lm_data":
         lm_data(sys.argv[2])
     elif sys.argv[1] == "lm_compare":
