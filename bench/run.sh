@@ -11,7 +11,11 @@
 #   - the seed MLP, specs/mnist_mlp.yaml (784-128-128-10, Adam), batch 32, 128 and 256,
 #     against bench/torch_mlp.py;
 #   - the CNN, specs/fashion_cnn.yaml, batch 64, against bench/torch_cnn.py (the same
-#     layers in NCHW).
+#     layers in NCHW);
+#   - the char transformer of issue 15 (config lm32: tests/interop/char_transformer.yaml,
+#     867k parameters, batch 32, context 64, AdamW) against
+#     bench/torch_char_transformer.py, per training step (bench/lm_bench.py; LM_STEPS=40
+#     steps per run); its table comes after the others.
 # Both train on the same 54,000 Fashion-MNIST images per epoch (the specs hold out the
 # last 10% of the 60,000 for validation). Timed: each tool's own training seconds per
 # epoch (specnet: `seconds` in metrics.jsonl; PyTorch: the loop in torch_common.py);
@@ -36,7 +40,8 @@
 # Options (environment):
 #   EPOCHS=3          epochs per MLP run            CNN_EPOCHS=1   epochs per CNN run
 #   REPEATS=3         runs per (config, tool, T)    COMPILE_REPEATS=3
-#   THREADS="1 2"     CONFIGS="mlp32 mlp128 mlp256 cnn64" (mlpB / cnnB: any batch B)
+#   THREADS="1 2"     CONFIGS="mlp32 mlp128 mlp256 cnn64 lm32" (mlpB / cnnB: any batch B;
+#                     lm32 the char transformer)
 #   MLP_LIMIT=0 CNN_LIMIT=0   train on the first N images only (0: all); the s/epoch
 #                     columns are then scaled to 54,000 samples (marked †)
 #   QUICK=1           EPOCHS=1 REPEATS=1 COMPILE_REPEATS=1 MLP_LIMIT=12000
@@ -79,4 +84,11 @@ if [ ! -x "$SGEMM_PEAK" ] || [ bench/sgemm_peak.c -nt "$SGEMM_PEAK" ]; then
   fi
 fi
 
-exec "$PYTHON" bench/bench.py
+# lm32 (the char transformer) has its own harness; bench.py runs the others
+CONFIGS=${CONFIGS:-mlp32 mlp128 mlp256 cnn64 lm32}
+lm=0 rest=""
+for c in $CONFIGS; do
+  if [ "$c" = lm32 ]; then lm=1; else rest="$rest $c"; fi
+done
+if [ -n "$rest" ]; then CONFIGS=${rest# } "$PYTHON" bench/bench.py; fi
+if [ $lm = 1 ]; then "$PYTHON" bench/lm_bench.py; fi

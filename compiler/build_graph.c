@@ -439,6 +439,132 @@ static int build_embedding(builder *b, const sn_layer_spec *l, const input *in, 
   return add_op(b, &op, l);
 }
 
+/* ---------------------------------------------------------------------------
+ * Sequences [N, T, D] */
+
+static bool need_sequence(builder *b, const sn_layer_spec *l, const input *in, const char *kind) {
+  const sn_type *t = TY(b, in[0].v);
+  if (t->batched && t->rank == 2) return true;
+  char g2[256];
+  got(b, &in[0], g2, sizeof g2);
+  sn_diag_error(b->d, l->loc, "%s: %s expects a sequence of shape [N, T, D], %s", l->name, kind, g2);
+  if (t->batched && t->rank == 1) sn_diag_hint(b->d, "an embedding over [T] ids gives [N, T, D]");
+  return false;
+}
+
+/* x + P, a learned [T, D] table shared by every sample (GPT-2's wpe) */
+static int build_position_embedding(builder *b, const sn_layer_spec *l, const input *in, int n) {
+  if (!need_sequence(b, l, in, "position_embedding")) return -1;
+  const sn_type *t = TY(b, in[0].v);
+  sn_op like = at(l);
+  char name[128];
+  snprintf(name, sizeof name, "%s.weight", l->name);
+  int64_t shape[2] = {t->dim[0], t->dim[1]};
+  int pos = sn_param_add(b->g, name, 2, shape, l->kernel_init, l->kernel_init_arg, shape[0], shape[1], &like);
+  return sn_emit(b->g, SN_OP_ADD, in[0].v, pos, -1, &like);
+}
+
+static int emit_attr(builder *b, const sn_layer_spec *l, sn_opcode code, int x, int y, const int64_t *a, int na,
+                     const sn_type *t) {
+  sn_op op = at(l);
+  op.code = code;
+  op.n_in = sn_opdefs[code].n_in;
+  op.in[0] = x;
+  op.in[1] = y;
+  for (int i = 0; i < na; i++) op.a[i] = a[i];
+  if (t) op.type = *t;
+  return add_op(b, &op, l);
+}
+
+/* [N, T, 3D] -> part j of (q, k, v), heads split out: [N, H, T, D/H] (one gather:
+ * its gradient puts the three parts back into one [N, T, 3D] in one kernel) */
+static int split_heads(builder *b, const sn_layer_spec *l, int qkv, int j) {
+  int64_t a[3] = {j, 3, l->heads};
+  return emit_attr(b, l, SN_OP_SPLIT_HEADS, qkv, -1, a, 3, NULL);
+}
+
+/* y = x W^T (+ bias): parameters LAYER.WNAME (out, in) and LAYER.BNAME */
+static int projection(builder *b, const sn_layer_spec *l, int x, const char *wname, const char *bname, int64_t out,
+                      int64_t in) {
+  sn_op like = at(l);
+  char name[128];
+  snprintf(name, sizeof name, "%s.%s", l->name, wname);
+  int64_t shape[2] = {out, in};
+  int w = sn_param_add(b->g, name, 2, shape, SN_INIT_GLOROT_UNIFORM, 0, in, out, &like);
+  sn_op mm = at(l);
+  mm.code = SN_OP_MATMUL;
+  mm.n_in = 2;
+  mm.in[0] = x;
+  mm.in[1] = w;
+  mm.tb = 1;
+  int y = add_op(b, &mm, l);
+  if (y < 0 || !l->use_bias) return y;
+  snprintf(name, sizeof name, "%s.%s", l->name, bname);
+  int bias = sn_param_add(b->g, name, 1, &out, SN_INIT_ZEROS, 0, in, out, &like);
+  return sn_emit(b->g, SN_OP_ADD, y, bias, -1, &like);
+}
+
+/* Multi-head self-attention as torch.nn.MultiheadAttention(D, heads, batch_first):
+ *   q, k, v = split(x Win^T + bin)                 [N, H, T, d], d = D / H
+ *   p = softmax(mask(q k^T / sqrt(d)))            [N, H, T, T]  one fused kernel
+ *   y = merge(dropout(p) v) Wout^T + bout          [N, T, D]
+ * The scale, the causal mask and the softmax fuse into one kernel, and so does the
+ * softmax's gradient; the products are batch_matmuls (a GEMM per sample and head). */
+static int build_attention(builder *b, const sn_layer_spec *l, const input *in, int n) {
+  if (!need_sequence(b, l, in, "attention")) return -1;
+  sn_graph *g = b->g;
+  const sn_type *t = TY(b, in[0].v);
+  int64_t D = t->dim[1], H = l->heads;
+  if (D % H) {
+    sn_diag_error(b->d, l->heads_loc.line ? l->heads_loc : l->loc, "%s: heads (%lld) must divide the width D = %lld of its input",
+                  l->name, (long long)H, (long long)D);
+    sn_diag_hint(b->d, "each head takes D / heads features");
+    return -1;
+  }
+  sn_op like = at(l);
+  int qkv = projection(b, l, in[0].v, "in_proj_weight", "in_proj_bias", 3 * D, D);
+  if (qkv < 0) return -1;
+  int q = split_heads(b, l, qkv, 0), k = split_heads(b, l, qkv, 1), v = split_heads(b, l, qkv, 2);
+  if (q < 0 || k < 0 || v < 0) return -1;
+  sn_op mm = at(l);
+  mm.code = SN_OP_BATCH_MATMUL;
+  mm.n_in = 2;
+  mm.in[0] = q;
+  mm.in[1] = k;
+  mm.tb = 1;
+  int s = add_op(b, &mm, l);
+  if (s < 0) return -1;
+  int z = sn_emit(g, SN_OP_MUL, s, sn_emit_const(g, 1.0 / sqrt((double)(D / H))), -1, &like);
+  if (l->causal) {
+    sn_op m = like;
+    m.code = SN_OP_MASK_CAUSAL;
+    m.n_in = 1;
+    m.in[0] = z;
+    m.c = -INFINITY;
+    if ((z = add_op(b, &m, l)) < 0) return -1;
+  }
+  int p = sn_emit(g, SN_OP_SOFTMAX, z, -1, -1, &like);
+  if (g->training && l->rate > 0) {
+    sn_op d = like;
+    d.code = SN_OP_DROPOUT;
+    d.n_in = 1;
+    d.in[0] = p;
+    d.c = l->rate;
+    d.a[0] = (int64_t)(l - b->s->layers) + 1;
+    if ((p = add_op(b, &d, l)) < 0) return -1;
+  }
+  mm.in[0] = p;
+  mm.in[1] = v;
+  mm.tb = 0;
+  int o = add_op(b, &mm, l);
+  if (o < 0) return -1;
+  int64_t perm[3] = {1, 0, 2};
+  int merged = emit_attr(b, l, SN_OP_TRANSPOSE, o, -1, perm, 3, NULL);
+  if (merged < 0) return -1;
+  merged = sn_emit_typed(g, SN_OP_RESHAPE, merged, t, &like);
+  return projection(b, l, merged, "out_proj.weight", "out_proj.bias", D, D);
+}
+
 typedef int (*layer_build_fn)(builder *b, const sn_layer_spec *l, const input *in, int n);
 
 static const layer_build_fn layer_builders[] = {
@@ -457,6 +583,8 @@ static const layer_build_fn layer_builders[] = {
     [SN_LAYER_ADD] = build_join,
     [SN_LAYER_CONCAT] = build_concat,
     [SN_LAYER_MULTIPLY] = build_join,
+    [SN_LAYER_POSITION_EMBEDDING] = build_position_embedding,
+    [SN_LAYER_ATTENTION] = build_attention,
 };
 
 /* ---------------------------------------------------------------------------

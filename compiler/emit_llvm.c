@@ -52,7 +52,9 @@ SN_ARG_AT(state, A_STATE)
 #undef SN_ARG_AT
 _Static_assert(sizeof(sn_step_args) == 8 * A_COUNT, "sn_step_args has a field the generated code does not know");
 
-typedef enum level { L_ELEM, L_ROW, L_COL, L_SCALAR } level;
+/* L_SAMPLE: an unbatched value the same at every sample of a batched kernel (a
+ * position embedding [T, D] in a kernel over N x T rows) */
+typedef enum level { L_ELEM, L_ROW, L_COL, L_SCALAR, L_SAMPLE } level;
 
 typedef struct emitter {
   sn_codegen *cg;
@@ -207,6 +209,7 @@ static level level_of(emitter *e, int v) {
   }
   if (t->batched == e->k->batched && sn_type_elems(t) == e->k->rows_mult) return L_ROW;
   if (!t->batched && t->rank == 1) return L_COL;
+  if (!t->batched && e->k->batched && sn_type_elems(t) == e->k->rows_mult * last_dim(t)) return L_SAMPLE;
   die("value does not fit the kernel's rows");
   return L_ELEM;
 }
@@ -249,6 +252,45 @@ static LLVMValueRef dropout(emitter *e, const sn_op *op, LLVMValueRef x) {
   return LLVMBuildSelect(b, keep, LLVMBuildFMul(b, x, cf(e, 1.0 / (1.0 - op->c)), ""), cf(e, 0), "");
 }
 
+/* exp(x). In f32 a polynomial that the loop vectorizer widens (llvm.exp becomes a
+ * libm call per element, which no vector unit runs): x = n ln2 + r, |r| <= ln2/2,
+ * e^r by Cephes's expf polynomial (about 1 ulp), 2^n built in the exponent bits.
+ * Below -87.33 it is 0 (no denormals), above 88.72 +inf, and a NaN stays NaN (the
+ * comparisons are false for it). f64 (gradient checks) keeps libm's exp. */
+static LLVMValueRef vexp(emitter *e, LLVMValueRef x) {
+  if (e->g->dtype == SN_F64) return intrinsic(e, "llvm.exp", e->ft, &x, 1);
+  LLVMBuilderRef b = e->b;
+  LLVMValueRef lo = cf(e, -87.0), hi = cf(e, 88.0);
+  LLVMValueRef xc = LLVMBuildSelect(b, LLVMBuildFCmp(b, LLVMRealOLT, x, lo, ""), lo, x, "");
+  xc = LLVMBuildSelect(b, LLVMBuildFCmp(b, LLVMRealOGT, xc, hi, ""), hi, xc, "");
+  LLVMValueRef t = LLVMBuildFMul(b, xc, cf(e, 1.44269504088896341), "");
+  LLVMValueRef n = intrinsic(e, "llvm.rint", e->ft, &t, 1);
+  LLVMValueRef r = LLVMBuildFSub(b, xc, LLVMBuildFMul(b, n, cf(e, 0.693359375), ""), "");
+  r = LLVMBuildFSub(b, r, LLVMBuildFMul(b, n, cf(e, -2.12194440e-4), ""), "");
+  static const double c[] = {1.9875691500E-4, 1.3981999507E-3, 8.3334519073E-3,
+                             4.1665795894E-2, 1.6666665459E-1, 5.0000001201E-1};
+  LLVMValueRef p = cf(e, c[0]);
+  for (int i = 1; i < 6; i++) p = LLVMBuildFAdd(b, LLVMBuildFMul(b, p, r, ""), cf(e, c[i]), "");
+  LLVMValueRef y = LLVMBuildFAdd(b, LLVMBuildFMul(b, LLVMBuildFMul(b, p, r, ""), r, ""), r, "");
+  y = LLVMBuildFAdd(b, y, cf(e, 1.0), "");
+  LLVMValueRef ni = LLVMBuildFPToSI(b, n, e->i32, ""); /* in [-126, 127] */
+  LLVMValueRef bits = LLVMBuildShl(b, LLVMBuildAdd(b, ni, LLVMConstInt(e->i32, 127, 0), ""), LLVMConstInt(e->i32, 23, 0), "");
+  y = LLVMBuildFMul(b, y, LLVMBuildBitCast(b, bits, e->ft, ""), "");
+  y = LLVMBuildSelect(b, LLVMBuildFCmp(b, LLVMRealOLT, x, cf(e, -87.33654), ""), cf(e, 0), y, "");
+  return LLVMBuildSelect(b, LLVMBuildFCmp(b, LLVMRealOGT, x, cf(e, 88.72283), ""), cf(e, __builtin_inf()), y, "");
+}
+
+/* gelu_tanh: u = K0 (x + K1 x^3); exp(-2u) */
+#define GELU_K0 0.79788456080286535588 /* sqrt(2 / pi) */
+#define GELU_K1 0.044715
+static LLVMValueRef gelu_tanh_exp(emitter *e, LLVMValueRef x) {
+  LLVMBuilderRef b = e->b;
+  LLVMValueRef x3 = LLVMBuildFMul(b, x, LLVMBuildFMul(b, x, x, ""), "");
+  LLVMValueRef u = LLVMBuildFAdd(b, x, LLVMBuildFMul(b, cf(e, GELU_K1), x3, ""), "");
+  LLVMValueRef m = LLVMBuildFMul(b, cf(e, -2 * GELU_K0), u, "");
+  return vexp(e, m);
+}
+
 /* Applies an elementwise op to already generated operands. */
 static LLVMValueRef apply(emitter *e, int v, LLVMValueRef *x) {
   const sn_op *op = &e->g->ops[v];
@@ -260,13 +302,13 @@ static LLVMValueRef apply(emitter *e, int v, LLVMValueRef *x) {
   case SN_OP_MUL: t = LLVMBuildFMul(b, x[0], x[1], ""); break;
   case SN_OP_DIV: t = LLVMBuildFDiv(b, x[0], x[1], ""); break;
   case SN_OP_NEG: return LLVMBuildFNeg(b, x[0], "");
-  case SN_OP_EXP: return intrinsic(e, "llvm.exp", e->ft, x, 1);
+  case SN_OP_EXP: return vexp(e, x[0]);
   case SN_OP_LOG: return intrinsic(e, "llvm.log", e->ft, x, 1);
   case SN_OP_RELU:
     return LLVMBuildSelect(b, LLVMBuildFCmp(b, LLVMRealOGT, x[0], zero, ""), x[0], zero, "");
   case SN_OP_SIGMOID: {
     LLVMValueRef n = LLVMBuildFNeg(b, x[0], "");
-    LLVMValueRef ex = intrinsic(e, "llvm.exp", e->ft, &n, 1);
+    LLVMValueRef ex = vexp(e, n);
     return LLVMBuildFDiv(b, one, LLVMBuildFAdd(b, one, ex, ""), "");
   }
   case SN_OP_TANH: return libm(e, "tanhf", "tanh", x[0]);
@@ -283,7 +325,7 @@ static LLVMValueRef apply(emitter *e, int v, LLVMValueRef *x) {
     return LLVMBuildSelect(b, LLVMBuildFCmp(b, LLVMRealOGT, x[0], zero, ""), x[1],
                            LLVMBuildFMul(b, cf(e, op->c), x[1], ""), "");
   case SN_OP_ELU: { /* x > 0 ? x : alpha (exp(x) - 1) */
-    LLVMValueRef ex = intrinsic(e, "llvm.exp", e->ft, x, 1);
+    LLVMValueRef ex = vexp(e, x[0]);
     LLVMValueRef neg = LLVMBuildFMul(b, cf(e, op->c), LLVMBuildFSub(b, ex, one, ""), "");
     return LLVMBuildSelect(b, LLVMBuildFCmp(b, LLVMRealOGT, x[0], zero, ""), x[0], neg, "");
   }
@@ -298,8 +340,23 @@ static LLVMValueRef apply(emitter *e, int v, LLVMValueRef *x) {
     LLVMValueRef er = libm(e, "erff", "erf", LLVMBuildFMul(b, x[0], cf(e, 0.70710678118654752440), ""));
     LLVMValueRef cdf = LLVMBuildFMul(b, cf(e, 0.5), LLVMBuildFAdd(b, one, er, ""), "");
     LLVMValueRef sq = LLVMBuildFMul(b, cf(e, -0.5), LLVMBuildFMul(b, x[0], x[0], ""), "");
-    LLVMValueRef pdf = LLVMBuildFMul(b, cf(e, 0.39894228040143267794), intrinsic(e, "llvm.exp", e->ft, &sq, 1), "");
+    LLVMValueRef pdf = LLVMBuildFMul(b, cf(e, 0.39894228040143267794), vexp(e, sq), "");
     return LLVMBuildFMul(b, x[1], LLVMBuildFAdd(b, cdf, LLVMBuildFMul(b, x[0], pdf, ""), ""), "");
+  }
+  case SN_OP_GELU_TANH: /* 0.5 x (1 + tanh(u)) = x sigmoid(2u): exp, not libm's tanh, so it vectorizes */
+    return LLVMBuildFDiv(b, x[0], LLVMBuildFAdd(b, one, gelu_tanh_exp(e, x[0]), ""), "");
+  case SN_OP_GELU_TANH_GRAD: { /* (x, dy): dy (s + 2 x s (1 - s) u'), s = sigmoid(2u) */
+    LLVMValueRef sg = LLVMBuildFDiv(b, one, LLVMBuildFAdd(b, one, gelu_tanh_exp(e, x[0]), ""), "");
+    LLVMValueRef x2 = LLVMBuildFMul(b, x[0], x[0], "");
+    LLVMValueRef du = LLVMBuildFMul(b, cf(e, 2 * GELU_K0), LLVMBuildFAdd(b, one, LLVMBuildFMul(b, cf(e, 3 * GELU_K1), x2, ""), ""), "");
+    LLVMValueRef d = LLVMBuildFMul(b, LLVMBuildFMul(b, x[0], LLVMBuildFMul(b, sg, LLVMBuildFSub(b, one, sg, ""), ""), ""), du, "");
+    return LLVMBuildFMul(b, x[1], LLVMBuildFAdd(b, sg, d, ""), "");
+  }
+  case SN_OP_MASK_CAUSAL: { /* key (column) after the query (row r mod T): masked */
+    int64_t T = op->type.dim[op->type.rank - 2];
+    if (!e->col) die("mask_causal outside a column loop");
+    LLVMValueRef q = LLVMBuildURem(b, e->r, ci(e, T), "");
+    return LLVMBuildSelect(b, LLVMBuildICmp(b, LLVMIntSLE, e->col, q, ""), x[0], cf(e, op->c), "");
   }
   case SN_OP_ABS: return intrinsic(e, "llvm.fabs", e->ft, x, 1);
   case SN_OP_SQRT: return intrinsic(e, "llvm.sqrt", e->ft, x, 1);
@@ -405,6 +462,11 @@ static LLVMValueRef operand(emitter *e, int w) {
     return gen_row(e, w);
   case L_COL: return load_at(e, w, e->col);
   case L_SCALAR: return gen_scalar(e, w);
+  case L_SAMPLE: {
+    LLVMValueRef pos = LLVMBuildURem(e->b, e->r, ci(e, e->k->rows_mult), "");
+    return load_at(e, w, LLVMBuildNSWAdd(e->b, LLVMBuildNSWMul(e->b, pos, ci(e, last_dim(&e->g->ops[w].type)), ""),
+                                         e->col, ""));
+  }
   }
   return NULL;
 }
@@ -581,16 +643,17 @@ static LLVMValueRef gen_gather(emitter *e, int v) {
     LLVMValueRef dy = load_at(e, op->in[0], LLVMBuildAdd(b, LLVMBuildSelect(b, here, wpos, ci(e, 0), ""), e->col, ""));
     return LLVMBuildSelect(b, hit, dy, cf(e, 0), "");
   }
-  case SN_OP_TRANSPOSE: { /* out element -> in element through the permutation a[] */
+  case SN_OP_TRANSPOSE: { /* out element -> in element through the permutation a[];
+                            for batch data what is left of the flat index is the sample */
     const sn_type *in = &e->g->ops[op->in[0]].type, *t = &op->type;
     int rank = t->rank;
     LLVMValueRef flat = LLVMBuildAdd(b, LLVMBuildMul(b, e->r, ci(e, t->dim[rank - 1]), ""), e->col, "");
-    LLVMValueRef coord[4];
+    LLVMValueRef coord[SN_MAX_RANK];
     for (int k = rank - 1; k >= 0; k--) {
       coord[k] = LLVMBuildURem(b, flat, ci(e, t->dim[k]), "");
       flat = LLVMBuildUDiv(b, flat, ci(e, t->dim[k]), "");
     }
-    LLVMValueRef src = ci(e, 0); /* in coordinate d is out coordinate k where a[k] = d */
+    LLVMValueRef src = t->batched ? flat : ci(e, 0); /* in coordinate d is out coordinate k where a[k] = d */
     for (int d = 0; d < rank; d++) {
       int k = 0;
       while (op->a[k] != d) k++;
@@ -641,6 +704,30 @@ static LLVMValueRef gen_gather(emitter *e, int v) {
     LLVMValueRef o, x, i;
     axis_split(e, &op->type, axis, &o, &x, &i);
     return load_at(e, op->in[0], axis_join(e, tx, axis, o, LLVMBuildNSWAdd(b, x, ci(e, op->a[0]), ""), i));
+  }
+  case SN_OP_SPLIT_HEADS: { /* row r = (n, h, t), column k: x[n, t, part D + h d + k] */
+    const sn_type *t = &op->type;
+    int64_t H = t->dim[0], T = t->dim[1], d = t->dim[2];
+    LLVMValueRef tt = LLVMBuildURem(b, e->r, ci(e, T), "");
+    LLVMValueRef nh = LLVMBuildUDiv(b, e->r, ci(e, T), "");
+    LLVMValueRef h = LLVMBuildURem(b, nh, ci(e, H), ""), n = LLVMBuildUDiv(b, nh, ci(e, H), "");
+    LLVMValueRef row = LLVMBuildNSWAdd(b, LLVMBuildNSWMul(b, n, ci(e, T), ""), tt, "");
+    LLVMValueRef at = LLVMBuildNSWAdd(b, LLVMBuildNSWMul(b, row, ci(e, op->a[1] * H * d), ""),
+                                      LLVMBuildNSWMul(b, h, ci(e, d), ""), "");
+    at = LLVMBuildNSWAdd(b, at, ci(e, op->a[0] * H * d), "");
+    return load_at(e, op->in[0], LLVMBuildNSWAdd(b, at, e->col, ""));
+  }
+  case SN_OP_MERGE_HEADS: { /* row r = (n, t), column c = (part, h, k): dy[n, h, t, k] in part a[0] */
+    const sn_type *x = &e->g->ops[op->in[0]].type;
+    int64_t H = x->dim[0], T = x->dim[1], d = x->dim[2], D = H * d;
+    LLVMValueRef n = LLVMBuildUDiv(b, e->r, ci(e, T), ""), tt = LLVMBuildURem(b, e->r, ci(e, T), "");
+    LLVMValueRef rel = LLVMBuildNSWSub(b, e->col, ci(e, op->a[0] * D), "");
+    LLVMValueRef in = LLVMBuildICmp(b, LLVMIntULT, rel, ci(e, D), "");
+    LLVMValueRef safe = LLVMBuildSelect(b, in, rel, ci(e, 0), "");
+    LLVMValueRef h = LLVMBuildUDiv(b, safe, ci(e, d), ""), k = LLVMBuildURem(b, safe, ci(e, d), "");
+    LLVMValueRef row = LLVMBuildNSWAdd(b, LLVMBuildNSWMul(b, LLVMBuildNSWAdd(b, LLVMBuildNSWMul(b, n, ci(e, H), ""), h, ""), ci(e, T), ""), tt, "");
+    LLVMValueRef val = load_at(e, op->in[0], LLVMBuildNSWAdd(b, LLVMBuildNSWMul(b, row, ci(e, d), ""), k, ""));
+    return LLVMBuildSelect(b, in, val, cf(e, 0), "");
   }
   default: die(sn_opdefs[op->code].name); return NULL;
   }
@@ -741,7 +828,7 @@ static LLVMValueRef gen_row(emitter *e, int v) {
  * then each element (r, c) of dy adds into the positions its forward op read. */
 
 static bool is_scatter(sn_opcode c) {
-  return c == SN_OP_MAX_POOL_GRAD || c == SN_OP_AVG_POOL_GRAD || c == SN_OP_SCATTER_ROWS;
+  return c == SN_OP_MAX_POOL_GRAD || c == SN_OP_AVG_POOL_GRAD || c == SN_OP_SCATTER_ROWS || c == SN_OP_BATCH_SUM;
 }
 
 static void add_into(emitter *e, int v, LLVMValueRef idx, LLVMValueRef val) {
@@ -789,6 +876,11 @@ static void emit_scatter(emitter *e, int v) {
   case SN_OP_SCATTER_ROWS: {
     LLVMValueRef id = embed_row(e, op->in[1], op->type.dim[0]);
     add_into(e, v, LLVMBuildAdd(b, LLVMBuildMul(b, id, ci(e, op->type.dim[1]), ""), e->col, ""), dy);
+    break;
+  }
+  case SN_OP_BATCH_SUM: { /* row r is position r mod (rows per sample) */
+    LLVMValueRef pos = LLVMBuildURem(b, e->r, ci(e, e->k->rows_mult), "");
+    add_into(e, v, LLVMBuildAdd(b, LLVMBuildMul(b, pos, ci(e, last_dim(&op->type)), ""), e->col, ""), dy);
     break;
   }
   default: die("not a scatter");
@@ -1029,8 +1121,82 @@ static LLVMValueRef stored_rows(emitter *e, step_ctx *sc, const sn_type *t) {
   return LLVMBuildTrunc(e->b, r, e->i32, "");
 }
 
+/* C = op(A) op(B) through OpenBLAS: cblas_[sd]gemm(RowMajor, ta, tb, M, N, K, 1, A,
+ * lda, B, ldb, 0, C, ldc); M, N, K and the leading dimensions are i32 values. */
+static void call_cblas(emitter *e, int ta, int tb, LLVMValueRef *mnk, LLVMValueRef A, LLVMValueRef lda,
+                       LLVMValueRef B, LLVMValueRef ldb, LLVMValueRef C, LLVMValueRef ldc) {
+  LLVMTypeRef pt[14] = {e->i32, e->i32, e->i32, e->i32, e->i32, e->i32, e->ft,
+                        e->ptr, e->i32, e->ptr, e->i32, e->ft,  e->ptr, e->i32};
+  LLVMTypeRef fty = LLVMFunctionType(e->voidt, pt, 14, 0);
+  const char *name = e->g->dtype == SN_F64 ? "cblas_dgemm" : "cblas_sgemm";
+  LLVMValueRef fn = LLVMGetNamedFunction(e->mod, name);
+  if (!fn) fn = LLVMAddFunction(e->mod, name, fty);
+  LLVMValueRef a[14] = {LLVMConstInt(e->i32, 101, 0), /* CblasRowMajor */
+                        LLVMConstInt(e->i32, ta ? 112 : 111, 0),
+                        LLVMConstInt(e->i32, tb ? 112 : 111, 0),
+                        mnk[0], mnk[1], mnk[2], cf(e, 1.0), A, lda, B, ldb, cf(e, 0.0), C, ldc};
+  LLVMBuildCall2(e->b, fty, fn, a, 14, "");
+}
+
+static LLVMValueRef i32c(emitter *e, int64_t v) { return LLVMConstInt(e->i32, (unsigned long long)v, 0); }
+
+/* batch_matmul: count = N x the leading axes products of (M x K) x (K x P), each
+ * operand contiguous per product. On the pool, sn_par_[sd]gemm_batched(ta, tb, M,
+ * N, K, A, lda, sA, B, ldb, sB, C, ldc, sC, count) spreads the products over the
+ * threads; else a loop calls OpenBLAS once per product. */
+static void emit_batch_gemm(emitter *e, step_ctx *sc, int v) {
+  const sn_op *op = &e->g->ops[v];
+  const sn_type *ta = &e->g->ops[op->in[0]].type, *tb = &e->g->ops[op->in[1]].type;
+  int r = ta->rank;
+  int64_t lead = 1;
+  for (int i = 0; i < r - 2; i++) lead *= ta->dim[i];
+  LLVMValueRef count = LLVMBuildNSWMul(e->b, sc->field[A_ROWS], ci(e, lead), "");
+  int64_t M = op->type.dim[r - 2], N = op->type.dim[r - 1], K = ta->dim[op->ta ? r - 2 : r - 1];
+  int64_t lda = ta->dim[r - 1], ldb = tb->dim[r - 1];
+  int64_t sa = ta->dim[r - 2] * lda, sb = tb->dim[r - 2] * ldb, sc_ = M * N;
+  LLVMValueRef A = buffer_ptr(e, sc, op->in[0]), B = buffer_ptr(e, sc, op->in[1]), C = buffer_ptr(e, sc, v);
+  if (e->cg->par) {
+    LLVMTypeRef pt[15] = {e->i32, e->i32, e->i32, e->i32, e->i32, e->ptr, e->i32, e->i64,
+                          e->ptr, e->i32, e->i64, e->ptr, e->i32, e->i64, e->i64};
+    LLVMTypeRef fty = LLVMFunctionType(e->voidt, pt, 15, 0);
+    const char *name = e->g->dtype == SN_F64 ? "sn_par_dgemm_batched" : "sn_par_sgemm_batched";
+    LLVMValueRef fn = LLVMGetNamedFunction(e->mod, name);
+    if (!fn) fn = LLVMAddFunction(e->mod, name, fty);
+    LLVMValueRef a[15] = {i32c(e, op->ta ? 112 : 111), i32c(e, op->tb ? 112 : 111), i32c(e, M), i32c(e, N),
+                          i32c(e, K), A, i32c(e, lda), ci(e, sa), B, i32c(e, ldb), ci(e, sb), C, i32c(e, N),
+                          ci(e, sc_), count};
+    LLVMBuildCall2(e->b, fty, fn, a, 15, "");
+    return;
+  }
+  /* for (i = 0; i < count; i++) gemm(A + i sa, B + i sb, C + i sc) */
+  LLVMValueRef fn = LLVMGetBasicBlockParent(LLVMGetInsertBlock(e->b));
+  LLVMBasicBlockRef pre = LLVMGetInsertBlock(e->b);
+  LLVMBasicBlockRef head = LLVMAppendBasicBlockInContext(e->ctx, fn, "bg");
+  LLVMBasicBlockRef body = LLVMAppendBasicBlockInContext(e->ctx, fn, "bg.body");
+  LLVMBasicBlockRef done = LLVMAppendBasicBlockInContext(e->ctx, fn, "bg.done");
+  LLVMBuildBr(e->b, head);
+  LLVMPositionBuilderAtEnd(e->b, head);
+  LLVMValueRef i = LLVMBuildPhi(e->b, e->i64, "i");
+  LLVMBuildCondBr(e->b, LLVMBuildICmp(e->b, LLVMIntSLT, i, count, ""), body, done);
+  LLVMPositionBuilderAtEnd(e->b, body);
+  LLVMValueRef mnk[3] = {i32c(e, M), i32c(e, N), i32c(e, K)};
+  call_cblas(e, op->ta, op->tb, mnk, gep(e, e->ft, A, LLVMBuildNSWMul(e->b, i, ci(e, sa), "")), i32c(e, lda),
+             gep(e, e->ft, B, LLVMBuildNSWMul(e->b, i, ci(e, sb), "")), i32c(e, ldb),
+             gep(e, e->ft, C, LLVMBuildNSWMul(e->b, i, ci(e, sc_), "")), i32c(e, N));
+  LLVMValueRef next = LLVMBuildNSWAdd(e->b, i, ci(e, 1), "");
+  LLVMBuildBr(e->b, head);
+  LLVMValueRef in_v[2] = {ci(e, 0), next};
+  LLVMBasicBlockRef in_b[2] = {pre, body};
+  LLVMAddIncoming(i, in_v, in_b, 2);
+  LLVMPositionBuilderAtEnd(e->b, done);
+}
+
 static void emit_gemm(emitter *e, step_ctx *sc, int v) {
   const sn_op *op = &e->g->ops[v];
+  if (op->code == SN_OP_BATCH_MATMUL) {
+    emit_batch_gemm(e, sc, v);
+    return;
+  }
   const sn_type *ta = &e->g->ops[op->in[0]].type, *tb = &e->g->ops[op->in[1]].type;
   LLVMValueRef ar = stored_rows(e, sc, ta);
   LLVMValueRef ac = LLVMConstInt(e->i32, (unsigned long long)last_dim(ta), 0);
@@ -1049,21 +1215,9 @@ static void emit_gemm(emitter *e, step_ctx *sc, int v) {
     LLVMBuildCall2(e->b, fty, fn, a, 11, "");
     return;
   }
-  LLVMTypeRef pt[14] = {e->i32, e->i32, e->i32, e->i32, e->i32, e->i32, e->ft,
-                        e->ptr, e->i32, e->ptr, e->i32, e->ft,  e->ptr, e->i32};
-  LLVMTypeRef fty = LLVMFunctionType(e->voidt, pt, 14, 0);
-  const char *name = e->g->dtype == SN_F64 ? "cblas_dgemm" : "cblas_sgemm";
-  LLVMValueRef fn = LLVMGetNamedFunction(e->mod, name);
-  if (!fn) fn = LLVMAddFunction(e->mod, name, fty);
-  LLVMValueRef a[14] = {
-      LLVMConstInt(e->i32, 101, 0), /* CblasRowMajor */
-      LLVMConstInt(e->i32, op->ta ? 112 : 111, 0), LLVMConstInt(e->i32, op->tb ? 112 : 111, 0),
-      M, N, K, cf(e, 1.0),
-      buffer_ptr(e, sc, op->in[0]), ac,
-      buffer_ptr(e, sc, op->in[1]), bc,
-      cf(e, 0.0),
-      buffer_ptr(e, sc, v), N};
-  LLVMBuildCall2(e->b, fty, fn, a, 14, "");
+  LLVMValueRef mnk[3] = {M, N, K};
+  call_cblas(e, op->ta, op->tb, mnk, buffer_ptr(e, sc, op->in[0]), ac, buffer_ptr(e, sc, op->in[1]), bc,
+             buffer_ptr(e, sc, v), N);
 }
 
 /* --profile: cycles (llvm.readcyclecounter) and calls per kernel, added into a

@@ -276,7 +276,7 @@ void sn_graph_print(const sn_graph *g, FILE *out, bool with_backward) {
       n = snprintf(line, sizeof line, "%s = %s", name, sn_opdefs[op->code].name);
       for (int i = 0; i < op->n_in && n < (int)sizeof line; i++) {
         sn_value_name(g, op->in[i], arg, sizeof arg);
-        bool t = op->code == SN_OP_MATMUL && ((i == 0 && op->ta) || (i == 1 && op->tb));
+        bool t = sn_opdefs[op->code].cls == SN_CLS_GEMM && ((i == 0 && op->ta) || (i == 1 && op->tb));
         n += snprintf(line + n, sizeof line - (size_t)n, "%s %s%s", i ? "," : "", arg,
                       t ? "^T" : "");
       }

@@ -195,6 +195,7 @@ static int define_externals(sn_jit *j, char *err, size_t len) {
   extern_sym syms[] = {
       {"cblas_sgemm", (void *)cblas_sgemm}, {"cblas_dgemm", (void *)cblas_dgemm},
       {"sn_par_sgemm", (void *)sn_par_sgemm}, {"sn_par_dgemm", (void *)sn_par_dgemm},
+      {"sn_par_sgemm_batched", (void *)sn_par_sgemm_batched}, {"sn_par_dgemm_batched", (void *)sn_par_dgemm_batched},
       {"sn_par_for", (void *)sn_par_for},
       {"expf", (void *)expf},   {"exp", (void *)exp},     {"logf", (void *)logf},
       {"log", (void *)log},     {"tanhf", (void *)tanhf}, {"tanh", (void *)tanh},

@@ -7,6 +7,8 @@
  *   scalar               [N,..,C] op []
  *   column (bias)        [N,..,C] op [C]
  *   row                  [N,..,C] op [N,..]      (one value per row)
+ *   sample               [N,d..]  op [d..]       (one value per sample position:
+ *                                                  a position embedding)
  */
 #include <stdarg.h>
 #include <stdlib.h>
@@ -56,7 +58,7 @@ static int infer_scalar(const sn_graph *g, sn_op *op, char *err, size_t len) {
 }
 
 /* How `small` broadcasts against `big`; 0 if it does not. */
-typedef enum { BC_NONE = 0, BC_SAME, BC_SCALAR, BC_COL, BC_ROW } bcast;
+typedef enum { BC_NONE = 0, BC_SAME, BC_SCALAR, BC_COL, BC_ROW, BC_SAMPLE } bcast;
 
 static bcast broadcast_kind(const sn_type *big, const sn_type *small) {
   if (sn_type_eq(big, small)) return BC_SAME;
@@ -68,6 +70,11 @@ static bcast broadcast_kind(const sn_type *big, const sn_type *small) {
     for (int i = 0; i < small->rank; i++)
       if (small->dim[i] != big->dim[i]) return BC_NONE;
     return BC_ROW;
+  }
+  if (big->batched && !small->batched && small->rank == big->rank) {
+    for (int i = 0; i < small->rank; i++)
+      if (small->dim[i] != big->dim[i]) return BC_NONE;
+    return BC_SAMPLE;
   }
   return BC_NONE;
 }
@@ -170,6 +177,47 @@ static int infer_matmul(const sn_graph *g, sn_op *op, char *err, size_t len) {
   return 0;
 }
 
+/* [N, B.., M, K] x [N, B.., K, P]: both batched, the same leading axes */
+static int infer_batch_matmul(const sn_graph *g, sn_op *op, char *err, size_t len) {
+  const sn_type *a = T(g, op->in[0]), *b = T(g, op->in[1]);
+  int r = a->rank;
+  bool ok = a->batched && b->batched && r >= 2 && b->rank == r && a->dtype == b->dtype && is_float(a);
+  for (int i = 0; ok && i < r - 2; i++) ok = a->dim[i] == b->dim[i];
+  int64_t m = 0, k1 = 0, k2 = 0, n = 0;
+  if (ok) {
+    m = a->dim[r - (op->ta ? 1 : 2)], k1 = a->dim[r - (op->ta ? 2 : 1)];
+    k2 = b->dim[r - (op->tb ? 1 : 2)], n = b->dim[r - (op->tb ? 2 : 1)];
+  }
+  if (!ok || k1 != k2) {
+    char sa[96], sb[96];
+    type_str(a, sa, sizeof sa);
+    type_str(b, sb, sizeof sb);
+    return fail(err, len, "batch_matmul of %s%s and %s%s: leading axes or inner dimensions differ", sa,
+                op->ta ? "^T" : "", sb, op->tb ? "^T" : "");
+  }
+  op->type = *a;
+  op->type.dim[r - 2] = m;
+  op->type.dim[r - 1] = n;
+  return 0;
+}
+
+/* [.., T, T]: the last two axes equal (a causal mask over query x key positions) */
+static int infer_square(const sn_graph *g, sn_op *op, char *err, size_t len) {
+  const sn_type *x = T(g, op->in[0]);
+  if (!is_float(x) || x->rank < 2 || x->dim[x->rank - 1] != x->dim[x->rank - 2])
+    return fail(err, len, "%s needs float [.., T, T] operands", sn_opdefs[op->code].name);
+  op->type = *x;
+  return 0;
+}
+
+static int infer_batch_sum(const sn_graph *g, sn_op *op, char *err, size_t len) {
+  const sn_type *x = T(g, op->in[0]);
+  if (!x->batched || x->rank < 1) return fail(err, len, "batch_sum needs batch data");
+  op->type = *x;
+  op->type.batched = false;
+  return 0;
+}
+
 static int infer_rowred(const sn_graph *g, sn_op *op, char *err, size_t len) {
   const sn_type *x = T(g, op->in[0]);
   if (x->rank < 1) return fail(err, len, "%s needs a last dimension", sn_opdefs[op->code].name);
@@ -264,6 +312,32 @@ static int infer_slice(const sn_graph *g, sn_op *op, char *err, size_t len) {
   return 0;
 }
 
+/* split_heads: a[0] the part, a[1] the parts P, a[2] the heads H */
+static int infer_split_heads(const sn_graph *g, sn_op *op, char *err, size_t len) {
+  const sn_type *x = T(g, op->in[0]);
+  int64_t P = op->a[1], H = op->a[2];
+  if (!x->batched || x->rank != 2 || P < 1 || H < 1 || op->a[0] < 0 || op->a[0] >= P || x->dim[1] % (P * H))
+    return fail(err, len, "split_heads needs [N, T, P*D] with heads dividing D");
+  op->type = *x;
+  op->type.rank = 3;
+  op->type.dim[0] = H;
+  op->type.dim[1] = x->dim[0];
+  op->type.dim[2] = x->dim[1] / (P * H);
+  return 0;
+}
+
+static int infer_merge_heads(const sn_graph *g, sn_op *op, char *err, size_t len) {
+  const sn_type *x = T(g, op->in[0]);
+  int64_t P = op->a[1], H = op->a[2];
+  if (!x->batched || x->rank != 3 || x->dim[0] != H || P < 1 || op->a[0] < 0 || op->a[0] >= P)
+    return fail(err, len, "merge_heads needs [N, H, T, d]");
+  op->type = *x;
+  op->type.rank = 2;
+  op->type.dim[0] = x->dim[1];
+  op->type.dim[1] = P * H * x->dim[2];
+  return 0;
+}
+
 /* Window ops over NHWC batch data; the output size comes with the geometry. */
 static int infer_window(const sn_graph *g, sn_op *op, char *err, size_t len) {
   const sn_type *x = T(g, op->in[0]);
@@ -289,7 +363,7 @@ static int infer_embed(const sn_graph *g, sn_op *op, char *err, size_t len) {
 
 static int infer_transpose(const sn_graph *g, sn_op *op, char *err, size_t len) {
   const sn_type *x = T(g, op->in[0]);
-  if (x->batched || x->rank < 2 || x->rank > 4) return fail(err, len, "transpose needs an unbatched tensor of rank 2 to 4");
+  if (x->rank < 2) return fail(err, len, "transpose needs 2 axes or more (per sample for batch data)");
   op->type = *x;
   for (int k = 0; k < x->rank; k++) op->type.dim[k] = x->dim[op->a[k]];
   return 0;
@@ -316,6 +390,8 @@ int sn_unbroadcast(sn_graph *g, int dy, const sn_type *to, const sn_op *like) {
       dy = sn_emit(g, SN_OP_ROW_SUM, dy, -1, -1, like);
     else if (t->batched && t->rank == 0)
       dy = sn_emit(g, SN_OP_SUM_ALL, dy, -1, -1, like);
+    else if (t->batched && !to->batched && t->rank == to->rank)
+      dy = sn_emit(g, SN_OP_BATCH_SUM, dy, -1, -1, like);
     else {
       fprintf(stderr, "specnet: internal error: cannot unbroadcast\n");
       abort();
@@ -324,19 +400,20 @@ int sn_unbroadcast(sn_graph *g, int dy, const sn_type *to, const sn_op *like) {
   return dy;
 }
 
+/* matmul and batch_matmul: the same rule per product */
 static void grad_matmul(sn_graph *g, int v, int dy, int dx[]) {
   const sn_op op = *OP(v);
   int a = op.in[0], b = op.in[1];
   sn_op m;
   char err[256];
   /* C = op(a) op(b):  dA = dC op(b)^T (or its transpose), dB = op(a)^T dC. */
-  if (!op.ta) m = (sn_op){.code = SN_OP_MATMUL, .n_in = 2, .in = {dy, b}, .tb = !op.tb};
-  else m = (sn_op){.code = SN_OP_MATMUL, .n_in = 2, .in = {b, dy}, .ta = op.tb, .tb = 1};
+  if (!op.ta) m = (sn_op){.code = op.code, .n_in = 2, .in = {dy, b}, .tb = !op.tb};
+  else m = (sn_op){.code = op.code, .n_in = 2, .in = {b, dy}, .ta = op.tb, .tb = 1};
   m.loc = op.loc;
   memcpy(m.layer, op.layer, sizeof m.layer);
   dx[0] = sn_graph_add(g, &m, err, sizeof err);
-  if (!op.tb) m = (sn_op){.code = SN_OP_MATMUL, .n_in = 2, .in = {a, dy}, .ta = !op.ta};
-  else m = (sn_op){.code = SN_OP_MATMUL, .n_in = 2, .in = {dy, a}, .ta = 1, .tb = op.ta};
+  if (!op.tb) m = (sn_op){.code = op.code, .n_in = 2, .in = {a, dy}, .ta = !op.ta};
+  else m = (sn_op){.code = op.code, .n_in = 2, .in = {dy, a}, .ta = 1, .tb = op.ta};
   m.loc = op.loc;
   memcpy(m.layer, op.layer, sizeof m.layer);
   dx[1] = sn_graph_add(g, &m, err, sizeof err);
@@ -470,6 +547,9 @@ static int emit_slice(sn_graph *g, int x, int64_t axis, int64_t off, int64_t wid
   }
   return v;
 }
+static void grad_split_heads(sn_graph *g, int v, int dy, int dx[]) {
+  dx[0] = add_like(g, OP(v), SN_OP_MERGE_HEADS, dy, -1, NULL);
+}
 static void grad_concat(sn_graph *g, int v, int dy, int dx[]) {
   sn_op like = *OP(v);
   const sn_type *a = T(g, like.in[0]), *b = T(g, like.in[1]);
@@ -490,6 +570,12 @@ static void grad_softmax_cce(sn_graph *g, int v, int dy, int dx[]) {
   int st = sn_emit(g, SN_OP_ROW_SUM, t, -1, -1, &like);
   int gz = sn_emit(g, SN_OP_SUB, sn_emit(g, SN_OP_MUL, p, st, -1, &like), t, -1, &like);
   dx[0] = sn_emit(g, SN_OP_MUL, gz, dy, -1, &like);
+}
+/* masked positions were constants: no gradient flows there */
+static void grad_mask_causal(sn_graph *g, int v, int dy, int dx[]) {
+  sn_op op = *OP(v);
+  op.c = 0;
+  dx[0] = add_like(g, &op, SN_OP_MASK_CAUSAL, dy, -1, NULL);
 }
 static void grad_im2col(sn_graph *g, int v, int dy, int dx[]) {
   sn_op op = *OP(v);

@@ -1126,6 +1126,26 @@ static void read_concat(checker *c, const sn_node *map, const sn_node *at, sn_la
   if (v) get_int32(c, v, "axis", -4, 3, &l->axis); /* per sample: rank 4 at most */
 }
 
+/* sequence layers: position_embedding, attention */
+static void read_position_embedding(checker *c, const sn_node *map, const sn_node *at, sn_layer_spec *l) {
+  const sn_node *v;
+  if ((v = sn_node_get(map, "kernel_init")))
+    initializer(c, v, "kernel_init", &l->kernel_init, &l->kernel_init_arg);
+}
+
+static void read_attention(checker *c, const sn_node *map, const sn_node *at, sn_layer_spec *l) {
+  const sn_node *v;
+  if ((v = sn_node_get(map, "heads"))) {
+    get_int32(c, v, "heads", 1, MAX_UNITS, &l->heads);
+    l->heads_loc = v->loc;
+  }
+  else
+    missing(c, map ? map : at, "heads", "attention");
+  if ((v = sn_node_get(map, "causal"))) get_bool(c, v, "causal", &l->causal);
+  if ((v = sn_node_get(map, "dropout"))) get_real(c, v, "dropout", 0, false, 1, true, &l->rate);
+  if ((v = sn_node_get(map, "use_bias"))) get_bool(c, v, "use_bias", &l->use_bias);
+}
+
 /* ---------------------------------------------------------------------------
  * model: the layer table. One entry per layer name; "did you mean" and the
  * default names (dense1, relu2) come from it. */
@@ -1142,6 +1162,8 @@ static const char *const BN_KEYS[] = {"momentum", "epsilon", NULL};
 static const char *const LN_KEYS[] = {"epsilon", NULL};
 static const char *const EMBED_KEYS[] = {"vocab", "dim", "kernel_init", NULL};
 static const char *const CONCAT_KEYS[] = {"axis", NULL};
+static const char *const POS_EMBED_KEYS[] = {"kernel_init", NULL};
+static const char *const ATTENTION_KEYS[] = {"heads", "causal", "dropout", "use_bias", NULL};
 
 typedef struct layer_def {
   const char *name;
@@ -1172,6 +1194,9 @@ static const layer_def LAYER_DEFS[] = {
     {"add", SN_LAYER_ADD, 0, NULL, NULL, 2, MAX_INPUTS},
     {"multiply", SN_LAYER_MULTIPLY, 0, NULL, NULL, 2, MAX_INPUTS},
     {"concat", SN_LAYER_CONCAT, 0, CONCAT_KEYS, read_concat, 2, MAX_INPUTS},
+    /* sequences */
+    {"position_embedding", SN_LAYER_POSITION_EMBEDDING, 0, POS_EMBED_KEYS, read_position_embedding, 1, 1},
+    {"attention", SN_LAYER_ATTENTION, 0, ATTENTION_KEYS, read_attention, 1, 1},
 };
 enum { N_LAYER_DEFS = sizeof LAYER_DEFS / sizeof *LAYER_DEFS };
 
@@ -1219,6 +1244,11 @@ static void layer_defaults(sn_layer_spec *l, const layer_def *def) {
     break;
   case SN_LAYER_CONCAT:
     l->axis = -1;
+    break;
+  case SN_LAYER_POSITION_EMBEDDING:
+    l->use_bias = false;
+    l->kernel_init = SN_INIT_NORMAL; /* GPT-2's: normal, std 0.02 */
+    l->kernel_init_arg = 0.02;
     break;
   default:
     break;

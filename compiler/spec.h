@@ -101,6 +101,9 @@ typedef enum sn_layer_kind {
   SN_LAYER_ADD,
   SN_LAYER_CONCAT,
   SN_LAYER_MULTIPLY,
+  /* sequences [T, D] */
+  SN_LAYER_POSITION_EMBEDDING,
+  SN_LAYER_ATTENTION,
 } sn_layer_kind;
 
 typedef enum sn_padding { SN_PAD_VALID = 0, SN_PAD_SAME } sn_padding;
@@ -137,6 +140,10 @@ typedef struct sn_layer_spec {
   double epsilon;            /* batch_norm, layer_norm (1e-3, as Keras) */
   int vocab, dim;            /* embedding: input ids in [0, vocab), dim per id */
   int axis;                  /* concat: per-sample axis, -1 = last (default) */
+  /* attention (dropout in rate, use_bias); position_embedding has kernel_init */
+  int heads;                 /* required; divides the width D */
+  sn_loc heads_loc;          /* where heads is written, for that error */
+  bool causal;               /* mask keys after the query (default false) */
 } sn_layer_spec;
 
 typedef enum sn_loss_kind {

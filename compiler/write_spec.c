@@ -177,6 +177,16 @@ static void layer(FILE *out, const sn_layer_spec *l) {
   case SN_LAYER_CONCAT:
     fprintf(out, "concat: {axis: %d", l->axis);
     break;
+  case SN_LAYER_POSITION_EMBEDDING:
+    fputs("position_embedding: {kernel_init: ", out);
+    init(out, l->kernel_init, l->kernel_init_arg);
+    break;
+  case SN_LAYER_ATTENTION:
+    fprintf(out, "attention: {heads: %d, causal: %s, dropout: ", l->heads,
+            l->causal ? "true" : "false");
+    num(out, l->rate);
+    fprintf(out, ", use_bias: %s", l->use_bias ? "true" : "false");
+    break;
   default: /* flatten, global_avg_pool2d, add, multiply: no options */
     fprintf(out, "%s: {", sn_layer_kind_name(l->kind));
   }

@@ -339,3 +339,52 @@ void sn_par_dgemm(int ta, int tb, int M, int N, int K, const double *A, int lda,
                   double *C, int ldc) {
   par_gemm(true, ta, tb, M, N, K, A, lda, B, ldb, C, ldc);
 }
+
+/* ---------------------------------------------------------------------------
+ * Batched GEMMs (attention's per-sample, per-head products): count independent
+ * products C_i = op(A_i) op(B_i), operand i at A + i sA (elements). They are
+ * small (T x T x d), so the threads take whole products, each product on one
+ * thread as gemm_part would run it. */
+
+typedef struct batch_job {
+  gemm_job one; /* the first product; the others are at strides */
+  int64_t sa, sb, sc;
+} batch_job;
+
+static void batch_part(void *ctx, int64_t lo, int64_t hi) {
+  const batch_job *j = ctx;
+  size_t es = j->one.dbl ? 8 : 4;
+  for (int64_t i = lo; i < hi; i++) {
+    gemm_job g = j->one;
+    g.A += (size_t)(i * j->sa) * es;
+    g.B += (size_t)(i * j->sb) * es;
+    g.C += (size_t)(i * j->sc) * es;
+    gemm_part(&g, 0, g.split_n ? g.N : g.M);
+  }
+}
+
+static void par_gemm_batched(bool dbl, int ta, int tb, int M, int N, int K, const void *A, int lda, int64_t sa,
+                             const void *B, int ldb, int64_t sb, void *C, int ldc, int64_t sc, int64_t count) {
+  if (M <= 0 || N <= 0 || count <= 0) return;
+  if (K <= 0) {
+    for (int64_t i = 0; i < count; i++)
+      par_gemm(dbl, ta, tb, M, N, K, A, lda, B, ldb, (char *)C + (size_t)(i * sc) * (dbl ? 8 : 4), ldc);
+    return;
+  }
+  batch_job j = {{dbl, ta == CblasTrans, tb == CblasTrans, true, false, M, N, K, lda, ldb, ldc, A, B, C}, sa, sb, sc};
+  j.one.small = use_small(&j.one);
+  j.one.split_n = j.one.small || N >= M;
+  int n = sn_threads();
+  if ((int64_t)M * N * K * count < 131072 || n < 2 || count < 2) batch_part(&j, 0, count);
+  else par_run(batch_part, &j, count, 1, count < n * PARTS_PER_THREAD ? count : n * PARTS_PER_THREAD);
+}
+
+void sn_par_sgemm_batched(int ta, int tb, int M, int N, int K, const float *A, int lda, int64_t sa, const float *B,
+                          int ldb, int64_t sb, float *C, int ldc, int64_t sc, int64_t count) {
+  par_gemm_batched(false, ta, tb, M, N, K, A, lda, sa, B, ldb, sb, C, ldc, sc, count);
+}
+
+void sn_par_dgemm_batched(int ta, int tb, int M, int N, int K, const double *A, int lda, int64_t sa, const double *B,
+                          int ldb, int64_t sb, double *C, int ldc, int64_t sc, int64_t count) {
+  par_gemm_batched(true, ta, tb, M, N, K, A, lda, sa, B, ldb, sb, C, ldc, sc, count);
+}

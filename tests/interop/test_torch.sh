@@ -2,8 +2,10 @@
 # specnet <-> PyTorch: weights written by specnet load into the matching torch.nn
 # model and give the same predictions; weights written from PyTorch load into
 # specnet and give the same loss; the CNN block of docs/outputs.md (NCHW) gives
-# specnet's probabilities. Needs Debian's python3-torch and python3-numpy in
-# /usr/bin/python3 and the Fashion-MNIST files; exits 77 (skipped) without them.
+# specnet's probabilities. The same for a char transformer (embedding, position
+# embedding, causal multi-head attention, gelu_tanh), on its logits. Needs Debian's
+# python3-torch and python3-numpy in /usr/bin/python3 and the Fashion-MNIST files;
+# exits 77 (skipped) without them.
 #   test_torch.sh SPECNET
 set -uo pipefail
 specnet=$1
@@ -13,17 +15,89 @@ if ! [ -x "$py" ] || ! "$py" -c 'import numpy, torch' 2>/dev/null; then
   echo "SKIP: /usr/bin/python3 lacks torch or numpy (apt-get install python3-torch python3-numpy)"
   exit 77
 fi
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+fail=0
+
+# One attention layer, not causal, no biases: torch.nn.MultiheadAttention's outputs
+"$py" "$here/torch_interop.py" mha_data "$tmp" || exit 1
+if "$specnet" predict tests/interop/attention_small.yaml --set "data.train={format: npy, x: $tmp/x.npy, y: $tmp/y.npy}" \
+  --weights "$tmp/mha.safetensors" --input "$tmp/x.npy" --probs --output "$tmp/mha.csv" --quiet &&
+  "$py" "$here/torch_interop.py" mha_compare "$tmp" "$tmp/mha.csv"; then
+  echo "ok: attention without causal mask or biases gives torch.nn.MultiheadAttention's outputs"
+else
+  echo "FAIL: attention without causal mask or biases differs from torch.nn.MultiheadAttention"
+  fail=1
+fi
+
+# The char transformer: PyTorch's weights (made up) give PyTorch's logits in
+# specnet, and specnet's (after an epoch of training) give specnet's in PyTorch.
+lm=tests/interop/char_transformer.yaml
+"$py" "$here/torch_interop.py" lm_data "$tmp" || exit 1
+lmdata="data.train={format: npy, x: $tmp/tokens.npy, y: $tmp/targets.npy}"
+lm_check() { # lm_check WEIGHTS WHAT
+  "$specnet" predict "$lm" --set "$lmdata" --weights "$1" --input "$tmp/tokens.npy" --probs \
+    --output "$tmp/logits.csv" --quiet || return 1
+  "$py" "$here/torch_interop.py" lm_compare "$1" "$tmp/tokens.npy" "$tmp/logits.csv"
+}
+if lm_check "$tmp/torch.safetensors"; then
+  echo "ok: char transformer: specnet loads PyTorch's weights and gives the same logits"
+else
+  echo "FAIL: char transformer: specnet's logits with PyTorch's weights differ from PyTorch's"
+  fail=1
+fi
+if "$specnet" train "$lm" --set "$lmdata" --out "$tmp/lmrun" --quiet && lm_check "$tmp/lmrun/model.safetensors"; then
+  echo "ok: char transformer: PyTorch loads specnet's trained weights and gives the same logits"
+else
+  echo "FAIL: char transformer: PyTorch's logits with specnet's weights differ from specnet's"
+  fail=1
+fi
+
+# the same model ahead of time: the executable (the pool's batched products) and the
+# C library (a loop of OpenBLAS calls per batched product)
+if "$specnet" build "$lm" --set "$lmdata" --weights "$tmp/torch.safetensors" -o "$tmp/lm_exe" --quiet &&
+  "$tmp/lm_exe" --input "$tmp/tokens.npy" --probs --output "$tmp/logits.csv" &&
+  "$py" "$here/torch_interop.py" lm_compare "$tmp/torch.safetensors" "$tmp/tokens.npy" "$tmp/logits.csv"; then
+  echo "ok: char transformer: the AOT executable gives PyTorch's logits"
+else
+  echo "FAIL: char transformer: the AOT executable's logits differ from PyTorch's"
+  fail=1
+fi
+cat >"$tmp/lm_lib.c" <<'EOF'
+#include <stdio.h>
+#include <stdlib.h>
+#include "char_transformer_interop.h"
+int main(int argc, char **argv) { /* tokens.f32 (16 windows) -> logits CSV on stdout */
+  enum { E = CHAR_TRANSFORMER_INTEROP_INPUT_ELEMS, O = CHAR_TRANSFORMER_INTEROP_OUTPUT_ELEMS };
+  static float x[16 * E], y[16 * O];
+  FILE *f = argc > 1 ? fopen(argv[1], "rb") : NULL;
+  if (!f || fread(x, sizeof x, 1, f) != 1) return 1;
+  void *scratch = malloc(CHAR_TRANSFORMER_INTEROP_SCRATCH_BYTES);
+  if (!scratch || char_transformer_interop_predict(x, 16, y, scratch)) return 1;
+  for (int i = 0; i < 16; i++)
+    for (int k = 0; k < O; k++) printf("%.9g%c", y[i * O + k], k + 1 < O ? ',' : '\n');
+  return 0;
+}
+EOF
+if "$specnet" build "$lm" --set "$lmdata" --weights "$tmp/torch.safetensors" --lib -o "$tmp/lm_lib" --quiet &&
+  cc -O2 "$tmp/lm_lib.c" -I "$tmp/lm_lib" -L "$tmp/lm_lib" -lchar_transformer_interop -lopenblas -lm -o "$tmp/lm_c" &&
+  "$tmp/lm_c" "$tmp/tokens.f32" >"$tmp/logits.csv" &&
+  "$py" "$here/torch_interop.py" lm_compare "$tmp/torch.safetensors" "$tmp/tokens.npy" "$tmp/logits.csv"; then
+  echo "ok: char transformer: the C library (--lib) gives PyTorch's logits"
+else
+  echo "FAIL: char transformer: the C library's logits differ from PyTorch's"
+  fail=1
+fi
+
 data=/usr/share/datasets/fashion-mnist
 [ -n "${SPECNET_DATA:-}" ] && [ -e "$SPECNET_DATA/fashion_mnist/t10k-images-idx3-ubyte.gz" ] &&
   data=$SPECNET_DATA/fashion_mnist
 images=$data/t10k-images-idx3-ubyte.gz labels=$data/t10k-labels-idx1-ubyte.gz
 if ! [ -e "$images" ] || ! [ -e "$labels" ]; then
   echo "SKIP: Fashion-MNIST not found in $data (apt-get install dataset-fashion-mnist)"
-  exit 77
+  [ $fail = 0 ] && exit 77
+  exit 1
 fi
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-fail=0
 spec=specs/mnist_mlp.yaml
 # the seed model, briefly: one epoch on the first 5000 training images
 "$specnet" train "$spec" --out "$tmp/run" --quiet --set train.epochs=1 \

@@ -10,6 +10,18 @@ and runs `specnet predict` and `specnet eval`; this script is the PyTorch side:
       safetensors (our own writer, numpy only) to OUT, and prints PyTorch's mean
       cross-entropy on IMAGES/LABELS, for `specnet eval --weights OUT` to match
 
+  lm_data DIR                        tokens.npy and tokens.f32 (raw floats): 16
+      windows of 64 random bytes,
+      targets.npy (zeros) and torch.safetensors (a PyTorch char transformer's
+      weights, made up, under specnet's names) for char_transformer.yaml
+  mha_data DIR                       x.npy (4 samples [5, 8]), y.npy (zeros) and
+      mha.safetensors (made-up weights) for attention_small.yaml
+  mha_compare DIR OUT_CSV            torch.nn.MultiheadAttention(8, 2, bias=False)
+      with those weights gives the outputs `specnet predict --probs` wrote
+  lm_compare WEIGHTS TOKENS LOGITS_CSV  WEIGHTS loaded into the PyTorch char
+      transformer gives the logits that `specnet predict --probs` wrote for
+      TOKENS, within 1e-4 of the largest logit
+
 Only numpy and torch: the safetensors package is not needed (nor installed on
 Debian); reading and writing the format is a few lines (see read_safetensors).
 """
@@ -116,8 +128,128 @@ def write(run_dir, out, images, labels):
     print(f"{loss:.12g}")
 
 
+# ---------------------------------------------------------------------------
+# The char transformer of tests/interop/char_transformer.yaml
+
+V, T, D, HEADS, BLOCKS = 256, 64, 128, 4, 4
+
+
+class Block(torch.nn.Module):
+    """pre-norm: x + attn(ln1(x)), then + down(gelu_tanh(up(ln2(x))))"""
+
+    def __init__(self):
+        super().__init__()
+        self.ln1 = torch.nn.LayerNorm(D, eps=1e-5)
+        self.att = torch.nn.MultiheadAttention(D, HEADS, batch_first=True)
+        self.ln2 = torch.nn.LayerNorm(D, eps=1e-5)
+        self.up = torch.nn.Linear(D, 4 * D)
+        self.down = torch.nn.Linear(4 * D, D)
+        self.gelu = torch.nn.GELU(approximate="tanh")
+
+    def forward(self, x, mask):
+        h = self.ln1(x)
+        a, _ = self.att(h, h, h, attn_mask=mask, need_weights=False)
+        x = x + a
+        return x + self.down(self.gelu(self.up(self.ln2(x))))
+
+
+class CharTransformer(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.tok = torch.nn.Embedding(V, D)
+        self.pos = torch.nn.Parameter(torch.zeros(T, D))
+        self.blocks = torch.nn.ModuleList(Block() for _ in range(BLOCKS))
+        self.ln_f = torch.nn.LayerNorm(D, eps=1e-5)
+        self.head = torch.nn.Linear(D, V)
+
+    def forward(self, ids):
+        mask = torch.triu(torch.ones(T, T, dtype=torch.bool), diagonal=1)  # True: masked (a later key)
+        x = self.tok(ids) + self.pos
+        for b in self.blocks:
+            x = b(x, mask)
+        return self.head(self.ln_f(x))
+
+
+def specnet_names():
+    """torch state_dict key -> specnet tensor name (the spec's layer names)"""
+    names = {"tok.weight": "tok.weight", "pos": "x0.weight", "ln_f.weight": "ln_f.weight",
+             "ln_f.bias": "ln_f.bias", "head.weight": "head.weight", "head.bias": "head.bias"}
+    for i in range(BLOCKS):
+        for part, layer in (("ln1", "ln1"), ("ln2", "ln2"), ("up", "up"), ("down", "down")):
+            for w in ("weight", "bias"):
+                names[f"blocks.{i}.{part}.{w}"] = f"b{i + 1}_{layer}.{w}"
+        for w in ("in_proj_weight", "in_proj_bias", "out_proj.weight", "out_proj.bias"):
+            names[f"blocks.{i}.att.{w}"] = f"b{i + 1}_att.{w}"
+    return names
+
+
+def lm_data(out_dir):
+    rng = np.random.default_rng(1)
+    tokens = rng.integers(0, V, size=(16, T)).astype(np.float32)
+    np.save(out_dir + "/tokens.npy", tokens)
+    tokens.tofile(out_dir + "/tokens.f32")  # raw, for the C program of the --lib check
+    np.save(out_dir + "/targets.npy", np.zeros((16, T * V), dtype=np.float32))
+    torch.manual_seed(1)
+    net = CharTransformer()
+    state = net.state_dict()
+    # made-up weights, so that every tensor matters: layer norms off 1 and 0,
+    # biases non-zero, positions and tokens of a transformer's scale
+    w = {}
+    for key, name in specnet_names().items():
+        t = state[key].numpy()
+        w[name] = (t + rng.normal(0, 0.05 if t.ndim == 1 else 0.02, t.shape)).astype(np.float32)
+    write_safetensors(out_dir + "/torch.safetensors", w)
+
+
+def lm_compare(weights, tokens_path, logits_csv):
+    w = read_safetensors(weights)
+    net = CharTransformer()
+    net.load_state_dict({k: torch.from_numpy(w[n]) for k, n in specnet_names().items()}, strict=True)
+    ids = torch.from_numpy(np.load(tokens_path).astype(np.int64))
+    with torch.no_grad():
+        want = net.eval()(ids).numpy().astype(np.float64).reshape(len(ids), -1)
+    got = np.loadtxt(logits_csv, delimiter=",", dtype=np.float64).reshape(want.shape)
+    scale = np.abs(want).max()
+    diff = np.abs(got - want).max()
+    print(f"{want.shape[0]} windows x {T} positions x {V} logits: max |specnet - torch| = {diff:.3g}, "
+          f"relative to the largest logit {diff / scale:.3g}")
+    # a later token changes no earlier logit in both: the causal mask is tested
+    assert diff <= 1e-4 * scale, diff / scale
+
+
+def mha_data(out_dir):
+    rng = np.random.default_rng(2)
+    np.save(out_dir + "/x.npy", rng.normal(0, 1, (4, 5, 8)).astype(np.float32))
+    np.save(out_dir + "/y.npy", np.zeros((4, 40), dtype=np.float32))
+    write_safetensors(out_dir + "/mha.safetensors", {
+        "att.in_proj_weight": rng.normal(0, 0.4, (24, 8)).astype(np.float32),
+        "att.out_proj.weight": rng.normal(0, 0.4, (8, 8)).astype(np.float32)})
+
+
+def mha_compare(out_dir, out_csv):
+    w = read_safetensors(out_dir + "/mha.safetensors")
+    mha = torch.nn.MultiheadAttention(8, 2, bias=False, batch_first=True)
+    mha.load_state_dict({"in_proj_weight": torch.from_numpy(w["att.in_proj_weight"]),
+                         "out_proj.weight": torch.from_numpy(w["att.out_proj.weight"])}, strict=True)
+    x = torch.from_numpy(np.load(out_dir + "/x.npy"))
+    with torch.no_grad():
+        want = mha(x, x, x, need_weights=False)[0].numpy().astype(np.float64).reshape(len(x), -1)
+    got = np.loadtxt(out_csv, delimiter=",", dtype=np.float64).reshape(want.shape)
+    diff = np.abs(got - want).max()
+    print(f"attention (not causal, no bias): max |specnet - torch| = {diff:.3g}")
+    assert diff <= 1e-5 * max(1.0, np.abs(want).max()), diff
+
+
 if __name__ == "__main__":
     if sys.argv[1] == "predict":
         predict(sys.argv[2], sys.argv[3], sys.argv[4])
+    elif sys.argv[1] == "mha_data":
+        mha_data(sys.argv[2])
+    elif sys.argv[1] == "mha_compare":
+        mha_compare(sys.argv[2], sys.argv[3])
+    elif sys.argv[1] == "lm_data":
+        lm_data(sys.argv[2])
+    elif sys.argv[1] == "lm_compare":
+        lm_compare(sys.argv[2], sys.argv[3], sys.argv[4])
     else:
         write(sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5])

@@ -531,6 +531,13 @@ void sn_par_sgemm(int ta, int tb, int M, int N, int K, const float *A, int lda, 
                   float *C, int ldc);
 void sn_par_dgemm(int ta, int tb, int M, int N, int K, const double *A, int lda, const double *B, int ldb,
                   double *C, int ldc);
+/* count products C_i = op(A_i) op(B_i) (as sn_par_sgemm), operand i at A + i sa
+ * (elements; the same for B and C): attention's per-sample, per-head products,
+ * spread over the pool a product at a time */
+void sn_par_sgemm_batched(int ta, int tb, int M, int N, int K, const float *A, int lda, int64_t sa, const float *B,
+                          int ldb, int64_t sb, float *C, int ldc, int64_t sc, int64_t count);
+void sn_par_dgemm_batched(int ta, int tb, int M, int N, int K, const double *A, int lda, int64_t sa, const double *B,
+                          int ldb, int64_t sb, double *C, int ldc, int64_t sc, int64_t count);
 /* Which small-batch f32 GEMM kernels sn_par_sgemm uses where the batch side is at
  * most 64: "avx512", "avx2", or "none" (all products through OpenBLAS). Chosen once
  * per process: the best this CPU has, capped by SPECNET_CPU (x86-64-v3: avx2;
