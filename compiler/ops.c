@@ -266,6 +266,10 @@ static int infer_window(const sn_graph *g, sn_op *op, char *err, size_t len) {
   op->type.dim[1] = op->a[SN_WIN_OW];
   op->type.dim[2] = op->code == SN_OP_IM2COL ? c * op->a[SN_WIN_KH] * op->a[SN_WIN_KW] : c;
   if (op->type.dim[0] < 1 || op->type.dim[1] < 1) return fail(err, len, "window larger than its input");
+  /* dilated taps: im2col (and col2im) only; pools read adjacent positions */
+  bool dilated = op->a[SN_WIN_DH] != 1 || op->a[SN_WIN_DW] != 1;
+  if (op->a[SN_WIN_DH] < 1 || op->a[SN_WIN_DW] < 1 || (dilated && op->code != SN_OP_IM2COL))
+    return fail(err, len, "%s: bad dilation", sn_opdefs[op->code].name);
   return 0;
 }
 

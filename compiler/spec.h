@@ -101,6 +101,10 @@ typedef enum sn_layer_kind {
   SN_LAYER_ADD,
   SN_LAYER_CONCAT,
   SN_LAYER_MULTIPLY,
+  /* sequences [N, T, C] */
+  SN_LAYER_CONV1D,
+  SN_LAYER_GLOBAL_AVG_POOL1D,
+  SN_LAYER_GLOBAL_MAX_POOL1D,
 } sn_layer_kind;
 
 typedef enum sn_padding { SN_PAD_VALID = 0, SN_PAD_SAME } sn_padding;
@@ -137,6 +141,9 @@ typedef struct sn_layer_spec {
   double epsilon;            /* batch_norm, layer_norm (1e-3, as Keras) */
   int vocab, dim;            /* embedding: input ids in [0, vocab), dim per id */
   int axis;                  /* concat: per-sample axis, -1 = last (default) */
+  /* conv1d ([N, T, C]): kernel_size[1], strides[1] (kernel_size[0] = strides[0] = 1,
+     the [N, 1, T, C] view it runs as), padding, and the distance between taps */
+  int dilation;              /* default 1 */
 } sn_layer_spec;
 
 typedef enum sn_loss_kind {
@@ -244,6 +251,10 @@ typedef struct sn_spec {
   /* Fields after this line were added with the full spec language. */
   sn_loc schedule_loc;  /* train.schedule, or train's loc when absent */
   sn_loc early_loc;     /* train.early_stopping, when enabled */
+  /* The id that pads sequences of ids in the model input ([T]), -1 none: positions
+     holding it are left out of global_*_pool1d (the mask, build_graph.c). */
+  int pad_id;
+  sn_loc pad_id_loc;    /* model.pad_id when written */
 } sn_spec;
 
 /* sn_spec_load is declared in specnet/compiler.h. */
