@@ -447,7 +447,8 @@ static int as_image(builder *b, const sn_layer_spec *l, int x) {
 }
 
 /* The mask of a conv1d's output steps: an output step holds data when the input
- * step at the centre of its window does (the tap (k - 1) / 2, rounded down). So a
+ * step at the centre of its window does ((k - 1) d / 2 steps after its first,
+ * rounded down). So a
  * same, stride-1 conv1d keeps its input's mask; a valid one drops the steps at the
  * ends; with strides, every stride-th centre. As a 1-tap max_pool over the mask
  * whose offset is the centre's (negative padding where it lies right of the start). */
