@@ -571,6 +571,66 @@ static int build_pool1d(builder *b, const sn_layer_spec *l, const input *in, int
   return sn_emit(g, SN_OP_MUL, y, scale, -1, &like);
 }
 
+static int slice(builder *b, const sn_layer_spec *l, int x, int axis, int64_t off, int64_t width) {
+  sn_op op = at(l);
+  op.code = SN_OP_SLICE;
+  op.n_in = 1;
+  op.in[0] = x;
+  op.type = *TY(b, x);
+  op.type.dim[axis] = width;
+  op.a[0] = off;
+  op.a[1] = axis;
+  return add_op(b, &op, l);
+}
+
+/* lstm, gru: [N, T, C] -> h of every step [N, T, units] or of the last [N, units].
+ * The input product of all steps is one GEMM (xw = x W_ih^T + biases); the
+ * recurrence is one scan op (a runtime loop over the steps, a GEMM per step) whose
+ * output holds h and what the backward pass needs. torch.nn.LSTM / GRU's names,
+ * layouts (gates i f g o; r z n) and initialization (uniform in +-1/sqrt(units)). */
+static int build_recurrent(builder *b, const sn_layer_spec *l, const input *in, int n) {
+  if (!need_sequence(b, l, in)) return -1;
+  sn_graph *g = b->g;
+  bool lstm = l->kind == SN_LAYER_LSTM;
+  const sn_type *t = TY(b, in[0].v);
+  int64_t T = t->dim[0], C = t->dim[1], H = l->units, G = (lstm ? 4 : 3) * H;
+  double limit = 1 / sqrt((double)H);
+  sn_op like = at(l);
+  char name[128];
+  int64_t wih[2] = {G, C}, whh[2] = {G, H};
+  snprintf(name, sizeof name, "%s.weight_ih_l0", l->name);
+  int w_ih = sn_param_add(g, name, 2, wih, SN_INIT_UNIFORM, limit, C, G, &like);
+  snprintf(name, sizeof name, "%s.weight_hh_l0", l->name);
+  int w_hh = sn_param_add(g, name, 2, whh, SN_INIT_UNIFORM, limit, H, G, &like);
+  snprintf(name, sizeof name, "%s.bias_ih_l0", l->name);
+  int b_ih = sn_param_add(g, name, 1, &G, SN_INIT_UNIFORM, limit, C, G, &like);
+  snprintf(name, sizeof name, "%s.bias_hh_l0", l->name);
+  int b_hh = sn_param_add(g, name, 1, &G, SN_INIT_UNIFORM, limit, H, G, &like);
+  sn_op mm = at(l);
+  mm.code = SN_OP_MATMUL;
+  mm.n_in = 2;
+  mm.in[0] = in[0].v;
+  mm.in[1] = w_ih;
+  mm.tb = 1;
+  int xw = add_op(b, &mm, l);
+  if (xw < 0) return -1;
+  xw = sn_emit(g, SN_OP_ADD, xw, b_ih, -1, &like);
+  if (lstm) xw = sn_emit(g, SN_OP_ADD, xw, b_hh, -1, &like); /* gru: b_hn is inside r (...) */
+  sn_op scan = at(l);
+  scan.code = lstm ? SN_OP_LSTM : SN_OP_GRU;
+  scan.n_in = lstm ? 2 : 3;
+  scan.in[0] = xw;
+  scan.in[1] = w_hh;
+  scan.in[2] = b_hh;
+  int out = add_op(b, &scan, l);
+  if (out < 0) return -1;
+  int h = slice(b, l, out, 1, 0, H); /* [N, T, H] */
+  if (l->return_sequences || h < 0) return h;
+  int last = slice(b, l, h, 0, T - 1, 1);
+  sn_type flat = {.dtype = g->dtype, .batched = true, .rank = 1, .dim = {H}};
+  return last < 0 ? -1 : sn_emit_typed(g, SN_OP_RESHAPE, last, &flat, &like);
+}
+
 /* ids [N, T..] (integers stored as floats) -> [N, T.., dim], torch.nn.Embedding's
  * weight (vocab, dim). */
 static int build_embedding(builder *b, const sn_layer_spec *l, const input *in, int n) {
@@ -615,6 +675,8 @@ static const layer_build_fn layer_builders[] = {
     [SN_LAYER_CONV1D] = build_conv1d,
     [SN_LAYER_GLOBAL_AVG_POOL1D] = build_pool1d,
     [SN_LAYER_GLOBAL_MAX_POOL1D] = build_pool1d,
+    [SN_LAYER_LSTM] = build_recurrent,
+    [SN_LAYER_GRU] = build_recurrent,
 };
 
 /* The padding mask of a layer's output: the layers that keep the steps of their
@@ -634,6 +696,8 @@ static int layer_mask(builder *b, const sn_layer_spec *l, const input *in, int n
   case SN_LAYER_ADD:
   case SN_LAYER_MULTIPLY:
   case SN_LAYER_CONCAT:
+  case SN_LAYER_LSTM: /* with return_sequences */
+  case SN_LAYER_GRU:
     break;
   default:
     return -1;

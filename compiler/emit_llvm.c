@@ -1032,8 +1032,34 @@ static LLVMValueRef stored_rows(emitter *e, step_ctx *sc, const sn_type *t) {
   return LLVMBuildTrunc(e->b, r, e->i32, "");
 }
 
+/* A recurrent scan: a call to the runtime's loop over the steps (recurrent.c),
+ * fn(N, T, H, inputs.., out); N is the batch's rows. */
+static void emit_scan(emitter *e, step_ctx *sc, int v) {
+  const sn_op *op = &e->g->ops[v];
+  const char *base = op->code == SN_OP_LSTM        ? "sn_lstm"
+                     : op->code == SN_OP_LSTM_GRAD ? "sn_lstm_grad"
+                     : op->code == SN_OP_GRU       ? "sn_gru"
+                                                   : "sn_gru_grad";
+  char name[64];
+  snprintf(name, sizeof name, "%s_%s", base, e->g->dtype == SN_F64 ? "f64" : "f32");
+  const sn_type *whh = &e->g->ops[op->in[op->code == SN_OP_LSTM || op->code == SN_OP_GRU ? 1 : 2]].type;
+  LLVMTypeRef pt[7] = {e->i64, e->i64, e->i64, e->ptr, e->ptr, e->ptr, e->ptr};
+  unsigned na = 3 + (unsigned)op->n_in + 1;
+  LLVMTypeRef fty = LLVMFunctionType(e->voidt, pt, na, 0);
+  LLVMValueRef fn = LLVMGetNamedFunction(e->mod, name);
+  if (!fn) fn = LLVMAddFunction(e->mod, name, fty);
+  LLVMValueRef a[7] = {sc->field[A_ROWS], ci(e, op->type.dim[0]), ci(e, whh->dim[1])};
+  for (int i = 0; i < op->n_in; i++) a[3 + i] = buffer_ptr(e, sc, op->in[i]);
+  a[na - 1] = buffer_ptr(e, sc, v);
+  LLVMBuildCall2(e->b, fty, fn, a, na, "");
+}
+
 static void emit_gemm(emitter *e, step_ctx *sc, int v) {
   const sn_op *op = &e->g->ops[v];
+  if (op->code != SN_OP_MATMUL) {
+    emit_scan(e, sc, v);
+    return;
+  }
   const sn_type *ta = &e->g->ops[op->in[0]].type, *tb = &e->g->ops[op->in[1]].type;
   LLVMValueRef ar = stored_rows(e, sc, ta);
   LLVMValueRef ac = LLVMConstInt(e->i32, (unsigned long long)last_dim(ta), 0);

@@ -994,6 +994,15 @@ static void read_conv1d(checker *c, const sn_node *map, const sn_node *at, sn_la
   read_weights(c, map, l);
 }
 
+static void read_recurrent(checker *c, const sn_node *map, const sn_node *at, sn_layer_spec *l) {
+  const sn_node *v;
+  if ((v = sn_node_get(map, "units")))
+    get_int32(c, v, "units", 1, MAX_UNITS, &l->units);
+  else
+    missing(c, map ? map : at, "units", sn_layer_kind_name(l->kind));
+  if ((v = sn_node_get(map, "return_sequences"))) get_bool(c, v, "return_sequences", &l->return_sequences);
+}
+
 static void read_pool(checker *c, const sn_node *map, const sn_node *at, sn_layer_spec *l) {
   const sn_node *v;
   if ((v = sn_node_get(map, "pool_size"))) get_pair(c, v, "pool_size", l->pool_size);
@@ -1091,6 +1100,7 @@ static const char *const CONV_KEYS[] = {"filters",     "kernel_size", "strides",
 static const char *const CONV1D_KEYS[] = {"filters",    "kernel_size", "strides",   "padding",
                                           "dilation",   "activation",  "use_bias",  "kernel_init",
                                           "bias_init",  NULL};
+static const char *const RECURRENT_KEYS[] = {"units", "return_sequences", NULL};
 static const char *const POOL_KEYS[] = {"pool_size", "strides", "padding", NULL};
 static const char *const RESHAPE_KEYS[] = {"target_shape", NULL};
 static const char *const DROPOUT_KEYS[] = {"rate", NULL};
@@ -1129,6 +1139,8 @@ static const layer_def LAYER_DEFS[] = {
     {"conv1d", SN_LAYER_CONV1D, 0, CONV1D_KEYS, read_conv1d, 1, 1},
     {"global_avg_pool1d", SN_LAYER_GLOBAL_AVG_POOL1D, 0, NULL, NULL, 1, 1},
     {"global_max_pool1d", SN_LAYER_GLOBAL_MAX_POOL1D, 0, NULL, NULL, 1, 1},
+    {"lstm", SN_LAYER_LSTM, 0, RECURRENT_KEYS, read_recurrent, 1, 1},
+    {"gru", SN_LAYER_GRU, 0, RECURRENT_KEYS, read_recurrent, 1, 1},
     {"add", SN_LAYER_ADD, 0, NULL, NULL, 2, MAX_INPUTS},
     {"multiply", SN_LAYER_MULTIPLY, 0, NULL, NULL, 2, MAX_INPUTS},
     {"concat", SN_LAYER_CONCAT, 0, CONCAT_KEYS, read_concat, 2, MAX_INPUTS},
@@ -2262,6 +2274,8 @@ static int width(const sn_spec *s, int i) {
     const sn_layer_spec *l = &s->layers[i];
     switch (l->kind) {
     case SN_LAYER_DENSE:
+    case SN_LAYER_LSTM:
+    case SN_LAYER_GRU:
       return l->units;
     case SN_LAYER_CONV2D:
     case SN_LAYER_CONV1D:

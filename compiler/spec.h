@@ -105,6 +105,8 @@ typedef enum sn_layer_kind {
   SN_LAYER_CONV1D,
   SN_LAYER_GLOBAL_AVG_POOL1D,
   SN_LAYER_GLOBAL_MAX_POOL1D,
+  SN_LAYER_LSTM,
+  SN_LAYER_GRU,
 } sn_layer_kind;
 
 typedef enum sn_padding { SN_PAD_VALID = 0, SN_PAD_SAME } sn_padding;
@@ -144,6 +146,7 @@ typedef struct sn_layer_spec {
   /* conv1d ([N, T, C]): kernel_size[1], strides[1] (kernel_size[0] = strides[0] = 1,
      the [N, 1, T, C] view it runs as), padding, and the distance between taps */
   int dilation;              /* default 1 */
+  bool return_sequences;     /* lstm, gru (units): h of every step [T, units], or the last [units] */
 } sn_layer_spec;
 
 typedef enum sn_loss_kind {

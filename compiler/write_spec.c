@@ -140,6 +140,11 @@ static void layer(FILE *out, const sn_layer_spec *l) {
             l->kernel_size[1], l->strides[1], padding(l->padding), l->dilation);
     weights(out, l);
     break;
+  case SN_LAYER_LSTM:
+  case SN_LAYER_GRU:
+    fprintf(out, "%s: {units: %d, return_sequences: %s", sn_layer_kind_name(l->kind), l->units,
+            boolean(l->return_sequences));
+    break;
   case SN_LAYER_MAX_POOL2D:
   case SN_LAYER_AVG_POOL2D:
     fprintf(out, "%s: {pool_size: ", sn_layer_kind_name(l->kind));

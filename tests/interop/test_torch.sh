@@ -18,19 +18,20 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 fail=0
 
-# conv1d and the masked 1-D pools: two small models trained for an epoch on random
-# data, their weights loaded into the same models in torch.nn
+# conv1d, the masked 1-D pools, lstm and gru: three small models trained for an
+# epoch on random data, their weights loaded into the same models in torch.nn
 "$py" "$here/torch_interop.py" conv1d-data "$tmp" || exit 1
-for kind in seq text; do
-  cspec=$here/conv1d_$kind.yaml
+for kind in seq text rnn; do
+  cspec=$here/conv1d_$kind.yaml data=$kind
+  [ $kind = rnn ] && cspec=$here/recurrent_seq.yaml data=seq
   "$specnet" train "$cspec" --out "$tmp/c_$kind" --quiet \
-    --set "data.train={format: npy, x: $tmp/${kind}_x.npy, y: $tmp/${kind}_y.npy}" || exit 1
-  "$specnet" predict "$cspec" --weights "$tmp/c_$kind/model.safetensors" --input "$tmp/${kind}_x.npy" --probs \
+    --set "data.train={format: npy, x: $tmp/${data}_x.npy, y: $tmp/${data}_y.npy}" || exit 1
+  "$specnet" predict "$cspec" --weights "$tmp/c_$kind/model.safetensors" --input "$tmp/${data}_x.npy" --probs \
     --output "$tmp/c_$kind.csv" --quiet || exit 1
-  if "$py" "$here/torch_interop.py" conv1d-check $kind "$tmp/c_$kind" "$tmp/c_$kind.csv" "$tmp/${kind}_x.npy"; then
-    echo "ok: PyTorch loads specnet's conv1d weights ($kind) and predicts the same"
+  if "$py" "$here/torch_interop.py" conv1d-check $kind "$tmp/c_$kind" "$tmp/c_$kind.csv" "$tmp/${data}_x.npy"; then
+    echo "ok: PyTorch loads specnet's $(basename "$cspec" .yaml) weights ($kind) and predicts the same"
   else
-    echo "FAIL: PyTorch's conv1d predictions ($kind) differ from specnet's"
+    echo "FAIL: PyTorch's predictions with $(basename "$cspec" .yaml) ($kind) differ from specnet's"
     fail=1
   fi
 done

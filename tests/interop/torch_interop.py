@@ -12,9 +12,10 @@ and runs `specnet predict` and `specnet eval`; this script is the PyTorch side:
 
   conv1d-data DIR                    random sequences (floats [n, 12, 3]) and padded
       ids ([n, 10], id 0 pads, some samples all padding) with labels, as NPY
-  conv1d-check seq|text RUN_DIR PROBS_CSV X_NPY   specnet's weights of
-      tests/interop/conv1d_SEQ|TEXT.yaml, loaded into the same model in torch.nn
-      (Conv1d; the pools masked by hand), give specnet's probabilities within 1e-5
+  conv1d-check seq|text|rnn RUN_DIR PROBS_CSV X_NPY   specnet's weights of
+      tests/interop/conv1d_SEQ|TEXT.yaml or recurrent_seq.yaml, loaded into the same
+      model in torch.nn (Conv1d, LSTM, GRU; the pools masked by hand), give
+      specnet's probabilities within 1e-5
 
 Only numpy and torch: the safetensors package is not needed (nor installed on
 Debian); reading and writing the format is a few lines (see read_safetensors).
@@ -153,8 +154,20 @@ def masked_max(h, m):
     return torch.where(m.sum(1, keepdim=True) > 0, y, torch.zeros_like(y))
 
 
+def recurrent(w, name, cls, x):
+    """torch.nn.LSTM / GRU (batch_first) with specnet's weights under torch's names"""
+    hidden = w[name + ".weight_hh_l0"].shape[1]
+    net = cls(x.shape[2], hidden, batch_first=True)
+    net.load_state_dict({k: torch.from_numpy(w[f"{name}.{k}"]) for k in
+                         ("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0")}, strict=True)
+    return net(x)[0]
+
+
 def conv1d_model(kind, w, x):
-    if kind == "seq":
+    if kind == "rnn":
+        h = recurrent(w, "l1", torch.nn.LSTM, torch.from_numpy(x))
+        z = recurrent(w, "g1", torch.nn.GRU, h)[:, -1, :]
+    elif kind == "seq":
         h = torch.from_numpy(x).permute(0, 2, 1)  # [n, T, C] -> torch's [n, C, T]
         h = torch.relu(conv1d(w, "c1", h, pad=(1, 1)))
         h = torch.tanh(conv1d(w, "c2", h, stride=2, dilation=2))
