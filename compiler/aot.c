@@ -371,6 +371,14 @@ int sn_build_aot(const sn_spec *spec, const sn_model *w, const sn_aot_opts *o, s
     sn_diag_error(d, at, "--lib builds f32 models only (NAME_predict takes floats)");
     return -1;
   }
+  for (int i = 0; o->lib && i < spec->n_layers; i++)
+    if (spec->layers[i].kind == SN_LAYER_LSTM || spec->layers[i].kind == SN_LAYER_GRU) {
+      /* their scans are runtime functions (recurrent.c), which the archive lacks */
+      sn_diag_error(d, spec->layers[i].loc, "%s: --lib archives cannot hold %s layers yet", spec->layers[i].name,
+                    sn_layer_kind_name(spec->layers[i].kind));
+      sn_diag_hint(d, "build a model executable (without --lib), which links the runtime");
+      return -1;
+    }
   aot a = {0};
   if (sn_codegen_init_cpu(&a.cg, o->cpu, msg, sizeof msg)) {
     sn_diag_error(d, at, "%s", msg);

@@ -46,7 +46,22 @@ void sn_autodiff(sn_graph *g) {
       grad = grow(grad, &cap, g->n);
     }
   }
-  for (int k = 0; k < g->n_params; k++) g->param_grad[k] = grad[g->param_op[k]];
+  for (int k = 0; k < g->n_params; k++) {
+    int v = grad[g->param_op[k]];
+    /* Two parameters may get one value (the biases b_ih and b_hh of a recurrent
+     * layer, both added to the same sum): each gradient needs a place of its own,
+     * so the second gets a copy (distinct by a[0], past hash-consing). */
+    for (int j = 0; j < k && v >= 0; j++)
+      if (g->param_grad[j] == v) {
+        sn_op cp = {.code = SN_OP_COPY, .n_in = 1, .in = {v}, .loc = g->ops[g->param_op[k]].loc};
+        memcpy(cp.layer, g->ops[g->param_op[k]].layer, sizeof cp.layer);
+        cp.a[0] = k + 1;
+        char err[256];
+        v = sn_graph_add(g, &cp, err, sizeof err);
+        break;
+      }
+    g->param_grad[k] = v;
+  }
   free(needs);
   free(grad);
 }

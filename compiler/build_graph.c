@@ -14,6 +14,12 @@ typedef struct builder {
   sn_graph *g;
   sn_diag *d;
   int *value;    /* per layer: its output value, -1 until built */
+  /* The padding mask of sequences: per layer (and the model input), [N, T] with
+   * 1.0 where the step along the first per-sample axis holds data and 0.0 where it
+   * holds padding, or -1 (no padding; see layer_mask) */
+  int *mask;
+  int input_mask;
+  int out_mask;  /* set by a build function that makes its output's mask (conv1d) */
 } builder;
 
 /* One resolved input of a layer: its value and who produced it, for messages. */
@@ -21,6 +27,7 @@ typedef struct input {
   int v;
   const char *from; /* layer name, or "input" */
   int line;         /* line of that layer (the model input's line) */
+  int mask;         /* its padding mask [N, T], or -1 */
 } input;
 
 static sn_op at(const sn_layer_spec *l) {
@@ -66,6 +73,13 @@ static int act_op(builder *b, int x, sn_act act, double alpha, const sn_layer_sp
   memcpy(op.layer, like.layer, sizeof op.layer);
   char err[256];
   return sn_graph_add(b->g, &op, err, sizeof err);
+}
+
+static int emit_c2(sn_graph *g, sn_opcode code, int x, double c, double c2, const sn_op *like) {
+  sn_op op = {.code = code, .n_in = 1, .in = {x}, .c = c, .c2 = c2, .loc = like->loc};
+  memcpy(op.layer, like->layer, sizeof op.layer);
+  char err[256];
+  return sn_graph_add(g, &op, err, sizeof err);
 }
 
 /* The alpha an activation uses: the parser fills in the default of its kind. */
@@ -303,28 +317,23 @@ static bool need_image(builder *b, const sn_layer_spec *l, const input *in, cons
   return false;
 }
 
-/* Window geometry as Keras/TensorFlow: valid, or same (output ceil(in / stride),
- * padding split with the extra row/column at the bottom/right). */
-static bool window(builder *b, const sn_layer_spec *l, const input *in, const int k[2], const int s[2], sn_op *op) {
-  const sn_type *t = TY(b, in[0].v);
+/* Window geometry as Keras/TensorFlow over an [H, W] plane: valid, or same (output
+ * ceil(in / stride), padding split with the extra row/column at the bottom/right).
+ * Taps are dil[] apart, so a window spans (k - 1) dil + 1 positions. Returns false
+ * when a valid window does not fit. */
+static bool window_geometry(const int64_t size[2], const int k[2], const int s[2], const int dil[2], sn_padding padding,
+                            sn_op *op) {
   int64_t out[2], pad[2];
   for (int d = 0; d < 2; d++) {
-    int64_t size = t->dim[d];
-    if (l->padding == SN_PAD_SAME) {
-      out[d] = (size + s[d] - 1) / s[d];
-      int64_t total = (out[d] - 1) * s[d] + k[d] - size;
+    int64_t span = (int64_t)(k[d] - 1) * dil[d] + 1;
+    if (padding == SN_PAD_SAME) {
+      out[d] = (size[d] + s[d] - 1) / s[d];
+      int64_t total = (out[d] - 1) * s[d] + span - size[d];
       pad[d] = total > 0 ? total / 2 : 0;
     } else {
-      out[d] = size >= k[d] ? (size - k[d]) / s[d] + 1 : 0;
+      out[d] = size[d] >= span ? (size[d] - span) / s[d] + 1 : 0;
       pad[d] = 0;
     }
-  }
-  if (out[0] < 1 || out[1] < 1) {
-    char g2[256];
-    got(b, &in[0], g2, sizeof g2);
-    sn_diag_error(b->d, l->loc, "%s: a %dx%d window does not fit its input with padding: valid; %s", l->name, k[0], k[1], g2);
-    sn_diag_hint(b->d, "use padding: same, a smaller window, or fewer downsampling layers before this one");
-    return false;
   }
   op->a[SN_WIN_KH] = k[0];
   op->a[SN_WIN_KW] = k[1];
@@ -334,7 +343,21 @@ static bool window(builder *b, const sn_layer_spec *l, const input *in, const in
   op->a[SN_WIN_PL] = pad[1];
   op->a[SN_WIN_OH] = out[0];
   op->a[SN_WIN_OW] = out[1];
-  return true;
+  op->a[SN_WIN_DH] = dil[0];
+  op->a[SN_WIN_DW] = dil[1];
+  return out[0] >= 1 && out[1] >= 1;
+}
+
+/* The window of a 2-D layer over its [N, H, W, C] input. */
+static bool window(builder *b, const sn_layer_spec *l, const input *in, const int k[2], const int s[2], sn_op *op) {
+  const sn_type *t = TY(b, in[0].v);
+  static const int undilated[2] = {1, 1};
+  if (window_geometry(t->dim, k, s, undilated, l->padding, op)) return true;
+  char g2[256];
+  got(b, &in[0], g2, sizeof g2);
+  sn_diag_error(b->d, l->loc, "%s: a %dx%d window does not fit its input with padding: valid; %s", l->name, k[0], k[1], g2);
+  sn_diag_hint(b->d, "use padding: same, a smaller window, or fewer downsampling layers before this one");
+  return false;
 }
 
 static int add_op(builder *b, sn_op *op, const sn_layer_spec *l) {
@@ -344,36 +367,30 @@ static int add_op(builder *b, sn_op *op, const sn_layer_spec *l) {
   return v;
 }
 
-/* conv2d as im2col + GEMM: patches [N, OH, OW, KH*KW*Ci] (columns (kh, kw, in), so
- * that channels are contiguous) times the weight, kept in torch's (out, in, kh, kw)
- * layout and transposed each step to (out, kh, kw, in) (a few thousand values). */
-static int build_conv2d(builder *b, const sn_layer_spec *l, const input *in, int n) {
-  if (!need_image(b, l, in, "conv2d")) return -1;
+/* A convolution's product: patches [N, .., taps*Ci] (columns (taps, in), so that
+ * channels are contiguous) times the weight, kept in torch's layout (out, in, taps..)
+ * ((out, in, kh, kw) for conv2d, (out, in, k) for conv1d) and transposed each step
+ * to (out, taps.., in) (a few thousand values). `shape` is the result's type when it
+ * is to be viewed otherwise than the product ([N, 1, T, out] as [N, T, out]). */
+static int conv_product(builder *b, const sn_layer_spec *l, int patches, int64_t ci, int ntaps, const int64_t *taps,
+                        const sn_type *shape) {
   sn_graph *g = b->g;
-  const sn_type *t = TY(b, in[0].v);
-  int64_t ci = t->dim[2], co = l->filters, kh = l->kernel_size[0], kw = l->kernel_size[1];
-  sn_op op = at(l);
-  op.code = SN_OP_IM2COL;
-  op.n_in = 1;
-  op.in[0] = in[0].v;
-  if (!window(b, l, in, l->kernel_size, l->strides, &op)) return -1;
-  bool pointwise = kh == 1 && kw == 1 && l->strides[0] == 1 && l->strides[1] == 1;
-  int patches = pointwise ? in[0].v : add_op(b, &op, l);
-  if (patches < 0) return -1;
+  int64_t co = l->filters, k = 1, wshape[4] = {co, ci};
+  for (int i = 0; i < ntaps; i++) k *= wshape[2 + i] = taps[i];
   sn_op like = at(l);
   char name[128];
   snprintf(name, sizeof name, "%s.weight", l->name);
-  int64_t wshape[4] = {co, ci, kh, kw}; /* torch.nn.Conv2d layout */
-  int w = sn_param_add(g, name, 4, wshape, l->kernel_init, l->kernel_init_arg, ci * kh * kw, co * kh * kw, &like);
-  if (kh > 1 || kw > 1) {
+  int w = sn_param_add(g, name, 2 + ntaps, wshape, l->kernel_init, l->kernel_init_arg, ci * k, co * k, &like);
+  if (k > 1) { /* (out, in, taps..) -> (out, taps.., in) */
     sn_op tr = at(l);
     tr.code = SN_OP_TRANSPOSE;
     tr.n_in = 1;
     tr.in[0] = w;
-    tr.a[0] = 0, tr.a[1] = 2, tr.a[2] = 3, tr.a[3] = 1;
+    for (int i = 0; i < ntaps; i++) tr.a[1 + i] = 2 + i;
+    tr.a[1 + ntaps] = 1;
     if ((w = add_op(b, &tr, l)) < 0) return -1;
   }
-  sn_type w2 = {.dtype = g->dtype, .rank = 2, .dim = {co, ci * kh * kw}};
+  sn_type w2 = {.dtype = g->dtype, .rank = 2, .dim = {co, ci * k}};
   int wm = sn_emit_typed(g, SN_OP_RESHAPE, w, &w2, &like);
   sn_op mm = at(l);
   mm.code = SN_OP_MATMUL;
@@ -383,12 +400,108 @@ static int build_conv2d(builder *b, const sn_layer_spec *l, const input *in, int
   mm.tb = 1;
   int y = add_op(b, &mm, l);
   if (y < 0) return -1;
+  if (shape) y = sn_emit_typed(g, SN_OP_RESHAPE, y, shape, &like);
   if (l->use_bias) {
     snprintf(name, sizeof name, "%s.bias", l->name);
-    int bias = sn_param_add(g, name, 1, &co, l->bias_init, l->bias_init_arg, ci * kh * kw, co * kh * kw, &like);
+    int bias = sn_param_add(g, name, 1, &co, l->bias_init, l->bias_init_arg, ci * k, co * k, &like);
     y = sn_emit(g, SN_OP_ADD, y, bias, -1, &like);
   }
   return act_op(b, y, l->activation, act_alpha(l, l->activation), l);
+}
+
+/* conv2d as im2col + GEMM (a 1x1 stride-1 convolution is the GEMM alone). */
+static int build_conv2d(builder *b, const sn_layer_spec *l, const input *in, int n) {
+  if (!need_image(b, l, in, "conv2d")) return -1;
+  const sn_type *t = TY(b, in[0].v);
+  int64_t taps[2] = {l->kernel_size[0], l->kernel_size[1]};
+  sn_op op = at(l);
+  op.code = SN_OP_IM2COL;
+  op.n_in = 1;
+  op.in[0] = in[0].v;
+  if (!window(b, l, in, l->kernel_size, l->strides, &op)) return -1;
+  bool pointwise = taps[0] == 1 && taps[1] == 1 && l->strides[0] == 1 && l->strides[1] == 1;
+  int patches = pointwise ? in[0].v : add_op(b, &op, l);
+  if (patches < 0) return -1;
+  return conv_product(b, l, patches, t->dim[2], 2, taps, NULL);
+}
+
+/* Sequences: [N, steps, channels]. */
+static bool need_sequence(builder *b, const sn_layer_spec *l, const input *in) {
+  const sn_type *t = TY(b, in[0].v);
+  if (t->batched && t->rank == 2) return true;
+  char g2[256];
+  got(b, &in[0], g2, sizeof g2);
+  sn_diag_error(b->d, l->loc, "%s: %s expects sequences of shape [N, steps, channels], %s", l->name,
+                sn_layer_kind_name(l->kind), g2);
+  if (t->batched && t->rank == 1)
+    sn_diag_hint(b->d, "give the channel axis (model.input: [%lld, 1]) or put an embedding before it",
+                 (long long)t->dim[0]);
+  return false;
+}
+
+/* [N, T, C] seen as the image [N, 1, T, C] that the window ops take. */
+static int as_image(builder *b, const sn_layer_spec *l, int x) {
+  const sn_type *t = TY(b, x);
+  sn_type im = {.dtype = t->dtype, .batched = true, .rank = 3, .dim = {1, t->dim[0], t->dim[1]}};
+  sn_op like = at(l);
+  return sn_emit_typed(b->g, SN_OP_RESHAPE, x, &im, &like);
+}
+
+/* The mask of a conv1d's output steps: an output step holds data when the input
+ * step at the centre of its window does ((k - 1) d / 2 steps after its first,
+ * rounded down). So a
+ * same, stride-1 conv1d keeps its input's mask; a valid one drops the steps at the
+ * ends; with strides, every stride-th centre. As a 1-tap max_pool over the mask
+ * whose offset is the centre's (negative padding where it lies right of the start). */
+static int conv1d_mask(builder *b, const sn_layer_spec *l, int m, const sn_op *geo) {
+  if (m < 0) return -1;
+  int64_t T = TY(b, m)->dim[0], OT = geo->a[SN_WIN_OW], s = geo->a[SN_WIN_SW];
+  int64_t centre = (int64_t)(l->kernel_size[1] - 1) * l->dilation / 2, pl = geo->a[SN_WIN_PL] - centre;
+  if (pl == 0 && s == 1 && OT == T) return m;
+  sn_graph *g = b->g;
+  sn_op like = at(l);
+  sn_type im = {.dtype = g->dtype, .batched = true, .rank = 3, .dim = {1, T, 1}};
+  sn_op op = at(l);
+  op.code = SN_OP_MAX_POOL;
+  op.n_in = 1;
+  op.in[0] = sn_emit_typed(g, SN_OP_RESHAPE, m, &im, &like);
+  const int64_t a[] = {[SN_WIN_KH] = 1, [SN_WIN_KW] = 1, [SN_WIN_SH] = 1, [SN_WIN_SW] = s,  [SN_WIN_PT] = 0,
+                       [SN_WIN_PL] = pl, [SN_WIN_OH] = 1, [SN_WIN_OW] = OT, [SN_WIN_DH] = 1, [SN_WIN_DW] = 1};
+  memcpy(op.a, a, sizeof a);
+  int y = add_op(b, &op, l);
+  if (y < 0) return -1;
+  sn_type flat = {.dtype = g->dtype, .batched = true, .rank = 1, .dim = {OT}};
+  return sn_emit_typed(g, SN_OP_RESHAPE, y, &flat, &like);
+}
+
+/* conv1d: conv2d's im2col + GEMM on the [N, 1, T, C] view, a 1 x k window with
+ * dilation; the weight (out, in, k) as torch.nn.Conv1d. */
+static int build_conv1d(builder *b, const sn_layer_spec *l, const input *in, int n) {
+  if (!need_sequence(b, l, in)) return -1;
+  const sn_type *t = TY(b, in[0].v);
+  int64_t T = t->dim[0], ci = t->dim[1], k = l->kernel_size[1];
+  sn_op op = at(l);
+  op.code = SN_OP_IM2COL;
+  op.n_in = 1;
+  int64_t size[2] = {1, T};
+  int dil[2] = {1, l->dilation};
+  if (!window_geometry(size, l->kernel_size, l->strides, dil, l->padding, &op)) {
+    char g2[256];
+    got(b, &in[0], g2, sizeof g2);
+    int64_t span = (k - 1) * l->dilation + 1;
+    sn_diag_error(b->d, l->loc, "%s: a window of %lld steps (kernel_size %lld, dilation %d) does not fit a sequence of %lld with padding: valid; %s",
+                  l->name, (long long)span, (long long)k, l->dilation, (long long)T, g2);
+    sn_diag_hint(b->d, "use padding: same, a smaller kernel_size or dilation, or fewer strided layers before this one");
+    return -1;
+  }
+  int64_t OT = op.a[SN_WIN_OW];
+  b->out_mask = conv1d_mask(b, l, in[0].mask, &op);
+  if (k == 1 && l->strides[1] == 1) return conv_product(b, l, in[0].v, ci, 1, &k, NULL); /* pointwise */
+  op.in[0] = as_image(b, l, in[0].v);
+  int patches = add_op(b, &op, l);
+  if (patches < 0) return -1;
+  sn_type out = {.dtype = t->dtype, .batched = true, .rank = 2, .dim = {OT, l->filters}};
+  return conv_product(b, l, patches, ci, 1, &k, &out);
 }
 
 static int build_pool(builder *b, const sn_layer_spec *l, const input *in, int n) {
@@ -414,6 +527,109 @@ static int build_pool(builder *b, const sn_layer_spec *l, const input *in, int n
   sn_type flat = {.dtype = b->g->dtype, .batched = true, .rank = 1, .dim = {t->dim[2]}};
   sn_op like = at(l);
   return sn_emit_typed(b->g, SN_OP_RESHAPE, y, &flat, &like); /* [N, 1, 1, C] -> [N, C] */
+}
+
+/* Large enough that a padded step never wins a max, small enough for f32. */
+static const double MASKED_OUT = 1e30;
+
+/* global_avg_pool1d, global_max_pool1d: [N, T, C] -> [N, C] over the steps that
+ * the input's mask keeps (all of them when it has none), as one window op over the
+ * [N, 1, T, C] view. Masked, the average is sum(x m) / max(sum m, 1) and the max
+ * is taken over x m - (1 - m) 1e30; a sample with no step kept gives 0. */
+static int build_pool1d(builder *b, const sn_layer_spec *l, const input *in, int n) {
+  if (!need_sequence(b, l, in)) return -1;
+  sn_graph *g = b->g;
+  const sn_type *t = TY(b, in[0].v);
+  int64_t T = t->dim[0], C = t->dim[1];
+  bool mx = l->kind == SN_LAYER_GLOBAL_MAX_POOL1D;
+  int x = in[0].v, m = in[0].mask;
+  sn_op like = at(l);
+  if (m >= 0) {
+    x = sn_emit(g, SN_OP_MUL, x, m, -1, &like); /* m [N, T]: one value per row of [N, T, C] */
+    if (mx) {
+      int off = sn_emit(g, SN_OP_MUL, sn_emit(g, SN_OP_SUB, m, sn_emit_const(g, 1.0), -1, &like),
+                        sn_emit_const(g, MASKED_OUT), -1, &like);
+      x = sn_emit(g, SN_OP_ADD, x, off, -1, &like);
+    }
+  }
+  sn_op op = at(l);
+  op.code = mx ? SN_OP_MAX_POOL : SN_OP_AVG_POOL;
+  op.n_in = 1;
+  op.in[0] = as_image(b, l, x);
+  /* one window; its stride as long as it, so the max's gradient is a gather */
+  int64_t size[2] = {1, T};
+  int k[2] = {1, (int)T}, dil[2] = {1, 1};
+  window_geometry(size, k, k, dil, SN_PAD_VALID, &op);
+  int y = add_op(b, &op, l);
+  if (y < 0) return -1;
+  sn_type flat = {.dtype = g->dtype, .batched = true, .rank = 1, .dim = {C}};
+  y = sn_emit_typed(g, SN_OP_RESHAPE, y, &flat, &like); /* [N, 1, 1, C] -> [N, C] */
+  if (m < 0) return y;
+  int kept = sn_emit(g, SN_OP_ROW_SUM, m, -1, -1, &like); /* [N] */
+  int scale = mx ? sn_emit(g, SN_OP_GT, kept, sn_emit_const(g, 0.5), -1, &like)
+                 : sn_emit(g, SN_OP_DIV, sn_emit_const(g, (double)T), emit_c2(g, SN_OP_CLAMP, kept, 1, INFINITY, &like),
+                           -1, &like);
+  return sn_emit(g, SN_OP_MUL, y, scale, -1, &like);
+}
+
+static int slice(builder *b, const sn_layer_spec *l, int x, int axis, int64_t off, int64_t width) {
+  sn_op op = at(l);
+  op.code = SN_OP_SLICE;
+  op.n_in = 1;
+  op.in[0] = x;
+  op.type = *TY(b, x);
+  op.type.dim[axis] = width;
+  op.a[0] = off;
+  op.a[1] = axis;
+  return add_op(b, &op, l);
+}
+
+/* lstm, gru: [N, T, C] -> h of every step [N, T, units] or of the last [N, units].
+ * The input product of all steps is one GEMM (xw = x W_ih^T + biases); the
+ * recurrence is one scan op (a runtime loop over the steps, a GEMM per step) whose
+ * output holds h and what the backward pass needs. torch.nn.LSTM / GRU's names,
+ * layouts (gates i f g o; r z n) and initialization (uniform in +-1/sqrt(units)). */
+static int build_recurrent(builder *b, const sn_layer_spec *l, const input *in, int n) {
+  if (!need_sequence(b, l, in)) return -1;
+  sn_graph *g = b->g;
+  bool lstm = l->kind == SN_LAYER_LSTM;
+  const sn_type *t = TY(b, in[0].v);
+  int64_t T = t->dim[0], C = t->dim[1], H = l->units, G = (lstm ? 4 : 3) * H;
+  double limit = 1 / sqrt((double)H);
+  sn_op like = at(l);
+  char name[128];
+  int64_t wih[2] = {G, C}, whh[2] = {G, H};
+  snprintf(name, sizeof name, "%s.weight_ih_l0", l->name);
+  int w_ih = sn_param_add(g, name, 2, wih, SN_INIT_UNIFORM, limit, C, G, &like);
+  snprintf(name, sizeof name, "%s.weight_hh_l0", l->name);
+  int w_hh = sn_param_add(g, name, 2, whh, SN_INIT_UNIFORM, limit, H, G, &like);
+  snprintf(name, sizeof name, "%s.bias_ih_l0", l->name);
+  int b_ih = sn_param_add(g, name, 1, &G, SN_INIT_UNIFORM, limit, C, G, &like);
+  snprintf(name, sizeof name, "%s.bias_hh_l0", l->name);
+  int b_hh = sn_param_add(g, name, 1, &G, SN_INIT_UNIFORM, limit, H, G, &like);
+  sn_op mm = at(l);
+  mm.code = SN_OP_MATMUL;
+  mm.n_in = 2;
+  mm.in[0] = in[0].v;
+  mm.in[1] = w_ih;
+  mm.tb = 1;
+  int xw = add_op(b, &mm, l);
+  if (xw < 0) return -1;
+  xw = sn_emit(g, SN_OP_ADD, xw, b_ih, -1, &like);
+  if (lstm) xw = sn_emit(g, SN_OP_ADD, xw, b_hh, -1, &like); /* gru: b_hn is inside r (...) */
+  sn_op scan = at(l);
+  scan.code = lstm ? SN_OP_LSTM : SN_OP_GRU;
+  scan.n_in = lstm ? 2 : 3;
+  scan.in[0] = xw;
+  scan.in[1] = w_hh;
+  scan.in[2] = b_hh;
+  int out = add_op(b, &scan, l);
+  if (out < 0) return -1;
+  int h = slice(b, l, out, 1, 0, H); /* [N, T, H] */
+  if (l->return_sequences || h < 0) return h;
+  int last = slice(b, l, h, 0, T - 1, 1);
+  sn_type flat = {.dtype = g->dtype, .batched = true, .rank = 1, .dim = {H}};
+  return last < 0 ? -1 : sn_emit_typed(g, SN_OP_RESHAPE, last, &flat, &like);
 }
 
 /* ids [N, T..] (integers stored as floats) -> [N, T.., dim], torch.nn.Embedding's
@@ -585,7 +801,64 @@ static const layer_build_fn layer_builders[] = {
     [SN_LAYER_MULTIPLY] = build_join,
     [SN_LAYER_POSITION_EMBEDDING] = build_position_embedding,
     [SN_LAYER_ATTENTION] = build_attention,
+    [SN_LAYER_CONV1D] = build_conv1d,
+    [SN_LAYER_GLOBAL_AVG_POOL1D] = build_pool1d,
+    [SN_LAYER_GLOBAL_MAX_POOL1D] = build_pool1d,
+    [SN_LAYER_LSTM] = build_recurrent,
+    [SN_LAYER_GRU] = build_recurrent,
 };
+
+/* The padding mask of a layer's output: the layers that keep the steps of their
+ * input (elementwise, normalizing over the last axis, the joins, embedding, which
+ * adds the last axis to [N, T] ids, a reshape within each step) pass their inputs' masks on (the product where
+ * two differ); conv1d makes its own (build_conv1d); every other layer ends it. */
+static int layer_mask(builder *b, const sn_layer_spec *l, const input *in, int n, int y) {
+  switch (l->kind) {
+  case SN_LAYER_CONV1D:
+    return b->out_mask;
+  case SN_LAYER_ACTIVATION:
+  case SN_LAYER_RESHAPE: /* when it keeps the steps: [T] -> [T, 1] */
+  case SN_LAYER_DROPOUT:
+  case SN_LAYER_LAYER_NORM:
+  case SN_LAYER_BATCH_NORM:
+  case SN_LAYER_EMBEDDING:
+  case SN_LAYER_ADD:
+  case SN_LAYER_MULTIPLY:
+  case SN_LAYER_CONCAT:
+  case SN_LAYER_LSTM: /* with return_sequences */
+  case SN_LAYER_GRU:
+    break;
+  default:
+    return -1;
+  }
+  const sn_type *t = TY(b, y);
+  int m = -1;
+  for (int i = 0; i < n; i++) {
+    int mi = in[i].mask;
+    if (mi < 0 || mi == m) continue;
+    sn_op like = at(l);
+    m = m < 0 ? mi : sn_emit(b->g, SN_OP_MUL, m, mi, -1, &like);
+  }
+  /* a concat or reshape that changes the steps: no mask after it */
+  if (m >= 0 && (t->rank < 2 || TY(b, m)->dim[0] != t->dim[0])) return -1;
+  return m;
+}
+
+/* The mask of the model input: ids [T] that differ from pad_id (by more than 0.5,
+ * so that ids stored as floats compare exactly). */
+static int input_mask(builder *b) {
+  const sn_spec *s = b->s;
+  if (s->pad_id < 0) return -1;
+  if (s->input_rank != 1) {
+    sn_diag_error(b->d, s->pad_id_loc.line ? s->pad_id_loc : s->input_loc,
+                  "pad_id needs a model input of ids, of shape [steps]; model.input has %d axes", s->input_rank);
+    return -1;
+  }
+  sn_graph *g = b->g;
+  sn_op like = {.loc = s->input_loc, .layer = "input"};
+  int d = sn_emit(g, SN_OP_ABS, sn_emit(g, SN_OP_SUB, g->input, sn_emit_const(g, s->pad_id), -1, &like), -1, -1, &like);
+  return sn_emit(g, SN_OP_GT, d, sn_emit_const(g, 0.5), -1, &like);
+}
 
 /* ---------------------------------------------------------------------------
  * Loss and metrics */
@@ -594,13 +867,6 @@ static sn_op loss_like(const sn_spec *s, const char *what) {
   sn_op like = {.loc = s->loss_loc};
   snprintf(like.layer, sizeof like.layer, "%s", what);
   return like;
-}
-
-static int emit_c2(sn_graph *g, sn_opcode code, int x, double c, double c2, const sn_op *like) {
-  sn_op op = {.code = code, .n_in = 1, .in = {x}, .c = c, .c2 = c2, .loc = like->loc};
-  memcpy(op.layer, like->layer, sizeof op.layer);
-  char err[256];
-  return sn_graph_add(g, &op, err, sizeof err);
 }
 
 /* The mean over the last axis of [N, K]: one value per sample. */
@@ -769,16 +1035,17 @@ static int resolve_inputs(builder *b, int li, input *in) {
   int n = l->n_inputs;
   if (n == 0) { /* the previous layer in the list, or the model input */
     n = 1;
-    if (li == 0) in[0] = (input){b->g->input, "input", s->input_loc.line};
-    else in[0] = (input){b->value[li - 1], s->layers[li - 1].name, s->layers[li - 1].loc.line};
+    if (li == 0) in[0] = (input){b->g->input, "input", s->input_loc.line, b->input_mask};
+    else in[0] = (input){b->value[li - 1], s->layers[li - 1].name, s->layers[li - 1].loc.line, b->mask[li - 1]};
   } else {
     for (int i = 0; i < n; i++) {
       if (!strcmp(l->inputs[i], "input")) {
-        in[i] = (input){b->g->input, "input", s->input_loc.line};
+        in[i] = (input){b->g->input, "input", s->input_loc.line, b->input_mask};
         continue;
       }
       int j = find_layer(s, l->inputs[i]);
-      in[i] = (input){j >= 0 ? b->value[j] : -1, l->inputs[i], j >= 0 ? s->layers[j].loc.line : 0};
+      in[i] = (input){j >= 0 ? b->value[j] : -1, l->inputs[i], j >= 0 ? s->layers[j].loc.line : 0,
+                      j >= 0 ? b->mask[j] : -1};
     }
   }
   for (int i = 0; i < n; i++)
@@ -789,7 +1056,7 @@ static int resolve_inputs(builder *b, int li, input *in) {
 int sn_build_graph(const sn_spec *s, sn_dtype dtype, bool training, sn_graph *g, sn_diag *d) {
   sn_graph_init(g, dtype);
   g->training = training;
-  builder b = {s, g, d, NULL};
+  builder b = {s, g, d, NULL, NULL, -1, -1};
   g->batch_capacity = s->batch_size;
   g->lr = s->learning_rate;
   g->beta1 = s->beta1;
@@ -811,17 +1078,22 @@ int sn_build_graph(const sn_spec *s, sn_dtype dtype, bool training, sn_graph *g,
   int errors0 = d->errors;
   g->layer_out = calloc((size_t)s->n_layers + 1, sizeof(int));
   b.value = g->layer_out;
-  if (!g->layer_out) abort();
-  for (int i = 0; i < s->n_layers; i++) g->layer_out[i] = -1;
+  b.mask = calloc((size_t)s->n_layers + 1, sizeof(int));
+  if (!g->layer_out || !b.mask) abort();
+  for (int i = 0; i < s->n_layers; i++) g->layer_out[i] = b.mask[i] = -1;
   g->n_layers = s->n_layers;
+  b.input_mask = input_mask(&b);
   for (int k = 0; k < s->n_layers; k++) {
     int li = s->order ? s->order[k] : k;
     const sn_layer_spec *l = &s->layers[li];
     input ins[8];
     int n = resolve_inputs(&b, li, ins);
     if (n < 0) continue;
+    b.out_mask = -1;
     g->layer_out[li] = layer_builders[l->kind](&b, l, ins, n);
+    if (g->layer_out[li] >= 0) b.mask[li] = layer_mask(&b, l, ins, n, g->layer_out[li]);
   }
+  free(b.mask);
   if (d->errors > errors0) return -1;
   int out = g->layer_out[s->n_layers - 1];
   g->output = out;

@@ -55,8 +55,11 @@ static void name_kernels(sn_compiled *c) {
         f = fmemopen(tb, sizeof tb, "w");
         sn_type_print(&g->ops[op->in[1]].type, f);
         fclose(f);
-        snprintf(p, len, "%s k%d gemm %s%s x %s%s (%s)", sn_step_name((sn_step_kind)s), k, ta, op->ta ? "^T" : "",
-                 tb, op->tb ? "^T" : "", op->layer);
+        if (op->code == SN_OP_MATMUL)
+          snprintf(p, len, "%s k%d gemm %s%s x %s%s (%s)", sn_step_name((sn_step_kind)s), k, ta, op->ta ? "^T" : "",
+                   tb, op->tb ? "^T" : "", op->layer);
+        else
+          snprintf(p, len, "%s k%d %s (%s)", sn_step_name((sn_step_kind)s), k, sn_opdefs[op->code].name, op->layer);
       } else {
         int n2 = snprintf(p, len, "%s k%d kernel:", sn_step_name((sn_step_kind)s), k);
         for (int j = 0; j < kk->n_ops && n2 < (int)len; j++)

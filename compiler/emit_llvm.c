@@ -476,14 +476,14 @@ static LLVMValueRef operand(emitter *e, int w) {
  * side taken apart. */
 
 typedef struct win {
-  int64_t H, W, C, KH, KW, SH, SW, PT, PL, OH, OW;
+  int64_t H, W, C, KH, KW, SH, SW, PT, PL, OH, OW, DH, DW;
   LLVMValueRef n, oh, ow; /* of the current row */
 } win;
 
 static win win_of(emitter *e, const sn_op *op, const sn_type *x /* [N, H, W, C] */) {
   win w = {x->dim[0], x->dim[1], x->dim[2], op->a[SN_WIN_KH], op->a[SN_WIN_KW], op->a[SN_WIN_SH],
            op->a[SN_WIN_SW], op->a[SN_WIN_PT], op->a[SN_WIN_PL], op->a[SN_WIN_OH], op->a[SN_WIN_OW],
-           NULL, NULL, NULL};
+           op->a[SN_WIN_DH], op->a[SN_WIN_DW], NULL, NULL, NULL};
   LLVMBuilderRef b = e->b;
   w.n = LLVMBuildUDiv(b, e->r, ci(e, w.OH * w.OW), "n");
   LLVMValueRef rem = LLVMBuildURem(b, e->r, ci(e, w.OH * w.OW), "");
@@ -492,12 +492,14 @@ static win win_of(emitter *e, const sn_op *op, const sn_type *x /* [N, H, W, C] 
   return w;
 }
 
-/* Position (i, j) of the window of the current row: whether it lies inside the
+/* Tap (i, j) of the window of the current row: whether it lies inside the
  * image, and the flat index of channel c there (0 when outside, so that loads
- * stay in bounds). */
+ * stay in bounds). Taps are DH, DW apart (dilation). */
 static LLVMValueRef win_at(emitter *e, const win *w, LLVMValueRef i, LLVMValueRef j, LLVMValueRef c,
                            LLVMValueRef *inside) {
   LLVMBuilderRef b = e->b;
+  i = LLVMBuildMul(b, i, ci(e, w->DH), "");
+  j = LLVMBuildMul(b, j, ci(e, w->DW), "");
   LLVMValueRef ih = LLVMBuildSub(b, LLVMBuildAdd(b, LLVMBuildMul(b, w->oh, ci(e, w->SH), ""), i, ""), ci(e, w->PT), "");
   LLVMValueRef iw = LLVMBuildSub(b, LLVMBuildAdd(b, LLVMBuildMul(b, w->ow, ci(e, w->SW), ""), j, ""), ci(e, w->PL), "");
   /* unsigned compares: negative positions are huge */
@@ -581,6 +583,7 @@ static LLVMValueRef gen_gather(emitter *e, int v) {
     const sn_type *t = &op->type, *pt = &e->g->ops[op->in[0]].type;
     int64_t H = t->dim[0], W = t->dim[1], C = t->dim[2];
     int64_t KH = op->a[SN_WIN_KH], KW = op->a[SN_WIN_KW], SH = op->a[SN_WIN_SH], SW = op->a[SN_WIN_SW];
+    int64_t DH = op->a[SN_WIN_DH], DW = op->a[SN_WIN_DW];
     int64_t OH = pt->dim[0], OW = pt->dim[1], K = pt->dim[2];
     LLVMValueRef n = LLVMBuildUDiv(b, e->r, ci(e, H * W), "");
     LLVMValueRef rem = LLVMBuildURem(b, e->r, ci(e, H * W), "");
@@ -589,7 +592,7 @@ static LLVMValueRef gen_gather(emitter *e, int v) {
     LLVMValueRef sum = cf(e, 0);
     for (int64_t i = 0; i < KH; i++) /* KH x KW taps, unrolled: windows are small */
       for (int64_t j = 0; j < KW; j++) {
-        LLVMValueRef py = LLVMBuildSub(b, y, ci(e, i), ""), px = LLVMBuildSub(b, x, ci(e, j), "");
+        LLVMValueRef py = LLVMBuildSub(b, y, ci(e, i * DH), ""), px = LLVMBuildSub(b, x, ci(e, j * DW), "");
         LLVMValueRef oh = LLVMBuildUDiv(b, py, ci(e, SH), ""), ow = LLVMBuildUDiv(b, px, ci(e, SW), "");
         /* py >= 0 (unsigned), on the stride grid, inside the output */
         LLVMValueRef ok = LLVMBuildAnd(b, LLVMBuildICmp(b, LLVMIntULT, oh, ci(e, OH), ""),
@@ -1191,10 +1194,36 @@ static void emit_batch_gemm(emitter *e, step_ctx *sc, int v) {
   LLVMPositionBuilderAtEnd(e->b, done);
 }
 
+/* A recurrent scan: a call to the runtime's loop over the steps (recurrent.c),
+ * fn(N, T, H, inputs.., out); N is the batch's rows. */
+static void emit_scan(emitter *e, step_ctx *sc, int v) {
+  const sn_op *op = &e->g->ops[v];
+  const char *base = op->code == SN_OP_LSTM        ? "sn_lstm"
+                     : op->code == SN_OP_LSTM_GRAD ? "sn_lstm_grad"
+                     : op->code == SN_OP_GRU       ? "sn_gru"
+                                                   : "sn_gru_grad";
+  char name[64];
+  snprintf(name, sizeof name, "%s_%s", base, e->g->dtype == SN_F64 ? "f64" : "f32");
+  const sn_type *whh = &e->g->ops[op->in[op->code == SN_OP_LSTM || op->code == SN_OP_GRU ? 1 : 2]].type;
+  LLVMTypeRef pt[7] = {e->i64, e->i64, e->i64, e->ptr, e->ptr, e->ptr, e->ptr};
+  unsigned na = 3 + (unsigned)op->n_in + 1;
+  LLVMTypeRef fty = LLVMFunctionType(e->voidt, pt, na, 0);
+  LLVMValueRef fn = LLVMGetNamedFunction(e->mod, name);
+  if (!fn) fn = LLVMAddFunction(e->mod, name, fty);
+  LLVMValueRef a[7] = {sc->field[A_ROWS], ci(e, op->type.dim[0]), ci(e, whh->dim[1])};
+  for (int i = 0; i < op->n_in; i++) a[3 + i] = buffer_ptr(e, sc, op->in[i]);
+  a[na - 1] = buffer_ptr(e, sc, v);
+  LLVMBuildCall2(e->b, fty, fn, a, na, "");
+}
+
 static void emit_gemm(emitter *e, step_ctx *sc, int v) {
   const sn_op *op = &e->g->ops[v];
   if (op->code == SN_OP_BATCH_MATMUL) {
     emit_batch_gemm(e, sc, v);
+    return;
+  }
+  if (op->code != SN_OP_MATMUL) {
+    emit_scan(e, sc, v);
     return;
   }
   const sn_type *ta = &e->g->ops[op->in[0]].type, *tb = &e->g->ops[op->in[1]].type;

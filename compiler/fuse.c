@@ -336,8 +336,11 @@ void sn_plan_print(const sn_plan *p, FILE *out) {
         sn_value_name(g, op->in[0], a, sizeof a);
         sn_value_name(g, op->in[1], b, sizeof b);
         sn_value_name(g, kk->gemm, c, sizeof c);
-        fprintf(out, "  %s k%d %s%s x %s%s -> %s ", op->code == SN_OP_BATCH_MATMUL ? "batch_gemm" : "gemm", k, a,
-                op->ta ? "^T" : "", b, op->tb ? "^T" : "", c);
+        if (op->code == SN_OP_MATMUL || op->code == SN_OP_BATCH_MATMUL)
+          fprintf(out, "  %s k%d %s%s x %s%s -> %s ", op->code == SN_OP_BATCH_MATMUL ? "batch_gemm" : "gemm", k, a,
+                  op->ta ? "^T" : "", b, op->tb ? "^T" : "", c);
+        else /* a recurrent scan: a runtime call looping GEMMs over the steps */
+          fprintf(out, "  call k%d %s(%s, %s, ..) -> %s ", k, sn_opdefs[op->code].name, a, b, c);
         sn_type_print(&op->type, out);
         fputs(" @", out);
         buf_print(&st->buf[kk->gemm], out);

@@ -54,7 +54,7 @@ static uint64_t op_hash(const sn_op *op) {
   h = mix(h, (uint64_t)op->param);
   memcpy(&cb, &op->c2, sizeof cb);
   h = mix(h, cb);
-  for (int i = 0; i < 8; i++) h = mix(h, (uint64_t)op->a[i]);
+  for (size_t i = 0; i < sizeof op->a / sizeof *op->a; i++) h = mix(h, (uint64_t)op->a[i]);
   h = mix(h, (uint64_t)op->type.dtype * 2 + op->type.batched);
   for (int i = 0; i < op->type.rank; i++) h = mix(h, (uint64_t)op->type.dim[i]);
   return h;

@@ -25,8 +25,9 @@
 
 enum { SN_MAX_RANK = 6, SN_MAX_IN = 3 };
 
-/* a[] of the window ops: kernel, strides, top/left padding, output size */
-enum { SN_WIN_KH, SN_WIN_KW, SN_WIN_SH, SN_WIN_SW, SN_WIN_PT, SN_WIN_PL, SN_WIN_OH, SN_WIN_OW };
+/* a[] of the window ops: kernel, strides, top/left padding, output size, dilation
+ * (the distance between taps: 1 for pools and conv2d, conv1d's `dilation`) */
+enum { SN_WIN_KH, SN_WIN_KW, SN_WIN_SH, SN_WIN_SW, SN_WIN_PT, SN_WIN_PL, SN_WIN_OH, SN_WIN_OW, SN_WIN_DH, SN_WIN_DW };
 
 typedef enum sn_dtype { SN_F32 = 0, SN_F64, SN_I32 } sn_dtype;
 
@@ -64,7 +65,7 @@ typedef struct sn_op {
   /* attributes (part of the hash-cons key) */
   int ta, tb;          /* matmul: transpose a / b */
   double c, c2;        /* const value; alpha; clamp bounds; huber delta */
-  int64_t a[8];        /* integer attributes: slice offset, conv/pool geometry */
+  int64_t a[10];       /* integer attributes: slice offset, conv/pool geometry */
   int param;           /* param: index into graph->params */
   /* annotations (not part of the key) */
   sn_loc loc;          /* spec line the op came from */

@@ -348,6 +348,10 @@ static int infer_window(const sn_graph *g, sn_op *op, char *err, size_t len) {
   op->type.dim[1] = op->a[SN_WIN_OW];
   op->type.dim[2] = op->code == SN_OP_IM2COL ? c * op->a[SN_WIN_KH] * op->a[SN_WIN_KW] : c;
   if (op->type.dim[0] < 1 || op->type.dim[1] < 1) return fail(err, len, "window larger than its input");
+  /* dilated taps: im2col (and col2im) only; pools read adjacent positions */
+  bool dilated = op->a[SN_WIN_DH] != 1 || op->a[SN_WIN_DW] != 1;
+  if (op->a[SN_WIN_DH] < 1 || op->a[SN_WIN_DW] < 1 || (dilated && op->code != SN_OP_IM2COL))
+    return fail(err, len, "%s: bad dilation", sn_opdefs[op->code].name);
   return 0;
 }
 
@@ -367,6 +371,27 @@ static int infer_transpose(const sn_graph *g, sn_op *op, char *err, size_t len) 
   op->type = *x;
   for (int k = 0; k < x->rank; k++) op->type.dim[k] = x->dim[op->a[k]];
   return 0;
+}
+
+/* The recurrent scans: xw [N, T, G H] and W_hh [G H, H] (G gates) give
+ * [N, T, width H]; gru also takes b_hh [3H]. */
+static int infer_scan(const sn_graph *g, sn_op *op, int gates, int width, char *err, size_t len) {
+  const sn_type *xw = T(g, op->in[0]), *w = T(g, op->in[1]);
+  if (!xw->batched || xw->rank != 2 || w->batched || w->rank != 2 || w->dim[0] != gates * w->dim[1] ||
+      xw->dim[1] != w->dim[0] || !is_float(xw) || w->dtype != xw->dtype)
+    return fail(err, len, "%s needs xw [N, T, %dH] and W_hh [%dH, H]", sn_opdefs[op->code].name, gates, gates);
+  op->type = *xw;
+  op->type.dim[1] = width * w->dim[1];
+  return 0;
+}
+static int infer_lstm(const sn_graph *g, sn_op *op, char *err, size_t len) {
+  return infer_scan(g, op, 4, 6, err, len);
+}
+static int infer_gru(const sn_graph *g, sn_op *op, char *err, size_t len) {
+  const sn_type *b = T(g, op->in[2]);
+  if (b->batched || b->rank != 1 || b->dim[0] != T(g, op->in[1])->dim[0])
+    return fail(err, len, "gru needs b_hh [3H]");
+  return infer_scan(g, op, 3, 5, err, len);
 }
 
 /* Scatter accumulations: the result type is given (the type of what was gathered). */
@@ -598,6 +623,83 @@ static void grad_avg_pool(sn_graph *g, int v, int dy, int dx[]) {
   sn_op op = *OP(v);
   sn_type t = *T(g, op.in[0]);
   dx[0] = add_like(g, &op, SN_OP_AVG_POOL_GRAD, dy, -1, &t);
+}
+/* zeros of type t */
+static int zeros(sn_graph *g, const sn_type *t, const sn_op *like) {
+  return sn_emit_typed(g, SN_OP_BROADCAST, sn_emit_const(g, 0.0), t, like);
+}
+static int emit_concat(sn_graph *g, int a, int b, int64_t axis, const sn_op *like) {
+  sn_op op = {.code = SN_OP_CONCAT, .n_in = 2, .in = {a, b}, .loc = like->loc};
+  memcpy(op.layer, like->layer, sizeof op.layer);
+  op.a[0] = axis;
+  char err[256];
+  int v = sn_graph_add(g, &op, err, sizeof err);
+  if (v < 0) {
+    fprintf(stderr, "specnet: internal error in concat: %s\n", err);
+    abort();
+  }
+  return v;
+}
+/* dy in the slice's place, zeros before and after it */
+static void grad_slice(sn_graph *g, int v, int dy, int dx[]) {
+  sn_op like = *OP(v);
+  sn_type t = *T(g, like.in[0]);
+  int64_t axis = like.a[1], off = like.a[0], after = t.dim[axis] - off - like.type.dim[axis];
+  int y = dy;
+  if (off > 0) {
+    t.dim[axis] = off;
+    y = emit_concat(g, zeros(g, &t, &like), y, axis, &like);
+  }
+  if (after > 0) {
+    t.dim[axis] = after;
+    y = emit_concat(g, y, zeros(g, &t, &like), axis, &like);
+  }
+  dx[0] = y;
+}
+/* h_{t-1} of every step of a scan's output [N, T, width H]: its h (the first H),
+ * one step later, zeros at step 0 */
+static int scan_hprev(sn_graph *g, int out, int64_t H, const sn_op *like) {
+  const sn_type *t = T(g, out);
+  int64_t steps = t->dim[0];
+  int h = emit_slice(g, out, 1, 0, H, like);
+  sn_type z = {.dtype = t->dtype, .batched = true, .rank = 2, .dim = {1, H}};
+  if (steps == 1) return zeros(g, &z, like);
+  return emit_concat(g, zeros(g, &z, like), emit_slice(g, h, 0, 0, steps - 1, like), 0, like);
+}
+/* dW_hh = dgates^T h_{t-1}, one GEMM over all (n, t) */
+static int scan_dwhh(sn_graph *g, int dgates, int hprev, const sn_op *like) {
+  sn_op mm = {.code = SN_OP_MATMUL, .ta = 1, .loc = like->loc};
+  memcpy(mm.layer, like->layer, sizeof mm.layer);
+  return add_like(g, &mm, SN_OP_MATMUL, dgates, hprev, NULL);
+}
+/* lstm: dxw from the reverse scan; dW_hh = dxw^T h_{t-1} over all (n, t) */
+static void grad_lstm(sn_graph *g, int v, int dy, int dx[]) {
+  sn_op like = *OP(v);
+  int whh = like.in[1];
+  int64_t H = T(g, whh)->dim[1];
+  sn_type t = *T(g, like.in[0]);
+  sn_op proto = like;
+  proto.n_in = 3;
+  proto.in[2] = whh;
+  int dxw = add_like(g, &proto, SN_OP_LSTM_GRAD, dy, v, &t);
+  dx[0] = dxw;
+  dx[1] = scan_dwhh(g, dxw, scan_hprev(g, v, H, &like), &like);
+}
+/* gru: the reverse scan gives the gradients of xw and of W_hh h + b_hh (hh); dW_hh
+ * = dhh^T h_{t-1}, db_hh = the sum of dhh */
+static void grad_gru(sn_graph *g, int v, int dy, int dx[]) {
+  sn_op like = *OP(v);
+  int whh = like.in[1];
+  int64_t H = T(g, whh)->dim[1];
+  sn_type t = *T(g, like.in[0]);
+  t.dim[1] = 6 * H;
+  sn_op proto = like;
+  proto.in[2] = whh;
+  int both = add_like(g, &proto, SN_OP_GRU_GRAD, dy, v, &t);
+  dx[0] = emit_slice(g, both, 1, 0, 3 * H, &like);
+  int dhh = emit_slice(g, both, 1, 3 * H, 3 * H, &like);
+  dx[1] = scan_dwhh(g, dhh, scan_hprev(g, v, H, &like), &like);
+  dx[2] = sn_unbroadcast(g, dhh, T(g, like.in[2]), &like);
 }
 static void grad_embed(sn_graph *g, int v, int dy, int dx[]) {
   sn_op op = *OP(v);

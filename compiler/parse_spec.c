@@ -170,6 +170,8 @@ static const char *const ALIASES[][2] = {
     {"average_pooling2d", "avg_pool2d"},
     {"avgpool2d", "avg_pool2d"},
     {"global_average_pooling2d", "global_avg_pool2d"},
+    {"global_average_pooling1d", "global_avg_pool1d"},
+    {"global_max_pooling1d", "global_max_pool1d"},
     {"batch_normalization", "batch_norm"},
     {"batchnorm", "batch_norm"},
     {"batchnorm2d", "batch_norm"},
@@ -1041,6 +1043,32 @@ static void read_conv2d(checker *c, const sn_node *map, const sn_node *at, sn_la
   read_weights(c, map, l);
 }
 
+/* conv1d: one window side, one stride, the [N, 1, T, C] view's second axis. */
+static void read_conv1d(checker *c, const sn_node *map, const sn_node *at, sn_layer_spec *l) {
+  const sn_node *v;
+  if ((v = sn_node_get(map, "filters")))
+    get_int32(c, v, "filters", 1, MAX_UNITS, &l->filters);
+  else
+    missing(c, map ? map : at, "filters", "conv1d");
+  if ((v = sn_node_get(map, "kernel_size")))
+    get_int32(c, v, "kernel_size", 1, MAX_WINDOW, &l->kernel_size[1]);
+  else
+    missing(c, map ? map : at, "kernel_size", "conv1d");
+  if ((v = sn_node_get(map, "strides"))) get_int32(c, v, "strides", 1, MAX_WINDOW, &l->strides[1]);
+  if ((v = sn_node_get(map, "dilation"))) get_int32(c, v, "dilation", 1, MAX_WINDOW, &l->dilation);
+  if ((v = sn_node_get(map, "padding"))) padding_field(c, v, &l->padding);
+  read_weights(c, map, l);
+}
+
+static void read_recurrent(checker *c, const sn_node *map, const sn_node *at, sn_layer_spec *l) {
+  const sn_node *v;
+  if ((v = sn_node_get(map, "units")))
+    get_int32(c, v, "units", 1, MAX_UNITS, &l->units);
+  else
+    missing(c, map ? map : at, "units", sn_layer_kind_name(l->kind));
+  if ((v = sn_node_get(map, "return_sequences"))) get_bool(c, v, "return_sequences", &l->return_sequences);
+}
+
 static void read_pool(checker *c, const sn_node *map, const sn_node *at, sn_layer_spec *l) {
   const sn_node *v;
   if ((v = sn_node_get(map, "pool_size"))) get_pair(c, v, "pool_size", l->pool_size);
@@ -1155,6 +1183,10 @@ static const char *const DENSE_KEYS[] = {"units",       "activation", "use_bias"
 static const char *const CONV_KEYS[] = {"filters",     "kernel_size", "strides",
                                         "padding",     "activation",  "use_bias",
                                         "kernel_init", "bias_init",   NULL};
+static const char *const CONV1D_KEYS[] = {"filters",    "kernel_size", "strides",   "padding",
+                                          "dilation",   "activation",  "use_bias",  "kernel_init",
+                                          "bias_init",  NULL};
+static const char *const RECURRENT_KEYS[] = {"units", "return_sequences", NULL};
 static const char *const POOL_KEYS[] = {"pool_size", "strides", "padding", NULL};
 static const char *const RESHAPE_KEYS[] = {"target_shape", NULL};
 static const char *const DROPOUT_KEYS[] = {"rate", NULL};
@@ -1191,6 +1223,12 @@ static const layer_def LAYER_DEFS[] = {
     {name, SN_LAYER_ACTIVATION, SN_ACT_##id, ACT_KEYS[SN_ACT_##id], read_act_layer, 1, 1},
 #include "acts.def"
 #undef ACTDEF
+    /* sequences [N, T, C] */
+    {"conv1d", SN_LAYER_CONV1D, 0, CONV1D_KEYS, read_conv1d, 1, 1},
+    {"global_avg_pool1d", SN_LAYER_GLOBAL_AVG_POOL1D, 0, NULL, NULL, 1, 1},
+    {"global_max_pool1d", SN_LAYER_GLOBAL_MAX_POOL1D, 0, NULL, NULL, 1, 1},
+    {"lstm", SN_LAYER_LSTM, 0, RECURRENT_KEYS, read_recurrent, 1, 1},
+    {"gru", SN_LAYER_GRU, 0, RECURRENT_KEYS, read_recurrent, 1, 1},
     {"add", SN_LAYER_ADD, 0, NULL, NULL, 2, MAX_INPUTS},
     {"multiply", SN_LAYER_MULTIPLY, 0, NULL, NULL, 2, MAX_INPUTS},
     {"concat", SN_LAYER_CONCAT, 0, CONCAT_KEYS, read_concat, 2, MAX_INPUTS},
@@ -1225,6 +1263,9 @@ static void layer_defaults(sn_layer_spec *l, const layer_def *def) {
   switch (def->kind) {
   case SN_LAYER_CONV2D:
     l->strides[0] = l->strides[1] = 1;
+    break;
+  case SN_LAYER_CONV1D:
+    l->kernel_size[0] = l->strides[0] = l->strides[1] = l->dilation = 1;
     break;
   case SN_LAYER_MAX_POOL2D:
   case SN_LAYER_AVG_POOL2D:
@@ -1622,7 +1663,7 @@ static void model_input(checker *c, const sn_node *n) {
 }
 
 static void model_section(checker *c, const sn_node *n) {
-  static const char *const KEYS[] = {"input", "layers", NULL};
+  static const char *const KEYS[] = {"input", "layers", "pad_id", NULL};
   if (!is_map(c, n, "model")) return;
   check_keys(c, n, "model", KEYS);
   sn_spec *s = c->s;
@@ -1631,6 +1672,8 @@ static void model_section(checker *c, const sn_node *n) {
     model_input(c, v);
   else
     missing(c, n, "input", "model");
+  if ((v = sn_node_get(n, "pad_id")) && get_int32(c, v, "pad_id", 0, INT32_MAX, &s->pad_id))
+    s->pad_id_loc = v->loc;
   if (!(v = sn_node_get(n, "layers"))) {
     missing(c, n, "layers", "model");
     return;
@@ -2474,8 +2517,11 @@ static int width(const sn_spec *s, int i) {
     const sn_layer_spec *l = &s->layers[i];
     switch (l->kind) {
     case SN_LAYER_DENSE:
+    case SN_LAYER_LSTM:
+    case SN_LAYER_GRU:
       return l->units;
     case SN_LAYER_CONV2D:
+    case SN_LAYER_CONV1D:
       return l->filters;
     case SN_LAYER_EMBEDDING:
       return l->dim;
@@ -2507,6 +2553,7 @@ static int output_activation(const sn_spec *s, sn_act *act, int *units) {
       break;
     case SN_LAYER_DENSE:
     case SN_LAYER_CONV2D:
+    case SN_LAYER_CONV1D:
     case SN_LAYER_ACTIVATION:
       *act = l->activation;
       *units = l->kind == SN_LAYER_ACTIVATION ? width(s, input_of(s, l)) : width(s, i);
@@ -2672,9 +2719,9 @@ static void spec_defaults(sn_spec *s) {
   s->beta2 = 0.999;
   s->epsilon = 1e-7;
   s->batch_size = 32;
-  s->pad_id = -1;
   s->epochs = 1;
   s->shuffle = true;
+  s->pad_id = -1;
 }
 
 static sn_spec *check_tree(sn_node *root, const char *path, sn_diag *d, bool inner) {

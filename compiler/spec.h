@@ -104,6 +104,12 @@ typedef enum sn_layer_kind {
   /* sequences [T, D] */
   SN_LAYER_POSITION_EMBEDDING,
   SN_LAYER_ATTENTION,
+  /* sequences [N, T, C] */
+  SN_LAYER_CONV1D,
+  SN_LAYER_GLOBAL_AVG_POOL1D,
+  SN_LAYER_GLOBAL_MAX_POOL1D,
+  SN_LAYER_LSTM,
+  SN_LAYER_GRU,
 } sn_layer_kind;
 
 typedef enum sn_padding { SN_PAD_VALID = 0, SN_PAD_SAME } sn_padding;
@@ -144,6 +150,10 @@ typedef struct sn_layer_spec {
   int heads;                 /* required; divides the width D */
   sn_loc heads_loc;          /* where heads is written, for that error */
   bool causal;               /* mask keys after the query (default false) */
+  /* conv1d ([N, T, C]): kernel_size[1], strides[1] (kernel_size[0] = strides[0] = 1,
+     the [N, 1, T, C] view it runs as), padding, and the distance between taps */
+  int dilation;              /* default 1 */
+  bool return_sequences;     /* lstm, gru (units): h of every step [T, units], or the last [units] */
 } sn_layer_spec;
 
 typedef enum sn_loss_kind {
@@ -259,10 +269,12 @@ typedef struct sn_spec {
   /* Fields after this line were added with the full spec language. */
   sn_loc schedule_loc;  /* train.schedule, or train's loc when absent */
   sn_loc early_loc;     /* train.early_stopping, when enabled */
-  /* The token id that pads the model's input (a text source in classify mode pads
-   * its records with 0), for layers that mask it (pooling, attention); -1 when the
-   * input has no padding. */
+  /* The id that pads sequences of ids in the model input ([T]), -1 none: positions
+   * holding it are left out of global_*_pool1d and attention's keys (the mask,
+   * build_graph.c). model.pad_id sets it; a text source in classify mode pads its
+   * records with 0, the default then. */
   int pad_id;
+  sn_loc pad_id_loc;    /* model.pad_id when written */
 } sn_spec;
 
 /* sn_spec_load is declared in specnet/compiler.h. */

@@ -135,6 +135,16 @@ static void layer(FILE *out, const sn_layer_spec *l) {
     fprintf(out, ", padding: %s", padding(l->padding));
     weights(out, l);
     break;
+  case SN_LAYER_CONV1D:
+    fprintf(out, "conv1d: {filters: %d, kernel_size: %d, strides: %d, padding: %s, dilation: %d", l->filters,
+            l->kernel_size[1], l->strides[1], padding(l->padding), l->dilation);
+    weights(out, l);
+    break;
+  case SN_LAYER_LSTM:
+  case SN_LAYER_GRU:
+    fprintf(out, "%s: {units: %d, return_sequences: %s", sn_layer_kind_name(l->kind), l->units,
+            boolean(l->return_sequences));
+    break;
   case SN_LAYER_MAX_POOL2D:
   case SN_LAYER_AVG_POOL2D:
     fprintf(out, "%s: {pool_size: ", sn_layer_kind_name(l->kind));
@@ -304,7 +314,9 @@ static void model(FILE *out, const sn_spec *s) {
   fputs("model:\n  input: [", out);
   for (int i = 0; i < s->input_rank; i++)
     fprintf(out, "%s%" PRId64, i ? ", " : "", s->input_shape[i]);
-  fputs("]\n  layers:\n", out);
+  fputs("]\n", out);
+  if (s->pad_id >= 0 && s->pad_id_loc.line) fprintf(out, "  pad_id: %d\n", s->pad_id); /* model.pad_id */
+  fputs("  layers:\n", out);
   for (int i = 0; i < s->n_layers; i++) layer(out, &s->layers[i]);
 }
 

@@ -1,6 +1,7 @@
 /* Forward values of the data-moving ops against the same arithmetic written out
  * here (gradient checks cannot see a forward op and its gradient that are wrong in
- * the same way): concat along every axis of [2, 3, 2] samples, of x and tanh(x). */
+ * the same way): concat along every axis of [2, 3, 2] samples, of x and tanh(x);
+ * conv1d and the 1-D pools masked over padding. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -70,7 +71,110 @@ static void check_axis(int axis) {
   sn_diag_free(&d);
 }
 
+/* ---- conv1d and the masked 1-D pools: ids [7] (pad_id 0) seen as [7, 1], through a
+ * valid conv1d with strides and dilation and a same one, each pooled both ways. */
+
+static const char *SEQ_SPEC =
+    "specnet: 1\nname: forward_seq\nseed: 3\n"
+    "data: {train: {synthetic: blobs, samples: 16, classes: 2, features: 7}}\n"
+    "model:\n  input: [7]\n  pad_id: 0\n  layers:\n"
+    "    - {name: r, reshape: {target_shape: [7, 1]}}\n"
+    "    - {name: v, conv1d: {filters: 2, kernel_size: 2, strides: 2, dilation: 2}}\n"
+    "    - {name: va, global_avg_pool1d: {}, inputs: [v]}\n"
+    "    - {name: vm, global_max_pool1d: {}, inputs: [v]}\n"
+    "    - {name: s, conv1d: {filters: 2, kernel_size: 3, padding: same}, inputs: [r]}\n"
+    "    - {name: sa, global_avg_pool1d: {}, inputs: [s]}\n"
+    "    - {name: sm, global_max_pool1d: {}, inputs: [s]}\n"
+    "    - {name: c, concat: {}, inputs: [va, vm, sa, sm]}\n"
+    "train: {loss: mse, optimizer: sgd}\n";
+
+enum { T = 7, F = 2 };
+
+/* conv1d of one channel x [T] as Keras: weight (out, 1, k), output [ot][F]; the mask of
+ * an output step is the input id at its window's centre (k - 1) d / 2 (not pad 0) */
+static int conv1d_ref(const float *x, int k, int st, int d, bool same, const float *w, const float *b,
+                      float y[T][F], bool keep[T]) {
+  int span = (k - 1) * d + 1, ot = same ? (T + st - 1) / st : (T - span) / st + 1;
+  int total = (ot - 1) * st + span - T, pl = same && total > 0 ? total / 2 : 0;
+  for (int o = 0; o < ot; o++) {
+    keep[o] = x[o * st - pl + (k - 1) * d / 2] != 0;
+    for (int f = 0; f < F; f++) {
+      y[o][f] = b[f];
+      for (int i = 0; i < k; i++) {
+        int at = o * st - pl + i * d;
+        if (at >= 0 && at < T) y[o][f] += w[f * k + i] * x[at];
+      }
+    }
+  }
+  return ot;
+}
+
+/* mean and max over the kept steps; 0 where none is kept */
+static void pools_ref(float y[T][F], const bool keep[T], int ot, float *avg, float *max) {
+  for (int f = 0; f < F; f++) {
+    float sum = 0, best = -INFINITY;
+    int n = 0;
+    for (int o = 0; o < ot; o++)
+      if (keep[o]) sum += y[o][f], best = fmaxf(best, y[o][f]), n++;
+    avg[f] = n ? sum / (float)n : 0;
+    max[f] = n ? best : 0;
+  }
+}
+
+static float *param(sn_model *m, const char *name) {
+  for (int i = 0; i < m->n_params; i++)
+    if (!strcmp(m->params_info[i].name, name)) return (float *)m->params + m->params_info[i].offset;
+  CHECK(0, "no parameter %s", name);
+  return NULL;
+}
+
+static void check_seq(void) {
+  sn_diag d = {0};
+  sn_spec *s;
+  sn_compiled *c = compile_spec_text(SEQ_SPEC, "forward_seq.yaml", SN_RT_F32, &s, &d);
+  if (!c) {
+    CHECK(0, "conv1d spec does not compile");
+    sn_diag_free(&d);
+    sn_spec_free(s);
+    return;
+  }
+  sn_model *m = sn_compiled_model(c);
+  sn_error err = {0};
+  CHECK(sn_model_alloc(m, &err) == 0, "%s", err.msg);
+  CHECK(m->output_elems == 4 * F, "conv1d: %lld outputs", (long long)m->output_elems);
+  const char *names[] = {"v.weight", "v.bias", "s.weight", "s.bias"};
+  const int counts[] = {2 * F, F, 3 * F, F};
+  float *p[4];
+  for (int i = 0; i < 4; i++) {
+    if (!(p[i] = param(m, names[i]))) return;
+    for (int j = 0; j < counts[i]; j++) p[i][j] = (float)((j % 2 ? -0.3 : 0.2) * (j + 1) + 0.1 * i);
+  }
+  /* samples of several lengths, one all padding, one without padding */
+  enum { N = 4 };
+  float x[N][T] = {{3, 1, 4, 0, 0, 0, 0}, {0, 0, 0, 0, 0, 0, 0}, {1, 2, 3, 4, 1, 2, 3}, {2, 0, 0, 0, 0, 0, 0}};
+  float out[N][4 * F], want[4 * F];
+  sn_step_args a = {.x = &x[0][0], .rows = N, .params = m->params, .arena = m->arena, .out = &out[0][0], .state = m->state};
+  m->predict(&a);
+  int bad = 0;
+  for (int n = 0; n < N; n++) {
+    float y[T][F];
+    bool keep[T];
+    int ot = conv1d_ref(x[n], 2, 2, 2, false, p[0], p[1], y, keep);
+    pools_ref(y, keep, ot, want, want + F);
+    ot = conv1d_ref(x[n], 3, 1, 1, true, p[2], p[3], y, keep);
+    pools_ref(y, keep, ot, want + 2 * F, want + 3 * F);
+    for (int i = 0; i < 4 * F; i++) bad += fabsf(out[n][i] - want[i]) > 1e-5f;
+  }
+  CHECK(!bad, "conv1d + masked pools: %d of %d outputs differ from the written-out ones", bad, N * 4 * F);
+  if (!bad) printf("ok: conv1d (valid, strides, dilation; same) and masked 1-D pools (%d values)\n", N * 4 * F);
+  sn_model_free(m);
+  sn_compiled_free(c);
+  sn_spec_free(s);
+  sn_diag_free(&d);
+}
+
 int main(void) {
   for (int axis = -1; axis <= 2; axis++) check_axis(axis);
+  check_seq();
   return failures ? 1 : 0;
 }

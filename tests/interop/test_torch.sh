@@ -3,9 +3,11 @@
 # model and give the same predictions; weights written from PyTorch load into
 # specnet and give the same loss; the CNN block of docs/outputs.md (NCHW) gives
 # specnet's probabilities. The same for a char transformer (embedding, position
-# embedding, causal multi-head attention, gelu_tanh), on its logits. Needs Debian's
-# python3-torch and python3-numpy in /usr/bin/python3 and the Fashion-MNIST files;
-# exits 77 (skipped) without them.
+# embedding, causal multi-head attention, gelu_tanh), on its logits; conv1d, the
+# masked 1-D pools, lstm and gru models (tests/interop/conv1d_*.yaml,
+# recurrent_seq.yaml) give the same predictions in torch.nn. Needs Debian's
+# python3-torch and python3-numpy in /usr/bin/python3, and for the seed model and
+# the CNN the Fashion-MNIST files; exits 77 (skipped) without them.
 #   test_torch.sh SPECNET
 set -uo pipefail
 specnet=$1
@@ -88,6 +90,24 @@ else
   echo "FAIL: char transformer: the C library's logits differ from PyTorch's"
   fail=1
 fi
+
+# conv1d, the masked 1-D pools, lstm and gru: three small models trained for an
+# epoch on random data, their weights loaded into the same models in torch.nn
+"$py" "$here/torch_interop.py" conv1d-data "$tmp" || exit 1
+for kind in seq text rnn; do
+  cspec=$here/conv1d_$kind.yaml data=$kind
+  [ $kind = rnn ] && cspec=$here/recurrent_seq.yaml data=seq
+  "$specnet" train "$cspec" --out "$tmp/c_$kind" --quiet \
+    --set "data.train={format: npy, x: $tmp/${data}_x.npy, y: $tmp/${data}_y.npy}" || exit 1
+  "$specnet" predict "$cspec" --weights "$tmp/c_$kind/model.safetensors" --input "$tmp/${data}_x.npy" --probs \
+    --output "$tmp/c_$kind.csv" --quiet || exit 1
+  if "$py" "$here/torch_interop.py" conv1d-check $kind "$tmp/c_$kind" "$tmp/c_$kind.csv" "$tmp/${data}_x.npy"; then
+    echo "ok: PyTorch loads specnet's $(basename "$cspec" .yaml) weights ($kind) and predicts the same"
+  else
+    echo "FAIL: PyTorch's predictions with $(basename "$cspec" .yaml) ($kind) differ from specnet's"
+    fail=1
+  fi
+done
 
 data=/usr/share/datasets/fashion-mnist
 [ -n "${SPECNET_DATA:-}" ] && [ -e "$SPECNET_DATA/fashion_mnist/t10k-images-idx3-ubyte.gz" ] &&

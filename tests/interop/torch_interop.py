@@ -21,6 +21,12 @@ and runs `specnet predict` and `specnet eval`; this script is the PyTorch side:
   lm_compare WEIGHTS TOKENS LOGITS_CSV  WEIGHTS loaded into the PyTorch char
       transformer gives the logits that `specnet predict --probs` wrote for
       TOKENS, within 1e-4 of the largest logit
+  conv1d-data DIR                    random sequences (floats [n, 12, 3]) and padded
+      ids ([n, 10], id 0 pads, some samples all padding) with labels, as NPY
+  conv1d-check seq|text|rnn RUN_DIR PROBS_CSV X_NPY   specnet's weights of
+      tests/interop/conv1d_SEQ|TEXT.yaml or recurrent_seq.yaml, loaded into the same
+      model in torch.nn (Conv1d, LSTM, GRU; the pools masked by hand), give
+      specnet's probabilities within 1e-5
 
 Only numpy and torch: the safetensors package is not needed (nor installed on
 Debian); reading and writing the format is a few lines (see read_safetensors).
@@ -238,10 +244,89 @@ def mha_compare(out_dir, out_csv):
     diff = np.abs(got - want).max()
     print(f"attention (not causal, no bias): max |specnet - torch| = {diff:.3g}")
     assert diff <= 1e-5 * max(1.0, np.abs(want).max()), diff
+def conv1d_data(out):
+    rng = np.random.default_rng(1)
+    np.save(out + "/seq_x.npy", rng.normal(0, 1, (64, 12, 3)).astype(np.float32))
+    np.save(out + "/seq_y.npy", rng.integers(0, 3, 64).astype(np.int64))
+    ids = rng.integers(1, 7, (64, 10))
+    lengths = rng.integers(0, 11, 64)
+    lengths[:3] = [0, 1, 10]  # all padding, one step, no padding
+    ids[np.arange(10)[None, :] >= lengths[:, None]] = 0
+    np.save(out + "/text_x.npy", ids.astype(np.int32))
+    np.save(out + "/text_y.npy", rng.integers(0, 3, 64).astype(np.int64))
+
+
+def conv1d(w, name, x, stride=1, dilation=1, pad=(0, 0)):
+    """torch.nn.Conv1d with specnet's weights (out, in, k) under their own names;
+    x is [n, C, T]; pad: steps added (left, right), as Keras's same puts them."""
+    out, cin, k = w[name + ".weight"].shape
+    conv = torch.nn.Conv1d(cin, out, k, stride=stride, dilation=dilation)
+    conv.load_state_dict({"weight": torch.from_numpy(w[name + ".weight"]),
+                          "bias": torch.from_numpy(w[name + ".bias"])}, strict=True)
+    return conv(torch.nn.functional.pad(x, pad))
+
+
+def masked_avg(h, m):  # h [n, C, T], m [n, T]: mean over the kept steps, 0 for none
+    return (h * m[:, None, :]).sum(2) / m.sum(1, keepdim=True).clamp(min=1)
+
+
+def masked_max(h, m):
+    y = h.masked_fill(m[:, None, :] == 0, float("-inf")).max(2).values
+    return torch.where(m.sum(1, keepdim=True) > 0, y, torch.zeros_like(y))
+
+
+def recurrent(w, name, cls, x):
+    """torch.nn.LSTM / GRU (batch_first) with specnet's weights under torch's names"""
+    hidden = w[name + ".weight_hh_l0"].shape[1]
+    net = cls(x.shape[2], hidden, batch_first=True)
+    net.load_state_dict({k: torch.from_numpy(w[f"{name}.{k}"]) for k in
+                         ("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0")}, strict=True)
+    return net(x)[0]
+
+
+def conv1d_model(kind, w, x):
+    if kind == "rnn":
+        h = recurrent(w, "l1", torch.nn.LSTM, torch.from_numpy(x))
+        z = recurrent(w, "g1", torch.nn.GRU, h)[:, -1, :]
+    elif kind == "seq":
+        h = torch.from_numpy(x).permute(0, 2, 1)  # [n, T, C] -> torch's [n, C, T]
+        h = torch.relu(conv1d(w, "c1", h, pad=(1, 1)))
+        h = torch.tanh(conv1d(w, "c2", h, stride=2, dilation=2))
+        h = conv1d(w, "c3", h, pad=(1, 2))  # an even kernel: the extra step on the right
+        z = h.mean(2)
+    else:
+        ids = torch.from_numpy(x.astype(np.int64))
+        m = (ids != 0).double()
+        emb = torch.nn.Embedding(7, 4)
+        emb.load_state_dict({"weight": torch.from_numpy(w["emb.weight"])}, strict=True)
+        e = emb(ids).permute(0, 2, 1)
+        h = torch.relu(conv1d(w, "conv", e, pad=(1, 1)))
+        h2 = conv1d(w, "conv2", e, stride=2)  # valid: output step o's centre is input 2 o + 1
+        m2 = m[:, 1::2][:, :h2.shape[2]]
+        z = torch.cat([masked_avg(h, m), masked_max(h, m), masked_avg(h2, m2)], 1)
+    dense = torch.nn.Linear(z.shape[1], 3)
+    dense.load_state_dict({"weight": torch.from_numpy(w["out.weight"]), "bias": torch.from_numpy(w["out.bias"])},
+                          strict=True)
+    return torch.softmax(dense(z.float()), 1)
+
+
+def conv1d_check(kind, run_dir, probs_csv, x_npy):
+    w = read_safetensors(run_dir + "/model.safetensors")
+    with torch.no_grad():
+        p_torch = conv1d_model(kind, w, np.load(x_npy)).numpy().astype(np.float64)
+    p_spec = np.loadtxt(probs_csv, delimiter=",", dtype=np.float64)
+    assert p_spec.shape == p_torch.shape, (p_spec.shape, p_torch.shape)
+    diff = np.abs(p_spec - p_torch).max()
+    print(f"conv1d {kind}: {len(p_spec)} samples, max |p_specnet - p_torch| = {diff:.3g}")
+    assert diff <= 1e-5, diff
 
 
 if __name__ == "__main__":
-    if sys.argv[1] == "predict":
+    if sys.argv[1] == "conv1d-data":
+        conv1d_data(sys.argv[2])
+    elif sys.argv[1] == "conv1d-check":
+        conv1d_check(*sys.argv[2:6])
+    elif sys.argv[1] == "predict":
         predict(sys.argv[2], sys.argv[3], sys.argv[4])
     elif sys.argv[1] == "mha_data":
         mha_data(sys.argv[2])

@@ -1,0 +1,126 @@
+/* The bodies of recurrent.c's functions for one float type: included once per type
+ * with REAL (float or double), SFX (f32 or f64) and GEMM (sn_par_sgemm or
+ * sn_par_dgemm) defined. Shapes: N rows (samples), T steps, H units; every array
+ * is row-major with the steps of a sample together: x[n, t, :] at (n T + t) width.
+ * The step loop is serial (step t needs step t - 1); each step is one GEMM over all
+ * samples and a loop over (n, j). Nothing is allocated: the backward passes carry
+ * dh and dc from step t to step t - 1 in their own output's rows for t - 1, which
+ * are written for good only when step t - 1 is reached. */
+
+#define CAT2(a, b) a##_##b
+#define CAT(a, b) CAT2(a, b)
+#define FN(name) CAT(name, SFX)
+
+static inline REAL FN(sigm)(REAL x) { return (REAL)1 / ((REAL)1 + EXP(-x)); }
+
+/* LSTM (torch.nn.LSTM's gates i, f, g, o): xw [N, T, 4H] = x W_ih^T + b_ih + b_hh;
+ * whh [4H, H]; out [N, T, 6H] = (h, c, i, f, g, o) of each step, gates activated. */
+void FN(sn_lstm)(int64_t N, int64_t T, int64_t H, const REAL *xw, const REAL *whh, REAL *out) {
+  int64_t W = 6 * H;
+  for (int64_t t = 0; t < T; t++) {
+    if (t > 0) /* gates (before activation) = h_{t-1} W_hh^T, then + xw */
+      GEMM(CblasNoTrans, CblasTrans, (int)N, (int)(4 * H), (int)H, out + (t - 1) * W, (int)(T * W), whh,
+           (int)H, out + t * W + 2 * H, (int)(T * W));
+    for (int64_t n = 0; n < N; n++) {
+      REAL *o = out + (n * T + t) * W, *p = o + 2 * H;
+      const REAL *x = xw + (n * T + t) * 4 * H, *prev = t > 0 ? o - W : NULL;
+      for (int64_t j = 0; j < H; j++) {
+        REAL gi = x[j], gf = x[H + j], gg = x[2 * H + j], go = x[3 * H + j];
+        if (prev) gi += p[j], gf += p[H + j], gg += p[2 * H + j], go += p[3 * H + j];
+        REAL i = FN(sigm)(gi), f = FN(sigm)(gf), g = TANH(gg), og = FN(sigm)(go);
+        REAL c = i * g + (prev ? f * prev[H + j] : 0);
+        p[j] = i, p[H + j] = f, p[2 * H + j] = g, p[3 * H + j] = og;
+        o[H + j] = c;
+        o[j] = og * TANH(c);
+      }
+    }
+  }
+}
+
+/* Its gradient: dout [N, T, 6H] (only the h part is read: nothing else of out is a
+ * layer's output), out the forward's; dxw [N, T, 4H], the gradient of the gates
+ * before activation, which is also the gradient of xw. */
+void FN(sn_lstm_grad)(int64_t N, int64_t T, int64_t H, const REAL *dout, const REAL *out, const REAL *whh,
+                      REAL *dxw) {
+  int64_t W = 6 * H, G = 4 * H;
+  for (int64_t t = T - 1; t >= 0; t--) {
+    for (int64_t n = 0; n < N; n++) {
+      const REAL *o = out + (n * T + t) * W, *p = o + 2 * H, *dy = dout + (n * T + t) * W;
+      REAL *d = dxw + (n * T + t) * G, *dprev = t > 0 ? d - G : NULL;
+      for (int64_t j = 0; j < H; j++) {
+        bool carry = t < T - 1; /* dh, dc of step t + 1 wait in d[j], d[H + j] */
+        REAL dh = dy[j] + (carry ? d[j] : 0), dcn = carry ? d[H + j] : 0;
+        REAL i = p[j], f = p[H + j], g = p[2 * H + j], og = p[3 * H + j];
+        REAL tc = TANH(o[H + j]), cprev = t > 0 ? o[H + j - W] : 0;
+        REAL dc = dcn + dh * og * (1 - tc * tc);
+        d[j] = dc * g * i * (1 - i);
+        d[H + j] = dc * cprev * f * (1 - f);
+        d[2 * H + j] = dc * i * (1 - g * g);
+        d[3 * H + j] = dh * tc * og * (1 - og);
+        if (dprev) dprev[H + j] = dc * f;
+      }
+    }
+    if (t > 0) /* dh of step t - 1 = dgates_t W_hh, into its rows' first H */
+      GEMM(CblasNoTrans, CblasNoTrans, (int)N, (int)H, (int)G, dxw + t * G, (int)(T * G), whh, (int)H,
+           dxw + (t - 1) * G, (int)(T * G));
+  }
+}
+
+/* GRU (torch.nn.GRU's gates r, z, n): xw [N, T, 3H] = x W_ih^T + b_ih; whh [3H, H];
+ * bhh [3H]; out [N, T, 5H] = (h, r, z, n, hn) of each step, hn = W_hn h_{t-1} + b_hn,
+ * n = tanh(xw_n + r hn), h = (1 - z) n + z h_{t-1}. */
+void FN(sn_gru)(int64_t N, int64_t T, int64_t H, const REAL *xw, const REAL *whh, const REAL *bhh, REAL *out) {
+  int64_t W = 5 * H;
+  for (int64_t t = 0; t < T; t++) {
+    if (t > 0) /* h_{t-1} W_hh^T into the r, z, n slots */
+      GEMM(CblasNoTrans, CblasTrans, (int)N, (int)(3 * H), (int)H, out + (t - 1) * W, (int)(T * W), whh,
+           (int)H, out + t * W + H, (int)(T * W));
+    for (int64_t n = 0; n < N; n++) {
+      REAL *o = out + (n * T + t) * W, *p = o + H;
+      const REAL *x = xw + (n * T + t) * 3 * H, *prev = t > 0 ? o - W : NULL;
+      for (int64_t j = 0; j < H; j++) {
+        REAL hr = bhh[j], hz = bhh[H + j], hn = bhh[2 * H + j];
+        if (prev) hr += p[j], hz += p[H + j], hn += p[2 * H + j];
+        REAL r = FN(sigm)(x[j] + hr), z = FN(sigm)(x[H + j] + hz), nn = TANH(x[2 * H + j] + r * hn);
+        p[j] = r, p[H + j] = z, p[2 * H + j] = nn, p[3 * H + j] = hn;
+        o[j] = (1 - z) * nn + (prev ? z * prev[j] : 0);
+      }
+    }
+  }
+}
+
+/* Its gradient: dout [N, T, 5H] (the h part read); dx [N, T, 6H] = the gradient of
+ * xw (r, z, n before activation) then of the hidden product W_hh h + b_hh (the same
+ * for r and z; r times it for n). */
+void FN(sn_gru_grad)(int64_t N, int64_t T, int64_t H, const REAL *dout, const REAL *out, const REAL *whh,
+                     REAL *dx) {
+  int64_t W = 5 * H, G = 6 * H;
+  for (int64_t t = T - 1; t >= 0; t--) {
+    for (int64_t n = 0; n < N; n++) {
+      const REAL *o = out + (n * T + t) * W, *p = o + H, *dy = dout + (n * T + t) * W;
+      REAL *d = dx + (n * T + t) * G, *dprev = t > 0 ? d - G : NULL;
+      for (int64_t j = 0; j < H; j++) {
+        REAL dh = dy[j] + (t < T - 1 ? d[j] : 0); /* dh of step t + 1 waits in d[j] */
+        REAL r = p[j], z = p[H + j], nn = p[2 * H + j], hn = p[3 * H + j], hprev = t > 0 ? o[j - W] : 0;
+        REAL dn = dh * (1 - z) * (1 - nn * nn);
+        REAL dr = dn * hn * r * (1 - r), dz = dh * (hprev - nn) * z * (1 - z);
+        d[j] = d[3 * H + j] = dr;
+        d[H + j] = d[4 * H + j] = dz;
+        d[2 * H + j] = dn;
+        d[5 * H + j] = dn * r;
+        if (dprev) dprev[H + j] = dh * z; /* the direct path, added after the GEMM */
+      }
+    }
+    if (t > 0) {
+      REAL *dprev = dx + (t - 1) * G;
+      GEMM(CblasNoTrans, CblasNoTrans, (int)N, (int)H, (int)(3 * H), dx + t * G + 3 * H, (int)(T * G), whh,
+           (int)H, dprev, (int)(T * G));
+      for (int64_t n = 0; n < N; n++)
+        for (int64_t j = 0; j < H; j++) dprev[n * T * G + j] += dprev[n * T * G + H + j];
+    }
+  }
+}
+
+#undef FN
+#undef CAT
+#undef CAT2
