@@ -41,6 +41,13 @@ typedef struct opts {
   const char *lr;          /* train --lr: the learning rate, as given */
   int lr_at;               /* its place in sets[] (the --set it becomes) */
   bool report;             /* train: write report.html at the end */
+  /* generate */
+  const char *prompt;      /* the text to continue */
+  int64_t tokens;          /* tokens to draw (tokens_set: given) */
+  double temperature;      /* 0: the likeliest token; else sampling */
+  int64_t top_k;           /* draw among the k likeliest (0: all) */
+  uint64_t seed;           /* the sampler's seed (seed_set: given; else the spec's) */
+  bool tokens_set, temperature_set, seed_set;
 } opts;
 
 /* A run's data sets (runtime's sn_data: train, val, test, standardize statistics). */
@@ -96,6 +103,7 @@ int cmd_compare(const opts *o);
  * when out is not NULL, the HTML page there. 0 or an exit code. */
 int compare_write(const char *const *dirs, int n, const char *out, FILE *text);
 int cmd_predict(const opts *o);
+int cmd_generate(const opts *o);
 int cmd_build(const opts *o);
 /* One training run of o->spec (its sweep: section, if any, is not looked at). */
 int train_run(const opts *o, sn_spec *s);

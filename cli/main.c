@@ -35,7 +35,8 @@ static const char *const known_options[] = {
     "--out",   "--set",    "--weights", "--threads",      "--dtype", "--quiet",   "--what",
     "--split", "--help",   "--verbose", "--junit",        "--jobs",  "--input",   "--output",
     "--probs", "--cpu",    "--lib",     "--weights-file", "-o",      "--profile", "--no-cache",
-    "--train", "--resume", "--epochs",  "--batch-size",   "--lr", "--report"};
+    "--train", "--resume", "--epochs",  "--batch-size",   "--lr", "--report", "--prompt", "--tokens",
+    "--temperature", "--top-k", "--seed"};
 
 /* The options each command takes (docs/cli.md); any other known option is a usage
  * error naming the command, not silently ignored. */
@@ -49,6 +50,8 @@ static const struct {
     {"eval", " --weights --split --set --threads --dtype --profile --no-cache --cpu "},
     {"predict", " --weights --input --output --probs --set --threads --dtype --profile --no-cache "
                 "--quiet --cpu "},
+    {"generate", " --weights --prompt --tokens --temperature --top-k --seed --set --threads --dtype --no-cache "
+                 "--cpu "},
     {"emit", " --what --set --dtype --cpu "},
     {"test", " --set --jobs --junit --verbose --threads --cpu "},
     {"build", " --weights -o --lib --weights-file --train --cpu --set --dtype --no-cache --quiet "},
@@ -78,6 +81,26 @@ static int shorthand(opts *o, const char *opt, const char *key, const char *val)
     return usage_error("too many --set options (at most 64)");
   snprintf(shorthand_sets[n_shorthands], sizeof shorthand_sets[0], "%s=%ld", key, n);
   o->sets[o->n_sets++] = shorthand_sets[n_shorthands++];
+  return 0;
+}
+
+/* --tokens N, --top-k K, --seed S of generate: whole numbers >= 0. */
+static int generate_number(opts *o, const char *opt, const char *val) {
+  char *end;
+  errno = 0;
+  unsigned long long n = strtoull(val, &end, 10);
+  bool seed = !strcmp(opt, "--seed");
+  if (!*val || *end || val[0] == '-' || errno || (!seed && n > 100000000))
+    return usage_error("%s needs a whole number%s, got '%s'", opt, seed ? "" : " from 0 to 100000000", val);
+  if (!strcmp(opt, "--tokens")) {
+    o->tokens = (int64_t)n;
+    o->tokens_set = true;
+  } else if (!strcmp(opt, "--top-k")) {
+    o->top_k = (int64_t)n;
+  } else {
+    o->seed = n;
+    o->seed_set = true;
+  }
   return 0;
 }
 
@@ -124,7 +147,17 @@ static int parse_opts(const char *cmd, int argc, char **argv, opts *o) {
     else if (!strcmp(a, "--input")) o->input = val;
     else if (!strcmp(a, "--output")) o->output = val;
     else if (!strcmp(a, "--probs")) o->probs = true;
-    else if (!strcmp(a, "--epochs")) {
+    else if (!strcmp(a, "--prompt")) o->prompt = val;
+    else if (!strcmp(a, "--tokens") || !strcmp(a, "--top-k") || !strcmp(a, "--seed")) {
+      if (generate_number(o, a, val)) return EXIT_USAGE;
+    } else if (!strcmp(a, "--temperature")) {
+      char *end;
+      double t = strtod(val, &end);
+      if (!*val || *end || !(t >= 0) || !isfinite(t))
+        return usage_error("--temperature needs a number >= 0 (0: always the likeliest token), got '%s'", val);
+      o->temperature = t;
+      o->temperature_set = true;
+    } else if (!strcmp(a, "--epochs")) {
       if (shorthand(o, a, "train.epochs", val)) return EXIT_USAGE;
     } else if (!strcmp(a, "--batch-size")) {
       if (shorthand(o, a, "train.batch_size", val)) return EXIT_USAGE;
@@ -852,9 +885,9 @@ int main(int argc, char **argv) {
     print_version(stdout);
     return 0;
   }
-  static const char *const cmds[] = {"check", "train", "eval", "predict", "emit", "test", "build", "report", "compare"};
-  int (*fns[])(const opts *) = {cmd_check, cmd_train, cmd_eval,   cmd_predict, cmd_emit,
-                                cmd_test,  cmd_build, cmd_report, cmd_compare};
+  static const char *const cmds[] = {"check", "train", "eval", "predict", "generate", "emit", "test", "build", "report", "compare"};
+  int (*fns[])(const opts *) = {cmd_check, cmd_train, cmd_eval,  cmd_predict, cmd_generate,
+                                cmd_emit,  cmd_test,  cmd_build, cmd_report,  cmd_compare};
   const int n_cmds = (int)(sizeof cmds / sizeof *cmds);
   for (int i = 0; i < n_cmds; i++) {
     if (strcmp(cmd, cmds[i])) continue;

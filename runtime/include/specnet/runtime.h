@@ -247,6 +247,7 @@ void sn_shuffle(int64_t *idx, int64_t n, uint64_t seed, uint64_t stream);
 #define SN_STREAM_SYNTH (UINT64_C(4) << 60)   /* synthetic data generators */
 #define SN_STREAM_SWEEP (UINT64_C(5) << 60)   /* random sweeps: + axis */
 #define SN_STREAM_TEXT (UINT64_C(7) << 60)    /* text lm windows: + epoch; record order */
+#define SN_STREAM_GENERATE (UINT64_C(8) << 60) /* generation: + nothing; counter = token */
 
 /* ---------------------------------------------------------------------------
  * A compiled model as the runtime sees it. */
@@ -507,6 +508,39 @@ int sn_data_prepare(const sn_data_config *c, const sn_model *m, sn_data *d, sn_d
 /* The same preprocessing on another set (prediction inputs), with d's statistics. */
 int sn_data_preprocess(const sn_data_config *c, const sn_data *d, sn_dataset *ds, sn_error *err);
 void sn_data_free(sn_data *d);
+
+/* ---------------------------------------------------------------------------
+ * Generation (generate.c): a language model's tokens one at a time, from a predict
+ * step over windows of `context` ids whose output is [context, vocab] scores. */
+
+typedef struct sn_sampler {
+  double temperature; /* 0: the arg-max; else softmax(log p / temperature) */
+  int64_t top_k;      /* > 0: draw among the k likeliest only */
+  uint64_t seed;      /* the same seed, the same tokens */
+} sn_sampler;
+
+typedef struct sn_generator {
+  /* set by the caller before sn_generator_init */
+  sn_step_fn predict;
+  sn_step_args args;  /* params, state, arena (x, out and rows are set per token) */
+  int64_t context;    /* ids per window: the model input [context] */
+  int64_t vocab;      /* scores per position: the output [context, vocab] */
+  bool f64;           /* the model's dtype */
+  bool probs;         /* the output is probabilities (a softmax), else logits */
+  /* owned: buffers allocated once, the text's last `context` ids */
+  void *x, *y;
+  double *score;
+  int32_t *order, *window;
+  int64_t filled, produced;
+} sn_generator;
+
+int sn_generator_init(sn_generator *g, sn_error *err);
+/* Appends a token of the prompt (or text chosen outside). */
+void sn_generator_push(sn_generator *g, int32_t id);
+/* Runs the model on the window, draws the next token, appends and returns it (an
+ * empty text starts from id 0). No allocation. */
+int32_t sn_generator_next(sn_generator *g, const sn_sampler *s);
+void sn_generator_free(sn_generator *g);
 
 /* Creates a folder and its parents (mkdir -p); -1 with errno set on failure. */
 int sn_mkdirs(const char *path);
