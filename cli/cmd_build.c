@@ -90,7 +90,8 @@ int cmd_build(const opts *o) {
                     /* outputs back to the data's units; class names printed back */
                     .n_post = o->train ? 0 : S.ds.tgt_n, .post_a = S.ds.tgt_std, .post_b = S.ds.tgt_mean,
                     .n_class_names = o->train ? 0 : S.ds.train.n_class_names,
-                    .class_names = (const char *const *)S.ds.train.class_names};
+                    .class_names = (const char *const *)S.ds.train.class_names,
+                    .chars = o->train ? NULL : S.ds.train.chars, .n_chars = o->train ? 0 : S.ds.train.n_chars};
   sn_diag d = {0};
   double t0 = sn_now();
   rc = sn_build_aot(s, S.m, &ao, &d) ? EXIT_SPEC : 0;

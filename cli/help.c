@@ -160,6 +160,31 @@ static const cmd_help commands[] = {
       "      --input /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz --output "
       "labels.csv",
       "specnet predict spec.yaml --weights model.safetensors --input x.npy --probs"}},
+    {"generate",
+     "generate SPEC --weights FILE [--prompt TEXT] [--tokens N] [--temperature F]\n"
+     "                       [--top-k K] [--seed S] [--set KEY=VALUE]... [--threads N]\n"
+     "                       [--dtype f32|f64] [--no-cache]",
+     "generate SPEC --weights FILE",
+     "text from a trained language model, token by token",
+     "Compiles SPEC (a language model: data.train a text source with mode: lm),\n"
+     "reads the weights and continues --prompt: each step runs the model on the\n"
+     "last `context` tokens and draws the next one, printed as soon as it is drawn.\n"
+     "The prompt is tokenized as the training text was (bytes, or the run's\n"
+     "vocab.json beside --weights for chars); a character the model does not know\n"
+     "is an error. Temperature 0 always takes the likeliest token.",
+     {{"--weights FILE", "required", "the safetensors weights of the trained model"},
+      {"--prompt TEXT", "a line break", "the text to continue (printed first)"},
+      {"--tokens N", "200", "tokens to generate, 0 to 100000000"},
+      {"--temperature F", "1", "divides the log-probabilities; 0: the likeliest token"},
+      {"--top-k K", "0 (all)", "draw among the K likeliest tokens only"},
+      {"--seed S", "the spec's seed", "the sampler's seed: the same seed, the same text"},
+      OPT_SET,
+      OPT_THREADS,
+      OPT_DTYPE(""),
+      OPT_NO_CACHE},
+     {"specnet generate specs/char_transformer.yaml --weights runs/char_transformer/model.safetensors \\\n"
+      "      --prompt 'The ' --tokens 300 --temperature 0.8 --top-k 20",
+      "specnet generate spec.yaml --weights model.safetensors --temperature 0"}},
     {"emit",
      "emit SPEC --what spec|ir|grad|plan|llvm|asm [--set KEY=VALUE]... [--dtype f32|f64]",
      "emit SPEC --what STAGE",

@@ -419,7 +419,11 @@ int sn_build_aot(const sn_spec *spec, const sn_model *w, const sn_aot_opts *o, s
   LLVMValueRef pb = doubles(&a, "sn_aot_pre_b", o->pre_b, o->n_pre, o->lib);
   LLVMValueRef qa = doubles(&a, "sn_aot_post_a", o->post_a, o->n_post, o->lib);
   LLVMValueRef qb = doubles(&a, "sn_aot_post_b", o->post_b, o->n_post, o->lib);
-  if (!o->lib) class_names(&a, o);
+  if (!o->lib) {
+    class_names(&a, o);
+    blob(&a, "sn_aot_chars", o->n_chars ? (const void *)o->chars : (const void *)"\0\0\0",
+         (size_t)(o->n_chars ? o->n_chars : 1) * sizeof(uint32_t), false);
+  }
   const sn_graph *g = &prog->infer;
   sn_aot_info info = {.version = 1, .dtype = w->dtype, .input_elems = w->input_elems,
                       .output_elems = w->output_elems, .batch_capacity = w->batch_capacity,
@@ -427,6 +431,9 @@ int sn_build_aot(const sn_spec *spec, const sn_model *w, const sn_aot_opts *o, s
                       .state_count = w->state_count, .input_rank = spec->input_rank, .n_pre = o->n_pre,
                       .n_post = o->n_post, .n_class_names = o->lib ? 0 : o->n_class_names,
                       .classes = w->classes,
+                      .lm = spec->data.train.kind == SN_SRC_TEXT && spec->data.train.text_mode == SN_TEXT_LM,
+                      .output_probs = sn_spec_softmax_output(spec), .n_chars = o->n_chars,
+                      .seed = (int64_t)spec->seed,
                       .classifier = g->ops[g->output].code == SN_OP_SOFTMAX ||
                                     (spec->loss == SN_LOSS_SPARSE_CCE || spec->loss == SN_LOSS_CCE)};
   for (int i = 0; i < spec->input_rank; i++) info.input_shape[i] = spec->input_shape[i];

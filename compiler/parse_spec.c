@@ -1245,6 +1245,10 @@ static const char *const *layer_names(const char *names[N_LAYER_DEFS + 1]) {
   return names;
 }
 
+bool sn_spec_softmax_output(const sn_spec *s) {
+  return s->n_layers > 0 && s->layers[s->n_layers - 1].activation == SN_ACT_SOFTMAX && !s->from_logits;
+}
+
 const char *sn_layer_kind_name(sn_layer_kind k) {
   if (k == SN_LAYER_ACTIVATION) return "activation";
   for (int i = 0; i < N_LAYER_DEFS; i++)

@@ -18,8 +18,10 @@ static int usage(const char *self) {
   fprintf(stderr,
           "usage: %s --input FILE [--output FILE] [--probs] [--threads N]\n"
           "  FILE: IDX (raw or .gz), .npy, or .csv (every column a feature; a header row is skipped)\n"
-          "  writes one line per sample: the class index, or the output values (--probs: all outputs)\n",
-          self);
+          "  writes one line per sample: the class index, or the output values (--probs: all outputs)\n"
+          "       %s --generate [--prompt TEXT] [--tokens N] [--temperature F] [--top-k K] [--seed S]\n"
+          "  a language model: continues TEXT, token by token (as specnet generate)\n",
+          self, self);
   return 2;
 }
 
@@ -128,8 +130,91 @@ static double out_at(const void *yb, bool f64, int64_t i) {
   return f64 ? ((const double *)yb)[i] : ((const float *)yb)[i];
 }
 
+/* A whole number >= 0 of an option (at most max), or -1 with a message. */
+static long long count_arg(const char *self, const char *opt, const char *val, unsigned long long max) {
+  char *end;
+  errno = 0;
+  unsigned long long n = strtoull(val, &end, 10);
+  if (!*val || *end || val[0] == '-' || errno || n > max) {
+    fprintf(stderr, "%s: error: %s needs a whole number from 0 to %llu, got '%s'\n", self, opt, max, val);
+    return -1;
+  }
+  return (long long)n;
+}
+
+/* --generate: a text language model continues --prompt (runtime/generate.c), with
+ * the buffers allocated once. */
+static int generate_main(int argc, char **argv) {
+  const sn_aot_info *info = &sn_aot_info_v1;
+  if (!info->lm) {
+    fprintf(stderr, "%s: error: --generate needs a language model (a spec whose data is a text source in lm mode)\n",
+            argv[0]);
+    return 2;
+  }
+  const char *prompt = "";
+  long long tokens = 200, top_k = 0, seed = info->seed;
+  double temperature = 1.0;
+  for (int i = 1; i < argc; i++) {
+    const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+    if (!strcmp(a, "--generate")) continue;
+    if (!strcmp(a, "--threads") && v) {
+      sn_set_threads(atoi(v));
+    } else if (!strcmp(a, "--prompt") && v) {
+      prompt = v;
+    } else if (!strcmp(a, "--tokens") && v) {
+      if ((tokens = count_arg(argv[0], a, v, 100000000)) < 0) return 2;
+    } else if (!strcmp(a, "--top-k") && v) {
+      if ((top_k = count_arg(argv[0], a, v, 100000000)) < 0) return 2;
+    } else if (!strcmp(a, "--seed") && v) {
+      if ((seed = count_arg(argv[0], a, v, INT64_MAX)) < 0) return 2;
+    } else if (!strcmp(a, "--temperature") && v) {
+      char *end;
+      temperature = strtod(v, &end);
+      if (!*v || *end || !(temperature >= 0) || !isfinite(temperature)) {
+        fprintf(stderr, "%s: error: --temperature needs a number >= 0, got '%s'\n", argv[0], v);
+        return 2;
+      }
+    } else {
+      fprintf(stderr, "%s: error: unknown argument '%s' with --generate\n", argv[0], a);
+      return usage(argv[0]);
+    }
+    i++;
+  }
+  void *arena = aligned_alloc(64, (size_t)((info->arena_bytes + 63) / 64 * 64 + 64));
+  if (!arena) abort();
+  const int64_t V = info->classes > 0 ? info->classes : info->output_elems;
+  sn_generator g = {.predict = sn_predict, .context = info->input_elems, .vocab = V,
+                    .f64 = info->dtype == SN_RT_F64, .probs = info->output_probs != 0};
+  g.args = (sn_step_args){.params = (void *)sn_aot_params, .state = (void *)sn_aot_state, .arena = arena, .step = 1};
+  sn_vocab voc = {.chars = info->n_chars ? sn_aot_chars : NULL, .n_chars = (int)info->n_chars};
+  sn_error err = {0};
+  int rc = 0;
+  if (sn_generator_init(&g, &err) || sn_generator_push_text(&g, &voc, prompt, &err)) {
+    fprintf(stderr, "%s: error: %s\n", argv[0], err.msg);
+    rc = 1;
+  } else {
+    if (!*prompt) { /* start after a line break, as a record does */
+      int32_t nl = sn_vocab_id(&voc, '\n');
+      sn_generator_push(&g, nl >= 0 && nl < V ? nl : 0);
+    }
+    sn_sampler smp = {.temperature = temperature, .top_k = top_k, .seed = (uint64_t)seed};
+    fputs(prompt, stdout);
+    for (long long i = 0; i < tokens; i++) {
+      char buf[4];
+      fwrite(buf, 1, (size_t)sn_token_text(&voc, sn_generator_next(&g, &smp), buf), stdout);
+      fflush(stdout);
+    }
+    fputc('\n', stdout);
+  }
+  sn_generator_free(&g);
+  free(arena);
+  return rc;
+}
+
 int main(int argc, char **argv) {
   const sn_aot_info *info = &sn_aot_info_v1;
+  for (int i = 1; i < argc; i++)
+    if (!strcmp(argv[i], "--generate")) return generate_main(argc, argv);
   const char *in = NULL, *outp = NULL;
   bool probs = false;
   for (int i = 1; i < argc; i++) {

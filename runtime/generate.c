@@ -128,3 +128,82 @@ int32_t sn_generator_next(sn_generator *g, const sn_sampler *s) {
   sn_generator_push(g, next);
   return next;
 }
+
+/* ---------------------------------------------------------------------------
+ * Text <-> ids */
+
+/* One UTF-8 character of s (at most n bytes) into *cp; its length, 0 if invalid. */
+static int utf8_decode(const unsigned char *s, size_t n, uint32_t *cp) {
+  int len = s[0] < 0x80 ? 1 : (s[0] & 0xE0) == 0xC0 ? 2 : (s[0] & 0xF0) == 0xE0 ? 3 : (s[0] & 0xF8) == 0xF0 ? 4 : 0;
+  if (!len || (size_t)len > n) return 0;
+  uint32_t v = len == 1 ? s[0] : s[0] & (0x3Fu >> (len - 1));
+  for (int i = 1; i < len; i++) {
+    if ((s[i] & 0xC0) != 0x80) return 0;
+    v = v << 6 | (s[i] & 0x3Fu);
+  }
+  static const uint32_t least[5] = {0, 0, 0x80, 0x800, 0x10000};
+  if (v < least[len] || v > 0x10FFFF || (v >= 0xD800 && v <= 0xDFFF)) return 0; /* overlong, surrogate */
+  *cp = v;
+  return len;
+}
+
+int32_t sn_vocab_id(const sn_vocab *v, uint32_t cp) {
+  if (!v->chars) return cp < 256 ? (int32_t)cp : -1;
+  int lo = 0, hi = v->n_chars - 1;
+  while (lo <= hi) {
+    int mid = lo + (hi - lo) / 2;
+    if (v->chars[mid] == cp) return v->first_id + mid;
+    if (v->chars[mid] < cp) lo = mid + 1;
+    else hi = mid - 1;
+  }
+  return -1;
+}
+
+int sn_token_text(const sn_vocab *v, int32_t id, char out[4]) {
+  if (!v->chars) {
+    if (id < 0 || id > 255) return 0;
+    out[0] = (char)id;
+    return 1;
+  }
+  if (id < v->first_id || id - v->first_id >= v->n_chars) return 0;
+  uint32_t cp = v->chars[id - v->first_id];
+  if (cp < 0x80) {
+    out[0] = (char)cp;
+    return 1;
+  }
+  if (cp < 0x800) {
+    out[0] = (char)(0xC0 | cp >> 6);
+    out[1] = (char)(0x80 | (cp & 0x3F));
+    return 2;
+  }
+  if (cp < 0x10000) {
+    out[0] = (char)(0xE0 | cp >> 12);
+    out[1] = (char)(0x80 | (cp >> 6 & 0x3F));
+    out[2] = (char)(0x80 | (cp & 0x3F));
+    return 3;
+  }
+  out[0] = (char)(0xF0 | cp >> 18);
+  out[1] = (char)(0x80 | (cp >> 12 & 0x3F));
+  out[2] = (char)(0x80 | (cp >> 6 & 0x3F));
+  out[3] = (char)(0x80 | (cp & 0x3F));
+  return 4;
+}
+
+int sn_generator_push_text(sn_generator *g, const sn_vocab *v, const char *text, sn_error *err) {
+  const unsigned char *p = (const unsigned char *)text;
+  size_t n = strlen(text);
+  for (size_t i = 0; i < n;) {
+    uint32_t cp = p[i];
+    int len = v->chars ? utf8_decode(p + i, n - i, &cp) : 1;
+    if (!len) return sn_fail(err, "the prompt is not valid UTF-8 at byte %zu", i);
+    int32_t id = sn_vocab_id(v, cp);
+    if (id < 0 || id >= g->vocab)
+      return sn_fail(err,
+                     "the prompt's character '%.*s' (U+%04X) at byte %zu is not in the model's vocabulary of %lld "
+                     "tokens (the characters of the training text)",
+                     len, (const char *)p + i, (unsigned)cp, i, (long long)(v->chars ? v->n_chars : g->vocab));
+    sn_generator_push(g, id);
+    i += (size_t)len;
+  }
+  return 0;
+}

@@ -142,6 +142,8 @@ typedef struct sn_aot_opts {
   const double *post_a, *post_b; /*   y * post_a[k] + post_b[k], k = output; 0: none */
   int n_class_names;    /* executable: the class names it prints instead of indices */
   const char *const *class_names;
+  const uint32_t *chars; /* executable of a text lm: the chars tokenizer's table (NULL: */
+  int n_chars;           /*   bytes), for --generate */
 } sn_aot_opts;
 int sn_build_aot(const sn_spec *spec, const sn_model *weights, const sn_aot_opts *o, sn_diag *d);
 

@@ -27,6 +27,10 @@ typedef struct sn_aot_info {
   int64_t n_class_names;  /* names in sn_aot_class_names (0: print class indices) */
   int64_t classes;        /* scores per position: a sequence output [T, classes] gets an
                            * argmax per position; 0 means output_elems */
+  int64_t lm;             /* 1: a text language model (--generate); tokens in sn_aot_chars */
+  int64_t output_probs;   /* 1: the output is probabilities (a softmax), else logits */
+  int64_t n_chars;        /* the chars tokenizer's table size (0: bytes, id = byte) */
+  int64_t seed;           /* the spec's seed: --generate's default */
 } sn_aot_info;
 
 extern const sn_aot_info sn_aot_info_v1;
@@ -39,6 +43,8 @@ extern const double sn_aot_pre_a[], sn_aot_pre_b[];
 extern const double sn_aot_post_a[], sn_aot_post_b[];
 /* The class names, each NUL-terminated, one after another (n_class_names). */
 extern const char sn_aot_class_names[];
+/* The code points of the chars tokenizer's ids (n_chars, sorted; lm only). */
+extern const uint32_t sn_aot_chars[];
 void sn_predict(const sn_step_args *args);
 
 /* A training binary (`specnet build --train`) also defines the other step

@@ -534,7 +534,21 @@ typedef struct sn_generator {
   int64_t filled, produced;
 } sn_generator;
 
+/* The text of the tokens: bytes (chars NULL: id = byte) or a sorted table of code
+ * points (id first_id + k is chars[k], written as UTF-8). */
+typedef struct sn_vocab {
+  const uint32_t *chars;
+  int n_chars, first_id;
+} sn_vocab;
+
 int sn_generator_init(sn_generator *g, sn_error *err);
+/* Appends the ids of text (UTF-8 under a chars table): an error names the first
+ * character the vocabulary lacks (or an id >= g->vocab), or invalid UTF-8. */
+int sn_generator_push_text(sn_generator *g, const sn_vocab *v, const char *text, sn_error *err);
+/* The bytes of token id (at most 4, not terminated); 0 for an id outside v. */
+int sn_token_text(const sn_vocab *v, int32_t id, char out[4]);
+/* The id of code point cp (a byte under bytes), or -1. */
+int32_t sn_vocab_id(const sn_vocab *v, uint32_t cp);
 /* Appends a token of the prompt (or text chosen outside). */
 void sn_generator_push(sn_generator *g, int32_t id);
 /* Runs the model on the window, draws the next token, appends and returns it (an
