@@ -1,0 +1,103 @@
+#!/usr/bin/env bash
+# Text generation (specnet generate, the AOT executable's --generate) against a model
+# whose next token is known by construction: a bytes bigram model (embedding with
+# the identity table, dense 256 softmax) whose weights, written here with NumPy, make
+# each letter's successor certain, or one of two successors equally likely:
+#   - greedy (--temperature 0) continues 'abc' with 'defg...', wrapping after 'z',
+#     past the 8-token window (the window slides) and from a prompt longer than it;
+#   - --top-k 1 at temperature 1 is greedy; with two equally likely successors and
+#     --top-k 2 every step is one of them and both occur; the same seed gives the
+#     same text, another seed another; the AOT executable gives the CLI's text;
+#   - errors: a prompt character outside a chars vocabulary (exit 2, named), a spec
+#     that is not a language model (exit 1), a negative temperature (exit 2).
+set -uo pipefail
+specnet=$(realpath "$1")
+py=/usr/bin/python3
+[ -x "$py" ] && "$py" -c 'import numpy' 2>/dev/null || { echo "SKIP: /usr/bin/python3 lacks numpy"; exit 77; }
+here=$(cd "$(dirname "$0")" && pwd)
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+fail=0
+check() { if "${@:2}"; then echo "ok: $1"; else echo "FAIL: $1"; fail=1; fi; }
+
+for i in $(seq 20); do echo "abcdefghijklmnopqrstuvwxyz"; done >"$tmp/abc.txt"
+cat >"$tmp/shift.yaml" <<EOF
+specnet: 1
+name: shift
+seed: 5
+data:
+  train: {format: text, path: $tmp/abc.txt, tokenizer: bytes, mode: lm, context: 8}
+model:
+  input: [8]
+  layers:
+    - embedding: {vocab: 256, dim: 256}
+    - dense: {units: 256, activation: softmax}
+train:
+  loss: sparse_categorical_crossentropy
+EOF
+"$py" - "$tmp" <<'EOF'
+import sys
+import numpy as np
+sys.path.insert(0, "tests/interop")
+from torch_interop import write_safetensors  # numpy only
+d = sys.argv[1]
+a, z = ord("a"), ord("z")
+for name, steps in (("one", [1]), ("two", [1, 2])):
+    w = np.zeros((256, 256), np.float32)  # dense (out, in): logit of next given current
+    for b in range(256):
+        for s in steps:
+            nxt = a + (b - a + s) % 26 if a <= b <= z else a
+            w[nxt, b] = 30.0
+    write_safetensors(f"{d}/{name}.safetensors", {"embedding1.weight": np.eye(256, dtype=np.float32),
+                                                 "dense1.weight": w, "dense1.bias": np.zeros(256, np.float32)})
+EOF
+[ -f "$tmp/one.safetensors" ] || { echo "FAIL: could not write the weights"; exit 1; }
+gen() { "$specnet" generate "$tmp/shift.yaml" "$@"; }
+
+check "greedy: 'abc' goes on 'defg...', wrapping after 'z', past the 8-token window" \
+  test "$(gen --weights "$tmp/one.safetensors" --prompt abc --tokens 30 --temperature 0)" = \
+  "abcdefghijklmnopqrstuvwxyzabcdefg"
+check "a prompt longer than the window continues from its last token" \
+  test "$(gen --weights "$tmp/one.safetensors" --prompt abcdefghijkl --tokens 5 --temperature 0)" = \
+  "abcdefghijklmnopq"
+check "--top-k 1 at temperature 1 is greedy" \
+  test "$(gen --weights "$tmp/one.safetensors" --prompt x --tokens 4 --top-k 1)" = "xyzab"
+gen --weights "$tmp/two.safetensors" --prompt a --tokens 300 --top-k 2 --seed 1 >"$tmp/s1.txt"
+check "two equally likely successors: every step is +1 or +2, and both occur" "$py" - "$tmp/s1.txt" <<'EOF'
+import sys
+t = open(sys.argv[1]).read().rstrip("\n")
+assert len(t) == 301, len(t)
+steps = [(ord(y) - ord(x)) % 26 for x, y in zip(t, t[1:])]
+assert set(steps) == {1, 2}, set(steps)
+assert 100 < steps.count(1) < 200, steps.count(1)  # 150 expected, sd 8.7
+EOF
+gen --weights "$tmp/two.safetensors" --prompt a --tokens 300 --top-k 2 --seed 1 >"$tmp/s1b.txt"
+gen --weights "$tmp/two.safetensors" --prompt a --tokens 300 --top-k 2 --seed 2 >"$tmp/s2.txt"
+check "the same seed gives the same text" cmp -s "$tmp/s1.txt" "$tmp/s1b.txt"
+check "another seed another text" bash -c '! cmp -s "$1" "$2"' _ "$tmp/s1.txt" "$tmp/s2.txt"
+
+"$specnet" build "$tmp/shift.yaml" --weights "$tmp/two.safetensors" -o "$tmp/shift_exe" --quiet
+check "the AOT executable's --generate gives the CLI's text (same seed)" \
+  cmp -s "$tmp/s1.txt" <("$tmp/shift_exe" --generate --prompt a --tokens 300 --top-k 2 --seed 1)
+check "the AOT executable: greedy too" \
+  test "$("$tmp/shift_exe" --generate --prompt abc --tokens 5 --temperature 0 2>&1)" = "abcdefgh"
+
+# a chars vocabulary (a-z and the line break): '!' is not in it
+sed -e 's/tokenizer: bytes/tokenizer: chars/' -e 's/vocab: 256/vocab: 27/' -e 's/units: 256/units: 27/' \
+  "$tmp/shift.yaml" >"$tmp/chars.yaml"
+"$specnet" train "$tmp/chars.yaml" --set train.epochs=0 --out "$tmp/chars" --quiet
+check "a prompt character outside the chars vocabulary: exit 2, named" bash -c \
+  '"$1" generate "$2" --weights "$3" --prompt "ab!" 2>&1 >/dev/null | grep -q "character .!. (U+0021) at byte 2 is not in the model.s vocabulary of 27" &&
+   { "$1" generate "$2" --weights "$3" --prompt "ab!" >/dev/null 2>&1; test $? -eq 2; }' \
+  _ "$specnet" "$tmp/chars.yaml" "$tmp/chars/model.safetensors"
+check "chars: the vocabulary's own characters generate (27 ids back to letters)" bash -c \
+  'out=$("$1" generate "$2" --weights "$3" --prompt ab --tokens 20 --seed 4) && [ ${#out} -ge 22 ] &&
+   ! printf %s "$out" | grep -q "[^a-z]"' _ "$specnet" "$tmp/chars.yaml" "$tmp/chars/model.safetensors"
+check "generate on a spec that is not a language model: exit 1, says why" bash -c \
+  '"$1" generate specs/mnist_mlp.yaml --weights "$2" 2>&1 | grep -q "generate needs a language model" &&
+   { "$1" generate specs/mnist_mlp.yaml --weights "$2" >/dev/null 2>&1; test $? -eq 1; }' \
+  _ "$specnet" "$tmp/one.safetensors"
+check "a negative temperature is a usage error (2)" bash -c \
+  '"$1" generate "$2" --weights "$3" --temperature -1 >/dev/null 2>&1; test $? -eq 2' \
+  _ "$specnet" "$tmp/shift.yaml" "$tmp/one.safetensors"
+exit $fail
