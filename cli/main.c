@@ -598,16 +598,8 @@ static void write_classes(const sn_dataset *train, const char *dir) {
   if (!f) return;
   fputc('[', f);
   for (int k = 0; k < train->n_class_names; k++) {
-    fputs(k ? ", \"" : "\"", f);
-    for (const unsigned char *c = (const unsigned char *)train->class_names[k]; *c; c++) {
-      if (*c == '"' || *c == '\\')
-        fprintf(f, "\\%c", *c);
-      else if (*c < 0x20)
-        fprintf(f, "\\u%04x", *c);
-      else
-        fputc(*c, f);
-    }
-    fputc('"', f);
+    fputs(k ? ", " : "", f);
+    run_json_string(f, train->class_names[k]);
   }
   fputs("]\n", f);
   fclose(f);
