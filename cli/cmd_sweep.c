@@ -1,18 +1,21 @@
-/* Sweeps: `specnet train SPEC` on a spec with a `sweep:` section runs the spec once
- * per combination of values, each run an ordinary training run with the swept keys
- * given as `--set KEY=VALUE` after the user's own, in its own folder
- * (runs/NAME/sweep-<i>, or DIR/sweep-<i> with --out DIR), and prints a table of the
- * runs sorted by the sweep's metric, best first. The table is also written to
- * sweep.csv beside the run folders.
+/* Sweeps and hyperparameter search: `specnet train SPEC` on a spec with a `sweep:`
+ * section runs the spec once per setting (a trial), each an ordinary training run
+ * with the swept keys given as `--set KEY=VALUE` after the user's own, in its own
+ * folder (runs/NAME/sweep-<i>, or DIR/sweep-<i> with --out DIR), and prints a table
+ * of the trials sorted by the sweep's metric, best first, also written to sweep.csv
+ * and sweep.jsonl, with the best trial's resolved spec and compare.html beside them.
  *
  *   grid:   every combination, the last key varying fastest (as itertools.product)
- *   random: `count` runs; value i of a key is drawn uniformly (or log-uniformly)
- *           from its range by the counter RNG at (seed, SN_STREAM_SWEEP + key, i),
- *           so a sweep is reproducible and adding runs keeps the earlier ones
+ *   random: `trials` (`count`) draws; value i of a key comes from the counter RNG at
+ *           (seed, SN_STREAM_SWEEP + key, i): uniform, log-uniform, a whole number
+ *           in [lo, hi] or one of a list, so a sweep is reproducible and adding
+ *           trials keeps the earlier ones
+ *   halving: rungs of min_epochs, min_epochs * eta, ... train.epochs; after each
+ *           rung the best 1/eta of the trials continue their folders (--resume)
  *
- * Each run is a child process (fork, no exec: the parent has loaded only the spec),
- * its output in its folder's train.log; --jobs N runs N at once, each with one
- * OpenBLAS thread. A run's figure is the metric in the last line of its
+ * Each trial is a child process (fork, no exec: the parent has loaded only the spec),
+ * its output in its folder's train.log; --jobs N runs N at once, each with its share
+ * of the CPUs as threads. A trial's figure is the metric in the last line of its
  * metrics.jsonl, or, with early_stopping restore_best, in the line of the epoch whose
  * weights were kept. */
 #include <errno.h>
@@ -481,6 +484,9 @@ int cmd_sweep(const opts *o, const sn_spec *s) {
     fprintf(stderr, "%s: error: the sweep has %d keys; it must have 1 to 8\n", s->path, sw->n_axes);
     return EXIT_SPEC;
   }
+  if (sw->halving && o->weights)
+    return usage_error("a halving sweep continues its trials as --resume does, which takes no "
+                       "--weights");
   if (o->n_sets + sw->n_axes > 64)
     return usage_error("too many --set options with the sweep's keys");
   run *runs = NULL;
