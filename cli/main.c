@@ -520,9 +520,9 @@ static int cmd_train(const opts *given) {
   sn_spec *s = load_spec(o);
   if (!s) return EXIT_SPEC;
   if (s->sweep.kind != SN_SWEEP_NONE) {
-    if (dist_wanted() || o->resume) { /* a sweep forks its runs: no MPI, no resume */
-      fprintf(stderr, "specnet: error: a spec with a sweep: section runs %s; train one setting "
-              "with --set instead\n", o->resume ? "without --resume" : "without mpirun");
+    if (o->resume) { /* a sweep's trials resume themselves (halving) */
+      fprintf(stderr, "specnet: error: a spec with a sweep: section runs without --resume; train "
+              "one setting with --set instead\n");
       sn_spec_free(s);
       return EXIT_USAGE;
     }
