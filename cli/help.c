@@ -114,7 +114,8 @@ static const cmd_help commands[] = {
        "and train_state.safetensors it writes after each epoch); without SPEC\n"
        "it trains DIR/spec.resolved.yaml; a SPEC given must agree with it but\n"
        "for train.epochs"},
-      {"--report", "off", "also write report.html into the run folder at the end\n(as specnet report DIR)"}},
+      {"--report", "off",
+       "also write report.html into the run folder at the end\n(as specnet report DIR)"}},
      {"specnet train specs/mnist_mlp.yaml",
       "specnet train specs/mnist_mlp.yaml --set train.epochs=2 --out /tmp/run1",
       "specnet train specs/mnist_mlp.yaml --weights runs/mnist_mlp/model.safetensors",

@@ -167,7 +167,8 @@ static int parse_opts(const char *cmd, int argc, char **argv, opts *o) {
       o->paths[o->n_paths++] = a;
     } else return usage_error("unexpected argument '%s'", a);
   }
-  if (!o->spec && !o->resume) return usage_error(runs ? "no run folder given" : "no spec file given");
+  if (!o->spec && !o->resume)
+    return usage_error(runs ? "no run folder given" : "no spec file given");
   return 0;
 }
 
