@@ -114,6 +114,10 @@ want = [{"train.batch_size": b, "model.layers.0.dense.units": u} for b in (32, 6
 assert t == want, t
 EOF
 
+mkdir "$tmp/search" && mv "$tmp/a" "$tmp/search/"
+check "specnet test skips a sweep's folder (best.resolved.yaml is a record, not a test)" \
+  bash -c '"$1" test "$2" 2>&1 | grep -q "^0 passed, 0 failed"' _ "$specnet" "$tmp/search"
+
 # --- bad input -----------------------------------------------------------------------
 bad() { # bad NAME SED MESSAGE: the spec edited by SED is refused with MESSAGE, exit 1
   sed "$2" "$spec" >"$tmp/bad.yaml"
