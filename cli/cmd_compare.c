@@ -117,7 +117,8 @@ static double train_seconds(const run_record *r) {
 typedef struct cmp {
   run_record *r;
   int n;
-  const char *const *label; /* per run: the folder as given */
+  const char **label; /* per run: the folder's name, or its path as given when two
+                       * runs' folders have the same name */
   flat *fl;
   const char *diff[64];
   int n_diff;
@@ -262,10 +263,32 @@ static int write_html(const cmp *c, const char *out) {
   return 0;
 }
 
+/* Short names for the runs: each folder's last part (runs/a/ -> a) when those
+ * differ, else the paths as given. Point into dirs. */
+static void labels(const char *const *dirs, int n, const char **label) {
+  bool unique = true;
+  for (int q = 0; q < n; q++) {
+    const char *p = dirs[q], *end = p + strlen(p);
+    while (end > p + 1 && end[-1] == '/') end--;
+    const char *base = end;
+    while (base > p && base[-1] != '/') base--;
+    label[q] = *end ? dirs[q] : base; /* a trailing slash: keep the path */
+    for (int j = 0; j < q && unique; j++) unique = strcmp(label[j], label[q]) != 0;
+  }
+  for (int q = 0; q < n && !unique; q++) label[q] = dirs[q];
+}
+
 int compare_write(const char *const *dirs, int n, const char *out, FILE *text) {
-  cmp c = {
-      calloc((size_t)n, sizeof *c.r), n, dirs, calloc((size_t)n, sizeof *c.fl), {0}, 0, {0}, 0};
-  int rc = c.r && c.fl ? 0 : EXIT_SPEC;
+  cmp c = {calloc((size_t)n, sizeof *c.r),
+           n,
+           calloc((size_t)n, sizeof *c.label),
+           calloc((size_t)n, sizeof *c.fl),
+           {0},
+           0,
+           {0},
+           0};
+  int rc = c.r && c.fl && c.label ? 0 : EXIT_SPEC;
+  if (!rc) labels(dirs, n, c.label);
   char msg[4400];
   for (int q = 0; !rc && q < n; q++)
     if (run_read(dirs[q], &c.r[q], msg, sizeof msg)) {
@@ -302,6 +325,7 @@ int compare_write(const char *const *dirs, int n, const char *out, FILE *text) {
   for (int q = 0; q < n && c.r && c.fl; q++) run_free(&c.r[q]), flat_free(&c.fl[q]);
   free(c.r);
   free(c.fl);
+  free(c.label);
   return rc;
 }
 

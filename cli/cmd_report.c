@@ -296,7 +296,9 @@ static int predictions(FILE *f, const run_record *r, char *msg, size_t cap) {
   if (rc < 0) return -1;
   fputs("<h2 id=\"predictions\">Predictions</h2>\n", f);
   if (rc == 1) {
-    fputs("<p class=\"note\">No predictions.csv: the run had no test or validation set.</p>\n", f);
+    fputs("<p class=\"note\">No predictions.csv in the folder: the run had no test or "
+          "validation set, or specnet did not write the file yet when it ran.</p>\n",
+          f);
     return 0;
   }
   fputs("<p class=\"note\">On the ", f);

@@ -1,18 +1,21 @@
-/* Sweeps: `specnet train SPEC` on a spec with a `sweep:` section runs the spec once
- * per combination of values, each run an ordinary training run with the swept keys
- * given as `--set KEY=VALUE` after the user's own, in its own folder
- * (runs/NAME/sweep-<i>, or DIR/sweep-<i> with --out DIR), and prints a table of the
- * runs sorted by the sweep's metric, best first. The table is also written to
- * sweep.csv beside the run folders.
+/* Sweeps and hyperparameter search: `specnet train SPEC` on a spec with a `sweep:`
+ * section runs the spec once per setting (a trial), each an ordinary training run
+ * with the swept keys given as `--set KEY=VALUE` after the user's own, in its own
+ * folder (runs/NAME/sweep-<i>, or DIR/sweep-<i> with --out DIR), and prints a table
+ * of the trials sorted by the sweep's metric, best first, also written to sweep.csv
+ * and sweep.jsonl, with the best trial's resolved spec and compare.html beside them.
  *
  *   grid:   every combination, the last key varying fastest (as itertools.product)
- *   random: `count` runs; value i of a key is drawn uniformly (or log-uniformly)
- *           from its range by the counter RNG at (seed, SN_STREAM_SWEEP + key, i),
- *           so a sweep is reproducible and adding runs keeps the earlier ones
+ *   random: `trials` (`count`) draws; value i of a key comes from the counter RNG at
+ *           (seed, SN_STREAM_SWEEP + key, i): uniform, log-uniform, a whole number
+ *           in [lo, hi] or one of a list, so a sweep is reproducible and adding
+ *           trials keeps the earlier ones
+ *   halving: rungs of min_epochs, min_epochs * eta, ... train.epochs; after each
+ *           rung the best 1/eta of the trials continue their folders (--resume)
  *
- * Each run is a child process (fork, no exec: the parent has loaded only the spec),
- * its output in its folder's train.log; --jobs N runs N at once, each with one
- * OpenBLAS thread. A run's figure is the metric in the last line of its
+ * Each trial is a child process (fork, no exec: the parent has loaded only the spec),
+ * its output in its folder's train.log; --jobs N runs N at once, each with its share
+ * of the CPUs as threads. A trial's figure is the metric in the last line of its
  * metrics.jsonl, or, with early_stopping restore_best, in the line of the epoch whose
  * weights were kept. */
 #include <errno.h>
@@ -25,6 +28,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "dist.h"
 #include "run_record.h"
 
 enum { MAX_RUNS = 4096 };
@@ -175,6 +179,8 @@ static void run_child(const opts *o, const run *r, int n_axes, const batch *b) {
     dup2(devnull, STDIN_FILENO);
     close(devnull);
   }
+  setenv("SPECNET_MPI", "0", 1); /* a trial is one process, also under mpirun */
+  dist_forget();
   opts co = *o;
   for (int a = 0; a < n_axes && co.n_sets < 64; a++) co.sets[co.n_sets++] = r->sets[a];
   snprintf(epochs, sizeof epochs, "train.epochs=%d", b->epochs);
@@ -366,14 +372,50 @@ static void print_table(FILE *f, const sn_sweep_spec *sw, const run *runs, int n
   }
 }
 
+/* run_batch, under mpirun shared by the ranks (trial j of list on rank j % size);
+ * then every rank has every trial's result. */
+static void run_shared(const opts *o, const sn_spec *s, run **list, int n, const batch *b,
+                       const char *metric, const sn_comm *comm) {
+  if (!comm) {
+    run_batch(o, s, list, n, b, metric);
+    return;
+  }
+  enum { F = 5 }; /* status, seconds, metric, epochs, rung value */
+  run **mine = malloc((size_t)n * sizeof *mine);
+  double *v = calloc((size_t)n * F, sizeof *v); /* (n, F) */
+  int k = 0;
+  for (int j = 0; mine && j < n; j++)
+    if (j % comm->size == comm->rank) mine[k++] = list[j];
+  if (mine) run_batch(o, s, mine, k, b, metric);
+  for (int j = 0; v && j < n; j++)
+    if (j % comm->size == comm->rank) {
+      const run *r = list[j];
+      double row[F] = {r->status, r->seconds, r->metric, r->epochs, r->rung_value};
+      memcpy(v + (size_t)j * F, row, sizeof row);
+    }
+  if (!v || comm->sum_f64(comm->ctx, v, (int64_t)n * F)) {
+    fprintf(stderr, "specnet: error: the ranks could not share the trials' results\n");
+    for (int j = 0; j < n; j++) list[j]->status = 127;
+  } else {
+    for (int j = 0; j < n; j++) {
+      const double *row = v + (size_t)j * F;
+      run *r = list[j];
+      r->status = (int)row[0], r->seconds = row[1], r->metric = row[2];
+      r->epochs = (int)row[3], r->rung_value = row[4];
+    }
+  }
+  free(mine);
+  free(v);
+}
+
 /* ---------------------------------------------------------------------------
  * Successive halving and the sweep's record */
 
 /* Rungs of min_epochs, min_epochs * eta, ... up to train.epochs: each rung trains
  * the trials still going to its epochs (continuing their folders), then the best
  * 1/eta of them by the halving figure (at least one) go on. */
-static void halving(const opts *o, const sn_spec *s, run *runs, int n, batch *b,
-                    const char *metric) {
+static void halving(const opts *o, const sn_spec *s, run *runs, int n, batch *b, const char *metric,
+                    const sn_comm *comm) {
   const sn_sweep_spec *sw = &s->sweep;
   run **alive = malloc((size_t)n * sizeof *alive);
   if (!alive) return;
@@ -384,7 +426,7 @@ static void halving(const opts *o, const sn_spec *s, run *runs, int n, batch *b,
   g_max =
       !strcmp(sw->halving_metric, metric) ? sw->maximize : run_higher_better(sw->halving_metric);
   for (;; rung++) {
-    run_batch(o, s, alive, n_alive, b, metric);
+    run_shared(o, s, alive, n_alive, b, metric, comm);
     if (b->epochs >= s->epochs) break;
     qsort(alive, (size_t)n_alive, sizeof *alive, by_rung);
     int ok = 0;
@@ -395,7 +437,7 @@ static void halving(const opts *o, const sn_spec *s, run *runs, int n, batch *b,
     b->epochs = b->epochs * sw->eta < s->epochs ? b->epochs * sw->eta : s->epochs;
     b->resume = true;
     if (!n_alive) break;
-    if (!o->quiet)
+    if (!o->quiet && (!comm || comm->rank == 0))
       printf("rung %d: the best %d of %d by %s go on to %d epochs\n", rung, keep, ok,
              sw->halving_metric, b->epochs);
   }
@@ -475,65 +517,55 @@ static void write_best_and_compare(const char *base, const run *runs, int n, boo
   free(dirs);
 }
 
-int cmd_sweep(const opts *o, const sn_spec *s) {
-  const sn_sweep_spec *sw = &s->sweep;
-  if (sw->n_axes < 1 || sw->n_axes > 8) {
-    fprintf(stderr, "%s: error: the sweep has %d keys; it must have 1 to 8\n", s->path, sw->n_axes);
-    return EXIT_SPEC;
-  }
-  if (o->n_sets + sw->n_axes > 64)
-    return usage_error("too many --set options with the sweep's keys");
-  run *runs = NULL;
-  int n = 0, rc = make_runs(s, &runs, &n);
-  if (rc) return rc;
-
-  char base[4096];
-  if (o->out) snprintf(base, sizeof base, "%s", o->out);
-  if (o->out ? sn_mkdirs(base) : new_run_dir(s->name, base, sizeof base)) {
-    fprintf(stderr, "specnet: error: cannot create output folder %s: %s\n", base, strerror(errno));
-    free(runs);
-    return EXIT_SPEC;
-  }
-  for (int i = 0; i < n; i++) {
-    snprintf(runs[i].dir, sizeof runs[i].dir, "%s/sweep-%d", base, runs[i].index);
-    if (sn_mkdirs(runs[i].dir)) {
-      fprintf(stderr, "specnet: error: cannot create %s: %s\n", runs[i].dir, strerror(errno));
-      free(runs);
-      return EXIT_SPEC;
+/* The sweep's folder and one folder per trial, made by rank 0 (alone: this process);
+ * under mpirun every rank gets rank 0's path. 0 or an exit code. */
+static int make_folders(const opts *o, const sn_spec *s, run *runs, int n, const sn_comm *comm,
+                        char *base, size_t cap) {
+  bool lead = !comm || comm->rank == 0, failed = false;
+  if (lead) {
+    if (o->out) snprintf(base, cap, "%s", o->out);
+    if (o->out ? sn_mkdirs(base) : new_run_dir(s->name, base, cap)) {
+      fprintf(stderr, "specnet: error: cannot create output folder %s: %s\n", base,
+              strerror(errno));
+      failed = true;
+    }
+    for (int i = 0; !failed && i < n; i++) {
+      snprintf(runs[i].dir, sizeof runs[i].dir, "%s/sweep-%d", base, runs[i].index);
+      if (sn_mkdirs(runs[i].dir)) {
+        fprintf(stderr, "specnet: error: cannot create %s: %s\n", runs[i].dir, strerror(errno));
+        failed = true;
+      }
     }
   }
-  /* the metric: the spec's, else val_loss with a validation set, else loss */
-  bool has_val = s->data.validation.kind != SN_SRC_NONE || s->data.validation_split > 0;
-  const char *metric = sw->metric[0] ? sw->metric : has_val ? "val_loss" : "loss";
-  bool maximize = sw->metric[0] ? sw->maximize : false;
-  /* --jobs, default one per core; the trials at once share the cores' threads */
-  long cores = sysconf(_SC_NPROCESSORS_ONLN);
+  if (sn_comm_first_failed(comm, failed) != -1) return EXIT_SPEC;
+  if (comm && comm->bcast(comm->ctx, base, (int64_t)cap, 0)) return EXIT_SPEC;
+  base[cap - 1] = 0;
+  for (int i = 0; i < n; i++)
+    snprintf(runs[i].dir, sizeof runs[i].dir, "%s/sweep-%d", base, runs[i].index);
+  return 0;
+}
+
+/* --jobs (default: one per core, or one per rank under mpirun) and each trial's share
+ * of this host's cores as threads. */
+static batch make_batch(const opts *o, int n, const sn_comm *comm) {
+  long cores = sysconf(_SC_NPROCESSORS_ONLN), local = 1;
   cores = cores > 0 ? cores : 1;
-  batch b = {o->jobs > 0 ? o->jobs : (int)cores, 1, 0, false, n};
+  const char *env = getenv("OMPI_COMM_WORLD_LOCAL_SIZE"); /* ranks on this host */
+  if (!env) env = getenv("MPI_LOCALNRANKS");
+  if (comm) local = env && atol(env) > 0 ? atol(env) : comm->size;
+  batch b = {o->jobs > 0 ? o->jobs : comm ? 1 : (int)cores, 1, 0, false, n};
   if (b.jobs > n) b.jobs = n;
-  b.threads = cores / b.jobs > 1 ? (int)(cores / b.jobs) : 1;
-  if (!o->quiet)
-    printf("sweep: %d runs of %s (%s%s), %d at a time, into %s/sweep-*\n", n, s->name,
-           sw->kind == SN_SWEEP_GRID ? "grid" : "random", sw->halving ? ", successive halving" : "",
-           b.jobs, base);
+  long per = cores / ((long)b.jobs * local);
+  b.threads = per > 1 ? (int)per : 1;
+  return b;
+}
 
-  double t0 = sn_now();
-  if (sw->halving && sw->min_epochs >= s->epochs && !o->quiet)
-    printf("halving: min_epochs (%d) is not less than train.epochs (%d): no trial is stopped\n",
-           sw->min_epochs, s->epochs);
-  if (sw->halving) {
-    halving(o, s, runs, n, &b, metric);
-  } else {
-    run **all = malloc((size_t)n * sizeof *all);
-    for (int i = 0; all && i < n; i++) all[i] = &runs[i];
-    if (all) run_batch(o, s, all, n, &b, metric);
-    free(all);
-  }
-
-  g_max = maximize;
-  qsort(runs, (size_t)n, sizeof *runs, by_metric);
+/* The table, sweep.csv, sweep.jsonl, the best spec and compare.html (rank 0). */
+static void report(const opts *o, const sn_spec *s, run *runs, int n, const char *base,
+                   const char *metric, double t0) {
+  const sn_sweep_spec *sw = &s->sweep;
   printf("\nsweep %s: %d runs in %.1fs, sorted by %s (%s is better)\n", s->name, n, sn_now() - t0,
-         metric, maximize ? "higher" : "lower");
+         metric, g_max ? "higher" : "lower");
   print_table(stdout, sw, runs, n, metric, false);
   char path[4200];
   snprintf(path, sizeof path, "%s/sweep.csv", base);
@@ -545,9 +577,63 @@ int cmd_sweep(const opts *o, const sn_spec *s) {
   }
   write_jsonl(base, sw, runs, n, metric);
   write_best_and_compare(base, runs, n, o->quiet);
+}
+
+static int sweep(const opts *o, const sn_spec *s, run *runs, int n, const sn_comm *comm) {
+  const sn_sweep_spec *sw = &s->sweep;
+  const bool lead = !comm || comm->rank == 0;
+  char base[4096];
+  int rc = make_folders(o, s, runs, n, comm, base, sizeof base);
+  if (rc) return rc;
+  /* the metric: the spec's, else val_loss with a validation set, else loss */
+  bool has_val = s->data.validation.kind != SN_SRC_NONE || s->data.validation_split > 0;
+  const char *metric = sw->metric[0] ? sw->metric : has_val ? "val_loss" : "loss";
+  bool maximize = sw->metric[0] ? sw->maximize : false;
+  batch b = make_batch(o, n, comm);
+  if (!o->quiet && lead)
+    printf("sweep: %d runs of %s (%s%s), %d at a time%s, into %s/sweep-*\n", n, s->name,
+           sw->kind == SN_SWEEP_GRID ? "grid" : "random", sw->halving ? ", successive halving" : "",
+           b.jobs, comm ? " on each rank" : "", base);
+  double t0 = sn_now();
+  if (sw->halving && sw->min_epochs >= s->epochs && !o->quiet && lead)
+    printf("halving: min_epochs (%d) is not less than train.epochs (%d): no trial is stopped\n",
+           sw->min_epochs, s->epochs);
+  if (sw->halving) {
+    halving(o, s, runs, n, &b, metric, comm);
+  } else {
+    run **all = malloc((size_t)n * sizeof *all);
+    for (int i = 0; all && i < n; i++) all[i] = &runs[i];
+    if (all) run_shared(o, s, all, n, &b, metric, comm);
+    free(all);
+  }
+  g_max = maximize;
+  qsort(runs, (size_t)n, sizeof *runs, by_metric);
+  if (lead) report(o, s, runs, n, base, metric, t0);
   int failed = 0;
   for (int i = 0; i < n; i++) failed += runs[i].status != 0;
-  if (failed) fprintf(stderr, "specnet: error: %d of %d sweep runs failed\n", failed, n);
-  free(runs);
+  if (failed && lead) fprintf(stderr, "specnet: error: %d of %d sweep runs failed\n", failed, n);
   return failed ? EXIT_SPEC : 0;
+}
+
+int cmd_sweep(const opts *o, const sn_spec *s) {
+  const sn_sweep_spec *sw = &s->sweep;
+  if (sw->n_axes < 1 || sw->n_axes > 8) {
+    fprintf(stderr, "%s: error: the sweep has %d keys; it must have 1 to 8\n", s->path, sw->n_axes);
+    return EXIT_SPEC;
+  }
+  if (sw->halving && o->weights)
+    return usage_error("a halving sweep continues its trials as --resume does, which takes no "
+                       "--weights");
+  if (o->n_sets + sw->n_axes > 64)
+    return usage_error("too many --set options with the sweep's keys");
+  run *runs = NULL;
+  int n = 0, rc = make_runs(s, &runs, &n);
+  if (rc) return rc;
+  /* Under mpirun the ranks share the trials. Threads 1: this process starts no
+   * thread pool, which its forked trials could not use. */
+  const sn_comm *comm = dist_start(1, &rc);
+  if (!rc) rc = sweep(o, s, runs, n, comm);
+  dist_finish();
+  free(runs);
+  return rc;
 }

@@ -293,13 +293,15 @@ static outcome run_spec(const opts *o, const char *path) {
   return out;
 }
 
-/* A run folder (it holds metrics.jsonl): its spec.resolved.yaml is a record of a
- * run, not a test, so a search does not go in. */
+/* A run folder (it holds metrics.jsonl) or a sweep's (sweep.jsonl): its
+ * spec.resolved.yaml (best.resolved.yaml) is a record of a run, not a test, so a
+ * search does not go in. */
 static bool is_run_folder(const char *dir) {
-  char p[4200];
+  char p[4200], q[4200];
   struct stat st;
   snprintf(p, sizeof p, "%s/metrics.jsonl", dir);
-  return stat(p, &st) == 0;
+  snprintf(q, sizeof q, "%s/sweep.jsonl", dir);
+  return stat(p, &st) == 0 || stat(q, &st) == 0;
 }
 
 /* Collects *.yaml / *.yml under a path (a file is taken as it is), sorted; folders

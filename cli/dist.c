@@ -71,6 +71,8 @@ const sn_comm *dist_start(int threads, int *rc) {
 
 void dist_finish(void) {}
 
+void dist_forget(void) {}
+
 #else
 
 static bool started;
@@ -150,5 +152,7 @@ void dist_finish(void) {
   started = false;
   MPI_Finalize();
 }
+
+void dist_forget(void) { started = false; }
 
 #endif

@@ -25,4 +25,8 @@ const sn_comm *dist_start(int threads, int *rc);
 /* MPI_Finalize, if dist_start initialized MPI; every rank calls it. */
 void dist_finish(void);
 
+/* In a process forked from a rank (a sweep's trial): leave the parent's MPI job
+ * alone, untouched, and train as one process (with SPECNET_MPI=0). */
+void dist_forget(void);
+
 #endif

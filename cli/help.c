@@ -84,14 +84,15 @@ static const cmd_help commands[] = {
      "compile and train; writes runs/NAME/ (or --out DIR)",
      "Compiles SPEC (the compile time is printed, by stage), loads its data,\n"
      "initializes the parameters from the spec's seed (or reads --weights), trains,\n"
-     "and writes metrics.jsonl, metrics.csv, curves.svg, model.safetensors and\n"
-     "spec.resolved.yaml into the run folder. On a terminal a progress line is\n"
-     "redrawn per epoch; each epoch prints a summary line. train.epochs: 0 writes\n"
-     "the initial weights and stops. A spec with a sweep: section trains once per\n"
-     "setting, into sweep-1, sweep-2, ... of the run folder, and prints the runs\n"
-     "sorted by the sweep's metric (also written to sweep.csv and sweep.jsonl,\n"
-     "with the best trial's spec and a comparison page). Under mpirun the\n"
-     "ranks train one model together, each on its shard of every batch\n"
+     "and writes metrics.jsonl, metrics.csv, curves.svg, model.safetensors,\n"
+     "spec.resolved.yaml, predictions.csv and run.json into the run folder. On a\n"
+     "terminal a progress line is redrawn per epoch; each epoch prints a summary\n"
+     "line. train.epochs: 0 writes the initial weights and stops. A spec with a\n"
+     "sweep: section trains once per setting (grid, random draws, successive\n"
+     "halving), into sweep-1, sweep-2, ... of the run folder, and prints the trials\n"
+     "sorted by the sweep's metric (also written to sweep.csv and sweep.jsonl, with\n"
+     "the best trial's spec and compare.html). Under mpirun the ranks train one\n"
+     "model together, each on its shard of every batch, or share a sweep's trials\n"
      "(docs/distributed.md).",
      {{"--out DIR", "runs/NAME", "the run folder, created if missing (NAME is the spec's name:)"},
       OPT_SET,
@@ -113,7 +114,8 @@ static const cmd_help commands[] = {
        "and train_state.safetensors it writes after each epoch); without SPEC\n"
        "it trains DIR/spec.resolved.yaml; a SPEC given must agree with it but\n"
        "for train.epochs"},
-      {"--report", "off", "also write report.html into the run folder at the end\n(as specnet report DIR)"}},
+      {"--report", "off",
+       "also write report.html into the run folder at the end\n(as specnet report DIR)"}},
      {"specnet train specs/mnist_mlp.yaml",
       "specnet train specs/mnist_mlp.yaml --set train.epochs=2 --out /tmp/run1",
       "specnet train specs/mnist_mlp.yaml --weights runs/mnist_mlp/model.safetensors",

@@ -190,7 +190,15 @@ void svg_line_chart(FILE *f, const char *name, const char *xlabel, const chart_s
         fprintf(f, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"2.5\" fill=\"%s\"/>", px_x(&ax, s[j].x[i]),
                 px_y(&ay, y), s[j].color);
     }
-    /* the legend entry, top right inside the frame */
+    fputs("</g>\n", f);
+  }
+  /* the legend, top right inside the frame, over the lines: at most 12 entries */
+  int shown = n > 12 ? 11 : n;
+  fprintf(f,
+          "<g class=\"legend\"><rect x=\"%d\" y=\"%d\" width=\"152\" height=\"%d\" fill=\"white\" "
+          "fill-opacity=\"0.85\" stroke=\"#ddd\"/>",
+          CW - MR - 156, MT + 4, 15 * (shown + (n > shown)) + 6);
+  for (int j = 0; j < shown; j++) {
     double ey = MT + 14 + 15 * j;
     fprintf(f,
             "<line x1=\"%d\" y1=\"%.1f\" x2=\"%d\" y2=\"%.1f\" stroke=\"%s\" stroke-width=\"2\"%s/>"
@@ -198,8 +206,12 @@ void svg_line_chart(FILE *f, const char *name, const char *xlabel, const chart_s
             CW - MR - 150, ey, CW - MR - 128, ey, s[j].color,
             s[j].dashed ? " stroke-dasharray=\"6 4\"" : "", CW - MR - 123, ey + 4);
     html_text(f, s[j].label);
-    fputs("</text></g>\n", f);
+    fputs("</text>", f);
   }
+  if (n > shown)
+    fprintf(f, "<text x=\"%d\" y=\"%d\">and %d more</text>", CW - MR - 150, MT + 18 + 15 * shown,
+            n - shown);
+  fputs("</g>\n", f);
   fputs("</svg>\n", f);
 }
 

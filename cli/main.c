@@ -200,7 +200,8 @@ static int parse_opts(const char *cmd, int argc, char **argv, opts *o) {
       o->paths[o->n_paths++] = a;
     } else return usage_error("unexpected argument '%s'", a);
   }
-  if (!o->spec && !o->resume) return usage_error(runs ? "no run folder given" : "no spec file given");
+  if (!o->spec && !o->resume)
+    return usage_error(runs ? "no run folder given" : "no spec file given");
   return 0;
 }
 
@@ -570,9 +571,9 @@ static int cmd_train(const opts *given) {
   sn_spec *s = load_spec(o);
   if (!s) return EXIT_SPEC;
   if (s->sweep.kind != SN_SWEEP_NONE) {
-    if (dist_wanted() || o->resume) { /* a sweep forks its runs: no MPI, no resume */
-      fprintf(stderr, "specnet: error: a spec with a sweep: section runs %s; train one setting "
-              "with --set instead\n", o->resume ? "without --resume" : "without mpirun");
+    if (o->resume) { /* a sweep's trials resume themselves (halving) */
+      fprintf(stderr, "specnet: error: a spec with a sweep: section runs without --resume; train "
+              "one setting with --set instead\n");
       sn_spec_free(s);
       return EXIT_USAGE;
     }
@@ -654,16 +655,8 @@ static void write_classes(const sn_dataset *train, const char *dir) {
   if (!f) return;
   fputc('[', f);
   for (int k = 0; k < train->n_class_names; k++) {
-    fputs(k ? ", \"" : "\"", f);
-    for (const unsigned char *c = (const unsigned char *)train->class_names[k]; *c; c++) {
-      if (*c == '"' || *c == '\\')
-        fprintf(f, "\\%c", *c);
-      else if (*c < 0x20)
-        fprintf(f, "\\u%04x", *c);
-      else
-        fputc(*c, f);
-    }
-    fputc('"', f);
+    fputs(k ? ", " : "", f);
+    run_json_string(f, train->class_names[k]);
   }
   fputs("]\n", f);
   fclose(f);

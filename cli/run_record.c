@@ -156,8 +156,16 @@ static int read_metrics(run_record *r, char *msg, size_t cap) {
   snprintf(path, sizeof path, "%s/metrics.jsonl", r->dir);
   FILE *f = fopen(path, "r");
   if (!f) {
-    snprintf(msg, cap, "%s: cannot read the run's metrics: %s%s", path, strerror(errno),
-             errno == ENOENT ? " (is this a run folder? `specnet train` writes it)" : "");
+    int e = errno;
+    char sweep[4200];
+    snprintf(sweep, sizeof sweep, "%s/sweep.jsonl", r->dir);
+    FILE *sw = fopen(sweep, "r");
+    snprintf(msg, cap, "%s: cannot read the run's metrics: %s%s", path, strerror(e),
+             sw ? " (a sweep's folder: its trials are sweep-1, sweep-2, ...; compare.html "
+                  "compares them)"
+             : e == ENOENT ? " (is this a run folder? `specnet train` writes it)"
+                           : "");
+    if (sw) fclose(sw);
     return -1;
   }
   char line[16384];

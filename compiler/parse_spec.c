@@ -2440,13 +2440,15 @@ static void sweep_scheduler(checker *c, const sn_node *n) {
   snprintf(sw->halving_metric, sizeof sw->halving_metric, "%s", sw->metric);
   /* min_epochs >= train.epochs is not an error: each trial, a copy of this spec with
    * train.epochs set to its rung, is checked too (cli/cmd_sweep.c says it stops none) */
-  if ((v = sn_node_get(h, "min_epochs"))) get_int32(c, v, "min_epochs", 1, 1000000, &sw->min_epochs);
+  if ((v = sn_node_get(h, "min_epochs")))
+    get_int32(c, v, "min_epochs", 1, 1000000, &sw->min_epochs);
   if ((v = sn_node_get(h, "eta"))) get_int32(c, v, "eta", 2, 1000, &sw->eta);
   if ((v = sn_node_get(h, "metric")) && figure(c, v, "halving metric", true))
     snprintf(sw->halving_metric, sizeof sw->halving_metric, "%s", v->text);
   for (int a = 0; a < sw->n_axes; a++)
     if (!strcmp(sw->axes[a].key, "train.epochs"))
-      sn_diag_error(c->d, sw->axes[a].loc, "a halving sweep sets train.epochs itself; do not sweep it");
+      sn_diag_error(c->d, sw->axes[a].loc,
+                    "a halving sweep sets train.epochs itself; do not sweep it");
 }
 
 static void sweep_section(checker *c, const sn_node *n, bool check_values) {

@@ -17,6 +17,7 @@ import gzip
 import html.parser
 import json
 import math
+import os
 import re
 import struct
 import sys
@@ -273,16 +274,19 @@ def cmd_compare(page_path, runs):
         for key in ("final", "best"):
             if "data-" + key in a:
                 rows.setdefault(tr["data-run"], {}).setdefault(key, []).append(num(a["data-" + key]))
-    assert sorted(rows) == sorted(runs), (rows.keys(), runs)
+    names = [os.path.basename(r.rstrip("/")) for r in runs]  # the page's run names
+    if len(set(names)) < len(names):
+        names = runs
+    assert sorted(rows) == sorted(names), (rows.keys(), names)
     text = open(page_path, encoding="utf-8").read()
     figures = re.findall(r"<th>final ([^<]+)</th>", text)
-    for run in runs:
+    for run, name in zip(runs, names):
         recs = [json.loads(l) for l in open(run + "/metrics.jsonl")]
         for j, fig in enumerate(figures):
             vals = [r[fig] for r in recs if r.get(fig) is not None]
             best = max(vals) if "accuracy" in fig else min(vals)
-            assert close(rows[run]["final"][j], recs[-1][fig]), (run, fig)
-            assert close(rows[run]["best"][j], best), (run, fig, rows[run]["best"][j], best)
+            assert close(rows[name]["final"][j], recs[-1][fig]), (run, fig)
+            assert close(rows[name]["best"][j], best), (run, fig, rows[name]["best"][j], best)
     charts = [a.get("data-name") for t, a, _ in page.elems if t == "svg"]
     assert charts == figures, (charts, figures)
     print(f"ok: {len(runs)} runs x {len(figures)} figures: final and best equal metrics.jsonl; "

@@ -10,6 +10,8 @@
 #   - best.resolved.yaml is the resolved spec of the best finished trial; sweep.csv
 #     and the printed table are sorted; compare.html holds every trial
 #   - a grid of parameters runs every combination
+#   - under mpirun -np 2 (when built with MPI) the ranks share the trials and reach
+#     the same sweep.jsonl as one process
 #   - bad input (trials: 0, low > high, a halving metric the spec does not compute)
 #     exits 1 with the line and column
 # Needs /usr/bin/python3 (exit 77, skipped, without).
@@ -23,7 +25,7 @@ fail=0
 check() { if "${@:2}"; then echo "ok: $1"; else echo "FAIL: $1"; fail=1; fi; }
 spec=specs/hpsearch_blobs.yaml
 
-"$specnet" train "$spec" --out "$tmp/a" --jobs 2 >"$tmp/a.txt" 2>&1
+"$specnet" train "$spec" --out "$tmp/a" --jobs 2 --threads 1 >"$tmp/a.txt" 2>&1
 check "the search exits 0" test $? -eq 0
 check "halving: the search, as sweep.jsonl and the trials' folders say" "$py" - "$tmp/a" "$spec" <<'EOF'
 import json, math, re, sys
@@ -76,6 +78,25 @@ check "another seed draws other trials" bash -c '
   ! cmp -s <(sed "s/, \"metric\".*//" "$1/sweep.jsonl") <(sed "s/, \"metric\".*//" "$2/sweep.jsonl")' _ "$tmp/a" "$tmp/c"
 check "min_epochs = train.epochs: no trial stopped" bash -c '! grep -q stopped "$1/sweep.jsonl"' _ "$tmp/c"
 
+# --- under mpirun: the ranks share the trials, with the same outcome ------------------
+case ${2:-OFF} in
+  ON | on | 1 | TRUE | true) have_mpi=1 ;;
+  *) have_mpi= ;;
+esac
+if [ -n "$have_mpi" ] && command -v mpirun >/dev/null; then
+  mpi=(mpirun --oversubscribe --mca btl self,vader --mca btl_vader_single_copy_mechanism none
+       --mca oob_tcp_if_include lo --mca btl_tcp_if_include lo -x OPENBLAS_NUM_THREADS=1)
+  [ "$(id -u)" -eq 0 ] && mpi+=(--allow-run-as-root)
+  timeout 300 "${mpi[@]}" -np 2 "$specnet" train "$spec" --out "$tmp/m" --threads 1 >"$tmp/m.txt" 2>&1
+  check "under mpirun -np 2: exit 0" test $? -eq 0
+  check "under mpirun -np 2: the same trials, figures, epochs and statuses as one process" \
+    bash -c 'diff <(sed "s/\"seconds\": [0-9.]*, //" "$1/sweep.jsonl") <(sed "s/\"seconds\": [0-9.]*, //" "$2/sweep.jsonl")' \
+    _ "$tmp/a" "$tmp/m"
+  check "under mpirun -np 2: one table (rank 0 prints it)" test "$(grep -c '^sweep hpsearch_blobs:' "$tmp/m.txt")" -eq 1
+else
+  echo "NOT TESTED: a sweep under mpirun (specnet built without MPI, or no mpirun)"
+fi
+
 # --- a grid of parameters ------------------------------------------------------------
 sed '/^sweep:/,$d' "$spec" >"$tmp/grid.yaml"
 cat >>"$tmp/grid.yaml" <<'EOF'
@@ -92,6 +113,10 @@ t = [json.loads(l)["settings"] for l in open(sys.argv[1] + "/sweep.jsonl")]
 want = [{"train.batch_size": b, "model.layers.0.dense.units": u} for b in (32, 64) for u in (8, 16, 32)]
 assert t == want, t
 EOF
+
+mkdir "$tmp/search" && mv "$tmp/a" "$tmp/search/"
+check "specnet test skips a sweep's folder (best.resolved.yaml is a record, not a test)" \
+  bash -c '"$1" test "$2" 2>&1 | grep -q "^0 passed, 0 failed"' _ "$specnet" "$tmp/search"
 
 # --- bad input -----------------------------------------------------------------------
 bad() { # bad NAME SED MESSAGE: the spec edited by SED is refused with MESSAGE, exit 1
