@@ -255,12 +255,13 @@ static LLVMValueRef dropout(emitter *e, const sn_op *op, LLVMValueRef x) {
 /* exp(x). In f32 a polynomial that the loop vectorizer widens (llvm.exp becomes a
  * libm call per element, which no vector unit runs): x = n ln2 + r, |r| <= ln2/2,
  * e^r by Cephes's expf polynomial (about 1 ulp), 2^n built in the exponent bits.
- * Below -87.33 it is 0 (no denormals), above 88.72 +inf, and a NaN stays NaN (the
+ * Below -87.34 it is 0 (no denormals), above 88.72 +inf (from 88.37, where 2^n
+ * would leave the exponent's range, to there, exp(88.37)), and a NaN stays NaN (the
  * comparisons are false for it). f64 (gradient checks) keeps libm's exp. */
 static LLVMValueRef vexp(emitter *e, LLVMValueRef x) {
   if (e->g->dtype == SN_F64) return intrinsic(e, "llvm.exp", e->ft, &x, 1);
   LLVMBuilderRef b = e->b;
-  LLVMValueRef lo = cf(e, -87.0), hi = cf(e, 88.0);
+  LLVMValueRef lo = cf(e, -87.33654), hi = cf(e, 88.37);
   LLVMValueRef xc = LLVMBuildSelect(b, LLVMBuildFCmp(b, LLVMRealOLT, x, lo, ""), lo, x, "");
   xc = LLVMBuildSelect(b, LLVMBuildFCmp(b, LLVMRealOGT, xc, hi, ""), hi, xc, "");
   LLVMValueRef t = LLVMBuildFMul(b, xc, cf(e, 1.44269504088896341), "");
