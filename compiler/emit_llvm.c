@@ -564,6 +564,35 @@ static LLVMValueRef axis_join(emitter *e, const sn_type *t, int k, LLVMValueRef 
   return LLVMBuildNSWAdd(b, LLVMBuildNSWMul(b, ox, ci(e, inner), ""), i, "");
 }
 
+/* attention's heads: split_heads reads part a[0] of [N, T, P*D] as [N, H, T, d];
+ * merge_heads, its gradient, writes [N, H, T, d] back as part a[0] (zeros elsewhere) */
+static LLVMValueRef gather_heads(emitter *e, const sn_op *op) {
+  LLVMBuilderRef b = e->b;
+  if (op->code == SN_OP_SPLIT_HEADS) { /* row r = (n, h, t), column k: x[n, t, part D + h d + k] */
+    const sn_type *t = &op->type;
+    int64_t H = t->dim[0], T = t->dim[1], d = t->dim[2];
+    LLVMValueRef tt = LLVMBuildURem(b, e->r, ci(e, T), "");
+    LLVMValueRef nh = LLVMBuildUDiv(b, e->r, ci(e, T), "");
+    LLVMValueRef h = LLVMBuildURem(b, nh, ci(e, H), ""), n = LLVMBuildUDiv(b, nh, ci(e, H), "");
+    LLVMValueRef row = LLVMBuildNSWAdd(b, LLVMBuildNSWMul(b, n, ci(e, T), ""), tt, "");
+    LLVMValueRef at = LLVMBuildNSWAdd(b, LLVMBuildNSWMul(b, row, ci(e, op->a[1] * H * d), ""),
+                                      LLVMBuildNSWMul(b, h, ci(e, d), ""), "");
+    at = LLVMBuildNSWAdd(b, at, ci(e, op->a[0] * H * d), "");
+    return load_at(e, op->in[0], LLVMBuildNSWAdd(b, at, e->col, ""));
+  }
+  /* merge_heads: row r = (n, t), column c = (part, h, k): dy[n, h, t, k] in part a[0] */
+  const sn_type *x = &e->g->ops[op->in[0]].type;
+  int64_t H = x->dim[0], T = x->dim[1], d = x->dim[2], D = H * d;
+  LLVMValueRef n = LLVMBuildUDiv(b, e->r, ci(e, T), ""), tt = LLVMBuildURem(b, e->r, ci(e, T), "");
+  LLVMValueRef rel = LLVMBuildNSWSub(b, e->col, ci(e, op->a[0] * D), "");
+  LLVMValueRef in = LLVMBuildICmp(b, LLVMIntULT, rel, ci(e, D), "");
+  LLVMValueRef safe = LLVMBuildSelect(b, in, rel, ci(e, 0), "");
+  LLVMValueRef h = LLVMBuildUDiv(b, safe, ci(e, d), ""), k = LLVMBuildURem(b, safe, ci(e, d), "");
+  LLVMValueRef row = LLVMBuildNSWAdd(b, LLVMBuildNSWMul(b, LLVMBuildNSWAdd(b, LLVMBuildNSWMul(b, n, ci(e, H), ""), h, ""), ci(e, T), ""), tt, "");
+  LLVMValueRef val = load_at(e, op->in[0], LLVMBuildNSWAdd(b, LLVMBuildNSWMul(b, row, ci(e, d), ""), k, ""));
+  return LLVMBuildSelect(b, in, val, cf(e, 0), "");
+}
+
 /* Ops that read their (materialized) inputs at computed positions. */
 static LLVMValueRef gen_gather(emitter *e, int v) {
   const sn_op *op = &e->g->ops[v];
@@ -706,30 +735,8 @@ static LLVMValueRef gen_gather(emitter *e, int v) {
     axis_split(e, &op->type, axis, &o, &x, &i);
     return load_at(e, op->in[0], axis_join(e, tx, axis, o, LLVMBuildNSWAdd(b, x, ci(e, op->a[0]), ""), i));
   }
-  case SN_OP_SPLIT_HEADS: { /* row r = (n, h, t), column k: x[n, t, part D + h d + k] */
-    const sn_type *t = &op->type;
-    int64_t H = t->dim[0], T = t->dim[1], d = t->dim[2];
-    LLVMValueRef tt = LLVMBuildURem(b, e->r, ci(e, T), "");
-    LLVMValueRef nh = LLVMBuildUDiv(b, e->r, ci(e, T), "");
-    LLVMValueRef h = LLVMBuildURem(b, nh, ci(e, H), ""), n = LLVMBuildUDiv(b, nh, ci(e, H), "");
-    LLVMValueRef row = LLVMBuildNSWAdd(b, LLVMBuildNSWMul(b, n, ci(e, T), ""), tt, "");
-    LLVMValueRef at = LLVMBuildNSWAdd(b, LLVMBuildNSWMul(b, row, ci(e, op->a[1] * H * d), ""),
-                                      LLVMBuildNSWMul(b, h, ci(e, d), ""), "");
-    at = LLVMBuildNSWAdd(b, at, ci(e, op->a[0] * H * d), "");
-    return load_at(e, op->in[0], LLVMBuildNSWAdd(b, at, e->col, ""));
-  }
-  case SN_OP_MERGE_HEADS: { /* row r = (n, t), column c = (part, h, k): dy[n, h, t, k] in part a[0] */
-    const sn_type *x = &e->g->ops[op->in[0]].type;
-    int64_t H = x->dim[0], T = x->dim[1], d = x->dim[2], D = H * d;
-    LLVMValueRef n = LLVMBuildUDiv(b, e->r, ci(e, T), ""), tt = LLVMBuildURem(b, e->r, ci(e, T), "");
-    LLVMValueRef rel = LLVMBuildNSWSub(b, e->col, ci(e, op->a[0] * D), "");
-    LLVMValueRef in = LLVMBuildICmp(b, LLVMIntULT, rel, ci(e, D), "");
-    LLVMValueRef safe = LLVMBuildSelect(b, in, rel, ci(e, 0), "");
-    LLVMValueRef h = LLVMBuildUDiv(b, safe, ci(e, d), ""), k = LLVMBuildURem(b, safe, ci(e, d), "");
-    LLVMValueRef row = LLVMBuildNSWAdd(b, LLVMBuildNSWMul(b, LLVMBuildNSWAdd(b, LLVMBuildNSWMul(b, n, ci(e, H), ""), h, ""), ci(e, T), ""), tt, "");
-    LLVMValueRef val = load_at(e, op->in[0], LLVMBuildNSWAdd(b, LLVMBuildNSWMul(b, row, ci(e, d), ""), k, ""));
-    return LLVMBuildSelect(b, in, val, cf(e, 0), "");
-  }
+  case SN_OP_SPLIT_HEADS:
+  case SN_OP_MERGE_HEADS: return gather_heads(e, op);
   default: die(sn_opdefs[op->code].name); return NULL;
   }
 }
