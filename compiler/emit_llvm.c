@@ -255,12 +255,13 @@ static LLVMValueRef dropout(emitter *e, const sn_op *op, LLVMValueRef x) {
 /* exp(x). In f32 a polynomial that the loop vectorizer widens (llvm.exp becomes a
  * libm call per element, which no vector unit runs): x = n ln2 + r, |r| <= ln2/2,
  * e^r by Cephes's expf polynomial (about 1 ulp), 2^n built in the exponent bits.
- * Below -87.33 it is 0 (no denormals), above 88.72 +inf, and a NaN stays NaN (the
+ * Below -87.34 it is 0 (no denormals), above 88.72 +inf (from 88.37, where 2^n
+ * would leave the exponent's range, to there, exp(88.37)), and a NaN stays NaN (the
  * comparisons are false for it). f64 (gradient checks) keeps libm's exp. */
 static LLVMValueRef vexp(emitter *e, LLVMValueRef x) {
   if (e->g->dtype == SN_F64) return intrinsic(e, "llvm.exp", e->ft, &x, 1);
   LLVMBuilderRef b = e->b;
-  LLVMValueRef lo = cf(e, -87.0), hi = cf(e, 88.0);
+  LLVMValueRef lo = cf(e, -87.33654), hi = cf(e, 88.37);
   LLVMValueRef xc = LLVMBuildSelect(b, LLVMBuildFCmp(b, LLVMRealOLT, x, lo, ""), lo, x, "");
   xc = LLVMBuildSelect(b, LLVMBuildFCmp(b, LLVMRealOGT, xc, hi, ""), hi, xc, "");
   LLVMValueRef t = LLVMBuildFMul(b, xc, cf(e, 1.44269504088896341), "");
@@ -448,6 +449,10 @@ static LLVMValueRef load_at(emitter *e, int v, LLVMValueRef idx) {
   return LLVMBuildLoad2(e->b, t, gep(e, t, ptr_of(e, v), idx), "");
 }
 
+static LLVMValueRef load_at_ptr(emitter *e, LLVMValueRef p, LLVMValueRef idx) {
+  return LLVMBuildLoad2(e->b, e->ft, gep(e, e->ft, p, idx), "");
+}
+
 static LLVMValueRef elem_index(emitter *e, int v) {
   return LLVMBuildNSWAdd(e->b, LLVMBuildNSWMul(e->b, e->r, ci(e, last_dim(&e->g->ops[v].type)), ""),
                          e->col, "");
@@ -563,6 +568,35 @@ static LLVMValueRef axis_join(emitter *e, const sn_type *t, int k, LLVMValueRef 
   for (int d = k + 1; d < t->rank; d++) inner *= t->dim[d];
   LLVMValueRef ox = LLVMBuildNSWAdd(b, LLVMBuildNSWMul(b, o, ci(e, t->dim[k]), ""), x, "");
   return LLVMBuildNSWAdd(b, LLVMBuildNSWMul(b, ox, ci(e, inner), ""), i, "");
+}
+
+/* attention's heads: split_heads reads part a[0] of [N, T, P*D] as [N, H, T, d];
+ * merge_heads, its gradient, writes [N, H, T, d] back as part a[0] (zeros elsewhere) */
+static LLVMValueRef gather_heads(emitter *e, const sn_op *op) {
+  LLVMBuilderRef b = e->b;
+  if (op->code == SN_OP_SPLIT_HEADS) { /* row r = (n, h, t), column k: x[n, t, part D + h d + k] */
+    const sn_type *t = &op->type;
+    int64_t H = t->dim[0], T = t->dim[1], d = t->dim[2];
+    LLVMValueRef tt = LLVMBuildURem(b, e->r, ci(e, T), "");
+    LLVMValueRef nh = LLVMBuildUDiv(b, e->r, ci(e, T), "");
+    LLVMValueRef h = LLVMBuildURem(b, nh, ci(e, H), ""), n = LLVMBuildUDiv(b, nh, ci(e, H), "");
+    LLVMValueRef row = LLVMBuildNSWAdd(b, LLVMBuildNSWMul(b, n, ci(e, T), ""), tt, "");
+    LLVMValueRef at = LLVMBuildNSWAdd(b, LLVMBuildNSWMul(b, row, ci(e, op->a[1] * H * d), ""),
+                                      LLVMBuildNSWMul(b, h, ci(e, d), ""), "");
+    at = LLVMBuildNSWAdd(b, at, ci(e, op->a[0] * H * d), "");
+    return load_at(e, op->in[0], LLVMBuildNSWAdd(b, at, e->col, ""));
+  }
+  /* merge_heads: row r = (n, t), column c = (part, h, k): dy[n, h, t, k] in part a[0] */
+  const sn_type *x = &e->g->ops[op->in[0]].type;
+  int64_t H = x->dim[0], T = x->dim[1], d = x->dim[2], D = H * d;
+  LLVMValueRef n = LLVMBuildUDiv(b, e->r, ci(e, T), ""), tt = LLVMBuildURem(b, e->r, ci(e, T), "");
+  LLVMValueRef rel = LLVMBuildNSWSub(b, e->col, ci(e, op->a[0] * D), "");
+  LLVMValueRef in = LLVMBuildICmp(b, LLVMIntULT, rel, ci(e, D), "");
+  LLVMValueRef safe = LLVMBuildSelect(b, in, rel, ci(e, 0), "");
+  LLVMValueRef h = LLVMBuildUDiv(b, safe, ci(e, d), ""), k = LLVMBuildURem(b, safe, ci(e, d), "");
+  LLVMValueRef row = LLVMBuildNSWAdd(b, LLVMBuildNSWMul(b, LLVMBuildNSWAdd(b, LLVMBuildNSWMul(b, n, ci(e, H), ""), h, ""), ci(e, T), ""), tt, "");
+  LLVMValueRef val = load_at(e, op->in[0], LLVMBuildNSWAdd(b, LLVMBuildNSWMul(b, row, ci(e, d), ""), k, ""));
+  return LLVMBuildSelect(b, in, val, cf(e, 0), "");
 }
 
 /* Ops that read their (materialized) inputs at computed positions. */
@@ -708,30 +742,8 @@ static LLVMValueRef gen_gather(emitter *e, int v) {
     axis_split(e, &op->type, axis, &o, &x, &i);
     return load_at(e, op->in[0], axis_join(e, tx, axis, o, LLVMBuildNSWAdd(b, x, ci(e, op->a[0]), ""), i));
   }
-  case SN_OP_SPLIT_HEADS: { /* row r = (n, h, t), column k: x[n, t, part D + h d + k] */
-    const sn_type *t = &op->type;
-    int64_t H = t->dim[0], T = t->dim[1], d = t->dim[2];
-    LLVMValueRef tt = LLVMBuildURem(b, e->r, ci(e, T), "");
-    LLVMValueRef nh = LLVMBuildUDiv(b, e->r, ci(e, T), "");
-    LLVMValueRef h = LLVMBuildURem(b, nh, ci(e, H), ""), n = LLVMBuildUDiv(b, nh, ci(e, H), "");
-    LLVMValueRef row = LLVMBuildNSWAdd(b, LLVMBuildNSWMul(b, n, ci(e, T), ""), tt, "");
-    LLVMValueRef at = LLVMBuildNSWAdd(b, LLVMBuildNSWMul(b, row, ci(e, op->a[1] * H * d), ""),
-                                      LLVMBuildNSWMul(b, h, ci(e, d), ""), "");
-    at = LLVMBuildNSWAdd(b, at, ci(e, op->a[0] * H * d), "");
-    return load_at(e, op->in[0], LLVMBuildNSWAdd(b, at, e->col, ""));
-  }
-  case SN_OP_MERGE_HEADS: { /* row r = (n, t), column c = (part, h, k): dy[n, h, t, k] in part a[0] */
-    const sn_type *x = &e->g->ops[op->in[0]].type;
-    int64_t H = x->dim[0], T = x->dim[1], d = x->dim[2], D = H * d;
-    LLVMValueRef n = LLVMBuildUDiv(b, e->r, ci(e, T), ""), tt = LLVMBuildURem(b, e->r, ci(e, T), "");
-    LLVMValueRef rel = LLVMBuildNSWSub(b, e->col, ci(e, op->a[0] * D), "");
-    LLVMValueRef in = LLVMBuildICmp(b, LLVMIntULT, rel, ci(e, D), "");
-    LLVMValueRef safe = LLVMBuildSelect(b, in, rel, ci(e, 0), "");
-    LLVMValueRef h = LLVMBuildUDiv(b, safe, ci(e, d), ""), k = LLVMBuildURem(b, safe, ci(e, d), "");
-    LLVMValueRef row = LLVMBuildNSWAdd(b, LLVMBuildNSWMul(b, LLVMBuildNSWAdd(b, LLVMBuildNSWMul(b, n, ci(e, H), ""), h, ""), ci(e, T), ""), tt, "");
-    LLVMValueRef val = load_at(e, op->in[0], LLVMBuildNSWAdd(b, LLVMBuildNSWMul(b, row, ci(e, d), ""), k, ""));
-    return LLVMBuildSelect(b, in, val, cf(e, 0), "");
-  }
+  case SN_OP_SPLIT_HEADS:
+  case SN_OP_MERGE_HEADS: return gather_heads(e, op);
   default: die(sn_opdefs[op->code].name); return NULL;
   }
 }
@@ -1458,6 +1470,87 @@ static void emit_pool_call(emitter *e, const char *name, LLVMValueRef kernel, LL
   free(la);
 }
 
+static LLVMValueRef emit_part_sum(emitter *e, const char *name, int parts, int64_t cols, int64_t C);
+static LLVMValueRef emit_parts_task(emitter *e, const char *name, LLVMValueRef kernel, LLVMTypeRef fty, unsigned na,
+                                    const bool *is_sum, int parts, int64_t cols);
+
+/* a column sum that kernel k computes (not one it reads) */
+static bool part_sum(emitter *e, int k, int v) {
+  return e->g->ops[v].code == SN_OP_COLSUM && e->st->kernel_of[v] == k;
+}
+
+/* A kernel in parts: its column sums into slices of the scratch, the parts on the
+ * pool (in turn on the calling thread without it), then the sums added up. The
+ * sum functions were emitted with the kernels (sum_fn). */
+static void emit_parts_call(emitter *e, int s, int k, step_ctx *sc, LLVMValueRef kernel, LLVMTypeRef fty,
+                            LLVMValueRef *a, unsigned na, const int *refs) {
+  const sn_kernel *kk = &e->st->k[k];
+  int64_t es = e->g->dtype == SN_F64 ? 8 : 4, cols = 0;
+  bool *is_sum = calloc(na, sizeof(bool));
+  int64_t *at = calloc(na, sizeof(int64_t));
+  if (!is_sum || !at) abort();
+  LLVMTypeRef i8 = LLVMInt8TypeInContext(e->ctx);
+  for (unsigned i = KERNEL_ARGS; i < na; i++) {
+    const sn_op *op = &e->g->ops[refs[i - KERNEL_ARGS]];
+    if (!part_sum(e, k, refs[i - KERNEL_ARGS])) continue;
+    is_sum[i] = true;
+    at[i] = cols;
+    cols += op->type.dim[0];
+  }
+  for (unsigned i = KERNEL_ARGS; i < na; i++)
+    if (is_sum[i]) {
+      LLVMValueRef off = ci(e, kk->scratch + at[i] * es);
+      a[i] = LLVMBuildInBoundsGEP2(e->b, i8, sc->field[A_ARENA], &off, 1, "");
+    }
+  char name[96];
+  snprintf(name, sizeof name, "%s.k%d.parts", sn_step_name((sn_step_kind)s), k);
+  LLVMValueRef task = emit_parts_task(e, name, kernel, fty, na, is_sum, kk->parts, cols);
+  LLVMTypeRef *ft = malloc(sizeof(LLVMTypeRef) * na);
+  if (!ft) abort();
+  LLVMGetParamTypes(fty, ft);
+  LLVMTypeRef box_t = LLVMStructTypeInContext(e->ctx, ft, na, 0);
+  LLVMValueRef frame = LLVMBuildAlloca(e->b, box_t, "box");
+  for (unsigned i = 0; i < na; i++) LLVMBuildStore(e->b, a[i], LLVMBuildStructGEP2(e->b, box_t, frame, i, ""));
+  LLVMTypeRef tp[3] = {e->ptr, e->i64, e->i64};
+  if (e->cg->par && !e->cg->serial_rows) {
+    LLVMTypeRef pt[4] = {e->ptr, e->ptr, e->i64, e->i64};
+    LLVMTypeRef pft = LLVMFunctionType(e->voidt, pt, 4, 0);
+    LLVMValueRef pf = LLVMGetNamedFunction(e->mod, "sn_par_for");
+    if (!pf) pf = LLVMAddFunction(e->mod, "sn_par_for", pft);
+    LLVMValueRef pa[4] = {task, frame, ci(e, kk->parts), ci(e, 1)};
+    LLVMBuildCall2(e->b, pft, pf, pa, 4, "");
+  } else {
+    LLVMValueRef ta[3] = {frame, ci(e, 0), ci(e, kk->parts)};
+    LLVMBuildCall2(e->b, LLVMFunctionType(e->voidt, tp, 3, 0), task, ta, 3, "");
+  }
+  LLVMTypeRef st[2] = {e->ptr, e->ptr};
+  for (unsigned i = KERNEL_ARGS; i < na; i++) {
+    if (!is_sum[i]) continue;
+    snprintf(name, sizeof name, "%s.k%d.sum%u", sn_step_name((sn_step_kind)s), k, i);
+    LLVMValueRef fn = LLVMGetNamedFunction(e->mod, name);
+    LLVMValueRef sa[2] = {a[i], buffer_ptr(e, sc, refs[i - KERNEL_ARGS])};
+    LLVMBuildCall2(e->b, LLVMFunctionType(e->voidt, st, 2, 0), fn, sa, 2, "");
+  }
+  free(ft);
+  free(is_sum);
+  free(at);
+}
+
+/* The sum functions of a kernel in parts, one per column sum (emit_parts_call
+ * calls them by name). */
+static void emit_part_sums(emitter *e, int s, int k, const int *refs, int nrefs) {
+  const sn_kernel *kk = &e->st->k[k];
+  int64_t cols = 0;
+  for (int i = 0; i < nrefs; i++)
+    if (part_sum(e, k, refs[i])) cols += e->g->ops[refs[i]].type.dim[0];
+  for (int i = 0; i < nrefs; i++) {
+    if (!part_sum(e, k, refs[i])) continue;
+    char name[96];
+    snprintf(name, sizeof name, "%s.k%d.sum%d", sn_step_name((sn_step_kind)s), k, i + KERNEL_ARGS);
+    emit_part_sum(e, name, kk->parts, cols, e->g->ops[refs[i]].type.dim[0]);
+  }
+}
+
 static void emit_step(emitter *e, int s, sn_kernels *ks) {
   static const char *names[] = {SN_FN_GRAD, SN_FN_EVAL, SN_FN_PREDICT};
   e->st = &e->p->steps[s];
@@ -1475,6 +1568,7 @@ static void emit_step(emitter *e, int s, sn_kernels *ks) {
     krefs[k] = malloc(sizeof(int) * (size_t)(nk[k] + 1));
     if (!krefs[k]) abort();
     memcpy(krefs[k], refs, sizeof(int) * (size_t)nk[k]);
+    if (e->st->k[k].parts) emit_part_sums(e, s, k, krefs[k], nk[k]);
   }
   step_ctx sc;
   begin_step_fn(e, names[s], &sc);
@@ -1502,7 +1596,9 @@ static void emit_step(emitter *e, int s, sn_kernels *ks) {
       t[i + KERNEL_ARGS] = e->ptr;
     }
     LLVMTypeRef fty = LLVMFunctionType(e->voidt, t, na, 0);
-    if (e->cg->par && !e->cg->serial_rows && rows_independent(e->g, kk)) {
+    if (kk->parts) {
+      emit_parts_call(e, s, k, &sc, kfn[k], fty, a, na, krefs[k]);
+    } else if (e->cg->par && !e->cg->serial_rows && rows_independent(e->g, kk)) {
       /* rows in parts of about 16 K elements: a small kernel stays one part */
       char name[80];
       snprintf(name, sizeof name, "%s.k%d.task", sn_step_name((sn_step_kind)s), k);
@@ -1521,6 +1617,79 @@ static void emit_step(emitter *e, int s, sn_kernels *ks) {
   free(krefs);
   free(nk);
   free(refs);
+}
+
+/* ---------------------------------------------------------------------------
+ * Kernels in parts (plan.h): part p of P runs rows [R p / P, R (p + 1) / P) with its
+ * column sums at partial + p * cols, all of them laid side by side in the scratch;
+ * a sum function adds the parts up into each column sum's buffer. */
+
+/* void sum(ptr partials, ptr dest): dest[c] = sum over p of partials[p cols + c],
+ * c < C */
+static LLVMValueRef emit_part_sum(emitter *e, const char *name, int parts, int64_t cols, int64_t C) {
+  LLVMTypeRef pt[2] = {e->ptr, e->ptr};
+  LLVMValueRef fn = begin_kernel(e, name, LLVMFunctionType(e->voidt, pt, 2, 0));
+  LLVMValueRef src = LLVMGetParam(fn, 0), dst = LLVMGetParam(fn, 1);
+  loop L;
+  LLVMValueRef c = loop_open(e, &L, ci(e, C), "c");
+  LLVMValueRef acc = load_at_ptr(e, src, c);
+  for (int p = 1; p < parts; p++) /* in part order: the same sums on any threads */
+    acc = LLVMBuildFAdd(e->b, acc, load_at_ptr(e, src, LLVMBuildNSWAdd(e->b, c, ci(e, p * cols), "")), "");
+  LLVMBuildStore(e->b, acc, gep(e, e->ft, dst, c));
+  loop_close(e, &L);
+  LLVMBuildRetVoid(e->b);
+  return fn;
+}
+
+/* task(box, lo, hi): parts lo..hi of the kernel, box holding its arguments, the
+ * column sums' pointing at their slices of part 0 */
+static LLVMValueRef emit_parts_task(emitter *e, const char *name, LLVMValueRef kernel, LLVMTypeRef fty, unsigned na,
+                                    const bool *is_sum, int parts, int64_t cols) {
+  LLVMTypeRef *ft = malloc(sizeof(LLVMTypeRef) * na);
+  LLVMValueRef *la = malloc(sizeof(LLVMValueRef) * na);
+  if (!ft || !la) abort();
+  LLVMGetParamTypes(fty, ft);
+  LLVMTypeRef box_t = LLVMStructTypeInContext(e->ctx, ft, na, 0);
+  LLVMTypeRef tp[3] = {e->ptr, e->i64, e->i64};
+  LLVMValueRef task = LLVMAddFunction(e->mod, name, LLVMFunctionType(e->voidt, tp, 3, 0));
+  LLVMSetLinkage(task, LLVMInternalLinkage);
+  set_attrs(e, task);
+  LLVMBuilderRef saved = e->b, b = LLVMCreateBuilderInContext(e->ctx);
+  e->b = b;
+  LLVMBasicBlockRef entry = LLVMAppendBasicBlockInContext(e->ctx, task, "entry");
+  LLVMBasicBlockRef head = LLVMAppendBasicBlockInContext(e->ctx, task, "part");
+  LLVMBasicBlockRef body = LLVMAppendBasicBlockInContext(e->ctx, task, "part.body");
+  LLVMBasicBlockRef done = LLVMAppendBasicBlockInContext(e->ctx, task, "part.done");
+  LLVMPositionBuilderAtEnd(b, entry);
+  LLVMValueRef box = LLVMGetParam(task, 0);
+  for (unsigned i = 0; i < na; i++) la[i] = LLVMBuildLoad2(b, ft[i], LLVMBuildStructGEP2(b, box_t, box, i, ""), "");
+  LLVMValueRef R = la[3];
+  LLVMBuildBr(b, head);
+  LLVMPositionBuilderAtEnd(b, head);
+  LLVMValueRef p = LLVMBuildPhi(b, e->i64, "p");
+  LLVMBuildCondBr(b, LLVMBuildICmp(b, LLVMIntSLT, p, LLVMGetParam(task, 2), ""), body, done);
+  LLVMPositionBuilderAtEnd(b, body);
+  LLVMValueRef *ca = malloc(sizeof(LLVMValueRef) * na);
+  if (!ca) abort();
+  memcpy(ca, la, sizeof(LLVMValueRef) * na);
+  LLVMValueRef next = LLVMBuildNSWAdd(b, p, ci(e, 1), "");
+  ca[2] = LLVMBuildSDiv(b, LLVMBuildNSWMul(b, R, p, ""), ci(e, parts), "");
+  ca[3] = LLVMBuildSDiv(b, LLVMBuildNSWMul(b, R, next, ""), ci(e, parts), "");
+  for (unsigned i = KERNEL_ARGS; i < na; i++)
+    if (is_sum[i]) ca[i] = gep(e, e->ft, la[i], LLVMBuildNSWMul(b, p, ci(e, cols), ""));
+  LLVMBuildCall2(b, fty, kernel, ca, na, "");
+  LLVMBuildBr(b, head);
+  LLVMValueRef in_v[2] = {LLVMGetParam(task, 1), next};
+  LLVMBasicBlockRef in_b[2] = {entry, body};
+  LLVMAddIncoming(p, in_v, in_b, 2);
+  LLVMPositionBuilderAtEnd(b, done);
+  LLVMBuildRetVoid(b);
+  LLVMDisposeBuilder(b);
+  e->b = saved;
+  free(ft);
+  free(la);
+  free(ca);
+  return task;
 }
 
 /* ---------------------------------------------------------------------------

@@ -156,6 +156,33 @@ static void plan_memory(const sn_graph *g, sn_step *st, const char *live) {
 }
 
 /* ---------------------------------------------------------------------------
+ * Kernels with column sums, in parts (plan.h: sn_kernel.parts) */
+
+enum { SN_PARTS = 8, PARTS_MIN_ELEMS = 1 << 17 };
+
+static void plan_parts(const sn_graph *g, sn_step *st) {
+  int64_t es = g->dtype == SN_F64 ? 8 : 4, need = 0, at = (st->arena_bytes + 63) / 64 * 64;
+  for (int k = 0; k < st->n_kernels; k++) {
+    sn_kernel *kk = &st->k[k];
+    if (kk->kind != SN_K_FUSED || !kk->batched) continue;
+    int64_t cols = 0, width = 0;
+    bool ok = true;
+    for (int i = 0; i < kk->n_roots; i++) {
+      const sn_op *op = &g->ops[kk->roots[i]];
+      const sn_type *t = op->code == SN_OP_COLSUM ? &g->ops[op->in[0]].type : &op->type;
+      if (op->code == SN_OP_COLSUM) cols += op->type.dim[0];
+      else if (sn_opdefs[op->code].cls == SN_CLS_ACCUM) ok = false;
+      width += t->rank ? t->dim[t->rank - 1] : 1;
+    }
+    if (!ok || !cols || kk->rows_mult * width * g->batch_capacity < PARTS_MIN_ELEMS) continue;
+    kk->parts = SN_PARTS;
+    kk->scratch = at;
+    if (SN_PARTS * cols * es > need) need = SN_PARTS * cols * es;
+  }
+  if (need) st->arena_bytes = at + (need + 63) / 64 * 64;
+}
+
+/* ---------------------------------------------------------------------------
  * One step function */
 
 static void plan_step(const sn_graph *g, sn_step_kind kind, sn_step *st) {
@@ -276,6 +303,7 @@ static void plan_step(const sn_graph *g, sn_step_kind kind, sn_step *st) {
 
   /* 4. memory */
   plan_memory(g, st, live);
+  plan_parts(g, st);
   free(live);
   free(free_);
 }
@@ -347,8 +375,10 @@ void sn_plan_print(const sn_plan *p, FILE *out) {
         fprintf(out, "   ; %s\n", op->layer);
         continue;
       }
-      fprintf(out, "  kernel k%d rows %s%s%lld: %d ops:", k, kk->batched ? "N" : "",
-              kk->batched ? "*" : "", (long long)kk->rows_mult, kk->n_ops);
+      fprintf(out, "  kernel k%d rows %s%s%lld", k, kk->batched ? "N" : "", kk->batched ? "*" : "",
+              (long long)kk->rows_mult);
+      if (kk->parts) fprintf(out, " in %d parts", kk->parts);
+      fprintf(out, ": %d ops:", kk->n_ops);
       for (int i = 0; i < kk->n_ops; i++) fprintf(out, " %s", sn_opdefs[g->ops[kk->ops[i]].code].name);
       fputs("\n    writes:", out);
       for (int i = 0; i < kk->n_roots; i++) {

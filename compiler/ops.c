@@ -368,6 +368,10 @@ static int infer_embed(const sn_graph *g, sn_op *op, char *err, size_t len) {
 static int infer_transpose(const sn_graph *g, sn_op *op, char *err, size_t len) {
   const sn_type *x = T(g, op->in[0]);
   if (x->rank < 2) return fail(err, len, "transpose needs 2 axes or more (per sample for batch data)");
+  int seen = 0; /* a[0..rank) must be a permutation */
+  for (int k = 0; k < x->rank; k++)
+    if (op->a[k] >= 0 && op->a[k] < x->rank) seen |= 1 << op->a[k];
+  if (seen != (1 << x->rank) - 1) return fail(err, len, "transpose: the axes are not a permutation");
   op->type = *x;
   for (int k = 0; k < x->rank; k++) op->type.dim[k] = x->dim[op->a[k]];
   return 0;

@@ -2,7 +2,8 @@
 # Structural properties of attention's plan, read from `specnet emit --what plan`
 # on a causal attention spec: the products are batched GEMMs; the scaling, the
 # causal mask and the softmax are one fused kernel; the softmax's gradient (with
-# the mask's and the scale's) is one fused kernel. Each check names what it expects.
+# the mask's and the scale's) is one fused kernel. And in the char transformer the
+# big bias-gradient kernels run in parts. Each check names what it expects.
 set -uo pipefail
 specnet=$1
 spec=tests/specs/ops/attention_causal.yaml
@@ -29,4 +30,8 @@ check "grad_step: mask_causal in 2 kernels only (forward, backward)" test "$(cou
 # the T x T scores kernel sits between the two forward products
 between=$(sed -n '/batch_gemm/,/batch_gemm/p' <<<"$pred" | grep -c '^  kernel')
 check "predict: one kernel between the score product and the value product" test "$between" -eq 1
+# the char transformer's bias gradients (column sums over N x 64 rows) run in parts
+ct=$("$specnet" emit tests/interop/char_transformer.yaml --what plan) || { echo "FAIL: emit char_transformer"; exit 1; }
+check "char transformer: the gelu gradient and its bias gradient run in parts" \
+  test "$(count '^  kernel k[0-9]+ rows N\*64 in 8 parts: [0-9]+ ops: gelu_tanh_grad colsum$' "$ct")" -eq 4
 exit $fail
