@@ -718,7 +718,7 @@ static int finish_record(const opts *o, session *S, const char *dir, double t0) 
   char path[4200];
   snprintf(path, sizeof path, "%s/predictions.csv", dir);
   if (!ds) unlink(path); /* an older run's */
-  if (ds && run_write_predictions(S->spec, S->m, ds, dir, &err))
+  if (ds && run_write_predictions(S->spec, S->m, ds, &S->ds, dir, &err))
     fprintf(stderr, "specnet: warning: %s\n", err.msg);
   if (S->profile) run_write_profile(S->c, dir);
   else {

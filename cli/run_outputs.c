@@ -75,16 +75,20 @@ static void header(FILE *f, pred_kind kind, int64_t K) {
 
 /* Writes the rows; for classes, conf[i] gets the confidence of a wrong prediction
  * (-1 for a right one), for the wrong-sample grid. */
-static void rows(FILE *f, const sn_spec *s, const sn_dataset *ds, const double *out, int64_t O,
-                 pred_kind kind, double *p, double *conf) {
+static void rows(FILE *f, const sn_spec *s, const sn_dataset *ds, const sn_data *d, const double *out,
+                 int64_t O, pred_kind kind, double *p, double *conf) {
   const int64_t K = kind == PRED_BINARY ? 2 : O;
   for (int64_t i = 0; i < ds->n; i++) {
     const double *row = out + i * O;
     fprintf(f, "%lld", (long long)i);
     if (kind == PRED_VALUES) {
-      for (int64_t k = 0; k < O; k++)
-        fprintf(f, ",%.9g", ds->t ? ds->t[i * ds->target_elems + k] : (double)ds->y[i]);
-      for (int64_t k = 0; k < O; k++) fprintf(f, ",%.9g", row[k]);
+      /* in the data's units: standardize_targets' y * std + mean */
+      const double *a = d->tgt_n == O ? d->tgt_std : NULL, *b = d->tgt_n == O ? d->tgt_mean : NULL;
+      for (int64_t k = 0; k < O; k++) {
+        double t = ds->t ? ds->t[i * ds->target_elems + k] : (double)ds->y[i];
+        fprintf(f, ",%.9g", a ? t * a[k] + b[k] : t);
+      }
+      for (int64_t k = 0; k < O; k++) fprintf(f, ",%.9g", a ? row[k] * a[k] + b[k] : row[k]);
       fputc('\n', f);
       continue;
     }
@@ -160,7 +164,7 @@ static void write_wrong(const char *dir, const sn_dataset *ds, const double *con
   fclose(f);
 }
 
-int run_write_predictions(const sn_spec *s, sn_model *m, const sn_dataset *ds, const char *dir,
+int run_write_predictions(const sn_spec *s, sn_model *m, const sn_dataset *ds, const sn_data *d, const char *dir,
                           sn_error *err) {
   const int64_t O = m->output_elems;
   pred_kind kind = kind_of(s, O);
@@ -178,7 +182,7 @@ int run_write_predictions(const sn_spec *s, sn_model *m, const sn_dataset *ds, c
       sn_fail(err, "cannot write %s: %s", path, strerror(errno));
     } else {
       header(f, kind, kind == PRED_BINARY ? 2 : O);
-      rows(f, s, ds, out, O, kind, p, conf);
+      rows(f, s, ds, d, out, O, kind, p, conf);
       rc = fclose(f) ? sn_fail(err, "cannot write %s: %s", path, strerror(errno)) : 0;
       if (!rc && kind != PRED_VALUES) write_wrong(dir, ds, conf);
     }

@@ -20,7 +20,7 @@ enum { RUN_WRONG_MAX = 25 }; /* samples in wrong_samples.npy, at most */
 
 /* predictions.csv for ds (the test set, else validation), and for image classifiers
  * wrong_samples.npy. */
-int run_write_predictions(const sn_spec *s, sn_model *m, const sn_dataset *ds, const char *dir,
+int run_write_predictions(const sn_spec *s, sn_model *m, const sn_dataset *ds, const sn_data *d, const char *dir,
                           sn_error *err);
 /* run.json: name, the set predicted (NULL: none), compile times, wall time. */
 int run_write_info(const char *dir, const sn_spec *s, const sn_compiled *c, const char *split,

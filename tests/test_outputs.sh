@@ -99,6 +99,17 @@ check "predict answers in the data's units (within 0.5% of the price)" bash -c \
 check "the AOT executable answers in the same units as predict" bash -c \
   'paste -d, "$1" "$2" | awk -F, "(\$1 - \$2) ^ 2 > (1e-5 * \$2) ^ 2 { bad = 1 } END { exit bad }"' \
   _ "$tmp/price_pred.csv" "$tmp/price_exe.csv"
+"$specnet" train "$tmp/price.yaml" --out "$tmp/price_val" --quiet --set 'data.validation={split: 0.25}'
+check "predictions.csv of a standardize_targets run: true and predicted prices in the data's units" "$py" - \
+  "$tmp/price_val/predictions.csv" "$tmp/price.csv" <<'EOF'
+import csv, sys
+rows = list(csv.reader(open(sys.argv[1])))[1:]
+prices = [float(r["price"]) for r in csv.DictReader(open(sys.argv[2]))][300:]  # the last 25% held out
+assert len(rows) == 100 == len(prices), (len(rows), len(prices))
+for r, p in zip(rows, prices):
+    t, y = float(r[1]), float(r[2])
+    assert abs(t - p) < 1e-3 * p and abs(y - p) < 0.005 * p, (t, y, p)
+EOF
 check "standardize_targets with class labels is a spec error at the step" bash -c \
   '"$1" check specs/mnist_mlp.yaml --set "data.preprocess=[standardize_targets]" 2>&1 |
    grep -q "^--set:1:18: error: standardize_targets needs a regression loss"' _ "$specnet"
