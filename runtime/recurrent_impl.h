@@ -37,15 +37,16 @@ void FN(sn_lstm)(int64_t N, int64_t T, int64_t H, const REAL *xw, const REAL *wh
   }
 }
 
-/* Its gradient: dout [N, T, 6H] (only the h part is read: nothing else of out is a
- * layer's output), out the forward's; dxw [N, T, 4H], the gradient of the gates
- * before activation, which is also the gradient of xw. */
-void FN(sn_lstm_grad)(int64_t N, int64_t T, int64_t H, const REAL *dout, const REAL *out, const REAL *whh,
-                      REAL *dxw) {
+/* Its gradient: dout [N, T, D] whose first H of a row are the gradient of h (D is
+ * 6H, or H: nothing else of out is a layer's output), out the forward's; dxw
+ * [N, T, 4H], the gradient of the gates before activation, which is also the
+ * gradient of xw. */
+void FN(sn_lstm_grad)(int64_t N, int64_t T, int64_t H, int64_t D, const REAL *dout, const REAL *out,
+                      const REAL *whh, REAL *dxw) {
   int64_t W = 6 * H, G = 4 * H;
   for (int64_t t = T - 1; t >= 0; t--) {
     for (int64_t n = 0; n < N; n++) {
-      const REAL *o = out + (n * T + t) * W, *p = o + 2 * H, *dy = dout + (n * T + t) * W;
+      const REAL *o = out + (n * T + t) * W, *p = o + 2 * H, *dy = dout + (n * T + t) * D;
       REAL *d = dxw + (n * T + t) * G, *dprev = t > 0 ? d - G : NULL;
       for (int64_t j = 0; j < H; j++) {
         bool carry = t < T - 1; /* dh, dc of step t + 1 wait in d[j], d[H + j] */
@@ -89,15 +90,15 @@ void FN(sn_gru)(int64_t N, int64_t T, int64_t H, const REAL *xw, const REAL *whh
   }
 }
 
-/* Its gradient: dout [N, T, 5H] (the h part read); dx [N, T, 6H] = the gradient of
- * xw (r, z, n before activation) then of the hidden product W_hh h + b_hh (the same
- * for r and z; r times it for n). */
-void FN(sn_gru_grad)(int64_t N, int64_t T, int64_t H, const REAL *dout, const REAL *out, const REAL *whh,
-                     REAL *dx) {
+/* Its gradient: dout [N, T, D] (the h part read, as for lstm; D is 5H or H); dx
+ * [N, T, 6H] = the gradient of xw (r, z, n before activation) then of the hidden
+ * product W_hh h + b_hh (the same for r and z; r times it for n). */
+void FN(sn_gru_grad)(int64_t N, int64_t T, int64_t H, int64_t D, const REAL *dout, const REAL *out,
+                     const REAL *whh, REAL *dx) {
   int64_t W = 5 * H, G = 6 * H;
   for (int64_t t = T - 1; t >= 0; t--) {
     for (int64_t n = 0; n < N; n++) {
-      const REAL *o = out + (n * T + t) * W, *p = o + H, *dy = dout + (n * T + t) * W;
+      const REAL *o = out + (n * T + t) * W, *p = o + H, *dy = dout + (n * T + t) * D;
       REAL *d = dx + (n * T + t) * G, *dprev = t > 0 ? d - G : NULL;
       for (int64_t j = 0; j < H; j++) {
         REAL dh = dy[j] + (t < T - 1 ? d[j] : 0); /* dh of step t + 1 waits in d[j] */
