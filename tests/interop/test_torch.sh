@@ -1,10 +1,9 @@
 #!/usr/bin/env bash
 # specnet <-> PyTorch: weights written by specnet load into the matching torch.nn
 # model and give the same predictions; weights written from PyTorch load into
-# specnet and give the same loss; conv1d models (tests/interop/conv1d_*.yaml) give
-# the same predictions in torch.nn. Needs Debian's python3-torch and python3-numpy in
-# /usr/bin/python3, and for the seed model the Fashion-MNIST files; exits 77
-# (skipped) without them.
+# specnet and give the same loss; the CNN block of docs/outputs.md (NCHW) gives
+# specnet's probabilities. Needs Debian's python3-torch and python3-numpy in
+# /usr/bin/python3 and the Fashion-MNIST files; exits 77 (skipped) without them.
 #   test_torch.sh SPECNET
 set -uo pipefail
 specnet=$1
@@ -18,8 +17,9 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 fail=0
 
-# conv1d, the masked 1-D pools, lstm and gru: three small models trained for an
-# epoch on random data, their weights loaded into the same models in torch.nn
+# conv1d, the masked 1-D pools, lstm and gru (tests/interop/conv1d_*.yaml,
+# recurrent_seq.yaml): three small models trained for an epoch on random data, their
+# weights loaded into the same models in torch.nn (these need no Fashion-MNIST)
 "$py" "$here/torch_interop.py" conv1d-data "$tmp" || exit 1
 for kind in seq text rnn; do
   cspec=$here/conv1d_$kind.yaml data=$kind
