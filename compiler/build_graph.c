@@ -542,6 +542,11 @@ static int build_pool1d(builder *b, const sn_layer_spec *l, const input *in, int
   const sn_type *t = TY(b, in[0].v);
   int64_t T = t->dim[0], C = t->dim[1];
   bool mx = l->kind == SN_LAYER_GLOBAL_MAX_POOL1D;
+  if (T > INT32_MAX) { /* the window's side is an int */
+    sn_diag_error(b->d, l->loc, "%s: %lld steps; %s pools at most %d", l->name, (long long)T,
+                  sn_layer_kind_name(l->kind), INT32_MAX);
+    return -1;
+  }
   int x = in[0].v, m = in[0].mask;
   sn_op like = at(l);
   if (m >= 0) {

@@ -1207,7 +1207,8 @@ static void emit_batch_gemm(emitter *e, step_ctx *sc, int v) {
 }
 
 /* A recurrent scan: a call to the runtime's loop over the steps (recurrent.c),
- * fn(N, T, H, inputs.., out); N is the batch's rows. */
+ * fn(N, T, H, inputs.., out), the gradients with dout's row width after H; N is the
+ * batch's rows. */
 static void emit_scan(emitter *e, step_ctx *sc, int v) {
   const sn_op *op = &e->g->ops[v];
   const char *base = op->code == SN_OP_LSTM        ? "sn_lstm"
@@ -1217,13 +1218,15 @@ static void emit_scan(emitter *e, step_ctx *sc, int v) {
   char name[64];
   snprintf(name, sizeof name, "%s_%s", base, e->g->dtype == SN_F64 ? "f64" : "f32");
   const sn_type *whh = &e->g->ops[op->in[op->code == SN_OP_LSTM || op->code == SN_OP_GRU ? 1 : 2]].type;
-  LLVMTypeRef pt[7] = {e->i64, e->i64, e->i64, e->ptr, e->ptr, e->ptr, e->ptr};
-  unsigned na = 3 + (unsigned)op->n_in + 1;
+  bool grad = op->code == SN_OP_LSTM_GRAD || op->code == SN_OP_GRU_GRAD;
+  LLVMTypeRef pt[8] = {e->i64, e->i64, e->i64, e->i64, e->ptr, e->ptr, e->ptr, e->ptr};
+  unsigned first = grad ? 4 : 3, na = first + (unsigned)op->n_in + 1;
+  if (!grad) pt[3] = e->ptr;
   LLVMTypeRef fty = LLVMFunctionType(e->voidt, pt, na, 0);
   LLVMValueRef fn = LLVMGetNamedFunction(e->mod, name);
   if (!fn) fn = LLVMAddFunction(e->mod, name, fty);
-  LLVMValueRef a[7] = {sc->field[A_ROWS], ci(e, op->type.dim[0]), ci(e, whh->dim[1])};
-  for (int i = 0; i < op->n_in; i++) a[3 + i] = buffer_ptr(e, sc, op->in[i]);
+  LLVMValueRef a[8] = {sc->field[A_ROWS], ci(e, op->type.dim[0]), ci(e, whh->dim[1]), ci(e, op->a[0])};
+  for (int i = 0; i < op->n_in; i++) a[first + i] = buffer_ptr(e, sc, op->in[i]);
   a[na - 1] = buffer_ptr(e, sc, v);
   LLVMBuildCall2(e->b, fty, fn, a, na, "");
 }

@@ -263,9 +263,7 @@ void sn_graph_print(const sn_graph *g, FILE *out, bool with_backward) {
     int n = 0;
     switch (op->code) {
     case SN_OP_PARAM: {
-      static const char *inits[] = {"zeros",      "ones",      "glorot_uniform", "glorot_normal",
-                                    "he_uniform", "he_normal", "normal"};
-      n = snprintf(line, sizeof line, "param %s = %s", name, inits[g->params[op->param].init]);
+      n = snprintf(line, sizeof line, "param %s = %s", name, sn_init_name(g->params[op->param].init));
       break;
     }
     case SN_OP_INPUT: n = snprintf(line, sizeof line, "input %s", name); break;

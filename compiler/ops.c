@@ -676,6 +676,19 @@ static int scan_dwhh(sn_graph *g, int dgates, int hprev, const sn_op *like) {
   memcpy(mm.layer, like->layer, sizeof mm.layer);
   return add_like(g, &mm, SN_OP_MATMUL, dgates, hprev, NULL);
 }
+/* The reverse scans read only the h part of dout (the gradient of the scan's
+ * output). When dout is h's gradient followed by zeros (grad_slice of the layer's
+ * h), they read h's gradient itself, rows H wide, and the concat is never built.
+ * The grad op's a[0] is the width of dout's rows. */
+static int scan_dout(sn_graph *g, int dy, int64_t H, int64_t *width) {
+  const sn_op *c = OP(dy);
+  *width = T(g, dy)->dim[1];
+  if (c->code != SN_OP_CONCAT || c->a[0] != 1 || T(g, c->in[0])->dim[1] != H) return dy;
+  const sn_op *z = OP(c->in[1]);
+  if (z->code != SN_OP_BROADCAST || OP(z->in[0])->code != SN_OP_CONST || OP(z->in[0])->c != 0) return dy;
+  *width = H;
+  return c->in[0];
+}
 /* lstm: dxw from the reverse scan; dW_hh = dxw^T h_{t-1} over all (n, t) */
 static void grad_lstm(sn_graph *g, int v, int dy, int dx[]) {
   sn_op like = *OP(v);
@@ -685,6 +698,7 @@ static void grad_lstm(sn_graph *g, int v, int dy, int dx[]) {
   sn_op proto = like;
   proto.n_in = 3;
   proto.in[2] = whh;
+  dy = scan_dout(g, dy, H, &proto.a[0]);
   int dxw = add_like(g, &proto, SN_OP_LSTM_GRAD, dy, v, &t);
   dx[0] = dxw;
   dx[1] = scan_dwhh(g, dxw, scan_hprev(g, v, H, &like), &like);
@@ -699,6 +713,7 @@ static void grad_gru(sn_graph *g, int v, int dy, int dx[]) {
   t.dim[1] = 6 * H;
   sn_op proto = like;
   proto.in[2] = whh;
+  dy = scan_dout(g, dy, H, &proto.a[0]);
   int both = add_like(g, &proto, SN_OP_GRU_GRAD, dy, v, &t);
   dx[0] = emit_slice(g, both, 1, 0, 3 * H, &like);
   int dhh = emit_slice(g, both, 1, 3 * H, 3 * H, &like);

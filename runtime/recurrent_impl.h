@@ -5,7 +5,9 @@
  * The step loop is serial (step t needs step t - 1); each step is one GEMM over all
  * samples and a loop over (n, j). Nothing is allocated: the backward passes carry
  * dh and dc from step t to step t - 1 in their own output's rows for t - 1, which
- * are written for good only when step t - 1 is reached. */
+ * are written for good only when step t - 1 is reached. The loops over j have no
+ * branches: what step 0 lacks (h_{-1}, c_{-1}, the carried dh) is loaded from some
+ * valid place in the arrays and selected away (never multiplied: it may be NaN). */
 
 #define CAT2(a, b) a##_##b
 #define CAT(a, b) CAT2(a, b)
@@ -21,14 +23,16 @@ void FN(sn_lstm)(int64_t N, int64_t T, int64_t H, const REAL *xw, const REAL *wh
     if (t > 0) /* gates (before activation) = h_{t-1} W_hh^T, then + xw */
       GEMM(CblasNoTrans, CblasTrans, (int)N, (int)(4 * H), (int)H, out + (t - 1) * W, (int)(T * W), whh,
            (int)H, out + t * W + 2 * H, (int)(T * W));
+    bool first = t == 0;
     for (int64_t n = 0; n < N; n++) {
       REAL *o = out + (n * T + t) * W, *p = o + 2 * H;
-      const REAL *x = xw + (n * T + t) * 4 * H, *prev = t > 0 ? o - W : NULL;
+      const REAL *x = xw + (n * T + t) * 4 * H, *prev = first ? o : o - W;
       for (int64_t j = 0; j < H; j++) {
-        REAL gi = x[j], gf = x[H + j], gg = x[2 * H + j], go = x[3 * H + j];
-        if (prev) gi += p[j], gf += p[H + j], gg += p[2 * H + j], go += p[3 * H + j];
+        REAL hi = p[j], hf = p[H + j], hg = p[2 * H + j], ho = p[3 * H + j], cp = prev[H + j];
+        REAL gi = x[j] + (first ? 0 : hi), gf = x[H + j] + (first ? 0 : hf);
+        REAL gg = x[2 * H + j] + (first ? 0 : hg), go = x[3 * H + j] + (first ? 0 : ho);
         REAL i = FN(sigm)(gi), f = FN(sigm)(gf), g = TANH(gg), og = FN(sigm)(go);
-        REAL c = i * g + (prev ? f * prev[H + j] : 0);
+        REAL c = i * g + f * (first ? 0 : cp);
         p[j] = i, p[H + j] = f, p[2 * H + j] = g, p[3 * H + j] = og;
         o[H + j] = c;
         o[j] = og * TANH(c);
@@ -37,27 +41,30 @@ void FN(sn_lstm)(int64_t N, int64_t T, int64_t H, const REAL *xw, const REAL *wh
   }
 }
 
-/* Its gradient: dout [N, T, 6H] (only the h part is read: nothing else of out is a
- * layer's output), out the forward's; dxw [N, T, 4H], the gradient of the gates
- * before activation, which is also the gradient of xw. */
-void FN(sn_lstm_grad)(int64_t N, int64_t T, int64_t H, const REAL *dout, const REAL *out, const REAL *whh,
-                      REAL *dxw) {
+/* Its gradient: dout [N, T, D] whose first H of a row are the gradient of h (D is
+ * 6H, or H: nothing else of out is a layer's output), out the forward's; dxw
+ * [N, T, 4H], the gradient of the gates before activation, which is also the
+ * gradient of xw. */
+void FN(sn_lstm_grad)(int64_t N, int64_t T, int64_t H, int64_t D, const REAL *dout, const REAL *out,
+                      const REAL *whh, REAL *dxw) {
   int64_t W = 6 * H, G = 4 * H;
   for (int64_t t = T - 1; t >= 0; t--) {
+    bool carry = t < T - 1, first = t == 0; /* dh, dc of step t + 1 wait in d[j], d[H + j] */
     for (int64_t n = 0; n < N; n++) {
-      const REAL *o = out + (n * T + t) * W, *p = o + 2 * H, *dy = dout + (n * T + t) * W;
-      REAL *d = dxw + (n * T + t) * G, *dprev = t > 0 ? d - G : NULL;
+      const REAL *o = out + (n * T + t) * W, *p = o + 2 * H, *dy = dout + (n * T + t) * D;
+      const REAL *oprev = first ? o : o - W;
+      REAL *d = dxw + (n * T + t) * G, *dprev = first ? d : d - G; /* step 0: a slot read already */
       for (int64_t j = 0; j < H; j++) {
-        bool carry = t < T - 1; /* dh, dc of step t + 1 wait in d[j], d[H + j] */
-        REAL dh = dy[j] + (carry ? d[j] : 0), dcn = carry ? d[H + j] : 0;
+        REAL dhc = d[j], dcc = d[H + j], cp = oprev[H + j];
+        REAL dh = dy[j] + (carry ? dhc : 0), dcn = carry ? dcc : 0;
         REAL i = p[j], f = p[H + j], g = p[2 * H + j], og = p[3 * H + j];
-        REAL tc = TANH(o[H + j]), cprev = t > 0 ? o[H + j - W] : 0;
+        REAL tc = TANH(o[H + j]), cprev = first ? 0 : cp;
         REAL dc = dcn + dh * og * (1 - tc * tc);
+        dprev[H + j] = dc * f;
         d[j] = dc * g * i * (1 - i);
         d[H + j] = dc * cprev * f * (1 - f);
         d[2 * H + j] = dc * i * (1 - g * g);
         d[3 * H + j] = dh * tc * og * (1 - og);
-        if (dprev) dprev[H + j] = dc * f;
       }
     }
     if (t > 0) /* dh of step t - 1 = dgates_t W_hh, into its rows' first H */
@@ -75,40 +82,45 @@ void FN(sn_gru)(int64_t N, int64_t T, int64_t H, const REAL *xw, const REAL *whh
     if (t > 0) /* h_{t-1} W_hh^T into the r, z, n slots */
       GEMM(CblasNoTrans, CblasTrans, (int)N, (int)(3 * H), (int)H, out + (t - 1) * W, (int)(T * W), whh,
            (int)H, out + t * W + H, (int)(T * W));
+    bool first = t == 0;
     for (int64_t n = 0; n < N; n++) {
       REAL *o = out + (n * T + t) * W, *p = o + H;
-      const REAL *x = xw + (n * T + t) * 3 * H, *prev = t > 0 ? o - W : NULL;
+      const REAL *x = xw + (n * T + t) * 3 * H, *prev = first ? o : o - W;
       for (int64_t j = 0; j < H; j++) {
-        REAL hr = bhh[j], hz = bhh[H + j], hn = bhh[2 * H + j];
-        if (prev) hr += p[j], hz += p[H + j], hn += p[2 * H + j];
+        REAL pr = p[j], pz = p[H + j], pn = p[2 * H + j], hp = prev[j];
+        REAL hr = bhh[j] + (first ? 0 : pr), hz = bhh[H + j] + (first ? 0 : pz);
+        REAL hn = bhh[2 * H + j] + (first ? 0 : pn);
         REAL r = FN(sigm)(x[j] + hr), z = FN(sigm)(x[H + j] + hz), nn = TANH(x[2 * H + j] + r * hn);
         p[j] = r, p[H + j] = z, p[2 * H + j] = nn, p[3 * H + j] = hn;
-        o[j] = (1 - z) * nn + (prev ? z * prev[j] : 0);
+        o[j] = (1 - z) * nn + z * (first ? 0 : hp);
       }
     }
   }
 }
 
-/* Its gradient: dout [N, T, 5H] (the h part read); dx [N, T, 6H] = the gradient of
- * xw (r, z, n before activation) then of the hidden product W_hh h + b_hh (the same
- * for r and z; r times it for n). */
-void FN(sn_gru_grad)(int64_t N, int64_t T, int64_t H, const REAL *dout, const REAL *out, const REAL *whh,
-                     REAL *dx) {
+/* Its gradient: dout [N, T, D] (the h part read, as for lstm; D is 5H or H); dx
+ * [N, T, 6H] = the gradient of xw (r, z, n before activation) then of the hidden
+ * product W_hh h + b_hh (the same for r and z; r times it for n). */
+void FN(sn_gru_grad)(int64_t N, int64_t T, int64_t H, int64_t D, const REAL *dout, const REAL *out,
+                     const REAL *whh, REAL *dx) {
   int64_t W = 5 * H, G = 6 * H;
   for (int64_t t = T - 1; t >= 0; t--) {
+    bool carry = t < T - 1, first = t == 0; /* dh of step t + 1 waits in d[j] */
     for (int64_t n = 0; n < N; n++) {
-      const REAL *o = out + (n * T + t) * W, *p = o + H, *dy = dout + (n * T + t) * W;
-      REAL *d = dx + (n * T + t) * G, *dprev = t > 0 ? d - G : NULL;
+      const REAL *o = out + (n * T + t) * W, *p = o + H, *dy = dout + (n * T + t) * D;
+      const REAL *oprev = first ? o : o - W;
+      REAL *d = dx + (n * T + t) * G, *dprev = first ? d : d - G; /* step 0: a slot read already */
       for (int64_t j = 0; j < H; j++) {
-        REAL dh = dy[j] + (t < T - 1 ? d[j] : 0); /* dh of step t + 1 waits in d[j] */
-        REAL r = p[j], z = p[H + j], nn = p[2 * H + j], hn = p[3 * H + j], hprev = t > 0 ? o[j - W] : 0;
+        REAL dhc = d[j], hp = oprev[j];
+        REAL dh = dy[j] + (carry ? dhc : 0);
+        REAL r = p[j], z = p[H + j], nn = p[2 * H + j], hn = p[3 * H + j], hprev = first ? 0 : hp;
         REAL dn = dh * (1 - z) * (1 - nn * nn);
         REAL dr = dn * hn * r * (1 - r), dz = dh * (hprev - nn) * z * (1 - z);
+        dprev[H + j] = dh * z; /* the direct path, added after the GEMM */
         d[j] = d[3 * H + j] = dr;
         d[H + j] = d[4 * H + j] = dz;
         d[2 * H + j] = dn;
         d[5 * H + j] = dn * r;
-        if (dprev) dprev[H + j] = dh * z; /* the direct path, added after the GEMM */
       }
     }
     if (t > 0) {

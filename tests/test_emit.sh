@@ -92,6 +92,18 @@ check "SPECNET_CPU and --cpu give the same code" \
        "$("$specnet" emit "$spec" --what asm --cpu x86-64-v3 | md5sum)"
 check "an unknown --cpu is a usage error (2)" \
   bash -c '"$1" emit "$2" --what plan --cpu pentium4 2>/dev/null; test $? -eq 2' _ "$specnet" "$spec"
+# Recurrent layers are not unrolled: each lstm/gru is one scan call forward and one
+# backward, whatever the number of steps (tests/specs/ops/lstm.yaml has 4; 64 here).
+rnn=tests/specs/ops/lstm.yaml
+rnn4=$("$specnet" emit "$rnn" --what plan) || { echo "FAIL: emit $rnn"; exit 1; }
+rnn64=$("$specnet" emit "$rnn" --what plan --set model.input=[64,3] --set data.train.features=192) ||
+  { echo "FAIL: emit $rnn with 64 steps"; exit 1; }
+rnngrad=$(sed -n '/^grad_step/,/^eval_step/p' <<<"$rnn64")
+check "lstm: one scan call per layer forward and one backward in grad_step (2 layers)" \
+  test "$(grep -c '^  call k[0-9]* lstm(' <<<"$rnngrad")" -eq 2 -a "$(grep -c '^  call k[0-9]* lstm_grad(' <<<"$rnngrad")" -eq 2
+check "lstm: 64 steps compile to as many kernels as 4 steps" \
+  test "$(grep -cE '^  (gemm|kernel|call)' <<<"$rnn64")" -eq "$(grep -cE '^  (gemm|kernel|call)' <<<"$rnn4")"
+
 if grep -qw avx512f /proc/cpuinfo; then
   check "native (AVX-512 host): bias+relu kernel is vectorized 8- or 16-wide" \
     grep -qE '<(8|16) x float>' <<<"$(width native grad_step.k1 '<[0-9]+ x float>')"

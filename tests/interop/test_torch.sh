@@ -91,8 +91,9 @@ else
   fail=1
 fi
 
-# conv1d, the masked 1-D pools, lstm and gru: three small models trained for an
-# epoch on random data, their weights loaded into the same models in torch.nn
+# conv1d, the masked 1-D pools, lstm and gru (tests/interop/conv1d_*.yaml,
+# recurrent_seq.yaml): three small models trained for an epoch on random data, their
+# weights loaded into the same models in torch.nn (these need no Fashion-MNIST)
 "$py" "$here/torch_interop.py" conv1d-data "$tmp" || exit 1
 for kind in seq text rnn; do
   cspec=$here/conv1d_$kind.yaml data=$kind

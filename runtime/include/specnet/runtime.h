@@ -589,21 +589,22 @@ void sn_par_dgemm_batched(int ta, int tb, int M, int N, int K, const double *A, 
 /* The scans of the recurrent layers (recurrent.c), called by generated code: N
  * samples, T steps, H units, arrays [N, T, width] row-major. LSTM: xw [N, T, 4H]
  * (x W_ih^T + both biases), whh [4H, H] -> out [N, T, 6H] (h, c, gates i f g o);
- * its gradient from dout (h part) to dxw [N, T, 4H]. GRU: xw [N, T, 3H] (x W_ih^T
- * + b_ih), whh [3H, H], bhh [3H] -> out [N, T, 5H] (h, r, z, n, W_hn h + b_hn); its
- * gradient to [N, T, 6H] (of xw, then of W_hh h + b_hh). */
+ * its gradient from dout [N, T, D] (the gradient of h in the first H of each row)
+ * to dxw [N, T, 4H]. GRU: xw [N, T, 3H] (x W_ih^T + b_ih), whh [3H, H], bhh [3H]
+ * -> out [N, T, 5H] (h, r, z, n, W_hn h + b_hn); its gradient to [N, T, 6H] (of xw,
+ * then of W_hh h + b_hh). */
 void sn_lstm_f32(int64_t N, int64_t T, int64_t H, const float *xw, const float *whh, float *out);
 void sn_lstm_f64(int64_t N, int64_t T, int64_t H, const double *xw, const double *whh, double *out);
-void sn_lstm_grad_f32(int64_t N, int64_t T, int64_t H, const float *dout, const float *out, const float *whh,
+void sn_lstm_grad_f32(int64_t N, int64_t T, int64_t H, int64_t D, const float *dout, const float *out, const float *whh,
                       float *dxw);
-void sn_lstm_grad_f64(int64_t N, int64_t T, int64_t H, const double *dout, const double *out, const double *whh,
+void sn_lstm_grad_f64(int64_t N, int64_t T, int64_t H, int64_t D, const double *dout, const double *out, const double *whh,
                       double *dxw);
 void sn_gru_f32(int64_t N, int64_t T, int64_t H, const float *xw, const float *whh, const float *bhh, float *out);
 void sn_gru_f64(int64_t N, int64_t T, int64_t H, const double *xw, const double *whh, const double *bhh,
                 double *out);
-void sn_gru_grad_f32(int64_t N, int64_t T, int64_t H, const float *dout, const float *out, const float *whh,
+void sn_gru_grad_f32(int64_t N, int64_t T, int64_t H, int64_t D, const float *dout, const float *out, const float *whh,
                      float *dx);
-void sn_gru_grad_f64(int64_t N, int64_t T, int64_t H, const double *dout, const double *out, const double *whh,
+void sn_gru_grad_f64(int64_t N, int64_t T, int64_t H, int64_t D, const double *dout, const double *out, const double *whh,
                      double *dx);
 /* Which small-batch f32 GEMM kernels sn_par_sgemm uses where the batch side is at
  * most 64: "avx512", "avx2", or "none" (all products through OpenBLAS). Chosen once
