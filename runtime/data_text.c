@@ -63,8 +63,8 @@ typedef struct entry {
 } entry;
 
 typedef struct listing {
-  entry *e;
-  int n;
+  entry *e; /* (cap), NULL until the first entry */
+  int n, cap;
 } listing;
 
 static int cmp_entry(const void *a, const void *b) {
@@ -83,6 +83,11 @@ static const char *base_name(const char *path) {
 
 static int add_entry(listing *L, const char *path, bool dir, sn_error *err) {
   if (L->n == MAX_FILES) return sn_fail(err, "%s: more than %d files", path, MAX_FILES);
+  if (L->n == L->cap) {
+    entry *more = realloc(L->e, (size_t)(L->cap = L->cap ? 2 * L->cap : 16) * sizeof *L->e);
+    if (!more) return sn_fail(err, "out of memory");
+    L->e = more;
+  }
   entry *e = &L->e[L->n];
   if (snprintf(e->path, sizeof e->path, "%s", path) >= (int)sizeof e->path)
     return sn_fail(err, "%.200s...: path too long", path);
@@ -123,21 +128,22 @@ static int list_dir(const char *dir, bool dirs, listing *L, sn_error *err) {
     if (S_ISREG(st.st_mode) || (dirs && S_ISDIR(st.st_mode))) rc = add_entry(L, p, S_ISDIR(st.st_mode), err);
   }
   closedir(d);
-  qsort(L->e + first, (size_t)(L->n - first), sizeof *L->e, cmp_entry);
+  if (L->n > first) qsort(L->e + first, (size_t)(L->n - first), sizeof *L->e, cmp_entry);
   return rc;
 }
 
 /* What `path` names: a file, a folder's members, or a glob pattern's matches. */
 static int list_inputs(const char *path, bool dirs, listing *L, sn_error *err) {
-  L->e = malloc(MAX_FILES * sizeof *L->e);
-  L->n = 0;
-  if (!L->e) return sn_fail(err, "out of memory");
+  *L = (listing){0};
   struct stat st;
   if (strpbrk(path, "*?[")) {
     glob_t g;
     int rc = glob(path, 0, NULL, &g);
-    if (rc == GLOB_NOMATCH) return sn_fail(err, "%s: no file matches the pattern", path);
-    if (rc) return sn_fail(err, "%s: cannot read the pattern's folders", path);
+    if (rc) {
+      globfree(&g);
+      return sn_fail(err, rc == GLOB_NOMATCH ? "%s: no file matches the pattern" : "%s: cannot read the pattern's folders",
+                     path);
+    }
     for (size_t i = 0; i < g.gl_pathc && !rc; i++) { /* glob sorts */
       const char *p = g.gl_pathv[i], *base = base_name(p);
       char dir[4096];
@@ -217,14 +223,29 @@ static int not_utf8(const char *path, const char *buf, int64_t at, sn_error *err
                  path, (long long)line_of(buf, at), (long long)at, (unsigned char)buf[at]);
 }
 
-/* Adds the distinct code points of buf to a set (a bitmap over U+0000..U+10FFFF). */
-static int collect_chars(const char *path, const char *buf, int64_t len, uint8_t *seen, sn_error *err) {
+/* A set of code points: a bitmap over U+0000..U+10FFFF, and the members in the
+ * order they were first seen. */
+typedef struct charset {
+  uint8_t *seen;  /* (0x110000 / 8) */
+  uint32_t *list; /* (cap) */
+  int n, cap;
+} charset;
+
+/* Adds the characters of buf to the set. */
+static int collect_chars(const char *path, const char *buf, int64_t len, charset *set, sn_error *err) {
   for (int64_t i = 0; i < len;) {
     int k;
     int32_t c = utf8_next((const unsigned char *)buf + i, len - i, &k);
     if (c < 0) return not_utf8(path, buf, i, err);
-    seen[c >> 3] |= (uint8_t)(1u << (c & 7));
     i += k;
+    if (set->seen[c >> 3] >> (c & 7) & 1) continue;
+    set->seen[c >> 3] |= (uint8_t)(1u << (c & 7));
+    if (set->n == set->cap) {
+      uint32_t *more = realloc(set->list, (size_t)(set->cap *= 2) * sizeof(uint32_t));
+      if (!more) return sn_fail(err, "out of memory");
+      set->list = more;
+    }
+    set->list[set->n++] = (uint32_t)c;
   }
   return 0;
 }
@@ -271,25 +292,24 @@ static int tokenize(const tokenizer *T, const char *path, const char *file, int6
 
 /* The chars table of the files of L, sorted by code point. */
 static int build_chars(const listing *L, uint32_t **chars, int *n, sn_error *err) {
-  uint8_t *seen = calloc(0x110000 / 8, 1);
-  if (!seen) return sn_fail(err, "out of memory");
-  int rc = 0;
+  charset set = {calloc(0x110000 / 8, 1), malloc(256 * sizeof(uint32_t)), 0, 256};
+  int rc = set.seen && set.list ? 0 : sn_fail(err, "out of memory");
   for (int i = 0; i < L->n && !rc; i++) {
     char *buf;
     int64_t len;
     if ((rc = read_file(L->e[i].path, &buf, &len, err))) break;
-    rc = collect_chars(L->e[i].path, buf, len, seen, err);
+    rc = collect_chars(L->e[i].path, buf, len, &set, err);
     free(buf);
   }
-  int k = 0;
-  for (int32_t c = 0; !rc && c < 0x110000; c++) k += seen[c >> 3] >> (c & 7) & 1;
-  *chars = rc ? NULL : malloc((size_t)(k + 1) * sizeof(uint32_t));
-  if (!rc && !*chars) rc = sn_fail(err, "out of memory");
-  *n = 0;
-  for (int32_t c = 0; !rc && c < 0x110000; c++)
-    if (seen[c >> 3] >> (c & 7) & 1) (*chars)[(*n)++] = (uint32_t)c;
-  free(seen);
-  return rc;
+  free(set.seen);
+  if (rc) {
+    free(set.list);
+    return rc;
+  }
+  qsort(set.list, (size_t)set.n, sizeof *set.list, cmp_u32);
+  *chars = set.list;
+  *n = set.n;
+  return 0;
 }
 
 /* ---------------------------------------------------------------------------
@@ -394,9 +414,7 @@ static int load_lm(const sn_source *src, const listing *L, const tokenizer *T, s
 
 /* A category's files flattened: every file of L, a folder's files named after it. */
 static int flatten(const listing *L, listing *files, sn_error *err) {
-  files->e = malloc(MAX_FILES * sizeof *files->e);
-  files->n = 0;
-  if (!files->e) return sn_fail(err, "out of memory");
+  *files = (listing){0};
   for (int i = 0; i < L->n; i++) {
     int first = files->n;
     if (!L->e[i].dir) {
