@@ -127,4 +127,32 @@ grep -q "markov.txt:1: character U+03BC at byte offset [0-9]* is not in the voca
 if "$specnet" train small.yaml --out run2 2>err.txt >/dev/null; then fail "an embedding of 8 for 12 tokens trained"; fi
 grep -q "small.yaml:10:7: error: embedding1: embedding vocab 8 is smaller than the text's vocabulary of 12 tokens" err.txt ||
   fail "small embedding: $(cat err.txt)"
+# classify: three category files (records between lines holding %; a blank record
+# is skipped), the chars table from id 1 (0 pads), classes.json and vocab.json
+mkdir topics
+printf 'one\n%%\ntwo\n%%\nthree\n%%\nfour\n' >topics/alpha
+printf 'uno\n%%\n\n%%\ndos\n%%\ntres\n' >topics/beta
+printf 'eins\n%%\nzwei\n' >topics/gamma
+cat >cls.yaml <<EOF
+specnet: 1
+name: cls
+data:
+  train: {format: text, path: topics, tokenizer: chars, mode: classify, length: 8}
+model:
+  input: [8]
+  layers:
+    - embedding: {vocab: 32, dim: 4}
+    - flatten
+    - dense: {units: 3, activation: softmax}
+train:
+  loss: sparse_categorical_crossentropy
+EOF
+"$specnet" check cls.yaml >check.txt
+# the characters of the files (the separators' % and newlines too), ids 1..15
+grep -q "data.train: text, classify, chars tokenizer, vocabulary 16 (id 0 pads): 9 records of 8 tokens in 3 categories: alpha 4, beta 3, gamma 2" check.txt ||
+  fail "classify check: $(cat check.txt)"
+grep -q 'data.train: characters "\\n%defhinorstuwz"' check.txt || fail "classify characters: $(cat check.txt)"
+"$specnet" train cls.yaml --out cls --quiet >/dev/null
+[ "$(cat cls/classes.json)" = '["alpha", "beta", "gamma"]' ] || fail "classes.json: $(cat cls/classes.json)"
+grep -q '"first_id": 1, "pad_id": 0' cls/vocab.json || fail "vocab.json: $(cat cls/vocab.json)"
 echo "test_text: ok"
