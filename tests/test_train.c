@@ -291,6 +291,47 @@ static void test_epoch_coverage(sn_dtype_rt dtype) {
   sn_model_free(&m);
 }
 
+/* The loader's hook for samples remade each epoch (text lm windows): sn_train calls
+ * it once before each epoch's first batch, with the 1-based epoch; every sample of
+ * epoch e is one the hook made for e (ids 100 e + k), with staging on the calling
+ * thread and by the loader thread, shuffled and in order. */
+static int hook_epochs[16], hook_calls;
+
+static void hook_fill(const sn_dataset *ds, int epoch) {
+  if (hook_calls < 16) hook_epochs[hook_calls] = epoch;
+  hook_calls++;
+  for (int64_t k = 0; k < ds->n; k++) { /* the recorder's sample 100 epoch + k */
+    int64_t i = 100 * epoch + k;
+    ds->x[k * REC_D + 0] = (float)i;
+    ds->x[k * REC_D + 1] = (float)rec_loss_of(i);
+    ds->x[k * REC_D + 2] = (float)(i % 3);
+    ds->y[k] = (int32_t)(i % 3);
+  }
+}
+
+static void test_epoch_hook(sn_dtype_rt dtype, bool shuffle, bool no_prefetch) {
+  enum { N = 10, BS = 4, EPOCHS = 3 };
+  sn_model m = rec_model(dtype, BS);
+  sn_dataset ds = rec_dataset(N, 0);
+  ds.epoch_fill = hook_fill;
+  rec_reset(&m);
+  hook_calls = 0;
+  sn_train_opts o = quiet_opts(EPOCHS, BS, shuffle, 7, NULL);
+  o.no_prefetch = no_prefetch;
+  sn_error err = {{0}};
+  CHECK(sn_train(&m, &ds, NULL, NULL, &o, &err) == 0, "sn_train: %s", err.msg);
+  CHECK(hook_calls == EPOCHS && hook_epochs[0] == 1 && hook_epochs[1] == 2 && hook_epochs[2] == 3,
+        "hook called %d times", hook_calls);
+  CHECK(R.n_seen == N * EPOCHS && R.bad_rows == 0, "saw %lld samples, %lld bad", (long long)R.n_seen,
+        (long long)R.bad_rows);
+  for (int64_t p = 0; p < R.n_seen; p++) {
+    int64_t e = 1 + p / N, i = R.seen[p];
+    CHECK(i >= 100 * e && i < 100 * e + N, "epoch %lld saw sample %lld", (long long)e, (long long)i);
+  }
+  free_dataset(&ds);
+  sn_model_free(&m);
+}
+
 /* The visit order of `epochs` epochs, for a seed (shuffle on) or unshuffled. */
 static void visit_order(int64_t *order, int64_t n, int epochs, bool shuffle, uint64_t seed) {
   sn_model m = rec_model(SN_RT_F32, 4);
@@ -1640,6 +1681,9 @@ int main(void) {
   char dir[] = "/tmp/specnet_test_train_XXXXXX";
   CHECK(mkdtemp(dir), "mkdtemp failed");
   test_epoch_coverage(SN_RT_F32);
+  test_epoch_hook(SN_RT_F32, true, false);
+  test_epoch_hook(SN_RT_F32, false, false);
+  test_epoch_hook(SN_RT_F64, true, true);
   test_epoch_coverage(SN_RT_F64);
   test_shuffle_determinism();
   test_evaluate(SN_RT_F32);
