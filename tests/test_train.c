@@ -332,6 +332,51 @@ static void test_epoch_hook(sn_dtype_rt dtype, bool shuffle, bool no_prefetch) {
   sn_model_free(&m);
 }
 
+/* Two labels per sample (a sequence output's per-position labels): every step,
+ * training and evaluation, gets each row's own pair, (i % 3, (i + 1) % 3). */
+static int64_t pair_rows, pair_bad;
+
+static void pair_step(const sn_step_args *a) {
+  for (int64_t r = 0; r < a->rows; r++) {
+    int64_t i = (int64_t)rec_x(a, r, 0);
+    pair_bad += a->y[2 * r] != i % 3 || a->y[2 * r + 1] != (i + 1) % 3;
+  }
+  pair_rows += a->rows;
+  *a->loss_sum = 0;
+}
+
+static void test_label_pairs(sn_dtype_rt dtype, bool no_prefetch) {
+  enum { N = 11, BS = 4 };
+  sn_model m = rec_model(dtype, BS);
+  m.label_elems = 2;
+  m.train_step = m.eval_step = pair_step;
+  sn_dataset ds = rec_dataset(N, 0), held;
+  int32_t *y = realloc(ds.y, 2 * N * sizeof(int32_t));
+  CHECK(y != NULL, "out of memory");
+  if (!y) return;
+  ds.y = y;
+  ds.label_elems = 2;
+  for (int64_t i = 0; i < N; i++) {
+    y[2 * i] = (int32_t)(i % 3);
+    y[2 * i + 1] = (int32_t)((i + 1) % 3);
+  }
+  sn_error err = {{0}};
+  CHECK(sn_dataset_split(&ds, 0.3, &held, &err) == 0, "split: %s", err.msg); /* 7 + 4 */
+  rec_reset(&m);
+  pair_rows = pair_bad = 0;
+  sn_train_opts o = quiet_opts(2, BS, true, 5, NULL);
+  o.no_prefetch = no_prefetch;
+  CHECK(sn_train(&m, &ds, &held, NULL, &o, &err) == 0, "sn_train: %s", err.msg);
+  CHECK(pair_rows == 2 * (7 + 4) && pair_bad == 0, "%lld rows, %lld with another row's labels",
+        (long long)pair_rows, (long long)pair_bad);
+  ds.label_elems = 1; /* a set with one label per sample does not fit the model */
+  CHECK(sn_train(&m, &ds, NULL, NULL, &o, &err) != 0 && strstr(err.msg, "1 labels per sample") != NULL,
+        "label count mismatch: %s", err.msg);
+  free_dataset(&held);
+  free_dataset(&ds);
+  sn_model_free(&m);
+}
+
 /* The visit order of `epochs` epochs, for a seed (shuffle on) or unshuffled. */
 static void visit_order(int64_t *order, int64_t n, int epochs, bool shuffle, uint64_t seed) {
   sn_model m = rec_model(SN_RT_F32, 4);
@@ -1684,6 +1729,8 @@ int main(void) {
   test_epoch_hook(SN_RT_F32, true, false);
   test_epoch_hook(SN_RT_F32, false, false);
   test_epoch_hook(SN_RT_F64, true, true);
+  test_label_pairs(SN_RT_F32, false);
+  test_label_pairs(SN_RT_F64, true);
   test_epoch_coverage(SN_RT_F64);
   test_shuffle_determinism();
   test_evaluate(SN_RT_F32);
