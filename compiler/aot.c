@@ -359,13 +359,20 @@ int sn_build_aot(const sn_spec *spec, const sn_model *w, const sn_aot_opts *o, s
   LLVMValueRef pa = doubles(&a, "sn_aot_pre_a", o->pre_a, o->n_pre, o->lib);
   LLVMValueRef pb = doubles(&a, "sn_aot_pre_b", o->pre_b, o->n_pre, o->lib);
   const sn_graph *g = &prog->infer;
-  sn_aot_info info = {.version = 1, .dtype = w->dtype, .input_elems = w->input_elems,
-                      .output_elems = w->output_elems, .batch_capacity = w->batch_capacity,
-                      .arena_bytes = plan->arena_bytes, .param_count = w->param_count,
-                      .state_count = w->state_count, .input_rank = spec->input_rank, .n_pre = o->n_pre,
+  sn_aot_info info = {.version = 1,
+                      .dtype = w->dtype,
+                      .input_elems = w->input_elems,
+                      .output_elems = w->output_elems,
+                      .batch_capacity = w->batch_capacity,
+                      .arena_bytes = plan->arena_bytes,
+                      .param_count = w->param_count,
+                      .state_count = w->state_count,
+                      .input_rank = spec->input_rank,
+                      .n_pre = o->n_pre,
                       .classes = w->classes,
-                      .classifier = g->ops[g->output].code == SN_OP_SOFTMAX ||
-                                    (spec->loss == SN_LOSS_SPARSE_CCE || spec->loss == SN_LOSS_CCE)};
+                      .classifier =
+                          g->ops[g->output].code == SN_OP_SOFTMAX ||
+                          (spec->loss == SN_LOSS_SPARSE_CCE || spec->loss == SN_LOSS_CCE)};
   for (int i = 0; i < spec->input_rank; i++) info.input_shape[i] = spec->input_shape[i];
   if (!o->lib) blob(&a, "sn_aot_info_v1", &info, sizeof info, false);
   /* entry points; only what they reach stays */

@@ -322,11 +322,12 @@ static void test_epoch_hook(sn_dtype_rt dtype, bool shuffle, bool no_prefetch) {
   CHECK(sn_train(&m, &ds, NULL, NULL, &o, &err) == 0, "sn_train: %s", err.msg);
   CHECK(hook_calls == EPOCHS && hook_epochs[0] == 1 && hook_epochs[1] == 2 && hook_epochs[2] == 3,
         "hook called %d times", hook_calls);
-  CHECK(R.n_seen == N * EPOCHS && R.bad_rows == 0, "saw %lld samples, %lld bad", (long long)R.n_seen,
-        (long long)R.bad_rows);
+  CHECK(R.n_seen == N * EPOCHS && R.bad_rows == 0, "saw %lld samples, %lld bad",
+        (long long)R.n_seen, (long long)R.bad_rows);
   for (int64_t p = 0; p < R.n_seen; p++) {
     int64_t e = 1 + p / N, i = R.seen[p];
-    CHECK(i >= 100 * e && i < 100 * e + N, "epoch %lld saw sample %lld", (long long)e, (long long)i);
+    CHECK(i >= 100 * e && i < 100 * e + N, "epoch %lld saw sample %lld", (long long)e,
+          (long long)i);
   }
   free_dataset(&ds);
   sn_model_free(&m);
@@ -370,7 +371,8 @@ static void test_label_pairs(sn_dtype_rt dtype, bool no_prefetch) {
   CHECK(pair_rows == 2 * (7 + 4) && pair_bad == 0, "%lld rows, %lld with another row's labels",
         (long long)pair_rows, (long long)pair_bad);
   ds.label_elems = 1; /* a set with one label per sample does not fit the model */
-  CHECK(sn_train(&m, &ds, NULL, NULL, &o, &err) != 0 && strstr(err.msg, "1 labels per sample") != NULL,
+  CHECK(sn_train(&m, &ds, NULL, NULL, &o, &err) != 0 &&
+            strstr(err.msg, "1 labels per sample") != NULL,
         "label count mismatch: %s", err.msg);
   free_dataset(&held);
   free_dataset(&ds);

@@ -25,13 +25,19 @@ static void check_set(const sn_dataset *ds, bool lm) {
   }
 }
 
-static void load(const char *path, sn_text_mode mode, sn_tokenizer tok, int64_t c, int64_t windows, int64_t stride,
-                 bool split) {
-  sn_source src = {.kind = SN_SRC_TEXT, .text_mode = mode, .tokenizer = tok, .windows = windows, .stride = stride,
+static void load(const char *path, sn_text_mode mode, sn_tokenizer tok, int64_t c, int64_t windows,
+                 int64_t stride, bool split) {
+  sn_source src = {.kind = SN_SRC_TEXT,
+                   .text_mode = mode,
+                   .tokenizer = tok,
+                   .windows = windows,
+                   .stride = stride,
                    .seed = 1};
   snprintf(src.path, sizeof src.path, "%s", path);
-  if (mode == SN_TEXT_LM) src.context = c;
-  else src.length = c;
+  if (mode == SN_TEXT_LM)
+    src.context = c;
+  else
+    src.length = c;
   sn_dataset ds, held;
   sn_error err = {{0}};
   if (sn_dataset_load(&src, &ds, &err)) {
