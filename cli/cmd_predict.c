@@ -14,9 +14,10 @@
  * the statistics of the spec's training set, which is loaded for that).
  *
  * Output, one line per sample, no header: the class index (argmax) for a
- * categorical loss (one per position, comma-separated, for a sequence output), 0/1 for binary_crossentropy with one output, otherwise the
- * output values; with --probs always the whole output vector (what the model's last
- * layer gives: probabilities after a softmax, logits with from_logits). */
+ * categorical loss (one per position, comma-separated, for a sequence output), 0/1 for
+ * binary_crossentropy with one output, otherwise the output values; with --probs always the whole
+ * output vector (what the model's last layer gives: probabilities after a softmax, logits with
+ * from_logits). */
 #include <ctype.h>
 #include <errno.h>
 #include <math.h>
@@ -57,7 +58,8 @@ static const sn_source *spec_csv(const sn_spec *s) {
 
 /* A text file as the spec's text source reads its files, with the chars table of
  * the weights' run (vocab.json), else of the training text. */
-static int load_text_input(const sn_spec *s, const char *weights, const char *path, sn_dataset *ds) {
+static int load_text_input(const sn_spec *s, const char *weights, const char *path,
+                           sn_dataset *ds) {
   sn_source src = s->data.train;
   snprintf(src.path, sizeof src.path, "%s", path);
   src.range[0] = src.range[1] = 0;
@@ -82,7 +84,8 @@ static int load_text_input(const sn_spec *s, const char *weights, const char *pa
   return rc ? EXIT_SPEC : 0;
 }
 
-static int load_input(const sn_spec *s, const sn_model *m, const char *weights, const char *path, sn_dataset *ds) {
+static int load_input(const sn_spec *s, const sn_model *m, const char *weights, const char *path,
+                      sn_dataset *ds) {
   sn_source src = {.no_labels = true};
   const sn_source *csv = spec_csv(s);
   if (s->data.train.kind == SN_SRC_TEXT && !sn_path_has_suffix(path, ".npy") && !sn_path_has_suffix(path, ".csv")) {
@@ -217,7 +220,8 @@ int cmd_predict(const opts *o) {
   FILE *f = NULL;
   char **names = NULL; /* classes.json: the class names, when the labels were names */
   int n_names = 0;
-  if ((rc = load_input(s, m, o->weights, o->input, &in)) || (rc = preprocess_set(s, &in))) goto done;
+  if ((rc = load_input(s, m, o->weights, o->input, &in)) || (rc = preprocess_set(s, &in)))
+    goto done;
   sn_error err = {0};
   if (s->data.standardize &&
       sn_dataset_normalize(&in, S.ds.std_mean, S.ds.std_std, S.ds.std_n, &err)) {

@@ -342,7 +342,6 @@ static int load_data(const sn_spec *s, const sn_model *m, datasets *ds, const ch
   return data_error(s, at[part], err.msg);
 }
 
-
 /* ---------------------------------------------------------------------------
  * Commands */
 

@@ -17,11 +17,16 @@ static void show_token(FILE *out, const sn_dataset *ds, int64_t id) {
   char u[8];
   int k = sn_text_token_utf8(ds, id, u);
   unsigned char c = (unsigned char)u[0];
-  if (k == 1 && c == '\n') fputs("\\n", out);
-  else if (k == 1 && c == '\t') fputs("\\t", out);
-  else if (k == 1 && (c < 0x20 || c >= 0x7f)) fprintf(out, "\\x%02x", c);
-  else if (k == 1 && c == '\\') fputs("\\\\", out);
-  else fwrite(u, 1, (size_t)k, out);
+  if (k == 1 && c == '\n')
+    fputs("\\n", out);
+  else if (k == 1 && c == '\t')
+    fputs("\\t", out);
+  else if (k == 1 && (c < 0x20 || c >= 0x7f))
+    fprintf(out, "\\x%02x", c);
+  else if (k == 1 && c == '\\')
+    fputs("\\\\", out);
+  else
+    fwrite(u, 1, (size_t)k, out);
 }
 
 /* tables: the training set, whose class names and characters every set uses */
@@ -32,11 +37,12 @@ static void summarize(FILE *out, const char *role, const sn_source *src, const s
           src->tokenizer == SN_TOK_CHARS ? "chars" : "bytes", (long long)ds->vocab);
   if (ds->pad_id >= 0) fprintf(out, " (id %d pads)", ds->pad_id);
   if (lm) {
-    fprintf(out, ": %lld tokens, %lld %s windows of %lld tokens", (long long)sn_text_tokens(ds), (long long)ds->n,
-            ds->epoch_fill ? "random (per epoch)" : "swept", (long long)ds->sample_elems);
+    fprintf(out, ": %lld tokens, %lld %s windows of %lld tokens", (long long)sn_text_tokens(ds),
+            (long long)ds->n, ds->epoch_fill ? "random (per epoch)" : "swept",
+            (long long)ds->sample_elems);
   } else {
-    fprintf(out, ": %lld records of %lld tokens in %d categories:", (long long)ds->n, (long long)ds->sample_elems,
-            ds->classes);
+    fprintf(out, ": %lld records of %lld tokens in %d categories:", (long long)ds->n,
+            (long long)ds->sample_elems, ds->classes);
     for (int k = 0; k < ds->classes && k < tables->n_class_names; k++) {
       int64_t count = 0;
       for (int64_t i = 0; i < ds->n; i++) count += ds->y[i] == k;
@@ -101,8 +107,10 @@ int check_text_vocab(const sn_spec *s, const sn_dataset *train) {
     bool reads_input = l->n_inputs == 0 ? i == 0 : !strcmp(l->inputs[0], "input");
     if (!reads_input || l->kind != SN_LAYER_EMBEDDING || l->vocab >= train->vocab) continue;
     char msg[512];
-    snprintf(msg, sizeof msg, "%s: embedding vocab %d is smaller than the text's vocabulary of %lld tokens (from %.300s)",
-             l->name, l->vocab, (long long)train->vocab, train->origin);
+    snprintf(
+        msg, sizeof msg,
+        "%s: embedding vocab %d is smaller than the text's vocabulary of %lld tokens (from %.300s)",
+        l->name, l->vocab, (long long)train->vocab, train->origin);
     return data_error(s, l->loc, msg);
   }
   return 0;
@@ -120,8 +128,8 @@ void write_vocab(const sn_dataset *train, const char *dir) {
   }
   FILE *f = fopen(path, "w");
   if (!f) return;
-  fprintf(f, "{\"tokenizer\": \"chars\", \"first_id\": %d, \"pad_id\": %d, \"codepoints\": [", train->first_id,
-          train->pad_id);
+  fprintf(f, "{\"tokenizer\": \"chars\", \"first_id\": %d, \"pad_id\": %d, \"codepoints\": [",
+          train->first_id, train->pad_id);
   for (int k = 0; k < train->n_chars; k++) fprintf(f, "%s%u", k ? ", " : "", train->chars[k]);
   fputs("]}\n", f);
   fclose(f);

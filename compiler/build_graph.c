@@ -128,7 +128,8 @@ static int build_dense(builder *b, const sn_layer_spec *l, const input *in, int 
   if (!t->batched || t->rank < 1 || t->rank > 2) { /* [N, T, features]: per position */
     char g2[256];
     got(b, &in[0], g2, sizeof g2);
-    sn_diag_error(b->d, l->loc, "%s: dense expects input of shape [N, features] or [N, positions, features], %s",
+    sn_diag_error(b->d, l->loc,
+                  "%s: dense expects input of shape [N, features] or [N, positions, features], %s",
                   l->name, g2);
     sn_diag_hint(b->d, "add '- flatten' before this layer");
     return -1;
@@ -898,8 +899,10 @@ static int build_loss(builder *b, int out, int *pred) {
   char sh[128];
   shape_str(ot, sh, sizeof sh);
   if (!ot->batched || ot->rank < 1 || ot->rank > 2) {
-    sn_diag_error(b->d, s->loss_loc,
-                  "the loss needs a model output of shape [N, outputs] or [N, positions, outputs], got %s", sh);
+    sn_diag_error(
+        b->d, s->loss_loc,
+        "the loss needs a model output of shape [N, outputs] or [N, positions, outputs], got %s",
+        sh);
     sn_diag_hint(b->d, "flatten the last layer's output, or end with a dense layer");
     return -1;
   }
@@ -908,7 +911,8 @@ static int build_loss(builder *b, int out, int *pred) {
   *pred = out;
   char err[256];
   if (s->loss == SN_LOSS_SPARSE_CCE) { /* one label per position: i32[N] or i32[N, T] */
-    sn_op lab = {.code = SN_OP_LABEL, .type = {.dtype = SN_I32, .batched = true, .rank = ot->rank - 1}};
+    sn_op lab = {.code = SN_OP_LABEL,
+                 .type = {.dtype = SN_I32, .batched = true, .rank = ot->rank - 1}};
     for (int i = 0; i + 1 < ot->rank; i++) lab.type.dim[i] = ot->dim[i];
     g->label = sn_graph_add(g, &lab, err, sizeof err);
   } else {
@@ -981,7 +985,8 @@ static int build_metric(builder *b, int k, int out, int pred, int loss) {
     if (sparse || cce) return loss;
     break;
   case SN_METRIC_BITS_PER_TOKEN:
-    if (sparse || cce) return sn_emit(g, SN_OP_MUL, loss, sn_emit_const(g, 1.0 / log(2.0)), -1, &like);
+    if (sparse || cce)
+      return sn_emit(g, SN_OP_MUL, loss, sn_emit_const(g, 1.0 / log(2.0)), -1, &like);
     break;
   case SN_METRIC_ACCURACY:
     if (bce) { /* binary accuracy: mean over outputs of (p > 0.5) == (t > 0.5) */

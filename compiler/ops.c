@@ -254,7 +254,8 @@ static int infer_sum_all(const sn_graph *g, sn_op *op, char *err, size_t len) {
 
 /* Whether i32 labels y hold one class per row of the logits z: [N, ..] for [N, .., C]. */
 static bool labels_fit(const sn_type *z, const sn_type *y) {
-  if (!z->batched || z->rank < 1 || y->dtype != SN_I32 || !y->batched || y->rank != z->rank - 1) return false;
+  if (!z->batched || z->rank < 1 || y->dtype != SN_I32 || !y->batched || y->rank != z->rank - 1)
+    return false;
   for (int i = 0; i < y->rank; i++)
     if (y->dim[i] != z->dim[i]) return false;
   return true;

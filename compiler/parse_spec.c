@@ -498,16 +498,17 @@ static const char *const BUILTIN_KEYS[] = {"builtin", "split", "limit", NULL};
 static const char *const IDX_KEYS[] = {"format", "images", "labels", "limit", NULL};
 static const char *const CSV_KEYS[] = {"format", "path", "label", "header", "limit", NULL};
 static const char *const NPY_KEYS[] = {"format", "x", "y", "limit", NULL};
-static const char *const TEXT_KEYS[] = {"format", "path",   "tokenizer", "mode",  "context",
-                                        "windows", "stride", "length",    "range", "limit", NULL};
+static const char *const TEXT_KEYS[] = {"format",  "path",    "tokenizer", "mode",
+                                        "context", "windows", "stride",    "length",
+                                        "range",   "limit",   NULL};
 static const char *const TEXT_MODES[] = {"lm", "classify", NULL}; /* sn_text_mode */
 static const char *const TOKENIZERS[] = {"bytes", "chars", NULL}; /* sn_tokenizer */
 static const char *const SYNTH_KEYS[] = {"synthetic", "samples", "classes", "noise",
                                          "features",  "limit",   NULL};
 static const char *const ANY_SOURCE_KEYS[] = {
-    "builtin", "format", "synthetic", "split",   "images",  "labels", "path",     "label", "header",
-    "x",       "y",      "limit",     "samples", "classes", "noise",  "features", "tokenizer",
-    "mode",    "context", "windows",  "stride",  "length",  "range",  NULL};
+    "builtin",   "format", "synthetic", "split",   "images",  "labels",  "path",  "label",
+    "header",    "x",      "y",         "limit",   "samples", "classes", "noise", "features",
+    "tokenizer", "mode",   "context",   "windows", "stride",  "length",  "range", NULL};
 
 static void builtin_name(checker *c, const sn_node *n, const char *set, const char *split,
                          sn_source *src) {
@@ -663,16 +664,21 @@ static void text_source(checker *c, const sn_node *map, sn_source *src) {
     mode_only(c, map, "context", "lm");
     mode_only(c, map, "windows", "lm");
     mode_only(c, map, "stride", "lm");
-    if ((v = sn_node_get(map, "length"))) get_int(c, v, "length", 1, MAX_INPUT_ELEMS, &src->length);
-    else missing(c, map, "length", "a text source in classify mode (tokens per record)");
+    if ((v = sn_node_get(map, "length")))
+      get_int(c, v, "length", 1, MAX_INPUT_ELEMS, &src->length);
+    else
+      missing(c, map, "length", "a text source in classify mode (tokens per record)");
   } else {
     mode_only(c, map, "length", "classify");
-    if ((v = sn_node_get(map, "context"))) get_int(c, v, "context", 1, MAX_INPUT_ELEMS, &src->context);
-    else missing(c, map, "context", "a text source in lm mode (tokens per window)");
+    if ((v = sn_node_get(map, "context")))
+      get_int(c, v, "context", 1, MAX_INPUT_ELEMS, &src->context);
+    else
+      missing(c, map, "context", "a text source in lm mode (tokens per window)");
     if ((v = sn_node_get(map, "windows"))) get_int(c, v, "windows", 1, MAX_SAMPLES, &src->windows);
     if ((v = sn_node_get(map, "stride"))) get_int(c, v, "stride", 1, MAX_INPUT_ELEMS, &src->stride);
     if (sn_node_get(map, "windows") && v)
-      sn_diag_error(c->d, v->loc, "a text source takes windows (random windows) or stride (a sweep), not both");
+      sn_diag_error(c->d, v->loc,
+                    "a text source takes windows (random windows) or stride (a sweep), not both");
   }
   src->kind = SN_SRC_TEXT;
 }

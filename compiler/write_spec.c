@@ -207,7 +207,8 @@ static void text_source(FILE *out, const sn_source *s) {
   bool lm = s->text_mode == SN_TEXT_LM;
   fputs("{format: text, path: ", out);
   path(out, s->path);
-  fprintf(out, ", tokenizer: %s, mode: %s", s->tokenizer == SN_TOK_CHARS ? "chars" : "bytes", lm ? "lm" : "classify");
+  fprintf(out, ", tokenizer: %s, mode: %s", s->tokenizer == SN_TOK_CHARS ? "chars" : "bytes",
+          lm ? "lm" : "classify");
   if (lm) fprintf(out, ", context: %" PRId64, s->context);
   if (lm && s->windows) fprintf(out, ", windows: %" PRId64, s->windows);
   if (lm && !s->windows) fprintf(out, ", stride: %" PRId64, s->stride ? s->stride : s->context);

@@ -280,7 +280,7 @@ int main(int argc, char **argv) {
     a.rows = rows;
     sn_predict(&a);
     for (int64_t r = 0; r < rows; r++) {
-      const int64_t y = r * O; /* the row's first output */
+      const int64_t y = r * O;          /* the row's first output */
       if (info->classifier && !probs) { /* the arg-max of each position's C scores */
         const int64_t C = info->classes > 0 ? info->classes : O;
         for (int64_t p = 0; p < O / C; p++) {

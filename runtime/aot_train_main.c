@@ -19,12 +19,15 @@
 #include "specnet/aot.h"
 
 static int usage(const char *self) {
-  fprintf(stderr,
-          "usage: %s [--out DIR] [--epochs N] [--seed N] [--train FILES] [--test FILES] [--threads N] [--quiet]\n"
-          "  trains the model compiled into this program as `specnet train` would; by default on the\n"
-          "  spec's data, written into runs/%s\n"
-          "  FILES: data.csv | x.npy,y.npy | images-idx,labels-idx | fashion_mnist:train | text (a text spec)\n",
-          self, sn_aot_train_v1.name);
+  fprintf(
+      stderr,
+      "usage: %s [--out DIR] [--epochs N] [--seed N] [--train FILES] [--test FILES] [--threads N] "
+      "[--quiet]\n"
+      "  trains the model compiled into this program as `specnet train` would; by default on the\n"
+      "  spec's data, written into runs/%s\n"
+      "  FILES: data.csv | x.npy,y.npy | images-idx,labels-idx | fashion_mnist:train | text (a "
+      "text spec)\n",
+      self, sn_aot_train_v1.name);
   return 2;
 }
 

@@ -45,17 +45,20 @@ static int load_one(const sn_data_config *c, const sn_model *m, const sn_source 
     return sn_fail(err, "%.3000s: samples have %lld value%s each, but model.input has %lld",
                    out->origin, (long long)out->sample_elems, out->sample_elems == 1 ? "" : "s",
                    (long long)m->input_elems);
-  const int64_t L = m->label_elems > 0 ? m->label_elems : 1, has = out->label_elems > 0 ? out->label_elems : 1;
+  const int64_t L = m->label_elems > 0 ? m->label_elems : 1,
+                has = out->label_elems > 0 ? out->label_elems : 1;
   const int64_t classes = m->classes > 0 ? m->classes : m->output_elems;
   if (m->target_elems == 0 && has != L)
-    return sn_fail(err, "%.3000s: %lld label%s per sample, but the model's loss reads %lld (its output is %s)",
-                   out->origin, (long long)has, has == 1 ? "" : "s", (long long)L,
-                   L == 1 ? "one row of scores per sample" : "a row of scores per position");
+    return sn_fail(
+        err, "%.3000s: %lld label%s per sample, but the model's loss reads %lld (its output is %s)",
+        out->origin, (long long)has, has == 1 ? "" : "s", (long long)L,
+        L == 1 ? "one row of scores per sample" : "a row of scores per position");
   for (int64_t i = 0; m->target_elems == 0 && i < out->n * L; i++)
     if (out->y[i] < 0 || out->y[i] >= classes)
-      return sn_fail(err, "%.3000s: label %d of sample %lld is out of range for a model with %lld outputs%s",
-                     out->origin, out->y[i], (long long)(i / L), (long long)classes,
-                     L > 1 ? " per position" : "");
+      return sn_fail(
+          err, "%.3000s: label %d of sample %lld is out of range for a model with %lld outputs%s",
+          out->origin, out->y[i], (long long)(i / L), (long long)classes,
+          L > 1 ? " per position" : "");
   return preprocess(c, out, err);
 }
 

@@ -199,8 +199,8 @@ static int fit_targets(const sn_source *src, sn_dataset *ds, sn_error *err) {
     if (!ds->y) return sn_fail(err, "%s: no labels or targets", ds->origin);
     const int64_t L = ds->label_elems > 0 ? ds->label_elems : 1; /* one-hot rows per sample */
     if (k % L)
-      return sn_fail(err, "%s: %lld labels per sample do not fit the loss's %lld targets", ds->origin,
-                     (long long)L, (long long)k);
+      return sn_fail(err, "%s: %lld labels per sample do not fit the loss's %lld targets",
+                     ds->origin, (long long)L, (long long)k);
     return sn_dataset_onehot(ds, k / L, err);
   }
   if (k > 0 && ds->target_elems != k)
@@ -355,7 +355,7 @@ int sn_dataset_split(sn_dataset *ds, double fraction, sn_dataset *held, sn_error
   held->chars = NULL;
   held->n_chars = 0;
   const int64_t T = ds->t ? ds->target_elems : 0, L = ds->label_elems > 0 ? ds->label_elems : 1;
-  held->x = malloc((size_t)(nheld * e) * sizeof(float));                   /* (nheld, e) */
+  held->x = malloc((size_t)(nheld * e) * sizeof(float));                  /* (nheld, e) */
   held->y = ds->y ? malloc((size_t)(nheld * L) * sizeof(int32_t)) : NULL; /* (nheld, L) */
   held->t = ds->t ? malloc((size_t)(nheld * T) * sizeof(float)) : NULL; /* (nheld, T) */
   if (!held->x || (ds->y && !held->y) || (ds->t && !held->t)) {

@@ -26,6 +26,7 @@
  *
  * Letters: n = samples, C = context or length (tokens per sample), S = tokens in
  * the stream. Not here: batching (train.c), the model's embedding of the ids. */
+#include <dirent.h>
 #include <errno.h>
 #include <glob.h>
 #include <math.h>
@@ -34,19 +35,18 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include <dirent.h>
 
 #include "data_text.h"
 #include "specnet/runtime.h"
 
 /* An lm set's token stream and how its windows are cut. */
 struct sn_text {
-  int32_t *tok;     /* (S) token ids */
-  int64_t S;        /* tokens */
-  int64_t context;  /* C */
-  int64_t windows;  /* random windows per epoch; 0: sweep */
-  int64_t stride;   /* sweep step */
-  int64_t limit;    /* at most this many windows; 0: all */
+  int32_t *tok;    /* (S) token ids */
+  int64_t S;       /* tokens */
+  int64_t context; /* C */
+  int64_t windows; /* random windows per epoch; 0: sweep */
+  int64_t stride;  /* sweep step */
+  int64_t limit;   /* at most this many windows; 0: all */
   uint64_t seed;
 };
 
@@ -63,8 +63,8 @@ typedef struct entry {
 } entry;
 
 typedef struct listing {
-  entry *e;
-  int n;
+  entry *e; /* (cap), NULL until the first entry */
+  int n, cap;
 } listing;
 
 static int cmp_entry(const void *a, const void *b) {
@@ -78,6 +78,11 @@ static const char *base_name(const char *path) {
 
 static int add_entry(listing *L, const char *path, bool dir, sn_error *err) {
   if (L->n == MAX_FILES) return sn_fail(err, "%s: more than %d files", path, MAX_FILES);
+  if (L->n == L->cap) {
+    entry *more = realloc(L->e, (size_t)(L->cap = L->cap ? 2 * L->cap : 16) * sizeof *L->e);
+    if (!more) return sn_fail(err, "out of memory");
+    L->e = more;
+  }
   entry *e = &L->e[L->n];
   if (snprintf(e->path, sizeof e->path, "%s", path) >= (int)sizeof e->path)
     return sn_fail(err, "%.200s...: path too long", path);
@@ -115,24 +120,28 @@ static int list_dir(const char *dir, bool dirs, listing *L, sn_error *err) {
     snprintf(p, sizeof p, "%s%s%s", dir, sn_path_has_suffix(dir, "/") ? "" : "/", de->d_name);
     struct stat st;
     if (stat(p, &st)) continue; /* a dangling link */
-    if (S_ISREG(st.st_mode) || (dirs && S_ISDIR(st.st_mode))) rc = add_entry(L, p, S_ISDIR(st.st_mode), err);
+    if (S_ISREG(st.st_mode) || (dirs && S_ISDIR(st.st_mode)))
+      rc = add_entry(L, p, S_ISDIR(st.st_mode), err);
   }
   closedir(d);
-  qsort(L->e + first, (size_t)(L->n - first), sizeof *L->e, cmp_entry);
+  if (L->n > first) qsort(L->e + first, (size_t)(L->n - first), sizeof *L->e, cmp_entry);
   return rc;
 }
 
 /* What `path` names: a file, a folder's members, or a glob pattern's matches. */
 static int list_inputs(const char *path, bool dirs, listing *L, sn_error *err) {
-  L->e = malloc(MAX_FILES * sizeof *L->e);
-  L->n = 0;
-  if (!L->e) return sn_fail(err, "out of memory");
+  *L = (listing){0};
   struct stat st;
   if (strpbrk(path, "*?[")) {
     glob_t g;
     int rc = glob(path, 0, NULL, &g);
-    if (rc == GLOB_NOMATCH) return sn_fail(err, "%s: no file matches the pattern", path);
-    if (rc) return sn_fail(err, "%s: cannot read the pattern's folders", path);
+    if (rc) {
+      globfree(&g);
+      return sn_fail(err,
+                     rc == GLOB_NOMATCH ? "%s: no file matches the pattern"
+                                        : "%s: cannot read the pattern's folders",
+                     path);
+    }
     for (size_t i = 0; i < g.gl_pathc && !rc; i++) { /* glob sorts */
       const char *p = g.gl_pathv[i], *base = base_name(p);
       char dir[4096];
@@ -181,7 +190,11 @@ static int read_file(const char *path, char **buf, int64_t *len, sn_error *err) 
  * (bad lead or continuation byte, overlong, surrogate, beyond U+10FFFF, cut short). */
 static int32_t utf8_next(const unsigned char *p, int64_t left, int *k) {
   unsigned c = p[0];
-  int n = c < 0x80 ? 1 : (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3 : (c & 0xF8) == 0xF0 ? 4 : 0;
+  int n = c < 0x80             ? 1
+          : (c & 0xE0) == 0xC0 ? 2
+          : (c & 0xF0) == 0xE0 ? 3
+          : (c & 0xF8) == 0xF0 ? 4
+                               : 0;
   if (!n || n > left) return -1;
   uint32_t v = n == 1 ? c : c & (0x7Fu >> n);
   for (int i = 1; i < n; i++) {
@@ -207,19 +220,37 @@ static int64_t line_of(const char *buf, int64_t at) {
 }
 
 static int not_utf8(const char *path, const char *buf, int64_t at, sn_error *err) {
-  return sn_fail(err, "%s:%lld: not valid UTF-8 at byte offset %lld (byte 0x%02x); the chars tokenizer reads UTF-8 "
-                 "text (tokenizer: bytes reads any bytes)",
-                 path, (long long)line_of(buf, at), (long long)at, (unsigned char)buf[at]);
+  return sn_fail(
+      err,
+      "%s:%lld: not valid UTF-8 at byte offset %lld (byte 0x%02x); the chars tokenizer reads UTF-8 "
+      "text (tokenizer: bytes reads any bytes)",
+      path, (long long)line_of(buf, at), (long long)at, (unsigned char)buf[at]);
 }
 
-/* Adds the distinct code points of buf to a set (a bitmap over U+0000..U+10FFFF). */
-static int collect_chars(const char *path, const char *buf, int64_t len, uint8_t *seen, sn_error *err) {
+/* A set of code points: a bitmap over U+0000..U+10FFFF, and the members in the
+ * order they were first seen. */
+typedef struct charset {
+  uint8_t *seen;  /* (0x110000 / 8) */
+  uint32_t *list; /* (cap) */
+  int n, cap;
+} charset;
+
+/* Adds the characters of buf to the set. */
+static int collect_chars(const char *path, const char *buf, int64_t len, charset *set,
+                         sn_error *err) {
   for (int64_t i = 0; i < len;) {
     int k;
     int32_t c = utf8_next((const unsigned char *)buf + i, len - i, &k);
     if (c < 0) return not_utf8(path, buf, i, err);
-    seen[c >> 3] |= (uint8_t)(1u << (c & 7));
     i += k;
+    if (set->seen[c >> 3] >> (c & 7) & 1) continue;
+    set->seen[c >> 3] |= (uint8_t)(1u << (c & 7));
+    if (set->n == set->cap) {
+      uint32_t *more = realloc(set->list, (size_t)(set->cap *= 2) * sizeof(uint32_t));
+      if (!more) return sn_fail(err, "out of memory");
+      set->list = more;
+    }
+    set->list[set->n++] = (uint32_t)c;
   }
   return 0;
 }
@@ -228,22 +259,24 @@ typedef struct tokenizer {
   sn_tokenizer kind;
   const uint32_t *chars; /* chars: the table, sorted */
   int n_chars;
-  int first_id;          /* id of chars[0]; bytes: 0 */
-  bool no_nul;           /* a byte 0 is an error (it is the padding) */
+  int first_id; /* id of chars[0]; bytes: 0 */
+  bool no_nul;  /* a byte 0 is an error (it is the padding) */
 } tokenizer;
 
 /* Tokens of buf[0, len) into tok (room for len), their count in *n. `path` and
  * `base` (buf's offset in its file) name errors. */
-static int tokenize(const tokenizer *T, const char *path, const char *file, int64_t base, const char *buf,
-                    int64_t len, int32_t *tok, int64_t *n, sn_error *err) {
+static int tokenize(const tokenizer *T, const char *path, const char *file, int64_t base,
+                    const char *buf, int64_t len, int32_t *tok, int64_t *n, sn_error *err) {
   int64_t m = 0;
   for (int64_t i = 0; i < len;) {
     const unsigned char *p = (const unsigned char *)buf + i;
     if (T->kind == SN_TOK_BYTES) {
       if (T->no_nul && !*p)
-        return sn_fail(err, "%s:%lld: a NUL byte at byte offset %lld; classify mode pads with id 0, so the text "
-                       "may not hold byte 0",
-                       path, (long long)line_of(file, base + i), (long long)(base + i));
+        return sn_fail(
+            err,
+            "%s:%lld: a NUL byte at byte offset %lld; classify mode pads with id 0, so the text "
+            "may not hold byte 0",
+            path, (long long)line_of(file, base + i), (long long)(base + i));
       tok[m++] = *p;
       i++;
       continue;
@@ -254,9 +287,11 @@ static int tokenize(const tokenizer *T, const char *path, const char *file, int6
     uint32_t key = (uint32_t)c;
     const uint32_t *hit = bsearch(&key, T->chars, (size_t)T->n_chars, sizeof *T->chars, cmp_u32);
     if (!hit)
-      return sn_fail(err, "%s:%lld: character U+%04X at byte offset %lld is not in the vocabulary of the training "
-                     "text (%d characters)",
-                     path, (long long)line_of(file, base + i), (unsigned)c, (long long)(base + i), T->n_chars);
+      return sn_fail(
+          err,
+          "%s:%lld: character U+%04X at byte offset %lld is not in the vocabulary of the training "
+          "text (%d characters)",
+          path, (long long)line_of(file, base + i), (unsigned)c, (long long)(base + i), T->n_chars);
     tok[m++] = T->first_id + (int32_t)(hit - T->chars);
     i += k;
   }
@@ -266,25 +301,24 @@ static int tokenize(const tokenizer *T, const char *path, const char *file, int6
 
 /* The chars table of the files of L, sorted by code point. */
 static int build_chars(const listing *L, uint32_t **chars, int *n, sn_error *err) {
-  uint8_t *seen = calloc(0x110000 / 8, 1);
-  if (!seen) return sn_fail(err, "out of memory");
-  int rc = 0;
+  charset set = {calloc(0x110000 / 8, 1), malloc(256 * sizeof(uint32_t)), 0, 256};
+  int rc = set.seen && set.list ? 0 : sn_fail(err, "out of memory");
   for (int i = 0; i < L->n && !rc; i++) {
     char *buf;
     int64_t len;
     if ((rc = read_file(L->e[i].path, &buf, &len, err))) break;
-    rc = collect_chars(L->e[i].path, buf, len, seen, err);
+    rc = collect_chars(L->e[i].path, buf, len, &set, err);
     free(buf);
   }
-  int k = 0;
-  for (int32_t c = 0; !rc && c < 0x110000; c++) k += seen[c >> 3] >> (c & 7) & 1;
-  *chars = rc ? NULL : malloc((size_t)(k + 1) * sizeof(uint32_t));
-  if (!rc && !*chars) rc = sn_fail(err, "out of memory");
-  *n = 0;
-  for (int32_t c = 0; !rc && c < 0x110000; c++)
-    if (seen[c >> 3] >> (c & 7) & 1) (*chars)[(*n)++] = (uint32_t)c;
-  free(seen);
-  return rc;
+  free(set.seen);
+  if (rc) {
+    free(set.list);
+    return rc;
+  }
+  qsort(set.list, (size_t)set.n, sizeof *set.list, cmp_u32);
+  *chars = set.list;
+  *n = set.n;
+  return 0;
 }
 
 /* ---------------------------------------------------------------------------
@@ -307,7 +341,8 @@ static void fill_epoch(const sn_dataset *ds, int epoch) {
   const struct sn_text *t = ds->text;
   const uint64_t starts = (uint64_t)(t->S - t->context); /* every s with s + C < S */
   for (int64_t i = 0; i < ds->n; i++) {
-    int64_t s = (int64_t)(sn_rand_u64(t->seed, SN_STREAM_TEXT + (uint64_t)epoch, (uint64_t)i) % starts);
+    int64_t s =
+        (int64_t)(sn_rand_u64(t->seed, SN_STREAM_TEXT + (uint64_t)epoch, (uint64_t)i) % starts);
     put_window(t, s, ds->x + i * t->context, ds->y + i * t->context);
   }
 }
@@ -316,26 +351,31 @@ static void fill_epoch(const sn_dataset *ds, int epoch) {
 static int make_windows(sn_dataset *ds, sn_error *err) {
   struct sn_text *t = ds->text;
   if (t->S < t->context + 1)
-    return sn_fail(err, "%s: %lld tokens, but a window of context %lld needs at least %lld (its labels are the "
-                   "next tokens)",
-                   ds->origin, (long long)t->S, (long long)t->context, (long long)(t->context + 1));
+    return sn_fail(
+        err,
+        "%s: %lld tokens, but a window of context %lld needs at least %lld (its labels are the "
+        "next tokens)",
+        ds->origin, (long long)t->S, (long long)t->context, (long long)(t->context + 1));
   int64_t n = t->windows > 0 ? t->windows : sweep_count(t);
   if (t->limit > 0 && t->limit < n) n = t->limit;
   if (n > MAX_TEXT_ELEMS / t->context)
-    return sn_fail(err, "%s: %lld windows of %lld tokens is too many (at most %lld values); raise stride",
-                   ds->origin, (long long)n, (long long)t->context, (long long)MAX_TEXT_ELEMS);
+    return sn_fail(
+        err, "%s: %lld windows of %lld tokens is too many (at most %lld values); raise stride",
+        ds->origin, (long long)n, (long long)t->context, (long long)MAX_TEXT_ELEMS);
   free(ds->x);
   free(ds->y);
   ds->x = malloc((size_t)(n * t->context) * sizeof(float));   /* (n, C) */
   ds->y = malloc((size_t)(n * t->context) * sizeof(int32_t)); /* (n, C) */
-  if (!ds->x || !ds->y) return sn_fail(err, "%s: out of memory for %lld windows", ds->origin, (long long)n);
+  if (!ds->x || !ds->y)
+    return sn_fail(err, "%s: out of memory for %lld windows", ds->origin, (long long)n);
   ds->n = n;
   if (t->windows > 0) {
     ds->epoch_fill = fill_epoch;
     fill_epoch(ds, 1);
   } else {
     ds->epoch_fill = NULL;
-    for (int64_t i = 0; i < n; i++) put_window(t, i * t->stride, ds->x + i * t->context, ds->y + i * t->context);
+    for (int64_t i = 0; i < n; i++)
+      put_window(t, i * t->stride, ds->x + i * t->context, ds->y + i * t->context);
   }
   return 0;
 }
@@ -347,7 +387,8 @@ static void cut(const double range[2], int64_t S, int64_t *lo, int64_t *hi) {
   *hi = all ? S : (int64_t)floor(range[1] * (double)S);
 }
 
-static int load_lm(const sn_source *src, const listing *L, const tokenizer *T, sn_dataset *out, sn_error *err) {
+static int load_lm(const sn_source *src, const listing *L, const tokenizer *T, sn_dataset *out,
+                   sn_error *err) {
   struct sn_text *t = calloc(1, sizeof *t);
   if (!t) return sn_fail(err, "out of memory");
   out->text = t;
@@ -373,12 +414,16 @@ static int load_lm(const sn_source *src, const listing *L, const tokenizer *T, s
     if (rc) return -1;
     t->S += m;
   }
-  if (t->S == 0) return sn_fail(err, "%s: the text is empty (no tokens in %d file%s)", src->path, L->n, L->n == 1 ? "" : "s");
+  if (t->S == 0)
+    return sn_fail(err, "%s: the text is empty (no tokens in %d file%s)", src->path, L->n,
+                   L->n == 1 ? "" : "s");
   int64_t lo, hi;
   cut(src->range, t->S, &lo, &hi);
   memmove(t->tok, t->tok + lo, (size_t)(hi - lo) * sizeof(int32_t));
   t->S = hi - lo;
-  if (t->S == 0) return sn_fail(err, "%s: range [%g, %g] of the text holds no tokens", src->path, src->range[0], src->range[1]);
+  if (t->S == 0)
+    return sn_fail(err, "%s: range [%g, %g] of the text holds no tokens", src->path, src->range[0],
+                   src->range[1]);
   out->rank = 1;
   out->shape[0] = out->sample_elems = out->label_elems = t->context;
   return make_windows(out, err);
@@ -389,9 +434,7 @@ static int load_lm(const sn_source *src, const listing *L, const tokenizer *T, s
 
 /* A category's files flattened: every file of L, a folder's files named after it. */
 static int flatten(const listing *L, listing *files, sn_error *err) {
-  files->e = malloc(MAX_FILES * sizeof *files->e);
-  files->n = 0;
-  if (!files->e) return sn_fail(err, "out of memory");
+  *files = (listing){0};
   for (int i = 0; i < L->n; i++) {
     int first = files->n;
     if (!L->e[i].dir) {
@@ -399,8 +442,11 @@ static int flatten(const listing *L, listing *files, sn_error *err) {
     } else if (list_dir(L->e[i].path, false, files, err)) {
       return -1;
     }
-    for (int j = first; j < files->n; j++) snprintf(files->e[j].name, sizeof files->e[j].name, "%s", L->e[i].name);
-    if (files->n == first) return sn_fail(err, "%s: the category folder '%s' holds no files", L->e[i].path, L->e[i].name);
+    for (int j = first; j < files->n; j++)
+      snprintf(files->e[j].name, sizeof files->e[j].name, "%s", L->e[i].name);
+    if (files->n == first)
+      return sn_fail(err, "%s: the category folder '%s' holds no files", L->e[i].path,
+                     L->e[i].name);
   }
   return 0;
 }
@@ -443,7 +489,8 @@ typedef struct records {
 static int push_record(records *R, const int32_t *tok, int64_t m, int32_t label, sn_error *err) {
   if (R->n == R->cap) {
     R->cap = R->cap ? 2 * R->cap : 1024;
-    if (R->cap > MAX_TEXT_ELEMS / R->C) return sn_fail(err, "too many records (%lld)", (long long)R->n);
+    if (R->cap > MAX_TEXT_ELEMS / R->C)
+      return sn_fail(err, "too many records (%lld)", (long long)R->n);
     int32_t *t = realloc(R->tok, (size_t)(R->cap * R->C) * sizeof(int32_t));
     if (t) R->tok = t;
     int32_t *l = realloc(R->label, (size_t)R->cap * sizeof(int32_t));
@@ -458,8 +505,8 @@ static int push_record(records *R, const int32_t *tok, int64_t m, int32_t label,
 
 /* The records of one file, tokenized, appended to R with label `label`; *count
  * says how many the file held. */
-static int file_records(const tokenizer *T, const entry *f, int32_t label, records *R, int64_t *count,
-                        sn_error *err) {
+static int file_records(const tokenizer *T, const entry *f, int32_t label, records *R,
+                        int64_t *count, sn_error *err) {
   char *buf;
   int64_t len, at = 0, s, rl, m;
   if (read_file(f->path, &buf, &len, err)) return -1;
@@ -476,7 +523,9 @@ static int file_records(const tokenizer *T, const entry *f, int32_t label, recor
   return rc;
 }
 
-static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+static int cmp_str(const void *a, const void *b) {
+  return strcmp(*(char *const *)a, *(char *const *)b);
+}
 
 /* Category names of the files, distinct and sorted, into out (owned). */
 static int category_names(const listing *F, sn_dataset *out, sn_error *err) {
@@ -484,9 +533,11 @@ static int category_names(const listing *F, sn_dataset *out, sn_error *err) {
   if (!out->class_names) return sn_fail(err, "out of memory");
   for (int i = 0; i < F->n; i++) {
     bool dup = false;
-    for (int j = 0; j < out->n_class_names && !dup; j++) dup = !strcmp(out->class_names[j], F->e[i].name);
+    for (int j = 0; j < out->n_class_names && !dup; j++)
+      dup = !strcmp(out->class_names[j], F->e[i].name);
     if (dup) continue;
-    if (!(out->class_names[out->n_class_names] = strdup(F->e[i].name))) return sn_fail(err, "out of memory");
+    if (!(out->class_names[out->n_class_names] = strdup(F->e[i].name)))
+      return sn_fail(err, "out of memory");
     out->n_class_names++;
   }
   qsort(out->class_names, (size_t)out->n_class_names, sizeof(char *), cmp_str);
@@ -495,7 +546,8 @@ static int category_names(const listing *F, sn_dataset *out, sn_error *err) {
 
 /* Category k's label: its place in the training table (src->class_names) or ours. */
 static int32_t label_of(const sn_source *src, const sn_dataset *out, const char *name) {
-  const char *const *names = src->class_names ? src->class_names : (const char *const *)out->class_names;
+  const char *const *names =
+      src->class_names ? src->class_names : (const char *const *)out->class_names;
   int n = src->class_names ? src->n_class_names : out->n_class_names;
   for (int k = 0; k < n; k++)
     if (!strcmp(names[k], name)) return k;
@@ -546,16 +598,16 @@ static int records_to_set(const sn_source *src, records *R, sn_dataset *out, sn_
   return 0;
 }
 
-static int load_classify(const sn_source *src, const listing *F, const tokenizer *T, sn_dataset *out,
-                         sn_error *err) {
+static int load_classify(const sn_source *src, const listing *F, const tokenizer *T,
+                         sn_dataset *out, sn_error *err) {
   if (category_names(F, out, err)) return -1;
   records R = {.C = src->length};
   int rc = 0;
   for (int i = 0; i < F->n && !rc;) { /* a category's files are together: the listing is sorted */
     int32_t label = label_of(src, out, F->e[i].name);
     if (label < 0) {
-      rc = sn_fail(err, "%s: category '%s' is not one of the training set's %d categories", F->e[i].path,
-                   F->e[i].name, src->n_class_names);
+      rc = sn_fail(err, "%s: category '%s' is not one of the training set's %d categories",
+                   F->e[i].path, F->e[i].name, src->n_class_names);
       break;
     }
     int64_t total = 0, count;
@@ -565,13 +617,15 @@ static int load_classify(const sn_source *src, const listing *F, const tokenizer
       total += count;
     }
     if (!rc && total == 0)
-      rc = sn_fail(err, "%s: category '%s' has no records (text between lines holding only %%)", F->e[i].path,
-                   F->e[i].name);
+      rc = sn_fail(err, "%s: category '%s' has no records (text between lines holding only %%)",
+                   F->e[i].path, F->e[i].name);
     i = j;
   }
   if (!rc) {
     keep_range(src, &R);
-    if (R.n == 0) rc = sn_fail(err, "%s: no records in range [%g, %g]", src->path, src->range[0], src->range[1]);
+    if (R.n == 0)
+      rc =
+          sn_fail(err, "%s: no records in range [%g, %g]", src->path, src->range[0], src->range[1]);
   }
   if (!rc) rc = records_to_set(src, &R, out, err);
   free(R.tok);
@@ -588,16 +642,19 @@ static int check_source(const sn_source *src, sn_error *err) {
     return sn_fail(err, "%s: lm mode needs context >= 1", src->path);
   if (src->text_mode == SN_TEXT_CLASSIFY && src->length < 1)
     return sn_fail(err, "%s: classify mode needs length >= 1", src->path);
-  if (src->windows < 0 || src->stride < 0) return sn_fail(err, "%s: windows and stride must be >= 0", src->path);
+  if (src->windows < 0 || src->stride < 0)
+    return sn_fail(err, "%s: windows and stride must be >= 0", src->path);
   bool all = src->range[0] == 0 && src->range[1] == 0;
   if (!all && !(src->range[0] >= 0 && src->range[0] < src->range[1] && src->range[1] <= 1))
-    return sn_fail(err, "%s: range [%g, %g] must satisfy 0 <= from < to <= 1", src->path, src->range[0], src->range[1]);
+    return sn_fail(err, "%s: range [%g, %g] must satisfy 0 <= from < to <= 1", src->path,
+                   src->range[0], src->range[1]);
   return 0;
 }
 
 /* The tokenizer of a source: bytes, or chars with the training table (given) or
  * one of its own files' characters (made, into out). */
-static int make_tokenizer(const sn_source *src, const listing *F, sn_dataset *out, tokenizer *T, sn_error *err) {
+static int make_tokenizer(const sn_source *src, const listing *F, sn_dataset *out, tokenizer *T,
+                          sn_error *err) {
   bool classify = src->text_mode == SN_TEXT_CLASSIFY;
   *T = (tokenizer){.kind = src->tokenizer, .no_nul = classify};
   out->pad_id = classify ? 0 : -1;
@@ -628,8 +685,10 @@ int sn_dataset_text(const sn_source *src, sn_dataset *out, sn_error *err) {
   listing L = {0}, F = {0};
   tokenizer T;
   int rc = list_inputs(src->path, classify, &L, err);
-  if (!rc && classify) rc = flatten(&L, &F, err);
-  else if (!rc) F = L, L = (listing){0};
+  if (!rc && classify)
+    rc = flatten(&L, &F, err);
+  else if (!rc)
+    F = L, L = (listing){0};
   if (!rc && F.n == 0) rc = sn_fail(err, "%s: no text files there", src->path);
   if (!rc) rc = make_tokenizer(src, &F, out, &T, err);
   snprintf(out->origin, sizeof out->origin, "%s", src->path);
@@ -671,7 +730,8 @@ int sn_text_split(sn_dataset *ds, double fraction, sn_dataset *held, sn_error *e
   held->text = h;
   char origin[sizeof ds->origin];
   memcpy(origin, ds->origin, sizeof origin);
-  snprintf(held->origin, sizeof held->origin, "%.4000s (last %g of the text held out)", origin, fraction);
+  snprintf(held->origin, sizeof held->origin, "%.4000s (last %g of the text held out)", origin,
+           fraction);
   t->S = keep;
   if (make_windows(held, err) || make_windows(ds, err)) {
     sn_dataset_free(held);
@@ -685,12 +745,15 @@ int64_t sn_text_tokens(const sn_dataset *ds) { return ds->text ? ds->text->S : 0
 int sn_text_token_utf8(const sn_dataset *ds, int64_t id, char *buf) {
   if (id == ds->pad_id || id < 0 || id >= ds->vocab) return 0;
   uint32_t c = (uint32_t)id;
-  if (ds->chars) c = ds->chars[id - ds->first_id];
-  else if (id < 0x80 || ds->vocab == 256) return buf[0] = (char)id, 1; /* a byte */
+  if (ds->chars)
+    c = ds->chars[id - ds->first_id];
+  else if (id < 0x80 || ds->vocab == 256)
+    return buf[0] = (char)id, 1; /* a byte */
   if (c < 0x80) return buf[0] = (char)c, 1;
   if (c < 0x800) return buf[0] = (char)(0xC0 | c >> 6), buf[1] = (char)(0x80 | (c & 0x3F)), 2;
   if (c < 0x10000)
-    return buf[0] = (char)(0xE0 | c >> 12), buf[1] = (char)(0x80 | (c >> 6 & 0x3F)), buf[2] = (char)(0x80 | (c & 0x3F)), 3;
+    return buf[0] = (char)(0xE0 | c >> 12), buf[1] = (char)(0x80 | (c >> 6 & 0x3F)),
+           buf[2] = (char)(0x80 | (c & 0x3F)), 3;
   buf[0] = (char)(0xF0 | c >> 18);
   buf[1] = (char)(0x80 | (c >> 12 & 0x3F));
   buf[2] = (char)(0x80 | (c >> 6 & 0x3F));

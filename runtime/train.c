@@ -49,7 +49,9 @@ static size_t dtype_bytes(const sn_model *m) {
 
 /* L: int labels per sample of a model or a set (0 stands for 1) */
 static int64_t model_labels(const sn_model *m) { return m->label_elems > 0 ? m->label_elems : 1; }
-static int64_t set_labels(const sn_dataset *ds) { return ds->label_elems > 0 ? ds->label_elems : 1; }
+static int64_t set_labels(const sn_dataset *ds) {
+  return ds->label_elems > 0 ? ds->label_elems : 1;
+}
 
 double sn_metric_value(const char *name, double mean) {
   return strcmp(name, "perplexity") == 0 ? exp(mean) : mean;
@@ -345,7 +347,8 @@ static int check_dataset(const sn_model *m, const sn_dataset *ds, const char *wh
     return sn_fail(err, "%s set (from %s) has no class labels, but the model's loss reads them",
                    what, origin_of(ds));
   if (m->target_elems == 0 && set_labels(ds) != model_labels(m))
-    return sn_fail(err, "%s set (from %s) has %lld labels per sample, but the model's loss reads %lld",
+    return sn_fail(err,
+                   "%s set (from %s) has %lld labels per sample, but the model's loss reads %lld",
                    what, origin_of(ds), (long long)set_labels(ds), (long long)model_labels(m));
   return 0;
 }
@@ -406,7 +409,8 @@ static int evaluate(sn_model *m, const sn_dataset *ds, loader *L, const sn_comm 
   memset(out, 0, sizeof *out);
   out->samples = ds->n;
   out->loss = loss_total / (double)ds->n;
-  for (int k = 0; k < K; k++) out->metrics[k] = sn_metric_value(m->metric_names[k], metric_total[k] / (double)ds->n);
+  for (int k = 0; k < K; k++)
+    out->metrics[k] = sn_metric_value(m->metric_names[k], metric_total[k] / (double)ds->n);
   out->seconds = sn_now() - t0;
   return 0;
 }
@@ -756,7 +760,8 @@ static int train_epoch(sn_model *m, const sn_dataset *ds, const sn_train_opts *o
   rec->data_wait_seconds = L->waited;
   if (progress) batches_done(o);
   rec->loss = batch_mean_total / (double)batches;
-  for (int k = 0; k < K; k++) rec->metrics[k] = sn_metric_value(m->metric_names[k], metric_total[k] / (double)n);
+  for (int k = 0; k < K; k++)
+    rec->metrics[k] = sn_metric_value(m->metric_names[k], metric_total[k] / (double)n);
   rec->samples_per_second = rec->seconds > 0 ? (double)n / rec->seconds : 0;
   return 0;
 }

@@ -39,8 +39,10 @@ static void write_text(const char *name, const char *text) {
 static sn_source text_source(const char *name, sn_text_mode mode, sn_tokenizer tok, int64_t c) {
   sn_source s = {.kind = SN_SRC_TEXT, .text_mode = mode, .tokenizer = tok, .seed = 9};
   snprintf(s.path, sizeof s.path, "%s", tpath(name));
-  if (mode == SN_TEXT_LM) s.context = c;
-  else s.length = c;
+  if (mode == SN_TEXT_LM)
+    s.context = c;
+  else
+    s.length = c;
   return s;
 }
 
@@ -67,8 +69,10 @@ static void expect_error(const sn_source *src, const char *want_fmt) {
   snprintf(want, sizeof want, want_fmt, tmpdir);
   int rc = sn_dataset_load(src, &ds, &err);
   CHECK(rc != 0, "expected the error \"%s\", got success", want);
-  if (rc == 0) sn_dataset_free(&ds);
-  else CHECK(strcmp(err.msg, want) == 0, "message\n  got:  %s\n  want: %s", err.msg, want);
+  if (rc == 0)
+    sn_dataset_free(&ds);
+  else
+    CHECK(strcmp(err.msg, want) == 0, "message\n  got:  %s\n  want: %s", err.msg, want);
 }
 
 /* ---------------------------------------------------------------------------
@@ -81,27 +85,30 @@ static void test_lm_sweep(void) {
   sn_error err = {{0}};
   CHECK(sn_dataset_load(&src, &ds, &err) == 0, "%s", err.msg);
   /* windows at 0, 3, 6 (stride = context): (10 - 3 - 1) / 3 + 1 = 3 */
-  CHECK(ds.n == 3 && ds.sample_elems == 3 && ds.label_elems == 3 && ds.vocab == 256 && ds.classes == 256 &&
-            ds.pad_id == -1 && !ds.epoch_fill,
+  CHECK(ds.n == 3 && ds.sample_elems == 3 && ds.label_elems == 3 && ds.vocab == 256 &&
+            ds.classes == 256 && ds.pad_id == -1 && !ds.epoch_fill,
         "n %lld elems %lld labels %lld vocab %lld", (long long)ds.n, (long long)ds.sample_elems,
         (long long)ds.label_elems, (long long)ds.vocab);
   const char *wx[] = {"abc", "def", "ghi"}, *wy[] = {"bcd", "efg", "hij"};
   for (int i = 0; i < 3 && ds.n == 3; i++) {
-    CHECK(!strcmp(ids(&ds, ds.x + i * 3, 3), wx[i]), "window %d x '%s'", i, ids(&ds, ds.x + i * 3, 3));
+    CHECK(!strcmp(ids(&ds, ds.x + i * 3, 3), wx[i]), "window %d x '%s'", i,
+          ids(&ds, ds.x + i * 3, 3));
     CHECK(!strcmp(labels(ds.y + i * 3, 3), wy[i]), "window %d y '%s'", i, labels(ds.y + i * 3, 3));
   }
   sn_dataset_free(&ds);
 
   src.stride = 2; /* starts 0, 2, 4, 6: (10 - 4) / 2 + 1 = 4 */
   CHECK(sn_dataset_load(&src, &ds, &err) == 0, "%s", err.msg);
-  CHECK(ds.n == 4 && !strcmp(ids(&ds, ds.x + 9, 3), "ghi") && !strcmp(labels(ds.y + 9, 3), "hij"), "stride 2");
+  CHECK(ds.n == 4 && !strcmp(ids(&ds, ds.x + 9, 3), "ghi") && !strcmp(labels(ds.y + 9, 3), "hij"),
+        "stride 2");
   sn_dataset_free(&ds);
 
   src.stride = 0;
   src.range[0] = 0.5; /* tokens 5..9: "fghij", one window */
   src.range[1] = 1.0;
   CHECK(sn_dataset_load(&src, &ds, &err) == 0, "%s", err.msg);
-  CHECK(ds.n == 1 && !strcmp(ids(&ds, ds.x, 3), "fgh") && !strcmp(labels(ds.y, 3), "ghi"), "range [0.5, 1]");
+  CHECK(ds.n == 1 && !strcmp(ids(&ds, ds.x, 3), "fgh") && !strcmp(labels(ds.y, 3), "ghi"),
+        "range [0.5, 1]");
   sn_dataset_free(&ds);
 }
 
@@ -115,11 +122,12 @@ static void test_lm_split(void) {
   CHECK(sn_dataset_load(&src, &ds, &err) == 0, "%s", err.msg);
   CHECK(sn_dataset_split(&ds, 0.25, &held, &err) == 0, "%s", err.msg);
   /* 15 tokens a..o stay: windows at 0, 2, .., 12 (7); held p..t: at 0 and 2 */
-  CHECK(ds.n == 7 && sn_text_tokens(&ds) == 15, "train %lld windows of %lld tokens", (long long)ds.n,
-        (long long)sn_text_tokens(&ds));
+  CHECK(ds.n == 7 && sn_text_tokens(&ds) == 15, "train %lld windows of %lld tokens",
+        (long long)ds.n, (long long)sn_text_tokens(&ds));
   CHECK(ds.n == 7 && !strcmp(ids(&ds, ds.x + 12, 2), "mn") && !strcmp(labels(ds.y + 12, 2), "no"),
         "last training window");
-  for (int64_t i = 0; i < ds.n * 2; i++) CHECK(ds.y[i] <= 'o' && ds.x[i] <= 'o', "training token beyond 'o'");
+  for (int64_t i = 0; i < ds.n * 2; i++)
+    CHECK(ds.y[i] <= 'o' && ds.x[i] <= 'o', "training token beyond 'o'");
   CHECK(held.n == 2 && sn_text_tokens(&held) == 5, "held %lld windows", (long long)held.n);
   CHECK(held.n == 2 && !strcmp(ids(&held, held.x, 2), "pq") && !strcmp(labels(held.y, 2), "qr") &&
             !strcmp(ids(&held, held.x + 2, 2), "rs") && !strcmp(labels(held.y + 2, 2), "st"),
@@ -145,8 +153,8 @@ static void test_lm_random(void) {
     int s = (int)ds.x[i * 4] - 'a';
     CHECK(s >= 0 && s + 4 < 26, "window %lld starts at %d", (long long)i, s);
     for (int j = 0; j < 4; j++)
-      CHECK(ds.x[i * 4 + j] == 'a' + s + j && ds.y[i * 4 + j] == 'a' + s + j + 1, "window %lld is not a slice",
-            (long long)i);
+      CHECK(ds.x[i * 4 + j] == 'a' + s + j && ds.y[i * 4 + j] == 'a' + s + j + 1,
+            "window %lld is not a slice", (long long)i);
   }
   ds.epoch_fill(&ds, 2);
   CHECK(memcmp(first, ds.x, sizeof first) != 0, "epoch 2 draws other windows");
@@ -165,9 +173,11 @@ static void test_chars(void) {
   const uint32_t want[] = {'\n', ' ', 'd', 'h', 'l', 'o', 'r', 'w', 0xE9, 0xF6};
   CHECK(ds.n_chars == 10 && ds.vocab == 10 && ds.first_id == 0, "%d chars, vocab %lld", ds.n_chars,
         (long long)ds.vocab);
-  for (int k = 0; k < 10 && ds.n_chars == 10; k++) CHECK(ds.chars[k] == want[k], "char %d is U+%04X", k, ds.chars[k]);
+  for (int k = 0; k < 10 && ds.n_chars == 10; k++)
+    CHECK(ds.chars[k] == want[k], "char %d is U+%04X", k, ds.chars[k]);
   /* "hél" -> h=3 é=8 l=4; labels "éll" -> 8 4 4 */
-  CHECK(ds.x[0] == 3 && ds.x[1] == 8 && ds.x[2] == 4 && ds.y[0] == 8 && ds.y[1] == 4 && ds.y[2] == 4,
+  CHECK(ds.x[0] == 3 && ds.x[1] == 8 && ds.x[2] == 4 && ds.y[0] == 8 && ds.y[1] == 4 &&
+            ds.y[2] == 4,
         "ids %g %g %g", ds.x[0], ds.x[1], ds.x[2]);
   char u[8];
   CHECK(sn_text_token_utf8(&ds, 8, u) == 2 && !memcmp(u, "\xC3\xA9", 2), "id 8 as UTF-8");
@@ -177,8 +187,9 @@ static void test_chars(void) {
   sn_source other = text_source("other.txt", SN_TEXT_LM, SN_TOK_CHARS, 3);
   other.chars = ds.chars;
   other.n_chars = ds.n_chars;
-  expect_error(&other, "%s/other.txt:2: character U+007A at byte offset 5 is not in the vocabulary of the "
-                       "training text (10 characters)");
+  expect_error(&other,
+               "%s/other.txt:2: character U+007A at byte offset 5 is not in the vocabulary of the "
+               "training text (10 characters)");
   sn_dataset_free(&ds);
 }
 
@@ -211,8 +222,9 @@ static void test_classify(void) {
   sn_dataset ds;
   sn_error err = {{0}};
   CHECK(sn_dataset_load(&src, &ds, &err) == 0, "%s", err.msg);
-  CHECK(ds.n == 5 && ds.sample_elems == 4 && ds.pad_id == 0 && ds.classes == 2 && ds.n_class_names == 2 &&
-            !strcmp(ds.class_names[0], "cats") && !strcmp(ds.class_names[1], "dogs"),
+  CHECK(ds.n == 5 && ds.sample_elems == 4 && ds.pad_id == 0 && ds.classes == 2 &&
+            ds.n_class_names == 2 && !strcmp(ds.class_names[0], "cats") &&
+            !strcmp(ds.class_names[1], "dogs"),
         "%lld records, %d classes", (long long)ds.n, ds.n_class_names);
   const char *rec[] = {"meow", "purr", "hi__", "woof", "bark"};
   const int lab[] = {0, 0, 0, 1, 1};
@@ -232,8 +244,8 @@ static void test_classify(void) {
   test.range[1] = 0.5; /* cats: 1 of 3, dogs: 1 of 2 */
   sn_dataset part;
   CHECK(sn_dataset_load(&test, &part, &err) == 0, "%s", err.msg);
-  CHECK(part.n == 2 && find_sample(&part, "meow") >= 0 && find_sample(&part, "woof") >= 0, "range [0, 0.5]: %lld",
-        (long long)part.n);
+  CHECK(part.n == 2 && find_sample(&part, "meow") >= 0 && find_sample(&part, "woof") >= 0,
+        "range [0, 0.5]: %lld", (long long)part.n);
   sn_dataset_free(&part);
 
   /* chars: ids from 1, 0 pads */
@@ -258,8 +270,8 @@ static void test_classify_folders(void) {
   sn_dataset ds;
   sn_error err = {{0}};
   CHECK(sn_dataset_load(&src, &ds, &err) == 0, "%s", err.msg);
-  CHECK(ds.n == 4 && ds.n_class_names == 2 && !strcmp(ds.class_names[0], "art"), "folders: %lld records",
-        (long long)ds.n);
+  CHECK(ds.n == 4 && ds.n_class_names == 2 && !strcmp(ds.class_names[0], "art"),
+        "folders: %lld records", (long long)ds.n);
   int64_t r = find_sample(&ds, "race"), o = find_sample(&ds, "oil_");
   CHECK(r >= 0 && ds.y[r] == 1 && o >= 0 && ds.y[o] == 0, "labels by folder name");
   sn_dataset_free(&ds);
@@ -271,21 +283,28 @@ static void test_errors(void) {
   expect_error(&src, "%s/empty.txt: the text is empty (no tokens in 1 file)");
   write_text("short.txt", "abc");
   src = text_source("short.txt", SN_TEXT_LM, SN_TOK_BYTES, 3);
-  expect_error(&src, "%s/short.txt: 3 tokens, but a window of context 3 needs at least 4 (its labels are the next "
-                     "tokens)");
+  expect_error(
+      &src,
+      "%s/short.txt: 3 tokens, but a window of context 3 needs at least 4 (its labels are the next "
+      "tokens)");
   write_text("bad.txt", "ok\nthen \xC3\x28 x");
   src = text_source("bad.txt", SN_TEXT_LM, SN_TOK_CHARS, 2);
-  expect_error(&src, "%s/bad.txt:2: not valid UTF-8 at byte offset 8 (byte 0xc3); the chars tokenizer reads UTF-8 "
-                     "text (tokenizer: bytes reads any bytes)");
+  expect_error(
+      &src,
+      "%s/bad.txt:2: not valid UTF-8 at byte offset 8 (byte 0xc3); the chars tokenizer reads UTF-8 "
+      "text (tokenizer: bytes reads any bytes)");
   write_text("overlong.txt", "\xC0\xAF");
   src = text_source("overlong.txt", SN_TEXT_LM, SN_TOK_CHARS, 2);
-  expect_error(&src, "%s/overlong.txt:1: not valid UTF-8 at byte offset 0 (byte 0xc0); the chars tokenizer reads "
-                     "UTF-8 text (tokenizer: bytes reads any bytes)");
+  expect_error(
+      &src,
+      "%s/overlong.txt:1: not valid UTF-8 at byte offset 0 (byte 0xc0); the chars tokenizer reads "
+      "UTF-8 text (tokenizer: bytes reads any bytes)");
   mkdir(tpath("quiet"), 0777);
   write_text("quiet/loud", "a\n%\nb\n");
   write_text("quiet/mute", "%\n  \n%\n");
   src = text_source("quiet", SN_TEXT_CLASSIFY, SN_TOK_BYTES, 2);
-  expect_error(&src, "%s/quiet/mute: category 'mute' has no records (text between lines holding only %%)");
+  expect_error(
+      &src, "%s/quiet/mute: category 'mute' has no records (text between lines holding only %%)");
   src = text_source("nothing*.txt", SN_TEXT_LM, SN_TOK_BYTES, 2);
   expect_error(&src, "%s/nothing*.txt: no file matches the pattern");
 }

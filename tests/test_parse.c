@@ -536,17 +536,22 @@ static void test_text_spec(void) {
   if (!s) return;
   const sn_source *tr = &s->data.train, *te = &s->data.test;
   CHECK(tr->kind == SN_SRC_TEXT && tr->text_mode == SN_TEXT_LM && tr->tokenizer == SN_TOK_CHARS);
-  CHECK(tr->context == 32 && tr->windows == 500 && tr->stride == 0 && tr->range[0] == 0 && tr->range[1] == 0.8);
+  CHECK(tr->context == 32 && tr->windows == 500 && tr->stride == 0 && tr->range[0] == 0 &&
+        tr->range[1] == 0.8);
   CHECK_STR(tr->path, "/data/corpus");
-  CHECK(te->kind == SN_SRC_TEXT && te->tokenizer == SN_TOK_BYTES && te->stride == 16 && te->windows == 0);
+  CHECK(te->kind == SN_SRC_TEXT && te->tokenizer == SN_TOK_BYTES && te->stride == 16 &&
+        te->windows == 0);
   CHECK(s->data.validation_split == 0.1 && s->pad_id == -1);
-  CHECK(s->n_metrics == 3 && s->metric_kind[1] == SN_METRIC_PERPLEXITY && s->metric_kind[2] == SN_METRIC_BITS_PER_TOKEN);
+  CHECK(s->n_metrics == 3 && s->metric_kind[1] == SN_METRIC_PERPLEXITY &&
+        s->metric_kind[2] == SN_METRIC_BITS_PER_TOKEN);
   sn_spec_free(s);
   /* classify pads with id 0, which the spec tells the layers */
-  static const char *const sets[] = {"data.train={format: text, path: /data/corpus, mode: classify, length: 8}",
-                                     "model.input=[8]"};
+  static const char *const sets[] = {
+      "data.train={format: text, path: /data/corpus, mode: classify, length: 8}",
+      "model.input=[8]"};
   free(load("parse/ok_text.yaml", sets, 2, &s, NULL));
-  CHECK(s != NULL && s->data.train.text_mode == SN_TEXT_CLASSIFY && s->data.train.length == 8 && s->pad_id == 0);
+  CHECK(s != NULL && s->data.train.text_mode == SN_TEXT_CLASSIFY && s->data.train.length == 8 &&
+        s->pad_id == 0);
   sn_spec_free(s);
 }
 
@@ -792,11 +797,10 @@ static char *resolved_text(const sn_spec *s) {
 }
 
 static void test_round_trip(void) {
-  static const char *const files[] = {"parse/ok_seed.yaml",  "parse/ok_defaults.yaml",
-                                      "parse/ok_forms.yaml", "parse/ok_cnn.yaml",
-                                      "parse/ok_graph.yaml", "parse/ok_regress.yaml",
-                                      "parse/ok_sweep.yaml", "parse/ok_sweep_random.yaml",
-                                      "parse/ok_text.yaml"};
+  static const char *const files[] = {
+      "parse/ok_seed.yaml",  "parse/ok_defaults.yaml",     "parse/ok_forms.yaml",
+      "parse/ok_cnn.yaml",   "parse/ok_graph.yaml",        "parse/ok_regress.yaml",
+      "parse/ok_sweep.yaml", "parse/ok_sweep_random.yaml", "parse/ok_text.yaml"};
   char dir[] = "/tmp/test_parse_rt.XXXXXX";
   if (!mkdtemp(dir)) {
     failures++;

@@ -57,15 +57,17 @@ int main(void) {
   CHECK(sn_model_alloc(m, &err) == 0, "%s", err.msg);
   sn_model_init_params(m, 5);
   CHECK(m->label_elems == T && m->classes == V && m->output_elems == T * V,
-        "labels per sample %lld, classes %lld, outputs %lld", (long long)m->label_elems, (long long)m->classes,
-        (long long)m->output_elems);
+        "labels per sample %lld, classes %lld, outputs %lld", (long long)m->label_elems,
+        (long long)m->classes, (long long)m->output_elems);
 
   double x[N * T], p[N * T * V];
   int32_t y[N * T];
   for (int i = 0; i < N * T; i++) x[i] = (double)((i * 7 + 1) % V);
-  sn_step_args a = {.x = x, .rows = N, .params = m->params, .arena = m->arena, .out = p, .state = m->state};
+  sn_step_args a = {
+      .x = x, .rows = N, .params = m->params, .arena = m->arena, .out = p, .state = m->state};
   m->predict(&a);
-  for (int i = 0; i < N * T; i++) { /* the most likely token at every third position, else another */
+  for (int i = 0; i < N * T;
+       i++) { /* the most likely token at every third position, else another */
     int best = 0;
     for (int v = 1; v < V; v++)
       if (p[i * V + v] > p[i * V + best]) best = v;
@@ -75,8 +77,14 @@ int main(void) {
   reference(p, y, &want_loss, &want_acc, &want_top2);
 
   double loss_sum = 0, sums[8] = {0};
-  a = (sn_step_args){.x = x, .y = y, .rows = N, .params = m->params, .arena = m->arena, .loss_sum = &loss_sum,
-                     .metric_sums = sums, .state = m->state};
+  a = (sn_step_args){.x = x,
+                     .y = y,
+                     .rows = N,
+                     .params = m->params,
+                     .arena = m->arena,
+                     .loss_sum = &loss_sum,
+                     .metric_sums = sums,
+                     .state = m->state};
   m->eval_step(&a);
   /* sums are over samples of per-sample means over positions */
   double loss = loss_sum / N, acc = sums[0] / N, top2 = sums[1] / N;
@@ -86,16 +94,21 @@ int main(void) {
   CHECK(fabs(acc - want_acc) < 1e-12, "accuracy %g, want %g", acc, want_acc);
   CHECK(fabs(top2 - want_top2) < 1e-12, "top-2 accuracy %g, want %g", top2, want_top2);
   CHECK(fabs(ppl - exp(want_loss)) < 1e-9, "perplexity %g, want %g", ppl, exp(want_loss));
-  CHECK(fabs(bits - want_loss / log(2.0)) < 1e-12, "bits per token %g, want %g", bits, want_loss / log(2.0));
-  CHECK(want_acc > 0 && want_acc < 1, "the case should have right and wrong tokens (accuracy %g)", want_acc);
+  CHECK(fabs(bits - want_loss / log(2.0)) < 1e-12, "bits per token %g, want %g", bits,
+        want_loss / log(2.0));
+  CHECK(want_acc > 0 && want_acc < 1, "the case should have right and wrong tokens (accuracy %g)",
+        want_acc);
 
   /* The epoch figure is exp of the mean over all tokens, not the mean of exps. */
-  CHECK(fabs(sn_metric_value("perplexity", 0.5 * (1.0 + 3.0)) - exp(2.0)) < 1e-12, "perplexity of a mean");
+  CHECK(fabs(sn_metric_value("perplexity", 0.5 * (1.0 + 3.0)) - exp(2.0)) < 1e-12,
+        "perplexity of a mean");
   CHECK(sn_metric_value("accuracy", 0.25) == 0.25, "other metrics are their mean");
 
   sn_compiled_free(c);
   sn_spec_free(s);
   sn_diag_free(&d);
-  if (!failures) printf("seq_loss: loss %.6f accuracy %.3f top2 %.3f perplexity %.4f: ok\n", loss, acc, top2, ppl);
+  if (!failures)
+    printf("seq_loss: loss %.6f accuracy %.3f top2 %.3f perplexity %.4f: ok\n", loss, acc, top2,
+           ppl);
   return failures ? 1 : 0;
 }

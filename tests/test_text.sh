@@ -13,8 +13,10 @@
 # (That the held-out text is in no training window is test_data_text's check.)
 # Also: the counts `specnet check` prints, perplexity = exp(val_loss) and
 # bits_per_token = val_loss / ln 2 in metrics.jsonl, predict on a text (the next
-# letter at every position; also from a model executable), vocab.json read back by eval (a changed table is an
-# error), and an embedding smaller than the vocabulary.
+# letter at every position; also from a model executable), the validation loss
+# against PyTorch's cross_entropy on the same weights and windows (when
+# /usr/bin/python3 has torch), vocab.json read back by eval (a changed table is an
+# error), an embedding smaller than the vocabulary, and classify through the command.
 #
 #   tests/test_text.sh SPECNET     (skipped, 77, without python3)
 set -euo pipefail
@@ -116,6 +118,45 @@ val=$("$specnet" eval bigram.yaml --weights run/model.safetensors --split valida
 want=$(python3 -c 'import json; print("%.6f" % [json.loads(l) for l in open("run/metrics.jsonl")][-1]["val_loss"])')
 got=$(echo "$val" | sed -n 's/^val_loss \([0-9.]*\).*/\1/p')
 python3 -c "import sys; sys.exit(abs($got - $want) > 1e-5)" || fail "eval val_loss $got, training said $want"
+# PyTorch on the same weights and held-out windows: the mean cross-entropy over
+# every position of every window (torch.nn.functional.cross_entropy) is specnet's
+# validation loss. (The weights are checked against the table beside them, so this
+# runs before vocab.json is changed below.)
+py=/usr/bin/python3
+if [ -x "$py" ] && "$py" -c 'import numpy, torch' 2>/dev/null; then
+  torch_loss=$("$py" - <<'EOF'
+import json, struct
+import numpy as np, torch
+def read(path):
+    with open(path, "rb") as f:
+        n = struct.unpack("<Q", f.read(8))[0]
+        h = json.loads(f.read(n))
+        data = f.read()
+    return {k: torch.from_numpy(np.frombuffer(data[v["data_offsets"][0]:v["data_offsets"][1]], "<f4")
+                                .reshape(v["shape"]).astype(np.float64))
+            for k, v in h.items() if k != "__metadata__"}
+w = read("run/model.safetensors")
+table = json.load(open("run/vocab.json"))["codepoints"]
+text = open("markov.txt", encoding="utf-8").read()
+held = [table.index(ord(c)) for c in text[int(len(text) * 0.9):]]
+C = 16
+n = (len(held) - C - 1) // C + 1
+x = torch.tensor([held[i * C:i * C + C] for i in range(n)])
+y = torch.tensor([held[i * C + 1:i * C + C + 1] for i in range(n)])
+emb = torch.nn.Embedding.from_pretrained(w["embedding1.weight"])
+dense = torch.nn.Linear(8, 12).double()
+dense.load_state_dict({"weight": w["dense1.weight"], "bias": w["dense1.bias"]})
+with torch.no_grad():
+    logits = dense(emb(x))  # [n, 16, 12]
+    print("%.12g" % torch.nn.functional.cross_entropy(logits.reshape(-1, 12), y.reshape(-1)).item())
+EOF
+  )
+  python3 -c "import sys; sys.exit(abs($got - $torch_loss) > 1e-5 * $torch_loss)" ||
+    fail "validation loss: specnet $got, PyTorch $torch_loss"
+else
+  echo "(PyTorch cross-check skipped: /usr/bin/python3 lacks torch or numpy)"
+fi
+
 # a table without μ (U+03BC): the training text no longer fits it
 python3 -c '
 import json; v = json.load(open("run/vocab.json")); v["codepoints"].remove(0x3bc)
@@ -127,4 +168,32 @@ grep -q "markov.txt:1: character U+03BC at byte offset [0-9]* is not in the voca
 if "$specnet" train small.yaml --out run2 2>err.txt >/dev/null; then fail "an embedding of 8 for 12 tokens trained"; fi
 grep -q "small.yaml:10:7: error: embedding1: embedding vocab 8 is smaller than the text's vocabulary of 12 tokens" err.txt ||
   fail "small embedding: $(cat err.txt)"
+# classify: three category files (records between lines holding %; a blank record
+# is skipped), the chars table from id 1 (0 pads), classes.json and vocab.json
+mkdir topics
+printf 'one\n%%\ntwo\n%%\nthree\n%%\nfour\n' >topics/alpha
+printf 'uno\n%%\n\n%%\ndos\n%%\ntres\n' >topics/beta
+printf 'eins\n%%\nzwei\n' >topics/gamma
+cat >cls.yaml <<EOF
+specnet: 1
+name: cls
+data:
+  train: {format: text, path: topics, tokenizer: chars, mode: classify, length: 8}
+model:
+  input: [8]
+  layers:
+    - embedding: {vocab: 32, dim: 4}
+    - flatten
+    - dense: {units: 3, activation: softmax}
+train:
+  loss: sparse_categorical_crossentropy
+EOF
+"$specnet" check cls.yaml >check.txt
+# the characters of the files (the separators' % and newlines too), ids 1..15
+grep -q "data.train: text, classify, chars tokenizer, vocabulary 16 (id 0 pads): 9 records of 8 tokens in 3 categories: alpha 4, beta 3, gamma 2" check.txt ||
+  fail "classify check: $(cat check.txt)"
+grep -q 'data.train: characters "\\n%defhinorstuwz"' check.txt || fail "classify characters: $(cat check.txt)"
+"$specnet" train cls.yaml --out cls --quiet >/dev/null
+[ "$(cat cls/classes.json)" = '["alpha", "beta", "gamma"]' ] || fail "classes.json: $(cat cls/classes.json)"
+grep -q '"first_id": 1, "pad_id": 0' cls/vocab.json || fail "vocab.json: $(cat cls/vocab.json)"
 echo "test_text: ok"

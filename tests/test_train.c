@@ -291,6 +291,94 @@ static void test_epoch_coverage(sn_dtype_rt dtype) {
   sn_model_free(&m);
 }
 
+/* The loader's hook for samples remade each epoch (text lm windows): sn_train calls
+ * it once before each epoch's first batch, with the 1-based epoch; every sample of
+ * epoch e is one the hook made for e (ids 100 e + k), with staging on the calling
+ * thread and by the loader thread, shuffled and in order. */
+static int hook_epochs[16], hook_calls;
+
+static void hook_fill(const sn_dataset *ds, int epoch) {
+  if (hook_calls < 16) hook_epochs[hook_calls] = epoch;
+  hook_calls++;
+  for (int64_t k = 0; k < ds->n; k++) { /* the recorder's sample 100 epoch + k */
+    int64_t i = 100 * epoch + k;
+    ds->x[k * REC_D + 0] = (float)i;
+    ds->x[k * REC_D + 1] = (float)rec_loss_of(i);
+    ds->x[k * REC_D + 2] = (float)(i % 3);
+    ds->y[k] = (int32_t)(i % 3);
+  }
+}
+
+static void test_epoch_hook(sn_dtype_rt dtype, bool shuffle, bool no_prefetch) {
+  enum { N = 10, BS = 4, EPOCHS = 3 };
+  sn_model m = rec_model(dtype, BS);
+  sn_dataset ds = rec_dataset(N, 0);
+  ds.epoch_fill = hook_fill;
+  rec_reset(&m);
+  hook_calls = 0;
+  sn_train_opts o = quiet_opts(EPOCHS, BS, shuffle, 7, NULL);
+  o.no_prefetch = no_prefetch;
+  sn_error err = {{0}};
+  CHECK(sn_train(&m, &ds, NULL, NULL, &o, &err) == 0, "sn_train: %s", err.msg);
+  CHECK(hook_calls == EPOCHS && hook_epochs[0] == 1 && hook_epochs[1] == 2 && hook_epochs[2] == 3,
+        "hook called %d times", hook_calls);
+  CHECK(R.n_seen == N * EPOCHS && R.bad_rows == 0, "saw %lld samples, %lld bad",
+        (long long)R.n_seen, (long long)R.bad_rows);
+  for (int64_t p = 0; p < R.n_seen; p++) {
+    int64_t e = 1 + p / N, i = R.seen[p];
+    CHECK(i >= 100 * e && i < 100 * e + N, "epoch %lld saw sample %lld", (long long)e,
+          (long long)i);
+  }
+  free_dataset(&ds);
+  sn_model_free(&m);
+}
+
+/* Two labels per sample (a sequence output's per-position labels): every step,
+ * training and evaluation, gets each row's own pair, (i % 3, (i + 1) % 3). */
+static int64_t pair_rows, pair_bad;
+
+static void pair_step(const sn_step_args *a) {
+  for (int64_t r = 0; r < a->rows; r++) {
+    int64_t i = (int64_t)rec_x(a, r, 0);
+    pair_bad += a->y[2 * r] != i % 3 || a->y[2 * r + 1] != (i + 1) % 3;
+  }
+  pair_rows += a->rows;
+  *a->loss_sum = 0;
+}
+
+static void test_label_pairs(sn_dtype_rt dtype, bool no_prefetch) {
+  enum { N = 11, BS = 4 };
+  sn_model m = rec_model(dtype, BS);
+  m.label_elems = 2;
+  m.train_step = m.eval_step = pair_step;
+  sn_dataset ds = rec_dataset(N, 0), held;
+  int32_t *y = realloc(ds.y, 2 * N * sizeof(int32_t));
+  CHECK(y != NULL, "out of memory");
+  if (!y) return;
+  ds.y = y;
+  ds.label_elems = 2;
+  for (int64_t i = 0; i < N; i++) {
+    y[2 * i] = (int32_t)(i % 3);
+    y[2 * i + 1] = (int32_t)((i + 1) % 3);
+  }
+  sn_error err = {{0}};
+  CHECK(sn_dataset_split(&ds, 0.3, &held, &err) == 0, "split: %s", err.msg); /* 7 + 4 */
+  rec_reset(&m);
+  pair_rows = pair_bad = 0;
+  sn_train_opts o = quiet_opts(2, BS, true, 5, NULL);
+  o.no_prefetch = no_prefetch;
+  CHECK(sn_train(&m, &ds, &held, NULL, &o, &err) == 0, "sn_train: %s", err.msg);
+  CHECK(pair_rows == 2 * (7 + 4) && pair_bad == 0, "%lld rows, %lld with another row's labels",
+        (long long)pair_rows, (long long)pair_bad);
+  ds.label_elems = 1; /* a set with one label per sample does not fit the model */
+  CHECK(sn_train(&m, &ds, NULL, NULL, &o, &err) != 0 &&
+            strstr(err.msg, "1 labels per sample") != NULL,
+        "label count mismatch: %s", err.msg);
+  free_dataset(&held);
+  free_dataset(&ds);
+  sn_model_free(&m);
+}
+
 /* The visit order of `epochs` epochs, for a seed (shuffle on) or unshuffled. */
 static void visit_order(int64_t *order, int64_t n, int epochs, bool shuffle, uint64_t seed) {
   sn_model m = rec_model(SN_RT_F32, 4);
@@ -1640,6 +1728,11 @@ int main(void) {
   char dir[] = "/tmp/specnet_test_train_XXXXXX";
   CHECK(mkdtemp(dir), "mkdtemp failed");
   test_epoch_coverage(SN_RT_F32);
+  test_epoch_hook(SN_RT_F32, true, false);
+  test_epoch_hook(SN_RT_F32, false, false);
+  test_epoch_hook(SN_RT_F64, true, true);
+  test_label_pairs(SN_RT_F32, false);
+  test_label_pairs(SN_RT_F64, true);
   test_epoch_coverage(SN_RT_F64);
   test_shuffle_determinism();
   test_evaluate(SN_RT_F32);

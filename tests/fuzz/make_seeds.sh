@@ -9,18 +9,21 @@
 #                broken ones of make.sh
 #   csv          the broken CSV files of tests/data_errors/ (text; the target's
 #                own seeds are in tests/fuzz/corpus/csv/)
+#   text         the text files of make.sh (not UTF-8, a NUL byte); the target's
+#                own seeds are in tests/fuzz/corpus/text/
 #
 #   tests/fuzz/make_seeds.sh OUT
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 out=$1
-mkdir -p "$out/idx" "$out/safetensors" "$out/npy" "$out/csv"
+mkdir -p "$out/idx" "$out/safetensors" "$out/npy" "$out/csv" "$out/text"
 
 bash "$here/../data_errors/make.sh" "$out/data"
 cp "$out"/data/*.idx* "$out/idx/"
 cp "$out"/data/*.npy "$out/npy/"
 mkdir -p "$out/csv"
 cp "$here"/../data_errors/*.csv "$out/csv/"
+cp "$out"/data/text-*.txt "$out/text/"
 bytes() {
   local b
   for b in "$@"; do printf "\\$(printf '%03o' "$b")"; done

@@ -21,7 +21,7 @@ mkdir -p "$work/corpus" "$work/crashes" "$work/logs"
 
 bash "$here/make_seeds.sh" "$work/seeds" || exit 2
 targets=()
-for t in spec idx safetensors csv npy; do
+for t in spec idx safetensors csv npy text; do
   [ -x "$bin/fuzz_$t" ] && targets+=("$t")
 done
 [ ${#targets[@]} -gt 0 ] || { echo "run.sh: no fuzz targets in $bin (build with SPECNET_FUZZ=ON)" >&2; exit 2; }
