@@ -733,6 +733,12 @@ static int build_attention(builder *b, const sn_layer_spec *l, const input *in, 
     sn_diag_hint(b->d, "each head takes D / heads features");
     return -1;
   }
+  const sn_source *src = &b->s->data.train;
+  if (l->causal && src->kind == SN_SRC_TEXT && src->text_mode == SN_TEXT_CLASSIFY)
+    sn_diag_warning(b->d, l->loc,
+                    "%s: causal attention in a classifier: each position sees only the text before it, "
+                    "so a pooled summary of a record misses most of its context",
+                    l->name);
   if (in[0].mask >= 0) /* issue 15: the key-padding mask is still to come */
     sn_diag_warning(b->d, l->loc,
                     "%s: attention does not mask padding yet: padded positions (model.pad_id) are keys like "

@@ -133,4 +133,27 @@ kill -INT $intr
 wait $intr
 check "Ctrl-C during training says how --resume continues" \
   grep -q "interrupted; \`specnet train --resume $tmp/intr\` continues after the last finished epoch" "$tmp/intr.err"
+# attention in a text classifier: causal is a warning, and so is padding it cannot mask yet
+if [ -d /usr/share/games/fortunes ]; then
+  cat >"$tmp/att.yaml" <<'EOF'
+specnet: 1
+name: att_classify
+data:
+  train: {format: text, path: "/usr/share/games/fortunes/[a-d]*", tokenizer: bytes, mode: classify, length: 64}
+model:
+  input: [64]
+  layers:
+    - embedding: {vocab: 256, dim: 16}
+    - attention: {heads: 2, causal: true}
+    - global_avg_pool1d
+    - dense: {units: 8, activation: softmax}
+train:
+  loss: sparse_categorical_crossentropy
+EOF
+  "$specnet" check "$tmp/att.yaml" >/dev/null 2>"$tmp/att.err"
+  check "causal attention in a classify spec: a warning at the layer" \
+    grep -q "att.yaml:9:7: warning: attention1: causal attention in a classifier" "$tmp/att.err"
+  check "attention over padded ids: a warning that padding is not masked yet" \
+    grep -q "attention does not mask padding yet" "$tmp/att.err"
+fi
 exit $fail
