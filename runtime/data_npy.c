@@ -14,7 +14,9 @@
  * match the shape) is a clear error with a hint on how to save the array instead.
  *
  * A data set is x.npy (n, ...) and y.npy: (n) class labels, or for float targets
- * (n) / (n, k). Everything is converted once: x to f32, y to int32, t to f32. */
+ * (n) / (n, k). x stays as stored (mapped, data_store.c) and is converted per
+ * batch; y is converted once to int32, t to f32. */
+#include "data_store.h"
 #include "half.h"
 #include "specnet/runtime.h"
 
@@ -28,10 +30,7 @@
 #define NPY_MAX_HEADER (1 << 20)         /* bytes: numpy's own limit is far lower */
 #define NPY_MAX_ELEMS (INT64_C(1) << 34) /* elements per array we agree to load */
 
-typedef struct npy_type {
-  char kind; /* 'u' unsigned, 'i' signed, 'f' float */
-  int size;  /* bytes */
-} npy_type;
+typedef sn_stype npy_type; /* kind 'u' unsigned, 'i' signed, 'f' float; size bytes */
 
 /* ---------------------------------------------------------------------------
  * The header dict */
@@ -264,16 +263,20 @@ static double elem(const uint8_t *p, npy_type t, int64_t i) {
 /* ---------------------------------------------------------------------------
  * One array */
 
-/* One array, raw: its type, shape and count * t.size bytes (malloc'd) in *raw. */
+/* One array, raw: its type, shape and count * t.size bytes (malloc'd) in *raw, or
+ * (header_only) none read: the data starts at byte data_start of the file. */
 typedef struct npy_array {
   npy_type t;
   int ndim;
   int64_t shape[8]; /* unused dims 1 */
   int64_t count;    /* elements read (after limit) */
+  int64_t rows;     /* shape[0] of the file (before limit) */
+  int64_t data_start;
   uint8_t *raw;
 } npy_array;
 
-static int npy_load(const char *path, int64_t limit, npy_array *a, sn_error *err) {
+static int npy_load(const char *path, int64_t limit, bool header_only, npy_array *a,
+                    sn_error *err) {
   memset(a, 0, sizeof *a);
   FILE *f = fopen(path, "rb");
   if (!f) return sn_fail(err, "%s: cannot open: %s", path, strerror(errno));
@@ -362,6 +365,9 @@ static int npy_load(const char *path, int64_t limit, npy_array *a, sn_error *err
     count = rows ? count / rows * limit : 0;
     h.shape[0] = limit;
   }
+  a->rows = rows;
+  a->data_start = data_start;
+  if (header_only) goto header;
   raw = malloc((size_t)(count * t.size) + 1);
   if (!raw) {
     sn_fail(err, "%s: out of memory for %lld elements", path, (long long)count);
@@ -371,6 +377,7 @@ static int npy_load(const char *path, int64_t limit, npy_array *a, sn_error *err
     sn_fail(err, "%s: read error: %s", path, strerror(errno));
     goto done;
   }
+header:
   a->t = t;
   a->ndim = h.ndim;
   for (int d = 0; d < 8; d++) a->shape[d] = d < h.ndim ? h.shape[d] : 1;
@@ -389,7 +396,7 @@ int sn_npy_read(const char *path, int64_t limit, int *ndim, int64_t shape[8], do
                 bool *integer, sn_error *err) {
   *data = NULL;
   npy_array a;
-  if (npy_load(path, limit, &a, err)) return -1;
+  if (npy_load(path, limit, false, &a, err)) return -1;
   *data = malloc((size_t)a.count * sizeof(double) + 1);
   if (!*data) {
     free(a.raw);
@@ -406,6 +413,40 @@ int sn_npy_read(const char *path, int64_t limit, int *ndim, int64_t shape[8], do
 /* ---------------------------------------------------------------------------
  * A data set: x.npy and y.npy */
 
+/* Every value of n samples must be finite as f32: one streaming pass (a store drops
+ * the pages it read as it goes). */
+static int check_finite(const char *xp, const uint8_t *raw, npy_type t, int64_t n, int64_t elems,
+                        sn_store *s, sn_error *err) {
+  if (t.kind != 'f') return 0;
+  for (int64_t j = 0; j < n; j++) {
+    const uint8_t *p = raw + j * elems * t.size;
+    for (int64_t e = 0; e < elems; e++) {
+      double v = elem(p, t, e);
+      if (!isfinite((float)v))
+        return sn_fail(err, "%s: element %lld of sample %lld is %s; every value must be finite%s",
+                       xp, (long long)e, (long long)j, isnan(v) ? "nan" : "inf",
+                       isfinite(v) ? " (as float32)" : "");
+    }
+    if (s) sn_store_touched(s, elems * t.size);
+  }
+  return 0;
+}
+
+/* The samples of x into out: mapped as stored, or (xa->raw read) converted to f32 in
+ * memory as earlier releases did. */
+static int x_samples(const char *xp, npy_array *xa, int64_t n, int64_t elems, sn_dataset *out,
+                     sn_error *err) {
+  if (!xa->raw) {
+    if (sn_store_map(xp, xa->data_start, xa->t, xa->rows, elems, &out->store, err)) return -1;
+    return check_finite(xp, sn_store_sample(out->store, 0), xa->t, n, elems, out->store, err);
+  }
+  if (check_finite(xp, xa->raw, xa->t, n, elems, NULL, err)) return -1;
+  out->x = malloc((size_t)(n * elems) * sizeof(float) + 1);
+  if (!out->x) return sn_fail(err, "%s: out of memory", xp);
+  for (int64_t i = 0; i < n * elems; i++) out->x[i] = (float)elem(xa->raw, xa->t, i);
+  return 0;
+}
+
 int sn_dataset_npy(const sn_source *src, sn_dataset *out, sn_error *err) {
   memset(out, 0, sizeof *out);
   const char *xp = src->images, *yp = src->labels;
@@ -417,7 +458,8 @@ int sn_dataset_npy(const sn_source *src, sn_dataset *out, sn_error *err) {
   double *yd = NULL;
   bool yint = false;
   npy_array xa;
-  if (npy_load(xp, src->limit, &xa, err)) return -1;
+  const bool mapped = !sn_store_in_memory();
+  if (npy_load(xp, src->limit, mapped, &xa, err)) return -1;
   int xnd = xa.ndim;
   const int64_t *xs = xa.shape;
   int rc = -1;
@@ -451,20 +493,7 @@ int sn_dataset_npy(const sn_source *src, sn_dataset *out, sn_error *err) {
     }
   }
 
-  out->x = malloc((size_t)(n * elems) * sizeof(float));
-  if (!out->x) {
-    sn_fail(err, "%s: out of memory", xp);
-    goto done;
-  }
-  for (int64_t i = 0; i < n * elems; i++) {
-    out->x[i] = (float)elem(xa.raw, xa.t, i);
-    if (!isfinite(out->x[i])) {
-      sn_fail(err, "%s: element %lld of sample %lld is %s; every value must be finite%s", xp,
-              (long long)(i % elems), (long long)(i / elems), isnan(out->x[i]) ? "nan" : "inf",
-              isfinite(elem(xa.raw, xa.t, i)) ? " (as float32)" : "");
-      goto fail;
-    }
-  }
+  if (x_samples(xp, &xa, n, elems, out, err)) goto fail;
   out->n = n;
   out->rank = xnd > 1 ? xnd - 1 : 1;
   for (int d = 0; d < 4; d++) out->shape[d] = d + 1 < xnd ? xs[d + 1] : 1;

@@ -1,0 +1,358 @@
+/* Samples as stored, and the one conversion from storage to a batch.
+ *
+ * A store is an NPY or raw IDX file mapped read-only (mmap), or a gzip IDX held in
+ * memory as the u8 it decompressed to (4x smaller than f32; issue 16 leaves a cache
+ * file for later). Nothing is converted at load: sn_dataset_get converts the samples
+ * a batch needs, stored type -> f32 (as earlier releases converted the whole file,
+ * so values agree bit for bit) -> the set's preprocessing (sn_pre, in double) ->
+ * the model dtype. In-memory f32 sets (csv, synthetic, text) go through the same
+ * function, so a set forced into memory ($SPECNET_DATA_IN_MEMORY=1) trains bitwise
+ * like the mapped one.
+ *
+ * Memory: pages of a file mapping count in the process's RSS once touched. Every
+ * DROP_BYTES read, the store drops its pages (madvise MADV_DONTNEED: for a
+ * read-only file mapping the next read faults them back from the page cache), so
+ * RSS stays bounded whatever the file size, and the kernel's page cache (not ours)
+ * decides what stays in RAM.
+ *
+ * A file that changes under us: the store remembers size and mtime; sets check
+ * them before each epoch and each evaluation (sn_dataset_check), an error naming
+ * the file. A file truncated in the middle of an epoch is still a SIGBUS on the
+ * mapping (the limit of mmap; docs/architecture.md says so). */
+#define _DEFAULT_SOURCE /* madvise, MADV_DONTNEED */
+#include "data_store.h"
+
+#include "half.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define DROP_BYTES (INT64_C(32) << 20) /* read between page drops: RSS ~ 2x this */
+
+struct sn_store {
+  int refs; /* sets sharing it; changed on the driver's thread only */
+  char path[4096];
+  sn_stype t;
+  int64_t n, elems;
+  const uint8_t *data; /* sample 0 */
+  /* mapped */
+  int fd;       /* -1 when owned */
+  void *map;    /* the whole file */
+  size_t map_len;
+  struct stat st; /* at load: size and mtime to compare */
+  atomic_llong touched;
+  /* owned */
+  uint8_t *bytes;
+};
+
+bool sn_store_in_memory(void) {
+  const char *e = getenv("SPECNET_DATA_IN_MEMORY");
+  return e && !strcmp(e, "1");
+}
+
+static sn_store *store_new(const char *path, sn_stype t, int64_t n, int64_t elems) {
+  sn_store *s = calloc(1, sizeof *s);
+  if (!s) return NULL;
+  s->refs = 1;
+  snprintf(s->path, sizeof s->path, "%s", path);
+  s->t = t;
+  s->n = n;
+  s->elems = elems;
+  s->fd = -1;
+  atomic_init(&s->touched, 0);
+  return s;
+}
+
+int sn_store_map(const char *path, int64_t offset, sn_stype t, int64_t n, int64_t elems,
+                 sn_store **out, sn_error *err) {
+  *out = NULL;
+  sn_store *s = store_new(path, t, n, elems);
+  if (!s) return sn_fail(err, "%s: out of memory", path);
+  s->fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (s->fd < 0 || fstat(s->fd, &s->st) != 0) {
+    sn_fail(err, "%s: cannot open: %s", path, strerror(errno));
+    sn_store_unref(s);
+    return -1;
+  }
+  s->map_len = (size_t)s->st.st_size;
+  s->map = mmap(NULL, s->map_len, PROT_READ, MAP_SHARED, s->fd, 0);
+  if (s->map == MAP_FAILED) {
+    s->map = NULL;
+    sn_fail(err, "%s: cannot map %zu bytes: %s", path, s->map_len, strerror(errno));
+    sn_store_unref(s);
+    return -1;
+  }
+  if (offset + n * elems * t.size > (int64_t)s->map_len) { /* the reader checked: belt */
+    sn_fail(err, "%s: truncated", path);
+    sn_store_unref(s);
+    return -1;
+  }
+  s->data = (const uint8_t *)s->map + offset;
+  *out = s;
+  return 0;
+}
+
+int sn_store_own(const char *path, uint8_t *bytes, int64_t n, int64_t elems, sn_store **out,
+                 sn_error *err) {
+  *out = store_new(path, (sn_stype){'u', 1}, n, elems);
+  if (!*out) {
+    free(bytes);
+    return sn_fail(err, "%s: out of memory", path);
+  }
+  (*out)->bytes = bytes;
+  (*out)->data = bytes;
+  return 0;
+}
+
+sn_stype sn_store_type(const sn_store *s) { return s->t; }
+
+const uint8_t *sn_store_sample(const sn_store *s, int64_t i) {
+  return s->data + i * s->elems * s->t.size;
+}
+
+void sn_store_touched(sn_store *s, int64_t bytes) {
+  if (!s->map) return;
+  long long before = atomic_fetch_add(&s->touched, (long long)bytes);
+  if (before / DROP_BYTES != (before + bytes) / DROP_BYTES)
+    madvise(s->map, s->map_len, MADV_DONTNEED); /* a hint: failure costs only memory */
+}
+
+sn_store *sn_store_ref(sn_store *s) {
+  if (s) s->refs++;
+  return s;
+}
+
+void sn_store_unref(sn_store *s) {
+  if (!s || --s->refs > 0) return;
+  if (s->map) munmap(s->map, s->map_len);
+  if (s->fd >= 0) close(s->fd);
+  free(s->bytes);
+  free(s);
+}
+
+/* ---------------------------------------------------------------------------
+ * Conversion: stored -> f32 -> preprocessing -> model dtype */
+
+/* count values of type t at p (maybe unaligned) as f32, as earlier releases
+ * converted them at load (64-bit integers through double). The switch is outside
+ * the loops so that each loop is a tight one the compiler vectorizes. */
+static void load_f32(const uint8_t *p, sn_stype t, int64_t count, float *out) {
+#define LOAD(T, CONV)                                                                              \
+  for (int64_t e = 0; e < count; e++) {                                                            \
+    T v;                                                                                           \
+    memcpy(&v, p + e * (int64_t)sizeof(T), sizeof(T));                                            \
+    out[e] = CONV;                                                                                 \
+  }                                                                                                \
+  return
+  switch (t.kind * 16 + t.size) {
+  case 'u' * 16 + 1: LOAD(uint8_t, (float)v);
+  case 'u' * 16 + 2: LOAD(uint16_t, (float)v);
+  case 'u' * 16 + 4: LOAD(uint32_t, (float)(double)v);
+  case 'u' * 16 + 8: LOAD(uint64_t, (float)(double)v);
+  case 'i' * 16 + 1: LOAD(int8_t, (float)v);
+  case 'i' * 16 + 2: LOAD(int16_t, (float)v);
+  case 'i' * 16 + 4: LOAD(int32_t, (float)(double)v);
+  case 'i' * 16 + 8: LOAD(int64_t, (float)(double)v);
+  case 'f' * 16 + 2: LOAD(uint16_t, sn_f16_to_f32(v));
+  case 'f' * 16 + 4: LOAD(float, v);
+  default: LOAD(double, (float)v);
+  }
+#undef LOAD
+}
+
+/* v[0..count) (feature of v[0]: f) through pre into out[at..) of dtype; returns the
+ * feature after the last. v may alias out (f32). */
+static int64_t apply_pre(const sn_pre *p, const float *v, int64_t count, int64_t f,
+                         sn_dtype_rt dtype, void *out, int64_t at) {
+  float *o32 = (float *)out + at;
+  double *o64 = (double *)out + at;
+  if (!p->features) {
+    if (dtype == SN_RT_F64)
+      for (int64_t e = 0; e < count; e++) o64[e] = v[e];
+    return 0;
+  }
+  for (int64_t e = 0; e < count; e++) {
+    float r = (float)(((double)v[e] * p->mul[f] - p->sub[f]) / p->div[f]);
+    if (dtype == SN_RT_F32)
+      o32[e] = r;
+    else
+      o64[e] = r;
+    if (++f == p->features) f = 0;
+  }
+  return f;
+}
+
+void sn_dataset_get(const sn_dataset *ds, int64_t i, int64_t count, sn_dtype_rt dtype, void *out) {
+  enum { CHUNK = 1024 };
+  const int64_t total = count * ds->sample_elems;
+  sn_stype t = {'f', 4};
+  const uint8_t *src = (const uint8_t *)(ds->x + i * ds->sample_elems);
+  if (!ds->x) {
+    t = ds->store->t;
+    src = sn_store_sample(ds->store, ds->first + i);
+  }
+  float buf[CHUNK];
+  int64_t f = 0;
+  for (int64_t e0 = 0; e0 < total; e0 += CHUNK) {
+    int64_t k = total - e0 < CHUNK ? total - e0 : CHUNK;
+    float *v = dtype == SN_RT_F32 ? (float *)out + e0 : buf;
+    load_f32(src + e0 * t.size, t, k, v);
+    f = apply_pre(&ds->pre, v, k, f, dtype, out, e0);
+  }
+  if (!ds->x) sn_store_touched(ds->store, total * t.size);
+}
+
+bool sn_dataset_direct(const sn_dataset *ds) { return ds->x && !ds->pre.features; }
+
+void sn_dataset_touched(const sn_dataset *ds, int64_t bytes) {
+  if (ds->store) sn_store_touched(ds->store, bytes);
+}
+
+int sn_dataset_check(const sn_dataset *ds, sn_error *err) {
+  const sn_store *s = ds->store;
+  if (!s || !s->map) return 0;
+  struct stat now;
+  if (fstat(s->fd, &now) != 0) return sn_fail(err, "%s: cannot stat: %s", s->path, strerror(errno));
+  if (now.st_size != s->st.st_size || now.st_mtim.tv_sec != s->st.st_mtim.tv_sec ||
+      now.st_mtim.tv_nsec != s->st.st_mtim.tv_nsec)
+    return sn_fail(err,
+                   "%s: the file changed during the run (%lld bytes at load, %lld now); the "
+                   "samples are read from it as training goes: leave it unchanged, or copy it",
+                   s->path, (long long)s->st.st_size, (long long)now.st_size);
+  return 0;
+}
+
+sn_dataset sn_dataset_rows(const sn_dataset *ds, int64_t lo, int64_t hi) {
+  sn_dataset v = *ds;
+  v.n = hi - lo;
+  if (ds->x)
+    v.x = ds->x + lo * ds->sample_elems;
+  else
+    v.first = ds->first + lo;
+  if (ds->y) v.y = ds->y + lo;
+  if (ds->t) v.t = ds->t + lo * ds->target_elems;
+  v.class_names = NULL;
+  v.n_class_names = 0;
+  return v;
+}
+
+/* ---------------------------------------------------------------------------
+ * Preprocessing, composed into sn_pre: ((v * mul - sub) / div) then * c is
+ * (v * mul*c - sub*c) / div; then (. - m) / s is (v * mul - (sub + m*div)) / (div*s).
+ * From the identity, a scale alone or a normalize alone is exactly the arithmetic
+ * earlier releases did on x. */
+
+static int pre_init(sn_dataset *ds, sn_error *err) {
+  sn_pre *p = &ds->pre;
+  if (p->features) return 0;
+  const int64_t F = sn_dataset_features(ds);
+  p->mul = malloc((size_t)F * sizeof(double));
+  p->sub = malloc((size_t)F * sizeof(double));
+  p->div = malloc((size_t)F * sizeof(double));
+  if (!p->mul || !p->sub || !p->div) {
+    sn_pre_free(p);
+    return sn_fail(err, "%s: out of memory for preprocessing", ds->origin);
+  }
+  for (int64_t f = 0; f < F; f++) {
+    p->mul[f] = p->div[f] = 1;
+    p->sub[f] = 0;
+  }
+  p->features = F;
+  return 0;
+}
+
+void sn_pre_free(sn_pre *p) {
+  free(p->mul);
+  free(p->sub);
+  free(p->div);
+  memset(p, 0, sizeof *p);
+}
+
+int sn_pre_copy(const sn_pre *from, sn_pre *to, sn_error *err) {
+  memset(to, 0, sizeof *to);
+  if (!from->features) return 0;
+  const size_t bytes = (size_t)from->features * sizeof(double);
+  to->mul = malloc(bytes);
+  to->sub = malloc(bytes);
+  to->div = malloc(bytes);
+  if (!to->mul || !to->sub || !to->div) {
+    sn_pre_free(to);
+    return sn_fail(err, "out of memory for preprocessing");
+  }
+  memcpy(to->mul, from->mul, bytes);
+  memcpy(to->sub, from->sub, bytes);
+  memcpy(to->div, from->div, bytes);
+  to->features = from->features;
+  return 0;
+}
+
+int sn_dataset_scale(sn_dataset *ds, float factor, sn_error *err) {
+  if (pre_init(ds, err)) return -1;
+  for (int64_t f = 0; f < ds->pre.features; f++) {
+    ds->pre.mul[f] *= factor;
+    ds->pre.sub[f] *= factor;
+  }
+  return 0;
+}
+
+int sn_dataset_normalize(sn_dataset *ds, const double *mean, const double *std, int64_t n,
+                         sn_error *err) {
+  const int64_t F = sn_dataset_features(ds);
+  if (n != 1 && n != F)
+    return sn_fail(err,
+                   "normalize has %lld values, but samples of %s have %lld features along "
+                   "their last axis (give 1 value or %lld)",
+                   (long long)n, ds->origin, (long long)F, (long long)F);
+  for (int64_t f = 0; f < n; f++)
+    if (!(std[f] > 0) || !isfinite(mean[f]))
+      return sn_fail(err, "normalize: std %g (feature %lld) must be > 0 and mean finite", std[f],
+                     (long long)f);
+  if (pre_init(ds, err)) return -1;
+  for (int64_t f = 0; f < F; f++) {
+    int64_t k = n == 1 ? 0 : f;
+    ds->pre.sub[f] += mean[k] * ds->pre.div[f];
+    ds->pre.div[f] *= std[k];
+  }
+  return 0;
+}
+
+/* Two streaming passes over the converted values (mean, then squared deviations:
+ * no cancellation), a block of samples at a time. */
+int sn_dataset_stats(const sn_dataset *ds, double *mean, double *std, sn_error *err) {
+  const int64_t F = sn_dataset_features(ds), E = ds->sample_elems;
+  const int64_t per = ds->n * (E / F); /* values per feature */
+  const int64_t block = E >= 65536 ? 1 : 65536 / E;
+  float *buf = malloc((size_t)(block * E) * sizeof(float));
+  if (!buf) return sn_fail(err, "%s: out of memory for statistics", ds->origin);
+  for (int64_t f = 0; f < F; f++) mean[f] = std[f] = 0;
+  for (int pass = 0; pass < 2; pass++) {
+    for (int64_t i = 0; i < ds->n; i += block) {
+      int64_t k = ds->n - i < block ? ds->n - i : block;
+      sn_dataset_get(ds, i, k, SN_RT_F32, buf);
+      for (int64_t e = 0; e < k * E; e++) {
+        if (pass == 0) {
+          mean[e % F] += buf[e];
+        } else {
+          double d = buf[e] - mean[e % F];
+          std[e % F] += d * d;
+        }
+      }
+    }
+    if (pass == 0)
+      for (int64_t f = 0; f < F; f++) mean[f] /= (double)per;
+  }
+  free(buf);
+  for (int64_t f = 0; f < F; f++) {
+    std[f] = sqrt(std[f] / (double)per);
+    if (!(std[f] > 1e-12 * (fabs(mean[f]) + 1))) std[f] = 1.0; /* constant: maps to 0 */
+  }
+  return 0;
+}

@@ -1,0 +1,33 @@
+/* Samples as stored (data_store.c), for the file readers (data_npy.c,
+ * data_source.c): they make a store, hand it to a data set, and the set converts
+ * batches from it. */
+#ifndef SPECNET_DATA_STORE_H
+#define SPECNET_DATA_STORE_H
+
+#include "specnet/runtime.h"
+
+/* A stored element type: kind 'u' unsigned, 'i' signed, 'f' float; size in bytes. */
+typedef struct sn_stype {
+  char kind;
+  int size;
+} sn_stype;
+
+/* Maps `path` read-only: n samples of elems values of type t from byte `offset`
+ * (the caller has checked that the file holds them). */
+int sn_store_map(const char *path, int64_t offset, sn_stype t, int64_t n, int64_t elems,
+                 sn_store **out, sn_error *err);
+/* Takes ownership of `bytes` (malloc'd, n * elems u8 values) read from `path`. */
+int sn_store_own(const char *path, uint8_t *bytes, int64_t n, int64_t elems, sn_store **out,
+                 sn_error *err);
+/* Element type and the bytes of sample i (for one streaming pass at load). */
+sn_stype sn_store_type(const sn_store *s);
+const uint8_t *sn_store_sample(const sn_store *s, int64_t i);
+/* See sn_dataset_touched. */
+void sn_store_touched(sn_store *s, int64_t bytes);
+sn_store *sn_store_ref(sn_store *s);
+void sn_store_unref(sn_store *s);
+/* Whether samples are forced into memory as f32 ($SPECNET_DATA_IN_MEMORY=1): the
+ * path of earlier releases, kept to compare with. */
+bool sn_store_in_memory(void);
+
+#endif
