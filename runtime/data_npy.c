@@ -14,7 +14,7 @@
  * match the shape) is a clear error with a hint on how to save the array instead.
  *
  * A data set is x.npy (n, ...) and y.npy: (n) class labels, or for float targets
- * (n) / (n, k). x stays as stored (mapped, data_store.c) and is converted per
+ * (n) / (n, k). x stays as stored (read per batch, data_store.c) and is converted per
  * batch; y is converted once to int32, t to f32. */
 #include "data_store.h"
 #include "half.h"
@@ -413,34 +413,45 @@ int sn_npy_read(const char *path, int64_t limit, int *ndim, int64_t shape[8], do
 /* ---------------------------------------------------------------------------
  * A data set: x.npy and y.npy */
 
-/* Every value of n samples must be finite as f32: one streaming pass (a store drops
- * the pages it read as it goes). */
-static int check_finite(const char *xp, const uint8_t *raw, npy_type t, int64_t n, int64_t elems,
-                        sn_store *s, sn_error *err) {
-  if (t.kind != 'f') return 0;
-  for (int64_t j = 0; j < n; j++) {
-    const uint8_t *p = raw + j * elems * t.size;
-    for (int64_t e = 0; e < elems; e++) {
-      double v = elem(p, t, e);
-      if (!isfinite((float)v))
-        return sn_fail(err, "%s: element %lld of sample %lld is %s; every value must be finite%s",
-                       xp, (long long)e, (long long)j, isnan(v) ? "nan" : "inf",
-                       isfinite(v) ? " (as float32)" : "");
-    }
-    if (s) sn_store_touched(s, elems * t.size);
+/* Every value of samples [j0, j0 + k) (raw: their bytes) must be finite as f32. */
+static int check_finite(const char *xp, const uint8_t *raw, npy_type t, int64_t j0, int64_t k,
+                        int64_t elems, sn_error *err) {
+  for (int64_t i = 0; t.kind == 'f' && i < k * elems; i++) {
+    double v = elem(raw, t, i);
+    if (!isfinite((float)v))
+      return sn_fail(err, "%s: element %lld of sample %lld is %s; every value must be finite%s", xp,
+                     (long long)(i % elems), (long long)(j0 + i / elems), isnan(v) ? "nan" : "inf",
+                     isfinite(v) ? " (as float32)" : "");
   }
   return 0;
 }
 
-/* The samples of x into out: mapped as stored, or (xa->raw read) converted to f32 in
- * memory as earlier releases did. */
+/* A stored float x: one streaming pass of check_finite, a block of samples at a time. */
+static int check_finite_stored(const char *xp, sn_store *s, int64_t n, int64_t elems,
+                               sn_error *err) {
+  const npy_type t = sn_store_type(s);
+  if (t.kind != 'f') return 0;
+  const int64_t block = elems * t.size >= (1 << 20) ? 1 : (1 << 20) / (elems * t.size);
+  uint8_t *buf = malloc((size_t)(block * elems * t.size));
+  if (!buf) return sn_fail(err, "%s: out of memory", xp);
+  int rc = 0;
+  for (int64_t j = 0; !rc && j < n; j += block) {
+    int64_t k = n - j < block ? n - j : block;
+    rc = sn_store_read(s, j, k, buf, err) || check_finite(xp, buf, t, j, k, elems, err) ? -1 : 0;
+  }
+  free(buf);
+  return rc;
+}
+
+/* The samples of x into out: as stored in the file, or (xa->raw read) converted to
+ * f32 in memory as earlier releases did. */
 static int x_samples(const char *xp, npy_array *xa, int64_t n, int64_t elems, sn_dataset *out,
                      sn_error *err) {
   if (!xa->raw) {
-    if (sn_store_map(xp, xa->data_start, xa->t, xa->rows, elems, &out->store, err)) return -1;
-    return check_finite(xp, sn_store_sample(out->store, 0), xa->t, n, elems, out->store, err);
+    if (sn_store_file(xp, xa->data_start, xa->t, xa->rows, elems, &out->store, err)) return -1;
+    return check_finite_stored(xp, out->store, n, elems, err);
   }
-  if (check_finite(xp, xa->raw, xa->t, n, elems, NULL, err)) return -1;
+  if (check_finite(xp, xa->raw, xa->t, 0, n, elems, err)) return -1;
   out->x = malloc((size_t)(n * elems) * sizeof(float) + 1);
   if (!out->x) return sn_fail(err, "%s: out of memory", xp);
   for (int64_t i = 0; i < n * elems; i++) out->x[i] = (float)elem(xa->raw, xa->t, i);
@@ -458,8 +469,8 @@ int sn_dataset_npy(const sn_source *src, sn_dataset *out, sn_error *err) {
   double *yd = NULL;
   bool yint = false;
   npy_array xa;
-  const bool mapped = !sn_store_in_memory();
-  if (npy_load(xp, src->limit, mapped, &xa, err)) return -1;
+  const bool stored = !sn_store_in_memory();
+  if (npy_load(xp, src->limit, stored, &xa, err)) return -1;
   int xnd = xa.ndim;
   const int64_t *xs = xa.shape;
   int rc = -1;

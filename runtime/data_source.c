@@ -9,7 +9,7 @@
  * float targets gets y as well, for accuracy-like metrics: the argmax of each row
  * (k > 1) or t >= 0.5 (k = 1).
  *
- * Samples stay as stored (data_store.c: IDX images mapped or held as u8) and are
+ * Samples stay as stored (data_store.c: IDX images read in place or held as u8) and are
  * converted per batch; scaling and normalization compose into the set's sn_pre. */
 #include "data_store.h"
 #include "specnet/runtime.h"
@@ -24,7 +24,7 @@
 /* ---------------------------------------------------------------------------
  * IDX images + labels */
 
-/* The samples of an images file into out, as stored: a raw file mapped, a gzip file
+/* The samples of an images file into out, as stored: a raw file read in place, a gzip file
  * held as its u8 bytes (or as f32 in memory when sn_store_in_memory). *count: the
  * samples the file holds (out->n: at most limit of them). */
 static int idx_samples(const char *images, int64_t limit, sn_dataset *out, int64_t *count,
@@ -47,7 +47,7 @@ static int idx_samples(const char *images, int64_t limit, sn_dataset *out, int64
   if (sn_store_in_memory())
     rc = 0;
   else if (!ibytes)
-    rc = sn_store_map(images, offset, (sn_stype){'u', 1}, icount, elems, &out->store, err);
+    rc = sn_store_file(images, offset, (sn_stype){'u', 1}, icount, elems, &out->store, err);
   else
     rc = sn_store_own(images, ibytes, icount, elems, &out->store, err);
   if (!rc && !out->store) { /* forced into memory: f32, as earlier releases */

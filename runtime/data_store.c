@@ -1,25 +1,28 @@
 /* Samples as stored, and the one conversion from storage to a batch.
  *
- * A store is an NPY or raw IDX file mapped read-only (mmap), or a gzip IDX held in
- * memory as the u8 it decompressed to (4x smaller than f32; issue 16 leaves a cache
- * file for later). Nothing is converted at load: sn_dataset_get converts the samples
- * a batch needs, stored type -> f32 (as earlier releases converted the whole file,
- * so values agree bit for bit) -> the set's preprocessing (sn_pre, in double) ->
- * the model dtype. In-memory f32 sets (csv, synthetic, text) go through the same
- * function, so a set forced into memory ($SPECNET_DATA_IN_MEMORY=1) trains bitwise
- * like the mapped one.
+ * A store is an NPY or raw IDX file read in place with pread (positioned reads, no
+ * copy of the file in memory), or a gzip IDX held in memory as the u8 it
+ * decompressed to (4x smaller than f32; a cache file is left for later). Nothing is
+ * converted at load: sn_dataset_get converts the samples a batch needs, stored type
+ * -> f32 (as earlier releases converted the whole file, so values agree bit for
+ * bit) -> the set's preprocessing (sn_pre, in double) -> the model dtype. In-memory
+ * f32 sets (csv, synthetic, text) go through the same function, so a set forced
+ * into memory ($SPECNET_DATA_IN_MEMORY=1) trains bitwise like the stored one.
  *
- * Memory: pages of a file mapping count in the process's RSS once touched. Every
- * DROP_BYTES read, the store drops its pages (madvise MADV_DONTNEED: for a
- * read-only file mapping the next read faults them back from the page cache), so
- * RSS stays bounded whatever the file size, and the kernel's page cache (not ours)
- * decides what stays in RAM.
+ * Why pread and not mmap: pages of a file mapping count in the process's RSS once
+ * touched, and on this kernel a fault maps far more than the page it needs (fault-
+ * around, large page-cache folios): with a shuffled order even dropping the pages
+ * (MADV_DONTNEED) every 32 MB read left 200-460 MB of a 470 MB file mapped. pread
+ * copies only the sample's bytes; the kernel's page cache, not the process, keeps
+ * the file, so RSS stays at the batch buffers whatever the file size. A read costs
+ * one system call per sample (about a microsecond), hidden by the loader thread.
+ * And a file truncated while we read it gives a short read (an error below), where
+ * a mapping would give SIGBUS.
  *
  * A file that changes under us: the store remembers size and mtime; sets check
- * them before each epoch and each evaluation (sn_dataset_check), an error naming
- * the file. A file truncated in the middle of an epoch is still a SIGBUS on the
- * mapping (the limit of mmap; docs/architecture.md says so). */
-#define _DEFAULT_SOURCE /* madvise, MADV_DONTNEED */
+ * them before and after each epoch and evaluation (sn_dataset_check), an error
+ * naming the file. A read that comes back short (the file shrank mid-epoch) fills
+ * zeros and marks the store failed, which the next check reports. */
 #include "data_store.h"
 
 #include "half.h"
@@ -31,25 +34,20 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-#define DROP_BYTES (INT64_C(32) << 20) /* read between page drops: RSS ~ 2x this */
 
 struct sn_store {
   int refs; /* sets sharing it; changed on the driver's thread only */
   char path[4096];
   sn_stype t;
   int64_t n, elems;
-  const uint8_t *data; /* sample 0 */
-  /* mapped */
-  int fd;       /* -1 when owned */
-  void *map;    /* the whole file */
-  size_t map_len;
-  struct stat st; /* at load: size and mtime to compare */
-  atomic_llong touched;
-  /* owned */
+  /* in a file */
+  int fd;           /* -1 when held in memory */
+  int64_t offset;   /* of sample 0 */
+  struct stat st;   /* at load: size and mtime to compare */
+  atomic_int short_read; /* a read came back short: the file shrank */
+  /* in memory */
   uint8_t *bytes;
 };
 
@@ -67,12 +65,12 @@ static sn_store *store_new(const char *path, sn_stype t, int64_t n, int64_t elem
   s->n = n;
   s->elems = elems;
   s->fd = -1;
-  atomic_init(&s->touched, 0);
+  atomic_init(&s->short_read, 0);
   return s;
 }
 
-int sn_store_map(const char *path, int64_t offset, sn_stype t, int64_t n, int64_t elems,
-                 sn_store **out, sn_error *err) {
+int sn_store_file(const char *path, int64_t offset, sn_stype t, int64_t n, int64_t elems,
+                  sn_store **out, sn_error *err) {
   *out = NULL;
   sn_store *s = store_new(path, t, n, elems);
   if (!s) return sn_fail(err, "%s: out of memory", path);
@@ -82,20 +80,12 @@ int sn_store_map(const char *path, int64_t offset, sn_stype t, int64_t n, int64_
     sn_store_unref(s);
     return -1;
   }
-  s->map_len = (size_t)s->st.st_size;
-  s->map = mmap(NULL, s->map_len, PROT_READ, MAP_SHARED, s->fd, 0);
-  if (s->map == MAP_FAILED) {
-    s->map = NULL;
-    sn_fail(err, "%s: cannot map %zu bytes: %s", path, s->map_len, strerror(errno));
-    sn_store_unref(s);
-    return -1;
-  }
-  if (offset + n * elems * t.size > (int64_t)s->map_len) { /* the reader checked: belt */
+  if (offset + n * elems * t.size > (int64_t)s->st.st_size) { /* the reader checked: belt */
     sn_fail(err, "%s: truncated", path);
     sn_store_unref(s);
     return -1;
   }
-  s->data = (const uint8_t *)s->map + offset;
+  s->offset = offset;
   *out = s;
   return 0;
 }
@@ -108,21 +98,35 @@ int sn_store_own(const char *path, uint8_t *bytes, int64_t n, int64_t elems, sn_
     return sn_fail(err, "%s: out of memory", path);
   }
   (*out)->bytes = bytes;
-  (*out)->data = bytes;
   return 0;
 }
 
 sn_stype sn_store_type(const sn_store *s) { return s->t; }
 
-const uint8_t *sn_store_sample(const sn_store *s, int64_t i) {
-  return s->data + i * s->elems * s->t.size;
+/* `bytes` bytes from byte `at` of the samples into buf; short: zeros, and marked. */
+static void store_read(sn_store *s, int64_t at, int64_t bytes, void *buf) {
+  if (!s->bytes) {
+    int64_t got = 0;
+    while (got < bytes) {
+      ssize_t k = pread(s->fd, (char *)buf + got, (size_t)(bytes - got), (off_t)(s->offset + at + got));
+      if (k <= 0 && !(k < 0 && errno == EINTR)) break;
+      if (k > 0) got += k;
+    }
+    if (got < bytes) {
+      memset((char *)buf + got, 0, (size_t)(bytes - got));
+      atomic_store(&s->short_read, 1);
+    }
+    return;
+  }
+  memcpy(buf, s->bytes + at, (size_t)bytes);
 }
 
-void sn_store_touched(sn_store *s, int64_t bytes) {
-  if (!s->map) return;
-  long long before = atomic_fetch_add(&s->touched, (long long)bytes);
-  if (before / DROP_BYTES != (before + bytes) / DROP_BYTES)
-    madvise(s->map, s->map_len, MADV_DONTNEED); /* a hint: failure costs only memory */
+int sn_store_read(sn_store *s, int64_t i, int64_t count, void *buf, sn_error *err) {
+  const int64_t sb = s->elems * s->t.size;
+  store_read(s, i * sb, count * sb, buf);
+  if (atomic_load(&s->short_read))
+    return sn_fail(err, "%s: read error or file shrank while reading", s->path);
+  return 0;
 }
 
 sn_store *sn_store_ref(sn_store *s) {
@@ -132,7 +136,6 @@ sn_store *sn_store_ref(sn_store *s) {
 
 void sn_store_unref(sn_store *s) {
   if (!s || --s->refs > 0) return;
-  if (s->map) munmap(s->map, s->map_len);
   if (s->fd >= 0) close(s->fd);
   free(s->bytes);
   free(s);
@@ -191,38 +194,40 @@ static int64_t apply_pre(const sn_pre *p, const float *v, int64_t count, int64_t
 }
 
 void sn_dataset_get(const sn_dataset *ds, int64_t i, int64_t count, sn_dtype_rt dtype, void *out) {
-  enum { CHUNK = 1024 };
+  enum { CHUNK = 2048 }; /* values per step: the raw bytes fit the stack */
   const int64_t total = count * ds->sample_elems;
   sn_stype t = {'f', 4};
   const uint8_t *src = (const uint8_t *)(ds->x + i * ds->sample_elems);
+  int64_t at = 0; /* byte of the store */
   if (!ds->x) {
     t = ds->store->t;
-    src = sn_store_sample(ds->store, ds->first + i);
+    at = (ds->first + i) * ds->sample_elems * t.size;
   }
   float buf[CHUNK];
+  uint64_t raw[CHUNK]; /* 8 bytes a value at most */
   int64_t f = 0;
   for (int64_t e0 = 0; e0 < total; e0 += CHUNK) {
     int64_t k = total - e0 < CHUNK ? total - e0 : CHUNK;
     float *v = dtype == SN_RT_F32 ? (float *)out + e0 : buf;
-    load_f32(src + e0 * t.size, t, k, v);
+    if (!ds->x) {
+      store_read(ds->store, at + e0 * t.size, k * t.size, raw);
+      load_f32((const uint8_t *)raw, t, k, v);
+    } else {
+      load_f32(src + e0 * t.size, t, k, v);
+    }
     f = apply_pre(&ds->pre, v, k, f, dtype, out, e0);
   }
-  if (!ds->x) sn_store_touched(ds->store, total * t.size);
 }
 
 bool sn_dataset_direct(const sn_dataset *ds) { return ds->x && !ds->pre.features; }
 
-void sn_dataset_touched(const sn_dataset *ds, int64_t bytes) {
-  if (ds->store) sn_store_touched(ds->store, bytes);
-}
-
 int sn_dataset_check(const sn_dataset *ds, sn_error *err) {
   const sn_store *s = ds->store;
-  if (!s || !s->map) return 0;
+  if (!s || s->fd < 0) return 0;
   struct stat now;
   if (fstat(s->fd, &now) != 0) return sn_fail(err, "%s: cannot stat: %s", s->path, strerror(errno));
   if (now.st_size != s->st.st_size || now.st_mtim.tv_sec != s->st.st_mtim.tv_sec ||
-      now.st_mtim.tv_nsec != s->st.st_mtim.tv_nsec)
+      now.st_mtim.tv_nsec != s->st.st_mtim.tv_nsec || atomic_load(&s->short_read))
     return sn_fail(err,
                    "%s: the file changed during the run (%lld bytes at load, %lld now); the "
                    "samples are read from it as training goes: leave it unchanged, or copy it",

@@ -12,18 +12,16 @@ typedef struct sn_stype {
   int size;
 } sn_stype;
 
-/* Maps `path` read-only: n samples of elems values of type t from byte `offset`
- * (the caller has checked that the file holds them). */
-int sn_store_map(const char *path, int64_t offset, sn_stype t, int64_t n, int64_t elems,
-                 sn_store **out, sn_error *err);
+/* Samples read from `path` as needed: n samples of elems values of type t from
+ * byte `offset` (the caller has checked that the file holds them). */
+int sn_store_file(const char *path, int64_t offset, sn_stype t, int64_t n, int64_t elems,
+                  sn_store **out, sn_error *err);
 /* Takes ownership of `bytes` (malloc'd, n * elems u8 values) read from `path`. */
 int sn_store_own(const char *path, uint8_t *bytes, int64_t n, int64_t elems, sn_store **out,
                  sn_error *err);
-/* Element type and the bytes of sample i (for one streaming pass at load). */
 sn_stype sn_store_type(const sn_store *s);
-const uint8_t *sn_store_sample(const sn_store *s, int64_t i);
-/* See sn_dataset_touched. */
-void sn_store_touched(sn_store *s, int64_t bytes);
+/* The raw bytes of samples [i, i + count) into buf (a streaming pass at load). */
+int sn_store_read(sn_store *s, int64_t i, int64_t count, void *buf, sn_error *err);
 sn_store *sn_store_ref(sn_store *s);
 void sn_store_unref(sn_store *s);
 /* Whether samples are forced into memory as f32 ($SPECNET_DATA_IN_MEMORY=1): the

@@ -23,7 +23,7 @@
  * has every CPU, the calling thread stages each batch on the pool instead (a third
  * thread would take turns with the pool's mid-step). Unshuffled f32 data in memory
  * without preprocessing needs no staging: the step reads the data set in place.
- * Samples as stored (a mapped NPY or IDX file) are converted here, per batch, by
+ * Samples as stored (an NPY or IDX file read in place) are converted here, per batch, by
  * sn_dataset_get (data_store.c), on the loader thread.
  *
  * Memory: sn_train allocates everything before the first epoch (staging slots, the
@@ -385,6 +385,7 @@ static int evaluate(sn_model *m, const sn_dataset *ds, loader *L, const sn_comm 
     loss_total += loss_sum;
     for (int k = 0; k < K; k++) metric_total[k] += metric_sums[k];
   }
+  if (sn_dataset_check(ds, err)) return -1;
   if (C) {
     double sums[1 + MAX_METRICS];
     sums[0] = loss_total;
@@ -650,7 +651,7 @@ static int train_epoch(sn_model *m, const sn_dataset *ds, const sn_train_opts *o
       C && C->rank > 0 ? o->seed ^ sn_rand_u64(o->seed, SN_STREAM_RANK, (uint64_t)C->rank)
                        : o->seed;
   double t0 = sn_now(), next_draw = t0;
-  if (sn_dataset_check(ds, err)) return -1; /* a file changed: an error, not a SIGBUS */
+  if (sn_dataset_check(ds, err)) return -1; /* the file changed since the last epoch */
   if (idx) {
     for (int64_t i = 0; i < n; i++) idx[i] = i;
     sn_shuffle(idx, n, o->seed, (uint64_t)epoch);
@@ -745,6 +746,7 @@ static int train_epoch(sn_model *m, const sn_dataset *ds, const sn_train_opts *o
   rec->seconds = sn_now() - t0;
   rec->data_wait_seconds = L->waited;
   if (progress) batches_done(o);
+  if (sn_dataset_check(ds, err)) return -1; /* a sample read short: the epoch is void */
   rec->loss = batch_mean_total / (double)batches;
   for (int k = 0; k < K; k++) rec->metrics[k] = metric_total[k] / (double)n;
   rec->samples_per_second = rec->seconds > 0 ? (double)n / rec->seconds : 0;

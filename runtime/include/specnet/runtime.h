@@ -113,8 +113,8 @@ typedef struct sn_source {
   int n_class_names;
 } sn_source;
 
-/* Samples as stored in a file (data_store.c): a read-only memory map of an NPY or
- * raw IDX file, or a gzip IDX decompressed once into memory as u8. Refcounted: a
+/* Samples as stored (data_store.c): an NPY or raw IDX file read in place (pread,
+ * per batch), or a gzip IDX decompressed once into memory as u8. Refcounted: a
  * set and its views (validation split, eval slices) share one. */
 typedef struct sn_store sn_store;
 
@@ -184,13 +184,10 @@ int sn_npy_read(const char *path, int64_t limit, int *ndim, int64_t shape[8], do
 void sn_dataset_get(const sn_dataset *ds, int64_t i, int64_t count, sn_dtype_rt dtype, void *out);
 /* Whether batches can read x in place as f32 (in memory, no preprocessing). */
 bool sn_dataset_direct(const sn_dataset *ds);
-/* A stored set's file still has the size and mtime it had at load (checked before
- * each epoch and pass: a file that changed is an error, not a SIGBUS). */
+/* A stored set's file still has the size and mtime it had at load and every read
+ * was whole (checked before and after each epoch and pass: a file that changed is an
+ * error naming it). */
 int sn_dataset_check(const sn_dataset *ds, sn_error *err);
-/* Note that `bytes` of a stored set were read; every few tens of MB the store drops
- * the mapping's pages from this process (RSS stays bounded; the page cache keeps
- * them). Thread-safe. */
-void sn_dataset_touched(const sn_dataset *ds, int64_t bytes);
 /* A view of samples [lo, hi) of ds sharing its storage; pre is borrowed (do not free
  * the view) */
 sn_dataset sn_dataset_rows(const sn_dataset *ds, int64_t lo, int64_t hi);

@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# Data bigger than memory (issue 16): one epoch of the seed MLP on a 600,000-image
+# uint8 NPY (Fashion-MNIST's training images repeated 10 times, copy k shifted k
+# pixels to the right so that samples differ), samples as stored (read in place with pread)
+# against the same data forced into memory as f32 (SPECNET_DATA_IN_MEMORY=1, the
+# path of earlier releases). Reports peak RSS (/usr/bin/time -v) and samples/s (the
+# run's metrics.jsonl) and the disk used; removes its data.
+#
+#   bench/data_scale.sh                  # build/cli/specnet, 10 copies, batch 32
+#   SPECNET=path COPIES=10 BATCH=32 THREADS=2 KEEP=1 PYTHON=/usr/bin/python3 bench/data_scale.sh
+#
+# Needs python3-numpy and the Fashion-MNIST IDX files (Debian's dataset-fashion-mnist
+# or $SPECNET_DATA). Not a test: numbers depend on the machine and its load.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SPECNET=${SPECNET:-build/cli/specnet}
+COPIES=${COPIES:-10}
+BATCH=${BATCH:-32}
+THREADS=${THREADS:-2}
+PYTHON=${PYTHON:-/usr/bin/python3} # the one with python3-numpy
+work=$(mktemp -d "${TMPDIR:-/tmp}/specnet-data-scale.XXXXXX")
+[ "${KEEP:-0}" = 1 ] || trap 'rm -rf "$work"' EXIT
+
+"$PYTHON" - "$work" "$COPIES" <<'PY'
+import gzip, os, sys
+import numpy as np
+work, copies = sys.argv[1], int(sys.argv[2])
+dirs = [os.path.join(os.environ.get("SPECNET_DATA", ""), d) for d in ("fashion_mnist", "fashion-mnist", "")]
+dirs.append("/usr/share/datasets/fashion-mnist")
+def find(base):
+    for d in dirs:
+        for p in (os.path.join(d, base), os.path.join(d, base + ".gz")):
+            if os.path.isfile(p): return p
+    sys.exit("data_scale.sh: Fashion-MNIST %s not found (set SPECNET_DATA)" % base)
+def idx(path, offset):
+    op = gzip.open if path.endswith(".gz") else open
+    with op(path, "rb") as f: return np.frombuffer(f.read(), np.uint8, offset=offset)
+img = idx(find("train-images-idx3-ubyte"), 16).reshape(-1, 28, 28)
+lab = idx(find("train-labels-idx1-ubyte"), 8)
+n = len(img)
+x = np.lib.format.open_memmap(os.path.join(work, "x.npy"), "w+", np.uint8, (n * copies, 28, 28))
+for k in range(copies):
+    x[k * n:(k + 1) * n] = np.roll(img, k, axis=2)
+x.flush()
+del x
+np.save(os.path.join(work, "y.npy"), np.tile(lab, copies).astype(np.uint8))
+PY
+
+cat > "$work/data_scale.yaml" <<YAML
+# The seed MLP (specs/mnist_mlp.yaml) on the repeated set, one epoch
+specnet: 1
+name: data_scale
+seed: 42
+data:
+  train: {format: npy, x: x.npy, y: y.npy}
+  validation: {split: 0.1}
+  preprocess:
+    - scale: 0.00392156862745098
+model:
+  input: [28, 28]
+  layers:
+    - flatten
+    - dense: {units: 128, activation: relu}
+    - dense: {units: 128, activation: relu}
+    - dense: {units: 10, activation: softmax}
+train:
+  loss: sparse_categorical_crossentropy
+  optimizer: {adam: {learning_rate: 0.001}}
+  batch_size: $BATCH
+  epochs: 1
+  shuffle: true
+  metrics: [accuracy]
+YAML
+
+# one run: prints "peak_rss_mb samples_per_second"
+run() {
+  local out="$work/run-$1"
+  env ${2:+$2} /usr/bin/time -v "$SPECNET" train "$work/data_scale.yaml" --out "$out" \
+    --threads "$THREADS" --quiet >"$work/log-$1" 2>&1 || { cat "$work/log-$1"; exit 1; }
+  local rss sps
+  rss=$(awk -F': ' '/Maximum resident set size/ {print $2}' "$work/log-$1")
+  sps=$("$PYTHON" -c 'import json,sys; print(round(json.loads(open(sys.argv[1]).readlines()[-1])["samples_per_second"]))' "$out/metrics.jsonl")
+  echo "$((rss / 1024)) $sps"
+}
+
+"$SPECNET" check "$work/data_scale.yaml" >/dev/null
+read -r mem_rss mem_sps < <(run memory SPECNET_DATA_IN_MEMORY=1)
+read -r map_rss map_sps < <(run stored)
+disk=$(du -sm "$work" | cut -f1)
+samples=$("$PYTHON" -c "print($COPIES * 60000)")
+echo "data_scale: $samples uint8 samples of 28x28, one epoch of the seed MLP, batch $BATCH, $THREADS threads"
+printf '%-34s %14s %14s\n' "path" "peak RSS (MB)" "samples/s"
+printf '%-34s %14s %14s\n' "in memory (SPECNET_DATA_IN_MEMORY=1)" "$mem_rss" "$mem_sps"
+printf '%-34s %14s %14s\n' "as stored (read per batch)" "$map_rss" "$map_sps"
+"$PYTHON" -c "print('as stored / in memory: %.0f %% of the samples/s, %.0f %% of the RSS' % (100 * $map_sps / $mem_sps, 100 * $map_rss / $mem_rss))"
+echo "disk used: $disk MB in $work ($( [ "${KEEP:-0}" = 1 ] && echo kept || echo removed))"
