@@ -47,7 +47,7 @@ static int idx_samples(const char *images, int64_t limit, sn_dataset *out, int64
   if (sn_store_in_memory())
     rc = 0;
   else if (!ibytes)
-    rc = sn_store_file(images, offset, (sn_stype){'u', 1}, icount, elems, &out->store, err);
+    rc = sn_store_add(&out->store, images, offset, (sn_stype){'u', 1}, icount, elems, err);
   else
     rc = sn_store_own(images, ibytes, icount, elems, &out->store, err);
   if (!rc && !out->store) { /* forced into memory: f32, as earlier releases */

@@ -37,16 +37,24 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+/* One file of a store (a shard): its samples are bytes [first, first + bytes) of
+ * the store's concatenation, from byte `offset` of the file. */
+typedef struct store_part {
+  char *path;
+  int fd;
+  int64_t offset, first, bytes;
+  struct stat st; /* at load: size and mtime to compare */
+} store_part;
+
 struct sn_store {
   int refs; /* sets sharing it; changed on the driver's thread only */
-  char path[4096];
+  char path[4096]; /* the first file, for messages */
   sn_stype t;
   int64_t n, elems;
-  /* in a file */
-  int fd;           /* -1 when held in memory */
-  int64_t offset;   /* of sample 0 */
-  struct stat st;   /* at load: size and mtime to compare */
-  atomic_int short_read; /* a read came back short: the file shrank */
+  /* in files, in order */
+  store_part *parts;
+  int n_parts;
+  atomic_int short_read; /* 1 + the part whose read came back short (it shrank), or 0 */
   /* in memory */
   uint8_t *bytes;
 };
@@ -56,76 +64,110 @@ bool sn_store_in_memory(void) {
   return e && !strcmp(e, "1");
 }
 
-static sn_store *store_new(const char *path, sn_stype t, int64_t n, int64_t elems) {
+static sn_store *store_new(const char *path, sn_stype t, int64_t elems) {
   sn_store *s = calloc(1, sizeof *s);
   if (!s) return NULL;
   s->refs = 1;
   snprintf(s->path, sizeof s->path, "%s", path);
   s->t = t;
-  s->n = n;
   s->elems = elems;
-  s->fd = -1;
   atomic_init(&s->short_read, 0);
   return s;
 }
 
-int sn_store_file(const char *path, int64_t offset, sn_stype t, int64_t n, int64_t elems,
-                  sn_store **out, sn_error *err) {
-  *out = NULL;
-  sn_store *s = store_new(path, t, n, elems);
-  if (!s) return sn_fail(err, "%s: out of memory", path);
-  s->fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (s->fd < 0 || fstat(s->fd, &s->st) != 0) {
-    sn_fail(err, "%s: cannot open: %s", path, strerror(errno));
-    sn_store_unref(s);
-    return -1;
-  }
-  if (offset + n * elems * t.size > (int64_t)s->st.st_size) { /* the reader checked: belt */
-    sn_fail(err, "%s: truncated", path);
-    sn_store_unref(s);
-    return -1;
-  }
-  s->offset = offset;
-  *out = s;
+int sn_store_add(sn_store **sp, const char *path, int64_t offset, sn_stype t, int64_t n,
+                 int64_t elems, sn_error *err) {
+  if (!*sp && !(*sp = store_new(path, t, elems))) return sn_fail(err, "%s: out of memory", path);
+  sn_store *s = *sp;
+  store_part *parts = realloc(s->parts, (size_t)(s->n_parts + 1) * sizeof *parts);
+  if (!parts) return sn_fail(err, "%s: out of memory", path);
+  s->parts = parts;
+  store_part *p = &parts[s->n_parts];
+  memset(p, 0, sizeof *p);
+  p->fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (p->fd < 0) return sn_fail(err, "%s: cannot open: %s", path, strerror(errno));
+  s->n_parts++; /* from here sn_store_unref closes it */
+  p->path = strdup(path);
+  if (!p->path) return sn_fail(err, "%s: out of memory", path);
+  if (fstat(p->fd, &p->st) != 0) return sn_fail(err, "%s: cannot stat: %s", path, strerror(errno));
+  p->offset = offset;
+  p->bytes = n * elems * t.size;
+  p->first = s->n * elems * t.size;
+  if (offset + p->bytes > (int64_t)p->st.st_size) /* the reader checked: belt and braces */
+    return sn_fail(err, "%s: truncated", path);
+  s->n += n;
   return 0;
 }
 
 int sn_store_own(const char *path, uint8_t *bytes, int64_t n, int64_t elems, sn_store **out,
                  sn_error *err) {
-  *out = store_new(path, (sn_stype){'u', 1}, n, elems);
+  *out = store_new(path, (sn_stype){'u', 1}, elems);
   if (!*out) {
     free(bytes);
     return sn_fail(err, "%s: out of memory", path);
   }
   (*out)->bytes = bytes;
+  (*out)->n = n;
   return 0;
 }
 
 sn_stype sn_store_type(const sn_store *s) { return s->t; }
 
-/* `bytes` bytes from byte `at` of the samples into buf; short: zeros, and marked. */
+/* The part holding byte `at` of the concatenation (binary search). */
+static const store_part *part_at(const sn_store *s, int64_t at) {
+  int lo = 0, hi = s->n_parts - 1;
+  while (lo < hi) {
+    int mid = (lo + hi + 1) / 2;
+    if (s->parts[mid].first <= at) lo = mid;
+    else hi = mid - 1;
+  }
+  return &s->parts[lo];
+}
+
+/* `bytes` bytes from byte `at` of the file part p into buf; false when short. */
+static bool part_read(const store_part *p, int64_t at, int64_t bytes, char *buf) {
+  int64_t got = 0;
+  while (got < bytes) {
+    ssize_t k = pread(p->fd, buf + got, (size_t)(bytes - got), (off_t)(p->offset + at + got));
+    if (k <= 0 && !(k < 0 && errno == EINTR)) break;
+    if (k > 0) got += k;
+  }
+  if (got == bytes) return true;
+  memset(buf + got, 0, (size_t)(bytes - got));
+  return false;
+}
+
+/* `bytes` bytes from byte `at` of the samples (across files) into buf; short: zeros,
+ * and marked. */
 static void store_read(sn_store *s, int64_t at, int64_t bytes, void *buf) {
-  if (!s->bytes) {
-    int64_t got = 0;
-    while (got < bytes) {
-      ssize_t k = pread(s->fd, (char *)buf + got, (size_t)(bytes - got), (off_t)(s->offset + at + got));
-      if (k <= 0 && !(k < 0 && errno == EINTR)) break;
-      if (k > 0) got += k;
-    }
-    if (got < bytes) {
-      memset((char *)buf + got, 0, (size_t)(bytes - got));
-      atomic_store(&s->short_read, 1);
-    }
+  if (s->bytes) {
+    memcpy(buf, s->bytes + at, (size_t)bytes);
     return;
   }
-  memcpy(buf, s->bytes + at, (size_t)bytes);
+  char *b = buf;
+  while (bytes > 0) {
+    const store_part *p = part_at(s, at);
+    int64_t k = p->first + p->bytes - at < bytes ? p->first + p->bytes - at : bytes;
+    if (k <= 0 || !part_read(p, at - p->first, k, b)) {
+      atomic_store(&s->short_read, (int)(p - s->parts) + 1);
+      if (k <= 0) { /* past the last file: cannot happen for n samples */
+        memset(b, 0, (size_t)bytes);
+        return;
+      }
+    }
+    at += k;
+    b += k;
+    bytes -= k;
+  }
 }
 
 int sn_store_read(sn_store *s, int64_t i, int64_t count, void *buf, sn_error *err) {
   const int64_t sb = s->elems * s->t.size;
   store_read(s, i * sb, count * sb, buf);
-  if (atomic_load(&s->short_read))
-    return sn_fail(err, "%s: read error or file shrank while reading", s->path);
+  int short_part = atomic_load(&s->short_read);
+  if (short_part)
+    return sn_fail(err, "%s: read error or the file shrank while reading",
+                   s->parts[short_part - 1].path);
   return 0;
 }
 
@@ -136,7 +178,11 @@ sn_store *sn_store_ref(sn_store *s) {
 
 void sn_store_unref(sn_store *s) {
   if (!s || --s->refs > 0) return;
-  if (s->fd >= 0) close(s->fd);
+  for (int i = 0; i < s->n_parts; i++) {
+    close(s->parts[i].fd);
+    free(s->parts[i].path);
+  }
+  free(s->parts);
   free(s->bytes);
   free(s);
 }
@@ -223,15 +269,18 @@ bool sn_dataset_direct(const sn_dataset *ds) { return ds->x && !ds->pre.features
 
 int sn_dataset_check(const sn_dataset *ds, sn_error *err) {
   const sn_store *s = ds->store;
-  if (!s || s->fd < 0) return 0;
-  struct stat now;
-  if (fstat(s->fd, &now) != 0) return sn_fail(err, "%s: cannot stat: %s", s->path, strerror(errno));
-  if (now.st_size != s->st.st_size || now.st_mtim.tv_sec != s->st.st_mtim.tv_sec ||
-      now.st_mtim.tv_nsec != s->st.st_mtim.tv_nsec || atomic_load(&s->short_read))
-    return sn_fail(err,
-                   "%s: the file changed during the run (%lld bytes at load, %lld now); the "
-                   "samples are read from it as training goes: leave it unchanged, or copy it",
-                   s->path, (long long)s->st.st_size, (long long)now.st_size);
+  for (int i = 0; s && i < s->n_parts; i++) {
+    const store_part *p = &s->parts[i];
+    struct stat now;
+    if (fstat(p->fd, &now) != 0) return sn_fail(err, "%s: cannot stat: %s", p->path, strerror(errno));
+    if (now.st_size != p->st.st_size || now.st_mtim.tv_sec != p->st.st_mtim.tv_sec ||
+        now.st_mtim.tv_nsec != p->st.st_mtim.tv_nsec ||
+        atomic_load(&s->short_read) == i + 1)
+      return sn_fail(err,
+                     "%s: the file changed during the run (%lld bytes at load, %lld now); the "
+                     "samples are read from it as training goes: leave it unchanged, or copy it",
+                     p->path, (long long)p->st.st_size, (long long)now.st_size);
+  }
   return 0;
 }
 

@@ -12,10 +12,12 @@ typedef struct sn_stype {
   int size;
 } sn_stype;
 
-/* Samples read from `path` as needed: n samples of elems values of type t from
- * byte `offset` (the caller has checked that the file holds them). */
-int sn_store_file(const char *path, int64_t offset, sn_stype t, int64_t n, int64_t elems,
-                  sn_store **out, sn_error *err);
+/* Appends a file to the store *s (NULL: a new one): n samples of elems values of
+ * type t from byte `offset` (the caller has checked that the file holds them and
+ * that t and elems are those of the files before). Samples are read as needed.
+ * On failure *s stays valid for sn_store_unref. */
+int sn_store_add(sn_store **s, const char *path, int64_t offset, sn_stype t, int64_t n,
+                 int64_t elems, sn_error *err);
 /* Takes ownership of `bytes` (malloc'd, n * elems u8 values) read from `path`. */
 int sn_store_own(const char *path, uint8_t *bytes, int64_t n, int64_t elems, sn_store **out,
                  sn_error *err);

@@ -62,15 +62,15 @@ static uint16_t f16_of(double v) { /* v: a quarter-integer with |v| < 16, exact 
   return 0x7e00;
 }
 
-/* x-DESCR.npy, shape (N, A, F), of the values raw_value gives. */
-static void write_x(const char *descr) {
+/* Samples [j0, j0 + count) of the values raw_value gives, as dtype descr (malloc'd). */
+static unsigned char *raw_bytes(const char *descr, int64_t j0, int64_t count) {
   char kind = descr[1];
   int size = atoi(descr + 2);
-  unsigned char *buf = malloc((size_t)(N * E * size));
-  for (int64_t j = 0; j < N; j++)
+  unsigned char *buf = malloc((size_t)(count * E * size) + 1);
+  for (int64_t j = j0; j < j0 + count; j++)
     for (int64_t e = 0; e < E; e++) {
       double v = raw_value(kind, j, e);
-      unsigned char *p = buf + (j * E + e) * size;
+      unsigned char *p = buf + ((j - j0) * E + e) * size;
       if (kind == 'f' && size == 2) {
         uint16_t h = f16_of(v);
         memcpy(p, &h, 2);
@@ -84,11 +84,32 @@ static void write_x(const char *descr) {
         memcpy(p, &x, (size_t)size);
       }
     }
-  char name[32], shape[32];
-  snprintf(name, sizeof name, "x-%c%d.npy", kind, size);
-  snprintf(shape, sizeof shape, "(%d, %d, %d)", N, A, F);
-  write_npy(path_of(name), descr, shape, buf, (size_t)(N * E * size));
+  return buf;
+}
+
+/* NAME of samples [j0, j0 + count), shape (count, a, f), as dtype descr. */
+static void write_x_as(const char *name, const char *descr, int64_t j0, int64_t count, int a,
+                       int f) {
+  unsigned char *buf = raw_bytes(descr, j0, count);
+  char shape[48];
+  snprintf(shape, sizeof shape, "(%lld, %d, %d)", (long long)count, a, f);
+  write_npy(path_of(name), descr, shape, buf, (size_t)(count * E * atoi(descr + 2)));
   free(buf);
+}
+
+/* x-DESCR.npy, shape (N, A, F). */
+static void write_x(const char *descr) {
+  char name[32];
+  snprintf(name, sizeof name, "x-%c%d.npy", descr[1], atoi(descr + 2));
+  write_x_as(name, descr, 0, N, A, F);
+}
+
+static void write_y(const char *name, int64_t j0, int64_t count) {
+  int64_t y[N];
+  for (int64_t j = 0; j < count; j++) y[j] = (j0 + j) % 4;
+  char shape[24];
+  snprintf(shape, sizeof shape, "(%lld,)", (long long)count);
+  write_npy(path_of(name), "<i8", shape, y, (size_t)count * sizeof(int64_t));
 }
 
 static sn_source npy_source(const char *x) {
@@ -202,21 +223,98 @@ static void test_changed_file(void) {
         "truncated file: %s", rc ? err.msg : "loaded");
 }
 
+static sn_source shard_source(const char *x, const char *y) {
+  sn_source s = {.kind = SN_SRC_NPY};
+  snprintf(s.images, sizeof s.images, "%s", path_of(x));
+  snprintf(s.labels, sizeof s.labels, "%s", path_of(y));
+  return s;
+}
+
+static void expect_error(const char *x, const char *y, const char *want1, const char *want2) {
+  sn_error err = {{0}};
+  sn_dataset ds;
+  sn_source src = shard_source(x, y);
+  int rc = sn_dataset_load(&src, &ds, &err);
+  CHECK(rc != 0 && strstr(err.msg, want1) && strstr(err.msg, want2), "%s / %s: want '%s' '%s', got: %s",
+        x, y, want1, want2, rc ? err.msg : "loaded");
+  if (!rc) sn_dataset_free(&ds);
+}
+
+/* x: s/x-*.npy, y: s/y-*.npy: shards of 10, 17 and 10 samples (names sort in that
+ * order) are the 37 samples of one file, runs crossing their boundaries included. */
+static void test_shards(void) {
+  sn_error err = {{0}};
+  const int64_t from[4] = {0, 10, 27, N};
+  for (int i = 0; i < 3; i++) {
+    char xn[32], yn[32];
+    snprintf(xn, sizeof xn, "x-s%d.npy", i);
+    snprintf(yn, sizeof yn, "y-s%d.npy", i);
+    write_x_as(xn, "<i2", from[i], from[i + 1] - from[i], A, F);
+    write_y(yn, from[i], from[i + 1] - from[i]);
+  }
+  write_x("<i2");
+  sn_dataset one, sh, mem;
+  load_prep(path_of("x-i2.npy"), &one, &err);
+  sn_source src = shard_source("x-s*.npy", "y-s*.npy");
+  CHECK(sn_dataset_load(&src, &sh, &err) == 0, "shards: %s", err.msg);
+  CHECK(sn_dataset_scale(&sh, 0.5f, &err) == 0 && sn_dataset_normalize(&sh, MEAN, STD, F, &err) == 0,
+        "preprocess shards: %s", err.msg);
+  CHECK(sh.n == N && sh.x == NULL && sh.sample_elems == E && sh.classes == 4, "shards: n %lld",
+        (long long)sh.n);
+  float a[N * E], b[N * E];
+  sn_dataset_get(&one, 0, N, SN_RT_F32, a);
+  for (int64_t j = 0; j < N; j += 7) /* runs of 7: 7..14 and 21..28 cross shards */
+    sn_dataset_get(&sh, j, N - j < 7 ? N - j : 7, SN_RT_F32, b + j * E);
+  CHECK(memcmp(a, b, sizeof a) == 0, "shards: values differ from the one file");
+  bool labels = true;
+  for (int j = 0; j < N; j++) labels &= sh.y[j] == one.y[j];
+  CHECK(labels, "shards: labels differ");
+  setenv("SPECNET_DATA_IN_MEMORY", "1", 1);
+  CHECK(sn_dataset_load(&src, &mem, &err) == 0 && mem.x && !mem.store, "shards in memory: %s",
+        err.msg);
+  unsetenv("SPECNET_DATA_IN_MEMORY");
+  CHECK(sn_dataset_scale(&mem, 0.5f, &err) == 0 && sn_dataset_normalize(&mem, MEAN, STD, F, &err) == 0,
+        "preprocess: %s", err.msg);
+  sn_dataset_get(&mem, 0, N, SN_RT_F32, b);
+  CHECK(memcmp(a, b, sizeof a) == 0, "shards in memory: values differ");
+  src.limit = 12; /* limit: the first 12 across the first boundary */
+  sn_dataset lim;
+  CHECK(sn_dataset_load(&src, &lim, &err) == 0 && lim.n == 12 && lim.y[11] == 11 % 4, "limit: %s",
+        err.msg);
+  sn_dataset_free(&lim);
+  sn_dataset_free(&mem);
+  sn_dataset_free(&sh);
+  sn_dataset_free(&one);
+
+  /* bad shards, each an error naming the file */
+  write_x_as("x-t0.npy", "<i2", 0, 10, A, F);
+  write_x_as("x-t1.npy", "<i2", 10, 5, F, A); /* (3, 2) samples */
+  write_y("y-t0.npy", 0, 10);
+  write_y("y-t1.npy", 10, 5);
+  expect_error("x-t*.npy", "y-t*.npy", "x-t1.npy: samples of shape (3, 2)", "first shard");
+  write_x_as("x-t1.npy", "<u2", 10, 5, A, F);
+  expect_error("x-t*.npy", "y-t*.npy", "x-t1.npy", "type u16");
+  write_x_as("x-t1.npy", "<i2", 10, 5, A, F);
+  write_y("y-t1.npy", 10, 4);
+  expect_error("x-t*.npy", "y-t*.npy", "sample count mismatch", "y-t1.npy has 4");
+  expect_error("x-t*.npy", "y-t0.npy", "matches 2 files", "pair up");
+  expect_error("x-none*.npy", "y-t*.npy", "x-none*.npy", "no file matches");
+  CHECK(truncate(path_of("x-t1.npy"), 150) == 0, "truncate"); /* 128 header + 22 of 60 */
+  expect_error("x-t*.npy", "y-t*.npy", "x-t1.npy", "truncated");
+}
+
 int main(void) {
   snprintf(dir, sizeof dir, "%s/specnet-stream-XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
   if (!mkdtemp(dir)) {
     perror(dir);
     return 1;
   }
-  int64_t y[N];
-  for (int j = 0; j < N; j++) y[j] = j % 4;
-  char shape[16];
-  snprintf(shape, sizeof shape, "(%d,)", N);
-  write_npy(path_of("y.npy"), "<i8", shape, y, sizeof y);
+  write_y("y.npy", 0, N);
   const char *types[] = {"|u1", "|i1", "<u2", "<i2", "<u4", "<i4",
                          "<u8", "<i8", "<f2", "<f4", "<f8"};
   for (size_t i = 0; i < sizeof types / sizeof *types; i++) test_dtype(types[i]);
   test_changed_file();
+  test_shards();
   char cmd[128];
   snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
   if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);
