@@ -3,7 +3,8 @@
 # with its samples read as stored and forced into memory (SPECNET_DATA_IN_MEMORY=1,
 # the f32 path of earlier releases) gives bitwise-identical weights and metrics, for
 # uint8 images (scale + standardize, a validation split) and float64 features, with
-# and without the prefetch thread; predict on a stored .npy agrees with eval.
+# and without the prefetch thread; shards (a glob) train as the one file they were cut
+# from; predict on a stored .npy agrees with eval.
 # Data written here with NumPy; exits 77 (skipped) without /usr/bin/python3 + numpy.
 set -uo pipefail
 specnet=$1
@@ -24,6 +25,9 @@ img = (r.integers(0, 60, (700, 6, 5)) + 60 * y[:, None, None]).astype(np.uint8)
 np.save(d + "/img.npy", img)
 np.save(d + "/f64.npy", img.astype(np.float64) / 7.0 + r.normal(0, 0.1, img.shape))
 np.save(d + "/y.npy", y.astype(np.int16))
+for i, (lo, hi) in enumerate(((0, 250), (250, 251), (251, 700))):  # shards, one of 1 sample
+    np.save(d + "/img-%d.npy" % i, img[lo:hi])
+    np.save(d + "/y-%d.npy" % i, y[lo:hi].astype(np.int16))
 PY
 for x in img f64; do
   cat > "$tmp/$x.yaml" <<YAML
@@ -69,6 +73,12 @@ assert a == b, (a, b)
 assert a[-1]["val_accuracy"] > 0.6, a  # it learned: the test is not vacuous
 PY
 done
+
+# shards (x: img-*.npy) train exactly as the one file they were cut from
+sed 's/x: img.npy, y: y.npy/x: img-*.npy, y: y-*.npy/' "$tmp/img.yaml" > "$tmp/shards.yaml"
+"$specnet" train "$tmp/shards.yaml" --out "$tmp/shards" --quiet --threads 2 || { echo "FAIL: train shards"; fail=1; }
+check "shards img-*.npy give the weights of img.npy" \
+  cmp -s "$tmp/img-stored-1/model.safetensors" "$tmp/shards/model.safetensors"
 
 # predict on the stored file agrees with eval's accuracy on the training split
 "$specnet" predict "$tmp/img.yaml" --weights "$tmp/img-stored-1/model.safetensors" \
