@@ -8,6 +8,8 @@
 #
 #   bench/data_scale.sh                  # build/cli/specnet, 10 copies, batch 32
 #   SPECNET=path COPIES=10 BATCH=32 THREADS=2 KEEP=1 PYTHON=/usr/bin/python3 bench/data_scale.sh
+#   SHARDS=10 bench/data_scale.sh        # 10 NPY shards of COPIES copies each (6M
+#                                        # samples, 4.7 GB; x: x-*.npy), stored only
 #
 # Needs python3-numpy and the Fashion-MNIST IDX files (Debian's dataset-fashion-mnist
 # or $SPECNET_DATA). Not a test: numbers depend on the machine and its load.
@@ -17,14 +19,15 @@ SPECNET=${SPECNET:-build/cli/specnet}
 COPIES=${COPIES:-10}
 BATCH=${BATCH:-32}
 THREADS=${THREADS:-2}
+SHARDS=${SHARDS:-1}
 PYTHON=${PYTHON:-/usr/bin/python3} # the one with python3-numpy
 work=$(mktemp -d "${TMPDIR:-/tmp}/specnet-data-scale.XXXXXX")
 [ "${KEEP:-0}" = 1 ] || trap 'rm -rf "$work"' EXIT
 
-"$PYTHON" - "$work" "$COPIES" <<'PY'
+"$PYTHON" - "$work" "$COPIES" "$SHARDS" <<'PY'
 import gzip, os, sys
 import numpy as np
-work, copies = sys.argv[1], int(sys.argv[2])
+work, copies, shards = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 dirs = [os.path.join(os.environ.get("SPECNET_DATA", ""), d) for d in ("fashion_mnist", "fashion-mnist", "")]
 dirs.append("/usr/share/datasets/fashion-mnist")
 def find(base):
@@ -38,12 +41,15 @@ def idx(path, offset):
 img = idx(find("train-images-idx3-ubyte"), 16).reshape(-1, 28, 28)
 lab = idx(find("train-labels-idx1-ubyte"), 8)
 n = len(img)
-x = np.lib.format.open_memmap(os.path.join(work, "x.npy"), "w+", np.uint8, (n * copies, 28, 28))
-for k in range(copies):
-    x[k * n:(k + 1) * n] = np.roll(img, k, axis=2)
-x.flush()
-del x
-np.save(os.path.join(work, "y.npy"), np.tile(lab, copies).astype(np.uint8))
+for s in range(shards):  # shard s: copies s*copies .. (s+1)*copies-1
+    name = "x.npy" if shards == 1 else "x-%03d.npy" % s
+    x = np.lib.format.open_memmap(os.path.join(work, name), "w+", np.uint8, (n * copies, 28, 28))
+    for k in range(copies):
+        c = s * copies + k  # shift c % 28 pixels right, and every 28 copies one row down
+        x[k * n:(k + 1) * n] = np.roll(np.roll(img, c % 28, axis=2), c // 28, axis=1)
+    x.flush()
+    del x
+    np.save(os.path.join(work, name.replace("x", "y", 1)), np.tile(lab, copies).astype(np.uint8))
 PY
 
 cat > "$work/data_scale.yaml" <<YAML
@@ -52,7 +58,7 @@ specnet: 1
 name: data_scale
 seed: 42
 data:
-  train: {format: npy, x: x.npy, y: y.npy}
+  train: {format: npy, x: $([ "$SHARDS" = 1 ] && echo x.npy || echo "x-*.npy"), y: $([ "$SHARDS" = 1 ] && echo y.npy || echo "y-*.npy")}
   validation: {split: 0.1}
   preprocess:
     - scale: 0.00392156862745098
@@ -84,13 +90,13 @@ run() {
 }
 
 "$SPECNET" check "$work/data_scale.yaml" >/dev/null
-read -r mem_rss mem_sps < <(run memory SPECNET_DATA_IN_MEMORY=1)
+[ "$SHARDS" = 1 ] && read -r mem_rss mem_sps < <(run memory SPECNET_DATA_IN_MEMORY=1)
 read -r map_rss map_sps < <(run stored)
 disk=$(du -sm "$work" | cut -f1)
-samples=$("$PYTHON" -c "print($COPIES * 60000)")
-echo "data_scale: $samples uint8 samples of 28x28, one epoch of the seed MLP, batch $BATCH, $THREADS threads"
-printf '%-34s %14s %14s\n' "path" "peak RSS (MB)" "samples/s"
-printf '%-34s %14s %14s\n' "in memory (SPECNET_DATA_IN_MEMORY=1)" "$mem_rss" "$mem_sps"
-printf '%-34s %14s %14s\n' "as stored (read per batch)" "$map_rss" "$map_sps"
-"$PYTHON" -c "print('as stored / in memory: %.0f %% of the samples/s, %.0f %% of the RSS' % (100 * $map_sps / $mem_sps, 100 * $map_rss / $mem_rss))"
+samples=$((COPIES * SHARDS * 60000))
+echo "data_scale: $samples uint8 samples of 28x28 in $SHARDS file(s), one epoch of the seed MLP, batch $BATCH, $THREADS threads"
+printf '%-36s %14s %14s\n' "path" "peak RSS (MB)" "samples/s"
+[ "$SHARDS" = 1 ] && printf '%-36s %14s %14s\n' "in memory (SPECNET_DATA_IN_MEMORY=1)" "$mem_rss" "$mem_sps"
+printf '%-36s %14s %14s\n' "as stored (read per batch)" "$map_rss" "$map_sps"
+[ "$SHARDS" = 1 ] && "$PYTHON" -c "print('as stored / in memory: %.0f %% of the samples/s, %.0f %% of the RSS' % (100 * $map_sps / $mem_sps, 100 * $map_rss / $mem_rss))"
 echo "disk used: $disk MB in $work ($( [ "${KEEP:-0}" = 1 ] && echo kept || echo removed))"
