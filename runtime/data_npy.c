@@ -627,18 +627,6 @@ static int set_labels(const sn_source *src, const char *yp, const double *yd, in
   return 0;
 }
 
-/* SPECNET_DATA_IN_MEMORY=1: the stored samples converted to f32 once, as earlier
- * releases did, and the files let go. */
-static int to_memory(sn_dataset *out, sn_error *err) {
-  float *x = malloc((size_t)(out->n * out->sample_elems) * sizeof(float) + 1);
-  if (!x) return sn_fail(err, "%s: out of memory", out->origin);
-  sn_dataset_get(out, 0, out->n, SN_RT_F32, x);
-  sn_store_unref(out->store);
-  out->store = NULL;
-  out->x = x;
-  return 0;
-}
-
 int sn_dataset_npy(const sn_source *src, sn_dataset *out, sn_error *err) {
   memset(out, 0, sizeof *out);
   const char *xp = src->images, *yp = src->labels;
@@ -669,7 +657,7 @@ int sn_dataset_npy(const sn_source *src, sn_dataset *out, sn_error *err) {
   for (int d = 0; d < 4; d++) out->shape[d] = d + 1 < lay.ndim ? lay.shape[d + 1] : 1;
   out->sample_elems = lay.elems;
   snprintf(out->origin, sizeof out->origin, "%s", xp);
-  if (sn_store_in_memory() && to_memory(out, err)) goto done;
+  if (sn_store_in_memory() && sn_dataset_to_memory(out, err)) goto done;
   if (labels && set_labels(src, yf.n == 1 ? yf.paths[0] : yp, yd, ynd, k, yint, out->n, out, err))
     goto done;
   rc = 0;

@@ -24,9 +24,9 @@
 /* ---------------------------------------------------------------------------
  * IDX images + labels */
 
-/* The samples of an images file into out, as stored: a raw file read in place, a gzip file
- * held as its u8 bytes (or as f32 in memory when sn_store_in_memory). *count: the
- * samples the file holds (out->n: at most limit of them). */
+/* The samples of an images file into out, as stored: a raw file read in place, a
+ * gzip file held as its u8 bytes (or as f32 in memory when sn_store_in_memory).
+ * *count: the samples the file holds (out->n: at most limit of them). */
 static int idx_samples(const char *images, int64_t limit, sn_dataset *out, int64_t *count,
                        sn_error *err) {
   int irank;
@@ -43,20 +43,8 @@ static int idx_samples(const char *images, int64_t limit, sn_dataset *out, int64
   int64_t elems = 1;
   for (int i = 0; i < irank; i++) elems *= idims[i]; /* <= 2^34, checked by the reader */
   int64_t n = limit > 0 && limit < icount ? limit : icount;
-  int rc;
-  if (sn_store_in_memory())
-    rc = 0;
-  else if (!ibytes)
-    rc = sn_store_add(&out->store, images, offset, (sn_stype){'u', 1}, icount, elems, err);
-  else
-    rc = sn_store_own(images, ibytes, icount, elems, &out->store, err);
-  if (!rc && !out->store) { /* forced into memory: f32, as earlier releases */
-    if (!ibytes) rc = sn_idx_read(images, &irank, idims, &ibytes, &icount, err);
-    out->x = rc ? NULL : malloc((size_t)(n * elems) * sizeof(float) + 1); /* (n, elems) */
-    if (!rc && !out->x) rc = sn_fail(err, "%s: out of memory for %lld samples", images, (long long)n);
-    for (int64_t i = 0; !rc && i < n * elems; i++) out->x[i] = (float)ibytes[i];
-    free(ibytes);
-  }
+  int rc = ibytes ? sn_store_own(images, ibytes, icount, elems, &out->store, err)
+                  : sn_store_add(&out->store, images, offset, (sn_stype){'u', 1}, icount, elems, err);
   if (rc) return -1;
   out->n = n;
   out->rank = irank;
@@ -64,7 +52,7 @@ static int idx_samples(const char *images, int64_t limit, sn_dataset *out, int64
   out->sample_elems = elems;
   snprintf(out->origin, sizeof out->origin, "%s", images);
   *count = icount;
-  return 0;
+  return sn_store_in_memory() ? sn_dataset_to_memory(out, err) : 0;
 }
 
 /* Loads an images file and a labels file into out. classes is 1 + the largest label

@@ -265,6 +265,20 @@ void sn_dataset_get(const sn_dataset *ds, int64_t i, int64_t count, sn_dtype_rt 
   }
 }
 
+int sn_dataset_to_memory(sn_dataset *ds, sn_error *err) {
+  float *x = malloc((size_t)(ds->n * ds->sample_elems) * sizeof(float) + 1); /* (n, E) */
+  if (!x) return sn_fail(err, "%s: out of memory for %lld samples", ds->origin, (long long)ds->n);
+  sn_pre pre = ds->pre; /* the stored values as they are */
+  ds->pre = (sn_pre){0};
+  sn_dataset_get(ds, 0, ds->n, SN_RT_F32, x);
+  ds->pre = pre;
+  sn_store_unref(ds->store);
+  ds->store = NULL;
+  ds->first = 0;
+  ds->x = x;
+  return 0;
+}
+
 bool sn_dataset_direct(const sn_dataset *ds) { return ds->x && !ds->pre.features; }
 
 int sn_dataset_check(const sn_dataset *ds, sn_error *err) {

@@ -26,6 +26,9 @@ sn_stype sn_store_type(const sn_store *s);
 int sn_store_read(sn_store *s, int64_t i, int64_t count, void *buf, sn_error *err);
 sn_store *sn_store_ref(sn_store *s);
 void sn_store_unref(sn_store *s);
+/* A stored set's samples [0, n) converted to f32 into ds->x (the store let go):
+ * what SPECNET_DATA_IN_MEMORY=1 does at load. */
+int sn_dataset_to_memory(sn_dataset *ds, sn_error *err);
 /* Whether samples are forced into memory as f32 ($SPECNET_DATA_IN_MEMORY=1): the
  * path of earlier releases, kept to compare with. */
 bool sn_store_in_memory(void);
