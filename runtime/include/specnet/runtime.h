@@ -5,7 +5,7 @@
  * A worked example (what `specnet train` does, minus printing):
  *
  *   sn_error err = {0};
- *   sn_dataset train;                                // (n, sample_elems) f32
+ *   sn_dataset train;                                // samples in memory or as stored
  *   if (sn_dataset_load(&src, &train, &err)) die(err.msg);
  *   sn_model model = {...};                          // step functions from the JIT
  *   sn_model_alloc(&model);                          // params, grads, opt state, arena
