@@ -159,8 +159,14 @@ static void write_wrong(const char *dir, const sn_dataset *ds, const double *con
   unsigned char hlb[2] = {(unsigned char)(hl & 0xff), (unsigned char)(hl >> 8)};
   fwrite(hlb, 1, 2, f);
   fprintf(f, "%s%*s\n", hdr, pad, "");
-  for (int j = 0; j < k; j++) /* float32 little-endian: every host we build for */
-    fwrite(ds->x + idx[j] * ds->sample_elems, sizeof(float), (size_t)ds->sample_elems, f);
+  /* float32 little-endian (every host we build for), as the model saw them: the
+   * samples preprocessed (the set may hold them as stored, sn_dataset_get converts) */
+  float *row = malloc((size_t)ds->sample_elems * sizeof(float));
+  for (int j = 0; row && j < k; j++) {
+    sn_dataset_get(ds, idx[j], 1, SN_RT_F32, row);
+    fwrite(row, sizeof(float), (size_t)ds->sample_elems, f);
+  }
+  free(row);
   fclose(f);
 }
 

@@ -108,9 +108,10 @@ static const char *idx_type_name(int t) {
   }
 }
 
-/* Header and data; r is open. */
-static int idx_read_open(idx_reader *r, int *rank, int64_t dims[4], uint8_t **data, int64_t *count,
-                         sn_error *err) {
+/* Header and data; r is open. header_only: a raw file's data is not read (*data
+ * NULL, *offset where it starts); a gzip file's always is. */
+static int idx_read_open(idx_reader *r, bool header_only, int *rank, int64_t dims[4],
+                         uint8_t **data, int64_t *count, int64_t *offset, sn_error *err) {
   const char *path = r->path;
   uint8_t head[4 + 4 * IDX_MAX_NDIMS];
   int64_t got = idx_read_some(r, head, 4, err);
@@ -178,6 +179,12 @@ static int idx_read_open(idx_reader *r, int *rank, int64_t dims[4], uint8_t **da
                       (long long)(avail - total), (long long)total);
   }
 
+  *rank = ndims - 1;
+  for (int i = 0; i < 4; i++) dims[i] = i + 1 < ndims ? d[i + 1] : 1;
+  *count = d[0];
+  *offset = header_bytes;
+  if (r->f && header_only) return 0;
+
   /* Raw: one allocation of the known size. Gzip: grow with the data present. */
   int64_t cap = r->f || total < GZ_CHUNK ? total : GZ_CHUNK;
   uint8_t *buf = malloc(cap > 0 ? (size_t)cap : 1); /* (samples, prod(dims)) bytes */
@@ -234,15 +241,12 @@ static int idx_read_open(idx_reader *r, int *rank, int64_t dims[4], uint8_t **da
     }
   }
 
-  *rank = ndims - 1;
-  for (int i = 0; i < 4; i++) dims[i] = i + 1 < ndims ? d[i + 1] : 1;
-  *count = d[0];
   *data = buf;
   return 0;
 }
 
-int sn_idx_read(const char *path, int *rank, int64_t dims[4], uint8_t **data, int64_t *count,
-                sn_error *err) {
+static int idx_read(const char *path, bool header_only, int *rank, int64_t dims[4],
+                    uint8_t **data, int64_t *count, int64_t *offset, sn_error *err) {
   *data = NULL;
   *rank = 0;
   *count = 0;
@@ -275,8 +279,23 @@ int sn_idx_read(const char *path, int *rank, int64_t dims[4], uint8_t **data, in
     rewind(r.f);
     r.raw_size = (int64_t)st.st_size;
   }
-  int rc = idx_read_open(&r, rank, dims, data, count, err);
+  int rc = idx_read_open(&r, header_only, rank, dims, data, count, offset, err);
   if (r.f) fclose(r.f);
   if (r.gz) gzclose(r.gz);
+  if (rc) {
+    *rank = 0;
+    *count = 0;
+  }
   return rc;
+}
+
+int sn_idx_read(const char *path, int *rank, int64_t dims[4], uint8_t **data, int64_t *count,
+                sn_error *err) {
+  int64_t offset;
+  return idx_read(path, false, rank, dims, data, count, &offset, err);
+}
+
+int sn_idx_open(const char *path, int *rank, int64_t dims[4], uint8_t **data, int64_t *count,
+                int64_t *offset, sn_error *err) {
+  return idx_read(path, true, rank, dims, data, count, offset, err);
 }

@@ -14,11 +14,14 @@
  * match the shape) is a clear error with a hint on how to save the array instead.
  *
  * A data set is x.npy (n, ...) and y.npy: (n) class labels, or for float targets
- * (n) / (n, k). Everything is converted once: x to f32, y to int32, t to f32. */
+ * (n) / (n, k). x stays as stored (read per batch, data_store.c) and is converted per
+ * batch; y is converted once to int32, t to f32. */
+#include "data_store.h"
 #include "half.h"
 #include "specnet/runtime.h"
 
 #include <errno.h>
+#include <glob.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,10 +31,7 @@
 #define NPY_MAX_HEADER (1 << 20)         /* bytes: numpy's own limit is far lower */
 #define NPY_MAX_ELEMS (INT64_C(1) << 34) /* elements per array we agree to load */
 
-typedef struct npy_type {
-  char kind; /* 'u' unsigned, 'i' signed, 'f' float */
-  int size;  /* bytes */
-} npy_type;
+typedef sn_stype npy_type; /* kind 'u' unsigned, 'i' signed, 'f' float; size bytes */
 
 /* ---------------------------------------------------------------------------
  * The header dict */
@@ -264,16 +264,20 @@ static double elem(const uint8_t *p, npy_type t, int64_t i) {
 /* ---------------------------------------------------------------------------
  * One array */
 
-/* One array, raw: its type, shape and count * t.size bytes (malloc'd) in *raw. */
+/* One array, raw: its type, shape and count * t.size bytes (malloc'd) in *raw, or
+ * (header_only) none read: the data starts at byte data_start of the file. */
 typedef struct npy_array {
   npy_type t;
   int ndim;
   int64_t shape[8]; /* unused dims 1 */
   int64_t count;    /* elements read (after limit) */
+  int64_t rows;     /* shape[0] of the file (before limit) */
+  int64_t data_start;
   uint8_t *raw;
 } npy_array;
 
-static int npy_load(const char *path, int64_t limit, npy_array *a, sn_error *err) {
+static int npy_load(const char *path, int64_t limit, bool header_only, npy_array *a,
+                    sn_error *err) {
   memset(a, 0, sizeof *a);
   FILE *f = fopen(path, "rb");
   if (!f) return sn_fail(err, "%s: cannot open: %s", path, strerror(errno));
@@ -362,6 +366,9 @@ static int npy_load(const char *path, int64_t limit, npy_array *a, sn_error *err
     count = rows ? count / rows * limit : 0;
     h.shape[0] = limit;
   }
+  a->rows = rows;
+  a->data_start = data_start;
+  if (header_only) goto header;
   raw = malloc((size_t)(count * t.size) + 1);
   if (!raw) {
     sn_fail(err, "%s: out of memory for %lld elements", path, (long long)count);
@@ -371,6 +378,7 @@ static int npy_load(const char *path, int64_t limit, npy_array *a, sn_error *err
     sn_fail(err, "%s: read error: %s", path, strerror(errno));
     goto done;
   }
+header:
   a->t = t;
   a->ndim = h.ndim;
   for (int d = 0; d < 8; d++) a->shape[d] = d < h.ndim ? h.shape[d] : 1;
@@ -389,7 +397,7 @@ int sn_npy_read(const char *path, int64_t limit, int *ndim, int64_t shape[8], do
                 bool *integer, sn_error *err) {
   *data = NULL;
   npy_array a;
-  if (npy_load(path, limit, &a, err)) return -1;
+  if (npy_load(path, limit, false, &a, err)) return -1;
   *data = malloc((size_t)a.count * sizeof(double) + 1);
   if (!*data) {
     free(a.raw);
@@ -406,128 +414,258 @@ int sn_npy_read(const char *path, int64_t limit, int *ndim, int64_t shape[8], do
 /* ---------------------------------------------------------------------------
  * A data set: x.npy and y.npy */
 
+/* Every value of samples [j0, j0 + k) (raw: their bytes) must be finite as f32. */
+static int check_finite(const char *xp, const uint8_t *raw, npy_type t, int64_t j0, int64_t k,
+                        int64_t elems, sn_error *err) {
+  for (int64_t i = 0; t.kind == 'f' && i < k * elems; i++) {
+    double v = elem(raw, t, i);
+    if (!isfinite((float)v))
+      return sn_fail(err, "%s: element %lld of sample %lld is %s; every value must be finite%s", xp,
+                     (long long)(i % elems), (long long)(j0 + i / elems), isnan(v) ? "nan" : "inf",
+                     isfinite(v) ? " (as float32)" : "");
+  }
+  return 0;
+}
+
+/* Samples [lo, hi) of the store, which are samples [lo - start, hi - start) of the
+ * file xp: one streaming pass of check_finite, a block of samples at a time. */
+static int check_finite_stored(const char *xp, sn_store *s, int64_t start, int64_t lo, int64_t hi,
+                               int64_t elems, sn_error *err) {
+  const npy_type t = sn_store_type(s);
+  if (t.kind != 'f' || hi <= lo) return 0;
+  const int64_t block = elems * t.size >= (1 << 20) ? 1 : (1 << 20) / (elems * t.size);
+  uint8_t *buf = malloc((size_t)(block * elems * t.size));
+  if (!buf) return sn_fail(err, "%s: out of memory", xp);
+  int rc = 0;
+  for (int64_t j = lo; !rc && j < hi; j += block) {
+    int64_t k = hi - j < block ? hi - j : block;
+    rc = sn_store_read(s, j, k, buf, err) || check_finite(xp, buf, t, j - start, k, elems, err);
+  }
+  free(buf);
+  return rc ? -1 : 0;
+}
+
+/* ---------------------------------------------------------------------------
+ * Shards: x and y may be glob patterns (x: shards/x-*.npy); the files matched, in
+ * sorted order (glob's), are one data set, the i-th y file holding the labels of
+ * the i-th x file. A plain path is one shard. */
+
+typedef struct npy_files {
+  const char *pattern;
+  char **paths;
+  size_t n;
+  glob_t g;
+  bool globbed;
+  char *one[1];
+} npy_files;
+
+static int files_of(const char *pattern, npy_files *f, sn_error *err) {
+  memset(f, 0, sizeof *f);
+  f->pattern = pattern;
+  if (!strpbrk(pattern, "*?[")) {
+    f->one[0] = (char *)pattern;
+    f->paths = f->one;
+    f->n = 1;
+    return 0;
+  }
+  int rc = glob(pattern, GLOB_ERR, NULL, &f->g);
+  f->globbed = rc == 0 || rc == GLOB_NOMATCH;
+  if (rc == GLOB_NOMATCH) return sn_fail(err, "%s: no file matches this pattern", pattern);
+  if (rc) return sn_fail(err, "%s: cannot list the files of this pattern", pattern);
+  f->paths = f->g.gl_pathv;
+  f->n = f->g.gl_pathc;
+  return 0;
+}
+
+static void files_free(npy_files *f) {
+  if (f->globbed) globfree(&f->g);
+  memset(f, 0, sizeof *f);
+}
+
+/* The first shard's shape and type, which every other must have. */
+typedef struct x_layout {
+  const char *path;
+  int ndim;
+  int64_t shape[8];
+  npy_type t;
+  int64_t elems;
+} x_layout;
+
+static void shape_text(const npy_array *a, char *buf, size_t cap) {
+  size_t k = (size_t)snprintf(buf, cap, "(");
+  for (int d = 1; d < a->ndim && k < cap; d++)
+    k += (size_t)snprintf(buf + k, cap - k, "%s%lld", d > 1 ? ", " : "", (long long)a->shape[d]);
+  if (k < cap) snprintf(buf + k, cap - k, ")");
+}
+
+/* Checks one x file's header (its samples' shape and type against the first's). */
+static int check_x(const char *xp, const npy_array *a, x_layout *first, sn_error *err) {
+  if (a->ndim < 1 || a->ndim > 5)
+    return sn_fail(err, "%s: x must have shape (samples, ...) with 1 to 5 dimensions, this one has %d",
+                   xp, a->ndim);
+  int64_t elems = 1;
+  for (int d = 1; d < a->ndim; d++) elems *= a->shape[d];
+  if (elems == 0) return sn_fail(err, "%s: samples have no elements", xp);
+  if (!first->path) {
+    *first = (x_layout){.path = xp, .ndim = a->ndim, .t = a->t, .elems = elems};
+    memcpy(first->shape, a->shape, sizeof first->shape);
+    return 0;
+  }
+  bool same = a->ndim == first->ndim && a->t.kind == first->t.kind && a->t.size == first->t.size;
+  for (int d = 1; same && d < a->ndim; d++) same = a->shape[d] == first->shape[d];
+  if (!same) {
+    npy_array f0 = {.t = first->t, .ndim = first->ndim};
+    memcpy(f0.shape, first->shape, sizeof f0.shape);
+    char s1[96], s0[96];
+    shape_text(a, s1, sizeof s1);
+    shape_text(&f0, s0, sizeof s0);
+    return sn_fail(err,
+                   "%s: samples of shape %s and type %c%d, but the first shard %s has shape %s "
+                   "and type %c%d; every shard must match the first",
+                   xp, s1, a->t.kind, a->t.size * 8, first->path, s0, first->t.kind,
+                   first->t.size * 8);
+  }
+  return 0;
+}
+
+/* The samples of every x file into out->store (checked finite up to `limit`
+ * samples), shard i's count in rows[i]. */
+static int x_files(const npy_files *xf, int64_t limit, int64_t *rows, sn_dataset *out,
+                   x_layout *lay, sn_error *err) {
+  memset(lay, 0, sizeof *lay);
+  for (size_t i = 0; i < xf->n; i++) {
+    const char *xp = xf->paths[i];
+    npy_array a;
+    if (npy_load(xp, 0, true, &a, err) || check_x(xp, &a, lay, err)) return -1;
+    if (a.shape[0] == 0 && xf->n == 1) return sn_fail(err, "%s: no samples (shape[0] is 0)", xp);
+    const int64_t start = out->store ? out->n : 0;
+    if (sn_store_add(&out->store, xp, a.data_start, a.t, a.shape[0], lay->elems, err)) return -1;
+    out->n = start + a.shape[0];
+    rows[i] = a.shape[0];
+    int64_t hi = limit > 0 && limit < out->n ? limit : out->n;
+    if (check_finite_stored(xp, out->store, start, start, hi, lay->elems, err)) return -1;
+  }
+  if (out->n == 0) return sn_fail(err, "%s: no samples in any file", xf->pattern);
+  return 0;
+}
+
+/* The y files, concatenated: *yd (n_total * k values), their layout in *ynd, *k. */
+static int y_files(const npy_files *yf, const npy_files *xf, const int64_t *rows, double **yd,
+                   int *ynd, int64_t *k, bool *yint, sn_error *err) {
+  int64_t have = 0;
+  for (size_t i = 0; i < yf->n; i++) {
+    const char *yp = yf->paths[i];
+    int nd;
+    int64_t ys[8];
+    double *d;
+    bool integer;
+    if (sn_npy_read(yp, 0, &nd, ys, &d, &integer, err)) return -1;
+    int64_t kk = nd == 2 ? ys[1] : 1;
+    const char *bad = nd < 1 || nd > 2 ? "dims" : ys[0] != rows[i] ? "count"
+                      : i > 0 && (nd != *ynd || kk != *k) ? "layout" : NULL;
+    double *grown = bad ? NULL : realloc(*yd, (size_t)((have + ys[0]) * kk) * sizeof(double) + 1);
+    if (!bad && grown) {
+      *yd = grown;
+      memcpy(*yd + have * kk, d, (size_t)(ys[0] * kk) * sizeof(double));
+    }
+    free(d);
+    if (bad && !strcmp(bad, "dims"))
+      return sn_fail(err, "%s: y must have shape (samples) or (samples, k), this one has %d dimensions",
+                     yp, nd);
+    if (bad && !strcmp(bad, "count"))
+      return sn_fail(err, "sample count mismatch: %s has %lld samples but %s has %lld", xf->paths[i],
+                     (long long)rows[i], yp, (long long)ys[0]);
+    if (bad)
+      return sn_fail(err, "%s: %lld value%s per sample, but the first shard %s has %lld", yp,
+                     (long long)kk, kk == 1 ? "" : "s", yf->paths[0], (long long)*k);
+    if (!grown) return sn_fail(err, "%s: out of memory", yp);
+    *ynd = nd;
+    *k = kk;
+    *yint = i == 0 ? integer : *yint && integer;
+    have += ys[0];
+  }
+  return 0;
+}
+
+/* Labels or float targets of n samples from yd (see sn_dataset_npy). */
+static int set_labels(const sn_source *src, const char *yp, const double *yd, int ynd, int64_t k,
+                      bool yint, int64_t n, sn_dataset *out, sn_error *err) {
+  bool as_targets = src->target_elems > 0 && (ynd == 2 || !yint || src->target_elems == 1);
+  if (as_targets) {
+    if (k != src->target_elems)
+      return sn_fail(err, "%s: %lld target values per sample, but the model's loss reads %lld", yp,
+                     (long long)k, (long long)src->target_elems);
+    out->t = malloc((size_t)(n * k) * sizeof(float));
+    if (!out->t) return sn_fail(err, "%s: out of memory", yp);
+    for (int64_t i = 0; i < n * k; i++) {
+      if (!isfinite(yd[i]))
+        return sn_fail(err, "%s: target %lld of sample %lld is not finite", yp, (long long)(i % k),
+                       (long long)(i / k));
+      out->t[i] = (float)yd[i];
+    }
+    out->target_elems = k;
+    return 0;
+  }
+  if (ynd == 2)
+    return sn_fail(err,
+                   "%s: shape (%lld, %lld) holds float targets, but the model's loss reads class "
+                   "labels of shape (%lld); hint: np.save(path, y.argmax(1))",
+                   yp, (long long)n, (long long)k, (long long)n);
+  out->y = malloc((size_t)n * sizeof(int32_t));
+  if (!out->y) return sn_fail(err, "%s: out of memory", yp);
+  int32_t maxl = 0;
+  for (int64_t i = 0; i < n; i++) {
+    double v = yd[i];
+    if (!(v >= 0 && v == floor(v) && v <= 2147483647.0))
+      return sn_fail(err, "%s: element %lld is %.17g; class labels must be integers >= 0%s", yp,
+                     (long long)i, v,
+                     yint ? "" : "; hint: for real-valued targets use a regression loss such as mse");
+    out->y[i] = (int32_t)v;
+    if (out->y[i] > maxl) maxl = out->y[i];
+  }
+  out->classes = maxl + 1;
+  return 0;
+}
+
 int sn_dataset_npy(const sn_source *src, sn_dataset *out, sn_error *err) {
   memset(out, 0, sizeof *out);
   const char *xp = src->images, *yp = src->labels;
   if (!xp[0]) return sn_fail(err, "an npy source needs x (the samples file)");
   bool labels = !src->no_labels;
   if (labels && !yp[0]) return sn_fail(err, "an npy source needs y (the labels or targets file)");
-  int ynd = 0;
-  int64_t ys[8];
+  npy_files xf, yf = {0};
+  if (files_of(xp, &xf, err)) return -1;
+  int rc = -1, ynd = 0;
+  int64_t *rows = malloc(xf.n * sizeof(int64_t)), k = 1;
   double *yd = NULL;
   bool yint = false;
-  npy_array xa;
-  if (npy_load(xp, src->limit, &xa, err)) return -1;
-  int xnd = xa.ndim;
-  const int64_t *xs = xa.shape;
-  int rc = -1;
-  if (xnd < 1 || xnd > 5) {
-    sn_fail(err, "%s: x must have shape (samples, ...) with 1 to 5 dimensions, this one has %d", xp,
-            xnd);
-    goto done;
-  }
-  int64_t n = xs[0];
-  if (n == 0) {
-    sn_fail(err, "%s: no samples (shape[0] is 0)", xp);
-    goto done;
-  }
-  int64_t elems = 1;
-  for (int d = 1; d < xnd; d++) elems *= xs[d];
-  if (elems == 0) {
-    sn_fail(err, "%s: samples have no elements", xp);
-    goto done;
-  }
-  if (labels) {
-    if (sn_npy_read(yp, src->limit, &ynd, ys, &yd, &yint, err)) goto done;
-    if (ynd < 1 || ynd > 2) {
-      sn_fail(err, "%s: y must have shape (samples) or (samples, k), this one has %d dimensions",
-              yp, ynd);
-      goto done;
-    }
-    if (ys[0] != n) {
-      sn_fail(err, "sample count mismatch: %s has %lld samples but %s has %lld%s", xp, (long long)n,
-              yp, (long long)ys[0], src->limit > 0 ? " (after limit)" : "");
-      goto done;
-    }
-  }
-
-  out->x = malloc((size_t)(n * elems) * sizeof(float));
-  if (!out->x) {
+  x_layout lay;
+  if (!rows) {
     sn_fail(err, "%s: out of memory", xp);
     goto done;
   }
-  for (int64_t i = 0; i < n * elems; i++) {
-    out->x[i] = (float)elem(xa.raw, xa.t, i);
-    if (!isfinite(out->x[i])) {
-      sn_fail(err, "%s: element %lld of sample %lld is %s; every value must be finite%s", xp,
-              (long long)(i % elems), (long long)(i / elems), isnan(out->x[i]) ? "nan" : "inf",
-              isfinite(elem(xa.raw, xa.t, i)) ? " (as float32)" : "");
-      goto fail;
-    }
+  if (labels && files_of(yp, &yf, err)) goto done;
+  if (labels && yf.n != xf.n) {
+    sn_fail(err, "%s matches %zu file%s but %s matches %zu; x and y shards pair up in sorted order",
+            xp, xf.n, xf.n == 1 ? "" : "s", yp, yf.n);
+    goto done;
   }
-  out->n = n;
-  out->rank = xnd > 1 ? xnd - 1 : 1;
-  for (int d = 0; d < 4; d++) out->shape[d] = d + 1 < xnd ? xs[d + 1] : 1;
-  out->sample_elems = elems;
+  if (x_files(&xf, src->limit, rows, out, &lay, err)) goto done;
+  if (labels && y_files(&yf, &xf, rows, &yd, &ynd, &k, &yint, err)) goto done;
+  if (src->limit > 0 && src->limit < out->n) out->n = src->limit;
+  out->rank = lay.ndim > 1 ? lay.ndim - 1 : 1;
+  for (int d = 0; d < 4; d++) out->shape[d] = d + 1 < lay.ndim ? lay.shape[d + 1] : 1;
+  out->sample_elems = lay.elems;
   snprintf(out->origin, sizeof out->origin, "%s", xp);
-
-  if (labels) {
-    int64_t k = ynd == 2 ? ys[1] : 1;
-    bool as_targets = src->target_elems > 0 && (ynd == 2 || !yint || src->target_elems == 1);
-    if (as_targets) {
-      if (k != src->target_elems) {
-        sn_fail(err, "%s: %lld target values per sample, but the model's loss reads %lld", yp,
-                (long long)k, (long long)src->target_elems);
-        goto fail;
-      }
-      out->t = malloc((size_t)(n * k) * sizeof(float));
-      if (!out->t) {
-        sn_fail(err, "%s: out of memory", yp);
-        goto fail;
-      }
-      for (int64_t i = 0; i < n * k; i++) {
-        if (!isfinite(yd[i])) {
-          sn_fail(err, "%s: target %lld of sample %lld is not finite", yp, (long long)(i % k),
-                  (long long)(i / k));
-          goto fail;
-        }
-        out->t[i] = (float)yd[i];
-      }
-      out->target_elems = k;
-    } else {
-      if (ynd == 2) {
-        sn_fail(err,
-                "%s: shape (%lld, %lld) holds float targets, but the model's loss reads class "
-                "labels of shape (%lld); hint: np.save(path, y.argmax(1))",
-                yp, (long long)n, (long long)k, (long long)n);
-        goto fail;
-      }
-      out->y = malloc((size_t)n * sizeof(int32_t));
-      if (!out->y) {
-        sn_fail(err, "%s: out of memory", yp);
-        goto fail;
-      }
-      int32_t maxl = 0;
-      for (int64_t i = 0; i < n; i++) {
-        double v = yd[i];
-        if (!(v >= 0 && v == floor(v) && v <= 2147483647.0)) {
-          sn_fail(err, "%s: element %lld is %.17g; class labels must be integers >= 0%s", yp,
-                  (long long)i, v,
-                  yint ? "" : "; hint: for real-valued targets use a regression loss such as mse");
-          goto fail;
-        }
-        out->y[i] = (int32_t)v;
-        if (out->y[i] > maxl) maxl = out->y[i];
-      }
-      out->classes = maxl + 1;
-    }
-  }
+  if (sn_store_in_memory() && sn_dataset_to_memory(out, err)) goto done;
+  if (labels && set_labels(src, yf.n == 1 ? yf.paths[0] : yp, yd, ynd, k, yint, out->n, out, err))
+    goto done;
   rc = 0;
-  goto done;
-fail:
-  sn_dataset_free(out);
 done:
-  free(xa.raw);
+  if (rc) sn_dataset_free(out);
+  files_free(&xf);
+  files_free(&yf);
+  free(rows);
   free(yd);
   return rc;
 }

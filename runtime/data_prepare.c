@@ -11,7 +11,7 @@
 #include "specnet/runtime.h"
 
 static int preprocess(const sn_data_config *c, sn_dataset *ds, sn_error *err) {
-  if (c->scale != 1.0 && c->scale != 0.0) sn_dataset_scale(ds, (float)c->scale);
+  if (c->scale != 1.0 && c->scale != 0.0 && sn_dataset_scale(ds, (float)c->scale, err)) return -1;
   if (c->n_norm > 0 && sn_dataset_normalize(ds, c->norm_mean, c->norm_std, c->n_norm, err)) return -1;
   return 0;
 }
@@ -124,7 +124,7 @@ int sn_data_prepare(const sn_data_config *c, const sn_model *m, sn_data *d, sn_d
     d->std_std = malloc((size_t)F * sizeof(double));
     if (!d->std_mean || !d->std_std) return sn_fail(err, "out of memory for standardize statistics");
     d->std_n = F;
-    sn_dataset_stats(&d->train, d->std_mean, d->std_std);
+    if (sn_dataset_stats(&d->train, d->std_mean, d->std_std, err)) return -1;
     sn_dataset *sets[3] = {&d->train, d->has_val ? &d->val : NULL, d->has_test ? &d->test : NULL};
     for (int i = 0; i < 3; i++)
       if (sets[i] && sn_dataset_normalize(sets[i], d->std_mean, d->std_std, F, err)) return -1;

@@ -9,8 +9,9 @@
  * float targets gets y as well, for accuracy-like metrics: the argmax of each row
  * (k > 1) or t >= 0.5 (k = 1).
  *
- * Samples are converted to f32 once, at load time, with their raw values (0..255
- * for images); scaling is a separate step (sn_dataset_scale) driven by the spec. */
+ * Samples stay as stored (data_store.c: IDX images read in place or held as u8) and are
+ * converted per batch; scaling and normalization compose into the set's sn_pre. */
+#include "data_store.h"
 #include "specnet/runtime.h"
 
 #include "data_text.h"
@@ -25,23 +26,47 @@
 /* ---------------------------------------------------------------------------
  * IDX images + labels */
 
+/* The samples of an images file into out, as stored: a raw file read in place, a
+ * gzip file held as its u8 bytes (or as f32 in memory when sn_store_in_memory).
+ * *count: the samples the file holds (out->n: at most limit of them). */
+static int idx_samples(const char *images, int64_t limit, sn_dataset *out, int64_t *count,
+                       sn_error *err) {
+  int irank;
+  int64_t idims[4], icount, offset;
+  uint8_t *ibytes = NULL;
+  if (sn_idx_open(images, &irank, idims, &ibytes, &icount, &offset, err)) return -1;
+  if (irank < 1 || icount == 0) {
+    free(ibytes);
+    return sn_fail(err, "%s: %s", images,
+                   irank < 1 ? "an images file needs at least 2 dimensions (samples, ...), this "
+                               "one has 1"
+                             : "no samples (the IDX header declares 0)");
+  }
+  int64_t elems = 1;
+  for (int i = 0; i < irank; i++) elems *= idims[i]; /* <= 2^34, checked by the reader */
+  int64_t n = limit > 0 && limit < icount ? limit : icount;
+  int rc = ibytes ? sn_store_own(images, ibytes, icount, elems, &out->store, err)
+                  : sn_store_add(&out->store, images, offset, (sn_stype){'u', 1}, icount, elems, err);
+  if (rc) return -1;
+  out->n = n;
+  out->rank = irank;
+  for (int i = 0; i < 4; i++) out->shape[i] = idims[i];
+  out->sample_elems = elems;
+  snprintf(out->origin, sizeof out->origin, "%s", images);
+  *count = icount;
+  return sn_store_in_memory() ? sn_dataset_to_memory(out, err) : 0;
+}
+
 /* Loads an images file and a labels file into out. classes is 1 + the largest label
  * in the whole labels file (not only the first `limit`), so a limited train set and
  * the test set agree on the label space. */
 static int load_idx_pair(const char *images, const char *labels, int64_t limit, sn_dataset *out,
                          sn_error *err) {
-  int irank, lrank;
-  int64_t idims[4], ldims[4], icount, lcount;
-  uint8_t *ibytes = NULL, *lbytes = NULL;
-  if (sn_idx_read(images, &irank, idims, &ibytes, &icount, err)) return -1;
+  int lrank;
+  int64_t ldims[4], lcount, icount;
+  uint8_t *lbytes = NULL;
+  if (idx_samples(images, limit, out, &icount, err)) return -1;
   if (sn_idx_read(labels, &lrank, ldims, &lbytes, &lcount, err)) goto fail;
-  if (irank < 1) {
-    sn_fail(err,
-            "%s: an images file needs at least 2 dimensions (samples, ...), this one "
-            "has 1",
-            images);
-    goto fail;
-  }
   if (lrank != 0) {
     sn_fail(err,
             "%s: a labels file must be 1-D (one label per sample), this one has %d "
@@ -56,38 +81,19 @@ static int load_idx_pair(const char *images, const char *labels, int64_t limit, 
             images, (long long)icount, labels, (long long)lcount);
     goto fail;
   }
-  if (icount == 0) {
-    sn_fail(err, "%s: no samples (the IDX header declares 0)", images);
-    goto fail;
-  }
-
-  int64_t elems = 1;
-  for (int i = 0; i < irank; i++) elems *= idims[i]; /* <= 2^34, checked by the reader */
   int max_label = 0;
   for (int64_t i = 0; i < lcount; i++)
     if (lbytes[i] > max_label) max_label = lbytes[i];
-  int64_t n = limit > 0 && limit < icount ? limit : icount;
-
-  out->x = malloc((size_t)(n * elems) * sizeof(float)); /* (n, elems) */
-  out->y = malloc((size_t)n * sizeof(int32_t));         /* (n) */
-  if (!out->x || !out->y) {
-    sn_fail(err, "%s: out of memory for %lld samples of %lld values", images, (long long)n,
-            (long long)elems);
+  out->y = malloc((size_t)out->n * sizeof(int32_t)); /* (n) */
+  if (!out->y) {
+    sn_fail(err, "%s: out of memory for %lld labels", labels, (long long)out->n);
     goto fail;
   }
-  for (int64_t i = 0; i < n * elems; i++) out->x[i] = (float)ibytes[i];
-  for (int64_t i = 0; i < n; i++) out->y[i] = lbytes[i];
-  out->n = n;
-  out->rank = irank;
-  for (int i = 0; i < 4; i++) out->shape[i] = idims[i];
-  out->sample_elems = elems;
+  for (int64_t i = 0; i < out->n; i++) out->y[i] = lbytes[i];
   out->classes = max_label + 1;
-  snprintf(out->origin, sizeof out->origin, "%s", images);
-  free(ibytes);
   free(lbytes);
   return 0;
 fail:
-  free(ibytes);
   free(lbytes);
   sn_dataset_free(out);
   return -1;
@@ -95,32 +101,8 @@ fail:
 
 /* An images file alone (predict input): x only. */
 static int load_idx_images(const char *images, int64_t limit, sn_dataset *out, sn_error *err) {
-  int irank;
-  int64_t idims[4], icount;
-  uint8_t *ibytes = NULL;
-  if (sn_idx_read(images, &irank, idims, &ibytes, &icount, err)) return -1;
-  if (irank < 1 || icount == 0) {
-    free(ibytes);
-    return sn_fail(err, "%s: %s", images,
-                   irank < 1 ? "an images file needs at least 2 dimensions (samples, ...)"
-                             : "no samples (the IDX header declares 0)");
-  }
-  int64_t elems = 1;
-  for (int i = 0; i < irank; i++) elems *= idims[i];
-  int64_t n = limit > 0 && limit < icount ? limit : icount;
-  out->x = malloc((size_t)(n * elems) * sizeof(float));
-  if (!out->x) {
-    free(ibytes);
-    return sn_fail(err, "%s: out of memory", images);
-  }
-  for (int64_t i = 0; i < n * elems; i++) out->x[i] = (float)ibytes[i];
-  free(ibytes);
-  out->n = n;
-  out->rank = irank;
-  for (int i = 0; i < 4; i++) out->shape[i] = idims[i];
-  out->sample_elems = elems;
-  snprintf(out->origin, sizeof out->origin, "%s", images);
-  return 0;
+  int64_t count;
+  return idx_samples(images, limit, out, &count, err);
 }
 
 /* ---------------------------------------------------------------------------
@@ -295,47 +277,6 @@ int64_t sn_dataset_features(const sn_dataset *ds) {
   return ds->rank > 0 ? ds->shape[ds->rank - 1] : 1;
 }
 
-void sn_dataset_stats(const sn_dataset *ds, double *mean, double *std) {
-  const int64_t F = sn_dataset_features(ds), total = ds->n * ds->sample_elems;
-  const int64_t per = total / F; /* values per feature */
-  for (int64_t f = 0; f < F; f++) mean[f] = std[f] = 0;
-  for (int64_t i = 0; i < total; i++) mean[i % F] += ds->x[i];
-  for (int64_t f = 0; f < F; f++) mean[f] /= (double)per;
-  for (int64_t i = 0; i < total; i++) { /* two passes: no cancellation */
-    double d = ds->x[i] - mean[i % F];
-    std[i % F] += d * d;
-  }
-  for (int64_t f = 0; f < F; f++) {
-    std[f] = sqrt(std[f] / (double)per);
-    if (!(std[f] > 1e-12 * (fabs(mean[f]) + 1))) std[f] = 1.0; /* constant: maps to 0 */
-  }
-}
-
-int sn_dataset_normalize(sn_dataset *ds, const double *mean, const double *std, int64_t n,
-                         sn_error *err) {
-  const int64_t F = sn_dataset_features(ds);
-  if (n != 1 && n != F)
-    return sn_fail(err,
-                   "normalize has %lld values, but samples of %s have %lld features along "
-                   "their last axis (give 1 value or %lld)",
-                   (long long)n, ds->origin, (long long)F, (long long)F);
-  for (int64_t f = 0; f < n; f++)
-    if (!(std[f] > 0) || !isfinite(mean[f]))
-      return sn_fail(err, "normalize: std %g (feature %lld) must be > 0 and mean finite", std[f],
-                     (long long)f);
-  const int64_t total = ds->n * ds->sample_elems;
-  for (int64_t i = 0; i < total; i++) {
-    int64_t f = n == 1 ? 0 : i % F;
-    ds->x[i] = (float)(((double)ds->x[i] - mean[f]) / std[f]);
-  }
-  return 0;
-}
-
-void sn_dataset_scale(sn_dataset *ds, float factor) {
-  int64_t total = ds->n * ds->sample_elems;
-  for (int64_t i = 0; i < total; i++) ds->x[i] *= factor;
-}
-
 int sn_dataset_split(sn_dataset *ds, double fraction, sn_dataset *held, sn_error *err) {
   if (ds->text) return sn_text_split(ds, fraction, held, err);
   memset(held, 0, sizeof *held);
@@ -348,21 +289,24 @@ int sn_dataset_split(sn_dataset *ds, double fraction, sn_dataset *held, sn_error
     return sn_fail(err, "validation split %g of %lld samples from %s leaves an empty %s set",
                    fraction, (long long)ds->n, ds->origin, keep <= 0 ? "training" : "validation");
   int64_t e = ds->sample_elems;
-  *held = *ds; /* shape, rank, classes */
-  held->n = nheld;
-  held->class_names = NULL; /* ds keeps the tables */
-  held->n_class_names = 0;
-  held->chars = NULL;
+  *held = sn_dataset_rows(ds, keep, ds->n); /* shape, rank, classes; ds keeps the names */
+  held->chars = NULL;                        /* and the chars table */
   held->n_chars = 0;
+  held->store = sn_store_ref(ds->store);     /* stored samples: a view, no copy */
+  if (sn_pre_copy(&ds->pre, &held->pre, err)) {
+    sn_store_unref(held->store);
+    memset(held, 0, sizeof *held);
+    return -1;
+  }
   const int64_t T = ds->t ? ds->target_elems : 0, L = ds->label_elems > 0 ? ds->label_elems : 1;
-  held->x = malloc((size_t)(nheld * e) * sizeof(float));                  /* (nheld, e) */
+  held->x = ds->x ? malloc((size_t)(nheld * e) * sizeof(float)) : NULL;   /* (nheld, e) */
   held->y = ds->y ? malloc((size_t)(nheld * L) * sizeof(int32_t)) : NULL; /* (nheld, L) */
   held->t = ds->t ? malloc((size_t)(nheld * T) * sizeof(float)) : NULL; /* (nheld, T) */
-  if (!held->x || (ds->y && !held->y) || (ds->t && !held->t)) {
+  if ((ds->x && !held->x) || (ds->y && !held->y) || (ds->t && !held->t)) {
     sn_dataset_free(held);
     return sn_fail(err, "out of memory splitting %lld samples", (long long)nheld);
   }
-  memcpy(held->x, ds->x + keep * e, (size_t)(nheld * e) * sizeof(float));
+  if (ds->x) memcpy(held->x, ds->x + keep * e, (size_t)(nheld * e) * sizeof(float));
   if (ds->y) memcpy(held->y, ds->y + keep * L, (size_t)(nheld * L) * sizeof(int32_t));
   if (ds->t) memcpy(held->t, ds->t + keep * T, (size_t)(nheld * T) * sizeof(float));
   char origin[sizeof ds->origin];
@@ -372,7 +316,7 @@ int sn_dataset_split(sn_dataset *ds, double fraction, sn_dataset *held, sn_error
 
   ds->n = keep;
   /* Give the tail back; a failed shrink keeps the larger blocks, still valid. */
-  float *x = realloc(ds->x, (size_t)(keep * e) * sizeof(float));
+  float *x = ds->x ? realloc(ds->x, (size_t)(keep * e) * sizeof(float)) : NULL;
   if (x) ds->x = x;
   if (ds->y) {
     int32_t *y = realloc(ds->y, (size_t)(keep * L) * sizeof(int32_t));
@@ -399,6 +343,10 @@ void sn_dataset_free(sn_dataset *ds) {
   free(ds->x);
   free(ds->y);
   free(ds->t);
+  sn_store_unref(ds->store);
+  sn_pre_free(&ds->pre);
+  ds->store = NULL;
+  ds->first = 0;
   ds->x = NULL;
   ds->y = NULL;
   ds->t = NULL;

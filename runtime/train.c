@@ -21,8 +21,10 @@
  * batches, their order and their contents are exactly those of staging on the
  * calling thread (opts->no_prefetch), which the tests check. When the thread pool
  * has every CPU, the calling thread stages each batch on the pool instead (a third
- * thread would take turns with the pool's mid-step). Unshuffled f32 data needs no
- * staging: the step reads the data set in place.
+ * thread would take turns with the pool's mid-step). Unshuffled f32 data in memory
+ * without preprocessing needs no staging: the step reads the data set in place.
+ * Samples as stored (an NPY or IDX file read in place) are converted here, per batch, by
+ * sn_dataset_get (data_store.c), on the loader thread.
  *
  * Memory: sn_train allocates everything before the first epoch (staging slots, the
  * shuffle index, the early-stopping snapshot, the epoch records); nothing is
@@ -93,11 +95,19 @@ typedef struct gather {
   slot *s;
 } gather;
 
+/* Rows [lo, hi) of the batch, converted by the data set (stored type, preprocessing:
+ * sn_dataset_get); in the set's order one run of samples. */
 static void gather_rows(void *ctx, int64_t lo, int64_t hi) {
   const gather *g = ctx;
   const int64_t E = g->ds->sample_elems;
-  for (int64_t r = lo; r < hi; r++)
-    put_row(g->m, g->s->x, r * E, g->ds->x + (g->idx ? g->idx[g->start + r] : g->start + r) * E, E);
+  const sn_dtype_rt dt = g->m->dtype;
+  char *x = (char *)g->s->x + (size_t)(lo * E) * dtype_bytes(g->m);
+  if (!g->idx) {
+    sn_dataset_get(g->ds, g->start + lo, hi - lo, dt, x);
+    return;
+  }
+  for (int64_t r = lo; r < hi; r++, x += (size_t)E * dtype_bytes(g->m))
+    sn_dataset_get(g->ds, g->idx[g->start + r], 1, dt, x);
 }
 
 /* Rows [start, start+rows) of the order idx (NULL: the data set's own order) into s;
@@ -105,7 +115,7 @@ static void gather_rows(void *ctx, int64_t lo, int64_t hi) {
 static void stage(const sn_model *m, const sn_dataset *ds, const int64_t *idx, int64_t start,
                   int64_t rows, slot *s, bool par) {
   const int64_t E = ds->sample_elems, T = m->target_elems;
-  const bool direct = !idx && m->dtype == SN_RT_F32; /* read in place */
+  const bool direct = !idx && m->dtype == SN_RT_F32 && sn_dataset_direct(ds); /* in place */
   s->b.rows = rows;
   if (direct) {
     s->b.x = ds->x + start * E;
@@ -127,7 +137,7 @@ static void stage(const sn_model *m, const sn_dataset *ds, const int64_t *idx, i
   }
   if (T <= 0 || !ds->t) {
     s->b.t = NULL;
-  } else if (direct) {
+  } else if (!idx && m->dtype == SN_RT_F32) {
     s->b.t = ds->t + start * T;
   } else {
     for (int64_t r = 0; r < rows; r++)
@@ -330,7 +340,8 @@ static const char *origin_of(const sn_dataset *ds) { return ds->origin[0] ? ds->
 static int check_dataset(const sn_model *m, const sn_dataset *ds, const char *what, bool targets,
                          sn_error *err) {
   if (ds->n < 1) return sn_fail(err, "%s set is empty", what);
-  if (!ds->x) return sn_fail(err, "%s set has no samples loaded", what);
+  if (!ds->x && !ds->store) return sn_fail(err, "%s set has no samples loaded", what);
+  if (sn_dataset_check(ds, err)) return -1;
   if (ds->sample_elems != m->input_elems)
     return sn_fail(err,
                    "%s set has %lld elements per sample (from %s) but the model input "
@@ -356,15 +367,6 @@ static int check_dataset(const sn_model *m, const sn_dataset *ds, const char *wh
 /* ---------------------------------------------------------------------------
  * Evaluation and prediction */
 
-/* Rows [lo, hi) of ds as a data set of its own (no copy). */
-static sn_dataset rows_of(const sn_dataset *ds, int64_t lo, int64_t hi) {
-  sn_dataset v = *ds;
-  v.n = hi - lo;
-  v.x = ds->x + lo * ds->sample_elems;
-  if (ds->y) v.y = ds->y + lo * set_labels(ds);
-  if (ds->t) v.t = ds->t + lo * ds->target_elems;
-  return v;
-}
 
 /* eval_step over ds in batches of batch_capacity, in the data set's order. With a
  * comm (size > 1) each rank evaluates its contiguous slice of ds and the sums are
@@ -374,8 +376,9 @@ static int evaluate(sn_model *m, const sn_dataset *ds, loader *L, const sn_comm 
   const int K = m->n_metrics;
   double t0 = sn_now();
   double loss_total = 0, metric_total[MAX_METRICS] = {0};
+  if (sn_dataset_check(ds, err)) return -1;
   sn_dataset part = *ds;
-  if (C) part = rows_of(ds, ds->n * C->rank / C->size, ds->n * (C->rank + 1) / C->size);
+  if (C) part = sn_dataset_rows(ds, ds->n * C->rank / C->size, ds->n * (C->rank + 1) / C->size);
   loader_start(L, &part, NULL, m->batch_capacity, 0, 1);
   for (int64_t b = 0; b < L->n_batches; b++) {
     const staged *bt = loader_get(L, b);
@@ -398,6 +401,7 @@ static int evaluate(sn_model *m, const sn_dataset *ds, loader *L, const sn_comm 
     loss_total += loss_sum;
     for (int k = 0; k < K; k++) metric_total[k] += metric_sums[k];
   }
+  if (sn_dataset_check(ds, err)) return -1;
   if (C) {
     double sums[1 + MAX_METRICS];
     sums[0] = loss_total;
@@ -419,7 +423,8 @@ int sn_evaluate(sn_model *m, const sn_dataset *ds, sn_eval_result *out, sn_error
   if (check_model(m, err) || check_dataset(m, ds, "evaluation", true, err)) return -1;
   if (!m->eval_step) return sn_fail(err, "model has no eval_step function");
   loader L;
-  if (loader_init(&L, m, m->batch_capacity, m->dtype != SN_RT_F32, err)) return -1;
+  if (loader_init(&L, m, m->batch_capacity, !sn_dataset_direct(ds) || m->dtype != SN_RT_F32, err))
+    return -1;
   int rc = evaluate(m, ds, &L, NULL, out, err);
   loader_free(&L);
   return rc;
@@ -663,6 +668,7 @@ static int train_epoch(sn_model *m, const sn_dataset *ds, const sn_train_opts *o
       C && C->rank > 0 ? o->seed ^ sn_rand_u64(o->seed, SN_STREAM_RANK, (uint64_t)C->rank)
                        : o->seed;
   double t0 = sn_now(), next_draw = t0;
+  if (sn_dataset_check(ds, err)) return -1; /* the file changed since the last epoch */
   if (idx) {
     for (int64_t i = 0; i < n; i++) idx[i] = i;
     sn_shuffle(idx, n, o->seed, (uint64_t)epoch);
@@ -759,6 +765,7 @@ static int train_epoch(sn_model *m, const sn_dataset *ds, const sn_train_opts *o
   rec->seconds = sn_now() - t0;
   rec->data_wait_seconds = L->waited;
   if (progress) batches_done(o);
+  if (sn_dataset_check(ds, err)) return -1; /* a sample read short: the epoch is void */
   rec->loss = batch_mean_total / (double)batches;
   for (int k = 0; k < K; k++)
     rec->metrics[k] = sn_metric_value(m->metric_names[k], metric_total[k] / (double)n);

@@ -16,6 +16,7 @@
 #include <zlib.h>
 
 #include "check.h"
+#include "data_value.h"
 
 
 
@@ -364,13 +365,13 @@ static void test_dataset(void) {
   CHECK(ds.classes == 4, "classes %d, want 4", ds.classes);
   CHECK(strcmp(ds.origin, tpath("img.idx.gz")) == 0, "origin %s", ds.origin);
   bool same = true;
-  for (int i = 0; i < NS * H * W; i++) same &= ds.x[i] == (float)img[i];
+  for (int i = 0; i < NS * H * W; i++) same &= dsv(&ds, i) == (float)img[i];
   for (int i = 0; i < NS; i++) same &= ds.y[i] == lab[i];
   CHECK(same, "idx load values");
 
   /* scale, then split the last 40%: Keras keeps floor(5 * 0.6) = 3 */
-  sn_dataset_scale(&ds, 0.5f);
-  CHECK(ds.x[7] == 0.5f * img[7], "scale");
+  CHECK(sn_dataset_scale(&ds, 0.5f, &err) == 0, "scale: %s", err.msg);
+  CHECK(dsv(&ds, 7) == 0.5f * img[7], "scale");
   sn_dataset held;
   rc = sn_dataset_split(&ds, 0.4, &held, &err);
   CHECK(rc == 0, "split: %s", err.msg);
@@ -378,9 +379,9 @@ static void test_dataset(void) {
     CHECK(ds.n == 3 && held.n == 2, "split sizes %lld + %lld", (long long)ds.n, (long long)held.n);
     CHECK(held.sample_elems == H * W && held.classes == 4 && held.rank == 2, "held shape");
     same = true;
-    for (int i = 0; i < 2 * H * W; i++) same &= held.x[i] == 0.5f * img[3 * H * W + i];
+    for (int i = 0; i < 2 * H * W; i++) same &= dsv(&held, i) == 0.5f * img[3 * H * W + i];
     same &= held.y[0] == lab[3] && held.y[1] == lab[4];
-    for (int i = 0; i < 3 * H * W; i++) same &= ds.x[i] == 0.5f * img[i];
+    for (int i = 0; i < 3 * H * W; i++) same &= dsv(&ds, i) == 0.5f * img[i];
     CHECK(same, "split values");
     sn_dataset_free(&held);
   }
@@ -410,7 +411,7 @@ static void test_dataset(void) {
   /* limit keeps the first N; classes still from the whole labels file */
   src = idx_source(tpath("img.idx"), tpath("lab.idx.gz"), 2);
   rc = sn_dataset_load(&src, &ds, &err);
-  CHECK(rc == 0 && ds.n == 2 && ds.classes == 4 && ds.x[H * W] == img[H * W] && ds.y[1] == 0,
+  CHECK(rc == 0 && ds.n == 2 && ds.classes == 4 && dsv(&ds, H * W) == img[H * W] && ds.y[1] == 0,
         "limit 2: %s", err.msg);
   if (!rc) sn_dataset_free(&ds);
   src.limit = -1;
@@ -635,7 +636,7 @@ static void check_fashion(const char *split, int64_t n, const int32_t first[10],
   CHECK(memcmp(ds.y, first, 10 * sizeof(int32_t)) == 0, "fashion_mnist:%s: first labels %d %d",
         split, ds.y[0], ds.y[1]);
   double sum = 0;
-  for (int i = 0; i < 784; i++) sum += ds.x[i];
+  for (int i = 0; i < 784; i++) sum += dsv(&ds, i);
   CHECK(sum == (double)sum0, "fashion_mnist:%s: first image sums to %g, want %ld", split, sum,
         sum0);
   printf("fashion_mnist:%s: %lld samples from %s\n", split, (long long)ds.n, ds.origin);

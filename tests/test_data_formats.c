@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "data_value.h"
 
 
 
@@ -80,7 +81,7 @@ static void test_csv_good(void) {
         "n %lld rank %d features %lld classes %d", (long long)ds.n, ds.rank,
         (long long)ds.sample_elems, ds.classes);
   const float want_x[] = {5.1f, 3.5f, 4.9f, 3.0f, 6.3f, -0.25f};
-  for (int i = 0; i < 6; i++) CHECK(ds.x[i] == want_x[i], "x[%d] = %g", i, ds.x[i]);
+  for (int i = 0; i < 6; i++) CHECK(dsv(&ds, i) == want_x[i], "x[%d] = %g", i, dsv(&ds, i));
   CHECK(ds.y[0] == 0 && ds.y[1] == 1 && ds.y[2] == 2, "labels %d %d %d", ds.y[0], ds.y[1], ds.y[2]);
   CHECK(ds.t == NULL && ds.target_elems == 0, "labels only");
   CHECK(strcmp(ds.origin, tpath("iris.csv")) == 0, "origin %s", ds.origin);
@@ -91,7 +92,7 @@ static void test_csv_good(void) {
   src = csv_source("plain.csv", false, NULL, -1);
   src.limit = 2;
   CHECK(sn_dataset_load(&src, &ds, &err) == 0, "plain.csv: %s", err.msg);
-  CHECK(ds.n == 2 && ds.sample_elems == 3 && ds.x[3] == 4 && ds.y[1] == 1 && ds.classes == 2,
+  CHECK(ds.n == 2 && ds.sample_elems == 3 && dsv(&ds, 3) == 4 && ds.y[1] == 1 && ds.classes == 2,
         "plain.csv: n %lld", (long long)ds.n);
   sn_dataset_free(&ds);
 
@@ -100,7 +101,7 @@ static void test_csv_good(void) {
   write_text("first.csv", "2,0.5,0.25\n0,1.5,1.25\n");
   src = csv_source("first.csv", false, NULL, 0);
   CHECK(sn_dataset_load(&src, &ds, &err) == 0, "first.csv: %s", err.msg);
-  CHECK(ds.y[0] == 2 && ds.y[1] == 0 && ds.x[0] == 0.5f && ds.x[3] == 1.25f, "first.csv contents");
+  CHECK(ds.y[0] == 2 && ds.y[1] == 0 && dsv(&ds, 0) == 0.5f && dsv(&ds, 3) == 1.25f, "first.csv contents");
   sn_dataset_free(&ds);
 
   /* float targets: a regression label column is read as is; y from t >= 0.5 */
@@ -127,7 +128,7 @@ static void test_csv_good(void) {
   src = csv_source("plain.csv", false, NULL, -1);
   src.no_labels = true;
   CHECK(sn_dataset_load(&src, &ds, &err) == 0, "no labels: %s", err.msg);
-  CHECK(ds.sample_elems == 4 && ds.y == NULL && ds.t == NULL && ds.x[3] == 0, "no labels: %lld",
+  CHECK(ds.sample_elems == 4 && ds.y == NULL && ds.t == NULL && dsv(&ds, 3) == 0, "no labels: %lld",
         (long long)ds.sample_elems);
   sn_dataset_free(&ds);
 }
@@ -265,7 +266,7 @@ static void test_npy_good(void) {
   CHECK(ds.n == 3 && ds.rank == 2 && ds.shape[0] == 2 && ds.shape[1] == 2 && ds.sample_elems == 4 &&
             ds.classes == 3,
         "x.npy shape: n %lld rank %d", (long long)ds.n, ds.rank);
-  for (int i = 0; i < 12; i++) CHECK(ds.x[i] == x[i], "x[%d] = %g", i, ds.x[i]);
+  for (int i = 0; i < 12; i++) CHECK(dsv(&ds, i) == x[i], "x[%d] = %g", i, dsv(&ds, i));
   CHECK(ds.y[0] == 2 && ds.y[1] == 0 && ds.y[2] == 1, "labels");
   sn_dataset_free(&ds);
 
@@ -358,7 +359,7 @@ static void test_npy_good(void) {
   src = npy_source("x.npy", NULL);
   src.no_labels = true;
   src.limit = 2;
-  CHECK(sn_dataset_load(&src, &ds, &err) == 0 && ds.n == 2 && !ds.y && ds.x[7] == x[7],
+  CHECK(sn_dataset_load(&src, &ds, &err) == 0 && ds.n == 2 && !ds.y && dsv(&ds, 7) == x[7],
         "x only: %s", err.msg);
   sn_dataset_free(&ds);
 }
@@ -471,7 +472,7 @@ static void test_preprocess(void) {
   }
   CHECK(sn_dataset_features(&ds) == 3, "features %lld", (long long)sn_dataset_features(&ds));
   double mean[3], sd[3];
-  sn_dataset_stats(&ds, mean, sd);
+  CHECK(sn_dataset_stats(&ds, mean, sd, &err) == 0, "stats: %s", err.msg);
   /* by hand: feature 0 takes x[i] = i % 4 at i = 0,3,...,21: 0,3,2,1,0,3,2,1 -> mean 1.5,
    * population variance 1.25; feature 2 is 2*(i/3) at i = 2,5,...,23: 0,2,...,14 -> mean 7,
    * variance 4 * var(0..7) = 4 * 5.25 = 21 */
@@ -482,17 +483,18 @@ static void test_preprocess(void) {
         sd[2]);
   CHECK(sn_dataset_normalize(&ds, mean, sd, 3, &err) == 0, "normalize: %s", err.msg);
   double m2[3], s2[3];
-  sn_dataset_stats(&ds, m2, s2);
+  CHECK(sn_dataset_stats(&ds, m2, s2, &err) == 0, "stats: %s", err.msg);
   CHECK(fabs(m2[0]) < 1e-6 && fabs(s2[0] - 1) < 1e-6 && m2[1] == 0 && fabs(m2[2]) < 1e-6 &&
             fabs(s2[2] - 1) < 1e-6,
         "standardized: means %g %g %g stds %g %g", m2[0], m2[1], m2[2], s2[0], s2[2]);
-  CHECK(fabs(ds.x[0] - (0 - 1.5) / sqrt(1.25)) < 1e-6, "x[0] = %g", ds.x[0]);
+  CHECK(fabs(dsv(&ds, 0) - (0 - 1.5) / sqrt(1.25)) < 1e-6, "x[0] = %g", dsv(&ds, 0));
 
-  /* one value for all features */
+  /* one value for all features (from the raw values: the preprocessing reset) */
   const double mean1 = 0.5, std1 = 0.25;
+  sn_pre_free(&ds.pre);
   ds.x[0] = 1.0f;
-  CHECK(sn_dataset_normalize(&ds, &mean1, &std1, 1, &err) == 0 && ds.x[0] == 2.0f, "x[0] = %g",
-        ds.x[0]);
+  CHECK(sn_dataset_normalize(&ds, &mean1, &std1, 1, &err) == 0 && dsv(&ds, 0) == 2.0f, "x[0] = %g",
+        dsv(&ds, 0));
   double two[2] = {0, 0};
   CHECK(sn_dataset_normalize(&ds, two, two, 2, &err) != 0 &&
             !strcmp(err.msg, "normalize has 2 values, but samples of memory have 3 features along "
@@ -512,7 +514,7 @@ static void test_preprocess(void) {
   sn_dataset held;
   CHECK(sn_dataset_split(&ds, 0.3, &held, &err) == 0, "split: %s", err.msg);
   CHECK(ds.n == 7 && held.n == 3 && held.t && held.target_elems == 2, "split sizes");
-  CHECK(held.x[0] == 7 && held.y[0] == 1 && held.t[0] == 0 && held.t[1] == 1 && held.t[2] == 1 &&
+  CHECK(dsv(&held, 0) == 7 && held.y[0] == 1 && held.t[0] == 0 && held.t[1] == 1 && held.t[2] == 1 &&
             held.t[3] == 0,
         "held-out targets: %g %g %g %g", held.t[0], held.t[1], held.t[2], held.t[3]);
   CHECK(ds.t[12] == 1 && ds.t[13] == 0, "kept targets");

@@ -5,7 +5,7 @@
  * A worked example (what `specnet train` does, minus printing):
  *
  *   sn_error err = {0};
- *   sn_dataset train;                                // (n, sample_elems) f32
+ *   sn_dataset train;                                // samples in memory or as stored
  *   if (sn_dataset_load(&src, &train, &err)) die(err.msg);
  *   sn_model model = {...};                          // step functions from the JIT
  *   sn_model_alloc(&model);                          // params, grads, opt state, arena
@@ -69,7 +69,10 @@ typedef struct sn_step_args {
 typedef void (*sn_step_fn)(const sn_step_args *args);
 
 /* ---------------------------------------------------------------------------
- * Data sets: samples converted to f32 once, labels as int32. */
+ * Data sets: samples in memory as f32 (csv, synthetic) or as stored in their file
+ * (npy, idx), converted per batch; labels as int32, float targets as f32. */
+
+typedef enum sn_dtype_rt { SN_RT_F32 = 0, SN_RT_F64 = 1 } sn_dtype_rt;
 
 typedef enum sn_source_kind {
   SN_SRC_NONE = 0,
@@ -136,12 +139,28 @@ typedef struct sn_source {
   int n_chars;
 } sn_source;
 
+/* Samples as stored (data_store.c): an NPY or raw IDX file read in place (pread,
+ * per batch), or a gzip IDX decompressed once into memory as u8. Refcounted: a
+ * set and its views (validation split, eval slices) share one. */
+typedef struct sn_store sn_store;
+
+/* Per-feature preprocessing of a set (scale, normalize, standardize composed):
+ * value = (float)(((double)(float)stored * mul[f] - sub[f]) / div[f]), f the position
+ * along the last sample axis. Applied when a batch is converted, never to x. */
+typedef struct sn_pre {
+  int64_t features; /* 0: identity (the arrays are NULL) */
+  double *mul, *sub, *div;
+} sn_pre;
+
 typedef struct sn_dataset {
   int64_t n;             /* samples */
   int rank;              /* per-sample rank as stored (e.g. 2 for 28x28 images) */
   int64_t shape[4];      /* per-sample shape as stored */
   int64_t sample_elems;  /* product of shape */
-  float *x;              /* (n, sample_elems) */
+  float *x;              /* (n, sample_elems) in memory, or NULL: the samples are in store */
+  sn_store *store;       /* x == NULL: samples as stored, converted per batch */
+  int64_t first;         /* store: this set's sample 0 is the store's sample `first` */
+  sn_pre pre;            /* owned; read samples through sn_dataset_get */
   int32_t *y;            /* (n) */
   int classes;           /* 1 + max label */
   char origin[4096];     /* file or generator the samples came from, for messages */
@@ -178,6 +197,10 @@ int sn_dataset_load(const sn_source *src, sn_dataset *out, sn_error *err);
  * beyond what the header declares is an error (a sign of a wrong header). */
 int sn_idx_read(const char *path, int *rank, int64_t dims[4], uint8_t **data,
                 int64_t *count, sn_error *err);
+/* The same checks without reading a raw file's data: *data is NULL and the data
+ * starts at byte *offset (a gzip file is read, as sn_idx_read). */
+int sn_idx_open(const char *path, int *rank, int64_t dims[4], uint8_t **data, int64_t *count,
+                int64_t *offset, sn_error *err);
 /* Generates a synthetic set (src->kind == SN_SRC_SYNTHETIC); sn_dataset_load calls
  * this. Deterministic in src->seed; balanced classes in shuffled order. */
 int sn_dataset_synthetic(const sn_source *src, sn_dataset *out, sn_error *err);
@@ -197,7 +220,21 @@ int sn_dataset_npy(const sn_source *src, sn_dataset *out, sn_error *err);
  * At most `limit` rows of the first axis when limit > 0 (shape[0] then says so). */
 int sn_npy_read(const char *path, int64_t limit, int *ndim, int64_t shape[8], double **data,
                 bool *integer, sn_error *err);
-void sn_dataset_scale(sn_dataset *ds, float factor); /* x *= factor */
+/* Samples [i, i + count) of ds, preprocessed, into out ((count, sample_elems) of
+ * dtype): the one conversion every reader uses (batches, statistics, predict). */
+void sn_dataset_get(const sn_dataset *ds, int64_t i, int64_t count, sn_dtype_rt dtype, void *out);
+/* Whether batches can read x in place as f32 (in memory, no preprocessing). */
+bool sn_dataset_direct(const sn_dataset *ds);
+/* A stored set's file still has the size and mtime it had at load and every read
+ * was whole (checked before and after each epoch and pass: a file that changed is an
+ * error naming it). */
+int sn_dataset_check(const sn_dataset *ds, sn_error *err);
+/* A view of samples [lo, hi) of ds sharing its storage; pre is borrowed (do not free
+ * the view) */
+sn_dataset sn_dataset_rows(const sn_dataset *ds, int64_t lo, int64_t hi);
+int sn_dataset_scale(sn_dataset *ds, float factor, sn_error *err); /* values *= factor */
+void sn_pre_free(sn_pre *p);
+int sn_pre_copy(const sn_pre *from, sn_pre *to, sn_error *err);
 /* Splits off the last `fraction` of samples into `held` (validation); a text lm set
  * splits its token stream instead, so no held-out text is in a training window. */
 int sn_dataset_split(sn_dataset *ds, double fraction, sn_dataset *held, sn_error *err);
@@ -217,9 +254,9 @@ int64_t sn_dataset_features(const sn_dataset *ds); /* length of the last sample 
 /* mean and std ((features) each, caller's arrays) over every sample and position:
  * the population standard deviation, as scikit-learn's StandardScaler; a constant
  * feature gets std 1 so that it maps to 0. */
-void sn_dataset_stats(const sn_dataset *ds, double *mean, double *std);
-/* x = (x - mean) / std, with n = 1 value for all features or n = features values.
- * A std that is not > 0 is an error. */
+int sn_dataset_stats(const sn_dataset *ds, double *mean, double *std, sn_error *err);
+/* values = (values - mean) / std, with n = 1 value for all features or n = features
+ * values (composed into ds->pre). A std that is not > 0 is an error. */
 int sn_dataset_normalize(sn_dataset *ds, const double *mean, const double *std, int64_t n,
                          sn_error *err);
 /* Float targets from class labels: k == 1 gives t = y, k > 1 one-hot rows (a label
@@ -251,8 +288,6 @@ void sn_shuffle(int64_t *idx, int64_t n, uint64_t seed, uint64_t stream);
 
 /* ---------------------------------------------------------------------------
  * A compiled model as the runtime sees it. */
-
-typedef enum sn_dtype_rt { SN_RT_F32 = 0, SN_RT_F64 = 1 } sn_dtype_rt;
 
 typedef enum sn_init_kind {
   SN_INIT_ZEROS = 0,

@@ -1,0 +1,36 @@
+/* Samples as stored (data_store.c), for the file readers (data_npy.c,
+ * data_source.c): they make a store, hand it to a data set, and the set converts
+ * batches from it. */
+#ifndef SPECNET_DATA_STORE_H
+#define SPECNET_DATA_STORE_H
+
+#include "specnet/runtime.h"
+
+/* A stored element type: kind 'u' unsigned, 'i' signed, 'f' float; size in bytes. */
+typedef struct sn_stype {
+  char kind;
+  int size;
+} sn_stype;
+
+/* Appends a file to the store *s (NULL: a new one): n samples of elems values of
+ * type t from byte `offset` (the caller has checked that the file holds them and
+ * that t and elems are those of the files before). Samples are read as needed.
+ * On failure *s stays valid for sn_store_unref. */
+int sn_store_add(sn_store **s, const char *path, int64_t offset, sn_stype t, int64_t n,
+                 int64_t elems, sn_error *err);
+/* Takes ownership of `bytes` (malloc'd, n * elems u8 values) read from `path`. */
+int sn_store_own(const char *path, uint8_t *bytes, int64_t n, int64_t elems, sn_store **out,
+                 sn_error *err);
+sn_stype sn_store_type(const sn_store *s);
+/* The raw bytes of samples [i, i + count) into buf (a streaming pass at load). */
+int sn_store_read(sn_store *s, int64_t i, int64_t count, void *buf, sn_error *err);
+sn_store *sn_store_ref(sn_store *s);
+void sn_store_unref(sn_store *s);
+/* A stored set's samples [0, n) converted to f32 into ds->x (the store let go):
+ * what SPECNET_DATA_IN_MEMORY=1 does at load. */
+int sn_dataset_to_memory(sn_dataset *ds, sn_error *err);
+/* Whether samples are forced into memory as f32 ($SPECNET_DATA_IN_MEMORY=1): the
+ * path of earlier releases, kept to compare with. */
+bool sn_store_in_memory(void);
+
+#endif
