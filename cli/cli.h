@@ -104,6 +104,11 @@ int cmd_compare(const opts *o);
 int compare_write(const char *const *dirs, int n, const char *out, FILE *text);
 int cmd_predict(const opts *o);
 int cmd_generate(const opts *o);
+/* generations.txt in a language model's run folder (GENERATIONS samples of 200
+ * tokens, temperature 0.8, top-k 40, seeds 1.., each from a line break; one per
+ * paragraph) for its report; removes an older one for any other run. */
+enum { GENERATIONS = 3 };
+int write_generations(const sn_spec *s, sn_model *m, const sn_dataset *train, const char *dir);
 int cmd_build(const opts *o);
 /* One training run of o->spec (its sweep: section, if any, is not looked at). */
 int train_run(const opts *o, sn_spec *s);

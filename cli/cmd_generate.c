@@ -15,6 +15,8 @@
 
 #include "cli.h"
 
+#include <unistd.h>
+
 /* The tokenizer's table: bytes need none; chars come from vocab.json beside the
  * weights, else from the training text. *owned is what to free. */
 static int load_tokens(const sn_spec *s, const char *weights, sn_vocab *t, uint32_t **owned, sn_dataset *train) {
@@ -38,7 +40,15 @@ static int load_tokens(const sn_spec *s, const char *weights, sn_vocab *t, uint3
   return 0;
 }
 
-static int generate(const opts *o, const sn_spec *s, sn_model *m, const sn_vocab *t) {
+/* What one piece of generated text is: where it starts and how it is drawn. */
+typedef struct text_job {
+  const char *prompt; /* "" : after a line break */
+  int64_t tokens;
+  sn_sampler sampler;
+} text_job;
+
+/* The job's prompt and tokens on out, each token as soon as it is drawn. */
+static int write_text(const sn_spec *s, sn_model *m, const sn_vocab *t, const text_job *job, FILE *out) {
   const int64_t V = m->classes > 0 ? m->classes : m->output_elems, T = m->input_elems;
   if (T * V != m->output_elems)
     return usage_error("generate needs a model whose output is one score per token at every position "
@@ -52,29 +62,45 @@ static int generate(const opts *o, const sn_spec *s, sn_model *m, const sn_vocab
     fprintf(stderr, "specnet: error: %s\n", err.msg);
     return EXIT_SPEC;
   }
-  const char *prompt = o->prompt ? o->prompt : "";
   int rc = 0;
-  if (sn_generator_push_text(&g, t, prompt, &err)) {
+  if (sn_generator_push_text(&g, t, job->prompt, &err)) {
     fprintf(stderr, "specnet: error: --prompt: %s\n", err.msg);
     rc = EXIT_USAGE;
-  } else if (!*prompt) { /* no prompt: start after a line break, as a record does */
+  } else if (!*job->prompt) { /* no prompt: start after a line break, as a record does */
     int32_t nl = sn_vocab_id(t, '\n');
     sn_generator_push(&g, nl >= 0 && nl < V ? nl : 0);
   }
-  sn_sampler smp = {.temperature = o->temperature_set ? o->temperature : 1.0, .top_k = o->top_k,
-                    .seed = o->seed_set ? o->seed : s->seed};
   if (!rc) {
-    fputs(prompt, stdout);
-    for (int64_t i = 0; i < (o->tokens_set ? o->tokens : 200); i++) {
+    fputs(job->prompt, out);
+    for (int64_t i = 0; i < job->tokens; i++) {
       char buf[4];
-      fwrite(buf, 1, (size_t)sn_token_text(t, sn_generator_next(&g, &smp), buf), stdout);
-      fflush(stdout); /* streamed: each token as it comes */
+      fwrite(buf, 1, (size_t)sn_token_text(t, sn_generator_next(&g, &job->sampler), buf), out);
+      fflush(out); /* streamed: each token as it comes */
     }
-    fputc('\n', stdout);
-    if (ferror(stdout)) rc = EXIT_SPEC;
+    fputc('\n', out);
+    if (ferror(out)) rc = EXIT_SPEC;
   }
   sn_generator_free(&g);
   return rc;
+}
+
+int write_generations(const sn_spec *s, sn_model *m, const sn_dataset *train, const char *dir) {
+  char path[4200];
+  snprintf(path, sizeof path, "%s/generations.txt", dir);
+  if (s->data.train.kind != SN_SRC_TEXT || s->data.train.text_mode != SN_TEXT_LM) {
+    unlink(path); /* an older run's */
+    return 0;
+  }
+  FILE *f = fopen(path, "w");
+  if (!f) return -1;
+  sn_vocab t = {.chars = train->chars, .n_chars = train->n_chars, .first_id = train->first_id};
+  int rc = 0;
+  for (uint64_t k = 1; k <= GENERATIONS && !rc; k++) {
+    text_job job = {.prompt = "", .tokens = 200, .sampler = {.temperature = 0.8, .top_k = 40, .seed = k}};
+    if (k > 1) fputc('\n', f); /* one sample per paragraph */
+    rc = write_text(s, m, &t, &job, f);
+  }
+  return fclose(f) || rc ? -1 : 0;
 }
 
 int cmd_generate(const opts *o) {
@@ -96,7 +122,11 @@ int cmd_generate(const opts *o) {
   uint32_t *owned = NULL;
   sn_dataset train = {0};
   if (!rc) rc = load_tokens(S.spec, o->weights, &t, &owned, &train);
-  if (!rc) rc = generate(o, S.spec, S.m, &t);
+  text_job job = {.prompt = o->prompt ? o->prompt : "",
+                  .tokens = o->tokens_set ? o->tokens : 200,
+                  .sampler = {.temperature = o->temperature_set ? o->temperature : 1.0, .top_k = o->top_k,
+                              .seed = o->seed_set ? o->seed : S.spec->seed}};
+  if (!rc) rc = write_text(S.spec, S.m, &t, &job, stdout);
   free(owned);
   sn_dataset_free(&train);
   session_free(&S);

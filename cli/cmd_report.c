@@ -312,9 +312,8 @@ static int predictions(FILE *f, const run_record *r, char *msg, size_t cap) {
   return 0;
 }
 
-/* Language models: sample generations. HOOK: a run of a language model writes
- * generations.txt (one sample per paragraph) once LMs exist; the page shows it
- * here. Nothing writes it yet (docs/outputs.md). */
+/* Language models: the sample generations the run wrote (generations.txt, one
+ * per paragraph; cmd_generate.c). */
 static void generations(FILE *f, const run_record *r) {
   char path[4200];
   snprintf(path, sizeof path, "%s/generations.txt", r->dir);

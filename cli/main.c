@@ -724,6 +724,8 @@ static int finish_record(const opts *o, session *S, const char *dir, double t0) 
     snprintf(path, sizeof path, "%s/profile.txt", dir);
     unlink(path);
   }
+  if (write_generations(S->spec, S->m, &S->ds.train, dir))
+    fprintf(stderr, "specnet: warning: cannot write %s/generations.txt\n", dir);
   run_write_info(dir, S->spec, S->c, split, sn_now() - t0);
   if (!o->report) return 0;
   return report_write(dir, NULL);

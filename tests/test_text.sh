@@ -101,6 +101,17 @@ if not ok:
     raise SystemExit(1)
 EOF
 
+# the run's generations.txt (for its report): the first of its three samples is what
+# `specnet generate` prints with the same options (seed 1), in the run's characters
+"$specnet" generate bigram.yaml --weights run/model.safetensors --tokens 200 --temperature 0.8 --top-k 40 \
+  --seed 1 >gen1.txt || fail "generate on the run"
+python3 -c '
+t = open("run/generations.txt", encoding="utf-8").read()
+g = open("gen1.txt", encoding="utf-8").read()
+assert len(g) == 201 and t.startswith(g), (g[:40], t[:40])
+assert set(t) <= set("αβγδεζηθικλμ\n"), set(t)
+' || fail "generations.txt does not start with generate's seed-1 text, or holds characters the text does not"
+
 # predict on a text: one window of 16 letters; each position's arg-max is the likeliest
 # successor (letter i + 1, probability 0.7), so the ids read 1, 2, .., 11, 0, 1, .., 4
 printf 'αβγδεζηθικλμαβγδε' >in.txt
