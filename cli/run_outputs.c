@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "run_record.h"
@@ -176,6 +177,12 @@ int run_write_predictions(const sn_spec *s, sn_model *m, const sn_dataset *ds, c
   pred_kind kind = kind_of(s, O);
   char path[4200];
   snprintf(path, sizeof path, "%s/predictions.csv", dir);
+  if (m->label_elems > 1 || (m->classes > 0 && m->classes < O)) {
+    /* a sequence output (a language model: [positions, vocabulary] per sample) has
+     * no row of its own to show; its report shows generations.txt */
+    unlink(path);
+    return 0;
+  }
   double *out = malloc((size_t)(ds->n * O + 2) * sizeof *out); /* (n, O) */
   double *p = malloc((size_t)(O + 2) * sizeof *p);             /* (K) */
   double *conf = malloc((size_t)(ds->n + 1) * sizeof *conf);   /* (n) */

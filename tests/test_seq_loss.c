@@ -104,6 +104,7 @@ int main(void) {
         "perplexity of a mean");
   CHECK(sn_metric_value("accuracy", 0.25) == 0.25, "other metrics are their mean");
 
+  sn_model_free(m);
   sn_compiled_free(c);
   sn_spec_free(s);
   sn_diag_free(&d);

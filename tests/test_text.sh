@@ -111,6 +111,9 @@ g = open("gen1.txt", encoding="utf-8").read()
 assert len(g) == 201 and t.startswith(g), (g[:40], t[:40])
 assert set(t) <= set("αβγδεζηθικλμ\n"), set(t)
 ' || fail "generations.txt does not start with generate's seed-1 text, or holds characters the text does not"
+[ ! -e run/predictions.csv ] || fail "a language model's run wrote predictions.csv (a row of [positions, vocabulary] per window)"
+"$specnet" report run -o run/report.html >/dev/null && grep -q "Sample generations" run/report.html ||
+  fail "the report of a language model shows no sample generations"
 
 # predict on a text: one window of 16 letters; each position's arg-max is the likeliest
 # successor (letter i + 1, probability 0.7), so the ids read 1, 2, .., 11, 0, 1, .., 4
