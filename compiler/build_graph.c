@@ -45,6 +45,8 @@ static void shape_str(const sn_type *t, char *buf, size_t len) {
   if (n < len) snprintf(buf + n, len - n, "]");
 }
 
+/* A pointer into g->ops, which adding an op may move: a build function that reads a
+ * type after emitting keeps a copy (const sn_type t_v = *TY(b, x), *t = &t_v). */
 static const sn_type *TY(builder *b, int v) { return &b->g->ops[v].type; }
 
 /* "got [N, 28, 28] from 'flatten1' (line 12)" */
@@ -124,7 +126,7 @@ static int build_reshape(builder *b, const sn_layer_spec *l, const input *in, in
 }
 
 static int build_dense(builder *b, const sn_layer_spec *l, const input *in, int n) {
-  const sn_type *t = TY(b, in[0].v);
+  const sn_type t_v = *TY(b, in[0].v), *t = &t_v;
   if (!t->batched || t->rank < 1 || t->rank > 2) { /* [N, T, features]: per position */
     char g2[256];
     got(b, &in[0], g2, sizeof g2);
@@ -243,7 +245,7 @@ static int inv_std(builder *b, int var, double eps, const sn_op *like) {
  * weight, bias, running_mean, running_var. */
 static int build_batch_norm(builder *b, const sn_layer_spec *l, const input *in, int n) {
   sn_graph *g = b->g;
-  const sn_type *t = TY(b, in[0].v);
+  const sn_type t_v = *TY(b, in[0].v), *t = &t_v;
   if (!t->batched || t->rank < 1) {
     char g2[256];
     got(b, &in[0], g2, sizeof g2);
@@ -289,7 +291,7 @@ static int build_batch_norm(builder *b, const sn_layer_spec *l, const input *in,
  * and inference. */
 static int build_layer_norm(builder *b, const sn_layer_spec *l, const input *in, int n) {
   sn_graph *g = b->g;
-  const sn_type *t = TY(b, in[0].v);
+  const sn_type t_v = *TY(b, in[0].v), *t = &t_v;
   if (!t->batched || t->rank < 1) {
     char g2[256];
     got(b, &in[0], g2, sizeof g2);
@@ -308,7 +310,7 @@ static int build_layer_norm(builder *b, const sn_layer_spec *l, const input *in,
 
 /* NHWC images: [N, H, W, C]. */
 static bool need_image(builder *b, const sn_layer_spec *l, const input *in, const char *kind) {
-  const sn_type *t = TY(b, in[0].v);
+  const sn_type t_v = *TY(b, in[0].v), *t = &t_v;
   if (t->batched && t->rank == 3) return true;
   char g2[256];
   got(b, &in[0], g2, sizeof g2);
@@ -351,7 +353,7 @@ static bool window_geometry(const int64_t size[2], const int k[2], const int s[2
 
 /* The window of a 2-D layer over its [N, H, W, C] input. */
 static bool window(builder *b, const sn_layer_spec *l, const input *in, const int k[2], const int s[2], sn_op *op) {
-  const sn_type *t = TY(b, in[0].v);
+  const sn_type t_v = *TY(b, in[0].v), *t = &t_v;
   static const int undilated[2] = {1, 1};
   if (window_geometry(t->dim, k, s, undilated, l->padding, op)) return true;
   char g2[256];
@@ -413,7 +415,7 @@ static int conv_product(builder *b, const sn_layer_spec *l, int patches, int64_t
 /* conv2d as im2col + GEMM (a 1x1 stride-1 convolution is the GEMM alone). */
 static int build_conv2d(builder *b, const sn_layer_spec *l, const input *in, int n) {
   if (!need_image(b, l, in, "conv2d")) return -1;
-  const sn_type *t = TY(b, in[0].v);
+  const sn_type t_v = *TY(b, in[0].v), *t = &t_v;
   int64_t taps[2] = {l->kernel_size[0], l->kernel_size[1]};
   sn_op op = at(l);
   op.code = SN_OP_IM2COL;
@@ -428,7 +430,7 @@ static int build_conv2d(builder *b, const sn_layer_spec *l, const input *in, int
 
 /* Sequences: [N, steps, channels]. */
 static bool need_sequence(builder *b, const sn_layer_spec *l, const input *in) {
-  const sn_type *t = TY(b, in[0].v);
+  const sn_type t_v = *TY(b, in[0].v), *t = &t_v;
   if (t->batched && t->rank == 2) return true;
   char g2[256];
   got(b, &in[0], g2, sizeof g2);
@@ -442,7 +444,7 @@ static bool need_sequence(builder *b, const sn_layer_spec *l, const input *in) {
 
 /* [N, T, C] seen as the image [N, 1, T, C] that the window ops take. */
 static int as_image(builder *b, const sn_layer_spec *l, int x) {
-  const sn_type *t = TY(b, x);
+  const sn_type t_v = *TY(b, x), *t = &t_v;
   sn_type im = {.dtype = t->dtype, .batched = true, .rank = 3, .dim = {1, t->dim[0], t->dim[1]}};
   sn_op like = at(l);
   return sn_emit_typed(b->g, SN_OP_RESHAPE, x, &im, &like);
@@ -479,7 +481,7 @@ static int conv1d_mask(builder *b, const sn_layer_spec *l, int m, const sn_op *g
  * dilation; the weight (out, in, k) as torch.nn.Conv1d. */
 static int build_conv1d(builder *b, const sn_layer_spec *l, const input *in, int n) {
   if (!need_sequence(b, l, in)) return -1;
-  const sn_type *t = TY(b, in[0].v);
+  const sn_type t_v = *TY(b, in[0].v), *t = &t_v;
   int64_t T = t->dim[0], ci = t->dim[1], k = l->kernel_size[1];
   sn_op op = at(l);
   op.code = SN_OP_IM2COL;
@@ -509,7 +511,7 @@ static int build_pool(builder *b, const sn_layer_spec *l, const input *in, int n
   bool global = l->kind == SN_LAYER_GLOBAL_AVG_POOL2D;
   if (!need_image(b, l, in, global ? "global_avg_pool2d" : l->kind == SN_LAYER_MAX_POOL2D ? "max_pool2d" : "avg_pool2d"))
     return -1;
-  const sn_type *t = TY(b, in[0].v);
+  const sn_type t_v = *TY(b, in[0].v), *t = &t_v;
   sn_op op = at(l);
   op.code = l->kind == SN_LAYER_MAX_POOL2D ? SN_OP_MAX_POOL : SN_OP_AVG_POOL;
   op.n_in = 1;
@@ -540,7 +542,7 @@ static const double MASKED_OUT = 1e30;
 static int build_pool1d(builder *b, const sn_layer_spec *l, const input *in, int n) {
   if (!need_sequence(b, l, in)) return -1;
   sn_graph *g = b->g;
-  const sn_type *t = TY(b, in[0].v);
+  const sn_type t_v = *TY(b, in[0].v), *t = &t_v;
   int64_t T = t->dim[0], C = t->dim[1];
   bool mx = l->kind == SN_LAYER_GLOBAL_MAX_POOL1D;
   if (T > INT32_MAX) { /* the window's side is an int */
@@ -599,7 +601,7 @@ static int build_recurrent(builder *b, const sn_layer_spec *l, const input *in, 
   if (!need_sequence(b, l, in)) return -1;
   sn_graph *g = b->g;
   bool lstm = l->kind == SN_LAYER_LSTM;
-  const sn_type *t = TY(b, in[0].v);
+  const sn_type t_v = *TY(b, in[0].v), *t = &t_v;
   int64_t T = t->dim[0], C = t->dim[1], H = l->units, G = (lstm ? 4 : 3) * H;
   double limit = 1 / sqrt((double)H);
   sn_op like = at(l);
@@ -641,7 +643,7 @@ static int build_recurrent(builder *b, const sn_layer_spec *l, const input *in, 
 /* ids [N, T..] (integers stored as floats) -> [N, T.., dim], torch.nn.Embedding's
  * weight (vocab, dim). */
 static int build_embedding(builder *b, const sn_layer_spec *l, const input *in, int n) {
-  const sn_type *t = TY(b, in[0].v);
+  const sn_type t_v = *TY(b, in[0].v), *t = &t_v;
   if (!t->batched || t->rank + 1 > SN_MAX_RANK) {
     char g2[256];
     got(b, &in[0], g2, sizeof g2);
@@ -667,7 +669,7 @@ static int build_embedding(builder *b, const sn_layer_spec *l, const input *in, 
 /* x + P, a learned [T, D] table shared by every sample (GPT-2's wpe) */
 static int build_position_embedding(builder *b, const sn_layer_spec *l, const input *in, int n) {
   if (!need_sequence(b, l, in)) return -1;
-  const sn_type *t = TY(b, in[0].v);
+  const sn_type t_v = *TY(b, in[0].v), *t = &t_v;
   sn_op like = at(l);
   char name[128];
   snprintf(name, sizeof name, "%s.weight", l->name);
@@ -725,7 +727,7 @@ static int projection(builder *b, const sn_layer_spec *l, int x, const char *wna
 static int build_attention(builder *b, const sn_layer_spec *l, const input *in, int n) {
   if (!need_sequence(b, l, in)) return -1;
   sn_graph *g = b->g;
-  const sn_type *t = TY(b, in[0].v);
+  const sn_type t_v = *TY(b, in[0].v), *t = &t_v;
   int64_t D = t->dim[1], H = l->heads;
   if (D % H) {
     sn_diag_error(b->d, l->heads_loc.line ? l->heads_loc : l->loc, "%s: heads (%lld) must divide the width D = %lld of its input",
@@ -839,7 +841,7 @@ static int layer_mask(builder *b, const sn_layer_spec *l, const input *in, int n
   default:
     return -1;
   }
-  const sn_type *t = TY(b, y);
+  const sn_type t_v = *TY(b, y), *t = &t_v;
   int m = -1;
   for (int i = 0; i < n; i++) {
     int mi = in[i].mask;
@@ -901,7 +903,8 @@ static int build_loss(builder *b, int out, int *pred) {
   sn_graph *g = b->g;
   const sn_spec *s = b->s;
   sn_op like = loss_like(s, "loss");
-  const sn_type *ot = TY(b, out);
+  /* copies: adding ops below may move g->ops */
+  const sn_type out_type = *TY(b, out), *ot = &out_type;
   char sh[128];
   shape_str(ot, sh, sizeof sh);
   if (!ot->batched || ot->rank < 1 || ot->rank > 2) {
@@ -912,7 +915,7 @@ static int build_loss(builder *b, int out, int *pred) {
     sn_diag_hint(b->d, "flatten the last layer's output, or end with a dense layer");
     return -1;
   }
-  const sn_op *oo = &g->ops[out];
+  const sn_op out_op = g->ops[out], *oo = &out_op;
   bool softmax_out = oo->code == SN_OP_SOFTMAX, sigmoid_out = oo->code == SN_OP_SIGMOID;
   *pred = out;
   char err[256];
