@@ -447,18 +447,31 @@ static void expect(FILE *out, const sn_spec *s) {
   }
 }
 
+/* One parameter of the method form: its values, or its distribution. */
+static void sweep_parameter(FILE *out, const sn_sweep_axis *ax) {
+  fprintf(out, "    %s: ", ax->key);
+  if (ax->n_values > 0) {
+    fputs("{choice: [", out);
+    for (int j = 0; j < ax->n_values; j++) fprintf(out, "%s%s", j ? ", " : "", ax->values[j]); /* flow YAML */
+    fputs("]}\n", out);
+    return;
+  }
+  fprintf(out, "{%s: [", ax->whole ? "int" : ax->log ? "log_uniform" : "uniform");
+  num(out, ax->lo);
+  fputs(", ", out);
+  num(out, ax->hi);
+  fputs("]}\n", out);
+}
+
+/* The method form (method, trials, parameters, scheduler), which says everything a
+ * sweep can hold; the older random: {count, ranges} form only for ranges rounded to
+ * integers, which the method form has no word for. */
 static void sweep(FILE *out, const sn_sweep_spec *sw) {
   if (sw->kind == SN_SWEEP_NONE) return;
   fputs("sweep:\n", out);
-  if (sw->kind == SN_SWEEP_GRID) {
-    fputs("  grid:\n", out);
-    for (int i = 0; i < sw->n_axes; i++) {
-      fprintf(out, "    %s: [", sw->axes[i].key);
-      for (int j = 0; j < sw->axes[i].n_values; j++)
-        fprintf(out, "%s%s", j ? ", " : "", sw->axes[i].values[j]); /* flow YAML already */
-      fputs("]\n", out);
-    }
-  } else {
+  bool rounded = false;
+  for (int i = 0; i < sw->n_axes; i++) rounded |= sw->kind == SN_SWEEP_RANDOM && sw->axes[i].integer && !sw->axes[i].whole;
+  if (rounded) {
     fprintf(out, "  random:\n    count: %d\n    ranges:\n", sw->count);
     for (int i = 0; i < sw->n_axes; i++) {
       const sn_sweep_axis *ax = &sw->axes[i];
@@ -468,10 +481,20 @@ static void sweep(FILE *out, const sn_sweep_spec *sw) {
       num(out, ax->hi);
       fprintf(out, ", log: %s, integer: %s}\n", boolean(ax->log), boolean(ax->integer));
     }
+  } else {
+    fprintf(out, "  method: %s\n", sw->kind == SN_SWEEP_GRID ? "grid" : "random");
+    if (sw->kind == SN_SWEEP_RANDOM) fprintf(out, "  trials: %d\n", sw->count);
+    fputs("  parameters:\n", out);
+    for (int i = 0; i < sw->n_axes; i++) sweep_parameter(out, &sw->axes[i]);
   }
   fputs("  metric: ", out);
   word(out, sw->metric);
   fprintf(out, "\n  mode: %s\n", sw->maximize ? "max" : "min");
+  if (sw->halving) {
+    fprintf(out, "  scheduler: {halving: {min_epochs: %d, eta: %d, metric: ", sw->min_epochs, sw->eta);
+    word(out, sw->halving_metric);
+    fputs("}}\n", out);
+  }
 }
 
 void sn_spec_write_resolved(const sn_spec *s, FILE *out) {

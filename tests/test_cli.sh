@@ -156,4 +156,9 @@ EOF
   check "attention over padded ids: a warning that padding is not masked yet" \
     grep -q "attention does not mask padding yet" "$tmp/att.err"
 fi
+# the resolved spec of a method-form sweep (choice, log_uniform, halving) is a spec
+# that reads back the same
+"$specnet" emit tests/parse/ok_sweep_method.yaml --what spec >"$tmp/sweep_resolved.yaml"
+check "a resolved method sweep reads back, with the same resolved form" bash -c \
+  '"$1" emit "$2" --what spec | tail -n +2 | cmp -s - <(tail -n +2 "$2")' _ "$specnet" "$tmp/sweep_resolved.yaml"
 exit $fail
