@@ -243,7 +243,7 @@ void sn_dataset_get(const sn_dataset *ds, int64_t i, int64_t count, sn_dtype_rt 
   enum { CHUNK = 2048 }; /* values per step: the raw bytes fit the stack */
   const int64_t total = count * ds->sample_elems;
   sn_stype t = {'f', 4};
-  const uint8_t *src = (const uint8_t *)(ds->x + i * ds->sample_elems);
+  const uint8_t *src = ds->x ? (const uint8_t *)(ds->x + i * ds->sample_elems) : NULL; /* no offset on NULL */
   int64_t at = 0; /* byte of the store */
   if (!ds->x) {
     t = ds->store->t;
