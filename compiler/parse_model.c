@@ -624,12 +624,11 @@ static void report_cycle(checker *c, const layer_aux *aux, int u, int v, const i
   sn_diag_hint(c->d, "the loop: %s", path);
 }
 
-static void graph(checker *c, layer_aux *aux) {
-  sn_spec *s = c->s;
-  sn_layer_spec *L = s->layers;
-  int n = s->n_layers, errors0 = c->d->errors;
-
-  /* Without `inputs:`, a layer takes the previous one. */
+/* Without `inputs:`, a layer takes the previous one; then each layer must have as
+ * many inputs as its kind takes. */
+static void default_inputs(checker *c, const layer_aux *aux) {
+  sn_layer_spec *L = c->s->layers;
+  int n = c->s->n_layers;
   for (int i = 0; i < n; i++) {
     const char *prev = i ? L[i - 1].name : "input";
     if (aux[i].inputs || !*prev) continue; /* a previous layer without a name is reported */
@@ -651,34 +650,63 @@ static void graph(checker *c, layer_aux *aux) {
       sn_diag_hint(c->d, "join them first with add, multiply or concat");
     }
   }
+}
 
-  named *tab = malloc(sizeof *tab * (size_t)n);
-  const char **cands = malloc(sizeof *cands * (size_t)(n + 2));
-  int *indeg = calloc((size_t)n, sizeof *indeg), *start = calloc((size_t)n + 1, sizeof *start);
-  int *adj = malloc(sizeof *adj * (size_t)n * MAX_INPUTS), *heap = malloc(sizeof *heap * (size_t)n);
-  int *order = malloc(sizeof *order * (size_t)n), *color = calloc((size_t)n, sizeof *color);
-  int *stk = malloc(sizeof *stk * (size_t)n), *pos = malloc(sizeof *pos * (size_t)n);
-  if (!tab || !cands || !indeg || !start || !adj || !heap || !order || !color || !stk || !pos) {
-    sn_diag_error(c->d, s->layers[0].loc, "out of memory");
-    goto done;
-  }
+/* The graph pass's arrays, n layers each (adj: n * MAX_INPUTS edges). */
+typedef struct graph_work {
+  named *tab;
+  const char **cands;
+  int *indeg, *start, *adj, *heap, *order, *color, *stk, *pos;
+} graph_work;
 
-  /* Names: duplicates, then each input resolved. */
-  int nt = 0;
+static bool work_alloc(graph_work *w, int n) {
+  size_t z = (size_t)n;
+  w->tab = malloc(sizeof *w->tab * z);
+  w->cands = malloc(sizeof *w->cands * (z + 2));
+  w->indeg = calloc(z, sizeof *w->indeg);
+  w->start = calloc(z + 1, sizeof *w->start);
+  w->adj = malloc(sizeof *w->adj * z * MAX_INPUTS);
+  w->heap = malloc(sizeof *w->heap * z);
+  w->order = malloc(sizeof *w->order * z);
+  w->color = calloc(z, sizeof *w->color);
+  w->stk = malloc(sizeof *w->stk * z);
+  w->pos = malloc(sizeof *w->pos * z);
+  return w->tab && w->cands && w->indeg && w->start && w->adj && w->heap && w->order &&
+         w->color && w->stk && w->pos;
+}
+
+static void work_free(graph_work *w) {
+  free(w->tab);
+  free(w->cands);
+  free(w->indeg);
+  free(w->start);
+  free(w->adj);
+  free(w->heap);
+  free(w->order);
+  free(w->color);
+  free(w->stk);
+  free(w->pos);
+}
+
+/* Names: duplicates are errors, then each input resolves to a layer (aux->src),
+ * counting each layer's inputs (indeg) and outputs (start[j + 1]). */
+static void resolve_inputs(checker *c, layer_aux *aux, graph_work *w) {
+  const sn_layer_spec *L = c->s->layers;
+  int n = c->s->n_layers, nt = 0;
   for (int i = 0; i < n; i++)
-    if (L[i].name[0]) tab[nt++] = (named){L[i].name, i};
-  qsort(tab, (size_t)nt, sizeof *tab, cmp_named);
+    if (L[i].name[0]) w->tab[nt++] = (named){L[i].name, i};
+  qsort(w->tab, (size_t)nt, sizeof *w->tab, cmp_named);
   for (int j = 1, g = 0; j < nt; j++) {
-    if (strcmp(tab[j].name, tab[g].name)) {
+    if (strcmp(w->tab[j].name, w->tab[g].name)) {
       g = j;
       continue;
     }
-    sn_diag_error(c->d, L[tab[j].index].loc, "duplicate layer name '%s' (also used at line %d)",
-                  tab[j].name, L[tab[g].index].loc.line);
+    sn_diag_error(c->d, L[w->tab[j].index].loc, "duplicate layer name '%s' (also used at line %d)",
+                  w->tab[j].name, L[w->tab[g].index].loc.line);
   }
-  for (int i = 0; i < n; i++) cands[i] = L[i].name;
-  cands[n] = "input";
-  cands[n + 1] = NULL;
+  for (int i = 0; i < n; i++) w->cands[i] = L[i].name;
+  w->cands[n] = "input";
+  w->cands[n + 1] = NULL;
   for (int i = 0; i < n; i++) {
     for (int k = 0; k < L[i].n_inputs; k++) {
       const char *in = L[i].inputs[k];
@@ -688,88 +716,106 @@ static void graph(checker *c, layer_aux *aux) {
         aux[i].src[k] = -1;
         continue;
       }
-      int j = find_named(tab, nt, in);
+      int j = find_named(w->tab, nt, in);
       if (j < 0) {
         sn_diag_error(c->d, L[i].input_locs[k], "unknown layer '%s' in inputs", in);
-        ck_hint_closest(c, in, cands, NULL);
+        ck_hint_closest(c, in, w->cands, NULL);
       } else if (j == i) {
         sn_diag_error(c->d, L[i].input_locs[k], "layer '%s' takes its own output as input", in);
       } else {
         aux[i].src[k] = j;
-        indeg[i]++;
-        start[j + 1]++;
+        w->indeg[i]++;
+        w->start[j + 1]++;
       }
     }
   }
+}
 
-  /* Edges producer -> consumer, as lists of consumers. */
-  for (int i = 0; i < n; i++) start[i + 1] += start[i];
-  for (int i = 0; i < n; i++) pos[i] = start[i];
+/* Edges producer -> consumer as lists of consumers (adj[start[u] .. start[u + 1])),
+ * then Kahn's algorithm taking the lowest ready index first. Returns how many
+ * layers it placed in w->order; the rest lie on a cycle or after one. */
+static int topological_order(const checker *c, const layer_aux *aux, graph_work *w) {
+  const sn_layer_spec *L = c->s->layers;
+  int n = c->s->n_layers, nh = 0, placed = 0;
+  for (int i = 0; i < n; i++) w->start[i + 1] += w->start[i];
+  for (int i = 0; i < n; i++) w->pos[i] = w->start[i];
   for (int i = 0; i < n; i++)
     for (int k = 0; k < L[i].n_inputs; k++)
-      if (aux[i].src[k] >= 0) adj[pos[aux[i].src[k]]++] = i;
-
-  int nh = 0, placed = 0;
+      if (aux[i].src[k] >= 0) w->adj[w->pos[aux[i].src[k]]++] = i;
   for (int i = 0; i < n; i++)
-    if (!indeg[i]) heap_push(heap, &nh, i);
+    if (!w->indeg[i]) heap_push(w->heap, &nh, i);
   while (nh) {
-    int u = heap_pop(heap, &nh);
-    order[placed++] = u;
-    color[u] = 2;
-    for (int e = start[u]; e < start[u + 1]; e++)
-      if (!--indeg[adj[e]]) heap_push(heap, &nh, adj[e]);
+    int u = heap_pop(w->heap, &nh);
+    w->order[placed++] = u;
+    w->color[u] = 2;
+    for (int e = w->start[u]; e < w->start[u + 1]; e++)
+      if (!--w->indeg[w->adj[e]]) heap_push(w->heap, &nh, w->adj[e]);
   }
+  return placed;
+}
 
-  /* What is left lies on a cycle or after one: a depth-first search over it
-   * finds each cycle's closing edge. */
-  for (int r = 0; r < n && placed < n; r++) {
+/* A depth-first search over the layers not placed finds each cycle's closing edge. */
+static void report_cycles(checker *c, const layer_aux *aux, graph_work *w) {
+  int n = c->s->n_layers, *stk = w->stk, *pos = w->pos, *color = w->color;
+  for (int r = 0; r < n; r++) {
     if (color[r]) continue;
     int sp = 0;
     stk[sp] = r;
-    pos[sp++] = start[r];
+    pos[sp++] = w->start[r];
     color[r] = 1;
     while (sp) {
       int u = stk[sp - 1];
-      if (pos[sp - 1] == start[u + 1]) {
+      if (pos[sp - 1] == w->start[u + 1]) {
         color[u] = 2;
         sp--;
         continue;
       }
-      int v = adj[pos[sp - 1]++];
+      int v = w->adj[pos[sp - 1]++];
       if (color[v] == 1) {
         report_cycle(c, aux, u, v, stk, sp);
       } else if (!color[v]) {
         color[v] = 1;
         stk[sp] = v;
-        pos[sp++] = start[v];
+        pos[sp++] = w->start[v];
       }
     }
   }
+}
 
-  if (placed == n && c->d->errors == errors0) {
-    for (int i = 0; i < n - 1; i++) {
-      /* a layer that failed to parse has no name and was reported already */
-      if (start[i + 1] > start[i] || !L[i].name[0]) continue;
-      sn_diag_warning(c->d, L[i].loc,
-                      "the output of layer '%s' is not used: no layer takes it, and only the "
-                      "last layer is the model output",
-                      L[i].name);
-      sn_diag_hint(c->d, "list '%s' in the inputs of a later layer, or remove it", L[i].name);
-    }
-    s->order = order;
-    order = NULL;
+/* Only the last layer is the model output: any other that no layer reads is a
+ * likely mistake. */
+static void warn_unused(checker *c, const graph_work *w) {
+  const sn_layer_spec *L = c->s->layers;
+  for (int i = 0; i < c->s->n_layers - 1; i++) {
+    /* a layer that failed to parse has no name and was reported already */
+    if (w->start[i + 1] > w->start[i] || !L[i].name[0]) continue;
+    sn_diag_warning(c->d, L[i].loc,
+                    "the output of layer '%s' is not used: no layer takes it, and only the "
+                    "last layer is the model output",
+                    L[i].name);
+    sn_diag_hint(c->d, "list '%s' in the inputs of a later layer, or remove it", L[i].name);
   }
-done:
-  free(tab);
-  free(cands);
-  free(indeg);
-  free(start);
-  free(adj);
-  free(heap);
-  free(order);
-  free(color);
-  free(stk);
-  free(pos);
+}
+
+static void graph(checker *c, layer_aux *aux) {
+  sn_spec *s = c->s;
+  int n = s->n_layers, errors0 = c->d->errors;
+  default_inputs(c, aux);
+  graph_work w;
+  if (!work_alloc(&w, n)) {
+    sn_diag_error(c->d, s->layers[0].loc, "out of memory");
+    work_free(&w);
+    return;
+  }
+  resolve_inputs(c, aux, &w);
+  int placed = topological_order(c, aux, &w);
+  if (placed < n) report_cycles(c, aux, &w);
+  if (placed == n && c->d->errors == errors0) {
+    warn_unused(c, &w);
+    s->order = w.order;
+    w.order = NULL;
+  }
+  work_free(&w);
 }
 
 static void model_input(checker *c, const sn_node *n) {
