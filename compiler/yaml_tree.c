@@ -723,6 +723,103 @@ static sn_node *set_scalar(const char *text, size_t len, int col) {
   return k;
 }
 
+/* A --set key path, split at its dots: segment k is arg[start[k] .. start[k] + len[k]). */
+typedef struct set_path {
+  const char *arg, *eq;
+  int start[MAX_DEPTH], len[MAX_DEPTH], n;
+} set_path;
+
+static int split_path(const char *arg, const char *eq, set_path *p, sn_diag *d) {
+  p->arg = arg;
+  p->eq = eq;
+  p->n = 0;
+  for (const char *s = arg;;) {
+    const char *e = s;
+    while (e < eq && *e != '.') e++;
+    if (e == s) {
+      sn_diag_error(d, (sn_loc){SET_FILE, 1, (int)(s - arg) + 1}, "empty key in '%.*s'",
+                    (int)(eq - arg), arg);
+      return -1;
+    }
+    if (p->n == MAX_DEPTH) {
+      sn_diag_error(d, (sn_loc){SET_FILE, 1, 1}, "--set path deeper than %d levels", MAX_DEPTH);
+      return -1;
+    }
+    p->start[p->n] = (int)(s - arg);
+    p->len[p->n++] = (int)(e - s);
+    if (e == eq) return 0;
+    s = e + 1;
+  }
+}
+
+/* One step of the walk at the mapping *cur from segment *i: the longest run of
+ * segments that names a key, or a new key of one segment (a mapping on the way, the
+ * value at the end). Returns 1 when the value is placed, 0 to go on from the
+ * updated *cur and *i, -1 on error (value not taken). */
+static int set_in_map(sn_node **cur, int *i, const set_path *p, sn_node *value, sn_diag *d) {
+  const char *seg = p->arg + p->start[*i];
+  sn_node *m = *cur;
+  int slot = -1, j;
+  for (j = p->n - 1; j >= *i && slot < 0; j--) {
+    size_t klen = (size_t)(p->start[j] + p->len[j] - p->start[*i]);
+    for (int k = 0; k < m->n && slot < 0; k++)
+      if (strlen(m->keys[k]->text) == klen && memcmp(m->keys[k]->text, seg, klen) == 0) slot = k;
+  }
+  j++; /* the last segment of the key found */
+  if (slot >= 0) {
+    if (j == p->n - 1) {
+      sn_node_free(m->items[slot]);
+      m->items[slot] = value;
+      return 1;
+    }
+    *cur = m->items[slot];
+    *i = j + 1;
+    return 0;
+  }
+  sn_loc at = {SET_FILE, 1, p->start[*i] + 1};
+  sn_node *key = set_scalar(seg, (size_t)p->len[*i], p->start[*i] + 1);
+  sn_node *v = *i == p->n - 1 ? value : new_node(SN_NODE_MAP, at);
+  if (!key || !v || map_push(m, key, v)) {
+    sn_node_free(key);
+    if (v != value) sn_node_free(v);
+    sn_diag_error(d, at, "out of memory");
+    return -1;
+  }
+  if (v == value) return 1;
+  *cur = v;
+  (*i)++;
+  return 0;
+}
+
+/* The same in the list *cur: segment *i is an item's number. */
+static int set_in_seq(sn_node **cur, int *i, const set_path *p, sn_node *value, sn_diag *d) {
+  const char *arg = p->arg, *seg = arg + p->start[*i];
+  int keylen = (int)(p->eq - arg), before = p->start[*i] ? p->start[*i] - 1 : 0;
+  sn_loc at = {SET_FILE, 1, p->start[*i] + 1};
+  sn_node *s = *cur;
+  char *end;
+  errno = 0;
+  long idx = strtol(seg, &end, 10);
+  if (seg[0] < '0' || seg[0] > '9' || end != seg + p->len[*i] || errno) {
+    sn_diag_error(d, at, "cannot set '%.*s': '%.*s' is a list; pick an item by number", keylen,
+                  arg, before, arg);
+    return -1;
+  }
+  if (idx >= s->n) {
+    sn_diag_error(d, at, "cannot set '%.*s': '%.*s' has %d item%s (numbered from 0)", keylen, arg,
+                  before, arg, s->n, s->n == 1 ? "" : "s");
+    return -1;
+  }
+  if (*i == p->n - 1) {
+    sn_node_free(s->items[idx]);
+    s->items[idx] = value;
+    return 1;
+  }
+  *cur = s->items[idx];
+  (*i)++;
+  return 0;
+}
+
 /* Keys may contain dots (expect's "test.accuracy"), so at each mapping the longest
  * run of segments that names an existing key wins; a new key is one segment. A
  * number after a list picks an item (0-based). Missing mappings are created; a
@@ -738,26 +835,8 @@ int sn_node_set(sn_node *root, const char *arg, sn_diag *d) {
     sn_diag_error(d, (sn_loc){SET_FILE, 1, vcol}, "missing value after '=' in '%s'", arg);
     return -1;
   }
-
-  enum { MAX_SEGS = MAX_DEPTH };
-  int start[MAX_SEGS], len[MAX_SEGS], nseg = 0;
-  for (const char *p = arg;;) {
-    const char *e = p;
-    while (e < eq && *e != '.') e++;
-    if (e == p) {
-      sn_diag_error(d, (sn_loc){SET_FILE, 1, (int)(p - arg) + 1}, "empty key in '%.*s'",
-                    (int)(eq - arg), arg);
-      return -1;
-    }
-    if (nseg == MAX_SEGS) {
-      sn_diag_error(d, (sn_loc){SET_FILE, 1, 1}, "--set path deeper than %d levels", MAX_DEPTH);
-      return -1;
-    }
-    start[nseg] = (int)(p - arg);
-    len[nseg++] = (int)(e - p);
-    if (e == eq) break;
-    p = e + 1;
-  }
+  set_path p;
+  if (split_path(arg, eq, &p, d)) return -1;
 
   sn_node *value =
       parse_buffer((const unsigned char *)eq + 1, strlen(eq + 1), SET_FILE, false, vcol - 1, d);
@@ -765,84 +844,30 @@ int sn_node_set(sn_node *root, const char *arg, sn_diag *d) {
   free(value->owned_name);
   value->owned_name = NULL;
   relocate(value);
-  if (nseg + height(value) > MAX_DEPTH) {
+  if (p.n + height(value) > MAX_DEPTH) {
     sn_diag_error(d, value->loc, "nesting deeper than %d levels", MAX_DEPTH);
     sn_node_free(value);
     return -1;
   }
 
   sn_node *cur = root;
-  for (int i = 0; i < nseg;) {
-    sn_loc at = {SET_FILE, 1, start[i] + 1};
-    const char *seg = arg + start[i];
+  int i = 0, r = 0;
+  while (r == 0) {
     if (cur->kind == SN_NODE_MAP) {
-      int slot = -1, j;
-      for (j = nseg - 1; j >= i && slot < 0; j--) {
-        size_t klen = (size_t)(start[j] + len[j] - start[i]);
-        for (int k = 0; k < cur->n && slot < 0; k++)
-          if (strlen(cur->keys[k]->text) == klen && memcmp(cur->keys[k]->text, seg, klen) == 0)
-            slot = k;
-      }
-      j++; /* the last segment of the key found */
-      if (slot >= 0) {
-        if (j == nseg - 1) {
-          sn_node_free(cur->items[slot]);
-          cur->items[slot] = value;
-          return 0;
-        }
-        cur = cur->items[slot];
-        i = j + 1;
-        continue;
-      }
-      sn_node *key = set_scalar(seg, (size_t)len[i], start[i] + 1);
-      sn_node *v = i == nseg - 1 ? value : new_node(SN_NODE_MAP, at);
-      if (!key || !v || map_push(cur, key, v)) {
-        sn_node_free(key);
-        if (v != value) sn_node_free(v);
-        sn_node_free(value);
-        sn_diag_error(d, at, "out of memory");
-        return -1;
-      }
-      if (v == value) return 0;
-      cur = v;
-      i++;
-      continue;
+      r = set_in_map(&cur, &i, &p, value, d);
+    } else if (cur->kind == SN_NODE_SEQ) {
+      r = set_in_seq(&cur, &i, &p, value, d);
+    } else {
+      sn_loc at = {SET_FILE, 1, p.start[i] + 1};
+      if (i == 0)
+        sn_diag_error(d, at, "cannot set '%.*s': the document is not a mapping", (int)(eq - arg),
+                      arg);
+      else
+        sn_diag_error(d, at, "cannot set '%.*s': '%.*s' is a scalar, not a mapping",
+                      (int)(eq - arg), arg, p.start[i] - 1, arg);
+      r = -1;
     }
-    if (cur->kind == SN_NODE_SEQ) {
-      char *end;
-      errno = 0;
-      long idx = strtol(seg, &end, 10);
-      if (seg[0] < '0' || seg[0] > '9' || end != seg + len[i] || errno) {
-        sn_diag_error(d, at, "cannot set '%.*s': '%.*s' is a list; pick an item by number",
-                      (int)(eq - arg), arg, start[i] ? start[i] - 1 : 0, arg);
-        sn_node_free(value);
-        return -1;
-      }
-      if (idx >= cur->n) {
-        sn_diag_error(d, at, "cannot set '%.*s': '%.*s' has %d item%s (numbered from 0)",
-                      (int)(eq - arg), arg, start[i] ? start[i] - 1 : 0, arg, cur->n,
-                      cur->n == 1 ? "" : "s");
-        sn_node_free(value);
-        return -1;
-      }
-      if (i == nseg - 1) {
-        sn_node_free(cur->items[idx]);
-        cur->items[idx] = value;
-        return 0;
-      }
-      cur = cur->items[idx];
-      i++;
-      continue;
-    }
-    if (i == 0)
-      sn_diag_error(d, at, "cannot set '%.*s': the document is not a mapping", (int)(eq - arg),
-                    arg);
-    else
-      sn_diag_error(d, at, "cannot set '%.*s': '%.*s' is a scalar, not a mapping", (int)(eq - arg),
-                    arg, start[i] - 1, arg);
-    sn_node_free(value);
-    return -1;
+    if (r < 0) sn_node_free(value);
   }
-  sn_node_free(value); /* not reached: the loop returns on its last segment */
-  return -1;
+  return r < 0 ? -1 : 0;
 }
