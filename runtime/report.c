@@ -246,9 +246,25 @@ static void xml_text(FILE *f, const char *s) {
 #define TICK_GAP 8.0
 #define TICK_CHAR_W 7.2
 
-static void panel(FILE *f, double ox, double oy, const char *title, const sn_epoch_record *recs,
-                  int n, int quantity, int best_epoch) {
-  const double y0 = oy + PANEL_H - MARGIN_B, y1 = oy + MARGIN_T; /* y0 bottom */
+/* A panel's scales: the frame (x0..x1, y1 top .. y0 bottom), the data area inset
+ * from it (so that points on an extreme stay visible), the epochs on x and the value
+ * range on y with their tick steps. */
+typedef struct axes {
+  double x0, x1, y0, y1, ix0, ix1, iy0, iy1;
+  double emin, emax, xstep, ylo, yhi, ystep;
+} axes;
+
+static double ax_x(const axes *a, double e) {
+  return a->ix0 + (e - a->emin) * (a->ix1 - a->ix0) / (a->emax - a->emin);
+}
+static double ax_y(const axes *a, double v) {
+  return a->iy0 - (v - a->ylo) * (a->iy0 - a->iy1) / (a->yhi - a->ylo);
+}
+
+static axes panel_axes(double ox, double oy, const sn_epoch_record *recs, int n, int quantity) {
+  axes a;
+  a.y0 = oy + PANEL_H - MARGIN_B;
+  a.y1 = oy + MARGIN_T;
   double lo = INFINITY, hi = -INFINITY;
   for (int i = 0; i < n; i++)
     for (int s = 0; s < 3; s++) {
@@ -264,100 +280,112 @@ static void panel(FILE *f, double ox, double oy, const char *title, const sn_epo
     lo -= pad;
     hi += pad;
   }
-  double ystep = nice_step(hi - lo, 5);
-  double ylo = floor(lo / ystep) * ystep, yhi = ceil(hi / ystep) * ystep;
+  a.ystep = nice_step(hi - lo, 5);
+  a.ylo = floor(lo / a.ystep) * a.ystep;
+  a.yhi = ceil(hi / a.ystep) * a.ystep;
   char lab[32];
   size_t widest = 0; /* characters of the longest y tick label */
-  for (double v = ylo; v <= yhi + ystep * 1e-6; v += ystep) {
-    tick_label(lab, sizeof lab, v, ystep);
+  for (double v = a.ylo; v <= a.yhi + a.ystep * 1e-6; v += a.ystep) {
+    tick_label(lab, sizeof lab, v, a.ystep);
     if (strlen(lab) > widest) widest = strlen(lab);
   }
   const double label_w = (double)widest * TICK_CHAR_W;
-  const double margin = fmax(MARGIN_L, AXIS_TITLE_X + 6 + 6 + label_w + TICK_GAP);
-  const double x0 = ox + margin, x1 = ox + PANEL_W - MARGIN_R;
+  a.x0 = ox + fmax(MARGIN_L, AXIS_TITLE_X + 6 + 6 + label_w + TICK_GAP);
+  a.x1 = ox + PANEL_W - MARGIN_R;
   /* x: the epochs; a single epoch sits in the middle of [e - 0.5, e + 0.5] */
-  double emin = n > 0 ? recs[0].epoch : 1, emax = n > 0 ? recs[n - 1].epoch : 1;
-  if (emax <= emin) emin -= 0.5, emax += 0.5;
-  double xstep = nice_step(emax - emin, 8);
-  if (xstep < 1) xstep = 1;
-  /* the data area is inset from the frame, so that points on an extreme stay visible */
-  const double ix0 = x0 + 10, ix1 = x1 - 10, iy0 = y0 - 8, iy1 = y1 + 8;
-#define PX(e) (ix0 + ((e)-emin) * (ix1 - ix0) / (emax - emin))
-#define PY(v) (iy0 - ((v)-ylo) * (iy0 - iy1) / (yhi - ylo))
+  a.emin = n > 0 ? recs[0].epoch : 1;
+  a.emax = n > 0 ? recs[n - 1].epoch : 1;
+  if (a.emax <= a.emin) a.emin -= 0.5, a.emax += 0.5;
+  a.xstep = fmax(1, nice_step(a.emax - a.emin, 8));
+  a.ix0 = a.x0 + 10;
+  a.ix1 = a.x1 - 10;
+  a.iy0 = a.y0 - 8;
+  a.iy1 = a.y1 + 8;
+  return a;
+}
 
-  fputs("<g class=\"panel\" data-name=\"", f);
-  xml_text(f, title);
-  fputs("\">\n", f);
+/* The frame, its title, the grid, the ticks and the axis titles. */
+static void panel_frame(FILE *f, const axes *a, double ox, double oy, const char *title) {
   fprintf(f,
           "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"#fafafa\" "
           "stroke=\"#ccc\"/>\n",
-          x0, y1, x1 - x0, y0 - y1);
+          a->x0, a->y1, a->x1 - a->x0, a->y0 - a->y1);
   fprintf(
       f,
       "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\" font-size=\"15\" font-weight=\"bold\">",
-      (x0 + x1) / 2, oy + 20.0);
+      (a->x0 + a->x1) / 2, oy + 20.0);
   xml_text(f, title);
   fputs("</text>\n", f);
-  /* y grid and ticks */
-  for (double v = ylo; v <= yhi + ystep * 1e-6; v += ystep) {
-    double y = PY(v);
-    tick_label(lab, sizeof lab, v, ystep);
+  char lab[32];
+  for (double v = a->ylo; v <= a->yhi + a->ystep * 1e-6; v += a->ystep) {
+    double y = ax_y(a, v);
+    tick_label(lab, sizeof lab, v, a->ystep);
     fprintf(f,
             "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#e4e4e4\"/>"
             "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#333\"/>"
             "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\" font-size=\"11\">%s</text>\n",
-            x0, y, x1, y, x0 - 5, y, x0, y, x0 - TICK_GAP, y + 4, lab);
+            a->x0, y, a->x1, y, a->x0 - 5, y, a->x0, y, a->x0 - TICK_GAP, y + 4, lab);
   }
-  /* x ticks: epochs */
-  for (double e = ceil(emin / xstep) * xstep; e <= emax + 1e-9; e += xstep) {
-    double x = PX(e);
+  for (double e = ceil(a->emin / a->xstep) * a->xstep; e <= a->emax + 1e-9; e += a->xstep) {
+    double x = ax_x(a, e);
     fprintf(f,
             "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#333\"/>"
             "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\" font-size=\"11\">%.0f</text>\n",
-            x, y0, x, y0 + 5, x, y0 + 18, e);
+            x, a->y0, x, a->y0 + 5, x, a->y0 + 18, e);
   }
-  fprintf(f, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#333\"/>\n", x0, y0,
-          x1, y0);
-  fprintf(f, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#333\"/>\n", x0, y0,
-          x0, y1);
+  fprintf(f, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#333\"/>\n", a->x0,
+          a->y0, a->x1, a->y0);
+  fprintf(f, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#333\"/>\n", a->x0,
+          a->y0, a->x0, a->y1);
   fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\" font-size=\"12\">epoch</text>\n",
-          (x0 + x1) / 2, y0 + 36);
+          (a->x0 + a->x1) / 2, a->y0 + 36);
+  double ym = (a->y0 + a->y1) / 2;
   fprintf(f,
           "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\" font-size=\"12\" "
           "transform=\"rotate(-90 %.1f %.1f)\">",
-          ox + AXIS_TITLE_X, (y0 + y1) / 2, ox + AXIS_TITLE_X, (y0 + y1) / 2);
+          ox + AXIS_TITLE_X, ym, ox + AXIS_TITLE_X, ym);
   xml_text(f, title);
   fputs("</text>\n", f);
-  if (best_epoch > 0 && best_epoch >= emin && best_epoch <= emax)
+}
+
+/* Series s: a polyline through the finite points, and a dot at each. */
+static void panel_series(FILE *f, const axes *a, const sn_epoch_record *recs, int n,
+                         int quantity, int s) {
+  int pts = 0;
+  for (int i = 0; i < n; i++) pts += isfinite(value_of(&recs[i], quantity, s));
+  if (!pts) return;
+  fprintf(f, "<g class=\"series\" data-series=\"%s\">", SERIES[s].label);
+  fprintf(f, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"2\"%s points=\"",
+          SERIES[s].color, SERIES[s].dashed ? " stroke-dasharray=\"6 4\"" : "");
+  for (int i = 0; i < n; i++) {
+    double v = value_of(&recs[i], quantity, s);
+    if (isfinite(v)) fprintf(f, "%.1f,%.1f ", ax_x(a, recs[i].epoch), ax_y(a, v));
+  }
+  fputs("\"/>", f);
+  if (n <= 60)
+    for (int i = 0; i < n; i++) {
+      double v = value_of(&recs[i], quantity, s);
+      if (isfinite(v))
+        fprintf(f, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"2.5\" fill=\"%s\"/>",
+                ax_x(a, recs[i].epoch), ax_y(a, v), SERIES[s].color);
+    }
+  fputs("</g>\n", f);
+}
+
+static void panel(FILE *f, double ox, double oy, const char *title, const sn_epoch_record *recs,
+                  int n, int quantity, int best_epoch) {
+  axes a = panel_axes(ox, oy, recs, n, quantity);
+  fputs("<g class=\"panel\" data-name=\"", f);
+  xml_text(f, title);
+  fputs("\">\n", f);
+  panel_frame(f, &a, ox, oy, title);
+  if (best_epoch > 0 && best_epoch >= a.emin && best_epoch <= a.emax)
     fprintf(f,
             "<line class=\"best\" x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#888\" "
             "stroke-dasharray=\"2 3\"/>\n",
-            PX(best_epoch), y0, PX(best_epoch), y1);
-  /* the series: a polyline through the finite points, and a dot at each */
-  for (int s = 0; s < 3; s++) {
-    int pts = 0;
-    for (int i = 0; i < n; i++) pts += isfinite(value_of(&recs[i], quantity, s));
-    if (!pts) continue;
-    fprintf(f, "<g class=\"series\" data-series=\"%s\">", SERIES[s].label);
-    fprintf(f, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"2\"%s points=\"",
-            SERIES[s].color, SERIES[s].dashed ? " stroke-dasharray=\"6 4\"" : "");
-    for (int i = 0; i < n; i++) {
-      double v = value_of(&recs[i], quantity, s);
-      if (isfinite(v)) fprintf(f, "%.1f,%.1f ", PX(recs[i].epoch), PY(v));
-    }
-    fputs("\"/>", f);
-    if (n <= 60)
-      for (int i = 0; i < n; i++) {
-        double v = value_of(&recs[i], quantity, s);
-        if (isfinite(v))
-          fprintf(f, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"2.5\" fill=\"%s\"/>", PX(recs[i].epoch),
-                  PY(v), SERIES[s].color);
-      }
-    fputs("</g>\n", f);
-  }
+            ax_x(&a, best_epoch), a.y0, ax_x(&a, best_epoch), a.y1);
+  for (int s = 0; s < 3; s++) panel_series(f, &a, recs, n, quantity, s);
   fputs("</g>\n", f);
-#undef PX
-#undef PY
 }
 
 int sn_curves_svg(const char *path, const char *title, const sn_epoch_record *recs, int n,
