@@ -662,6 +662,67 @@ static int check_entries(const char *path, const sn_model *m, st_header *h, int6
   return 0;
 }
 
+/* The 8-byte header length and the JSON header after it, parsed into h (tensors
+ * sorted by name); *text holds the header's bytes, which h points into. */
+static int read_header(FILE *f, const char *path, int64_t fsize, char **text, st_header *h,
+                       int64_t *data_start, sn_error *err) {
+  uint8_t len8[8];
+  if (fsize < 8 || fread(len8, 1, 8, f) != 8)
+    return sn_fail(err,
+                   "%s: truncated: a safetensors file starts with an 8-byte header length, "
+                   "file has %lld bytes",
+                   path, (long long)fsize);
+  uint64_t hlen = 0;
+  for (int i = 0; i < 8; i++) hlen |= (uint64_t)len8[i] << (8 * i);
+  if (hlen == 0 || hlen > (uint64_t)ST_MAX_HEADER)
+    return sn_fail(err, "%s: header length %llu is %s (not a safetensors file?)", path,
+                   (unsigned long long)hlen, hlen ? "over the 100 MB limit" : "zero");
+  if ((int64_t)hlen > fsize - 8)
+    return sn_fail(err, "%s: truncated: header length %llu runs past the end of the %lld-byte file",
+                   path, (unsigned long long)hlen, (long long)fsize);
+  *text = malloc((size_t)hlen);
+  if (!*text)
+    return sn_fail(err, "%s: out of memory for a %llu-byte header", path, (unsigned long long)hlen);
+  if (fread(*text, 1, (size_t)hlen, f) != (size_t)hlen)
+    return sn_fail(err, "%s: read error: %s", path, strerror(errno));
+  json j = {.s = *text, .n = (size_t)hlen, .path = path, .err = err};
+  if (parse_header(&j, h)) return -1;
+  if (h->n > 1) qsort(h->t, (size_t)h->n, sizeof *h->t, cmp_tensor_name);
+  *data_start = 8 + (int64_t)hlen;
+  return 0;
+}
+
+enum { ST_CHUNK = 1 << 22 }; /* bytes read at a time */
+
+/* Tensor t of the file into parameter p of the model, converted to the model's
+ * dtype, through chunk (ST_CHUNK bytes). */
+static int read_tensor(FILE *f, const char *path, sn_model *m, const sn_param_info *p,
+                       const st_tensor *t, int64_t data_start, uint8_t *chunk, sn_error *err) {
+  int es = st_dtype_size(t->dtype);
+  bool bf16 = strcmp(t->dtype, "BF16") == 0;
+  if (fseeko(f, (off_t)(data_start + t->begin), SEEK_SET) != 0)
+    return sn_fail(err, "%s: seek error: %s", path, strerror(errno));
+  void *buf = p->buffer == 1 ? m->state : m->params; /* 1: running statistics */
+  int64_t per = ST_CHUNK / es;                       /* elements per chunk */
+  for (int64_t e0 = 0; e0 < p->count; e0 += per) {
+    int64_t k = p->count - e0 < per ? p->count - e0 : per;
+    if (fread(chunk, (size_t)es, (size_t)k, f) != (size_t)k)
+      return sn_fail(err, "%s: read error in tensor '%.128s': %s", path, p->name,
+                     feof(f) ? "unexpected end of file" : strerror(errno));
+    if (m->dtype == SN_RT_F32 && es == 4)
+      memcpy((float *)buf + p->offset + e0, chunk, (size_t)k * 4);
+    else if (m->dtype == SN_RT_F64 && es == 8)
+      memcpy((double *)buf + p->offset + e0, chunk, (size_t)k * 8);
+    else if (m->dtype == SN_RT_F32)
+      for (int64_t e = 0; e < k; e++)
+        ((float *)buf)[p->offset + e0 + e] = (float)load_elem(chunk, es, bf16, e);
+    else
+      for (int64_t e = 0; e < k; e++)
+        ((double *)buf)[p->offset + e0 + e] = load_elem(chunk, es, bf16, e);
+  }
+  return 0;
+}
+
 int sn_safetensors_read(const char *path, sn_model *m, sn_error *err) {
   if (m->n_params > 0 && (!m->params || !m->params_info))
     return sn_fail(err, "%s: the model has no parameter buffer (sn_model_alloc first)", path);
@@ -676,90 +737,27 @@ int sn_safetensors_read(const char *path, sn_model *m, sn_error *err) {
     fclose(f);
     return sn_fail(err, "%s: cannot read: %s", path, strerror(e));
   }
-  int64_t fsize = (int64_t)st.st_size;
+  int64_t fsize = (int64_t)st.st_size, data_start = 0;
   char *text = NULL;
   uint8_t *chunk = NULL;
   const st_tensor **match = NULL;
   st_header h = {0};
   int rc = -1;
-
-  uint8_t len8[8];
-  if (fsize < 8 || fread(len8, 1, 8, f) != 8) {
-    sn_fail(err,
-            "%s: truncated: a safetensors file starts with an 8-byte header length, "
-            "file has %lld bytes",
-            path, (long long)fsize);
-    goto done;
-  }
-  uint64_t hlen = 0;
-  for (int i = 0; i < 8; i++) hlen |= (uint64_t)len8[i] << (8 * i);
-  if (hlen == 0 || hlen > (uint64_t)ST_MAX_HEADER) {
-    sn_fail(err, "%s: header length %llu is %s (not a safetensors file?)", path,
-            (unsigned long long)hlen, hlen ? "over the 100 MB limit" : "zero");
-    goto done;
-  }
-  if ((int64_t)hlen > fsize - 8) {
-    sn_fail(err, "%s: truncated: header length %llu runs past the end of the %lld-byte file", path,
-            (unsigned long long)hlen, (long long)fsize);
-    goto done;
-  }
-  text = malloc((size_t)hlen);
-  if (!text) {
-    sn_fail(err, "%s: out of memory for a %llu-byte header", path, (unsigned long long)hlen);
-    goto done;
-  }
-  if (fread(text, 1, (size_t)hlen, f) != (size_t)hlen) {
-    sn_fail(err, "%s: read error: %s", path, strerror(errno));
-    goto done;
-  }
-  json j = {.s = text, .n = (size_t)hlen, .path = path, .err = err};
-  if (parse_header(&j, &h)) goto done;
-  if (h.n > 1) qsort(h.t, (size_t)h.n, sizeof *h.t, cmp_tensor_name);
-  int64_t data_start = 8 + (int64_t)hlen, data_size = fsize - data_start;
+  if (read_header(f, path, fsize, &text, &h, &data_start, err)) goto done;
   match = calloc((size_t)m->n_params + 1, sizeof *match);
   if (!match) {
     sn_fail(err, "%s: out of memory", path);
     goto done;
   }
-  if (check_entries(path, m, &h, data_size, match, err)) goto done;
-
+  if (check_entries(path, m, &h, fsize - data_start, match, err)) goto done;
   /* All checks passed; only an I/O error can stop us now. */
-  const int64_t CHUNK = INT64_C(1) << 22; /* bytes read at a time */
-  chunk = malloc((size_t)CHUNK);
+  chunk = malloc(ST_CHUNK);
   if (!chunk) {
     sn_fail(err, "%s: out of memory", path);
     goto done;
   }
-  for (int i = 0; i < m->n_params; i++) {
-    const sn_param_info *p = &m->params_info[i];
-    const st_tensor *t = match[i];
-    int es = st_dtype_size(t->dtype);
-    bool bf16 = strcmp(t->dtype, "BF16") == 0;
-    if (fseeko(f, (off_t)(data_start + t->begin), SEEK_SET) != 0) {
-      sn_fail(err, "%s: seek error: %s", path, strerror(errno));
-      goto done;
-    }
-    int64_t per = CHUNK / es; /* elements per chunk */
-    for (int64_t e0 = 0; e0 < p->count; e0 += per) {
-      int64_t k = p->count - e0 < per ? p->count - e0 : per;
-      if (fread(chunk, (size_t)es, (size_t)k, f) != (size_t)k) {
-        sn_fail(err, "%s: read error in tensor '%.128s': %s", path, p->name,
-                feof(f) ? "unexpected end of file" : strerror(errno));
-        goto done;
-      }
-      void *buf = p->buffer == 1 ? m->state : m->params; /* 1: running statistics */
-      if (m->dtype == SN_RT_F32 && es == 4)
-        memcpy((float *)buf + p->offset + e0, chunk, (size_t)k * 4);
-      else if (m->dtype == SN_RT_F64 && es == 8)
-        memcpy((double *)buf + p->offset + e0, chunk, (size_t)k * 8);
-      else if (m->dtype == SN_RT_F32)
-        for (int64_t e = 0; e < k; e++)
-          ((float *)buf)[p->offset + e0 + e] = (float)load_elem(chunk, es, bf16, e);
-      else
-        for (int64_t e = 0; e < k; e++)
-          ((double *)buf)[p->offset + e0 + e] = load_elem(chunk, es, bf16, e);
-    }
-  }
+  for (int i = 0; i < m->n_params; i++)
+    if (read_tensor(f, path, m, &m->params_info[i], match[i], data_start, chunk, err)) goto done;
   rc = 0;
 done:
   free(chunk);
