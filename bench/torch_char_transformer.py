@@ -8,15 +8,17 @@ test checks against specnet, trained with AdamW as specnet's (lr 1e-3, betas (0.
 0.999), eps 1e-7, weight decay 0.004).
 
     /usr/bin/python3 bench/torch_char_transformer.py TOKENS.npy STEPS THREADS [--batch 32]
-        [--loss ce|mse0] [--targets NEXT.npy]
+        [--loss ce|mse0] [--targets NEXT.npy] [--weight-decay WD]
+        [--val VTOKENS.npy --val-targets VNEXT.npy]
 
 TOKENS.npy holds windows (n, 64) of byte ids; NEXT.npy the next byte at every
 position (n, 64) for --loss ce (the cross-entropy of every position, mean over N x T);
 --loss mse0 is the mean squared logit over N x T*256 (the stand-in loss that
 specnet's timing run uses while the sequence loss is not there: the same amount of
 elementwise work). Windows are taken in order, batch after batch. Prints one JSON
-line: the median and mean seconds per step (after 3 warm-up steps) and the last
-loss. Installs nothing: without torch it prints a `skipped` line and exits 0.
+line: the median and mean seconds per step (after 3 warm-up steps), the last
+loss and, with --val, the mean cross-entropy over every position of the validation
+windows after training (val_loss, nats per token). Installs nothing: without torch it prints a `skipped` line and exits 0.
 """
 import argparse
 import json
@@ -37,6 +39,9 @@ def main():
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--loss", choices=["ce", "mse0"], default="mse0")
     p.add_argument("--targets")
+    p.add_argument("--weight-decay", type=float, default=0.004)
+    p.add_argument("--val")
+    p.add_argument("--val-targets")
     args = p.parse_args()
     try:
         import numpy as np
@@ -52,7 +57,7 @@ def main():
         net.pos.normal_(0, 0.02)
     ids = torch.from_numpy(np.load(args.tokens).astype(np.int64))
     nxt = torch.from_numpy(np.load(args.targets).astype(np.int64)) if args.targets else None
-    opt = torch.optim.AdamW(net.parameters(), lr=1e-3, betas=(0.9, 0.999), eps=1e-7, weight_decay=0.004)
+    opt = torch.optim.AdamW(net.parameters(), lr=1e-3, betas=(0.9, 0.999), eps=1e-7, weight_decay=args.weight_decay)
     times, loss = [], None
     n = len(ids) // args.batch
     for step in range(args.steps + 3):
@@ -70,9 +75,25 @@ def main():
         loss = l.item()
         if step >= 3:
             times.append(time.perf_counter() - t0)
-    print(json.dumps({"tool": "pytorch", "threads": args.threads, "steps": args.steps,
-                      "median_step_seconds": statistics.median(times),
-                      "mean_step_seconds": statistics.fmean(times), "loss": loss}), flush=True)
+    out = {"tool": "pytorch", "threads": args.threads, "steps": args.steps,
+           "median_step_seconds": statistics.median(times),
+           "mean_step_seconds": statistics.fmean(times), "loss": loss}
+    if args.val:
+        out["val_loss"] = val_loss(torch, np, ti, net, args.val, args.val_targets, args.batch)
+    print(json.dumps(out), flush=True)
+
+
+def val_loss(torch, np, ti, net, tokens, targets, batch):
+    """mean cross-entropy over every position of every validation window"""
+    ids = torch.from_numpy(np.load(tokens).astype(np.int64))
+    nxt = torch.from_numpy(np.load(targets).astype(np.int64))
+    total = 0.0
+    with torch.no_grad():
+        for b in range(0, len(ids), batch):
+            logits = net(ids[b:b + batch])
+            total += torch.nn.functional.cross_entropy(logits.reshape(-1, ti.V), nxt[b:b + batch].reshape(-1),
+                                                       reduction="sum").item()
+    return total / nxt.numel()
 
 
 if __name__ == "__main__":

@@ -606,15 +606,24 @@ static int set_labels(const sn_source *src, const char *yp, const double *yd, in
     out->target_elems = k;
     return 0;
   }
-  if (ynd == 2)
+  /* (n, L) integers: L labels a sample, when the loss reads one per position */
+  const int64_t L = ynd == 2 && yint && src->label_elems > 1 && k == src->label_elems ? k : 1;
+  if (ynd == 2 && L == 1 && src->label_elems > 1)
+    return sn_fail(err,
+                   "%s: shape (%lld, %lld)%s, but the model's loss reads integer class labels of "
+                   "shape (%lld, %lld), one per position",
+                   yp, (long long)n, (long long)k, yint ? "" : " of floats", (long long)n,
+                   (long long)src->label_elems);
+  if (ynd == 2 && L == 1)
     return sn_fail(err,
                    "%s: shape (%lld, %lld) holds float targets, but the model's loss reads class "
                    "labels of shape (%lld); hint: np.save(path, y.argmax(1))",
                    yp, (long long)n, (long long)k, (long long)n);
-  out->y = malloc((size_t)n * sizeof(int32_t));
+  out->y = malloc((size_t)(n * L) * sizeof(int32_t));
   if (!out->y) return sn_fail(err, "%s: out of memory", yp);
+  if (L > 1) out->label_elems = L;
   int32_t maxl = 0;
-  for (int64_t i = 0; i < n; i++) {
+  for (int64_t i = 0; i < n * L; i++) {
     double v = yd[i];
     if (!(v >= 0 && v == floor(v) && v <= 2147483647.0))
       return sn_fail(err, "%s: element %lld is %.17g; class labels must be integers >= 0%s", yp,

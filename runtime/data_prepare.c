@@ -22,6 +22,7 @@ static int load_one(const sn_data_config *c, const sn_model *m, const sn_source 
                     sn_dataset *out, const sn_dataset *train, sn_error *err) {
   sn_source src = *src_in;
   src.target_elems = m->target_elems; /* what the loss reads: labels or float targets */
+  src.label_elems = m->label_elems;
   if (train && train->class_names) {
     src.class_names = (const char *const *)train->class_names;
     src.n_class_names = train->n_class_names;

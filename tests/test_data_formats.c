@@ -355,6 +355,16 @@ static void test_npy_good(void) {
   src = npy_source("x.npy", "yf.npy");
   CHECK(sn_dataset_load(&src, &ds, &err) == 0 && ds.y[0] == 1 && ds.y[2] == 2, "yf: %s", err.msg);
   sn_dataset_free(&ds);
+  /* integer y (n, T) for a loss that reads a label per position (sequence outputs) */
+  int16_t yseq[6] = {3, 0, 2, 1, 1, 4};
+  write_npy("yseq.npy", "<i2", "(3, 2)", yseq, sizeof yseq);
+  src = npy_source("x1.npy", "yseq.npy");
+  src.label_elems = 2;
+  CHECK(sn_dataset_load(&src, &ds, &err) == 0, "yseq.npy: %s", err.msg);
+  CHECK(ds.n == 3 && ds.label_elems == 2 && ds.y && ds.y[0] == 3 && ds.y[3] == 1 && ds.y[5] == 4 &&
+            ds.classes == 5 && !ds.t,
+        "yseq: per-position labels");
+  sn_dataset_free(&ds);
   /* limit, and x only */
   src = npy_source("x.npy", NULL);
   src.no_labels = true;
@@ -433,6 +443,10 @@ static void test_npy_errors(void) {
   src = npy_source("x3.npy", "t32.npy");
   expect_error(&src, "%s/t32.npy: shape (3, 2) holds float targets, but the model's loss reads "
                      "class labels of shape (3); hint: np.save(path, y.argmax(1))");
+  src.label_elems = 3; /* a label per position of 3, as floats of the wrong width */
+  expect_error(&src, "%s/t32.npy: shape (3, 2) of floats, but the model's loss reads integer class "
+                     "labels of shape (3, 3), one per position");
+  src.label_elems = 0;
   src.target_elems = 3;
   expect_error(&src, "%s/t32.npy: 2 target values per sample, but the model's loss reads 3");
   src = npy_source("x3.npy", NULL);

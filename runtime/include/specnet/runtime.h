@@ -137,6 +137,9 @@ typedef struct sn_source {
    * NULL: the source makes its own from its text */
   const uint32_t *chars;
   int n_chars;
+  int64_t label_elems; /* class labels per sample the model's loss reads (T for a
+                        * sequence output, set by the driver like target_elems; 0 or
+                        * 1: one): an integer npy y of shape (n, T) is T labels a sample */
 } sn_source;
 
 /* Samples as stored (data_store.c): an NPY or raw IDX file read in place (pread,
