@@ -233,7 +233,7 @@ static void write_resolved(const sn_spec *s, const char *dir) {
   }
 }
 
-/* Ctrl-C during training: say how to continue, then die of SIGINT as before. The
+/* Ctrl-C during training: say how to continue, then die of SIGINT (its default action). The
  * run folder holds the checkpoint and state of the last finished epoch. */
 static char interrupt_note[4400];
 static size_t interrupt_len;
