@@ -651,6 +651,51 @@ static int agree(const sn_comm *C, int local, sn_error *err) {
   return sn_fail(err, "stopped because rank %d of %d failed (its error is above)", first, C->size);
 }
 
+/* This rank's gradient of a data-parallel step, weighted by w = its rows / the
+ * global batch's rows (zero when it has no rows of the batch). */
+static void dist_grad(sn_model *m, sn_step_args *a, double w) {
+  if (a->rows > 0) {
+    m->grad_step(a);
+    scale_buf(m, m->grads, m->param_count, w);
+  } else { /* no rows of this batch here: no gradient, no statistics */
+    memset(m->grads, 0, (size_t)m->param_count * dtype_bytes(m));
+  }
+}
+
+/* The step's loss and metric sums (a->loss_sum, a->metric_sums) summed over the
+ * ranks. *stop: the loss is not finite on some rank (every rank sees the same sums,
+ * so all stop, before the update: the weights stay those of the last good step);
+ * *bad: the first such rank, or -1. */
+static int dist_sum_losses(const sn_comm *C, int K, const sn_step_args *a, bool *stop, int *bad,
+                           sn_error *err) {
+  const bool own_finite = isfinite(*a->loss_sum);
+  double sums[2 + MAX_METRICS];
+  sums[0] = *a->loss_sum;
+  for (int k = 0; k < K; k++) sums[1 + k] = a->metric_sums[k];
+  sums[1 + K] = !own_finite; /* ranks whose loss is not finite */
+  if (C->sum_f64(C->ctx, sums, 2 + K)) return comm_failed(err);
+  *a->loss_sum = sums[0];
+  for (int k = 0; k < K; k++) a->metric_sums[k] = sums[1 + k];
+  *stop = sums[1 + K] > 0 || !isfinite(*a->loss_sum);
+  *bad = -1;
+  if (*stop && (*bad = sn_comm_first_failed(C, !own_finite)) == -2) return comm_failed(err);
+  return 0;
+}
+
+/* The gradients summed over the ranks, the update of the global batch on every rank,
+ * then the state buffers as the row-weighted average over the ranks. */
+static int dist_update(const sn_comm *C, sn_model *m, sn_step_args *a, int64_t global, double w,
+                       sn_error *err) {
+  if (sum_buf(C, m, m->grads, m->param_count)) return comm_failed(err);
+  a->rows = global;
+  m->update(a);
+  if (m->state_count > 0) {
+    scale_buf(m, m->state, m->state_count, w);
+    if (sum_buf(C, m, m->state, m->state_count)) return comm_failed(err);
+  }
+  return 0;
+}
+
 /* ---------------------------------------------------------------------------
  * One epoch */
 
@@ -710,39 +755,19 @@ static int train_epoch(sn_model *m, const sn_dataset *ds, const sn_train_opts *o
     } else {
       const int64_t global = n - b * bs < bs ? n - b * bs : bs;
       const double w = (double)rows / (double)global;
-      if (rows > 0) {
-        m->grad_step(&a);
-        scale_buf(m, m->grads, m->param_count, w);
-      } else { /* no rows of this batch here: no gradient, no statistics */
-        memset(m->grads, 0, (size_t)m->param_count * dtype_bytes(m));
-      }
+      dist_grad(m, &a, w);
       loader_put(L, b);
-      const bool own_finite = isfinite(loss_sum);
-      double sums[2 + MAX_METRICS];
-      sums[0] = loss_sum;
-      for (int k = 0; k < K; k++) sums[1 + k] = metric_sums[k];
-      sums[1 + K] = !own_finite; /* ranks whose loss is not finite */
-      if (C->sum_f64(C->ctx, sums, 2 + K)) return comm_failed(err);
-      loss_sum = sums[0];
-      for (int k = 0; k < K; k++) metric_sums[k] = sums[1 + k];
-      if (sums[1 + K] > 0 || !isfinite(loss_sum)) {
-        /* Every rank sees the same sums, so all stop here, before the update (the
-         * weights stay those of the last good step); name the first bad rank. */
-        int bad = sn_comm_first_failed(C, !own_finite);
-        if (bad == -2) return comm_failed(err);
+      bool stop = false;
+      int bad = -1;
+      if (dist_sum_losses(C, K, &a, &stop, &bad, err)) return -1;
+      if (stop) {
         if (progress) batches_done(o);
         char where[64] = "";
         if (bad >= 0) snprintf(where, sizeof where, " on rank %d of %d", bad, C->size);
         return sn_fail(err, "loss is %s at epoch %d step %lld%s; try a lower learning_rate",
                        isnan(loss_sum) ? "nan" : "inf", epoch, (long long)*step, where);
       }
-      if (sum_buf(C, m, m->grads, m->param_count)) return comm_failed(err);
-      a.rows = global;
-      m->update(&a);
-      if (m->state_count > 0) {
-        scale_buf(m, m->state, m->state_count, w);
-        if (sum_buf(C, m, m->state, m->state_count)) return comm_failed(err);
-      }
+      if (dist_update(C, m, &a, global, w, err)) return -1;
       rows = global;
     }
     if (!isfinite(loss_sum)) {
