@@ -148,7 +148,7 @@ static void stage(const sn_model *m, const sn_dataset *ds, const int64_t *idx, i
 
 /* ---------------------------------------------------------------------------
  * The loader: a job is the batches of one data set in one order; the consumer asks
- * for batch b (loader_get) and hands it back when its step is done (loader_put). */
+ * for batch b (sn_loader_get) and hands it back when its step is done (sn_loader_put). */
 
 typedef struct loader {
   const sn_model *m;
@@ -211,7 +211,7 @@ static void *loader_thread(void *arg) {
   return NULL;
 }
 
-static void loader_free(loader *L) {
+static void sn_loader_free(loader *L) {
   if (L->threaded) {
     pthread_mutex_lock(&L->mu);
     L->quit = true;
@@ -231,7 +231,7 @@ static void loader_free(loader *L) {
 }
 
 /* Slots for `cap` rows; a thread when `threaded`. */
-static int loader_init(loader *L, const sn_model *m, int64_t cap, bool threaded, sn_error *err) {
+static int sn_loader_init(loader *L, const sn_model *m, int64_t cap, bool threaded, sn_error *err) {
   memset(L, 0, sizeof *L);
   L->m = m;
   const size_t es = dtype_bytes(m);
@@ -241,21 +241,21 @@ static int loader_init(loader *L, const sn_model *m, int64_t cap, bool threaded,
     L->slots[i].y = malloc((size_t)cap * (size_t)model_labels(m) * sizeof(int32_t));
     L->slots[i].t = T ? malloc((size_t)cap * (size_t)T * es) : NULL;
     if (!L->slots[i].x || !L->slots[i].y || (T && !L->slots[i].t)) {
-      loader_free(L);
+      sn_loader_free(L);
       return sn_fail(err, "out of memory for the batch buffers (%lld samples of %lld elements)",
                      (long long)cap, (long long)m->input_elems);
     }
   }
   if (threaded) {
     if (pthread_mutex_init(&L->mu, NULL) || pthread_cond_init(&L->cv, NULL)) {
-      loader_free(L);
+      sn_loader_free(L);
       return sn_fail(err, "cannot set up the batch loader thread");
     }
     int e = pthread_create(&L->thread, NULL, loader_thread, L);
     if (e) {
       pthread_cond_destroy(&L->cv);
       pthread_mutex_destroy(&L->mu);
-      loader_free(L);
+      sn_loader_free(L);
       return sn_fail(err, "cannot start the batch loader thread: %s", strerror(e));
     }
     L->threaded = true;
@@ -265,7 +265,7 @@ static int loader_init(loader *L, const sn_model *m, int64_t cap, bool threaded,
 
 /* Starts a job: the batches of bs rows of ds in the order idx (NULL: in order), of each
  * batch the shard `shard` of `shards`. */
-static void loader_start(loader *L, const sn_dataset *ds, const int64_t *idx, int64_t bs,
+static void sn_loader_start(loader *L, const sn_dataset *ds, const int64_t *idx, int64_t bs,
                          int shard, int shards) {
   if (L->threaded) {
     pthread_mutex_lock(&L->mu);
@@ -291,7 +291,7 @@ static void loader_start(loader *L, const sn_dataset *ds, const int64_t *idx, in
   }
 }
 
-static const staged *loader_get(loader *L, int64_t b) {
+static const staged *sn_loader_get(loader *L, int64_t b) {
   double t0 = sn_now();
   slot *s = &L->slots[b % 2];
   if (L->threaded) {
@@ -307,7 +307,7 @@ static const staged *loader_get(loader *L, int64_t b) {
   return &s->b;
 }
 
-static void loader_put(loader *L, int64_t b) {
+static void sn_loader_put(loader *L, int64_t b) {
   if (!L->threaded) return;
   pthread_mutex_lock(&L->mu);
   L->consumed = b + 1;
@@ -379,9 +379,9 @@ static int evaluate(sn_model *m, const sn_dataset *ds, loader *L, const sn_comm 
   if (sn_dataset_check(ds, err)) return -1;
   sn_dataset part = *ds;
   if (C) part = sn_dataset_rows(ds, ds->n * C->rank / C->size, ds->n * (C->rank + 1) / C->size);
-  loader_start(L, &part, NULL, m->batch_capacity, 0, 1);
+  sn_loader_start(L, &part, NULL, m->batch_capacity, 0, 1);
   for (int64_t b = 0; b < L->n_batches; b++) {
-    const staged *bt = loader_get(L, b);
+    const staged *bt = sn_loader_get(L, b);
     double loss_sum = 0, metric_sums[MAX_METRICS] = {0};
     sn_step_args a = {
         .x = bt->x,
@@ -397,7 +397,7 @@ static int evaluate(sn_model *m, const sn_dataset *ds, loader *L, const sn_comm 
         .state = m->state,
     };
     m->eval_step(&a);
-    loader_put(L, b);
+    sn_loader_put(L, b);
     loss_total += loss_sum;
     for (int k = 0; k < K; k++) metric_total[k] += metric_sums[k];
   }
@@ -423,10 +423,10 @@ int sn_evaluate(sn_model *m, const sn_dataset *ds, sn_eval_result *out, sn_error
   if (check_model(m, err) || check_dataset(m, ds, "evaluation", true, err)) return -1;
   if (!m->eval_step) return sn_fail(err, "model has no eval_step function");
   loader L;
-  if (loader_init(&L, m, m->batch_capacity, !sn_dataset_direct(ds) || m->dtype != SN_RT_F32, err))
+  if (sn_loader_init(&L, m, m->batch_capacity, !sn_dataset_direct(ds) || m->dtype != SN_RT_F32, err))
     return -1;
   int rc = evaluate(m, ds, &L, NULL, out, err);
-  loader_free(&L);
+  sn_loader_free(&L);
   return rc;
 }
 
@@ -439,16 +439,16 @@ int sn_predict_all(sn_model *m, const sn_dataset *ds, double *out, sn_error *err
   void *buf = malloc((size_t)m->batch_capacity * (size_t)O * dtype_bytes(m)); /* (cap, O) */
   loader L;
   if (!buf) return sn_fail(err, "out of memory for the output batch");
-  if (loader_init(&L, m, m->batch_capacity, false, err)) {
+  if (sn_loader_init(&L, m, m->batch_capacity, false, err)) {
     free(buf);
     return -1;
   }
   sn_dataset in = *ds; /* no targets: predict reads x only */
   in.y = NULL;
   in.t = NULL;
-  loader_start(&L, &in, NULL, m->batch_capacity, 0, 1);
+  sn_loader_start(&L, &in, NULL, m->batch_capacity, 0, 1);
   for (int64_t b = 0; b < L.n_batches; b++) {
-    const staged *bt = loader_get(&L, b);
+    const staged *bt = sn_loader_get(&L, b);
     sn_step_args a = {
         .x = bt->x,
         .rows = bt->rows,
@@ -464,7 +464,7 @@ int sn_predict_all(sn_model *m, const sn_dataset *ds, double *out, sn_error *err
     for (int64_t i = 0; i < bt->rows * O; i++)
       o[i] = m->dtype == SN_RT_F32 ? (double)((const float *)buf)[i] : ((const double *)buf)[i];
   }
-  loader_free(&L);
+  sn_loader_free(&L);
   free(buf);
   return 0;
 }
@@ -636,24 +636,24 @@ static int sum_buf(const sn_comm *C, const sn_model *m, void *buf, int64_t count
   return m->dtype == SN_RT_F64 ? C->sum_f64(C->ctx, buf, count) : C->sum_f32(C->ctx, buf, count);
 }
 
-static int comm_failed(sn_error *err) {
+static int sn_dist_comm_failed(sn_error *err) {
   return sn_fail(err, "communication between ranks failed");
 }
 
 /* Whether any rank failed (local != 0 on that rank): a collective. 0 when none did; a
  * failed rank keeps its own message, the others get one naming the first that failed. */
-static int agree(const sn_comm *C, int local, sn_error *err) {
+static int sn_dist_agree(const sn_comm *C, int local, sn_error *err) {
   if (!C) return local;
   int first = sn_comm_first_failed(C, local != 0);
   if (first == -1) return 0;
-  if (first == -2) return comm_failed(err);
+  if (first == -2) return sn_dist_comm_failed(err);
   if (local) return -1;
   return sn_fail(err, "stopped because rank %d of %d failed (its error is above)", first, C->size);
 }
 
 /* This rank's gradient of a data-parallel step, weighted by w = its rows / the
  * global batch's rows (zero when it has no rows of the batch). */
-static void dist_grad(sn_model *m, sn_step_args *a, double w) {
+static void sn_dist_grad(sn_model *m, sn_step_args *a, double w) {
   if (a->rows > 0) {
     m->grad_step(a);
     scale_buf(m, m->grads, m->param_count, w);
@@ -666,32 +666,32 @@ static void dist_grad(sn_model *m, sn_step_args *a, double w) {
  * ranks. *stop: the loss is not finite on some rank (every rank sees the same sums,
  * so all stop, before the update: the weights stay those of the last good step);
  * *bad: the first such rank, or -1. */
-static int dist_sum_losses(const sn_comm *C, int K, const sn_step_args *a, bool *stop, int *bad,
+static int sn_dist_sum_losses(const sn_comm *C, int K, const sn_step_args *a, bool *stop, int *bad,
                            sn_error *err) {
   const bool own_finite = isfinite(*a->loss_sum);
   double sums[2 + MAX_METRICS];
   sums[0] = *a->loss_sum;
   for (int k = 0; k < K; k++) sums[1 + k] = a->metric_sums[k];
   sums[1 + K] = !own_finite; /* ranks whose loss is not finite */
-  if (C->sum_f64(C->ctx, sums, 2 + K)) return comm_failed(err);
+  if (C->sum_f64(C->ctx, sums, 2 + K)) return sn_dist_comm_failed(err);
   *a->loss_sum = sums[0];
   for (int k = 0; k < K; k++) a->metric_sums[k] = sums[1 + k];
   *stop = sums[1 + K] > 0 || !isfinite(*a->loss_sum);
   *bad = -1;
-  if (*stop && (*bad = sn_comm_first_failed(C, !own_finite)) == -2) return comm_failed(err);
+  if (*stop && (*bad = sn_comm_first_failed(C, !own_finite)) == -2) return sn_dist_comm_failed(err);
   return 0;
 }
 
 /* The gradients summed over the ranks, the update of the global batch on every rank,
  * then the state buffers as the row-weighted average over the ranks. */
-static int dist_update(const sn_comm *C, sn_model *m, sn_step_args *a, int64_t global, double w,
+static int sn_dist_update(const sn_comm *C, sn_model *m, sn_step_args *a, int64_t global, double w,
                        sn_error *err) {
-  if (sum_buf(C, m, m->grads, m->param_count)) return comm_failed(err);
+  if (sum_buf(C, m, m->grads, m->param_count)) return sn_dist_comm_failed(err);
   a->rows = global;
   m->update(a);
   if (m->state_count > 0) {
     scale_buf(m, m->state, m->state_count, w);
-    if (sum_buf(C, m, m->state, m->state_count)) return comm_failed(err);
+    if (sum_buf(C, m, m->state, m->state_count)) return sn_dist_comm_failed(err);
   }
   return 0;
 }
@@ -720,10 +720,10 @@ static int train_epoch(sn_model *m, const sn_dataset *ds, const sn_train_opts *o
   }
   /* the loader stages nothing between jobs, so the samples may change here */
   if (ds->epoch_fill) ds->epoch_fill(ds, epoch);
-  loader_start(L, ds, idx, bs, C ? C->rank : 0, C ? C->size : 1);
+  sn_loader_start(L, ds, idx, bs, C ? C->rank : 0, C ? C->size : 1);
   double batch_mean_total = 0, metric_total[MAX_METRICS] = {0};
   for (int64_t b = 0; b < batches; b++) {
-    const staged *bt = loader_get(L, b);
+    const staged *bt = sn_loader_get(L, b);
     double loss_sum = 0, metric_sums[MAX_METRICS] = {0};
     ++*step;
     rec->lr = sn_schedule_lr(&o->schedule, o->learning_rate, *step, batches, o->epochs);
@@ -751,15 +751,15 @@ static int train_epoch(sn_model *m, const sn_dataset *ds, const sn_train_opts *o
         m->grad_step(&a);
         m->update(&a);
       }
-      loader_put(L, b);
+      sn_loader_put(L, b);
     } else {
       const int64_t global = n - b * bs < bs ? n - b * bs : bs;
       const double w = (double)rows / (double)global;
-      dist_grad(m, &a, w);
-      loader_put(L, b);
+      sn_dist_grad(m, &a, w);
+      sn_loader_put(L, b);
       bool stop = false;
       int bad = -1;
-      if (dist_sum_losses(C, K, &a, &stop, &bad, err)) return -1;
+      if (sn_dist_sum_losses(C, K, &a, &stop, &bad, err)) return -1;
       if (stop) {
         if (progress) batches_done(o);
         char where[64] = "";
@@ -767,7 +767,7 @@ static int train_epoch(sn_model *m, const sn_dataset *ds, const sn_train_opts *o
         return sn_fail(err, "loss is %s at epoch %d step %lld%s; try a lower learning_rate",
                        isnan(loss_sum) ? "nan" : "inf", epoch, (long long)*step, where);
       }
-      if (dist_update(C, m, &a, global, w, err)) return -1;
+      if (sn_dist_update(C, m, &a, global, w, err)) return -1;
       rows = global;
     }
     if (!isfinite(loss_sum)) {
@@ -862,7 +862,7 @@ static int keep_lines(const char *path, int64_t keep, int64_t *lines, sn_error *
 }
 
 /* Rank 0: the record files, emptied (or, resuming, kept up to the epochs done). */
-static int open_records(sn_model *m, const sn_train_opts *o, bool has_val, bool has_test,
+static int sn_train_open_records(sn_model *m, const sn_train_opts *o, bool has_val, bool has_test,
                         int epochs_done, FILE **jsonl, FILE **csv, sn_error *err) {
   int64_t lines = 0;
   const bool append = o->resume;
@@ -877,7 +877,7 @@ static int open_records(sn_model *m, const sn_train_opts *o, bool has_val, bool 
 }
 
 /* Rank 0, after an epoch (and at the end): the weights, then what --resume needs. */
-static int write_checkpoint(const sn_model *m, const sn_train_opts *o, int64_t train_n,
+static int sn_train_checkpoint(const sn_model *m, const sn_train_opts *o, int64_t train_n,
                             const sn_run_state *st, const sn_epoch_record *recs,
                             const void *best_params, const void *best_state, sn_error *err) {
   if (o->checkpoint_path && sn_safetensors_write(o->checkpoint_path, m, err)) return -1;
@@ -891,10 +891,10 @@ static int write_checkpoint(const sn_model *m, const sn_train_opts *o, int64_t t
  * Training */
 
 /* Resuming with several ranks: rank 0 read the files; everyone gets what it read. */
-static int share_resumed(const sn_comm *C, sn_model *m, sn_run_state *st, sn_epoch_record **recs,
+static int sn_dist_share_resumed(const sn_comm *C, sn_model *m, sn_run_state *st, sn_epoch_record **recs,
                          int *recs_cap, int epochs, void *best_params, void *best_state,
                          bool *has_best, sn_error *err) {
-  if (C->bcast(C->ctx, st, (int64_t)sizeof *st, 0)) return comm_failed(err);
+  if (C->bcast(C->ctx, st, (int64_t)sizeof *st, 0)) return sn_dist_comm_failed(err);
   int local = 0;
   if (C->rank != 0 && st->epochs_done >= *recs_cap) {
     int cap = (st->epochs_done > epochs ? st->epochs_done : epochs) + 1;
@@ -907,7 +907,7 @@ static int share_resumed(const sn_comm *C, sn_model *m, sn_run_state *st, sn_epo
       *recs_cap = cap;
     }
   }
-  if (agree(C, local, err)) return -1;
+  if (sn_dist_agree(C, local, err)) return -1;
   const size_t es = dtype_bytes(m);
   bool hb = *has_best;
   if (C->bcast(C->ctx, *recs, (int64_t)(sizeof **recs * (size_t)st->epochs_done), 0) ||
@@ -915,12 +915,12 @@ static int share_resumed(const sn_comm *C, sn_model *m, sn_run_state *st, sn_epo
       (m->state_count > 0 && C->bcast(C->ctx, m->state, m->state_count * (int64_t)es, 0)) ||
       C->bcast(C->ctx, m->opt_state, m->opt_state_count * (int64_t)es, 0) ||
       C->bcast(C->ctx, &hb, (int64_t)sizeof hb, 0))
-    return comm_failed(err);
+    return sn_dist_comm_failed(err);
   *has_best = hb;
   if (hb && best_params &&
       (C->bcast(C->ctx, best_params, m->param_count * (int64_t)es, 0) ||
        (m->state_count > 0 && C->bcast(C->ctx, best_state, m->state_count * (int64_t)es, 0))))
-    return comm_failed(err);
+    return sn_dist_comm_failed(err);
   return 0;
 }
 
@@ -928,7 +928,7 @@ static int share_resumed(const sn_comm *C, sn_model *m, sn_run_state *st, sn_epo
  * weights stay equal bit for bit, unless their CPUs round differently (each host's
  * JIT compiles for its own CPU: FMA contraction, vector width). Then rank 0's weights,
  * state and optimizer state go to every rank, and *drifted says so. */
-static int resync(const sn_comm *C, sn_model *m, bool *drifted, sn_error *err) {
+static int sn_dist_resync(const sn_comm *C, sn_model *m, bool *drifted, sn_error *err) {
   const uint64_t h = sn_weights_hash(m);
   const double v[2] = {(double)(h >> 32), (double)(h & 0xffffffffu)};
   int differs;
@@ -938,14 +938,14 @@ static int resync(const sn_comm *C, sn_model *m, bool *drifted, sn_error *err) {
   if (C->bcast(C->ctx, m->params, m->param_count * es, 0) ||
       (m->state_count > 0 && C->bcast(C->ctx, m->state, m->state_count * es, 0)) ||
       C->bcast(C->ctx, m->opt_state, m->opt_state_count * es, 0))
-    return comm_failed(err);
+    return sn_dist_comm_failed(err);
   *drifted = true;
   return 0;
 }
 
 /* Several ranks: they must hold the same weights, data sizes and options, or the
  * shards and the summed gradients mean nothing. */
-static int check_same(const sn_comm *C, const sn_model *m, const sn_dataset *train,
+static int sn_dist_check_same(const sn_comm *C, const sn_model *m, const sn_dataset *train,
                       const sn_dataset *val, const sn_dataset *test, const sn_train_opts *o,
                       const sn_run_state *st, sn_error *err) {
   static const char *const what[] = {
@@ -1011,7 +1011,7 @@ int sn_train(sn_model *m, const sn_dataset *train, const sn_dataset *val, const 
   if (!local) {
     /* A loader thread beside a pool that has every core would take turns with the
      * pool's threads mid-step: then the pool stages each batch itself. */
-    local = loader_init(&L, m, m->batch_capacity, !opts->no_prefetch && sn_threads() < sn_cpus(), err);
+    local = sn_loader_init(&L, m, m->batch_capacity, !opts->no_prefetch && sn_threads() < sn_cpus(), err);
     have_loader = !local;
   }
   if (!local) {
@@ -1025,7 +1025,7 @@ int sn_train(sn_model *m, const sn_dataset *train, const sn_dataset *val, const 
       local = sn_fail(err, "out of memory for the training buffers (%lld samples)",
                       (long long)train->n);
   }
-  if (agree(C, local, err)) goto done;
+  if (sn_dist_agree(C, local, err)) goto done;
   /* Then rank 0 reads what it resumes from, and shares it; the ranks check that they
    * hold the same weights; rank 0 opens the record files. */
   if (opts->resume) {
@@ -1034,15 +1034,15 @@ int sn_train(sn_model *m, const sn_dataset *train, const sn_dataset *val, const 
                                 &recs, opts->epochs, best_params, best_state, &has_best, err);
       if (!local && st.epochs_done >= recs_cap) recs_cap = st.epochs_done + 1;
     }
-    if (agree(C, local, err)) goto done;
-    if (C && share_resumed(C, m, &st, &recs, &recs_cap, opts->epochs, best_params, best_state,
+    if (sn_dist_agree(C, local, err)) goto done;
+    if (C && sn_dist_share_resumed(C, m, &st, &recs, &recs_cap, opts->epochs, best_params, best_state,
                            &has_best, err))
       goto done;
   }
-  if (C && check_same(C, m, train, val, test, opts, &st, err)) goto done;
+  if (C && sn_dist_check_same(C, m, train, val, test, opts, &st, err)) goto done;
   if (lead)
-    local = open_records(m, opts, val != NULL, test != NULL, st.epochs_done, &jsonl, &csv, err);
-  if (agree(C, local, err)) goto done;
+    local = sn_train_open_records(m, opts, val != NULL, test != NULL, st.epochs_done, &jsonl, &csv, err);
+  if (sn_dist_agree(C, local, err)) goto done;
 
   const int done_before = st.epochs_done;
   const bool show_lr = opts->schedule.kind != SN_SCHED_CONSTANT;
@@ -1058,7 +1058,7 @@ int sn_train(sn_model *m, const sn_dataset *train, const sn_dataset *val, const 
     sn_epoch_record rec = {.epoch = epoch, .lr = opts->learning_rate};
     if (train_epoch(m, train, opts, C, epoch, idx, &L, &st.step, &rec, err)) goto done;
     bool drifted = false;
-    if (C && resync(C, m, &drifted, err)) goto done;
+    if (C && sn_dist_resync(C, m, &drifted, err)) goto done;
     if (drifted && lead && !drift_noted) {
       report_note(opts,
                   "note: the ranks' weights drifted apart in epoch %d (CPUs that round differently?); "
@@ -1109,10 +1109,10 @@ int sn_train(sn_model *m, const sn_dataset *train, const sn_dataset *val, const 
         last_svg = sn_now();
       }
       if (!local)
-        local = write_checkpoint(m, opts, train->n, &st, recs, has_best ? best_params : NULL,
+        local = sn_train_checkpoint(m, opts, train->n, &st, recs, has_best ? best_params : NULL,
                                  best_state, err);
     }
-    if (agree(C, local, err)) goto done;
+    if (sn_dist_agree(C, local, err)) goto done;
     if (opts->on_epoch) opts->on_epoch(&rec, opts->on_epoch_ctx);
   }
 
@@ -1123,8 +1123,8 @@ int sn_train(sn_model *m, const sn_dataset *train, const sn_dataset *val, const 
     if (m->state_count > 0) memcpy(m->state, best_state, (size_t)m->state_count * es_bytes);
     restored = true;
     /* the checkpoint holds the weights the run ends with */
-    local = lead ? write_checkpoint(m, opts, train->n, &st, recs, best_params, best_state, err) : 0;
-    if (agree(C, local, err)) goto done;
+    local = lead ? sn_train_checkpoint(m, opts, train->n, &st, recs, best_params, best_state, err) : 0;
+    if (sn_dist_agree(C, local, err)) goto done;
   }
   if (lead && es->enabled && st.best_epoch > 0 && st.epochs_done > done_before) {
     const char *name = es->monitor[0] ? es->monitor : "val_loss";
@@ -1159,7 +1159,7 @@ done:
     rc = sn_fail(err, "cannot write %s: %s", opts->metrics_path, strerror(errno));
   if (csv && fclose(csv) != 0 && rc == 0)
     rc = sn_fail(err, "cannot write %s: %s", opts->csv_path, strerror(errno));
-  if (have_loader) loader_free(&L);
+  if (have_loader) sn_loader_free(&L);
   free(idx);
   free(best_params);
   free(best_state);
