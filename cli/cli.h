@@ -1,5 +1,6 @@
-/* Shared pieces of the specnet command (main.c: options, check/train/eval/emit;
- * cmd_test.c: specnet test). */
+/* What crosses the files of the specnet command: main.c (options, dispatch),
+ * session.c (spec, compile, data, weights), cmd_train.c (one training run),
+ * cmd_sweep.c, cmd_model.c (check, emit, eval) and the other cmd_*.c. */
 #ifndef SPECNET_CLI_H
 #define SPECNET_CLI_H
 
@@ -94,6 +95,13 @@ int check_text_vocab(const sn_spec *s, const sn_dataset *train);
 void write_vocab(const sn_dataset *train, const char *dir);
 int read_vocab(const char *weights, uint32_t **chars, int *n, char *msg, size_t cap);
 
+int cmd_check(const opts *o);
+int cmd_emit(const opts *o);
+int cmd_eval(const opts *o);
+/* --resume DIR: with no SPEC, o->spec becomes DIR/spec.resolved.yaml (kept in
+ * record, of cap bytes); with one, the spec (after --set) must resolve to that
+ * file but for train.epochs. 0 or an exit code, the differences printed. */
+int resume_check(opts *o, char *record, size_t cap);
 int cmd_test(const opts *o);
 /* report.html of the run in dir, or at out when not NULL; 0 or an exit code. */
 int report_write(const char *dir, const char *out);

@@ -741,7 +741,7 @@ static int build_attention(builder *b, const sn_layer_spec *l, const input *in, 
                     "%s: causal attention in a classifier: each position sees only the text before it, "
                     "so a pooled summary of a record misses most of its context",
                     l->name);
-  if (in[0].mask >= 0) /* issue 15: the key-padding mask is still to come */
+  if (in[0].mask >= 0) /* attention applies no key-padding mask */
     sn_diag_warning(b->d, l->loc,
                     "%s: attention does not mask padding yet: padded positions (model.pad_id) are keys like "
                     "any other",

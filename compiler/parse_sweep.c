@@ -2,7 +2,7 @@
  * changed, as by --set: a grid, random trials, or a method with distributions and
  * the successive-halving scheduler. Each setting is checked by applying it to a
  * copy of the tree and checking the copy, so a sweep that names a wrong key or a
- * bad value fails now rather than in run 7. */
+ * bad value fails when the spec is checked, not in run 7. */
 #include <errno.h>
 #include <math.h>
 #include <stdarg.h>

@@ -1,318 +1,44 @@
 /* The training and evaluation loops: epochs of shuffled batches through the
  * generated step functions, the learning-rate schedule, early stopping, per-epoch
- * loss and metrics, the progress line, the summary line and the run's records
- * (metrics.jsonl, metrics.csv, curves.svg through report.c).
+ * loss and metrics, the run's records (metrics.jsonl, metrics.csv, curves.svg
+ * through report.c). Progress, epoch lines and notes go to opts->reporter: the
+ * library prints nothing itself.
  *
  * With a comm (specnet/runtime.h: sn_comm) the loop is one rank of a data-parallel job:
- * see "Data parallelism" below. After every epoch rank 0 writes a checkpoint and the
+ * see train_dist.c. After every epoch rank 0 writes a checkpoint and the
  * training state that resuming continues from (dist.c).
  *
  * Not here: the maths (generated code does forward, backward and the optimizer
- * update), checkpoints (safetensors.c), the file formats of the records (report.c),
- * MPI (the specnet command's cli/dist.c implements sn_comm with it).
+ * update), staging batches (train_loader.c), the collectives of data parallelism
+ * (train_dist.c), opening the record files and writing checkpoints (train_record.c,
+ * safetensors.c), the file formats of the records (report.c), MPI (the specnet command's cli/dist.c implements sn_comm with it).
  *
  * Letters: n = samples in a data set, B = rows in one batch (the last batch of an
  * epoch may be partial), E = input_elems per sample, T = target_elems per sample,
  * L = int labels per sample (label_elems, at least 1), K = n_metrics.
  *
- * Batches are staged by a background thread (double buffering): while the step
- * function runs on batch b, the loader thread gathers batch b+1 by the shuffled
- * index and converts it to the model dtype, into the other of two staging slots. The
- * batches, their order and their contents are exactly those of staging on the
- * calling thread (opts->no_prefetch), which the tests check. When the thread pool
- * has every CPU, the calling thread stages each batch on the pool instead (a third
- * thread would take turns with the pool's mid-step). Unshuffled f32 data in memory
- * without preprocessing needs no staging: the step reads the data set in place.
- * Samples as stored (an NPY or IDX file read in place) are converted here, per batch, by
- * sn_dataset_get (data_store.c), on the loader thread.
+ * Batches are staged by the loader (train_loader.c): a background thread
+ * prefetches batch b+1 while the step runs on batch b.
  *
  * Memory: sn_train allocates everything before the first epoch (staging slots, the
  * shuffle index, the early-stopping snapshot, the epoch records); nothing is
  * allocated per batch. */
 #include <errno.h>
 #include <math.h>
-#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "dist.h"
 #include "report.h"
+#include "train_impl.h"
 #include "specnet/runtime.h"
 
-enum { MAX_METRICS = 8 };
 #define SN_PI 3.14159265358979323846
-
-static size_t dtype_bytes(const sn_model *m) {
-  return m->dtype == SN_RT_F64 ? sizeof(double) : sizeof(float);
-}
-
-/* L: int labels per sample of a model or a set (0 stands for 1) */
-static int64_t model_labels(const sn_model *m) { return m->label_elems > 0 ? m->label_elems : 1; }
-static int64_t set_labels(const sn_dataset *ds) {
-  return ds->label_elems > 0 ? ds->label_elems : 1;
-}
 
 double sn_metric_value(const char *name, double mean) {
   return strcmp(name, "perplexity") == 0 ? exp(mean) : mean;
-}
-
-/* ---------------------------------------------------------------------------
- * Staging a batch */
-
-/* What a step reads: pointers into a staging slot or straight into the data set. */
-typedef struct staged {
-  const void *x;    /* (B, E) model dtype */
-  const int32_t *y; /* (B, L), or NULL when the set has no labels */
-  const void *t;    /* (B, T) model dtype, or NULL when the model reads none */
-  int64_t rows;     /* B */
-} staged;
-
-typedef struct slot {
-  void *x;    /* (cap, E) model dtype */
-  int32_t *y; /* (cap, L) */
-  void *t;    /* (cap, T) model dtype, when T > 0 */
-  staged b;
-} slot;
-
-/* `count` floats from src into dst in the model's dtype. */
-static void put_row(const sn_model *m, void *dst, int64_t at, const float *src, int64_t count) {
-  if (m->dtype == SN_RT_F32) {
-    memcpy((float *)dst + at, src, (size_t)count * sizeof(float));
-  } else {
-    double *d = (double *)dst + at;
-    for (int64_t e = 0; e < count; e++) d[e] = src[e];
-  }
-}
-
-typedef struct gather {
-  const sn_model *m;
-  const sn_dataset *ds;
-  const int64_t *idx;
-  int64_t start;
-  slot *s;
-} gather;
-
-/* Rows [lo, hi) of the batch, converted by the data set (stored type, preprocessing:
- * sn_dataset_get); in the set's order one run of samples. */
-static void gather_rows(void *ctx, int64_t lo, int64_t hi) {
-  const gather *g = ctx;
-  const int64_t E = g->ds->sample_elems;
-  const sn_dtype_rt dt = g->m->dtype;
-  char *x = (char *)g->s->x + (size_t)(lo * E) * dtype_bytes(g->m);
-  if (!g->idx) {
-    sn_dataset_get(g->ds, g->start + lo, hi - lo, dt, x);
-    return;
-  }
-  for (int64_t r = lo; r < hi; r++, x += (size_t)E * dtype_bytes(g->m))
-    sn_dataset_get(g->ds, g->idx[g->start + r], 1, dt, x);
-}
-
-/* Rows [start, start+rows) of the order idx (NULL: the data set's own order) into s;
- * par: the samples are copied on the thread pool (the training thread only). */
-static void stage(const sn_model *m, const sn_dataset *ds, const int64_t *idx, int64_t start,
-                  int64_t rows, slot *s, bool par) {
-  const int64_t E = ds->sample_elems, T = m->target_elems;
-  const bool direct = !idx && m->dtype == SN_RT_F32 && sn_dataset_direct(ds); /* in place */
-  s->b.rows = rows;
-  if (direct) {
-    s->b.x = ds->x + start * E;
-  } else {
-    gather g = {m, ds, idx, start, s};
-    if (par && rows * E >= 16384) sn_par_for(gather_rows, &g, rows, 8);
-    else gather_rows(&g, 0, rows);
-    s->b.x = s->x;
-  }
-  const int64_t L = set_labels(ds);
-  if (!ds->y) {
-    s->b.y = NULL;
-  } else if (!idx) {
-    s->b.y = ds->y + start * L;
-  } else {
-    for (int64_t r = 0; r < rows; r++)
-      memcpy(s->y + r * L, ds->y + idx[start + r] * L, (size_t)L * sizeof(int32_t));
-    s->b.y = s->y;
-  }
-  if (T <= 0 || !ds->t) {
-    s->b.t = NULL;
-  } else if (!idx && m->dtype == SN_RT_F32) {
-    s->b.t = ds->t + start * T;
-  } else {
-    for (int64_t r = 0; r < rows; r++)
-      put_row(m, s->t, r * T, ds->t + (idx ? idx[start + r] : start + r) * T, T);
-    s->b.t = s->t;
-  }
-}
-
-/* ---------------------------------------------------------------------------
- * The loader: a job is the batches of one data set in one order; the consumer asks
- * for batch b (loader_get) and hands it back when its step is done (loader_put). */
-
-typedef struct loader {
-  const sn_model *m;
-  slot slots[2];
-  /* the job */
-  const sn_dataset *ds;
-  const int64_t *idx;
-  int64_t bs, n_batches;
-  int64_t shard, shards; /* this rank takes rows [g shard/shards, g (shard+1)/shards) of
-                          * each batch of g rows (data-parallel); 0, 1: all of them */
-  double waited; /* seconds the consumer waited for batches in this job */
-  /* the background thread; everything below is under mu */
-  bool threaded;
-  pthread_t thread;
-  pthread_mutex_t mu;
-  pthread_cond_t cv;
-  uint64_t job;     /* bumped by each loader_start */
-  int64_t produced; /* batches of the job staged */
-  int64_t consumed; /* batches of the job handed back */
-  bool busy;        /* the thread is working on a job */
-  bool abort;       /* stop the current job */
-  bool quit;        /* end the thread */
-} loader;
-
-/* Batch b of the job: the global batch is rows [b bs, b bs + g) of the order, the last
- * one partial; this loader's shard of it starts at *start and has *rows (maybe 0). */
-static void job_rows(const loader *L, int64_t b, int64_t *start, int64_t *rows) {
-  const int64_t first = b * L->bs;
-  const int64_t g = L->ds->n - first < L->bs ? L->ds->n - first : L->bs;
-  const int64_t lo = g * L->shard / L->shards, hi = g * (L->shard + 1) / L->shards;
-  *start = first + lo;
-  *rows = hi - lo;
-}
-
-static void *loader_thread(void *arg) {
-  loader *L = arg;
-  uint64_t seen = 0;
-  pthread_mutex_lock(&L->mu);
-  for (;;) {
-    while (!L->quit && L->job == seen) pthread_cond_wait(&L->cv, &L->mu);
-    if (L->quit) break;
-    seen = L->job;
-    L->busy = true;
-    for (int64_t b = 0; b < L->n_batches; b++) {
-      /* slot b % 2 is free once batch b - 2 is handed back */
-      while (!L->quit && !L->abort && b - L->consumed >= 2) pthread_cond_wait(&L->cv, &L->mu);
-      if (L->quit || L->abort) break;
-      int64_t start, rows;
-      job_rows(L, b, &start, &rows);
-      pthread_mutex_unlock(&L->mu);
-      stage(L->m, L->ds, L->idx, start, rows, &L->slots[b % 2], false);
-      pthread_mutex_lock(&L->mu);
-      L->produced = b + 1;
-      pthread_cond_broadcast(&L->cv);
-    }
-    L->busy = false;
-    pthread_cond_broadcast(&L->cv);
-  }
-  pthread_mutex_unlock(&L->mu);
-  return NULL;
-}
-
-static void loader_free(loader *L) {
-  if (L->threaded) {
-    pthread_mutex_lock(&L->mu);
-    L->quit = true;
-    pthread_cond_broadcast(&L->cv);
-    pthread_mutex_unlock(&L->mu);
-    pthread_join(L->thread, NULL);
-    pthread_cond_destroy(&L->cv);
-    pthread_mutex_destroy(&L->mu);
-    L->threaded = false;
-  }
-  for (int i = 0; i < 2; i++) {
-    free(L->slots[i].x);
-    free(L->slots[i].y);
-    free(L->slots[i].t);
-  }
-  memset(L->slots, 0, sizeof L->slots);
-}
-
-/* Slots for `cap` rows; a thread when `threaded`. */
-static int loader_init(loader *L, const sn_model *m, int64_t cap, bool threaded, sn_error *err) {
-  memset(L, 0, sizeof *L);
-  L->m = m;
-  const size_t es = dtype_bytes(m);
-  const int64_t T = m->target_elems > 0 ? m->target_elems : 0;
-  for (int i = 0; i < 2; i++) {
-    L->slots[i].x = malloc((size_t)cap * (size_t)m->input_elems * es);
-    L->slots[i].y = malloc((size_t)cap * (size_t)model_labels(m) * sizeof(int32_t));
-    L->slots[i].t = T ? malloc((size_t)cap * (size_t)T * es) : NULL;
-    if (!L->slots[i].x || !L->slots[i].y || (T && !L->slots[i].t)) {
-      loader_free(L);
-      return sn_fail(err, "out of memory for the batch buffers (%lld samples of %lld elements)",
-                     (long long)cap, (long long)m->input_elems);
-    }
-  }
-  if (threaded) {
-    if (pthread_mutex_init(&L->mu, NULL) || pthread_cond_init(&L->cv, NULL)) {
-      loader_free(L);
-      return sn_fail(err, "cannot set up the batch loader thread");
-    }
-    int e = pthread_create(&L->thread, NULL, loader_thread, L);
-    if (e) {
-      pthread_cond_destroy(&L->cv);
-      pthread_mutex_destroy(&L->mu);
-      loader_free(L);
-      return sn_fail(err, "cannot start the batch loader thread: %s", strerror(e));
-    }
-    L->threaded = true;
-  }
-  return 0;
-}
-
-/* Starts a job: the batches of bs rows of ds in the order idx (NULL: in order), of each
- * batch the shard `shard` of `shards`. */
-static void loader_start(loader *L, const sn_dataset *ds, const int64_t *idx, int64_t bs,
-                         int shard, int shards) {
-  if (L->threaded) {
-    pthread_mutex_lock(&L->mu);
-    while (L->busy) { /* a job left unfinished (not in normal use): stop it first */
-      L->abort = true;
-      pthread_cond_broadcast(&L->cv);
-      pthread_cond_wait(&L->cv, &L->mu);
-    }
-    L->abort = false;
-  }
-  L->ds = ds;
-  L->idx = idx;
-  L->bs = bs;
-  L->shard = shard;
-  L->shards = shards;
-  L->n_batches = (ds->n + bs - 1) / bs;
-  L->waited = 0;
-  if (L->threaded) {
-    L->produced = L->consumed = 0;
-    L->job++;
-    pthread_cond_broadcast(&L->cv);
-    pthread_mutex_unlock(&L->mu);
-  }
-}
-
-static const staged *loader_get(loader *L, int64_t b) {
-  double t0 = sn_now();
-  slot *s = &L->slots[b % 2];
-  if (L->threaded) {
-    pthread_mutex_lock(&L->mu);
-    while (L->produced <= b) pthread_cond_wait(&L->cv, &L->mu);
-    pthread_mutex_unlock(&L->mu);
-  } else {
-    int64_t start, rows;
-    job_rows(L, b, &start, &rows);
-    stage(L->m, L->ds, L->idx, start, rows, s, true);
-  }
-  L->waited += sn_now() - t0;
-  return &s->b;
-}
-
-static void loader_put(loader *L, int64_t b) {
-  if (!L->threaded) return;
-  pthread_mutex_lock(&L->mu);
-  L->consumed = b + 1;
-  pthread_cond_broadcast(&L->cv);
-  pthread_mutex_unlock(&L->mu);
 }
 
 /* ---------------------------------------------------------------------------
@@ -379,9 +105,9 @@ static int evaluate(sn_model *m, const sn_dataset *ds, loader *L, const sn_comm 
   if (sn_dataset_check(ds, err)) return -1;
   sn_dataset part = *ds;
   if (C) part = sn_dataset_rows(ds, ds->n * C->rank / C->size, ds->n * (C->rank + 1) / C->size);
-  loader_start(L, &part, NULL, m->batch_capacity, 0, 1);
+  sn_loader_start(L, &part, NULL, m->batch_capacity, 0, 1);
   for (int64_t b = 0; b < L->n_batches; b++) {
-    const staged *bt = loader_get(L, b);
+    const staged *bt = sn_loader_get(L, b);
     double loss_sum = 0, metric_sums[MAX_METRICS] = {0};
     sn_step_args a = {
         .x = bt->x,
@@ -397,7 +123,7 @@ static int evaluate(sn_model *m, const sn_dataset *ds, loader *L, const sn_comm 
         .state = m->state,
     };
     m->eval_step(&a);
-    loader_put(L, b);
+    sn_loader_put(L, b);
     loss_total += loss_sum;
     for (int k = 0; k < K; k++) metric_total[k] += metric_sums[k];
   }
@@ -423,10 +149,10 @@ int sn_evaluate(sn_model *m, const sn_dataset *ds, sn_eval_result *out, sn_error
   if (check_model(m, err) || check_dataset(m, ds, "evaluation", true, err)) return -1;
   if (!m->eval_step) return sn_fail(err, "model has no eval_step function");
   loader L;
-  if (loader_init(&L, m, m->batch_capacity, !sn_dataset_direct(ds) || m->dtype != SN_RT_F32, err))
+  if (sn_loader_init(&L, m, m->batch_capacity, !sn_dataset_direct(ds) || m->dtype != SN_RT_F32, err))
     return -1;
   int rc = evaluate(m, ds, &L, NULL, out, err);
-  loader_free(&L);
+  sn_loader_free(&L);
   return rc;
 }
 
@@ -439,16 +165,16 @@ int sn_predict_all(sn_model *m, const sn_dataset *ds, double *out, sn_error *err
   void *buf = malloc((size_t)m->batch_capacity * (size_t)O * dtype_bytes(m)); /* (cap, O) */
   loader L;
   if (!buf) return sn_fail(err, "out of memory for the output batch");
-  if (loader_init(&L, m, m->batch_capacity, false, err)) {
+  if (sn_loader_init(&L, m, m->batch_capacity, false, err)) {
     free(buf);
     return -1;
   }
   sn_dataset in = *ds; /* no targets: predict reads x only */
   in.y = NULL;
   in.t = NULL;
-  loader_start(&L, &in, NULL, m->batch_capacity, 0, 1);
+  sn_loader_start(&L, &in, NULL, m->batch_capacity, 0, 1);
   for (int64_t b = 0; b < L.n_batches; b++) {
-    const staged *bt = loader_get(&L, b);
+    const staged *bt = sn_loader_get(&L, b);
     sn_step_args a = {
         .x = bt->x,
         .rows = bt->rows,
@@ -464,7 +190,7 @@ int sn_predict_all(sn_model *m, const sn_dataset *ds, double *out, sn_error *err
     for (int64_t i = 0; i < bt->rows * O; i++)
       o[i] = m->dtype == SN_RT_F32 ? (double)((const float *)buf)[i] : ((const double *)buf)[i];
   }
-  loader_free(&L);
+  sn_loader_free(&L);
   free(buf);
   return 0;
 }
@@ -605,53 +331,6 @@ static int check_train(const sn_model *m, const sn_dataset *train, const sn_data
 }
 
 /* ---------------------------------------------------------------------------
- * Data parallelism (docs/distributed.md)
- *
- * With a comm of N > 1 ranks every rank runs this loop on the same model, data and
- * options. Each global batch of g rows (the same shuffled order on every rank: the
- * shuffle depends on the seed and the epoch only) is cut into N shards, rank r taking
- * rows [g r/N, g (r+1)/N): shards differ by at most one row, and a rank may get none
- * of a small last batch. grad_step returns the gradient of the mean loss over its
- * shard; weighting it by rows_r / g and summing over the ranks gives the gradient of
- * the mean over the global batch, the one a single process computes. Then every rank
- * runs the same update on the same summed gradient, so the weights stay identical.
- * The loss and metric sums of each step and of evaluation are summed too, so every
- * rank reports the numbers of the whole batch and set. State buffers (batch-norm
- * running statistics) are updated by each rank from its shard, then replaced by the
- * row-weighted average over the ranks (the plain mean when shards are equal). */
-
-static void scale_buf(const sn_model *m, void *buf, int64_t count, double w) {
-  if (w == 1.0) return;
-  if (m->dtype == SN_RT_F64) {
-    double *p = buf;
-    for (int64_t i = 0; i < count; i++) p[i] *= w;
-  } else {
-    float *p = buf;
-    const float fw = (float)w;
-    for (int64_t i = 0; i < count; i++) p[i] *= fw;
-  }
-}
-
-static int sum_buf(const sn_comm *C, const sn_model *m, void *buf, int64_t count) {
-  return m->dtype == SN_RT_F64 ? C->sum_f64(C->ctx, buf, count) : C->sum_f32(C->ctx, buf, count);
-}
-
-static int comm_failed(sn_error *err) {
-  return sn_fail(err, "communication between ranks failed");
-}
-
-/* Whether any rank failed (local != 0 on that rank): a collective. 0 when none did; a
- * failed rank keeps its own message, the others get one naming the first that failed. */
-static int agree(const sn_comm *C, int local, sn_error *err) {
-  if (!C) return local;
-  int first = sn_comm_first_failed(C, local != 0);
-  if (first == -1) return 0;
-  if (first == -2) return comm_failed(err);
-  if (local) return -1;
-  return sn_fail(err, "stopped because rank %d of %d failed (its error is above)", first, C->size);
-}
-
-/* ---------------------------------------------------------------------------
  * One epoch */
 
 /* Runs one epoch of training batches; fills rec's loss, metrics, lr and seconds.
@@ -675,10 +354,10 @@ static int train_epoch(sn_model *m, const sn_dataset *ds, const sn_train_opts *o
   }
   /* the loader stages nothing between jobs, so the samples may change here */
   if (ds->epoch_fill) ds->epoch_fill(ds, epoch);
-  loader_start(L, ds, idx, bs, C ? C->rank : 0, C ? C->size : 1);
+  sn_loader_start(L, ds, idx, bs, C ? C->rank : 0, C ? C->size : 1);
   double batch_mean_total = 0, metric_total[MAX_METRICS] = {0};
   for (int64_t b = 0; b < batches; b++) {
-    const staged *bt = loader_get(L, b);
+    const staged *bt = sn_loader_get(L, b);
     double loss_sum = 0, metric_sums[MAX_METRICS] = {0};
     ++*step;
     rec->lr = sn_schedule_lr(&o->schedule, o->learning_rate, *step, batches, o->epochs);
@@ -706,43 +385,23 @@ static int train_epoch(sn_model *m, const sn_dataset *ds, const sn_train_opts *o
         m->grad_step(&a);
         m->update(&a);
       }
-      loader_put(L, b);
+      sn_loader_put(L, b);
     } else {
       const int64_t global = n - b * bs < bs ? n - b * bs : bs;
       const double w = (double)rows / (double)global;
-      if (rows > 0) {
-        m->grad_step(&a);
-        scale_buf(m, m->grads, m->param_count, w);
-      } else { /* no rows of this batch here: no gradient, no statistics */
-        memset(m->grads, 0, (size_t)m->param_count * dtype_bytes(m));
-      }
-      loader_put(L, b);
-      const bool own_finite = isfinite(loss_sum);
-      double sums[2 + MAX_METRICS];
-      sums[0] = loss_sum;
-      for (int k = 0; k < K; k++) sums[1 + k] = metric_sums[k];
-      sums[1 + K] = !own_finite; /* ranks whose loss is not finite */
-      if (C->sum_f64(C->ctx, sums, 2 + K)) return comm_failed(err);
-      loss_sum = sums[0];
-      for (int k = 0; k < K; k++) metric_sums[k] = sums[1 + k];
-      if (sums[1 + K] > 0 || !isfinite(loss_sum)) {
-        /* Every rank sees the same sums, so all stop here, before the update (the
-         * weights stay those of the last good step); name the first bad rank. */
-        int bad = sn_comm_first_failed(C, !own_finite);
-        if (bad == -2) return comm_failed(err);
+      sn_dist_grad(m, &a, w);
+      sn_loader_put(L, b);
+      bool stop = false;
+      int bad = -1;
+      if (sn_dist_sum_losses(C, K, &a, &stop, &bad, err)) return -1;
+      if (stop) {
         if (progress) batches_done(o);
         char where[64] = "";
         if (bad >= 0) snprintf(where, sizeof where, " on rank %d of %d", bad, C->size);
         return sn_fail(err, "loss is %s at epoch %d step %lld%s; try a lower learning_rate",
                        isnan(loss_sum) ? "nan" : "inf", epoch, (long long)*step, where);
       }
-      if (sum_buf(C, m, m->grads, m->param_count)) return comm_failed(err);
-      a.rows = global;
-      m->update(&a);
-      if (m->state_count > 0) {
-        scale_buf(m, m->state, m->state_count, w);
-        if (sum_buf(C, m, m->state, m->state_count)) return comm_failed(err);
-      }
+      if (sn_dist_update(C, m, &a, global, w, err)) return -1;
       rows = global;
     }
     if (!isfinite(loss_sum)) {
@@ -774,178 +433,7 @@ static int train_epoch(sn_model *m, const sn_dataset *ds, const sn_train_opts *o
 }
 
 /* ---------------------------------------------------------------------------
- * Record files */
-
-/* Opens one record file (mode "w" or "a"); NULL path: nothing to do. */
-static int open_record(const char *path, const char *mode, FILE **f, sn_error *err) {
-  *f = NULL;
-  if (!path) return 0;
-  *f = fopen(path, mode);
-  if (!*f) return sn_fail(err, "cannot write %s: %s", path, strerror(errno));
-  return 0;
-}
-
-/* Resuming: keeps the first `keep` lines of path (the epochs the training state
- * holds; a run stopped after writing a line but before its checkpoint wrote one line
- * too many), atomically. *lines: the lines kept (a missing file has none). */
-static int keep_lines(const char *path, int64_t keep, int64_t *lines, sn_error *err) {
-  *lines = 0;
-  FILE *f = fopen(path, "rb");
-  if (!f) return errno == ENOENT ? 0 : sn_fail(err, "cannot read %s: %s", path, strerror(errno));
-  char *text = NULL;
-  size_t len = 0, cap = 0;
-  for (;;) {
-    if (len + 4096 > cap) {
-      cap = cap * 2 + 65536;
-      char *t = realloc(text, cap);
-      if (!t) {
-        free(text);
-        fclose(f);
-        return sn_fail(err, "out of memory reading %s", path);
-      }
-      text = t;
-    }
-    size_t k = fread(text + len, 1, cap - len, f);
-    len += k;
-    if (k == 0) break;
-  }
-  int bad = ferror(f);
-  fclose(f);
-  if (bad) {
-    free(text);
-    return sn_fail(err, "cannot read %s", path);
-  }
-  size_t end = 0;
-  while (end < len && *lines < keep) {
-    const char *nl = memchr(text + end, '\n', len - end);
-    if (!nl) break; /* an unfinished last line is dropped */
-    end = (size_t)(nl - text) + 1;
-    ++*lines;
-  }
-  int rc = 0;
-  if (end < len) {
-    char tmp[4200];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    FILE *o = fopen(tmp, "wb");
-    if (!o || fwrite(text, 1, end, o) != end || fclose(o) != 0 || rename(tmp, path) != 0) {
-      rc = sn_fail(err, "cannot rewrite %s: %s", path, strerror(errno));
-      unlink(tmp);
-    }
-  }
-  free(text);
-  return rc;
-}
-
-/* Rank 0: the record files, emptied (or, resuming, kept up to the epochs done). */
-static int open_records(sn_model *m, const sn_train_opts *o, bool has_val, bool has_test,
-                        int epochs_done, FILE **jsonl, FILE **csv, sn_error *err) {
-  int64_t lines = 0;
-  const bool append = o->resume;
-  if (append && o->metrics_path && keep_lines(o->metrics_path, epochs_done, &lines, err)) return -1;
-  if (open_record(o->metrics_path, append ? "a" : "w", jsonl, err)) return -1;
-  if (append && o->csv_path && keep_lines(o->csv_path, (int64_t)epochs_done + 1, &lines, err))
-    return -1;
-  if (open_record(o->csv_path, append ? "a" : "w", csv, err)) return -1;
-  if (*csv && lines == 0 && sn_report_csv_header(*csv, o->csv_path, m, has_val, has_test, err))
-    return -1;
-  return 0;
-}
-
-/* Rank 0, after an epoch (and at the end): the weights, then what --resume needs. */
-static int write_checkpoint(const sn_model *m, const sn_train_opts *o, int64_t train_n,
-                            const sn_run_state *st, const sn_epoch_record *recs,
-                            const void *best_params, const void *best_state, sn_error *err) {
-  if (o->checkpoint_path && sn_safetensors_write(o->checkpoint_path, m, err)) return -1;
-  if (o->checkpoint_path && o->state_path &&
-      sn_run_state_write(o->state_path, m, o, train_n, st, recs, best_params, best_state, err))
-    return -1;
-  return 0;
-}
-
-/* ---------------------------------------------------------------------------
  * Training */
-
-/* Resuming with several ranks: rank 0 read the files; everyone gets what it read. */
-static int share_resumed(const sn_comm *C, sn_model *m, sn_run_state *st, sn_epoch_record **recs,
-                         int *recs_cap, int epochs, void *best_params, void *best_state,
-                         bool *has_best, sn_error *err) {
-  if (C->bcast(C->ctx, st, (int64_t)sizeof *st, 0)) return comm_failed(err);
-  int local = 0;
-  if (C->rank != 0 && st->epochs_done >= *recs_cap) {
-    int cap = (st->epochs_done > epochs ? st->epochs_done : epochs) + 1;
-    sn_epoch_record *r = calloc((size_t)cap, sizeof *r);
-    if (!r) {
-      local = sn_fail(err, "out of memory for the epoch records");
-    } else {
-      free(*recs);
-      *recs = r;
-      *recs_cap = cap;
-    }
-  }
-  if (agree(C, local, err)) return -1;
-  const size_t es = dtype_bytes(m);
-  bool hb = *has_best;
-  if (C->bcast(C->ctx, *recs, (int64_t)(sizeof **recs * (size_t)st->epochs_done), 0) ||
-      C->bcast(C->ctx, m->params, m->param_count * (int64_t)es, 0) ||
-      (m->state_count > 0 && C->bcast(C->ctx, m->state, m->state_count * (int64_t)es, 0)) ||
-      C->bcast(C->ctx, m->opt_state, m->opt_state_count * (int64_t)es, 0) ||
-      C->bcast(C->ctx, &hb, (int64_t)sizeof hb, 0))
-    return comm_failed(err);
-  *has_best = hb;
-  if (hb && best_params &&
-      (C->bcast(C->ctx, best_params, m->param_count * (int64_t)es, 0) ||
-       (m->state_count > 0 && C->bcast(C->ctx, best_state, m->state_count * (int64_t)es, 0))))
-    return comm_failed(err);
-  return 0;
-}
-
-/* After each epoch: the ranks run the same update on the same gradients, so their
- * weights stay equal bit for bit, unless their CPUs round differently (each host's
- * JIT compiles for its own CPU: FMA contraction, vector width). Then rank 0's weights,
- * state and optimizer state go to every rank, and *drifted says so. */
-static int resync(const sn_comm *C, sn_model *m, bool *drifted, sn_error *err) {
-  const uint64_t h = sn_weights_hash(m);
-  const double v[2] = {(double)(h >> 32), (double)(h & 0xffffffffu)};
-  int differs;
-  if (sn_dist_same(C, v, 2, &differs, err)) return -1;
-  if (differs < 0) return 0;
-  const int64_t es = (int64_t)dtype_bytes(m);
-  if (C->bcast(C->ctx, m->params, m->param_count * es, 0) ||
-      (m->state_count > 0 && C->bcast(C->ctx, m->state, m->state_count * es, 0)) ||
-      C->bcast(C->ctx, m->opt_state, m->opt_state_count * es, 0))
-    return comm_failed(err);
-  *drifted = true;
-  return 0;
-}
-
-/* Several ranks: they must hold the same weights, data sizes and options, or the
- * shards and the summed gradients mean nothing. */
-static int check_same(const sn_comm *C, const sn_model *m, const sn_dataset *train,
-                      const sn_dataset *val, const sn_dataset *test, const sn_train_opts *o,
-                      const sn_run_state *st, sn_error *err) {
-  static const char *const what[] = {
-      "the initial weights (their checksums differ)", "the initial weights (their checksums differ)",
-      "the training set size", "the validation set size", "the test set size", "batch_size",
-      "epochs", "seed", "seed", "the model (parameter count)", "the model (state count)",
-      "the model (optimizer state count)", "shuffle", "the epochs done (resume)",
-      "the optimizer step (resume)", "the learning rate", "the model dtype"};
-  const uint64_t h = sn_weights_hash(m);
-  const double v[] = {(double)(h >> 32), (double)(h & 0xffffffffu), (double)train->n,
-                      val ? (double)val->n : -1, test ? (double)test->n : -1,
-                      (double)o->batch_size, o->epochs, (double)(o->seed >> 32),
-                      (double)(o->seed & 0xffffffffu), (double)m->param_count,
-                      (double)m->state_count, (double)m->opt_state_count, o->shuffle,
-                      st->epochs_done, (double)st->step, o->learning_rate, m->dtype};
-  _Static_assert(sizeof v / sizeof *v == sizeof what / sizeof *what, "one name per value");
-  int differs;
-  if (sn_dist_same(C, v, (int)(sizeof v / sizeof *v), &differs, err)) return -1;
-  if (differs >= 0)
-    return sn_fail(err,
-                   "the %d ranks disagree on %s; every rank must run the same spec, seed, data "
-                   "and --weights",
-                   C->size, what[differs]);
-  return 0;
-}
 
 int sn_train(sn_model *m, const sn_dataset *train, const sn_dataset *val, const sn_dataset *test,
              const sn_train_opts *opts, sn_error *err) {
@@ -986,7 +474,7 @@ int sn_train(sn_model *m, const sn_dataset *train, const sn_dataset *val, const 
   if (!local) {
     /* A loader thread beside a pool that has every core would take turns with the
      * pool's threads mid-step: then the pool stages each batch itself. */
-    local = loader_init(&L, m, m->batch_capacity, !opts->no_prefetch && sn_threads() < sn_cpus(), err);
+    local = sn_loader_init(&L, m, m->batch_capacity, !opts->no_prefetch && sn_threads() < sn_cpus(), err);
     have_loader = !local;
   }
   if (!local) {
@@ -1000,7 +488,7 @@ int sn_train(sn_model *m, const sn_dataset *train, const sn_dataset *val, const 
       local = sn_fail(err, "out of memory for the training buffers (%lld samples)",
                       (long long)train->n);
   }
-  if (agree(C, local, err)) goto done;
+  if (sn_dist_agree(C, local, err)) goto done;
   /* Then rank 0 reads what it resumes from, and shares it; the ranks check that they
    * hold the same weights; rank 0 opens the record files. */
   if (opts->resume) {
@@ -1009,15 +497,15 @@ int sn_train(sn_model *m, const sn_dataset *train, const sn_dataset *val, const 
                                 &recs, opts->epochs, best_params, best_state, &has_best, err);
       if (!local && st.epochs_done >= recs_cap) recs_cap = st.epochs_done + 1;
     }
-    if (agree(C, local, err)) goto done;
-    if (C && share_resumed(C, m, &st, &recs, &recs_cap, opts->epochs, best_params, best_state,
+    if (sn_dist_agree(C, local, err)) goto done;
+    if (C && sn_dist_share_resumed(C, m, &st, &recs, &recs_cap, opts->epochs, best_params, best_state,
                            &has_best, err))
       goto done;
   }
-  if (C && check_same(C, m, train, val, test, opts, &st, err)) goto done;
+  if (C && sn_dist_check_same(C, m, train, val, test, opts, &st, err)) goto done;
   if (lead)
-    local = open_records(m, opts, val != NULL, test != NULL, st.epochs_done, &jsonl, &csv, err);
-  if (agree(C, local, err)) goto done;
+    local = sn_train_open_records(m, opts, val != NULL, test != NULL, st.epochs_done, &jsonl, &csv, err);
+  if (sn_dist_agree(C, local, err)) goto done;
 
   const int done_before = st.epochs_done;
   const bool show_lr = opts->schedule.kind != SN_SCHED_CONSTANT;
@@ -1033,7 +521,7 @@ int sn_train(sn_model *m, const sn_dataset *train, const sn_dataset *val, const 
     sn_epoch_record rec = {.epoch = epoch, .lr = opts->learning_rate};
     if (train_epoch(m, train, opts, C, epoch, idx, &L, &st.step, &rec, err)) goto done;
     bool drifted = false;
-    if (C && resync(C, m, &drifted, err)) goto done;
+    if (C && sn_dist_resync(C, m, &drifted, err)) goto done;
     if (drifted && lead && !drift_noted) {
       report_note(opts,
                   "note: the ranks' weights drifted apart in epoch %d (CPUs that round differently?); "
@@ -1084,10 +572,10 @@ int sn_train(sn_model *m, const sn_dataset *train, const sn_dataset *val, const 
         last_svg = sn_now();
       }
       if (!local)
-        local = write_checkpoint(m, opts, train->n, &st, recs, has_best ? best_params : NULL,
+        local = sn_train_checkpoint(m, opts, train->n, &st, recs, has_best ? best_params : NULL,
                                  best_state, err);
     }
-    if (agree(C, local, err)) goto done;
+    if (sn_dist_agree(C, local, err)) goto done;
     if (opts->on_epoch) opts->on_epoch(&rec, opts->on_epoch_ctx);
   }
 
@@ -1098,8 +586,8 @@ int sn_train(sn_model *m, const sn_dataset *train, const sn_dataset *val, const 
     if (m->state_count > 0) memcpy(m->state, best_state, (size_t)m->state_count * es_bytes);
     restored = true;
     /* the checkpoint holds the weights the run ends with */
-    local = lead ? write_checkpoint(m, opts, train->n, &st, recs, best_params, best_state, err) : 0;
-    if (agree(C, local, err)) goto done;
+    local = lead ? sn_train_checkpoint(m, opts, train->n, &st, recs, best_params, best_state, err) : 0;
+    if (sn_dist_agree(C, local, err)) goto done;
   }
   if (lead && es->enabled && st.best_epoch > 0 && st.epochs_done > done_before) {
     const char *name = es->monitor[0] ? es->monitor : "val_loss";
@@ -1134,7 +622,7 @@ done:
     rc = sn_fail(err, "cannot write %s: %s", opts->metrics_path, strerror(errno));
   if (csv && fclose(csv) != 0 && rc == 0)
     rc = sn_fail(err, "cannot write %s: %s", opts->csv_path, strerror(errno));
-  if (have_loader) loader_free(&L);
+  if (have_loader) sn_loader_free(&L);
   free(idx);
   free(best_params);
   free(best_state);
