@@ -627,20 +627,22 @@ void sn_par_dgemm_batched(int ta, int tb, int M, int N, int K, const double *A, 
  * its gradient from dout [N, T, D] (the gradient of h in the first H of each row)
  * to dxw [N, T, 4H]. GRU: xw [N, T, 3H] (x W_ih^T + b_ih), whh [3H, H], bhh [3H]
  * -> out [N, T, 5H] (h, r, z, n, W_hn h + b_hn); its gradient to [N, T, 6H] (of xw,
- * then of W_hh h + b_hh). */
-void sn_lstm_f32(int64_t N, int64_t T, int64_t H, const float *xw, const float *whh, float *out);
-void sn_lstm_f64(int64_t N, int64_t T, int64_t H, const double *xw, const double *whh, double *out);
-void sn_lstm_grad_f32(int64_t N, int64_t T, int64_t H, int64_t D, const float *dout, const float *out, const float *whh,
-                      float *dxw);
-void sn_lstm_grad_f64(int64_t N, int64_t T, int64_t H, int64_t D, const double *dout, const double *out, const double *whh,
-                      double *dxw);
-void sn_gru_f32(int64_t N, int64_t T, int64_t H, const float *xw, const float *whh, const float *bhh, float *out);
-void sn_gru_f64(int64_t N, int64_t T, int64_t H, const double *xw, const double *whh, const double *bhh,
-                double *out);
-void sn_gru_grad_f32(int64_t N, int64_t T, int64_t H, int64_t D, const float *dout, const float *out, const float *whh,
-                     float *dx);
-void sn_gru_grad_f64(int64_t N, int64_t T, int64_t H, int64_t D, const double *dout, const double *out, const double *whh,
-                     double *dx);
+ * then of W_hh h + b_hh). mask [N, T] (or NULL): 0 at a padded step, where the
+ * state carries over unchanged. The _cblas_ variants (the same math, a plain
+ * cblas GEMM instead of the pool's) are what `specnet build --lib` archives hold. */
+#define SN_SCAN_DECLS(SFX, REAL)                                                                                     \
+  void sn_lstm_##SFX(int64_t N, int64_t T, int64_t H, const REAL *xw, const REAL *whh, const REAL *mask, REAL *out); \
+  void sn_lstm_grad_##SFX(int64_t N, int64_t T, int64_t H, int64_t D, const REAL *dout, const REAL *out,             \
+                          const REAL *whh, const REAL *mask, REAL *dxw);                                              \
+  void sn_gru_##SFX(int64_t N, int64_t T, int64_t H, const REAL *xw, const REAL *whh, const REAL *bhh,               \
+                    const REAL *mask, REAL *out);                                                                     \
+  void sn_gru_grad_##SFX(int64_t N, int64_t T, int64_t H, int64_t D, const REAL *dout, const REAL *out,              \
+                         const REAL *whh, const REAL *mask, REAL *dx);
+SN_SCAN_DECLS(f32, float)
+SN_SCAN_DECLS(f64, double)
+SN_SCAN_DECLS(cblas_f32, float)
+SN_SCAN_DECLS(cblas_f64, double)
+#undef SN_SCAN_DECLS
 /* Which small-batch f32 GEMM kernels sn_par_sgemm uses where the batch side is at
  * most 64: "avx512", "avx2", or "none" (all products through OpenBLAS). Chosen once
  * per process: the best this CPU has, capped by SPECNET_CPU (x86-64-v3: avx2;
