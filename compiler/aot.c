@@ -231,6 +231,14 @@ static int write_file(const char *path, const void *data, size_t n, sn_error *er
   return 0;
 }
 
+/* runtime/recurrent.c compiled with SN_RECURRENT_CBLAS (compiler/CMakeLists.txt):
+ * the scans a --lib archive of a model with lstm or gru layers carries */
+extern const unsigned char sn_recurrent_cblas_obj[];
+extern const size_t sn_recurrent_cblas_obj_len;
+static const char *const SCAN_SYMS[8] = {"sn_lstm_cblas_f32", "sn_lstm_grad_cblas_f32", "sn_gru_cblas_f32",
+                                         "sn_gru_grad_cblas_f32", "sn_lstm_cblas_f64", "sn_lstm_grad_cblas_f64",
+                                         "sn_gru_cblas_f64", "sn_gru_grad_cblas_f64"};
+
 static void put_be32(unsigned char *p, uint32_t v) {
   p[0] = (unsigned char)(v >> 24);
   p[1] = (unsigned char)(v >> 16);
@@ -252,29 +260,46 @@ static void ar_header(char *h, const char *name, size_t size) {
   h[59] = '\n';
 }
 
-/* A System V / GNU archive with one object and a symbol index naming `syms`. */
-static int write_archive(const char *path, const char *member, const char *obj, size_t n, const char *const *syms,
-                         int nsyms, sn_error *err) {
-  size_t names = 0;
-  for (int i = 0; i < nsyms; i++) names += strlen(syms[i]) + 1;
-  size_t index = 4 + 4 * (size_t)nsyms + names, index_pad = index & 1;
-  size_t obj_at = 8 + 60 + index + index_pad;
-  size_t total = obj_at + 60 + n + (n & 1);
+/* A member of an archive: an object and the symbols it defines that the index names */
+typedef struct ar_member {
+  const char *name;
+  const void *data;
+  size_t n;
+  const char *const *syms;
+  int nsyms;
+} ar_member;
+
+/* A System V / GNU archive of `count` objects and a symbol index naming their syms. */
+static int write_archive(const char *path, const ar_member *m, int count, sn_error *err) {
+  size_t names = 0, nsyms = 0;
+  for (int k = 0; k < count; k++)
+    for (int i = 0; i < m[k].nsyms; i++) names += strlen(m[k].syms[i]) + 1, nsyms++;
+  size_t index = 4 + 4 * nsyms + names, index_pad = index & 1;
+  size_t at[2], total = 8 + 60 + index + index_pad;
+  for (int k = 0; k < count && k < 2; k++) {
+    at[k] = total;
+    total += 60 + m[k].n + (m[k].n & 1);
+  }
   unsigned char *buf = calloc(1, total);
   if (!buf) abort();
   memcpy(buf, "!<arch>\n", 8);
   ar_header((char *)buf + 8, "/", index);
   unsigned char *p = buf + 68;
   put_be32(p, (uint32_t)nsyms);
-  for (int i = 0; i < nsyms; i++) put_be32(p + 4 + 4 * i, (uint32_t)obj_at);
   char *q = (char *)p + 4 + 4 * nsyms;
-  for (int i = 0; i < nsyms; i++) q = stpcpy(q, syms[i]) + 1;
+  for (int k = 0, s = 0; k < count && k < 2; k++)
+    for (int i = 0; i < m[k].nsyms; i++, s++) {
+      put_be32(p + 4 + 4 * s, (uint32_t)at[k]);
+      q = stpcpy(q, m[k].syms[i]) + 1;
+    }
   if (index_pad) buf[68 + index] = '\n';
-  char mname[20];
-  snprintf(mname, sizeof mname, "%.14s/", member);
-  ar_header((char *)buf + obj_at, mname, n);
-  memcpy(buf + obj_at + 60, obj, n);
-  if (n & 1) buf[total - 1] = '\n';
+  for (int k = 0; k < count && k < 2; k++) {
+    char mname[20];
+    snprintf(mname, sizeof mname, "%.14s/", m[k].name);
+    ar_header((char *)buf + at[k], mname, m[k].n);
+    memcpy(buf + at[k] + 60, m[k].data, m[k].n);
+    if (m[k].n & 1) buf[at[k] + 60 + m[k].n] = '\n';
+  }
   int rc = write_file(path, buf, total, err);
   free(buf);
   return rc;
@@ -371,14 +396,9 @@ int sn_build_aot(const sn_spec *spec, const sn_model *w, const sn_aot_opts *o, s
     sn_diag_error(d, at, "--lib builds f32 models only (NAME_predict takes floats)");
     return -1;
   }
-  for (int i = 0; o->lib && i < spec->n_layers; i++)
-    if (spec->layers[i].kind == SN_LAYER_LSTM || spec->layers[i].kind == SN_LAYER_GRU) {
-      /* their scans are runtime functions (recurrent.c), which the archive lacks */
-      sn_diag_error(d, spec->layers[i].loc, "%s: --lib archives cannot hold %s layers yet", spec->layers[i].name,
-                    sn_layer_kind_name(spec->layers[i].kind));
-      sn_diag_hint(d, "build a model executable (without --lib), which links the runtime");
-      return -1;
-    }
+  bool recurrent = false; /* the archive then carries the scans (recurrent.c's cblas variants) */
+  for (int i = 0; i < spec->n_layers; i++)
+    recurrent |= spec->layers[i].kind == SN_LAYER_LSTM || spec->layers[i].kind == SN_LAYER_GRU;
   aot a = {0};
   if (sn_codegen_init_cpu(&a.cg, o->cpu, msg, sizeof msg)) {
     sn_diag_error(d, at, "%s", msg);
@@ -508,7 +528,9 @@ int sn_build_aot(const sn_spec *spec, const sn_model *w, const sn_aot_opts *o, s
     const char *syms[2] = {fname, lname};
     char member[64];
     snprintf(member, sizeof member, "%s.o", o->name);
-    if (write_archive(path, member, obj, objn, syms, o->weights_file ? 2 : 1, &err)) goto fail;
+    ar_member mem[2] = {{member, obj, objn, syms, o->weights_file ? 2 : 1},
+                        {"recurrent.o", sn_recurrent_cblas_obj, sn_recurrent_cblas_obj_len, SCAN_SYMS, 8}};
+    if (write_archive(path, mem, recurrent ? 2 : 1, &err)) goto fail;
     /* the link flags, for pkg-config: the library needs OpenBLAS and libm */
     snprintf(path, sizeof path, "%s/%s.pc", o->out, o->name);
     char pc[1024];

@@ -35,7 +35,7 @@ void sn_autodiff(sn_graph *g) {
       fprintf(stderr, "specnet: internal error: no gradient rule for %s\n", def->name);
       abort();
     }
-    int dx[SN_MAX_IN] = {-1, -1, -1};
+    int dx[SN_MAX_IN] = {-1, -1, -1, -1};
     sn_op op = g->ops[v]; /* the rule may grow g->ops */
     def->grad(g, v, grad[v], dx);
     grad = grow(grad, &cap, g->n);

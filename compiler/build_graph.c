@@ -595,7 +595,9 @@ static int slice(builder *b, const sn_layer_spec *l, int x, int axis, int64_t of
 /* lstm, gru: [N, T, C] -> h of every step [N, T, units] or of the last [N, units].
  * The input product of all steps is one GEMM (xw = x W_ih^T + biases); the
  * recurrence is one scan op (a runtime loop over the steps, a GEMM per step) whose
- * output holds h and what the backward pass needs. torch.nn.LSTM / GRU's names,
+ * output holds h and what the backward pass needs. Over padded ids the input's mask
+ * goes into the scan (a padded step keeps the state: the last step's h is the
+ * state at the last real token) and zeroes h at the padded steps. torch.nn.LSTM / GRU's names,
  * layouts (gates i f g o; r z n) and initialization (uniform in +-1/sqrt(units)). */
 static int build_recurrent(builder *b, const sn_layer_spec *l, const input *in, int n) {
   if (!need_sequence(b, l, in)) return -1;
@@ -631,9 +633,12 @@ static int build_recurrent(builder *b, const sn_layer_spec *l, const input *in, 
   scan.in[0] = xw;
   scan.in[1] = w_hh;
   scan.in[2] = b_hh;
+  if (in[0].mask >= 0) scan.in[scan.n_in++] = in[0].mask; /* padded steps carry the state over */
   int out = add_op(b, &scan, l);
   if (out < 0) return -1;
   int h = slice(b, l, out, 1, 0, H); /* [N, T, H] */
+  if (l->return_sequences && h >= 0 && in[0].mask >= 0) /* zeros at the padded steps (pad_packed_sequence) */
+    h = sn_emit(g, SN_OP_MUL, h, in[0].mask, -1, &like);  /* m [N, T]: one value per row of [N, T, H] */
   if (l->return_sequences || h < 0) return h;
   int last = slice(b, l, h, 0, T - 1, 1);
   sn_type flat = {.dtype = g->dtype, .batched = true, .rank = 1, .dim = {H}};

@@ -1207,8 +1207,10 @@ static void emit_batch_gemm(emitter *e, step_ctx *sc, int v) {
 }
 
 /* A recurrent scan: a call to the runtime's loop over the steps (recurrent.c),
- * fn(N, T, H, inputs.., out), the gradients with dout's row width after H; N is the
- * batch's rows. */
+ * fn(N, T, H, [D,] inputs.., mask, out): the gradients with dout's row width D
+ * after H; N is the batch's rows; mask the padding mask (the op's last input when
+ * it has one more than without) or a null pointer. Without the pool (--lib
+ * archives) the _cblas_ variants, which the archive carries. */
 static void emit_scan(emitter *e, step_ctx *sc, int v) {
   const sn_op *op = &e->g->ops[v];
   const char *base = op->code == SN_OP_LSTM        ? "sn_lstm"
@@ -1216,17 +1218,19 @@ static void emit_scan(emitter *e, step_ctx *sc, int v) {
                      : op->code == SN_OP_GRU       ? "sn_gru"
                                                    : "sn_gru_grad";
   char name[64];
-  snprintf(name, sizeof name, "%s_%s", base, e->g->dtype == SN_F64 ? "f64" : "f32");
+  snprintf(name, sizeof name, "%s_%s%s", base, e->cg->par ? "" : "cblas_", e->g->dtype == SN_F64 ? "f64" : "f32");
   const sn_type *whh = &e->g->ops[op->in[op->code == SN_OP_LSTM || op->code == SN_OP_GRU ? 1 : 2]].type;
   bool grad = op->code == SN_OP_LSTM_GRAD || op->code == SN_OP_GRU_GRAD;
-  LLVMTypeRef pt[8] = {e->i64, e->i64, e->i64, e->i64, e->ptr, e->ptr, e->ptr, e->ptr};
-  unsigned first = grad ? 4 : 3, na = first + (unsigned)op->n_in + 1;
+  int n_data = sn_opdefs[op->code].n_in; /* the inputs before the mask */
+  LLVMTypeRef pt[9] = {e->i64, e->i64, e->i64, e->i64, e->ptr, e->ptr, e->ptr, e->ptr, e->ptr};
+  unsigned first = grad ? 4 : 3, na = first + (unsigned)n_data + 2;
   if (!grad) pt[3] = e->ptr;
   LLVMTypeRef fty = LLVMFunctionType(e->voidt, pt, na, 0);
   LLVMValueRef fn = LLVMGetNamedFunction(e->mod, name);
   if (!fn) fn = LLVMAddFunction(e->mod, name, fty);
-  LLVMValueRef a[8] = {sc->field[A_ROWS], ci(e, op->type.dim[0]), ci(e, whh->dim[1]), ci(e, op->a[0])};
-  for (int i = 0; i < op->n_in; i++) a[first + i] = buffer_ptr(e, sc, op->in[i]);
+  LLVMValueRef a[9] = {sc->field[A_ROWS], ci(e, op->type.dim[0]), ci(e, whh->dim[1]), ci(e, op->a[0])};
+  for (int i = 0; i < n_data; i++) a[first + i] = buffer_ptr(e, sc, op->in[i]);
+  a[na - 2] = op->n_in > n_data ? buffer_ptr(e, sc, op->in[n_data]) : LLVMConstNull(e->ptr);
   a[na - 1] = buffer_ptr(e, sc, v);
   LLVMBuildCall2(e->b, fty, fn, a, na, "");
 }

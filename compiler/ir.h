@@ -23,7 +23,7 @@
 
 #include "spec.h"
 
-enum { SN_MAX_RANK = 6, SN_MAX_IN = 3 };
+enum { SN_MAX_RANK = 6, SN_MAX_IN = 4 };
 
 /* a[] of the window ops: kernel, strides, top/left padding, output size, dilation
  * (the distance between taps: 1 for pools and conv2d, conv1d's `dilation`) */

@@ -379,12 +379,18 @@ static int infer_transpose(const sn_graph *g, sn_op *op, char *err, size_t len) 
 }
 
 /* The recurrent scans: xw [N, T, G H] and W_hh [G H, H] (G gates) give
- * [N, T, width H]; gru also takes b_hh [3H]. */
+ * [N, T, width H]; gru also takes b_hh [3H]; either may take a mask [N, T] after. */
 static int infer_scan(const sn_graph *g, sn_op *op, int gates, int width, char *err, size_t len) {
   const sn_type *xw = T(g, op->in[0]), *w = T(g, op->in[1]);
   if (!xw->batched || xw->rank != 2 || w->batched || w->rank != 2 || w->dim[0] != gates * w->dim[1] ||
       xw->dim[1] != w->dim[0] || !is_float(xw) || w->dtype != xw->dtype)
     return fail(err, len, "%s needs xw [N, T, %dH] and W_hh [%dH, H]", sn_opdefs[op->code].name, gates, gates);
+  int n_data = sn_opdefs[op->code].n_in;
+  if (op->n_in > n_data) {
+    const sn_type *m = T(g, op->in[n_data]);
+    if (op->n_in != n_data + 1 || !m->batched || m->rank != 1 || m->dim[0] != xw->dim[0] || m->dtype != xw->dtype)
+      return fail(err, len, "%s: the mask must be [N, T]", sn_opdefs[op->code].name);
+  }
   op->type = *xw;
   op->type.dim[1] = width * w->dim[1];
   return 0;
@@ -690,17 +696,32 @@ static int scan_dout(sn_graph *g, int dy, int64_t H, int64_t *width) {
   *width = H;
   return c->in[0];
 }
-/* lstm: dxw from the reverse scan; dW_hh = dxw^T h_{t-1} over all (n, t) */
+/* The reverse scan of v (lstm or gru): (dout, out, W_hh[, mask]) -> type t */
+static int scan_grad(sn_graph *g, int v, sn_opcode code, int dy, int64_t H, const sn_type *t) {
+  const sn_op *fw = OP(v);
+  int n_data = sn_opdefs[fw->code].n_in;
+  sn_op op = *fw;
+  op.code = code;
+  op.n_in = 3;
+  op.in[1] = v;
+  op.in[2] = fw->in[1];
+  if (fw->n_in > n_data) op.in[op.n_in++] = fw->in[n_data];
+  op.in[0] = scan_dout(g, dy, H, &op.a[0]);
+  op.type = *t;
+  char err[256];
+  int r = sn_graph_add(g, &op, err, sizeof err);
+  if (r < 0) {
+    fprintf(stderr, "specnet: internal error in %s: %s\n", sn_opdefs[code].name, err);
+    abort();
+  }
+  return r;
+}
+/* lstm: dxw from the reverse scan; dW_hh = dxw^T h_{t-1} over all (n, t); the
+ * mask has no gradient */
 static void grad_lstm(sn_graph *g, int v, int dy, int dx[]) {
   sn_op like = *OP(v);
-  int whh = like.in[1];
-  int64_t H = T(g, whh)->dim[1];
-  sn_type t = *T(g, like.in[0]);
-  sn_op proto = like;
-  proto.n_in = 3;
-  proto.in[2] = whh;
-  dy = scan_dout(g, dy, H, &proto.a[0]);
-  int dxw = add_like(g, &proto, SN_OP_LSTM_GRAD, dy, v, &t);
+  int64_t H = T(g, like.in[1])->dim[1];
+  int dxw = scan_grad(g, v, SN_OP_LSTM_GRAD, dy, H, T(g, like.in[0]));
   dx[0] = dxw;
   dx[1] = scan_dwhh(g, dxw, scan_hprev(g, v, H, &like), &like);
 }
@@ -708,14 +729,10 @@ static void grad_lstm(sn_graph *g, int v, int dy, int dx[]) {
  * = dhh^T h_{t-1}, db_hh = the sum of dhh */
 static void grad_gru(sn_graph *g, int v, int dy, int dx[]) {
   sn_op like = *OP(v);
-  int whh = like.in[1];
-  int64_t H = T(g, whh)->dim[1];
+  int64_t H = T(g, like.in[1])->dim[1];
   sn_type t = *T(g, like.in[0]);
   t.dim[1] = 6 * H;
-  sn_op proto = like;
-  proto.in[2] = whh;
-  dy = scan_dout(g, dy, H, &proto.a[0]);
-  int both = add_like(g, &proto, SN_OP_GRU_GRAD, dy, v, &t);
+  int both = scan_grad(g, v, SN_OP_GRU_GRAD, dy, H, &t);
   dx[0] = emit_slice(g, both, 1, 0, 3 * H, &like);
   int dhh = emit_slice(g, both, 1, 3 * H, 3 * H, &like);
   dx[1] = scan_dwhh(g, dhh, scan_hprev(g, v, H, &like), &like);

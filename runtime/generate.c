@@ -7,8 +7,16 @@
  * sits at positions 0.. and the rest of the window is id 0, which a causal model
  * (each position reads only earlier ones) never looks at. Each step runs predict on
  * one window (rows = 1) and reads the scores at the text's last position; the window
- * slides once full. So every token costs a forward pass over the whole window: no key
- * /value cache (incremental decoding) yet.
+ * slides once full. So every token costs a forward pass over the whole window.
+ *
+ * With a decoder (g->dec, decode.c: a causal f32 model whose layers the key/value
+ * cache can run), a token costs one position instead: the positions not yet in the
+ * cache (the prompt's, then each new token) run through sn_decoder_step, which
+ * appends their keys and values and gives the scores of the last one, the same
+ * as the full pass's row for it. Once the window slides, every position's
+ * position embedding changes, so the cache no longer applies: from then on each
+ * token runs the full forward pass (re-priming the cache over the window would
+ * cost as much).
  *
  * Sampling: temperature 0 takes the arg-max; otherwise the scores become
  * log-probabilities (log of the model's probabilities after a softmax, or a
@@ -34,12 +42,17 @@ int sn_generator_init(sn_generator *g, sn_error *err) {
   g->score = malloc((size_t)g->vocab * sizeof(double));
   g->order = malloc((size_t)g->vocab * sizeof(int32_t));
   g->window = calloc((size_t)g->context, sizeof(int32_t));
-  if (!g->x || !g->y || !g->score || !g->order || !g->window) {
+  bool dec = g->dec && g->dec->version == 1 && !g->f64;
+  g->cache = dec ? calloc((size_t)g->dec->cache_elems + 1, sizeof(float)) : NULL;
+  g->work = dec ? calloc((size_t)sn_decoder_work_elems(g->dec), sizeof(float)) : NULL;
+  if (!g->x || !g->y || !g->score || !g->order || !g->window || (dec && (!g->cache || !g->work))) {
     sn_generator_free(g);
     return sn_fail(err, "out of memory for generation buffers");
   }
   g->filled = 0;
   g->produced = 0;
+  g->cached = 0;
+  g->slid = !dec;
   return 0;
 }
 
@@ -49,6 +62,9 @@ void sn_generator_free(sn_generator *g) {
   free(g->score);
   free(g->order);
   free(g->window);
+  free(g->cache);
+  free(g->work);
+  g->cache = g->work = NULL;
   g->x = g->y = NULL;
   g->score = NULL;
   g->order = g->window = NULL;
@@ -58,6 +74,7 @@ void sn_generator_push(sn_generator *g, int32_t id) {
   if (g->filled == g->context) { /* slide: the oldest token leaves the window */
     memmove(g->window, g->window + 1, (size_t)(g->context - 1) * sizeof(int32_t));
     g->filled--;
+    g->slid = true;
   }
   g->window[g->filled++] = id;
 }
@@ -92,8 +109,8 @@ static void top_k(sn_generator *g, int64_t k) {
   }
 }
 
-int32_t sn_generator_next(sn_generator *g, const sn_sampler *s) {
-  if (g->filled == 0) sn_generator_push(g, 0);
+/* The scores of every position of the window into g->y: the full forward pass */
+static void full_forward(sn_generator *g) {
   for (int64_t t = 0; t < g->context; t++) {
     double id = t < g->filled ? g->window[t] : 0;
     if (g->f64) ((double *)g->x)[t] = id;
@@ -104,7 +121,25 @@ int32_t sn_generator_next(sn_generator *g, const sn_sampler *s) {
   a.out = g->y;
   a.rows = 1;
   g->predict(&a);
+}
+
+/* The scores of the text's last position into its row of g->y, through the
+ * key/value cache: the positions not yet in it, one at a time */
+static void cached_forward(sn_generator *g) {
+  for (; g->cached < g->filled; g->cached++)
+    sn_decoder_step(g->dec, (const float *)g->args.params, g->cache, g->work, g->window[g->cached], g->cached,
+                    (float *)g->y + g->cached * g->vocab);
+}
+
+void sn_generator_scores(sn_generator *g) {
+  if (g->filled == 0) sn_generator_push(g, 0);
+  if (g->slid) full_forward(g);
+  else cached_forward(g);
   last_scores(g);
+}
+
+int32_t sn_generator_next(sn_generator *g, const sn_sampler *s) {
+  sn_generator_scores(g);
   int64_t k = s->top_k > 0 && s->top_k < g->vocab ? s->top_k : g->vocab;
   int32_t next;
   if (!(s->temperature > 0)) {

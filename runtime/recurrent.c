@@ -1,7 +1,10 @@
 /* The recurrent layers' scans (lstm, gru), forward and backward, in f32 and f64:
  * generated code calls them as it calls sn_par_sgemm, one call per layer and step
  * function, and they loop over the steps, a GEMM per step. The math is in
- * recurrent_impl.h, included once per float type. */
+ * recurrent_impl.h, included once per float type. Compiled with
+ * SN_RECURRENT_CBLAS, the file gives the sn_*_cblas_* variants instead, whose GEMM
+ * is a plain cblas call: the object `specnet build --lib` puts into an archive
+ * beside the model (no thread pool there). */
 #include <cblas.h>
 #include <math.h>
 #include <stdbool.h>
@@ -37,9 +40,29 @@ static inline float fast_expf(float x) {
 }
 static inline float fast_tanhf(float x) { return 2.0f / (1.0f + fast_expf(-2.0f * x)) - 1.0f; }
 
+#ifdef SN_RECURRENT_CBLAS
+static void cblas_s(int ta, int tb, int M, int N, int K, const float *A, int lda, const float *B, int ldb, float *C,
+                    int ldc) {
+  cblas_sgemm(CblasRowMajor, (CBLAS_TRANSPOSE)ta, (CBLAS_TRANSPOSE)tb, M, N, K, 1.0f, A, lda, B, ldb, 0.0f, C, ldc);
+}
+static void cblas_d(int ta, int tb, int M, int N, int K, const double *A, int lda, const double *B, int ldb,
+                    double *C, int ldc) {
+  cblas_dgemm(CblasRowMajor, (CBLAS_TRANSPOSE)ta, (CBLAS_TRANSPOSE)tb, M, N, K, 1.0, A, lda, B, ldb, 0.0, C, ldc);
+}
+#define SGEMM cblas_s
+#define DGEMM cblas_d
+#define SFX_F32 cblas_f32
+#define SFX_F64 cblas_f64
+#else
+#define SGEMM sn_par_sgemm
+#define DGEMM sn_par_dgemm
+#define SFX_F32 f32
+#define SFX_F64 f64
+#endif
+
 #define REAL float
-#define SFX f32
-#define GEMM sn_par_sgemm
+#define SFX SFX_F32
+#define GEMM SGEMM
 #define EXP fast_expf
 #define TANH fast_tanhf
 #include "recurrent_impl.h"
@@ -50,8 +73,8 @@ static inline float fast_tanhf(float x) { return 2.0f / (1.0f + fast_expf(-2.0f 
 #undef TANH
 
 #define REAL double
-#define SFX f64
-#define GEMM sn_par_dgemm
+#define SFX SFX_F64
+#define GEMM DGEMM
 #define EXP exp
 #define TANH tanh
 #include "recurrent_impl.h"

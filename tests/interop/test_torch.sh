@@ -5,7 +5,9 @@
 # specnet's probabilities. The same for a char transformer (embedding, position
 # embedding, causal multi-head attention, gelu_tanh), on its logits; conv1d, the
 # masked 1-D pools, lstm and gru models (tests/interop/conv1d_*.yaml,
-# recurrent_seq.yaml) give the same predictions in torch.nn. Needs Debian's
+# recurrent_seq.yaml) give the same predictions in torch.nn; lstm and gru over
+# padded ids (recurrent_text.yaml) the logits and gradients of
+# pack_padded_sequence. Needs Debian's
 # python3-torch and python3-numpy in /usr/bin/python3, and for the seed model and
 # the CNN the Fashion-MNIST files; exits 77 (skipped) without them.
 #   test_torch.sh SPECNET
@@ -106,6 +108,27 @@ for kind in seq text rnn; do
     echo "ok: PyTorch loads specnet's $(basename "$cspec" .yaml) weights ($kind) and predicts the same"
   else
     echo "FAIL: PyTorch's predictions with $(basename "$cspec" .yaml) ($kind) differ from specnet's"
+    fail=1
+  fi
+done
+
+# lstm then gru over padded ids (tests/interop/recurrent_text.yaml) with made-up
+# weights: the logits and one SGD step's gradients of torch.nn.LSTM / GRU over
+# pack_padded_sequence, in f32 (the gradients as the weights' change, to about
+# 6e-8 |w|) and f64
+"$py" "$here/torch_interop.py" rnn-text-weights "$tmp" || exit 1
+rspec=$here/recurrent_text.yaml
+for dt in f32 f64; do
+  tol=2e-5
+  [ $dt = f64 ] && tol=1e-10
+  rset="data.train={format: npy, x: $tmp/text_x.npy, y: $tmp/text_y.npy}"
+  if "$specnet" predict "$rspec" --dtype $dt --set "$rset" --weights "$tmp/rnn0.safetensors" --input "$tmp/text_x.npy" \
+    --probs --output "$tmp/rt_$dt.csv" --quiet &&
+    "$specnet" train "$rspec" --dtype $dt --set "$rset" --weights "$tmp/rnn0.safetensors" --out "$tmp/rt_$dt" --quiet &&
+    "$py" "$here/torch_interop.py" rnn-text-check "$tmp" "$tmp/rt_$dt.csv" "$tmp/rt_$dt" 1 $tol; then
+    echo "ok: lstm and gru over padding ($dt): pack_padded_sequence's logits and gradients"
+  else
+    echo "FAIL: lstm and gru over padding ($dt) differ from pack_padded_sequence's"
     fail=1
   fi
 done

@@ -27,6 +27,14 @@ and runs `specnet predict` and `specnet eval`; this script is the PyTorch side:
       tests/interop/conv1d_SEQ|TEXT.yaml or recurrent_seq.yaml, loaded into the same
       model in torch.nn (Conv1d, LSTM, GRU; the pools masked by hand), give
       specnet's probabilities within 1e-5
+  rnn-text-weights DIR               rnn0.safetensors: made-up weights for
+      tests/interop/recurrent_text.yaml
+  rnn-text-check DIR LOGITS_CSV RUN_DIR LR TOL   that model in torch.nn over
+      pack_padded_sequence (f64), with DIR/rnn0.safetensors, on DIR/text_x.npy: the
+      logits `specnet predict` wrote, and the gradients of one SGD step of
+      learning rate LR from those weights over the whole batch ((w0 - w1) / LR,
+      w1 in RUN_DIR/model.safetensors), within TOL of each tensor's largest (an
+      f32 run's w1 holds its step to about 6e-8 |w|, which bounds what TOL can be)
 
 Only numpy and torch: the safetensors package is not needed (nor installed on
 Debian); reading and writing the format is a few lines (see read_safetensors).
@@ -52,9 +60,10 @@ def read_safetensors(path):
     for name, t in header.items():
         if name == "__metadata__":
             continue
-        assert t["dtype"] == "F32", t["dtype"]
+        assert t["dtype"] in ("F32", "F64"), t["dtype"]
         begin, end = t["data_offsets"]
-        out[name] = np.frombuffer(data[begin:end], dtype="<f4").reshape(t["shape"]).copy()
+        out[name] = np.frombuffer(data[begin:end], dtype="<f4" if t["dtype"] == "F32" else "<f8").reshape(
+            t["shape"]).copy()
     return out
 
 
@@ -310,6 +319,67 @@ def conv1d_model(kind, w, x):
     return torch.softmax(dense(z.float()), 1)
 
 
+RNN_TEXT = {"emb.weight": (7, 4), "l1.weight_ih_l0": (20, 4), "l1.weight_hh_l0": (20, 5), "l1.bias_ih_l0": (20,),
+            "l1.bias_hh_l0": (20,), "g1.weight_ih_l0": (12, 5), "g1.weight_hh_l0": (12, 4), "g1.bias_ih_l0": (12,),
+            "g1.bias_hh_l0": (12,), "out.weight": (3, 4), "out.bias": (3,)}
+
+
+def rnn_text_weights(out):
+    rng = np.random.default_rng(3)
+    write_safetensors(out + "/rnn0.safetensors",
+                      {k: rng.uniform(-0.8, 0.8, shape).astype(np.float32) for k, shape in RNN_TEXT.items()})
+
+
+def packed(w, name, cls, x, lengths):
+    """torch.nn.LSTM / GRU over the first lengths[i] steps of each sample
+    (pack_padded_sequence): every step's h, zeros at the padded ones, and the state
+    at the last real step; a sample of length 0 (all padding) keeps the zero state."""
+    keep = lengths > 0
+    net = cls(x.shape[2], w[name + ".weight_hh_l0"].shape[1], batch_first=True).double()
+    with torch.no_grad():
+        for k, p in net.named_parameters():
+            p.copy_(w[f"{name}.{k}"])
+    for k, p in net.named_parameters():  # the gradients land in the module's own tensors
+        w[f"{name}.{k}"] = p
+    seq = torch.nn.utils.rnn.pack_padded_sequence(x[keep], lengths[keep], batch_first=True, enforce_sorted=False)
+    out, state = net(seq)
+    out, _ = torch.nn.utils.rnn.pad_packed_sequence(out, batch_first=True, total_length=x.shape[1])
+    h = state[0] if isinstance(state, tuple) else state
+    full = torch.zeros(x.shape[0], x.shape[1], out.shape[2], dtype=out.dtype)
+    last = torch.zeros(x.shape[0], out.shape[2], dtype=out.dtype)
+    rows = torch.nonzero(keep).flatten()
+    return full.index_put((rows,), out), last.index_put((rows,), h[0])
+
+
+def rnn_text_check(out_dir, logits_csv, run_dir, lr, tol):
+    w0 = read_safetensors(out_dir + "/rnn0.safetensors")
+    w = {k: torch.tensor(v, dtype=torch.float64, requires_grad=True) for k, v in w0.items()}
+    ids = torch.from_numpy(np.load(out_dir + "/text_x.npy").astype(np.int64))
+    y = torch.from_numpy(np.load(out_dir + "/text_y.npy"))
+    lengths = (ids != 0).sum(1)
+    assert ((ids != 0) == (torch.arange(ids.shape[1])[None, :] < lengths[:, None])).all()  # padded at the end
+    e = w["emb.weight"][ids]
+    h, _ = packed(w, "l1", torch.nn.LSTM, e, lengths)
+    _, z = packed(w, "g1", torch.nn.GRU, h, lengths)
+    logits = z @ w["out.weight"].T + w["out.bias"]
+    torch.nn.functional.cross_entropy(logits, y).backward()
+    got = np.loadtxt(logits_csv, delimiter=",", dtype=np.float64)
+    want = logits.detach().numpy()
+    diff = np.abs(got - want).max() / np.abs(want).max()
+    print(f"recurrent over padding: logits, max |specnet - torch| / max |torch| = {diff:.3g}")
+    ok = diff <= float(tol)
+    w1 = read_safetensors(run_dir + "/model.safetensors")
+    for k in RNN_TEXT:
+        g_spec = (w0[k].astype(np.float64) - w1[k].astype(np.float64)) / float(lr)
+        g_torch = w[k].grad.numpy()
+        d = np.abs(g_spec - g_torch).max() / max(np.abs(g_torch).max(), 1e-30)
+        print(f"  gradient of {k}: max |specnet - torch| / max |torch| = {d:.3g}")
+        ok = ok and d <= float(tol)
+    pad_row = (w0["emb.weight"][0] - w1["emb.weight"][0]) / float(lr)
+    print(f"  gradient of the padding id's embedding row: max |specnet| = {np.abs(pad_row).max():.3g}")
+    assert ok and not pad_row.any()
+
+
 def conv1d_check(kind, run_dir, probs_csv, x_npy):
     w = read_safetensors(run_dir + "/model.safetensors")
     with torch.no_grad():
@@ -326,6 +396,10 @@ if __name__ == "__main__":
         conv1d_data(sys.argv[2])
     elif sys.argv[1] == "conv1d-check":
         conv1d_check(*sys.argv[2:6])
+    elif sys.argv[1] == "rnn-text-weights":
+        rnn_text_weights(sys.argv[2])
+    elif sys.argv[1] == "rnn-text-check":
+        rnn_text_check(*sys.argv[2:7])
     elif sys.argv[1] == "predict":
         predict(sys.argv[2], sys.argv[3], sys.argv[4])
     elif sys.argv[1] == "mha_data":

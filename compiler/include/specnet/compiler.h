@@ -147,6 +147,12 @@ typedef struct sn_aot_opts {
 } sn_aot_opts;
 int sn_build_aot(const sn_spec *spec, const sn_model *weights, const sn_aot_opts *o, sn_diag *d);
 
+/* The incremental decoder (key/value cache) of a language model m compiled from s
+ * (runtime/decode.c): 0 and *d filled when every layer is one it runs (embedding
+ * of the ids, position_embedding, layer_norm, dense, causal attention, add,
+ * multiply, activations, dropout; f32), else -1 and the reason in why. */
+int sn_decoder_plan(const sn_spec *s, const sn_model *m, sn_decoder *d, char *why, size_t len);
+
 #ifdef __cplusplus
 }
 #endif

@@ -557,6 +557,55 @@ typedef struct sn_sampler {
   uint64_t seed;      /* the same seed, the same tokens */
 } sn_sampler;
 
+/* Incremental decoding (a key/value cache, decode.c): a causal language model's
+ * layers as a list of ops over one position, which the compiler writes
+ * (sn_decoder_plan) when every layer is one the cache can run; the generator then
+ * computes only the new token's row through each layer, reading the keys and
+ * values of the positions before it from the cache. Plain data (no pointers), so
+ * an AOT executable carries it as a blob. f32 models only. */
+enum { SN_DEC_MAX_OPS = 256 };
+typedef enum sn_dec_kind {
+  SN_DEC_EMBED = 1, /* out = w[id] (the token) */
+  SN_DEC_POSITION,  /* out = in + w[p] */
+  SN_DEC_LAYER_NORM,
+  SN_DEC_DENSE,     /* out = act(w in + b): w (width, in_width) as nn.Linear */
+  SN_DEC_ATTENTION, /* causal multi-head: w, b in_proj; w2, b2 out_proj */
+  SN_DEC_ADD,
+  SN_DEC_MULTIPLY,
+  SN_DEC_ACT /* out = act(in) (activation and dropout layers) */
+} sn_dec_kind;
+typedef enum sn_dec_act {
+  SN_DEC_LINEAR = 0,
+  SN_DEC_RELU,
+  SN_DEC_SIGMOID,
+  SN_DEC_TANH,
+  SN_DEC_GELU,
+  SN_DEC_GELU_TANH,
+  SN_DEC_SOFTMAX
+} sn_dec_act;
+typedef struct sn_dec_op {
+  int32_t kind, act;
+  int32_t in[2];            /* earlier ops' outputs (op i writes slot i) */
+  int64_t width, in_width;  /* its output's and its (first) input's */
+  int64_t heads;            /* attention */
+  int64_t w, b, w2, b2;     /* offsets (elements) into the parameters; -1: none */
+  int64_t cache;            /* attention: its keys then values, [context, width] each, in the cache */
+  double eps;               /* layer_norm */
+} sn_dec_op;
+typedef struct sn_decoder {
+  int32_t version; /* 1; 0: no decoder (every token runs the full forward pass) */
+  int32_t n_ops;   /* the last op's output is the model's: vocab scores */
+  int64_t context, vocab, width; /* width: the widest op output */
+  int64_t cache_elems;
+  sn_dec_op ops[SN_DEC_MAX_OPS];
+} sn_decoder;
+/* floats of work space sn_decoder_step needs */
+int64_t sn_decoder_work_elems(const sn_decoder *d);
+/* Token id at position p, given the cache rows of positions 0..p-1: writes row p
+ * of every attention layer's keys and values and the vocab scores to out. */
+void sn_decoder_step(const sn_decoder *d, const float *params, float *cache, float *work, int32_t id, int64_t p,
+                     float *out);
+
 typedef struct sn_generator {
   /* set by the caller before sn_generator_init */
   sn_step_fn predict;
@@ -565,11 +614,16 @@ typedef struct sn_generator {
   int64_t vocab;      /* scores per position: the output [context, vocab] */
   bool f64;           /* the model's dtype */
   bool probs;         /* the output is probabilities (a softmax), else logits */
+  const sn_decoder *dec; /* NULL (or version 0): a full forward pass per token; else
+                            the key/value cache while the text fits the window */
   /* owned: buffers allocated once, the text's last `context` ids */
   void *x, *y;
   double *score;
   int32_t *order, *window;
   int64_t filled, produced;
+  float *cache, *work; /* the decoder's */
+  int64_t cached;      /* positions whose keys and values are in the cache */
+  bool slid;           /* the window has slid: the cache no longer applies */
 } sn_generator;
 
 /* The text of the tokens: bytes (chars NULL: id = byte) or a sorted table of code
@@ -589,8 +643,10 @@ int sn_token_text(const sn_vocab *v, int32_t id, char out[4]);
 int32_t sn_vocab_id(const sn_vocab *v, uint32_t cp);
 /* Appends a token of the prompt (or text chosen outside). */
 void sn_generator_push(sn_generator *g, int32_t id);
-/* Runs the model on the window, draws the next token, appends and returns it (an
- * empty text starts from id 0). No allocation. */
+/* The next token's log-probabilities into g->score (an empty text starts from id
+ * 0): the full forward pass, or the key/value cache (g->dec). No allocation. */
+void sn_generator_scores(sn_generator *g);
+/* sn_generator_scores, then draws the next token, appends and returns it. */
 int32_t sn_generator_next(sn_generator *g, const sn_sampler *s);
 void sn_generator_free(sn_generator *g);
 
@@ -630,20 +686,22 @@ void sn_par_dgemm_batched(int ta, int tb, int M, int N, int K, const double *A, 
  * its gradient from dout [N, T, D] (the gradient of h in the first H of each row)
  * to dxw [N, T, 4H]. GRU: xw [N, T, 3H] (x W_ih^T + b_ih), whh [3H, H], bhh [3H]
  * -> out [N, T, 5H] (h, r, z, n, W_hn h + b_hn); its gradient to [N, T, 6H] (of xw,
- * then of W_hh h + b_hh). */
-void sn_lstm_f32(int64_t N, int64_t T, int64_t H, const float *xw, const float *whh, float *out);
-void sn_lstm_f64(int64_t N, int64_t T, int64_t H, const double *xw, const double *whh, double *out);
-void sn_lstm_grad_f32(int64_t N, int64_t T, int64_t H, int64_t D, const float *dout, const float *out, const float *whh,
-                      float *dxw);
-void sn_lstm_grad_f64(int64_t N, int64_t T, int64_t H, int64_t D, const double *dout, const double *out, const double *whh,
-                      double *dxw);
-void sn_gru_f32(int64_t N, int64_t T, int64_t H, const float *xw, const float *whh, const float *bhh, float *out);
-void sn_gru_f64(int64_t N, int64_t T, int64_t H, const double *xw, const double *whh, const double *bhh,
-                double *out);
-void sn_gru_grad_f32(int64_t N, int64_t T, int64_t H, int64_t D, const float *dout, const float *out, const float *whh,
-                     float *dx);
-void sn_gru_grad_f64(int64_t N, int64_t T, int64_t H, int64_t D, const double *dout, const double *out, const double *whh,
-                     double *dx);
+ * then of W_hh h + b_hh). mask [N, T] (or NULL): 0 at a padded step, where the
+ * state carries over unchanged. The _cblas_ variants (the same math, a plain
+ * cblas GEMM instead of the pool's) are what `specnet build --lib` archives hold. */
+#define SN_SCAN_DECLS(SFX, REAL)                                                                                     \
+  void sn_lstm_##SFX(int64_t N, int64_t T, int64_t H, const REAL *xw, const REAL *whh, const REAL *mask, REAL *out); \
+  void sn_lstm_grad_##SFX(int64_t N, int64_t T, int64_t H, int64_t D, const REAL *dout, const REAL *out,             \
+                          const REAL *whh, const REAL *mask, REAL *dxw);                                              \
+  void sn_gru_##SFX(int64_t N, int64_t T, int64_t H, const REAL *xw, const REAL *whh, const REAL *bhh,               \
+                    const REAL *mask, REAL *out);                                                                     \
+  void sn_gru_grad_##SFX(int64_t N, int64_t T, int64_t H, int64_t D, const REAL *dout, const REAL *out,              \
+                         const REAL *whh, const REAL *mask, REAL *dx);
+SN_SCAN_DECLS(f32, float)
+SN_SCAN_DECLS(f64, double)
+SN_SCAN_DECLS(cblas_f32, float)
+SN_SCAN_DECLS(cblas_f64, double)
+#undef SN_SCAN_DECLS
 /* Which small-batch f32 GEMM kernels sn_par_sgemm uses where the batch side is at
  * most 64: "avx512", "avx2", or "none" (all products through OpenBLAS). Chosen once
  * per process: the best this CPU has, capped by SPECNET_CPU (x86-64-v3: avx2;
