@@ -3,8 +3,9 @@
  * reads back as numpy's values converted to f32, bit for bit: all samples in one
  * read, one at a time in a shuffled order, and runs that cross chunk boundaries;
  * labels, float targets and limit; a file that changes after loading is an error
- * naming it. The files come from tests/hdf5/make_files.py (h5py), which
- * tests/test_data_hdf5.sh runs before this, with the folder as argument. */
+ * naming it. The files come from tests/hdf5/make_files.py (h5py): given a folder
+ * (tests/test_data_hdf5.sh), the test reads the files there; without one it runs
+ * the script itself (from tests/, as CTest does) into a temporary folder. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -130,16 +131,24 @@ static void test_changed(void) {
 }
 
 int main(int argc, char **argv) {
-  if (argc != 2) {
-    fprintf(stderr, "usage: test_data_hdf5 DIR (the files of tests/hdf5/make_files.py)\n");
-    return 2;
+  char tmp[] = "/tmp/specnet-hdf5.XXXXXX", cmd[256];
+  dir = argc > 1 ? argv[1] : mkdtemp(tmp);
+  if (argc == 1) {
+    snprintf(cmd, sizeof cmd, "/usr/bin/python3 hdf5/make_files.py %s", tmp);
+    if (!dir || system(cmd) != 0) {
+      fprintf(stderr, "FAIL: %s (python3-h5py installed?)\n", cmd);
+      return 1;
+    }
   }
-  dir = argv[1];
   sn_hdf5_enable();
   for (size_t d = 0; d < sizeof DTYPES / sizeof DTYPES[0]; d++)
     for (size_t l = 0; l < sizeof LAYOUTS / sizeof LAYOUTS[0]; l++) test_values(DTYPES[d], LAYOUTS[l]);
   test_targets_limit();
   test_changed();
+  if (argc == 1) {
+    snprintf(cmd, sizeof cmd, "rm -rf %s", tmp);
+    CHECK(system(cmd) == 0, "%s", cmd);
+  }
   if (failures) fprintf(stderr, "%d failure(s)\n", failures);
   return failures ? 1 : 0;
 }
