@@ -107,6 +107,22 @@ static const char *h5_type(hid_t ftype, sn_stype *t, hid_t *mtype) {
   }
 }
 
+/* A short name of a type specnet does not read, for the listing. */
+static const char *class_name(hid_t ftype) {
+  switch (H5Tget_class(ftype)) {
+  case H5T_INTEGER: return "integer of an odd size";
+  case H5T_FLOAT: return "float of an odd size";
+  case H5T_STRING: return "string";
+  case H5T_COMPOUND: return "compound";
+  case H5T_ENUM: return "enum";
+  case H5T_ARRAY: return "array";
+  case H5T_VLEN: return "vlen";
+  case H5T_OPAQUE: return "opaque";
+  case H5T_REFERENCE: return "reference";
+  default: return "other";
+  }
+}
+
 static const char *stype_name(sn_stype t) {
   switch (t.kind * 16 + t.size) {
   case 'u' * 16 + 1: return "uint8";
@@ -165,10 +181,11 @@ static herr_t list_one(hid_t group, const char *name, const H5L_info_t *info, vo
     hid_t ft = H5Dget_type(d), mt;
     sn_stype t;
     const char *bad = ft >= 0 ? h5_type(ft, &t, &mt) : "?";
+    const char *tn = ft < 0 ? "?" : bad ? class_name(ft) : stype_name(t);
     if (!bad) H5Tclose(mt);
-    if (ft >= 0) H5Tclose(ft);
     l->len += (size_t)snprintf(l->text + l->len, sizeof l->text - l->len, "%s/%s %s %s",
-                               l->count > 1 ? ", " : "", name, shp, bad ? "(unsupported type)" : stype_name(t));
+                               l->count > 1 ? ", " : "", name, shp, tn);
+    if (ft >= 0) H5Tclose(ft);
   }
   H5Dclose(d);
   return 0;
@@ -382,7 +399,7 @@ static int check_finite(const char *path, const char *name, sn_store *s, int64_t
         memcpy(&v, buf + e * 8, 8);
       }
       if (isfinite((float)v)) continue;
-      rc = sn_fail(err, "%s: %s: element %lld of sample %lld is %s; every value must be finite%s",
+      rc = sn_fail(err, "%s: x '%s': element %lld of sample %lld is %s; every value must be finite%s",
                    path, name, (long long)(e % elems), (long long)(j + e / elems),
                    isnan(v) ? "nan" : "inf", isfinite(v) ? " (as float32)" : "");
       break;
@@ -419,16 +436,6 @@ static int x_dataset(hid_t file, const char *path, const char *name, sn_dataset 
     sn_fail(err, "%s: cannot read dataset '%s'", path, name);
     goto done;
   }
-  char shp[96];
-  shape_text(rank, dims, shp, sizeof shp);
-  if (rank < 2 || rank > MAX_RANK) {
-    sn_fail(err,
-            "%s: x: dataset '%s' has shape %s; x must have shape (samples, ...) with 2 to %d "
-            "dimensions%s",
-            path, name, shp, MAX_RANK,
-            rank == 1 ? "; hint: one feature per sample is shape (samples, 1)" : "");
-    goto done;
-  }
   sn_stype t;
   const char *bad = h5_type(ftype, &t, &r->mtype);
   if (bad) {
@@ -437,6 +444,16 @@ static int x_dataset(hid_t file, const char *path, const char *name, sn_dataset 
             "(u)int64, float16, float32, float64; hint: store it as numbers, e.g. "
             "f.create_dataset(name, data=a.astype('float32'))",
             path, name, bad);
+    goto done;
+  }
+  char shp[96];
+  shape_text(rank, dims, shp, sizeof shp);
+  if (rank < 2 || rank > MAX_RANK) {
+    sn_fail(err,
+            "%s: x: dataset '%s' has shape %s; x must have shape (samples, ...) with 2 to %d "
+            "dimensions%s",
+            path, name, shp, MAX_RANK,
+            rank == 1 ? "; hint: one feature per sample is shape (samples, 1)" : "");
     goto done;
   }
   r->rank = rank;
