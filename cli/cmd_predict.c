@@ -84,6 +84,26 @@ static int load_text_input(const sn_spec *s, const char *weights, const char *pa
   return rc ? EXIT_SPEC : 0;
 }
 
+/* An HDF5 input, FILE.h5 or FILE.h5:/dataset (also .hdf5): its x dataset is the one
+ * named after the colon, else the one the spec's HDF5 training source reads.
+ * False when path does not name an HDF5 file. */
+static bool hdf5_input(const sn_spec *s, const char *path, sn_source *src) {
+  static const char *const suffixes[] = {".h5", ".hdf5"};
+  for (int i = 0; i < 2; i++) {
+    const char *at = strstr(path, suffixes[i]);
+    while (at && at[strlen(suffixes[i])] && at[strlen(suffixes[i])] != ':')
+      at = strstr(at + 1, suffixes[i]);
+    if (!at) continue;
+    const char *end = at + strlen(suffixes[i]);
+    src->kind = SN_SRC_HDF5;
+    snprintf(src->path, sizeof src->path, "%.*s", (int)(end - path), path);
+    snprintf(src->images, sizeof src->images, "%s",
+             *end == ':' ? end + 1 : s->data.train.kind == SN_SRC_HDF5 ? s->data.train.images : "");
+    return true;
+  }
+  return false;
+}
+
 static int load_input(const sn_spec *s, const sn_model *m, const char *weights, const char *path,
                       sn_dataset *ds) {
   sn_source src = {.no_labels = true};
@@ -91,6 +111,12 @@ static int load_input(const sn_spec *s, const sn_model *m, const char *weights, 
   if (s->data.train.kind == SN_SRC_TEXT && !sn_path_has_suffix(path, ".npy") && !sn_path_has_suffix(path, ".csv")) {
     int rc = load_text_input(s, weights, path, ds);
     if (rc) return rc;
+  } else if (hdf5_input(s, path, &src)) {
+    if (!src.images[0]) {
+      fprintf(stderr, "specnet: error: %s: which dataset? give --input %s:/NAME (the spec's "
+                      "training data is not HDF5)\n", path, path);
+      return EXIT_SPEC;
+    }
   } else if (sn_path_has_suffix(path, ".npy")) {
     src.kind = SN_SRC_NPY;
     snprintf(src.images, sizeof src.images, "%s", path);

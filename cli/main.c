@@ -274,6 +274,7 @@ int main(int argc, char **argv) {
     return EXIT_USAGE;
   }
   const char *cmd = argv[1];
+  sn_hdf5_enable(); /* data sources may be HDF5 files */
   if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h") || !strcmp(cmd, "help")) {
     if (argc < 3 || print_command_help(argv[2], stdout)) print_help(stdout); /* help [CMD] */
     return 0;

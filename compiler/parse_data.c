@@ -16,14 +16,15 @@ enum { STREAM_TRAIN = 1, STREAM_TEST = 2, STREAM_VALIDATION = 3 };
 
 static const char *const BUILTIN_SETS[] = {"mnist", "fashion_mnist", NULL};
 static const char *const SPLITS[] = {"train", "test", NULL};
-static const char *const FORMATS[] = {"idx", "csv", "npy", "text", NULL};
-enum { FORMAT_IDX, FORMAT_CSV, FORMAT_NPY, FORMAT_TEXT };
+static const char *const FORMATS[] = {"idx", "csv", "npy", "text", "hdf5", NULL};
+enum { FORMAT_IDX, FORMAT_CSV, FORMAT_NPY, FORMAT_TEXT, FORMAT_HDF5 };
 static const char *const SYNTH_SETS[] = {"blobs", "spirals", "xor", "linear", NULL};
 static const char *const SOURCE_FORMS[] = {"builtin", "format", "synthetic", NULL};
 static const char *const BUILTIN_KEYS[] = {"builtin", "split", "limit", NULL};
 static const char *const IDX_KEYS[] = {"format", "images", "labels", "limit", NULL};
 static const char *const CSV_KEYS[] = {"format", "path", "label", "header", "limit", NULL};
 static const char *const NPY_KEYS[] = {"format", "x", "y", "limit", NULL};
+static const char *const HDF5_KEYS[] = {"format", "path", "x", "y", "limit", NULL};
 static const char *const TEXT_KEYS[] = {"format",  "path",    "tokenizer", "mode",
                                         "context", "windows", "stride",    "length",
                                         "range",   "limit",   NULL};
@@ -81,6 +82,30 @@ static void source_path(checker *c, const sn_node *map, const char *key, const c
 static void source_limit(checker *c, const sn_node *map, sn_source *src) {
   const sn_node *v = sn_node_get(map, "limit");
   if (v) ck_get_int(c, v, "limit", 1, INT64_MAX, &src->limit);
+}
+
+/* A dataset's name in an HDF5 file (x, y): a path inside the file, not resolved. */
+static void hdf5_name(checker *c, const sn_node *map, const char *key, char *dst, size_t cap) {
+  const sn_node *v = sn_node_get(map, key);
+  if (!v) {
+    ck_missing(c, map, key, "an hdf5 data source");
+    return;
+  }
+  const char *s = ck_get_str(c, v, key);
+  if (!s) return;
+  if (!s[0] || strlen(s) >= cap)
+    sn_diag_error(c->d, v->loc, "%s: a dataset name of 1 to %zu bytes, e.g. /images", key, cap - 1);
+  else
+    snprintf(dst, cap, "%s", s);
+}
+
+static void hdf5_source(checker *c, const sn_node *n, sn_source *src) {
+  ck_check_keys(c, n, "an hdf5 data source", HDF5_KEYS);
+  source_path(c, n, "path", "an hdf5 data source", src->path, sizeof src->path);
+  hdf5_name(c, n, "x", src->images, sizeof src->images);
+  hdf5_name(c, n, "y", src->labels, sizeof src->labels);
+  source_limit(c, n, src);
+  src->kind = SN_SRC_HDF5;
 }
 
 static void synthetic_source(checker *c, const sn_node *map, const sn_node *kind, sn_source *src) {
@@ -303,6 +328,8 @@ static void data_source(checker *c, const sn_node *n, const char *role, uint64_t
       src->kind = SN_SRC_NPY;
     } else if (f == FORMAT_TEXT) {
       text_source(c, n, src);
+    } else if (f == FORMAT_HDF5) {
+      hdf5_source(c, n, src);
     } /* an unknown format takes other keys: nothing more to say */
   } else {
     synthetic_source(c, n, kind, src);

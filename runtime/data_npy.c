@@ -636,6 +636,11 @@ static int set_labels(const sn_source *src, const char *yp, const double *yd, in
   return 0;
 }
 
+int sn_labels_from_values(const sn_source *src, const char *where, const double *yd, int ynd,
+                          int64_t k, bool yint, int64_t n, sn_dataset *out, sn_error *err) {
+  return set_labels(src, where, yd, ynd, k, yint, n, out, err);
+}
+
 int sn_dataset_npy(const sn_source *src, sn_dataset *out, sn_error *err) {
   memset(out, 0, sizeof *out);
   const char *xp = src->images, *yp = src->labels;

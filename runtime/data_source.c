@@ -206,6 +206,10 @@ static int fit_targets(const sn_source *src, sn_dataset *ds, sn_error *err) {
   return 0;
 }
 
+static int (*hdf5_load)(const sn_source *, sn_dataset *, sn_error *);
+
+void sn_store_set_hdf5(int (*load)(const sn_source *, sn_dataset *, sn_error *)) { hdf5_load = load; }
+
 int sn_dataset_load(const sn_source *src, sn_dataset *out, sn_error *err) {
   memset(out, 0, sizeof *out);
   if (src->limit < 0)
@@ -237,6 +241,12 @@ int sn_dataset_load(const sn_source *src, sn_dataset *out, sn_error *err) {
     break;
   case SN_SRC_TEXT:
     rc = sn_dataset_text(src, out, err);
+    break;
+  case SN_SRC_HDF5:
+    if (!hdf5_load)
+      return sn_fail(err, "%s: this program reads no HDF5 files (it does not link specnet_hdf5)",
+                     src->path);
+    rc = hdf5_load(src, out, err);
     break;
   default:
     return sn_fail(err, "no data source given");

@@ -44,6 +44,7 @@ typedef struct store_part {
   int fd;
   int64_t offset, first, bytes;
   struct stat st; /* at load: size and mtime to compare */
+  sn_store_reader rd; /* rd.read set: bytes come from it, not pread (HDF5) */
 } store_part;
 
 struct sn_store {
@@ -99,6 +100,23 @@ int sn_store_add(sn_store **sp, const char *path, int64_t offset, sn_stype t, in
   return 0;
 }
 
+int sn_store_add_reader(sn_store **sp, const char *path, sn_stype t, int64_t n, int64_t elems,
+                        sn_store_reader rd, sn_error *err) {
+  sn_store *s = *sp;
+  const int k = s ? s->n_parts : 0;
+  if (sn_store_add(sp, path, 0, t, 0, elems, err)) {
+    if (*sp && (*sp)->n_parts == k + 1) (*sp)->parts[k].rd = rd; /* closed with the part */
+    else if (rd.close) rd.close(rd.ctx);
+    return -1;
+  }
+  s = *sp;
+  store_part *p = &s->parts[s->n_parts - 1];
+  p->rd = rd;
+  p->bytes = n * elems * t.size;
+  s->n += n;
+  return 0;
+}
+
 int sn_store_own(const char *path, uint8_t *bytes, int64_t n, int64_t elems, sn_store **out,
                  sn_error *err) {
   *out = store_new(path, (sn_stype){'u', 1}, elems);
@@ -126,6 +144,11 @@ static const store_part *part_at(const sn_store *s, int64_t at) {
 
 /* `bytes` bytes from byte `at` of the file part p into buf; false when short. */
 static bool part_read(const store_part *p, int64_t at, int64_t bytes, char *buf) {
+  if (p->rd.read) {
+    if (p->rd.read(p->rd.ctx, at, bytes, buf)) return true;
+    memset(buf, 0, (size_t)bytes);
+    return false;
+  }
   int64_t got = 0;
   while (got < bytes) {
     ssize_t k = pread(p->fd, buf + got, (size_t)(bytes - got), (off_t)(p->offset + at + got));
@@ -179,6 +202,7 @@ sn_store *sn_store_ref(sn_store *s) {
 void sn_store_unref(sn_store *s) {
   if (!s || --s->refs > 0) return;
   for (int i = 0; i < s->n_parts; i++) {
+    if (s->parts[i].rd.close) s->parts[i].rd.close(s->parts[i].rd.ctx);
     close(s->parts[i].fd);
     free(s->parts[i].path);
   }

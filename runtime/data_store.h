@@ -18,6 +18,20 @@ typedef struct sn_stype {
  * On failure *s stays valid for sn_store_unref. */
 int sn_store_add(sn_store **s, const char *path, int64_t offset, sn_stype t, int64_t n,
                  int64_t elems, sn_error *err);
+/* A file whose samples come from a function rather than pread (HDF5, data_hdf5.c):
+ * read(ctx, at, bytes, buf) fills buf with `bytes` bytes from byte `at` of the file's
+ * samples (n * elems values of t, C order), false when it cannot (buf is then zeroed
+ * and the store marked, as for a short pread); it is called from any thread.
+ * close(ctx) (may be NULL) runs when the store is freed. */
+typedef struct sn_store_reader {
+  bool (*read)(void *ctx, int64_t at, int64_t bytes, void *buf);
+  void (*close)(void *ctx);
+  void *ctx;
+} sn_store_reader;
+/* Appends such a file (size and mtime checked as for sn_store_add). The store owns
+ * rd from the call on, also when it fails. */
+int sn_store_add_reader(sn_store **s, const char *path, sn_stype t, int64_t n, int64_t elems,
+                        sn_store_reader rd, sn_error *err);
 /* Takes ownership of `bytes` (malloc'd, n * elems u8 values) read from `path`. */
 int sn_store_own(const char *path, uint8_t *bytes, int64_t n, int64_t elems, sn_store **out,
                  sn_error *err);
@@ -32,5 +46,13 @@ int sn_dataset_to_memory(sn_dataset *ds, sn_error *err);
 /* Whether samples are forced into memory as f32 ($SPECNET_DATA_IN_MEMORY=1): the
  * path of earlier releases, kept to compare with. */
 bool sn_store_in_memory(void);
+
+/* Labels or float targets of n samples from yd (ynd dimensions, k values a sample;
+ * yint: they were stored as integers), as the NPY reader makes them (data_npy.c);
+ * messages start with `where`. */
+int sn_labels_from_values(const sn_source *src, const char *where, const double *yd, int ynd,
+                          int64_t k, bool yint, int64_t n, sn_dataset *out, sn_error *err);
+/* The HDF5 reader that sn_dataset_load calls (sn_hdf5_enable sets it; NULL: none). */
+void sn_store_set_hdf5(int (*load)(const sn_source *, sn_dataset *, sn_error *));
 
 #endif

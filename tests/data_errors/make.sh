@@ -5,12 +5,13 @@
 # absurd dimensions, trailing bytes, mismatched counts or out-of-range labels,
 # gzip streams that are corrupt or cut off, and NPY files with a bad magic, a cut,
 # a dtype or layout that is not read, or an absurd shape, and text that is not
-# UTF-8 or holds a NUL byte. Made at test time (a CTest fixture and
+# UTF-8 or holds a NUL byte, and HDF5 datasets that are not read (make_hdf5.py,
+# with h5py). Made at test time (a CTest fixture and
 # the cmake configure step run this) so that no binary files live in the repo.
 #
 #   tests/data_errors/make.sh [DIR]
 #
-# Needs only bash and gzip. Files appear atomically (written aside, then moved),
+# Needs bash and gzip (and python3-h5py for the HDF5 files). Files appear atomically (written aside, then moved),
 # so parallel runs never see half a file.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -93,5 +94,13 @@ sed -i 's/False/True/' "$tmp/x-fortran.npy"
 # and a NUL byte, which classify mode keeps for padding.
 { printf 'fine text\nthen '; bytes 255; printf ' here\n'; } >"$tmp/text-bad-utf8.txt"
 { printf 'a record\n%%\nnul '; bytes 0; printf ' inside\n'; } >"$tmp/text-nul.txt"
+
+# HDF5 (tests/specs/errors/data_hdf5_*.yaml): written with h5py (python3-h5py). Without
+# it the files are missing and those specs fail, naming the file.
+if /usr/bin/python3 -c 'import h5py' 2>/dev/null; then
+  /usr/bin/python3 "$here/make_hdf5.py" "$tmp"
+else
+  echo "make.sh: no /usr/bin/python3 with h5py (python3-h5py): HDF5 error files not written" >&2
+fi
 
 for f in "$tmp"/*; do mv -f "$f" "$out/"; done

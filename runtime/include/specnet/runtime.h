@@ -82,6 +82,7 @@ typedef enum sn_source_kind {
   SN_SRC_CSV,       /* path: one sample per row, a label column */
   SN_SRC_NPY,       /* images = x .npy, labels = y .npy */
   SN_SRC_TEXT,      /* path: text files, tokenized (data_text.c) */
+  SN_SRC_HDF5,      /* path: an HDF5 file; images = x dataset, labels = y dataset */
 } sn_source_kind;
 
 typedef enum sn_text_mode {
@@ -218,6 +219,14 @@ int sn_dataset_csv(const sn_source *src, sn_dataset *out, sn_error *err);
  * float targets, (n) or (n, k). Format versions 1-3, little-endian |u1 |i1 <u2 <i2
  * <u4 <i4 <u8 <i8 <f2 <f4 <f8, C order. */
 int sn_dataset_npy(const sn_source *src, sn_dataset *out, sn_error *err);
+/* HDF5 files (src->kind == SN_SRC_HDF5; data_hdf5.c, in the library specnet_hdf5,
+ * which links libhdf5): src->path the file, src->images the x dataset's name, shape
+ * (n, ...) (rank 2 to 5), src->labels y's, (n) labels or targets or (n, k) targets.
+ * Types u8 i8 u16 i16 u32 i32 u64 i64, IEEE f16, f32, f64, any byte order. */
+int sn_dataset_hdf5(const sn_source *src, sn_dataset *out, sn_error *err);
+/* Lets sn_dataset_load read HDF5 sources (defined in specnet_hdf5; the specnet
+ * command calls it; without it an HDF5 source is an error). */
+void sn_hdf5_enable(void);
 /* Reads one .npy array into f64: *ndim and shape[0..ndim) (ndim <= 8), *data holds
  * the product of the shape, malloc'd; *integer says the dtype was an integer type.
  * At most `limit` rows of the first axis when limit > 0 (shape[0] then says so). */
