@@ -69,11 +69,55 @@ static void resolve_path(checker *c, const sn_node *n, const char *what, char *d
   }
 }
 
-/* A required path key of a file source. */
+/* A list of paths (shards, in list order; each may be a glob): resolved one per
+ * line into dst, as the runtime reads them (sn_paths_expand). */
+static void path_list(checker *c, const sn_node *v, const char *what, char *dst, size_t cap) {
+  dst[0] = '\0';
+  if (v->n == 0) {
+    sn_diag_error(c->d, v->loc, "%s is an empty list; give at least one file", what);
+    return;
+  }
+  size_t len = 0;
+  char one[4096];
+  for (int i = 0; i < v->n; i++) {
+    const sn_node *item = v->items[i];
+    if (item->kind != SN_NODE_SCALAR) {
+      ck_type_error(c, item, what, "a file path or a glob pattern");
+      dst[0] = '\0';
+      return;
+    }
+    one[0] = '\0';
+    resolve_path(c, item, what, one, sizeof one);
+    if (!one[0]) {
+      dst[0] = '\0';
+      return;
+    }
+    if (strchr(one, '\n')) {
+      sn_diag_error(c->d, item->loc, "%s path holds a line break", what);
+      dst[0] = '\0';
+      return;
+    }
+    size_t k = strlen(one);
+    if (len + k + 1 >= cap) {
+      sn_diag_error(c->d, v->loc, "the list of %s paths is too long (at most %zu bytes)", what,
+                    cap - 1);
+      sn_diag_hint(c->d, "name the shards with a glob pattern, e.g. shards/x-*.npy");
+      dst[0] = '\0';
+      return;
+    }
+    memcpy(dst + len, one, k);
+    len += k;
+    dst[len++] = i + 1 < v->n ? '\n' : '\0';
+  }
+}
+
+/* A required path key of a file source; with `list`, a list of paths too. */
 static void source_path(checker *c, const sn_node *map, const char *key, const char *where,
-                        char *dst, size_t cap) {
+                        char *dst, size_t cap, bool list) {
   const sn_node *v = sn_node_get(map, key);
-  if (v)
+  if (v && list && v->kind == SN_NODE_SEQ)
+    path_list(c, v, key, dst, cap);
+  else if (v)
     resolve_path(c, v, key, dst, cap);
   else
     ck_missing(c, map, key, where);
@@ -167,7 +211,7 @@ static void csv_label(checker *c, const sn_node *v, sn_source *src) {
 
 static void csv_source(checker *c, const sn_node *map, sn_source *src) {
   ck_check_keys(c, map, "a csv data source", CSV_KEYS);
-  source_path(c, map, "path", "a csv data source", src->path, sizeof src->path);
+  source_path(c, map, "path", "a csv data source", src->path, sizeof src->path, true);
   src->header = true;
   src->label_index = -1;
   const sn_node *v;
@@ -202,7 +246,7 @@ static void mode_only(checker *c, const sn_node *map, const char *key, const cha
 
 static void text_source(checker *c, const sn_node *map, sn_source *src) {
   ck_check_keys(c, map, "a text data source", TEXT_KEYS);
-  source_path(c, map, "path", "a text data source", src->path, sizeof src->path);
+  source_path(c, map, "path", "a text data source", src->path, sizeof src->path, false);
   const sn_node *v;
   int k;
   if ((v = sn_node_get(map, "tokenizer")) && (k = ck_lookup(c, v, "tokenizer", TOKENIZERS)) >= 0)
@@ -314,16 +358,16 @@ static void data_source(checker *c, const sn_node *n, const char *role, uint64_t
     int f = ck_lookup(c, kind, "data format", FORMATS);
     if (f == FORMAT_IDX) {
       ck_check_keys(c, n, "an idx data source", IDX_KEYS);
-      source_path(c, n, "images", "an idx data source", src->images, sizeof src->images);
-      source_path(c, n, "labels", "an idx data source", src->labels, sizeof src->labels);
+      source_path(c, n, "images", "an idx data source", src->images, sizeof src->images, true);
+      source_path(c, n, "labels", "an idx data source", src->labels, sizeof src->labels, true);
       source_limit(c, n, src);
       src->kind = SN_SRC_IDX;
     } else if (f == FORMAT_CSV) {
       csv_source(c, n, src);
     } else if (f == FORMAT_NPY) {
       ck_check_keys(c, n, "an npy data source", NPY_KEYS);
-      source_path(c, n, "x", "an npy data source", src->images, sizeof src->images);
-      source_path(c, n, "y", "an npy data source", src->labels, sizeof src->labels);
+      source_path(c, n, "x", "an npy data source", src->images, sizeof src->images, true);
+      source_path(c, n, "y", "an npy data source", src->labels, sizeof src->labels, true);
       source_limit(c, n, src);
       src->kind = SN_SRC_NPY;
     } else if (f == FORMAT_TEXT) {

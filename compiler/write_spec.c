@@ -203,6 +203,24 @@ static void layer(FILE *out, const sn_layer_spec *l) {
   fputs("}\n", out);
 }
 
+/* A path field: one path, or a list of them (shards: one per line). */
+static void paths(FILE *out, const char *list) {
+  if (!strchr(list, '\n')) {
+    path(out, list);
+    return;
+  }
+  fputc('[', out);
+  char one[4096];
+  for (const char *p = list; *p;) {
+    size_t len = strcspn(p, "\n");
+    snprintf(one, sizeof one, "%.*s", (int)len, p);
+    fputs(p == list ? "" : ", ", out);
+    path(out, one);
+    p += len + (p[len] == '\n');
+  }
+  fputc(']', out);
+}
+
 static void text_source(FILE *out, const sn_source *s) {
   bool lm = s->text_mode == SN_TEXT_LM;
   fputs("{format: text, path: ", out);
@@ -229,19 +247,19 @@ static void source(FILE *out, const sn_source *s) {
     break;
   case SN_SRC_IDX:
     fputs("{format: idx, images: ", out);
-    path(out, s->images);
+    paths(out, s->images);
     fputs(", labels: ", out);
-    path(out, s->labels);
+    paths(out, s->labels);
     break;
   case SN_SRC_NPY:
     fputs("{format: npy, x: ", out);
-    path(out, s->images);
+    paths(out, s->images);
     fputs(", y: ", out);
-    path(out, s->labels);
+    paths(out, s->labels);
     break;
   case SN_SRC_CSV:
     fputs("{format: csv, path: ", out);
-    path(out, s->path);
+    paths(out, s->path);
     fputs(", label: ", out);
     if (s->label_col[0])
       quoted(out, s->label_col); /* quoted: a column called "3" or "last" stays a name */

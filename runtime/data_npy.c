@@ -21,7 +21,6 @@
 #include "specnet/runtime.h"
 
 #include <errno.h>
-#include <glob.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -446,41 +445,9 @@ static int check_finite_stored(const char *xp, sn_store *s, int64_t start, int64
 }
 
 /* ---------------------------------------------------------------------------
- * Shards: x and y may be glob patterns (x: shards/x-*.npy); the files matched, in
- * sorted order (glob's), are one data set, the i-th y file holding the labels of
- * the i-th x file. A plain path is one shard. */
-
-typedef struct npy_files {
-  const char *pattern;
-  char **paths;
-  size_t n;
-  glob_t g;
-  bool globbed;
-  char *one[1];
-} npy_files;
-
-static int files_of(const char *pattern, npy_files *f, sn_error *err) {
-  memset(f, 0, sizeof *f);
-  f->pattern = pattern;
-  if (!strpbrk(pattern, "*?[")) {
-    f->one[0] = (char *)pattern;
-    f->paths = f->one;
-    f->n = 1;
-    return 0;
-  }
-  int rc = glob(pattern, GLOB_ERR, NULL, &f->g);
-  f->globbed = rc == 0 || rc == GLOB_NOMATCH;
-  if (rc == GLOB_NOMATCH) return sn_fail(err, "%s: no file matches this pattern", pattern);
-  if (rc) return sn_fail(err, "%s: cannot list the files of this pattern", pattern);
-  f->paths = f->g.gl_pathv;
-  f->n = f->g.gl_pathc;
-  return 0;
-}
-
-static void files_free(npy_files *f) {
-  if (f->globbed) globfree(&f->g);
-  memset(f, 0, sizeof *f);
-}
+ * Shards: x and y may be lists of files and glob patterns (sn_paths_expand); the
+ * files in order are one data set, the i-th y file holding the labels of the i-th
+ * x file. A plain path is one shard. */
 
 /* The first shard's shape and type, which every other must have. */
 typedef struct x_layout {
@@ -530,11 +497,11 @@ static int check_x(const char *xp, const npy_array *a, x_layout *first, sn_error
 
 /* The samples of every x file into out->store (checked finite up to `limit`
  * samples), shard i's count in rows[i]. */
-static int x_files(const npy_files *xf, int64_t limit, int64_t *rows, sn_dataset *out,
+static int x_files(const sn_paths *xf, const char *what, int64_t limit, int64_t *rows, sn_dataset *out,
                    x_layout *lay, sn_error *err) {
   memset(lay, 0, sizeof *lay);
-  for (size_t i = 0; i < xf->n; i++) {
-    const char *xp = xf->paths[i];
+  for (int i = 0; i < xf->n; i++) {
+    const char *xp = xf->v[i];
     npy_array a;
     if (npy_load(xp, 0, true, &a, err) || check_x(xp, &a, lay, err)) return -1;
     if (a.shape[0] == 0 && xf->n == 1) return sn_fail(err, "%s: no samples (shape[0] is 0)", xp);
@@ -545,16 +512,16 @@ static int x_files(const npy_files *xf, int64_t limit, int64_t *rows, sn_dataset
     int64_t hi = limit > 0 && limit < out->n ? limit : out->n;
     if (check_finite_stored(xp, out->store, start, start, hi, lay->elems, err)) return -1;
   }
-  if (out->n == 0) return sn_fail(err, "%s: no samples in any file", xf->pattern);
+  if (out->n == 0) return sn_fail(err, "%s: no samples in any file", what);
   return 0;
 }
 
 /* The y files, concatenated: *yd (n_total * k values), their layout in *ynd, *k. */
-static int y_files(const npy_files *yf, const npy_files *xf, const int64_t *rows, double **yd,
+static int y_files(const sn_paths *yf, const sn_paths *xf, const int64_t *rows, double **yd,
                    int *ynd, int64_t *k, bool *yint, sn_error *err) {
   int64_t have = 0;
-  for (size_t i = 0; i < yf->n; i++) {
-    const char *yp = yf->paths[i];
+  for (int i = 0; i < yf->n; i++) {
+    const char *yp = yf->v[i];
     int nd;
     int64_t ys[8];
     double *d;
@@ -573,11 +540,11 @@ static int y_files(const npy_files *yf, const npy_files *xf, const int64_t *rows
       return sn_fail(err, "%s: y must have shape (samples) or (samples, k), this one has %d dimensions",
                      yp, nd);
     if (bad && !strcmp(bad, "count"))
-      return sn_fail(err, "sample count mismatch: %s has %lld samples but %s has %lld", xf->paths[i],
+      return sn_fail(err, "sample count mismatch: %s has %lld samples but %s has %lld", xf->v[i],
                      (long long)rows[i], yp, (long long)ys[0]);
     if (bad)
       return sn_fail(err, "%s: %lld value%s per sample, but the first shard %s has %lld", yp,
-                     (long long)kk, kk == 1 ? "" : "s", yf->paths[0], (long long)*k);
+                     (long long)kk, kk == 1 ? "" : "s", yf->v[0], (long long)*k);
     if (!grown) return sn_fail(err, "%s: out of memory", yp);
     *ynd = nd;
     *k = kk;
@@ -643,14 +610,17 @@ int sn_labels_from_values(const sn_source *src, const char *where, const double 
 
 int sn_dataset_npy(const sn_source *src, sn_dataset *out, sn_error *err) {
   memset(out, 0, sizeof *out);
-  const char *xp = src->images, *yp = src->labels;
-  if (!xp[0]) return sn_fail(err, "an npy source needs x (the samples file)");
+  char xl[4200], yl[4200];
+  const char *xp = sn_paths_label(src->images, xl, sizeof xl);
+  const char *yp = sn_paths_label(src->labels, yl, sizeof yl);
+  if (!src->images[0]) return sn_fail(err, "an npy source needs x (the samples file)");
   bool labels = !src->no_labels;
-  if (labels && !yp[0]) return sn_fail(err, "an npy source needs y (the labels or targets file)");
-  npy_files xf, yf = {0};
-  if (files_of(xp, &xf, err)) return -1;
+  if (labels && !src->labels[0])
+    return sn_fail(err, "an npy source needs y (the labels or targets file)");
+  sn_paths xf, yf = {0};
+  if (sn_paths_expand(src->images, &xf, err)) return -1;
   int rc = -1, ynd = 0;
-  int64_t *rows = malloc(xf.n * sizeof(int64_t)), k = 1;
+  int64_t *rows = malloc((size_t)xf.n * sizeof(int64_t)), k = 1;
   double *yd = NULL;
   bool yint = false;
   x_layout lay;
@@ -658,13 +628,13 @@ int sn_dataset_npy(const sn_source *src, sn_dataset *out, sn_error *err) {
     sn_fail(err, "%s: out of memory", xp);
     goto done;
   }
-  if (labels && files_of(yp, &yf, err)) goto done;
+  if (labels && sn_paths_expand(src->labels, &yf, err)) goto done;
   if (labels && yf.n != xf.n) {
-    sn_fail(err, "%s matches %zu file%s but %s matches %zu; x and y shards pair up in sorted order",
-            xp, xf.n, xf.n == 1 ? "" : "s", yp, yf.n);
+    sn_fail(err, "%s: %d x file%s but %s: %d y file%s; x and y shards pair up in order", xp, xf.n,
+            xf.n == 1 ? "" : "s", yp, yf.n, yf.n == 1 ? "" : "s");
     goto done;
   }
-  if (x_files(&xf, src->limit, rows, out, &lay, err)) goto done;
+  if (x_files(&xf, xp, src->limit, rows, out, &lay, err)) goto done;
   if (labels && y_files(&yf, &xf, rows, &yd, &ynd, &k, &yint, err)) goto done;
   if (src->limit > 0 && src->limit < out->n) out->n = src->limit;
   out->rank = lay.ndim > 1 ? lay.ndim - 1 : 1;
@@ -672,13 +642,13 @@ int sn_dataset_npy(const sn_source *src, sn_dataset *out, sn_error *err) {
   out->sample_elems = lay.elems;
   snprintf(out->origin, sizeof out->origin, "%s", xp);
   if (sn_store_in_memory() && sn_dataset_to_memory(out, err)) goto done;
-  if (labels && set_labels(src, yf.n == 1 ? yf.paths[0] : yp, yd, ynd, k, yint, out->n, out, err))
+  if (labels && set_labels(src, yf.n == 1 ? yf.v[0] : yp, yd, ynd, k, yint, out->n, out, err))
     goto done;
   rc = 0;
 done:
   if (rc) sn_dataset_free(out);
-  files_free(&xf);
-  files_free(&yf);
+  sn_paths_free(&xf);
+  sn_paths_free(&yf);
   free(rows);
   free(yd);
   return rc;

@@ -9,7 +9,8 @@
  * float targets gets y as well, for accuracy-like metrics: the argmax of each row
  * (k > 1) or t >= 0.5 (k = 1).
  *
- * Samples stay as stored (data_store.c: IDX images read in place or held as u8) and are
+ * Samples stay as stored (data_store.c: IDX images read in place, a gzip file through
+ * its decompressed copy in the cache) and are
  * converted per batch; scaling and normalization compose into the set's sn_pre. */
 #include "data_store.h"
 #include "specnet/runtime.h"
@@ -26,83 +27,135 @@
 /* ---------------------------------------------------------------------------
  * IDX images + labels */
 
-/* The samples of an images file into out, as stored: a raw file read in place, a
- * gzip file held as its u8 bytes (or as f32 in memory when sn_store_in_memory).
- * *count: the samples the file holds (out->n: at most limit of them). */
-static int idx_samples(const char *images, int64_t limit, sn_dataset *out, int64_t *count,
-                       sn_error *err) {
-  int irank;
-  int64_t idims[4], icount, offset;
-  uint8_t *ibytes = NULL;
-  if (sn_idx_open(images, &irank, idims, &ibytes, &icount, &offset, err)) return -1;
-  if (irank < 1 || icount == 0) {
-    free(ibytes);
+/* One images file (a shard) into out's store: a raw file read in place, a gzip file
+ * through its decompressed copy in the cache (sn_idx_cache), or, when no cache file
+ * can be written and it is the only file, held as its u8 bytes. *count: its samples;
+ * rank and dims: its per-sample shape. */
+static int idx_shard(const char *images, bool only, sn_dataset *out, int *rank, int64_t dims[4],
+                     int64_t *count, sn_error *err) {
+  char raw[4400];
+  int cached = sn_idx_cache(images, raw, sizeof raw, err);
+  if (cached < 0) return -1;
+  if (cached > 0 && !only)
+    return sn_fail(err, "%s: cannot write its decompressed copy into the cache folder "
+                        "($SPECNET_CACHE_DIR/data), which gzip shards need", images);
+  int64_t offset;
+  uint8_t *bytes = NULL;
+  if (sn_idx_open(raw, rank, dims, &bytes, count, &offset, err)) return -1;
+  if (*rank < 1 || *count == 0) {
+    free(bytes);
     return sn_fail(err, "%s: %s", images,
-                   irank < 1 ? "an images file needs at least 2 dimensions (samples, ...), this "
+                   *rank < 1 ? "an images file needs at least 2 dimensions (samples, ...), this "
                                "one has 1"
                              : "no samples (the IDX header declares 0)");
   }
   int64_t elems = 1;
-  for (int i = 0; i < irank; i++) elems *= idims[i]; /* <= 2^34, checked by the reader */
-  int64_t n = limit > 0 && limit < icount ? limit : icount;
-  int rc = ibytes ? sn_store_own(images, ibytes, icount, elems, &out->store, err)
-                  : sn_store_add(&out->store, images, offset, (sn_stype){'u', 1}, icount, elems, err);
-  if (rc) return -1;
-  out->n = n;
-  out->rank = irank;
-  for (int i = 0; i < 4; i++) out->shape[i] = idims[i];
-  out->sample_elems = elems;
-  snprintf(out->origin, sizeof out->origin, "%s", images);
-  *count = icount;
+  for (int i = 0; i < *rank; i++) elems *= dims[i]; /* <= 2^34, checked by the reader */
+  if (bytes) return sn_store_own(images, bytes, *count, elems, &out->store, err);
+  return sn_store_add(&out->store, raw, offset, (sn_stype){'u', 1}, *count, elems, err);
+}
+
+/* The samples of the images files into out, as stored (at most limit of them);
+ * rows[i]: the samples of file i. */
+static int idx_samples(const sn_paths *files, const char *what, int64_t limit, sn_dataset *out,
+                       int64_t *rows, sn_error *err) {
+  int rank0 = 0;
+  int64_t dims0[4], total = 0;
+  for (int f = 0; f < files->n; f++) {
+    int rank;
+    int64_t dims[4];
+    if (idx_shard(files->v[f], files->n == 1, out, &rank, dims, &rows[f], err)) return -1;
+    if (f == 0) {
+      rank0 = rank;
+      memcpy(dims0, dims, sizeof dims0);
+    } else if (rank != rank0 || memcmp(dims, dims0, sizeof dims)) {
+      return sn_fail(err,
+                     "%s: samples of shape (%lld, %lld, %lld, %lld), but the first shard %s has "
+                     "(%lld, %lld, %lld, %lld); every shard must match the first",
+                     files->v[f], (long long)dims[0], (long long)dims[1], (long long)dims[2],
+                     (long long)dims[3], files->v[0], (long long)dims0[0], (long long)dims0[1],
+                     (long long)dims0[2], (long long)dims0[3]);
+    }
+    total += rows[f];
+  }
+  out->n = limit > 0 && limit < total ? limit : total;
+  out->rank = rank0;
+  for (int i = 0; i < 4; i++) out->shape[i] = dims0[i];
+  out->sample_elems = 1;
+  for (int i = 0; i < rank0; i++) out->sample_elems *= dims0[i];
+  snprintf(out->origin, sizeof out->origin, "%s", what);
   return sn_store_in_memory() ? sn_dataset_to_memory(out, err) : 0;
 }
 
-/* Loads an images file and a labels file into out. classes is 1 + the largest label
- * in the whole labels file (not only the first `limit`), so a limited train set and
- * the test set agree on the label space. */
-static int load_idx_pair(const char *images, const char *labels, int64_t limit, sn_dataset *out,
-                         sn_error *err) {
-  int lrank;
-  int64_t ldims[4], lcount, icount;
-  uint8_t *lbytes = NULL;
-  if (idx_samples(images, limit, out, &icount, err)) return -1;
-  if (sn_idx_read(labels, &lrank, ldims, &lbytes, &lcount, err)) goto fail;
-  if (lrank != 0) {
-    sn_fail(err,
-            "%s: a labels file must be 1-D (one label per sample), this one has %d "
-            "dimensions",
-            labels, lrank + 1);
-    goto fail;
-  }
-  if (icount != lcount) {
-    sn_fail(err,
-            "sample count mismatch: images file %s has %lld samples but labels file %s "
-            "has %lld labels",
-            images, (long long)icount, labels, (long long)lcount);
-    goto fail;
-  }
+/* The labels files, shard by shard against the images files' counts rows[]: out->y
+ * (the first out->n) and out->classes, 1 + the largest label in every file (not
+ * only the first `limit`), so a limited train set and the test set agree on the
+ * label space. */
+static int idx_labels(const sn_paths *files, const sn_paths *images, const int64_t *rows,
+                      sn_dataset *out, sn_error *err) {
+  out->y = malloc((size_t)out->n * sizeof(int32_t) + 1); /* (n) */
+  if (!out->y) return sn_fail(err, "%s: out of memory for %lld labels", files->v[0], (long long)out->n);
   int max_label = 0;
-  for (int64_t i = 0; i < lcount; i++)
-    if (lbytes[i] > max_label) max_label = lbytes[i];
-  out->y = malloc((size_t)out->n * sizeof(int32_t)); /* (n) */
-  if (!out->y) {
-    sn_fail(err, "%s: out of memory for %lld labels", labels, (long long)out->n);
-    goto fail;
+  int64_t at = 0;
+  for (int f = 0; f < files->n; f++) {
+    const char *labels = files->v[f];
+    int lrank;
+    int64_t ldims[4], lcount;
+    uint8_t *lbytes = NULL;
+    if (sn_idx_read(labels, &lrank, ldims, &lbytes, &lcount, err)) return -1;
+    int rc = 0;
+    if (lrank != 0)
+      rc = sn_fail(err,
+                   "%s: a labels file must be 1-D (one label per sample), this one has %d "
+                   "dimensions",
+                   labels, lrank + 1);
+    else if (rows[f] != lcount)
+      rc = sn_fail(err,
+                   "sample count mismatch: images file %s has %lld samples but labels file %s "
+                   "has %lld labels",
+                   images->v[f], (long long)rows[f], labels, (long long)lcount);
+    for (int64_t i = 0; !rc && i < lcount; i++, at++) {
+      if (lbytes[i] > max_label) max_label = lbytes[i];
+      if (at < out->n) out->y[at] = lbytes[i];
+    }
+    free(lbytes);
+    if (rc) return -1;
   }
-  for (int64_t i = 0; i < out->n; i++) out->y[i] = lbytes[i];
   out->classes = max_label + 1;
-  free(lbytes);
   return 0;
-fail:
-  free(lbytes);
-  sn_dataset_free(out);
-  return -1;
 }
 
-/* An images file alone (predict input): x only. */
-static int load_idx_images(const char *images, int64_t limit, sn_dataset *out, sn_error *err) {
-  int64_t count;
-  return idx_samples(images, limit, out, &count, err);
+/* An IDX source: images (and labels unless `labels` is NULL), each one file or a
+ * list of shards (sn_paths_expand), paired in order. */
+static int load_idx(const char *images, const char *labels, int64_t limit, sn_dataset *out,
+                    sn_error *err) {
+  sn_paths xf = {0}, yf = {0};
+  int64_t *rows = NULL;
+  char what[4200];
+  int rc = -1;
+  if (sn_paths_expand(images, &xf, err) || (labels && sn_paths_expand(labels, &yf, err))) goto done;
+  if (labels && yf.n != xf.n) {
+    char yl[4200];
+    sn_fail(err, "%s: %d images file%s but %s: %d labels file%s; they pair up in order",
+            sn_paths_label(images, what, sizeof what), xf.n, xf.n == 1 ? "" : "s",
+            sn_paths_label(labels, yl, sizeof yl), yf.n, yf.n == 1 ? "" : "s");
+    goto done;
+  }
+  rows = malloc((size_t)xf.n * sizeof *rows);
+  if (!rows) {
+    sn_fail(err, "%s: out of memory", xf.v[0]);
+    goto done;
+  }
+  const char *origin = xf.n == 1 ? xf.v[0] : sn_paths_label(images, what, sizeof what);
+  if (idx_samples(&xf, origin, limit, out, rows, err)) goto done;
+  if (labels && idx_labels(&yf, &xf, rows, out, err)) goto done;
+  rc = 0;
+done:
+  if (rc) sn_dataset_free(out);
+  sn_paths_free(&xf);
+  sn_paths_free(&yf);
+  free(rows);
+  return rc;
 }
 
 /* ---------------------------------------------------------------------------
@@ -154,7 +207,7 @@ static int load_builtin(const sn_source *src, sn_dataset *out, sn_error *err) {
   for (int i = 0; i < ndirs; i++) {
     if (find_in(dirs[i], ibase, images, sizeof images) &&
         find_in(dirs[i], lbase, labels, sizeof labels)) {
-      if (load_idx_pair(images, labels, src->limit, out, err)) return -1;
+      if (load_idx(images, labels, src->limit, out, err)) return -1;
       return 0;
     }
   }
@@ -224,11 +277,7 @@ int sn_dataset_load(const sn_source *src, sn_dataset *out, sn_error *err) {
   case SN_SRC_IDX:
     if (!src->images[0] || (!src->labels[0] && !src->no_labels))
       return sn_fail(err, "an idx source needs both images and labels paths");
-    if (src->no_labels) {
-      rc = load_idx_images(src->images, src->limit, out, err);
-      break;
-    }
-    rc = load_idx_pair(src->images, src->labels, src->limit, out, err);
+    rc = load_idx(src->images, src->no_labels ? NULL : src->labels, src->limit, out, err);
     break;
   case SN_SRC_SYNTHETIC:
     rc = sn_dataset_synthetic(src, out, err);

@@ -29,6 +29,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <glob.h>
 #include <math.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -447,4 +448,80 @@ int sn_dataset_stats(const sn_dataset *ds, double *mean, double *std, sn_error *
     if (!(std[f] > 1e-12 * (fabs(mean[f]) + 1))) std[f] = 1.0; /* constant: maps to 0 */
   }
   return 0;
+}
+
+/* ---------------------------------------------------------------------------
+ * Path lists: one path per line, each maybe a glob pattern */
+
+static int paths_push(sn_paths *p, const char *path, sn_error *err) {
+  char **v = realloc(p->v, (size_t)(p->n + 1) * sizeof *v);
+  if (!v) return sn_fail(err, "%s: out of memory", path);
+  p->v = v;
+  if (!(v[p->n] = strdup(path))) return sn_fail(err, "%s: out of memory", path);
+  p->n++;
+  return 0;
+}
+
+/* One entry: the path itself, or the files its pattern matches in sorted order. */
+static int paths_entry(sn_paths *p, const char *entry, sn_error *err) {
+  if (!strpbrk(entry, "*?[")) return paths_push(p, entry, err);
+  glob_t g;
+  int rc = glob(entry, GLOB_ERR, NULL, &g);
+  if (rc == GLOB_NOMATCH) {
+    globfree(&g);
+    return sn_fail(err, "%s: no file matches this pattern", entry);
+  }
+  if (rc) {
+    globfree(&g);
+    return sn_fail(err, "%s: cannot list the files of this pattern", entry);
+  }
+  for (size_t i = 0; !rc && i < g.gl_pathc; i++) rc = paths_push(p, g.gl_pathv[i], err);
+  globfree(&g);
+  return rc;
+}
+
+int sn_paths_expand(const char *list, sn_paths *out, sn_error *err) {
+  memset(out, 0, sizeof *out);
+  char entry[4096];
+  for (const char *p = list; *p;) {
+    const char *nl = strchr(p, '\n');
+    size_t len = nl ? (size_t)(nl - p) : strlen(p);
+    snprintf(entry, sizeof entry, "%.*s", (int)len, p);
+    p += len + (nl != NULL);
+    if (len && paths_entry(out, entry, err)) {
+      sn_paths_free(out);
+      return -1;
+    }
+  }
+  if (out->n == 0) return sn_fail(err, "an empty list of files");
+  return 0;
+}
+
+void sn_paths_free(sn_paths *p) {
+  for (int i = 0; i < p->n; i++) free(p->v[i]);
+  free(p->v);
+  memset(p, 0, sizeof *p);
+}
+
+const char *sn_paths_label(const char *list, char *buf, size_t cap) {
+  const char *nl = strchr(list, '\n');
+  if (!nl) return list;
+  int more = 0;
+  for (const char *q = nl; q; q = strchr(q + 1, '\n'))
+    if (q[1]) more++;
+  snprintf(buf, cap, "%.*s (and %d more)", (int)(nl - list), list, more);
+  return buf;
+}
+
+int sn_dataset_files(const sn_dataset *ds, int64_t *bytes) {
+  *bytes = 0;
+  const sn_store *s = ds->store;
+  if (!s) return 0;
+  for (int i = 0; i < s->n_parts; i++) *bytes += (int64_t)s->parts[i].st.st_size;
+  return s->n_parts;
+}
+
+void sn_dataset_stored_type(const sn_dataset *ds, char *kind, int *size) {
+  *kind = ds->store ? ds->store->t.kind : 'f';
+  *size = ds->store ? ds->store->t.size : 4;
 }

@@ -36,6 +36,11 @@ int sn_store_add_reader(sn_store **s, const char *path, sn_stype t, int64_t n, i
 int sn_store_own(const char *path, uint8_t *bytes, int64_t n, int64_t elems, sn_store **out,
                  sn_error *err);
 sn_stype sn_store_type(const sn_store *s);
+/* The file to read an IDX file from in place (data_idx.c): path itself when raw;
+ * for gzip, a raw copy decompressed once into the cache folder (reused while the
+ * source keeps its size and mtime). 0 with out set; 1 when no cache file could be
+ * written (out is path: read it into memory instead); -1 (err) for bad gzip data. */
+int sn_idx_cache(const char *path, char *out, size_t cap, sn_error *err);
 /* The raw bytes of samples [i, i + count) into buf (a streaming pass at load). */
 int sn_store_read(sn_store *s, int64_t i, int64_t count, void *buf, sn_error *err);
 sn_store *sn_store_ref(sn_store *s);

@@ -283,6 +283,31 @@ static void test_shards(void) {
         "preprocess: %s", err.msg);
   sn_dataset_get(&mem, 0, N, SN_RT_F32, b);
   CHECK(memcmp(a, b, sizeof a) == 0, "shards in memory: values differ");
+  /* a list (one path per line, as the spec's YAML list gives it), globs inside it */
+  sn_source lst = {.kind = SN_SRC_NPY};
+  snprintf(lst.images, sizeof lst.images, "%s\n", path_of("x-s0.npy"));
+  snprintf(lst.images + strlen(lst.images), sizeof lst.images - strlen(lst.images), "%s",
+           path_of("x-s[12].npy"));
+  snprintf(lst.labels, sizeof lst.labels, "%s\n", path_of("y-s0.npy"));
+  snprintf(lst.labels + strlen(lst.labels), sizeof lst.labels - strlen(lst.labels), "%s\n",
+           path_of("y-s1.npy"));
+  snprintf(lst.labels + strlen(lst.labels), sizeof lst.labels - strlen(lst.labels), "%s",
+           path_of("y-s2.npy"));
+  sn_dataset ls;
+  CHECK(sn_dataset_load(&lst, &ls, &err) == 0 && ls.n == N, "a list of shards: %s", err.msg);
+  int64_t files_bytes = 0;
+  CHECK(ls.store && sn_dataset_files(&ls, &files_bytes) == 3 && files_bytes > N * E * 2,
+        "a list of shards: 3 files");
+  CHECK(sn_dataset_scale(&ls, 0.5f, &err) == 0 && sn_dataset_normalize(&ls, MEAN, STD, F, &err) == 0,
+        "preprocess: %s", err.msg);
+  sn_dataset_get(&ls, 0, N, SN_RT_F32, b);
+  CHECK(memcmp(a, b, sizeof a) == 0, "a list of shards: values differ from the one file");
+  sn_dataset_free(&ls);
+  snprintf(lst.labels, sizeof lst.labels, "%s", path_of("y-s*.npy"));
+  snprintf(lst.images + strlen(lst.images), sizeof lst.images - strlen(lst.images), "\n%s",
+           path_of("x-nothing-*.npy"));
+  CHECK(sn_dataset_load(&lst, &ls, &err) != 0 && strstr(err.msg, "x-nothing-*.npy: no file matches"),
+        "an empty glob in a list: %s", err.msg);
   src.limit = 12; /* limit: the first 12 across the first boundary */
   sn_dataset lim;
   CHECK(sn_dataset_load(&src, &lim, &err) == 0 && lim.n == 12 && lim.y[11] == 11 % 4, "limit: %s",
@@ -303,7 +328,7 @@ static void test_shards(void) {
   write_x_as("x-t1.npy", "<i2", 10, 5, A, F);
   write_y("y-t1.npy", 10, 4);
   expect_error("x-t*.npy", "y-t*.npy", "sample count mismatch", "y-t1.npy has 4");
-  expect_error("x-t*.npy", "y-t0.npy", "matches 2 files", "pair up");
+  expect_error("x-t*.npy", "y-t0.npy", "2 x files", "pair up in order");
   expect_error("x-none*.npy", "y-t*.npy", "x-none*.npy", "no file matches");
   CHECK(truncate(path_of("x-t1.npy"), 150) == 0, "truncate"); /* 128 header + 22 of 60 */
   expect_error("x-t*.npy", "y-t*.npy", "x-t1.npy", "truncated");

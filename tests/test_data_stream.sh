@@ -80,6 +80,101 @@ sed 's/x: img.npy, y: y.npy/x: img-*.npy, y: y-*.npy/' "$tmp/img.yaml" > "$tmp/s
 check "shards img-*.npy give the weights of img.npy" \
   cmp -s "$tmp/img-stored-1/model.safetensors" "$tmp/shards/model.safetensors"
 
+# a YAML list of shards (a glob inside it) trains as the one file too
+sed 's/x: img.npy, y: y.npy/x: [img-0.npy, "img-[12].npy"], y: [y-0.npy, y-1.npy, y-2.npy]/' \
+  "$tmp/img.yaml" > "$tmp/list.yaml"
+"$specnet" train "$tmp/list.yaml" --out "$tmp/list" --quiet --threads 2 || { echo "FAIL: train list"; fail=1; }
+check "a list of shards gives the weights of img.npy" \
+  cmp -s "$tmp/img-stored-1/model.safetensors" "$tmp/list/model.safetensors"
+
+# CSV shards: a list and a glob train as the one file they were cut from
+"$py" - "$tmp" <<'PY'
+import sys
+import numpy as np
+d = sys.argv[1]
+r = np.random.default_rng(5)
+y = r.integers(0, 3, 300)
+x = r.normal(0, 1, (300, 4)) + y[:, None]
+rows = ["%r,%r,%r,%r,%d" % (*map(float, x[i]), y[i]) for i in range(300)]
+head = "a,b,c,d,label\n"
+open(d + "/all.csv", "w").write(head + "\n".join(rows) + "\n")
+for i, (lo, hi) in enumerate(((0, 120), (120, 121), (121, 300))):
+    open(d + "/part-%d.csv" % i, "w").write(head + "\n".join(rows[lo:hi]) + "\n")
+open(d + "/other.csv", "w").write("a,b,c,e,label\n" + "\n".join(rows[:5]) + "\n")
+PY
+for form in all '[part-0.csv, "part-[12].csv"]' '"part-*.csv"' '[part-0.csv, other.csv]'; do
+  name=$(echo "$form" | tr -dc 'a-z0-9')
+  cat > "$tmp/csv-$name.yaml" <<YAML
+specnet: 1
+name: csv_shards
+seed: 4
+data:
+  train: {format: csv, path: $([ "$form" = all ] && echo all.csv || echo "$form"), label: label}
+model:
+  input: [4]
+  layers:
+    - dense: {units: 8, activation: relu}
+    - dense: {units: 3, activation: softmax}
+train:
+  loss: sparse_categorical_crossentropy
+  optimizer: {adam: {learning_rate: 0.01}}
+  batch_size: 32
+  epochs: 2
+  shuffle: true
+YAML
+  "$specnet" train "$tmp/csv-$name.yaml" --out "$tmp/csv-$name" --quiet --threads 2 2>"$tmp/csv-$name.err"
+done
+for name in part0csvpart12csv partcsv; do
+  check "csv shards ($name) give the weights of the one csv" \
+    cmp -s "$tmp/csv-all/model.safetensors" "$tmp/csv-$name/model.safetensors"
+done
+check "a csv shard with other columns: an error naming it and the spec line" \
+  grep -q "csv-part0csvothercsv.yaml:5:10: error: .*other.csv:1: column 4 is 'e' in the header, but 'd' in the first shard .*part-0.csv" \
+  "$tmp/csv-part0csvothercsv.err"
+
+# IDX shards, one gzip: read through a decompressed copy in the cache folder, made
+# once, reused while the source is unchanged, made afresh (the old one removed) when
+# it changes; they train as the raw file
+"$py" - "$tmp" <<'PY'
+import gzip, struct, sys
+import numpy as np
+d = sys.argv[1]
+img, y = np.load(d + "/img.npy"), np.load(d + "/y.npy").astype(np.uint8)
+def idx(a):
+    return struct.pack(">BBBB", 0, 0, 8, a.ndim) + b"".join(struct.pack(">I", n) for n in a.shape) + a.tobytes()
+open(d + "/img.idx", "wb").write(idx(img))
+open(d + "/lab.idx", "wb").write(idx(y))
+gzip.open(d + "/img-a.idx.gz", "wb").write(idx(img[:300]))
+open(d + "/img-b.idx", "wb").write(idx(img[300:]))
+open(d + "/lab-a.idx", "wb").write(idx(y[:300]))
+gzip.open(d + "/lab-b.idx.gz", "wb").write(idx(y[300:]))
+PY
+sed 's/format: npy, x: img.npy, y: y.npy/format: idx, images: img.idx, labels: lab.idx/' "$tmp/img.yaml" > "$tmp/idx.yaml"
+sed 's/format: npy, x: img.npy, y: y.npy/format: idx, images: [img-a.idx.gz, img-b.idx], labels: [lab-a.idx, lab-b.idx.gz]/' \
+  "$tmp/img.yaml" > "$tmp/idx-shards.yaml"
+export SPECNET_CACHE_DIR="$tmp/cache"
+"$specnet" train "$tmp/idx.yaml" --out "$tmp/idx" --quiet --threads 2 || { echo "FAIL: train idx"; fail=1; }
+"$specnet" train "$tmp/idx-shards.yaml" --out "$tmp/idx-shards" --quiet --threads 2 || { echo "FAIL: train idx shards"; fail=1; }
+check "idx shards (one gzip) give the weights of the raw idx" \
+  cmp -s "$tmp/idx/model.safetensors" "$tmp/idx-shards/model.safetensors"
+check "the raw idx gives the weights of the npy" \
+  cmp -s "$tmp/img-stored-1/model.safetensors" "$tmp/idx/model.safetensors"
+cached=$(ls "$tmp/cache/data/"img-a.idx.gz-*.idx 2>/dev/null)
+check "one decompressed copy of the gzip images, as big as the raw file" \
+  test "$(echo "$cached" | wc -w)" = 1 -a "$(stat -c %s "$cached" 2>/dev/null)" = $((4 + 4 * 3 + 300 * 30))
+check "no copy of the (small) gzip labels file" test -z "$(ls "$tmp/cache/data/" | grep lab-b)"
+before=$(stat -c %i.%Y "$cached")
+sleep 1
+"$specnet" train "$tmp/idx-shards.yaml" --out "$tmp/idx-again" --quiet --threads 2 || { echo "FAIL: train again"; fail=1; }
+check "the cached copy is reused while the source is unchanged" test "$(stat -c %i.%Y "$cached")" = "$before"
+touch "$tmp/img-a.idx.gz"
+"$specnet" train "$tmp/idx-shards.yaml" --out "$tmp/idx-touched" --quiet --threads 2 || { echo "FAIL: train touched"; fail=1; }
+now=$(ls "$tmp/cache/data/"img-a.idx.gz-*.idx 2>/dev/null)
+check "a changed source gets a new copy, the old one removed" \
+  test "$(echo "$now" | wc -w)" = 1 -a "$now" != "$cached" -a -z "$(ls "$tmp/cache/data/" | grep tmp)"
+check "and trains the same" cmp -s "$tmp/idx/model.safetensors" "$tmp/idx-touched/model.safetensors"
+unset SPECNET_CACHE_DIR
+
 # predict on the stored file agrees with eval's accuracy on the training split
 "$specnet" predict "$tmp/img.yaml" --weights "$tmp/img-stored-1/model.safetensors" \
   --input "$tmp/img.npy" --output "$tmp/pred.csv" >/dev/null 2>&1 || { echo "FAIL: predict"; fail=1; }

@@ -394,7 +394,7 @@ static void test_cnn_spec(void) {
   CHECK_STR(d->train.images, "parse/data/x.npy");
   CHECK_STR(d->train.labels, "/abs/y.npy");
   CHECK(d->test.kind == SN_SRC_CSV && d->test.label_index == 0 && !d->test.header);
-  CHECK_STR(d->test.path, "parse/data/test.csv");
+  CHECK_STR(d->test.path, "parse/data/test.csv\n/abs/t-*.csv"); /* a list: one per line */
   CHECK_STR(d->test.label_col, "");
   CHECK(d->validation.kind == SN_SRC_NONE && d->validation_split == 0.2);
   CHECK(d->scale == 0.5 && !d->standardize);

@@ -83,6 +83,8 @@ npy x-f4-3x2.npy 1 '<f4' '(3, 2)' 24     # good: 3 samples of 2 features
 npy y-u1-3.npy 2 '|u1' '(3,)' 3          # good: 3 labels (all 1)
 npy y-u1-2.npy 1 '|u1' '(2,)' 2          # 2 labels for 3 samples
 npy x-truncated.npy 1 '<f4' '(3, 2)' 20  # 20 of 24 bytes
+npy x-f8-3x2.npy 1 '<f8' '(3, 2)' 48     # shards: another dtype than x-f4-3x2.npy
+npy x-f4-3x3.npy 1 '<f4' '(3, 3)' 36     # shards: another sample shape
 npy x-complex.npy 1 '<c8' '(3, 2)' 48    # complex64: not a supported dtype
 npy x-object.npy 1 '|O' '(3, 2)' 48      # pickled Python objects: never
 npy x-huge.npy 1 '<f8' '(4294967296, 4294967296)' 8

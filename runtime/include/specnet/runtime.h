@@ -232,6 +232,23 @@ void sn_hdf5_enable(void);
  * At most `limit` rows of the first axis when limit > 0 (shape[0] then says so). */
 int sn_npy_read(const char *path, int64_t limit, int *ndim, int64_t shape[8], double **data,
                 bool *integer, sn_error *err);
+/* Shards: a path field of a source (x, y, images, labels, csv path) holds one path or
+ * several, one per line (a YAML list); each may be a glob pattern, whose files come
+ * in sorted order. The files in order, expanded; a pattern that matches nothing or
+ * an empty list is an error naming it. */
+typedef struct sn_paths {
+  char **v;
+  int n;
+} sn_paths;
+int sn_paths_expand(const char *list, sn_paths *out, sn_error *err);
+void sn_paths_free(sn_paths *p);
+/* A path field for messages: the path, or "FIRST (and N more)" for a list. */
+const char *sn_paths_label(const char *list, char *buf, size_t cap);
+/* What a set holds on disk: its files (shards) and their bytes, 0 for a set in
+ * memory; the stored element type of its samples (kind 'u', 'i', 'f'; size bytes;
+ * 'f', 4 in memory). */
+int sn_dataset_files(const sn_dataset *ds, int64_t *bytes);
+void sn_dataset_stored_type(const sn_dataset *ds, char *kind, int *size);
 /* Samples [i, i + count) of ds, preprocessed, into out ((count, sample_elems) of
  * dtype): the one conversion every reader uses (batches, statistics, predict). */
 void sn_dataset_get(const sn_dataset *ds, int64_t i, int64_t count, sn_dtype_rt dtype, void *out);
