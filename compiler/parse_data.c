@@ -145,7 +145,7 @@ static void hdf5_name(checker *c, const sn_node *map, const char *key, char *dst
 
 static void hdf5_source(checker *c, const sn_node *n, sn_source *src) {
   ck_check_keys(c, n, "an hdf5 data source", HDF5_KEYS);
-  source_path(c, n, "path", "an hdf5 data source", src->path, sizeof src->path);
+  source_path(c, n, "path", "an hdf5 data source", src->path, sizeof src->path, false);
   hdf5_name(c, n, "x", src->images, sizeof src->images);
   hdf5_name(c, n, "y", src->labels, sizeof src->labels);
   source_limit(c, n, src);
