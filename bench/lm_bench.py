@@ -74,11 +74,12 @@ def env(threads, torch=False):
     return e
 
 
-def specnet_run(train, threads, name, val):
+def specnet_run(train, threads, name, val, weights=None):
     """one epoch over train's windows in order, scored on val's; the first line of
     metrics.jsonl"""
     run = os.path.join(OUT, "runs", name)
     cmd = [SPECNET, "train", SPEC, "--out", run, "--quiet", "--threads", str(threads),
+           *(["--weights", weights] if weights else []),
            "--set", f"data.train={{format: npy, x: {train[0]}, y: {train[1]}}}",
            "--set", "train.batch_size=32", "--set", "train.epochs=1", "--set", "train.shuffle=false"]
     cmd += ["--set", f"data.validation={{format: npy, x: {val[0]}, y: {val[1]}}}"]
@@ -95,12 +96,14 @@ def specnet_step(train, val, threads, rep):
     return e and e["seconds"] / STEPS
 
 
-def torch_run(train, steps, threads, val=None):
+def torch_run(train, steps, threads, val=None, save_init=None):
     """PyTorch's JSON line; steps + 3 steps train (the first 3 untimed)"""
     cmd = [PYTHON, os.path.join(ROOT, "bench", "torch_char_transformer.py"), train[0], str(steps), str(threads),
            "--loss", "ce", "--targets", train[1]]
     if val:
         cmd += ["--weight-decay", "0.01", "--val", val[0], "--val-targets", val[1]]
+    if save_init:
+        cmd += ["--save-init", save_init]
     r = subprocess.run(cmd, env=env(threads, torch=True), capture_output=True, text=True)
     for line in r.stdout.splitlines():
         e = json.loads(line)
@@ -120,9 +123,12 @@ def torch_step(train, threads):
 def losses(np, text, val, threads):
     """validation loss of both tools after LOSS_STEPS steps on the same windows"""
     train = save_windows(np, "lm_loss_train", *windows(np, text, LOSS_STEPS * 32))
+    init = os.path.join(OUT, "lm_torch_init.safetensors")
+    p = torch_run(train, LOSS_STEPS - 3, threads, val, save_init=init)
     s = specnet_run(train, threads, "lm-specnet-loss", val)
-    p = torch_run(train, LOSS_STEPS - 3, threads, val)
-    return {"steps": LOSS_STEPS, "specnet": s and s["val_loss"], "pytorch": p and p["val_loss"]}
+    same = specnet_run(train, threads, "lm-specnet-loss-torch-init", val, init) if p else None
+    return {"steps": LOSS_STEPS, "specnet": s and s["val_loss"], "pytorch": p and p["val_loss"],
+            "specnet_from_torch_init": same and same["val_loss"]}
 
 
 def main():
@@ -167,12 +173,14 @@ def main():
     if "loss" in res:
         L = res["loss"]
         print(f"\n## Char transformer: validation loss after {L['steps']} steps (nats per byte)\n")
-        print("| specnet | PyTorch | difference |\n|---|---|---|")
-        if L["specnet"] is not None and L["pytorch"] is not None:
-            print(f"| {L['specnet']:.4f} | {L['pytorch']:.4f} | {L['specnet'] - L['pytorch']:+.4f} "
-                  "(issue 15: within 0.05) |")
-        else:
-            print(f"| {L['specnet']} | {L['pytorch']} | n/a |")
+        print("| start | specnet | PyTorch | difference |\n|---|---|---|---|")
+        for what, key in (("each tool's own initial weights", "specnet"),
+                          ("PyTorch's initial weights for both", "specnet_from_torch_init")):
+            if L[key] is not None and L["pytorch"] is not None:
+                print(f"| {what} | {L[key]:.4f} | {L['pytorch']:.4f} | {L[key] - L['pytorch']:+.4f} |")
+            else:
+                print(f"| {what} | {L[key]} | {L['pytorch']} | n/a |")
+        print("\nissue 15: within 0.05 nats")
 
 
 if __name__ == "__main__":

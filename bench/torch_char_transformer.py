@@ -9,7 +9,7 @@ test checks against specnet, trained with AdamW as specnet's (lr 1e-3, betas (0.
 
     /usr/bin/python3 bench/torch_char_transformer.py TOKENS.npy STEPS THREADS [--batch 32]
         [--loss ce|mse0] [--targets NEXT.npy] [--weight-decay WD]
-        [--val VTOKENS.npy --val-targets VNEXT.npy]
+        [--val VTOKENS.npy --val-targets VNEXT.npy] [--save-init W.safetensors]
 
 TOKENS.npy holds windows (n, 64) of byte ids; NEXT.npy the next byte at every
 position (n, 64) for --loss ce (the cross-entropy of every position, mean over N x T);
@@ -18,7 +18,9 @@ specnet's timing run uses while the sequence loss is not there: the same amount 
 elementwise work). Windows are taken in order, batch after batch. Prints one JSON
 line: the median and mean seconds per step (after 3 warm-up steps), the last
 loss and, with --val, the mean cross-entropy over every position of the validation
-windows after training (val_loss, nats per token). Installs nothing: without torch it prints a `skipped` line and exits 0.
+windows after training (val_loss, nats per token). --save-init writes the initial
+weights under specnet's names (tests/interop/char_transformer.yaml's layers), so
+that specnet can train from the same start (`--weights`). Installs nothing: without torch it prints a `skipped` line and exits 0.
 """
 import argparse
 import json
@@ -42,6 +44,7 @@ def main():
     p.add_argument("--weight-decay", type=float, default=0.004)
     p.add_argument("--val")
     p.add_argument("--val-targets")
+    p.add_argument("--save-init")
     args = p.parse_args()
     try:
         import numpy as np
@@ -55,6 +58,9 @@ def main():
     net = ti.CharTransformer()
     with torch.no_grad():
         net.pos.normal_(0, 0.02)
+    if args.save_init:
+        state = net.state_dict()
+        ti.write_safetensors(args.save_init, {n: state[k].numpy() for k, n in ti.specnet_names().items()})
     ids = torch.from_numpy(np.load(args.tokens).astype(np.int64))
     nxt = torch.from_numpy(np.load(args.targets).astype(np.int64)) if args.targets else None
     opt = torch.optim.AdamW(net.parameters(), lr=1e-3, betas=(0.9, 0.999), eps=1e-7, weight_decay=args.weight_decay)
