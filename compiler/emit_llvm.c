@@ -599,6 +599,101 @@ static LLVMValueRef gather_heads(emitter *e, const sn_op *op) {
   return LLVMBuildSelect(b, in, val, cf(e, 0), "");
 }
 
+/* col2im: dx[n, y, x, c] = sum of dpatches[n, oh, ow, (i, j, c)] over the windows
+ * (oh, ow) whose tap (i, j) lands on (y, x). */
+static LLVMValueRef gather_col2im(emitter *e, const sn_op *op) {
+  LLVMBuilderRef b = e->b;
+  const sn_type *t = &op->type, *pt = &e->g->ops[op->in[0]].type;
+  int64_t H = t->dim[0], W = t->dim[1], C = t->dim[2];
+  int64_t KH = op->a[SN_WIN_KH], KW = op->a[SN_WIN_KW], SH = op->a[SN_WIN_SH], SW = op->a[SN_WIN_SW];
+  int64_t DH = op->a[SN_WIN_DH], DW = op->a[SN_WIN_DW];
+  int64_t OH = pt->dim[0], OW = pt->dim[1], K = pt->dim[2];
+  LLVMValueRef n = LLVMBuildUDiv(b, e->r, ci(e, H * W), "");
+  LLVMValueRef rem = LLVMBuildURem(b, e->r, ci(e, H * W), "");
+  LLVMValueRef y = LLVMBuildAdd(b, LLVMBuildUDiv(b, rem, ci(e, W), ""), ci(e, op->a[SN_WIN_PT]), "");
+  LLVMValueRef x = LLVMBuildAdd(b, LLVMBuildURem(b, rem, ci(e, W), ""), ci(e, op->a[SN_WIN_PL]), "");
+  LLVMValueRef sum = cf(e, 0);
+  for (int64_t i = 0; i < KH; i++) /* KH x KW taps, unrolled: windows are small */
+    for (int64_t j = 0; j < KW; j++) {
+      LLVMValueRef py = LLVMBuildSub(b, y, ci(e, i * DH), ""), px = LLVMBuildSub(b, x, ci(e, j * DW), "");
+      LLVMValueRef oh = LLVMBuildUDiv(b, py, ci(e, SH), ""), ow = LLVMBuildUDiv(b, px, ci(e, SW), "");
+      /* py >= 0 (unsigned), on the stride grid, inside the output */
+      LLVMValueRef ok = LLVMBuildAnd(b, LLVMBuildICmp(b, LLVMIntULT, oh, ci(e, OH), ""),
+                                     LLVMBuildICmp(b, LLVMIntULT, ow, ci(e, OW), ""), "");
+      ok = LLVMBuildAnd(b, ok, LLVMBuildICmp(b, LLVMIntEQ, LLVMBuildURem(b, py, ci(e, SH), ""), ci(e, 0), ""), "");
+      ok = LLVMBuildAnd(b, ok, LLVMBuildICmp(b, LLVMIntEQ, LLVMBuildURem(b, px, ci(e, SW), ""), ci(e, 0), ""), "");
+      ok = LLVMBuildAnd(b, ok, LLVMBuildICmp(b, LLVMIntULE, py, ci(e, (OH - 1) * SH), ""), "");
+      LLVMValueRef row = LLVMBuildAdd(b, LLVMBuildMul(b, LLVMBuildAdd(b, LLVMBuildMul(b, n, ci(e, OH), ""), oh, ""), ci(e, OW), ""), ow, "");
+      /* the select on the row's tap, not the element: contiguous vector loads */
+      LLVMValueRef at = LLVMBuildAdd(b, LLVMBuildMul(b, row, ci(e, K), ""), ci(e, (i * KW + j) * C), "");
+      LLVMValueRef idx = LLVMBuildAdd(b, LLVMBuildSelect(b, ok, at, ci(e, 0), ""), e->col, "");
+      LLVMValueRef v2 = load_at(e, op->in[0], idx);
+      sum = LLVMBuildFAdd(b, sum, LLVMBuildSelect(b, ok, v2, cf(e, 0), ""), "");
+    }
+  return sum;
+}
+
+/* max_unpool: the one window holding (y, x), if any: dy there when (y, x) is the
+ * window's first max. */
+static LLVMValueRef gather_max_unpool(emitter *e, const sn_op *op) {
+  LLVMBuilderRef b = e->b;
+  const sn_type *t = &op->type;
+  int64_t H = t->dim[0], W = t->dim[1], C = t->dim[2];
+  int64_t KH = op->a[SN_WIN_KH], KW = op->a[SN_WIN_KW], SH = op->a[SN_WIN_SH], SW = op->a[SN_WIN_SW];
+  int64_t PT = op->a[SN_WIN_PT], PL = op->a[SN_WIN_PL], OH = op->a[SN_WIN_OH], OW = op->a[SN_WIN_OW];
+  LLVMValueRef n = LLVMBuildUDiv(b, e->r, ci(e, H * W), "");
+  LLVMValueRef rem = LLVMBuildURem(b, e->r, ci(e, H * W), "");
+  LLVMValueRef py = LLVMBuildAdd(b, LLVMBuildUDiv(b, rem, ci(e, W), ""), ci(e, PT), "");
+  LLVMValueRef px = LLVMBuildAdd(b, LLVMBuildURem(b, rem, ci(e, W), ""), ci(e, PL), "");
+  LLVMValueRef oh = LLVMBuildUDiv(b, py, ci(e, SH), ""), ti = LLVMBuildURem(b, py, ci(e, SH), "");
+  LLVMValueRef ow = LLVMBuildUDiv(b, px, ci(e, SW), ""), tj = LLVMBuildURem(b, px, ci(e, SW), "");
+  LLVMValueRef here = LLVMBuildAnd(b, LLVMBuildICmp(b, LLVMIntULT, ti, ci(e, KH), ""),
+                                   LLVMBuildICmp(b, LLVMIntULT, tj, ci(e, KW), ""), "");
+  here = LLVMBuildAnd(b, here, LLVMBuildICmp(b, LLVMIntULT, oh, ci(e, OH), ""), "");
+  here = LLVMBuildAnd(b, here, LLVMBuildICmp(b, LLVMIntULT, ow, ci(e, OW), ""), "");
+  LLVMValueRef best = cf(e, -__builtin_inf()), at = ci(e, -1);
+  for (int64_t i = 0; i < KH; i++) /* the window's first max, in max_pool_grad's order */
+    for (int64_t j = 0; j < KW; j++) {
+      LLVMValueRef ih = LLVMBuildSub(b, LLVMBuildAdd(b, LLVMBuildMul(b, oh, ci(e, SH), ""), ci(e, i), ""), ci(e, PT), "");
+      LLVMValueRef iw = LLVMBuildSub(b, LLVMBuildAdd(b, LLVMBuildMul(b, ow, ci(e, SW), ""), ci(e, j), ""), ci(e, PL), "");
+      LLVMValueRef inside = LLVMBuildAnd(b, LLVMBuildICmp(b, LLVMIntULT, ih, ci(e, H), ""),
+                                         LLVMBuildICmp(b, LLVMIntULT, iw, ci(e, W), ""), "");
+      inside = LLVMBuildAnd(b, inside, here, "");
+      LLVMValueRef px0 = LLVMBuildMul(b, LLVMBuildAdd(b, LLVMBuildMul(b, LLVMBuildAdd(b, LLVMBuildMul(b, n, ci(e, H), ""), ih, ""), ci(e, W), ""), iw, ""), ci(e, C), "");
+      LLVMValueRef idx = LLVMBuildAdd(b, LLVMBuildSelect(b, inside, px0, ci(e, 0), ""), e->col, "");
+      LLVMValueRef x = load_at(e, op->in[1], idx);
+      LLVMValueRef better = LLVMBuildAnd(b, inside, LLVMBuildFCmp(b, LLVMRealOGT, x, best, ""), "");
+      best = LLVMBuildSelect(b, better, x, best, "");
+      at = LLVMBuildSelect(b, better, ci(e, i * KW + j), at, "");
+    }
+  LLVMValueRef mine = LLVMBuildNSWAdd(b, LLVMBuildNSWMul(b, ti, ci(e, KW), ""), tj, "");
+  LLVMValueRef hit = LLVMBuildAnd(b, here, LLVMBuildICmp(b, LLVMIntEQ, at, mine, ""), "");
+  LLVMValueRef wpos = LLVMBuildMul(b, LLVMBuildAdd(b, LLVMBuildMul(b, LLVMBuildAdd(b, LLVMBuildMul(b, n, ci(e, OH), ""), oh, ""), ci(e, OW), ""), ow, ""), ci(e, C), "");
+  LLVMValueRef dy = load_at(e, op->in[0], LLVMBuildAdd(b, LLVMBuildSelect(b, here, wpos, ci(e, 0), ""), e->col, ""));
+  return LLVMBuildSelect(b, hit, dy, cf(e, 0), "");
+}
+
+/* transpose: out element -> in element through the permutation a[]; for batch data
+ * what is left of the flat index is the sample. */
+static LLVMValueRef gather_transpose(emitter *e, const sn_op *op) {
+  LLVMBuilderRef b = e->b;
+  const sn_type *in = &e->g->ops[op->in[0]].type, *t = &op->type;
+  int rank = t->rank;
+  LLVMValueRef flat = LLVMBuildAdd(b, LLVMBuildMul(b, e->r, ci(e, t->dim[rank - 1]), ""), e->col, "");
+  LLVMValueRef coord[SN_MAX_RANK];
+  for (int k = rank - 1; k >= 0; k--) {
+    coord[k] = LLVMBuildURem(b, flat, ci(e, t->dim[k]), "");
+    flat = LLVMBuildUDiv(b, flat, ci(e, t->dim[k]), "");
+  }
+  LLVMValueRef src = t->batched ? flat : ci(e, 0); /* in coordinate d is out coordinate k where a[k] = d */
+  for (int d = 0; d < rank; d++) {
+    int k = 0;
+    while (op->a[k] != d) k++;
+    src = LLVMBuildAdd(b, LLVMBuildMul(b, src, ci(e, in->dim[d]), ""), coord[k], "");
+  }
+  return load_at(e, op->in[0], src);
+}
+
 /* Ops that read their (materialized) inputs at computed positions. */
 static LLVMValueRef gen_gather(emitter *e, int v) {
   const sn_op *op = &e->g->ops[v];
@@ -612,92 +707,9 @@ static LLVMValueRef gen_gather(emitter *e, int v) {
                                       LLVMBuildURem(b, ij, ci(e, w.KW), ""), c, &inside);
     return LLVMBuildSelect(b, inside, load_at(e, op->in[0], idx), cf(e, 0), "");
   }
-  case SN_OP_COL2IM: { /* dx[n, y, x, c] = sum of dpatches[n, oh, ow, (i, j, c)] over the
-                          windows (oh, ow) whose tap (i, j) lands on (y, x) */
-    const sn_type *t = &op->type, *pt = &e->g->ops[op->in[0]].type;
-    int64_t H = t->dim[0], W = t->dim[1], C = t->dim[2];
-    int64_t KH = op->a[SN_WIN_KH], KW = op->a[SN_WIN_KW], SH = op->a[SN_WIN_SH], SW = op->a[SN_WIN_SW];
-    int64_t DH = op->a[SN_WIN_DH], DW = op->a[SN_WIN_DW];
-    int64_t OH = pt->dim[0], OW = pt->dim[1], K = pt->dim[2];
-    LLVMValueRef n = LLVMBuildUDiv(b, e->r, ci(e, H * W), "");
-    LLVMValueRef rem = LLVMBuildURem(b, e->r, ci(e, H * W), "");
-    LLVMValueRef y = LLVMBuildAdd(b, LLVMBuildUDiv(b, rem, ci(e, W), ""), ci(e, op->a[SN_WIN_PT]), "");
-    LLVMValueRef x = LLVMBuildAdd(b, LLVMBuildURem(b, rem, ci(e, W), ""), ci(e, op->a[SN_WIN_PL]), "");
-    LLVMValueRef sum = cf(e, 0);
-    for (int64_t i = 0; i < KH; i++) /* KH x KW taps, unrolled: windows are small */
-      for (int64_t j = 0; j < KW; j++) {
-        LLVMValueRef py = LLVMBuildSub(b, y, ci(e, i * DH), ""), px = LLVMBuildSub(b, x, ci(e, j * DW), "");
-        LLVMValueRef oh = LLVMBuildUDiv(b, py, ci(e, SH), ""), ow = LLVMBuildUDiv(b, px, ci(e, SW), "");
-        /* py >= 0 (unsigned), on the stride grid, inside the output */
-        LLVMValueRef ok = LLVMBuildAnd(b, LLVMBuildICmp(b, LLVMIntULT, oh, ci(e, OH), ""),
-                                       LLVMBuildICmp(b, LLVMIntULT, ow, ci(e, OW), ""), "");
-        ok = LLVMBuildAnd(b, ok, LLVMBuildICmp(b, LLVMIntEQ, LLVMBuildURem(b, py, ci(e, SH), ""), ci(e, 0), ""), "");
-        ok = LLVMBuildAnd(b, ok, LLVMBuildICmp(b, LLVMIntEQ, LLVMBuildURem(b, px, ci(e, SW), ""), ci(e, 0), ""), "");
-        ok = LLVMBuildAnd(b, ok, LLVMBuildICmp(b, LLVMIntULE, py, ci(e, (OH - 1) * SH), ""), "");
-        LLVMValueRef row = LLVMBuildAdd(b, LLVMBuildMul(b, LLVMBuildAdd(b, LLVMBuildMul(b, n, ci(e, OH), ""), oh, ""), ci(e, OW), ""), ow, "");
-        /* the select on the row's tap, not the element: contiguous vector loads */
-        LLVMValueRef at = LLVMBuildAdd(b, LLVMBuildMul(b, row, ci(e, K), ""), ci(e, (i * KW + j) * C), "");
-        LLVMValueRef idx = LLVMBuildAdd(b, LLVMBuildSelect(b, ok, at, ci(e, 0), ""), e->col, "");
-        LLVMValueRef v2 = load_at(e, op->in[0], idx);
-        sum = LLVMBuildFAdd(b, sum, LLVMBuildSelect(b, ok, v2, cf(e, 0), ""), "");
-      }
-    return sum;
-  }
-  case SN_OP_MAX_UNPOOL: { /* the one window holding (y, x), if any: dy there when
-                              (y, x) is the window's first max */
-    const sn_type *t = &op->type;
-    int64_t H = t->dim[0], W = t->dim[1], C = t->dim[2];
-    int64_t KH = op->a[SN_WIN_KH], KW = op->a[SN_WIN_KW], SH = op->a[SN_WIN_SH], SW = op->a[SN_WIN_SW];
-    int64_t PT = op->a[SN_WIN_PT], PL = op->a[SN_WIN_PL], OH = op->a[SN_WIN_OH], OW = op->a[SN_WIN_OW];
-    LLVMValueRef n = LLVMBuildUDiv(b, e->r, ci(e, H * W), "");
-    LLVMValueRef rem = LLVMBuildURem(b, e->r, ci(e, H * W), "");
-    LLVMValueRef py = LLVMBuildAdd(b, LLVMBuildUDiv(b, rem, ci(e, W), ""), ci(e, PT), "");
-    LLVMValueRef px = LLVMBuildAdd(b, LLVMBuildURem(b, rem, ci(e, W), ""), ci(e, PL), "");
-    LLVMValueRef oh = LLVMBuildUDiv(b, py, ci(e, SH), ""), ti = LLVMBuildURem(b, py, ci(e, SH), "");
-    LLVMValueRef ow = LLVMBuildUDiv(b, px, ci(e, SW), ""), tj = LLVMBuildURem(b, px, ci(e, SW), "");
-    LLVMValueRef here = LLVMBuildAnd(b, LLVMBuildICmp(b, LLVMIntULT, ti, ci(e, KH), ""),
-                                     LLVMBuildICmp(b, LLVMIntULT, tj, ci(e, KW), ""), "");
-    here = LLVMBuildAnd(b, here, LLVMBuildICmp(b, LLVMIntULT, oh, ci(e, OH), ""), "");
-    here = LLVMBuildAnd(b, here, LLVMBuildICmp(b, LLVMIntULT, ow, ci(e, OW), ""), "");
-    LLVMValueRef best = cf(e, -__builtin_inf()), at = ci(e, -1);
-    for (int64_t i = 0; i < KH; i++) /* the window's first max, in max_pool_grad's order */
-      for (int64_t j = 0; j < KW; j++) {
-        LLVMValueRef ih = LLVMBuildSub(b, LLVMBuildAdd(b, LLVMBuildMul(b, oh, ci(e, SH), ""), ci(e, i), ""), ci(e, PT), "");
-        LLVMValueRef iw = LLVMBuildSub(b, LLVMBuildAdd(b, LLVMBuildMul(b, ow, ci(e, SW), ""), ci(e, j), ""), ci(e, PL), "");
-        LLVMValueRef inside = LLVMBuildAnd(b, LLVMBuildICmp(b, LLVMIntULT, ih, ci(e, H), ""),
-                                           LLVMBuildICmp(b, LLVMIntULT, iw, ci(e, W), ""), "");
-        inside = LLVMBuildAnd(b, inside, here, "");
-        LLVMValueRef px0 = LLVMBuildMul(b, LLVMBuildAdd(b, LLVMBuildMul(b, LLVMBuildAdd(b, LLVMBuildMul(b, n, ci(e, H), ""), ih, ""), ci(e, W), ""), iw, ""), ci(e, C), "");
-        LLVMValueRef idx = LLVMBuildAdd(b, LLVMBuildSelect(b, inside, px0, ci(e, 0), ""), e->col, "");
-        LLVMValueRef x = load_at(e, op->in[1], idx);
-        LLVMValueRef better = LLVMBuildAnd(b, inside, LLVMBuildFCmp(b, LLVMRealOGT, x, best, ""), "");
-        best = LLVMBuildSelect(b, better, x, best, "");
-        at = LLVMBuildSelect(b, better, ci(e, i * KW + j), at, "");
-      }
-    LLVMValueRef mine = LLVMBuildNSWAdd(b, LLVMBuildNSWMul(b, ti, ci(e, KW), ""), tj, "");
-    LLVMValueRef hit = LLVMBuildAnd(b, here, LLVMBuildICmp(b, LLVMIntEQ, at, mine, ""), "");
-    LLVMValueRef wpos = LLVMBuildMul(b, LLVMBuildAdd(b, LLVMBuildMul(b, LLVMBuildAdd(b, LLVMBuildMul(b, n, ci(e, OH), ""), oh, ""), ci(e, OW), ""), ow, ""), ci(e, C), "");
-    LLVMValueRef dy = load_at(e, op->in[0], LLVMBuildAdd(b, LLVMBuildSelect(b, here, wpos, ci(e, 0), ""), e->col, ""));
-    return LLVMBuildSelect(b, hit, dy, cf(e, 0), "");
-  }
-  case SN_OP_TRANSPOSE: { /* out element -> in element through the permutation a[];
-                            for batch data what is left of the flat index is the sample */
-    const sn_type *in = &e->g->ops[op->in[0]].type, *t = &op->type;
-    int rank = t->rank;
-    LLVMValueRef flat = LLVMBuildAdd(b, LLVMBuildMul(b, e->r, ci(e, t->dim[rank - 1]), ""), e->col, "");
-    LLVMValueRef coord[SN_MAX_RANK];
-    for (int k = rank - 1; k >= 0; k--) {
-      coord[k] = LLVMBuildURem(b, flat, ci(e, t->dim[k]), "");
-      flat = LLVMBuildUDiv(b, flat, ci(e, t->dim[k]), "");
-    }
-    LLVMValueRef src = t->batched ? flat : ci(e, 0); /* in coordinate d is out coordinate k where a[k] = d */
-    for (int d = 0; d < rank; d++) {
-      int k = 0;
-      while (op->a[k] != d) k++;
-      src = LLVMBuildAdd(b, LLVMBuildMul(b, src, ci(e, in->dim[d]), ""), coord[k], "");
-    }
-    return load_at(e, op->in[0], src);
-  }
+  case SN_OP_COL2IM: return gather_col2im(e, op);
+  case SN_OP_MAX_UNPOOL: return gather_max_unpool(e, op);
+  case SN_OP_TRANSPOSE: return gather_transpose(e, op);
   case SN_OP_MAX_POOL:
   case SN_OP_AVG_POOL: {
     bool mx = op->code == SN_OP_MAX_POOL;
