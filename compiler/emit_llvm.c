@@ -975,38 +975,9 @@ static int64_t row_width(const sn_graph *g, const sn_kernel *k) {
   return w > 0 ? w : 1;
 }
 
-static LLVMValueRef emit_fused(emitter *e, int s, int kidx, int *refs, int *nrefs) {
-  const sn_kernel *k = &e->st->k[kidx];
-  e->kidx = kidx;
-  e->k = k;
-  for (int i = 0; i < e->g->n; i++) e->alias[i] = -1;
-  int n = kernel_refs(e, k, refs);
-  *nrefs = n;
-  LLVMTypeRef *pt = malloc(sizeof(LLVMTypeRef) * (size_t)(n + KERNEL_ARGS));
-  if (!pt) abort();
-  pt[0] = e->i64; /* rows */
-  pt[1] = e->i64; /* rng: (seed, step) for dropout */
-  pt[2] = pt[3] = e->i64; /* r0, r1: the rows of the row loop this call runs */
-  for (int i = 0; i < n; i++) pt[i + KERNEL_ARGS] = e->ptr;
-  char name[64];
-  snprintf(name, sizeof name, "%s.k%d", sn_step_name((sn_step_kind)s), kidx);
-  LLVMValueRef fn = begin_kernel(e, name, LLVMFunctionType(e->voidt, pt, (unsigned)n + KERNEL_ARGS, 0));
-  free(pt);
-  for (int i = 0; i < n; i++) set_noalias(e, fn, (unsigned)i + KERNEL_ARGS);
-
-  int gn = e->g->n;
-  memset(e->ref, 0, sizeof(LLVMValueRef) * (size_t)gn);
-  memset(e->row_memo, 0, sizeof(LLVMValueRef) * (size_t)gn);
-  memset(e->scalar_memo, 0, sizeof(LLVMValueRef) * (size_t)gn);
-  reset_elem_memo(e);
-  LLVMValueRef nrows = LLVMGetParam(fn, 0);
-  e->rows = nrows;
-  e->rng_base = LLVMGetParam(fn, 1);
-  for (int i = 0; i < n; i++) e->ref[refs[i]] = LLVMGetParam(fn, (unsigned)i + KERNEL_ARGS);
-
-  /* zero the column sums; sums over all rows accumulate in doubles */
-  LLVMValueRef *sums = calloc((size_t)k->n_roots, sizeof(LLVMValueRef));
-  if (!sums) abort();
+/* Before the row loop: the column sums (colsum) and scattered outputs zeroed, and
+ * for each sum over all rows a double accumulator (sums[i], NULL for other roots). */
+static void fused_zero_sums(emitter *e, const sn_kernel *k, LLVMValueRef nrows, LLVMValueRef *sums) {
   for (int i = 0; i < k->n_roots; i++) {
     int v = k->roots[i];
     if (e->g->ops[v].code == SN_OP_COLSUM) {
@@ -1027,12 +998,11 @@ static LLVMValueRef emit_fused(emitter *e, int s, int kidx, int *refs, int *nref
       loop_close(e, &L);
     }
   }
+}
 
-  LLVMValueRef r0 = LLVMGetParam(fn, 2), r1 = LLVMGetParam(fn, 3);
-  loop rows;
-  e->r = LLVMBuildNSWAdd(e->b, loop_open(e, &rows, LLVMBuildNSWSub(e->b, r1, r0, ""), "r"), r0, "");
-
-  /* row level: everything the stores below need */
+/* Inside the row loop, row level: each sum's accumulation, row-level roots stored,
+ * what the element level needs prepared. */
+static void fused_rows(emitter *e, const sn_kernel *k, LLVMValueRef *sums) {
   for (int i = 0; i < k->n_roots; i++) {
     int v = k->roots[i];
     const sn_op *op = &e->g->ops[v];
@@ -1052,7 +1022,11 @@ static LLVMValueRef emit_fused(emitter *e, int s, int kidx, int *refs, int *nref
       die("scalar result inside a fused kernel");
     }
   }
-  /* element level: one column loop per width */
+}
+
+/* Inside the row loop, element level: one column loop per width, each storing every
+ * root of that width (im2col alone: taps around channels). */
+static void fused_columns(emitter *e, const sn_kernel *k) {
   char *done = calloc((size_t)k->n_roots, 1);
   if (!done) abort();
   for (int i = 0; i < k->n_roots; i++) {
@@ -1095,8 +1069,11 @@ static LLVMValueRef emit_fused(emitter *e, int s, int kidx, int *refs, int *nref
     e->col = e->tap = e->chan = NULL;
   }
   free(done);
-  loop_close(e, &rows);
+}
 
+/* After the row loop: each sum over all rows stored (in the model's type but for
+ * losses and metrics, which stay doubles). */
+static void fused_store_sums(emitter *e, const sn_kernel *k, LLVMValueRef *sums) {
   for (int i = 0; i < k->n_roots; i++) {
     if (!sums[i]) continue;
     int v = k->roots[i];
@@ -1105,6 +1082,51 @@ static LLVMValueRef emit_fused(emitter *e, int s, int kidx, int *refs, int *nref
     if (bk != SN_BUF_LOSS && bk != SN_BUF_METRIC && e->ft != e->f64) sum = LLVMBuildFPTrunc(e->b, sum, e->ft, "");
     LLVMBuildStore(e->b, sum, ptr_of(e, v));
   }
+}
+
+static LLVMValueRef emit_fused(emitter *e, int s, int kidx, int *refs, int *nrefs) {
+  const sn_kernel *k = &e->st->k[kidx];
+  e->kidx = kidx;
+  e->k = k;
+  for (int i = 0; i < e->g->n; i++) e->alias[i] = -1;
+  int n = kernel_refs(e, k, refs);
+  *nrefs = n;
+  LLVMTypeRef *pt = malloc(sizeof(LLVMTypeRef) * (size_t)(n + KERNEL_ARGS));
+  if (!pt) abort();
+  pt[0] = e->i64; /* rows */
+  pt[1] = e->i64; /* rng: (seed, step) for dropout */
+  pt[2] = pt[3] = e->i64; /* r0, r1: the rows of the row loop this call runs */
+  for (int i = 0; i < n; i++) pt[i + KERNEL_ARGS] = e->ptr;
+  char name[64];
+  snprintf(name, sizeof name, "%s.k%d", sn_step_name((sn_step_kind)s), kidx);
+  LLVMValueRef fn = begin_kernel(e, name, LLVMFunctionType(e->voidt, pt, (unsigned)n + KERNEL_ARGS, 0));
+  free(pt);
+  for (int i = 0; i < n; i++) set_noalias(e, fn, (unsigned)i + KERNEL_ARGS);
+
+  int gn = e->g->n;
+  memset(e->ref, 0, sizeof(LLVMValueRef) * (size_t)gn);
+  memset(e->row_memo, 0, sizeof(LLVMValueRef) * (size_t)gn);
+  memset(e->scalar_memo, 0, sizeof(LLVMValueRef) * (size_t)gn);
+  reset_elem_memo(e);
+  LLVMValueRef nrows = LLVMGetParam(fn, 0);
+  e->rows = nrows;
+  e->rng_base = LLVMGetParam(fn, 1);
+  for (int i = 0; i < n; i++) e->ref[refs[i]] = LLVMGetParam(fn, (unsigned)i + KERNEL_ARGS);
+
+  /* zero the column sums; sums over all rows accumulate in doubles */
+  LLVMValueRef *sums = calloc((size_t)k->n_roots, sizeof(LLVMValueRef));
+  if (!sums) abort();
+  fused_zero_sums(e, k, nrows, sums);
+
+  LLVMValueRef r0 = LLVMGetParam(fn, 2), r1 = LLVMGetParam(fn, 3);
+  loop rows;
+  e->r = LLVMBuildNSWAdd(e->b, loop_open(e, &rows, LLVMBuildNSWSub(e->b, r1, r0, ""), "r"), r0, "");
+
+  fused_rows(e, k, sums);
+  fused_columns(e, k);
+  loop_close(e, &rows);
+
+  fused_store_sums(e, k, sums);
   free(sums);
   LLVMBuildRetVoid(e->b);
   return fn;
