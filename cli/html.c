@@ -4,31 +4,14 @@
  * data URIs, so a page is one file that opens from disk. */
 #include "html.h"
 
+#include "specnet/runtime.h"
+
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <zlib.h>
 
-void html_text(FILE *f, const char *s) {
-  for (; *s; s++) {
-    switch (*s) {
-    case '<':
-      fputs("&lt;", f);
-      break;
-    case '>':
-      fputs("&gt;", f);
-      break;
-    case '&':
-      fputs("&amp;", f);
-      break;
-    case '"':
-      fputs("&quot;", f);
-      break;
-    default:
-      if ((unsigned char)*s >= 0x20 || *s == '\n' || *s == '\t') fputc(*s, f);
-    }
-  }
-}
+void html_text(FILE *f, const char *s) { sn_xml_text(f, s, true); }
 
 void html_num(FILE *f, double v, int digits) {
   if (isfinite(v))

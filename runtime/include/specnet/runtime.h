@@ -24,6 +24,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -507,6 +508,10 @@ int sn_train(sn_model *m, const sn_dataset *train, const sn_dataset *val,
  * solid, test dashed; best_epoch > 0 draws a marker line there. Atomic write. */
 int sn_curves_svg(const char *path, const char *title, const sn_epoch_record *recs, int n,
                   int n_metrics, const char *const *metric_names, int best_epoch, sn_error *err);
+
+/* s as XML (SVG, HTML) text: < > & " as entities, other control characters dropped
+ * (line breaks and tabs kept with keep_space). */
+void sn_xml_text(FILE *f, const char *s, bool keep_space);
 
 /* ---------------------------------------------------------------------------
  * A run's data (data_prepare.c): the pipeline `specnet train` and training
