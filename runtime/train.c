@@ -94,6 +94,14 @@ static int check_dataset(const sn_model *m, const sn_dataset *ds, const char *wh
 /* ---------------------------------------------------------------------------
  * Evaluation and prediction */
 
+/* A step's arguments for the staged batch bt over the model's buffers (the rest
+ * zero: the caller sets what its step reads or writes). */
+static inline sn_step_args batch_args(const sn_model *m, const staged *bt) {
+  return (sn_step_args){.x = bt->x, .y = bt->y, .t = bt->t, .rows = bt->rows, .params = m->params,
+                        .grads = m->grads, .opt_state = m->opt_state, .arena = m->arena,
+                        .state = m->state};
+}
+
 
 /* eval_step over ds in batches of batch_capacity, in the data set's order. With a
  * comm (size > 1) each rank evaluates its contiguous slice of ds and the sums are
@@ -110,19 +118,9 @@ static int evaluate(sn_model *m, const sn_dataset *ds, loader *L, const sn_comm 
   for (int64_t b = 0; b < L->n_batches; b++) {
     const staged *bt = sn_loader_get(L, b);
     double loss_sum = 0, metric_sums[MAX_METRICS] = {0};
-    sn_step_args a = {
-        .x = bt->x,
-        .y = bt->y,
-        .rows = bt->rows,
-        .params = m->params,
-        .grads = m->grads,
-        .opt_state = m->opt_state,
-        .arena = m->arena,
-        .loss_sum = &loss_sum,
-        .metric_sums = metric_sums,
-        .t = bt->t,
-        .state = m->state,
-    };
+    sn_step_args a = batch_args(m, bt);
+    a.loss_sum = &loss_sum;
+    a.metric_sums = metric_sums;
     m->eval_step(&a);
     sn_loader_put(L, b);
     loss_total += loss_sum;
@@ -176,16 +174,8 @@ int sn_predict_all(sn_model *m, const sn_dataset *ds, double *out, sn_error *err
   sn_loader_start(&L, &in, NULL, m->batch_capacity, 0, 1);
   for (int64_t b = 0; b < L.n_batches; b++) {
     const staged *bt = sn_loader_get(&L, b);
-    sn_step_args a = {
-        .x = bt->x,
-        .rows = bt->rows,
-        .params = m->params,
-        .grads = m->grads,
-        .opt_state = m->opt_state,
-        .arena = m->arena,
-        .out = buf,
-        .state = m->state,
-    };
+    sn_step_args a = batch_args(m, bt); /* y and t are NULL: the set has neither */
+    a.out = buf;
     m->predict(&a);
     double *o = out + b * m->batch_capacity * O;
     for (int64_t i = 0; i < bt->rows * O; i++)
@@ -362,22 +352,12 @@ static int train_epoch(sn_model *m, const sn_dataset *ds, const sn_train_opts *o
     double loss_sum = 0, metric_sums[MAX_METRICS] = {0};
     ++*step;
     rec->lr = sn_schedule_lr(&o->schedule, o->learning_rate, *step, batches, o->epochs);
-    sn_step_args a = {
-        .x = bt->x,
-        .y = bt->y,
-        .rows = bt->rows,
-        .params = m->params,
-        .grads = m->grads,
-        .opt_state = m->opt_state,
-        .arena = m->arena,
-        .step = *step,
-        .lr = rec->lr,
-        .seed = seed,
-        .loss_sum = &loss_sum,
-        .metric_sums = metric_sums,
-        .t = bt->t,
-        .state = m->state,
-    };
+    sn_step_args a = batch_args(m, bt);
+    a.step = *step;
+    a.lr = rec->lr;
+    a.seed = seed;
+    a.loss_sum = &loss_sum;
+    a.metric_sums = metric_sums;
     int64_t rows = bt->rows;
     if (!C) {
       if (m->train_step) {
