@@ -1469,6 +1469,19 @@ static LLVMValueRef kernel_share(sn_kernels *ks, LLVMValueRef fn) {
   return fn;
 }
 
+/* A task function name(box, lo, hi), internal, for a kernel of type fty with na
+ * arguments: their types into ft, *box_t the struct that boxes them. */
+static LLVMValueRef add_task(emitter *e, const char *name, LLVMTypeRef fty, unsigned na, LLVMTypeRef *ft,
+                             LLVMTypeRef *box_t) {
+  LLVMGetParamTypes(fty, ft);
+  *box_t = LLVMStructTypeInContext(e->ctx, ft, na, 0);
+  LLVMTypeRef tp[3] = {e->ptr, e->i64, e->i64};
+  LLVMValueRef task = LLVMAddFunction(e->mod, name, LLVMFunctionType(e->voidt, tp, 3, 0));
+  LLVMSetLinkage(task, LLVMInternalLinkage);
+  set_attrs(e, task);
+  return task;
+}
+
 /* Calls `kernel` through the thread pool: its arguments boxed in the step's frame
  * (one block: allocas may go anywhere), a task `name(box, lo, hi)` that calls it
  * with arguments lo_arg and lo_arg + 1 set to lo and hi, and sn_par_for over
@@ -1478,12 +1491,8 @@ static void emit_pool_call(emitter *e, const char *name, LLVMValueRef kernel, LL
   LLVMTypeRef *ft = malloc(sizeof(LLVMTypeRef) * na);
   LLVMValueRef *la = malloc(sizeof(LLVMValueRef) * na);
   if (!ft || !la) abort();
-  LLVMGetParamTypes(fty, ft);
-  LLVMTypeRef box_t = LLVMStructTypeInContext(e->ctx, ft, na, 0);
-  LLVMTypeRef tp[3] = {e->ptr, e->i64, e->i64};
-  LLVMValueRef task = LLVMAddFunction(e->mod, name, LLVMFunctionType(e->voidt, tp, 3, 0));
-  LLVMSetLinkage(task, LLVMInternalLinkage);
-  set_attrs(e, task);
+  LLVMTypeRef box_t;
+  LLVMValueRef task = add_task(e, name, fty, na, ft, &box_t);
   LLVMBuilderRef b = LLVMCreateBuilderInContext(e->ctx);
   LLVMPositionBuilderAtEnd(b, LLVMAppendBasicBlockInContext(e->ctx, task, "entry"));
   LLVMValueRef box = LLVMGetParam(task, 0);
@@ -1685,12 +1694,8 @@ static LLVMValueRef emit_parts_task(emitter *e, const char *name, LLVMValueRef k
   LLVMTypeRef *ft = malloc(sizeof(LLVMTypeRef) * na);
   LLVMValueRef *la = malloc(sizeof(LLVMValueRef) * na);
   if (!ft || !la) abort();
-  LLVMGetParamTypes(fty, ft);
-  LLVMTypeRef box_t = LLVMStructTypeInContext(e->ctx, ft, na, 0);
-  LLVMTypeRef tp[3] = {e->ptr, e->i64, e->i64};
-  LLVMValueRef task = LLVMAddFunction(e->mod, name, LLVMFunctionType(e->voidt, tp, 3, 0));
-  LLVMSetLinkage(task, LLVMInternalLinkage);
-  set_attrs(e, task);
+  LLVMTypeRef box_t;
+  LLVMValueRef task = add_task(e, name, fty, na, ft, &box_t);
   LLVMBuilderRef saved = e->b, b = LLVMCreateBuilderInContext(e->ctx);
   e->b = b;
   LLVMBasicBlockRef entry = LLVMAppendBasicBlockInContext(e->ctx, task, "entry");
