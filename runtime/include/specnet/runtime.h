@@ -413,7 +413,8 @@ typedef struct sn_early_stopping {
 } sn_early_stopping;
 
 /* What sn_train says while it runs goes through the caller's functions: the library
- * prints nothing itself. sn_terminal_reporter() prints what `specnet train` shows. */
+ * prints nothing itself. sn_terminal_reporter() (specnet/terminal.h, outside this
+ * library) prints what `specnet train` shows. */
 typedef struct sn_batch_progress {
   int epoch, epochs;
   int64_t batch, batches;     /* batches done, of the epoch's */
@@ -435,10 +436,6 @@ typedef struct sn_reporter {
   void (*note)(void *ctx, const char *line);
   void *ctx;
 } sn_reporter;
-
-/* The progress line on stderr (a terminal's), the epoch summaries and notes on
- * stdout, as `specnet train` and training binaries print them. */
-const sn_reporter *sn_terminal_reporter(void);
 
 typedef struct sn_train_opts {
   int epochs;
