@@ -62,6 +62,10 @@ typedef struct cmd_help {
   }
 #define OPT_NO_CACHE                                                                               \
   { "--no-cache", "off", "always run LLVM, without the compile cache (SPECNET_CACHE_DIR)" }
+#define OPT_WEIGHTS                                                                                \
+  { "--weights FILE", "required", "the safetensors weights of the trained model" }
+/* What every command that runs a compiled model takes: --set, --threads, --dtype. */
+#define OPT_MODEL OPT_SET, OPT_THREADS, OPT_DTYPE("")
 
 static const cmd_help commands[] = {
     {"check",
@@ -129,9 +133,7 @@ static const cmd_help commands[] = {
      "loss and every metric of the spec, with the sample count and time.",
      {{"--weights FILE", "required", "the safetensors weights to evaluate"},
       {"--split SPLIT", "test", "test, validation or train"},
-      OPT_SET,
-      OPT_THREADS,
-      OPT_DTYPE(""),
+      OPT_MODEL,
       OPT_PROFILE,
       OPT_NO_CACHE},
      {"specnet eval specs/mnist_mlp.yaml --weights runs/mnist_mlp/model.safetensors",
@@ -148,13 +150,11 @@ static const cmd_help commands[] = {
      "normalize, standardize with the training set's statistics). Input by file\n"
      "name: *.npy, *.csv (a label column like the spec's CSV source is dropped), or\n"
      "else an IDX images file (raw or .gz).",
-     {{"--weights FILE", "required", "the safetensors weights of the trained model"},
+     {OPT_WEIGHTS,
       {"--input FILE", "required", "the samples: .npy, .csv or IDX"},
       {"--output FILE", "standard output", "where to write the CSV"},
       {"--probs", "off", "write the whole output vector (probabilities after a softmax)"},
-      OPT_SET,
-      OPT_THREADS,
-      OPT_DTYPE(""),
+      OPT_MODEL,
       OPT_PROFILE,
       OPT_NO_CACHE,
       {"--quiet", "off", "no compile times, no \"wrote N predictions\" line"}},
@@ -174,15 +174,13 @@ static const cmd_help commands[] = {
      "The prompt is tokenized as the training text was (bytes, or the run's\n"
      "vocab.json beside --weights for chars); a character the model does not know\n"
      "is an error. Temperature 0 always takes the likeliest token.",
-     {{"--weights FILE", "required", "the safetensors weights of the trained model"},
+     {OPT_WEIGHTS,
       {"--prompt TEXT", "a line break", "the text to continue (printed first)"},
       {"--tokens N", "200", "tokens to generate, 0 to 100000000"},
       {"--temperature F", "1", "divides the log-probabilities; 0: the likeliest token"},
       {"--top-k K", "0 (all)", "draw among the K likeliest tokens only"},
       {"--seed S", "the spec's seed", "the sampler's seed: the same seed, the same text"},
-      OPT_SET,
-      OPT_THREADS,
-      OPT_DTYPE(""),
+      OPT_MODEL,
       OPT_NO_CACHE},
      {"specnet generate specs/char_transformer.yaml --weights runs/char_transformer/model.safetensors \\\n"
       "      --prompt 'The ' --tokens 300 --temperature 0.8 --top-k 20",
@@ -407,17 +405,10 @@ static int feature(const char *features, const char *name) {
   return -1;
 }
 
+/* OpenBLAS's threading, by openblas_get_parallel()'s number. */
 static const char *blas_parallel(int mode) {
-  switch (mode) {
-  case 0:
-    return "sequential";
-  case 1:
-    return "pthreads";
-  case 2:
-    return "OpenMP";
-  default:
-    return "unknown threading";
-  }
+  static const char *const names[] = {"sequential", "pthreads", "OpenMP"};
+  return mode >= 0 && mode < 3 ? names[mode] : "unknown threading";
 }
 
 void print_version(FILE *out) {

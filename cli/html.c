@@ -4,31 +4,14 @@
  * data URIs, so a page is one file that opens from disk. */
 #include "html.h"
 
+#include "specnet/runtime.h"
+
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <zlib.h>
 
-void html_text(FILE *f, const char *s) {
-  for (; *s; s++) {
-    switch (*s) {
-    case '<':
-      fputs("&lt;", f);
-      break;
-    case '>':
-      fputs("&gt;", f);
-      break;
-    case '&':
-      fputs("&amp;", f);
-      break;
-    case '"':
-      fputs("&quot;", f);
-      break;
-    default:
-      if ((unsigned char)*s >= 0x20 || *s == '\n' || *s == '\t') fputc(*s, f);
-    }
-  }
-}
+void html_text(FILE *f, const char *s) { sn_xml_text(f, s, true); }
 
 void html_num(FILE *f, double v, int digits) {
   if (isfinite(v))
@@ -110,6 +93,28 @@ static void tick_text(FILE *f, double v, double step, bool log_scale) {
     fprintf(f, "%.*f", dec, v);
 }
 
+/* An axis's ticks, each with its label: grid lines across the chart for y, marks
+ * below it for x. */
+static void ticks(FILE *f, const axis *a, bool y_axis, bool log) {
+  for (double v = a->lo; v <= a->hi + a->step * 1e-6; v += a->step) {
+    if (y_axis) {
+      double y = px_y(a, v);
+      fprintf(f,
+              "<line x1=\"%d\" y1=\"%.1f\" x2=\"%d\" y2=\"%.1f\" stroke=\"#e4e4e4\"/>"
+              "<text x=\"%d\" y=\"%.1f\" text-anchor=\"end\">",
+              ML, y, CW - MR, y, ML - 5, y + 4);
+    } else {
+      double x = px_x(a, v);
+      fprintf(f,
+              "<line x1=\"%.1f\" y1=\"%d\" x2=\"%.1f\" y2=\"%d\" stroke=\"#333\"/>"
+              "<text x=\"%.1f\" y=\"%d\" text-anchor=\"middle\">",
+              x, CH - MB, x, CH - MB + 4, x, CH - MB + 16);
+    }
+    tick_text(f, v, a->step, log);
+    fputs("</text>\n", f);
+  }
+}
+
 /* <svg> with a frame, ticks and axis titles. */
 static void frame(FILE *f, const char *name, const char *xlabel, const char *ylabel, const axis *ax,
                   const axis *ay, bool log_y) {
@@ -123,24 +128,8 @@ static void frame(FILE *f, const char *name, const char *xlabel, const char *yla
           CW, CH, CW, CH, CW, CH, ML, MT, CW - ML - MR, CH - MT - MB, (ML + CW - MR) / 2);
   html_text(f, name);
   fputs("</text>\n", f);
-  for (double v = ay->lo; v <= ay->hi + ay->step * 1e-6; v += ay->step) {
-    double y = px_y(ay, v);
-    fprintf(f,
-            "<line x1=\"%d\" y1=\"%.1f\" x2=\"%d\" y2=\"%.1f\" stroke=\"#e4e4e4\"/>"
-            "<text x=\"%d\" y=\"%.1f\" text-anchor=\"end\">",
-            ML, y, CW - MR, y, ML - 5, y + 4);
-    tick_text(f, v, ay->step, log_y);
-    fputs("</text>\n", f);
-  }
-  for (double v = ax->lo; v <= ax->hi + ax->step * 1e-6; v += ax->step) {
-    double x = px_x(ax, v);
-    fprintf(f,
-            "<line x1=\"%.1f\" y1=\"%d\" x2=\"%.1f\" y2=\"%d\" stroke=\"#333\"/>"
-            "<text x=\"%.1f\" y=\"%d\" text-anchor=\"middle\">",
-            x, CH - MB, x, CH - MB + 4, x, CH - MB + 16);
-    tick_text(f, v, ax->step, false);
-    fputs("</text>\n", f);
-  }
+  ticks(f, ay, true, log_y);
+  ticks(f, ax, false, false);
   fprintf(f, "<text x=\"%d\" y=\"%d\" text-anchor=\"middle\" font-size=\"12\">", (ML + CW - MR) / 2,
           CH - 8);
   html_text(f, xlabel);

@@ -7,6 +7,7 @@
 
 #include "cli.h"
 #include "dist.h"
+#include "specnet/terminal.h"
 
 void print_diag(const sn_diag *d) {
   int rank = dist_launched_rank();

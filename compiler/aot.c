@@ -388,66 +388,44 @@ static int find_runtime(char *dir, size_t len, sn_error *err) {
 /* ---------------------------------------------------------------------------
  * Entry point */
 
-int sn_build_aot(const sn_spec *spec, const sn_model *w, const sn_aot_opts *o, sn_diag *d) {
+/* What --lib cannot hold: f64 models. 0 or -1 (reported). */
+static int check_lib(const sn_spec *spec, const sn_model *w, const sn_aot_opts *o, sn_diag *d) {
   sn_loc at = {spec->path, 0, 0};
-  sn_error err = {0};
-  char msg[512];
   if (o->lib && w->dtype != SN_RT_F32) {
     sn_diag_error(d, at, "--lib builds f32 models only (NAME_predict takes floats)");
     return -1;
   }
-  bool recurrent = false; /* the archive then carries the scans (recurrent.c's cblas variants) */
-  for (int i = 0; i < spec->n_layers; i++)
-    recurrent |= spec->layers[i].kind == SN_LAYER_LSTM || spec->layers[i].kind == SN_LAYER_GRU;
-  aot a = {0};
-  if (sn_codegen_init_cpu(&a.cg, o->cpu, msg, sizeof msg)) {
-    sn_diag_error(d, at, "%s", msg);
-    return -1;
-  }
-  a.cg.par = !o->lib; /* the archive links against OpenBLAS alone */
-  sn_program *prog = malloc(sizeof *prog); /* the graphs and the plan */
-  if (!prog) abort();
-  if (sn_pipeline(spec, w->dtype == SN_RT_F64 ? SN_F64 : SN_F32, SN_STAGE_PLAN, prog, d)) {
-    free(prog);
-    sn_codegen_dispose(&a.cg);
-    return -1;
-  }
-  const sn_plan *plan = &prog->plan;
-  a.m = sn_emit_module(&a.cg, plan, SN_EMIT_ALL, NULL);
-  a.ctx = a.cg.ctx;
-  a.b = LLVMCreateBuilderInContext(a.ctx);
-  a.i64 = LLVMInt64TypeInContext(a.ctx);
-  a.i8 = LLVMInt8TypeInContext(a.ctx);
-  a.ptr = LLVMPointerTypeInContext(a.ctx, 0);
-  a.f64 = LLVMDoubleTypeInContext(a.ctx);
-  a.voidt = LLVMVoidTypeInContext(a.ctx);
+  return 0;
+}
+
+/* The module's data: the weights (or room for them), the preprocessing and
+ * postprocessing constants (pp: pre a, pre b, post a, post b), and for an
+ * executable the class names, the characters and sn_aot_info_v1. */
+static void emit_data(aot *a, const sn_spec *spec, const sn_model *w, const sn_aot_opts *o,
+                      const sn_program *prog, LLVMValueRef *params, LLVMValueRef *state,
+                      LLVMValueRef pp[4]) {
   size_t es = w->dtype == SN_RT_F64 ? 8 : 4;
   size_t pbytes = (size_t)w->param_count * es, qbytes = (size_t)w->state_count * es;
-  int rc = -1;
-  char *obj = NULL;
-  size_t objn = 0;
-  /* the weights and the description */
-  LLVMValueRef params, state;
   if (o->weights_file) {
-    params = bss(&a, o->lib ? "params" : "sn_aot_params", pbytes);
-    state = bss(&a, o->lib ? "state" : "sn_aot_state", qbytes);
+    *params = bss(a, o->lib ? "params" : "sn_aot_params", pbytes);
+    *state = bss(a, o->lib ? "state" : "sn_aot_state", qbytes);
   } else {
-    params = blob(&a, "sn_aot_params", w->params, pbytes ? pbytes : 1, o->lib);
-    state = blob(&a, "sn_aot_state", qbytes ? w->state : (const void *)"", qbytes ? qbytes : 1, o->lib);
+    *params = blob(a, "sn_aot_params", w->params, pbytes ? pbytes : 1, o->lib);
+    *state = blob(a, "sn_aot_state", qbytes ? w->state : (const void *)"", qbytes ? qbytes : 1, o->lib);
   }
-  LLVMValueRef pa = doubles(&a, "sn_aot_pre_a", o->pre_a, o->n_pre, o->lib);
-  LLVMValueRef pb = doubles(&a, "sn_aot_pre_b", o->pre_b, o->n_pre, o->lib);
-  LLVMValueRef qa = doubles(&a, "sn_aot_post_a", o->post_a, o->n_post, o->lib);
-  LLVMValueRef qb = doubles(&a, "sn_aot_post_b", o->post_b, o->n_post, o->lib);
+  pp[0] = doubles(a, "sn_aot_pre_a", o->pre_a, o->n_pre, o->lib);
+  pp[1] = doubles(a, "sn_aot_pre_b", o->pre_b, o->n_pre, o->lib);
+  pp[2] = doubles(a, "sn_aot_post_a", o->post_a, o->n_post, o->lib);
+  pp[3] = doubles(a, "sn_aot_post_b", o->post_b, o->n_post, o->lib);
   if (!o->lib) {
-    class_names(&a, o);
-    blob(&a, "sn_aot_chars", o->n_chars ? (const void *)o->chars : (const void *)"\0\0\0",
+    class_names(a, o);
+    blob(a, "sn_aot_chars", o->n_chars ? (const void *)o->chars : (const void *)"\0\0\0",
          (size_t)(o->n_chars ? o->n_chars : 1) * sizeof(uint32_t), false);
   }
   const sn_graph *g = &prog->infer;
   sn_aot_info info = {.version = 1, .dtype = w->dtype, .input_elems = w->input_elems,
                       .output_elems = w->output_elems, .batch_capacity = w->batch_capacity,
-                      .arena_bytes = plan->arena_bytes, .param_count = w->param_count,
+                      .arena_bytes = prog->plan.arena_bytes, .param_count = w->param_count,
                       .state_count = w->state_count, .input_rank = spec->input_rank, .n_pre = o->n_pre,
                       .n_post = o->n_post, .n_class_names = o->lib ? 0 : o->n_class_names,
                       .classes = w->classes,
@@ -457,113 +435,105 @@ int sn_build_aot(const sn_spec *spec, const sn_model *w, const sn_aot_opts *o, s
                       .classifier = g->ops[g->output].code == SN_OP_SOFTMAX ||
                                     (spec->loss == SN_LOSS_SPARSE_CCE || spec->loss == SN_LOSS_CCE)};
   for (int i = 0; i < spec->input_rank; i++) info.input_shape[i] = spec->input_shape[i];
-  if (!o->lib) blob(&a, "sn_aot_info_v1", &info, sizeof info, false);
-  /* entry points; only what they reach stays */
-  if (o->train) {
-    sn_aot_train *t = calloc(1, sizeof *t);
-    if (!t) abort();
-    t->version = 1;
-    snprintf(t->name, sizeof t->name, "%s", spec->name);
-    t->layout = *w;
-    t->layout.arena_bytes = plan->arena_bytes;
-    t->layout.params_info = NULL;
-    t->layout.metric_names = NULL;
-    t->layout.params = t->layout.grads = t->layout.opt_state = t->layout.arena = t->layout.state = NULL;
-    t->layout.grad_step = t->layout.update = t->layout.train_step = t->layout.eval_step = t->layout.predict = NULL;
-    if (w->n_params > (int)(sizeof t->params / sizeof t->params[0])) {
-      sn_diag_error(d, at, "--train supports at most %d parameter tensors, the model has %d",
-                    (int)(sizeof t->params / sizeof t->params[0]), w->n_params);
-      free(t);
-      goto done;
-    }
-    t->n_params = w->n_params;
-    memcpy(t->params, w->params_info, sizeof(sn_param_info) * (size_t)w->n_params);
-    for (int k = 0; k < w->n_metrics && k < 8; k++) snprintf(t->metric_names[k], 32, "%s", w->metric_names[k]);
-    t->opts = *o->train_opts;
-    t->opts.reporter = NULL; /* a pointer of this process: the binary sets its own */
-    t->opts.metrics_path = t->opts.csv_path = t->opts.curves_path = t->opts.title = NULL;
-    t->opts.on_epoch = NULL;
-    t->opts.on_epoch_ctx = NULL;
-    t->data = *o->data;
-    blob(&a, "sn_aot_train_v1", t, sizeof *t, false);
+  if (!o->lib) blob(a, "sn_aot_info_v1", &info, sizeof info, false);
+}
+
+/* A training binary's sn_aot_train_v1: the model's layout without its buffers and
+ * functions, the training options and data without this process's pointers.
+ * 0 or -1 (reported). */
+static int emit_train_info(aot *a, const sn_spec *spec, const sn_model *w, const sn_aot_opts *o,
+                           size_t arena_bytes, sn_diag *d) {
+  sn_loc at = {spec->path, 0, 0};
+  sn_aot_train *t = calloc(1, sizeof *t);
+  if (!t) abort();
+  t->version = 1;
+  snprintf(t->name, sizeof t->name, "%s", spec->name);
+  t->layout = *w;
+  t->layout.arena_bytes = arena_bytes;
+  t->layout.params_info = NULL;
+  t->layout.metric_names = NULL;
+  t->layout.params = t->layout.grads = t->layout.opt_state = t->layout.arena = t->layout.state = NULL;
+  t->layout.grad_step = t->layout.update = t->layout.train_step = t->layout.eval_step = t->layout.predict = NULL;
+  if (w->n_params > (int)(sizeof t->params / sizeof t->params[0])) {
+    sn_diag_error(d, at, "--train supports at most %d parameter tensors, the model has %d",
+                  (int)(sizeof t->params / sizeof t->params[0]), w->n_params);
     free(t);
-  } else {
-    make_internal(&a, SN_FN_GRAD);
-    make_internal(&a, SN_FN_UPDATE);
-    make_internal(&a, SN_FN_TRAIN);
-    make_internal(&a, SN_FN_EVAL);
+    return -1;
   }
-  sn_model mo = *w;
-  mo.arena_bytes = plan->arena_bytes;
-  char fname[200], lname[200];
-  if (o->lib) {
-    snprintf(fname, sizeof fname, "%s_predict", o->name);
-    emit_lib_predict(&a, fname, params, state, (LLVMValueRef[]){pa, pb, qa, qb}, o, &mo);
-    make_internal(&a, SN_FN_PREDICT);
-    if (o->weights_file) {
-      snprintf(lname, sizeof lname, "%s_load_weights", o->name);
-      emit_load_weights(&a, lname, params, state, pbytes, qbytes);
-    }
+  t->n_params = w->n_params;
+  memcpy(t->params, w->params_info, sizeof(sn_param_info) * (size_t)w->n_params);
+  for (int k = 0; k < w->n_metrics && k < 8; k++) snprintf(t->metric_names[k], 32, "%s", w->metric_names[k]);
+  t->opts = *o->train_opts;
+  t->opts.reporter = NULL; /* a pointer of this process: the binary sets its own */
+  t->opts.metrics_path = t->opts.csv_path = t->opts.curves_path = t->opts.title = NULL;
+  t->opts.on_epoch = NULL;
+  t->opts.on_epoch_ctx = NULL;
+  t->data = *o->data;
+  blob(a, "sn_aot_train_v1", t, sizeof *t, false);
+  free(t);
+  return 0;
+}
+
+/* --lib: OUT/NAME.h, OUT/libNAME.a (the object, exporting syms), OUT/NAME.pc and,
+ * with --weights-file, OUT/NAME.weights. 0 or -1 (err). */
+static int write_lib(const sn_spec *spec, const sn_model *w, const sn_aot_opts *o, const char *obj,
+                     size_t objn, const char *syms[2], sn_error *err) {
+  if (mkdir(o->out, 0777) && errno != EEXIST)
+    return sn_fail(err, "cannot create %s: %s", o->out, strerror(errno));
+  char path[4300];
+  snprintf(path, sizeof path, "%s/%s.h", o->out, o->name);
+  if (write_header(path, o->name, spec, w, o, err)) return -1;
+  snprintf(path, sizeof path, "%s/lib%s.a", o->out, o->name);
+  char member[64];
+  snprintf(member, sizeof member, "%s.o", o->name);
+  bool recurrent = false; /* the archive then carries the scans (recurrent.c's cblas variants) */
+  for (int i = 0; i < spec->n_layers; i++)
+    recurrent |= spec->layers[i].kind == SN_LAYER_LSTM || spec->layers[i].kind == SN_LAYER_GRU;
+  ar_member mem[2] = {{member, obj, objn, syms, o->weights_file ? 2 : 1},
+                      {"recurrent.o", sn_recurrent_cblas_obj, sn_recurrent_cblas_obj_len, SCAN_SYMS, 8}};
+  if (write_archive(path, mem, recurrent ? 2 : 1, err)) return -1;
+  /* the link flags, for pkg-config: the library needs OpenBLAS and libm */
+  snprintf(path, sizeof path, "%s/%s.pc", o->out, o->name);
+  char pc[1024];
+  int pn = snprintf(
+      pc, sizeof pc,
+      "# %s, compiled by specnet %s; link with: cc prog.c $(PKG_CONFIG_PATH=DIR pkg-config "
+      "--cflags --libs %s)\n"
+      "libdir=${pcfiledir}\nincludedir=${pcfiledir}\n\n"
+      "Name: %s\nDescription: the model %s (%s_predict), compiled ahead of time by specnet\n"
+      "Version: %s\nCflags: -I${includedir}\nLibs: -L${libdir} -l%s -lopenblas -lm\n",
+      o->name, SPECNET_VERSION_STRING, o->name, o->name, spec->name, o->name,
+      SPECNET_VERSION_STRING, o->name);
+  if (write_file(path, pc, (size_t)pn < sizeof pc ? (size_t)pn : sizeof pc - 1, err)) return -1;
+  if (o->weights_file) {
+    size_t es = w->dtype == SN_RT_F64 ? 8 : 4;
+    size_t pbytes = (size_t)w->param_count * es, qbytes = (size_t)w->state_count * es;
+    snprintf(path, sizeof path, "%s/%s.weights", o->out, o->name);
+    /* params then state, raw, in the model's dtype */
+    char *wb = malloc(pbytes + qbytes + 1);
+    if (!wb) abort();
+    memcpy(wb, w->params, pbytes);
+    if (qbytes) memcpy(wb + pbytes, w->state, qbytes);
+    int wr = write_file(path, wb, pbytes + qbytes, err);
+    free(wb);
+    if (wr) return -1;
   }
-  char *verr = NULL;
-  if (LLVMVerifyModule(a.m, LLVMReturnStatusAction, &verr)) {
-    sn_diag_error(d, at, "internal error: generated module does not verify: %.300s", verr);
-    LLVMDisposeMessage(verr);
-    goto done;
-  }
-  LLVMDisposeMessage(verr);
-  if (sn_optimize(&a.cg, a.m, msg, sizeof msg) || sn_module_object(&a.cg, a.m, &obj, &objn, msg, sizeof msg)) {
-    sn_diag_error(d, at, "LLVM: %s", msg);
-    goto done;
-  }
-  if (o->lib) {
-    if (mkdir(o->out, 0777) && errno != EEXIST) {
-      sn_diag_error(d, at, "cannot create %s: %s", o->out, strerror(errno));
-      goto done;
-    }
-    char path[4300];
-    snprintf(path, sizeof path, "%s/%s.h", o->out, o->name);
-    if (write_header(path, o->name, spec, w, o, &err)) goto fail;
-    snprintf(path, sizeof path, "%s/lib%s.a", o->out, o->name);
-    const char *syms[2] = {fname, lname};
-    char member[64];
-    snprintf(member, sizeof member, "%s.o", o->name);
-    ar_member mem[2] = {{member, obj, objn, syms, o->weights_file ? 2 : 1},
-                        {"recurrent.o", sn_recurrent_cblas_obj, sn_recurrent_cblas_obj_len, SCAN_SYMS, 8}};
-    if (write_archive(path, mem, recurrent ? 2 : 1, &err)) goto fail;
-    /* the link flags, for pkg-config: the library needs OpenBLAS and libm */
-    snprintf(path, sizeof path, "%s/%s.pc", o->out, o->name);
-    char pc[1024];
-    int pn = snprintf(
-        pc, sizeof pc,
-        "# %s, compiled by specnet %s; link with: cc prog.c $(PKG_CONFIG_PATH=DIR pkg-config "
-        "--cflags --libs %s)\n"
-        "libdir=${pcfiledir}\nincludedir=${pcfiledir}\n\n"
-        "Name: %s\nDescription: the model %s (%s_predict), compiled ahead of time by specnet\n"
-        "Version: %s\nCflags: -I${includedir}\nLibs: -L${libdir} -l%s -lopenblas -lm\n",
-        o->name, SPECNET_VERSION_STRING, o->name, o->name, spec->name, o->name,
-        SPECNET_VERSION_STRING, o->name);
-    if (write_file(path, pc, (size_t)pn < sizeof pc ? (size_t)pn : sizeof pc - 1, &err)) goto fail;
-    if (o->weights_file) {
-      snprintf(path, sizeof path, "%s/%s.weights", o->out, o->name);
-      /* params then state, raw, in the model's dtype */
-      char *wb = malloc(pbytes + qbytes + 1);
-      if (!wb) abort();
-      memcpy(wb, w->params, pbytes);
-      if (qbytes) memcpy(wb + pbytes, w->state, qbytes);
-      int wr = write_file(path, wb, pbytes + qbytes, &err);
-      free(wb);
-      if (wr) goto fail;
-    }
-    rc = 0;
-    goto done;
-  }
-  /* the executable: object + aot main + runtime, linked by the C compiler */
+  return 0;
+}
+
+/* The executable: object + aot main + runtime, linked by the C compiler. 0 or -1
+ * (reported). */
+static int link_executable(const sn_spec *spec, const sn_aot_opts *o, const char *obj, size_t objn,
+                           sn_diag *d) {
+  sn_loc at = {spec->path, 0, 0};
+  sn_error err = {0};
   char rtdir[4096];
-  if (find_runtime(rtdir, sizeof rtdir, &err)) goto fail;
   char objpath[4300];
   snprintf(objpath, sizeof objpath, "%s.o.tmp.%d", o->out, (int)getpid());
-  if (write_file(objpath, obj, objn, &err)) goto fail;
+  if (find_runtime(rtdir, sizeof rtdir, &err) || write_file(objpath, obj, objn, &err)) {
+    sn_diag_error(d, at, "%s", err.msg);
+    return -1;
+  }
   /* $CC, else the compiler specnet was built with; the runtime's own link flags */
   const char *cc = getenv("CC") ? getenv("CC") : SPECNET_AOT_CC;
   char cmd[20000];
@@ -578,13 +548,91 @@ int sn_build_aot(const sn_spec *spec, const sn_model *w, const sn_aot_opts *o, s
   remove(objpath);
   if (status != 0) {
     sn_diag_error(d, at, "linking %s failed (%s): %.1500s", o->out, cc, out);
-    goto done;
+    return -1;
   }
-  rc = 0;
-  goto done;
-fail:
-  sn_diag_error(d, at, "%s", err.msg);
-done:
+  return 0;
+}
+
+/* The module's entry points (only what they reach stays), verified, optimized and
+ * compiled to an object (*obj, *objn: owned by the caller). fname, lname: the
+ * names of --lib's predict and load-weights functions. 0 or -1 (reported). */
+static int emit_object(aot *a, const sn_spec *spec, const sn_model *w, const sn_aot_opts *o,
+                       const sn_program *prog, char *fname, char *lname, size_t cap, char **obj,
+                       size_t *objn, sn_diag *d) {
+  sn_loc at = {spec->path, 0, 0};
+  char msg[512];
+  LLVMValueRef params, state, pp[4];
+  emit_data(a, spec, w, o, prog, &params, &state, pp);
+  if (o->train) {
+    if (emit_train_info(a, spec, w, o, prog->plan.arena_bytes, d)) return -1;
+  } else {
+    make_internal(a, SN_FN_GRAD);
+    make_internal(a, SN_FN_UPDATE);
+    make_internal(a, SN_FN_TRAIN);
+    make_internal(a, SN_FN_EVAL);
+  }
+  sn_model mo = *w;
+  mo.arena_bytes = prog->plan.arena_bytes;
+  if (o->lib) {
+    size_t es = w->dtype == SN_RT_F64 ? 8 : 4;
+    snprintf(fname, cap, "%s_predict", o->name);
+    emit_lib_predict(a, fname, params, state, pp, o, &mo);
+    make_internal(a, SN_FN_PREDICT);
+    if (o->weights_file) {
+      snprintf(lname, cap, "%s_load_weights", o->name);
+      emit_load_weights(a, lname, params, state, (size_t)w->param_count * es, (size_t)w->state_count * es);
+    }
+  }
+  char *verr = NULL;
+  if (LLVMVerifyModule(a->m, LLVMReturnStatusAction, &verr)) {
+    sn_diag_error(d, at, "internal error: generated module does not verify: %.300s", verr);
+    LLVMDisposeMessage(verr);
+    return -1;
+  }
+  LLVMDisposeMessage(verr);
+  if (sn_optimize(&a->cg, a->m, msg, sizeof msg) || sn_module_object(&a->cg, a->m, obj, objn, msg, sizeof msg)) {
+    sn_diag_error(d, at, "LLVM: %s", msg);
+    return -1;
+  }
+  return 0;
+}
+
+int sn_build_aot(const sn_spec *spec, const sn_model *w, const sn_aot_opts *o, sn_diag *d) {
+  sn_loc at = {spec->path, 0, 0};
+  char msg[512];
+  if (check_lib(spec, w, o, d)) return -1;
+  aot a = {0};
+  if (sn_codegen_init_cpu(&a.cg, o->cpu, msg, sizeof msg)) {
+    sn_diag_error(d, at, "%s", msg);
+    return -1;
+  }
+  a.cg.par = !o->lib; /* the archive links against OpenBLAS alone */
+  sn_program *prog = malloc(sizeof *prog); /* the graphs and the plan */
+  if (!prog) abort();
+  if (sn_pipeline(spec, w->dtype == SN_RT_F64 ? SN_F64 : SN_F32, SN_STAGE_PLAN, prog, d)) {
+    free(prog);
+    sn_codegen_dispose(&a.cg);
+    return -1;
+  }
+  a.m = sn_emit_module(&a.cg, &prog->plan, SN_EMIT_ALL, NULL);
+  a.ctx = a.cg.ctx;
+  a.b = LLVMCreateBuilderInContext(a.ctx);
+  a.i64 = LLVMInt64TypeInContext(a.ctx);
+  a.i8 = LLVMInt8TypeInContext(a.ctx);
+  a.ptr = LLVMPointerTypeInContext(a.ctx, 0);
+  a.f64 = LLVMDoubleTypeInContext(a.ctx);
+  a.voidt = LLVMVoidTypeInContext(a.ctx);
+  char *obj = NULL;
+  size_t objn = 0;
+  char fname[200], lname[200];
+  int rc = emit_object(&a, spec, w, o, prog, fname, lname, sizeof fname, &obj, &objn, d);
+  if (!rc && o->lib) {
+    sn_error err = {0};
+    const char *syms[2] = {fname, lname};
+    if ((rc = write_lib(spec, w, o, obj, objn, syms, &err))) sn_diag_error(d, at, "%s", err.msg);
+  } else if (!rc) {
+    rc = link_executable(spec, o, obj, objn, d);
+  }
   free(obj);
   LLVMDisposeModule(a.m);
   LLVMDisposeBuilder(a.b);

@@ -239,19 +239,25 @@ static int inv_std(builder *b, int var, double eps, const sn_op *like) {
   return sn_emit(b->g, SN_OP_DIV, sn_emit_const(b->g, 1.0), s, -1, like);
 }
 
+/* An error (what, then what the input is) unless in is batch data with at least
+ * one axis. */
+static int need_batched(builder *b, const sn_layer_spec *l, const input *in, const char *what) {
+  const sn_type *t = TY(b, in->v);
+  if (t->batched && t->rank >= 1) return 0;
+  char g2[256];
+  got(b, in, g2, sizeof g2);
+  sn_diag_error(b->d, l->loc, "%s: %s, %s", l->name, what, g2);
+  return -1;
+}
+
 /* Per channel (the last axis) over all other positions of the batch: batch
  * statistics in training, which also update the running ones (Keras's momentum
  * form, biased variance); running statistics in inference. PyTorch's names:
  * weight, bias, running_mean, running_var. */
 static int build_batch_norm(builder *b, const sn_layer_spec *l, const input *in, int n) {
   sn_graph *g = b->g;
+  if (need_batched(b, l, &in[0], "batch_norm needs batch data with a channel axis")) return -1;
   const sn_type t_v = *TY(b, in[0].v), *t = &t_v;
-  if (!t->batched || t->rank < 1) {
-    char g2[256];
-    got(b, &in[0], g2, sizeof g2);
-    sn_diag_error(b->d, l->loc, "%s: batch_norm needs batch data with a channel axis, %s", l->name, g2);
-    return -1;
-  }
   int64_t C = t->dim[t->rank - 1], per = sn_type_elems(t) / C;
   sn_op like = at(l);
   char name[128];
@@ -291,13 +297,8 @@ static int build_batch_norm(builder *b, const sn_layer_spec *l, const input *in,
  * and inference. */
 static int build_layer_norm(builder *b, const sn_layer_spec *l, const input *in, int n) {
   sn_graph *g = b->g;
+  if (need_batched(b, l, &in[0], "layer_norm needs batch data with a last axis")) return -1;
   const sn_type t_v = *TY(b, in[0].v), *t = &t_v;
-  if (!t->batched || t->rank < 1) {
-    char g2[256];
-    got(b, &in[0], g2, sizeof g2);
-    sn_diag_error(b->d, l->loc, "%s: layer_norm needs batch data with a last axis, %s", l->name, g2);
-    return -1;
-  }
   int64_t C = t->dim[t->rank - 1];
   sn_op like = at(l);
   int x = in[0].v, invc = sn_emit_const(g, 1.0 / (double)C);
@@ -370,6 +371,18 @@ static int add_op(builder *b, sn_op *op, const sn_layer_spec *l) {
   return v;
 }
 
+/* Layer l's product x y (code: SN_OP_MATMUL or SN_OP_BATCH_MATMUL; tb: y transposed);
+ * -1 (reported) when the shapes do not fit. */
+static int product(builder *b, const sn_layer_spec *l, sn_opcode code, int x, int y, bool tb) {
+  sn_op mm = at(l);
+  mm.code = code;
+  mm.n_in = 2;
+  mm.in[0] = x;
+  mm.in[1] = y;
+  mm.tb = tb;
+  return add_op(b, &mm, l);
+}
+
 /* A convolution's product: patches [N, .., taps*Ci] (columns (taps, in), so that
  * channels are contiguous) times the weight, kept in torch's layout (out, in, taps..)
  * ((out, in, kh, kw) for conv2d, (out, in, k) for conv1d) and transposed each step
@@ -395,13 +408,7 @@ static int conv_product(builder *b, const sn_layer_spec *l, int patches, int64_t
   }
   sn_type w2 = {.dtype = g->dtype, .rank = 2, .dim = {co, ci * k}};
   int wm = sn_emit_typed(g, SN_OP_RESHAPE, w, &w2, &like);
-  sn_op mm = at(l);
-  mm.code = SN_OP_MATMUL;
-  mm.n_in = 2;
-  mm.in[0] = patches;
-  mm.in[1] = wm;
-  mm.tb = 1;
-  int y = add_op(b, &mm, l);
+  int y = product(b, l, SN_OP_MATMUL, patches, wm, true);
   if (y < 0) return -1;
   if (shape) y = sn_emit_typed(g, SN_OP_RESHAPE, y, shape, &like);
   if (l->use_bias) {
@@ -617,13 +624,7 @@ static int build_recurrent(builder *b, const sn_layer_spec *l, const input *in, 
   int b_ih = sn_param_add(g, name, 1, &G, SN_INIT_UNIFORM, limit, C, G, &like);
   snprintf(name, sizeof name, "%s.bias_hh_l0", l->name);
   int b_hh = sn_param_add(g, name, 1, &G, SN_INIT_UNIFORM, limit, H, G, &like);
-  sn_op mm = at(l);
-  mm.code = SN_OP_MATMUL;
-  mm.n_in = 2;
-  mm.in[0] = in[0].v;
-  mm.in[1] = w_ih;
-  mm.tb = 1;
-  int xw = add_op(b, &mm, l);
+  int xw = product(b, l, SN_OP_MATMUL, in[0].v, w_ih, true);
   if (xw < 0) return -1;
   xw = sn_emit(g, SN_OP_ADD, xw, b_ih, -1, &like);
   if (lstm) xw = sn_emit(g, SN_OP_ADD, xw, b_hh, -1, &like); /* gru: b_hn is inside r (...) */
@@ -710,13 +711,7 @@ static int projection(builder *b, const sn_layer_spec *l, int x, const char *wna
   snprintf(name, sizeof name, "%s.%s", l->name, wname);
   int64_t shape[2] = {out, in};
   int w = sn_param_add(b->g, name, 2, shape, SN_INIT_GLOROT_UNIFORM, 0, in, out, &like);
-  sn_op mm = at(l);
-  mm.code = SN_OP_MATMUL;
-  mm.n_in = 2;
-  mm.in[0] = x;
-  mm.in[1] = w;
-  mm.tb = 1;
-  int y = add_op(b, &mm, l);
+  int y = product(b, l, SN_OP_MATMUL, x, w, true);
   if (y < 0 || !l->use_bias) return y;
   snprintf(name, sizeof name, "%s.%s", l->name, bname);
   int bias = sn_param_add(b->g, name, 1, &out, SN_INIT_ZEROS, 0, in, out, &like);
@@ -756,13 +751,7 @@ static int build_attention(builder *b, const sn_layer_spec *l, const input *in, 
   if (qkv < 0) return -1;
   int q = split_heads(b, l, qkv, 0), k = split_heads(b, l, qkv, 1), v = split_heads(b, l, qkv, 2);
   if (q < 0 || k < 0 || v < 0) return -1;
-  sn_op mm = at(l);
-  mm.code = SN_OP_BATCH_MATMUL;
-  mm.n_in = 2;
-  mm.in[0] = q;
-  mm.in[1] = k;
-  mm.tb = 1;
-  int s = add_op(b, &mm, l);
+  int s = product(b, l, SN_OP_BATCH_MATMUL, q, k, true);
   if (s < 0) return -1;
   int z = sn_emit(g, SN_OP_MUL, s, sn_emit_const(g, 1.0 / sqrt((double)(D / H))), -1, &like);
   if (l->causal) {
@@ -783,10 +772,7 @@ static int build_attention(builder *b, const sn_layer_spec *l, const input *in, 
     d.a[0] = (int64_t)(l - b->s->layers) + 1;
     if ((p = add_op(b, &d, l)) < 0) return -1;
   }
-  mm.in[0] = p;
-  mm.in[1] = v;
-  mm.tb = 0;
-  int o = add_op(b, &mm, l);
+  int o = product(b, l, SN_OP_BATCH_MATMUL, p, v, false);
   if (o < 0) return -1;
   int64_t perm[3] = {1, 0, 2};
   int merged = emit_attr(b, l, SN_OP_TRANSPOSE, o, -1, perm, 3, NULL);

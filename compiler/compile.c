@@ -155,6 +155,46 @@ sn_compiled *sn_compile(const sn_spec *spec, sn_dtype_rt dtype, sn_diag *d) {
   return sn_compile_with(spec, &o, d);
 }
 
+/* The step functions of the JIT'd code (and the profile counters with profiling). */
+static void bind_steps(sn_compiled *c, bool profile) {
+  sn_model *mo = &c->model;
+  if (c->jit) {
+    mo->grad_step = (sn_step_fn)sn_jit_lookup(c->jit, SN_FN_GRAD);
+    mo->update = (sn_step_fn)sn_jit_lookup(c->jit, SN_FN_UPDATE);
+    mo->train_step = (sn_step_fn)sn_jit_lookup(c->jit, SN_FN_TRAIN);
+    mo->eval_step = (sn_step_fn)sn_jit_lookup(c->jit, SN_FN_EVAL);
+    mo->predict = (sn_step_fn)sn_jit_lookup(c->jit, SN_FN_PREDICT);
+    if (profile) {
+      c->prof = sn_jit_lookup(c->jit, SN_PROFILE_SYM);
+      name_kernels(c);
+      c->prof_t0 = sn_now();
+      c->prof_c0 = cycles();
+    }
+  }
+}
+
+/* The model's sizes and layout, read off the training graph and the plan. */
+static void model_layout(sn_compiled *c, sn_dtype_rt dtype) {
+  sn_model *mo = &c->model;
+  const sn_graph *g = &c->prog.train;
+  mo->dtype = dtype;
+  mo->batch_capacity = g->batch_capacity;
+  mo->input_elems = sn_type_elems(&g->ops[g->input].type);
+  mo->output_elems = sn_type_elems(&g->ops[g->output].type);
+  mo->target_elems = g->target >= 0 ? sn_type_elems(&g->ops[g->target].type) : 0;
+  mo->label_elems = g->label >= 0 ? sn_type_elems(&g->ops[g->label].type) : 0;
+  const sn_type *ot = &g->ops[g->output].type;
+  mo->classes = ot->rank > 0 ? ot->dim[ot->rank - 1] : 1;
+  mo->param_count = g->param_count;
+  mo->opt_state_count = sn_opt_state_count(g);
+  mo->state_count = g->state_count;
+  mo->arena_bytes = c->prog.plan.arena_bytes;
+  mo->n_params = g->n_params;
+  mo->params_info = g->params;
+  mo->n_metrics = g->n_metrics;
+  mo->metric_names = g->metric_names;
+}
+
 sn_compiled *sn_compile_with(const sn_spec *spec, const sn_compile_opts *o, sn_diag *d) {
   sn_dtype_rt dtype = o->dtype;
   sn_compiled *c = calloc(1, sizeof *c);
@@ -218,20 +258,8 @@ sn_compiled *sn_compile_with(const sn_spec *spec, const sn_compile_opts *o, sn_d
     sn_compiled_free(c);
     return NULL;
   }
+  bind_steps(c, o->profile);
   sn_model *mo = &c->model;
-  if (c->jit) {
-    mo->grad_step = (sn_step_fn)sn_jit_lookup(c->jit, SN_FN_GRAD);
-    mo->update = (sn_step_fn)sn_jit_lookup(c->jit, SN_FN_UPDATE);
-    mo->train_step = (sn_step_fn)sn_jit_lookup(c->jit, SN_FN_TRAIN);
-    mo->eval_step = (sn_step_fn)sn_jit_lookup(c->jit, SN_FN_EVAL);
-    mo->predict = (sn_step_fn)sn_jit_lookup(c->jit, SN_FN_PREDICT);
-    if (o->profile) {
-      c->prof = sn_jit_lookup(c->jit, SN_PROFILE_SYM);
-      name_kernels(c);
-      c->prof_t0 = sn_now();
-      c->prof_c0 = cycles();
-    }
-  }
   if (!c->jit || !mo->grad_step || !mo->update || !mo->train_step || !mo->eval_step || !mo->predict) {
     internal_error(d, spec->path, "JIT", c->jit ? "a step function is missing" : err);
     sn_compiled_free(c);
@@ -240,23 +268,7 @@ sn_compiled *sn_compile_with(const sn_spec *spec, const sn_compile_opts *o, sn_d
   c->times.emit = t2 - t1;
   c->times.optimize = t3 - t2;
   c->times.jit = sn_now() - t3;
-  const sn_graph *g = &c->prog.train;
-  mo->dtype = dtype;
-  mo->batch_capacity = g->batch_capacity;
-  mo->input_elems = sn_type_elems(&g->ops[g->input].type);
-  mo->output_elems = sn_type_elems(&g->ops[g->output].type);
-  mo->target_elems = g->target >= 0 ? sn_type_elems(&g->ops[g->target].type) : 0;
-  mo->label_elems = g->label >= 0 ? sn_type_elems(&g->ops[g->label].type) : 0;
-  const sn_type *ot = &g->ops[g->output].type;
-  mo->classes = ot->rank > 0 ? ot->dim[ot->rank - 1] : 1;
-  mo->param_count = g->param_count;
-  mo->opt_state_count = sn_opt_state_count(g);
-  mo->state_count = g->state_count;
-  mo->arena_bytes = c->prog.plan.arena_bytes;
-  mo->n_params = g->n_params;
-  mo->params_info = g->params;
-  mo->n_metrics = g->n_metrics;
-  mo->metric_names = g->metric_names;
+  model_layout(c, dtype);
   return c;
 }
 

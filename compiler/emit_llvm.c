@@ -599,6 +599,101 @@ static LLVMValueRef gather_heads(emitter *e, const sn_op *op) {
   return LLVMBuildSelect(b, in, val, cf(e, 0), "");
 }
 
+/* col2im: dx[n, y, x, c] = sum of dpatches[n, oh, ow, (i, j, c)] over the windows
+ * (oh, ow) whose tap (i, j) lands on (y, x). */
+static LLVMValueRef gather_col2im(emitter *e, const sn_op *op) {
+  LLVMBuilderRef b = e->b;
+  const sn_type *t = &op->type, *pt = &e->g->ops[op->in[0]].type;
+  int64_t H = t->dim[0], W = t->dim[1], C = t->dim[2];
+  int64_t KH = op->a[SN_WIN_KH], KW = op->a[SN_WIN_KW], SH = op->a[SN_WIN_SH], SW = op->a[SN_WIN_SW];
+  int64_t DH = op->a[SN_WIN_DH], DW = op->a[SN_WIN_DW];
+  int64_t OH = pt->dim[0], OW = pt->dim[1], K = pt->dim[2];
+  LLVMValueRef n = LLVMBuildUDiv(b, e->r, ci(e, H * W), "");
+  LLVMValueRef rem = LLVMBuildURem(b, e->r, ci(e, H * W), "");
+  LLVMValueRef y = LLVMBuildAdd(b, LLVMBuildUDiv(b, rem, ci(e, W), ""), ci(e, op->a[SN_WIN_PT]), "");
+  LLVMValueRef x = LLVMBuildAdd(b, LLVMBuildURem(b, rem, ci(e, W), ""), ci(e, op->a[SN_WIN_PL]), "");
+  LLVMValueRef sum = cf(e, 0);
+  for (int64_t i = 0; i < KH; i++) /* KH x KW taps, unrolled: windows are small */
+    for (int64_t j = 0; j < KW; j++) {
+      LLVMValueRef py = LLVMBuildSub(b, y, ci(e, i * DH), ""), px = LLVMBuildSub(b, x, ci(e, j * DW), "");
+      LLVMValueRef oh = LLVMBuildUDiv(b, py, ci(e, SH), ""), ow = LLVMBuildUDiv(b, px, ci(e, SW), "");
+      /* py >= 0 (unsigned), on the stride grid, inside the output */
+      LLVMValueRef ok = LLVMBuildAnd(b, LLVMBuildICmp(b, LLVMIntULT, oh, ci(e, OH), ""),
+                                     LLVMBuildICmp(b, LLVMIntULT, ow, ci(e, OW), ""), "");
+      ok = LLVMBuildAnd(b, ok, LLVMBuildICmp(b, LLVMIntEQ, LLVMBuildURem(b, py, ci(e, SH), ""), ci(e, 0), ""), "");
+      ok = LLVMBuildAnd(b, ok, LLVMBuildICmp(b, LLVMIntEQ, LLVMBuildURem(b, px, ci(e, SW), ""), ci(e, 0), ""), "");
+      ok = LLVMBuildAnd(b, ok, LLVMBuildICmp(b, LLVMIntULE, py, ci(e, (OH - 1) * SH), ""), "");
+      LLVMValueRef row = LLVMBuildAdd(b, LLVMBuildMul(b, LLVMBuildAdd(b, LLVMBuildMul(b, n, ci(e, OH), ""), oh, ""), ci(e, OW), ""), ow, "");
+      /* the select on the row's tap, not the element: contiguous vector loads */
+      LLVMValueRef at = LLVMBuildAdd(b, LLVMBuildMul(b, row, ci(e, K), ""), ci(e, (i * KW + j) * C), "");
+      LLVMValueRef idx = LLVMBuildAdd(b, LLVMBuildSelect(b, ok, at, ci(e, 0), ""), e->col, "");
+      LLVMValueRef v2 = load_at(e, op->in[0], idx);
+      sum = LLVMBuildFAdd(b, sum, LLVMBuildSelect(b, ok, v2, cf(e, 0), ""), "");
+    }
+  return sum;
+}
+
+/* max_unpool: the one window holding (y, x), if any: dy there when (y, x) is the
+ * window's first max. */
+static LLVMValueRef gather_max_unpool(emitter *e, const sn_op *op) {
+  LLVMBuilderRef b = e->b;
+  const sn_type *t = &op->type;
+  int64_t H = t->dim[0], W = t->dim[1], C = t->dim[2];
+  int64_t KH = op->a[SN_WIN_KH], KW = op->a[SN_WIN_KW], SH = op->a[SN_WIN_SH], SW = op->a[SN_WIN_SW];
+  int64_t PT = op->a[SN_WIN_PT], PL = op->a[SN_WIN_PL], OH = op->a[SN_WIN_OH], OW = op->a[SN_WIN_OW];
+  LLVMValueRef n = LLVMBuildUDiv(b, e->r, ci(e, H * W), "");
+  LLVMValueRef rem = LLVMBuildURem(b, e->r, ci(e, H * W), "");
+  LLVMValueRef py = LLVMBuildAdd(b, LLVMBuildUDiv(b, rem, ci(e, W), ""), ci(e, PT), "");
+  LLVMValueRef px = LLVMBuildAdd(b, LLVMBuildURem(b, rem, ci(e, W), ""), ci(e, PL), "");
+  LLVMValueRef oh = LLVMBuildUDiv(b, py, ci(e, SH), ""), ti = LLVMBuildURem(b, py, ci(e, SH), "");
+  LLVMValueRef ow = LLVMBuildUDiv(b, px, ci(e, SW), ""), tj = LLVMBuildURem(b, px, ci(e, SW), "");
+  LLVMValueRef here = LLVMBuildAnd(b, LLVMBuildICmp(b, LLVMIntULT, ti, ci(e, KH), ""),
+                                   LLVMBuildICmp(b, LLVMIntULT, tj, ci(e, KW), ""), "");
+  here = LLVMBuildAnd(b, here, LLVMBuildICmp(b, LLVMIntULT, oh, ci(e, OH), ""), "");
+  here = LLVMBuildAnd(b, here, LLVMBuildICmp(b, LLVMIntULT, ow, ci(e, OW), ""), "");
+  LLVMValueRef best = cf(e, -__builtin_inf()), at = ci(e, -1);
+  for (int64_t i = 0; i < KH; i++) /* the window's first max, in max_pool_grad's order */
+    for (int64_t j = 0; j < KW; j++) {
+      LLVMValueRef ih = LLVMBuildSub(b, LLVMBuildAdd(b, LLVMBuildMul(b, oh, ci(e, SH), ""), ci(e, i), ""), ci(e, PT), "");
+      LLVMValueRef iw = LLVMBuildSub(b, LLVMBuildAdd(b, LLVMBuildMul(b, ow, ci(e, SW), ""), ci(e, j), ""), ci(e, PL), "");
+      LLVMValueRef inside = LLVMBuildAnd(b, LLVMBuildICmp(b, LLVMIntULT, ih, ci(e, H), ""),
+                                         LLVMBuildICmp(b, LLVMIntULT, iw, ci(e, W), ""), "");
+      inside = LLVMBuildAnd(b, inside, here, "");
+      LLVMValueRef px0 = LLVMBuildMul(b, LLVMBuildAdd(b, LLVMBuildMul(b, LLVMBuildAdd(b, LLVMBuildMul(b, n, ci(e, H), ""), ih, ""), ci(e, W), ""), iw, ""), ci(e, C), "");
+      LLVMValueRef idx = LLVMBuildAdd(b, LLVMBuildSelect(b, inside, px0, ci(e, 0), ""), e->col, "");
+      LLVMValueRef x = load_at(e, op->in[1], idx);
+      LLVMValueRef better = LLVMBuildAnd(b, inside, LLVMBuildFCmp(b, LLVMRealOGT, x, best, ""), "");
+      best = LLVMBuildSelect(b, better, x, best, "");
+      at = LLVMBuildSelect(b, better, ci(e, i * KW + j), at, "");
+    }
+  LLVMValueRef mine = LLVMBuildNSWAdd(b, LLVMBuildNSWMul(b, ti, ci(e, KW), ""), tj, "");
+  LLVMValueRef hit = LLVMBuildAnd(b, here, LLVMBuildICmp(b, LLVMIntEQ, at, mine, ""), "");
+  LLVMValueRef wpos = LLVMBuildMul(b, LLVMBuildAdd(b, LLVMBuildMul(b, LLVMBuildAdd(b, LLVMBuildMul(b, n, ci(e, OH), ""), oh, ""), ci(e, OW), ""), ow, ""), ci(e, C), "");
+  LLVMValueRef dy = load_at(e, op->in[0], LLVMBuildAdd(b, LLVMBuildSelect(b, here, wpos, ci(e, 0), ""), e->col, ""));
+  return LLVMBuildSelect(b, hit, dy, cf(e, 0), "");
+}
+
+/* transpose: out element -> in element through the permutation a[]; for batch data
+ * what is left of the flat index is the sample. */
+static LLVMValueRef gather_transpose(emitter *e, const sn_op *op) {
+  LLVMBuilderRef b = e->b;
+  const sn_type *in = &e->g->ops[op->in[0]].type, *t = &op->type;
+  int rank = t->rank;
+  LLVMValueRef flat = LLVMBuildAdd(b, LLVMBuildMul(b, e->r, ci(e, t->dim[rank - 1]), ""), e->col, "");
+  LLVMValueRef coord[SN_MAX_RANK];
+  for (int k = rank - 1; k >= 0; k--) {
+    coord[k] = LLVMBuildURem(b, flat, ci(e, t->dim[k]), "");
+    flat = LLVMBuildUDiv(b, flat, ci(e, t->dim[k]), "");
+  }
+  LLVMValueRef src = t->batched ? flat : ci(e, 0); /* in coordinate d is out coordinate k where a[k] = d */
+  for (int d = 0; d < rank; d++) {
+    int k = 0;
+    while (op->a[k] != d) k++;
+    src = LLVMBuildAdd(b, LLVMBuildMul(b, src, ci(e, in->dim[d]), ""), coord[k], "");
+  }
+  return load_at(e, op->in[0], src);
+}
+
 /* Ops that read their (materialized) inputs at computed positions. */
 static LLVMValueRef gen_gather(emitter *e, int v) {
   const sn_op *op = &e->g->ops[v];
@@ -612,92 +707,9 @@ static LLVMValueRef gen_gather(emitter *e, int v) {
                                       LLVMBuildURem(b, ij, ci(e, w.KW), ""), c, &inside);
     return LLVMBuildSelect(b, inside, load_at(e, op->in[0], idx), cf(e, 0), "");
   }
-  case SN_OP_COL2IM: { /* dx[n, y, x, c] = sum of dpatches[n, oh, ow, (i, j, c)] over the
-                          windows (oh, ow) whose tap (i, j) lands on (y, x) */
-    const sn_type *t = &op->type, *pt = &e->g->ops[op->in[0]].type;
-    int64_t H = t->dim[0], W = t->dim[1], C = t->dim[2];
-    int64_t KH = op->a[SN_WIN_KH], KW = op->a[SN_WIN_KW], SH = op->a[SN_WIN_SH], SW = op->a[SN_WIN_SW];
-    int64_t DH = op->a[SN_WIN_DH], DW = op->a[SN_WIN_DW];
-    int64_t OH = pt->dim[0], OW = pt->dim[1], K = pt->dim[2];
-    LLVMValueRef n = LLVMBuildUDiv(b, e->r, ci(e, H * W), "");
-    LLVMValueRef rem = LLVMBuildURem(b, e->r, ci(e, H * W), "");
-    LLVMValueRef y = LLVMBuildAdd(b, LLVMBuildUDiv(b, rem, ci(e, W), ""), ci(e, op->a[SN_WIN_PT]), "");
-    LLVMValueRef x = LLVMBuildAdd(b, LLVMBuildURem(b, rem, ci(e, W), ""), ci(e, op->a[SN_WIN_PL]), "");
-    LLVMValueRef sum = cf(e, 0);
-    for (int64_t i = 0; i < KH; i++) /* KH x KW taps, unrolled: windows are small */
-      for (int64_t j = 0; j < KW; j++) {
-        LLVMValueRef py = LLVMBuildSub(b, y, ci(e, i * DH), ""), px = LLVMBuildSub(b, x, ci(e, j * DW), "");
-        LLVMValueRef oh = LLVMBuildUDiv(b, py, ci(e, SH), ""), ow = LLVMBuildUDiv(b, px, ci(e, SW), "");
-        /* py >= 0 (unsigned), on the stride grid, inside the output */
-        LLVMValueRef ok = LLVMBuildAnd(b, LLVMBuildICmp(b, LLVMIntULT, oh, ci(e, OH), ""),
-                                       LLVMBuildICmp(b, LLVMIntULT, ow, ci(e, OW), ""), "");
-        ok = LLVMBuildAnd(b, ok, LLVMBuildICmp(b, LLVMIntEQ, LLVMBuildURem(b, py, ci(e, SH), ""), ci(e, 0), ""), "");
-        ok = LLVMBuildAnd(b, ok, LLVMBuildICmp(b, LLVMIntEQ, LLVMBuildURem(b, px, ci(e, SW), ""), ci(e, 0), ""), "");
-        ok = LLVMBuildAnd(b, ok, LLVMBuildICmp(b, LLVMIntULE, py, ci(e, (OH - 1) * SH), ""), "");
-        LLVMValueRef row = LLVMBuildAdd(b, LLVMBuildMul(b, LLVMBuildAdd(b, LLVMBuildMul(b, n, ci(e, OH), ""), oh, ""), ci(e, OW), ""), ow, "");
-        /* the select on the row's tap, not the element: contiguous vector loads */
-        LLVMValueRef at = LLVMBuildAdd(b, LLVMBuildMul(b, row, ci(e, K), ""), ci(e, (i * KW + j) * C), "");
-        LLVMValueRef idx = LLVMBuildAdd(b, LLVMBuildSelect(b, ok, at, ci(e, 0), ""), e->col, "");
-        LLVMValueRef v2 = load_at(e, op->in[0], idx);
-        sum = LLVMBuildFAdd(b, sum, LLVMBuildSelect(b, ok, v2, cf(e, 0), ""), "");
-      }
-    return sum;
-  }
-  case SN_OP_MAX_UNPOOL: { /* the one window holding (y, x), if any: dy there when
-                              (y, x) is the window's first max */
-    const sn_type *t = &op->type;
-    int64_t H = t->dim[0], W = t->dim[1], C = t->dim[2];
-    int64_t KH = op->a[SN_WIN_KH], KW = op->a[SN_WIN_KW], SH = op->a[SN_WIN_SH], SW = op->a[SN_WIN_SW];
-    int64_t PT = op->a[SN_WIN_PT], PL = op->a[SN_WIN_PL], OH = op->a[SN_WIN_OH], OW = op->a[SN_WIN_OW];
-    LLVMValueRef n = LLVMBuildUDiv(b, e->r, ci(e, H * W), "");
-    LLVMValueRef rem = LLVMBuildURem(b, e->r, ci(e, H * W), "");
-    LLVMValueRef py = LLVMBuildAdd(b, LLVMBuildUDiv(b, rem, ci(e, W), ""), ci(e, PT), "");
-    LLVMValueRef px = LLVMBuildAdd(b, LLVMBuildURem(b, rem, ci(e, W), ""), ci(e, PL), "");
-    LLVMValueRef oh = LLVMBuildUDiv(b, py, ci(e, SH), ""), ti = LLVMBuildURem(b, py, ci(e, SH), "");
-    LLVMValueRef ow = LLVMBuildUDiv(b, px, ci(e, SW), ""), tj = LLVMBuildURem(b, px, ci(e, SW), "");
-    LLVMValueRef here = LLVMBuildAnd(b, LLVMBuildICmp(b, LLVMIntULT, ti, ci(e, KH), ""),
-                                     LLVMBuildICmp(b, LLVMIntULT, tj, ci(e, KW), ""), "");
-    here = LLVMBuildAnd(b, here, LLVMBuildICmp(b, LLVMIntULT, oh, ci(e, OH), ""), "");
-    here = LLVMBuildAnd(b, here, LLVMBuildICmp(b, LLVMIntULT, ow, ci(e, OW), ""), "");
-    LLVMValueRef best = cf(e, -__builtin_inf()), at = ci(e, -1);
-    for (int64_t i = 0; i < KH; i++) /* the window's first max, in max_pool_grad's order */
-      for (int64_t j = 0; j < KW; j++) {
-        LLVMValueRef ih = LLVMBuildSub(b, LLVMBuildAdd(b, LLVMBuildMul(b, oh, ci(e, SH), ""), ci(e, i), ""), ci(e, PT), "");
-        LLVMValueRef iw = LLVMBuildSub(b, LLVMBuildAdd(b, LLVMBuildMul(b, ow, ci(e, SW), ""), ci(e, j), ""), ci(e, PL), "");
-        LLVMValueRef inside = LLVMBuildAnd(b, LLVMBuildICmp(b, LLVMIntULT, ih, ci(e, H), ""),
-                                           LLVMBuildICmp(b, LLVMIntULT, iw, ci(e, W), ""), "");
-        inside = LLVMBuildAnd(b, inside, here, "");
-        LLVMValueRef px0 = LLVMBuildMul(b, LLVMBuildAdd(b, LLVMBuildMul(b, LLVMBuildAdd(b, LLVMBuildMul(b, n, ci(e, H), ""), ih, ""), ci(e, W), ""), iw, ""), ci(e, C), "");
-        LLVMValueRef idx = LLVMBuildAdd(b, LLVMBuildSelect(b, inside, px0, ci(e, 0), ""), e->col, "");
-        LLVMValueRef x = load_at(e, op->in[1], idx);
-        LLVMValueRef better = LLVMBuildAnd(b, inside, LLVMBuildFCmp(b, LLVMRealOGT, x, best, ""), "");
-        best = LLVMBuildSelect(b, better, x, best, "");
-        at = LLVMBuildSelect(b, better, ci(e, i * KW + j), at, "");
-      }
-    LLVMValueRef mine = LLVMBuildNSWAdd(b, LLVMBuildNSWMul(b, ti, ci(e, KW), ""), tj, "");
-    LLVMValueRef hit = LLVMBuildAnd(b, here, LLVMBuildICmp(b, LLVMIntEQ, at, mine, ""), "");
-    LLVMValueRef wpos = LLVMBuildMul(b, LLVMBuildAdd(b, LLVMBuildMul(b, LLVMBuildAdd(b, LLVMBuildMul(b, n, ci(e, OH), ""), oh, ""), ci(e, OW), ""), ow, ""), ci(e, C), "");
-    LLVMValueRef dy = load_at(e, op->in[0], LLVMBuildAdd(b, LLVMBuildSelect(b, here, wpos, ci(e, 0), ""), e->col, ""));
-    return LLVMBuildSelect(b, hit, dy, cf(e, 0), "");
-  }
-  case SN_OP_TRANSPOSE: { /* out element -> in element through the permutation a[];
-                            for batch data what is left of the flat index is the sample */
-    const sn_type *in = &e->g->ops[op->in[0]].type, *t = &op->type;
-    int rank = t->rank;
-    LLVMValueRef flat = LLVMBuildAdd(b, LLVMBuildMul(b, e->r, ci(e, t->dim[rank - 1]), ""), e->col, "");
-    LLVMValueRef coord[SN_MAX_RANK];
-    for (int k = rank - 1; k >= 0; k--) {
-      coord[k] = LLVMBuildURem(b, flat, ci(e, t->dim[k]), "");
-      flat = LLVMBuildUDiv(b, flat, ci(e, t->dim[k]), "");
-    }
-    LLVMValueRef src = t->batched ? flat : ci(e, 0); /* in coordinate d is out coordinate k where a[k] = d */
-    for (int d = 0; d < rank; d++) {
-      int k = 0;
-      while (op->a[k] != d) k++;
-      src = LLVMBuildAdd(b, LLVMBuildMul(b, src, ci(e, in->dim[d]), ""), coord[k], "");
-    }
-    return load_at(e, op->in[0], src);
-  }
+  case SN_OP_COL2IM: return gather_col2im(e, op);
+  case SN_OP_MAX_UNPOOL: return gather_max_unpool(e, op);
+  case SN_OP_TRANSPOSE: return gather_transpose(e, op);
   case SN_OP_MAX_POOL:
   case SN_OP_AVG_POOL: {
     bool mx = op->code == SN_OP_MAX_POOL;
@@ -963,38 +975,9 @@ static int64_t row_width(const sn_graph *g, const sn_kernel *k) {
   return w > 0 ? w : 1;
 }
 
-static LLVMValueRef emit_fused(emitter *e, int s, int kidx, int *refs, int *nrefs) {
-  const sn_kernel *k = &e->st->k[kidx];
-  e->kidx = kidx;
-  e->k = k;
-  for (int i = 0; i < e->g->n; i++) e->alias[i] = -1;
-  int n = kernel_refs(e, k, refs);
-  *nrefs = n;
-  LLVMTypeRef *pt = malloc(sizeof(LLVMTypeRef) * (size_t)(n + KERNEL_ARGS));
-  if (!pt) abort();
-  pt[0] = e->i64; /* rows */
-  pt[1] = e->i64; /* rng: (seed, step) for dropout */
-  pt[2] = pt[3] = e->i64; /* r0, r1: the rows of the row loop this call runs */
-  for (int i = 0; i < n; i++) pt[i + KERNEL_ARGS] = e->ptr;
-  char name[64];
-  snprintf(name, sizeof name, "%s.k%d", sn_step_name((sn_step_kind)s), kidx);
-  LLVMValueRef fn = begin_kernel(e, name, LLVMFunctionType(e->voidt, pt, (unsigned)n + KERNEL_ARGS, 0));
-  free(pt);
-  for (int i = 0; i < n; i++) set_noalias(e, fn, (unsigned)i + KERNEL_ARGS);
-
-  int gn = e->g->n;
-  memset(e->ref, 0, sizeof(LLVMValueRef) * (size_t)gn);
-  memset(e->row_memo, 0, sizeof(LLVMValueRef) * (size_t)gn);
-  memset(e->scalar_memo, 0, sizeof(LLVMValueRef) * (size_t)gn);
-  reset_elem_memo(e);
-  LLVMValueRef nrows = LLVMGetParam(fn, 0);
-  e->rows = nrows;
-  e->rng_base = LLVMGetParam(fn, 1);
-  for (int i = 0; i < n; i++) e->ref[refs[i]] = LLVMGetParam(fn, (unsigned)i + KERNEL_ARGS);
-
-  /* zero the column sums; sums over all rows accumulate in doubles */
-  LLVMValueRef *sums = calloc((size_t)k->n_roots, sizeof(LLVMValueRef));
-  if (!sums) abort();
+/* Before the row loop: the column sums (colsum) and scattered outputs zeroed, and
+ * for each sum over all rows a double accumulator (sums[i], NULL for other roots). */
+static void fused_zero_sums(emitter *e, const sn_kernel *k, LLVMValueRef nrows, LLVMValueRef *sums) {
   for (int i = 0; i < k->n_roots; i++) {
     int v = k->roots[i];
     if (e->g->ops[v].code == SN_OP_COLSUM) {
@@ -1015,12 +998,11 @@ static LLVMValueRef emit_fused(emitter *e, int s, int kidx, int *refs, int *nref
       loop_close(e, &L);
     }
   }
+}
 
-  LLVMValueRef r0 = LLVMGetParam(fn, 2), r1 = LLVMGetParam(fn, 3);
-  loop rows;
-  e->r = LLVMBuildNSWAdd(e->b, loop_open(e, &rows, LLVMBuildNSWSub(e->b, r1, r0, ""), "r"), r0, "");
-
-  /* row level: everything the stores below need */
+/* Inside the row loop, row level: each sum's accumulation, row-level roots stored,
+ * what the element level needs prepared. */
+static void fused_rows(emitter *e, const sn_kernel *k, LLVMValueRef *sums) {
   for (int i = 0; i < k->n_roots; i++) {
     int v = k->roots[i];
     const sn_op *op = &e->g->ops[v];
@@ -1040,7 +1022,11 @@ static LLVMValueRef emit_fused(emitter *e, int s, int kidx, int *refs, int *nref
       die("scalar result inside a fused kernel");
     }
   }
-  /* element level: one column loop per width */
+}
+
+/* Inside the row loop, element level: one column loop per width, each storing every
+ * root of that width (im2col alone: taps around channels). */
+static void fused_columns(emitter *e, const sn_kernel *k) {
   char *done = calloc((size_t)k->n_roots, 1);
   if (!done) abort();
   for (int i = 0; i < k->n_roots; i++) {
@@ -1083,8 +1069,11 @@ static LLVMValueRef emit_fused(emitter *e, int s, int kidx, int *refs, int *nref
     e->col = e->tap = e->chan = NULL;
   }
   free(done);
-  loop_close(e, &rows);
+}
 
+/* After the row loop: each sum over all rows stored (in the model's type but for
+ * losses and metrics, which stay doubles). */
+static void fused_store_sums(emitter *e, const sn_kernel *k, LLVMValueRef *sums) {
   for (int i = 0; i < k->n_roots; i++) {
     if (!sums[i]) continue;
     int v = k->roots[i];
@@ -1093,6 +1082,51 @@ static LLVMValueRef emit_fused(emitter *e, int s, int kidx, int *refs, int *nref
     if (bk != SN_BUF_LOSS && bk != SN_BUF_METRIC && e->ft != e->f64) sum = LLVMBuildFPTrunc(e->b, sum, e->ft, "");
     LLVMBuildStore(e->b, sum, ptr_of(e, v));
   }
+}
+
+static LLVMValueRef emit_fused(emitter *e, int s, int kidx, int *refs, int *nrefs) {
+  const sn_kernel *k = &e->st->k[kidx];
+  e->kidx = kidx;
+  e->k = k;
+  for (int i = 0; i < e->g->n; i++) e->alias[i] = -1;
+  int n = kernel_refs(e, k, refs);
+  *nrefs = n;
+  LLVMTypeRef *pt = malloc(sizeof(LLVMTypeRef) * (size_t)(n + KERNEL_ARGS));
+  if (!pt) abort();
+  pt[0] = e->i64; /* rows */
+  pt[1] = e->i64; /* rng: (seed, step) for dropout */
+  pt[2] = pt[3] = e->i64; /* r0, r1: the rows of the row loop this call runs */
+  for (int i = 0; i < n; i++) pt[i + KERNEL_ARGS] = e->ptr;
+  char name[64];
+  snprintf(name, sizeof name, "%s.k%d", sn_step_name((sn_step_kind)s), kidx);
+  LLVMValueRef fn = begin_kernel(e, name, LLVMFunctionType(e->voidt, pt, (unsigned)n + KERNEL_ARGS, 0));
+  free(pt);
+  for (int i = 0; i < n; i++) set_noalias(e, fn, (unsigned)i + KERNEL_ARGS);
+
+  int gn = e->g->n;
+  memset(e->ref, 0, sizeof(LLVMValueRef) * (size_t)gn);
+  memset(e->row_memo, 0, sizeof(LLVMValueRef) * (size_t)gn);
+  memset(e->scalar_memo, 0, sizeof(LLVMValueRef) * (size_t)gn);
+  reset_elem_memo(e);
+  LLVMValueRef nrows = LLVMGetParam(fn, 0);
+  e->rows = nrows;
+  e->rng_base = LLVMGetParam(fn, 1);
+  for (int i = 0; i < n; i++) e->ref[refs[i]] = LLVMGetParam(fn, (unsigned)i + KERNEL_ARGS);
+
+  /* zero the column sums; sums over all rows accumulate in doubles */
+  LLVMValueRef *sums = calloc((size_t)k->n_roots, sizeof(LLVMValueRef));
+  if (!sums) abort();
+  fused_zero_sums(e, k, nrows, sums);
+
+  LLVMValueRef r0 = LLVMGetParam(fn, 2), r1 = LLVMGetParam(fn, 3);
+  loop rows;
+  e->r = LLVMBuildNSWAdd(e->b, loop_open(e, &rows, LLVMBuildNSWSub(e->b, r1, r0, ""), "r"), r0, "");
+
+  fused_rows(e, k, sums);
+  fused_columns(e, k);
+  loop_close(e, &rows);
+
+  fused_store_sums(e, k, sums);
   free(sums);
   LLVMBuildRetVoid(e->b);
   return fn;
@@ -1439,6 +1473,19 @@ static LLVMValueRef kernel_share(sn_kernels *ks, LLVMValueRef fn) {
   return fn;
 }
 
+/* A task function name(box, lo, hi), internal, for a kernel of type fty with na
+ * arguments: their types into ft, *box_t the struct that boxes them. */
+static LLVMValueRef add_task(emitter *e, const char *name, LLVMTypeRef fty, unsigned na, LLVMTypeRef *ft,
+                             LLVMTypeRef *box_t) {
+  LLVMGetParamTypes(fty, ft);
+  *box_t = LLVMStructTypeInContext(e->ctx, ft, na, 0);
+  LLVMTypeRef tp[3] = {e->ptr, e->i64, e->i64};
+  LLVMValueRef task = LLVMAddFunction(e->mod, name, LLVMFunctionType(e->voidt, tp, 3, 0));
+  LLVMSetLinkage(task, LLVMInternalLinkage);
+  set_attrs(e, task);
+  return task;
+}
+
 /* Calls `kernel` through the thread pool: its arguments boxed in the step's frame
  * (one block: allocas may go anywhere), a task `name(box, lo, hi)` that calls it
  * with arguments lo_arg and lo_arg + 1 set to lo and hi, and sn_par_for over
@@ -1448,12 +1495,8 @@ static void emit_pool_call(emitter *e, const char *name, LLVMValueRef kernel, LL
   LLVMTypeRef *ft = malloc(sizeof(LLVMTypeRef) * na);
   LLVMValueRef *la = malloc(sizeof(LLVMValueRef) * na);
   if (!ft || !la) abort();
-  LLVMGetParamTypes(fty, ft);
-  LLVMTypeRef box_t = LLVMStructTypeInContext(e->ctx, ft, na, 0);
-  LLVMTypeRef tp[3] = {e->ptr, e->i64, e->i64};
-  LLVMValueRef task = LLVMAddFunction(e->mod, name, LLVMFunctionType(e->voidt, tp, 3, 0));
-  LLVMSetLinkage(task, LLVMInternalLinkage);
-  set_attrs(e, task);
+  LLVMTypeRef box_t;
+  LLVMValueRef task = add_task(e, name, fty, na, ft, &box_t);
   LLVMBuilderRef b = LLVMCreateBuilderInContext(e->ctx);
   LLVMPositionBuilderAtEnd(b, LLVMAppendBasicBlockInContext(e->ctx, task, "entry"));
   LLVMValueRef box = LLVMGetParam(task, 0);
@@ -1655,12 +1698,8 @@ static LLVMValueRef emit_parts_task(emitter *e, const char *name, LLVMValueRef k
   LLVMTypeRef *ft = malloc(sizeof(LLVMTypeRef) * na);
   LLVMValueRef *la = malloc(sizeof(LLVMValueRef) * na);
   if (!ft || !la) abort();
-  LLVMGetParamTypes(fty, ft);
-  LLVMTypeRef box_t = LLVMStructTypeInContext(e->ctx, ft, na, 0);
-  LLVMTypeRef tp[3] = {e->ptr, e->i64, e->i64};
-  LLVMValueRef task = LLVMAddFunction(e->mod, name, LLVMFunctionType(e->voidt, tp, 3, 0));
-  LLVMSetLinkage(task, LLVMInternalLinkage);
-  set_attrs(e, task);
+  LLVMTypeRef box_t;
+  LLVMValueRef task = add_task(e, name, fty, na, ft, &box_t);
   LLVMBuilderRef saved = e->b, b = LLVMCreateBuilderInContext(e->ctx);
   e->b = b;
   LLVMBasicBlockRef entry = LLVMAppendBasicBlockInContext(e->ctx, task, "entry");

@@ -185,16 +185,8 @@ static void plan_parts(const sn_graph *g, sn_step *st) {
 /* ---------------------------------------------------------------------------
  * One step function */
 
-static void plan_step(const sn_graph *g, sn_step_kind kind, sn_step *st) {
-  int n = g->n;
-  st->g = g;
-  char *live = xcalloc((size_t)n, 1);
-  char *free_ = xcalloc((size_t)n, 1);
-  st->kernel_of = xcalloc((size_t)n, sizeof(int));
-  st->buf = xcalloc((size_t)n, sizeof(sn_buf));
-  for (int v = 0; v < n; v++) st->kernel_of[v] = -1;
-
-  /* 1. live values and where the outputs go */
+/* Step 1 of plan_step: the values the step's outputs need (live). */
+static void plan_live(const sn_graph *g, sn_step_kind kind, char *live) {
   if (kind == SN_STEP_PREDICT) {
     mark(g, g->output, live);
   } else {
@@ -205,8 +197,13 @@ static void plan_step(const sn_graph *g, sn_step_kind kind, sn_step *st) {
       for (int k = 0; k < g->n_state_updates; k++) mark(g, g->state_update[k], live);
     }
   }
+}
 
-  /* 2. kernels, in schedule (= value) order */
+/* Step 2 of plan_step: the live values grouped into kernels, in schedule (= value)
+ * order: a GEMM alone, the rest fused while they share a row domain; free_ marks
+ * the values that need no kernel. */
+static void plan_kernels(const sn_graph *g, sn_step *st, const char *live, char *free_) {
+  int n = g->n;
   kbuild kb = {0};
   int open = -1;
   for (int v = 0; v < n; v++) {
@@ -259,8 +256,13 @@ static void plan_step(const sn_graph *g, sn_step_kind kind, sn_step *st) {
   }
   st->k = kb.k;
   st->n_kernels = kb.n;
+}
 
-  /* 3. materialization */
+/* Step 3 of plan_step: which values are materialized and in which buffer (the
+ * arena, or the step's inputs and outputs), and each kernel's roots. */
+static void plan_buffers(const sn_graph *g, sn_step_kind kind, sn_step *st, const char *live,
+                         const char *free_) {
+  int n = g->n;
   for (int v = 0; v < n; v++) {
     if (!live[v]) continue;
     const sn_op *op = &g->ops[v];
@@ -300,8 +302,20 @@ static void plan_step(const sn_graph *g, sn_step_kind kind, sn_step *st) {
     for (int i = 0; i < kk->n_ops; i++)
       if (st->buf[kk->ops[i]].kind != SN_BUF_NONE) push(&kk->roots, &kk->n_roots, kk->ops[i]);
   }
+}
 
-  /* 4. memory */
+static void plan_step(const sn_graph *g, sn_step_kind kind, sn_step *st) {
+  int n = g->n;
+  st->g = g;
+  char *live = xcalloc((size_t)n, 1);
+  char *free_ = xcalloc((size_t)n, 1);
+  st->kernel_of = xcalloc((size_t)n, sizeof(int));
+  st->buf = xcalloc((size_t)n, sizeof(sn_buf));
+  for (int v = 0; v < n; v++) st->kernel_of[v] = -1;
+
+  plan_live(g, kind, live);
+  plan_kernels(g, st, live, free_);
+  plan_buffers(g, kind, st, live, free_);
   plan_memory(g, st, live);
   plan_parts(g, st);
   free(live);

@@ -209,6 +209,17 @@ static void csv_label(checker *c, const sn_node *v, sn_source *src) {
   }
 }
 
+/* An idx source (images and labels files) or an npy one (x and y), with limit. */
+static void two_file_source(checker *c, const sn_node *map, sn_source_kind kind, sn_source *src) {
+  const bool idx = kind == SN_SRC_IDX;
+  const char *where = idx ? "an idx data source" : "an npy data source";
+  ck_check_keys(c, map, where, idx ? IDX_KEYS : NPY_KEYS);
+  source_path(c, map, idx ? "images" : "x", where, src->images, sizeof src->images, true);
+  source_path(c, map, idx ? "labels" : "y", where, src->labels, sizeof src->labels, true);
+  source_limit(c, map, src);
+  src->kind = kind;
+}
+
 static void csv_source(checker *c, const sn_node *map, sn_source *src) {
   ck_check_keys(c, map, "a csv data source", CSV_KEYS);
   source_path(c, map, "path", "a csv data source", src->path, sizeof src->path, true);
@@ -357,19 +368,11 @@ static void data_source(checker *c, const sn_node *n, const char *role, uint64_t
     }
     int f = ck_lookup(c, kind, "data format", FORMATS);
     if (f == FORMAT_IDX) {
-      ck_check_keys(c, n, "an idx data source", IDX_KEYS);
-      source_path(c, n, "images", "an idx data source", src->images, sizeof src->images, true);
-      source_path(c, n, "labels", "an idx data source", src->labels, sizeof src->labels, true);
-      source_limit(c, n, src);
-      src->kind = SN_SRC_IDX;
+      two_file_source(c, n, SN_SRC_IDX, src);
     } else if (f == FORMAT_CSV) {
       csv_source(c, n, src);
     } else if (f == FORMAT_NPY) {
-      ck_check_keys(c, n, "an npy data source", NPY_KEYS);
-      source_path(c, n, "x", "an npy data source", src->images, sizeof src->images, true);
-      source_path(c, n, "y", "an npy data source", src->labels, sizeof src->labels, true);
-      source_limit(c, n, src);
-      src->kind = SN_SRC_NPY;
+      two_file_source(c, n, SN_SRC_NPY, src);
     } else if (f == FORMAT_TEXT) {
       text_source(c, n, src);
     } else if (f == FORMAT_HDF5) {

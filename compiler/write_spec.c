@@ -246,17 +246,14 @@ static void source(FILE *out, const sn_source *s) {
     fprintf(out, "{builtin: %s, split: %s", s->name, s->split[0] ? s->split : "train");
     break;
   case SN_SRC_IDX:
-    fputs("{format: idx, images: ", out);
+  case SN_SRC_NPY: { /* two files: images and labels, or x and y */
+    const bool idx = s->kind == SN_SRC_IDX;
+    fprintf(out, "{format: %s, %s: ", idx ? "idx" : "npy", idx ? "images" : "x");
     paths(out, s->images);
-    fputs(", labels: ", out);
+    fprintf(out, ", %s: ", idx ? "labels" : "y");
     paths(out, s->labels);
     break;
-  case SN_SRC_NPY:
-    fputs("{format: npy, x: ", out);
-    paths(out, s->images);
-    fputs(", y: ", out);
-    paths(out, s->labels);
-    break;
+  }
   case SN_SRC_CSV:
     fputs("{format: csv, path: ", out);
     paths(out, s->path);

@@ -211,6 +211,34 @@ static int generate_main(int argc, char **argv) {
   return rc;
 }
 
+/* One sample's line of output, its O outputs starting at y in yb: the class of each
+ * position (its name when the model has names), or with probs (or a model that is
+ * no classifier) every output, in the data's units. */
+static void write_row(FILE *out, const void *yb, int64_t y, bool probs) {
+  const sn_aot_info *info = &sn_aot_info_v1;
+  const int64_t O = info->output_elems;
+  const bool f64 = info->dtype == SN_RT_F64;
+  if (info->classifier && !probs) { /* the arg-max of each position's C scores */
+    const int64_t C = info->classes > 0 ? info->classes : O;
+    for (int64_t p = 0; p < O / C; p++) {
+      int64_t best = 0;
+      for (int64_t k = 1; k < C; k++)
+        if (out_at(yb, f64, y + p * C + k) > out_at(yb, f64, y + p * C + best)) best = k;
+      if (best < info->n_class_names)
+        fprintf(out, "%s%s", p ? "," : "", class_name(best));
+      else
+        fprintf(out, "%s%lld", p ? "," : "", (long long)best);
+    }
+  } else {
+    for (int64_t k = 0; k < O; k++) {
+      double v = out_at(yb, f64, y + k);
+      if (k < info->n_post) v = v * sn_aot_post_a[k] + sn_aot_post_b[k]; /* the data's units */
+      fprintf(out, "%s%.9g", k ? "," : "", v);
+    }
+  }
+  fputc('\n', out);
+}
+
 int main(int argc, char **argv) {
   const sn_aot_info *info = &sn_aot_info_v1;
   for (int i = 1; i < argc; i++)
@@ -279,28 +307,7 @@ int main(int argc, char **argv) {
     }
     a.rows = rows;
     sn_predict(&a);
-    for (int64_t r = 0; r < rows; r++) {
-      const int64_t y = r * O;          /* the row's first output */
-      if (info->classifier && !probs) { /* the arg-max of each position's C scores */
-        const int64_t C = info->classes > 0 ? info->classes : O;
-        for (int64_t p = 0; p < O / C; p++) {
-          int64_t best = 0;
-          for (int64_t k = 1; k < C; k++)
-            if (out_at(yb, f64, y + p * C + k) > out_at(yb, f64, y + p * C + best)) best = k;
-          if (best < info->n_class_names)
-            fprintf(out, "%s%s", p ? "," : "", class_name(best));
-          else
-            fprintf(out, "%s%lld", p ? "," : "", (long long)best);
-        }
-      } else {
-        for (int64_t k = 0; k < O; k++) {
-          double v = out_at(yb, f64, y + k);
-          if (k < info->n_post) v = v * sn_aot_post_a[k] + sn_aot_post_b[k]; /* the data's units */
-          fprintf(out, "%s%.9g", k ? "," : "", v);
-        }
-      }
-      fputc('\n', out);
-    }
+    for (int64_t r = 0; r < rows; r++) write_row(out, yb, r * O, probs);
   }
   free(arena);
   free(xb);

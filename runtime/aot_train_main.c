@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "specnet/aot.h"
+#include "specnet/terminal.h"
 
 static int usage(const char *self) {
   fprintf(

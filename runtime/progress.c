@@ -1,12 +1,13 @@
 /* The terminal's view of a training run (sn_terminal_reporter): a progress line
- * redrawn on stderr, a summary line per epoch and sn_train's notes on stdout. The
- * training loop itself prints nothing; `specnet train` and training binaries pass
- * this reporter, a library user their own or none. */
+ * redrawn on stderr, a summary line per epoch and sn_train's notes on stdout. Not
+ * part of libspecnet_rt, which prints nothing: compiled into the programs that
+ * print (`specnet train`, training binaries); a library user passes their own
+ * reporter or none. */
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
 
-#include "specnet/runtime.h"
+#include "specnet/terminal.h"
 
 /* Short names for the progress line, where width matters. */
 static const char *short_name(const char *metric) {

@@ -215,25 +215,11 @@ static void tick_label(char *buf, size_t cap, double v, double step) {
     snprintf(buf, cap, "%.*f", dec, v);
 }
 
-/* Text with XML's special characters escaped. */
-static void xml_text(FILE *f, const char *s) {
+void sn_xml_text(FILE *f, const char *s, bool keep_space) {
   for (; *s; s++) {
-    switch (*s) {
-    case '<':
-      fputs("&lt;", f);
-      break;
-    case '>':
-      fputs("&gt;", f);
-      break;
-    case '&':
-      fputs("&amp;", f);
-      break;
-    case '"':
-      fputs("&quot;", f);
-      break;
-    default:
-      if ((unsigned char)*s >= 0x20) fputc(*s, f);
-    }
+    const char *e = *s == '<' ? "&lt;" : *s == '>' ? "&gt;" : *s == '&' ? "&amp;" : *s == '"' ? "&quot;" : NULL;
+    if (e) fputs(e, f);
+    else if ((unsigned char)*s >= 0x20 || (keep_space && (*s == '\n' || *s == '\t'))) fputc(*s, f);
   }
 }
 
@@ -314,7 +300,7 @@ static void panel_frame(FILE *f, const axes *a, double ox, double oy, const char
       f,
       "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\" font-size=\"15\" font-weight=\"bold\">",
       (a->x0 + a->x1) / 2, oy + 20.0);
-  xml_text(f, title);
+  sn_xml_text(f, title, false);
   fputs("</text>\n", f);
   char lab[32];
   for (double v = a->ylo; v <= a->yhi + a->ystep * 1e-6; v += a->ystep) {
@@ -344,7 +330,7 @@ static void panel_frame(FILE *f, const axes *a, double ox, double oy, const char
           "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\" font-size=\"12\" "
           "transform=\"rotate(-90 %.1f %.1f)\">",
           ox + AXIS_TITLE_X, ym, ox + AXIS_TITLE_X, ym);
-  xml_text(f, title);
+  sn_xml_text(f, title, false);
   fputs("</text>\n", f);
 }
 
@@ -376,7 +362,7 @@ static void panel(FILE *f, double ox, double oy, const char *title, const sn_epo
                   int n, int quantity, int best_epoch) {
   axes a = panel_axes(ox, oy, recs, n, quantity);
   fputs("<g class=\"panel\" data-name=\"", f);
-  xml_text(f, title);
+  sn_xml_text(f, title, false);
   fputs("\">\n", f);
   panel_frame(f, &a, ox, oy, title);
   if (best_epoch > 0 && best_epoch >= a.emin && best_epoch <= a.emax)
@@ -412,7 +398,7 @@ int sn_curves_svg(const char *path, const char *title, const sn_epoch_record *re
   fprintf(f,
           "<text x=\"%d\" y=\"26\" text-anchor=\"middle\" font-size=\"18\" font-weight=\"bold\">",
           width / 2);
-  xml_text(f, title && *title ? title : "training");
+  sn_xml_text(f, title && *title ? title : "training", false);
   fprintf(f, " — %d epoch%s</text>\n", n, n == 1 ? "" : "s");
   /* legend: the series that appear anywhere */
   bool has[3] = {n > 0, false, false};

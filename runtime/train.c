@@ -11,7 +11,8 @@
  * Not here: the maths (generated code does forward, backward and the optimizer
  * update), staging batches (train_loader.c), the collectives of data parallelism
  * (train_dist.c), opening the record files and writing checkpoints (train_record.c,
- * safetensors.c), the file formats of the records (report.c), MPI (the specnet command's cli/dist.c implements sn_comm with it).
+ * safetensors.c), the file formats of the records (report.c), MPI (the specnet
+ * command's cli/dist.c implements sn_comm with it).
  *
  * Letters: n = samples in a data set, B = rows in one batch (the last batch of an
  * epoch may be partial), E = input_elems per sample, T = target_elems per sample,
@@ -93,6 +94,14 @@ static int check_dataset(const sn_model *m, const sn_dataset *ds, const char *wh
 /* ---------------------------------------------------------------------------
  * Evaluation and prediction */
 
+/* A step's arguments for the staged batch bt over the model's buffers (the rest
+ * zero: the caller sets what its step reads or writes). */
+static inline sn_step_args batch_args(const sn_model *m, const staged *bt) {
+  return (sn_step_args){.x = bt->x, .y = bt->y, .t = bt->t, .rows = bt->rows, .params = m->params,
+                        .grads = m->grads, .opt_state = m->opt_state, .arena = m->arena,
+                        .state = m->state};
+}
+
 
 /* eval_step over ds in batches of batch_capacity, in the data set's order. With a
  * comm (size > 1) each rank evaluates its contiguous slice of ds and the sums are
@@ -109,19 +118,9 @@ static int evaluate(sn_model *m, const sn_dataset *ds, loader *L, const sn_comm 
   for (int64_t b = 0; b < L->n_batches; b++) {
     const staged *bt = sn_loader_get(L, b);
     double loss_sum = 0, metric_sums[MAX_METRICS] = {0};
-    sn_step_args a = {
-        .x = bt->x,
-        .y = bt->y,
-        .rows = bt->rows,
-        .params = m->params,
-        .grads = m->grads,
-        .opt_state = m->opt_state,
-        .arena = m->arena,
-        .loss_sum = &loss_sum,
-        .metric_sums = metric_sums,
-        .t = bt->t,
-        .state = m->state,
-    };
+    sn_step_args a = batch_args(m, bt);
+    a.loss_sum = &loss_sum;
+    a.metric_sums = metric_sums;
     m->eval_step(&a);
     sn_loader_put(L, b);
     loss_total += loss_sum;
@@ -175,16 +174,8 @@ int sn_predict_all(sn_model *m, const sn_dataset *ds, double *out, sn_error *err
   sn_loader_start(&L, &in, NULL, m->batch_capacity, 0, 1);
   for (int64_t b = 0; b < L.n_batches; b++) {
     const staged *bt = sn_loader_get(&L, b);
-    sn_step_args a = {
-        .x = bt->x,
-        .rows = bt->rows,
-        .params = m->params,
-        .grads = m->grads,
-        .opt_state = m->opt_state,
-        .arena = m->arena,
-        .out = buf,
-        .state = m->state,
-    };
+    sn_step_args a = batch_args(m, bt); /* y and t are NULL: the set has neither */
+    a.out = buf;
     m->predict(&a);
     double *o = out + b * m->batch_capacity * O;
     for (int64_t i = 0; i < bt->rows * O; i++)
@@ -361,22 +352,12 @@ static int train_epoch(sn_model *m, const sn_dataset *ds, const sn_train_opts *o
     double loss_sum = 0, metric_sums[MAX_METRICS] = {0};
     ++*step;
     rec->lr = sn_schedule_lr(&o->schedule, o->learning_rate, *step, batches, o->epochs);
-    sn_step_args a = {
-        .x = bt->x,
-        .y = bt->y,
-        .rows = bt->rows,
-        .params = m->params,
-        .grads = m->grads,
-        .opt_state = m->opt_state,
-        .arena = m->arena,
-        .step = *step,
-        .lr = rec->lr,
-        .seed = seed,
-        .loss_sum = &loss_sum,
-        .metric_sums = metric_sums,
-        .t = bt->t,
-        .state = m->state,
-    };
+    sn_step_args a = batch_args(m, bt);
+    a.step = *step;
+    a.lr = rec->lr;
+    a.seed = seed;
+    a.loss_sum = &loss_sum;
+    a.metric_sums = metric_sums;
     int64_t rows = bt->rows;
     if (!C) {
       if (m->train_step) {
@@ -435,29 +416,35 @@ static int train_epoch(sn_model *m, const sn_dataset *ds, const sn_train_opts *o
 /* ---------------------------------------------------------------------------
  * Training */
 
-int sn_train(sn_model *m, const sn_dataset *train, const sn_dataset *val, const sn_dataset *test,
-             const sn_train_opts *opts, sn_error *err) {
-  if (opts->result) memset(opts->result, 0, sizeof *opts->result);
-  const sn_comm *C = opts->comm && opts->comm->size > 1 ? opts->comm : NULL;
-  const bool lead = !C || C->rank == 0; /* writes the records and checkpoints, prints */
-  const sn_early_stopping *es = &opts->early;
-  monitor mon = {0};
-
-  int rc = -1, local = 0;
-  FILE *jsonl = NULL, *csv = NULL;
-  int64_t *idx = NULL;
-  void *best_params = NULL, *best_state = NULL;
-  sn_epoch_record *recs = NULL;
-  int recs_cap = opts->epochs + 1;
-  sn_run_state st = {.best = NAN};
-  bool has_best = false;
+/* A training run's buffers and where it stands: everything sn_train allocates before
+ * the first epoch and frees at the end. */
+typedef struct run {
+  sn_model *m;
+  const sn_dataset *train, *val, *test;
+  const sn_train_opts *o;
+  const sn_comm *C;          /* NULL: alone */
+  bool lead;                 /* writes the records and checkpoints, prints */
+  monitor mon;               /* early stopping's monitored value */
+  bool snapshot;             /* early stopping keeps the best weights */
+  FILE *jsonl, *csv;         /* rank 0's record files */
+  int64_t *idx;              /* the shuffled order */
+  void *best_params, *best_state;
+  bool has_best;             /* best_params holds a snapshot */
+  sn_epoch_record *recs;     /* one per epoch done */
+  int recs_cap;
+  sn_run_state st;
   loader L;
-  bool have_loader = false;
-  const size_t es_bytes = dtype_bytes(m);
-  const bool snapshot = es->enabled && es->restore_best;
+  bool have_loader;
+} run;
 
-  /* Everything that can fail on one rank alone comes first; then the ranks agree. */
-  local = check_train(m, train, val, test, opts, err);
+/* Everything that can fail on one rank alone: the options, the comm, the monitored
+ * value, the loader and the buffers. 0 or -1 (this rank's error in err). */
+static int run_prepare(run *R, sn_error *err) {
+  sn_model *m = R->m;
+  const sn_train_opts *o = R->o;
+  const sn_comm *C = R->C;
+  const sn_early_stopping *es = &o->early;
+  int local = check_train(m, R->train, R->val, R->test, o, err);
   if (!local && C && !(m->grad_step && m->update))
     local = sn_fail(err, "data-parallel training needs the model's grad_step and update "
                          "functions (gradients are summed between them)");
@@ -465,64 +452,119 @@ int sn_train(sn_model *m, const sn_dataset *train, const sn_dataset *val, const 
                       C->rank < 0 || C->rank >= C->size))
     local = sn_fail(err, "the comm given to sn_train is incomplete (rank %d of %d)", C->rank,
                     C->size);
-  if (!local && opts->resume && !(opts->checkpoint_path && opts->state_path))
+  if (!local && o->resume && !(o->checkpoint_path && o->state_path))
     local = sn_fail(err, "resuming needs checkpoint_path and state_path");
   if (!local && es->enabled)
-    local = resolve_monitor(m, es, val != NULL, test != NULL, &mon, err);
+    local = resolve_monitor(m, es, R->val != NULL, R->test != NULL, &R->mon, err);
   /* One pair of slots serves training (batch_size rows) and evaluation
    * (batch_capacity rows, at least as many). */
   if (!local) {
     /* A loader thread beside a pool that has every core would take turns with the
      * pool's threads mid-step: then the pool stages each batch itself. */
-    local = sn_loader_init(&L, m, m->batch_capacity, !opts->no_prefetch && sn_threads() < sn_cpus(), err);
-    have_loader = !local;
+    local = sn_loader_init(&R->L, m, m->batch_capacity, !o->no_prefetch && sn_threads() < sn_cpus(), err);
+    R->have_loader = !local;
   }
   if (!local) {
-    if (opts->shuffle) idx = malloc((size_t)train->n * sizeof(int64_t));
-    if (snapshot) {
-      best_params = malloc((size_t)m->param_count * es_bytes + 1);
-      best_state = malloc((size_t)m->state_count * es_bytes + 1);
+    const size_t es_bytes = dtype_bytes(m);
+    if (o->shuffle) R->idx = malloc((size_t)R->train->n * sizeof(int64_t));
+    if (R->snapshot) {
+      R->best_params = malloc((size_t)m->param_count * es_bytes + 1);
+      R->best_state = malloc((size_t)m->state_count * es_bytes + 1);
     }
-    recs = calloc((size_t)recs_cap, sizeof *recs);
-    if ((opts->shuffle && !idx) || (snapshot && (!best_params || !best_state)) || !recs)
+    R->recs = calloc((size_t)R->recs_cap, sizeof *R->recs);
+    if ((o->shuffle && !R->idx) || (R->snapshot && (!R->best_params || !R->best_state)) || !R->recs)
       local = sn_fail(err, "out of memory for the training buffers (%lld samples)",
-                      (long long)train->n);
+                      (long long)R->train->n);
   }
-  if (sn_dist_agree(C, local, err)) goto done;
-  /* Then rank 0 reads what it resumes from, and shares it; the ranks check that they
-   * hold the same weights; rank 0 opens the record files. */
-  if (opts->resume) {
-    if (lead) {
-      local = sn_run_state_read(opts->state_path, opts->checkpoint_path, m, opts, train->n, &st,
-                                &recs, opts->epochs, best_params, best_state, &has_best, err);
-      if (!local && st.epochs_done >= recs_cap) recs_cap = st.epochs_done + 1;
-    }
-    if (sn_dist_agree(C, local, err)) goto done;
-    if (C && sn_dist_share_resumed(C, m, &st, &recs, &recs_cap, opts->epochs, best_params, best_state,
-                           &has_best, err))
-      goto done;
-  }
-  if (C && sn_dist_check_same(C, m, train, val, test, opts, &st, err)) goto done;
-  if (lead)
-    local = sn_train_open_records(m, opts, val != NULL, test != NULL, st.epochs_done, &jsonl, &csv, err);
-  if (sn_dist_agree(C, local, err)) goto done;
+  return local;
+}
 
-  const int done_before = st.epochs_done;
+/* Rank 0 reads what it resumes from and shares it; the ranks check that they hold
+ * the same weights; rank 0 opens the record files. */
+static int run_open(run *R, sn_error *err) {
+  const sn_train_opts *o = R->o;
+  const sn_comm *C = R->C;
+  int local = 0;
+  if (o->resume) {
+    if (R->lead) {
+      local = sn_run_state_read(o->state_path, o->checkpoint_path, R->m, o, R->train->n, &R->st,
+                                &R->recs, o->epochs, R->best_params, R->best_state, &R->has_best,
+                                err);
+      if (!local && R->st.epochs_done >= R->recs_cap) R->recs_cap = R->st.epochs_done + 1;
+    }
+    if (sn_dist_agree(C, local, err)) return -1;
+    if (C && sn_dist_share_resumed(C, R->m, &R->st, &R->recs, &R->recs_cap, o->epochs,
+                                   R->best_params, R->best_state, &R->has_best, err))
+      return -1;
+  }
+  if (C && sn_dist_check_same(C, R->m, R->train, R->val, R->test, o, &R->st, err)) return -1;
+  if (R->lead)
+    local = sn_train_open_records(R->m, o, R->val != NULL, R->test != NULL, R->st.epochs_done,
+                                  &R->jsonl, &R->csv, err);
+  return sn_dist_agree(C, local, err);
+}
+
+/* Early stopping after an epoch: the best value so far (and its weights), or one
+ * more epoch without improvement. */
+static void early_update(run *R, int epoch, const sn_epoch_record *rec) {
+  const sn_early_stopping *es = &R->o->early;
+  sn_model *m = R->m;
+  sn_run_state *st = &R->st;
+  const size_t es_bytes = dtype_bytes(m);
+  double v = monitored(&R->mon, rec);
+  bool better = isfinite(v) && (st->best_epoch == 0 || (R->mon.maximize ? v > st->best + es->min_delta
+                                                                        : v < st->best - es->min_delta));
+  if (better) {
+    st->best = v;
+    st->best_epoch = epoch;
+    st->wait = 0;
+    if (R->snapshot) {
+      memcpy(R->best_params, m->params, (size_t)m->param_count * es_bytes);
+      if (m->state_count > 0) memcpy(R->best_state, m->state, (size_t)m->state_count * es_bytes);
+      R->has_best = true;
+    }
+  } else if (++st->wait >= es->patience) { /* as Keras: patience epochs without improvement */
+    st->stopped = epoch < R->o->epochs;
+  }
+}
+
+/* Rank 0 after an epoch: the epoch line, the record files, curves.svg (at most every
+ * 2 s, and after the last epoch), the checkpoint. *last_svg: when curves.svg was
+ * last drawn. 0 or -1. */
+static int run_record_epoch(run *R, int epoch, const sn_epoch_record *rec, bool show_lr,
+                            double *last_svg, sn_error *err) {
+  sn_model *m = R->m;
+  const sn_train_opts *o = R->o;
+  if (!o->quiet && o->reporter && o->reporter->epoch)
+    o->reporter->epoch(o->reporter->ctx, m, o->epochs, rec, show_lr);
+  int local = (R->jsonl && sn_report_jsonl(R->jsonl, o->metrics_path, m, rec, err)) ||
+              (R->csv && sn_report_csv(R->csv, o->csv_path, m, rec, err));
+  if (!local && o->curves_path &&
+      (sn_now() - *last_svg > 2.0 || epoch == o->epochs || R->st.stopped)) {
+    local = sn_curves_svg(o->curves_path, o->title, R->recs, R->st.epochs_done, m->n_metrics,
+                          m->metric_names, o->early.enabled ? R->st.best_epoch : 0, err);
+    *last_svg = sn_now();
+  }
+  if (!local)
+    local = sn_train_checkpoint(m, o, R->train->n, &R->st, R->recs,
+                                R->has_best ? R->best_params : NULL, R->best_state, err);
+  return local;
+}
+
+/* Epochs done_before + 1 .. opts->epochs, or until early stopping ends the run. */
+static int run_epochs(run *R, int done_before, sn_error *err) {
+  const sn_train_opts *opts = R->o;
+  const sn_comm *C = R->C;
+  sn_model *m = R->m;
   const bool show_lr = opts->schedule.kind != SN_SCHED_CONSTANT;
   double last_svg = -1e300;
   bool drift_noted = false;
-  if (opts->resume && lead) {
-    char why[96] = "";
-    if (st.stopped) snprintf(why, sizeof why, ": early stopping had ended the run; nothing left to train");
-    else if (done_before >= opts->epochs) snprintf(why, sizeof why, ": all %d epochs are done", opts->epochs);
-    report_note(opts, "resuming after epoch %d (step %lld)%s", done_before, (long long)st.step, why);
-  }
-  for (int epoch = done_before + 1; epoch <= opts->epochs && !st.stopped; epoch++) {
+  for (int epoch = done_before + 1; epoch <= opts->epochs && !R->st.stopped; epoch++) {
     sn_epoch_record rec = {.epoch = epoch, .lr = opts->learning_rate};
-    if (train_epoch(m, train, opts, C, epoch, idx, &L, &st.step, &rec, err)) goto done;
+    if (train_epoch(m, R->train, opts, C, epoch, R->idx, &R->L, &R->st.step, &rec, err)) return -1;
     bool drifted = false;
-    if (C && sn_dist_resync(C, m, &drifted, err)) goto done;
-    if (drifted && lead && !drift_noted) {
+    if (C && sn_dist_resync(C, m, &drifted, err)) return -1;
+    if (drifted && R->lead && !drift_noted) {
       report_note(opts,
                   "note: the ranks' weights drifted apart in epoch %d (CPUs that round differently?); "
                   "rank 0's now hold on every rank, after each epoch",
@@ -531,101 +573,109 @@ int sn_train(sn_model *m, const sn_dataset *train, const sn_dataset *val, const 
     }
 
     double t0 = sn_now();
-    if (val) {
-      if (evaluate(m, val, &L, C, &rec.val, err)) goto done;
+    if (R->val) {
+      if (evaluate(m, R->val, &R->L, C, &rec.val, err)) return -1;
       rec.has_val = true;
     }
-    if (test) {
-      if (evaluate(m, test, &L, C, &rec.test, err)) goto done;
+    if (R->test) {
+      if (evaluate(m, R->test, &R->L, C, &rec.test, err)) return -1;
       rec.has_test = true;
     }
     rec.eval_seconds = sn_now() - t0;
-    recs[st.epochs_done++] = rec;
+    R->recs[R->st.epochs_done++] = rec;
 
-    if (es->enabled) {
-      double v = monitored(&mon, &rec);
-      bool better = isfinite(v) && (st.best_epoch == 0 || (mon.maximize ? v > st.best + es->min_delta
-                                                                       : v < st.best - es->min_delta));
-      if (better) {
-        st.best = v;
-        st.best_epoch = epoch;
-        st.wait = 0;
-        if (snapshot) {
-          memcpy(best_params, m->params, (size_t)m->param_count * es_bytes);
-          if (m->state_count > 0) memcpy(best_state, m->state, (size_t)m->state_count * es_bytes);
-          has_best = true;
-        }
-      } else if (++st.wait >= es->patience) { /* as Keras: patience epochs without improvement */
-        st.stopped = epoch < opts->epochs;
-      }
-    }
-
-    if (lead) {
-      if (!opts->quiet && opts->reporter && opts->reporter->epoch)
-        opts->reporter->epoch(opts->reporter->ctx, m, opts->epochs, &rec, show_lr);
-      local = (jsonl && sn_report_jsonl(jsonl, opts->metrics_path, m, &rec, err)) ||
-              (csv && sn_report_csv(csv, opts->csv_path, m, &rec, err));
-      if (!local && opts->curves_path &&
-          (sn_now() - last_svg > 2.0 || epoch == opts->epochs || st.stopped)) {
-        local = sn_curves_svg(opts->curves_path, opts->title, recs, st.epochs_done, m->n_metrics,
-                              m->metric_names, es->enabled ? st.best_epoch : 0, err);
-        last_svg = sn_now();
-      }
-      if (!local)
-        local = sn_train_checkpoint(m, opts, train->n, &st, recs, has_best ? best_params : NULL,
-                                 best_state, err);
-    }
-    if (sn_dist_agree(C, local, err)) goto done;
+    if (opts->early.enabled) early_update(R, epoch, &rec);
+    int local = R->lead ? run_record_epoch(R, epoch, &rec, show_lr, &last_svg, err) : 0;
+    if (sn_dist_agree(C, local, err)) return -1;
     if (opts->on_epoch) opts->on_epoch(&rec, opts->on_epoch_ctx);
   }
+  return 0;
+}
 
+/* After the epochs: early stopping's best weights restored (and checkpointed), its
+ * note, and opts->result. 0 or -1. */
+static int run_finish(run *R, int done_before, sn_error *err) {
+  const sn_train_opts *opts = R->o;
+  const sn_early_stopping *es = &opts->early;
+  sn_model *m = R->m;
+  sn_run_state *st = &R->st;
+  const size_t es_bytes = dtype_bytes(m);
   bool restored = false;
-  if (snapshot && has_best && st.best_epoch > 0 && st.best_epoch != st.epochs_done &&
-      st.epochs_done > done_before) {
-    memcpy(m->params, best_params, (size_t)m->param_count * es_bytes);
-    if (m->state_count > 0) memcpy(m->state, best_state, (size_t)m->state_count * es_bytes);
+  if (R->snapshot && R->has_best && st->best_epoch > 0 && st->best_epoch != st->epochs_done &&
+      st->epochs_done > done_before) {
+    memcpy(m->params, R->best_params, (size_t)m->param_count * es_bytes);
+    if (m->state_count > 0) memcpy(m->state, R->best_state, (size_t)m->state_count * es_bytes);
     restored = true;
     /* the checkpoint holds the weights the run ends with */
-    local = lead ? sn_train_checkpoint(m, opts, train->n, &st, recs, best_params, best_state, err) : 0;
-    if (sn_dist_agree(C, local, err)) goto done;
+    int local = R->lead ? sn_train_checkpoint(m, opts, R->train->n, st, R->recs, R->best_params,
+                                              R->best_state, err)
+                        : 0;
+    if (sn_dist_agree(R->C, local, err)) return -1;
   }
-  if (lead && es->enabled && st.best_epoch > 0 && st.epochs_done > done_before) {
+  if (R->lead && es->enabled && st->best_epoch > 0 && st->epochs_done > done_before) {
     const char *name = es->monitor[0] ? es->monitor : "val_loss";
     char how[160], kept[80] = "";
-    if (st.stopped)
-      snprintf(how, sizeof how, "%s did not improve for %d epoch%s; stopped after epoch %d of %d", name, st.wait,
-               st.wait == 1 ? "" : "s", st.epochs_done, opts->epochs);
+    if (st->stopped)
+      snprintf(how, sizeof how, "%s did not improve for %d epoch%s; stopped after epoch %d of %d", name,
+               st->wait, st->wait == 1 ? "" : "s", st->epochs_done, opts->epochs);
     else
-      snprintf(how, sizeof how, "ran all %d epochs", st.epochs_done);
-    if (restored) snprintf(kept, sizeof kept, "; restored the weights of epoch %d", st.best_epoch);
-    else if (snapshot) snprintf(kept, sizeof kept, "; kept the last weights (they are the best)");
-    report_note(opts, "early stopping: %s; best %s %.4f at epoch %d%s", how, name, st.best, st.best_epoch, kept);
+      snprintf(how, sizeof how, "ran all %d epochs", st->epochs_done);
+    if (restored) snprintf(kept, sizeof kept, "; restored the weights of epoch %d", st->best_epoch);
+    else if (R->snapshot) snprintf(kept, sizeof kept, "; kept the last weights (they are the best)");
+    report_note(opts, "early stopping: %s; best %s %.4f at epoch %d%s", how, name, st->best,
+                st->best_epoch, kept);
   }
   if (opts->result) {
-    opts->result->epochs_run = st.epochs_done;
-    opts->result->stopped_early = st.stopped;
-    opts->result->best_epoch = st.best_epoch;
-    opts->result->best_value = st.best_epoch > 0 ? st.best : NAN;
+    opts->result->epochs_run = st->epochs_done;
+    opts->result->stopped_early = st->stopped;
+    opts->result->best_epoch = st->best_epoch;
+    opts->result->best_value = st->best_epoch > 0 ? st->best : NAN;
     opts->result->restored = restored;
   }
-  rc = 0;
+  return 0;
+}
 
-done:
-  if (rc && lead && opts->curves_path && recs && recs[0].epoch > 0) { /* what finished, for a look */
+/* The end of a run, finished or not (rc): curves.svg of what finished when it
+ * failed, the record files closed (a failed close fails the run), the buffers freed. */
+static int run_close(run *R, int rc, sn_error *err) {
+  const sn_train_opts *opts = R->o;
+  sn_model *m = R->m;
+  if (rc && R->lead && opts->curves_path && R->recs && R->recs[0].epoch > 0) { /* what finished, for a look */
     sn_error ignored;
     int n = 0;
-    while (n < recs_cap && recs[n].epoch > 0) n++;
-    sn_curves_svg(opts->curves_path, opts->title, recs, n, m->n_metrics, m->metric_names, 0,
+    while (n < R->recs_cap && R->recs[n].epoch > 0) n++;
+    sn_curves_svg(opts->curves_path, opts->title, R->recs, n, m->n_metrics, m->metric_names, 0,
                   &ignored);
   }
-  if (jsonl && fclose(jsonl) != 0 && rc == 0)
+  if (R->jsonl && fclose(R->jsonl) != 0 && rc == 0)
     rc = sn_fail(err, "cannot write %s: %s", opts->metrics_path, strerror(errno));
-  if (csv && fclose(csv) != 0 && rc == 0)
+  if (R->csv && fclose(R->csv) != 0 && rc == 0)
     rc = sn_fail(err, "cannot write %s: %s", opts->csv_path, strerror(errno));
-  if (have_loader) sn_loader_free(&L);
-  free(idx);
-  free(best_params);
-  free(best_state);
-  free(recs);
+  if (R->have_loader) sn_loader_free(&R->L);
+  free(R->idx);
+  free(R->best_params);
+  free(R->best_state);
+  free(R->recs);
   return rc;
+}
+
+int sn_train(sn_model *m, const sn_dataset *train, const sn_dataset *val, const sn_dataset *test,
+             const sn_train_opts *opts, sn_error *err) {
+  if (opts->result) memset(opts->result, 0, sizeof *opts->result);
+  const sn_comm *C = opts->comm && opts->comm->size > 1 ? opts->comm : NULL;
+  run R = {.m = m, .train = train, .val = val, .test = test, .o = opts, .C = C,
+           .lead = !C || C->rank == 0, .snapshot = opts->early.enabled && opts->early.restore_best,
+           .recs_cap = opts->epochs + 1, .st = {.best = NAN}};
+  /* Everything that can fail on one rank alone comes first; then the ranks agree. */
+  int rc = -1;
+  if (sn_dist_agree(C, run_prepare(&R, err), err) || run_open(&R, err)) return run_close(&R, rc, err);
+  const int done_before = R.st.epochs_done;
+  if (opts->resume && R.lead) {
+    char why[96] = "";
+    if (R.st.stopped) snprintf(why, sizeof why, ": early stopping had ended the run; nothing left to train");
+    else if (done_before >= opts->epochs) snprintf(why, sizeof why, ": all %d epochs are done", opts->epochs);
+    report_note(opts, "resuming after epoch %d (step %lld)%s", done_before, (long long)R.st.step, why);
+  }
+  if (!run_epochs(&R, done_before, err) && !run_finish(&R, done_before, err)) rc = 0;
+  return run_close(&R, rc, err);
 }

@@ -24,6 +24,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -441,7 +442,8 @@ typedef struct sn_early_stopping {
 } sn_early_stopping;
 
 /* What sn_train says while it runs goes through the caller's functions: the library
- * prints nothing itself. sn_terminal_reporter() prints what `specnet train` shows. */
+ * prints nothing itself. sn_terminal_reporter() (specnet/terminal.h, outside this
+ * library) prints what `specnet train` shows. */
 typedef struct sn_batch_progress {
   int epoch, epochs;
   int64_t batch, batches;     /* batches done, of the epoch's */
@@ -463,10 +465,6 @@ typedef struct sn_reporter {
   void (*note)(void *ctx, const char *line);
   void *ctx;
 } sn_reporter;
-
-/* The progress line on stderr (a terminal's), the epoch summaries and notes on
- * stdout, as `specnet train` and training binaries print them. */
-const sn_reporter *sn_terminal_reporter(void);
 
 typedef struct sn_train_opts {
   int epochs;
@@ -536,6 +534,10 @@ int sn_train(sn_model *m, const sn_dataset *train, const sn_dataset *val,
  * solid, test dashed; best_epoch > 0 draws a marker line there. Atomic write. */
 int sn_curves_svg(const char *path, const char *title, const sn_epoch_record *recs, int n,
                   int n_metrics, const char *const *metric_names, int best_epoch, sn_error *err);
+
+/* s as XML (SVG, HTML) text: < > & " as entities, other control characters dropped
+ * (line breaks and tabs kept with keep_space). */
+void sn_xml_text(FILE *f, const char *s, bool keep_space);
 
 /* ---------------------------------------------------------------------------
  * A run's data (data_prepare.c): the pipeline `specnet train` and training
