@@ -165,7 +165,7 @@ static const cmd_help commands[] = {
     {"generate",
      "generate SPEC --weights FILE [--prompt TEXT] [--tokens N] [--temperature F]\n"
      "                       [--top-k K] [--seed S] [--set KEY=VALUE]... [--threads N]\n"
-     "                       [--dtype f32|f64] [--no-cache]",
+     "                       [--dtype f32|f64] [--no-cache] [--no-kv-cache]",
      "generate SPEC --weights FILE",
      "text from a trained language model, token by token",
      "Compiles SPEC (a language model: data.train a text source with mode: lm),\n"
@@ -173,7 +173,11 @@ static const cmd_help commands[] = {
      "last `context` tokens and draws the next one, printed as soon as it is drawn.\n"
      "The prompt is tokenized as the training text was (bytes, or the run's\n"
      "vocab.json beside --weights for chars); a character the model does not know\n"
-     "is an error. Temperature 0 always takes the likeliest token.",
+     "is an error. Temperature 0 always takes the likeliest token. A transformer\n"
+     "(embedding, position_embedding, layer_norm, dense, causal attention, joins,\n"
+     "activations; f32) runs one position per token, with each attention layer's\n"
+     "keys and values cached, until the text passes the window; the text is the\n"
+     "same as with a full forward pass per token (--no-kv-cache).",
      {{"--weights FILE", "required", "the safetensors weights of the trained model"},
       {"--prompt TEXT", "a line break", "the text to continue (printed first)"},
       {"--tokens N", "200", "tokens to generate, 0 to 100000000"},
@@ -183,7 +187,8 @@ static const cmd_help commands[] = {
       OPT_SET,
       OPT_THREADS,
       OPT_DTYPE(""),
-      OPT_NO_CACHE},
+      OPT_NO_CACHE,
+      {"--no-kv-cache", "off", "a full forward pass over the window per token"}},
      {"specnet generate specs/char_transformer.yaml --weights runs/char_transformer/model.safetensors \\\n"
       "      --prompt 'The ' --tokens 300 --temperature 0.8 --top-k 20",
       "specnet generate spec.yaml --weights model.safetensors --temperature 0"}},
