@@ -458,6 +458,12 @@ int sn_build_aot(const sn_spec *spec, const sn_model *w, const sn_aot_opts *o, s
                                     (spec->loss == SN_LOSS_SPARSE_CCE || spec->loss == SN_LOSS_CCE)};
   for (int i = 0; i < spec->input_rank; i++) info.input_shape[i] = spec->input_shape[i];
   if (!o->lib) blob(&a, "sn_aot_info_v1", &info, sizeof info, false);
+  if (!o->lib && info.lm) { /* --generate's key/value cache, where the model allows it */
+    sn_decoder *dec = malloc(sizeof *dec);
+    if (!dec) abort();
+    if (!sn_decoder_plan(spec, w, dec, msg, sizeof msg)) blob(&a, "sn_aot_decoder_v1", dec, sizeof *dec, false);
+    free(dec);
+  }
   /* entry points; only what they reach stays */
   if (o->train) {
     sn_aot_train *t = calloc(1, sizeof *t);
