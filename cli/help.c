@@ -321,6 +321,7 @@ void print_help(FILE *out) {
                "  --temperature F    generate: 0 the likeliest token, else sampling (default 1)\n"
                "  --top-k K          generate: draw among the K likeliest tokens\n"
                "  --seed S           generate: the sampler's seed (default the spec's)\n"
+               "  --no-kv-cache      generate: a full forward pass per token (no key/value cache)\n"
                "  -o PATH            build: the executable, or with --lib the folder;\n"
                "                     report, compare: the HTML page to write\n"
                "  --lib              build: a header and a static library, not an executable\n"
