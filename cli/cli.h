@@ -36,6 +36,7 @@ typedef struct opts {
   bool train;              /* build: a training binary */
   bool profile;            /* train/eval: time per kernel, printed at the end */
   bool no_cache;           /* always run LLVM (no compile cache) */
+  bool no_kv_cache;        /* generate: a full forward pass per token */
   sn_dtype_rt dtype;
   bool quiet, verbose;
   const char *resume;      /* train: continue the run saved in this folder */

@@ -6,7 +6,9 @@
  * run's vocab.json beside --weights, else the training text's table). The model
  * runs on windows of `context` ids (runtime/generate.c: the text at the start of the
  * window, then sliding); each token is printed as soon as it is drawn. The prompt
- * is printed first, so the output reads as one text. */
+ * is printed first, so the output reads as one text. A model the key/value cache
+ * can run (sn_decoder_plan) computes one position per token while the text fits
+ * the window; --no-kv-cache runs the full window every token. */
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -48,7 +50,7 @@ typedef struct text_job {
 } text_job;
 
 /* The job's prompt and tokens on out, each token as soon as it is drawn. */
-static int write_text(const sn_spec *s, sn_model *m, const sn_vocab *t, const text_job *job, FILE *out) {
+static int write_text(const sn_spec *s, sn_model *m, const sn_vocab *t, const text_job *job, bool kv, FILE *out) {
   const int64_t V = m->classes > 0 ? m->classes : m->output_elems, T = m->input_elems;
   if (T * V != m->output_elems)
     return usage_error("generate needs a model whose output is one score per token at every position "
@@ -57,6 +59,9 @@ static int write_text(const sn_spec *s, sn_model *m, const sn_vocab *t, const te
   sn_generator g = {.predict = m->predict, .context = T, .vocab = V, .f64 = m->dtype == SN_RT_F64,
                     .probs = sn_spec_softmax_output(s)};
   g.args = (sn_step_args){.params = m->params, .state = m->state, .arena = m->arena, .step = 1, .seed = s->seed};
+  static sn_decoder dec; /* large: not on the stack */
+  char why[256];
+  if (kv && !sn_decoder_plan(s, m, &dec, why, sizeof why)) g.dec = &dec;
   sn_error err = {0};
   if (sn_generator_init(&g, &err)) {
     fprintf(stderr, "specnet: error: %s\n", err.msg);
@@ -98,7 +103,7 @@ int write_generations(const sn_spec *s, sn_model *m, const sn_dataset *train, co
   for (uint64_t k = 1; k <= GENERATIONS && !rc; k++) {
     text_job job = {.prompt = "", .tokens = 200, .sampler = {.temperature = 0.8, .top_k = 40, .seed = k}};
     if (k > 1) fputc('\n', f); /* one sample per paragraph */
-    rc = write_text(s, m, &t, &job, f);
+    rc = write_text(s, m, &t, &job, true, f);
   }
   return fclose(f) || rc ? -1 : 0;
 }
@@ -126,7 +131,7 @@ int cmd_generate(const opts *o) {
                   .tokens = o->tokens_set ? o->tokens : 200,
                   .sampler = {.temperature = o->temperature_set ? o->temperature : 1.0, .top_k = o->top_k,
                               .seed = o->seed_set ? o->seed : S.spec->seed}};
-  if (!rc) rc = write_text(S.spec, S.m, &t, &job, stdout);
+  if (!rc) rc = write_text(S.spec, S.m, &t, &job, !o->no_kv_cache, stdout);
   free(owned);
   sn_dataset_free(&train);
   session_free(&S);

@@ -165,7 +165,7 @@ static const cmd_help commands[] = {
     {"generate",
      "generate SPEC --weights FILE [--prompt TEXT] [--tokens N] [--temperature F]\n"
      "                       [--top-k K] [--seed S] [--set KEY=VALUE]... [--threads N]\n"
-     "                       [--dtype f32|f64] [--no-cache]",
+     "                       [--dtype f32|f64] [--no-cache] [--no-kv-cache]",
      "generate SPEC --weights FILE",
      "text from a trained language model, token by token",
      "Compiles SPEC (a language model: data.train a text source with mode: lm),\n"
@@ -173,7 +173,11 @@ static const cmd_help commands[] = {
      "last `context` tokens and draws the next one, printed as soon as it is drawn.\n"
      "The prompt is tokenized as the training text was (bytes, or the run's\n"
      "vocab.json beside --weights for chars); a character the model does not know\n"
-     "is an error. Temperature 0 always takes the likeliest token.",
+     "is an error. Temperature 0 always takes the likeliest token. A transformer\n"
+     "(embedding, position_embedding, layer_norm, dense, causal attention, joins,\n"
+     "activations; f32) runs one position per token, with each attention layer's\n"
+     "keys and values cached, until the text passes the window; the text is the\n"
+     "same as with a full forward pass per token (--no-kv-cache).",
      {OPT_WEIGHTS,
       {"--prompt TEXT", "a line break", "the text to continue (printed first)"},
       {"--tokens N", "200", "tokens to generate, 0 to 100000000"},
@@ -181,7 +185,8 @@ static const cmd_help commands[] = {
       {"--top-k K", "0 (all)", "draw among the K likeliest tokens only"},
       {"--seed S", "the spec's seed", "the sampler's seed: the same seed, the same text"},
       OPT_MODEL,
-      OPT_NO_CACHE},
+      OPT_NO_CACHE,
+      {"--no-kv-cache", "off", "a full forward pass over the window per token"}},
      {"specnet generate specs/char_transformer.yaml --weights runs/char_transformer/model.safetensors \\\n"
       "      --prompt 'The ' --tokens 300 --temperature 0.8 --top-k 20",
       "specnet generate spec.yaml --weights model.safetensors --temperature 0"}},
@@ -314,6 +319,7 @@ void print_help(FILE *out) {
                "  --temperature F    generate: 0 the likeliest token, else sampling (default 1)\n"
                "  --top-k K          generate: draw among the K likeliest tokens\n"
                "  --seed S           generate: the sampler's seed (default the spec's)\n"
+               "  --no-kv-cache      generate: a full forward pass per token (no key/value cache)\n"
                "  -o PATH            build: the executable, or with --lib the folder;\n"
                "                     report, compare: the HTML page to write\n"
                "  --lib              build: a header and a static library, not an executable\n"

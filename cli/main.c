@@ -32,7 +32,7 @@ static const char *const known_options[] = {
     "--split", "--help",   "--verbose", "--junit",        "--jobs",  "--input",   "--output",
     "--probs", "--cpu",    "--lib",     "--weights-file", "-o",      "--profile", "--no-cache",
     "--train", "--resume", "--epochs",  "--batch-size",   "--lr", "--report", "--prompt", "--tokens",
-    "--temperature", "--top-k", "--seed"};
+    "--temperature", "--top-k", "--seed", "--no-kv-cache"};
 
 /* The options each command takes (docs/cli.md); any other known option is a usage
  * error naming the command, not silently ignored. */
@@ -47,7 +47,7 @@ static const struct {
     {"predict", " --weights --input --output --probs --set --threads --dtype --profile --no-cache "
                 "--quiet --cpu "},
     {"generate", " --weights --prompt --tokens --temperature --top-k --seed --set --threads --dtype --no-cache "
-                 "--cpu "},
+                 "--no-kv-cache --cpu "},
     {"emit", " --what --set --dtype --cpu "},
     {"test", " --set --jobs --junit --verbose --threads --cpu "},
     {"build", " --weights -o --lib --weights-file --train --cpu --set --dtype --no-cache --quiet "},
@@ -121,6 +121,7 @@ static int parse_opts(const char *cmd, int argc, char **argv, opts *o) {
     bool takes = (strcmp(a, "--quiet") && strcmp(a, "--verbose") && strcmp(a, "--probs") &&
                   strcmp(a, "--lib") && strcmp(a, "--weights-file") && strcmp(a, "--profile") &&
                   strcmp(a, "--no-cache") && strcmp(a, "--train") && strcmp(a, "--report") &&
+                  strcmp(a, "--no-kv-cache") &&
                   !strncmp(a, "--", 2)) ||
                  !strcmp(a, "-o");
     if (takes && known_option(a)) { /* an unknown one gets its hint below */
@@ -133,6 +134,7 @@ static int parse_opts(const char *cmd, int argc, char **argv, opts *o) {
     else if (!strcmp(a, "--weights-file")) o->weights_file = true;
     else if (!strcmp(a, "--profile")) o->profile = true;
     else if (!strcmp(a, "--no-cache")) o->no_cache = true;
+    else if (!strcmp(a, "--no-kv-cache")) o->no_kv_cache = true;
     else if (!strcmp(a, "--train")) o->train = true;
     else if (!strcmp(a, "--report")) o->report = true;
     else if (!strcmp(a, "--weights")) o->weights = val;

@@ -436,6 +436,13 @@ static void emit_data(aot *a, const sn_spec *spec, const sn_model *w, const sn_a
                                     (spec->loss == SN_LOSS_SPARSE_CCE || spec->loss == SN_LOSS_CCE)};
   for (int i = 0; i < spec->input_rank; i++) info.input_shape[i] = spec->input_shape[i];
   if (!o->lib) blob(a, "sn_aot_info_v1", &info, sizeof info, false);
+  if (!o->lib && info.lm) { /* --generate's key/value cache, where the model allows it */
+    sn_decoder *dec = malloc(sizeof *dec);
+    if (!dec) abort();
+    char why[256];
+    if (!sn_decoder_plan(spec, w, dec, why, sizeof why)) blob(a, "sn_aot_decoder_v1", dec, sizeof *dec, false);
+    free(dec);
+  }
 }
 
 /* A training binary's sn_aot_train_v1: the model's layout without its buffers and

@@ -20,6 +20,7 @@ static int usage(const char *self) {
           "  FILE: IDX (raw or .gz), .npy, or .csv (every column a feature; a header row is skipped)\n"
           "  writes one line per sample: the class index, or the output values (--probs: all outputs)\n"
           "       %s --generate [--prompt TEXT] [--tokens N] [--temperature F] [--top-k K] [--seed S]\n"
+          "                 [--no-kv-cache]\n"
           "  a language model: continues TEXT, token by token (as specnet generate)\n",
           self, self);
   return 2;
@@ -142,8 +143,11 @@ static long long count_arg(const char *self, const char *opt, const char *val, u
   return (long long)n;
 }
 
+extern const sn_decoder sn_aot_decoder_v1 __attribute__((weak));
+
 /* --generate: a text language model continues --prompt (runtime/generate.c), with
- * the buffers allocated once. */
+ * the buffers allocated once; through the key/value cache where the model has a
+ * decoder, unless --no-kv-cache. */
 static int generate_main(int argc, char **argv) {
   const sn_aot_info *info = &sn_aot_info_v1;
   if (!info->lm) {
@@ -154,9 +158,14 @@ static int generate_main(int argc, char **argv) {
   const char *prompt = "";
   long long tokens = 200, top_k = 0, seed = info->seed;
   double temperature = 1.0;
+  const sn_decoder *dec = &sn_aot_decoder_v1;
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
     if (!strcmp(a, "--generate")) continue;
+    if (!strcmp(a, "--no-kv-cache")) {
+      dec = NULL;
+      continue;
+    }
     if (!strcmp(a, "--threads") && v) {
       sn_set_threads(atoi(v));
     } else if (!strcmp(a, "--prompt") && v) {
@@ -184,7 +193,7 @@ static int generate_main(int argc, char **argv) {
   if (!arena) abort();
   const int64_t V = info->classes > 0 ? info->classes : info->output_elems;
   sn_generator g = {.predict = sn_predict, .context = info->input_elems, .vocab = V,
-                    .f64 = info->dtype == SN_RT_F64, .probs = info->output_probs != 0};
+                    .f64 = info->dtype == SN_RT_F64, .probs = info->output_probs != 0, .dec = dec};
   g.args = (sn_step_args){.params = (void *)sn_aot_params, .state = (void *)sn_aot_state, .arena = arena, .step = 1};
   sn_vocab voc = {.chars = info->n_chars ? sn_aot_chars : NULL, .n_chars = (int)info->n_chars};
   sn_error err = {0};

@@ -8,6 +8,9 @@
 #   - --top-k 1 at temperature 1 is greedy; with two equally likely successors and
 #     --top-k 2 every step is one of them and both occur; the same seed gives the
 #     same text, another seed another; the AOT executable gives the CLI's text;
+#   - the key/value cache (the default where the model allows it; the bigram and a
+#     small causal transformer) gives the text of a full forward pass per token
+#     (--no-kv-cache), in the CLI and the executable, past the window too;
 #   - errors: a prompt character outside a chars vocabulary (exit 2, named), a spec
 #     that is not a language model (exit 1), a negative temperature (exit 2).
 set -uo pipefail
@@ -81,6 +84,45 @@ check "the AOT executable's --generate gives the CLI's text (same seed)" \
   cmp -s "$tmp/s1.txt" <("$tmp/shift_exe" --generate --prompt a --tokens 300 --top-k 2 --seed 1)
 check "the AOT executable: greedy too" \
   test "$("$tmp/shift_exe" --generate --prompt abc --tokens 5 --temperature 0 2>&1)" = "abcdefgh"
+
+# the key/value cache (the default where the model allows it) against a full
+# forward pass per token (--no-kv-cache): the same text, past the window too
+gen --weights "$tmp/two.safetensors" --prompt a --tokens 300 --top-k 2 --seed 1 --no-kv-cache >"$tmp/s1full.txt"
+check "bigram: --no-kv-cache gives the cached path's text" cmp -s "$tmp/s1.txt" "$tmp/s1full.txt"
+cat >"$tmp/tiny_gpt.yaml" <<EOF
+specnet: 1
+name: tiny_gpt
+seed: 5
+data:
+  train: {format: text, path: $tmp/abc.txt, tokenizer: bytes, mode: lm, context: 8, windows: 64}
+model:
+  input: [8]
+  layers:
+    - {name: tok, embedding: {vocab: 256, dim: 16}}
+    - {name: x0, position_embedding: {}}
+    - {name: ln1, layer_norm: {}}
+    - {name: att, attention: {heads: 2, causal: true}}
+    - {name: mid, add: {}, inputs: [x0, att]}
+    - {name: up, dense: {units: 32, activation: gelu_tanh}}
+    - {name: down, dense: {units: 16}}
+    - {name: out, add: {}, inputs: [mid, down]}
+    - {name: head, dense: {units: 256, activation: softmax}}
+train:
+  loss: sparse_categorical_crossentropy
+  epochs: 1
+EOF
+"$specnet" train "$tmp/tiny_gpt.yaml" --out "$tmp/gpt" --quiet
+"$specnet" build "$tmp/tiny_gpt.yaml" --weights "$tmp/gpt/model.safetensors" -o "$tmp/gpt_exe" --quiet
+for seed in 1 2 3; do
+  opts=(--prompt ab --tokens 30 --temperature 0.9 --top-k 5 --seed $seed)
+  gpt=("$specnet" generate "$tmp/tiny_gpt.yaml" --weights "$tmp/gpt/model.safetensors" "${opts[@]}")
+  kv=$("${gpt[@]}")
+  check "transformer, seed $seed: the key/value cache gives the full pass's text" \
+    test -n "$kv" -a "$kv" = "$("${gpt[@]}" --no-kv-cache)"
+  check "transformer, seed $seed: the AOT executable gives it with and without the cache" bash -c \
+    'test "$1" = "$("$2" --generate "${@:3}")" && test "$1" = "$("$2" --generate "${@:3}" --no-kv-cache)"' \
+    _ "$kv" "$tmp/gpt_exe" "${opts[@]}"
+done
 
 # a chars vocabulary (a-z and the line break): '!' is not in it
 sed -e 's/tokenizer: bytes/tokenizer: chars/' -e 's/vocab: 256/vocab: 27/' -e 's/units: 256/units: 27/' \

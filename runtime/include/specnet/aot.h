@@ -45,6 +45,10 @@ extern const double sn_aot_post_a[], sn_aot_post_b[];
 extern const char sn_aot_class_names[];
 /* The code points of the chars tokenizer's ids (n_chars, sorted; lm only). */
 extern const uint32_t sn_aot_chars[];
+/* The incremental decoder of a language model (the key/value cache of
+ * --generate): defined only where the model is one it runs, so declared weak by
+ * the main (a null address: a full forward pass per token). */
+extern const sn_decoder sn_aot_decoder_v1;
 void sn_predict(const sn_step_args *args);
 
 /* A training binary (`specnet build --train`) also defines the other step
