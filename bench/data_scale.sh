@@ -11,6 +11,7 @@
 #   bench/data_scale.sh                  # build/cli/specnet, 10 copies, batch 32
 #   SPECNET=path COPIES=10 BATCH=32 THREADS=2 KEEP=1 PYTHON=/usr/bin/python3 bench/data_scale.sh
 #   HDF5=0 CHUNK=1024 bench/data_scale.sh  # no HDF5 run; chunk size of the HDF5 file
+#   ROUNDS=3 bench/data_scale.sh         # NPY and HDF5 trained 3 times in turn (median)
 #   SHARDS=10 bench/data_scale.sh        # 10 NPY shards of COPIES copies each (6M
 #                                        # samples, 4.7 GB; x: x-*.npy), stored only
 #
@@ -112,6 +113,13 @@ run() {
 [ "$SHARDS" = 1 ] && read -r mem_rss mem_sps < <(run memory SPECNET_DATA_IN_MEMORY=1)
 read -r map_rss map_sps < <(run stored)
 [ "$HDF5" = 1 ] && read -r h5_rss h5_sps < <(run hdf5 "" _hdf5)
+# HDF5 against NPY under a changing load: ROUNDS more pairs, NPY and HDF5 in turn
+pairs=""
+for ((r = 2; r <= ${ROUNDS:-1}; r++)); do
+  read -r _ s1 < <(run "stored-$r")
+  read -r _ s2 < <(run "hdf5-$r" "" _hdf5)
+  pairs+=" $s1/$s2"
+done
 disk=$(du -sm "$work" | cut -f1)
 samples=$((COPIES * SHARDS * 60000))
 echo "data_scale: $samples uint8 samples of 28x28 in $SHARDS file(s), one epoch of the seed MLP, batch $BATCH, $THREADS threads"
@@ -121,4 +129,10 @@ printf '%-36s %14s %14s\n' "as stored (read per batch)" "$map_rss" "$map_sps"
 [ "$HDF5" = 1 ] && printf '%-36s %14s %14s\n' "HDF5, chunks of $CHUNK (read per batch)" "$h5_rss" "$h5_sps"
 [ "$SHARDS" = 1 ] && "$PYTHON" -c "print('as stored / in memory: %.0f %% of the samples/s, %.0f %% of the RSS' % (100 * $map_sps / $mem_sps, 100 * $map_rss / $mem_rss))"
 [ "$HDF5" = 1 ] && "$PYTHON" -c "print('HDF5 / NPY as stored: %.0f %% of the samples/s, %d MB peak RSS' % (100 * $h5_sps / $map_sps, $h5_rss))"
+[ -n "$pairs" ] && "$PYTHON" - "$map_sps/$h5_sps" $pairs <<'PY'
+import statistics, sys
+pairs = [tuple(map(int, p.split("/"))) for p in sys.argv[1:]]
+print("rounds (NPY/HDF5 samples/s):", " ".join("%d/%d" % p for p in pairs))
+print("HDF5 / NPY, median of %d rounds: %.0f %%" % (len(pairs), 100 * statistics.median(h / n for n, h in pairs)))
+PY
 echo "disk used: $disk MB in $work ($( [ "${KEEP:-0}" = 1 ] && echo kept || echo removed))"
