@@ -22,8 +22,8 @@
  *   chunks are decompressed through a chunk cache of CHUNK_CACHE bytes; unfiltered
  *   ones are read without one (libhdf5 then reads just the selection from the file).
  *
- * The two ways give the same bytes (the direct one is the faster: per-sample
- * H5Dread costs 15-30 us, pread about 1 us). libhdf5's own error printing is
+ * The two ways give the same bytes (the direct one is the faster: a shuffled
+ * one-sample H5Dread costs about 30 us, a pread a few). libhdf5's own error printing is
  * turned off on every thread that calls it; errors here say what went wrong and
  * list the datasets the file holds. */
 #include "data_store.h"
