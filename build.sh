@@ -19,7 +19,8 @@ cd "$(dirname "$0")"
 # make and libc6-dev are what cmake and gcc only recommend; we install without
 # recommends, so they are named here.
 PACKAGES=(cmake make pkg-config gcc libc6-dev libyaml-dev llvm-19-dev libopenblas-dev
-          zlib1g-dev dataset-fashion-mnist fortunes libopenmpi-dev openmpi-bin chromium)
+          zlib1g-dev libhdf5-dev python3-h5py dataset-fashion-mnist fortunes libopenmpi-dev
+          openmpi-bin chromium)
 
 usage() {
   sed -n '2,15s/^# \{0,1\}//p' "$0" >&2

@@ -80,8 +80,10 @@ int cmd_build(const opts *o) {
   /* a training binary reads its data wherever it is run from */
   sn_source *srcs[] = {&dc.train, &dc.test, &dc.validation};
   for (int i = 0; i < 3; i++) {
-    absolute_path(srcs[i]->images, sizeof srcs[i]->images);
-    absolute_path(srcs[i]->labels, sizeof srcs[i]->labels);
+    if (srcs[i]->kind != SN_SRC_HDF5) { /* hdf5: x and y name datasets, not files */
+      absolute_path(srcs[i]->images, sizeof srcs[i]->images);
+      absolute_path(srcs[i]->labels, sizeof srcs[i]->labels);
+    }
     absolute_path(srcs[i]->path, sizeof srcs[i]->path);
   }
   sn_aot_opts ao = {.out = o->out, .name = name, .cpu = sn_cpu_default(), .lib = o->lib,

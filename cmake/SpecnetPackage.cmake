@@ -2,7 +2,8 @@
 # install rules (cmake/SpecnetInstall.cmake), installed under /usr. The runtime
 # dependencies come from dpkg-shlibdeps (package dpkg-dev): libc6, libllvm19,
 # libopenblas0 (OpenBLAS's own shlibs file names that metapackage, which brings
-# one of its builds), libyaml-0-2, zlib1g, and libopenmpi3 with SPECNET_MPI
+# one of its builds), libyaml-0-2, zlib1g, libhdf5-103-1 (the specnet command reads
+# HDF5 data), and libopenmpi3 with SPECNET_MPI
 # (multi-process training under mpirun). What is needed only to build against
 # specnet's libraries is suggested, not required.
 set(CPACK_PACKAGE_NAME specnet)
@@ -34,7 +35,7 @@ else()
   # dpkg-shlibdeps says on Debian 12, and an ldconfig trigger.
   message(STATUS "dpkg-shlibdeps or file not found: the .deb gets a fixed Depends list")
   set(CPACK_DEBIAN_PACKAGE_DEPENDS
-      "libc6 (>= 2.34), libllvm19, libopenblas0 | libopenblas0-pthread, libyaml-0-2, zlib1g (>= 1:1.2.6)")
+      "libc6 (>= 2.34), libllvm19, libopenblas0 | libopenblas0-pthread, libyaml-0-2, zlib1g (>= 1:1.2.6), libhdf5-103-1")
   if(SPECNET_MPI)
     string(APPEND CPACK_DEBIAN_PACKAGE_DEPENDS ", libopenmpi3")
   endif()

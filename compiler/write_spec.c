@@ -254,6 +254,14 @@ static void source(FILE *out, const sn_source *s) {
     paths(out, s->labels);
     break;
   }
+  case SN_SRC_HDF5: /* x and y name datasets inside the file: not paths */
+    fputs("{format: hdf5, path: ", out);
+    path(out, s->path);
+    fputs(", x: ", out);
+    quoted(out, s->images);
+    fputs(", y: ", out);
+    quoted(out, s->labels);
+    break;
   case SN_SRC_CSV:
     fputs("{format: csv, path: ", out);
     paths(out, s->path);

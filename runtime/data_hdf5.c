@@ -18,12 +18,12 @@
  *   non-IEEE types, chunks that cut samples, external or virtual storage): H5Dread of
  *   a hyperslab of whole samples, libhdf5 converting the type. A read that does not
  *   cover whole samples (sn_dataset_get converts 2048 values at a time) is served
- *   from a block of rows read ahead. libhdf5 calls hold the reader's mutex. Filtered
+ *   from a block of rows read ahead. Reads hold one mutex (h5_mu). Filtered
  *   chunks are decompressed through a chunk cache of CHUNK_CACHE bytes; unfiltered
  *   ones are read without one (libhdf5 then reads just the selection from the file).
  *
- * The two ways give the same bytes (the direct one is the faster: per-sample
- * H5Dread costs 15-30 us, pread about 1 us). libhdf5's own error printing is
+ * The two ways give the same bytes (the direct one is the faster: a shuffled
+ * one-sample H5Dread costs about 30 us, a pread a few). libhdf5's own error printing is
  * turned off on every thread that calls it; errors here say what went wrong and
  * list the datasets the file holds. */
 #include "data_store.h"
@@ -219,8 +219,11 @@ static hid_t open_dataset(hid_t file, const char *path, const char *name, const 
 /* ---------------------------------------------------------------------------
  * The reader of a store part */
 
+/* Held by every read through libhdf5 (the readers' dataspaces and rows, and libhdf5
+ * itself, which a build without --enable-threadsafe needs). */
+static pthread_mutex_t h5_mu = PTHREAD_MUTEX_INITIALIZER;
+
 typedef struct h5_reader {
-  pthread_mutex_t mu; /* hyperslab reads: the dataspace and the rows below */
   hid_t file, dset, fspace, mtype;
   int rank;
   hsize_t dims[MAX_RANK];
@@ -241,7 +244,6 @@ static void reader_close(void *ctx) {
   if (r->dset >= 0) H5Dclose(r->dset);
   if (r->file >= 0) H5Fclose(r->file);
   if (r->fd >= 0) close(r->fd);
-  pthread_mutex_destroy(&r->mu);
   free(r->addr);
   free(r->rows);
   free(r);
@@ -270,7 +272,7 @@ static bool read_direct(h5_reader *r, int64_t at, int64_t bytes, char *buf) {
   return true;
 }
 
-/* Samples [first, first + count) into buf through libhdf5 (the mutex held). */
+/* Samples [first, first + count) into buf through libhdf5 (h5_mu held). */
 static bool read_rows(h5_reader *r, int64_t first, int64_t count, void *buf) {
   hsize_t start[MAX_RANK] = {0}, cnt[MAX_RANK];
   start[0] = (hsize_t)first;
@@ -286,7 +288,7 @@ static bool read_rows(h5_reader *r, int64_t first, int64_t count, void *buf) {
   return ok;
 }
 
-/* Bytes that cover part of a sample: from rows read ahead (the mutex held). */
+/* Bytes that cover part of a sample: from rows read ahead (h5_mu held). */
 static bool read_part(h5_reader *r, int64_t at, int64_t bytes, char *buf) {
   const int64_t sb = r->elems * r->size;
   const int64_t lo = at / sb, hi = (at + bytes + sb - 1) / sb; /* rows needed */
@@ -313,10 +315,10 @@ static bool reader_read(void *ctx, int64_t at, int64_t bytes, void *buf) {
   h5_reader *r = ctx;
   if (r->addr) return read_direct(r, at, bytes, buf);
   const int64_t sb = r->elems * r->size;
-  pthread_mutex_lock(&r->mu);
+  pthread_mutex_lock(&h5_mu);
   bool ok = at % sb == 0 && bytes % sb == 0 ? read_rows(r, at / sb, bytes / sb, buf)
                                             : read_part(r, at, bytes, buf);
-  pthread_mutex_unlock(&r->mu);
+  pthread_mutex_unlock(&h5_mu);
   return ok;
 }
 
@@ -416,7 +418,6 @@ static int x_dataset(hid_t file, const char *path, const char *name, sn_dataset 
   if (!r) return sn_fail(err, "%s: out of memory", path);
   r->file = r->fspace = r->mtype = H5I_INVALID_HID;
   r->fd = -1;
-  pthread_mutex_init(&r->mu, NULL);
   r->file = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT); /* the reader's own handle */
   hid_t dapl = H5Pcreate(H5P_DATASET_ACCESS), ftype = H5I_INVALID_HID;
   r->dset = r->file < 0 || dapl < 0 ? H5I_INVALID_HID

@@ -4,14 +4,15 @@
 # against numpy's values; then the same samples trained from an NPY file and from
 # HDF5 datasets (chunks read directly, gzip chunks through libhdf5) give bitwise the
 # same weights and metrics, with a validation split, standardize, and the loader
-# thread on and off; eval reads an HDF5 test source; predict reads FILE.h5 and
+# thread on and off; the run's resolved spec trains the same; eval reads an HDF5 test
+# source; predict reads FILE.h5 and
 # FILE.h5:/dataset.
 #   tests/test_data_hdf5.sh SPECNET TEST_DATA_HDF5
 # Needs /usr/bin/python3 with numpy and h5py (Debian python3-h5py): a failure, not a
 # skip, without them.
 set -uo pipefail
-specnet=$1
-ctest=$2
+specnet=$(realpath "$1")
+ctest=$(realpath "$2")
 py=/usr/bin/python3
 here=$(cd "$(dirname "$0")" && pwd)
 tmp=$(mktemp -d)
@@ -83,6 +84,15 @@ assert a[-1]["val_accuracy"] > 0.6, a  # it learned: the test is not vacuous
 PY
   done
 done
+
+# the run's resolved spec names the file absolutely and the datasets as written, and
+# trains the same weights from any folder
+(cd / && "$specnet" train "$tmp/direct-1/spec.resolved.yaml" --out "$tmp/resolved" --quiet --threads 2) ||
+  { echo "FAIL: train spec.resolved.yaml"; fail=1; }
+check "spec.resolved.yaml: the weights of the spec" \
+  cmp -s "$tmp/direct-1/model.safetensors" "$tmp/resolved/model.safetensors"
+check "spec.resolved.yaml: dataset names as written" \
+  grep -q 'x: "train/zipped", y: "train/labels"' "$tmp/zipped-1/spec.resolved.yaml"
 
 # eval with an HDF5 test source: the accuracy numpy computes from predict's classes
 sed 's|  validation: {split: 0.2}|  test: {format: hdf5, path: img.h5, x: /train/zipped, y: /train/labels, limit: 300}|' \

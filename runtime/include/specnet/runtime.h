@@ -225,8 +225,10 @@ int sn_dataset_npy(const sn_source *src, sn_dataset *out, sn_error *err);
  * (n, ...) (rank 2 to 5), src->labels y's, (n) labels or targets or (n, k) targets.
  * Types u8 i8 u16 i16 u32 i32 u64 i64, IEEE f16, f32, f64, any byte order. */
 int sn_dataset_hdf5(const sn_source *src, sn_dataset *out, sn_error *err);
-/* Lets sn_dataset_load read HDF5 sources (defined in specnet_hdf5; the specnet
- * command calls it; without it an HDF5 source is an error). */
+/* Lets sn_dataset_load read HDF5 sources (defined in specnet_hdf5, a library of the
+ * build tree that the specnet command and the tests link; it is not installed, so
+ * programs built against the installed runtime read no HDF5: an HDF5 source is an
+ * error there). */
 void sn_hdf5_enable(void);
 /* Reads one .npy array into f64: *ndim and shape[0..ndim) (ndim <= 8), *data holds
  * the product of the shape, malloc'd; *integer says the dtype was an integer type.
