@@ -28,7 +28,7 @@
 #include "cli.h"
 
 /* A header row: the first non-blank line has a cell that does not read as a number. */
-static bool csv_has_header(const char *path) {
+bool csv_has_header(const char *path) {
   FILE *f = fopen(path, "r");
   if (!f) return false; /* the loader reports it */
   char line[65536];

@@ -175,6 +175,58 @@ check "a changed source gets a new copy, the old one removed" \
 check "and trains the same" cmp -s "$tmp/idx/model.safetensors" "$tmp/idx-touched/model.safetensors"
 unset SPECNET_CACHE_DIR
 
+# specnet data: the numbers it prints for a spec (shards, labels) and bare files
+# (a float target file, a glob of shards), against NumPy's
+"$py" - "$tmp" <<'PY'
+import sys
+import numpy as np
+d = sys.argv[1]
+r = np.random.default_rng(9)
+np.save(d + "/t.npy", r.normal(2, 3, (700, 2)))
+PY
+sed 's/  validation: {split: 0.2}/  test: {format: npy, x: f64.npy, y: t.npy}/' "$tmp/list.yaml" > "$tmp/data.yaml"
+"$specnet" data "$tmp/data.yaml" "$tmp/img-*.npy" "$tmp/all.csv" > "$tmp/data.out" 2>&1 ||
+  { echo "FAIL: specnet data"; cat "$tmp/data.out"; fail=1; }
+check "specnet data prints the numbers NumPy gives" "$py" - "$tmp" <<'PY'
+import os, re, sys
+import numpy as np
+d = sys.argv[1]
+out = open(d + "/data.out").read()
+blocks = re.split(r"\n(?=\S)", out.strip())
+assert len(blocks) == 4, out
+def field(b, name):
+    m = re.search(r"^  %s +(.*)$" % name, b, re.M)
+    assert m, (name, b)
+    return m.group(1)
+img, y, f64, t = (np.load(d + f) for f in ("/img.npy", "/y.npy", "/f64.npy", "/t.npy"))
+train, test, glob_, csv = blocks
+size = lambda *fs: sum(os.path.getsize(d + "/" + f) for f in fs)
+assert field(train, "samples") == "700" and field(train, "sample shape") == "(6, 5)", train
+assert field(train, "stored as") == "uint8" and field(train, "files") == "3 shards", train
+xb, yb = size("img-0.npy", "img-1.npy", "img-2.npy"), size("y-0.npy", "y-1.npy", "y-2.npy")
+assert field(train, "bytes on disk") == "%d (samples %d, labels %d)" % (xb + yb, xb, yb), train
+assert field(train, "labels") == "0 to 2, 3 classes present", train
+assert field(train, "class counts") == " ".join("%d:%d" % (c, (y == c).sum()) for c in range(3)), train
+for i in range(3):
+    vals = field(train, "sample %d" % i).split()
+    s = img[i].ravel().astype(np.float64)
+    assert [float(v) for v in vals[:8]] == list(s[:8]), (vals, s[:8])
+    assert vals[8:] == ["...", "min", "%g" % s.min(), "max", "%g" % s.max(), "mean", vals[-1]], vals
+    assert abs(float(vals[-1]) - s.mean()) < 1e-4 * abs(s.mean()), (vals[-1], s.mean())
+assert field(test, "stored as") == "float64", test
+for c in range(2):
+    m, sd = (float(v) for v in field(test, "target %d" % c).split()[1::2])
+    assert abs(m - t[:, c].mean()) < 1e-5 and abs(sd - t[:, c].std()) < 1e-5, (m, sd)
+v = [float(x) for x in field(test, "sample 1").split()[:8]]
+assert np.allclose(v, f64[1].ravel()[:8].astype(np.float32), rtol=1e-6), v
+assert field(glob_, "files") == "3 shards" and field(glob_, "samples") == "700", glob_
+assert field(csv, "samples") == "300" and field(csv, "sample shape") == "(5)", csv
+assert field(csv, "stored as") == "float32 (read into memory)", csv
+PY
+"$specnet" data "$tmp/none.npy" > "$tmp/none.out" 2>&1
+check "specnet data on a missing file: exit 1" test $? = 1
+check "and an error naming it" grep -q "none.npy: cannot open" "$tmp/none.out"
+
 # predict on the stored file agrees with eval's accuracy on the training split
 "$specnet" predict "$tmp/img.yaml" --weights "$tmp/img-stored-1/model.safetensors" \
   --input "$tmp/img.npy" --output "$tmp/pred.csv" >/dev/null 2>&1 || { echo "FAIL: predict"; fail=1; }
