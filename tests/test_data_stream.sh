@@ -240,4 +240,54 @@ cls = np.array([int(r[-1]) for r in rows])  # one class per line, no header
 assert len(cls) == len(y), (len(cls), len(y))
 assert (cls == y).mean() > 0.6, (cls == y).mean()
 PY
+# predict writes its CSV a chunk of batches at a time (about 8 MB of outputs: 512
+# rows of 2048 outputs here, so 700 samples cross a chunk boundary): every row is
+# x W + b of the saved weights, computed here with NumPy
+"$py" - "$tmp" <<'PY'
+import sys
+import numpy as np
+d = sys.argv[1]
+np.save(d + "/t2048.npy", np.random.default_rng(3).normal(0, 1, (700, 2048)).astype(np.float32))
+PY
+cat > "$tmp/wide.yaml" <<YAML
+specnet: 1
+name: wide
+seed: 1
+data:
+  train: {format: npy, x: f64.npy, y: t2048.npy}
+model:
+  input: [6, 5]
+  layers:
+    - flatten
+    - dense: {units: 2048}
+train:
+  loss: mse
+  optimizer: {sgd: {learning_rate: 0.01}}
+  batch_size: 32
+  epochs: 1
+YAML
+"$specnet" train "$tmp/wide.yaml" --out "$tmp/wide" --quiet --threads 2 || { echo "FAIL: train wide"; fail=1; }
+"$specnet" predict "$tmp/wide.yaml" --weights "$tmp/wide/model.safetensors" --input "$tmp/f64.npy" \
+  --output "$tmp/wide.csv" --quiet --threads 2 || { echo "FAIL: predict wide"; fail=1; }
+check "predict in chunks: every row is x W + b (NumPy)" "$py" - "$tmp" <<'PY'
+import json, struct, sys
+import numpy as np
+d = sys.argv[1]
+raw = open(d + "/wide/model.safetensors", "rb").read()
+n = struct.unpack("<Q", raw[:8])[0]
+head = json.loads(raw[8:8 + n])
+def tensor(t):
+    a, b = head[t]["data_offsets"]
+    return np.frombuffer(raw[8 + n + a:8 + n + b], dtype=np.float32).reshape(head[t]["shape"])
+ts = [k for k in head if k != "__metadata__"]
+W = tensor(next(k for k in ts if len(head[k]["shape"]) == 2))
+b = tensor(next(k for k in ts if len(head[k]["shape"]) == 1))
+x = np.load(d + "/f64.npy").reshape(700, 30).astype(np.float32).astype(np.float64)
+want = x @ (W if W.shape == (30, 2048) else W.T).astype(np.float64) + b
+got = np.loadtxt(d + "/wide.csv", delimiter=",")
+assert got.shape == want.shape, (got.shape, want.shape)
+err = np.abs(got - want).max() / np.abs(want).max()
+assert err < 1e-5, err
+PY
+
 exit $fail
