@@ -56,6 +56,7 @@ struct sn_store {
   store_part *parts;
   int n_parts;
   atomic_int short_read; /* 1 + the part whose read came back short (it shrank), or 0 */
+  atomic_llong read_bytes; /* bytes of samples read: $SPECNET_DATA_STATS=1 reports them */
   /* in memory */
   uint8_t *bytes;
 };
@@ -73,6 +74,7 @@ static sn_store *store_new(const char *path, sn_stype t, int64_t elems) {
   s->t = t;
   s->elems = elems;
   atomic_init(&s->short_read, 0);
+  atomic_init(&s->read_bytes, 0);
   return s;
 }
 
@@ -141,6 +143,7 @@ static bool part_read(const store_part *p, int64_t at, int64_t bytes, char *buf)
 /* `bytes` bytes from byte `at` of the samples (across files) into buf; short: zeros,
  * and marked. */
 static void store_read(sn_store *s, int64_t at, int64_t bytes, void *buf) {
+  atomic_fetch_add_explicit(&s->read_bytes, (long long)bytes, memory_order_relaxed);
   if (s->bytes) {
     memcpy(buf, s->bytes + at, (size_t)bytes);
     return;
@@ -179,6 +182,12 @@ sn_store *sn_store_ref(sn_store *s) {
 
 void sn_store_unref(sn_store *s) {
   if (!s || --s->refs > 0) return;
+  const char *stats = getenv("SPECNET_DATA_STATS");
+  if (stats && !strcmp(stats, "1")) {
+    const long long sb = (long long)(s->elems * s->t.size), read = atomic_load(&s->read_bytes);
+    fprintf(stderr, "specnet: data: %s%s: read %lld samples (%lld bytes) of %lld\n", s->path,
+            s->n_parts > 1 ? " and its other shards" : "", read / sb, read, (long long)s->n);
+  }
   for (int i = 0; i < s->n_parts; i++) {
     close(s->parts[i].fd);
     free(s->parts[i].path);
