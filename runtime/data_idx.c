@@ -396,7 +396,8 @@ static int gz_to_raw(idx_reader *r, int fd, sn_error *err) {
   return rc;
 }
 
-/* Removes the files of stem other than keep: earlier versions of the source. */
+/* Removes the files of stem other than keep: copies of the source at another size
+ * or mtime. */
 static void cache_prune(const char *stem, const char *keep) {
   char pattern[4400];
   snprintf(pattern, sizeof pattern, "%s-*.idx", stem);

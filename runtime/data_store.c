@@ -1,11 +1,12 @@
 /* Samples as stored, and the one conversion from storage to a batch.
  *
- * A store is an NPY or raw IDX file read in place with pread (positioned reads, no
- * copy of the file in memory), or a gzip IDX held in memory as the u8 it
- * decompressed to (4x smaller than f32; a cache file is left for later). Nothing is
- * converted at load: sn_dataset_get converts the samples a batch needs, stored type
- * -> f32 (as earlier releases converted the whole file, so values agree bit for
- * bit) -> the set's preprocessing (sn_pre, in double) -> the model dtype. In-memory
+ * A store is a list of files (shards: NPY files, raw IDX files, the decompressed
+ * copy of a gzip IDX file in the cache folder) read in place with pread (positioned
+ * reads, no copy of the file in memory), or, when no cache file can be written, a
+ * gzip IDX held in memory as its u8 bytes. Nothing is converted at load:
+ * sn_dataset_get converts the samples a batch needs, stored type -> f32 (the
+ * conversion a set held in memory as f32 gets, so values agree bit for bit) -> the
+ * set's preprocessing (sn_pre, in double) -> the model dtype. In-memory
  * f32 sets (csv, synthetic, text) go through the same function, so a set forced
  * into memory ($SPECNET_DATA_IN_MEMORY=1) trains bitwise like the stored one.
  *
@@ -200,8 +201,8 @@ void sn_store_unref(sn_store *s) {
 /* ---------------------------------------------------------------------------
  * Conversion: stored -> f32 -> preprocessing -> model dtype */
 
-/* count values of type t at p (maybe unaligned) as f32, as earlier releases
- * converted them at load (64-bit integers through double). The switch is outside
+/* count values of type t at p (maybe unaligned) as f32 (64-bit integers through
+ * double). The switch is outside
  * the loops so that each loop is a tight one the compiler vectorizes. */
 static void load_f32(const uint8_t *p, sn_stype t, int64_t count, float *out) {
 #define LOAD(T, CONV)                                                                              \
@@ -325,8 +326,8 @@ sn_dataset sn_dataset_rows(const sn_dataset *ds, int64_t lo, int64_t hi) {
 /* ---------------------------------------------------------------------------
  * Preprocessing, composed into sn_pre: ((v * mul - sub) / div) then * c is
  * (v * mul*c - sub*c) / div; then (. - m) / s is (v * mul - (sub + m*div)) / (div*s).
- * From the identity, a scale alone or a normalize alone is exactly the arithmetic
- * earlier releases did on x. */
+ * From the identity, a scale alone or a normalize alone is exactly the arithmetic of
+ * that step applied to the f32 values themselves. */
 
 static int pre_init(sn_dataset *ds, sn_error *err) {
   sn_pre *p = &ds->pre;
