@@ -57,7 +57,7 @@ static void print_layout(const sn_source *src, const sn_dataset *ds, FILE *out) 
           ds->store ? "" : " (read into memory)");
   int64_t xb = 0, yb = 0;
   int shards = field_files(src->kind == SN_SRC_CSV ? src->path : src->images, &xb);
-  if (!shards) shards = sn_dataset_files(ds, &xb); /* a built-in set: the files it found */
+  if (!shards && src->kind == SN_SRC_BUILTIN) shards = field_files(ds->origin, &xb); /* found */
   field_files(src->kind == SN_SRC_CSV || src->no_labels ? "" : src->labels, &yb);
   if (shards) {
     fprintf(out, "  files          %d shard%s\n", shards, shards == 1 ? "" : "s");
