@@ -173,6 +173,23 @@ now=$(ls "$tmp/cache/data/"img-a.idx.gz-*.idx 2>/dev/null)
 check "a changed source gets a new copy, the old one removed" \
   test "$(echo "$now" | wc -w)" = 1 -a "$now" != "$cached" -a -z "$(ls "$tmp/cache/data/" | grep tmp)"
 check "and trains the same" cmp -s "$tmp/idx/model.safetensors" "$tmp/idx-touched/model.safetensors"
+# no cache folder to write: one gzip file is read into memory (the same weights),
+# gzip shards are an error naming the file; a corrupt gzip file leaves no copy
+SPECNET_CACHE_DIR=/proc/specnet-none "$specnet" train "$tmp/idx-shards.yaml" --out "$tmp/idx-nocache" \
+  --quiet --threads 2 2>"$tmp/nocache.err"
+check "gzip shards without a cache folder: an error naming the file" \
+  grep -q "img-a.idx.gz: cannot write its decompressed copy into the cache folder" "$tmp/nocache.err"
+sed 's/images: \[img-a.idx.gz, img-b.idx\], labels: \[lab-a.idx, lab-b.idx.gz\]/images: img.idx.gz, labels: lab.idx/' \
+  "$tmp/idx-shards.yaml" > "$tmp/idx-gz.yaml"
+gzip -c "$tmp/img.idx" > "$tmp/img.idx.gz"
+SPECNET_CACHE_DIR=/proc/specnet-none "$specnet" train "$tmp/idx-gz.yaml" --out "$tmp/idx-gz" --quiet --threads 2 ||
+  { echo "FAIL: train gzip in memory"; fail=1; }
+check "one gzip file without a cache folder: read into memory, the same weights" \
+  cmp -s "$tmp/idx/model.safetensors" "$tmp/idx-gz/model.safetensors"
+head -c 300 "$tmp/img.idx.gz" > "$tmp/cut.idx.gz"
+"$specnet" data "$tmp/cut.idx.gz" 2>"$tmp/cut.err"
+check "a cut gzip file: an error naming it" grep -q "cut.idx.gz: .*truncated\|cut.idx.gz: corrupt" "$tmp/cut.err"
+check "and no copy or temporary file left in the cache" test -z "$(ls "$tmp/cache/data/" | grep cut)"
 unset SPECNET_CACHE_DIR
 
 # specnet data: the numbers it prints for a spec (shards, labels) and bare files
