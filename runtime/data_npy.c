@@ -292,7 +292,8 @@ static int npy_preamble(FILE *f, const char *path, int64_t fsize, int64_t *hlen,
     *hstart = 10;
   } else if (major == 2 || major == 3) {
     if (fread(pre + 10, 1, 2, f) != 2) return sn_fail(err, "%s: truncated npy header", path);
-    *hlen = (int64_t)pre[8] | (int64_t)pre[9] << 8 | (int64_t)pre[10] << 16 | (int64_t)pre[11] << 24;
+    *hlen = (int64_t)pre[8] | (int64_t)pre[9] << 8 | (int64_t)pre[10] << 16 |
+            (int64_t)pre[11] << 24;
     *hstart = 12;
   } else {
     return sn_fail(err, "%s: npy format version %d.%d is not supported (1.0, 2.0 and 3.0 are)",

@@ -57,7 +57,8 @@ struct sn_store {
   store_part *parts;
   int n_parts;
   atomic_int short_read; /* 1 + the part whose read came back short (it shrank), or 0 */
-  atomic_llong read_bytes; /* bytes of samples read: $SPECNET_DATA_STATS=1 reports them */
+  bool count_reads;        /* $SPECNET_DATA_STATS=1: count the bytes read, report them */
+  atomic_llong read_bytes;
   /* in memory */
   uint8_t *bytes;
 };
@@ -76,6 +77,8 @@ static sn_store *store_new(const char *path, sn_stype t, int64_t elems) {
   s->elems = elems;
   atomic_init(&s->short_read, 0);
   atomic_init(&s->read_bytes, 0);
+  const char *stats = getenv("SPECNET_DATA_STATS");
+  s->count_reads = stats && !strcmp(stats, "1");
   return s;
 }
 
@@ -144,7 +147,8 @@ static bool part_read(const store_part *p, int64_t at, int64_t bytes, char *buf)
 /* `bytes` bytes from byte `at` of the samples (across files) into buf; short: zeros,
  * and marked. */
 static void store_read(sn_store *s, int64_t at, int64_t bytes, void *buf) {
-  atomic_fetch_add_explicit(&s->read_bytes, (long long)bytes, memory_order_relaxed);
+  if (s->count_reads)
+    atomic_fetch_add_explicit(&s->read_bytes, (long long)bytes, memory_order_relaxed);
   if (s->bytes) {
     memcpy(buf, s->bytes + at, (size_t)bytes);
     return;
@@ -183,8 +187,7 @@ sn_store *sn_store_ref(sn_store *s) {
 
 void sn_store_unref(sn_store *s) {
   if (!s || --s->refs > 0) return;
-  const char *stats = getenv("SPECNET_DATA_STATS");
-  if (stats && !strcmp(stats, "1")) {
+  if (s->count_reads) {
     const long long sb = (long long)(s->elems * s->t.size), read = atomic_load(&s->read_bytes);
     fprintf(stderr, "specnet: data: %s%s: read %lld samples (%lld bytes) of %lld\n", s->path,
             s->n_parts > 1 ? " and its other shards" : "", read / sb, read, (long long)s->n);
@@ -202,8 +205,8 @@ void sn_store_unref(sn_store *s) {
  * Conversion: stored -> f32 -> preprocessing -> model dtype */
 
 /* count values of type t at p (maybe unaligned) as f32 (64-bit integers through
- * double). The switch is outside
- * the loops so that each loop is a tight one the compiler vectorizes. */
+ * double). The switch is outside the loops so that each loop is a tight one the
+ * compiler vectorizes. */
 static void load_f32(const uint8_t *p, sn_stype t, int64_t count, float *out) {
 #define LOAD(T, CONV)                                                                              \
   for (int64_t e = 0; e < count; e++) {                                                            \
