@@ -112,6 +112,10 @@ int cmd_compare(const opts *o);
  * when out is not NULL, the HTML page there. 0 or an exit code. */
 int compare_write(const char *const *dirs, int n, const char *out, FILE *text);
 int cmd_predict(const opts *o);
+/* Whether a CSV file's first non-blank row is a header (a cell that is not a number). */
+bool csv_has_header(const char *path);
+/* specnet data SOURCE...: what each data source holds (cmd_data.c). */
+int cmd_data(const opts *o);
 int cmd_generate(const opts *o);
 /* generations.txt in a language model's run folder (GENERATIONS samples of 200
  * tokens, temperature 0.8, top-k 40, seeds 1.., each from a line break; one per

@@ -13,6 +13,10 @@
  * The input gets the spec's preprocessing (scale, normalize, and standardize with
  * the statistics of the spec's training set, which is loaded for that).
  *
+ * The input stays as stored (an NPY or IDX file is read a batch at a time) and the
+ * output is written a chunk of batches at a time (predict_stream), so memory does
+ * not grow with the number of samples; a CSV input is read whole.
+ *
  * Output, one line per sample, no header: the class index (argmax) for a
  * categorical loss (one per position, comma-separated, for a sequence output), 0/1 for
  * binary_crossentropy with one output, otherwise the output values; with --probs always the whole
@@ -28,7 +32,7 @@
 #include "cli.h"
 
 /* A header row: the first non-blank line has a cell that does not read as a number. */
-static bool csv_has_header(const char *path) {
+bool csv_has_header(const char *path) {
   FILE *f = fopen(path, "r");
   if (!f) return false; /* the loader reports it */
   char line[65536];
@@ -226,6 +230,68 @@ static char **read_classes(const char *weights, int *n) {
   return names;
 }
 
+/* How a row of outputs is written (see the top). */
+typedef struct row_writer {
+  FILE *f;
+  bool argmax, binary;
+  double threshold;
+  int digits;
+  int64_t O, C; /* outputs per sample; scores per position */
+  char **names; /* classes.json */
+  int n_names;
+  const double *tgt_mean, *tgt_std; /* back to the data's units, or NULL */
+} row_writer;
+
+static void write_rows(const row_writer *w, double *out, int64_t rows) {
+  FILE *f = w->f;
+  const int64_t O = w->O, C = w->C;
+  for (int64_t i = 0; w->tgt_mean && i < rows * O; i++)
+    out[i] = out[i] * w->tgt_std[i % O] + w->tgt_mean[i % O];
+  for (int64_t i = 0; i < rows; i++) {
+    const double *row = out + i * O;
+    if (w->argmax) {
+      for (int64_t p = 0; p < O / C; p++) {
+        int64_t best = 0;
+        for (int64_t k = 1; k < C; k++)
+          if (row[p * C + k] > row[p * C + best]) best = k;
+        if (best < w->n_names)
+          fprintf(f, "%s%s", p ? "," : "", w->names[best]);
+        else
+          fprintf(f, "%s%lld", p ? "," : "", (long long)best);
+      }
+      fputc('\n', f);
+    } else if (w->binary) {
+      fprintf(f, "%d\n", row[0] >= w->threshold);
+    } else {
+      for (int64_t k = 0; k < O; k++) fprintf(f, "%s%.*g", k ? "," : "", w->digits, row[k]);
+      fputc('\n', f);
+    }
+  }
+}
+
+/* The predictions of every sample of `in`, written chunk by chunk: a chunk is a
+ * whole number of batches (the batches of one pass over the set, so the values are
+ * those of one pass) whose outputs take about 8 MB, so memory stays bounded
+ * whatever the number of samples. */
+static int predict_stream(sn_model *m, const sn_dataset *in, const row_writer *w, sn_error *err) {
+  const int64_t B = m->batch_capacity, O = m->output_elems;
+  int64_t batches = ((INT64_C(8) << 20) / (int64_t)sizeof(double) / (O > 0 ? O : 1)) / B;
+  const int64_t chunk = (batches > 0 ? batches : 1) * B;
+  const int64_t cap = in->n < chunk ? in->n : chunk;
+  double *out = malloc((size_t)(cap * O) * sizeof(double) + 1); /* (chunk, O) */
+  if (!out) return sn_fail(err, "out of memory for %lld predictions", (long long)cap);
+  int rc = 0;
+  for (int64_t lo = 0; !rc && lo < in->n; lo += chunk) {
+    const int64_t hi = in->n - lo < chunk ? in->n : lo + chunk;
+    sn_dataset part = sn_dataset_rows(in, lo, hi);
+    rc = sn_predict_all(m, &part, out, err);
+    if (!rc) write_rows(w, out, hi - lo);
+  }
+  free(out);
+  if (!rc) rc = sn_dataset_check(in, err);
+  return rc;
+}
+
 int cmd_predict(const opts *o) {
   if (!o->weights) return usage_error("predict needs --weights FILE");
   if (!o->input) return usage_error("predict needs --input FILE (IDX, .npy or .csv)");
@@ -242,7 +308,6 @@ int cmd_predict(const opts *o) {
   const sn_spec *s = S.spec;
   sn_model *m = S.m;
   sn_dataset in = {0};
-  double *out = NULL;
   FILE *f = NULL;
   char **names = NULL; /* classes.json: the class names, when the labels were names */
   int n_names = 0;
@@ -255,51 +320,25 @@ int cmd_predict(const opts *o) {
     rc = EXIT_SPEC;
     goto done;
   }
-  const int64_t O = m->output_elems;
-  out = malloc((size_t)(in.n * O) * sizeof(double)); /* (n, O) */
-  if (!out) {
-    fprintf(stderr, "specnet: error: out of memory for %lld predictions\n", (long long)in.n);
-    rc = EXIT_SPEC;
-    goto done;
-  }
-  if (sn_predict_all(m, &in, out, &err)) {
-    fprintf(stderr, "specnet: error: %s\n", err.msg);
-    rc = EXIT_SPEC;
-    goto done;
-  }
   f = o->output ? fopen(o->output, "w") : stdout;
   if (!f) {
     fprintf(stderr, "specnet: error: cannot write %s: %s\n", o->output, strerror(errno));
     rc = EXIT_SPEC;
     goto done;
   }
-  for (int64_t i = 0; S.ds.tgt_mean && i < in.n * O; i++) /* back to the data's units */
-    out[i] = out[i] * S.ds.tgt_std[i % O] + S.ds.tgt_mean[i % O];
-  const bool argmax = !o->probs && (s->loss == SN_LOSS_SPARSE_CCE || s->loss == SN_LOSS_CCE);
-  if (argmax) names = read_classes(o->weights, &n_names);
-  const bool binary = !o->probs && s->loss == SN_LOSS_BCE && O == 1;
-  const double threshold = s->from_logits ? 0.0 : 0.5;
-  const int digits = m->dtype == SN_RT_F64 ? 17 : 9; /* enough to read back the same value */
-  const int64_t C = m->classes > 0 ? m->classes : O; /* scores per position */
-  for (int64_t i = 0; i < in.n; i++) {
-    const double *row = out + i * O;
-    if (argmax) {
-      for (int64_t p = 0; p < O / C; p++) {
-        int64_t best = 0;
-        for (int64_t k = 1; k < C; k++)
-          if (row[p * C + k] > row[p * C + best]) best = k;
-        if (best < n_names)
-          fprintf(f, "%s%s", p ? "," : "", names[best]);
-        else
-          fprintf(f, "%s%lld", p ? "," : "", (long long)best);
-      }
-      fputc('\n', f);
-    } else if (binary) {
-      fprintf(f, "%d\n", row[0] >= threshold);
-    } else {
-      for (int64_t k = 0; k < O; k++) fprintf(f, "%s%.*g", k ? "," : "", digits, row[k]);
-      fputc('\n', f);
-    }
+  const int64_t O = m->output_elems;
+  row_writer w = {.f = f, .O = O, .C = m->classes > 0 ? m->classes : O,
+                  .argmax = !o->probs && (s->loss == SN_LOSS_SPARSE_CCE || s->loss == SN_LOSS_CCE),
+                  .binary = !o->probs && s->loss == SN_LOSS_BCE && O == 1,
+                  .threshold = s->from_logits ? 0.0 : 0.5,
+                  .digits = m->dtype == SN_RT_F64 ? 17 : 9, /* enough to read back the same value */
+                  .tgt_mean = S.ds.tgt_mean, .tgt_std = S.ds.tgt_std};
+  if (w.argmax) names = w.names = read_classes(o->weights, &n_names);
+  w.n_names = n_names;
+  if (predict_stream(m, &in, &w, &err)) {
+    fprintf(stderr, "specnet: error: %s\n", err.msg);
+    rc = EXIT_SPEC;
+    goto done;
   }
   if (fflush(f) != 0 || ferror(f)) {
     fprintf(stderr, "specnet: error: cannot write %s: %s\n", o->output ? o->output : "the output",
@@ -312,7 +351,6 @@ done:
   for (int k = 0; k < n_names; k++) free(names[k]);
   free(names);
   if (f && f != stdout) fclose(f);
-  free(out);
   sn_dataset_free(&in);
   session_free(&S);
   return rc;

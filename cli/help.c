@@ -279,6 +279,21 @@ static const cmd_help commands[] = {
      {{"-o FILE", "none (text only)", "also write the comparison as an HTML page"}},
      {"specnet compare runs/mnist_mlp runs/mnist_mlp-2",
       "specnet compare runs/sweep_blobs/sweep-* -o compare.html"}},
+    {"data",
+     "data SOURCE... [--set KEY=VALUE]",
+     "data SOURCE...",
+     "what a data source holds, without training",
+     "For each SOURCE: a spec (*.yaml, *.yml) describes its data.train,\n"
+     "data.validation and data.test; a data file is read by its name (*.npy,\n"
+     "*.csv, anything else an IDX images file, raw or .gz), a quoted glob\n"
+     "pattern as one source of shards. Prints the samples, the per-sample\n"
+     "shape, the stored element type, the files (shards) and bytes on disk,\n"
+     "the label range and count per class (or each target's mean and std),\n"
+     "and the first samples as stored: their first values, min, max and mean.\n"
+     "Only the first samples are read: memory stays small for any file size.",
+     {OPT_SET},
+     {"specnet data specs/mnist_mlp.yaml", "specnet data x.npy 'shards/x-*.npy'",
+      "specnet data spec.yaml --set data.train.limit=1000"}},
 };
 
 enum { N_COMMANDS = sizeof commands / sizeof *commands };

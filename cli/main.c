@@ -53,6 +53,7 @@ static const struct {
     {"build", " --weights -o --lib --weights-file --train --cpu --set --dtype --no-cache --quiet "},
     {"report", " -o "},
     {"compare", " -o "},
+    {"data", " --set "},
 };
 
 static bool command_takes(const char *cmd, const char *opt) {
@@ -107,7 +108,7 @@ static bool known_option(const char *a) {
 }
 
 static int parse_opts(const char *cmd, int argc, char **argv, opts *o) {
-  const bool many = !strcmp(cmd, "test") || !strcmp(cmd, "compare");
+  const bool many = !strcmp(cmd, "test") || !strcmp(cmd, "compare") || !strcmp(cmd, "data");
   const bool runs = !strcmp(cmd, "report") || !strcmp(cmd, "compare"); /* take run folders */
   memset(o, 0, sizeof *o);
   for (int i = 0; i < argc; i++) {
@@ -285,9 +286,9 @@ int main(int argc, char **argv) {
     print_version(stdout);
     return 0;
   }
-  static const char *const cmds[] = {"check", "train", "eval", "predict", "generate", "emit", "test", "build", "report", "compare"};
-  int (*fns[])(const opts *) = {cmd_check, cmd_train, cmd_eval,  cmd_predict, cmd_generate,
-                                cmd_emit,  cmd_test,  cmd_build, cmd_report,  cmd_compare};
+  static const char *const cmds[] = {"check", "train", "eval", "predict", "generate", "emit", "test", "build", "report", "compare", "data"};
+  int (*fns[])(const opts *) = {cmd_check, cmd_train, cmd_eval,  cmd_predict, cmd_generate, cmd_emit,
+                                cmd_test,  cmd_build, cmd_report, cmd_compare, cmd_data};
   const int n_cmds = (int)(sizeof cmds / sizeof *cmds);
   for (int i = 0; i < n_cmds; i++) {
     if (strcmp(cmd, cmds[i])) continue;

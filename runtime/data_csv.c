@@ -439,8 +439,9 @@ static int csv_file(csv_read *r, const char *path, sn_error *err) {
     if (first_row) {
       first_row = false;
       first_line = line;
-      if (first_file ? csv_first_row(r, path, line, nc, err) : csv_shard_row(r, path, line, nc, err))
-        return -1;
+      int bad = first_file ? csv_first_row(r, path, line, nc, err)
+                           : csv_shard_row(r, path, line, nc, err);
+      if (bad) return -1;
       if (r->src->header) continue;
     }
     if (nc != r->ncols)

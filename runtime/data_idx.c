@@ -197,7 +197,8 @@ static int gz_end(idx_reader *r, int64_t total, sn_error *err) {
   int k = gzread(r->gz, &probe, 1), cut = 0;
   if (k < 0 || gz_problem(r, &cut)) return gz_fail(err, r);
   if (k > 0)
-    return idx_fail(err, r->path, "more data than the %lld bytes the header declares (wrong header?)",
+    return idx_fail(err, r->path,
+                    "more data than the %lld bytes the header declares (wrong header?)",
                     (long long)total);
   if (cut)
     return idx_fail(err, r->path,
@@ -321,7 +322,8 @@ int sn_idx_open(const char *path, int *rank, int64_t dims[4], uint8_t **data, in
  * renamed into place: a reader sees the whole file or none. */
 
 static bool cache_dir(char *dir, size_t cap) {
-  const char *d = getenv("SPECNET_CACHE_DIR"), *x = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
+  const char *d = getenv("SPECNET_CACHE_DIR"), *x = getenv("XDG_CACHE_HOME");
+  const char *home = getenv("HOME");
   int n = d && *d   ? snprintf(dir, cap, "%s/data", d)
           : x && *x ? snprintf(dir, cap, "%s/specnet/data", x)
           : home && *home ? snprintf(dir, cap, "%s/.cache/specnet/data", home)
@@ -396,7 +398,8 @@ static int gz_to_raw(idx_reader *r, int fd, sn_error *err) {
   return rc;
 }
 
-/* Removes the files of stem other than keep: earlier versions of the source. */
+/* Removes the files of stem other than keep: copies of the source at another size
+ * or mtime. */
 static void cache_prune(const char *stem, const char *keep) {
   char pattern[4400];
   snprintf(pattern, sizeof pattern, "%s-*.idx", stem);

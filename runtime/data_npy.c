@@ -275,6 +275,81 @@ typedef struct npy_array {
   uint8_t *raw;
 } npy_array;
 
+/* The magic, version and header length of f: *hlen bytes of header dict from byte
+ * *hstart. */
+static int npy_preamble(FILE *f, const char *path, int64_t fsize, int64_t *hlen, int64_t *hstart,
+                        sn_error *err) {
+  uint8_t pre[12];
+  size_t got = fread(pre, 1, 10, f);
+  if (got < 10 || memcmp(pre, "\x93NUMPY", 6))
+    return sn_fail(err, "%s: not an npy file (it does not start with \\x93NUMPY)%s", path,
+                   got >= 2 && pre[0] == 'P' && pre[1] == 'K'
+                       ? "; an .npz archive? hint: np.save one array per file"
+                       : "");
+  int major = pre[6];
+  if (major == 1) {
+    *hlen = pre[8] | (pre[9] << 8);
+    *hstart = 10;
+  } else if (major == 2 || major == 3) {
+    if (fread(pre + 10, 1, 2, f) != 2) return sn_fail(err, "%s: truncated npy header", path);
+    *hlen = (int64_t)pre[8] | (int64_t)pre[9] << 8 | (int64_t)pre[10] << 16 |
+            (int64_t)pre[11] << 24;
+    *hstart = 12;
+  } else {
+    return sn_fail(err, "%s: npy format version %d.%d is not supported (1.0, 2.0 and 3.0 are)",
+                   path, major, pre[7]);
+  }
+  if (*hlen > NPY_MAX_HEADER || *hstart + *hlen > fsize)
+    return sn_fail(err,
+                   "%s: truncated: the npy header length %lld runs past the end of the %lld-byte "
+                   "file",
+                   path, (long long)*hlen, (long long)fsize);
+  return 0;
+}
+
+/* The header dict of f (hlen bytes) parsed: shape, type, C order. *count: the
+ * elements the shape holds. */
+static int npy_dict(FILE *f, const char *path, int64_t hlen, npy_header *h, npy_type *t,
+                    int64_t *count, sn_error *err) {
+  char *text = malloc((size_t)hlen + 1);
+  if (!text || fread(text, 1, (size_t)hlen, f) != (size_t)hlen) {
+    free(text);
+    return sn_fail(err, "%s: cannot read the npy header", path);
+  }
+  text[hlen] = 0;
+  int rc = parse_header(path, text, (size_t)hlen, h, err) || parse_descr(path, h->descr, t, err);
+  free(text);
+  if (rc) return -1;
+  *count = 1;
+  for (int d = 0; d < h->ndim; d++) {
+    if (h->shape[d] > 0 && *count > NPY_MAX_ELEMS / h->shape[d])
+      return sn_fail(err, "%s: the shape holds more than %lld elements; too large", path,
+                     (long long)NPY_MAX_ELEMS);
+    *count *= h->shape[d];
+  }
+  if (h->fortran == 1 && h->ndim > 1)
+    return sn_fail(err,
+                   "%s: the array is in Fortran order (fortran_order: True); only C order is "
+                   "read; hint: np.save(path, np.ascontiguousarray(a))",
+                   path);
+  return 0;
+}
+
+/* The file's data after the header must be exactly what the shape needs. */
+static int npy_size_check(const char *path, const npy_header *h, npy_type t, int64_t count,
+                          int64_t have, sn_error *err) {
+  const int64_t need = count * t.size;
+  if (have == need) return 0;
+  char shp[160];
+  size_t k = (size_t)snprintf(shp, sizeof shp, "(");
+  for (int d = 0; d < h->ndim && k < sizeof shp; d++)
+    k += (size_t)snprintf(shp + k, sizeof shp - k, "%s%lld", d ? ", " : "", (long long)h->shape[d]);
+  if (k < sizeof shp) snprintf(shp + k, sizeof shp - k, "%s)", h->ndim == 1 ? "," : "");
+  return sn_fail(err, "%s: %s: shape %s of '%s' needs %lld bytes of data, the file holds %lld",
+                 path, have < need ? "truncated" : "trailing data after the array", shp, h->descr,
+                 (long long)need, (long long)have);
+}
+
 static int npy_load(const char *path, int64_t limit, bool header_only, npy_array *a,
                     sn_error *err) {
   memset(a, 0, sizeof *a);
@@ -285,111 +360,43 @@ static int npy_load(const char *path, int64_t limit, bool header_only, npy_array
     fclose(f);
     return sn_fail(err, "%s: cannot read: not a regular file", path);
   }
-  int64_t fsize = st.st_size;
-  char *text = NULL;
-  uint8_t *raw = NULL;
-  int rc = -1;
-  uint8_t pre[12];
-  size_t got = fread(pre, 1, 10, f);
-  if (got < 10 || memcmp(pre, "\x93NUMPY", 6)) {
-    sn_fail(err, "%s: not an npy file (it does not start with \\x93NUMPY)%s", path,
-            got >= 2 && pre[0] == 'P' && pre[1] == 'K'
-                ? "; an .npz archive? hint: np.save one array per file"
-                : "");
-    goto done;
-  }
-  int major = pre[6];
-  int64_t hlen, hstart;
-  if (major == 1) {
-    hlen = pre[8] | (pre[9] << 8);
-    hstart = 10;
-  } else if (major == 2 || major == 3) {
-    if (fread(pre + 10, 1, 2, f) != 2) {
-      sn_fail(err, "%s: truncated npy header", path);
-      goto done;
-    }
-    hlen = (int64_t)pre[8] | (int64_t)pre[9] << 8 | (int64_t)pre[10] << 16 | (int64_t)pre[11] << 24;
-    hstart = 12;
-  } else {
-    sn_fail(err, "%s: npy format version %d.%d is not supported (1.0, 2.0 and 3.0 are)", path,
-            major, pre[7]);
-    goto done;
-  }
-  if (hlen > NPY_MAX_HEADER || hstart + hlen > fsize) {
-    sn_fail(err,
-            "%s: truncated: the npy header length %lld runs past the end of the %lld-byte file",
-            path, (long long)hlen, (long long)fsize);
-    goto done;
-  }
-  text = malloc((size_t)hlen + 1);
-  if (!text || fread(text, 1, (size_t)hlen, f) != (size_t)hlen) {
-    sn_fail(err, "%s: cannot read the npy header", path);
-    goto done;
-  }
-  text[hlen] = 0;
+  const int64_t fsize = st.st_size;
+  int64_t hlen = 0, hstart = 0, count = 0;
   npy_header h;
   npy_type t;
-  if (parse_header(path, text, (size_t)hlen, &h, err) || parse_descr(path, h.descr, &t, err))
-    goto done;
-  int64_t count = 1;
-  for (int d = 0; d < h.ndim; d++) {
-    if (h.shape[d] > 0 && count > NPY_MAX_ELEMS / h.shape[d]) {
-      sn_fail(err, "%s: the shape holds more than %lld elements; too large", path,
-              (long long)NPY_MAX_ELEMS);
-      goto done;
-    }
-    count *= h.shape[d];
-  }
-  if (h.fortran == 1 && h.ndim > 1) {
-    sn_fail(err,
-            "%s: the array is in Fortran order (fortran_order: True); only C order is "
-            "read; hint: np.save(path, np.ascontiguousarray(a))",
-            path);
-    goto done;
-  }
-  int64_t data_start = hstart + hlen, have = fsize - data_start, need = count * t.size;
-  if (have != need) {
-    char shp[160];
-    size_t k = (size_t)snprintf(shp, sizeof shp, "(");
-    for (int d = 0; d < h.ndim && k < sizeof shp; d++)
-      k +=
-          (size_t)snprintf(shp + k, sizeof shp - k, "%s%lld", d ? ", " : "", (long long)h.shape[d]);
-    if (k < sizeof shp) snprintf(shp + k, sizeof shp - k, "%s)", h.ndim == 1 ? "," : "");
-    sn_fail(err, "%s: %s: shape %s of '%s' needs %lld bytes of data, the file holds %lld", path,
-            have < need ? "truncated" : "trailing data after the array", shp, h.descr,
-            (long long)need, (long long)have);
-    goto done;
+  if (npy_preamble(f, path, fsize, &hlen, &hstart, err) ||
+      npy_dict(f, path, hlen, &h, &t, &count, err) ||
+      npy_size_check(path, &h, t, count, fsize - (hstart + hlen), err)) {
+    fclose(f);
+    return -1;
   }
   int64_t rows = h.ndim > 0 ? h.shape[0] : 1;
   if (limit > 0 && h.ndim > 0 && limit < rows) {
     count = rows ? count / rows * limit : 0;
     h.shape[0] = limit;
   }
+  uint8_t *raw = NULL;
+  if (!header_only) {
+    raw = malloc((size_t)(count * t.size) + 1);
+    int rc = !raw ? sn_fail(err, "%s: out of memory for %lld elements", path, (long long)count)
+             : fread(raw, (size_t)t.size, (size_t)count, f) != (size_t)count
+                 ? sn_fail(err, "%s: read error: %s", path, strerror(errno))
+                 : 0;
+    if (rc) {
+      free(raw);
+      fclose(f);
+      return -1;
+    }
+  }
+  fclose(f);
   a->rows = rows;
-  a->data_start = data_start;
-  if (header_only) goto header;
-  raw = malloc((size_t)(count * t.size) + 1);
-  if (!raw) {
-    sn_fail(err, "%s: out of memory for %lld elements", path, (long long)count);
-    goto done;
-  }
-  if (fread(raw, (size_t)t.size, (size_t)count, f) != (size_t)count) {
-    sn_fail(err, "%s: read error: %s", path, strerror(errno));
-    goto done;
-  }
-header:
+  a->data_start = hstart + hlen;
   a->t = t;
   a->ndim = h.ndim;
   for (int d = 0; d < 8; d++) a->shape[d] = d < h.ndim ? h.shape[d] : 1;
   a->count = count;
   a->raw = raw;
-  raw = NULL;
-  rc = 0;
-done:
-  free(raw);
-  free(text);
-  fclose(f);
-  return rc;
+  return 0;
 }
 
 int sn_npy_read(const char *path, int64_t limit, int *ndim, int64_t shape[8], double **data,

@@ -55,6 +55,15 @@ static int idx_shard(const char *images, bool only, sn_dataset *out, int *rank, 
   return sn_store_add(&out->store, raw, offset, (sn_stype){'u', 1}, *count, elems, err);
 }
 
+/* "(28, 28)": the first rank of dims. */
+static const char *shape_text(int rank, const int64_t dims[4], char *buf, size_t cap) {
+  size_t k = (size_t)snprintf(buf, cap, "(");
+  for (int d = 0; d < rank && k < cap; d++)
+    k += (size_t)snprintf(buf + k, cap - k, "%s%lld", d ? ", " : "", (long long)dims[d]);
+  if (k < cap) snprintf(buf + k, cap - k, ")");
+  return buf;
+}
+
 /* The samples of the images files into out, as stored (at most limit of them);
  * rows[i]: the samples of file i. */
 static int idx_samples(const sn_paths *files, const char *what, int64_t limit, sn_dataset *out,
@@ -69,12 +78,12 @@ static int idx_samples(const sn_paths *files, const char *what, int64_t limit, s
       rank0 = rank;
       memcpy(dims0, dims, sizeof dims0);
     } else if (rank != rank0 || memcmp(dims, dims0, sizeof dims)) {
+      char s1[96], s0[96];
       return sn_fail(err,
-                     "%s: samples of shape (%lld, %lld, %lld, %lld), but the first shard %s has "
-                     "(%lld, %lld, %lld, %lld); every shard must match the first",
-                     files->v[f], (long long)dims[0], (long long)dims[1], (long long)dims[2],
-                     (long long)dims[3], files->v[0], (long long)dims0[0], (long long)dims0[1],
-                     (long long)dims0[2], (long long)dims0[3]);
+                     "%s: samples of shape %s, but the first shard %s has %s; every shard must "
+                     "match the first",
+                     files->v[f], shape_text(rank, dims, s1, sizeof s1), files->v[0],
+                     shape_text(rank0, dims0, s0, sizeof s0));
     }
     total += rows[f];
   }

@@ -1,11 +1,12 @@
 /* Samples as stored, and the one conversion from storage to a batch.
  *
- * A store is an NPY or raw IDX file read in place with pread (positioned reads, no
- * copy of the file in memory), or a gzip IDX held in memory as the u8 it
- * decompressed to (4x smaller than f32; a cache file is left for later). Nothing is
- * converted at load: sn_dataset_get converts the samples a batch needs, stored type
- * -> f32 (as earlier releases converted the whole file, so values agree bit for
- * bit) -> the set's preprocessing (sn_pre, in double) -> the model dtype. In-memory
+ * A store is a list of files (shards: NPY files, raw IDX files, the decompressed
+ * copy of a gzip IDX file in the cache folder) read in place with pread (positioned
+ * reads, no copy of the file in memory), or, when no cache file can be written, a
+ * gzip IDX held in memory as its u8 bytes. Nothing is converted at load:
+ * sn_dataset_get converts the samples a batch needs, stored type -> f32 (the
+ * conversion a set held in memory as f32 gets, so values agree bit for bit) -> the
+ * set's preprocessing (sn_pre, in double) -> the model dtype. In-memory
  * f32 sets (csv, synthetic, text) go through the same function, so a set forced
  * into memory ($SPECNET_DATA_IN_MEMORY=1) trains bitwise like the stored one.
  *
@@ -57,6 +58,8 @@ struct sn_store {
   store_part *parts;
   int n_parts;
   atomic_int short_read; /* 1 + the part whose read came back short (it shrank), or 0 */
+  bool count_reads;        /* $SPECNET_DATA_STATS=1: count the bytes read, report them */
+  atomic_llong read_bytes;
   /* in memory */
   uint8_t *bytes;
 };
@@ -74,6 +77,9 @@ static sn_store *store_new(const char *path, sn_stype t, int64_t elems) {
   s->t = t;
   s->elems = elems;
   atomic_init(&s->short_read, 0);
+  atomic_init(&s->read_bytes, 0);
+  const char *stats = getenv("SPECNET_DATA_STATS");
+  s->count_reads = stats && !strcmp(stats, "1");
   return s;
 }
 
@@ -164,6 +170,8 @@ static bool part_read(const store_part *p, int64_t at, int64_t bytes, char *buf)
 /* `bytes` bytes from byte `at` of the samples (across files) into buf; short: zeros,
  * and marked. */
 static void store_read(sn_store *s, int64_t at, int64_t bytes, void *buf) {
+  if (s->count_reads)
+    atomic_fetch_add_explicit(&s->read_bytes, (long long)bytes, memory_order_relaxed);
   if (s->bytes) {
     memcpy(buf, s->bytes + at, (size_t)bytes);
     return;
@@ -202,6 +210,11 @@ sn_store *sn_store_ref(sn_store *s) {
 
 void sn_store_unref(sn_store *s) {
   if (!s || --s->refs > 0) return;
+  if (s->count_reads) {
+    const long long sb = (long long)(s->elems * s->t.size), read = atomic_load(&s->read_bytes);
+    fprintf(stderr, "specnet: data: %s%s: read %lld samples (%lld bytes) of %lld\n", s->path,
+            s->n_parts > 1 ? " and its other shards" : "", read / sb, read, (long long)s->n);
+  }
   for (int i = 0; i < s->n_parts; i++) {
     if (s->parts[i].rd.close) s->parts[i].rd.close(s->parts[i].rd.ctx);
     close(s->parts[i].fd);
@@ -215,9 +228,9 @@ void sn_store_unref(sn_store *s) {
 /* ---------------------------------------------------------------------------
  * Conversion: stored -> f32 -> preprocessing -> model dtype */
 
-/* count values of type t at p (maybe unaligned) as f32, as earlier releases
- * converted them at load (64-bit integers through double). The switch is outside
- * the loops so that each loop is a tight one the compiler vectorizes. */
+/* count values of type t at p (maybe unaligned) as f32 (64-bit integers through
+ * double). The switch is outside the loops so that each loop is a tight one the
+ * compiler vectorizes. */
 static void load_f32(const uint8_t *p, sn_stype t, int64_t count, float *out) {
 #define LOAD(T, CONV)                                                                              \
   for (int64_t e = 0; e < count; e++) {                                                            \
@@ -340,8 +353,8 @@ sn_dataset sn_dataset_rows(const sn_dataset *ds, int64_t lo, int64_t hi) {
 /* ---------------------------------------------------------------------------
  * Preprocessing, composed into sn_pre: ((v * mul - sub) / div) then * c is
  * (v * mul*c - sub*c) / div; then (. - m) / s is (v * mul - (sub + m*div)) / (div*s).
- * From the identity, a scale alone or a normalize alone is exactly the arithmetic
- * earlier releases did on x. */
+ * From the identity, a scale alone or a normalize alone is exactly the arithmetic of
+ * that step applied to the f32 values themselves. */
 
 static int pre_init(sn_dataset *ds, sn_error *err) {
   sn_pre *p = &ds->pre;

@@ -14,7 +14,7 @@ typedef struct sn_stype {
 
 /* Appends a file to the store *s (NULL: a new one): n samples of elems values of
  * type t from byte `offset` (the caller has checked that the file holds them and
- * that t and elems are those of the files before). Samples are read as needed.
+ * that t and elems are those of the store's other files). Samples are read as needed.
  * On failure *s stays valid for sn_store_unref. */
 int sn_store_add(sn_store **s, const char *path, int64_t offset, sn_stype t, int64_t n,
                  int64_t elems, sn_error *err);
@@ -48,8 +48,8 @@ void sn_store_unref(sn_store *s);
 /* A stored set's samples [0, n) converted to f32 into ds->x (the store let go):
  * what SPECNET_DATA_IN_MEMORY=1 does at load. */
 int sn_dataset_to_memory(sn_dataset *ds, sn_error *err);
-/* Whether samples are forced into memory as f32 ($SPECNET_DATA_IN_MEMORY=1): the
- * path of earlier releases, kept to compare with. */
+/* Whether samples are forced into memory as f32 ($SPECNET_DATA_IN_MEMORY=1): a
+ * set held whole, to compare the stored path with. */
 bool sn_store_in_memory(void);
 
 /* Labels or float targets of n samples from yd (ynd dimensions, k values a sample;

@@ -173,7 +173,76 @@ now=$(ls "$tmp/cache/data/"img-a.idx.gz-*.idx 2>/dev/null)
 check "a changed source gets a new copy, the old one removed" \
   test "$(echo "$now" | wc -w)" = 1 -a "$now" != "$cached" -a -z "$(ls "$tmp/cache/data/" | grep tmp)"
 check "and trains the same" cmp -s "$tmp/idx/model.safetensors" "$tmp/idx-touched/model.safetensors"
+# no cache folder to write: one gzip file is read into memory (the same weights),
+# gzip shards are an error naming the file; a corrupt gzip file leaves no copy
+SPECNET_CACHE_DIR=/proc/specnet-none "$specnet" train "$tmp/idx-shards.yaml" --out "$tmp/idx-nocache" \
+  --quiet --threads 2 2>"$tmp/nocache.err"
+check "gzip shards without a cache folder: an error naming the file" \
+  grep -q "img-a.idx.gz: cannot write its decompressed copy into the cache folder" "$tmp/nocache.err"
+sed 's/images: \[img-a.idx.gz, img-b.idx\], labels: \[lab-a.idx, lab-b.idx.gz\]/images: img.idx.gz, labels: lab.idx/' \
+  "$tmp/idx-shards.yaml" > "$tmp/idx-gz.yaml"
+gzip -c "$tmp/img.idx" > "$tmp/img.idx.gz"
+SPECNET_CACHE_DIR=/proc/specnet-none "$specnet" train "$tmp/idx-gz.yaml" --out "$tmp/idx-gz" --quiet --threads 2 ||
+  { echo "FAIL: train gzip in memory"; fail=1; }
+check "one gzip file without a cache folder: read into memory, the same weights" \
+  cmp -s "$tmp/idx/model.safetensors" "$tmp/idx-gz/model.safetensors"
+head -c 300 "$tmp/img.idx.gz" > "$tmp/cut.idx.gz"
+"$specnet" data "$tmp/cut.idx.gz" 2>"$tmp/cut.err"
+check "a cut gzip file: an error naming it" grep -q "cut.idx.gz: .*truncated\|cut.idx.gz: corrupt" "$tmp/cut.err"
+check "and no copy or temporary file left in the cache" test -z "$(ls "$tmp/cache/data/" | grep cut)"
 unset SPECNET_CACHE_DIR
+
+# specnet data: the numbers it prints for a spec (shards, labels) and bare files
+# (a float target file, a glob of shards), against NumPy's
+"$py" - "$tmp" <<'PY'
+import sys
+import numpy as np
+d = sys.argv[1]
+r = np.random.default_rng(9)
+np.save(d + "/t.npy", r.normal(2, 3, (700, 2)))
+PY
+sed 's/  validation: {split: 0.2}/  test: {format: npy, x: f64.npy, y: t.npy}/' "$tmp/list.yaml" > "$tmp/data.yaml"
+"$specnet" data "$tmp/data.yaml" "$tmp/img-*.npy" "$tmp/all.csv" > "$tmp/data.out" 2>&1 ||
+  { echo "FAIL: specnet data"; cat "$tmp/data.out"; fail=1; }
+check "specnet data prints the numbers NumPy gives" "$py" - "$tmp" <<'PY'
+import os, re, sys
+import numpy as np
+d = sys.argv[1]
+out = open(d + "/data.out").read()
+blocks = re.split(r"\n(?=\S)", out.strip())
+assert len(blocks) == 4, out
+def field(b, name):
+    m = re.search(r"^  %s +(.*)$" % name, b, re.M)
+    assert m, (name, b)
+    return m.group(1)
+img, y, f64, t = (np.load(d + f) for f in ("/img.npy", "/y.npy", "/f64.npy", "/t.npy"))
+train, test, glob_, csv = blocks
+size = lambda *fs: sum(os.path.getsize(d + "/" + f) for f in fs)
+assert field(train, "samples") == "700" and field(train, "sample shape") == "(6, 5)", train
+assert field(train, "stored as") == "uint8" and field(train, "files") == "3 shards", train
+xb, yb = size("img-0.npy", "img-1.npy", "img-2.npy"), size("y-0.npy", "y-1.npy", "y-2.npy")
+assert field(train, "bytes on disk") == "%d (samples %d, labels %d)" % (xb + yb, xb, yb), train
+assert field(train, "labels") == "0 to 2, 3 classes present", train
+assert field(train, "class counts") == " ".join("%d:%d" % (c, (y == c).sum()) for c in range(3)), train
+for i in range(3):
+    vals = field(train, "sample %d" % i).split()
+    s = img[i].ravel().astype(np.float64)
+    assert [float(v) for v in vals[:8]] == list(s[:8]), (vals, s[:8])
+    assert vals[8:] == ["...", "min", "%g" % s.min(), "max", "%g" % s.max(), "mean", vals[-1]], vals
+    assert abs(float(vals[-1]) - s.mean()) < 1e-4 * abs(s.mean()), (vals[-1], s.mean())
+assert field(test, "stored as") == "float64", test
+for c in range(2):
+    m, sd = (float(v) for v in field(test, "target %d" % c).split()[1::2])
+    assert abs(m - t[:, c].mean()) < 1e-5 and abs(sd - t[:, c].std()) < 1e-5, (m, sd)
+v = [float(x) for x in field(test, "sample 1").split()[:8]]
+assert np.allclose(v, f64[1].ravel()[:8].astype(np.float32), rtol=1e-6), v
+assert field(glob_, "files") == "3 shards" and field(glob_, "samples") == "700", glob_
+assert field(csv, "samples") == "300" and field(csv, "sample shape") == "(5)", csv
+assert field(csv, "stored as") == "float32 (read into memory)", csv
+PY
+"$specnet" data "$tmp/none.npy" > "$tmp/none.out" 2>&1
+check "specnet data on a missing file: exit 1" test $? = 1
+check "and an error naming it" grep -q "none.npy: cannot open" "$tmp/none.out"
 
 # predict on the stored file agrees with eval's accuracy on the training split
 "$specnet" predict "$tmp/img.yaml" --weights "$tmp/img-stored-1/model.safetensors" \
@@ -188,4 +257,54 @@ cls = np.array([int(r[-1]) for r in rows])  # one class per line, no header
 assert len(cls) == len(y), (len(cls), len(y))
 assert (cls == y).mean() > 0.6, (cls == y).mean()
 PY
+# predict writes its CSV a chunk of batches at a time (about 8 MB of outputs: 512
+# rows of 2048 outputs here, so 700 samples cross a chunk boundary): every row is
+# x W + b of the saved weights, computed here with NumPy
+"$py" - "$tmp" <<'PY'
+import sys
+import numpy as np
+d = sys.argv[1]
+np.save(d + "/t2048.npy", np.random.default_rng(3).normal(0, 1, (700, 2048)).astype(np.float32))
+PY
+cat > "$tmp/wide.yaml" <<YAML
+specnet: 1
+name: wide
+seed: 1
+data:
+  train: {format: npy, x: f64.npy, y: t2048.npy}
+model:
+  input: [6, 5]
+  layers:
+    - flatten
+    - dense: {units: 2048}
+train:
+  loss: mse
+  optimizer: {sgd: {learning_rate: 0.01}}
+  batch_size: 32
+  epochs: 1
+YAML
+"$specnet" train "$tmp/wide.yaml" --out "$tmp/wide" --quiet --threads 2 || { echo "FAIL: train wide"; fail=1; }
+"$specnet" predict "$tmp/wide.yaml" --weights "$tmp/wide/model.safetensors" --input "$tmp/f64.npy" \
+  --output "$tmp/wide.csv" --quiet --threads 2 || { echo "FAIL: predict wide"; fail=1; }
+check "predict in chunks: every row is x W + b (NumPy)" "$py" - "$tmp" <<'PY'
+import json, struct, sys
+import numpy as np
+d = sys.argv[1]
+raw = open(d + "/wide/model.safetensors", "rb").read()
+n = struct.unpack("<Q", raw[:8])[0]
+head = json.loads(raw[8:8 + n])
+def tensor(t):
+    a, b = head[t]["data_offsets"]
+    return np.frombuffer(raw[8 + n + a:8 + n + b], dtype=np.float32).reshape(head[t]["shape"])
+ts = [k for k in head if k != "__metadata__"]
+W = tensor(next(k for k in ts if len(head[k]["shape"]) == 2))
+b = tensor(next(k for k in ts if len(head[k]["shape"]) == 1))
+x = np.load(d + "/f64.npy").reshape(700, 30).astype(np.float32).astype(np.float64)
+want = x @ (W if W.shape == (30, 2048) else W.T).astype(np.float64) + b
+got = np.loadtxt(d + "/wide.csv", delimiter=",")
+assert got.shape == want.shape, (got.shape, want.shape)
+err = np.abs(got - want).max() / np.abs(want).max()
+assert err < 1e-5, err
+PY
+
 exit $fail

@@ -23,6 +23,7 @@
 #   --resume     1 epoch, then --resume to 2, on 2 ranks: the same weights (bit for
 #                bit) and metrics as 2 epochs in one go; the same without mpirun
 #   spec errors  printed once (by rank 0), each other rank says it stopped
+#   reads        each rank reads only its part of NPY shards (SPECNET_DATA_STATS=1)
 #   rank 0 alone prints and writes; specnet without mpirun needs no MPI start-up
 #
 # Skipped (77) when specnet was built without MPI (SPECNET_MPI=OFF), mpirun is
@@ -166,6 +167,56 @@ check "1 process: 1 epoch + --resume to 2 gives the weights of 2 epochs in one g
 check "resuming with another batch_size is refused" grep -q "train.batch_size: [0-9]* in the run, 8 here" "$tmp/bs.err"
 check "--resume with --weights is a usage error (2)" \
   bash -c '"$1" train "$2" --resume "$3" --weights x >/dev/null 2>&1; test $? -eq 2' _ "$specnet" "$small" "$tmp/part1"
+
+# --- each rank reads only its part ---------------------------------------------
+# NPY shards as stored: SPECNET_DATA_STATS=1 has each process say how many samples
+# it read from its store. 2 epochs of 800 training samples and 200 held out for
+# validation read 2 * (800 + 200) = 2000 samples, and predictions.csv the 200 once
+# more: 2200 in one process. With 2 ranks each reads its half of every batch and of
+# every evaluation, 1000, and rank 0 the 200 of predictions.csv, which it alone
+# writes: 1200 and 1000, never the whole set each.
+if /usr/bin/python3 -c 'import numpy' 2>/dev/null; then
+  /usr/bin/python3 - "$tmp" <<'PY'
+import sys
+import numpy as np
+d = sys.argv[1]
+r = np.random.default_rng(2)
+y = r.integers(0, 3, 1000)
+x = (r.integers(0, 80, (1000, 8)) + 60 * y[:, None]).astype(np.uint8)
+for i, (lo, hi) in enumerate(((0, 600), (600, 1000))):
+    np.save("%s/x-%d.npy" % (d, i), x[lo:hi])
+    np.save("%s/y-%d.npy" % (d, i), y[lo:hi])
+PY
+  cat >"$tmp/reads.yaml" <<'EOF'
+specnet: 1
+name: mpi_reads
+seed: 5
+data:
+  train: {format: npy, x: ["x-*.npy"], y: ["y-*.npy"]}
+  validation: {split: 0.2}
+  preprocess: [{scale: 0.01}]
+model:
+  input: [8]
+  layers:
+    - dense: {units: 16, activation: relu}
+    - dense: {units: 3, activation: softmax}
+train:
+  loss: sparse_categorical_crossentropy
+  batch_size: 32
+  epochs: 2
+  shuffle: true
+EOF
+  SPECNET_DATA_STATS=1 "$specnet" train "$tmp/reads.yaml" --quiet --out "$tmp/reads1" 2>"$tmp/reads1.err"
+  "${mpi[@]}" -x SPECNET_DATA_STATS=1 -np 2 "$specnet" train "$tmp/reads.yaml" --quiet --out "$tmp/reads2" \
+    2>"$tmp/reads2.err"
+  line="^specnet: data: .*x-0.npy and its other shards: read"
+  check "1 process reads 2200 samples" grep -q "$line 2200 samples (17600 bytes) of 1000\$" "$tmp/reads1.err"
+  check "2 ranks: one reads 1200 samples, the other 1000" \
+    test "$(grep -c "$line 1200 samples (9600 bytes) of 1000\$" "$tmp/reads2.err")" -eq 1 -a \
+    "$(grep -c "$line 1000 samples (8000 bytes) of 1000\$" "$tmp/reads2.err")" -eq 1
+else
+  echo "skipped: the reads per rank (no python3-numpy)"
+fi
 
 # --- without mpirun -----------------------------------------------------------
 check "mpirun -np 1 gives the numbers of a run without mpirun" \

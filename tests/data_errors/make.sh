@@ -47,6 +47,7 @@ pixels() { bytes 0 64 128 255 1 2 3 4 250 251 252 253; } # 3 samples of 2x2
 { bytes 80 75 3 4; pixels; } >"$tmp/badmagic-images.idx"      # a zip file's magic
 { idx 13 3 2 2; pixels; } >"$tmp/float-images.idx"            # type 0x0D (float32)
 { idx 8 3 2 2; pixels; bytes 9 9 9 9 9; } >"$tmp/trailing-images.idx"
+{ idx 8 3 4; pixels; } >"$tmp/flat-images.idx"                 # shards: 3 samples of 4, not 2x2
 { idx 8 4294967295 65535 65535; pixels; } >"$tmp/absurd-images.idx"
 { idx 8 3 2 2 1 1 1; pixels; } >"$tmp/sixdims-images.idx"     # 6 dimensions
 { idx 8 3 2 0; } >"$tmp/zerodim-images.idx"
