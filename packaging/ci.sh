@@ -142,7 +142,7 @@ deb_check() {
   echo "$deb: $(stat -c %s "$deb") bytes"
   dpkg-deb -f "$deb" Package Version Architecture Depends Recommends Installed-Size
   local dep
-  for dep in libc6 libllvm19 libopenblas0 libyaml-0-2 zlib1g; do
+  for dep in libc6 libllvm19 libopenblas0 libyaml-0-2 zlib1g libhdf5-103; do
     dpkg-deb -f "$deb" Depends | grep -q "$dep" || {
       echo "Depends lacks $dep"
       return 1
