@@ -148,10 +148,11 @@ static const cmd_help commands[] = {
      "no header: the class index for a categorical loss, 0/1 for a binary one,\n"
      "otherwise the output values. The input gets the spec's preprocessing (scale,\n"
      "normalize, standardize with the training set's statistics). Input by file\n"
-     "name: *.npy, *.csv (a label column like the spec's CSV source is dropped), or\n"
+     "name: *.npy, *.csv (a label column like the spec's CSV source is dropped),\n"
+     "*.h5 or *.hdf5 (FILE.h5:/DATASET, or the training source's x dataset), or\n"
      "else an IDX images file (raw or .gz).",
      {OPT_WEIGHTS,
-      {"--input FILE", "required", "the samples: .npy, .csv or IDX"},
+      {"--input FILE", "required", "the samples: .npy, .csv, .h5[:/DATASET] or IDX"},
       {"--output FILE", "standard output", "where to write the CSV"},
       {"--probs", "off", "write the whole output vector (probabilities after a softmax)"},
       OPT_MODEL,
