@@ -57,6 +57,16 @@ static LLVMValueRef doubles(aot *a, const char *name, const double *v, int64_t n
   return blob(a, name, n ? (const void *)v : (const void *)&one, (size_t)(n ? n : 1) * sizeof(double), internal);
 }
 
+/* sn_aot_decoder_v1, --generate's key/value cache, where the model is one it runs
+ * (else no symbol: the main's weak reference is null and each token is a full pass) */
+static void decoder_blob(aot *a, const sn_spec *spec, const sn_model *w) {
+  sn_decoder *dec = malloc(sizeof *dec);
+  if (!dec) abort();
+  char why[256];
+  if (!sn_decoder_plan(spec, w, dec, why, sizeof why)) blob(a, "sn_aot_decoder_v1", dec, sizeof *dec, false);
+  free(dec);
+}
+
 /* NAME_load_weights(path): params then state, raw, into the zeroed buffers. */
 static void emit_load_weights(aot *a, const char *fname, LLVMValueRef params, LLVMValueRef state, size_t pbytes,
                               size_t qbytes) {
@@ -436,13 +446,7 @@ static void emit_data(aot *a, const sn_spec *spec, const sn_model *w, const sn_a
                                     (spec->loss == SN_LOSS_SPARSE_CCE || spec->loss == SN_LOSS_CCE)};
   for (int i = 0; i < spec->input_rank; i++) info.input_shape[i] = spec->input_shape[i];
   if (!o->lib) blob(a, "sn_aot_info_v1", &info, sizeof info, false);
-  if (!o->lib && info.lm) { /* --generate's key/value cache, where the model allows it */
-    sn_decoder *dec = malloc(sizeof *dec);
-    if (!dec) abort();
-    char why[256];
-    if (!sn_decoder_plan(spec, w, dec, why, sizeof why)) blob(a, "sn_aot_decoder_v1", dec, sizeof *dec, false);
-    free(dec);
-  }
+  if (!o->lib && info.lm) decoder_blob(a, spec, w); /* --generate's key/value cache */
 }
 
 /* A training binary's sn_aot_train_v1: the model's layout without its buffers and

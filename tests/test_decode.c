@@ -2,7 +2,7 @@
  * pass: a small causal transformer with every layer kind the decoder runs
  * (embedding, position_embedding, layer_norm, causal attention with and without
  * biases, dense with gelu, gelu_tanh, relu and linear, an activation layer,
- * dropout, add, multiply, a softmax output), random weights. For every position p
+ * dropout, add, multiply, a softmax output, or logits), random weights. For every position p
  * of a window, the decoder's scores for p (the cache holding 0..p-1) equal row p
  * of predict over the window to 1e-5 of the largest; the generator gives the same
  * tokens with the cache as without for several seeds at temperature 0.9 with
@@ -67,8 +67,8 @@ static void scores_agree(sn_model *m, const sn_decoder *dec, const int32_t *ids)
 }
 
 /* n tokens after the prompt ids 3 1 4, with or without the decoder */
-static void generate(sn_model *m, const sn_decoder *dec, const sn_sampler *s, int n, int32_t *ids) {
-  sn_generator g = {.predict = m->predict, .context = T, .vocab = V, .probs = true, .dec = dec};
+static void generate(sn_model *m, const sn_decoder *dec, bool probs, const sn_sampler *s, int n, int32_t *ids) {
+  sn_generator g = {.predict = m->predict, .context = T, .vocab = V, .probs = probs, .dec = dec};
   g.args = (sn_step_args){.params = m->params, .state = m->state, .arena = m->arena, .step = 1};
   sn_error err = {0};
   CHECK(sn_generator_init(&g, &err) == 0, "%s", err.msg);
@@ -79,12 +79,23 @@ static void generate(sn_model *m, const sn_decoder *dec, const sn_sampler *s, in
   sn_generator_free(&g);
 }
 
-int main(void) {
+/* text with its first `from` replaced by `to` (a new string) */
+static char *replaced(const char *text, const char *from, const char *to) {
+  const char *at = strstr(text, from);
+  char *out = malloc(strlen(text) + strlen(to) + 1);
+  if (!at || !out) abort();
+  sprintf(out, "%.*s%s%s", (int)(at - text), text, to, at + strlen(from));
+  return out;
+}
+
+/* The spec's model with random weights: its decoder's scores per position and its
+ * generated tokens against the full pass (probs: the output is a softmax) */
+static void check_model(const char *text, const char *name, bool probs) {
   sn_diag d = {0};
   sn_spec *s;
-  sn_compiled *c = compile_spec_text(SPEC, "decode.yaml", SN_RT_F32, &s, &d);
-  CHECK(c != NULL, "the spec does not compile");
-  if (!c) return 1;
+  sn_compiled *c = compile_spec_text(text, name, SN_RT_F32, &s, &d);
+  CHECK(c != NULL, "%s does not compile", name);
+  if (!c) return;
   sn_model *m = sn_compiled_model(c);
   sn_error err = {0};
   CHECK(sn_model_alloc(m, &err) == 0, "%s", err.msg);
@@ -97,37 +108,49 @@ int main(void) {
   CHECK(dec.n_ops == 16 && dec.vocab == V && dec.context == T, "ops %d vocab %lld context %lld", dec.n_ops,
         (long long)dec.vocab, (long long)dec.context);
   int32_t a[T] = {3, 1, 4, 1, 5, 9, 2, 6}, b[T] = {0, 10, 10, 7, 0, 2, 2, 8};
+  printf("%s (%s):\n", name, probs ? "probabilities" : "logits");
   scores_agree(m, &dec, a);
   scores_agree(m, &dec, b);
-
   enum { N = 2 * T };
   for (uint64_t seed = 1; seed <= 6; seed++) {
     sn_sampler smp = {.temperature = 0.9, .top_k = seed % 2 ? 4 : 0, .seed = seed};
     int32_t with[N], without[N];
-    generate(m, &dec, &smp, N, with);
-    generate(m, NULL, &smp, N, without);
-    CHECK(!memcmp(with, without, sizeof with), "seed %llu: the cache changes the tokens", (unsigned long long)seed);
+    generate(m, &dec, probs, &smp, N, with);
+    generate(m, NULL, probs, &smp, N, without);
+    CHECK(!memcmp(with, without, sizeof with), "%s, seed %llu: the cache changes the tokens", name,
+          (unsigned long long)seed);
   }
-
-  sn_spec *s2 = NULL;
-  sn_compiled *c2 = NULL;
-  const char *needle = "causal: true, use_bias";
-  char *text = strdup(SPEC), *at = strstr(text, needle);
-  memcpy(at, "causal: false,use_bias", strlen(needle)); /* att2 no longer causal */
+  sn_model_free(m);
+  sn_compiled_free(c);
+  sn_spec_free(s);
   sn_diag_free(&d);
-  c2 = compile_spec_text(text, "decode2.yaml", SN_RT_F32, &s2, &d);
+}
+
+int main(void) {
+  check_model(SPEC, "decode.yaml", true);
+  char *linear = replaced(SPEC, "units: 11, activation: softmax", "units: 11");
+  char *logits = replaced(linear, "loss: sparse_categorical_crossentropy",
+                          "loss: {sparse_categorical_crossentropy: {from_logits: true}}");
+  check_model(logits, "decode_logits.yaml", false);
+  free(linear);
+  free(logits);
+
+  /* att2 not causal: no decoder, and why */
+  char *text = replaced(SPEC, "causal: true, use_bias", "causal: false, use_bias");
+  sn_diag d = {0};
+  sn_spec *s2 = NULL;
+  sn_compiled *c2 = compile_spec_text(text, "decode2.yaml", SN_RT_F32, &s2, &d);
   CHECK(c2 != NULL, "the second spec does not compile");
   if (c2) {
-    sn_model *m2 = sn_compiled_model(c2);
-    CHECK(sn_decoder_plan(s2, m2, &dec, why, sizeof why) != 0 && strstr(why, "att2: the attention is not causal"),
+    static sn_decoder dec;
+    char why[256] = "";
+    CHECK(sn_decoder_plan(s2, sn_compiled_model(c2), &dec, why, sizeof why) != 0 &&
+              strstr(why, "att2: the attention is not causal"),
           "a non-causal attention: %s", why);
     sn_compiled_free(c2);
   }
   free(text);
   sn_spec_free(s2);
-  sn_model_free(m);
-  sn_compiled_free(c);
-  sn_spec_free(s);
   sn_diag_free(&d);
   if (!failures) printf("test_decode: all passed\n");
   return failures != 0;
