@@ -671,7 +671,7 @@ static int train_epoch(sn_model *m, const sn_dataset *ds, const sn_train_opts *o
   if (sn_dataset_check(ds, err)) return -1; /* the file changed since the last epoch */
   if (idx) {
     for (int64_t i = 0; i < n; i++) idx[i] = i;
-    sn_shuffle(idx, n, o->seed, (uint64_t)epoch);
+    sn_shuffle_blocks(idx, n, o->shuffle_block, o->seed, (uint64_t)epoch);
   }
   /* the loader stages nothing between jobs, so the samples may change here */
   if (ds->epoch_fill) ds->epoch_fill(ds, epoch);
@@ -927,7 +927,7 @@ static int check_same(const sn_comm *C, const sn_model *m, const sn_dataset *tra
       "the initial weights (their checksums differ)", "the initial weights (their checksums differ)",
       "the training set size", "the validation set size", "the test set size", "batch_size",
       "epochs", "seed", "seed", "the model (parameter count)", "the model (state count)",
-      "the model (optimizer state count)", "shuffle", "the epochs done (resume)",
+      "the model (optimizer state count)", "shuffle", "shuffle's block", "the epochs done (resume)",
       "the optimizer step (resume)", "the learning rate", "the model dtype"};
   const uint64_t h = sn_weights_hash(m);
   const double v[] = {(double)(h >> 32), (double)(h & 0xffffffffu), (double)train->n,
@@ -935,7 +935,7 @@ static int check_same(const sn_comm *C, const sn_model *m, const sn_dataset *tra
                       (double)o->batch_size, o->epochs, (double)(o->seed >> 32),
                       (double)(o->seed & 0xffffffffu), (double)m->param_count,
                       (double)m->state_count, (double)m->opt_state_count, o->shuffle,
-                      st->epochs_done, (double)st->step, o->learning_rate, m->dtype};
+                      (double)o->shuffle_block, st->epochs_done, (double)st->step, o->learning_rate, m->dtype};
   _Static_assert(sizeof v / sizeof *v == sizeof what / sizeof *what, "one name per value");
   int differs;
   if (sn_dist_same(C, v, (int)(sizeof v / sizeof *v), &differs, err)) return -1;
