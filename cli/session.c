@@ -150,6 +150,7 @@ void train_opts_from_spec(const sn_spec *s, sn_train_opts *to) {
   to->epochs = s->epochs;
   to->batch_size = s->batch_size;
   to->shuffle = s->shuffle;
+  to->shuffle_block = s->shuffle_block;
   to->seed = s->seed;
   to->learning_rate = s->learning_rate;
   to->schedule = s->schedule;

@@ -276,6 +276,22 @@ static void early_stopping(checker *c, const sn_node *n) {
   if ((v = sn_node_get(n, "restore_best"))) ck_get_bool(c, v, "restore_best", &e->restore_best);
 }
 
+/* `shuffle: true|false`, or `shuffle: {block: N}`: blocks of N consecutive samples
+ * in shuffled order (sn_shuffle_blocks). */
+static void shuffle(checker *c, const sn_node *v, sn_spec *s) {
+  static const char *const KEYS[] = {"block", NULL};
+  if (v->kind != SN_NODE_MAP) {
+    ck_get_bool(c, v, "shuffle", &s->shuffle);
+    return;
+  }
+  ck_check_keys(c, v, "shuffle", KEYS);
+  const sn_node *b = sn_node_get(v, "block");
+  if (!b)
+    ck_missing(c, v, "block", "shuffle (samples per block)");
+  else if (ck_get_int(c, b, "block", 1, MAX_SAMPLES, &s->shuffle_block))
+    s->shuffle = true;
+}
+
 void ck_train_section(checker *c, const sn_node *n) {
   static const char *const KEYS[] = {"loss",           "optimizer", "batch_size",     "epochs",
                                      "shuffle",        "metrics",   "clip_grad_norm", "schedule",
@@ -295,7 +311,7 @@ void ck_train_section(checker *c, const sn_node *n) {
   if ((v = sn_node_get(n, "batch_size")))
     ck_get_int(c, v, "batch_size", 1, MAX_BATCH, &s->batch_size);
   if ((v = sn_node_get(n, "epochs"))) ck_get_int32(c, v, "epochs", 0, MAX_EPOCHS, &s->epochs);
-  if ((v = sn_node_get(n, "shuffle"))) ck_get_bool(c, v, "shuffle", &s->shuffle);
+  if ((v = sn_node_get(n, "shuffle"))) shuffle(c, v, s);
   if ((v = sn_node_get(n, "metrics"))) metrics(c, v);
   if ((v = sn_node_get(n, "schedule"))) schedule(c, v);
   if ((v = sn_node_get(n, "early_stopping"))) early_stopping(c, v);

@@ -257,6 +257,7 @@ typedef struct sn_spec {
   int64_t batch_size;  /* default 32 */
   int epochs;          /* default 1; 0 writes initial weights */
   bool shuffle;        /* default true */
+  int64_t shuffle_block; /* shuffle: {block: N}: blocks of N samples; 0 = per sample */
   int n_metrics;
   char metrics[8][32]; /* "accuracy", "top_k_accuracy", ... as reported */
   sn_metric_kind metric_kind[8];

@@ -432,8 +432,12 @@ static void train(FILE *out, const sn_spec *s) {
     num(out, s->early.min_delta);
     fprintf(out, ", restore_best: %s}\n", boolean(s->early.restore_best));
   }
-  fprintf(out, "  batch_size: %" PRId64 "\n  epochs: %d\n  shuffle: %s\n  metrics: [",
-          s->batch_size, s->epochs, boolean(s->shuffle));
+  fprintf(out, "  batch_size: %" PRId64 "\n  epochs: %d\n  shuffle: ", s->batch_size, s->epochs);
+  if (s->shuffle && s->shuffle_block > 0)
+    fprintf(out, "{block: %" PRId64 "}", s->shuffle_block);
+  else
+    fputs(boolean(s->shuffle), out);
+  fputs("\n  metrics: [", out);
   for (int i = 0; i < s->n_metrics; i++) {
     if (i) fputs(", ", out);
     if (s->metric_kind[i] == SN_METRIC_TOP_K)

@@ -73,3 +73,22 @@ void sn_shuffle(int64_t *idx, int64_t n, uint64_t seed, uint64_t stream) {
     idx[j] = t;
   }
 }
+
+void sn_shuffle_blocks(int64_t *idx, int64_t n, int64_t block, uint64_t seed, uint64_t stream) {
+  if (block <= 1 || n <= 0) {
+    sn_shuffle(idx, n, seed, stream);
+    return;
+  }
+  const int64_t nb = (n + block - 1) / block, last = n - (nb - 1) * block; /* its size */
+  sn_shuffle(idx, nb, seed, stream); /* the order of the blocks, in idx[0, nb) */
+  int64_t at_short = 0; /* where the short last block goes in that order */
+  for (int64_t k = 0; k < nb; k++)
+    if (idx[k] == nb - 1) at_short = k;
+  /* Expanded in place from the back: block k of the order starts at or after k, so
+   * its writes never reach an entry idx[j < k] not yet read. */
+  for (int64_t k = nb - 1; k >= 0; k--) {
+    const int64_t b = idx[k], len = b == nb - 1 ? last : block;
+    const int64_t start = k * block - (at_short < k ? block - last : 0);
+    for (int64_t i = len - 1; i >= 0; i--) idx[start + i] = b * block + i;
+  }
+}

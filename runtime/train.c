@@ -341,7 +341,7 @@ static int train_epoch(sn_model *m, const sn_dataset *ds, const sn_train_opts *o
   if (sn_dataset_check(ds, err)) return -1; /* the file changed since the last epoch */
   if (idx) {
     for (int64_t i = 0; i < n; i++) idx[i] = i;
-    sn_shuffle(idx, n, o->seed, (uint64_t)epoch);
+    sn_shuffle_blocks(idx, n, o->shuffle_block, o->seed, (uint64_t)epoch);
   }
   /* the loader stages nothing between jobs, so the samples may change here */
   if (ds->epoch_fill) ds->epoch_fill(ds, epoch);

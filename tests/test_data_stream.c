@@ -334,6 +334,31 @@ static void test_shards(void) {
   expect_error("x-t*.npy", "y-t*.npy", "x-t1.npy", "truncated");
 }
 
+/* shuffle: {block: B}: against the definition written out with a second array (the
+ * blocks' order from sn_shuffle, each block's samples in order), for block sizes that
+ * divide n and that leave a short last block; block 1 is sn_shuffle itself. */
+static void test_shuffle_blocks(void) {
+  enum { NS = 103 };
+  int64_t got[NS], order[NS], want[NS], plain[NS];
+  const int64_t blocks[] = {1, 2, 7, 10, 103, 200};
+  for (size_t t = 0; t < sizeof blocks / sizeof *blocks; t++) {
+    const int64_t B = blocks[t], nb = (NS + B - 1) / B;
+    sn_shuffle_blocks(got, NS, B, 42, 3);
+    sn_shuffle(order, nb, 42, 3);
+    int64_t k = 0;
+    for (int64_t j = 0; j < nb; j++)
+      for (int64_t i = order[j] * B; i < (order[j] + 1) * B && i < NS; i++) want[k++] = i;
+    CHECK(k == NS && memcmp(got, want, sizeof got) == 0, "block shuffle, block %lld",
+          (long long)B);
+  }
+  sn_shuffle(plain, NS, 42, 3);
+  sn_shuffle_blocks(got, NS, 1, 42, 3);
+  CHECK(memcmp(got, plain, sizeof got) == 0, "block 1 is the plain shuffle");
+  sn_shuffle_blocks(got, NS, 7, 42, 4);
+  sn_shuffle_blocks(want, NS, 7, 42, 3);
+  CHECK(memcmp(got, want, sizeof got) != 0, "another epoch, another order");
+}
+
 int main(void) {
   snprintf(dir, sizeof dir, "%s/specnet-stream-XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
   if (!mkdtemp(dir)) {
@@ -346,6 +371,7 @@ int main(void) {
   for (size_t i = 0; i < sizeof types / sizeof *types; i++) test_dtype(types[i]);
   test_changed_file();
   test_shards();
+  test_shuffle_blocks();
   char cmd[128];
   snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
   if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);

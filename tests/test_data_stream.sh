@@ -80,6 +80,28 @@ sed 's/x: img.npy, y: y.npy/x: img-*.npy, y: y-*.npy/' "$tmp/img.yaml" > "$tmp/s
 check "shards img-*.npy give the weights of img.npy" \
   cmp -s "$tmp/img-stored-1/model.safetensors" "$tmp/shards/model.safetensors"
 
+# shuffle: {block: N}: blocks of N samples in shuffled order. Block 1 is the plain
+# shuffle (the same weights); block 50 reads the same from the file as from memory,
+# and still learns
+sed 's/  shuffle: true/  shuffle: {block: 1}/' "$tmp/img.yaml" > "$tmp/block1.yaml"
+sed 's/  shuffle: true/  shuffle: {block: 50}/' "$tmp/img.yaml" > "$tmp/block50.yaml"
+"$specnet" train "$tmp/block1.yaml" --out "$tmp/block1" --quiet --threads 2 || { echo "FAIL: train block1"; fail=1; }
+check "shuffle: {block: 1} gives the weights of shuffle: true" \
+  cmp -s "$tmp/img-stored-1/model.safetensors" "$tmp/block1/model.safetensors"
+for mode in 0 1; do
+  SPECNET_DATA_IN_MEMORY=$mode "$specnet" train "$tmp/block50.yaml" --out "$tmp/block50-$mode" --quiet \
+    --threads 2 || { echo "FAIL: train block50"; fail=1; }
+done
+check "shuffle: {block: 50}: stored and in memory give the same weights" \
+  cmp -s "$tmp/block50-0/model.safetensors" "$tmp/block50-1/model.safetensors"
+check "shuffle: {block: 50}: another order than shuffle: true" \
+  bash -c '! cmp -s "$0" "$1"' "$tmp/img-stored-1/model.safetensors" "$tmp/block50-0/model.safetensors"
+check "shuffle: {block: 50} learns" "$py" -c '
+import json, sys
+last = json.loads(open(sys.argv[1]).readlines()[-1])
+assert last["val_accuracy"] > 0.6, last' "$tmp/block50-0/metrics.jsonl"
+check "the resolved spec keeps shuffle: {block: 50}" grep -q "^  shuffle: {block: 50}$" "$tmp/block50-0/spec.resolved.yaml"
+
 # a YAML list of shards (a glob inside it) trains as the one file too
 sed 's/x: img.npy, y: y.npy/x: [img-0.npy, "img-[12].npy"], y: [y-0.npy, y-1.npy, y-2.npy]/' \
   "$tmp/img.yaml" > "$tmp/list.yaml"

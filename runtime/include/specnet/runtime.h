@@ -308,6 +308,11 @@ double sn_rand_normal(uint64_t seed, uint64_t stream, uint64_t counter);
 /* Fills idx with a permutation of 0..n-1 (overwriting it): Fisher-Yates driven by
  * (seed, stream), element i's swap drawn from counter i. */
 void sn_shuffle(int64_t *idx, int64_t n, uint64_t seed, uint64_t stream);
+/* A block shuffle: the n samples cut into blocks of `block` consecutive ones (the
+ * last maybe shorter), the blocks in the order sn_shuffle gives them, each block's
+ * samples in order; for storage where reading far apart is slow. block <= 1 is
+ * sn_shuffle. */
+void sn_shuffle_blocks(int64_t *idx, int64_t n, int64_t block, uint64_t seed, uint64_t stream);
 /* Stream domains: independent uses of one seed add their own index to one of these
  * so they never draw the same numbers (e.g. SN_STREAM_INIT + parameter index). */
 #define SN_STREAM_INIT (UINT64_C(1) << 60)    /* + parameter index */
@@ -472,6 +477,8 @@ typedef struct sn_train_opts {
   int epochs;
   int64_t batch_size;
   bool shuffle;
+  int64_t shuffle_block; /* > 1: shuffle blocks of this many consecutive samples (the
+                          * samples of a block stay in order; sn_shuffle_blocks) */
   uint64_t seed;
   double learning_rate;
   const char *metrics_path;  /* metrics.jsonl to write, or NULL */
