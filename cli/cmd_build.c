@@ -76,7 +76,7 @@ int cmd_build(const opts *o) {
   sn_train_opts to;
   sn_data_config dc;
   train_opts_from_spec(s, &to);
-  data_config(s, &dc);
+  sn_spec_data_config(s, &dc);
   /* a training binary reads its data wherever it is run from */
   sn_source *srcs[] = {&dc.train, &dc.test, &dc.validation};
   for (int i = 0; i < 3; i++) {
