@@ -199,6 +199,15 @@ static void metrics(checker *c, const sn_node *n) {
   }
 }
 
+/* Whether the run reports the figure `name` (without its set prefix): the loss, or
+ * a metric listed in train.metrics. */
+static bool reported(const sn_spec *s, const char *name) {
+  if (!strcmp(name, "loss")) return true;
+  for (int i = 0; i < s->n_metrics; i++)
+    if (!strcmp(s->metrics[i], name)) return true;
+  return false;
+}
+
 /* A per-epoch figure of the run (a metrics.jsonl key): loss or a listed metric,
  * plain (training data), val_ (validation data) or, when `allow_test`, test_.
  * `what` names the key in messages ("monitor", "sweep metric"). */
@@ -240,13 +249,9 @@ bool ck_figure(checker *c, const sn_node *n, const char *what, bool allow_test) 
     return false;
   }
   bool ok = true;
-  if (strcmp(base, "loss") != 0) {
-    bool listed = false;
-    for (int i = 0; i < s->n_metrics; i++) listed = listed || !strcmp(s->metrics[i], base);
-    if (!listed) {
-      sn_diag_error(c->d, n->loc, "%s '%s' needs '%s' in train.metrics", what, t, base);
-      ok = false;
-    }
+  if (!reported(s, base)) {
+    sn_diag_error(c->d, n->loc, "%s '%s' needs '%s' in train.metrics", what, t, base);
+    ok = false;
   }
   if (set && !ck_has_data(s, set)) {
     sn_diag_error(c->d, n->loc, "%s '%s' needs data.%s", what, t, set);
@@ -356,13 +361,9 @@ static bool expect_key(checker *c, const sn_node *key) {
     return false;
   }
   bool ok = true;
-  if (strcmp(q, "loss") != 0) {
-    bool listed = false;
-    for (int i = 0; i < s->n_metrics; i++) listed = listed || !strcmp(s->metrics[i], q);
-    if (!listed) {
-      sn_diag_error(c->d, key->loc, "expectation '%s' needs '%s' in train.metrics", t, q);
-      ok = false;
-    }
+  if (!reported(s, q)) {
+    sn_diag_error(c->d, key->loc, "expectation '%s' needs '%s' in train.metrics", t, q);
+    ok = false;
   }
   if (!strcmp(set, "test") && !ck_has_data(s, "test")) {
     sn_diag_error(c->d, key->loc, "expectation '%s' needs data.test", t);
