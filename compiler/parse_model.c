@@ -446,11 +446,7 @@ static void layer_name(checker *c, const sn_node *n, sn_layer_spec *l) {
 }
 
 static void layer_inputs(checker *c, const sn_node *n, sn_layer_spec *l) {
-  if (n->kind != SN_NODE_SEQ || n->n == 0) {
-    ck_type_error(c, n, "inputs", "a non-empty list of layer names");
-    if (ck_is_name(n)) sn_diag_hint(c->d, "write [%s]", n->text);
-    return;
-  }
+  if (!ck_nonempty_list(c, n, "inputs", "a non-empty list of layer names")) return;
   if (n->n > MAX_INPUTS) {
     sn_diag_error(c->d, n->loc, "a layer takes at most %d inputs, got %d", MAX_INPUTS, n->n);
     return;
