@@ -311,6 +311,17 @@ void ck_train_section(checker *c, const sn_node *n) {
 
 static const char *const EXPECT_SETS[] = {"train", "validation", "test", NULL};
 
+/* An expectation whose value is a mapping of one key, keys[0] (gradcheck, error):
+ * false when v is no mapping (reported); else *m is that key's value, or NULL
+ * when it is missing (reported). */
+static bool expect_option(checker *c, const sn_node *v, const char *what, const char *const *keys,
+                          const sn_node **m) {
+  if (!ck_is_map(c, v, what)) return false;
+  ck_check_keys(c, v, what, keys);
+  if (!(*m = sn_node_get(v, keys[0]))) ck_missing(c, v, keys[0], what);
+  return true;
+}
+
 static void expect_range(checker *c, const sn_node *key, const sn_node *v, sn_expect_spec *e) {
   static const char *const KEYS[] = {"min", "max", NULL};
   if (!ck_is_map(c, v, key->text)) return;
@@ -390,21 +401,14 @@ void ck_expect_section(checker *c, const sn_node *n) {
     *e = (sn_expect_spec){.loc = key->loc};
     if (!strcmp(key->text, "gradcheck")) {
       static const char *const KEYS[] = {"max_rel_error", NULL};
-      if (!ck_is_map(c, v, "gradcheck")) continue;
-      ck_check_keys(c, v, "gradcheck", KEYS);
-      const sn_node *m = sn_node_get(v, "max_rel_error");
-      if (!m)
-        ck_missing(c, v, "max_rel_error", "gradcheck");
-      else
-        ck_get_real(c, m, "max_rel_error", 0, true, INFINITY, false, &e->max_rel_error);
+      const sn_node *m;
+      if (!expect_option(c, v, "gradcheck", KEYS, &m)) continue;
+      if (m) ck_get_real(c, m, "max_rel_error", 0, true, INFINITY, false, &e->max_rel_error);
     } else if (!strcmp(key->text, "error")) {
       static const char *const KEYS[] = {"contains", NULL};
-      if (!ck_is_map(c, v, "error")) continue;
-      ck_check_keys(c, v, "error", KEYS);
-      const sn_node *m = sn_node_get(v, "contains");
-      if (!m)
-        ck_missing(c, v, "contains", "error");
-      else if (ck_get_str(c, m, "contains"))
+      const sn_node *m;
+      if (!expect_option(c, v, "error", KEYS, &m)) continue;
+      if (m && ck_get_str(c, m, "contains"))
         ck_copy_field(c, m, "contains", e->contains, sizeof e->contains);
     } else {
       if (!expect_key(c, key)) continue;
