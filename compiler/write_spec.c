@@ -32,6 +32,13 @@ static void num(FILE *out, double v) {
   if (!has_dot) fputs(".0", out); /* stays a float in YAML */
 }
 
+/* "{name: {key: v}}": a choice with one numeric option. */
+static void nested_num(FILE *out, const char *name, const char *key, double v) {
+  fprintf(out, "{%s: {%s: ", name, key);
+  num(out, v);
+  fputs("}}", out);
+}
+
 /* ", key: v" inside a flow mapping. */
 static void num_field(FILE *out, const char *key, double v) {
   fprintf(out, ", %s: ", key);
@@ -356,14 +363,10 @@ static void schedule(FILE *out, const sn_schedule *sc) {
     fputs("}}", out);
     break;
   case SN_SCHED_COSINE:
-    fputs("{cosine: {warmup_epochs: ", out);
-    num(out, sc->warmup_epochs);
-    fputs("}}", out);
+    nested_num(out, "cosine", "warmup_epochs", sc->warmup_epochs);
     break;
   case SN_SCHED_EXPONENTIAL:
-    fputs("{exponential: {gamma: ", out);
-    num(out, sc->gamma);
-    fputs("}}", out);
+    nested_num(out, "exponential", "gamma", sc->gamma);
     break;
   default:
     fputs("constant", out);
@@ -379,9 +382,7 @@ static void train(FILE *out, const sn_spec *s) {
     fputs(sn_loss_name(s->loss), out);
     break;
   case SN_LOSS_HUBER:
-    fputs("{huber: {delta: ", out);
-    num(out, s->huber_delta);
-    fputs("}}", out);
+    nested_num(out, "huber", "delta", s->huber_delta);
     break;
   default:
     fprintf(out, "{%s: {from_logits: %s}}", sn_loss_name(s->loss), boolean(s->from_logits));
