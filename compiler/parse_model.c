@@ -164,10 +164,16 @@ static void read_dense(checker *c, const sn_node *map, const sn_node *at, sn_lay
   read_weights(c, map, l);
 }
 
+/* A convolution's filters, required (kind: the layer kind, for the message). */
+static void read_filters(checker *c, const sn_node *map, const sn_node *at, const char *kind,
+                         sn_layer_spec *l) {
+  const sn_node *v = required(c, map, at, "filters", kind);
+  if (v) ck_get_int32(c, v, "filters", 1, MAX_UNITS, &l->filters);
+}
+
 static void read_conv2d(checker *c, const sn_node *map, const sn_node *at, sn_layer_spec *l) {
   const sn_node *v;
-  if ((v = required(c, map, at, "filters", "conv2d")))
-    ck_get_int32(c, v, "filters", 1, MAX_UNITS, &l->filters);
+  read_filters(c, map, at, "conv2d", l);
   if ((v = required(c, map, at, "kernel_size", "conv2d")))
     get_pair(c, v, "kernel_size", l->kernel_size);
   if ((v = sn_node_get(map, "strides"))) get_pair(c, v, "strides", l->strides);
@@ -178,8 +184,7 @@ static void read_conv2d(checker *c, const sn_node *map, const sn_node *at, sn_la
 /* conv1d: one window side, one stride, the [N, 1, T, C] view's second axis. */
 static void read_conv1d(checker *c, const sn_node *map, const sn_node *at, sn_layer_spec *l) {
   const sn_node *v;
-  if ((v = required(c, map, at, "filters", "conv1d")))
-    ck_get_int32(c, v, "filters", 1, MAX_UNITS, &l->filters);
+  read_filters(c, map, at, "conv1d", l);
   if ((v = required(c, map, at, "kernel_size", "conv1d")))
     ck_get_int32(c, v, "kernel_size", 1, MAX_WINDOW, &l->kernel_size[1]);
   if ((v = sn_node_get(map, "strides")))
