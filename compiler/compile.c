@@ -289,6 +289,7 @@ uint64_t sn_spec_seed(const sn_spec *s) { return s->seed; }
 const char *sn_spec_path(const sn_spec *s) { return s->path; }
 int sn_spec_epochs(const sn_spec *s) { return s->epochs; }
 bool sn_spec_has_sweep(const sn_spec *s) { return s->sweep.kind != SN_SWEEP_NONE; }
+const sn_source *sn_spec_train_source(const sn_spec *s) { return &s->data.train; }
 
 sn_loc sn_spec_data_loc(const sn_spec *s, sn_data_part which) {
   const sn_loc at[] = {s->data.train_loc, s->data.validation_loc, s->data.test_loc, s->data.preprocess_loc};
