@@ -78,7 +78,6 @@ void session_free(session *S);
 /* The spec's scale and normalize steps on one loaded set (standardize is
  * applied by the caller with the training statistics). Returns 0 or an exit code. */
 int preprocess_set(const sn_spec *s, sn_dataset *ds);
-void data_config(const sn_spec *s, sn_data_config *c);
 /* Training options from the spec: epochs, batches, schedule, early stopping. */
 void train_opts_from_spec(const sn_spec *s, sn_train_opts *to);
 

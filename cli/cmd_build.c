@@ -54,29 +54,29 @@ int cmd_build(const opts *o) {
     return rc;
   }
   const sn_spec *s = S.spec;
+  sn_data_config dc;
+  sn_spec_data_config(s, &dc);
   int64_t F = o->train ? 0 : sn_dataset_features(&S.ds.train);
-  bool per_feature = s->data.n_norm > 0 || s->data.standardize;
-  int64_t n = per_feature ? F : (s->data.scale != 1.0 ? 1 : 0);
+  bool per_feature = dc.n_norm > 0 || dc.standardize;
+  int64_t n = per_feature ? F : (dc.scale != 1.0 ? 1 : 0);
   double *a = calloc((size_t)(n ? n : 1), sizeof(double)), *b = calloc((size_t)(n ? n : 1), sizeof(double));
   if (!a || !b) abort();
   for (int64_t f = 0; f < n; f++) {
-    a[f] = s->data.scale;
-    if (s->data.n_norm > 0) {
-      double m = s->data.norm_mean[f % s->data.n_norm], sd = s->data.norm_std[f % s->data.n_norm];
+    a[f] = dc.scale;
+    if (dc.n_norm > 0) {
+      double m = dc.norm_mean[f % dc.n_norm], sd = dc.norm_std[f % dc.n_norm];
       a[f] /= sd;
       b[f] = (b[f] - m) / sd;
     }
-    if (s->data.standardize) {
+    if (dc.standardize) {
       a[f] /= S.ds.std_std[f];
       b[f] = (b[f] - S.ds.std_mean[f]) / S.ds.std_std[f];
     }
   }
   char name[128];
-  c_name(s->name, name, sizeof name);
+  c_name(sn_spec_name(s), name, sizeof name);
   sn_train_opts to;
-  sn_data_config dc;
   train_opts_from_spec(s, &to);
-  data_config(s, &dc);
   /* a training binary reads its data wherever it is run from */
   sn_source *srcs[] = {&dc.train, &dc.test, &dc.validation};
   for (int i = 0; i < 3; i++) {

@@ -19,12 +19,18 @@
 
 #include <unistd.h>
 
+/* Whether the spec is a language model's: data.train a text source in lm mode. */
+static bool is_lm(const sn_spec *s) {
+  const sn_source *src = sn_spec_train_source(s);
+  return src->kind == SN_SRC_TEXT && src->text_mode == SN_TEXT_LM;
+}
+
 /* The tokenizer's table: bytes need none; chars come from vocab.json beside the
  * weights, else from the training text. *owned is what to free. */
 static int load_tokens(const sn_spec *s, const char *weights, sn_vocab *t, uint32_t **owned, sn_dataset *train) {
   memset(t, 0, sizeof *t);
   *owned = NULL;
-  if (s->data.train.tokenizer != SN_TOK_CHARS) return 0;
+  if (sn_spec_train_source(s)->tokenizer != SN_TOK_CHARS) return 0;
   char msg[512];
   if (read_vocab(weights, owned, &t->n_chars, msg, sizeof msg)) {
     fprintf(stderr, "specnet: error: %s\n", msg);
@@ -35,7 +41,8 @@ static int load_tokens(const sn_spec *s, const char *weights, sn_vocab *t, uint3
     return 0;
   }
   sn_error err = {0};
-  if (sn_dataset_load(&s->data.train, train, &err)) return data_error(s, s->data.train_loc, err.msg);
+  if (sn_dataset_load(sn_spec_train_source(s), train, &err))
+    return data_error(s, sn_spec_data_loc(s, SN_PART_TRAIN), err.msg);
   t->chars = train->chars;
   t->n_chars = train->n_chars;
   t->first_id = train->first_id;
@@ -58,7 +65,7 @@ static int write_text(const sn_spec *s, sn_model *m, const sn_vocab *t, const te
                        (long long)T, (long long)m->output_elems);
   sn_generator g = {.predict = m->predict, .context = T, .vocab = V, .f64 = m->dtype == SN_RT_F64,
                     .probs = sn_spec_softmax_output(s)};
-  g.args = (sn_step_args){.params = m->params, .state = m->state, .arena = m->arena, .step = 1, .seed = s->seed};
+  g.args = (sn_step_args){.params = m->params, .state = m->state, .arena = m->arena, .step = 1, .seed = sn_spec_seed(s)};
   static sn_decoder dec; /* large: not on the stack */
   char why[256];
   if (kv && !sn_decoder_plan(s, m, &dec, why, sizeof why)) g.dec = &dec;
@@ -92,7 +99,7 @@ static int write_text(const sn_spec *s, sn_model *m, const sn_vocab *t, const te
 int write_generations(const sn_spec *s, sn_model *m, const sn_dataset *train, const char *dir) {
   char path[4200];
   snprintf(path, sizeof path, "%s/generations.txt", dir);
-  if (s->data.train.kind != SN_SRC_TEXT || s->data.train.text_mode != SN_TEXT_LM) {
+  if (!is_lm(s)) {
     unlink(path); /* an older run's */
     return 0;
   }
@@ -112,9 +119,9 @@ int cmd_generate(const opts *o) {
   if (!o->weights) return usage_error("generate needs --weights FILE (a trained language model)");
   sn_spec *spec = load_spec(o);
   if (!spec) return EXIT_SPEC;
-  if (spec->data.train.kind != SN_SRC_TEXT || spec->data.train.text_mode != SN_TEXT_LM) {
+  if (!is_lm(spec)) {
     sn_diag d = {0};
-    sn_diag_error(&d, spec->data.train_loc, "generate needs a language model: data.train must be a text source "
+    sn_diag_error(&d, sn_spec_data_loc(spec, SN_PART_TRAIN), "generate needs a language model: data.train must be a text source "
                                             "with mode: lm");
     print_diag(&d);
     sn_diag_free(&d);

@@ -58,14 +58,14 @@ int cmd_eval(const opts *o) {
                          : !strcmp(split, "validation") ? (S.ds.has_val ? &S.ds.val : NULL)
                                                         : (S.ds.has_test ? &S.ds.test : NULL);
   if (!ds) {
-    fprintf(stderr, "%s: error: the spec has no %s data\n", S.spec->path, split);
+    fprintf(stderr, "%s: error: the spec has no %s data\n", sn_spec_path(S.spec), split);
     session_free(&S);
     return EXIT_SPEC;
   }
   sn_eval_result r;
   sn_error err = {0};
   if (sn_evaluate(S.m, ds, &r, &err)) {
-    fprintf(stderr, "%s: error: %s\n", S.spec->path, err.msg);
+    fprintf(stderr, "%s: error: %s\n", sn_spec_path(S.spec), err.msg);
     session_free(&S);
     return EXIT_SPEC;
   }

@@ -290,16 +290,17 @@ static int train_session(const opts *o, sn_spec *spec, const sn_comm *comm) {
     return rc;
   }
   const sn_spec *s = S.spec;
+  const char *name = sn_spec_name(s);
   char dir[4096], path[4200], spath_state[4200];
   bool fresh = !o->resume && !o->out; /* runs/NAME, or runs/NAME-2, ... beside earlier runs */
   if (o->resume) snprintf(dir, sizeof dir, "%s", o->resume);
   else if (o->out) snprintf(dir, sizeof dir, "%s", o->out);
-  else snprintf(dir, sizeof dir, "runs/%s", s->name);
-  if (lead && fresh && new_run_dir(s->name, dir, sizeof dir)) {
+  else snprintf(dir, sizeof dir, "runs/%s", name);
+  if (lead && fresh && new_run_dir(name, dir, sizeof dir)) {
     fprintf(stderr, "specnet: error: cannot create output folder %s: %s\n", dir, strerror(errno));
     rc = EXIT_SPEC;
-  } else if (lead && fresh && !o->quiet && strcmp(dir + 5, s->name)) {
-    printf("runs/%s holds an earlier run: this one goes to %s\n", s->name, dir);
+  } else if (lead && fresh && !o->quiet && strcmp(dir + 5, name)) {
+    printf("runs/%s holds an earlier run: this one goes to %s\n", name, dir);
   }
   snprintf(spath_state, sizeof spath_state, "%s/train_state.safetensors", dir);
   if (!rc && lead && sn_mkdirs(dir)) {
@@ -319,7 +320,7 @@ static int train_session(const opts *o, sn_spec *spec, const sn_comm *comm) {
   }
   sn_error err = {0};
   snprintf(path, sizeof path, "%s/model.safetensors", dir);
-  if (s->epochs > 0 || o->resume) {
+  if (sn_spec_epochs(s) > 0 || o->resume) {
     char mpath[4200], cpath[4200], spath[4200];
     snprintf(mpath, sizeof mpath, "%s/metrics.jsonl", dir);
     snprintf(cpath, sizeof cpath, "%s/metrics.csv", dir);
@@ -338,7 +339,7 @@ static int train_session(const opts *o, sn_spec *spec, const sn_comm *comm) {
     if (lead) note_interrupts(dir);
     if (sn_train(S.m, &S.ds.train, S.ds.has_val ? &S.ds.val : NULL, S.ds.has_test ? &S.ds.test : NULL,
                  &to, &err)) {
-      if (prints_error(comm, err.msg)) fprintf(stderr, "%s: error: %s\n", s->path, err.msg);
+      if (prints_error(comm, err.msg)) fprintf(stderr, "%s: error: %s\n", sn_spec_path(s), err.msg);
       session_free(&S);
       return EXIT_SPEC;
     }

@@ -257,7 +257,7 @@ static int cmd_train(const opts *given) {
   }
   sn_spec *s = load_spec(o);
   if (!s) return EXIT_SPEC;
-  if (s->sweep.kind != SN_SWEEP_NONE) {
+  if (sn_spec_has_sweep(s)) {
     if (o->resume) { /* a sweep's trials resume themselves (halving) */
       fprintf(stderr, "specnet: error: a spec with a sweep: section runs without --resume; train "
               "one setting with --set instead\n");

@@ -39,14 +39,14 @@ static sn_compiled *compile_spec(const sn_spec *s, const opts *o) {
 /* Prints a data error at the spec line of the source it came from. */
 int data_error(const sn_spec *s, sn_loc loc, const char *msg) {
   sn_diag d = {0};
-  if (!loc.file) loc.file = s->path;
+  if (!loc.file) loc.file = sn_spec_path(s);
   sn_diag_error(&d, loc, "%s", msg);
   if (strstr(msg, ": cannot open")) { /* say which folder a relative path was read from */
-    const char *slash = strrchr(s->path, '/');
-    int dir = slash ? (int)(slash - s->path) + 1 : 0;
+    const char *path = sn_spec_path(s), *slash = strrchr(path, '/');
+    int dir = slash ? (int)(slash - path) + 1 : 0;
     sn_diag_hint(&d, "relative data paths in a spec and in --set are read from the spec's folder (%.*s), "
                      "--input from the current folder",
-                 dir ? dir : 2, dir ? s->path : "./");
+                 dir ? dir : 2, dir ? path : "./");
   }
   sn_diag_print(&d, stderr); /* data can differ per rank: each says its own */
   sn_diag_free(&d);
@@ -56,29 +56,13 @@ int data_error(const sn_spec *s, sn_loc loc, const char *msg) {
 static void datasets_free(datasets *ds) { sn_data_free(ds); }
 
 /* data.preprocess in order: scale, then normalize with the given mean and std. */
-/* The spec's data section as the runtime's data pipeline reads it. */
-void data_config(const sn_spec *s, sn_data_config *c) {
-  memset(c, 0, sizeof *c);
-  c->train = s->data.train;
-  c->test = s->data.test;
-  c->validation = s->data.validation;
-  c->validation_split = s->data.validation_split;
-  c->scale = s->data.scale;
-  c->n_norm = s->data.n_norm;
-  memcpy(c->norm_mean, s->data.norm_mean, sizeof c->norm_mean);
-  memcpy(c->norm_std, s->data.norm_std, sizeof c->norm_std);
-  c->standardize = s->data.standardize;
-  c->standardize_targets = s->data.standardize_targets;
-}
-
-/* data.preprocess in order: scale, then normalize with the given mean and std. */
 int preprocess_set(const sn_spec *s, sn_dataset *ds) {
   sn_data_config c;
-  data_config(s, &c);
+  sn_spec_data_config(s, &c);
   c.standardize = false; /* the caller applies the training statistics */
   sn_data none = {0};
   sn_error err = {0};
-  if (sn_data_preprocess(&c, &none, ds, &err)) return data_error(s, s->data.preprocess_loc, err.msg);
+  if (sn_data_preprocess(&c, &none, ds, &err)) return data_error(s, sn_spec_data_loc(s, SN_PART_PREPROCESS), err.msg);
   return 0;
 }
 
@@ -86,19 +70,18 @@ int preprocess_set(const sn_spec *s, sn_dataset *ds) {
  * error is reported at the spec line of the source it came from. */
 static int load_data(const sn_spec *s, const sn_model *m, datasets *ds, const char *weights) {
   sn_data_config c;
-  data_config(s, &c);
+  sn_spec_data_config(s, &c);
   sn_data_part part;
   sn_error err = {0};
   uint32_t *chars = NULL; /* the training run's characters, when the weights come from one */
   if (weights && c.train.kind == SN_SRC_TEXT && c.train.tokenizer == SN_TOK_CHARS &&
       read_vocab(weights, &chars, &c.train.n_chars, err.msg, sizeof err.msg))
-    return data_error(s, s->data.train_loc, err.msg);
+    return data_error(s, sn_spec_data_loc(s, SN_PART_TRAIN), err.msg);
   c.train.chars = chars;
   int rc = sn_data_prepare(&c, m, ds, &part, &err);
   free(chars);
   if (!rc) return check_text_vocab(s, &ds->train);
-  sn_loc at[] = {s->data.train_loc, s->data.validation_loc, s->data.test_loc, s->data.preprocess_loc};
-  return data_error(s, at[part], err.msg);
+  return data_error(s, sn_spec_data_loc(s, part), err.msg);
 }
 
 static void print_compile_times(const sn_compiled *c, bool quiet) {
@@ -136,7 +119,7 @@ int session_open_with(session *S, const opts *o, bool quiet, bool data, sn_spec 
   sn_error err = {0};
   if (sn_model_alloc(m, &err)) return data_error(S->spec, (sn_loc){0}, err.msg);
   S->m = m;
-  sn_model_init_params(m, S->spec->seed);
+  sn_model_init_params(m, sn_spec_seed(S->spec));
   if (o->weights && sn_safetensors_read(o->weights, m, &err)) {
     fprintf(stderr, "%s: error: %s\n", o->weights, err.msg);
     return EXIT_SPEC;
@@ -145,17 +128,8 @@ int session_open_with(session *S, const opts *o, bool quiet, bool data, sn_spec 
 }
 
 void train_opts_from_spec(const sn_spec *s, sn_train_opts *to) {
-  memset(to, 0, sizeof *to);
+  sn_spec_train_opts(s, to);
   to->reporter = sn_terminal_reporter(); /* sn_train prints nothing itself */
-  to->epochs = s->epochs;
-  to->batch_size = s->batch_size;
-  to->shuffle = s->shuffle;
-  to->shuffle_block = s->shuffle_block;
-  to->seed = s->seed;
-  to->learning_rate = s->learning_rate;
-  to->schedule = s->schedule;
-  to->early = s->early;
-  to->title = s->name;
   /* SPECNET_PREFETCH=0 stages batches on the training thread (to measure what
    * the background thread saves; docs/cli.md) */
   const char *pf = getenv("SPECNET_PREFETCH");

@@ -503,6 +503,18 @@ static void grad_log(sn_graph *g, int v, int dy, int dx[]) {
 }
 static void grad_copy(sn_graph *g, int v, int dy, int dx[]) { dx[0] = dy; }
 
+/* op added to g; a gradient rule that builds an op the graph refuses is a bug in
+ * the rule: an internal error naming what (the op) and the process aborts. */
+static int must_add(sn_graph *g, sn_op *op, const char *what) {
+  char err[256];
+  int v = sn_graph_add(g, op, err, sizeof err);
+  if (v < 0) {
+    fprintf(stderr, "specnet: internal error in %s: %s\n", what, err);
+    abort();
+  }
+  return v;
+}
+
 /* An op like `proto` (attributes such as alpha, annotations) with other inputs and,
  * when t is given, another type. */
 static int add_like(sn_graph *g, const sn_op *proto, sn_opcode code, int a, int b, const sn_type *t) {
@@ -512,13 +524,7 @@ static int add_like(sn_graph *g, const sn_op *proto, sn_opcode code, int a, int 
   op.in[0] = a;
   op.in[1] = b;
   if (t) op.type = *t;
-  char err[256];
-  int v = sn_graph_add(g, &op, err, sizeof err);
-  if (v < 0) {
-    fprintf(stderr, "specnet: internal error in %s: %s\n", sn_opdefs[code].name, err);
-    abort();
-  }
-  return v;
+  return must_add(g, &op, sn_opdefs[code].name);
 }
 /* An activation's gradient: its gradient op (acts.def) on (y or x, dy), with the
  * activation's option (alpha, in c) carried over. */
@@ -575,13 +581,7 @@ static int emit_slice(sn_graph *g, int x, int64_t axis, int64_t off, int64_t wid
   op.a[0] = off;
   op.a[1] = axis;
   op.type.dim[axis] = width;
-  char err[256];
-  int v = sn_graph_add(g, &op, err, sizeof err);
-  if (v < 0) {
-    fprintf(stderr, "specnet: internal error in slice: %s\n", err);
-    abort();
-  }
-  return v;
+  return must_add(g, &op, "slice");
 }
 static void grad_split_heads(sn_graph *g, int v, int dy, int dx[]) {
   dx[0] = add_like(g, OP(v), SN_OP_MERGE_HEADS, dy, -1, NULL);
@@ -643,13 +643,7 @@ static int emit_concat(sn_graph *g, int a, int b, int64_t axis, const sn_op *lik
   sn_op op = {.code = SN_OP_CONCAT, .n_in = 2, .in = {a, b}, .loc = like->loc};
   memcpy(op.layer, like->layer, sizeof op.layer);
   op.a[0] = axis;
-  char err[256];
-  int v = sn_graph_add(g, &op, err, sizeof err);
-  if (v < 0) {
-    fprintf(stderr, "specnet: internal error in concat: %s\n", err);
-    abort();
-  }
-  return v;
+  return must_add(g, &op, "concat");
 }
 /* dy in the slice's place, zeros before and after it */
 static void grad_slice(sn_graph *g, int v, int dy, int dx[]) {

@@ -46,6 +46,9 @@ const char *ck_join(const char *const *list, char *buf, size_t cap);
 
 /* parse_values.c: report at the node and return false (or -1) on failure */
 void ck_hint_closest(checker *c, const char *word, const char *const *a, const char *const *b);
+/* Whether n is a list with at least one item; else a type error (expected: what
+ * it should be) and, for a bare name, the hint to write it as a list. */
+bool ck_nonempty_list(checker *c, const sn_node *n, const char *what, const char *expected);
 void ck_missing(checker *c, const sn_node *map, const char *key, const char *where);
 void ck_check_keys(checker *c, const sn_node *map, const char *where, const char *const *keys);
 void ck_type_error(checker *c, const sn_node *n, const char *what, const char *expected);

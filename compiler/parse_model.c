@@ -148,25 +148,34 @@ static void read_weights(checker *c, const sn_node *map, sn_layer_spec *l) {
     initializer(c, v, "bias_init", &l->bias_init, &l->bias_init_arg);
 }
 
+/* A layer's option key, reported as missing (where: the layer kind) when absent:
+ * at the options' mapping, or at the layer item (at) when it has none. */
+static const sn_node *required(checker *c, const sn_node *map, const sn_node *at, const char *key,
+                               const char *where) {
+  const sn_node *v = sn_node_get(map, key);
+  if (!v) ck_missing(c, map ? map : at, key, where);
+  return v;
+}
+
 static void read_dense(checker *c, const sn_node *map, const sn_node *at, sn_layer_spec *l) {
   const sn_node *v;
-  if ((v = sn_node_get(map, "units")))
+  if ((v = required(c, map, at, "units", "dense")))
     ck_get_int32(c, v, "units", 1, MAX_UNITS, &l->units);
-  else
-    ck_missing(c, map ? map : at, "units", "dense");
   read_weights(c, map, l);
+}
+
+/* A convolution's filters, required (kind: the layer kind, for the message). */
+static void read_filters(checker *c, const sn_node *map, const sn_node *at, const char *kind,
+                         sn_layer_spec *l) {
+  const sn_node *v = required(c, map, at, "filters", kind);
+  if (v) ck_get_int32(c, v, "filters", 1, MAX_UNITS, &l->filters);
 }
 
 static void read_conv2d(checker *c, const sn_node *map, const sn_node *at, sn_layer_spec *l) {
   const sn_node *v;
-  if ((v = sn_node_get(map, "filters")))
-    ck_get_int32(c, v, "filters", 1, MAX_UNITS, &l->filters);
-  else
-    ck_missing(c, map ? map : at, "filters", "conv2d");
-  if ((v = sn_node_get(map, "kernel_size")))
+  read_filters(c, map, at, "conv2d", l);
+  if ((v = required(c, map, at, "kernel_size", "conv2d")))
     get_pair(c, v, "kernel_size", l->kernel_size);
-  else
-    ck_missing(c, map ? map : at, "kernel_size", "conv2d");
   if ((v = sn_node_get(map, "strides"))) get_pair(c, v, "strides", l->strides);
   if ((v = sn_node_get(map, "padding"))) padding_field(c, v, &l->padding);
   read_weights(c, map, l);
@@ -175,14 +184,9 @@ static void read_conv2d(checker *c, const sn_node *map, const sn_node *at, sn_la
 /* conv1d: one window side, one stride, the [N, 1, T, C] view's second axis. */
 static void read_conv1d(checker *c, const sn_node *map, const sn_node *at, sn_layer_spec *l) {
   const sn_node *v;
-  if ((v = sn_node_get(map, "filters")))
-    ck_get_int32(c, v, "filters", 1, MAX_UNITS, &l->filters);
-  else
-    ck_missing(c, map ? map : at, "filters", "conv1d");
-  if ((v = sn_node_get(map, "kernel_size")))
+  read_filters(c, map, at, "conv1d", l);
+  if ((v = required(c, map, at, "kernel_size", "conv1d")))
     ck_get_int32(c, v, "kernel_size", 1, MAX_WINDOW, &l->kernel_size[1]);
-  else
-    ck_missing(c, map ? map : at, "kernel_size", "conv1d");
   if ((v = sn_node_get(map, "strides")))
     ck_get_int32(c, v, "strides", 1, MAX_WINDOW, &l->strides[1]);
   if ((v = sn_node_get(map, "dilation")))
@@ -193,10 +197,8 @@ static void read_conv1d(checker *c, const sn_node *map, const sn_node *at, sn_la
 
 static void read_recurrent(checker *c, const sn_node *map, const sn_node *at, sn_layer_spec *l) {
   const sn_node *v;
-  if ((v = sn_node_get(map, "units")))
+  if ((v = required(c, map, at, "units", sn_layer_kind_name(l->kind))))
     ck_get_int32(c, v, "units", 1, MAX_UNITS, &l->units);
-  else
-    ck_missing(c, map ? map : at, "units", sn_layer_kind_name(l->kind));
   if ((v = sn_node_get(map, "return_sequences")))
     ck_get_bool(c, v, "return_sequences", &l->return_sequences);
 }
@@ -211,11 +213,8 @@ static void read_pool(checker *c, const sn_node *map, const sn_node *at, sn_laye
 }
 
 static void read_reshape(checker *c, const sn_node *map, const sn_node *at, sn_layer_spec *l) {
-  const sn_node *n = sn_node_get(map, "target_shape");
-  if (!n) {
-    ck_missing(c, map ? map : at, "target_shape", "reshape");
-    return;
-  }
+  const sn_node *n = required(c, map, at, "target_shape", "reshape");
+  if (!n) return;
   if (n->kind != SN_NODE_SEQ || n->n < 1 || n->n > 4) {
     ck_type_error(c, n, "target_shape", "a list of 1 to 4 integers (one may be -1)");
     if (ck_is_int_text(n)) sn_diag_hint(c->d, "write [%s]", n->text);
@@ -243,11 +242,8 @@ static void read_reshape(checker *c, const sn_node *map, const sn_node *at, sn_l
 }
 
 static void read_dropout(checker *c, const sn_node *map, const sn_node *at, sn_layer_spec *l) {
-  const sn_node *v = sn_node_get(map, "rate");
-  if (v)
-    ck_get_real(c, v, "rate", 0, false, 1, true, &l->rate);
-  else
-    ck_missing(c, map ? map : at, "rate", "dropout");
+  const sn_node *v = required(c, map, at, "rate", "dropout");
+  if (v) ck_get_real(c, v, "rate", 0, false, 1, true, &l->rate);
 }
 
 static void read_norm(checker *c, const sn_node *map, const sn_node *at, sn_layer_spec *l) {
@@ -259,16 +255,11 @@ static void read_norm(checker *c, const sn_node *map, const sn_node *at, sn_laye
 }
 
 static void read_embedding(checker *c, const sn_node *map, const sn_node *at, sn_layer_spec *l) {
-  const sn_node *v, *vv = sn_node_get(map, "vocab"), *dv = sn_node_get(map, "dim");
+  const sn_node *v, *vv = required(c, map, at, "vocab", "embedding");
   bool ok = true;
-  if (vv)
-    ok = ck_get_int32(c, vv, "vocab", 1, MAX_UNITS, &l->vocab);
-  else
-    ck_missing(c, map ? map : at, "vocab", "embedding");
-  if (dv)
-    ok = ck_get_int32(c, dv, "dim", 1, MAX_UNITS, &l->dim) && ok;
-  else
-    ck_missing(c, map ? map : at, "dim", "embedding");
+  if (vv) ok = ck_get_int32(c, vv, "vocab", 1, MAX_UNITS, &l->vocab);
+  const sn_node *dv = required(c, map, at, "dim", "embedding");
+  if (dv) ok = ck_get_int32(c, dv, "dim", 1, MAX_UNITS, &l->dim) && ok;
   if (vv && dv && ok && (int64_t)l->vocab * l->dim > MAX_INPUT_ELEMS)
     sn_diag_error(c->d, vv->loc, "embedding has vocab x dim = %lld parameters; at most %lld",
                   (long long)l->vocab * l->dim, (long long)MAX_INPUT_ELEMS);
@@ -296,12 +287,10 @@ static void read_position_embedding(checker *c, const sn_node *map, const sn_nod
 
 static void read_attention(checker *c, const sn_node *map, const sn_node *at, sn_layer_spec *l) {
   const sn_node *v;
-  if ((v = sn_node_get(map, "heads"))) {
+  if ((v = required(c, map, at, "heads", "attention"))) {
     ck_get_int32(c, v, "heads", 1, MAX_UNITS, &l->heads);
     l->heads_loc = v->loc;
   }
-  else
-    ck_missing(c, map ? map : at, "heads", "attention");
   if ((v = sn_node_get(map, "causal"))) ck_get_bool(c, v, "causal", &l->causal);
   if ((v = sn_node_get(map, "dropout"))) ck_get_real(c, v, "dropout", 0, false, 1, true, &l->rate);
   if ((v = sn_node_get(map, "use_bias"))) ck_get_bool(c, v, "use_bias", &l->use_bias);
@@ -462,11 +451,7 @@ static void layer_name(checker *c, const sn_node *n, sn_layer_spec *l) {
 }
 
 static void layer_inputs(checker *c, const sn_node *n, sn_layer_spec *l) {
-  if (n->kind != SN_NODE_SEQ || n->n == 0) {
-    ck_type_error(c, n, "inputs", "a non-empty list of layer names");
-    if (ck_is_name(n)) sn_diag_hint(c->d, "write [%s]", n->text);
-    return;
-  }
+  if (!ck_nonempty_list(c, n, "inputs", "a non-empty list of layer names")) return;
   if (n->n > MAX_INPUTS) {
     sn_diag_error(c->d, n->loc, "a layer takes at most %d inputs, got %d", MAX_INPUTS, n->n);
     return;

@@ -137,6 +137,19 @@ static bool axis_values(checker *c, sn_sweep_axis *ax, const sn_node *vals) {
   return ok;
 }
 
+/* The sweep's next axis, for key (checked: *ok), or NULL when the sweep varies cap
+ * keys already (reported). */
+static sn_sweep_axis *next_axis(checker *c, sn_sweep_spec *sw, int cap, const sn_node *key, bool *ok) {
+  if (sw->n_axes == cap) {
+    sn_diag_error(c->d, key->loc, "a sweep varies at most %d keys", cap);
+    return NULL;
+  }
+  sn_sweep_axis *ax = &sw->axes[sw->n_axes];
+  *ax = (sn_sweep_axis){0};
+  *ok = sweep_key(c, key, ax);
+  return ax;
+}
+
 static void sweep_grid(checker *c, const sn_node *n, bool check_values) {
   sn_sweep_spec *sw = &c->s->sweep;
   int cap = (int)(sizeof sw->axes / sizeof sw->axes[0]);
@@ -150,18 +163,10 @@ static void sweep_grid(checker *c, const sn_node *n, bool check_values) {
   int64_t runs = 1;
   for (int i = 0; i < n->n; i++) {
     const sn_node *vals = n->items[i];
-    if (sw->n_axes == cap) {
-      sn_diag_error(c->d, n->keys[i]->loc, "a sweep varies at most %d keys", cap);
-      return;
-    }
-    sn_sweep_axis *ax = &sw->axes[sw->n_axes];
-    *ax = (sn_sweep_axis){0};
-    bool ok = sweep_key(c, n->keys[i], ax);
-    if (vals->kind != SN_NODE_SEQ || vals->n == 0) {
-      ck_type_error(c, vals, "grid values", "a non-empty list");
-      if (ck_is_name(vals)) sn_diag_hint(c->d, "write [%s]", vals->text);
-      continue;
-    }
+    bool ok;
+    sn_sweep_axis *ax = next_axis(c, sw, cap, n->keys[i], &ok);
+    if (!ax) return;
+    if (!ck_nonempty_list(c, vals, "grid values", "a non-empty list")) continue;
     if (vals->n > vcap) {
       sn_diag_error(c->d, vals->loc, "a grid key takes at most %d values, got %d", vcap, vals->n);
       continue;
@@ -218,13 +223,9 @@ static void sweep_random(checker *c, const sn_node *n, bool check_values) {
   }
   for (int i = 0; i < ranges->n; i++) {
     const sn_node *r = ranges->items[i];
-    if (sw->n_axes == cap) {
-      sn_diag_error(c->d, ranges->keys[i]->loc, "a sweep varies at most %d keys", cap);
-      return;
-    }
-    sn_sweep_axis *ax = &sw->axes[sw->n_axes];
-    *ax = (sn_sweep_axis){0};
-    bool ok = sweep_key(c, ranges->keys[i], ax);
+    bool ok;
+    sn_sweep_axis *ax = next_axis(c, sw, cap, ranges->keys[i], &ok);
+    if (!ax) return;
     char what[160];
     snprintf(what, sizeof what, "the range of %s", ranges->keys[i]->text);
     if (!ck_is_map(c, r, what)) continue;

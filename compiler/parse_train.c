@@ -199,6 +199,15 @@ static void metrics(checker *c, const sn_node *n) {
   }
 }
 
+/* Whether the run reports the figure `name` (without its set prefix): the loss, or
+ * a metric listed in train.metrics. */
+static bool reported(const sn_spec *s, const char *name) {
+  if (!strcmp(name, "loss")) return true;
+  for (int i = 0; i < s->n_metrics; i++)
+    if (!strcmp(s->metrics[i], name)) return true;
+  return false;
+}
+
 /* A per-epoch figure of the run (a metrics.jsonl key): loss or a listed metric,
  * plain (training data), val_ (validation data) or, when `allow_test`, test_.
  * `what` names the key in messages ("monitor", "sweep metric"). */
@@ -240,13 +249,9 @@ bool ck_figure(checker *c, const sn_node *n, const char *what, bool allow_test) 
     return false;
   }
   bool ok = true;
-  if (strcmp(base, "loss") != 0) {
-    bool listed = false;
-    for (int i = 0; i < s->n_metrics; i++) listed = listed || !strcmp(s->metrics[i], base);
-    if (!listed) {
-      sn_diag_error(c->d, n->loc, "%s '%s' needs '%s' in train.metrics", what, t, base);
-      ok = false;
-    }
+  if (!reported(s, base)) {
+    sn_diag_error(c->d, n->loc, "%s '%s' needs '%s' in train.metrics", what, t, base);
+    ok = false;
   }
   if (set && !ck_has_data(s, set)) {
     sn_diag_error(c->d, n->loc, "%s '%s' needs data.%s", what, t, set);
@@ -322,6 +327,17 @@ void ck_train_section(checker *c, const sn_node *n) {
 
 static const char *const EXPECT_SETS[] = {"train", "validation", "test", NULL};
 
+/* An expectation whose value is a mapping of one key, keys[0] (gradcheck, error):
+ * false when v is no mapping (reported); else *m is that key's value, or NULL
+ * when it is missing (reported). */
+static bool expect_option(checker *c, const sn_node *v, const char *what, const char *const *keys,
+                          const sn_node **m) {
+  if (!ck_is_map(c, v, what)) return false;
+  ck_check_keys(c, v, what, keys);
+  if (!(*m = sn_node_get(v, keys[0]))) ck_missing(c, v, keys[0], what);
+  return true;
+}
+
 static void expect_range(checker *c, const sn_node *key, const sn_node *v, sn_expect_spec *e) {
   static const char *const KEYS[] = {"min", "max", NULL};
   if (!ck_is_map(c, v, key->text)) return;
@@ -372,13 +388,9 @@ static bool expect_key(checker *c, const sn_node *key) {
     return false;
   }
   bool ok = true;
-  if (strcmp(q, "loss") != 0) {
-    bool listed = false;
-    for (int i = 0; i < s->n_metrics; i++) listed = listed || !strcmp(s->metrics[i], q);
-    if (!listed) {
-      sn_diag_error(c->d, key->loc, "expectation '%s' needs '%s' in train.metrics", t, q);
-      ok = false;
-    }
+  if (!reported(s, q)) {
+    sn_diag_error(c->d, key->loc, "expectation '%s' needs '%s' in train.metrics", t, q);
+    ok = false;
   }
   if (!strcmp(set, "test") && !ck_has_data(s, "test")) {
     sn_diag_error(c->d, key->loc, "expectation '%s' needs data.test", t);
@@ -405,21 +417,14 @@ void ck_expect_section(checker *c, const sn_node *n) {
     *e = (sn_expect_spec){.loc = key->loc};
     if (!strcmp(key->text, "gradcheck")) {
       static const char *const KEYS[] = {"max_rel_error", NULL};
-      if (!ck_is_map(c, v, "gradcheck")) continue;
-      ck_check_keys(c, v, "gradcheck", KEYS);
-      const sn_node *m = sn_node_get(v, "max_rel_error");
-      if (!m)
-        ck_missing(c, v, "max_rel_error", "gradcheck");
-      else
-        ck_get_real(c, m, "max_rel_error", 0, true, INFINITY, false, &e->max_rel_error);
+      const sn_node *m;
+      if (!expect_option(c, v, "gradcheck", KEYS, &m)) continue;
+      if (m) ck_get_real(c, m, "max_rel_error", 0, true, INFINITY, false, &e->max_rel_error);
     } else if (!strcmp(key->text, "error")) {
       static const char *const KEYS[] = {"contains", NULL};
-      if (!ck_is_map(c, v, "error")) continue;
-      ck_check_keys(c, v, "error", KEYS);
-      const sn_node *m = sn_node_get(v, "contains");
-      if (!m)
-        ck_missing(c, v, "contains", "error");
-      else if (ck_get_str(c, m, "contains"))
+      const sn_node *m;
+      if (!expect_option(c, v, "error", KEYS, &m)) continue;
+      if (m && ck_get_str(c, m, "contains"))
         ck_copy_field(c, m, "contains", e->contains, sizeof e->contains);
     } else {
       if (!expect_key(c, key)) continue;

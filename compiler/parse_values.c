@@ -174,6 +174,13 @@ void ck_hint_closest(checker *c, const char *word, const char *const *a, const c
     sn_diag_hint(c->d, "expected one of: %s", ck_join(a, buf, sizeof buf));
 }
 
+bool ck_nonempty_list(checker *c, const sn_node *n, const char *what, const char *expected) {
+  if (n->kind == SN_NODE_SEQ && n->n > 0) return true;
+  ck_type_error(c, n, what, expected);
+  if (ck_is_name(n)) sn_diag_hint(c->d, "write [%s]", n->text);
+  return false;
+}
+
 void ck_missing(checker *c, const sn_node *map, const char *key, const char *where) {
   sn_diag_error(c->d, map->loc, "missing required key '%s' in %s", key, where);
 }

@@ -291,9 +291,7 @@ const char *sn_act_name(sn_act a);
 /* The name of the activation's one option ("alpha"), or NULL when it takes none. */
 const char *sn_act_option(sn_act a);
 const char *sn_layer_kind_name(sn_layer_kind k);
-/* Whether the model's output is probabilities: its last layer ends in a softmax
- * (and the loss does not read logits). */
-bool sn_spec_softmax_output(const sn_spec *s);
+/* sn_spec_softmax_output: specnet/compiler.h */
 const char *sn_loss_name(sn_loss_kind k);
 const char *sn_optimizer_name(sn_opt_kind k);
 const char *sn_init_name(sn_init_kind k);

@@ -32,6 +32,19 @@ static void num(FILE *out, double v) {
   if (!has_dot) fputs(".0", out); /* stays a float in YAML */
 }
 
+/* "{name: {key: v}}": a choice with one numeric option. */
+static void nested_num(FILE *out, const char *name, const char *key, double v) {
+  fprintf(out, "{%s: {%s: ", name, key);
+  num(out, v);
+  fputs("}}", out);
+}
+
+/* ", key: v" inside a flow mapping. */
+static void num_field(FILE *out, const char *key, double v) {
+  fprintf(out, ", %s: ", key);
+  num(out, v);
+}
+
 static const char *boolean(bool b) { return b ? "true" : "false"; }
 
 static void quoted(FILE *out, const char *s) {
@@ -166,8 +179,7 @@ static void layer(FILE *out, const sn_layer_spec *l) {
   case SN_LAYER_BATCH_NORM:
     fputs("batch_norm: {momentum: ", out);
     num(out, l->momentum);
-    fputs(", epsilon: ", out);
-    num(out, l->epsilon);
+    num_field(out, "epsilon", l->epsilon);
     break;
   case SN_LAYER_LAYER_NORM:
     fputs("layer_norm: {epsilon: ", out);
@@ -350,29 +362,19 @@ static void optimizer(FILE *out, const sn_spec *s) {
   switch (s->optimizer) {
   case SN_OPT_ADAM:
   case SN_OPT_ADAMW:
-    fputs(", beta1: ", out);
-    num(out, s->beta1);
-    fputs(", beta2: ", out);
-    num(out, s->beta2);
-    fputs(", epsilon: ", out);
-    num(out, s->epsilon);
-    if (s->optimizer == SN_OPT_ADAMW) {
-      fputs(", weight_decay: ", out);
-      num(out, s->weight_decay);
-    }
+    num_field(out, "beta1", s->beta1);
+    num_field(out, "beta2", s->beta2);
+    num_field(out, "epsilon", s->epsilon);
+    if (s->optimizer == SN_OPT_ADAMW) num_field(out, "weight_decay", s->weight_decay);
     break;
   case SN_OPT_SGD:
-    fputs(", momentum: ", out);
-    num(out, s->momentum);
+    num_field(out, "momentum", s->momentum);
     fprintf(out, ", nesterov: %s", boolean(s->nesterov));
     break;
   case SN_OPT_RMSPROP:
-    fputs(", rho: ", out);
-    num(out, s->rho);
-    fputs(", momentum: ", out);
-    num(out, s->momentum);
-    fputs(", epsilon: ", out);
-    num(out, s->epsilon);
+    num_field(out, "rho", s->rho);
+    num_field(out, "momentum", s->momentum);
+    num_field(out, "epsilon", s->epsilon);
     break;
   }
   fputs("}\n", out);
@@ -387,14 +389,10 @@ static void schedule(FILE *out, const sn_schedule *sc) {
     fputs("}}", out);
     break;
   case SN_SCHED_COSINE:
-    fputs("{cosine: {warmup_epochs: ", out);
-    num(out, sc->warmup_epochs);
-    fputs("}}", out);
+    nested_num(out, "cosine", "warmup_epochs", sc->warmup_epochs);
     break;
   case SN_SCHED_EXPONENTIAL:
-    fputs("{exponential: {gamma: ", out);
-    num(out, sc->gamma);
-    fputs("}}", out);
+    nested_num(out, "exponential", "gamma", sc->gamma);
     break;
   default:
     fputs("constant", out);
@@ -410,9 +408,7 @@ static void train(FILE *out, const sn_spec *s) {
     fputs(sn_loss_name(s->loss), out);
     break;
   case SN_LOSS_HUBER:
-    fputs("{huber: {delta: ", out);
-    num(out, s->huber_delta);
-    fputs("}}", out);
+    nested_num(out, "huber", "delta", s->huber_delta);
     break;
   default:
     fprintf(out, "{%s: {from_logits: %s}}", sn_loss_name(s->loss), boolean(s->from_logits));
@@ -504,8 +500,7 @@ static void sweep(FILE *out, const sn_sweep_spec *sw) {
       const sn_sweep_axis *ax = &sw->axes[i];
       fprintf(out, "      %s: {min: ", ax->key);
       num(out, ax->lo);
-      fputs(", max: ", out);
-      num(out, ax->hi);
+      num_field(out, "max", ax->hi);
       fprintf(out, ", log: %s, integer: %s}\n", boolean(ax->log), boolean(ax->integer));
     }
   } else {

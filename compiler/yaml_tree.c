@@ -602,29 +602,16 @@ static void write_scalar(const sn_node *n, FILE *out) {
     }
   }
   fputc('"', out);
+  /* YAML's double-quoted escapes; other control characters as \xXX */
+  static const char *const ESC[128] = {['"'] = "\\\"", ['\\'] = "\\\\", ['\n'] = "\\n",
+                                       ['\t'] = "\\t", ['\r'] = "\\r"};
   for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-    switch (*p) {
-    case '"':
-      fputs("\\\"", out);
-      break;
-    case '\\':
-      fputs("\\\\", out);
-      break;
-    case '\n':
-      fputs("\\n", out);
-      break;
-    case '\t':
-      fputs("\\t", out);
-      break;
-    case '\r':
-      fputs("\\r", out);
-      break;
-    default:
-      if (*p < 0x20 || *p == 0x7F)
-        fprintf(out, "\\x%02X", *p);
-      else
-        fputc(*p, out);
-    }
+    if (*p < 128 && ESC[*p])
+      fputs(ESC[*p], out);
+    else if (*p < 0x20 || *p == 0x7F)
+      fprintf(out, "\\x%02X", *p);
+    else
+      fputc(*p, out);
   }
   fputc('"', out);
 }

@@ -101,12 +101,20 @@ static int flushed(FILE *f, const char *path, sn_error *err) {
   return 0;
 }
 
+/* One line of a record file: rec's columns (header: their names) through col, then
+ * end; flushed. */
+static int record_line(FILE *f, const char *path, const sn_model *m, const sn_epoch_record *rec,
+                       bool has_val, bool has_test, bool header, column_fn col, const char *end,
+                       sn_error *err) {
+  row_ctx c = {f, 0, header};
+  columns(m, rec, has_val, has_test, col, &c);
+  fputs(end, f);
+  return flushed(f, path, err);
+}
+
 int sn_report_jsonl(FILE *f, const char *path, const sn_model *m, const sn_epoch_record *rec,
                     sn_error *err) {
-  row_ctx c = {f, 0, false};
-  columns(m, rec, false, false, json_col, &c);
-  fputs("}\n", f);
-  return flushed(f, path, err);
+  return record_line(f, path, m, rec, false, false, false, json_col, "}\n", err);
 }
 
 /* ---------------------------------------------------------------------------
@@ -141,18 +149,12 @@ static void csv_col(void *ctx, const char *prefix, const char *name, double v, b
 
 int sn_report_csv_header(FILE *f, const char *path, const sn_model *m, bool has_val, bool has_test,
                          sn_error *err) {
-  row_ctx c = {f, 0, true};
-  columns(m, NULL, has_val, has_test, csv_col, &c);
-  fputc('\n', f);
-  return flushed(f, path, err);
+  return record_line(f, path, m, NULL, has_val, has_test, true, csv_col, "\n", err);
 }
 
 int sn_report_csv(FILE *f, const char *path, const sn_model *m, const sn_epoch_record *rec,
                   sn_error *err) {
-  row_ctx c = {f, 0, false};
-  columns(m, rec, false, false, csv_col, &c);
-  fputc('\n', f);
-  return flushed(f, path, err);
+  return record_line(f, path, m, rec, false, false, false, csv_col, "\n", err);
 }
 
 /* ---------------------------------------------------------------------------

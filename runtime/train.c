@@ -131,7 +131,7 @@ static int evaluate(sn_model *m, const sn_dataset *ds, loader *L, const sn_comm 
     double sums[1 + MAX_METRICS];
     sums[0] = loss_total;
     for (int k = 0; k < K; k++) sums[1 + k] = metric_total[k];
-    if (C->sum_f64(C->ctx, sums, 1 + K)) return sn_fail(err, "communication between ranks failed");
+    if (C->sum_f64(C->ctx, sums, 1 + K)) return sn_dist_comm_failed(err);
     loss_total = sums[0];
     for (int k = 0; k < K; k++) metric_total[k] = sums[1 + k];
   }

@@ -78,8 +78,8 @@ void sn_loader_start(loader *L, const sn_dataset *ds, const int64_t *idx, int64_
 const staged *sn_loader_get(loader *L, int64_t b);
 void sn_loader_put(loader *L, int64_t b);
 
-/* train_dist.c: collectives of a data-parallel run (every one a no-op alone where
- * the comm may be NULL: sn_dist_agree). */
+/* train_dist.c: the collectives of a data-parallel run (C has size > 1; only
+ * sn_dist_agree also takes NULL, alone, where it returns local). */
 int sn_dist_comm_failed(sn_error *err);
 int sn_dist_agree(const sn_comm *C, int local, sn_error *err);
 void sn_dist_grad(sn_model *m, sn_step_args *a, double w);

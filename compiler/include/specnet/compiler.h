@@ -68,6 +68,23 @@ sn_spec *sn_spec_load(const char *path, const char *const *sets, int n_sets, sn_
 void sn_spec_free(sn_spec *s);
 const char *sn_spec_name(const sn_spec *s); /* name: */
 uint64_t sn_spec_seed(const sn_spec *s);    /* seed: */
+const char *sn_spec_path(const sn_spec *s); /* the file it was read from */
+int sn_spec_epochs(const sn_spec *s);        /* train.epochs */
+bool sn_spec_has_sweep(const sn_spec *s);    /* a sweep: section */
+/* Whether the model's output is probabilities: its last layer ends in a softmax
+ * (and the loss does not read logits). */
+bool sn_spec_softmax_output(const sn_spec *s);
+/* data.train, as the runtime's loaders read a source. */
+const sn_source *sn_spec_train_source(const sn_spec *s);
+/* The spec's data: section as the runtime's data pipeline reads it
+ * (sn_data_prepare). */
+void sn_spec_data_config(const sn_spec *s, sn_data_config *c);
+/* Where the spec says what `which` (a data source, or data.preprocess) is. */
+sn_loc sn_spec_data_loc(const sn_spec *s, sn_data_part which);
+/* The spec's train: section as sn_train's options: epochs, batches, shuffle, seed,
+ * learning rate and schedule, early stopping, the name as the curves' title; the
+ * rest (paths, reporter, callbacks) zero. */
+void sn_spec_train_opts(const sn_spec *s, sn_train_opts *to);
 
 
 typedef struct sn_compile_times {
