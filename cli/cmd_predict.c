@@ -249,10 +249,10 @@ int cmd_predict(const opts *o) {
   }
   for (int64_t i = 0; S.ds.tgt_mean && i < in.n * O; i++) /* back to the data's units */
     out[i] = out[i] * S.ds.tgt_std[i % O] + S.ds.tgt_mean[i % O];
-  const bool argmax = !o->probs && (s->loss == SN_LOSS_SPARSE_CCE || s->loss == SN_LOSS_CCE);
+  const bool argmax = !o->probs && sn_spec_loss_targets(s) == SN_TARGETS_CLASSES;
   if (argmax) names = read_classes(o->weights, &n_names);
-  const bool binary = !o->probs && s->loss == SN_LOSS_BCE && O == 1;
-  const double threshold = s->from_logits ? 0.0 : 0.5;
+  const bool binary = !o->probs && sn_spec_loss_targets(s) == SN_TARGETS_BINARY && O == 1;
+  const double threshold = sn_spec_from_logits(s) ? 0.0 : 0.5;
   const int digits = m->dtype == SN_RT_F64 ? 17 : 9; /* enough to read back the same value */
   const int64_t C = m->classes > 0 ? m->classes : O; /* scores per position */
   for (int64_t i = 0; i < in.n; i++) {
