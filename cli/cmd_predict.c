@@ -328,9 +328,9 @@ int cmd_predict(const opts *o) {
   }
   const int64_t O = m->output_elems;
   row_writer w = {.f = f, .O = O, .C = m->classes > 0 ? m->classes : O,
-                  .argmax = !o->probs && (s->loss == SN_LOSS_SPARSE_CCE || s->loss == SN_LOSS_CCE),
-                  .binary = !o->probs && s->loss == SN_LOSS_BCE && O == 1,
-                  .threshold = s->from_logits ? 0.0 : 0.5,
+                  .argmax = !o->probs && sn_spec_loss_targets(s) == SN_TARGETS_CLASSES,
+                  .binary = !o->probs && sn_spec_loss_targets(s) == SN_TARGETS_BINARY && O == 1,
+                  .threshold = sn_spec_from_logits(s) ? 0.0 : 0.5,
                   .digits = m->dtype == SN_RT_F64 ? 17 : 9, /* enough to read back the same value */
                   .tgt_mean = S.ds.tgt_mean, .tgt_std = S.ds.tgt_std};
   if (w.argmax) names = w.names = read_classes(o->weights, &n_names);

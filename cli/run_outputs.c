@@ -19,8 +19,9 @@
 
 /* The kind of output the loss says the model has. */
 static pred_kind kind_of(const sn_spec *s, int64_t O) {
-  if ((s->loss == SN_LOSS_SPARSE_CCE || s->loss == SN_LOSS_CCE) && O > 1) return PRED_CLASSES;
-  if (s->loss == SN_LOSS_BCE && O == 1) return PRED_BINARY;
+  sn_loss_targets t = sn_spec_loss_targets(s);
+  if (t == SN_TARGETS_CLASSES && O > 1) return PRED_CLASSES;
+  if (t == SN_TARGETS_BINARY && O == 1) return PRED_BINARY;
   return PRED_VALUES;
 }
 
@@ -29,12 +30,12 @@ static pred_kind kind_of(const sn_spec *s, int64_t O) {
 static void probabilities(const sn_spec *s, pred_kind kind, const double *row, int64_t O,
                           double *p) {
   if (kind == PRED_BINARY) {
-    double q = s->from_logits ? 1 / (1 + exp(-row[0])) : row[0];
+    double q = sn_spec_from_logits(s) ? 1 / (1 + exp(-row[0])) : row[0];
     p[0] = 1 - q;
     p[1] = q;
     return;
   }
-  if (!s->from_logits) {
+  if (!sn_spec_from_logits(s)) {
     memcpy(p, row, (size_t)O * sizeof *p);
     return;
   }
@@ -218,7 +219,7 @@ int run_write_info(const char *dir, const sn_spec *s, const sn_compiled *c, cons
   const sn_compile_times *t = sn_compiled_times(c);
   double total = t->build + t->autodiff + t->plan + t->emit + t->optimize + t->jit;
   fputs("{\"name\": ", f);
-  run_json_string(f, s->name);
+  run_json_string(f, sn_spec_name(s));
   fputs(", \"predictions\": ", f);
   if (split)
     run_json_string(f, split);

@@ -290,6 +290,12 @@ const char *sn_spec_path(const sn_spec *s) { return s->path; }
 int sn_spec_epochs(const sn_spec *s) { return s->epochs; }
 bool sn_spec_has_sweep(const sn_spec *s) { return s->sweep.kind != SN_SWEEP_NONE; }
 const sn_source *sn_spec_train_source(const sn_spec *s) { return &s->data.train; }
+bool sn_spec_from_logits(const sn_spec *s) { return s->from_logits; }
+
+sn_loss_targets sn_spec_loss_targets(const sn_spec *s) {
+  if (s->loss == SN_LOSS_SPARSE_CCE || s->loss == SN_LOSS_CCE) return SN_TARGETS_CLASSES;
+  return s->loss == SN_LOSS_BCE ? SN_TARGETS_BINARY : SN_TARGETS_VALUES;
+}
 
 sn_loc sn_spec_data_loc(const sn_spec *s, sn_data_part which) {
   const sn_loc at[] = {s->data.train_loc, s->data.validation_loc, s->data.test_loc, s->data.preprocess_loc};

@@ -39,6 +39,12 @@ static void nested_num(FILE *out, const char *name, const char *key, double v) {
   fputs("}}", out);
 }
 
+/* "name: {key: v": a layer's flow mapping opened with its first, numeric option. */
+static void first_num(FILE *out, const char *name, const char *key, double v) {
+  fprintf(out, "%s: {%s: ", name, key);
+  num(out, v);
+}
+
 /* ", key: v" inside a flow mapping. */
 static void num_field(FILE *out, const char *key, double v) {
   fprintf(out, ", %s: ", key);
@@ -173,17 +179,14 @@ static void layer(FILE *out, const sn_layer_spec *l) {
     fputs("]", out);
     break;
   case SN_LAYER_DROPOUT:
-    fputs("dropout: {rate: ", out);
-    num(out, l->rate);
+    first_num(out, "dropout", "rate", l->rate);
     break;
   case SN_LAYER_BATCH_NORM:
-    fputs("batch_norm: {momentum: ", out);
-    num(out, l->momentum);
+    first_num(out, "batch_norm", "momentum", l->momentum);
     num_field(out, "epsilon", l->epsilon);
     break;
   case SN_LAYER_LAYER_NORM:
-    fputs("layer_norm: {epsilon: ", out);
-    num(out, l->epsilon);
+    first_num(out, "layer_norm", "epsilon", l->epsilon);
     break;
   case SN_LAYER_EMBEDDING:
     fprintf(out, "embedding: {vocab: %d, dim: %d, kernel_init: ", l->vocab, l->dim);

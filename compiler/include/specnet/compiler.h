@@ -76,6 +76,11 @@ bool sn_spec_has_sweep(const sn_spec *s);    /* a sweep: section */
 bool sn_spec_softmax_output(const sn_spec *s);
 /* data.train, as the runtime's loaders read a source. */
 const sn_source *sn_spec_train_source(const sn_spec *s);
+/* What the loss reads the outputs as: class scores (the categorical
+ * cross-entropies), binary ones (binary cross-entropy), or values (the rest). */
+typedef enum sn_loss_targets { SN_TARGETS_VALUES, SN_TARGETS_CLASSES, SN_TARGETS_BINARY } sn_loss_targets;
+sn_loss_targets sn_spec_loss_targets(const sn_spec *s);
+bool sn_spec_from_logits(const sn_spec *s); /* the loss reads logits */
 /* The spec's data: section as the runtime's data pipeline reads it
  * (sn_data_prepare). */
 void sn_spec_data_config(const sn_spec *s, sn_data_config *c);
