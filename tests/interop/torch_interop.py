@@ -253,6 +253,44 @@ def mha_compare(out_dir, out_csv):
     diff = np.abs(got - want).max()
     print(f"attention (not causal, no bias): max |specnet - torch| = {diff:.3g}")
     assert diff <= 1e-5 * max(1.0, np.abs(want).max()), diff
+def mha_pad_data(out_dir):
+    """ids [n, 6] padded with 0 (lengths 0, 1, 6 and random ones) and the weights
+    of tests/interop/attention_padded.yaml"""
+    rng = np.random.default_rng(4)
+    ids = rng.integers(1, 7, (9, 6))
+    lengths = rng.integers(0, 7, 9)
+    lengths[:3] = [0, 1, 6]  # all padding, one position, no padding
+    ids[np.arange(6)[None, :] >= lengths[:, None]] = 0
+    np.save(out_dir + "/pad_x.npy", ids.astype(np.int32))
+    np.save(out_dir + "/pad_y.npy", np.zeros((9, 48), dtype=np.float32))
+    write_safetensors(out_dir + "/pad.safetensors", {
+        "emb.weight": rng.normal(0, 1, (7, 8)).astype(np.float32),
+        "att.in_proj_weight": rng.normal(0, 0.4, (24, 8)).astype(np.float32),
+        "att.in_proj_bias": rng.normal(0, 0.2, 24).astype(np.float32),
+        "att.out_proj.weight": rng.normal(0, 0.4, (8, 8)).astype(np.float32),
+        "att.out_proj.bias": rng.normal(0, 0.2, 8).astype(np.float32)})
+
+
+def mha_pad_compare(out_dir, out_csv):
+    """specnet's outputs against MultiheadAttention with key_padding_mask; where
+    every key is padding torch gives NaN and specnet weights 0: out_proj.bias"""
+    w = read_safetensors(out_dir + "/pad.safetensors")
+    mha = torch.nn.MultiheadAttention(8, 2, batch_first=True)
+    mha.load_state_dict({k[4:]: torch.from_numpy(v) for k, v in w.items() if k.startswith("att.")}, strict=True)
+    ids = torch.from_numpy(np.load(out_dir + "/pad_x.npy").astype(np.int64))
+    x = torch.from_numpy(w["emb.weight"])[ids]
+    with torch.no_grad():
+        want = mha(x, x, x, key_padding_mask=ids == 0, need_weights=False)[0].numpy().astype(np.float64)
+    empty = (ids == 0).all(1).numpy()
+    assert np.isnan(want[empty]).all() and not np.isnan(want[~empty]).any()
+    want[empty] = w["att.out_proj.bias"]
+    want = want.reshape(len(ids), -1)
+    got = np.loadtxt(out_csv, delimiter=",", dtype=np.float64).reshape(want.shape)
+    diff = np.abs(got - want).max()
+    print(f"attention over padded ids: max |specnet - torch key_padding_mask| = {diff:.3g}")
+    assert diff <= 1e-5 * max(1.0, np.abs(want).max()), diff
+
+
 def conv1d_data(out):
     rng = np.random.default_rng(1)
     np.save(out + "/seq_x.npy", rng.normal(0, 1, (64, 12, 3)).astype(np.float32))
@@ -406,6 +444,10 @@ if __name__ == "__main__":
         mha_data(sys.argv[2])
     elif sys.argv[1] == "mha_compare":
         mha_compare(sys.argv[2], sys.argv[3])
+    elif sys.argv[1] == "mha_pad_data":
+        mha_pad_data(sys.argv[2])
+    elif sys.argv[1] == "mha_pad_compare":
+        mha_pad_compare(sys.argv[2], sys.argv[3])
     elif sys.argv[1] == "lm_data":
         lm_data(sys.argv[2])
     elif sys.argv[1] == "lm_compare":
