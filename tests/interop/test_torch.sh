@@ -45,6 +45,15 @@ else
   echo "FAIL: attention over padded ids differs from torch.nn.MultiheadAttention with key_padding_mask"
   fail=1
 fi
+if "$specnet" build tests/interop/attention_padded.yaml --set "data.train={format: npy, x: $tmp/pad_x.npy, y: $tmp/pad_y.npy}" \
+  --weights "$tmp/pad.safetensors" -o "$tmp/pad_exe" --quiet &&
+  "$tmp/pad_exe" --input "$tmp/pad_x.npy" --probs --output "$tmp/pad_aot.csv" &&
+  "$py" "$here/torch_interop.py" mha_pad_compare "$tmp" "$tmp/pad_aot.csv"; then
+  echo "ok: attention over padded ids: the AOT executable gives torch's outputs with key_padding_mask"
+else
+  echo "FAIL: attention over padded ids: the AOT executable differs from torch with key_padding_mask"
+  fail=1
+fi
 
 # The char transformer: PyTorch's weights (made up) give PyTorch's logits in
 # specnet, and specnet's (after an epoch of training) give specnet's in PyTorch.
