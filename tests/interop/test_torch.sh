@@ -2,8 +2,8 @@
 # specnet <-> PyTorch: weights written by specnet load into the matching torch.nn
 # model and give the same predictions; weights written from PyTorch load into
 # specnet and give the same loss; the CNN block of docs/outputs.md (NCHW) gives
-# specnet's probabilities; attention over padded ids gives torch's outputs with
-# key_padding_mask. The same for a char transformer (embedding, position
+# specnet's probabilities; attention over padded ids gives torch's outputs and
+# gradients with key_padding_mask. The same for a char transformer (embedding, position
 # embedding, causal multi-head attention, gelu_tanh), on its logits; conv1d, the
 # masked 1-D pools, lstm and gru models (tests/interop/conv1d_*.yaml,
 # recurrent_seq.yaml) give the same predictions in torch.nn; lstm and gru over
@@ -45,6 +45,19 @@ else
   echo "FAIL: attention over padded ids differs from torch.nn.MultiheadAttention with key_padding_mask"
   fail=1
 fi
+# and its gradients (one SGD step, lr 1) against torch's in f64
+for dt in f32 f64; do
+  tol=2e-5
+  [ $dt = f64 ] && tol=1e-10
+  if "$specnet" train tests/interop/attention_padded.yaml --dtype $dt --set "data.train={format: npy, x: $tmp/pad_x.npy, y: $tmp/pad_y.npy}" \
+    --weights "$tmp/pad.safetensors" --out "$tmp/pad_$dt" --quiet &&
+    "$py" "$here/torch_interop.py" mha_pad_grad_check "$tmp" "$tmp/pad_$dt" 1 $tol; then
+    echo "ok: attention over padded ids ($dt): the gradients of torch with key_padding_mask"
+  else
+    echo "FAIL: attention over padded ids ($dt): the gradients differ from torch's with key_padding_mask"
+    fail=1
+  fi
+done
 if "$specnet" build tests/interop/attention_padded.yaml --set "data.train={format: npy, x: $tmp/pad_x.npy, y: $tmp/pad_y.npy}" \
   --weights "$tmp/pad.safetensors" -o "$tmp/pad_exe" --quiet &&
   "$tmp/pad_exe" --input "$tmp/pad_x.npy" --probs --output "$tmp/pad_aot.csv" &&
