@@ -828,8 +828,9 @@ static const layer_build_fn layer_builders[] = {
 
 /* The padding mask of a layer's output: the layers that keep the steps of their
  * input (elementwise, normalizing over the last axis, the joins, embedding, which
- * adds the last axis to [N, T] ids, a reshape within each step) pass their inputs' masks on (the product where
- * two differ); conv1d makes its own (build_conv1d); every other layer ends it. */
+ * adds the last axis to [N, T] ids, a reshape within each step, attention, lstm and gru with return_sequences)
+ * pass their inputs' masks on (the product where two differ); conv1d makes its own (build_conv1d); every other
+ * layer ends it. */
 static int layer_mask(builder *b, const sn_layer_spec *l, const input *in, int n, int y) {
   switch (l->kind) {
   case SN_LAYER_CONV1D:
@@ -846,6 +847,7 @@ static int layer_mask(builder *b, const sn_layer_spec *l, const input *in, int n
   case SN_LAYER_CONCAT:
   case SN_LAYER_LSTM: /* with return_sequences */
   case SN_LAYER_GRU:
+  case SN_LAYER_ATTENTION: /* its outputs at padded queries: left out downstream */
     break;
   default:
     return -1;
