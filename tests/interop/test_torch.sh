@@ -3,7 +3,7 @@
 # model and give the same predictions; weights written from PyTorch load into
 # specnet and give the same loss; the CNN block of docs/outputs.md (NCHW) gives
 # specnet's probabilities; attention over padded ids gives torch's outputs and
-# gradients with key_padding_mask. The same for a char transformer (embedding, position
+# gradients with key_padding_mask, and pooled over the tokens its logits. The same for a char transformer (embedding, position
 # embedding, causal multi-head attention, gelu_tanh), on its logits; conv1d, the
 # masked 1-D pools, lstm and gru models (tests/interop/conv1d_*.yaml,
 # recurrent_seq.yaml) give the same predictions in torch.nn; lstm and gru over
@@ -43,6 +43,14 @@ if "$specnet" predict tests/interop/attention_padded.yaml --set "data.train={for
   echo "ok: attention over padded ids gives torch.nn.MultiheadAttention's outputs with key_padding_mask"
 else
   echo "FAIL: attention over padded ids differs from torch.nn.MultiheadAttention with key_padding_mask"
+  fail=1
+fi
+if "$specnet" predict tests/interop/attention_padded_pool.yaml --set "data.train={format: npy, x: $tmp/pad_x.npy, y: $tmp/pool_y.npy}" \
+  --weights "$tmp/pad_pool.safetensors" --input "$tmp/pad_x.npy" --probs --output "$tmp/pad_pool.csv" --quiet &&
+  "$py" "$here/torch_interop.py" mha_pad_pool_compare "$tmp" "$tmp/pad_pool.csv"; then
+  echo "ok: attention over padded ids, pooled over the tokens: torch's logits"
+else
+  echo "FAIL: attention over padded ids, pooled over the tokens: the logits differ from torch's"
   fail=1
 fi
 # and its gradients (one SGD step, lr 1) against torch's in f64

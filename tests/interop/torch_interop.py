@@ -269,6 +269,11 @@ def mha_pad_data(out_dir):
         "att.in_proj_bias": rng.normal(0, 0.2, 24).astype(np.float32),
         "att.out_proj.weight": rng.normal(0, 0.4, (8, 8)).astype(np.float32),
         "att.out_proj.bias": rng.normal(0, 0.2, 8).astype(np.float32)})
+    w = read_safetensors(out_dir + "/pad.safetensors")
+    w["out.weight"] = rng.normal(0, 0.5, (3, 8)).astype(np.float32)
+    w["out.bias"] = rng.normal(0, 0.2, 3).astype(np.float32)
+    write_safetensors(out_dir + "/pad_pool.safetensors", w)
+    np.save(out_dir + "/pool_y.npy", np.zeros((9, 3), dtype=np.float32))
 
 
 def mha_pad_compare(out_dir, out_csv):
@@ -288,6 +293,24 @@ def mha_pad_compare(out_dir, out_csv):
     got = np.loadtxt(out_csv, delimiter=",", dtype=np.float64).reshape(want.shape)
     diff = np.abs(got - want).max()
     print(f"attention over padded ids: max |specnet - torch key_padding_mask| = {diff:.3g}")
+    assert diff <= 1e-5 * max(1.0, np.abs(want).max()), diff
+
+
+def mha_pad_pool_compare(out_dir, out_csv):
+    """attention_padded_pool.yaml's logits: key_padding_mask, the mean over the
+    positions that hold data (0 for none), a Linear"""
+    w = read_safetensors(out_dir + "/pad_pool.safetensors")
+    mha = torch.nn.MultiheadAttention(8, 2, batch_first=True)
+    mha.load_state_dict({k[4:]: torch.from_numpy(v) for k, v in w.items() if k.startswith("att.")}, strict=True)
+    ids = torch.from_numpy(np.load(out_dir + "/pad_x.npy").astype(np.int64))
+    x = torch.from_numpy(w["emb.weight"])[ids]
+    with torch.no_grad():
+        h = mha(x, x, x, key_padding_mask=ids == 0, need_weights=False)[0].nan_to_num()  # NaN: no token
+        pooled = masked_avg(h.transpose(1, 2), (ids != 0).float())
+        want = (pooled @ torch.from_numpy(w["out.weight"]).T + torch.from_numpy(w["out.bias"])).numpy()
+    got = np.loadtxt(out_csv, delimiter=",", dtype=np.float64).reshape(want.shape)
+    diff = np.abs(got - want).max()
+    print(f"attention over padded ids, pooled: logits, max |specnet - torch| = {diff:.3g}")
     assert diff <= 1e-5 * max(1.0, np.abs(want).max()), diff
 
 
@@ -475,6 +498,8 @@ if __name__ == "__main__":
         mha_pad_data(sys.argv[2])
     elif sys.argv[1] == "mha_pad_compare":
         mha_pad_compare(sys.argv[2], sys.argv[3])
+    elif sys.argv[1] == "mha_pad_pool_compare":
+        mha_pad_pool_compare(sys.argv[2], sys.argv[3])
     elif sys.argv[1] == "mha_pad_grad_check":
         mha_pad_grad_check(*sys.argv[2:6])
     elif sys.argv[1] == "lm_data":
