@@ -745,7 +745,8 @@ static int masked_softmax(builder *b, const sn_layer_spec *l, int z, int m) {
  * (mask: causal, and the padded keys when the input has a padding mask)
  *   y = merge(dropout(p) v) Wout^T + bout          [N, T, D]
  * The scale, the causal and key padding masks and the softmax fuse into one kernel,
- * and so does the softmax's gradient; the products are batch_matmuls (a GEMM per sample and head). */
+ * and so does the softmax's gradient; the products are batch_matmuls (a GEMM per
+ * sample and head). */
 static int build_attention(builder *b, const sn_layer_spec *l, const input *in, int n) {
   if (!need_sequence(b, l, in)) return -1;
   sn_graph *g = b->g;
@@ -828,9 +829,9 @@ static const layer_build_fn layer_builders[] = {
 
 /* The padding mask of a layer's output: the layers that keep the steps of their
  * input (elementwise, normalizing over the last axis, the joins, embedding, which
- * adds the last axis to [N, T] ids, a reshape within each step, attention, lstm and gru with return_sequences)
- * pass their inputs' masks on (the product where two differ); conv1d makes its own (build_conv1d); every other
- * layer ends it. */
+ * adds the last axis to [N, T] ids, a reshape within each step, attention, lstm and
+ * gru with return_sequences) pass their inputs' masks on (the product where two
+ * differ); conv1d makes its own (build_conv1d); every other layer ends it. */
 static int layer_mask(builder *b, const sn_layer_spec *l, const input *in, int n, int y) {
   switch (l->kind) {
   case SN_LAYER_CONV1D:

@@ -771,7 +771,8 @@ static LLVMValueRef mask_keys(emitter *e, const sn_op *op) {
   for (int i = 0; i < t->rank - 1; i++) per_sample *= t->dim[i];
   LLVMValueRef x = operand(e, op->in[0]);
   LLVMValueRef n = LLVMBuildUDiv(b, e->r, ci(e, per_sample), "");
-  LLVMValueRef m = load_at(e, op->in[1], LLVMBuildNSWAdd(b, LLVMBuildNSWMul(b, n, ci(e, T), ""), e->col, ""));
+  LLVMValueRef at = LLVMBuildNSWAdd(b, LLVMBuildNSWMul(b, n, ci(e, T), ""), e->col, "");
+  LLVMValueRef m = load_at(e, op->in[1], at);
   return LLVMBuildSelect(b, LLVMBuildFCmp(b, LLVMRealOGT, m, cf(e, 0.5), ""), x, cf(e, op->c), "");
 }
 
