@@ -718,12 +718,35 @@ static int projection(builder *b, const sn_layer_spec *l, int x, const char *wna
   return sn_emit(b->g, SN_OP_ADD, y, bias, -1, &like);
 }
 
+static int mask_keys(builder *b, const sn_layer_spec *l, int x, int m, double c) {
+  sn_op op = at(l);
+  op.code = SN_OP_MASK_KEYS;
+  op.n_in = 2;
+  op.in[0] = x;
+  op.in[1] = m;
+  op.c = c;
+  return add_op(b, &op, l);
+}
+
+/* softmax over the keys of scores z [N, H, T, T]; with a padding mask m [N, T]
+ * (key_padding_mask), padded keys score -1e30 (a weight of exactly 0, as -inf
+ * gives) and their weights are set to 0 after the softmax, so a query whose keys
+ * are all padding gets weights 0 (an output of out_proj.bias) instead of NaN. */
+static int masked_softmax(builder *b, const sn_layer_spec *l, int z, int m) {
+  sn_op like = at(l);
+  if (m < 0) return sn_emit(b->g, SN_OP_SOFTMAX, z, -1, -1, &like);
+  if ((z = mask_keys(b, l, z, m, -MASKED_OUT)) < 0) return -1;
+  return mask_keys(b, l, sn_emit(b->g, SN_OP_SOFTMAX, z, -1, -1, &like), m, 0.0);
+}
+
 /* Multi-head self-attention as torch.nn.MultiheadAttention(D, heads, batch_first):
  *   q, k, v = split(x Win^T + bin)                 [N, H, T, d], d = D / H
  *   p = softmax(mask(q k^T / sqrt(d)))            [N, H, T, T]  one fused kernel
+ * (mask: causal, and the padded keys when the input has a padding mask)
  *   y = merge(dropout(p) v) Wout^T + bout          [N, T, D]
- * The scale, the causal mask and the softmax fuse into one kernel, and so does the
- * softmax's gradient; the products are batch_matmuls (a GEMM per sample and head). */
+ * The scale, the causal and key padding masks and the softmax fuse into one kernel,
+ * and so does the softmax's gradient; the products are batch_matmuls (a GEMM per
+ * sample and head). */
 static int build_attention(builder *b, const sn_layer_spec *l, const input *in, int n) {
   if (!need_sequence(b, l, in)) return -1;
   sn_graph *g = b->g;
@@ -741,11 +764,6 @@ static int build_attention(builder *b, const sn_layer_spec *l, const input *in, 
                     "%s: causal attention in a classifier: each position sees only the text before it, "
                     "so a pooled summary of a record misses most of its context",
                     l->name);
-  if (in[0].mask >= 0) /* attention applies no key-padding mask */
-    sn_diag_warning(b->d, l->loc,
-                    "%s: attention does not mask padding yet: padded positions (model.pad_id) are keys like "
-                    "any other",
-                    l->name);
   sn_op like = at(l);
   int qkv = projection(b, l, in[0].v, "in_proj_weight", "in_proj_bias", 3 * D, D);
   if (qkv < 0) return -1;
@@ -762,7 +780,8 @@ static int build_attention(builder *b, const sn_layer_spec *l, const input *in, 
     m.c = -INFINITY;
     if ((z = add_op(b, &m, l)) < 0) return -1;
   }
-  int p = sn_emit(g, SN_OP_SOFTMAX, z, -1, -1, &like);
+  int p = masked_softmax(b, l, z, in[0].mask);
+  if (p < 0) return -1;
   if (g->training && l->rate > 0) {
     sn_op d = like;
     d.code = SN_OP_DROPOUT;
@@ -810,8 +829,9 @@ static const layer_build_fn layer_builders[] = {
 
 /* The padding mask of a layer's output: the layers that keep the steps of their
  * input (elementwise, normalizing over the last axis, the joins, embedding, which
- * adds the last axis to [N, T] ids, a reshape within each step) pass their inputs' masks on (the product where
- * two differ); conv1d makes its own (build_conv1d); every other layer ends it. */
+ * adds the last axis to [N, T] ids, a reshape within each step, attention, lstm and
+ * gru with return_sequences) pass their inputs' masks on (the product where two
+ * differ); conv1d makes its own (build_conv1d); every other layer ends it. */
 static int layer_mask(builder *b, const sn_layer_spec *l, const input *in, int n, int y) {
   switch (l->kind) {
   case SN_LAYER_CONV1D:
@@ -828,6 +848,7 @@ static int layer_mask(builder *b, const sn_layer_spec *l, const input *in, int n
   case SN_LAYER_CONCAT:
   case SN_LAYER_LSTM: /* with return_sequences */
   case SN_LAYER_GRU:
+  case SN_LAYER_ATTENTION: /* its outputs at padded queries: left out downstream */
     break;
   default:
     return -1;

@@ -429,7 +429,8 @@ static void prepare(emitter *e, int v, char *seen) {
     return;
   }
   if (sn_opdefs[op->code].cls != SN_CLS_ELEM || sn_opdefs[op->code].gathers) return;
-  for (int i = 0; i < op->n_in; i++) {
+  int n_in = op->code == SN_OP_MASK_KEYS ? 1 : op->n_in; /* its mask is read in gen_elem */
+  for (int i = 0; i < n_in; i++) {
     level l = level_of(e, op->in[i]);
     if (l == L_ROW) gen_row(e, op->in[i]);
     else if (l == L_ELEM) prepare(e, op->in[i], seen);
@@ -760,6 +761,21 @@ static LLVMValueRef gen_gather(emitter *e, int v) {
   }
 }
 
+/* mask_keys at (r, col): row r = (n, ..), column j the key; x there when m[n, j]
+ * keeps the key, else c. Consecutive columns read consecutive mask values. */
+static LLVMValueRef mask_keys(emitter *e, const sn_op *op) {
+  if (!e->col) die("mask_keys outside a column loop");
+  LLVMBuilderRef b = e->b;
+  const sn_type *t = &op->type;
+  int64_t T = t->dim[t->rank - 1], per_sample = 1;
+  for (int i = 0; i < t->rank - 1; i++) per_sample *= t->dim[i];
+  LLVMValueRef x = operand(e, op->in[0]);
+  LLVMValueRef n = LLVMBuildUDiv(b, e->r, ci(e, per_sample), "");
+  LLVMValueRef at = LLVMBuildNSWAdd(b, LLVMBuildNSWMul(b, n, ci(e, T), ""), e->col, "");
+  LLVMValueRef m = load_at(e, op->in[1], at);
+  return LLVMBuildSelect(b, LLVMBuildFCmp(b, LLVMRealOGT, m, cf(e, 0.5), ""), x, cf(e, op->c), "");
+}
+
 static LLVMValueRef gen_elem(emitter *e, int v) {
   if (e->elem_memo[v]) return e->elem_memo[v];
   const sn_op *op = &e->g->ops[v];
@@ -771,6 +787,8 @@ static LLVMValueRef gen_elem(emitter *e, int v) {
   } else if (op->code == SN_OP_ONEHOT) {
     LLVMValueRef idx = LLVMBuildSExt(e->b, gen_row(e, op->in[0]), e->i64, "");
     r = LLVMBuildUIToFP(e->b, LLVMBuildICmp(e->b, LLVMIntEQ, idx, e->col, ""), e->ft, "");
+  } else if (op->code == SN_OP_MASK_KEYS) {
+    r = mask_keys(e, op);
   } else {
     LLVMValueRef x[SN_MAX_IN];
     for (int i = 0; i < op->n_in; i++) x[i] = operand(e, op->in[i]);

@@ -46,6 +46,12 @@ static bool is_free(const sn_graph *g, int v, const char *free_) {
   return true;
 }
 
+/* Whether op reads its input i at other positions than its own: a gathering op
+ * reads all of them so, mask_keys its mask (at the sample and column). */
+static bool reads_elsewhere(const sn_op *op, int i) {
+  return sn_opdefs[op->code].gathers || (op->code == SN_OP_MASK_KEYS && i == 1);
+}
+
 /* The rows a fused op iterates over: (batched, rows_mult). */
 static void op_domain(const sn_graph *g, int v, bool *batched, int64_t *mult) {
   const sn_op *op = &g->ops[v];
@@ -241,7 +247,7 @@ static void plan_kernels(const sn_graph *g, sn_step *st, const char *live, char 
       for (int i = 0; i < op->n_in && open >= 0; i++) {
         int in = op->in[i], b = sn_plan_base(g, in);
         if (st->kernel_of[in] == open && sn_opdefs[g->ops[in].code].cls == SN_CLS_ACCUM) open = -1;
-        if ((b != in || sn_opdefs[op->code].gathers) && st->kernel_of[b] == open) open = -1;
+        if ((b != in || reads_elsewhere(op, i)) && st->kernel_of[b] == open) open = -1;
       }
     }
     if (open < 0) {
@@ -278,7 +284,7 @@ static void plan_buffers(const sn_graph *g, sn_step_kind kind, sn_step *st, cons
       int in = op->in[i], b = sn_plan_base(g, in);
       if (free_[in] || !fusible(g, b)) continue;
       /* read by another kernel, through a view, or at other positions (gathers) */
-      if (st->kernel_of[b] != st->kernel_of[v] || b != in || sn_opdefs[op->code].gathers)
+      if (st->kernel_of[b] != st->kernel_of[v] || b != in || reads_elsewhere(op, i))
         st->buf[b].kind = SN_BUF_ARENA;
     }
   }

@@ -210,6 +210,17 @@ static int infer_square(const sn_graph *g, sn_op *op, char *err, size_t len) {
   return 0;
 }
 
+/* x [N, .., T, T] and a per-sample key mask m [N, T] */
+static int infer_mask_keys(const sn_graph *g, sn_op *op, char *err, size_t len) {
+  const sn_type *x = T(g, op->in[0]), *m = T(g, op->in[1]);
+  if (!is_float(x) || !x->batched || x->rank < 2 || x->dim[x->rank - 1] != x->dim[x->rank - 2])
+    return fail(err, len, "mask_keys needs float batch [.., T, T] scores");
+  if (!m->batched || m->rank != 1 || m->dim[0] != x->dim[x->rank - 1])
+    return fail(err, len, "mask_keys needs a batch mask [T] with T the scores' last axis");
+  op->type = *x;
+  return 0;
+}
+
 static int infer_batch_sum(const sn_graph *g, sn_op *op, char *err, size_t len) {
   const sn_type *x = T(g, op->in[0]);
   if (!x->batched || x->rank < 1) return fail(err, len, "batch_sum needs batch data");
@@ -612,6 +623,12 @@ static void grad_mask_causal(sn_graph *g, int v, int dy, int dx[]) {
   sn_op op = *OP(v);
   op.c = 0;
   dx[0] = add_like(g, &op, SN_OP_MASK_CAUSAL, dy, -1, NULL);
+}
+/* masked keys were constants: no gradient flows there, none into the mask */
+static void grad_mask_keys(sn_graph *g, int v, int dy, int dx[]) {
+  sn_op op = *OP(v);
+  op.c = 0;
+  dx[0] = add_like(g, &op, SN_OP_MASK_KEYS, dy, op.in[1], NULL);
 }
 static void grad_im2col(sn_graph *g, int v, int dy, int dx[]) {
   sn_op op = *OP(v);

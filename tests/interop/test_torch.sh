@@ -2,7 +2,8 @@
 # specnet <-> PyTorch: weights written by specnet load into the matching torch.nn
 # model and give the same predictions; weights written from PyTorch load into
 # specnet and give the same loss; the CNN block of docs/outputs.md (NCHW) gives
-# specnet's probabilities. The same for a char transformer (embedding, position
+# specnet's probabilities; attention over padded ids gives torch's outputs and
+# gradients with key_padding_mask, and pooled over the tokens its logits. The same for a char transformer (embedding, position
 # embedding, causal multi-head attention, gelu_tanh), on its logits; conv1d, the
 # masked 1-D pools, lstm and gru models (tests/interop/conv1d_*.yaml,
 # recurrent_seq.yaml) give the same predictions in torch.nn; lstm and gru over
@@ -31,6 +32,47 @@ if "$specnet" predict tests/interop/attention_small.yaml --set "data.train={form
   echo "ok: attention without causal mask or biases gives torch.nn.MultiheadAttention's outputs"
 else
   echo "FAIL: attention without causal mask or biases differs from torch.nn.MultiheadAttention"
+  fail=1
+fi
+
+# Attention over padded ids: the padded keys masked as key_padding_mask masks them
+"$py" "$here/torch_interop.py" mha_pad_data "$tmp" || exit 1
+if "$specnet" predict tests/interop/attention_padded.yaml --set "data.train={format: npy, x: $tmp/pad_x.npy, y: $tmp/pad_y.npy}" \
+  --weights "$tmp/pad.safetensors" --input "$tmp/pad_x.npy" --probs --output "$tmp/pad.csv" --quiet &&
+  "$py" "$here/torch_interop.py" mha_pad_compare "$tmp" "$tmp/pad.csv"; then
+  echo "ok: attention over padded ids gives torch.nn.MultiheadAttention's outputs with key_padding_mask"
+else
+  echo "FAIL: attention over padded ids differs from torch.nn.MultiheadAttention with key_padding_mask"
+  fail=1
+fi
+if "$specnet" predict tests/interop/attention_padded_pool.yaml --set "data.train={format: npy, x: $tmp/pad_x.npy, y: $tmp/pool_y.npy}" \
+  --weights "$tmp/pad_pool.safetensors" --input "$tmp/pad_x.npy" --probs --output "$tmp/pad_pool.csv" --quiet &&
+  "$py" "$here/torch_interop.py" mha_pad_pool_compare "$tmp" "$tmp/pad_pool.csv"; then
+  echo "ok: attention over padded ids, pooled over the tokens: torch's logits"
+else
+  echo "FAIL: attention over padded ids, pooled over the tokens: the logits differ from torch's"
+  fail=1
+fi
+# and its gradients (one SGD step, lr 1) against torch's in f64
+for dt in f32 f64; do
+  tol=2e-5
+  [ $dt = f64 ] && tol=1e-10
+  if "$specnet" train tests/interop/attention_padded.yaml --dtype $dt --set "data.train={format: npy, x: $tmp/pad_x.npy, y: $tmp/pad_y.npy}" \
+    --weights "$tmp/pad.safetensors" --out "$tmp/pad_$dt" --quiet &&
+    "$py" "$here/torch_interop.py" mha_pad_grad_check "$tmp" "$tmp/pad_$dt" 1 $tol; then
+    echo "ok: attention over padded ids ($dt): the gradients of torch with key_padding_mask"
+  else
+    echo "FAIL: attention over padded ids ($dt): the gradients differ from torch's with key_padding_mask"
+    fail=1
+  fi
+done
+if "$specnet" build tests/interop/attention_padded.yaml --set "data.train={format: npy, x: $tmp/pad_x.npy, y: $tmp/pad_y.npy}" \
+  --weights "$tmp/pad.safetensors" -o "$tmp/pad_exe" --quiet &&
+  "$tmp/pad_exe" --input "$tmp/pad_x.npy" --probs --output "$tmp/pad_aot.csv" &&
+  "$py" "$here/torch_interop.py" mha_pad_compare "$tmp" "$tmp/pad_aot.csv"; then
+  echo "ok: attention over padded ids: the AOT executable gives torch's outputs with key_padding_mask"
+else
+  echo "FAIL: attention over padded ids: the AOT executable differs from torch with key_padding_mask"
   fail=1
 fi
 

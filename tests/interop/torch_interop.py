@@ -253,6 +253,94 @@ def mha_compare(out_dir, out_csv):
     diff = np.abs(got - want).max()
     print(f"attention (not causal, no bias): max |specnet - torch| = {diff:.3g}")
     assert diff <= 1e-5 * max(1.0, np.abs(want).max()), diff
+def mha_pad_data(out_dir):
+    """ids [n, 6] padded with 0 (lengths 0, 1, 6 and random ones) and the weights
+    of tests/interop/attention_padded.yaml"""
+    rng = np.random.default_rng(4)
+    ids = rng.integers(1, 7, (9, 6))
+    lengths = rng.integers(0, 7, 9)
+    lengths[:3] = [0, 1, 6]  # all padding, one position, no padding
+    ids[np.arange(6)[None, :] >= lengths[:, None]] = 0
+    np.save(out_dir + "/pad_x.npy", ids.astype(np.int32))
+    np.save(out_dir + "/pad_y.npy", rng.normal(0, 1, (9, 48)).astype(np.float32))
+    write_safetensors(out_dir + "/pad.safetensors", {
+        "emb.weight": rng.normal(0, 1, (7, 8)).astype(np.float32),
+        "att.in_proj_weight": rng.normal(0, 0.4, (24, 8)).astype(np.float32),
+        "att.in_proj_bias": rng.normal(0, 0.2, 24).astype(np.float32),
+        "att.out_proj.weight": rng.normal(0, 0.4, (8, 8)).astype(np.float32),
+        "att.out_proj.bias": rng.normal(0, 0.2, 8).astype(np.float32)})
+    w = read_safetensors(out_dir + "/pad.safetensors")
+    w["out.weight"] = rng.normal(0, 0.5, (3, 8)).astype(np.float32)
+    w["out.bias"] = rng.normal(0, 0.2, 3).astype(np.float32)
+    write_safetensors(out_dir + "/pad_pool.safetensors", w)
+    np.save(out_dir + "/pool_y.npy", np.zeros((9, 3), dtype=np.float32))
+
+
+def mha_pad_compare(out_dir, out_csv):
+    """specnet's outputs against MultiheadAttention with key_padding_mask; where
+    every key is padding torch gives NaN and specnet weights 0: out_proj.bias"""
+    w = read_safetensors(out_dir + "/pad.safetensors")
+    mha = torch.nn.MultiheadAttention(8, 2, batch_first=True)
+    mha.load_state_dict({k[4:]: torch.from_numpy(v) for k, v in w.items() if k.startswith("att.")}, strict=True)
+    ids = torch.from_numpy(np.load(out_dir + "/pad_x.npy").astype(np.int64))
+    x = torch.from_numpy(w["emb.weight"])[ids]
+    with torch.no_grad():
+        want = mha(x, x, x, key_padding_mask=ids == 0, need_weights=False)[0].numpy().astype(np.float64)
+    empty = (ids == 0).all(1).numpy()
+    assert np.isnan(want[empty]).all() and not np.isnan(want[~empty]).any()
+    want[empty] = w["att.out_proj.bias"]
+    want = want.reshape(len(ids), -1)
+    got = np.loadtxt(out_csv, delimiter=",", dtype=np.float64).reshape(want.shape)
+    diff = np.abs(got - want).max()
+    print(f"attention over padded ids: max |specnet - torch key_padding_mask| = {diff:.3g}")
+    assert diff <= 1e-5 * max(1.0, np.abs(want).max()), diff
+
+
+def mha_pad_pool_compare(out_dir, out_csv):
+    """attention_padded_pool.yaml's logits: key_padding_mask, the mean over the
+    positions that hold data (0 for none), a Linear"""
+    w = read_safetensors(out_dir + "/pad_pool.safetensors")
+    mha = torch.nn.MultiheadAttention(8, 2, batch_first=True)
+    mha.load_state_dict({k[4:]: torch.from_numpy(v) for k, v in w.items() if k.startswith("att.")}, strict=True)
+    ids = torch.from_numpy(np.load(out_dir + "/pad_x.npy").astype(np.int64))
+    x = torch.from_numpy(w["emb.weight"])[ids]
+    with torch.no_grad():
+        h = mha(x, x, x, key_padding_mask=ids == 0, need_weights=False)[0].nan_to_num()  # NaN: no token
+        pooled = masked_avg(h.transpose(1, 2), (ids != 0).float())
+        want = (pooled @ torch.from_numpy(w["out.weight"]).T + torch.from_numpy(w["out.bias"])).numpy()
+    got = np.loadtxt(out_csv, delimiter=",", dtype=np.float64).reshape(want.shape)
+    diff = np.abs(got - want).max()
+    print(f"attention over padded ids, pooled: logits, max |specnet - torch| = {diff:.3g}")
+    assert diff <= 1e-5 * max(1.0, np.abs(want).max()), diff
+
+
+def mha_pad_grad_check(out_dir, run_dir, lr, tol):
+    """the gradients of one SGD step of specnet (mse on every output, one batch) against
+    torch's in f64: MultiheadAttention with key_padding_mask on the samples that hold a
+    token, out_proj.bias on the one that holds none"""
+    w0 = read_safetensors(out_dir + "/pad.safetensors")
+    w = {k: torch.tensor(v, dtype=torch.float64, requires_grad=True) for k, v in w0.items()}
+    ids = torch.from_numpy(np.load(out_dir + "/pad_x.npy").astype(np.int64))
+    y = torch.from_numpy(np.load(out_dir + "/pad_y.npy").astype(np.float64)).reshape(len(ids), 6, 8)
+    x = w["emb.weight"][ids]
+    empty = (ids == 0).all(1)
+    out = torch.nn.functional.multi_head_attention_forward(
+        x[~empty].transpose(0, 1), x[~empty].transpose(0, 1), x[~empty].transpose(0, 1), 8, 2,
+        w["att.in_proj_weight"], w["att.in_proj_bias"], None, None, False, 0.0, w["att.out_proj.weight"],
+        w["att.out_proj.bias"], key_padding_mask=ids[~empty] == 0, need_weights=False)[0].transpose(0, 1)
+    loss = ((out - y[~empty]) ** 2).sum() + ((w["att.out_proj.bias"] - y[empty]) ** 2).sum()
+    (loss / y.numel()).backward()
+    w1 = read_safetensors(run_dir + "/model.safetensors")
+    ok = True
+    for k in w0:
+        g_spec = (w0[k].astype(np.float64) - w1[k].astype(np.float64)) / float(lr)
+        g_torch = w[k].grad.numpy()
+        d = np.abs(g_spec - g_torch).max() / max(np.abs(g_torch).max(), 1e-30)
+        print(f"  gradient of {k}: max |specnet - torch| / max |torch| = {d:.3g}")
+        ok = ok and d <= float(tol)
+    assert ok
+
+
 def conv1d_data(out):
     rng = np.random.default_rng(1)
     np.save(out + "/seq_x.npy", rng.normal(0, 1, (64, 12, 3)).astype(np.float32))
@@ -406,6 +494,14 @@ if __name__ == "__main__":
         mha_data(sys.argv[2])
     elif sys.argv[1] == "mha_compare":
         mha_compare(sys.argv[2], sys.argv[3])
+    elif sys.argv[1] == "mha_pad_data":
+        mha_pad_data(sys.argv[2])
+    elif sys.argv[1] == "mha_pad_compare":
+        mha_pad_compare(sys.argv[2], sys.argv[3])
+    elif sys.argv[1] == "mha_pad_pool_compare":
+        mha_pad_pool_compare(sys.argv[2], sys.argv[3])
+    elif sys.argv[1] == "mha_pad_grad_check":
+        mha_pad_grad_check(*sys.argv[2:6])
     elif sys.argv[1] == "lm_data":
         lm_data(sys.argv[2])
     elif sys.argv[1] == "lm_compare":
