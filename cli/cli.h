@@ -111,6 +111,9 @@ int cmd_compare(const opts *o);
  * when out is not NULL, the HTML page there. 0 or an exit code. */
 int compare_write(const char *const *dirs, int n, const char *out, FILE *text);
 int cmd_predict(const opts *o);
+/* FILE.h5[:/DATASET] or FILE.hdf5[:/DATASET] as an HDF5 source of its samples
+ * (dataset: the default name); false for another kind of file (cmd_predict.c). */
+bool hdf5_input(const char *path, const char *dataset, sn_source *src);
 /* Whether a CSV file's first non-blank row is a header (a cell that is not a number). */
 bool csv_has_header(const char *path);
 /* specnet data SOURCE...: what each data source holds (cmd_data.c). */

@@ -1,6 +1,7 @@
 /* `specnet data SOURCE... [--set KEY=VALUE]`: what a data source holds, without
  * training. A SOURCE is a spec (*.yaml, *.yml: its data.train, data.validation and
- * data.test, after --set) or a data file by its name: *.npy, *.csv, anything else
+ * data.test, after --set) or a data file by its name: *.npy, *.csv, FILE.h5:/DATASET
+ * (or .hdf5), anything else
  * an IDX images file (raw or .gz); a quoted glob pattern is one source of shards.
  *
  * For each: the samples, the per-sample shape, the stored element type, the files
@@ -56,9 +57,10 @@ static void print_layout(const sn_source *src, const sn_dataset *ds, FILE *out) 
   fprintf(out, ")\n  stored as      %s%s\n", type_name(kind, size),
           ds->store ? "" : " (read into memory)");
   int64_t xb = 0, yb = 0;
-  int shards = field_files(src->kind == SN_SRC_CSV ? src->path : src->images, &xb);
+  const bool one_file = src->kind == SN_SRC_CSV || src->kind == SN_SRC_HDF5; /* path: x and y inside */
+  int shards = field_files(one_file ? src->path : src->images, &xb);
   if (!shards && src->kind == SN_SRC_BUILTIN) shards = field_files(ds->origin, &xb); /* found */
-  field_files(src->kind == SN_SRC_CSV || src->no_labels ? "" : src->labels, &yb);
+  field_files(one_file || src->no_labels ? "" : src->labels, &yb);
   if (shards) {
     fprintf(out, "  files          %d shard%s\n", shards, shards == 1 ? "" : "s");
     fprintf(out, "  bytes on disk  %lld", (long long)(xb + yb));
@@ -208,7 +210,12 @@ static int describe_spec(const opts *o, const char *path, FILE *out) {
 static int describe_file(const char *path, FILE *out) {
   sn_source src = {.no_labels = true};
   const char *list = path;
-  if (sn_path_has_suffix(path, ".npy")) {
+  if (hdf5_input(path, "", &src)) {
+    if (!src.images[0]) {
+      fprintf(stderr, "specnet: error: %s: which dataset? name it as %s:/NAME\n", path, path);
+      return EXIT_SPEC;
+    }
+  } else if (sn_path_has_suffix(path, ".npy")) {
     src.kind = SN_SRC_NPY;
     snprintf(src.images, sizeof src.images, "%s", list);
   } else if (sn_path_has_suffix(path, ".csv")) {

@@ -88,10 +88,10 @@ static int load_text_input(const sn_spec *s, const char *weights, const char *pa
   return rc ? EXIT_SPEC : 0;
 }
 
-/* An HDF5 input, FILE.h5 or FILE.h5:/dataset (also .hdf5): its x dataset is the one
- * named after the colon, else the one the spec's HDF5 training source reads.
- * False when path does not name an HDF5 file. */
-static bool hdf5_input(const sn_spec *s, const char *path, sn_source *src) {
+/* An HDF5 input, FILE.h5 or FILE.h5:/DATASET (also .hdf5): its x dataset is the one
+ * named after the colon, else `dataset` (predict: the one the spec's HDF5 training
+ * source reads). False when path does not name an HDF5 file. */
+bool hdf5_input(const char *path, const char *dataset, sn_source *src) {
   static const char *const suffixes[] = {".h5", ".hdf5"};
   for (int i = 0; i < 2; i++) {
     const char *at = strstr(path, suffixes[i]);
@@ -102,7 +102,7 @@ static bool hdf5_input(const sn_spec *s, const char *path, sn_source *src) {
     src->kind = SN_SRC_HDF5;
     snprintf(src->path, sizeof src->path, "%.*s", (int)(end - path), path);
     snprintf(src->images, sizeof src->images, "%s",
-             *end == ':' ? end + 1 : s->data.train.kind == SN_SRC_HDF5 ? s->data.train.images : "");
+             *end == ':' ? end + 1 : dataset);
     return true;
   }
   return false;
@@ -115,7 +115,7 @@ static int load_input(const sn_spec *s, const sn_model *m, const char *weights, 
   if (s->data.train.kind == SN_SRC_TEXT && !sn_path_has_suffix(path, ".npy") && !sn_path_has_suffix(path, ".csv")) {
     int rc = load_text_input(s, weights, path, ds);
     if (rc) return rc;
-  } else if (hdf5_input(s, path, &src)) {
+  } else if (hdf5_input(path, s->data.train.kind == SN_SRC_HDF5 ? s->data.train.images : "", &src)) {
     if (!src.images[0]) {
       fprintf(stderr, "specnet: error: %s: which dataset? give --input %s:/NAME (the spec's "
                       "training data is not HDF5)\n", path, path);

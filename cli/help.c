@@ -286,14 +286,15 @@ static const cmd_help commands[] = {
      "what a data source holds, without training",
      "For each SOURCE: a spec (*.yaml, *.yml) describes its data.train,\n"
      "data.validation and data.test; a data file is read by its name (*.npy,\n"
-     "*.csv, anything else an IDX images file, raw or .gz), a quoted glob\n"
-     "pattern as one source of shards. Prints the samples, the per-sample\n"
-     "shape, the stored element type, the files (shards) and bytes on disk,\n"
-     "the label range and count per class (or each target's mean and std),\n"
-     "and the first samples as stored: their first values, min, max and mean.\n"
+     "*.csv, FILE.h5:/DATASET, anything else an IDX images file, raw or .gz),\n"
+     "a quoted glob pattern as one source of shards. Prints the samples, the\n"
+     "per-sample shape, the stored element type, the files (shards) and bytes\n"
+     "on disk, the label range and count per class (or each target's mean and\n"
+     "std), and the first samples as stored: their first values, min, max and\n"
+     "mean.\n"
      "Only the first samples are read: memory stays small for any file size.",
      {OPT_SET},
-     {"specnet data specs/mnist_mlp.yaml", "specnet data x.npy 'shards/x-*.npy'",
+     {"specnet data specs/mnist_mlp.yaml", "specnet data x.npy 'shards/x-*.npy' train.h5:/images",
       "specnet data spec.yaml --set data.train.limit=1000"}},
 };
 

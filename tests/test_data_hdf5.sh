@@ -122,4 +122,26 @@ PY
   --output "$tmp/x.csv" >/dev/null 2>"$tmp/pred.err"
 check "predict FILE.h5 without a dataset name (the spec is not HDF5) is an error" \
   grep -q "img.h5: which dataset? give --input" "$tmp/pred.err"
+
+# specnet data on FILE.h5:/dataset and on a spec with an HDF5 source: numpy's numbers
+"$specnet" data "$tmp/img.h5:/train/zipped" "$tmp/direct.yaml" >"$tmp/data.out" 2>&1 ||
+  { echo "FAIL: specnet data"; cat "$tmp/data.out"; fail=1; }
+check "specnet data: samples, shape, type, bytes, classes and first samples as numpy reads them" \
+  "$py" - "$tmp" <<'PY'
+import os, re, sys
+import numpy as np
+d = sys.argv[1]
+text = open(d + "/data.out").read()
+img, y = np.load(d + "/img.npy"), np.load(d + "/y.npy")
+head, spec = text.split(d + "/direct.yaml", 1)
+assert re.search(r"samples +700\n", head) and "sample shape   (6, 5)" in head and "stored as      uint8" in head, head
+assert f"bytes on disk  {os.path.getsize(d + '/img.h5')}" in head, head
+first = " ".join(str(v) for v in img[1].ravel()[:8])  # the first 8 values, then ...
+assert f"sample 1       {first} ...  min {img[1].min()} max {img[1].max()} mean {img[1].mean():.7g}" in head, head
+counts = np.bincount(y, minlength=3)  # over the source, before the validation split
+assert "class counts   " + " ".join(f"{k}:{c}" for k, c in enumerate(counts)) in spec, spec
+PY
+"$specnet" data "$tmp/img.h5" >/dev/null 2>"$tmp/data.err"
+check "specnet data FILE.h5 without a dataset: exit 1, says how to name one" \
+  grep -q "img.h5: which dataset? name it as" "$tmp/data.err"
 exit $fail
