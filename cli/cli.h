@@ -111,9 +111,11 @@ int cmd_compare(const opts *o);
  * when out is not NULL, the HTML page there. 0 or an exit code. */
 int compare_write(const char *const *dirs, int n, const char *out, FILE *text);
 int cmd_predict(const opts *o);
-/* FILE.h5[:/DATASET] or FILE.hdf5[:/DATASET] as an HDF5 source of its samples
- * (dataset: the default name); false for another kind of file (cmd_predict.c). */
-bool hdf5_input(const char *path, const char *dataset, sn_source *src);
+/* A data file named on the command line as a source of samples without labels, by
+ * its name: FILE.h5[:/DATASET] or .hdf5 (dataset: the name when none is given; an
+ * empty images field: none), *.npy, *.csv (a header row if the first file has one,
+ * globs too), anything else IDX (cmd_predict.c). */
+void file_source(const char *path, const char *dataset, sn_source *src);
 /* Whether a CSV file's first non-blank row is a header (a cell that is not a number). */
 bool csv_has_header(const char *path);
 /* specnet data SOURCE...: what each data source holds (cmd_data.c). */

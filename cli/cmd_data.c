@@ -208,28 +208,11 @@ static int describe_spec(const opts *o, const char *path, FILE *out) {
 
 /* A data file (or a quoted glob of shards) by its name. */
 static int describe_file(const char *path, FILE *out) {
-  sn_source src = {.no_labels = true};
-  const char *list = path;
-  if (hdf5_input(path, "", &src)) {
-    if (!src.images[0]) {
-      fprintf(stderr, "specnet: error: %s: which dataset? name it as %s:/NAME\n", path, path);
-      return EXIT_SPEC;
-    }
-  } else if (sn_path_has_suffix(path, ".npy")) {
-    src.kind = SN_SRC_NPY;
-    snprintf(src.images, sizeof src.images, "%s", list);
-  } else if (sn_path_has_suffix(path, ".csv")) {
-    src.kind = SN_SRC_CSV;
-    snprintf(src.path, sizeof src.path, "%s", list);
-    sn_paths p;
-    sn_error e = {0};
-    if (!sn_paths_expand(list, &p, &e)) {
-      src.header = csv_has_header(p.v[0]);
-      sn_paths_free(&p);
-    }
-  } else {
-    src.kind = SN_SRC_IDX;
-    snprintf(src.images, sizeof src.images, "%s", list);
+  sn_source src;
+  file_source(path, "", &src);
+  if (src.kind == SN_SRC_HDF5 && !src.images[0]) {
+    fprintf(stderr, "specnet: error: %s: which dataset? name it as %s:/NAME\n", path, path);
+    return EXIT_SPEC;
   }
   sn_error err = {0};
   sn_dataset ds = {0};

@@ -89,9 +89,8 @@ static int load_text_input(const sn_spec *s, const char *weights, const char *pa
 }
 
 /* An HDF5 input, FILE.h5 or FILE.h5:/DATASET (also .hdf5): its x dataset is the one
- * named after the colon, else `dataset` (predict: the one the spec's HDF5 training
- * source reads). False when path does not name an HDF5 file. */
-bool hdf5_input(const char *path, const char *dataset, sn_source *src) {
+ * named after the colon, else `dataset`. False when path does not name an HDF5 file. */
+static bool hdf5_input(const char *path, const char *dataset, sn_source *src) {
   static const char *const suffixes[] = {".h5", ".hdf5"};
   for (int i = 0; i < 2; i++) {
     const char *at = strstr(path, suffixes[i]);
@@ -101,11 +100,32 @@ bool hdf5_input(const char *path, const char *dataset, sn_source *src) {
     const char *end = at + strlen(suffixes[i]);
     src->kind = SN_SRC_HDF5;
     snprintf(src->path, sizeof src->path, "%.*s", (int)(end - path), path);
-    snprintf(src->images, sizeof src->images, "%s",
-             *end == ':' ? end + 1 : dataset);
+    snprintf(src->images, sizeof src->images, "%s", *end == ':' ? end + 1 : dataset);
     return true;
   }
   return false;
+}
+
+void file_source(const char *path, const char *dataset, sn_source *src) {
+  memset(src, 0, sizeof *src);
+  src->no_labels = true;
+  if (hdf5_input(path, dataset, src)) return;
+  if (sn_path_has_suffix(path, ".npy")) {
+    src->kind = SN_SRC_NPY;
+    snprintf(src->images, sizeof src->images, "%s", path);
+  } else if (sn_path_has_suffix(path, ".csv")) {
+    src->kind = SN_SRC_CSV;
+    snprintf(src->path, sizeof src->path, "%s", path);
+    sn_paths p; /* a glob of shards: the first file says whether there is a header */
+    sn_error e = {0};
+    if (!sn_paths_expand(path, &p, &e)) {
+      src->header = csv_has_header(p.v[0]);
+      sn_paths_free(&p);
+    }
+  } else {
+    src->kind = SN_SRC_IDX;
+    snprintf(src->images, sizeof src->images, "%s", path);
+  }
 }
 
 static int load_input(const sn_spec *s, const sn_model *m, const char *weights, const char *path,
@@ -115,22 +135,13 @@ static int load_input(const sn_spec *s, const sn_model *m, const char *weights, 
   if (s->data.train.kind == SN_SRC_TEXT && !sn_path_has_suffix(path, ".npy") && !sn_path_has_suffix(path, ".csv")) {
     int rc = load_text_input(s, weights, path, ds);
     if (rc) return rc;
-  } else if (hdf5_input(path, s->data.train.kind == SN_SRC_HDF5 ? s->data.train.images : "", &src)) {
-    if (!src.images[0]) {
+  } else {
+    file_source(path, s->data.train.kind == SN_SRC_HDF5 ? s->data.train.images : "", &src);
+    if (src.kind == SN_SRC_HDF5 && !src.images[0]) {
       fprintf(stderr, "specnet: error: %s: which dataset? give --input %s:/NAME (the spec's "
                       "training data is not HDF5)\n", path, path);
       return EXIT_SPEC;
     }
-  } else if (sn_path_has_suffix(path, ".npy")) {
-    src.kind = SN_SRC_NPY;
-    snprintf(src.images, sizeof src.images, "%s", path);
-  } else if (sn_path_has_suffix(path, ".csv")) {
-    src.kind = SN_SRC_CSV;
-    snprintf(src.path, sizeof src.path, "%s", path);
-    src.header = csv_has_header(path);
-  } else {
-    src.kind = SN_SRC_IDX;
-    snprintf(src.images, sizeof src.images, "%s", path);
   }
   sn_error err = {0};
   int rc = src.kind ? sn_dataset_load(&src, ds, &err) : 0;
