@@ -7,7 +7,7 @@
 #include <stdbool.h>
 #include <stdio.h>
 
-#include "spec.h"
+#include "specnet/yaml.h"
 #include "specnet/compiler.h"
 #include "specnet/runtime.h"
 

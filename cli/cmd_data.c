@@ -178,20 +178,21 @@ static int describe_spec(const opts *o, const char *path, FILE *out) {
   one.spec = path;
   sn_spec *s = load_spec(&one);
   if (!s) return EXIT_SPEC;
-  const sn_data_spec *d = &s->data;
+  sn_data_config d;
+  sn_spec_data_config(s, &d);
   const struct {
     const char *role;
     const sn_source *src;
-    sn_loc loc;
-  } parts[] = {{"train", &d->train, d->train_loc},
-               {"validation", &d->validation, d->validation_loc},
-               {"test", &d->test, d->test_loc}};
+    sn_data_part part;
+  } parts[] = {{"train", &d.train, SN_PART_TRAIN},
+               {"validation", &d.validation, SN_PART_VALIDATION},
+               {"test", &d.test, SN_PART_TEST}};
   int rc = 0;
   for (int i = 0; i < 3 && !rc; i++) {
     char title[4200];
     snprintf(title, sizeof title, "%s data.%s", path, parts[i].role);
-    if (i == 1 && d->validation_split > 0) {
-      fprintf(out, "%s: the last %g of data.train\n", title, d->validation_split);
+    if (i == 1 && d.validation_split > 0) {
+      fprintf(out, "%s: the last %g of data.train\n", title, d.validation_split);
       continue;
     }
     if (parts[i].src->kind == SN_SRC_NONE) continue;
@@ -200,7 +201,7 @@ static int describe_spec(const opts *o, const char *path, FILE *out) {
       continue;
     }
     sn_error err = {0};
-    if (describe(title, parts[i].src, out, &err)) rc = data_error(s, parts[i].loc, err.msg);
+    if (describe(title, parts[i].src, out, &err)) rc = data_error(s, sn_spec_data_loc(s, parts[i].part), err.msg);
   }
   sn_spec_free(s);
   return rc;

@@ -137,7 +137,7 @@ int cmd_generate(const opts *o) {
   text_job job = {.prompt = o->prompt ? o->prompt : "",
                   .tokens = o->tokens_set ? o->tokens : 200,
                   .sampler = {.temperature = o->temperature_set ? o->temperature : 1.0, .top_k = o->top_k,
-                              .seed = o->seed_set ? o->seed : S.spec->seed}};
+                              .seed = o->seed_set ? o->seed : sn_spec_seed(S.spec)}};
   if (!rc) rc = write_text(S.spec, S.m, &t, &job, !o->no_kv_cache, stdout);
   free(owned);
   sn_dataset_free(&train);

@@ -57,14 +57,15 @@ bool csv_has_header(const char *path) {
 
 /* The spec's CSV source, if its training data is one. */
 static const sn_source *spec_csv(const sn_spec *s) {
-  return s->data.train.kind == SN_SRC_CSV ? &s->data.train : NULL;
+  return sn_spec_train_source(s)->kind == SN_SRC_CSV ? sn_spec_train_source(s) : NULL;
 }
 
 /* A text file as the spec's text source reads its files, with the chars table of
  * the weights' run (vocab.json), else of the training text. */
 static int load_text_input(const sn_spec *s, const char *weights, const char *path,
                            sn_dataset *ds) {
-  sn_source src = s->data.train;
+  const sn_source *train_src = sn_spec_train_source(s);
+  sn_source src = *train_src;
   snprintf(src.path, sizeof src.path, "%s", path);
   src.range[0] = src.range[1] = 0;
   src.windows = 0; /* a sweep: every window once */
@@ -75,7 +76,7 @@ static int load_text_input(const sn_spec *s, const char *weights, const char *pa
   int rc = 0;
   if (src.tokenizer == SN_TOK_CHARS) {
     rc = read_vocab(weights, &chars, &src.n_chars, err.msg, sizeof err.msg);
-    if (!rc && !chars && !(rc = sn_dataset_load(&s->data.train, &train, &err))) {
+    if (!rc && !chars && !(rc = sn_dataset_load(train_src, &train, &err))) {
       src.chars = train.chars;
       src.n_chars = train.n_chars;
     }
@@ -131,12 +132,12 @@ void file_source(const char *path, const char *dataset, sn_source *src) {
 static int load_input(const sn_spec *s, const sn_model *m, const char *weights, const char *path,
                       sn_dataset *ds) {
   sn_source src = {.no_labels = true};
-  const sn_source *csv = spec_csv(s);
-  if (s->data.train.kind == SN_SRC_TEXT && !sn_path_has_suffix(path, ".npy") && !sn_path_has_suffix(path, ".csv")) {
+  const sn_source *csv = spec_csv(s), *train = sn_spec_train_source(s);
+  if (train->kind == SN_SRC_TEXT && !sn_path_has_suffix(path, ".npy") && !sn_path_has_suffix(path, ".csv")) {
     int rc = load_text_input(s, weights, path, ds);
     if (rc) return rc;
   } else {
-    file_source(path, s->data.train.kind == SN_SRC_HDF5 ? s->data.train.images : "", &src);
+    file_source(path, train->kind == SN_SRC_HDF5 ? train->images : "", &src);
     if (src.kind == SN_SRC_HDF5 && !src.images[0]) {
       fprintf(stderr, "specnet: error: %s: which dataset? give --input %s:/NAME (the spec's "
                       "training data is not HDF5)\n", path, path);
@@ -176,7 +177,7 @@ static int load_input(const sn_spec *s, const sn_model *m, const char *weights, 
             "specnet: error: %s: samples have %lld value%s each, but model.input has %lld "
             "(%s:%d)\n",
             path, (long long)ds->sample_elems, ds->sample_elems == 1 ? "" : "s",
-            (long long)m->input_elems, s->path, s->input_loc.line);
+            (long long)m->input_elems, sn_spec_path(s), sn_spec_input_loc(s).line);
     return EXIT_SPEC;
   }
   return 0;
@@ -311,7 +312,9 @@ int cmd_predict(const opts *o) {
   session S;
   /* standardize and standardize_targets need the training set's statistics: load
    * the data for them */
-  int rc = session_open_with(&S, o, true, spec->data.standardize || spec->data.standardize_targets, spec);
+  sn_data_config dc;
+  sn_spec_data_config(spec, &dc);
+  int rc = session_open_with(&S, o, true, dc.standardize || dc.standardize_targets, spec);
   if (rc) {
     session_free(&S);
     return rc;
@@ -325,7 +328,7 @@ int cmd_predict(const opts *o) {
   if ((rc = load_input(s, m, o->weights, o->input, &in)) || (rc = preprocess_set(s, &in)))
     goto done;
   sn_error err = {0};
-  if (s->data.standardize &&
+  if (dc.standardize &&
       sn_dataset_normalize(&in, S.ds.std_mean, S.ds.std_std, S.ds.std_n, &err)) {
     fprintf(stderr, "specnet: error: %s: %s\n", o->input, err.msg);
     rc = EXIT_SPEC;

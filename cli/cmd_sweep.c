@@ -69,7 +69,9 @@ static double run_metric(const run *r, const sn_spec *s, const char *metric, int
   if (!f) return NAN;
   char line[8192];
   double last = NAN, kept = NAN, best = NAN;
-  const sn_early_stopping *es = &s->early;
+  sn_train_opts to;
+  sn_spec_train_opts(s, &to);
+  const sn_early_stopping *es = &to.early;
   const char *mon = es->monitor[0] ? es->monitor : "val_loss";
   const bool up = strstr(mon, "acc") != NULL;
   bool any = false;
@@ -93,7 +95,7 @@ static double run_metric(const run *r, const sn_spec *s, const char *metric, int
  * The runs */
 
 static int make_runs(const sn_spec *s, run **out, int *n_out) {
-  const sn_sweep_spec *sw = &s->sweep;
+  const sn_sweep_spec *sw = sn_spec_sweep(s);
   int64_t n = 1;
   if (sw->kind == SN_SWEEP_GRID) {
     for (int a = 0; a < sw->n_axes; a++) {
@@ -130,15 +132,15 @@ static int make_runs(const sn_spec *s, run **out, int *n_out) {
         snprintf(value, sizeof value, "%s", ax->values[rest % nv]);
         rest /= nv;
       } else if (ax->n_values > 0) { /* choice: each value equally likely */
-        double u = sn_rand_uniform(s->seed, SN_STREAM_SWEEP + (uint64_t)a, (uint64_t)i);
+        double u = sn_rand_uniform(sn_spec_seed(s), SN_STREAM_SWEEP + (uint64_t)a, (uint64_t)i);
         int k = (int)(u * ax->n_values);
         snprintf(value, sizeof value, "%s", ax->values[k < ax->n_values ? k : ax->n_values - 1]);
       } else if (ax->whole) { /* int: [lo, hi], each whole number equally likely */
-        double u = sn_rand_uniform(s->seed, SN_STREAM_SWEEP + (uint64_t)a, (uint64_t)i);
+        double u = sn_rand_uniform(sn_spec_seed(s), SN_STREAM_SWEEP + (uint64_t)a, (uint64_t)i);
         double v = fmin(floor(ax->lo + u * (ax->hi - ax->lo + 1)), ax->hi);
         snprintf(value, sizeof value, "%lld", (long long)v);
       } else {
-        double u = sn_rand_uniform(s->seed, SN_STREAM_SWEEP + (uint64_t)a, (uint64_t)i);
+        double u = sn_rand_uniform(sn_spec_seed(s), SN_STREAM_SWEEP + (uint64_t)a, (uint64_t)i);
         double v = ax->log && ax->lo > 0 && ax->hi > 0
                        ? exp(log(ax->lo) + u * (log(ax->hi) - log(ax->lo)))
                        : ax->lo + u * (ax->hi - ax->lo);
@@ -221,7 +223,7 @@ static void finished(run *r, int status, const sn_spec *s, const char *metric, i
   r->seconds += sn_now() - r->started;
   r->status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
   r->metric = r->status == 0 ? run_metric(r, s, metric, &r->epochs) : NAN;
-  const sn_sweep_spec *sw = &s->sweep;
+  const sn_sweep_spec *sw = sn_spec_sweep(s);
   int e;
   if (sw->halving) r->rung_value = r->status == 0 ? run_metric(r, s, sw->halving_metric, &e) : NAN;
   if (quiet) return;
@@ -241,7 +243,7 @@ static void run_batch(const opts *o, const sn_spec *s, run **list, int n, const 
   for (int i = 0; i < n; i++) list[i]->status = -1, list[i]->pid = 0;
   while (done < n) {
     while (running < b->jobs && next < n) {
-      if (start(o, list[next], s->sweep.n_axes, b)) {
+      if (start(o, list[next], sn_spec_sweep(s)->n_axes, b)) {
         list[next]->status = 127;
         done++;
       } else {
@@ -260,7 +262,7 @@ static void run_batch(const opts *o, const sn_spec *s, run **list, int n, const 
     for (int i = 0; i < next; i++) {
       run *r = list[i];
       if (r->pid != pid || r->status != -1) continue;
-      finished(r, status, s, metric, s->sweep.n_axes, b, o->quiet);
+      finished(r, status, s, metric, sn_spec_sweep(s)->n_axes, b, o->quiet);
       running--;
       done++;
     }
@@ -416,25 +418,26 @@ static void run_shared(const opts *o, const sn_spec *s, run **list, int n, const
  * 1/eta of them by the halving figure (at least one) go on. */
 static void halving(const opts *o, const sn_spec *s, run *runs, int n, batch *b, const char *metric,
                     const sn_comm *comm) {
-  const sn_sweep_spec *sw = &s->sweep;
+  const sn_sweep_spec *sw = sn_spec_sweep(s);
+  const int epochs = sn_spec_epochs(s);
   run **alive = malloc((size_t)n * sizeof *alive);
   if (!alive) return;
   for (int i = 0; i < n; i++) alive[i] = &runs[i];
   int n_alive = n, rung = 1;
-  b->epochs = sw->min_epochs < s->epochs ? sw->min_epochs : s->epochs;
+  b->epochs = sw->min_epochs < epochs ? sw->min_epochs : epochs;
   b->resume = false;
   g_max =
       !strcmp(sw->halving_metric, metric) ? sw->maximize : run_higher_better(sw->halving_metric);
   for (;; rung++) {
     run_shared(o, s, alive, n_alive, b, metric, comm);
-    if (b->epochs >= s->epochs) break;
+    if (b->epochs >= epochs) break;
     qsort(alive, (size_t)n_alive, sizeof *alive, by_rung);
     int ok = 0;
     while (ok < n_alive && alive[ok]->status == 0 && isfinite(alive[ok]->rung_value)) ok++;
     int keep = ok / sw->eta > 0 ? ok / sw->eta : (ok > 0);
     for (int i = keep; i < ok; i++) alive[i]->stopped = rung;
     n_alive = keep;
-    b->epochs = b->epochs * sw->eta < s->epochs ? b->epochs * sw->eta : s->epochs;
+    b->epochs = b->epochs * sw->eta < epochs ? b->epochs * sw->eta : epochs;
     b->resume = true;
     if (!n_alive) break;
     if (!o->quiet && (!comm || comm->rank == 0))
@@ -524,7 +527,7 @@ static int make_folders(const opts *o, const sn_spec *s, run *runs, int n, const
   bool lead = !comm || comm->rank == 0, failed = false;
   if (lead) {
     if (o->out) snprintf(base, cap, "%s", o->out);
-    if (o->out ? sn_mkdirs(base) : new_run_dir(s->name, base, cap)) {
+    if (o->out ? sn_mkdirs(base) : new_run_dir(sn_spec_name(s), base, cap)) {
       fprintf(stderr, "specnet: error: cannot create output folder %s: %s\n", base,
               strerror(errno));
       failed = true;
@@ -563,8 +566,8 @@ static batch make_batch(const opts *o, int n, const sn_comm *comm) {
 /* The table, sweep.csv, sweep.jsonl, the best spec and compare.html (rank 0). */
 static void report(const opts *o, const sn_spec *s, run *runs, int n, const char *base,
                    const char *metric, double t0) {
-  const sn_sweep_spec *sw = &s->sweep;
-  printf("\nsweep %s: %d runs in %.1fs, sorted by %s (%s is better)\n", s->name, n, sn_now() - t0,
+  const sn_sweep_spec *sw = sn_spec_sweep(s);
+  printf("\nsweep %s: %d runs in %.1fs, sorted by %s (%s is better)\n", sn_spec_name(s), n, sn_now() - t0,
          metric, g_max ? "higher" : "lower");
   print_table(stdout, sw, runs, n, metric, false);
   char path[4200];
@@ -580,24 +583,26 @@ static void report(const opts *o, const sn_spec *s, run *runs, int n, const char
 }
 
 static int sweep(const opts *o, const sn_spec *s, run *runs, int n, const sn_comm *comm) {
-  const sn_sweep_spec *sw = &s->sweep;
+  const sn_sweep_spec *sw = sn_spec_sweep(s);
   const bool lead = !comm || comm->rank == 0;
   char base[4096];
   int rc = make_folders(o, s, runs, n, comm, base, sizeof base);
   if (rc) return rc;
   /* the metric: the spec's, else val_loss with a validation set, else loss */
-  bool has_val = s->data.validation.kind != SN_SRC_NONE || s->data.validation_split > 0;
+  sn_data_config dc;
+  sn_spec_data_config(s, &dc);
+  bool has_val = dc.validation.kind != SN_SRC_NONE || dc.validation_split > 0;
   const char *metric = sw->metric[0] ? sw->metric : has_val ? "val_loss" : "loss";
   bool maximize = sw->metric[0] ? sw->maximize : false;
   batch b = make_batch(o, n, comm);
   if (!o->quiet && lead)
-    printf("sweep: %d runs of %s (%s%s), %d at a time%s, into %s/sweep-*\n", n, s->name,
+    printf("sweep: %d runs of %s (%s%s), %d at a time%s, into %s/sweep-*\n", n, sn_spec_name(s),
            sw->kind == SN_SWEEP_GRID ? "grid" : "random", sw->halving ? ", successive halving" : "",
            b.jobs, comm ? " on each rank" : "", base);
   double t0 = sn_now();
-  if (sw->halving && sw->min_epochs >= s->epochs && !o->quiet && lead)
+  if (sw->halving && sw->min_epochs >= sn_spec_epochs(s) && !o->quiet && lead)
     printf("halving: min_epochs (%d) is not less than train.epochs (%d): no trial is stopped\n",
-           sw->min_epochs, s->epochs);
+           sw->min_epochs, sn_spec_epochs(s));
   if (sw->halving) {
     halving(o, s, runs, n, &b, metric, comm);
   } else {
@@ -616,9 +621,9 @@ static int sweep(const opts *o, const sn_spec *s, run *runs, int n, const sn_com
 }
 
 int cmd_sweep(const opts *o, const sn_spec *s) {
-  const sn_sweep_spec *sw = &s->sweep;
+  const sn_sweep_spec *sw = sn_spec_sweep(s);
   if (sw->n_axes < 1 || sw->n_axes > 8) {
-    fprintf(stderr, "%s: error: the sweep has %d keys; it must have 1 to 8\n", s->path, sw->n_axes);
+    fprintf(stderr, "%s: error: the sweep has %d keys; it must have 1 to 8\n", sn_spec_path(s), sw->n_axes);
     return EXIT_SPEC;
   }
   if (sw->halving && o->weights)

@@ -45,16 +45,6 @@ typedef struct result {
   bool done;
 } result;
 
-static char *diag_text(const sn_diag *d) {
-  char *buf = NULL;
-  size_t n = 0;
-  FILE *f = open_memstream(&buf, &n);
-  if (!f) abort();
-  sn_diag_print(d, f);
-  fclose(f);
-  return buf;
-}
-
 /* The expected error of a spec: expect.error.contains, or a comment line. */
 static bool expected_error(const char *path, const sn_node *root, char *out, size_t len) {
   const sn_node *e = root ? sn_node_get(root, "expect") : NULL;
@@ -149,8 +139,10 @@ static void run_training(const opts *o, const char *path, const sn_spec *s, outc
     return;
   }
   size_t n = 0;
-  for (int i = 0; i < s->n_expect && out->status == T_PASS; i++) {
-    const sn_expect_spec *e = &s->expect[i];
+  const sn_expect_spec *expect;
+  int n_expect = sn_spec_expectations(s, &expect);
+  for (int i = 0; i < n_expect && out->status == T_PASS; i++) {
+    const sn_expect_spec *e = &expect[i];
     if (!strcmp(e->key, "gradcheck") || !strcmp(e->key, "error")) continue;
     double v;
     if (!fr.any || !figure(S.m, &fr, e->key, &v)) {
@@ -220,6 +212,7 @@ static outcome run_spec(const opts *o, const char *path) {
   bool wants_error = expected_error(path, root, want, sizeof want);
   sn_node_free(root);
   sn_spec *s = NULL;
+  const sn_expect_spec *expect = NULL;
   if (!d.errors) {
     sn_diag_free(&d);
     d = (sn_diag){0};
@@ -227,7 +220,8 @@ static outcome run_spec(const opts *o, const char *path) {
   }
   /* shape errors appear only when the graph is built */
   if (s && !d.errors) sn_check_graph(s, &d);
-  char *text = diag_text(&d);
+  char *text = sn_diag_text(&d);
+  if (!text) abort(); /* out of memory */
   if (wants_error && !d.errors) {
     /* data errors appear only when the data is loaded */
     free(text);
@@ -250,12 +244,13 @@ static outcome run_spec(const opts *o, const char *path) {
     out.status = T_FAIL;
     fputs(text, stderr);
     snprintf(out.why, sizeof out.why, "spec has errors");
-  } else if (s->n_expect == 0) {
+  } else if (sn_spec_expectations(s, &expect) == 0) {
     out.status = T_SKIP;
     snprintf(out.why, sizeof out.why, "no expect: block");
   } else {
-    for (int i = 0; i < s->n_expect && out.status == T_PASS; i++) {
-      const sn_expect_spec *e = &s->expect[i];
+    int n_expect = sn_spec_expectations(s, &expect);
+    for (int i = 0; i < n_expect && out.status == T_PASS; i++) {
+      const sn_expect_spec *e = &expect[i];
       if (strcmp(e->key, "gradcheck")) continue;
       sn_gradcheck_result r;
       sn_diag gd = {0};
@@ -275,8 +270,8 @@ static outcome run_spec(const opts *o, const char *path) {
       sn_diag_free(&gd);
     }
     bool metrics = false;
-    for (int i = 0; i < s->n_expect; i++)
-      metrics |= strcmp(s->expect[i].key, "gradcheck") && strcmp(s->expect[i].key, "error");
+    for (int i = 0; i < n_expect; i++)
+      metrics |= strcmp(expect[i].key, "gradcheck") && strcmp(expect[i].key, "error");
     if (metrics && out.status == T_PASS) {
       outcome t = {T_PASS, ""};
       run_training(o, path, s, &t);

@@ -59,15 +59,17 @@ static void summarize(FILE *out, const char *role, const sn_source *src, const s
 
 /* Loads the spec's text sources and prints what they hold; 0 or an exit code. */
 int check_text_sources(const sn_spec *s, FILE *out) {
-  const sn_data_spec *d = &s->data;
+  sn_data_config dc;
+  sn_spec_data_config(s, &dc);
+  const sn_data_config *d = &dc;
   if (d->train.kind != SN_SRC_TEXT) return 0;
   sn_dataset train, other;
   sn_error err = {0};
-  if (sn_dataset_load(&d->train, &train, &err)) return data_error(s, d->train_loc, err.msg);
+  if (sn_dataset_load(&d->train, &train, &err)) return data_error(s, sn_spec_data_loc(s, SN_PART_TRAIN), err.msg);
   int rc = 0;
   if (d->validation_split > 0) { /* the training set is what the split leaves */
     if (sn_dataset_split(&train, d->validation_split, &other, &err)) {
-      rc = data_error(s, d->validation_loc, err.msg);
+      rc = data_error(s, sn_spec_data_loc(s, SN_PART_VALIDATION), err.msg);
     } else {
       summarize(out, "train", &d->train, &train, &train);
       summarize(out, "validation", &d->train, &other, &train);
@@ -77,7 +79,7 @@ int check_text_sources(const sn_spec *s, FILE *out) {
     summarize(out, "train", &d->train, &train, &train);
   }
   const sn_source *more[2] = {&d->validation, &d->test};
-  const sn_loc at[2] = {d->validation_loc, d->test_loc};
+  const sn_loc at[2] = {sn_spec_data_loc(s, SN_PART_VALIDATION), sn_spec_data_loc(s, SN_PART_TEST)};
   for (int i = 0; i < 2 && !rc; i++) {
     if (more[i]->kind != SN_SRC_TEXT) continue;
     sn_source src = *more[i];
@@ -102,18 +104,15 @@ int check_text_sources(const sn_spec *s, FILE *out) {
 /* An id at or above the embedding's vocab would be clamped: a silently wrong model. */
 int check_text_vocab(const sn_spec *s, const sn_dataset *train) {
   if (!train->vocab) return 0;
-  for (int i = 0; i < s->n_layers; i++) {
-    const sn_layer_spec *l = &s->layers[i];
-    bool reads_input = l->n_inputs == 0 ? i == 0 : !strcmp(l->inputs[0], "input");
-    if (!reads_input || l->kind != SN_LAYER_EMBEDDING || l->vocab >= train->vocab) continue;
-    char msg[512];
-    snprintf(
-        msg, sizeof msg,
-        "%s: embedding vocab %d is smaller than the text's vocabulary of %lld tokens (from %.300s)",
-        l->name, l->vocab, (long long)train->vocab, train->origin);
-    return data_error(s, l->loc, msg);
-  }
-  return 0;
+  const char *layer = NULL;
+  sn_loc at = {0};
+  int vocab = sn_spec_input_vocab(s, &layer, &at);
+  if (!vocab || vocab >= train->vocab) return 0;
+  char msg[512];
+  snprintf(msg, sizeof msg,
+           "%s: embedding vocab %d is smaller than the text's vocabulary of %lld tokens (from %.300s)",
+           layer, vocab, (long long)train->vocab, train->origin);
+  return data_error(s, at, msg);
 }
 
 /* ---------------------------------------------------------------------------

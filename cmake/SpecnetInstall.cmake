@@ -4,7 +4,7 @@
 # after the targets exist. docs/install.md is the user's view of this file.
 #
 #   bin/specnet
-#   include/specnet/{runtime,compiler,version}.h
+#   include/specnet/{runtime,compiler,yaml,version}.h
 #   LIBDIR/libspecnet_rt.a, libspecnet_rt.so.SOVERSION, libspecnet_compiler.a,
 #          libspecnet_aot_main.a (for `specnet build`)
 #   LIBDIR/cmake/specnet/   specnetConfig.cmake (+ Version), the target files,

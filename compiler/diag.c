@@ -118,6 +118,16 @@ void sn_diag_print(const sn_diag *d, FILE *out) {
   free(order);
 }
 
+char *sn_diag_text(const sn_diag *d) {
+  char *buf = NULL;
+  size_t len = 0;
+  FILE *f = open_memstream(&buf, &len);
+  if (!f) return NULL;
+  sn_diag_print(d, f);
+  fclose(f);
+  return buf;
+}
+
 void sn_diag_free(sn_diag *d) {
   for (int i = 0; i < d->n; i++) {
     free(d->v[i].msg);

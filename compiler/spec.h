@@ -11,68 +11,7 @@
 
 #include "specnet/compiler.h"
 #include "specnet/runtime.h"
-
-/* ---------------------------------------------------------------------------
- * Source positions and diagnostics (diag.c) */
-
-/* sn_loc, sn_diag and the entry points that print them are public:
- * specnet/compiler.h. */
-
-void sn_diag_error(sn_diag *d, sn_loc loc, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-void sn_diag_warning(sn_diag *d, sn_loc loc, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-/* Attaches a hint to the last entry ("did you mean 'units'?"). */
-void sn_diag_hint(sn_diag *d, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-/* Orders entries [first, n) by file (in order of first appearance), line and
- * column; entries at the same place keep their order. A checker that visits the
- * spec section by section calls this so the report reads top to bottom. */
-void sn_diag_sort(sn_diag *d, int first);
-/* The closest of `n` candidates to `word` by edit distance, or NULL if none is
- * close enough to suggest. */
-const char *sn_closest(const char *word, const char *const *cands, int n);
-
-/* ---------------------------------------------------------------------------
- * YAML tree (yaml_tree.c): scalars keep their text; mappings keep key order. */
-
-typedef enum sn_node_kind { SN_NODE_SCALAR, SN_NODE_SEQ, SN_NODE_MAP } sn_node_kind;
-
-typedef struct sn_node sn_node;
-struct sn_node {
-  sn_node_kind kind;
-  sn_loc loc;       /* where the node starts */
-  char *text;       /* SCALAR: the scalar's text, owned */
-  bool quoted;      /* SCALAR: was quoted (so "10" is a string, 10 a number) */
-  int n;            /* SEQ: items; MAP: pairs */
-  sn_node **items;  /* SEQ: items; MAP: values */
-  sn_node **keys;   /* MAP: keys (scalars) */
-  char *owned_name; /* a document's root only: the file name its locs point at */
-};
-
-/* Parses a YAML file (or a string, for --set values) into a tree. Syntax errors,
- * duplicate keys, aliases beyond a small budget, nesting deeper than 64 and
- * documents over 16 MiB are errors in d. Returns NULL on error. */
-sn_node *sn_yaml_parse_file(const char *path, sn_diag *d);
-sn_node *sn_yaml_parse_string(const char *text, const char *name, sn_diag *d);
-void sn_node_free(sn_node *n);
-/* Value for `key` in a MAP node, or NULL. */
-sn_node *sn_node_get(const sn_node *map, const char *key);
-/* Writes the tree back as YAML (block style), for spec.resolved.yaml. */
-void sn_node_write(const sn_node *n, FILE *out);
-/* Writes the tree on one line in flow style (`{a: [1, 2]}`), which reads back as
- * the same tree: the text of a --set VALUE. */
-void sn_node_write_flow(const sn_node *n, FILE *out);
-/* A deep copy (locations kept, pointing at the same file names), or NULL when out
- * of memory. */
-sn_node *sn_node_copy(const sn_node *n);
-/* Applies "a.b.c=VALUE" (VALUE read as YAML) to the tree; a path through an
- * unknown key is reported by the spec checker afterwards, as for the file.
- * Missing mappings on the way are created; a number after a list picks an item
- * (model.layers.0); a dotted key that exists wins over its parts
- * (expect.test.accuracy.min). A path into a scalar, a bad item number or a bad
- * VALUE is an error here. Locations are file "--set", line 1, column = position
- * in the argument. Returns 0 or -1. */
-int sn_node_set(sn_node *root, const char *assignment, sn_diag *d);
+#include "specnet/yaml.h"
 
 /* ---------------------------------------------------------------------------
  * The typed spec (parse_spec.c) */
@@ -174,31 +113,6 @@ typedef enum sn_metric_kind {
   SN_METRIC_BITS_PER_TOKEN, /* the mean token cross-entropy / ln 2 */
 } sn_metric_kind;
 
-/* A sweep: runs of the same spec with overrides (`--set` assignments). */
-typedef struct sn_sweep_axis {
-  char key[128];        /* dotted path, e.g. "train.optimizer.adam.learning_rate" */
-  int n_values;         /* grid: values, each YAML text ("1e-3", "{split: 0.2}") */
-  char values[16][128];
-  double lo, hi;        /* random: range */
-  bool log;             /* random: sample log-uniformly */
-  bool integer;         /* random: round to an integer */
-  bool whole;           /* random: {int: [lo, hi]}, each whole number equally likely */
-  sn_loc loc;
-} sn_sweep_axis;
-
-typedef struct sn_sweep_spec {
-  enum { SN_SWEEP_NONE = 0, SN_SWEEP_GRID, SN_SWEEP_RANDOM } kind;
-  int n_axes;
-  sn_sweep_axis axes[8];
-  int count;            /* random: number of runs */
-  char metric[64];      /* sort runs by this metrics.jsonl key (default val_loss or loss) */
-  bool maximize;        /* default: true for accuracy-like keys, false for losses */
-  sn_loc loc;
-  bool halving;         /* scheduler: {halving: ...}: successive halving of the trials */
-  int min_epochs, eta;  /* halving: epochs of the first rung; the best 1/eta go on */
-  char halving_metric[64]; /* halving: the figure rungs compare (default: metric) */
-} sn_sweep_spec;
-
 typedef struct sn_data_spec {
   sn_source train, test, validation; /* kind SN_SRC_NONE when absent */
   sn_loc train_loc, test_loc, validation_loc;
@@ -213,15 +127,6 @@ typedef struct sn_data_spec {
   sn_loc standardize_targets_loc;
   sn_loc preprocess_loc;
 } sn_data_spec;
-
-typedef struct sn_expect_spec {
-  char key[64];  /* "test.accuracy", "train.loss", "gradcheck", "error" */
-  sn_loc loc;
-  bool has_min, has_max;
-  double min, max;
-  double max_rel_error;  /* gradcheck */
-  char contains[256];    /* error */
-} sn_expect_spec;
 
 typedef struct sn_spec {
   const char *path;      /* owned */
@@ -281,8 +186,7 @@ typedef struct sn_spec {
 /* sn_spec_load is declared in specnet/compiler.h. */
 /* Checks an already-parsed tree (takes ownership of root). */
 sn_spec *sn_spec_from_tree(sn_node *root, const char *path, sn_diag *d);
-/* Writes s as YAML with every default filled in (write_spec.c). */
-void sn_spec_write_resolved(const sn_spec *s, FILE *out);
+/* sn_spec_write_resolved: specnet/compiler.h */
 /* Spec names of the enums, as written in a spec ("leaky_relu", "conv2d", "huber",
  * "adamw", "glorot_uniform", "cosine"); "?" for a value out of range.
  * sn_layer_kind_name gives "activation" for SN_LAYER_ACTIVATION (the layer's own

@@ -77,22 +77,12 @@ static void write_file(const char *path, const void *data, size_t len) {
   fclose(f);
 }
 
-/* The printed diagnostics, malloc'd. */
-static char *diag_text(const sn_diag *d) {
-  char *buf = NULL;
-  size_t len = 0;
-  FILE *f = open_memstream(&buf, &len);
-  sn_diag_print(d, f);
-  fclose(f);
-  return buf;
-}
-
 /* Loads a spec and returns its diagnostics text; *spec gets the spec or NULL. */
 static char *load(const char *path, const char *const *sets, int n_sets, sn_spec **spec,
                   int *errors) {
   sn_diag d = {0};
   sn_spec *s = sn_spec_load(path, sets, n_sets, &d);
-  char *text = diag_text(&d);
+  char *text = sn_diag_text(&d);
   if (errors) *errors = d.errors;
   sn_diag_free(&d);
   if (spec)
@@ -107,7 +97,7 @@ static char *yaml_diag(const char *text, const char *name) {
   sn_diag d = {0};
   sn_node *n = sn_yaml_parse_string(text, name, &d);
   sn_node_free(n);
-  char *out = diag_text(&d);
+  char *out = sn_diag_text(&d);
   sn_diag_free(&d);
   return out;
 }
@@ -356,7 +346,7 @@ static void test_set(void) {
   CHECK(sn_node_set(root, "a.b={x: [1}", &d) != 0);
   CHECK(sn_node_set(root, "a.c.1=z", &d) == 0);
   CHECK(sn_node_set(root, "a.new.deep='q'", &d) == 0);
-  char *text = diag_text(&d);
+  char *text = sn_diag_text(&d);
   CHECK_STR(text, "--set:1:5: error: cannot set 'a.b.z': 'a.b' is a scalar, not a mapping\n"
                   "--set:1:5: error: cannot set 'a.c.q': 'a.c' is a list; pick an item by "
                   "number\n"
@@ -1056,7 +1046,7 @@ static void test_long_strings(void) {
   sn_node *root = sn_yaml_parse_string(text, "long.yaml", &d);
   sn_spec *s = root ? sn_spec_from_tree(root, "dir/long.yaml", &d) : NULL;
   CHECK(s == NULL);
-  char *got = diag_text(&d);
+  char *got = sn_diag_text(&d);
   CHECK_STR(got, "long.yaml:5:48: error: images path is too long (5004 bytes; at most 4095)\n");
   free(got);
   sn_diag_free(&d);
@@ -1167,7 +1157,7 @@ static void test_diag(void) {
   file[0] = 'X';
   CHECK(d.errors == 3 && d.warnings == 1 && d.n == 4);
   /* printed in position order, whatever order they were found in */
-  char *text = diag_text(&d);
+  char *text = sn_diag_text(&d);
   CHECK_STR(text, "spec.yaml: error: cannot open file\n"
                   "spec.yaml:3:1: warning: a warning\n"
                   "spec.yaml:7:9: error: unknown key 'unit' in dense\n"
@@ -1177,7 +1167,7 @@ static void test_diag(void) {
   CHECK(d.v[0].loc.line == 7); /* printing does not reorder the entries */
   sn_diag_sort(&d, 0);
   CHECK(d.v[0].loc.line == 0);
-  text = diag_text(&d);
+  text = sn_diag_text(&d);
   CHECK_STR(text, "spec.yaml: error: cannot open file\n"
                   "spec.yaml:3:1: warning: a warning\n"
                   "spec.yaml:7:9: error: unknown key 'unit' in dense\n"
@@ -1191,7 +1181,7 @@ static void test_diag(void) {
   sn_diag_error(&d, (sn_loc){"--set", 1, 14}, "second");
   sn_diag_error(&d, (sn_loc){"--set", 1, 3}, "third");
   sn_diag_error(&d, (sn_loc){"spec.yaml", 2, 1}, "first");
-  text = diag_text(&d);
+  text = sn_diag_text(&d);
   CHECK_STR(text, "--set:1:14: error: second\n--set:1:3: error: third\nspec.yaml:2:1: error: first\n");
   free(text);
   sn_diag_free(&d);

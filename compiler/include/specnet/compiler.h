@@ -56,7 +56,23 @@ typedef struct sn_diag {
 
 /* Prints "file:line:col: error: msg" (+ "file:line:col: hint: ...") per entry. */
 void sn_diag_print(const sn_diag *d, FILE *out);
+/* The same text in a malloc'd string (NULL when out of memory). */
+char *sn_diag_text(const sn_diag *d);
 void sn_diag_free(sn_diag *d);
+/* Adding entries: an error or a warning at loc, a hint attached to the last entry
+ * ("did you mean 'units'?"). */
+void sn_diag_error(sn_diag *d, sn_loc loc, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+void sn_diag_warning(sn_diag *d, sn_loc loc, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+void sn_diag_hint(sn_diag *d, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Orders entries [first, n) by file (in order of first appearance), line and
+ * column; entries at the same place keep their order. A checker that visits the
+ * spec section by section calls this so the report reads top to bottom. */
+void sn_diag_sort(sn_diag *d, int first);
+/* The closest of `n` candidates to `word` by edit distance, or NULL if none is
+ * close enough to suggest. */
+const char *sn_closest(const char *word, const char *const *cands, int n);
 
 /* ---------------------------------------------------------------------------
  * Specs and compiling them */
@@ -90,6 +106,58 @@ sn_loc sn_spec_data_loc(const sn_spec *s, sn_data_part which);
  * learning rate and schedule, early stopping, the name as the curves' title; the
  * rest (paths, reporter, callbacks) zero. */
 void sn_spec_train_opts(const sn_spec *s, sn_train_opts *to);
+/* Where the spec writes the model's input shape (model.input). */
+sn_loc sn_spec_input_loc(const sn_spec *s);
+/* The smallest vocab of the embeddings that read the model input (ids), or 0 when
+ * none does; *layer and *loc then name that embedding. */
+int sn_spec_input_vocab(const sn_spec *s, const char **layer, sn_loc *loc);
+/* Writes s as YAML with every default filled in (write_spec.c):
+ * spec.resolved.yaml. */
+void sn_spec_write_resolved(const sn_spec *s, FILE *out);
+
+/* A sweep: runs of the same spec with overrides (`--set` assignments). */
+typedef struct sn_sweep_axis {
+  char key[128];        /* dotted path, e.g. "train.optimizer.adam.learning_rate" */
+  int n_values;         /* grid: values, each YAML text ("1e-3", "{split: 0.2}") */
+  char values[16][128];
+  double lo, hi;        /* random: range */
+  bool log;             /* random: sample log-uniformly */
+  bool integer;         /* random: round to an integer */
+  bool whole;           /* random: {int: [lo, hi]}, each whole number equally likely */
+  sn_loc loc;
+} sn_sweep_axis;
+
+typedef enum sn_sweep_kind { SN_SWEEP_NONE = 0, SN_SWEEP_GRID, SN_SWEEP_RANDOM } sn_sweep_kind;
+
+typedef struct sn_sweep_spec {
+  sn_sweep_kind kind;
+  int n_axes;
+  sn_sweep_axis axes[8];
+  int count;            /* random: number of runs */
+  char metric[64];      /* sort runs by this metrics.jsonl key (default val_loss or loss) */
+  bool maximize;        /* default: true for accuracy-like keys, false for losses */
+  sn_loc loc;
+  bool halving;         /* scheduler: {halving: ...}: successive halving of the trials */
+  int min_epochs, eta;  /* halving: epochs of the first rung; the best 1/eta go on */
+  char halving_metric[64]; /* halving: the figure rungs compare (default: metric) */
+} sn_sweep_spec;
+
+/* The spec's sweep: section (kind SN_SWEEP_NONE when it has none). */
+const sn_sweep_spec *sn_spec_sweep(const sn_spec *s);
+
+/* One entry of expect: (`specnet test`): a figure's range, gradcheck's bound, or
+ * the error the spec must be rejected with. */
+typedef struct sn_expect_spec {
+  char key[64];  /* "test.accuracy", "train.loss", "gradcheck", "error" */
+  sn_loc loc;
+  bool has_min, has_max;
+  double min, max;
+  double max_rel_error;  /* gradcheck */
+  char contains[256];    /* error */
+} sn_expect_spec;
+
+/* The spec's expectations, in the order written: their number, the first at *e. */
+int sn_spec_expectations(const sn_spec *s, const sn_expect_spec **e);
 
 
 typedef struct sn_compile_times {
