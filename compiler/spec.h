@@ -24,6 +24,10 @@ void sn_diag_warning(sn_diag *d, sn_loc loc, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /* Attaches a hint to the last entry ("did you mean 'units'?"). */
 void sn_diag_hint(sn_diag *d, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* printf into buf (len bytes); returns -1, so that code that reports into its
+ * caller's buffer (the op table's shape rules, sn_decoder_plan) can write
+ * `return sn_fail_buf(err, len, ...)`. */
+int sn_fail_buf(char *buf, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 /* Orders entries [first, n) by file (in order of first appearance), line and
  * column; entries at the same place keep their order. A checker that visits the
  * spec section by section calls this so the report reads top to bottom. */
