@@ -36,19 +36,6 @@ char *run_slurp(const char *path, size_t *len) {
   return buf;
 }
 
-void run_json_string(FILE *f, const char *s) {
-  fputc('"', f);
-  for (const unsigned char *c = (const unsigned char *)s; *c; c++) {
-    if (*c == '"' || *c == '\\')
-      fprintf(f, "\\%c", *c);
-    else if (*c < 0x20)
-      fprintf(f, "\\u%04x", *c);
-    else
-      fputc(*c, f);
-  }
-  fputc('"', f);
-}
-
 /* ---------------------------------------------------------------------------
  * A flat JSON object */
 
