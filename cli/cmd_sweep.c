@@ -454,7 +454,7 @@ static void json_value_text(FILE *f, const char *v) {
   if (*v && !*end && isfinite(x))
     fputs(v, f);
   else
-    run_json_string(f, v);
+    sn_json_string(f, v);
 }
 
 /* sweep.jsonl: one line per trial, in trial order. */
@@ -471,12 +471,12 @@ static void write_jsonl(const char *base, const sn_sweep_spec *sw, const run *ru
       fprintf(f, "{\"trial\": %d, \"settings\": {", r->index);
       for (int a = 0; a < sw->n_axes; a++) {
         fputs(a ? ", " : "", f);
-        run_json_string(f, sw->axes[a].key);
+        sn_json_string(f, sw->axes[a].key);
         fputs(": ", f);
         json_value_text(f, value_of(r, a));
       }
       fputs("}, \"metric\": ", f);
-      run_json_string(f, metric);
+      sn_json_string(f, metric);
       char num[40] = "";
       for (int prec = 15; isfinite(r->metric) && prec <= 17; prec++) /* shortest exact */
         if (snprintf(num, sizeof num, "%.*g", prec, r->metric) > 0 &&
@@ -488,7 +488,7 @@ static void write_jsonl(const char *base, const sn_sweep_spec *sw, const run *ru
         fputs(", \"value\": null", f);
       status_text(r, st, sizeof st);
       fprintf(f, ", \"epochs\": %d, \"seconds\": %.3f, \"status\": ", r->epochs, r->seconds);
-      run_json_string(f, r->stopped && r->status == 0 ? "stopped" : st);
+      sn_json_string(f, r->stopped && r->status == 0 ? "stopped" : st);
       if (r->stopped && r->status == 0) fprintf(f, ", \"rung\": %d", r->stopped);
       fputs("}\n", f);
     }

@@ -201,7 +201,7 @@ static void write_classes(const sn_dataset *train, const char *dir) {
   fputc('[', f);
   for (int k = 0; k < train->n_class_names; k++) {
     fputs(k ? ", " : "", f);
-    run_json_string(f, train->class_names[k]);
+    sn_json_string(f, train->class_names[k]);
   }
   fputs("]\n", f);
   fclose(f);

@@ -219,10 +219,10 @@ int run_write_info(const char *dir, const sn_spec *s, const sn_compiled *c, cons
   const sn_compile_times *t = sn_compiled_times(c);
   double total = t->build + t->autodiff + t->plan + t->emit + t->optimize + t->jit;
   fputs("{\"name\": ", f);
-  run_json_string(f, sn_spec_name(s));
+  sn_json_string(f, sn_spec_name(s));
   fputs(", \"predictions\": ", f);
   if (split)
-    run_json_string(f, split);
+    sn_json_string(f, split);
   else
     fputs("null", f);
   fprintf(f,

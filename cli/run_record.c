@@ -36,19 +36,6 @@ char *run_slurp(const char *path, size_t *len) {
   return buf;
 }
 
-void run_json_string(FILE *f, const char *s) {
-  fputc('"', f);
-  for (const unsigned char *c = (const unsigned char *)s; *c; c++) {
-    if (*c == '"' || *c == '\\')
-      fprintf(f, "\\%c", *c);
-    else if (*c < 0x20)
-      fprintf(f, "\\u%04x", *c);
-    else
-      fputc(*c, f);
-  }
-  fputc('"', f);
-}
-
 /* ---------------------------------------------------------------------------
  * A flat JSON object */
 
@@ -299,18 +286,18 @@ int run_read(const char *dir, run_record *r, char *msg, size_t cap) {
   return 0;
 }
 
+/* v[0..n) and v */
+static void free_strings(char **v, int n) {
+  for (int k = 0; k < n; k++) free(v[k]);
+  free(v);
+}
+
 void run_free(run_record *r) {
-  for (int k = 0; k < r->n_cols; k++) free(r->cols[k]);
-  for (int k = 0; k < r->n_classes; k++) free(r->classes[k]);
-  for (int k = 0; k < r->n_info; k++) free(r->info_keys[k]);
-  free(r->cols);
-  free(r->classes);
-  free(r->info_keys);
-  free(r->info);
-  free(r->v);
-  free(r->spec_text);
-  free(r->resolved_text);
-  free(r->profile);
+  free_strings(r->cols, r->n_cols);
+  free_strings(r->classes, r->n_classes);
+  free_strings(r->info_keys, r->n_info);
+  void *owned[] = {r->info, r->v, r->spec_text, r->resolved_text, r->profile};
+  for (size_t i = 0; i < sizeof owned / sizeof *owned; i++) free(owned[i]);
   memset(r, 0, sizeof *r);
 }
 
@@ -407,10 +394,7 @@ int run_read_predictions(const char *dir, run_preds *p, char *msg, size_t cap) {
 }
 
 void run_preds_free(run_preds *p) {
-  free(p->label);
-  free(p->pred);
-  free(p->conf);
-  free(p->target);
-  free(p->out);
+  void *owned[] = {p->label, p->pred, p->conf, p->target, p->out};
+  for (size_t i = 0; i < sizeof owned / sizeof *owned; i++) free(owned[i]);
   memset(p, 0, sizeof *p);
 }

@@ -77,8 +77,6 @@ typedef struct run_preds {
 int run_read_predictions(const char *dir, run_preds *p, char *msg, size_t cap);
 void run_preds_free(run_preds *p);
 
-/* A string as JSON, quoted and escaped. */
-void run_json_string(FILE *f, const char *s);
 /* A whole file, NUL-terminated, malloc'd; NULL when unreadable. */
 char *run_slurp(const char *path, size_t *len);
 

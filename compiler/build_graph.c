@@ -37,6 +37,15 @@ static sn_op at(const sn_layer_spec *l) {
   return o;
 }
 
+/* Layer l's op `code` on x, and on y unless y < 0; its options still to set. */
+static sn_op op_at(const sn_layer_spec *l, sn_opcode code, int x, int y) {
+  sn_op o = at(l);
+  o.code = code;
+  o.in[o.n_in++] = x;
+  if (y >= 0) o.in[o.n_in++] = y;
+  return o;
+}
+
 static void shape_str(const sn_type *t, char *buf, size_t len) {
   size_t n = (size_t)snprintf(buf, len, "[%s", t->batched ? "N" : "");
   for (int i = 0; i < t->rank && n < len; i++)
@@ -213,10 +222,7 @@ static int build_concat(builder *b, const sn_layer_spec *l, const input *in, int
  * inference: the identity. */
 static int build_dropout(builder *b, const sn_layer_spec *l, const input *in, int n) {
   if (!b->g->training || l->rate <= 0) return in[0].v;
-  sn_op op = at(l);
-  op.code = SN_OP_DROPOUT;
-  op.n_in = 1;
-  op.in[0] = in[0].v;
+  sn_op op = op_at(l, SN_OP_DROPOUT, in[0].v, -1);
   op.c = l->rate;
   op.a[0] = (int64_t)(l - b->s->layers) + 1; /* one mask stream per layer */
   char err[256];
@@ -374,11 +380,7 @@ static int add_op(builder *b, sn_op *op, const sn_layer_spec *l) {
 /* Layer l's product x y (code: SN_OP_MATMUL or SN_OP_BATCH_MATMUL; tb: y transposed);
  * -1 (reported) when the shapes do not fit. */
 static int product(builder *b, const sn_layer_spec *l, sn_opcode code, int x, int y, bool tb) {
-  sn_op mm = at(l);
-  mm.code = code;
-  mm.n_in = 2;
-  mm.in[0] = x;
-  mm.in[1] = y;
+  sn_op mm = op_at(l, code, x, y);
   mm.tb = tb;
   return add_op(b, &mm, l);
 }
@@ -398,10 +400,7 @@ static int conv_product(builder *b, const sn_layer_spec *l, int patches, int64_t
   snprintf(name, sizeof name, "%s.weight", l->name);
   int w = sn_param_add(g, name, 2 + ntaps, wshape, l->kernel_init, l->kernel_init_arg, ci * k, co * k, &like);
   if (k > 1) { /* (out, in, taps..) -> (out, taps.., in) */
-    sn_op tr = at(l);
-    tr.code = SN_OP_TRANSPOSE;
-    tr.n_in = 1;
-    tr.in[0] = w;
+    sn_op tr = op_at(l, SN_OP_TRANSPOSE, w, -1);
     for (int i = 0; i < ntaps; i++) tr.a[1 + i] = 2 + i;
     tr.a[1 + ntaps] = 1;
     if ((w = add_op(b, &tr, l)) < 0) return -1;
@@ -424,10 +423,7 @@ static int build_conv2d(builder *b, const sn_layer_spec *l, const input *in, int
   if (!need_image(b, l, in, "conv2d")) return -1;
   const sn_type t_v = *TY(b, in[0].v), *t = &t_v;
   int64_t taps[2] = {l->kernel_size[0], l->kernel_size[1]};
-  sn_op op = at(l);
-  op.code = SN_OP_IM2COL;
-  op.n_in = 1;
-  op.in[0] = in[0].v;
+  sn_op op = op_at(l, SN_OP_IM2COL, in[0].v, -1);
   if (!window(b, l, in, l->kernel_size, l->strides, &op)) return -1;
   bool pointwise = taps[0] == 1 && taps[1] == 1 && l->strides[0] == 1 && l->strides[1] == 1;
   int patches = pointwise ? in[0].v : add_op(b, &op, l);
@@ -471,10 +467,7 @@ static int conv1d_mask(builder *b, const sn_layer_spec *l, int m, const sn_op *g
   sn_graph *g = b->g;
   sn_op like = at(l);
   sn_type im = {.dtype = g->dtype, .batched = true, .rank = 3, .dim = {1, T, 1}};
-  sn_op op = at(l);
-  op.code = SN_OP_MAX_POOL;
-  op.n_in = 1;
-  op.in[0] = sn_emit_typed(g, SN_OP_RESHAPE, m, &im, &like);
+  sn_op op = op_at(l, SN_OP_MAX_POOL, sn_emit_typed(g, SN_OP_RESHAPE, m, &im, &like), -1);
   const int64_t a[] = {[SN_WIN_KH] = 1, [SN_WIN_KW] = 1, [SN_WIN_SH] = 1, [SN_WIN_SW] = s,  [SN_WIN_PT] = 0,
                        [SN_WIN_PL] = pl, [SN_WIN_OH] = 1, [SN_WIN_OW] = OT, [SN_WIN_DH] = 1, [SN_WIN_DW] = 1};
   memcpy(op.a, a, sizeof a);
@@ -519,10 +512,8 @@ static int build_pool(builder *b, const sn_layer_spec *l, const input *in, int n
   if (!need_image(b, l, in, global ? "global_avg_pool2d" : l->kind == SN_LAYER_MAX_POOL2D ? "max_pool2d" : "avg_pool2d"))
     return -1;
   const sn_type t_v = *TY(b, in[0].v), *t = &t_v;
-  sn_op op = at(l);
-  op.code = l->kind == SN_LAYER_MAX_POOL2D ? SN_OP_MAX_POOL : SN_OP_AVG_POOL;
-  op.n_in = 1;
-  op.in[0] = in[0].v;
+  sn_op op =
+      op_at(l, l->kind == SN_LAYER_MAX_POOL2D ? SN_OP_MAX_POOL : SN_OP_AVG_POOL, in[0].v, -1);
   if (global) {
     int k[2] = {(int)t->dim[0], (int)t->dim[1]}, s[2] = {1, 1};
     sn_layer_spec gl = *l;
@@ -567,10 +558,7 @@ static int build_pool1d(builder *b, const sn_layer_spec *l, const input *in, int
       x = sn_emit(g, SN_OP_ADD, x, off, -1, &like);
     }
   }
-  sn_op op = at(l);
-  op.code = mx ? SN_OP_MAX_POOL : SN_OP_AVG_POOL;
-  op.n_in = 1;
-  op.in[0] = as_image(b, l, x);
+  sn_op op = op_at(l, mx ? SN_OP_MAX_POOL : SN_OP_AVG_POOL, as_image(b, l, x), -1);
   /* one window; its stride as long as it, so the max's gradient is a gather */
   int64_t size[2] = {1, T};
   int k[2] = {1, (int)T}, dil[2] = {1, 1};
@@ -588,10 +576,7 @@ static int build_pool1d(builder *b, const sn_layer_spec *l, const input *in, int
 }
 
 static int slice(builder *b, const sn_layer_spec *l, int x, int axis, int64_t off, int64_t width) {
-  sn_op op = at(l);
-  op.code = SN_OP_SLICE;
-  op.n_in = 1;
-  op.in[0] = x;
+  sn_op op = op_at(l, SN_OP_SLICE, x, -1);
   op.type = *TY(b, x);
   op.type.dim[axis] = width;
   op.a[0] = off;
@@ -661,11 +646,7 @@ static int build_embedding(builder *b, const sn_layer_spec *l, const input *in, 
   snprintf(name, sizeof name, "%s.weight", l->name);
   int64_t shape[2] = {l->vocab, l->dim};
   int tab = sn_param_add(b->g, name, 2, shape, l->kernel_init, l->kernel_init_arg, l->vocab, l->dim, &like);
-  sn_op op = at(l);
-  op.code = SN_OP_EMBED;
-  op.n_in = 2;
-  op.in[0] = tab;
-  op.in[1] = in[0].v;
+  sn_op op = op_at(l, SN_OP_EMBED, tab, in[0].v);
   return add_op(b, &op, l);
 }
 
@@ -719,11 +700,7 @@ static int projection(builder *b, const sn_layer_spec *l, int x, const char *wna
 }
 
 static int mask_keys(builder *b, const sn_layer_spec *l, int x, int m, double c) {
-  sn_op op = at(l);
-  op.code = SN_OP_MASK_KEYS;
-  op.n_in = 2;
-  op.in[0] = x;
-  op.in[1] = m;
+  sn_op op = op_at(l, SN_OP_MASK_KEYS, x, m);
   op.c = c;
   return add_op(b, &op, l);
 }
@@ -773,20 +750,14 @@ static int build_attention(builder *b, const sn_layer_spec *l, const input *in, 
   if (s < 0) return -1;
   int z = sn_emit(g, SN_OP_MUL, s, sn_emit_const(g, 1.0 / sqrt((double)(D / H))), -1, &like);
   if (l->causal) {
-    sn_op m = like;
-    m.code = SN_OP_MASK_CAUSAL;
-    m.n_in = 1;
-    m.in[0] = z;
+    sn_op m = op_at(l, SN_OP_MASK_CAUSAL, z, -1);
     m.c = -INFINITY;
     if ((z = add_op(b, &m, l)) < 0) return -1;
   }
   int p = masked_softmax(b, l, z, in[0].mask);
   if (p < 0) return -1;
   if (g->training && l->rate > 0) {
-    sn_op d = like;
-    d.code = SN_OP_DROPOUT;
-    d.n_in = 1;
-    d.in[0] = p;
+    sn_op d = op_at(l, SN_OP_DROPOUT, p, -1);
     d.c = l->rate;
     d.a[0] = (int64_t)(l - b->s->layers) + 1;
     if ((p = add_op(b, &d, l)) < 0) return -1;

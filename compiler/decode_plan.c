@@ -3,20 +3,11 @@
  * (the generator then runs the full forward pass per token). The ops follow the
  * spec's layers one for one, each reading its inputs' outputs by layer index;
  * parameters are found by their saved names in the model's parameter table. */
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "spec.h"
 #include "specnet/compiler.h"
-
-static int no(char *why, size_t len, const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(why, len, fmt, ap);
-  va_end(ap);
-  return -1;
-}
 
 /* The offset of parameter layer.suffix in params, its element count in *count; -1 if absent */
 static int64_t param(const sn_model *m, const char *layer, const char *suffix, int64_t *count) {
@@ -50,7 +41,9 @@ static int layer_op(const sn_spec *s, const sn_model *m, int i, sn_dec_op *op, s
   op->width = D;
   switch (l->kind) {
   case SN_LAYER_EMBEDDING:
-    if (op->in[0] != -2) return no(why, len, "%s: an embedding of something else than the model input", l->name);
+    if (op->in[0] != -2)
+      return sn_fail_buf(why, len, "%s: an embedding of something else than the model input",
+                         l->name);
     op->kind = SN_DEC_EMBED;
     op->in[0] = -1;
     op->width = l->dim;
@@ -59,7 +52,9 @@ static int layer_op(const sn_spec *s, const sn_model *m, int i, sn_dec_op *op, s
   case SN_LAYER_POSITION_EMBEDDING:
     op->kind = SN_DEC_POSITION;
     op->w = param(m, l->name, "weight", &n);
-    return n == d->context * D ? 0 : no(why, len, "%s: the table is not [context, D]", l->name);
+    return n == d->context * D
+               ? 0
+               : sn_fail_buf(why, len, "%s: the table is not [context, D]", l->name);
   case SN_LAYER_LAYER_NORM:
     op->kind = SN_DEC_LAYER_NORM;
     op->w = param(m, l->name, "weight", NULL);
@@ -72,9 +67,11 @@ static int layer_op(const sn_spec *s, const sn_model *m, int i, sn_dec_op *op, s
     op->w = param(m, l->name, "weight", NULL);
     op->b = l->use_bias ? param(m, l->name, "bias", NULL) : -1;
     op->act = act_of(l->activation);
-    return op->act < 0 ? no(why, len, "%s: the activation is not one the cache runs", l->name) : 0;
+    return op->act < 0
+               ? sn_fail_buf(why, len, "%s: the activation is not one the cache runs", l->name)
+               : 0;
   case SN_LAYER_ATTENTION:
-    if (!l->causal) return no(why, len, "%s: the attention is not causal", l->name);
+    if (!l->causal) return sn_fail_buf(why, len, "%s: the attention is not causal", l->name);
     op->kind = SN_DEC_ATTENTION;
     op->heads = l->heads;
     op->w = param(m, l->name, "in_proj_weight", NULL);
@@ -87,58 +84,65 @@ static int layer_op(const sn_spec *s, const sn_model *m, int i, sn_dec_op *op, s
   case SN_LAYER_ADD:
   case SN_LAYER_MULTIPLY:
     op->kind = l->kind == SN_LAYER_ADD ? SN_DEC_ADD : SN_DEC_MULTIPLY;
-    return op->in[1] >= 0 ? 0 : no(why, len, "%s: a join of other than two layers", l->name);
+    return op->in[1] >= 0 ? 0
+                          : sn_fail_buf(why, len, "%s: a join of other than two layers", l->name);
   case SN_LAYER_ACTIVATION:
   case SN_LAYER_DROPOUT: /* the identity at inference */
     op->kind = SN_DEC_ACT;
     op->act = l->kind == SN_LAYER_DROPOUT ? SN_DEC_LINEAR : act_of(l->activation);
-    return op->act < 0 ? no(why, len, "%s: the activation is not one the cache runs", l->name) : 0;
+    return op->act < 0
+               ? sn_fail_buf(why, len, "%s: the activation is not one the cache runs", l->name)
+               : 0;
   default:
-    return no(why, len, "%s: a %s layer", l->name, sn_layer_kind_name(l->kind));
+    return sn_fail_buf(why, len, "%s: a %s layer", l->name, sn_layer_kind_name(l->kind));
   }
 }
 
 /* op->in from the layer's inputs: -2 the model input, else a layer's index */
 static int resolve_inputs(const sn_spec *s, int i, sn_dec_op *op, const sn_decoder *d, char *why, size_t len) {
   const sn_layer_spec *l = &s->layers[i];
-  if (l->n_inputs < 1 || l->n_inputs > 2) return no(why, len, "%s: %d inputs", l->name, l->n_inputs);
+  if (l->n_inputs < 1 || l->n_inputs > 2)
+    return sn_fail_buf(why, len, "%s: %d inputs", l->name, l->n_inputs);
   for (int k = 0; k < l->n_inputs; k++) {
     int j = -1;
     if (!strcmp(l->inputs[k], "input")) j = -2;
     for (int q = 0; q < i && j == -1; q++)
       if (!strcmp(s->layers[q].name, l->inputs[k])) j = q;
-    if (j == -1) return no(why, len, "%s: input %s not found", l->name, l->inputs[k]);
+    if (j == -1) return sn_fail_buf(why, len, "%s: input %s not found", l->name, l->inputs[k]);
     op->in[k] = j;
   }
   op->in_width = op->in[0] >= 0 ? d->ops[op->in[0]].width : 0;
   if (op->in[1] >= 0 && d->ops[op->in[1]].width != op->in_width)
-    return no(why, len, "%s: inputs of different widths", l->name);
+    return sn_fail_buf(why, len, "%s: inputs of different widths", l->name);
   return 0;
 }
 
 int sn_decoder_plan(const sn_spec *s, const sn_model *m, sn_decoder *d, char *why, size_t len) {
   memset(d, 0, sizeof *d);
-  if (m->dtype != SN_RT_F32) return no(why, len, "an f64 model");
-  if (s->input_rank != 1) return no(why, len, "the model input is not [context] ids");
-  if (s->n_layers > SN_DEC_MAX_OPS) return no(why, len, "more than %d layers", SN_DEC_MAX_OPS);
+  if (m->dtype != SN_RT_F32) return sn_fail_buf(why, len, "an f64 model");
+  if (s->input_rank != 1) return sn_fail_buf(why, len, "the model input is not [context] ids");
+  if (s->n_layers > SN_DEC_MAX_OPS)
+    return sn_fail_buf(why, len, "more than %d layers", SN_DEC_MAX_OPS);
   d->context = s->input_shape[0];
   d->vocab = m->input_elems > 0 ? m->output_elems / m->input_elems : 0;
   for (int i = 0; i < s->n_layers; i++) {
     sn_dec_op *op = &d->ops[i];
     *op = (sn_dec_op){.in = {-1, -1}, .w = -1, .b = -1, .w2 = -1, .b2 = -1, .cache = -1};
     if (resolve_inputs(s, i, op, d, why, len) || layer_op(s, m, i, op, d, why, len)) return -1;
-    if (op->in[0] == -2) return no(why, len, "%s: reads the ids as numbers", s->layers[i].name);
+    if (op->in[0] == -2)
+      return sn_fail_buf(why, len, "%s: reads the ids as numbers", s->layers[i].name);
     if ((op->kind == SN_DEC_ATTENTION && op->width % op->heads) ||
         (op->kind != SN_DEC_EMBED && op->kind != SN_DEC_DENSE && op->width != op->in_width))
-      return no(why, len, "%s: widths the cache does not follow", s->layers[i].name);
+      return sn_fail_buf(why, len, "%s: widths the cache does not follow", s->layers[i].name);
     if (op->w < 0 && op->kind != SN_DEC_ADD && op->kind != SN_DEC_MULTIPLY && op->kind != SN_DEC_ACT)
-      return no(why, len, "%s: a parameter is missing", s->layers[i].name);
+      return sn_fail_buf(why, len, "%s: a parameter is missing", s->layers[i].name);
     if (op->kind == SN_DEC_DENSE && op->act == SN_DEC_SOFTMAX && i + 1 < s->n_layers)
-      return no(why, len, "%s: a softmax before the last layer", s->layers[i].name);
+      return sn_fail_buf(why, len, "%s: a softmax before the last layer", s->layers[i].name);
     d->width = op->width > d->width ? op->width : d->width;
     d->n_ops = i + 1;
   }
-  if (d->n_ops < 1 || d->ops[d->n_ops - 1].width != d->vocab) return no(why, len, "the output is not [context, vocab]");
+  if (d->n_ops < 1 || d->ops[d->n_ops - 1].width != d->vocab)
+    return sn_fail_buf(why, len, "the output is not [context, vocab]");
   d->version = 1;
   return 0;
 }

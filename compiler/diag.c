@@ -26,6 +26,14 @@ static char *vformat(const char *fmt, va_list ap) {
   return s;
 }
 
+int sn_fail_buf(char *buf, size_t len, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(buf, len, fmt, ap);
+  va_end(ap);
+  return -1;
+}
+
 /* Entries keep their own copy of the file name, so they outlive the tree (or
  * string) the location pointed into. Runs see a handful of files: a list does. */
 static const char *intern_file(sn_diag *d, const char *file) {

@@ -27,12 +27,8 @@ void sn_graph_init(sn_graph *g, sn_dtype dtype) {
 }
 
 void sn_graph_free(sn_graph *g) {
-  free(g->ops);
-  free(g->hash);
-  free(g->params);
-  free(g->param_op);
-  free(g->param_grad);
-  free(g->layer_out);
+  void *owned[] = {g->ops, g->hash, g->params, g->param_op, g->param_grad, g->layer_out};
+  for (size_t i = 0; i < sizeof owned / sizeof *owned; i++) free(owned[i]);
   memset(g, 0, sizeof *g);
 }
 

@@ -10,19 +10,10 @@
  *   sample               [N,d..]  op [d..]       (one value per sample position:
  *                                                  a position embedding)
  */
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "ir.h"
-
-static int fail(char *err, size_t len, const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(err, len, fmt, ap);
-  va_end(ap);
-  return -1;
-}
 
 static void type_str(const sn_type *t, char *buf, size_t len) {
   char *p = NULL;
@@ -47,7 +38,7 @@ static bool is_float(const sn_type *t) { return t->dtype != SN_I32; }
 
 static int infer_same_as_a(const sn_graph *g, sn_op *op, char *err, size_t len) {
   op->type = *T(g, op->in[0]);
-  if (!is_float(&op->type)) return fail(err, len, "%s needs a float operand", sn_opdefs[op->code].name);
+  if (!is_float(&op->type)) return sn_fail_buf(err, len, "%s needs a float operand", sn_opdefs[op->code].name);
   return 0;
 }
 
@@ -83,22 +74,22 @@ static bcast broadcast_kind(const sn_type *big, const sn_type *small) {
 static int infer_binary(const sn_graph *g, sn_op *op, char *err, size_t len) {
   const sn_type *a = T(g, op->in[0]), *b = T(g, op->in[1]);
   if (!is_float(a) || !is_float(b))
-    return fail(err, len, "%s needs float operands", sn_opdefs[op->code].name);
+    return sn_fail_buf(err, len, "%s needs float operands", sn_opdefs[op->code].name);
   if (broadcast_kind(a, b)) op->type = *a;
   else if (broadcast_kind(b, a)) op->type = *b;
   else {
     char sa[96], sb[96];
     type_str(a, sa, sizeof sa);
     type_str(b, sb, sizeof sb);
-    return fail(err, len, "%s of %s and %s: shapes do not broadcast", sn_opdefs[op->code].name,
-                sa, sb);
+    return sn_fail_buf(err, len, "%s of %s and %s: shapes do not broadcast",
+                       sn_opdefs[op->code].name, sa, sb);
   }
   return 0;
 }
 
 static int infer_eq(const sn_graph *g, sn_op *op, char *err, size_t len) {
   const sn_type *a = T(g, op->in[0]), *b = T(g, op->in[1]);
-  if (!sn_type_eq(a, b) || a->dtype != SN_I32) return fail(err, len, "eq needs two equal i32 operands");
+  if (!sn_type_eq(a, b) || a->dtype != SN_I32) return sn_fail_buf(err, len, "eq needs two equal i32 operands");
   op->type = *a;
   op->type.dtype = g->dtype;
   return 0;
@@ -110,7 +101,7 @@ static int infer_reshape(const sn_graph *g, sn_op *op, char *err, size_t len) {
     char sa[96], sb[96];
     type_str(x, sa, sizeof sa);
     type_str(&op->type, sb, sizeof sb);
-    return fail(err, len, "cannot reshape %s to %s: element counts differ", sa, sb);
+    return sn_fail_buf(err, len, "cannot reshape %s to %s: element counts differ", sa, sb);
   }
   op->type.dtype = x->dtype;
   return 0;
@@ -119,14 +110,15 @@ static int infer_reshape(const sn_graph *g, sn_op *op, char *err, size_t len) {
 static int infer_broadcast(const sn_graph *g, sn_op *op, char *err, size_t len) {
   const sn_type *x = T(g, op->in[0]);
   op->type.dtype = x->dtype;
-  if (!broadcast_kind(&op->type, x)) return fail(err, len, "broadcast: operand does not broadcast");
+  if (!broadcast_kind(&op->type, x))
+    return sn_fail_buf(err, len, "broadcast: operand does not broadcast");
   return 0;
 }
 
 static int infer_onehot(const sn_graph *g, sn_op *op, char *err, size_t len) {
   const sn_type *x = T(g, op->in[0]);
   if (x->dtype != SN_I32 || x->batched != op->type.batched || x->rank + 1 != op->type.rank)
-    return fail(err, len, "onehot: index shape does not match");
+    return sn_fail_buf(err, len, "onehot: index shape does not match");
   op->type.dtype = g->dtype;
   return 0;
 }
@@ -153,17 +145,17 @@ static int infer_matmul(const sn_graph *g, sn_op *op, char *err, size_t len) {
   int64_t ar, ac, br, bc;
   const sn_type *a = T(g, op->in[0]), *b = T(g, op->in[1]);
   if (matrix_view(a, &ar, &ac) || matrix_view(b, &br, &bc))
-    return fail(err, len, "matmul needs [N,..,K] or [M,K] operands");
+    return sn_fail_buf(err, len, "matmul needs [N,..,K] or [M,K] operands");
   int64_t m = op->ta ? ac : ar, k1 = op->ta ? ar : ac;
   int64_t k2 = op->tb ? bc : br, n = op->tb ? br : bc;
   if (k1 != k2) {
     char sa[96], sb[96];
     type_str(a, sa, sizeof sa);
     type_str(b, sb, sizeof sb);
-    return fail(err, len, "matmul of %s%s and %s%s: inner dimensions differ", sa,
-                op->ta ? "^T" : "", sb, op->tb ? "^T" : "");
+    return sn_fail_buf(err, len, "matmul of %s%s and %s%s: inner dimensions differ", sa,
+                       op->ta ? "^T" : "", sb, op->tb ? "^T" : "");
   }
-  if (n < 0) return fail(err, len, "matmul: batch dimension cannot be the output's columns");
+  if (n < 0) return sn_fail_buf(err, len, "matmul: batch dimension cannot be the output's columns");
   memset(&op->type, 0, sizeof op->type);
   op->type.dtype = a->dtype;
   if (m < 0) { /* rows of batch data: keep a's leading dims */
@@ -192,8 +184,9 @@ static int infer_batch_matmul(const sn_graph *g, sn_op *op, char *err, size_t le
     char sa[96], sb[96];
     type_str(a, sa, sizeof sa);
     type_str(b, sb, sizeof sb);
-    return fail(err, len, "batch_matmul of %s%s and %s%s: leading axes or inner dimensions differ", sa,
-                op->ta ? "^T" : "", sb, op->tb ? "^T" : "");
+    return sn_fail_buf(err, len,
+                       "batch_matmul of %s%s and %s%s: leading axes or inner dimensions differ", sa,
+                       op->ta ? "^T" : "", sb, op->tb ? "^T" : "");
   }
   op->type = *a;
   op->type.dim[r - 2] = m;
@@ -205,7 +198,7 @@ static int infer_batch_matmul(const sn_graph *g, sn_op *op, char *err, size_t le
 static int infer_square(const sn_graph *g, sn_op *op, char *err, size_t len) {
   const sn_type *x = T(g, op->in[0]);
   if (!is_float(x) || x->rank < 2 || x->dim[x->rank - 1] != x->dim[x->rank - 2])
-    return fail(err, len, "%s needs float [.., T, T] operands", sn_opdefs[op->code].name);
+    return sn_fail_buf(err, len, "%s needs float [.., T, T] operands", sn_opdefs[op->code].name);
   op->type = *x;
   return 0;
 }
@@ -214,16 +207,16 @@ static int infer_square(const sn_graph *g, sn_op *op, char *err, size_t len) {
 static int infer_mask_keys(const sn_graph *g, sn_op *op, char *err, size_t len) {
   const sn_type *x = T(g, op->in[0]), *m = T(g, op->in[1]);
   if (!is_float(x) || !x->batched || x->rank < 2 || x->dim[x->rank - 1] != x->dim[x->rank - 2])
-    return fail(err, len, "mask_keys needs float batch [.., T, T] scores");
+    return sn_fail_buf(err, len, "mask_keys needs float batch [.., T, T] scores");
   if (!m->batched || m->rank != 1 || m->dim[0] != x->dim[x->rank - 1])
-    return fail(err, len, "mask_keys needs a batch mask [T] with T the scores' last axis");
+    return sn_fail_buf(err, len, "mask_keys needs a batch mask [T] with T the scores' last axis");
   op->type = *x;
   return 0;
 }
 
 static int infer_batch_sum(const sn_graph *g, sn_op *op, char *err, size_t len) {
   const sn_type *x = T(g, op->in[0]);
-  if (!x->batched || x->rank < 1) return fail(err, len, "batch_sum needs batch data");
+  if (!x->batched || x->rank < 1) return sn_fail_buf(err, len, "batch_sum needs batch data");
   op->type = *x;
   op->type.batched = false;
   return 0;
@@ -231,7 +224,8 @@ static int infer_batch_sum(const sn_graph *g, sn_op *op, char *err, size_t len) 
 
 static int infer_rowred(const sn_graph *g, sn_op *op, char *err, size_t len) {
   const sn_type *x = T(g, op->in[0]);
-  if (x->rank < 1) return fail(err, len, "%s needs a last dimension", sn_opdefs[op->code].name);
+  if (x->rank < 1)
+    return sn_fail_buf(err, len, "%s needs a last dimension", sn_opdefs[op->code].name);
   op->type = *x;
   op->type.rank--;
   op->type.dtype = op->code == SN_OP_ROW_ARGMAX ? SN_I32 : x->dtype;
@@ -241,7 +235,7 @@ static int infer_rowred(const sn_graph *g, sn_op *op, char *err, size_t len) {
 static int infer_pick(const sn_graph *g, sn_op *op, char *err, size_t len) {
   const sn_type *x = T(g, op->in[0]), *i = T(g, op->in[1]);
   if (x->rank < 1 || i->dtype != SN_I32 || i->batched != x->batched || i->rank != x->rank - 1)
-    return fail(err, len, "pick: index shape does not match");
+    return sn_fail_buf(err, len, "pick: index shape does not match");
   op->type = *i;
   op->type.dtype = x->dtype;
   return 0;
@@ -249,7 +243,7 @@ static int infer_pick(const sn_graph *g, sn_op *op, char *err, size_t len) {
 
 static int infer_colsum(const sn_graph *g, sn_op *op, char *err, size_t len) {
   const sn_type *x = T(g, op->in[0]);
-  if (x->rank < 1) return fail(err, len, "colsum needs a last dimension");
+  if (x->rank < 1) return sn_fail_buf(err, len, "colsum needs a last dimension");
   memset(&op->type, 0, sizeof op->type);
   op->type.dtype = x->dtype;
   op->type.rank = 1;
@@ -259,7 +253,7 @@ static int infer_colsum(const sn_graph *g, sn_op *op, char *err, size_t len) {
 
 static int infer_sum_all(const sn_graph *g, sn_op *op, char *err, size_t len) {
   const sn_type *x = T(g, op->in[0]);
-  if (x->rank != 0) return fail(err, len, "sum_all needs one value per row");
+  if (x->rank != 0) return sn_fail_buf(err, len, "sum_all needs one value per row");
   return infer_scalar(g, op, err, len);
 }
 
@@ -275,7 +269,8 @@ static bool labels_fit(const sn_type *z, const sn_type *y) {
 static int infer_xent(const sn_graph *g, sn_op *op, char *err, size_t len) {
   const sn_type *z = T(g, op->in[0]), *y = T(g, op->in[1]);
   if (!labels_fit(z, y))
-    return fail(err, len, "softmax cross-entropy needs [N,..,C] logits and [N,..] class labels");
+    return sn_fail_buf(err, len,
+                       "softmax cross-entropy needs [N,..,C] logits and [N,..] class labels");
   op->type = *y;
   op->type.dtype = z->dtype;
   if (op->code == SN_OP_SOFTMAX_XENT_GRAD) op->type = *z;
@@ -285,7 +280,8 @@ static int infer_xent(const sn_graph *g, sn_op *op, char *err, size_t len) {
 static int infer_cce(const sn_graph *g, sn_op *op, char *err, size_t len) {
   const sn_type *z = T(g, op->in[0]), *t = T(g, op->in[1]);
   if (!z->batched || z->rank < 1 || !sn_type_eq(z, t))
-    return fail(err, len, "categorical cross-entropy needs [N,..,C] logits and [N,..,C] targets");
+    return sn_fail_buf(err, len,
+                       "categorical cross-entropy needs [N,..,C] logits and [N,..,C] targets");
   op->type = *z;
   op->type.rank--;
   return 0;
@@ -303,8 +299,9 @@ static int infer_concat(const sn_graph *g, sn_op *op, char *err, size_t len) {
     char sa[96], sb[96];
     type_str(a, sa, sizeof sa);
     type_str(b, sb, sizeof sb);
-    return fail(err, len, "concat of %s and %s along axis %lld: every other dimension must match", sa, sb,
-                (long long)axis);
+    return sn_fail_buf(err, len,
+                       "concat of %s and %s along axis %lld: every other dimension must match", sa,
+                       sb, (long long)axis);
   }
   op->type = *a;
   op->type.dim[axis] += b->dim[axis];
@@ -319,7 +316,7 @@ static int infer_slice(const sn_graph *g, sn_op *op, char *err, size_t len) {
   bool ok = r >= 1 && op->type.rank == r && axis >= 0 && axis < r && op->a[0] >= 0 &&
             op->a[0] + op->type.dim[axis] <= x->dim[axis];
   for (int i = 0; ok && i < r; i++) ok = i == axis || op->type.dim[i] == x->dim[i];
-  if (!ok) return fail(err, len, "slice outside its operand");
+  if (!ok) return sn_fail_buf(err, len, "slice outside its operand");
   op->type.dtype = x->dtype;
   return 0;
 }
@@ -329,7 +326,7 @@ static int infer_split_heads(const sn_graph *g, sn_op *op, char *err, size_t len
   const sn_type *x = T(g, op->in[0]);
   int64_t P = op->a[1], H = op->a[2];
   if (!x->batched || x->rank != 2 || P < 1 || H < 1 || op->a[0] < 0 || op->a[0] >= P || x->dim[1] % (P * H))
-    return fail(err, len, "split_heads needs [N, T, P*D] with heads dividing D");
+    return sn_fail_buf(err, len, "split_heads needs [N, T, P*D] with heads dividing D");
   op->type = *x;
   op->type.rank = 3;
   op->type.dim[0] = H;
@@ -342,7 +339,7 @@ static int infer_merge_heads(const sn_graph *g, sn_op *op, char *err, size_t len
   const sn_type *x = T(g, op->in[0]);
   int64_t P = op->a[1], H = op->a[2];
   if (!x->batched || x->rank != 3 || x->dim[0] != H || P < 1 || op->a[0] < 0 || op->a[0] >= P)
-    return fail(err, len, "merge_heads needs [N, H, T, d]");
+    return sn_fail_buf(err, len, "merge_heads needs [N, H, T, d]");
   op->type = *x;
   op->type.rank = 2;
   op->type.dim[0] = x->dim[1];
@@ -353,24 +350,24 @@ static int infer_merge_heads(const sn_graph *g, sn_op *op, char *err, size_t len
 /* Window ops over NHWC batch data; the output size comes with the geometry. */
 static int infer_window(const sn_graph *g, sn_op *op, char *err, size_t len) {
   const sn_type *x = T(g, op->in[0]);
-  if (!x->batched || x->rank != 3) return fail(err, len, "%s needs [N, H, W, C] data", sn_opdefs[op->code].name);
+  if (!x->batched || x->rank != 3) return sn_fail_buf(err, len, "%s needs [N, H, W, C] data", sn_opdefs[op->code].name);
   int64_t c = x->dim[2];
   op->type = *x;
   op->type.dim[0] = op->a[SN_WIN_OH];
   op->type.dim[1] = op->a[SN_WIN_OW];
   op->type.dim[2] = op->code == SN_OP_IM2COL ? c * op->a[SN_WIN_KH] * op->a[SN_WIN_KW] : c;
-  if (op->type.dim[0] < 1 || op->type.dim[1] < 1) return fail(err, len, "window larger than its input");
+  if (op->type.dim[0] < 1 || op->type.dim[1] < 1) return sn_fail_buf(err, len, "window larger than its input");
   /* dilated taps: im2col (and col2im) only; pools read adjacent positions */
   bool dilated = op->a[SN_WIN_DH] != 1 || op->a[SN_WIN_DW] != 1;
   if (op->a[SN_WIN_DH] < 1 || op->a[SN_WIN_DW] < 1 || (dilated && op->code != SN_OP_IM2COL))
-    return fail(err, len, "%s: bad dilation", sn_opdefs[op->code].name);
+    return sn_fail_buf(err, len, "%s: bad dilation", sn_opdefs[op->code].name);
   return 0;
 }
 
 static int infer_embed(const sn_graph *g, sn_op *op, char *err, size_t len) {
   const sn_type *tab = T(g, op->in[0]), *ids = T(g, op->in[1]);
   if (tab->batched || tab->rank != 2 || !ids->batched || ids->rank + 1 > SN_MAX_RANK)
-    return fail(err, len, "embedding needs a [V, D] table and [N, ..] ids");
+    return sn_fail_buf(err, len, "embedding needs a [V, D] table and [N, ..] ids");
   op->type = *ids;
   op->type.dtype = tab->dtype;
   op->type.dim[op->type.rank++] = tab->dim[1];
@@ -379,11 +376,11 @@ static int infer_embed(const sn_graph *g, sn_op *op, char *err, size_t len) {
 
 static int infer_transpose(const sn_graph *g, sn_op *op, char *err, size_t len) {
   const sn_type *x = T(g, op->in[0]);
-  if (x->rank < 2) return fail(err, len, "transpose needs 2 axes or more (per sample for batch data)");
+  if (x->rank < 2) return sn_fail_buf(err, len, "transpose needs 2 axes or more (per sample for batch data)");
   int seen = 0; /* a[0..rank) must be a permutation */
   for (int k = 0; k < x->rank; k++)
     if (op->a[k] >= 0 && op->a[k] < x->rank) seen |= 1 << op->a[k];
-  if (seen != (1 << x->rank) - 1) return fail(err, len, "transpose: the axes are not a permutation");
+  if (seen != (1 << x->rank) - 1) return sn_fail_buf(err, len, "transpose: the axes are not a permutation");
   op->type = *x;
   for (int k = 0; k < x->rank; k++) op->type.dim[k] = x->dim[op->a[k]];
   return 0;
@@ -395,12 +392,12 @@ static int infer_scan(const sn_graph *g, sn_op *op, int gates, int width, char *
   const sn_type *xw = T(g, op->in[0]), *w = T(g, op->in[1]);
   if (!xw->batched || xw->rank != 2 || w->batched || w->rank != 2 || w->dim[0] != gates * w->dim[1] ||
       xw->dim[1] != w->dim[0] || !is_float(xw) || w->dtype != xw->dtype)
-    return fail(err, len, "%s needs xw [N, T, %dH] and W_hh [%dH, H]", sn_opdefs[op->code].name, gates, gates);
+    return sn_fail_buf(err, len, "%s needs xw [N, T, %dH] and W_hh [%dH, H]", sn_opdefs[op->code].name, gates, gates);
   int n_data = sn_opdefs[op->code].n_in;
   if (op->n_in > n_data) {
     const sn_type *m = T(g, op->in[n_data]);
     if (op->n_in != n_data + 1 || !m->batched || m->rank != 1 || m->dim[0] != xw->dim[0] || m->dtype != xw->dtype)
-      return fail(err, len, "%s: the mask must be [N, T]", sn_opdefs[op->code].name);
+      return sn_fail_buf(err, len, "%s: the mask must be [N, T]", sn_opdefs[op->code].name);
   }
   op->type = *xw;
   op->type.dim[1] = width * w->dim[1];
@@ -412,7 +409,7 @@ static int infer_lstm(const sn_graph *g, sn_op *op, char *err, size_t len) {
 static int infer_gru(const sn_graph *g, sn_op *op, char *err, size_t len) {
   const sn_type *b = T(g, op->in[2]);
   if (b->batched || b->rank != 1 || b->dim[0] != T(g, op->in[1])->dim[0])
-    return fail(err, len, "gru needs b_hh [3H]");
+    return sn_fail_buf(err, len, "gru needs b_hh [3H]");
   return infer_scan(g, op, 3, 5, err, len);
 }
 

@@ -661,16 +661,9 @@ static bool work_alloc(graph_work *w, int n) {
 }
 
 static void work_free(graph_work *w) {
-  free(w->tab);
-  free(w->cands);
-  free(w->indeg);
-  free(w->start);
-  free(w->adj);
-  free(w->heap);
-  free(w->order);
-  free(w->color);
-  free(w->stk);
-  free(w->pos);
+  void *owned[] = {w->tab,  w->cands, w->indeg, w->start, w->adj,
+                   w->heap, w->order, w->color, w->stk,   w->pos};
+  for (size_t i = 0; i < sizeof owned / sizeof *owned; i++) free(owned[i]);
 }
 
 /* Names: duplicates are errors, then each input resolves to a layer (aux->src),

@@ -13,6 +13,11 @@
 #include "specnet/runtime.h"
 #include "specnet/yaml.h"
 
+/* printf into buf (len bytes); returns -1, so that code that reports into its
+ * caller's buffer (the op table's shape rules, sn_decoder_plan) can write
+ * `return sn_fail_buf(err, len, ...)` (diag.c). */
+int sn_fail_buf(char *buf, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
 /* ---------------------------------------------------------------------------
  * The typed spec (parse_spec.c) */
 

@@ -39,16 +39,16 @@ static void nested_num(FILE *out, const char *name, const char *key, double v) {
   fputs("}}", out);
 }
 
-/* "name: {key: v": a layer's flow mapping opened with its first, numeric option. */
-static void first_num(FILE *out, const char *name, const char *key, double v) {
-  fprintf(out, "%s: {%s: ", name, key);
+/* "key: v", a flow mapping's first option. */
+static void key_num(FILE *out, const char *key, double v) {
+  fprintf(out, "%s: ", key);
   num(out, v);
 }
 
-/* ", key: v" inside a flow mapping. */
+/* ", key: v", a flow mapping's next option. */
 static void num_field(FILE *out, const char *key, double v) {
-  fprintf(out, ", %s: ", key);
-  num(out, v);
+  fputs(", ", out);
+  key_num(out, key, v);
 }
 
 static const char *boolean(bool b) { return b ? "true" : "false"; }
@@ -101,23 +101,17 @@ static void pair(FILE *out, const int v[2]) { fprintf(out, "[%d, %d]", v[0], v[1
  * Choices */
 
 static void init(FILE *out, sn_init_kind k, double arg) {
-  if (k == SN_INIT_NORMAL || k == SN_INIT_UNIFORM) {
-    fprintf(out, "{%s: {%s: ", sn_init_name(k), k == SN_INIT_NORMAL ? "std" : "limit");
-    num(out, arg);
-    fputs("}}", out);
-  } else {
+  if (k == SN_INIT_NORMAL || k == SN_INIT_UNIFORM)
+    nested_num(out, sn_init_name(k), k == SN_INIT_NORMAL ? "std" : "limit", arg);
+  else
     fputs(sn_init_name(k), out);
-  }
 }
 
 static void activation(FILE *out, sn_act a, double alpha) {
-  if (sn_act_option(a)) {
-    fprintf(out, "{%s: {%s: ", sn_act_name(a), sn_act_option(a));
-    num(out, alpha);
-    fputs("}}", out);
-  } else {
+  if (sn_act_option(a))
+    nested_num(out, sn_act_name(a), sn_act_option(a), alpha);
+  else
     fputs(sn_act_name(a), out);
-  }
 }
 
 /* The options every layer with weights shares. */
@@ -140,14 +134,17 @@ static void layer(FILE *out, const sn_layer_spec *l) {
     if (i) fputs(", ", out);
     word(out, l->inputs[i]);
   }
-  fputs("]\n      ", out);
+  /* the layer's key (an activation layer's is its activation) and its options */
+  const char *key =
+      l->kind == SN_LAYER_ACTIVATION ? sn_act_name(l->activation) : sn_layer_kind_name(l->kind);
+  fprintf(out, "]\n      %s: {", key);
   switch (l->kind) {
   case SN_LAYER_DENSE:
-    fprintf(out, "dense: {units: %d", l->units);
+    fprintf(out, "units: %d", l->units);
     weights(out, l);
     break;
   case SN_LAYER_CONV2D:
-    fprintf(out, "conv2d: {filters: %d, kernel_size: ", l->filters);
+    fprintf(out, "filters: %d, kernel_size: ", l->filters);
     pair(out, l->kernel_size);
     fputs(", strides: ", out);
     pair(out, l->strides);
@@ -155,65 +152,59 @@ static void layer(FILE *out, const sn_layer_spec *l) {
     weights(out, l);
     break;
   case SN_LAYER_CONV1D:
-    fprintf(out, "conv1d: {filters: %d, kernel_size: %d, strides: %d, padding: %s, dilation: %d", l->filters,
+    fprintf(out, "filters: %d, kernel_size: %d, strides: %d, padding: %s, dilation: %d", l->filters,
             l->kernel_size[1], l->strides[1], padding(l->padding), l->dilation);
     weights(out, l);
     break;
   case SN_LAYER_LSTM:
   case SN_LAYER_GRU:
-    fprintf(out, "%s: {units: %d, return_sequences: %s", sn_layer_kind_name(l->kind), l->units,
-            boolean(l->return_sequences));
+    fprintf(out, "units: %d, return_sequences: %s", l->units, boolean(l->return_sequences));
     break;
   case SN_LAYER_MAX_POOL2D:
   case SN_LAYER_AVG_POOL2D:
-    fprintf(out, "%s: {pool_size: ", sn_layer_kind_name(l->kind));
+    fputs("pool_size: ", out);
     pair(out, l->pool_size);
     fputs(", strides: ", out);
     pair(out, l->strides);
     fprintf(out, ", padding: %s", padding(l->padding));
     break;
   case SN_LAYER_RESHAPE:
-    fputs("reshape: {target_shape: [", out);
+    fputs("target_shape: [", out);
     for (int i = 0; i < l->target_rank; i++)
       fprintf(out, "%s%" PRId64, i ? ", " : "", l->target_shape[i]);
     fputs("]", out);
     break;
   case SN_LAYER_DROPOUT:
-    first_num(out, "dropout", "rate", l->rate);
+    key_num(out, "rate", l->rate);
     break;
   case SN_LAYER_BATCH_NORM:
-    first_num(out, "batch_norm", "momentum", l->momentum);
+    key_num(out, "momentum", l->momentum);
     num_field(out, "epsilon", l->epsilon);
     break;
   case SN_LAYER_LAYER_NORM:
-    first_num(out, "layer_norm", "epsilon", l->epsilon);
+    key_num(out, "epsilon", l->epsilon);
     break;
   case SN_LAYER_EMBEDDING:
-    fprintf(out, "embedding: {vocab: %d, dim: %d, kernel_init: ", l->vocab, l->dim);
+    fprintf(out, "vocab: %d, dim: %d, kernel_init: ", l->vocab, l->dim);
     init(out, l->kernel_init, l->kernel_init_arg);
     break;
   case SN_LAYER_ACTIVATION:
-    fprintf(out, "%s: {", sn_act_name(l->activation));
-    if (sn_act_option(l->activation)) {
-      fprintf(out, "%s: ", sn_act_option(l->activation));
-      num(out, l->alpha);
-    }
+    if (sn_act_option(l->activation)) key_num(out, sn_act_option(l->activation), l->alpha);
     break;
   case SN_LAYER_CONCAT:
-    fprintf(out, "concat: {axis: %d", l->axis);
+    fprintf(out, "axis: %d", l->axis);
     break;
   case SN_LAYER_POSITION_EMBEDDING:
-    fputs("position_embedding: {kernel_init: ", out);
+    fputs("kernel_init: ", out);
     init(out, l->kernel_init, l->kernel_init_arg);
     break;
   case SN_LAYER_ATTENTION:
-    fprintf(out, "attention: {heads: %d, causal: %s, dropout: ", l->heads,
-            l->causal ? "true" : "false");
-    num(out, l->rate);
-    fprintf(out, ", use_bias: %s", l->use_bias ? "true" : "false");
+    fprintf(out, "heads: %d, causal: %s", l->heads, boolean(l->causal));
+    num_field(out, "dropout", l->rate);
+    fprintf(out, ", use_bias: %s", boolean(l->use_bias));
     break;
   default: /* flatten, global_avg_pool2d, add, multiply: no options */
-    fprintf(out, "%s: {", sn_layer_kind_name(l->kind));
+    break;
   }
   fputs("}\n", out);
 }

@@ -501,15 +501,10 @@ static int csv_finish(csv_read *r, sn_dataset *out, sn_error *err) {
 
 static void csv_read_free(csv_read *r) {
   for (int i = 0; r->texts && i < r->files.n; i++) free(r->texts[i]);
-  free(r->texts);
-  free(r->file_first);
   sn_paths_free(&r->files);
-  free(r->cells);
-  free(r->hdr);
-  free(r->x);
-  free(r->lab);
-  free(r->label_cells);
-  free(r->lines);
+  void *owned[] = {r->texts, r->file_first, r->cells,       r->hdr,
+                   r->x,     r->lab,        r->label_cells, r->lines};
+  for (size_t i = 0; i < sizeof owned / sizeof *owned; i++) free(owned[i]);
 }
 
 int sn_dataset_csv(const sn_source *src, sn_dataset *out, sn_error *err) {

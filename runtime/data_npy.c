@@ -197,67 +197,26 @@ static int parse_descr(const char *path, const char *d, npy_type *t, sn_error *e
 
 /* Element i of raw data as a double (data may be unaligned). */
 static double elem(const uint8_t *p, npy_type t, int64_t i) {
-  p += i * t.size;
-  switch (t.kind) {
-  case 'u':
-    switch (t.size) {
-    case 1:
-      return p[0];
-    case 2: {
-      uint16_t v;
-      memcpy(&v, p, 2);
-      return v;
-    }
-    case 4: {
-      uint32_t v;
-      memcpy(&v, p, 4);
-      return v;
-    }
-    default: {
-      uint64_t v;
-      memcpy(&v, p, 8);
-      return (double)v;
-    }
-    }
-  case 'i':
-    switch (t.size) {
-    case 1:
-      return (int8_t)p[0];
-    case 2: {
-      int16_t v;
-      memcpy(&v, p, 2);
-      return v;
-    }
-    case 4: {
-      int32_t v;
-      memcpy(&v, p, 4);
-      return v;
-    }
-    default: {
-      int64_t v;
-      memcpy(&v, p, 8);
-      return (double)v;
-    }
-    }
-  default:
-    switch (t.size) {
-    case 2: {
-      uint16_t v;
-      memcpy(&v, p, 2);
-      return sn_f16_to_f32(v);
-    }
-    case 4: {
-      float v;
-      memcpy(&v, p, 4);
-      return v;
-    }
-    default: {
-      double v;
-      memcpy(&v, p, 8);
-      return v;
-    }
-    }
+#define AS(T, CONV)                                                                                \
+  do {                                                                                             \
+    T v;                                                                                           \
+    memcpy(&v, p + i * t.size, sizeof v);                                                          \
+    return CONV;                                                                                   \
+  } while (0)
+  switch (t.kind * 16 + t.size) {
+  case 'u' * 16 + 1: AS(uint8_t, v);
+  case 'u' * 16 + 2: AS(uint16_t, v);
+  case 'u' * 16 + 4: AS(uint32_t, v);
+  case 'u' * 16 + 8: AS(uint64_t, (double)v);
+  case 'i' * 16 + 1: AS(int8_t, v);
+  case 'i' * 16 + 2: AS(int16_t, v);
+  case 'i' * 16 + 4: AS(int32_t, v);
+  case 'i' * 16 + 8: AS(int64_t, (double)v);
+  case 'f' * 16 + 2: AS(uint16_t, sn_f16_to_f32(v));
+  case 'f' * 16 + 4: AS(float, v);
+  default: AS(double, v);
   }
+#undef AS
 }
 
 /* ---------------------------------------------------------------------------
@@ -624,39 +583,27 @@ int sn_dataset_npy(const sn_source *src, sn_dataset *out, sn_error *err) {
   bool labels = !src->no_labels;
   if (labels && !src->labels[0])
     return sn_fail(err, "an npy source needs y (the labels or targets file)");
-  sn_paths xf, yf = {0};
-  if (sn_paths_expand(src->images, &xf, err)) return -1;
+  sn_shards f;
+  if (sn_shards_open(src->images, labels ? src->labels : NULL, "x", "y", &f, err)) return -1;
   int rc = -1, ynd = 0;
-  int64_t *rows = malloc((size_t)xf.n * sizeof(int64_t)), k = 1;
+  int64_t k = 1;
   double *yd = NULL;
   bool yint = false;
   x_layout lay;
-  if (!rows) {
-    sn_fail(err, "%s: out of memory", xp);
-    goto done;
-  }
-  if (labels && sn_paths_expand(src->labels, &yf, err)) goto done;
-  if (labels && yf.n != xf.n) {
-    sn_fail(err, "%s: %d x file%s but %s: %d y file%s; x and y shards pair up in order", xp, xf.n,
-            xf.n == 1 ? "" : "s", yp, yf.n, yf.n == 1 ? "" : "s");
-    goto done;
-  }
-  if (x_files(&xf, xp, src->limit, rows, out, &lay, err)) goto done;
-  if (labels && y_files(&yf, &xf, rows, &yd, &ynd, &k, &yint, err)) goto done;
+  if (x_files(&f.x, xp, src->limit, f.rows, out, &lay, err)) goto done;
+  if (labels && y_files(&f.y, &f.x, f.rows, &yd, &ynd, &k, &yint, err)) goto done;
   if (src->limit > 0 && src->limit < out->n) out->n = src->limit;
   out->rank = lay.ndim > 1 ? lay.ndim - 1 : 1;
   for (int d = 0; d < 4; d++) out->shape[d] = d + 1 < lay.ndim ? lay.shape[d + 1] : 1;
   out->sample_elems = lay.elems;
   snprintf(out->origin, sizeof out->origin, "%s", xp);
   if (sn_store_in_memory() && sn_dataset_to_memory(out, err)) goto done;
-  if (labels && set_labels(src, yf.n == 1 ? yf.v[0] : yp, yd, ynd, k, yint, out->n, out, err))
+  if (labels && set_labels(src, f.y.n == 1 ? f.y.v[0] : yp, yd, ynd, k, yint, out->n, out, err))
     goto done;
   rc = 0;
 done:
   if (rc) sn_dataset_free(out);
-  sn_paths_free(&xf);
-  sn_paths_free(&yf);
-  free(rows);
+  sn_shards_free(&f);
   free(yd);
   return rc;
 }

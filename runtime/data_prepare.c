@@ -144,9 +144,7 @@ void sn_data_free(sn_data *d) {
   sn_dataset_free(&d->train);
   sn_dataset_free(&d->val);
   sn_dataset_free(&d->test);
-  free(d->std_mean);
-  free(d->std_std);
-  free(d->tgt_mean);
-  free(d->tgt_std);
+  double *owned[] = {d->std_mean, d->std_std, d->tgt_mean, d->tgt_std};
+  for (size_t i = 0; i < sizeof owned / sizeof *owned; i++) free(owned[i]);
   memset(d, 0, sizeof *d);
 }

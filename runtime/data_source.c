@@ -138,33 +138,15 @@ static int idx_labels(const sn_paths *files, const sn_paths *images, const int64
  * list of shards (sn_paths_expand), paired in order. */
 static int load_idx(const char *images, const char *labels, int64_t limit, sn_dataset *out,
                     sn_error *err) {
-  sn_paths xf = {0}, yf = {0};
-  int64_t *rows = NULL;
+  sn_shards f;
+  if (sn_shards_open(images, labels, "images", "labels", &f, err)) return -1;
   char what[4200];
-  int rc = -1;
-  if (sn_paths_expand(images, &xf, err) || (labels && sn_paths_expand(labels, &yf, err))) goto done;
-  if (labels && yf.n != xf.n) {
-    char yl[4200];
-    sn_fail(err, "%s: %d images file%s but %s: %d labels file%s; they pair up in order",
-            sn_paths_label(images, what, sizeof what), xf.n, xf.n == 1 ? "" : "s",
-            sn_paths_label(labels, yl, sizeof yl), yf.n, yf.n == 1 ? "" : "s");
-    goto done;
-  }
-  rows = malloc((size_t)xf.n * sizeof *rows);
-  if (!rows) {
-    sn_fail(err, "%s: out of memory", xf.v[0]);
-    goto done;
-  }
-  const char *origin = xf.n == 1 ? xf.v[0] : sn_paths_label(images, what, sizeof what);
-  if (idx_samples(&xf, origin, limit, out, rows, err)) goto done;
-  if (labels && idx_labels(&yf, &xf, rows, out, err)) goto done;
-  rc = 0;
-done:
-  if (rc) sn_dataset_free(out);
-  sn_paths_free(&xf);
-  sn_paths_free(&yf);
-  free(rows);
-  return rc;
+  const char *origin = f.x.n == 1 ? f.x.v[0] : sn_paths_label(images, what, sizeof what);
+  bool bad = idx_samples(&f.x, origin, limit, out, f.rows, err) ||
+             (labels && idx_labels(&f.y, &f.x, f.rows, out, err));
+  if (bad) sn_dataset_free(out);
+  sn_shards_free(&f);
+  return bad ? -1 : 0;
 }
 
 /* ---------------------------------------------------------------------------
@@ -268,9 +250,25 @@ static int fit_targets(const sn_source *src, sn_dataset *ds, sn_error *err) {
   return 0;
 }
 
-static int (*hdf5_load)(const sn_source *, sn_dataset *, sn_error *);
+/* An IDX source: src->images and src->labels */
+static int load_idx_source(const sn_source *src, sn_dataset *out, sn_error *err) {
+  if (!src->images[0] || (!src->labels[0] && !src->no_labels))
+    return sn_fail(err, "an idx source needs both images and labels paths");
+  return load_idx(src->images, src->no_labels ? NULL : src->labels, src->limit, out, err);
+}
 
-void sn_store_set_hdf5(int (*load)(const sn_source *, sn_dataset *, sn_error *)) { hdf5_load = load; }
+typedef int (*source_loader)(const sn_source *src, sn_dataset *out, sn_error *err);
+
+/* The reader of each kind of source. HDF5's is in the library specnet_hdf5, which
+ * sets it (sn_store_set_hdf5) where the program links it. */
+static source_loader loaders[SN_SRC_HDF5 + 1] = {[SN_SRC_BUILTIN] = load_builtin,
+                                                 [SN_SRC_IDX] = load_idx_source,
+                                                 [SN_SRC_SYNTHETIC] = sn_dataset_synthetic,
+                                                 [SN_SRC_CSV] = sn_dataset_csv,
+                                                 [SN_SRC_NPY] = sn_dataset_npy,
+                                                 [SN_SRC_TEXT] = sn_dataset_text};
+
+void sn_store_set_hdf5(source_loader load) { loaders[SN_SRC_HDF5] = load; }
 
 int sn_dataset_load(const sn_source *src, sn_dataset *out, sn_error *err) {
   memset(out, 0, sizeof *out);
@@ -278,37 +276,13 @@ int sn_dataset_load(const sn_source *src, sn_dataset *out, sn_error *err) {
     return sn_fail(err, "limit must be >= 0 (0 = all samples), got %lld", (long long)src->limit);
   if (src->target_elems < 0)
     return sn_fail(err, "target_elems is %lld; it must be >= 0", (long long)src->target_elems);
-  int rc;
-  switch (src->kind) {
-  case SN_SRC_BUILTIN:
-    rc = load_builtin(src, out, err);
-    break;
-  case SN_SRC_IDX:
-    if (!src->images[0] || (!src->labels[0] && !src->no_labels))
-      return sn_fail(err, "an idx source needs both images and labels paths");
-    rc = load_idx(src->images, src->no_labels ? NULL : src->labels, src->limit, out, err);
-    break;
-  case SN_SRC_SYNTHETIC:
-    rc = sn_dataset_synthetic(src, out, err);
-    break;
-  case SN_SRC_CSV:
-    rc = sn_dataset_csv(src, out, err);
-    break;
-  case SN_SRC_NPY:
-    rc = sn_dataset_npy(src, out, err);
-    break;
-  case SN_SRC_TEXT:
-    rc = sn_dataset_text(src, out, err);
-    break;
-  case SN_SRC_HDF5:
-    if (!hdf5_load)
-      return sn_fail(err, "%s: this program reads no HDF5 files (it does not link specnet_hdf5)",
-                     src->path);
-    rc = hdf5_load(src, out, err);
-    break;
-  default:
+  size_t kind = (size_t)src->kind;
+  if (kind == SN_SRC_HDF5 && !loaders[kind])
+    return sn_fail(err, "%s: this program reads no HDF5 files (it does not link specnet_hdf5)",
+                   src->path);
+  if (kind >= sizeof loaders / sizeof *loaders || !loaders[kind])
     return sn_fail(err, "no data source given");
-  }
+  int rc = loaders[kind](src, out, err);
   if (rc) return rc;
   if (fit_targets(src, out, err)) {
     sn_dataset_free(out);

@@ -526,6 +526,34 @@ const char *sn_paths_label(const char *list, char *buf, size_t cap) {
   return buf;
 }
 
+int sn_shards_open(const char *x, const char *y, const char *xs, const char *ys, sn_shards *s,
+                   sn_error *err) {
+  memset(s, 0, sizeof *s);
+  char xl[4200], yl[4200];
+  if (sn_paths_expand(x, &s->x, err) || (y && sn_paths_expand(y, &s->y, err))) goto fail;
+  if (y && s->y.n != s->x.n) {
+    sn_fail(err, "%s: %d %s file%s but %s: %d %s file%s; they pair up in order",
+            sn_paths_label(x, xl, sizeof xl), s->x.n, xs, s->x.n == 1 ? "" : "s",
+            sn_paths_label(y, yl, sizeof yl), s->y.n, ys, s->y.n == 1 ? "" : "s");
+    goto fail;
+  }
+  if (!(s->rows = malloc((size_t)s->x.n * sizeof *s->rows))) {
+    sn_fail(err, "%s: out of memory", sn_paths_label(x, xl, sizeof xl));
+    goto fail;
+  }
+  return 0;
+fail:
+  sn_shards_free(s);
+  return -1;
+}
+
+void sn_shards_free(sn_shards *s) {
+  sn_paths_free(&s->x);
+  sn_paths_free(&s->y);
+  free(s->rows);
+  s->rows = NULL;
+}
+
 int sn_dataset_files(const sn_dataset *ds, int64_t *bytes) {
   *bytes = 0;
   const sn_store *s = ds->store;

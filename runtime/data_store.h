@@ -52,6 +52,19 @@ int sn_dataset_to_memory(sn_dataset *ds, sn_error *err);
  * set held whole, to compare the stored path with. */
 bool sn_store_in_memory(void);
 
+/* The files of a source whose samples (x) and labels (y) are each one file or a
+ * list of shards (sn_paths_expand), paired in order. */
+typedef struct sn_shards {
+  sn_paths x, y; /* y empty where the source has no labels */
+  int64_t *rows; /* [x.n] samples in each x file, for the reader to fill */
+} sn_shards;
+/* Expands the lists x and y (NULL: no labels) into *s; an error when y's files are
+ * not as many as x's. xs and ys name a file of each in that message ("images",
+ * "labels"). On failure *s is freed. */
+int sn_shards_open(const char *x, const char *y, const char *xs, const char *ys, sn_shards *s,
+                   sn_error *err);
+void sn_shards_free(sn_shards *s);
+
 /* Labels or float targets of n samples from yd (ynd dimensions, k values a sample;
  * yint: they were stored as integers), as the NPY reader makes them (data_npy.c);
  * messages start with `where`. */

@@ -50,6 +50,20 @@ static void zero_columns(int M, int n0, int n1, float *C, int ldc) {
     for (int j = n0; j < n1; j++) C[(size_t)i * ldc + j] = 0;
 }
 
+/* A variant's two kernels: NT (dot products) and NN/TN (broadcasts, ta: TN) */
+typedef void nt_kernel(int M, int n0, int n1, int K, const float *A, int lda, const float *B, int ldb, float *C,
+                       int ldc);
+typedef void bc_kernel(bool ta, int M, int n0, int n1, int K, const float *A, int lda, const float *B, int ldb,
+                       float *C, int ldc);
+
+/* A variant's sn_small_gemm_fn: K = 0 zeroes the columns, NT goes to nt, NN and TN to bc */
+static inline void run_variant(nt_kernel *nt, bc_kernel *bc, bool ta, bool tb, int M, int n0, int n1, int K,
+                               const float *A, int lda, const float *B, int ldb, float *C, int ldc) {
+  if (K <= 0) zero_columns(M, n0, n1, C, ldc);
+  else if (tb) nt(M, n0, n1, K, A, lda, B, ldb, C, ldc);
+  else bc(ta, M, n0, n1, K, A, lda, B, ldb, C, ldc);
+}
+
 /* ===========================================================================
  * AVX2 + FMA: 16 ymm registers */
 
@@ -221,9 +235,7 @@ TARGET static void gemm_bc(bool ta, int M, int n0, int n1, int K, const float *A
 
 static void avx2_gemm(bool ta, bool tb, int M, int n0, int n1, int K, const float *A, int lda, const float *B,
                       int ldb, float *C, int ldc) {
-  if (K <= 0) zero_columns(M, n0, n1, C, ldc);
-  else if (tb) gemm_nt(M, n0, n1, K, A, lda, B, ldb, C, ldc);
-  else gemm_bc(ta, M, n0, n1, K, A, lda, B, ldb, C, ldc);
+  run_variant(gemm_nt, gemm_bc, ta, tb, M, n0, n1, K, A, lda, B, ldb, C, ldc);
 }
 
 static bool avx2_supported(void) {
@@ -390,9 +402,7 @@ TARGET static void gemm512_bc(bool ta, int M, int n0, int n1, int K, const float
 
 static void avx512_gemm(bool ta, bool tb, int M, int n0, int n1, int K, const float *A, int lda, const float *B,
                         int ldb, float *C, int ldc) {
-  if (K <= 0) zero_columns(M, n0, n1, C, ldc);
-  else if (tb) gemm512_nt(M, n0, n1, K, A, lda, B, ldb, C, ldc);
-  else gemm512_bc(ta, M, n0, n1, K, A, lda, B, ldb, C, ldc);
+  run_variant(gemm512_nt, gemm512_bc, ta, tb, M, n0, n1, K, A, lda, B, ldb, C, ldc);
 }
 
 static bool avx512_supported(void) {

@@ -57,17 +57,12 @@ int sn_generator_init(sn_generator *g, sn_error *err) {
 }
 
 void sn_generator_free(sn_generator *g) {
-  free(g->x);
-  free(g->y);
-  free(g->score);
-  free(g->order);
-  free(g->window);
-  free(g->cache);
-  free(g->work);
-  g->cache = g->work = NULL;
+  void *owned[] = {g->x, g->y, g->score, g->order, g->window, g->cache, g->work};
+  for (size_t i = 0; i < sizeof owned / sizeof *owned; i++) free(owned[i]);
   g->x = g->y = NULL;
   g->score = NULL;
   g->order = g->window = NULL;
+  g->cache = g->work = NULL;
 }
 
 void sn_generator_push(sn_generator *g, int32_t id) {

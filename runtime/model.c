@@ -91,12 +91,11 @@ int sn_model_alloc(sn_model *m, sn_error *err) {
 }
 
 void sn_model_free(sn_model *m) {
-  free(m->params);
-  free(m->grads);
-  free(m->opt_state);
-  free(m->arena);
-  free(m->state);
-  m->params = m->grads = m->opt_state = m->arena = m->state = NULL;
+  void **owned[] = {&m->params, &m->grads, &m->opt_state, &m->arena, &m->state};
+  for (size_t i = 0; i < sizeof owned / sizeof *owned; i++) {
+    free(*owned[i]);
+    *owned[i] = NULL;
+  }
 }
 
 /* One initial value for element e of parameter p (index pi). Normal initializers are

@@ -68,18 +68,29 @@ typedef struct row_ctx {
 /* ---------------------------------------------------------------------------
  * metrics.jsonl */
 
+/* s inside a JSON string: " and \ escaped, control characters as \u00XX */
+static void json_chars(FILE *f, const char *s) {
+  for (const unsigned char *c = (const unsigned char *)s; *c; c++) {
+    if (*c == '"' || *c == '\\')
+      fprintf(f, "\\%c", *c);
+    else if (*c < 0x20)
+      fprintf(f, "\\u%04x", *c);
+    else
+      fputc(*c, f);
+  }
+}
+
+void sn_json_string(FILE *f, const char *s) {
+  fputc('"', f);
+  json_chars(f, s);
+  fputc('"', f);
+}
+
 /* Metric names come from the compiler; escape anything JSON would choke on. */
 static void json_str(FILE *f, const char *prefix, const char *name) {
   fputc('"', f);
-  for (int part = 0; part < 2; part++)
-    for (const char *c = part ? name : prefix; *c; c++) {
-      if (*c == '"' || *c == '\\')
-        fprintf(f, "\\%c", *c);
-      else if ((unsigned char)*c < 0x20)
-        fprintf(f, "\\u%04x", (unsigned char)*c);
-      else
-        fputc(*c, f);
-    }
+  json_chars(f, prefix);
+  json_chars(f, name);
   fputc('"', f);
 }
 

@@ -35,55 +35,6 @@
 #define ST_MAX_DEPTH 64                    /* JSON nesting bound (metadata) */
 
 /* ---------------------------------------------------------------------------
- * Growable text buffer, for writing the header */
-
-typedef struct strbuf {
-  char *s;
-  size_t len, cap;
-  bool oom;
-} strbuf;
-
-__attribute__((format(printf, 2, 3))) static void sb_printf(strbuf *b, const char *fmt, ...) {
-  if (b->oom) return;
-  for (;;) {
-    va_list ap;
-    va_start(ap, fmt);
-    int k = vsnprintf(b->s ? b->s + b->len : NULL, b->s ? b->cap - b->len : 0, fmt, ap);
-    va_end(ap);
-    if (k < 0) {
-      b->oom = true;
-      return;
-    }
-    if (b->s && b->len + (size_t)k < b->cap) {
-      b->len += (size_t)k;
-      return;
-    }
-    size_t ncap = (b->cap ? b->cap * 2 : 256) + (size_t)k;
-    char *ns = realloc(b->s, ncap);
-    if (!ns) {
-      b->oom = true;
-      return;
-    }
-    b->s = ns;
-    b->cap = ncap;
-  }
-}
-
-/* name as a JSON string literal */
-static void sb_json_string(strbuf *b, const char *name) {
-  sb_printf(b, "\"");
-  for (const unsigned char *p = (const unsigned char *)name; *p; p++) {
-    if (*p == '"' || *p == '\\')
-      sb_printf(b, "\\%c", *p);
-    else if (*p < 0x20)
-      sb_printf(b, "\\u%04x", *p);
-    else
-      sb_printf(b, "%c", *p);
-  }
-  sb_printf(b, "\"");
-}
-
-/* ---------------------------------------------------------------------------
  * Write */
 
 static const char *model_dtype_name(sn_dtype_rt t) { return t == SN_RT_F64 ? "F64" : "F32"; }
@@ -101,41 +52,46 @@ int sn_safetensors_write(const char *path, const sn_model *m, sn_error *err) {
       if (strcmp(m->params_info[i].name, m->params_info[j].name) == 0)
         return sn_fail(err, "%s: two parameters are named '%.128s'", path, m->params_info[i].name);
 
-  strbuf h = {0};
-  sb_printf(&h, "{");
+  char *hs = NULL; /* the header, hlen bytes */
+  size_t hlen = 0;
+  FILE *hf = open_memstream(&hs, &hlen);
+  if (!hf) return sn_fail(err, "%s: out of memory building the header", path);
+  fputc('{', hf);
   int64_t off = 0; /* bytes into the data section */
   for (int i = 0; i < m->n_params; i++) {
     const sn_param_info *p = &m->params_info[i];
     int64_t nb = p->count * (int64_t)es;
-    sb_json_string(&h, p->name);
-    sb_printf(&h, ":{\"dtype\":\"%s\",\"shape\":[", model_dtype_name(m->dtype));
-    for (int d = 0; d < p->rank; d++) sb_printf(&h, "%s%lld", d ? "," : "", (long long)p->shape[d]);
-    sb_printf(&h, "],\"data_offsets\":[%lld,%lld]},", (long long)off, (long long)(off + nb));
+    sn_json_string(hf, p->name);
+    fprintf(hf, ":{\"dtype\":\"%s\",\"shape\":[", model_dtype_name(m->dtype));
+    for (int d = 0; d < p->rank; d++) fprintf(hf, "%s%lld", d ? "," : "", (long long)p->shape[d]);
+    fprintf(hf, "],\"data_offsets\":[%lld,%lld]},", (long long)off, (long long)(off + nb));
     off += nb;
   }
-  sb_printf(&h, "\"__metadata__\":{\"format\":\"pt\"}}");
-  while (!h.oom && h.len % 8 != 0) sb_printf(&h, " ");
-  if (h.oom) {
-    free(h.s);
+  fputs("\"__metadata__\":{\"format\":\"pt\"}}", hf);
+  long n = ftell(hf); /* bytes so far; spaces up to a multiple of 8 */
+  if (n >= 0) fprintf(hf, "%*s", (int)((8 - n % 8) % 8), "");
+  bool bad_header = n < 0 || ferror(hf);
+  if (fclose(hf) != 0 || bad_header) {
+    free(hs);
     return sn_fail(err, "%s: out of memory building the header", path);
   }
 
   char tmp[4200];
   int k = snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
   if (k < 0 || (size_t)k >= sizeof tmp) {
-    free(h.s);
+    free(hs);
     return sn_fail(err, "%s: path too long", path);
   }
   FILE *f = fopen(tmp, "wb");
   if (!f) {
     int e = errno;
-    free(h.s);
+    free(hs);
     return sn_fail(err, "%s: cannot create temporary file %s: %s", path, tmp, strerror(e));
   }
   uint8_t len8[8]; /* header length, little-endian */
-  for (int i = 0; i < 8; i++) len8[i] = (uint8_t)((uint64_t)h.len >> (8 * i));
-  int bad = write_all(f, len8, 8) || write_all(f, h.s, h.len);
-  free(h.s);
+  for (int i = 0; i < 8; i++) len8[i] = (uint8_t)((uint64_t)hlen >> (8 * i));
+  int bad = write_all(f, len8, 8) || write_all(f, hs, hlen);
+  free(hs);
   for (int i = 0; i < m->n_params && !bad; i++) {
     const sn_param_info *p = &m->params_info[i];
     const void *buf = p->buffer == 1 ? m->state : m->params; /* 1: running statistics */

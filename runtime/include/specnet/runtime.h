@@ -547,6 +547,9 @@ int sn_curves_svg(const char *path, const char *title, const sn_epoch_record *re
 /* s as XML (SVG, HTML) text: < > & " as entities, other control characters dropped
  * (line breaks and tabs kept with keep_space). */
 void sn_xml_text(FILE *f, const char *s, bool keep_space);
+/* s as a JSON string (report.c): in quotes, with \" and \\ escaped and control
+ * characters as \u00XX. */
+void sn_json_string(FILE *f, const char *s);
 
 /* ---------------------------------------------------------------------------
  * A run's data (data_prepare.c): the pipeline `specnet train` and training
