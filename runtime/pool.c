@@ -305,26 +305,31 @@ static void gemm_part(void *ctx, int64_t lo, int64_t hi) {
  * it, or none: SPECNET_SMALL_GEMM=0 leaves every product to OpenBLAS, for comparisons) */
 static bool small_possible(const gemm_job *j) { return sn_small_gemm_available() && !j->dbl && !(j->ta && j->tb); }
 
-/* Which products the unpacked kernels of gemm_small.c take from OpenBLAS (measured
- * with bench/gemm_small.c at every product of the seed MLP at batch 32 and 256 and of
- * fashion_cnn at batch 64, and at probes around the lines, 1 and 2 threads, against
- * OpenBLAS 0.3.21, whose kernels on x86-64 are AVX2 at best; docs/performance.md):
+/* Which products the unpacked kernels of gemm_small.c take from OpenBLAS: a rule by
+ * shape and variant, never by timing. Measured with bench/gemm_small.c (every product
+ * of the seed MLP at batch 32 and 256 and of fashion_cnn at batch 64, and probes
+ * around the lines, at 1 and 2 threads) on a Zen 5 against OpenBLAS 0.3.21, whose
+ * kernels there are its Haswell (AVX2) ones; ratios are small / OpenBLAS time
+ * (docs/performance.md):
  *
- *   A B^T (dot products): K >= 64. With fewer than 4 (AVX-512) or 8 (AVX2) vectors
- *     per dot product the horizontal sums that end each tile cost more than packing
- *     saves: 64x128x9 1.1-6x slower than OpenBLAS, 64x128x32 1.2-1.7x.
- *   AVX-512, A B and A^T B: all. The broadcast kernels ran at 0.3-0.7x OpenBLAS's
- *     time on every shape measured, 10x64x64 to 1024^3, 12544 rows or K = 50176.
- *   AVX-512, A B^T: also M <= 2048. OpenBLAS packs op(B) once and reuses it for every
- *     row; from M in the thousands its packed kernel wins (4096x32x144 even,
- *     12544x32x144 and 12544x128x144 1.7-2.7x slower in the dot products).
- *   AVX2: where the batch side is at most 64 (M for A B and A B^T, K for A^T B): the
- *     8-lane kernels win by 0.5-0.95x there, tie at 256 and lose 1.5-2x at 1024^3. */
+ *   A B^T, both variants: K >= 64 and M <= 2048. These kernels are dot products, and
+ *     each tile ends in horizontal sums: with fewer than 4 (AVX-512) or 8 (AVX2)
+ *     vectors per sum those cost more than packing saves (64x128x32 1.2-1.6,
+ *     64x128x9 3-8); and OpenBLAS packs op(B) once for all rows, so from M in the
+ *     thousands its packed kernel wins (12544x32x784 1.8-2.6, 12544x128x144 1.0-1.4;
+ *     4096x32x144 0.7-1.2).
+ *   AVX-512: everything else. 16-lane broadcast kernels against OpenBLAS's 8-lane
+ *     ones: 0.3-0.8 on every A B and A^T B measured, 64x64x10 to 1024^3, M = 12544,
+ *     K = 50176.
+ *   AVX2: where some side is at most 64, so that OpenBLAS's packing is not repaid
+ *     along it: 0.5-0.95 there (12544x144x32 0.6-0.75, 10x128x256 0.3-0.5), 1.0-1.3
+ *     at 256 to 2048 on every side, 1.5-2 at 1024^3. */
 static bool use_small(const gemm_job *j) {
   if (!small_possible(j)) return false;
-  if (j->tb && j->K < 64) return false;
-  if (!strcmp(sn_small_gemm_variant(), "avx512")) return !j->tb || j->M <= 2048;
-  return j->ta ? j->K <= 64 : j->M <= 64;
+  if (j->tb && (j->K < 64 || j->M > 2048)) return false;
+  if (!strcmp(sn_small_gemm_variant(), "avx512")) return true;
+  int side = j->M < j->N ? j->M : j->N;
+  return (side < j->K ? side : j->K) <= 64;
 }
 
 static void par_gemm(sn_gemm_path path, bool dbl, int ta, int tb, int M, int N, int K, const void *A, int lda,
