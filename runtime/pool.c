@@ -314,16 +314,16 @@ static bool small_possible(const gemm_job *j) { return sn_small_gemm_available()
  *
  *   A B^T, both variants: K >= 64 and M <= 2048. These kernels are dot products, and
  *     each tile ends in horizontal sums: with fewer than 4 (AVX-512) or 8 (AVX2)
- *     vectors per sum those cost more than packing saves (64x128x32 1.2-1.6,
- *     64x128x9 3-8); and OpenBLAS packs op(B) once for all rows, so from M in the
- *     thousands its packed kernel wins (12544x32x784 1.8-2.6, 12544x128x144 1.0-1.4;
+ *     vectors per sum those cost more than packing saves (64x128x32 1.2-1.7,
+ *     64x128x9 2-8); and OpenBLAS packs op(B) once for all rows, so from M in the
+ *     thousands its packed kernel wins (12544x32x784 1.8-2.6, 12544x128x144 1.0-2.7;
  *     4096x32x144 0.7-1.2).
  *   AVX-512: everything else. 16-lane broadcast kernels against OpenBLAS's 8-lane
- *     ones: 0.3-0.8 on every A B and A^T B measured, 64x64x10 to 1024^3, M = 12544,
+ *     ones: 0.3-0.85 on every A B and A^T B measured, 64x64x10 to 1024^3, M = 12544,
  *     K = 50176.
  *   AVX2: where some side is at most 64, so that OpenBLAS's packing is not repaid
- *     along it: 0.5-0.95 there (12544x144x32 0.6-0.75, 10x128x256 0.3-0.5), 1.0-1.3
- *     at 256 to 2048 on every side, 1.5-2 at 1024^3. */
+ *     along it: 0.3-1.1 there, mostly below 0.9 (12544x144x32 0.6-0.75, 10x128x256
+ *     0.3-0.5), 0.9-1.4 with every side 256 to 2048, 1.2-2 at 1024^3. */
 static bool use_small(const gemm_job *j) {
   if (!small_possible(j)) return false;
   if (j->tb && (j->K < 64 || j->M > 2048)) return false;
