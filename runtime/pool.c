@@ -268,15 +268,21 @@ typedef struct gemm_job {
 
 static void gemm_part(void *ctx, int64_t lo, int64_t hi) {
   const gemm_job *j = ctx;
-  if (j->small) {
-    sn_small_gemm(j->ta, j->tb, j->M, (int)lo, (int)hi, j->K, (const float *)j->A, j->lda, (const float *)j->B, j->ldb,
-                  (float *)j->C, j->ldc);
-    return;
-  }
   size_t es = j->dbl ? 8 : 4;
   const char *A = j->A, *B = j->B;
   char *C = j->C;
   int M = j->M, N = j->N;
+  if (j->small) { /* the kernels take a range of C's columns; rows by offsets */
+    int n0 = j->split_n ? (int)lo : 0, n1 = j->split_n ? (int)hi : N;
+    if (!j->split_n) {
+      A += (size_t)lo * (j->ta ? 1 : (size_t)j->lda) * es;
+      C += (size_t)lo * (size_t)j->ldc * es;
+      M = (int)(hi - lo);
+    }
+    sn_small_gemm(j->ta, j->tb, M, n0, n1, j->K, (const float *)A, j->lda, (const float *)B, j->ldb, (float *)C,
+                  j->ldc);
+    return;
+  }
   if (j->split_n) { /* columns lo..hi of C and of op(B) */
     B += (size_t)lo * (j->tb ? (size_t)j->ldb : 1) * es;
     C += (size_t)lo * es;
@@ -295,28 +301,53 @@ static void gemm_part(void *ctx, int64_t lo, int64_t hi) {
                 0.0f, (float *)C, j->ldc);
 }
 
-/* The unpacked kernels of gemm_small.c where the batch side is small: M for
- * A B^T and A B (forward, input gradient), K for A^T B (weight gradient).
- * gemm_small.c chooses its variant, or none (SPECNET_SMALL_GEMM=0 leaves every
- * product to OpenBLAS, for comparisons). */
+/* the kernels can take it: f32, not A^T B^T, a variant chosen (gemm_small.c chooses
+ * it, or none: SPECNET_SMALL_GEMM=0 leaves every product to OpenBLAS, for comparisons) */
+static bool small_possible(const gemm_job *j) { return sn_small_gemm_available() && !j->dbl && !(j->ta && j->tb); }
+
+/* Which products the unpacked kernels of gemm_small.c take from OpenBLAS: a rule by
+ * shape and variant, never by timing. Measured with bench/gemm_small.c (every product
+ * of the seed MLP at batch 32 and 256 and of fashion_cnn at batch 64, and probes
+ * around the lines, at 1 and 2 threads) on a Zen 5 against OpenBLAS 0.3.21, whose
+ * kernels there are its Haswell (AVX2) ones; ratios are small / OpenBLAS time
+ * (docs/performance.md):
+ *
+ *   A B^T, both variants: K >= 64 and M <= 2048. These kernels are dot products, and
+ *     each tile ends in horizontal sums: with fewer than 4 (AVX-512) or 8 (AVX2)
+ *     vectors per sum those cost more than packing saves (64x128x32 1.2-1.7,
+ *     64x128x9 2-8); and OpenBLAS packs op(B) once for all rows, so from M in the
+ *     thousands its packed kernel wins (12544x32x784 1.8-2.6, 12544x128x144 1.0-2.7;
+ *     4096x32x144 0.7-1.2).
+ *   AVX-512: everything else. 16-lane broadcast kernels against OpenBLAS's 8-lane
+ *     ones: 0.3-0.85 on every A B and A^T B measured, 64x64x10 to 1024^3, M = 12544,
+ *     K = 50176.
+ *   AVX2: where some side is at most 64, so that OpenBLAS's packing is not repaid
+ *     along it: 0.3-1.1 there, mostly below 0.9 (12544x144x32 0.6-0.75, 10x128x256
+ *     0.3-0.5), 0.9-1.4 with every side 256 to 2048, 1.2-2 at 1024^3. */
 static bool use_small(const gemm_job *j) {
-  if (!sn_small_gemm_available() || j->dbl || (j->ta && j->tb)) return false;
-  return j->ta ? j->K <= 64 : j->M <= 64;
+  if (!small_possible(j)) return false;
+  if (j->tb && (j->K < 64 || j->M > 2048)) return false;
+  if (!strcmp(sn_small_gemm_variant(), "avx512")) return true;
+  int side = j->M < j->N ? j->M : j->N;
+  return (side < j->K ? side : j->K) <= 64;
 }
 
-static void par_gemm(bool dbl, int ta, int tb, int M, int N, int K, const void *A, int lda, const void *B,
-                     int ldb, void *C, int ldc) {
+static void par_gemm(sn_gemm_path path, bool dbl, int ta, int tb, int M, int N, int K, const void *A, int lda,
+                     const void *B, int ldb, void *C, int ldc) {
   if (M <= 0 || N <= 0) return;
   if (K <= 0) { /* OpenBLAS rejects lda = 0; C = 0 */
     for (int i = 0; i < M; i++) memset((char *)C + (size_t)i * ldc * (dbl ? 8 : 4), 0, (size_t)N * (dbl ? 8 : 4));
     return;
   }
   gemm_job j = {dbl, ta == CblasTrans, tb == CblasTrans, N >= M, false, M, N, K, lda, ldb, ldc, A, B, C};
-  if (use_small(&j)) { /* cut along N only: the kernels take a range of C's columns */
-    j.small = j.split_n = true;
+  if (path == SN_GEMM_RULE ? use_small(&j) : path == SN_GEMM_SMALL && small_possible(&j)) {
+    /* cut along the longer side, as below; each element's sum runs in the same order
+     * wherever its row or column block starts, so the cut changes no bit */
+    j.small = true;
     int n = sn_threads();
-    if ((int64_t)M * N * K < 65536 || N < 32 || n < 2) gemm_part(&j, 0, N);
-    else par_run(gemm_part, &j, N, j.tb ? 4 : 16, n);
+    int64_t span = j.split_n ? N : M;
+    if ((int64_t)M * N * K < 65536 || span < 32 || n < 2) gemm_part(&j, 0, span);
+    else par_run(gemm_part, &j, span, j.split_n ? (j.tb ? 4 : 16) : 24, n);
     return;
   }
   int64_t span = j.split_n ? N : M;
@@ -332,12 +363,22 @@ static void par_gemm(bool dbl, int ta, int tb, int M, int N, int K, const void *
 
 void sn_par_sgemm(int ta, int tb, int M, int N, int K, const float *A, int lda, const float *B, int ldb,
                   float *C, int ldc) {
-  par_gemm(false, ta, tb, M, N, K, A, lda, B, ldb, C, ldc);
+  par_gemm(SN_GEMM_RULE, false, ta, tb, M, N, K, A, lda, B, ldb, C, ldc);
 }
 
 void sn_par_dgemm(int ta, int tb, int M, int N, int K, const double *A, int lda, const double *B, int ldb,
                   double *C, int ldc) {
-  par_gemm(true, ta, tb, M, N, K, A, lda, B, ldb, C, ldc);
+  par_gemm(SN_GEMM_RULE, true, ta, tb, M, N, K, A, lda, B, ldb, C, ldc);
+}
+
+void sn_par_sgemm_path(sn_gemm_path path, int ta, int tb, int M, int N, int K, const float *A, int lda,
+                       const float *B, int ldb, float *C, int ldc) {
+  par_gemm(path, false, ta, tb, M, N, K, A, lda, B, ldb, C, ldc);
+}
+
+bool sn_gemm_small_chosen(int ta, int tb, int M, int N, int K) {
+  gemm_job j = {false, ta == CblasTrans, tb == CblasTrans, N >= M, false, M, N, K, 0, 0, 0, NULL, NULL, NULL};
+  return M > 0 && N > 0 && K > 0 && use_small(&j);
 }
 
 /* ---------------------------------------------------------------------------
@@ -368,12 +409,11 @@ static void par_gemm_batched(bool dbl, int ta, int tb, int M, int N, int K, cons
   if (M <= 0 || N <= 0 || count <= 0) return;
   if (K <= 0) {
     for (int64_t i = 0; i < count; i++)
-      par_gemm(dbl, ta, tb, M, N, K, A, lda, B, ldb, (char *)C + (size_t)(i * sc) * (dbl ? 8 : 4), ldc);
+      par_gemm(SN_GEMM_RULE, dbl, ta, tb, M, N, K, A, lda, B, ldb, (char *)C + (size_t)(i * sc) * (dbl ? 8 : 4), ldc);
     return;
   }
   batch_job j = {{dbl, ta == CblasTrans, tb == CblasTrans, true, false, M, N, K, lda, ldb, ldc, A, B, C}, sa, sb, sc};
   j.one.small = use_small(&j.one);
-  j.one.split_n = j.one.small || N >= M;
   int n = sn_threads();
   if ((int64_t)M * N * K * count < 131072 || n < 2 || count < 2) batch_part(&j, 0, count);
   else par_run(batch_part, &j, count, 1, count < n * PARTS_PER_THREAD ? count : n * PARTS_PER_THREAD);

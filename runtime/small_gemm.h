@@ -30,4 +30,14 @@ void sn_small_gemm(bool ta, bool tb, int M, int n0, int n1, int K, const float *
  * until NULL. */
 const sn_small_gemm_kernels *sn_small_gemm_variant_at(int i);
 
+/* pool.c's side, for benchmarks and tests: sn_par_sgemm (threads, cuts and all) with
+ * the path forced. SN_GEMM_RULE: as sn_par_sgemm, the rule of use_small in pool.c;
+ * SN_GEMM_BLAS: OpenBLAS; SN_GEMM_SMALL: the chosen variant where
+ * sn_small_gemm_available() and not ta && tb, else OpenBLAS. */
+typedef enum sn_gemm_path { SN_GEMM_RULE, SN_GEMM_BLAS, SN_GEMM_SMALL } sn_gemm_path;
+void sn_par_sgemm_path(sn_gemm_path path, int ta, int tb, int M, int N, int K, const float *A, int lda,
+                       const float *B, int ldb, float *C, int ldc);
+/* whether sn_par_sgemm runs this product (ta, tb: CblasTrans or not) in the small kernels */
+bool sn_gemm_small_chosen(int ta, int tb, int M, int N, int K);
+
 #endif

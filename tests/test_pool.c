@@ -2,7 +2,9 @@
  * exactly once, in parts aligned to the grain, for 1 to 4 threads; parts really
  * run at the same time; nested jobs and jobs after fork() complete; and
  * sn_par_sgemm / sn_par_dgemm, cut into blocks, equal one whole cblas call for
- * every transposition and for shapes that do not divide evenly. */
+ * every transposition and for shapes that do not divide evenly; the small-batch
+ * kernels' path, cut by rows or by columns, gives the same bits at every thread count,
+ * and sn_par_sgemm takes the path sn_gemm_small_chosen names. */
 #include <cblas.h>
 #include <math.h>
 #include <stdatomic.h>
@@ -12,6 +14,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "small_gemm.h"
 #include "specnet/runtime.h"
 
 #include "check.h"
@@ -204,6 +207,43 @@ static void test_gemm(void) {
   }
 }
 
+/* Both paths of sn_par_sgemm forced (sn_par_sgemm_path), on products long in M (cut
+ * by rows across the threads) and long in N (by columns), with padded leading
+ * dimensions: the small kernels' C is the same to the bit at 1, 2 and 3 threads and
+ * near OpenBLAS's; the rule's C is bit for bit the path it names. */
+static void test_gemm_paths(void) {
+  const int shapes[][5] = {/* ta, tb, M, N, K */
+                           {0, 1, 700, 20, 100}, {0, 0, 700, 40, 33}, {1, 0, 500, 36, 70}, {0, 0, 20, 500, 70},
+                           {0, 1, 30, 300, 70},  {1, 0, 40, 700, 300}, {0, 1, 2100, 33, 64}};
+  unsigned seed = 11;
+  for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++) {
+    int ta = shapes[s][0], tb = shapes[s][1], M = shapes[s][2], N = shapes[s][3], K = shapes[s][4];
+    int lda = (ta ? M : K) + 3, ldb = (tb ? K : N) + 5, ldc = N + 7;
+    size_t na = (size_t)(ta ? K : M) * lda, nb = (size_t)(tb ? N : K) * ldb, nc = (size_t)M * ldc;
+    float *A = malloc(na * 4), *B = malloc(nb * 4), *C1 = calloc(nc, 4), *Ct = calloc(nc, 4), *R = calloc(nc, 4);
+    for (size_t i = 0; i < na; i++) A[i] = (float)urand(&seed);
+    for (size_t i = 0; i < nb; i++) B[i] = (float)urand(&seed);
+    int cta = ta ? CblasTrans : CblasNoTrans, ctb = tb ? CblasTrans : CblasNoTrans;
+    for (int t = 1; t <= (valgrind ? 2 : 3); t++) {
+      sn_set_threads(t);
+      sn_par_sgemm_path(SN_GEMM_SMALL, cta, ctb, M, N, K, A, lda, B, ldb, t == 1 ? C1 : Ct, ldc);
+      if (t > 1)
+        CHECK(!memcmp(C1, Ct, nc * 4), "small path %dx%dx%d ta %d tb %d: %d threads differ from 1 in bits", M, N, K,
+              ta, tb, t);
+    }
+    sn_par_sgemm_path(SN_GEMM_BLAS, cta, ctb, M, N, K, A, lda, B, ldb, R, ldc);
+    double e = 0;
+    for (int i = 0; i < M; i++)
+      for (int j = 0; j < N; j++) e = fmax(e, fabs((double)C1[(size_t)i * ldc + j] - R[(size_t)i * ldc + j]));
+    CHECK(e <= 1e-5 * sqrt(K), "small path %dx%dx%d ta %d tb %d: max diff %g from OpenBLAS", M, N, K, ta, tb, e);
+    sn_par_sgemm(cta, ctb, M, N, K, A, lda, B, ldb, Ct, ldc);
+    bool small = sn_gemm_small_chosen(cta, ctb, M, N, K);
+    CHECK(!memcmp(Ct, small ? C1 : R, nc * 4), "sn_par_sgemm %dx%dx%d ta %d tb %d: not the %s path's bits", M, N, K,
+          ta, tb, small ? "small" : "OpenBLAS");
+    free(A), free(B), free(C1), free(Ct), free(R);
+  }
+}
+
 int main(void) {
   valgrind = getenv("SPECNET_VALGRIND") && !strcmp(getenv("SPECNET_VALGRIND"), "1");
   test_cover();
@@ -213,6 +253,7 @@ int main(void) {
   if (!valgrind) test_fork();
   if (!valgrind) test_fork_in_task();
   test_gemm();
+  test_gemm_paths();
   if (failures) {
     printf("%d failures\n", failures);
     return 1;
