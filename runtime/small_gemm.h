@@ -1,5 +1,6 @@
 /* f32 GEMMs with a small batch side, without packing (gemm_small.c); pool.c calls
- * them for the products of small-batch training steps. Variants: "avx512" and
+ * them for the products its rule (use_small) gives them: those with a small side,
+ * and with AVX-512 most f32 products. Variants: "avx512" and
  * "avx2"; one is chosen once per process by CPU features, SPECNET_CPU,
  * SPECNET_GEMM_KERNELS and SPECNET_SMALL_GEMM (see gemm_small.c). */
 #ifndef SPECNET_SMALL_GEMM_H
