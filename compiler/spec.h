@@ -149,6 +149,12 @@ typedef struct sn_spec {
   int *order;            /* owned: layer indices in topological order (inputs first, list
                             order kept where the graph allows); the
                             model output is the last layer of the list */
+  /* The id that pads sequences of ids in the model input ([T]), -1 none: positions
+   * holding it are left out of global_*_pool1d and attention's keys (the mask,
+   * build_graph.c). model.pad_id sets it; a text source in classify mode pads its
+   * records with 0, the default then. */
+  int pad_id;
+  sn_loc pad_id_loc;     /* model.pad_id when written */
   /* train */
   sn_loss_kind loss;
   bool from_logits;
@@ -163,7 +169,9 @@ typedef struct sn_spec {
   double clip_grad_norm; /* 0: off */
   sn_loc optimizer_loc;
   sn_schedule schedule;           /* train.schedule (runtime.h) */
+  sn_loc schedule_loc;            /* train.schedule, or train's loc when absent */
   sn_early_stopping early;        /* train.early_stopping (runtime.h) */
+  sn_loc early_loc;               /* train.early_stopping, when enabled */
   int64_t batch_size;  /* default 32 */
   int epochs;          /* default 1; 0 writes initial weights */
   bool shuffle;        /* default true */
@@ -177,15 +185,6 @@ typedef struct sn_spec {
   int n_expect;
   sn_expect_spec expect[16];
   sn_sweep_spec sweep;
-  /* Fields after this line were added with the full spec language. */
-  sn_loc schedule_loc;  /* train.schedule, or train's loc when absent */
-  sn_loc early_loc;     /* train.early_stopping, when enabled */
-  /* The id that pads sequences of ids in the model input ([T]), -1 none: positions
-   * holding it are left out of global_*_pool1d and attention's keys (the mask,
-   * build_graph.c). model.pad_id sets it; a text source in classify mode pads its
-   * records with 0, the default then. */
-  int pad_id;
-  sn_loc pad_id_loc;    /* model.pad_id when written */
 } sn_spec;
 
 /* sn_spec_load is declared in specnet/compiler.h. */
