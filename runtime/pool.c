@@ -264,6 +264,7 @@ typedef struct gemm_job {
   int M, N, K, lda, ldb, ldc;
   const char *A, *B;
   char *C;
+  bool pack; /* small, tb: the packed NT path (by the whole product's M: pack_nt) */
 } gemm_job;
 
 static void gemm_part(void *ctx, int64_t lo, int64_t hi) {
@@ -279,7 +280,7 @@ static void gemm_part(void *ctx, int64_t lo, int64_t hi) {
       C += (size_t)lo * (size_t)j->ldc * es;
       M = (int)(hi - lo);
     }
-    sn_small_gemm(j->ta, j->tb, M, n0, n1, j->K, (const float *)A, j->lda, (const float *)B, j->ldb, (float *)C,
+    sn_small_gemm(j->ta, j->tb, j->pack, M, n0, n1, j->K, (const float *)A, j->lda, (const float *)B, j->ldb, (float *)C,
                   j->ldc);
     return;
   }
@@ -305,6 +306,13 @@ static void gemm_part(void *ctx, int64_t lo, int64_t hi) {
  * it, or none: SPECNET_SMALL_GEMM=0 leaves every product to OpenBLAS, for comparisons) */
 static bool small_possible(const gemm_job *j) { return sn_small_gemm_available() && !j->dbl && !(j->ta && j->tb); }
 
+/* A B^T in the small kernels packs B^T's blocks (the AVX-512 variant; the AVX2 one
+ * ignores it) when the product is tall: from M = 256 the transposition is repaid
+ * over the rows (2048 x 128..512 x 128..512: 0.38-0.44 of the dot products' time,
+ * 12544 x 32 x 144: 0.16, 256 x 128 x 784: 0.8; at M = 32..128 1.3-2.1x slower).
+ * By the whole product's M, so that cutting it across threads changes no bit. */
+static bool pack_nt(const gemm_job *j) { return j->tb && j->M >= 256; }
+
 /* Which products the unpacked kernels of gemm_small.c take from OpenBLAS: a rule by
  * shape and variant, never by timing. Measured with bench/gemm_small.c (every product
  * of the seed MLP at batch 32 and 256 and of fashion_cnn at batch 64, and probes
@@ -312,22 +320,24 @@ static bool small_possible(const gemm_job *j) { return sn_small_gemm_available()
  * kernels there are its Haswell (AVX2) ones; ratios are small / OpenBLAS time
  * (docs/performance.md):
  *
- *   A B^T, both variants: K >= 64 and M <= 2048. These kernels are dot products, and
- *     each tile ends in horizontal sums: with fewer than 4 (AVX-512) or 8 (AVX2)
- *     vectors per sum those cost more than packing saves (64x128x32 1.2-1.7,
- *     64x128x9 2-8); and OpenBLAS packs op(B) once for all rows, so from M in the
- *     thousands its packed kernel wins (12544x32x784 1.8-2.6, 12544x128x144 1.0-2.7;
- *     4096x32x144 0.7-1.2).
- *   AVX-512: everything else. 16-lane broadcast kernels against OpenBLAS's 8-lane
- *     ones: 0.3-0.85 on every A B and A^T B measured, 64x64x10 to 1024^3, M = 12544,
- *     K = 50176.
+ *   A B^T below M = 256 (dot products), both variants: K >= 64. Each tile ends in
+ *     horizontal sums: with fewer than 4 (AVX-512) or 8 (AVX2) vectors per sum those
+ *     cost more than packing saves (64x128x32 1.2-1.7, 64x128x9 2-8).
+ *   A B^T from M = 256, AVX-512: always, packed (pack_nt), as an A B below; AVX2
+ *     (dot products): K >= 64 and M <= 2048, since OpenBLAS packs op(B) once for
+ *     all rows and from M in the thousands its packed kernel wins (12544x32x784
+ *     1.8-2.6, 12544x128x144 1.0-2.7; 4096x32x144 0.7-1.2).
+ *   AVX-512, A B and A^T B: always. 16-lane broadcast kernels against OpenBLAS's
+ *     8-lane ones: 0.3-0.85 on every A B and A^T B measured, 64x64x10 to 1024^3,
+ *     M = 12544, K = 50176.
  *   AVX2: where some side is at most 64, so that OpenBLAS's packing is not repaid
  *     along it: 0.3-1.1 there, mostly below 0.9 (12544x144x32 0.6-0.75, 10x128x256
  *     0.3-0.5), 0.9-1.4 with every side 256 to 2048, 1.2-2 at 1024^3. */
 static bool use_small(const gemm_job *j) {
   if (!small_possible(j)) return false;
+  bool avx512 = !strcmp(sn_small_gemm_variant(), "avx512");
+  if (avx512) return !j->tb || pack_nt(j) || j->K >= 64;
   if (j->tb && (j->K < 64 || j->M > 2048)) return false;
-  if (!strcmp(sn_small_gemm_variant(), "avx512")) return true;
   int side = j->M < j->N ? j->M : j->N;
   return (side < j->K ? side : j->K) <= 64;
 }
@@ -339,11 +349,12 @@ static void par_gemm(sn_gemm_path path, bool dbl, int ta, int tb, int M, int N, 
     for (int i = 0; i < M; i++) memset((char *)C + (size_t)i * ldc * (dbl ? 8 : 4), 0, (size_t)N * (dbl ? 8 : 4));
     return;
   }
-  gemm_job j = {dbl, ta == CblasTrans, tb == CblasTrans, N >= M, false, M, N, K, lda, ldb, ldc, A, B, C};
+  gemm_job j = {dbl, ta == CblasTrans, tb == CblasTrans, N >= M, false, M, N, K, lda, ldb, ldc, A, B, C, false};
   if (path == SN_GEMM_RULE ? use_small(&j) : path == SN_GEMM_SMALL && small_possible(&j)) {
     /* cut along the longer side, as below; each element's sum runs in the same order
      * wherever its row or column block starts, so the cut changes no bit */
     j.small = true;
+    j.pack = pack_nt(&j);
     int n = sn_threads();
     int64_t span = j.split_n ? N : M;
     if ((int64_t)M * N * K < 65536 || span < 32 || n < 2) gemm_part(&j, 0, span);
@@ -377,7 +388,7 @@ void sn_par_sgemm_path(sn_gemm_path path, int ta, int tb, int M, int N, int K, c
 }
 
 bool sn_gemm_small_chosen(int ta, int tb, int M, int N, int K) {
-  gemm_job j = {false, ta == CblasTrans, tb == CblasTrans, N >= M, false, M, N, K, 0, 0, 0, NULL, NULL, NULL};
+  gemm_job j = {false, ta == CblasTrans, tb == CblasTrans, N >= M, false, M, N, K, 0, 0, 0, NULL, NULL, NULL, false};
   return M > 0 && N > 0 && K > 0 && use_small(&j);
 }
 
@@ -412,8 +423,9 @@ static void par_gemm_batched(bool dbl, int ta, int tb, int M, int N, int K, cons
       par_gemm(SN_GEMM_RULE, dbl, ta, tb, M, N, K, A, lda, B, ldb, (char *)C + (size_t)(i * sc) * (dbl ? 8 : 4), ldc);
     return;
   }
-  batch_job j = {{dbl, ta == CblasTrans, tb == CblasTrans, true, false, M, N, K, lda, ldb, ldc, A, B, C}, sa, sb, sc};
+  batch_job j = {{dbl, ta == CblasTrans, tb == CblasTrans, true, false, M, N, K, lda, ldb, ldc, A, B, C, false}, sa, sb, sc};
   j.one.small = use_small(&j.one);
+  j.one.pack = pack_nt(&j.one);
   int n = sn_threads();
   if ((int64_t)M * N * K * count < 131072 || n < 2 || count < 2) batch_part(&j, 0, count);
   else par_run(batch_part, &j, count, 1, count < n * PARTS_PER_THREAD ? count : n * PARTS_PER_THREAD);

@@ -10,8 +10,12 @@
 
 /* Columns n0..n1 of C = op(A) op(B), row-major, alpha 1, beta 0. Not for ta && tb.
  * K may be 0 (C's columns become 0). Nothing outside rows 0..M-1, columns n0..n1 of
- * C is written; nothing of A or B past op(A)'s M x K, op(B)'s K x N is read. */
-typedef void sn_small_gemm_fn(bool ta, bool tb, int M, int n0, int n1, int K, const float *A, int lda,
+ * C is written; nothing of A or B past op(A)'s M x K, op(B)'s K x N is read.
+ * pack (with tb): B^T's blocks are transposed first and multiplied as A B, which
+ * pays on tall products; a variant without that path ignores it. The sums run in
+ * another order than without it: the caller decides by the whole product, never by
+ * a thread's part of it. */
+typedef void sn_small_gemm_fn(bool ta, bool tb, bool pack, int M, int n0, int n1, int K, const float *A, int lda,
                               const float *B, int ldb, float *C, int ldc);
 
 typedef struct sn_small_gemm_kernels {
@@ -24,8 +28,8 @@ typedef struct sn_small_gemm_kernels {
  * compiled in, and neither SPECNET_CPU nor SPECNET_SMALL_GEMM=0 rules them out) */
 bool sn_small_gemm_available(void);
 /* the chosen variant (call only where sn_small_gemm_available()) */
-void sn_small_gemm(bool ta, bool tb, int M, int n0, int n1, int K, const float *A, int lda, const float *B, int ldb,
-                   float *C, int ldc);
+void sn_small_gemm(bool ta, bool tb, bool pack, int M, int n0, int n1, int K, const float *A, int lda,
+                   const float *B, int ldb, float *C, int ldc);
 
 /* Every variant compiled in, fastest first (for tests and benchmarks): i = 0, 1, ...
  * until NULL. */

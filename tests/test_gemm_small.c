@@ -43,6 +43,7 @@ typedef struct problem {
   int M, N, K, lda, ldb, ldc;
   float *A, *B;      /* (ta ? K : M) rows of lda, (tb ? N : K) rows of ldb; NaN padding */
   double *ref, *mag; /* (M, N) */
+  bool pack;         /* tb: the packed path, where the variant has one */
 } problem;
 
 static float *padded(int rows, int cols, int ld) {
@@ -53,7 +54,7 @@ static float *padded(int rows, int cols, int ld) {
 }
 
 static problem make(bool ta, bool tb, int M, int N, int K) {
-  problem p = {ta, tb, M, N, K, (ta ? M : K) + PAD_A, (tb ? K : N) + PAD_B, N + PAD_C, NULL, NULL, NULL, NULL};
+  problem p = {ta, tb, M, N, K, (ta ? M : K) + PAD_A, (tb ? K : N) + PAD_B, N + PAD_C, NULL, NULL, NULL, NULL, false};
   p.A = padded(ta ? K : M, ta ? M : K, p.lda);
   p.B = padded(tb ? N : K, tb ? K : N, p.ldb);
   p.ref = malloc((size_t)M * N * sizeof *p.ref);
@@ -81,7 +82,9 @@ static float *fresh_c(const problem *p) {
   return C;
 }
 
-static const char *op_name(const problem *p) { return p->tb ? "A B^T" : p->ta ? "A^T B" : "A B"; }
+static const char *op_name(const problem *p) {
+  return p->tb ? (p->pack ? "A B^T packed" : "A B^T") : p->ta ? "A^T B" : "A B";
+}
 
 /* Columns n0..n1 of C against the reference; every other cell still the sentinel. */
 static void check_c(const sn_small_gemm_kernels *v, const problem *p, const float *C, int n0, int n1) {
@@ -106,7 +109,7 @@ static void check_c(const sn_small_gemm_kernels *v, const problem *p, const floa
 }
 
 static void run(const sn_small_gemm_kernels *v, const problem *p, float *C, int n0, int n1) {
-  v->gemm(p->ta, p->tb, p->M, n0, n1, p->K, p->A, p->lda, p->B, p->ldb, C, p->ldc);
+  v->gemm(p->ta, p->tb, p->pack, p->M, n0, n1, p->K, p->A, p->lda, p->B, p->ldb, C, p->ldc);
 }
 
 /* one variant on one problem: the whole width, an inner range, and three pieces */
@@ -135,14 +138,16 @@ static void test_problem(const sn_small_gemm_kernels *v, const problem *p) {
 }
 
 static void test_variant(const sn_small_gemm_kernels *v) {
-  static const bool ops[3][2] = {{false, true}, {false, false}, {true, false}}; /* NT, NN, TN */
+  static const bool ops[4][3] = {{false, true, false}, {false, true, true}, {false, false, false}, {true, false, false}};
+  /* NT, NT packed, NN, TN */
   int products = 0;
   int f0 = failures;
-  for (int o = 0; o < 3; o++)
+  for (int o = 0; o < 4; o++)
     for (int a = 0; a < N_SIZES; a++)
       for (int b = 0; b < N_SIZES; b++)
         for (int c = 0; c < N_SIZES; c++) {
           problem p = make(ops[o][0], ops[o][1], sizes[a], sizes[b], sizes[c]);
+          p.pack = ops[o][2];
           test_problem(v, &p);
           drop(&p);
           products++;
@@ -150,14 +155,15 @@ static void test_variant(const sn_small_gemm_kernels *v) {
   /* K = 0 (C's columns become 0), and K past every variant's block of k (256 to
    * 1024): partial sums stored in C and added to */
   static const int more[][3] = {{7, 33, 0}, {7, 33, 1100}, {33, 65, 2085}};
-  for (int o = 0; o < 3; o++)
+  for (int o = 0; o < 4; o++)
     for (int s = 0; s < 3; s++) {
       problem p = make(ops[o][0], ops[o][1], more[s][0], more[s][1], more[s][2]);
+      p.pack = ops[o][2];
       test_problem(v, &p);
       drop(&p);
       products++;
     }
-  printf("%-7s tested: %d products (NT, NN, TN; M, N, K over 1 7 33 65 129; K = 0, 1100, 2085), %d failures\n", v->name,
+  printf("%-7s tested: %d products (NT, NT packed, NN, TN; M, N, K over 1 7 33 65 129; K = 0, 1100, 2085), %d failures\n", v->name,
          products, failures - f0);
 }
 
