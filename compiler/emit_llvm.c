@@ -22,6 +22,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <llvm-c/DebugInfo.h> /* LLVMTemporaryMDNode */
+
 #include "codegen.h"
 #include "specnet/runtime.h"
 
@@ -179,10 +181,26 @@ static LLVMValueRef loop_open(emitter *e, loop *L, LLVMValueRef n, const char *n
   return L->i;
 }
 
-static void loop_close(emitter *e, loop *L) {
+/* Closes loop L; returns its back edge (the branch that loop metadata goes on). */
+static LLVMValueRef loop_close(emitter *e, loop *L) {
   LLVMBuildStore(e->b, LLVMBuildNSWAdd(e->b, L->i, ci(e, 1), ""), L->iv);
-  LLVMBuildBr(e->b, L->cond);
+  LLVMValueRef br = LLVMBuildBr(e->b, L->cond);
   LLVMPositionBuilderAtEnd(e->b, L->exit);
+  return br;
+}
+
+/* Marks the loop whose back edge is br as not to be vectorized (it may still be
+ * interleaved): !llvm.loop !{self, !{"llvm.loop.vectorize.width", i32 1}}. */
+static void loop_no_vectorize(emitter *e, LLVMValueRef br) {
+  LLVMMetadataRef width[2] = {
+      LLVMMDStringInContext2(e->ctx, "llvm.loop.vectorize.width", 25),
+      LLVMValueAsMetadata(LLVMConstInt(e->i32, 1, 0)),
+  };
+  LLVMMetadataRef self = LLVMTemporaryMDNode(e->ctx, NULL, 0);
+  LLVMMetadataRef ops[2] = {self, LLVMMDNodeInContext2(e->ctx, width, 2)};
+  LLVMMetadataRef node = LLVMMDNodeInContext2(e->ctx, ops, 2);
+  LLVMMetadataReplaceAllUsesWith(self, node);
+  LLVMSetMetadata(br, LLVMGetMDKindIDInContext(e->ctx, "llvm.loop", 9), LLVMMetadataAsValue(e->ctx, node));
 }
 
 static LLVMValueRef gep(emitter *e, LLVMTypeRef t, LLVMValueRef base, LLVMValueRef idx) {
@@ -993,6 +1011,26 @@ static int64_t row_width(const sn_graph *g, const sn_kernel *k) {
   return w > 0 ? w : 1;
 }
 
+/* Whether kernel k's row loop is kept from being vectorized: every column loop is
+ * at least ROW_VECTOR_MIN elements wide. LLVM unrolls a short constant column
+ * loop completely and would then vectorize the row loop across rows, with one
+ * strided gather or scatter per column (AVX-512); kept off, the unrolled columns
+ * of a row become one contiguous vector load, op and store (SLP). Kernels with
+ * narrower rows (1 to 3 columns) do better vectorized across rows. */
+enum { ROW_VECTOR_MIN = 4 };
+static bool rows_stay_scalar(emitter *e, const sn_kernel *k) {
+  bool any = false;
+  for (int i = 0; i < k->n_roots; i++) {
+    int v = k->roots[i];
+    const sn_op *op = &e->g->ops[v];
+    bool colsum = op->code == SN_OP_COLSUM || is_scatter(op->code);
+    if (op->code == SN_OP_SUM_ALL || (!colsum && level_of(e, v) != L_ELEM)) continue;
+    if (last_dim(&e->g->ops[colsum ? op->in[0] : v].type) < ROW_VECTOR_MIN) return false;
+    any = true;
+  }
+  return any;
+}
+
 /* Before the row loop: the column sums (colsum) and scattered outputs zeroed, and
  * for each sum over all rows a double accumulator (sums[i], NULL for other roots). */
 static void fused_zero_sums(emitter *e, const sn_kernel *k, LLVMValueRef nrows, LLVMValueRef *sums) {
@@ -1142,7 +1180,8 @@ static LLVMValueRef emit_fused(emitter *e, int s, int kidx, int *refs, int *nref
 
   fused_rows(e, k, sums);
   fused_columns(e, k);
-  loop_close(e, &rows);
+  LLVMValueRef back = loop_close(e, &rows);
+  if (rows_stay_scalar(e, k)) loop_no_vectorize(e, back);
 
   fused_store_sums(e, k, sums);
   free(sums);
@@ -1397,23 +1436,100 @@ static uint64_t kernel_sig(LLVMValueRef fn) {
   return h;
 }
 
+/* Writes metadata operand v as text (strings quoted, nodes in braces, constants
+ * as printed); false for nesting deeper than a loop's properties go. */
+static bool md_write(FILE *f, LLVMValueRef v, int depth) {
+  if (LLVMIsAMDString(v)) {
+    unsigned n;
+    const char *str = LLVMGetMDString(v, &n);
+    fprintf(f, "\"%.*s\"", (int)n, str);
+    return true;
+  }
+  if (!LLVMIsAMDNode(v)) {
+    char *t = LLVMPrintValueToString(v);
+    fputs(t, f);
+    LLVMDisposeMessage(t);
+    return true;
+  }
+  if (depth > 2) return false;
+  unsigned n = LLVMGetMDNodeNumOperands(v);
+  LLVMValueRef *op = malloc(sizeof *op * (n + 1));
+  if (!op) abort();
+  LLVMGetMDNodeOperands(v, op);
+  bool ok = true;
+  fputc('{', f);
+  for (unsigned i = depth == 0; i < n && ok; i++) { /* a loop ID's first operand is itself */
+    if (i > (depth == 0)) fputs(", ", f);
+    ok = md_write(f, op[i], depth + 1);
+  }
+  fputc('}', f);
+  free(op);
+  return ok;
+}
+
+/* Writes instruction number at's metadata to f when it is loop metadata (its one
+ * kind !llvm.loop, as the row loops of emit_fused carry); false for any other. */
+static bool loop_md_write(FILE *f, LLVMValueRef in, int at) {
+  size_t n;
+  LLVMValueMetadataEntry *md = LLVMInstructionGetAllMetadataOtherThanDebugLoc(in, &n);
+  LLVMContextRef ctx = LLVMGetTypeContext(LLVMTypeOf(in));
+  unsigned loop_kind = LLVMGetMDKindIDInContext(ctx, "llvm.loop", 9);
+  bool ok = n == 1 && LLVMValueMetadataEntriesGetKind(md, 0) == loop_kind;
+  if (ok) {
+    fprintf(f, "loop at %d: ", at);
+    ok = md_write(f, LLVMMetadataAsValue(ctx, LLVMValueMetadataEntriesGetMetadata(md, 0)), 0);
+    fputc('\n', f);
+  }
+  LLVMDisposeValueMetadataEntries(md);
+  return ok;
+}
+
+/* Cuts each ", !llvm.loop !N" (N depends on the module) out of printed IR. */
+static void strip_loop_refs(char *ir) {
+  static const char ref[] = ", !llvm.loop !";
+  char *w = ir;
+  for (char *r = ir; *r;) {
+    if (!strncmp(r, ref, sizeof ref - 1)) {
+      r += sizeof ref - 1;
+      while (*r >= '0' && *r <= '9') r++;
+    } else {
+      *w++ = *r++;
+    }
+  }
+  *w = 0;
+}
+
 /* What a kernel computes, independent of its name and module: its IR with the
- * name and the attribute group number cut out, and its function attributes
- * spelled out. Equal texts are equal functions. NULL for a kernel the text cannot
- * vouch for: metadata or call-site attributes (printed as numbers that depend on
- * the module), or references to globals other than declared functions (libm,
- * intrinsics), which mean the same in every module only by name. */
+ * name and the attribute group number cut out, its function attributes spelled
+ * out, and its loop metadata written out by instruction number. Equal texts are
+ * equal functions. NULL for a kernel the text cannot vouch for: other metadata or
+ * call-site attributes (printed as numbers that depend on the module), or
+ * references to globals other than declared functions (libm, intrinsics), which
+ * mean the same in every module only by name. */
 static char *kernel_text(LLVMValueRef fn) {
+  char *loops = NULL;
+  size_t loops_len = 0;
+  FILE *lf = open_memstream(&loops, &loops_len);
+  if (!lf) abort();
+  int at = 0;
   for (LLVMBasicBlockRef bb = LLVMGetFirstBasicBlock(fn); bb; bb = LLVMGetNextBasicBlock(bb))
-    for (LLVMValueRef in = LLVMGetFirstInstruction(bb); in; in = LLVMGetNextInstruction(in)) {
-      if (LLVMHasMetadata(in) || (LLVMIsACallInst(in) && LLVMGetCallSiteAttributeCount(in, LLVMAttributeFunctionIndex)))
+    for (LLVMValueRef in = LLVMGetFirstInstruction(bb); in; in = LLVMGetNextInstruction(in), at++) {
+      if ((LLVMHasMetadata(in) && !loop_md_write(lf, in, at)) ||
+          (LLVMIsACallInst(in) && LLVMGetCallSiteAttributeCount(in, LLVMAttributeFunctionIndex))) {
+        fclose(lf);
+        free(loops);
         return NULL;
+      }
       for (int j = 0; j < LLVMGetNumOperands(in); j++) {
         LLVMValueRef o = LLVMGetOperand(in, (unsigned)j);
-        if (o && (LLVMIsAConstantExpr(o) || (LLVMIsAGlobalValue(o) && !(LLVMIsAFunction(o) && LLVMIsDeclaration(o)))))
+        if (o && (LLVMIsAConstantExpr(o) || (LLVMIsAGlobalValue(o) && !(LLVMIsAFunction(o) && LLVMIsDeclaration(o))))) {
+          fclose(lf);
+          free(loops);
           return NULL;
+        }
       }
     }
+  fclose(lf);
   char *buf = NULL;
   size_t len = 0;
   FILE *f = open_memstream(&buf, &len);
@@ -1438,7 +1554,8 @@ static char *kernel_text(LLVMValueRef fn) {
   free(attr);
   /* "define ... @NAME(...) ... #N {" */
   char *ir = LLVMPrintValueToString(fn);
-  char *at = strstr(ir, "define "), *name = at ? strchr(at, '@') : NULL, *paren = name ? strchr(name, '(') : NULL;
+  strip_loop_refs(ir);
+  char *def = strstr(ir, "define "), *name = def ? strchr(def, '@') : NULL, *paren = name ? strchr(name, '(') : NULL;
   char *brace = paren ? strstr(paren, " {\n") : NULL, *group = brace;
   while (group && group > paren && group[-1] != '#' && group[-1] != ')') group--;
   ok &= brace && group > paren && group[-1] == '#';
@@ -1446,7 +1563,9 @@ static char *kernel_text(LLVMValueRef fn) {
     fwrite(ir, 1, (size_t)(name + 1 - ir), f);
     fwrite(paren, 1, (size_t)(group - 1 - paren), f);
     fputs(brace, f);
+    fputs(loops, f);
   }
+  free(loops);
   LLVMDisposeMessage(ir);
   fclose(f);
   if (!ok) {
