@@ -81,6 +81,15 @@ typedef struct emitter {
   LLVMValueRef rng_base;      /* kernel argument: hash of (seed, step) for dropout */
   LLVMValueRef prof;          /* profile counters, or NULL */
   int prof_base;              /* index of the current step's first kernel */
+  /* the fused kernel's row r as (n, y, x) on an [N, H, W] grid of pixels, counted
+   * up row by row (allocas) instead of divided out of r in every row */
+  struct row_grid {
+    int64_t h, w;
+    LLVMValueRef n, y, x;
+  } grid[4];
+  int n_grid;
+  LLVMBasicBlockRef row_pre; /* the row loop's preheader; NULL: no counters */
+  LLVMValueRef r0;           /* the row loop's first row */
 } emitter;
 
 /* ---------------------------------------------------------------------------
@@ -505,15 +514,62 @@ typedef struct win {
   LLVMValueRef n, oh, ow; /* of the current row */
 } win;
 
+/* The current row r as (*n, *y, *x) = (r / (H W), r / W % H, r % W): counters of
+ * the row loop, set from r0 in its preheader and stepped by row_grids_step. */
+static void row_grid_at(emitter *e, int64_t H, int64_t W, LLVMValueRef *n, LLVMValueRef *y, LLVMValueRef *x) {
+  LLVMBuilderRef b = e->b;
+  struct row_grid *g = NULL;
+  for (int i = 0; i < e->n_grid && !g; i++)
+    if (e->grid[i].h == H && e->grid[i].w == W) g = &e->grid[i];
+  if (!g && e->row_pre && e->n_grid < (int)(sizeof e->grid / sizeof e->grid[0])) {
+    g = &e->grid[e->n_grid++];
+    *g = (struct row_grid){H, W, entry_alloca(e, e->i64, "gn"), entry_alloca(e, e->i64, "gy"),
+                           entry_alloca(e, e->i64, "gx")};
+    LLVMBuilderRef pb = LLVMCreateBuilderInContext(e->ctx);
+    LLVMPositionBuilderBefore(pb, LLVMGetBasicBlockTerminator(e->row_pre));
+    LLVMValueRef q = LLVMBuildUDiv(pb, e->r0, ci(e, W), "");
+    LLVMBuildStore(pb, LLVMBuildUDiv(pb, q, ci(e, H), ""), g->n);
+    LLVMBuildStore(pb, LLVMBuildURem(pb, q, ci(e, H), ""), g->y);
+    LLVMBuildStore(pb, LLVMBuildURem(pb, e->r0, ci(e, W), ""), g->x);
+    LLVMDisposeBuilder(pb);
+  }
+  if (!g) { /* no counters (a row loop vectorized across rows, too many grids): divide */
+    *n = LLVMBuildUDiv(b, e->r, ci(e, H * W), "n");
+    LLVMValueRef rem = LLVMBuildURem(b, e->r, ci(e, H * W), "");
+    *y = LLVMBuildUDiv(b, rem, ci(e, W), "y");
+    *x = LLVMBuildURem(b, rem, ci(e, W), "x");
+    return;
+  }
+  /* umin: no change to the value, but LLVM knows y < H and x < W, as after a division,
+   * and drops the bounds checks those imply */
+  LLVMValueRef ya[2] = {LLVMBuildLoad2(b, e->i64, g->y, "y"), ci(e, H - 1)};
+  LLVMValueRef xa[2] = {LLVMBuildLoad2(b, e->i64, g->x, "x"), ci(e, W - 1)};
+  *n = LLVMBuildLoad2(b, e->i64, g->n, "n");
+  *y = intrinsic(e, "llvm.umin", e->i64, ya, 2);
+  *x = intrinsic(e, "llvm.umin", e->i64, xa, 2);
+}
+
+/* At the end of a row: each grid's (n, y, x) moved on to the next row. */
+static void row_grids_step(emitter *e) {
+  LLVMBuilderRef b = e->b;
+  for (int i = 0; i < e->n_grid; i++) {
+    struct row_grid *g = &e->grid[i];
+    LLVMValueRef x = LLVMBuildNSWAdd(b, LLVMBuildLoad2(b, e->i64, g->x, ""), ci(e, 1), "");
+    LLVMValueRef wrap = LLVMBuildICmp(b, LLVMIntEQ, x, ci(e, g->w), "");
+    LLVMBuildStore(b, LLVMBuildSelect(b, wrap, ci(e, 0), x, ""), g->x);
+    LLVMValueRef y = LLVMBuildNSWAdd(b, LLVMBuildLoad2(b, e->i64, g->y, ""), LLVMBuildZExt(b, wrap, e->i64, ""), "");
+    wrap = LLVMBuildICmp(b, LLVMIntEQ, y, ci(e, g->h), "");
+    LLVMBuildStore(b, LLVMBuildSelect(b, wrap, ci(e, 0), y, ""), g->y);
+    LLVMValueRef n = LLVMBuildNSWAdd(b, LLVMBuildLoad2(b, e->i64, g->n, ""), LLVMBuildZExt(b, wrap, e->i64, ""), "");
+    LLVMBuildStore(b, n, g->n);
+  }
+}
+
 static win win_of(emitter *e, const sn_op *op, const sn_type *x /* [N, H, W, C] */) {
   win w = {x->dim[0], x->dim[1], x->dim[2], op->a[SN_WIN_KH], op->a[SN_WIN_KW], op->a[SN_WIN_SH],
            op->a[SN_WIN_SW], op->a[SN_WIN_PT], op->a[SN_WIN_PL], op->a[SN_WIN_OH], op->a[SN_WIN_OW],
            op->a[SN_WIN_DH], op->a[SN_WIN_DW], NULL, NULL, NULL};
-  LLVMBuilderRef b = e->b;
-  w.n = LLVMBuildUDiv(b, e->r, ci(e, w.OH * w.OW), "n");
-  LLVMValueRef rem = LLVMBuildURem(b, e->r, ci(e, w.OH * w.OW), "");
-  w.oh = LLVMBuildUDiv(b, rem, ci(e, w.OW), "oh");
-  w.ow = LLVMBuildURem(b, rem, ci(e, w.OW), "ow");
+  row_grid_at(e, w.OH, w.OW, &w.n, &w.oh, &w.ow);
   return w;
 }
 
@@ -628,10 +684,10 @@ static LLVMValueRef gather_col2im(emitter *e, const sn_op *op) {
   int64_t KH = op->a[SN_WIN_KH], KW = op->a[SN_WIN_KW], SH = op->a[SN_WIN_SH], SW = op->a[SN_WIN_SW];
   int64_t DH = op->a[SN_WIN_DH], DW = op->a[SN_WIN_DW];
   int64_t OH = pt->dim[0], OW = pt->dim[1], K = pt->dim[2];
-  LLVMValueRef n = LLVMBuildUDiv(b, e->r, ci(e, H * W), "");
-  LLVMValueRef rem = LLVMBuildURem(b, e->r, ci(e, H * W), "");
-  LLVMValueRef y = LLVMBuildAdd(b, LLVMBuildUDiv(b, rem, ci(e, W), ""), ci(e, op->a[SN_WIN_PT]), "");
-  LLVMValueRef x = LLVMBuildAdd(b, LLVMBuildURem(b, rem, ci(e, W), ""), ci(e, op->a[SN_WIN_PL]), "");
+  LLVMValueRef n, y, x;
+  row_grid_at(e, H, W, &n, &y, &x);
+  y = LLVMBuildAdd(b, y, ci(e, op->a[SN_WIN_PT]), "");
+  x = LLVMBuildAdd(b, x, ci(e, op->a[SN_WIN_PL]), "");
   LLVMValueRef sum = cf(e, 0);
   for (int64_t i = 0; i < KH; i++) /* KH x KW taps, unrolled: windows are small */
     for (int64_t j = 0; j < KW; j++) {
@@ -661,10 +717,10 @@ static LLVMValueRef gather_max_unpool(emitter *e, const sn_op *op) {
   int64_t H = t->dim[0], W = t->dim[1], C = t->dim[2];
   int64_t KH = op->a[SN_WIN_KH], KW = op->a[SN_WIN_KW], SH = op->a[SN_WIN_SH], SW = op->a[SN_WIN_SW];
   int64_t PT = op->a[SN_WIN_PT], PL = op->a[SN_WIN_PL], OH = op->a[SN_WIN_OH], OW = op->a[SN_WIN_OW];
-  LLVMValueRef n = LLVMBuildUDiv(b, e->r, ci(e, H * W), "");
-  LLVMValueRef rem = LLVMBuildURem(b, e->r, ci(e, H * W), "");
-  LLVMValueRef py = LLVMBuildAdd(b, LLVMBuildUDiv(b, rem, ci(e, W), ""), ci(e, PT), "");
-  LLVMValueRef px = LLVMBuildAdd(b, LLVMBuildURem(b, rem, ci(e, W), ""), ci(e, PL), "");
+  LLVMValueRef n, py, px;
+  row_grid_at(e, H, W, &n, &py, &px);
+  py = LLVMBuildAdd(b, py, ci(e, PT), "");
+  px = LLVMBuildAdd(b, px, ci(e, PL), "");
   LLVMValueRef oh = LLVMBuildUDiv(b, py, ci(e, SH), ""), ti = LLVMBuildURem(b, py, ci(e, SH), "");
   LLVMValueRef ow = LLVMBuildUDiv(b, px, ci(e, SW), ""), tj = LLVMBuildURem(b, px, ci(e, SW), "");
   LLVMValueRef here = LLVMBuildAnd(b, LLVMBuildICmp(b, LLVMIntULT, ti, ci(e, KH), ""),
@@ -1179,12 +1235,20 @@ static LLVMValueRef emit_fused(emitter *e, int s, int kidx, int *refs, int *nref
 
   LLVMValueRef r0 = LLVMGetParam(fn, 2), r1 = LLVMGetParam(fn, 3);
   loop rows;
+  /* a row loop vectorized across rows keeps dividing r: counters that wrap are no
+   * induction variables, and would keep it from being vectorized */
+  bool scalar_rows = rows_stay_scalar(e, k);
+  e->row_pre = scalar_rows ? LLVMGetInsertBlock(e->b) : NULL;
+  e->r0 = r0;
+  e->n_grid = 0;
   e->r = LLVMBuildNSWAdd(e->b, loop_open(e, &rows, LLVMBuildNSWSub(e->b, r1, r0, ""), "r"), r0, "");
 
   fused_rows(e, k, sums);
   fused_columns(e, k);
+  row_grids_step(e);
   LLVMValueRef back = loop_close(e, &rows);
-  if (rows_stay_scalar(e, k)) loop_no_vectorize(e, back);
+  e->row_pre = NULL;
+  if (scalar_rows) loop_no_vectorize(e, back);
 
   fused_store_sums(e, k, sums);
   free(sums);
