@@ -537,6 +537,30 @@ static LLVMValueRef win_count(emitter *e, const win *w) {
   return LLVMBuildSIToFP(b, cnt, e->ft, "");
 }
 
+/* A window of at most this many taps is unrolled by the emitter; LLVM's loop
+ * unroller is off (sn_optimize), and a window loop left inside the column loop
+ * would keep the columns from being vectorized. */
+enum { UNROLLED_TAPS = 16 };
+
+/* Emits body(e, w, i, j, arg) for each tap (i, j) of the window, in row-major
+ * order: straight-line with constant i, j when the window is small, else in a
+ * loop nest. body keeps its running state in allocas (SROA makes it SSA). */
+typedef void tap_fn(emitter *e, const win *w, LLVMValueRef i, LLVMValueRef j, void *arg);
+
+static void for_taps(emitter *e, const win *w, tap_fn *body, void *arg) {
+  if (w->KH * w->KW <= UNROLLED_TAPS) {
+    for (int64_t i = 0; i < w->KH; i++)
+      for (int64_t j = 0; j < w->KW; j++) body(e, w, ci(e, i), ci(e, j), arg);
+    return;
+  }
+  loop Li, Lj;
+  LLVMValueRef i = loop_open(e, &Li, ci(e, w->KH), "wi");
+  LLVMValueRef j = loop_open(e, &Lj, ci(e, w->KW), "wj");
+  body(e, w, i, j, arg);
+  loop_close(e, &Lj);
+  loop_close(e, &Li);
+}
+
 /* The embedding row of the current row: the id, clamped into [0, V). */
 static LLVMValueRef embed_row(emitter *e, int ids, int64_t V) {
   LLVMValueRef id = gen_row(e, ids);
@@ -695,6 +719,22 @@ static LLVMValueRef gather_transpose(emitter *e, const sn_op *op) {
   return load_at(e, op->in[0], src);
 }
 
+/* max_pool, avg_pool: tap (i, j) taken into the running max or sum */
+typedef struct pool_acc {
+  const sn_op *op;
+  LLVMValueRef acc; /* alloca of e->ft */
+} pool_acc;
+
+static void pool_tap(emitter *e, const win *w, LLVMValueRef i, LLVMValueRef j, void *arg) {
+  pool_acc *pa = arg;
+  LLVMValueRef inside, idx = win_at(e, w, i, j, e->col, &inside);
+  LLVMValueRef x = load_at(e, pa->op->in[0], idx), cur = LLVMBuildLoad2(e->b, e->ft, pa->acc, "");
+  LLVMValueRef a[2] = {cur, x};
+  LLVMValueRef nv = pa->op->code == SN_OP_MAX_POOL ? intrinsic(e, "llvm.maxnum", e->ft, a, 2)
+                                                  : LLVMBuildFAdd(e->b, cur, x, "");
+  LLVMBuildStore(e->b, LLVMBuildSelect(e->b, inside, nv, cur, ""), pa->acc);
+}
+
 /* Ops that read their (materialized) inputs at computed positions. */
 static LLVMValueRef gen_gather(emitter *e, int v) {
   const sn_op *op = &e->g->ops[v];
@@ -715,19 +755,10 @@ static LLVMValueRef gen_gather(emitter *e, int v) {
   case SN_OP_AVG_POOL: {
     bool mx = op->code == SN_OP_MAX_POOL;
     win w = win_of(e, op, &e->g->ops[op->in[0]].type);
-    LLVMValueRef acc = entry_alloca(e, e->ft, "pool");
-    LLVMBuildStore(b, cf(e, mx ? -__builtin_inf() : 0.0), acc);
-    loop Li, Lj;
-    LLVMValueRef i = loop_open(e, &Li, ci(e, w.KH), "wi");
-    LLVMValueRef j = loop_open(e, &Lj, ci(e, w.KW), "wj");
-    LLVMValueRef inside, idx = win_at(e, &w, i, j, e->col, &inside);
-    LLVMValueRef x = load_at(e, op->in[0], idx), cur = LLVMBuildLoad2(e->b, e->ft, acc, "");
-    LLVMValueRef a[2] = {cur, x};
-    LLVMValueRef nv = mx ? intrinsic(e, "llvm.maxnum", e->ft, a, 2) : LLVMBuildFAdd(e->b, cur, x, "");
-    LLVMBuildStore(e->b, LLVMBuildSelect(e->b, inside, nv, cur, ""), acc);
-    loop_close(e, &Lj);
-    loop_close(e, &Li);
-    LLVMValueRef r = LLVMBuildLoad2(e->b, e->ft, acc, "");
+    pool_acc pa = {op, entry_alloca(e, e->ft, "pool")};
+    LLVMBuildStore(b, cf(e, mx ? -__builtin_inf() : 0.0), pa.acc);
+    for_taps(e, &w, pool_tap, &pa);
+    LLVMValueRef r = LLVMBuildLoad2(e->b, e->ft, pa.acc, "");
     return mx ? r : LLVMBuildFDiv(e->b, r, win_count(e, &w), "");
   }
   case SN_OP_EMBED: {
@@ -881,6 +912,29 @@ static void add_into(emitter *e, int v, LLVMValueRef idx, LLVMValueRef val) {
   LLVMBuildStore(e->b, LLVMBuildFAdd(e->b, LLVMBuildLoad2(e->b, e->ft, p, ""), val, ""), p);
 }
 
+/* The pooling gradients' window state: avg_pool_grad adds val (dy's share) into
+ * value v at each tap; max_pool_grad finds the window's first max of x = value v,
+ * val and at being allocas of the best value and its flat index. */
+typedef struct pool_grad {
+  int v;
+  LLVMValueRef val, at;
+} pool_grad;
+
+static void avg_pool_grad_tap(emitter *e, const win *w, LLVMValueRef i, LLVMValueRef j, void *arg) {
+  pool_grad *pg = arg;
+  LLVMValueRef inside, idx = win_at(e, w, i, j, e->col, &inside);
+  add_into(e, pg->v, idx, LLVMBuildSelect(e->b, inside, pg->val, cf(e, 0), ""));
+}
+
+static void max_pool_grad_tap(emitter *e, const win *w, LLVMValueRef i, LLVMValueRef j, void *arg) {
+  pool_grad *pg = arg;
+  LLVMValueRef inside, idx = win_at(e, w, i, j, e->col, &inside);
+  LLVMValueRef x = load_at(e, pg->v, idx), cur = LLVMBuildLoad2(e->b, e->ft, pg->val, "");
+  LLVMValueRef better = LLVMBuildAnd(e->b, inside, LLVMBuildFCmp(e->b, LLVMRealOGT, x, cur, ""), "");
+  LLVMBuildStore(e->b, LLVMBuildSelect(e->b, better, x, cur, ""), pg->val);
+  LLVMBuildStore(e->b, LLVMBuildSelect(e->b, better, idx, LLVMBuildLoad2(e->b, e->i64, pg->at, ""), ""), pg->at);
+}
+
 static void emit_scatter(emitter *e, int v) {
   const sn_op *op = &e->g->ops[v];
   LLVMBuilderRef b = e->b;
@@ -888,32 +942,17 @@ static void emit_scatter(emitter *e, int v) {
   switch (op->code) {
   case SN_OP_AVG_POOL_GRAD: {
     win w = win_of(e, op, &op->type);
-    LLVMValueRef share = LLVMBuildFDiv(b, dy, win_count(e, &w), "");
-    loop Li, Lj;
-    LLVMValueRef i = loop_open(e, &Li, ci(e, w.KH), "wi");
-    LLVMValueRef j = loop_open(e, &Lj, ci(e, w.KW), "wj");
-    LLVMValueRef inside, idx = win_at(e, &w, i, j, e->col, &inside);
-    add_into(e, v, idx, LLVMBuildSelect(e->b, inside, share, zero, ""));
-    loop_close(e, &Lj);
-    loop_close(e, &Li);
+    pool_grad pg = {v, LLVMBuildFDiv(b, dy, win_count(e, &w), ""), NULL};
+    for_taps(e, &w, avg_pool_grad_tap, &pg);
     break;
   }
   case SN_OP_MAX_POOL_GRAD: { /* find the first max of the window again, add dy there */
     win w = win_of(e, op, &op->type);
-    LLVMValueRef best = entry_alloca(e, e->ft, "best"), at = entry_alloca(e, e->i64, "at");
-    LLVMBuildStore(b, cf(e, -__builtin_inf()), best);
-    LLVMBuildStore(b, ci(e, -1), at);
-    loop Li, Lj;
-    LLVMValueRef i = loop_open(e, &Li, ci(e, w.KH), "wi");
-    LLVMValueRef j = loop_open(e, &Lj, ci(e, w.KW), "wj");
-    LLVMValueRef inside, idx = win_at(e, &w, i, j, e->col, &inside);
-    LLVMValueRef x = load_at(e, op->in[1], idx), cur = LLVMBuildLoad2(e->b, e->ft, best, "");
-    LLVMValueRef better = LLVMBuildAnd(e->b, inside, LLVMBuildFCmp(e->b, LLVMRealOGT, x, cur, ""), "");
-    LLVMBuildStore(e->b, LLVMBuildSelect(e->b, better, x, cur, ""), best);
-    LLVMBuildStore(e->b, LLVMBuildSelect(e->b, better, idx, LLVMBuildLoad2(e->b, e->i64, at, ""), ""), at);
-    loop_close(e, &Lj);
-    loop_close(e, &Li);
-    LLVMValueRef a = LLVMBuildLoad2(e->b, e->i64, at, "");
+    pool_grad pg = {op->in[1], entry_alloca(e, e->ft, "best"), entry_alloca(e, e->i64, "at")};
+    LLVMBuildStore(b, cf(e, -__builtin_inf()), pg.val);
+    LLVMBuildStore(b, ci(e, -1), pg.at);
+    for_taps(e, &w, max_pool_grad_tap, &pg);
+    LLVMValueRef a = LLVMBuildLoad2(e->b, e->i64, pg.at, "");
     LLVMValueRef found = LLVMBuildICmp(e->b, LLVMIntSGE, a, ci(e, 0), "");
     add_into(e, v, LLVMBuildSelect(e->b, found, a, ci(e, 0), ""), LLVMBuildSelect(e->b, found, dy, zero, ""));
     break;
