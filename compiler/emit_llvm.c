@@ -1081,6 +1081,25 @@ static void fused_rows(emitter *e, const sn_kernel *k, LLVMValueRef *sums) {
   }
 }
 
+/* im2col alone, value v: per tap of the window a loop over the cin input
+ * channels, so each tap copies a contiguous run (vector loads, no gathers). The
+ * taps in a loop around, or unrolled when the channels are too few for a vector
+ * loop (straight-line copies then, cheaper than a column loop that divides). */
+static void im2col_columns(emitter *e, int v, int64_t taps, int64_t cin) {
+  bool unrolled = cin < 4;
+  for (int64_t t = 0; t < (unrolled ? taps : 1); t++) {
+    loop Lt, L;
+    e->tap = unrolled ? ci(e, t) : loop_open(e, &Lt, ci(e, taps), "tap");
+    e->chan = cin > 1 ? loop_open(e, &L, ci(e, cin), "ch") : ci(e, 0);
+    e->col = LLVMBuildNSWAdd(e->b, LLVMBuildNSWMul(e->b, e->tap, ci(e, cin), ""), e->chan, "c");
+    reset_elem_memo(e);
+    LLVMBuildStore(e->b, gen_elem(e, v), gep(e, e->ft, ptr_of(e, v), elem_index(e, v)));
+    if (cin > 1) loop_close(e, &L);
+    if (!unrolled) loop_close(e, &Lt);
+  }
+  e->col = e->tap = e->chan = NULL;
+}
+
 /* Inside the row loop, element level: one column loop per width, each storing every
  * root of that width (im2col alone: taps around channels). */
 static void fused_columns(emitter *e, const sn_kernel *k) {
@@ -1092,17 +1111,13 @@ static void fused_columns(emitter *e, const sn_kernel *k) {
     bool colsum = op->code == SN_OP_COLSUM || is_scatter(op->code);
     if (done[i] || op->code == SN_OP_SUM_ALL || (!colsum && level_of(e, v) != L_ELEM)) continue;
     int64_t C = last_dim(&e->g->ops[colsum ? op->in[0] : v].type);
-    loop L, Lt;
+    loop L;
     int64_t cin = op->code == SN_OP_IM2COL ? last_dim(&e->g->ops[op->in[0]].type) : 0;
-    if (k->n_roots == 1 && cin >= 4) {
-      /* im2col alone: a loop over the window's taps around a loop over the input
-       * channels, so each tap copies a contiguous run (vector loads, no gathers) */
-      e->tap = loop_open(e, &Lt, ci(e, C / cin), "tap");
-      e->chan = loop_open(e, &L, ci(e, cin), "ch");
-      e->col = LLVMBuildNSWAdd(e->b, LLVMBuildNSWMul(e->b, e->tap, ci(e, cin), ""), e->chan, "c");
-    } else {
-      e->col = loop_open(e, &L, ci(e, C), "c");
+    if (k->n_roots == 1 && cin && (cin >= 4 || C / cin <= UNROLLED_TAPS)) {
+      im2col_columns(e, v, C / cin, cin);
+      break;
     }
+    e->col = loop_open(e, &L, ci(e, C), "c");
     reset_elem_memo(e);
     for (int j = i; j < k->n_roots; j++) {
       int w = k->roots[j];
@@ -1122,8 +1137,7 @@ static void fused_columns(emitter *e, const sn_kernel *k) {
       }
     }
     loop_close(e, &L);
-    if (e->tap) loop_close(e, &Lt);
-    e->col = e->tap = e->chan = NULL;
+    e->col = NULL;
   }
   free(done);
 }

@@ -154,7 +154,13 @@ int sn_optimize(sn_codegen *cg, LLVMModuleRef m, char *err, size_t len) {
   LLVMPassBuilderOptionsRef o = LLVMCreatePassBuilderOptions();
   LLVMPassBuilderOptionsSetLoopVectorization(o, 1);
   LLVMPassBuilderOptionsSetSLPVectorization(o, 1);
-  LLVMPassBuilderOptionsSetLoopUnrolling(o, 1);
+  /* No loop unrolling: it was a third of the O3 and code generation time, and it
+   * made some kernels slower: a row loop around a short column loop (conv1's
+   * bias + ReLU, 16 columns) had its column loop unrolled and was vectorized
+   * across rows with gathers, 8 times slower. The emitter unrolls the small
+   * fixed loops that matter itself (pooling windows, im2col taps); the
+   * vectorizer still interleaves. */
+  LLVMPassBuilderOptionsSetLoopUnrolling(o, 0);
   int rc = take_error(LLVMRunPasses(m, "default<O3>", cg->tm, o), err, len);
   LLVMDisposePassBuilderOptions(o);
   return rc;
