@@ -79,6 +79,7 @@ typedef struct emitter {
   LLVMValueRef rng_base;      /* kernel argument: hash of (seed, step) for dropout */
   LLVMValueRef prof;          /* profile counters, or NULL */
   int prof_base;              /* index of the current step's first kernel */
+  LLVMValueRef part_sum;      /* the module's sum function (or its declaration), or NULL */
 } emitter;
 
 /* ---------------------------------------------------------------------------
@@ -1557,30 +1558,52 @@ static LLVMValueRef add_task(emitter *e, const char *name, LLVMTypeRef fty, unsi
   return task;
 }
 
-/* Calls `kernel` through the thread pool: its arguments boxed in the step's frame
- * (one block: allocas may go anywhere), a task `name(box, lo, hi)` that calls it
- * with arguments lo_arg and lo_arg + 1 set to lo and hi, and sn_par_for over
- * count in parts of `grain` (a count within one grain runs on the calling thread). */
-static void emit_pool_call(emitter *e, const char *name, LLVMValueRef kernel, LLVMTypeRef fty, LLVMValueRef *a,
-                           unsigned na, unsigned lo_arg, LLVMValueRef count, int64_t grain) {
-  LLVMTypeRef *ft = malloc(sizeof(LLVMTypeRef) * na);
+/* The task `name(box, lo, hi)` that calls a kernel of type fty with arguments
+ * lo_arg and lo_arg + 1 set to lo and hi, the others and the kernel itself read
+ * from box = {kernel, its na arguments}: one per name in a module, so kernels of
+ * the same type share it (as codegen costs about a millisecond per function). */
+static LLVMValueRef pool_task(emitter *e, const char *name, LLVMTypeRef fty, unsigned na, unsigned lo_arg,
+                              LLVMTypeRef box_t) {
+  LLVMValueRef task = LLVMGetNamedFunction(e->mod, name);
+  if (task) return task;
+  LLVMTypeRef tp[3] = {e->ptr, e->i64, e->i64};
+  task = LLVMAddFunction(e->mod, name, LLVMFunctionType(e->voidt, tp, 3, 0));
+  LLVMSetLinkage(task, LLVMInternalLinkage);
+  set_attrs(e, task);
   LLVMValueRef *la = malloc(sizeof(LLVMValueRef) * na);
-  if (!ft || !la) abort();
-  LLVMTypeRef box_t;
-  LLVMValueRef task = add_task(e, name, fty, na, ft, &box_t);
+  if (!la) abort();
   LLVMBuilderRef b = LLVMCreateBuilderInContext(e->ctx);
   LLVMPositionBuilderAtEnd(b, LLVMAppendBasicBlockInContext(e->ctx, task, "entry"));
   LLVMValueRef box = LLVMGetParam(task, 0);
+  LLVMValueRef kernel = LLVMBuildLoad2(b, e->ptr, LLVMBuildStructGEP2(b, box_t, box, 0, ""), "");
   for (unsigned i = 0; i < na; i++)
-    la[i] = i == lo_arg || i == lo_arg + 1
-                ? LLVMGetParam(task, 1 + i - lo_arg)
-                : LLVMBuildLoad2(b, ft[i], LLVMBuildStructGEP2(b, box_t, box, i, ""), "");
+    la[i] = i == lo_arg || i == lo_arg + 1 ? LLVMGetParam(task, 1 + i - lo_arg)
+                                           : LLVMBuildLoad2(b, LLVMStructGetTypeAtIndex(box_t, i + 1),
+                                                            LLVMBuildStructGEP2(b, box_t, box, i + 1, ""), "");
   LLVMBuildCall2(b, fty, kernel, la, na, "");
   LLVMBuildRetVoid(b);
   LLVMDisposeBuilder(b);
+  free(la);
+  return task;
+}
+
+/* Calls `kernel` through the thread pool: it and its arguments boxed in the step's
+ * frame (one block: allocas may go anywhere), the task `name` (pool_task) and
+ * sn_par_for over count in parts of `grain` (a count within one grain runs on the
+ * calling thread). */
+static void emit_pool_call(emitter *e, const char *name, LLVMValueRef kernel, LLVMTypeRef fty, LLVMValueRef *a,
+                           unsigned na, unsigned lo_arg, LLVMValueRef count, int64_t grain) {
+  LLVMTypeRef *ft = malloc(sizeof(LLVMTypeRef) * (na + 1));
+  if (!ft) abort();
+  ft[0] = e->ptr;
+  LLVMGetParamTypes(fty, ft + 1);
+  LLVMTypeRef box_t = LLVMStructTypeInContext(e->ctx, ft, na + 1, 0);
+  LLVMValueRef task = pool_task(e, name, fty, na, lo_arg, box_t);
   LLVMValueRef frame = LLVMBuildAlloca(e->b, box_t, "box");
+  LLVMBuildStore(e->b, kernel, LLVMBuildStructGEP2(e->b, box_t, frame, 0, ""));
   for (unsigned i = 0; i < na; i++)
-    if (i != lo_arg && i != lo_arg + 1) LLVMBuildStore(e->b, a[i], LLVMBuildStructGEP2(e->b, box_t, frame, i, ""));
+    if (i != lo_arg && i != lo_arg + 1)
+      LLVMBuildStore(e->b, a[i], LLVMBuildStructGEP2(e->b, box_t, frame, i + 1, ""));
   LLVMTypeRef pt[4] = {e->ptr, e->ptr, e->i64, e->i64};
   LLVMTypeRef pft = LLVMFunctionType(e->voidt, pt, 4, 0);
   LLVMValueRef pf = LLVMGetNamedFunction(e->mod, "sn_par_for");
@@ -1588,10 +1611,9 @@ static void emit_pool_call(emitter *e, const char *name, LLVMValueRef kernel, LL
   LLVMValueRef pa[4] = {task, frame, count, ci(e, grain)};
   LLVMBuildCall2(e->b, pft, pf, pa, 4, "");
   free(ft);
-  free(la);
 }
 
-static LLVMValueRef emit_part_sum(emitter *e, const char *name, int parts, int64_t cols, int64_t C);
+static LLVMValueRef emit_part_sum(emitter *e);
 static LLVMValueRef emit_parts_task(emitter *e, const char *name, LLVMValueRef kernel, LLVMTypeRef fty, unsigned na,
                                     const bool *is_sum, int parts, int64_t cols);
 
@@ -1601,8 +1623,8 @@ static bool part_sum(emitter *e, int k, int v) {
 }
 
 /* A kernel in parts: its column sums into slices of the scratch, the parts on the
- * pool (in turn on the calling thread without it), then the sums added up. The
- * sum functions were emitted with the kernels (sum_fn). */
+ * pool (in turn on the calling thread without it), then the sums added up by the
+ * module's sum function (emit_part_sum). */
 static void emit_parts_call(emitter *e, int s, int k, step_ctx *sc, LLVMValueRef kernel, LLVMTypeRef fty,
                             LLVMValueRef *a, unsigned na, const int *refs) {
   const sn_kernel *kk = &e->st->k[k];
@@ -1644,32 +1666,15 @@ static void emit_parts_call(emitter *e, int s, int k, step_ctx *sc, LLVMValueRef
     LLVMValueRef ta[3] = {frame, ci(e, 0), ci(e, kk->parts)};
     LLVMBuildCall2(e->b, LLVMFunctionType(e->voidt, tp, 3, 0), task, ta, 3, "");
   }
-  LLVMTypeRef st[2] = {e->ptr, e->ptr};
   for (unsigned i = KERNEL_ARGS; i < na; i++) {
     if (!is_sum[i]) continue;
-    snprintf(name, sizeof name, "%s.k%d.sum%u", sn_step_name((sn_step_kind)s), k, i);
-    LLVMValueRef fn = LLVMGetNamedFunction(e->mod, name);
-    LLVMValueRef sa[2] = {a[i], buffer_ptr(e, sc, refs[i - KERNEL_ARGS])};
-    LLVMBuildCall2(e->b, LLVMFunctionType(e->voidt, st, 2, 0), fn, sa, 2, "");
+    int64_t C = e->g->ops[refs[i - KERNEL_ARGS]].type.dim[0];
+    LLVMValueRef sa[5] = {a[i], buffer_ptr(e, sc, refs[i - KERNEL_ARGS]), ci(e, kk->parts), ci(e, cols), ci(e, C)};
+    LLVMBuildCall2(e->b, LLVMGlobalGetValueType(e->part_sum), e->part_sum, sa, 5, "");
   }
   free(ft);
   free(is_sum);
   free(at);
-}
-
-/* The sum functions of a kernel in parts, one per column sum (emit_parts_call
- * calls them by name). */
-static void emit_part_sums(emitter *e, int s, int k, const int *refs, int nrefs) {
-  const sn_kernel *kk = &e->st->k[k];
-  int64_t cols = 0;
-  for (int i = 0; i < nrefs; i++)
-    if (part_sum(e, k, refs[i])) cols += e->g->ops[refs[i]].type.dim[0];
-  for (int i = 0; i < nrefs; i++) {
-    if (!part_sum(e, k, refs[i])) continue;
-    char name[96];
-    snprintf(name, sizeof name, "%s.k%d.sum%d", sn_step_name((sn_step_kind)s), k, i + KERNEL_ARGS);
-    emit_part_sum(e, name, kk->parts, cols, e->g->ops[refs[i]].type.dim[0]);
-  }
 }
 
 static void emit_step(emitter *e, int s, sn_kernels *ks) {
@@ -1689,7 +1694,7 @@ static void emit_step(emitter *e, int s, sn_kernels *ks) {
     krefs[k] = malloc(sizeof(int) * (size_t)(nk[k] + 1));
     if (!krefs[k]) abort();
     memcpy(krefs[k], refs, sizeof(int) * (size_t)nk[k]);
-    if (e->st->k[k].parts) emit_part_sums(e, s, k, krefs[k], nk[k]);
+    if (e->st->k[k].parts && !e->part_sum) e->part_sum = kernel_share(ks, emit_part_sum(e));
   }
   step_ctx sc;
   begin_step_fn(e, names[s], &sc);
@@ -1721,8 +1726,8 @@ static void emit_step(emitter *e, int s, sn_kernels *ks) {
       emit_parts_call(e, s, k, &sc, kfn[k], fty, a, na, krefs[k]);
     } else if (e->cg->par && !e->cg->serial_rows && rows_independent(e->g, kk)) {
       /* rows in parts of about 16 K elements: a small kernel stays one part */
-      char name[80];
-      snprintf(name, sizeof name, "%s.k%d.task", sn_step_name((sn_step_kind)s), k);
+      char name[32];
+      snprintf(name, sizeof name, "rows.task%u", na);
       int64_t w = row_width(e->g, kk);
       emit_pool_call(e, name, kfn[k], fty, a, na, 2, a[3], (16384 + w - 1) / w);
     } else {
@@ -1745,19 +1750,28 @@ static void emit_step(emitter *e, int s, sn_kernels *ks) {
  * column sums at partial + p * cols, all of them laid side by side in the scratch;
  * a sum function adds the parts up into each column sum's buffer. */
 
-/* void sum(ptr partials, ptr dest): dest[c] = sum over p of partials[p cols + c],
- * c < C */
-static LLVMValueRef emit_part_sum(emitter *e, const char *name, int parts, int64_t cols, int64_t C) {
-  LLVMTypeRef pt[2] = {e->ptr, e->ptr};
-  LLVMValueRef fn = begin_kernel(e, name, LLVMFunctionType(e->voidt, pt, 2, 0));
-  LLVMValueRef src = LLVMGetParam(fn, 0), dst = LLVMGetParam(fn, 1);
-  loop L;
-  LLVMValueRef c = loop_open(e, &L, ci(e, C), "c");
-  LLVMValueRef acc = load_at_ptr(e, src, c);
-  for (int p = 1; p < parts; p++) /* in part order: the same sums on any threads */
-    acc = LLVMBuildFAdd(e->b, acc, load_at_ptr(e, src, LLVMBuildNSWAdd(e->b, c, ci(e, p * cols), "")), "");
-  LLVMBuildStore(e->b, acc, gep(e, e->ft, dst, c));
+/* void part_sum(ptr partials, ptr dest, i64 P, i64 cols, i64 C): dest[c] = sum
+ * over p < P of partials[p cols + c], c < C, added in part order (the same sums
+ * on any threads). One function for every kernel in parts: per kernel and sum
+ * they were a tenth of fashion_cnn's LLVM time. */
+static LLVMValueRef emit_part_sum(emitter *e) {
+  LLVMTypeRef pt[5] = {e->ptr, e->ptr, e->i64, e->i64, e->i64};
+  LLVMValueRef fn = begin_kernel(e, "part_sum", LLVMFunctionType(e->voidt, pt, 5, 0));
+  set_noalias(e, fn, 0);
+  set_noalias(e, fn, 1);
+  LLVMValueRef src = LLVMGetParam(fn, 0), dst = LLVMGetParam(fn, 1), cols = LLVMGetParam(fn, 3);
+  LLVMValueRef C = LLVMGetParam(fn, 4);
+  loop L, Lp;
+  LLVMValueRef c = loop_open(e, &L, C, "c");
+  LLVMBuildStore(e->b, load_at_ptr(e, src, c), gep(e, e->ft, dst, c));
   loop_close(e, &L);
+  LLVMValueRef p = LLVMBuildNSWAdd(e->b, loop_open(e, &Lp, LLVMBuildNSWSub(e->b, LLVMGetParam(fn, 2), ci(e, 1), ""), "p"), ci(e, 1), "");
+  LLVMValueRef part = gep(e, e->ft, src, LLVMBuildNSWMul(e->b, p, cols, ""));
+  c = loop_open(e, &L, C, "c");
+  LLVMValueRef d = gep(e, e->ft, dst, c);
+  LLVMBuildStore(e->b, LLVMBuildFAdd(e->b, LLVMBuildLoad2(e->b, e->ft, d, ""), load_at_ptr(e, part, c), ""), d);
+  loop_close(e, &L);
+  loop_close(e, &Lp);
   LLVMBuildRetVoid(e->b);
   return fn;
 }
