@@ -94,5 +94,10 @@ void sn_kernels_free(sn_kernels *ks);
  * are shared within the module, and with the modules emitted before it with the
  * same `shared` set (NULL: none). */
 LLVMModuleRef sn_emit_module(sn_codegen *cg, const sn_plan *p, unsigned parts, sn_kernels *shared);
+/* The two modules of a split program (m[i] of cg[i]'s context) made about equal
+ * in LLVM work, by an estimate from their IR: fused kernels move from the larger
+ * to the other, each defined in one and declared in the other. Deterministic: the
+ * same plan gives the same modules. */
+void sn_emit_balance(sn_codegen *const cg[2], LLVMModuleRef m[2], const sn_plan *p);
 
 #endif

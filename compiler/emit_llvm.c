@@ -1998,32 +1998,48 @@ static void declare_step(emitter *e, const char *name) {
   if (!LLVMGetNamedFunction(e->mod, name)) LLVMAddFunction(e->mod, name, LLVMFunctionType(e->voidt, &e->ptr, 1, 0));
 }
 
+/* An emitter for module m (of cg's context) and plan p. */
+static void emitter_init(emitter *e, sn_codegen *cg, const sn_plan *p, LLVMModuleRef m) {
+  *e = (emitter){.cg = cg, .ctx = cg->ctx, .g = p->g, .p = p, .mod = m};
+  e->b = LLVMCreateBuilderInContext(cg->ctx);
+  e->sb = LLVMCreateBuilderInContext(cg->ctx);
+  e->ft = p->g->dtype == SN_F64 ? LLVMDoubleTypeInContext(cg->ctx) : LLVMFloatTypeInContext(cg->ctx);
+  e->f64 = LLVMDoubleTypeInContext(cg->ctx);
+  e->i64 = LLVMInt64TypeInContext(cg->ctx);
+  e->i32 = LLVMInt32TypeInContext(cg->ctx);
+  e->i1 = LLVMInt1TypeInContext(cg->ctx);
+  e->ptr = LLVMPointerTypeInContext(cg->ctx, 0);
+  e->voidt = LLVMVoidTypeInContext(cg->ctx);
+  e->args_t = args_type(e);
+  size_t n = (size_t)(p->steps[0].g->n > p->steps[1].g->n ? p->steps[0].g->n : p->steps[1].g->n) + 1;
+  e->ref = calloc(n, sizeof(LLVMValueRef));
+  e->row_memo = calloc(n, sizeof(LLVMValueRef));
+  e->elem_memo = calloc(n, sizeof(LLVMValueRef));
+  e->scalar_memo = calloc(n, sizeof(LLVMValueRef));
+  e->alias = calloc(n, sizeof(int));
+  if (!e->ref || !e->row_memo || !e->elem_memo || !e->scalar_memo || !e->alias) abort();
+}
+
+static void emitter_done(emitter *e) {
+  free(e->ref);
+  free(e->row_memo);
+  free(e->elem_memo);
+  free(e->scalar_memo);
+  free(e->alias);
+  LLVMDisposeBuilder(e->b);
+  LLVMDisposeBuilder(e->sb);
+}
+
 LLVMModuleRef sn_emit_module(sn_codegen *cg, const sn_plan *p, unsigned parts, sn_kernels *shared) {
-  emitter e = {.cg = cg, .ctx = cg->ctx, .g = p->g, .p = p};
-  e.mod = LLVMModuleCreateWithNameInContext("specnet", cg->ctx);
-  LLVMSetTarget(e.mod, cg->triple);
+  LLVMModuleRef m = LLVMModuleCreateWithNameInContext("specnet", cg->ctx);
+  LLVMSetTarget(m, cg->triple);
   LLVMTargetDataRef td = LLVMCreateTargetDataLayout(cg->tm);
   char *dl = LLVMCopyStringRepOfTargetData(td);
-  LLVMSetDataLayout(e.mod, dl);
+  LLVMSetDataLayout(m, dl);
   LLVMDisposeMessage(dl);
   LLVMDisposeTargetData(td);
-  e.b = LLVMCreateBuilderInContext(cg->ctx);
-  e.sb = LLVMCreateBuilderInContext(cg->ctx);
-  e.ft = p->g->dtype == SN_F64 ? LLVMDoubleTypeInContext(cg->ctx) : LLVMFloatTypeInContext(cg->ctx);
-  e.f64 = LLVMDoubleTypeInContext(cg->ctx);
-  e.i64 = LLVMInt64TypeInContext(cg->ctx);
-  e.i32 = LLVMInt32TypeInContext(cg->ctx);
-  e.i1 = LLVMInt1TypeInContext(cg->ctx);
-  e.ptr = LLVMPointerTypeInContext(cg->ctx, 0);
-  e.voidt = LLVMVoidTypeInContext(cg->ctx);
-  e.args_t = args_type(&e);
-  size_t n = (size_t)(p->steps[0].g->n > p->steps[1].g->n ? p->steps[0].g->n : p->steps[1].g->n) + 1;
-  e.ref = calloc(n, sizeof(LLVMValueRef));
-  e.row_memo = calloc(n, sizeof(LLVMValueRef));
-  e.elem_memo = calloc(n, sizeof(LLVMValueRef));
-  e.scalar_memo = calloc(n, sizeof(LLVMValueRef));
-  e.alias = calloc(n, sizeof(int));
-  if (!e.ref || !e.row_memo || !e.elem_memo || !e.scalar_memo || !e.alias) abort();
+  emitter e;
+  emitter_init(&e, cg, p, m);
   int total = 1; /* the update */
   for (int s = 0; s < SN_STEP_COUNT; s++) total += p->steps[s].n_kernels;
   if (cg->profile) {
@@ -2046,12 +2062,80 @@ LLVMModuleRef sn_emit_module(sn_codegen *cg, const sn_plan *p, unsigned parts, s
     declare_step(&e, SN_FN_UPDATE);
     emit_train(&e);
   }
-  free(e.ref);
-  free(e.row_memo);
-  free(e.elem_memo);
-  free(e.scalar_memo);
-  free(e.alias);
-  LLVMDisposeBuilder(e.b);
-  LLVMDisposeBuilder(e.sb);
-  return e.mod;
+  emitter_done(&e);
+  return m;
+}
+
+/* ---------------------------------------------------------------------------
+ * Balancing a split program: its two modules are compiled on two threads, so the
+ * compile lasts as long as the larger one. */
+
+/* A function's LLVM work (O3 and code generation), estimated from its IR: 1 per
+ * instruction, and 80 more for a kernel (its loops are vectorized), 6 more for any
+ * other function. On Zen 5 a kernel took about 4 ms plus 0.05 ms per instruction,
+ * a pool task about 1 ms. */
+static int64_t fn_cost(LLVMValueRef fn) {
+  int64_t n = 0;
+  for (LLVMBasicBlockRef bb = LLVMGetFirstBasicBlock(fn); bb; bb = LLVMGetNextBasicBlock(bb))
+    for (LLVMValueRef in = LLVMGetFirstInstruction(bb); in; in = LLVMGetNextInstruction(in)) n++;
+  unsigned noinline = LLVMGetEnumAttributeKindForName("noinline", 8);
+  return n + (LLVMGetEnumAttributeAtIndex(fn, LLVMAttributeFunctionIndex, noinline) ? 80 : 6);
+}
+
+static int64_t module_cost(LLVMModuleRef m) {
+  int64_t c = 0;
+  for (LLVMValueRef fn = LLVMGetFirstFunction(m); fn; fn = LLVMGetNextFunction(fn))
+    if (!LLVMIsDeclaration(fn)) c += fn_cost(fn);
+  return c;
+}
+
+/* Kernel k of step s, fn in another module, defined in to's module instead (emitted
+ * again, external) and only declared where it was. */
+static void move_kernel(emitter *to, int s, int k, LLVMValueRef fn, int *refs) {
+  char name[64];
+  snprintf(name, sizeof name, "%s.k%d", sn_step_name((sn_step_kind)s), k);
+  to->st = &to->p->steps[s];
+  to->g = to->st->g;
+  int nr;
+  LLVMValueRef copy = emit_fused(to, s, k, refs, &nr);
+  LLVMValueRef had = LLVMGetNamedFunction(to->mod, name); /* a declaration, if any */
+  if (had != copy) {
+    LLVMReplaceAllUsesWith(had, copy);
+    LLVMDeleteFunction(had);
+    LLVMSetValueName2(copy, name, strlen(name));
+  }
+  LLVMSetLinkage(copy, LLVMExternalLinkage);
+  LLVMSetVisibility(copy, LLVMHiddenVisibility);
+  LLVMModuleRef from = LLVMGetGlobalParent(fn);
+  LLVMValueRef decl = LLVMAddFunction(from, "", LLVMGlobalGetValueType(fn));
+  LLVMReplaceAllUsesWith(fn, decl);
+  LLVMDeleteFunction(fn);
+  LLVMSetValueName2(decl, name, strlen(name));
+}
+
+void sn_emit_balance(sn_codegen *const cg[2], LLVMModuleRef m[2], const sn_plan *p) {
+  int64_t cost[2] = {module_cost(m[0]), module_cost(m[1])};
+  int from = cost[0] > cost[1] ? 0 : 1, to = 1 - from;
+  int64_t diff = cost[from] - cost[to];
+  emitter e;
+  emitter_init(&e, cg[to], p, m[to]);
+  int n = 0;
+  for (int s = 0; s < SN_STEP_COUNT; s++) n = p->steps[s].g->n > n ? p->steps[s].g->n : n;
+  int *refs = malloc(sizeof(int) * (size_t)(n + 1));
+  if (!refs) abort();
+  /* the last kernels of each step first: a gradient step's backward ones */
+  for (int s = 0; s < SN_STEP_COUNT; s++)
+    for (int k = p->steps[s].n_kernels - 1; k >= 0; k--) {
+      if (p->steps[s].k[k].kind != SN_K_FUSED) continue;
+      char name[64];
+      snprintf(name, sizeof name, "%s.k%d", sn_step_name((sn_step_kind)s), k);
+      LLVMValueRef fn = LLVMGetNamedFunction(m[from], name);
+      if (!fn || LLVMIsDeclaration(fn)) continue;
+      int64_t c = fn_cost(fn);
+      if (c >= diff) continue; /* moving it would not bring the two closer */
+      move_kernel(&e, s, k, fn, refs);
+      diff -= 2 * c;
+    }
+  free(refs);
+  emitter_done(&e);
 }
