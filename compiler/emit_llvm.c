@@ -1545,19 +1545,6 @@ static LLVMValueRef kernel_share(sn_kernels *ks, LLVMValueRef fn) {
   return fn;
 }
 
-/* A task function name(box, lo, hi), internal, for a kernel of type fty with na
- * arguments: their types into ft, *box_t the struct that boxes them. */
-static LLVMValueRef add_task(emitter *e, const char *name, LLVMTypeRef fty, unsigned na, LLVMTypeRef *ft,
-                             LLVMTypeRef *box_t) {
-  LLVMGetParamTypes(fty, ft);
-  *box_t = LLVMStructTypeInContext(e->ctx, ft, na, 0);
-  LLVMTypeRef tp[3] = {e->ptr, e->i64, e->i64};
-  LLVMValueRef task = LLVMAddFunction(e->mod, name, LLVMFunctionType(e->voidt, tp, 3, 0));
-  LLVMSetLinkage(task, LLVMInternalLinkage);
-  set_attrs(e, task);
-  return task;
-}
-
 /* The task `name(box, lo, hi)` that calls a kernel of type fty with arguments
  * lo_arg and lo_arg + 1 set to lo and hi, the others and the kernel itself read
  * from box = {kernel, its na arguments}: one per name in a module, so kernels of
@@ -1614,8 +1601,7 @@ static void emit_pool_call(emitter *e, const char *name, LLVMValueRef kernel, LL
 }
 
 static LLVMValueRef emit_part_sum(emitter *e);
-static LLVMValueRef emit_parts_task(emitter *e, const char *name, LLVMValueRef kernel, LLVMTypeRef fty, unsigned na,
-                                    const bool *is_sum, int parts, int64_t cols);
+static LLVMValueRef parts_task(emitter *e, LLVMTypeRef fty, unsigned na, LLVMTypeRef box_t);
 
 /* a column sum that kernel k computes (not one it reads) */
 static bool part_sum(emitter *e, int k, int v) {
@@ -1625,6 +1611,8 @@ static bool part_sum(emitter *e, int k, int v) {
 /* A kernel in parts: its column sums into slices of the scratch, the parts on the
  * pool (in turn on the calling thread without it), then the sums added up by the
  * module's sum function (emit_part_sum). */
+enum { PARTS_BOX = 4 }; /* fields of a parts task's box before the kernel's arguments */
+
 static void emit_parts_call(emitter *e, int s, int k, step_ctx *sc, LLVMValueRef kernel, LLVMTypeRef fty,
                             LLVMValueRef *a, unsigned na, const int *refs) {
   const sn_kernel *kk = &e->st->k[k];
@@ -1645,15 +1633,24 @@ static void emit_parts_call(emitter *e, int s, int k, step_ctx *sc, LLVMValueRef
       LLVMValueRef off = ci(e, kk->scratch + at[i] * es);
       a[i] = LLVMBuildInBoundsGEP2(e->b, i8, sc->field[A_ARENA], &off, 1, "");
     }
-  char name[96];
-  snprintf(name, sizeof name, "%s.k%d.parts", sn_step_name((sn_step_kind)s), k);
-  LLVMValueRef task = emit_parts_task(e, name, kernel, fty, na, is_sum, kk->parts, cols);
-  LLVMTypeRef *ft = malloc(sizeof(LLVMTypeRef) * na);
+  /* the box: {kernel, parts, cols, which arguments are column sums (a bit each), its arguments} */
+  LLVMTypeRef *ft = malloc(sizeof(LLVMTypeRef) * (na + PARTS_BOX));
   if (!ft) abort();
-  LLVMGetParamTypes(fty, ft);
-  LLVMTypeRef box_t = LLVMStructTypeInContext(e->ctx, ft, na, 0);
+  ft[0] = e->ptr;
+  ft[1] = ft[2] = ft[3] = e->i64;
+  LLVMGetParamTypes(fty, ft + PARTS_BOX);
+  LLVMTypeRef box_t = LLVMStructTypeInContext(e->ctx, ft, na + PARTS_BOX, 0);
+  LLVMValueRef task = parts_task(e, fty, na, box_t);
+  uint64_t mask = 0;
+  for (unsigned i = KERNEL_ARGS; i < na; i++)
+    if (is_sum[i]) {
+      if (i >= 64) die("a kernel in parts with a column sum after its 64th argument");
+      mask |= 1ull << i;
+    }
+  LLVMValueRef head[PARTS_BOX] = {kernel, ci(e, kk->parts), ci(e, cols), ci(e, (int64_t)mask)};
   LLVMValueRef frame = LLVMBuildAlloca(e->b, box_t, "box");
-  for (unsigned i = 0; i < na; i++) LLVMBuildStore(e->b, a[i], LLVMBuildStructGEP2(e->b, box_t, frame, i, ""));
+  for (unsigned i = 0; i < na + PARTS_BOX; i++)
+    LLVMBuildStore(e->b, i < PARTS_BOX ? head[i] : a[i - PARTS_BOX], LLVMBuildStructGEP2(e->b, box_t, frame, i, ""));
   LLVMTypeRef tp[3] = {e->ptr, e->i64, e->i64};
   if (e->cg->par && !e->cg->serial_rows) {
     LLVMTypeRef pt[4] = {e->ptr, e->ptr, e->i64, e->i64};
@@ -1776,39 +1773,49 @@ static LLVMValueRef emit_part_sum(emitter *e) {
   return fn;
 }
 
-/* task(box, lo, hi): parts lo..hi of the kernel, box holding its arguments, the
- * column sums' pointing at their slices of part 0 */
-static LLVMValueRef emit_parts_task(emitter *e, const char *name, LLVMValueRef kernel, LLVMTypeRef fty, unsigned na,
-                                    const bool *is_sum, int parts, int64_t cols) {
-  LLVMTypeRef *ft = malloc(sizeof(LLVMTypeRef) * na);
-  LLVMValueRef *la = malloc(sizeof(LLVMValueRef) * na);
-  if (!ft || !la) abort();
-  LLVMTypeRef box_t;
-  LLVMValueRef task = add_task(e, name, fty, na, ft, &box_t);
-  LLVMBuilderRef saved = e->b, b = LLVMCreateBuilderInContext(e->ctx);
-  e->b = b;
+/* parts.taskN(box, lo, hi): parts lo..hi of a kernel of type fty with N = na
+ * arguments, box = {kernel, P, cols, sum mask, its arguments}: part p runs rows
+ * [R p / P, R (p + 1) / P) with each column sum's pointer (a bit in the mask)
+ * moved on to slice p. One per N in a module, like the row tasks. */
+static LLVMValueRef parts_task(emitter *e, LLVMTypeRef fty, unsigned na, LLVMTypeRef box_t) {
+  char name[32];
+  snprintf(name, sizeof name, "parts.task%u", na);
+  LLVMValueRef task = LLVMGetNamedFunction(e->mod, name);
+  if (task) return task;
+  LLVMTypeRef tp[3] = {e->ptr, e->i64, e->i64};
+  task = LLVMAddFunction(e->mod, name, LLVMFunctionType(e->voidt, tp, 3, 0));
+  LLVMSetLinkage(task, LLVMInternalLinkage);
+  set_attrs(e, task);
+  LLVMValueRef *la = malloc(sizeof(LLVMValueRef) * (na + PARTS_BOX));
+  LLVMValueRef *ca = malloc(sizeof(LLVMValueRef) * na);
+  if (!la || !ca) abort();
+  LLVMBuilderRef b = LLVMCreateBuilderInContext(e->ctx);
   LLVMBasicBlockRef entry = LLVMAppendBasicBlockInContext(e->ctx, task, "entry");
   LLVMBasicBlockRef head = LLVMAppendBasicBlockInContext(e->ctx, task, "part");
   LLVMBasicBlockRef body = LLVMAppendBasicBlockInContext(e->ctx, task, "part.body");
   LLVMBasicBlockRef done = LLVMAppendBasicBlockInContext(e->ctx, task, "part.done");
   LLVMPositionBuilderAtEnd(b, entry);
   LLVMValueRef box = LLVMGetParam(task, 0);
-  for (unsigned i = 0; i < na; i++) la[i] = LLVMBuildLoad2(b, ft[i], LLVMBuildStructGEP2(b, box_t, box, i, ""), "");
-  LLVMValueRef R = la[3];
+  for (unsigned i = 0; i < na + PARTS_BOX; i++)
+    la[i] = LLVMBuildLoad2(b, LLVMStructGetTypeAtIndex(box_t, i), LLVMBuildStructGEP2(b, box_t, box, i, ""), "");
+  LLVMValueRef P = la[1], cols = la[2], mask = la[3], R = la[PARTS_BOX + 3];
   LLVMBuildBr(b, head);
   LLVMPositionBuilderAtEnd(b, head);
   LLVMValueRef p = LLVMBuildPhi(b, e->i64, "p");
   LLVMBuildCondBr(b, LLVMBuildICmp(b, LLVMIntSLT, p, LLVMGetParam(task, 2), ""), body, done);
   LLVMPositionBuilderAtEnd(b, body);
-  LLVMValueRef *ca = malloc(sizeof(LLVMValueRef) * na);
-  if (!ca) abort();
-  memcpy(ca, la, sizeof(LLVMValueRef) * na);
+  memcpy(ca, la + PARTS_BOX, sizeof(LLVMValueRef) * na);
   LLVMValueRef next = LLVMBuildNSWAdd(b, p, ci(e, 1), "");
-  ca[2] = LLVMBuildSDiv(b, LLVMBuildNSWMul(b, R, p, ""), ci(e, parts), "");
-  ca[3] = LLVMBuildSDiv(b, LLVMBuildNSWMul(b, R, next, ""), ci(e, parts), "");
-  for (unsigned i = KERNEL_ARGS; i < na; i++)
-    if (is_sum[i]) ca[i] = gep(e, e->ft, la[i], LLVMBuildNSWMul(b, p, ci(e, cols), ""));
-  LLVMBuildCall2(b, fty, kernel, ca, na, "");
+  ca[2] = LLVMBuildSDiv(b, LLVMBuildNSWMul(b, R, p, ""), P, "");
+  ca[3] = LLVMBuildSDiv(b, LLVMBuildNSWMul(b, R, next, ""), P, "");
+  LLVMValueRef slice = LLVMBuildNSWMul(b, p, cols, "");
+  for (unsigned i = KERNEL_ARGS; i < na && i < 64; i++) {
+    LLVMValueRef bit = LLVMBuildAnd(b, LLVMBuildLShr(b, mask, ci(e, i), ""), ci(e, 1), "");
+    LLVMValueRef off = LLVMBuildSelect(b, LLVMBuildICmp(b, LLVMIntNE, bit, ci(e, 0), ""), slice, ci(e, 0), "");
+    LLVMValueRef idx[1] = {off};
+    ca[i] = LLVMBuildInBoundsGEP2(b, e->ft, ca[i], idx, 1, "");
+  }
+  LLVMBuildCall2(b, fty, la[0], ca, na, "");
   LLVMBuildBr(b, head);
   LLVMValueRef in_v[2] = {LLVMGetParam(task, 1), next};
   LLVMBasicBlockRef in_b[2] = {entry, body};
@@ -1816,8 +1823,6 @@ static LLVMValueRef emit_parts_task(emitter *e, const char *name, LLVMValueRef k
   LLVMPositionBuilderAtEnd(b, done);
   LLVMBuildRetVoid(b);
   LLVMDisposeBuilder(b);
-  e->b = saved;
-  free(ft);
   free(la);
   free(ca);
   return task;
