@@ -1,7 +1,7 @@
 /* The compiler's passes in order, in one place:
- *   build_graph -> autodiff -> expand -> plan (fuse + memory) -> emit -> O3 -> JIT
+ *   build_graph -> autodiff -> expand -> plan (fuse + memory) -> emit -> O2 -> JIT
  * and `emit --what` printing the program after any of them. Where there are two
- * CPUs, emit makes two modules whose O3 and machine code run on two threads. */
+ * CPUs, emit makes two modules whose O2 and machine code run on two threads. */
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -132,7 +132,7 @@ static void *compile_part(void *arg) {
   return NULL;
 }
 
-/* O3 + object code for every part, the first on this thread, the others on
+/* O2 + object code for every part, the first on this thread, the others on
  * threads of their own. */
 static int compile_parts(part *pt, int n) {
   pthread_t th[2];
@@ -226,7 +226,7 @@ sn_compiled *sn_compile_with(const sn_spec *spec, const sn_compile_opts *o, sn_d
   sn_kernels_free(ks);
   if (np > 1) sn_emit_balance((sn_codegen *const[2]){pt[0].cg, pt[1].cg}, (LLVMModuleRef[2]){pt[0].m, pt[1].m}, &c->prog.plan);
   double t2 = sn_now();
-  /* object code: from the cache when a valid entry exists, else O3 + codegen */
+  /* object code: from the cache when a valid entry exists, else O2 + codegen */
   char dir[4096];
   bool use_cache = !o->no_cache && sn_cache_dir(dir, sizeof dir) == 0;
   uint64_t key[2];

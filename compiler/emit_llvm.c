@@ -17,7 +17,7 @@
  *     also run through sn_par_for.
  * The step functions take one sn_step_args pointer (runtime.h); the struct's
  * layout is mirrored by args_type() below. Loop counters and accumulators are
- * allocas; the O3 pipeline turns them into registers and vectorizes the loops. */
+ * allocas; the O2 pipeline turns them into registers and vectorizes the loops. */
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
@@ -2075,7 +2075,7 @@ LLVMModuleRef sn_emit_module(sn_codegen *cg, const sn_plan *p, unsigned parts, s
  * Balancing a split program: its two modules are compiled on two threads, so the
  * compile lasts as long as the larger one. */
 
-/* A function's LLVM work (O3 and code generation), estimated from its IR: 1 per
+/* A function's LLVM work (O2 and code generation), estimated from its IR: 1 per
  * instruction, and 80 more for a kernel (its loops are vectorized), 6 more for any
  * other function. On Zen 5 a kernel took about 4 ms plus 0.05 ms per instruction,
  * a pool task about 1 ms. */
