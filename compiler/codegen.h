@@ -12,7 +12,7 @@
 typedef struct sn_codegen {
   LLVMOrcThreadSafeContextRef tsc; /* owns ctx */
   LLVMContextRef ctx;
-  LLVMTargetMachineRef tm;         /* host CPU and features, O3 */
+  LLVMTargetMachineRef tm;         /* host CPU and features, codegen level Aggressive */
   char *cpu, *features, *triple;   /* LLVM-owned strings */
   bool profile;                    /* count cycles and calls per kernel (--profile) */
   bool par;                        /* GEMMs and the update run on the runtime's thread
@@ -47,7 +47,7 @@ int sn_codegen_clone(const sn_codegen *cg, sn_codegen *out, char *err, size_t le
  * Caller frees *data. */
 int sn_module_object(sn_codegen *cg, LLVMModuleRef m, char **data, size_t *size, char *err, size_t len);
 void sn_codegen_dispose(sn_codegen *cg);
-/* Runs the O3 pipeline for the host target on m. */
+/* Runs the O2 pipeline (loop unrolling off, vectorizers on) for the host target on m. */
 int sn_optimize(sn_codegen *cg, LLVMModuleRef m, char *err, size_t len);
 /* Native assembly of m (a clone is emitted; m is untouched). Caller frees. */
 char *sn_module_asm(sn_codegen *cg, LLVMModuleRef m, char *err, size_t len);
@@ -94,5 +94,10 @@ void sn_kernels_free(sn_kernels *ks);
  * are shared within the module, and with the modules emitted before it with the
  * same `shared` set (NULL: none). */
 LLVMModuleRef sn_emit_module(sn_codegen *cg, const sn_plan *p, unsigned parts, sn_kernels *shared);
+/* The two modules of a split program (m[i] of cg[i]'s context) made about equal
+ * in LLVM work, by an estimate from their IR: fused kernels move from the larger
+ * to the other, each defined in one and declared in the other. Deterministic: the
+ * same plan gives the same modules. */
+void sn_emit_balance(sn_codegen *const cg[2], LLVMModuleRef m[2], const sn_plan *p);
 
 #endif

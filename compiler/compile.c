@@ -1,7 +1,7 @@
 /* The compiler's passes in order, in one place:
- *   build_graph -> autodiff -> expand -> plan (fuse + memory) -> emit -> O3 -> JIT
+ *   build_graph -> autodiff -> expand -> plan (fuse + memory) -> emit -> O2 -> JIT
  * and `emit --what` printing the program after any of them. Where there are two
- * CPUs, emit makes two modules whose O3 and machine code run on two threads. */
+ * CPUs, emit makes two modules whose O2 and machine code run on two threads. */
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -111,7 +111,7 @@ void sn_compiled_profile(const sn_compiled *c, FILE *out) {
  * and predict are defined in B and only declared in A: A keeps the backward
  * kernels. On fashion_cnn that took the two modules' LLVM CPU time from about
  * 135 and 450 ms to 240 and 335 ms (emitting A first left B little but the
- * update). */
+ * update). sn_emit_balance then moves kernels from the larger to the other. */
 #define SN_SPLIT_A (SN_EMIT_GRAD | SN_EMIT_TRAIN)
 
 /* One module of the program and its object code. */
@@ -132,7 +132,7 @@ static void *compile_part(void *arg) {
   return NULL;
 }
 
-/* O3 + object code for every part, the first on this thread, the others on
+/* O2 + object code for every part, the first on this thread, the others on
  * threads of their own. */
 static int compile_parts(part *pt, int n) {
   pthread_t th[2];
@@ -224,8 +224,9 @@ sn_compiled *sn_compile_with(const sn_spec *spec, const sn_compile_opts *o, sn_d
   sn_kernels *ks = sn_kernels_new(); /* a kernel in both modules is compiled once */
   for (int i = np - 1; i >= 0; i--) /* B first: see SN_SPLIT_A */ pt[i].m = sn_emit_module(pt[i].cg, &c->prog.plan, split[np - 1][i], ks);
   sn_kernels_free(ks);
+  if (np > 1) sn_emit_balance((sn_codegen *const[2]){pt[0].cg, pt[1].cg}, (LLVMModuleRef[2]){pt[0].m, pt[1].m}, &c->prog.plan);
   double t2 = sn_now();
-  /* object code: from the cache when a valid entry exists, else O3 + codegen */
+  /* object code: from the cache when a valid entry exists, else O2 + codegen */
   char dir[4096];
   bool use_cache = !o->no_cache && sn_cache_dir(dir, sizeof dir) == 0;
   uint64_t key[2];

@@ -17,7 +17,7 @@
  *     also run through sn_par_for.
  * The step functions take one sn_step_args pointer (runtime.h); the struct's
  * layout is mirrored by args_type() below. Loop counters and accumulators are
- * allocas; the O3 pipeline turns them into registers and vectorizes the loops. */
+ * allocas; the O2 pipeline turns them into registers and vectorizes the loops. */
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
@@ -90,6 +90,7 @@ typedef struct emitter {
   int n_grid;
   LLVMBasicBlockRef row_pre; /* the row loop's preheader; NULL: no counters */
   LLVMValueRef r0;           /* the row loop's first row */
+  LLVMValueRef part_sum;      /* the module's sum function (or its declaration), or NULL */
 } emitter;
 
 /* ---------------------------------------------------------------------------
@@ -612,6 +613,30 @@ static LLVMValueRef win_count(emitter *e, const win *w) {
   return LLVMBuildSIToFP(b, cnt, e->ft, "");
 }
 
+/* A window of at most this many taps is unrolled by the emitter; LLVM's loop
+ * unroller is off (sn_optimize), and a window loop left inside the column loop
+ * would keep the columns from being vectorized. */
+enum { UNROLLED_TAPS = 16 };
+
+/* Emits body(e, w, i, j, arg) for each tap (i, j) of the window, in row-major
+ * order: straight-line with constant i, j when the window is small, else in a
+ * loop nest. body keeps its running state in allocas (SROA makes it SSA). */
+typedef void tap_fn(emitter *e, const win *w, LLVMValueRef i, LLVMValueRef j, void *arg);
+
+static void for_taps(emitter *e, const win *w, tap_fn *body, void *arg) {
+  if (w->KH * w->KW <= UNROLLED_TAPS) {
+    for (int64_t i = 0; i < w->KH; i++)
+      for (int64_t j = 0; j < w->KW; j++) body(e, w, ci(e, i), ci(e, j), arg);
+    return;
+  }
+  loop Li, Lj;
+  LLVMValueRef i = loop_open(e, &Li, ci(e, w->KH), "wi");
+  LLVMValueRef j = loop_open(e, &Lj, ci(e, w->KW), "wj");
+  body(e, w, i, j, arg);
+  loop_close(e, &Lj);
+  loop_close(e, &Li);
+}
+
 /* The embedding row of the current row: the id, clamped into [0, V). */
 static LLVMValueRef embed_row(emitter *e, int ids, int64_t V) {
   LLVMValueRef id = gen_row(e, ids);
@@ -772,6 +797,22 @@ static LLVMValueRef gather_transpose(emitter *e, const sn_op *op) {
   return load_at(e, op->in[0], src);
 }
 
+/* max_pool, avg_pool: tap (i, j) taken into the running max or sum */
+typedef struct pool_acc {
+  const sn_op *op;
+  LLVMValueRef acc; /* alloca of e->ft */
+} pool_acc;
+
+static void pool_tap(emitter *e, const win *w, LLVMValueRef i, LLVMValueRef j, void *arg) {
+  pool_acc *pa = arg;
+  LLVMValueRef inside, idx = win_at(e, w, i, j, e->col, &inside);
+  LLVMValueRef x = load_at(e, pa->op->in[0], idx), cur = LLVMBuildLoad2(e->b, e->ft, pa->acc, "");
+  LLVMValueRef a[2] = {cur, x};
+  LLVMValueRef nv = pa->op->code == SN_OP_MAX_POOL ? intrinsic(e, "llvm.maxnum", e->ft, a, 2)
+                                                  : LLVMBuildFAdd(e->b, cur, x, "");
+  LLVMBuildStore(e->b, LLVMBuildSelect(e->b, inside, nv, cur, ""), pa->acc);
+}
+
 /* Ops that read their (materialized) inputs at computed positions. */
 static LLVMValueRef gen_gather(emitter *e, int v) {
   const sn_op *op = &e->g->ops[v];
@@ -792,19 +833,10 @@ static LLVMValueRef gen_gather(emitter *e, int v) {
   case SN_OP_AVG_POOL: {
     bool mx = op->code == SN_OP_MAX_POOL;
     win w = win_of(e, op, &e->g->ops[op->in[0]].type);
-    LLVMValueRef acc = entry_alloca(e, e->ft, "pool");
-    LLVMBuildStore(b, cf(e, mx ? -__builtin_inf() : 0.0), acc);
-    loop Li, Lj;
-    LLVMValueRef i = loop_open(e, &Li, ci(e, w.KH), "wi");
-    LLVMValueRef j = loop_open(e, &Lj, ci(e, w.KW), "wj");
-    LLVMValueRef inside, idx = win_at(e, &w, i, j, e->col, &inside);
-    LLVMValueRef x = load_at(e, op->in[0], idx), cur = LLVMBuildLoad2(e->b, e->ft, acc, "");
-    LLVMValueRef a[2] = {cur, x};
-    LLVMValueRef nv = mx ? intrinsic(e, "llvm.maxnum", e->ft, a, 2) : LLVMBuildFAdd(e->b, cur, x, "");
-    LLVMBuildStore(e->b, LLVMBuildSelect(e->b, inside, nv, cur, ""), acc);
-    loop_close(e, &Lj);
-    loop_close(e, &Li);
-    LLVMValueRef r = LLVMBuildLoad2(e->b, e->ft, acc, "");
+    pool_acc pa = {op, entry_alloca(e, e->ft, "pool")};
+    LLVMBuildStore(b, cf(e, mx ? -__builtin_inf() : 0.0), pa.acc);
+    for_taps(e, &w, pool_tap, &pa);
+    LLVMValueRef r = LLVMBuildLoad2(e->b, e->ft, pa.acc, "");
     return mx ? r : LLVMBuildFDiv(e->b, r, win_count(e, &w), "");
   }
   case SN_OP_EMBED: {
@@ -958,6 +990,29 @@ static void add_into(emitter *e, int v, LLVMValueRef idx, LLVMValueRef val) {
   LLVMBuildStore(e->b, LLVMBuildFAdd(e->b, LLVMBuildLoad2(e->b, e->ft, p, ""), val, ""), p);
 }
 
+/* The pooling gradients' window state: avg_pool_grad adds val (dy's share) into
+ * value v at each tap; max_pool_grad finds the window's first max of x = value v,
+ * val and at being allocas of the best value and its flat index. */
+typedef struct pool_grad {
+  int v;
+  LLVMValueRef val, at;
+} pool_grad;
+
+static void avg_pool_grad_tap(emitter *e, const win *w, LLVMValueRef i, LLVMValueRef j, void *arg) {
+  pool_grad *pg = arg;
+  LLVMValueRef inside, idx = win_at(e, w, i, j, e->col, &inside);
+  add_into(e, pg->v, idx, LLVMBuildSelect(e->b, inside, pg->val, cf(e, 0), ""));
+}
+
+static void max_pool_grad_tap(emitter *e, const win *w, LLVMValueRef i, LLVMValueRef j, void *arg) {
+  pool_grad *pg = arg;
+  LLVMValueRef inside, idx = win_at(e, w, i, j, e->col, &inside);
+  LLVMValueRef x = load_at(e, pg->v, idx), cur = LLVMBuildLoad2(e->b, e->ft, pg->val, "");
+  LLVMValueRef better = LLVMBuildAnd(e->b, inside, LLVMBuildFCmp(e->b, LLVMRealOGT, x, cur, ""), "");
+  LLVMBuildStore(e->b, LLVMBuildSelect(e->b, better, x, cur, ""), pg->val);
+  LLVMBuildStore(e->b, LLVMBuildSelect(e->b, better, idx, LLVMBuildLoad2(e->b, e->i64, pg->at, ""), ""), pg->at);
+}
+
 static void emit_scatter(emitter *e, int v) {
   const sn_op *op = &e->g->ops[v];
   LLVMBuilderRef b = e->b;
@@ -965,32 +1020,17 @@ static void emit_scatter(emitter *e, int v) {
   switch (op->code) {
   case SN_OP_AVG_POOL_GRAD: {
     win w = win_of(e, op, &op->type);
-    LLVMValueRef share = LLVMBuildFDiv(b, dy, win_count(e, &w), "");
-    loop Li, Lj;
-    LLVMValueRef i = loop_open(e, &Li, ci(e, w.KH), "wi");
-    LLVMValueRef j = loop_open(e, &Lj, ci(e, w.KW), "wj");
-    LLVMValueRef inside, idx = win_at(e, &w, i, j, e->col, &inside);
-    add_into(e, v, idx, LLVMBuildSelect(e->b, inside, share, zero, ""));
-    loop_close(e, &Lj);
-    loop_close(e, &Li);
+    pool_grad pg = {v, LLVMBuildFDiv(b, dy, win_count(e, &w), ""), NULL};
+    for_taps(e, &w, avg_pool_grad_tap, &pg);
     break;
   }
   case SN_OP_MAX_POOL_GRAD: { /* find the first max of the window again, add dy there */
     win w = win_of(e, op, &op->type);
-    LLVMValueRef best = entry_alloca(e, e->ft, "best"), at = entry_alloca(e, e->i64, "at");
-    LLVMBuildStore(b, cf(e, -__builtin_inf()), best);
-    LLVMBuildStore(b, ci(e, -1), at);
-    loop Li, Lj;
-    LLVMValueRef i = loop_open(e, &Li, ci(e, w.KH), "wi");
-    LLVMValueRef j = loop_open(e, &Lj, ci(e, w.KW), "wj");
-    LLVMValueRef inside, idx = win_at(e, &w, i, j, e->col, &inside);
-    LLVMValueRef x = load_at(e, op->in[1], idx), cur = LLVMBuildLoad2(e->b, e->ft, best, "");
-    LLVMValueRef better = LLVMBuildAnd(e->b, inside, LLVMBuildFCmp(e->b, LLVMRealOGT, x, cur, ""), "");
-    LLVMBuildStore(e->b, LLVMBuildSelect(e->b, better, x, cur, ""), best);
-    LLVMBuildStore(e->b, LLVMBuildSelect(e->b, better, idx, LLVMBuildLoad2(e->b, e->i64, at, ""), ""), at);
-    loop_close(e, &Lj);
-    loop_close(e, &Li);
-    LLVMValueRef a = LLVMBuildLoad2(e->b, e->i64, at, "");
+    pool_grad pg = {op->in[1], entry_alloca(e, e->ft, "best"), entry_alloca(e, e->i64, "at")};
+    LLVMBuildStore(b, cf(e, -__builtin_inf()), pg.val);
+    LLVMBuildStore(b, ci(e, -1), pg.at);
+    for_taps(e, &w, max_pool_grad_tap, &pg);
+    LLVMValueRef a = LLVMBuildLoad2(e->b, e->i64, pg.at, "");
     LLVMValueRef found = LLVMBuildICmp(e->b, LLVMIntSGE, a, ci(e, 0), "");
     add_into(e, v, LLVMBuildSelect(e->b, found, a, ci(e, 0), ""), LLVMBuildSelect(e->b, found, dy, zero, ""));
     break;
@@ -1139,6 +1179,25 @@ static void fused_rows(emitter *e, const sn_kernel *k, LLVMValueRef *sums) {
   }
 }
 
+/* im2col alone, value v: per tap of the window a loop over the cin input
+ * channels, so each tap copies a contiguous run (vector loads, no gathers). The
+ * taps in a loop around, or unrolled when the channels are too few for a vector
+ * loop (straight-line copies then, cheaper than a column loop that divides). */
+static void im2col_columns(emitter *e, int v, int64_t taps, int64_t cin) {
+  bool unrolled = cin < 4;
+  for (int64_t t = 0; t < (unrolled ? taps : 1); t++) {
+    loop Lt, L;
+    e->tap = unrolled ? ci(e, t) : loop_open(e, &Lt, ci(e, taps), "tap");
+    e->chan = cin > 1 ? loop_open(e, &L, ci(e, cin), "ch") : ci(e, 0);
+    e->col = LLVMBuildNSWAdd(e->b, LLVMBuildNSWMul(e->b, e->tap, ci(e, cin), ""), e->chan, "c");
+    reset_elem_memo(e);
+    LLVMBuildStore(e->b, gen_elem(e, v), gep(e, e->ft, ptr_of(e, v), elem_index(e, v)));
+    if (cin > 1) loop_close(e, &L);
+    if (!unrolled) loop_close(e, &Lt);
+  }
+  e->col = e->tap = e->chan = NULL;
+}
+
 /* Inside the row loop, element level: one column loop per width, each storing every
  * root of that width (im2col alone: taps around channels). */
 static void fused_columns(emitter *e, const sn_kernel *k) {
@@ -1150,17 +1209,13 @@ static void fused_columns(emitter *e, const sn_kernel *k) {
     bool colsum = op->code == SN_OP_COLSUM || is_scatter(op->code);
     if (done[i] || op->code == SN_OP_SUM_ALL || (!colsum && level_of(e, v) != L_ELEM)) continue;
     int64_t C = last_dim(&e->g->ops[colsum ? op->in[0] : v].type);
-    loop L, Lt;
+    loop L;
     int64_t cin = op->code == SN_OP_IM2COL ? last_dim(&e->g->ops[op->in[0]].type) : 0;
-    if (k->n_roots == 1 && cin >= 4) {
-      /* im2col alone: a loop over the window's taps around a loop over the input
-       * channels, so each tap copies a contiguous run (vector loads, no gathers) */
-      e->tap = loop_open(e, &Lt, ci(e, C / cin), "tap");
-      e->chan = loop_open(e, &L, ci(e, cin), "ch");
-      e->col = LLVMBuildNSWAdd(e->b, LLVMBuildNSWMul(e->b, e->tap, ci(e, cin), ""), e->chan, "c");
-    } else {
-      e->col = loop_open(e, &L, ci(e, C), "c");
+    if (k->n_roots == 1 && cin && (cin >= 4 || C / cin <= UNROLLED_TAPS)) {
+      im2col_columns(e, v, C / cin, cin);
+      break;
     }
+    e->col = loop_open(e, &L, ci(e, C), "c");
     reset_elem_memo(e);
     for (int j = i; j < k->n_roots; j++) {
       int w = k->roots[j];
@@ -1180,8 +1235,7 @@ static void fused_columns(emitter *e, const sn_kernel *k) {
       }
     }
     loop_close(e, &L);
-    if (e->tap) loop_close(e, &Lt);
-    e->col = e->tap = e->chan = NULL;
+    e->col = NULL;
   }
   free(done);
 }
@@ -1447,6 +1501,10 @@ static LLVMValueRef begin_step_fn(emitter *e, const char *name, step_ctx *sc) {
   LLVMTypeRef fty = LLVMFunctionType(e->voidt, &e->ptr, 1, 0);
   LLVMValueRef fn = LLVMAddFunction(e->mod, name, fty);
   set_attrs(e, fn);
+  /* no implicit vector code: the SLP vectorizer then skips the step, whose long
+   * straight line of argument stores took half its O2 time for nothing */
+  unsigned nif = LLVMGetEnumAttributeKindForName("noimplicitfloat", 15);
+  LLVMAddAttributeAtIndex(fn, LLVMAttributeFunctionIndex, LLVMCreateEnumAttribute(e->ctx, nif, 0));
   LLVMPositionBuilderAtEnd(e->b, LLVMAppendBasicBlockInContext(e->ctx, fn, "entry"));
   sc->args = LLVMGetParam(fn, 0);
   for (int i = 0; i < A_COUNT; i++) {
@@ -1675,43 +1733,52 @@ static LLVMValueRef kernel_share(sn_kernels *ks, LLVMValueRef fn) {
   return fn;
 }
 
-/* A task function name(box, lo, hi), internal, for a kernel of type fty with na
- * arguments: their types into ft, *box_t the struct that boxes them. */
-static LLVMValueRef add_task(emitter *e, const char *name, LLVMTypeRef fty, unsigned na, LLVMTypeRef *ft,
-                             LLVMTypeRef *box_t) {
-  LLVMGetParamTypes(fty, ft);
-  *box_t = LLVMStructTypeInContext(e->ctx, ft, na, 0);
+/* The task `name(box, lo, hi)` that calls a kernel of type fty with arguments
+ * lo_arg and lo_arg + 1 set to lo and hi, the others and the kernel itself read
+ * from box = {kernel, its na arguments}: one per name in a module, so kernels of
+ * the same type share it (as codegen costs about a millisecond per function). */
+static LLVMValueRef pool_task(emitter *e, const char *name, LLVMTypeRef fty, unsigned na, unsigned lo_arg,
+                              LLVMTypeRef box_t) {
+  LLVMValueRef task = LLVMGetNamedFunction(e->mod, name);
+  if (task) return task;
   LLVMTypeRef tp[3] = {e->ptr, e->i64, e->i64};
-  LLVMValueRef task = LLVMAddFunction(e->mod, name, LLVMFunctionType(e->voidt, tp, 3, 0));
+  task = LLVMAddFunction(e->mod, name, LLVMFunctionType(e->voidt, tp, 3, 0));
   LLVMSetLinkage(task, LLVMInternalLinkage);
   set_attrs(e, task);
-  return task;
-}
-
-/* Calls `kernel` through the thread pool: its arguments boxed in the step's frame
- * (one block: allocas may go anywhere), a task `name(box, lo, hi)` that calls it
- * with arguments lo_arg and lo_arg + 1 set to lo and hi, and sn_par_for over
- * count in parts of `grain` (a count within one grain runs on the calling thread). */
-static void emit_pool_call(emitter *e, const char *name, LLVMValueRef kernel, LLVMTypeRef fty, LLVMValueRef *a,
-                           unsigned na, unsigned lo_arg, LLVMValueRef count, int64_t grain) {
-  LLVMTypeRef *ft = malloc(sizeof(LLVMTypeRef) * na);
   LLVMValueRef *la = malloc(sizeof(LLVMValueRef) * na);
-  if (!ft || !la) abort();
-  LLVMTypeRef box_t;
-  LLVMValueRef task = add_task(e, name, fty, na, ft, &box_t);
+  if (!la) abort();
   LLVMBuilderRef b = LLVMCreateBuilderInContext(e->ctx);
   LLVMPositionBuilderAtEnd(b, LLVMAppendBasicBlockInContext(e->ctx, task, "entry"));
   LLVMValueRef box = LLVMGetParam(task, 0);
+  LLVMValueRef kernel = LLVMBuildLoad2(b, e->ptr, LLVMBuildStructGEP2(b, box_t, box, 0, ""), "");
   for (unsigned i = 0; i < na; i++)
-    la[i] = i == lo_arg || i == lo_arg + 1
-                ? LLVMGetParam(task, 1 + i - lo_arg)
-                : LLVMBuildLoad2(b, ft[i], LLVMBuildStructGEP2(b, box_t, box, i, ""), "");
+    la[i] = i == lo_arg || i == lo_arg + 1 ? LLVMGetParam(task, 1 + i - lo_arg)
+                                           : LLVMBuildLoad2(b, LLVMStructGetTypeAtIndex(box_t, i + 1),
+                                                            LLVMBuildStructGEP2(b, box_t, box, i + 1, ""), "");
   LLVMBuildCall2(b, fty, kernel, la, na, "");
   LLVMBuildRetVoid(b);
   LLVMDisposeBuilder(b);
+  free(la);
+  return task;
+}
+
+/* Calls `kernel` through the thread pool: it and its arguments boxed in the step's
+ * frame (one block: allocas may go anywhere), the task `name` (pool_task) and
+ * sn_par_for over count in parts of `grain` (a count within one grain runs on the
+ * calling thread). */
+static void emit_pool_call(emitter *e, const char *name, LLVMValueRef kernel, LLVMTypeRef fty, LLVMValueRef *a,
+                           unsigned na, unsigned lo_arg, LLVMValueRef count, int64_t grain) {
+  LLVMTypeRef *ft = malloc(sizeof(LLVMTypeRef) * (na + 1));
+  if (!ft) abort();
+  ft[0] = e->ptr;
+  LLVMGetParamTypes(fty, ft + 1);
+  LLVMTypeRef box_t = LLVMStructTypeInContext(e->ctx, ft, na + 1, 0);
+  LLVMValueRef task = pool_task(e, name, fty, na, lo_arg, box_t);
   LLVMValueRef frame = LLVMBuildAlloca(e->b, box_t, "box");
+  LLVMBuildStore(e->b, kernel, LLVMBuildStructGEP2(e->b, box_t, frame, 0, ""));
   for (unsigned i = 0; i < na; i++)
-    if (i != lo_arg && i != lo_arg + 1) LLVMBuildStore(e->b, a[i], LLVMBuildStructGEP2(e->b, box_t, frame, i, ""));
+    if (i != lo_arg && i != lo_arg + 1)
+      LLVMBuildStore(e->b, a[i], LLVMBuildStructGEP2(e->b, box_t, frame, i + 1, ""));
   LLVMTypeRef pt[4] = {e->ptr, e->ptr, e->i64, e->i64};
   LLVMTypeRef pft = LLVMFunctionType(e->voidt, pt, 4, 0);
   LLVMValueRef pf = LLVMGetNamedFunction(e->mod, "sn_par_for");
@@ -1719,12 +1786,10 @@ static void emit_pool_call(emitter *e, const char *name, LLVMValueRef kernel, LL
   LLVMValueRef pa[4] = {task, frame, count, ci(e, grain)};
   LLVMBuildCall2(e->b, pft, pf, pa, 4, "");
   free(ft);
-  free(la);
 }
 
-static LLVMValueRef emit_part_sum(emitter *e, const char *name, int parts, int64_t cols, int64_t C);
-static LLVMValueRef emit_parts_task(emitter *e, const char *name, LLVMValueRef kernel, LLVMTypeRef fty, unsigned na,
-                                    const bool *is_sum, int parts, int64_t cols);
+static LLVMValueRef emit_part_sum(emitter *e);
+static LLVMValueRef parts_task(emitter *e, LLVMTypeRef fty, unsigned na, LLVMTypeRef box_t);
 
 /* a column sum that kernel k computes (not one it reads) */
 static bool part_sum(emitter *e, int k, int v) {
@@ -1732,8 +1797,10 @@ static bool part_sum(emitter *e, int k, int v) {
 }
 
 /* A kernel in parts: its column sums into slices of the scratch, the parts on the
- * pool (in turn on the calling thread without it), then the sums added up. The
- * sum functions were emitted with the kernels (sum_fn). */
+ * pool (in turn on the calling thread without it), then the sums added up by the
+ * module's sum function (emit_part_sum). */
+enum { PARTS_BOX = 4 }; /* fields of a parts task's box before the kernel's arguments */
+
 static void emit_parts_call(emitter *e, int s, int k, step_ctx *sc, LLVMValueRef kernel, LLVMTypeRef fty,
                             LLVMValueRef *a, unsigned na, const int *refs) {
   const sn_kernel *kk = &e->st->k[k];
@@ -1754,15 +1821,24 @@ static void emit_parts_call(emitter *e, int s, int k, step_ctx *sc, LLVMValueRef
       LLVMValueRef off = ci(e, kk->scratch + at[i] * es);
       a[i] = LLVMBuildInBoundsGEP2(e->b, i8, sc->field[A_ARENA], &off, 1, "");
     }
-  char name[96];
-  snprintf(name, sizeof name, "%s.k%d.parts", sn_step_name((sn_step_kind)s), k);
-  LLVMValueRef task = emit_parts_task(e, name, kernel, fty, na, is_sum, kk->parts, cols);
-  LLVMTypeRef *ft = malloc(sizeof(LLVMTypeRef) * na);
+  /* the box: {kernel, parts, cols, which arguments are column sums (a bit each), its arguments} */
+  LLVMTypeRef *ft = malloc(sizeof(LLVMTypeRef) * (na + PARTS_BOX));
   if (!ft) abort();
-  LLVMGetParamTypes(fty, ft);
-  LLVMTypeRef box_t = LLVMStructTypeInContext(e->ctx, ft, na, 0);
+  ft[0] = e->ptr;
+  ft[1] = ft[2] = ft[3] = e->i64;
+  LLVMGetParamTypes(fty, ft + PARTS_BOX);
+  LLVMTypeRef box_t = LLVMStructTypeInContext(e->ctx, ft, na + PARTS_BOX, 0);
+  LLVMValueRef task = parts_task(e, fty, na, box_t);
+  uint64_t mask = 0;
+  for (unsigned i = KERNEL_ARGS; i < na; i++)
+    if (is_sum[i]) {
+      if (i >= 64) die("a kernel in parts with a column sum after its 64th argument");
+      mask |= 1ull << i;
+    }
+  LLVMValueRef head[PARTS_BOX] = {kernel, ci(e, kk->parts), ci(e, cols), ci(e, (int64_t)mask)};
   LLVMValueRef frame = LLVMBuildAlloca(e->b, box_t, "box");
-  for (unsigned i = 0; i < na; i++) LLVMBuildStore(e->b, a[i], LLVMBuildStructGEP2(e->b, box_t, frame, i, ""));
+  for (unsigned i = 0; i < na + PARTS_BOX; i++)
+    LLVMBuildStore(e->b, i < PARTS_BOX ? head[i] : a[i - PARTS_BOX], LLVMBuildStructGEP2(e->b, box_t, frame, i, ""));
   LLVMTypeRef tp[3] = {e->ptr, e->i64, e->i64};
   if (e->cg->par && !e->cg->serial_rows) {
     LLVMTypeRef pt[4] = {e->ptr, e->ptr, e->i64, e->i64};
@@ -1775,32 +1851,15 @@ static void emit_parts_call(emitter *e, int s, int k, step_ctx *sc, LLVMValueRef
     LLVMValueRef ta[3] = {frame, ci(e, 0), ci(e, kk->parts)};
     LLVMBuildCall2(e->b, LLVMFunctionType(e->voidt, tp, 3, 0), task, ta, 3, "");
   }
-  LLVMTypeRef st[2] = {e->ptr, e->ptr};
   for (unsigned i = KERNEL_ARGS; i < na; i++) {
     if (!is_sum[i]) continue;
-    snprintf(name, sizeof name, "%s.k%d.sum%u", sn_step_name((sn_step_kind)s), k, i);
-    LLVMValueRef fn = LLVMGetNamedFunction(e->mod, name);
-    LLVMValueRef sa[2] = {a[i], buffer_ptr(e, sc, refs[i - KERNEL_ARGS])};
-    LLVMBuildCall2(e->b, LLVMFunctionType(e->voidt, st, 2, 0), fn, sa, 2, "");
+    int64_t C = e->g->ops[refs[i - KERNEL_ARGS]].type.dim[0];
+    LLVMValueRef sa[5] = {a[i], buffer_ptr(e, sc, refs[i - KERNEL_ARGS]), ci(e, kk->parts), ci(e, cols), ci(e, C)};
+    LLVMBuildCall2(e->b, LLVMGlobalGetValueType(e->part_sum), e->part_sum, sa, 5, "");
   }
   free(ft);
   free(is_sum);
   free(at);
-}
-
-/* The sum functions of a kernel in parts, one per column sum (emit_parts_call
- * calls them by name). */
-static void emit_part_sums(emitter *e, int s, int k, const int *refs, int nrefs) {
-  const sn_kernel *kk = &e->st->k[k];
-  int64_t cols = 0;
-  for (int i = 0; i < nrefs; i++)
-    if (part_sum(e, k, refs[i])) cols += e->g->ops[refs[i]].type.dim[0];
-  for (int i = 0; i < nrefs; i++) {
-    if (!part_sum(e, k, refs[i])) continue;
-    char name[96];
-    snprintf(name, sizeof name, "%s.k%d.sum%d", sn_step_name((sn_step_kind)s), k, i + KERNEL_ARGS);
-    emit_part_sum(e, name, kk->parts, cols, e->g->ops[refs[i]].type.dim[0]);
-  }
 }
 
 static void emit_step(emitter *e, int s, sn_kernels *ks) {
@@ -1820,7 +1879,7 @@ static void emit_step(emitter *e, int s, sn_kernels *ks) {
     krefs[k] = malloc(sizeof(int) * (size_t)(nk[k] + 1));
     if (!krefs[k]) abort();
     memcpy(krefs[k], refs, sizeof(int) * (size_t)nk[k]);
-    if (e->st->k[k].parts) emit_part_sums(e, s, k, krefs[k], nk[k]);
+    if (e->st->k[k].parts && !e->part_sum) e->part_sum = kernel_share(ks, emit_part_sum(e));
   }
   step_ctx sc;
   begin_step_fn(e, names[s], &sc);
@@ -1852,8 +1911,8 @@ static void emit_step(emitter *e, int s, sn_kernels *ks) {
       emit_parts_call(e, s, k, &sc, kfn[k], fty, a, na, krefs[k]);
     } else if (e->cg->par && !e->cg->serial_rows && rows_independent(e->g, kk)) {
       /* rows in parts of about 16 K elements: a small kernel stays one part */
-      char name[80];
-      snprintf(name, sizeof name, "%s.k%d.task", sn_step_name((sn_step_kind)s), k);
+      char name[32];
+      snprintf(name, sizeof name, "rows.task%u", na);
       int64_t w = row_width(e->g, kk);
       emit_pool_call(e, name, kfn[k], fty, a, na, 2, a[3], (16384 + w - 1) / w);
     } else {
@@ -1876,56 +1935,75 @@ static void emit_step(emitter *e, int s, sn_kernels *ks) {
  * column sums at partial + p * cols, all of them laid side by side in the scratch;
  * a sum function adds the parts up into each column sum's buffer. */
 
-/* void sum(ptr partials, ptr dest): dest[c] = sum over p of partials[p cols + c],
- * c < C */
-static LLVMValueRef emit_part_sum(emitter *e, const char *name, int parts, int64_t cols, int64_t C) {
-  LLVMTypeRef pt[2] = {e->ptr, e->ptr};
-  LLVMValueRef fn = begin_kernel(e, name, LLVMFunctionType(e->voidt, pt, 2, 0));
-  LLVMValueRef src = LLVMGetParam(fn, 0), dst = LLVMGetParam(fn, 1);
-  loop L;
-  LLVMValueRef c = loop_open(e, &L, ci(e, C), "c");
-  LLVMValueRef acc = load_at_ptr(e, src, c);
-  for (int p = 1; p < parts; p++) /* in part order: the same sums on any threads */
-    acc = LLVMBuildFAdd(e->b, acc, load_at_ptr(e, src, LLVMBuildNSWAdd(e->b, c, ci(e, p * cols), "")), "");
-  LLVMBuildStore(e->b, acc, gep(e, e->ft, dst, c));
+/* void part_sum(ptr partials, ptr dest, i64 P, i64 cols, i64 C): dest[c] = sum
+ * over p < P of partials[p cols + c], c < C, added in part order (the same sums
+ * on any threads). One function for every kernel in parts: per kernel and sum
+ * they were a tenth of fashion_cnn's LLVM time. */
+static LLVMValueRef emit_part_sum(emitter *e) {
+  LLVMTypeRef pt[5] = {e->ptr, e->ptr, e->i64, e->i64, e->i64};
+  LLVMValueRef fn = begin_kernel(e, "part_sum", LLVMFunctionType(e->voidt, pt, 5, 0));
+  set_noalias(e, fn, 0);
+  set_noalias(e, fn, 1);
+  LLVMValueRef src = LLVMGetParam(fn, 0), dst = LLVMGetParam(fn, 1), cols = LLVMGetParam(fn, 3);
+  LLVMValueRef C = LLVMGetParam(fn, 4);
+  loop L, Lp;
+  LLVMValueRef c = loop_open(e, &L, C, "c");
+  LLVMBuildStore(e->b, load_at_ptr(e, src, c), gep(e, e->ft, dst, c));
   loop_close(e, &L);
+  LLVMValueRef p = LLVMBuildNSWAdd(e->b, loop_open(e, &Lp, LLVMBuildNSWSub(e->b, LLVMGetParam(fn, 2), ci(e, 1), ""), "p"), ci(e, 1), "");
+  LLVMValueRef part = gep(e, e->ft, src, LLVMBuildNSWMul(e->b, p, cols, ""));
+  c = loop_open(e, &L, C, "c");
+  LLVMValueRef d = gep(e, e->ft, dst, c);
+  LLVMBuildStore(e->b, LLVMBuildFAdd(e->b, LLVMBuildLoad2(e->b, e->ft, d, ""), load_at_ptr(e, part, c), ""), d);
+  loop_close(e, &L);
+  loop_close(e, &Lp);
   LLVMBuildRetVoid(e->b);
   return fn;
 }
 
-/* task(box, lo, hi): parts lo..hi of the kernel, box holding its arguments, the
- * column sums' pointing at their slices of part 0 */
-static LLVMValueRef emit_parts_task(emitter *e, const char *name, LLVMValueRef kernel, LLVMTypeRef fty, unsigned na,
-                                    const bool *is_sum, int parts, int64_t cols) {
-  LLVMTypeRef *ft = malloc(sizeof(LLVMTypeRef) * na);
-  LLVMValueRef *la = malloc(sizeof(LLVMValueRef) * na);
-  if (!ft || !la) abort();
-  LLVMTypeRef box_t;
-  LLVMValueRef task = add_task(e, name, fty, na, ft, &box_t);
-  LLVMBuilderRef saved = e->b, b = LLVMCreateBuilderInContext(e->ctx);
-  e->b = b;
+/* parts.taskN(box, lo, hi): parts lo..hi of a kernel of type fty with N = na
+ * arguments, box = {kernel, P, cols, sum mask, its arguments}: part p runs rows
+ * [R p / P, R (p + 1) / P) with each column sum's pointer (a bit in the mask)
+ * moved on to slice p. One per N in a module, like the row tasks. */
+static LLVMValueRef parts_task(emitter *e, LLVMTypeRef fty, unsigned na, LLVMTypeRef box_t) {
+  char name[32];
+  snprintf(name, sizeof name, "parts.task%u", na);
+  LLVMValueRef task = LLVMGetNamedFunction(e->mod, name);
+  if (task) return task;
+  LLVMTypeRef tp[3] = {e->ptr, e->i64, e->i64};
+  task = LLVMAddFunction(e->mod, name, LLVMFunctionType(e->voidt, tp, 3, 0));
+  LLVMSetLinkage(task, LLVMInternalLinkage);
+  set_attrs(e, task);
+  LLVMValueRef *la = malloc(sizeof(LLVMValueRef) * (na + PARTS_BOX));
+  LLVMValueRef *ca = malloc(sizeof(LLVMValueRef) * na);
+  if (!la || !ca) abort();
+  LLVMBuilderRef b = LLVMCreateBuilderInContext(e->ctx);
   LLVMBasicBlockRef entry = LLVMAppendBasicBlockInContext(e->ctx, task, "entry");
   LLVMBasicBlockRef head = LLVMAppendBasicBlockInContext(e->ctx, task, "part");
   LLVMBasicBlockRef body = LLVMAppendBasicBlockInContext(e->ctx, task, "part.body");
   LLVMBasicBlockRef done = LLVMAppendBasicBlockInContext(e->ctx, task, "part.done");
   LLVMPositionBuilderAtEnd(b, entry);
   LLVMValueRef box = LLVMGetParam(task, 0);
-  for (unsigned i = 0; i < na; i++) la[i] = LLVMBuildLoad2(b, ft[i], LLVMBuildStructGEP2(b, box_t, box, i, ""), "");
-  LLVMValueRef R = la[3];
+  for (unsigned i = 0; i < na + PARTS_BOX; i++)
+    la[i] = LLVMBuildLoad2(b, LLVMStructGetTypeAtIndex(box_t, i), LLVMBuildStructGEP2(b, box_t, box, i, ""), "");
+  LLVMValueRef P = la[1], cols = la[2], mask = la[3], R = la[PARTS_BOX + 3];
   LLVMBuildBr(b, head);
   LLVMPositionBuilderAtEnd(b, head);
   LLVMValueRef p = LLVMBuildPhi(b, e->i64, "p");
   LLVMBuildCondBr(b, LLVMBuildICmp(b, LLVMIntSLT, p, LLVMGetParam(task, 2), ""), body, done);
   LLVMPositionBuilderAtEnd(b, body);
-  LLVMValueRef *ca = malloc(sizeof(LLVMValueRef) * na);
-  if (!ca) abort();
-  memcpy(ca, la, sizeof(LLVMValueRef) * na);
+  memcpy(ca, la + PARTS_BOX, sizeof(LLVMValueRef) * na);
   LLVMValueRef next = LLVMBuildNSWAdd(b, p, ci(e, 1), "");
-  ca[2] = LLVMBuildSDiv(b, LLVMBuildNSWMul(b, R, p, ""), ci(e, parts), "");
-  ca[3] = LLVMBuildSDiv(b, LLVMBuildNSWMul(b, R, next, ""), ci(e, parts), "");
-  for (unsigned i = KERNEL_ARGS; i < na; i++)
-    if (is_sum[i]) ca[i] = gep(e, e->ft, la[i], LLVMBuildNSWMul(b, p, ci(e, cols), ""));
-  LLVMBuildCall2(b, fty, kernel, ca, na, "");
+  ca[2] = LLVMBuildSDiv(b, LLVMBuildNSWMul(b, R, p, ""), P, "");
+  ca[3] = LLVMBuildSDiv(b, LLVMBuildNSWMul(b, R, next, ""), P, "");
+  LLVMValueRef slice = LLVMBuildNSWMul(b, p, cols, "");
+  for (unsigned i = KERNEL_ARGS; i < na && i < 64; i++) {
+    LLVMValueRef bit = LLVMBuildAnd(b, LLVMBuildLShr(b, mask, ci(e, i), ""), ci(e, 1), "");
+    LLVMValueRef off = LLVMBuildSelect(b, LLVMBuildICmp(b, LLVMIntNE, bit, ci(e, 0), ""), slice, ci(e, 0), "");
+    LLVMValueRef idx[1] = {off};
+    ca[i] = LLVMBuildInBoundsGEP2(b, e->ft, ca[i], idx, 1, "");
+  }
+  LLVMBuildCall2(b, fty, la[0], ca, na, "");
   LLVMBuildBr(b, head);
   LLVMValueRef in_v[2] = {LLVMGetParam(task, 1), next};
   LLVMBasicBlockRef in_b[2] = {entry, body};
@@ -1933,8 +2011,6 @@ static LLVMValueRef emit_parts_task(emitter *e, const char *name, LLVMValueRef k
   LLVMPositionBuilderAtEnd(b, done);
   LLVMBuildRetVoid(b);
   LLVMDisposeBuilder(b);
-  e->b = saved;
-  free(ft);
   free(la);
   free(ca);
   return task;
@@ -2115,32 +2191,48 @@ static void declare_step(emitter *e, const char *name) {
   if (!LLVMGetNamedFunction(e->mod, name)) LLVMAddFunction(e->mod, name, LLVMFunctionType(e->voidt, &e->ptr, 1, 0));
 }
 
+/* An emitter for module m (of cg's context) and plan p. */
+static void emitter_init(emitter *e, sn_codegen *cg, const sn_plan *p, LLVMModuleRef m) {
+  *e = (emitter){.cg = cg, .ctx = cg->ctx, .g = p->g, .p = p, .mod = m};
+  e->b = LLVMCreateBuilderInContext(cg->ctx);
+  e->sb = LLVMCreateBuilderInContext(cg->ctx);
+  e->ft = p->g->dtype == SN_F64 ? LLVMDoubleTypeInContext(cg->ctx) : LLVMFloatTypeInContext(cg->ctx);
+  e->f64 = LLVMDoubleTypeInContext(cg->ctx);
+  e->i64 = LLVMInt64TypeInContext(cg->ctx);
+  e->i32 = LLVMInt32TypeInContext(cg->ctx);
+  e->i1 = LLVMInt1TypeInContext(cg->ctx);
+  e->ptr = LLVMPointerTypeInContext(cg->ctx, 0);
+  e->voidt = LLVMVoidTypeInContext(cg->ctx);
+  e->args_t = args_type(e);
+  size_t n = (size_t)(p->steps[0].g->n > p->steps[1].g->n ? p->steps[0].g->n : p->steps[1].g->n) + 1;
+  e->ref = calloc(n, sizeof(LLVMValueRef));
+  e->row_memo = calloc(n, sizeof(LLVMValueRef));
+  e->elem_memo = calloc(n, sizeof(LLVMValueRef));
+  e->scalar_memo = calloc(n, sizeof(LLVMValueRef));
+  e->alias = calloc(n, sizeof(int));
+  if (!e->ref || !e->row_memo || !e->elem_memo || !e->scalar_memo || !e->alias) abort();
+}
+
+static void emitter_done(emitter *e) {
+  free(e->ref);
+  free(e->row_memo);
+  free(e->elem_memo);
+  free(e->scalar_memo);
+  free(e->alias);
+  LLVMDisposeBuilder(e->b);
+  LLVMDisposeBuilder(e->sb);
+}
+
 LLVMModuleRef sn_emit_module(sn_codegen *cg, const sn_plan *p, unsigned parts, sn_kernels *shared) {
-  emitter e = {.cg = cg, .ctx = cg->ctx, .g = p->g, .p = p};
-  e.mod = LLVMModuleCreateWithNameInContext("specnet", cg->ctx);
-  LLVMSetTarget(e.mod, cg->triple);
+  LLVMModuleRef m = LLVMModuleCreateWithNameInContext("specnet", cg->ctx);
+  LLVMSetTarget(m, cg->triple);
   LLVMTargetDataRef td = LLVMCreateTargetDataLayout(cg->tm);
   char *dl = LLVMCopyStringRepOfTargetData(td);
-  LLVMSetDataLayout(e.mod, dl);
+  LLVMSetDataLayout(m, dl);
   LLVMDisposeMessage(dl);
   LLVMDisposeTargetData(td);
-  e.b = LLVMCreateBuilderInContext(cg->ctx);
-  e.sb = LLVMCreateBuilderInContext(cg->ctx);
-  e.ft = p->g->dtype == SN_F64 ? LLVMDoubleTypeInContext(cg->ctx) : LLVMFloatTypeInContext(cg->ctx);
-  e.f64 = LLVMDoubleTypeInContext(cg->ctx);
-  e.i64 = LLVMInt64TypeInContext(cg->ctx);
-  e.i32 = LLVMInt32TypeInContext(cg->ctx);
-  e.i1 = LLVMInt1TypeInContext(cg->ctx);
-  e.ptr = LLVMPointerTypeInContext(cg->ctx, 0);
-  e.voidt = LLVMVoidTypeInContext(cg->ctx);
-  e.args_t = args_type(&e);
-  size_t n = (size_t)(p->steps[0].g->n > p->steps[1].g->n ? p->steps[0].g->n : p->steps[1].g->n) + 1;
-  e.ref = calloc(n, sizeof(LLVMValueRef));
-  e.row_memo = calloc(n, sizeof(LLVMValueRef));
-  e.elem_memo = calloc(n, sizeof(LLVMValueRef));
-  e.scalar_memo = calloc(n, sizeof(LLVMValueRef));
-  e.alias = calloc(n, sizeof(int));
-  if (!e.ref || !e.row_memo || !e.elem_memo || !e.scalar_memo || !e.alias) abort();
+  emitter e;
+  emitter_init(&e, cg, p, m);
   int total = 1; /* the update */
   for (int s = 0; s < SN_STEP_COUNT; s++) total += p->steps[s].n_kernels;
   if (cg->profile) {
@@ -2163,12 +2255,80 @@ LLVMModuleRef sn_emit_module(sn_codegen *cg, const sn_plan *p, unsigned parts, s
     declare_step(&e, SN_FN_UPDATE);
     emit_train(&e);
   }
-  free(e.ref);
-  free(e.row_memo);
-  free(e.elem_memo);
-  free(e.scalar_memo);
-  free(e.alias);
-  LLVMDisposeBuilder(e.b);
-  LLVMDisposeBuilder(e.sb);
-  return e.mod;
+  emitter_done(&e);
+  return m;
+}
+
+/* ---------------------------------------------------------------------------
+ * Balancing a split program: its two modules are compiled on two threads, so the
+ * compile lasts as long as the larger one. */
+
+/* A function's LLVM work (O2 and code generation), estimated from its IR: 1 per
+ * instruction, and 80 more for a kernel (its loops are vectorized), 6 more for any
+ * other function. On Zen 5 a kernel took about 4 ms plus 0.05 ms per instruction,
+ * a pool task about 1 ms. */
+static int64_t fn_cost(LLVMValueRef fn) {
+  int64_t n = 0;
+  for (LLVMBasicBlockRef bb = LLVMGetFirstBasicBlock(fn); bb; bb = LLVMGetNextBasicBlock(bb))
+    for (LLVMValueRef in = LLVMGetFirstInstruction(bb); in; in = LLVMGetNextInstruction(in)) n++;
+  unsigned noinline = LLVMGetEnumAttributeKindForName("noinline", 8);
+  return n + (LLVMGetEnumAttributeAtIndex(fn, LLVMAttributeFunctionIndex, noinline) ? 80 : 6);
+}
+
+static int64_t module_cost(LLVMModuleRef m) {
+  int64_t c = 0;
+  for (LLVMValueRef fn = LLVMGetFirstFunction(m); fn; fn = LLVMGetNextFunction(fn))
+    if (!LLVMIsDeclaration(fn)) c += fn_cost(fn);
+  return c;
+}
+
+/* Kernel k of step s, fn in another module, defined in to's module instead (emitted
+ * again, external) and only declared where it was. */
+static void move_kernel(emitter *to, int s, int k, LLVMValueRef fn, int *refs) {
+  char name[64];
+  snprintf(name, sizeof name, "%s.k%d", sn_step_name((sn_step_kind)s), k);
+  to->st = &to->p->steps[s];
+  to->g = to->st->g;
+  int nr;
+  LLVMValueRef copy = emit_fused(to, s, k, refs, &nr);
+  LLVMValueRef had = LLVMGetNamedFunction(to->mod, name); /* a declaration, if any */
+  if (had != copy) {
+    LLVMReplaceAllUsesWith(had, copy);
+    LLVMDeleteFunction(had);
+    LLVMSetValueName2(copy, name, strlen(name));
+  }
+  LLVMSetLinkage(copy, LLVMExternalLinkage);
+  LLVMSetVisibility(copy, LLVMHiddenVisibility);
+  LLVMModuleRef from = LLVMGetGlobalParent(fn);
+  LLVMValueRef decl = LLVMAddFunction(from, "", LLVMGlobalGetValueType(fn));
+  LLVMReplaceAllUsesWith(fn, decl);
+  LLVMDeleteFunction(fn);
+  LLVMSetValueName2(decl, name, strlen(name));
+}
+
+void sn_emit_balance(sn_codegen *const cg[2], LLVMModuleRef m[2], const sn_plan *p) {
+  int64_t cost[2] = {module_cost(m[0]), module_cost(m[1])};
+  int from = cost[0] > cost[1] ? 0 : 1, to = 1 - from;
+  int64_t diff = cost[from] - cost[to];
+  emitter e;
+  emitter_init(&e, cg[to], p, m[to]);
+  int n = 0;
+  for (int s = 0; s < SN_STEP_COUNT; s++) n = p->steps[s].g->n > n ? p->steps[s].g->n : n;
+  int *refs = malloc(sizeof(int) * (size_t)(n + 1));
+  if (!refs) abort();
+  /* the last kernels of each step first: a gradient step's backward ones */
+  for (int s = 0; s < SN_STEP_COUNT; s++)
+    for (int k = p->steps[s].n_kernels - 1; k >= 0; k--) {
+      if (p->steps[s].k[k].kind != SN_K_FUSED) continue;
+      char name[64];
+      snprintf(name, sizeof name, "%s.k%d", sn_step_name((sn_step_kind)s), k);
+      LLVMValueRef fn = LLVMGetNamedFunction(m[from], name);
+      if (!fn || LLVMIsDeclaration(fn)) continue;
+      int64_t c = fn_cost(fn);
+      if (c >= diff) continue; /* moving it would not bring the two closer */
+      move_kernel(&e, s, k, fn, refs);
+      diff -= 2 * c;
+    }
+  free(refs);
+  emitter_done(&e);
 }

@@ -29,22 +29,25 @@ llvm=$("$specnet" emit "$spec" --what llvm) || { echo "FAIL: emit --what llvm"; 
 # relu_grad+colsum twice each, and the loss kernel; eval and predict call grad_step's
 # bias+relu rather than copies of it
 check "grad_step's 5 fused kernels are 3 distinct functions" \
-  test "$(grep -c '^define internal fastcc void @grad_step.k' <<<"$llvm")" -eq 3
+  test "$(grep -cE '^define internal (fastcc )?void @grad_step.k' <<<"$llvm")" -eq 3
 check "the plan still has 5 fused kernels in grad_step" test "$(grep -c '^  kernel' <<<"$grad")" -eq 5
 gradfn=$(sed -n '/^define void @sn_grad_step(/,/^}/p' <<<"$llvm")
-# a kernel whose rows are independent runs through the thread pool: the step passes
-# its task (kS_K.task, which calls the kernel on a range of rows) to sn_par_for
+# a kernel whose rows are independent runs through the thread pool: the step stores
+# the kernel and its arguments in a box and passes the box and a task (rows.taskN,
+# which calls the boxed kernel on a range of rows; one per number of arguments) to
+# sn_par_for
+pooled='store ptr @grad_step\.k[0-9]+, ptr %box'
 check "sn_grad_step runs each of its 5 fused kernels (directly or as a pool task)" \
-  test "$(grep -cE 'call fastcc void @grad_step\.k[0-9]+\(|@sn_par_for\(ptr nonnull @grad_step\.k[0-9]+\.task' <<<"$gradfn")" -eq 5
+  test "$(grep -cE "call (fastcc )?void @grad_step\.k[0-9]+\(|$pooled" <<<"$gradfn")" -eq 5
 check "bias+relu runs as a pool task, the kernels with column sums directly" \
-  bash -c 'grep -q "@sn_par_for(ptr nonnull @grad_step.k1.task" <<<"$1" && grep -q "call fastcc void @grad_step.k8(" <<<"$1"' _ "$gradfn"
-evaltasks=$(sed -n '/^define internal void @eval_step\.k[0-9]*\.task(/,/^}/p' <<<"$llvm")
+  bash -c 'grep -q "store ptr @grad_step.k1, ptr %box" <<<"$1" && grep -q "@sn_par_for(ptr nonnull @rows.task" <<<"$1" &&
+    grep -qE "call (fastcc )?void @grad_step.k8\(" <<<"$1"' _ "$gradfn"
 evalfn=$(sed -n '/^define void @sn_eval_step(/,/^}/p' <<<"$llvm")
 check "eval_step calls grad_step's bias+relu kernel for both hidden layers" \
-  test "$(grep -c 'call fastcc void @grad_step\.k1(' <<<"$evalfn$evaltasks")" -eq 2
+  test "$(grep -cE 'call (fastcc )?void @grad_step\.k1\(|store ptr @grad_step\.k1, ptr %box' <<<"$evalfn")" -eq 2
 check "eval_step and predict have no copies of it" \
   bash -c '! grep -qE "^define .*@(eval_step|predict)\.k[13]\(" <<<"$1"' _ "$llvm"
-check "the Adam update is one kernel over the flat buffer" grep -q '^define internal fastcc void @update.k' <<<"$llvm"
+check "the Adam update is one kernel over the flat buffer" grep -qE '^define internal (fastcc )?void @update.k\(' <<<"$llvm"
 # The CNN's data-moving kernels: max pooling with windows apart is differentiated
 # as a gather (max_unpool, row-parallel, fused with what follows), never a scatter;
 # im2col and col2im read whole channel runs (vector loads, not gathers).
@@ -58,7 +61,7 @@ cnnllvm=$(SPECNET_CPU=x86-64-v4 "$specnet" emit "$cnn" --what llvm)
 gradplan=$(sed -n '/^grad_step/,/^eval_step/p' <<<"$cnnplan")
 for kop in im2col col2im; do
   kn=$(grep -E "^  kernel k[0-9]+ rows [^:]*: 1 ops: $kop\$" <<<"$gradplan" | tail -1 | grep -oE 'k[0-9]+' | head -1)
-  body=$(sed -n "/^define internal fastcc void @grad_step\.$kn(/,/^}/p" <<<"$cnnllvm")
+  body=$(sed -nE "/^define internal (fastcc )?void @grad_step\.$kn\(/,/^}/p" <<<"$cnnllvm")
   check "fashion_cnn grad_step $kn ($kop): whole channel runs (vector loads or memcpy), no gathers" \
     bash -c 'grep -qE "load <16 x float>|llvm.memcpy" <<<"$1" && ! grep -q masked.gather <<<"$1"' _ "$body"
 done
@@ -70,14 +73,14 @@ for f64spec in specs/mnist_mlp.yaml specs/fashion_cnn.yaml; do
     test "$("$specnet" emit "$f64spec" --what llvm --dtype f64 | grep -cw float)" -eq 0
 done
 check "--dtype f64: the update kernel takes the learning rate as a double" \
-  grep -qE '^define internal fastcc void @update\.k\(.*double %[0-9]+' <<<"$("$specnet" emit "$spec" --what llvm --dtype f64)"
+  grep -qE '^define internal (fastcc )?void @update\.k\(.*double %[0-9]+' <<<"$("$specnet" emit "$spec" --what llvm --dtype f64)"
 
 # Vectorization, per target: the same spec compiled for the AVX2 level and for the
 # AVX-512 level (emit runs no code, so both are checked on every host), then for
 # this host, whose width follows its features and LLVM's tuning for its CPU.
 width() { # width TARGET FUNCTION PATTERN: the vector widths in FUNCTION
   SPECNET_CPU=$1 "$specnet" emit "$spec" --what llvm |
-    sed -n "/^define internal fastcc void @$2(/,/^}/p" | grep -oE "$3" | sort -u | tr '\n' ' '
+    sed -nE "/^define internal (fastcc )?void @$2\(/,/^}/p" | grep -oE "$3" | sort -u | tr '\n' ' '
 }
 check "x86-64-v3: bias+relu kernel is vectorized 8-wide" \
   test "$(width x86-64-v3 grad_step.k1 '<[0-9]+ x float>')" = "<8 x float> "
