@@ -1733,6 +1733,15 @@ static LLVMValueRef kernel_share(sn_kernels *ks, LLVMValueRef fn) {
   return fn;
 }
 
+/* A new task function name(ptr box, i64 lo, i64 hi), internal, without a body */
+static LLVMValueRef new_task(emitter *e, const char *name) {
+  LLVMTypeRef tp[3] = {e->ptr, e->i64, e->i64};
+  LLVMValueRef task = LLVMAddFunction(e->mod, name, LLVMFunctionType(e->voidt, tp, 3, 0));
+  LLVMSetLinkage(task, LLVMInternalLinkage);
+  set_attrs(e, task);
+  return task;
+}
+
 /* The task `name(box, lo, hi)` that calls a kernel of type fty with arguments
  * lo_arg and lo_arg + 1 set to lo and hi, the others and the kernel itself read
  * from box = {kernel, its na arguments}: one per name in a module, so kernels of
@@ -1741,10 +1750,7 @@ static LLVMValueRef pool_task(emitter *e, const char *name, LLVMTypeRef fty, uns
                               LLVMTypeRef box_t) {
   LLVMValueRef task = LLVMGetNamedFunction(e->mod, name);
   if (task) return task;
-  LLVMTypeRef tp[3] = {e->ptr, e->i64, e->i64};
-  task = LLVMAddFunction(e->mod, name, LLVMFunctionType(e->voidt, tp, 3, 0));
-  LLVMSetLinkage(task, LLVMInternalLinkage);
-  set_attrs(e, task);
+  task = new_task(e, name);
   LLVMValueRef *la = malloc(sizeof(LLVMValueRef) * na);
   if (!la) abort();
   LLVMBuilderRef b = LLVMCreateBuilderInContext(e->ctx);
@@ -1970,10 +1976,7 @@ static LLVMValueRef parts_task(emitter *e, LLVMTypeRef fty, unsigned na, LLVMTyp
   snprintf(name, sizeof name, "parts.task%u", na);
   LLVMValueRef task = LLVMGetNamedFunction(e->mod, name);
   if (task) return task;
-  LLVMTypeRef tp[3] = {e->ptr, e->i64, e->i64};
-  task = LLVMAddFunction(e->mod, name, LLVMFunctionType(e->voidt, tp, 3, 0));
-  LLVMSetLinkage(task, LLVMInternalLinkage);
-  set_attrs(e, task);
+  task = new_task(e, name);
   LLVMValueRef *la = malloc(sizeof(LLVMValueRef) * (na + PARTS_BOX));
   LLVMValueRef *ca = malloc(sizeof(LLVMValueRef) * na);
   if (!la || !ca) abort();
