@@ -48,6 +48,13 @@ void sn_store_unref(sn_store *s);
 /* A stored set's samples [0, n) converted to f32 into ds->x (the store let go):
  * what SPECNET_DATA_IN_MEMORY=1 does at load. */
 int sn_dataset_to_memory(sn_dataset *ds, sn_error *err);
+/* Reads a store of pread files (not HDF5) holding at most max_bytes into memory, as
+ * stored, once: batches then copy from there instead of one system call a sample.
+ * What training alone does for small sets (sn_store_hold_limit); 0, or -1 (err) when
+ * a file cannot be read whole. NULL or a store already held: nothing. */
+int sn_store_hold(sn_store *s, int64_t max_bytes, sn_error *err);
+/* The largest store training holds in memory: 64 MiB, 0 with SPECNET_DATA_IN_MEMORY=0. */
+int64_t sn_store_hold_limit(void);
 /* Whether samples are forced into memory as f32 ($SPECNET_DATA_IN_MEMORY=1): a
  * set held whole, to compare the stored path with. */
 bool sn_store_in_memory(void);

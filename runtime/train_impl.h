@@ -9,6 +9,7 @@
 #define SPECNET_TRAIN_IMPL_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -64,8 +65,11 @@ typedef struct loader {
   pthread_mutex_t mu;
   pthread_cond_t cv;
   uint64_t job;     /* bumped by each sn_loader_start */
-  int64_t produced; /* batches of the job staged */
-  int64_t consumed; /* batches of the job handed back */
+  /* written under mu, read without it too: each side spins on the other's counter
+   * a while before it sleeps on cv, so a step costs no system call */
+  _Atomic int64_t produced; /* batches of the job staged */
+  _Atomic int64_t consumed; /* batches of the job handed back */
+  _Atomic int sleepers;     /* threads in pthread_cond_wait on cv */
   bool busy;        /* the thread is working on a job */
   bool abort;       /* stop the current job */
   bool quit;        /* end the thread */

@@ -108,26 +108,71 @@ static void job_rows(const loader *L, int64_t b, int64_t *start, int64_t *rows) 
   *rows = hi - lo;
 }
 
+/* How long a side spins for the other's counter before it sleeps: a step of a
+ * small model hands a batch over every ~100 us, and in a virtual machine a futex
+ * wake-up costs microseconds on the waker and more on the woken. */
+#define LOADER_SPIN_SECONDS 2e-3
+
+static inline void relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#endif
+}
+
+/* Spins (mu not held) until *v > floor or the spin time is up; true if it got there. */
+static bool spin_above(_Atomic int64_t *v, int64_t floor) {
+  double t0 = 0;
+  for (long spins = 1;; spins++) {
+    if (atomic_load(v) > floor) return true;
+    relax();
+    if (spins % 64) continue;
+    if (t0 == 0) t0 = sn_now();
+    else if (sn_now() - t0 > LOADER_SPIN_SECONDS) return false;
+  }
+}
+
+/* cond_wait on L->cv (mu held), counted in sleepers so the other side knows to wake it */
+static void sleep_on(loader *L) {
+  atomic_fetch_add(&L->sleepers, 1);
+  pthread_cond_wait(&L->cv, &L->mu);
+  atomic_fetch_sub(&L->sleepers, 1);
+}
+
+/* After a counter's store (seq_cst): wakes a sleeper if there is one. A sleeper counts
+ * itself before it checks the counter under mu, so either it sees the store or we
+ * see it counted. */
+static void wake_sleepers(loader *L, bool locked) {
+  if (!atomic_load(&L->sleepers)) return;
+  if (!locked) pthread_mutex_lock(&L->mu);
+  pthread_cond_broadcast(&L->cv);
+  if (!locked) pthread_mutex_unlock(&L->mu);
+}
+
 static void *loader_thread(void *arg) {
   loader *L = arg;
   uint64_t seen = 0;
   pthread_mutex_lock(&L->mu);
   for (;;) {
-    while (!L->quit && L->job == seen) pthread_cond_wait(&L->cv, &L->mu);
+    while (!L->quit && L->job == seen) sleep_on(L);
     if (L->quit) break;
     seen = L->job;
     L->busy = true;
     for (int64_t b = 0; b < L->n_batches; b++) {
       /* slot b % 2 is free once batch b - 2 is handed back */
-      while (!L->quit && !L->abort && b - L->consumed >= 2) pthread_cond_wait(&L->cv, &L->mu);
+      if (b - atomic_load(&L->consumed) >= 2) {
+        pthread_mutex_unlock(&L->mu);
+        spin_above(&L->consumed, b - 2);
+        pthread_mutex_lock(&L->mu);
+      }
+      while (!L->quit && !L->abort && b - atomic_load(&L->consumed) >= 2) sleep_on(L);
       if (L->quit || L->abort) break;
       int64_t start, rows;
       job_rows(L, b, &start, &rows);
       pthread_mutex_unlock(&L->mu);
       stage(L->m, L->ds, L->idx, start, rows, &L->slots[b % 2], false);
       pthread_mutex_lock(&L->mu);
-      L->produced = b + 1;
-      pthread_cond_broadcast(&L->cv);
+      atomic_store(&L->produced, b + 1);
+      wake_sleepers(L, true);
     }
     L->busy = false;
     pthread_cond_broadcast(&L->cv);
@@ -209,7 +254,8 @@ void sn_loader_start(loader *L, const sn_dataset *ds, const int64_t *idx, int64_
   L->n_batches = (ds->n + bs - 1) / bs;
   L->waited = 0;
   if (L->threaded) {
-    L->produced = L->consumed = 0;
+    atomic_store(&L->produced, 0);
+    atomic_store(&L->consumed, 0);
     L->job++;
     pthread_cond_broadcast(&L->cv);
     pthread_mutex_unlock(&L->mu);
@@ -220,9 +266,11 @@ const staged *sn_loader_get(loader *L, int64_t b) {
   double t0 = sn_now();
   slot *s = &L->slots[b % 2];
   if (L->threaded) {
-    pthread_mutex_lock(&L->mu);
-    while (L->produced <= b) pthread_cond_wait(&L->cv, &L->mu);
-    pthread_mutex_unlock(&L->mu);
+    if (!spin_above(&L->produced, b)) {
+      pthread_mutex_lock(&L->mu);
+      while (atomic_load(&L->produced) <= b) sleep_on(L);
+      pthread_mutex_unlock(&L->mu);
+    }
   } else {
     int64_t start, rows;
     job_rows(L, b, &start, &rows);
@@ -234,8 +282,6 @@ const staged *sn_loader_get(loader *L, int64_t b) {
 
 void sn_loader_put(loader *L, int64_t b) {
   if (!L->threaded) return;
-  pthread_mutex_lock(&L->mu);
-  L->consumed = b + 1;
-  pthread_cond_broadcast(&L->cv);
-  pthread_mutex_unlock(&L->mu);
+  atomic_store(&L->consumed, b + 1);
+  wake_sleepers(L, false);
 }
