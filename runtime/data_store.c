@@ -240,8 +240,9 @@ void sn_store_unref(sn_store *s) {
   if (!s || --s->refs > 0) return;
   if (s->count_reads) {
     const long long sb = (long long)(s->elems * s->t.size), read = atomic_load(&s->read_bytes);
-    fprintf(stderr, "specnet: data: %s%s: read %lld samples (%lld bytes) of %lld\n", s->path,
-            s->n_parts > 1 ? " and its other shards" : "", read / sb, read, (long long)s->n);
+    fprintf(stderr, "specnet: data: %s%s: read %lld samples (%lld bytes) of %lld%s\n", s->path,
+            s->n_parts > 1 ? " and its other shards" : "", read / sb, read, (long long)s->n,
+            s->bytes && s->n_parts ? ", held in memory" : "");
   }
   for (int i = 0; i < s->n_parts; i++) {
     if (s->parts[i].rd.close) s->parts[i].rd.close(s->parts[i].rd.ctx);

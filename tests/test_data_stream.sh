@@ -54,14 +54,19 @@ train:
   shuffle: true
   metrics: [accuracy]
 YAML
-  for mode in stored memory; do
+  # stored: streamed from the file; memory: f32 at load; held (the default alone): the
+  # file's bytes read whole at the start, converted per batch
+  for mode in stored memory held; do
     for pf in 1 0; do
-      env SPECNET_DATA_IN_MEMORY=$([ $mode = memory ] && echo 1 || echo 0) SPECNET_PREFETCH=$pf \
-        "$specnet" train "$tmp/$x.yaml" --out "$tmp/$x-$mode-$pf" --quiet --threads 2 ||
+      case $mode in stored) mem=(SPECNET_DATA_IN_MEMORY=0) ;; memory) mem=(SPECNET_DATA_IN_MEMORY=1) ;;
+        held) mem=(-u SPECNET_DATA_IN_MEMORY SPECNET_DATA_STATS=1) ;; esac
+      env "${mem[@]}" SPECNET_PREFETCH=$pf \
+        "$specnet" train "$tmp/$x.yaml" --out "$tmp/$x-$mode-$pf" --quiet --threads 2 2>"$tmp/$x-$mode-$pf.err" ||
         { echo "FAIL: train $x $mode"; fail=1; }
     done
   done
-  for run in stored-0 memory-1 memory-0; do
+  check "$x: the default holds the small file in memory" grep -q "read .* held in memory" "$tmp/$x-held-1.err"
+  for run in stored-0 memory-1 memory-0 held-1 held-0; do
     check "$x: stored-1 and $run give the same weights" \
       cmp -s "$tmp/$x-stored-1/model.safetensors" "$tmp/$x-$run/model.safetensors"
   done
