@@ -454,8 +454,8 @@ static const struct {
   sn_small_gemm_kernels k;
   int level;
 } variants[] = {
-    {{"avx512", avx512_supported, avx512_gemm}, 4},
-    {{"avx2", avx2_supported, avx2_gemm}, 3},
+    {{"avx512", avx512_supported, avx512_gemm, 16}, 4},
+    {{"avx2", avx2_supported, avx2_gemm, 8}, 3},
 };
 enum { N_VARIANTS = sizeof variants / sizeof *variants };
 
@@ -512,6 +512,11 @@ static int variant_index(void) {
 }
 
 bool sn_small_gemm_available(void) { return variant_index() >= 0; }
+
+int sn_small_gemm_lanes(void) {
+  int v = variant_index();
+  return v >= 0 ? variants[v].k.lanes : 0;
+}
 
 const char *sn_small_gemm_variant(void) {
   int v = variant_index();

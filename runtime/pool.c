@@ -335,8 +335,8 @@ static bool pack_nt(const gemm_job *j) { return j->tb && j->M >= 256; }
  *     0.3-0.5), 0.9-1.4 with every side 256 to 2048, 1.2-2 at 1024^3. */
 static bool use_small(const gemm_job *j) {
   if (!small_possible(j)) return false;
-  bool avx512 = !strcmp(sn_small_gemm_variant(), "avx512");
-  if (avx512) return !j->tb || pack_nt(j) || j->K >= 64;
+  if (sn_small_gemm_lanes() == 16) /* AVX-512 */
+    return !j->tb || pack_nt(j) || j->K >= 64;
   if (j->tb && (j->K < 64 || j->M > 2048)) return false;
   int side = j->M < j->N ? j->M : j->N;
   return (side < j->K ? side : j->K) <= 64;

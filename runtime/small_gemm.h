@@ -22,11 +22,14 @@ typedef struct sn_small_gemm_kernels {
   const char *name;        /* "avx512", "avx2" */
   bool (*supported)(void); /* this CPU runs it (whatever SPECNET_CPU says) */
   sn_small_gemm_fn *gemm;  /* call only where supported() */
+  int lanes;               /* floats a vector: 16, 8 */
 } sn_small_gemm_kernels;
 
 /* whether a variant was chosen (the CPU has AVX2 and FMA at least, the kernels were
  * compiled in, and neither SPECNET_CPU nor SPECNET_SMALL_GEMM=0 rules them out) */
 bool sn_small_gemm_available(void);
+/* the chosen variant's lanes (chosen once, at the first call), 0 for none */
+int sn_small_gemm_lanes(void);
 /* the chosen variant (call only where sn_small_gemm_available()) */
 void sn_small_gemm(bool ta, bool tb, bool pack, int M, int n0, int n1, int K, const float *A, int lda,
                    const float *B, int ldb, float *C, int ldc);
