@@ -813,6 +813,70 @@ static void pool_tap(emitter *e, const win *w, LLVMValueRef i, LLVMValueRef j, v
   LLVMBuildStore(e->b, LLVMBuildSelect(e->b, inside, nv, cur, ""), pa->acc);
 }
 
+/* conv and conv_wgrad: body(e, w, k, x, arg) for each row k = (kh, kw, c) of the
+ * weight [KH*KW*C, F], x being the input's value at that tap and channel for the
+ * current row (0 outside the image: padding). Straight-line when the patch is
+ * small (build_graph.c makes conv only for those), else in loops. */
+enum { UNROLLED_PATCH = 32 };
+typedef void conv_fn(emitter *e, LLVMValueRef k, LLVMValueRef x, void *arg);
+
+typedef struct conv_patch {
+  int xv;         /* the input [N, H, W, C] */
+  conv_fn *body;
+  void *arg;
+} conv_patch;
+
+static void conv_tap_channel(emitter *e, const win *w, LLVMValueRef i, LLVMValueRef j, LLVMValueRef c,
+                             conv_patch *cp) {
+  LLVMBuilderRef b = e->b;
+  LLVMValueRef inside, idx = win_at(e, w, i, j, c, &inside);
+  LLVMValueRef x = LLVMBuildSelect(b, inside, load_at(e, cp->xv, idx), cf(e, 0), "");
+  LLVMValueRef k = LLVMBuildNSWAdd(
+      b, LLVMBuildNSWMul(b, LLVMBuildNSWAdd(b, LLVMBuildNSWMul(b, i, ci(e, w->KW), ""), j, ""), ci(e, w->C), ""), c, "");
+  cp->body(e, k, x, cp->arg);
+}
+
+static void conv_tap(emitter *e, const win *w, LLVMValueRef i, LLVMValueRef j, void *arg) {
+  loop L;
+  LLVMValueRef c = loop_open(e, &L, ci(e, w->C), "ch");
+  conv_tap_channel(e, w, i, j, c, arg);
+  loop_close(e, &L);
+}
+
+static void conv_patch_each(emitter *e, const sn_op *op, int xv, conv_fn *body, void *arg) {
+  win w = win_of(e, op, &e->g->ops[xv].type);
+  conv_patch cp = {xv, body, arg};
+  if (w.KH * w.KW * w.C > UNROLLED_PATCH) {
+    for_taps(e, &w, conv_tap, &cp);
+    return;
+  }
+  for (int64_t i = 0; i < w.KH; i++)
+    for (int64_t j = 0; j < w.KW; j++)
+      for (int64_t c = 0; c < w.C; c++) conv_tap_channel(e, &w, ci(e, i), ci(e, j), ci(e, c), &cp);
+}
+
+/* conv at (r, col): the sum over the patch of x times w[k, col], in im2col's
+ * column order (the GEMM's order of terms) */
+typedef struct conv_sum {
+  int wv;           /* the weight [KH*KW*C, F] */
+  LLVMValueRef acc; /* alloca of e->ft */
+} conv_sum;
+
+static void conv_term(emitter *e, LLVMValueRef k, LLVMValueRef x, void *arg) {
+  conv_sum *cs = arg;
+  int64_t F = last_dim(&e->g->ops[cs->wv].type);
+  LLVMValueRef wk = load_at(e, cs->wv, LLVMBuildNSWAdd(e->b, LLVMBuildNSWMul(e->b, k, ci(e, F), ""), e->col, ""));
+  LLVMValueRef a[3] = {x, wk, LLVMBuildLoad2(e->b, e->ft, cs->acc, "")};
+  LLVMBuildStore(e->b, intrinsic(e, "llvm.fmuladd", e->ft, a, 3), cs->acc);
+}
+
+static LLVMValueRef gather_conv(emitter *e, const sn_op *op) {
+  conv_sum cs = {op->in[1], entry_alloca(e, e->ft, "conv")};
+  LLVMBuildStore(e->b, cf(e, 0), cs.acc);
+  conv_patch_each(e, op, op->in[0], conv_term, &cs);
+  return LLVMBuildLoad2(e->b, e->ft, cs.acc, "");
+}
+
 /* Ops that read their (materialized) inputs at computed positions. */
 static LLVMValueRef gen_gather(emitter *e, int v) {
   const sn_op *op = &e->g->ops[v];
@@ -827,6 +891,7 @@ static LLVMValueRef gen_gather(emitter *e, int v) {
     return LLVMBuildSelect(b, inside, load_at(e, op->in[0], idx), cf(e, 0), "");
   }
   case SN_OP_COL2IM: return gather_col2im(e, op);
+  case SN_OP_CONV: return gather_conv(e, op);
   case SN_OP_MAX_UNPOOL: return gather_max_unpool(e, op);
   case SN_OP_TRANSPOSE: return gather_transpose(e, op);
   case SN_OP_MAX_POOL:
@@ -1049,6 +1114,30 @@ static void emit_scatter(emitter *e, int v) {
   }
 }
 
+/* Accumulations over rows by columns of their first input: colsum ([C]) and
+ * conv_wgrad ([KH*KW*C, F], a row of sums per tap and channel). */
+static bool sums_columns(sn_opcode c) { return c == SN_OP_COLSUM || c == SN_OP_CONV_WGRAD; }
+
+/* conv_wgrad at (r, col): row k of the result gains x(k) dy[r, col] */
+typedef struct conv_grad {
+  int v;
+  LLVMValueRef dy;
+} conv_grad;
+
+static void conv_grad_term(emitter *e, LLVMValueRef k, LLVMValueRef x, void *arg) {
+  conv_grad *cg = arg;
+  int64_t F = last_dim(&e->g->ops[cg->v].type);
+  LLVMValueRef p = gep(e, e->ft, ptr_of(e, cg->v), LLVMBuildNSWAdd(e->b, LLVMBuildNSWMul(e->b, k, ci(e, F), ""), e->col, ""));
+  LLVMValueRef a[3] = {x, cg->dy, LLVMBuildLoad2(e->b, e->ft, p, "")};
+  LLVMBuildStore(e->b, intrinsic(e, "llvm.fmuladd", e->ft, a, 3), p);
+}
+
+static void emit_conv_wgrad(emitter *e, int v) {
+  const sn_op *op = &e->g->ops[v];
+  conv_grad cg = {v, gen_elem(e, op->in[0])};
+  conv_patch_each(e, op, op->in[1], conv_grad_term, &cg);
+}
+
 /* ---------------------------------------------------------------------------
  * Kernels */
 
@@ -1098,7 +1187,7 @@ enum { KERNEL_ARGS = 4 };
 static bool rows_independent(const sn_graph *g, const sn_kernel *k) {
   for (int i = 0; i < k->n_roots; i++) {
     sn_opcode c = g->ops[k->roots[i]].code;
-    if (c == SN_OP_COLSUM || c == SN_OP_SUM_ALL || is_scatter(c)) return false;
+    if (sums_columns(c) || c == SN_OP_SUM_ALL || is_scatter(c)) return false;
   }
   return true;
 }
@@ -1122,7 +1211,7 @@ static bool rows_stay_scalar(emitter *e, const sn_kernel *k) {
   for (int i = 0; i < k->n_roots; i++) {
     int v = k->roots[i];
     const sn_op *op = &e->g->ops[v];
-    bool colsum = op->code == SN_OP_COLSUM || is_scatter(op->code);
+    bool colsum = sums_columns(op->code) || is_scatter(op->code);
     if (op->code == SN_OP_SUM_ALL || (!colsum && level_of(e, v) != L_ELEM)) continue;
     if (last_dim(&e->g->ops[colsum ? op->in[0] : v].type) < ROW_VECTOR_MIN) return false;
     any = true;
@@ -1135,9 +1224,9 @@ static bool rows_stay_scalar(emitter *e, const sn_kernel *k) {
 static void fused_zero_sums(emitter *e, const sn_kernel *k, LLVMValueRef nrows, LLVMValueRef *sums) {
   for (int i = 0; i < k->n_roots; i++) {
     int v = k->roots[i];
-    if (e->g->ops[v].code == SN_OP_COLSUM) {
+    if (sums_columns(e->g->ops[v].code)) {
       loop L;
-      LLVMValueRef c = loop_open(e, &L, ci(e, e->g->ops[v].type.dim[0]), "z");
+      LLVMValueRef c = loop_open(e, &L, ci(e, sn_type_elems(&e->g->ops[v].type)), "z");
       LLVMBuildStore(e->b, cf(e, 0), gep(e, e->ft, ptr_of(e, v), c));
       loop_close(e, &L);
     } else if (e->g->ops[v].code == SN_OP_SUM_ALL) {
@@ -1166,7 +1255,7 @@ static void fused_rows(emitter *e, const sn_kernel *k, LLVMValueRef *sums) {
       if (LLVMTypeOf(x) != e->f64) x = LLVMBuildFPExt(e->b, x, e->f64, "");
       LLVMValueRef a = LLVMBuildFAdd(e->b, LLVMBuildLoad2(e->b, e->f64, sums[i], ""), x, "");
       LLVMBuildStore(e->b, a, sums[i]);
-    } else if (op->code == SN_OP_COLSUM || is_scatter(op->code)) {
+    } else if (sums_columns(op->code) || is_scatter(op->code)) {
       prepare_elem(e, op->in[0]);
       if (op->code == SN_OP_SCATTER_ROWS) gen_row(e, op->in[1]);
     } else if (level_of(e, v) == L_ROW) {
@@ -1206,7 +1295,7 @@ static void fused_columns(emitter *e, const sn_kernel *k) {
   for (int i = 0; i < k->n_roots; i++) {
     int v = k->roots[i];
     const sn_op *op = &e->g->ops[v];
-    bool colsum = op->code == SN_OP_COLSUM || is_scatter(op->code);
+    bool colsum = sums_columns(op->code) || is_scatter(op->code);
     if (done[i] || op->code == SN_OP_SUM_ALL || (!colsum && level_of(e, v) != L_ELEM)) continue;
     int64_t C = last_dim(&e->g->ops[colsum ? op->in[0] : v].type);
     loop L;
@@ -1220,12 +1309,14 @@ static void fused_columns(emitter *e, const sn_kernel *k) {
     for (int j = i; j < k->n_roots; j++) {
       int w = k->roots[j];
       const sn_op *wop = &e->g->ops[w];
-      bool wcol = wop->code == SN_OP_COLSUM || is_scatter(wop->code);
+      bool wcol = sums_columns(wop->code) || is_scatter(wop->code);
       if (done[j] || wop->code == SN_OP_SUM_ALL || (!wcol && level_of(e, w) != L_ELEM)) continue;
       if (last_dim(&e->g->ops[wcol ? wop->in[0] : w].type) != C) continue;
       done[j] = 1;
       if (is_scatter(wop->code)) {
         emit_scatter(e, w);
+      } else if (wop->code == SN_OP_CONV_WGRAD) {
+        emit_conv_wgrad(e, w);
       } else if (wcol) {
         LLVMValueRef p = gep(e, e->ft, ptr_of(e, w), e->col);
         LLVMValueRef a = LLVMBuildFAdd(e->b, LLVMBuildLoad2(e->b, e->ft, p, ""), gen_elem(e, wop->in[0]), "");
@@ -1797,9 +1888,9 @@ static void emit_pool_call(emitter *e, const char *name, LLVMValueRef kernel, LL
 static LLVMValueRef emit_part_sum(emitter *e);
 static LLVMValueRef parts_task(emitter *e, LLVMTypeRef fty, unsigned na, LLVMTypeRef box_t);
 
-/* a column sum that kernel k computes (not one it reads) */
+/* a column sum (colsum, conv_wgrad) that kernel k computes (not one it reads) */
 static bool part_sum(emitter *e, int k, int v) {
-  return e->g->ops[v].code == SN_OP_COLSUM && e->st->kernel_of[v] == k;
+  return sums_columns(e->g->ops[v].code) && e->st->kernel_of[v] == k;
 }
 
 /* A kernel in parts: its column sums into slices of the scratch, the parts on the
@@ -1820,7 +1911,7 @@ static void emit_parts_call(emitter *e, int s, int k, step_ctx *sc, LLVMValueRef
     if (!part_sum(e, k, refs[i - KERNEL_ARGS])) continue;
     is_sum[i] = true;
     at[i] = cols;
-    cols += op->type.dim[0];
+    cols += sn_type_elems(&op->type);
   }
   for (unsigned i = KERNEL_ARGS; i < na; i++)
     if (is_sum[i]) {
@@ -1859,7 +1950,7 @@ static void emit_parts_call(emitter *e, int s, int k, step_ctx *sc, LLVMValueRef
   }
   for (unsigned i = KERNEL_ARGS; i < na; i++) {
     if (!is_sum[i]) continue;
-    int64_t C = e->g->ops[refs[i - KERNEL_ARGS]].type.dim[0];
+    int64_t C = sn_type_elems(&e->g->ops[refs[i - KERNEL_ARGS]].type);
     LLVMValueRef sa[5] = {a[i], buffer_ptr(e, sc, refs[i - KERNEL_ARGS]), ci(e, kk->parts), ci(e, cols), ci(e, C)};
     LLVMBuildCall2(e->b, LLVMGlobalGetValueType(e->part_sum), e->part_sum, sa, 5, "");
   }
