@@ -664,15 +664,16 @@ static void grad_im2col(sn_graph *g, int v, int dy, int dx[]) {
   sn_type t = *T(g, op.in[0]);
   dx[0] = add_like(g, &op, SN_OP_COL2IM, dy, -1, &t);
 }
-/* conv: dx is col2im (im2col's gradient) of the patches' gradient dy w^T, a GEMM
- * (live only where x needs a gradient); dw the sum over rows of x's taps times dy. */
+/* conv: dw the sum over rows of x's taps times dy; dx col2im (im2col's gradient)
+ * of the patches' gradient dy w^T, a GEMM (live only where x needs a gradient).
+ * dw first: it then fuses into the kernel that makes dy, before the GEMM. */
 static void grad_conv(sn_graph *g, int v, int dy, int dx[]) {
   sn_op op = *OP(v);
   sn_type t = *T(g, op.in[0]);
+  dx[1] = add_like(g, &op, SN_OP_CONV_WGRAD, dy, op.in[0], NULL);
   sn_op mm = {.code = SN_OP_MATMUL, .tb = 1, .loc = op.loc};
   memcpy(mm.layer, op.layer, sizeof mm.layer);
   dx[0] = add_like(g, &op, SN_OP_COL2IM, add_like(g, &mm, SN_OP_MATMUL, dy, op.in[1], NULL), -1, &t);
-  dx[1] = add_like(g, &op, SN_OP_CONV_WGRAD, dy, op.in[0], NULL);
 }
 static void grad_transpose(sn_graph *g, int v, int dy, int dx[]) {
   sn_op op = *OP(v), inv = op;
