@@ -821,16 +821,40 @@ enum { UNROLLED_PATCH = 32 };
 typedef void conv_fn(emitter *e, LLVMValueRef k, LLVMValueRef x, void *arg);
 
 typedef struct conv_patch {
-  int xv;         /* the input [N, H, W, C] */
+  const win *w;
+  LLVMValueRef h0, w0; /* the window's top left position in the image (may be outside) */
+  LLVMValueRef xrow;   /* x's address of (h0, w0) for the current row's sample */
   conv_fn *body;
   void *arg;
 } conv_patch;
 
-static void conv_tap_channel(emitter *e, const win *w, LLVMValueRef i, LLVMValueRef j, LLVMValueRef c,
-                             conv_patch *cp) {
+/* A constant zero of the module (8 bytes: a float or a double), for loads that
+ * fall outside an image: the load of x or of this, by a select of the address,
+ * needs no mask and can be an operand (a broadcast) of the instruction using it. */
+static LLVMValueRef zero_slot(emitter *e) {
+  LLVMValueRef z = LLVMGetNamedGlobal(e->mod, "sn.zero");
+  if (z) return z;
+  z = LLVMAddGlobal(e->mod, e->f64, "sn.zero");
+  LLVMSetInitializer(z, LLVMConstReal(e->f64, 0));
+  LLVMSetGlobalConstant(z, 1);
+  LLVMSetLinkage(z, LLVMInternalLinkage);
+  LLVMSetAlignment(z, 8);
+  return z;
+}
+
+/* Tap (i, j), channel c: its address is a constant away from the row's xrow when
+ * i, j, c are constants; outside the image it is the zero slot. (GEPs without
+ * inbounds: the address outside is formed, then not used.) */
+static void conv_tap_channel(emitter *e, LLVMValueRef i, LLVMValueRef j, LLVMValueRef c, conv_patch *cp) {
   LLVMBuilderRef b = e->b;
-  LLVMValueRef inside, idx = win_at(e, w, i, j, c, &inside);
-  LLVMValueRef x = LLVMBuildSelect(b, inside, load_at(e, cp->xv, idx), cf(e, 0), "");
+  const win *w = cp->w;
+  i = LLVMBuildMul(b, i, ci(e, w->DH), "");
+  j = LLVMBuildMul(b, j, ci(e, w->DW), "");
+  LLVMValueRef inside = LLVMBuildAnd(b, LLVMBuildICmp(b, LLVMIntULT, LLVMBuildAdd(b, cp->h0, i, ""), ci(e, w->H), ""),
+                                     LLVMBuildICmp(b, LLVMIntULT, LLVMBuildAdd(b, cp->w0, j, ""), ci(e, w->W), ""), "");
+  LLVMValueRef off = LLVMBuildAdd(b, LLVMBuildMul(b, LLVMBuildAdd(b, LLVMBuildMul(b, i, ci(e, w->W), ""), j, ""), ci(e, w->C), ""), c, "");
+  LLVMValueRef p = LLVMBuildGEP2(b, e->ft, cp->xrow, &off, 1, "");
+  LLVMValueRef x = LLVMBuildLoad2(b, e->ft, LLVMBuildSelect(b, inside, p, zero_slot(e), ""), "");
   LLVMValueRef k = LLVMBuildNSWAdd(
       b, LLVMBuildNSWMul(b, LLVMBuildNSWAdd(b, LLVMBuildNSWMul(b, i, ci(e, w->KW), ""), j, ""), ci(e, w->C), ""), c, "");
   cp->body(e, k, x, cp->arg);
@@ -839,20 +863,24 @@ static void conv_tap_channel(emitter *e, const win *w, LLVMValueRef i, LLVMValue
 static void conv_tap(emitter *e, const win *w, LLVMValueRef i, LLVMValueRef j, void *arg) {
   loop L;
   LLVMValueRef c = loop_open(e, &L, ci(e, w->C), "ch");
-  conv_tap_channel(e, w, i, j, c, arg);
+  conv_tap_channel(e, i, j, c, arg);
   loop_close(e, &L);
 }
 
 static void conv_patch_each(emitter *e, const sn_op *op, int xv, conv_fn *body, void *arg) {
+  LLVMBuilderRef b = e->b;
   win w = win_of(e, op, &e->g->ops[xv].type);
-  conv_patch cp = {xv, body, arg};
+  LLVMValueRef h0 = LLVMBuildSub(b, LLVMBuildMul(b, w.oh, ci(e, w.SH), ""), ci(e, w.PT), "");
+  LLVMValueRef w0 = LLVMBuildSub(b, LLVMBuildMul(b, w.ow, ci(e, w.SW), ""), ci(e, w.PL), "");
+  LLVMValueRef at = LLVMBuildMul(b, LLVMBuildAdd(b, LLVMBuildMul(b, LLVMBuildAdd(b, LLVMBuildMul(b, w.n, ci(e, w.H), ""), h0, ""), ci(e, w.W), ""), w0, ""), ci(e, w.C), "");
+  conv_patch cp = {&w, h0, w0, LLVMBuildGEP2(b, e->ft, ptr_of(e, xv), &at, 1, ""), body, arg};
   if (w.KH * w.KW * w.C > UNROLLED_PATCH) {
     for_taps(e, &w, conv_tap, &cp);
     return;
   }
   for (int64_t i = 0; i < w.KH; i++)
     for (int64_t j = 0; j < w.KW; j++)
-      for (int64_t c = 0; c < w.C; c++) conv_tap_channel(e, &w, ci(e, i), ci(e, j), ci(e, c), &cp);
+      for (int64_t c = 0; c < w.C; c++) conv_tap_channel(e, ci(e, i), ci(e, j), ci(e, c), &cp);
 }
 
 /* conv at (r, col): the sum over the patch of x times w[k, col], in im2col's
