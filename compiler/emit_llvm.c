@@ -885,24 +885,32 @@ static void conv_patch_each(emitter *e, const sn_op *op, int xv, conv_fn *body, 
 
 /* conv at (r, col): the sum over the patch of x times w[k, col], in im2col's
  * column order (the GEMM's order of terms) */
+enum { CONV_CHAINS = 3 };
 typedef struct conv_sum {
-  int wv;           /* the weight [KH*KW*C, F] */
-  LLVMValueRef acc; /* alloca of e->ft */
+  int wv;                         /* the weight [KH*KW*C, F] */
+  LLVMValueRef acc[CONV_CHAINS];  /* allocas of e->ft */
+  int terms;
 } conv_sum;
 
 static void conv_term(emitter *e, LLVMValueRef k, LLVMValueRef x, void *arg) {
   conv_sum *cs = arg;
   int64_t F = last_dim(&e->g->ops[cs->wv].type);
+  LLVMValueRef acc = cs->acc[cs->terms++ % CONV_CHAINS];
   LLVMValueRef wk = load_at(e, cs->wv, LLVMBuildNSWAdd(e->b, LLVMBuildNSWMul(e->b, k, ci(e, F), ""), e->col, ""));
-  LLVMValueRef a[3] = {x, wk, LLVMBuildLoad2(e->b, e->ft, cs->acc, "")};
-  LLVMBuildStore(e->b, intrinsic(e, "llvm.fmuladd", e->ft, a, 3), cs->acc);
+  LLVMValueRef a[3] = {x, wk, LLVMBuildLoad2(e->b, e->ft, acc, "")};
+  LLVMBuildStore(e->b, intrinsic(e, "llvm.fmuladd", e->ft, a, 3), acc);
 }
 
 static LLVMValueRef gather_conv(emitter *e, const sn_op *op) {
-  conv_sum cs = {op->in[1], entry_alloca(e, e->ft, "conv")};
-  LLVMBuildStore(e->b, cf(e, 0), cs.acc);
+  conv_sum cs = {op->in[1], {NULL}, 0};
+  for (int i = 0; i < CONV_CHAINS; i++) {
+    cs.acc[i] = entry_alloca(e, e->ft, "conv");
+    LLVMBuildStore(e->b, cf(e, 0), cs.acc[i]);
+  }
   conv_patch_each(e, op, op->in[0], conv_term, &cs);
-  return LLVMBuildLoad2(e->b, e->ft, cs.acc, "");
+  LLVMValueRef r = LLVMBuildLoad2(e->b, e->ft, cs.acc[0], "");
+  for (int i = 1; i < CONV_CHAINS; i++) r = LLVMBuildFAdd(e->b, r, LLVMBuildLoad2(e->b, e->ft, cs.acc[i], ""), "");
+  return r;
 }
 
 /* Ops that read their (materialized) inputs at computed positions. */
