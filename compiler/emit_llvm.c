@@ -830,7 +830,8 @@ typedef struct conv_patch {
 
 /* A constant zero of the module (8 bytes: a float or a double), for loads that
  * fall outside an image: the load of x or of this, by a select of the address,
- * needs no mask and can be an operand (a broadcast) of the instruction using it. */
+ * needs no mask and can be an operand (a broadcast) of the instruction using it.
+ * (A zero on the kernel's stack instead: LLVM turns the loads into gathers.) */
 static LLVMValueRef zero_slot(emitter *e) {
   LLVMValueRef z = LLVMGetNamedGlobal(e->mod, "sn.zero");
   if (z) return z;
@@ -1749,13 +1750,19 @@ static void strip_loop_refs(char *ir) {
   *w = 0;
 }
 
+/* A constant of zeros (zero_slot's): the same in every module that has it. */
+static bool zero_constant(LLVMValueRef g) {
+  LLVMValueRef init = LLVMIsAGlobalVariable(g) ? LLVMGetInitializer(g) : NULL;
+  return init && LLVMIsGlobalConstant(g) && LLVMIsNull(init);
+}
+
 /* What a kernel computes, independent of its name and module: its IR with the
  * name and the attribute group number cut out, its function attributes spelled
  * out, and its loop metadata written out by instruction number. Equal texts are
  * equal functions. NULL for a kernel the text cannot vouch for: other metadata or
  * call-site attributes (printed as numbers that depend on the module), or
  * references to globals other than declared functions (libm, intrinsics), which
- * mean the same in every module only by name. */
+ * mean the same in every module only by name (but for zero_slot's constant). */
 static char *kernel_text(LLVMValueRef fn) {
   char *loops = NULL;
   size_t loops_len = 0;
@@ -1772,7 +1779,8 @@ static char *kernel_text(LLVMValueRef fn) {
       }
       for (int j = 0; j < LLVMGetNumOperands(in); j++) {
         LLVMValueRef o = LLVMGetOperand(in, (unsigned)j);
-        if (o && (LLVMIsAConstantExpr(o) || (LLVMIsAGlobalValue(o) && !(LLVMIsAFunction(o) && LLVMIsDeclaration(o))))) {
+        if (o && (LLVMIsAConstantExpr(o) || (LLVMIsAGlobalValue(o) && !(LLVMIsAFunction(o) && LLVMIsDeclaration(o)) &&
+                                              !zero_constant(o)))) {
           fclose(lf);
           free(loops);
           return NULL;
