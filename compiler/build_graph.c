@@ -389,15 +389,16 @@ static int product(builder *b, const sn_layer_spec *l, sn_opcode code, int x, in
  * kw) for conv2d, (out, in, k) for conv1d) and transposed each step (a few
  * thousand values) into the layout its product reads: `axes` are the transpose's
  * (NULL: none). Sets *k to the taps per input channel. */
-static int conv_weight(builder *b, const sn_layer_spec *l, int64_t ci, int ntaps, const int64_t *taps,
-                       const int64_t *axes, int64_t *k) {
+static int conv_weight(builder *b, const sn_layer_spec *l, int64_t ci, int ntaps,
+                       const int64_t *taps, const int64_t *axes, int64_t *k) {
   int64_t co = l->filters, wshape[4] = {co, ci};
   *k = 1;
   for (int i = 0; i < ntaps; i++) *k *= wshape[2 + i] = taps[i];
   sn_op like = at(l);
   char name[128];
   snprintf(name, sizeof name, "%s.weight", l->name);
-  int w = sn_param_add(b->g, name, 2 + ntaps, wshape, l->kernel_init, l->kernel_init_arg, ci * *k, co * *k, &like);
+  int w = sn_param_add(b->g, name, 2 + ntaps, wshape, l->kernel_init, l->kernel_init_arg, ci * *k,
+                       co * *k, &like);
   if (!axes) return w;
   sn_op tr = op_at(l, SN_OP_TRANSPOSE, w, -1);
   memcpy(tr.a, axes, sizeof(int64_t) * (size_t)(2 + ntaps));
@@ -413,7 +414,8 @@ static int conv_finish(builder *b, const sn_layer_spec *l, int y, int64_t fan_in
     char name[128];
     int64_t co = l->filters;
     snprintf(name, sizeof name, "%s.bias", l->name);
-    int bias = sn_param_add(b->g, name, 1, &co, l->bias_init, l->bias_init_arg, fan_in, fan_out, &like);
+    int bias =
+        sn_param_add(b->g, name, 1, &co, l->bias_init, l->bias_init_arg, fan_in, fan_out, &like);
     y = sn_emit(b->g, SN_OP_ADD, y, bias, -1, &like);
   }
   return act_op(b, y, l->activation, act_alpha(l, l->activation), l);
@@ -423,8 +425,8 @@ static int conv_finish(builder *b, const sn_layer_spec *l, int y, int64_t fan_in
  * channels are contiguous) times the weight transposed to (out, taps.., in).
  * `shape` is the result's type when it is to be viewed otherwise than the product
  * ([N, 1, T, out] as [N, T, out]). */
-static int conv_product(builder *b, const sn_layer_spec *l, int patches, int64_t ci, int ntaps, const int64_t *taps,
-                        const sn_type *shape) {
+static int conv_product(builder *b, const sn_layer_spec *l, int patches, int64_t ci, int ntaps,
+                        const int64_t *taps, const sn_type *shape) {
   sn_graph *g = b->g;
   int64_t co = l->filters, k, axes[4] = {0}, ktaps = 1;
   for (int i = 0; i < ntaps; i++) axes[1 + i] = 2 + i; /* (out, in, taps..) -> (out, taps.., in) */
@@ -449,7 +451,8 @@ enum { DIRECT_CONV_PATCH = 32 };
 
 /* conv2d as the op conv over the window `geo`: the weight transposed to
  * (kh, kw, in, out) and viewed as [KH*KW*in, out], filters contiguous. */
-static int conv_direct(builder *b, const sn_layer_spec *l, int x, const sn_op *geo, int64_t ci, const int64_t *taps) {
+static int conv_direct(builder *b, const sn_layer_spec *l, int x, const sn_op *geo, int64_t ci,
+                       const int64_t *taps) {
   sn_graph *g = b->g;
   int64_t co = l->filters, k;
   static const int64_t axes[4] = {2, 3, 1, 0}; /* (out, in, kh, kw) -> (kh, kw, in, out) */

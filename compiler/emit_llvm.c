@@ -846,18 +846,26 @@ static LLVMValueRef zero_slot(emitter *e) {
 /* Tap (i, j), channel c: its address is a constant away from the row's xrow when
  * i, j, c are constants; outside the image it is the zero slot. (GEPs without
  * inbounds: the address outside is formed, then not used.) */
-static void conv_tap_channel(emitter *e, LLVMValueRef i, LLVMValueRef j, LLVMValueRef c, conv_patch *cp) {
+static void conv_tap_channel(emitter *e, LLVMValueRef i, LLVMValueRef j, LLVMValueRef c,
+                             conv_patch *cp) {
   LLVMBuilderRef b = e->b;
   const win *w = cp->w;
   i = LLVMBuildMul(b, i, ci(e, w->DH), "");
   j = LLVMBuildMul(b, j, ci(e, w->DW), "");
-  LLVMValueRef inside = LLVMBuildAnd(b, LLVMBuildICmp(b, LLVMIntULT, LLVMBuildAdd(b, cp->h0, i, ""), ci(e, w->H), ""),
-                                     LLVMBuildICmp(b, LLVMIntULT, LLVMBuildAdd(b, cp->w0, j, ""), ci(e, w->W), ""), "");
-  LLVMValueRef off = LLVMBuildAdd(b, LLVMBuildMul(b, LLVMBuildAdd(b, LLVMBuildMul(b, i, ci(e, w->W), ""), j, ""), ci(e, w->C), ""), c, "");
+  LLVMValueRef inside = LLVMBuildAnd(
+      b, LLVMBuildICmp(b, LLVMIntULT, LLVMBuildAdd(b, cp->h0, i, ""), ci(e, w->H), ""),
+      LLVMBuildICmp(b, LLVMIntULT, LLVMBuildAdd(b, cp->w0, j, ""), ci(e, w->W), ""), "");
+  LLVMValueRef off = LLVMBuildAdd(
+      b,
+      LLVMBuildMul(b, LLVMBuildAdd(b, LLVMBuildMul(b, i, ci(e, w->W), ""), j, ""), ci(e, w->C), ""),
+      c, "");
   LLVMValueRef p = LLVMBuildGEP2(b, e->ft, cp->xrow, &off, 1, "");
   LLVMValueRef x = LLVMBuildLoad2(b, e->ft, LLVMBuildSelect(b, inside, p, zero_slot(e), ""), "");
   LLVMValueRef k = LLVMBuildNSWAdd(
-      b, LLVMBuildNSWMul(b, LLVMBuildNSWAdd(b, LLVMBuildNSWMul(b, i, ci(e, w->KW), ""), j, ""), ci(e, w->C), ""), c, "");
+      b,
+      LLVMBuildNSWMul(b, LLVMBuildNSWAdd(b, LLVMBuildNSWMul(b, i, ci(e, w->KW), ""), j, ""),
+                      ci(e, w->C), ""),
+      c, "");
   cp->body(e, k, x, cp->arg);
 }
 
@@ -873,7 +881,13 @@ static void conv_patch_each(emitter *e, const sn_op *op, int xv, conv_fn *body, 
   win w = win_of(e, op, &e->g->ops[xv].type);
   LLVMValueRef h0 = LLVMBuildSub(b, LLVMBuildMul(b, w.oh, ci(e, w.SH), ""), ci(e, w.PT), "");
   LLVMValueRef w0 = LLVMBuildSub(b, LLVMBuildMul(b, w.ow, ci(e, w.SW), ""), ci(e, w.PL), "");
-  LLVMValueRef at = LLVMBuildMul(b, LLVMBuildAdd(b, LLVMBuildMul(b, LLVMBuildAdd(b, LLVMBuildMul(b, w.n, ci(e, w.H), ""), h0, ""), ci(e, w.W), ""), w0, ""), ci(e, w.C), "");
+  LLVMValueRef at = LLVMBuildMul(
+      b,
+      LLVMBuildAdd(b,
+                   LLVMBuildMul(b, LLVMBuildAdd(b, LLVMBuildMul(b, w.n, ci(e, w.H), ""), h0, ""),
+                                ci(e, w.W), ""),
+                   w0, ""),
+      ci(e, w.C), "");
   conv_patch cp = {&w, h0, w0, LLVMBuildGEP2(b, e->ft, ptr_of(e, xv), &at, 1, ""), body, arg};
   if (w.KH * w.KW * w.C > UNROLLED_PATCH) {
     for_taps(e, &w, conv_tap, &cp);
@@ -888,8 +902,8 @@ static void conv_patch_each(emitter *e, const sn_op *op, int xv, conv_fn *body, 
  * column order (the GEMM's order of terms) */
 enum { CONV_CHAINS = 3 };
 typedef struct conv_sum {
-  int wv;                         /* the weight [KH*KW*C, F] */
-  LLVMValueRef acc[CONV_CHAINS];  /* allocas of e->ft */
+  int wv;                        /* the weight [KH*KW*C, F] */
+  LLVMValueRef acc[CONV_CHAINS]; /* allocas of e->ft */
   int terms;
 } conv_sum;
 
@@ -897,7 +911,8 @@ static void conv_term(emitter *e, LLVMValueRef k, LLVMValueRef x, void *arg) {
   conv_sum *cs = arg;
   int64_t F = last_dim(&e->g->ops[cs->wv].type);
   LLVMValueRef acc = cs->acc[cs->terms++ % CONV_CHAINS];
-  LLVMValueRef wk = load_at(e, cs->wv, LLVMBuildNSWAdd(e->b, LLVMBuildNSWMul(e->b, k, ci(e, F), ""), e->col, ""));
+  LLVMValueRef wk =
+      load_at(e, cs->wv, LLVMBuildNSWAdd(e->b, LLVMBuildNSWMul(e->b, k, ci(e, F), ""), e->col, ""));
   LLVMValueRef a[3] = {x, wk, LLVMBuildLoad2(e->b, e->ft, acc, "")};
   LLVMBuildStore(e->b, intrinsic(e, "llvm.fmuladd", e->ft, a, 3), acc);
 }
@@ -910,7 +925,8 @@ static LLVMValueRef gather_conv(emitter *e, const sn_op *op) {
   }
   conv_patch_each(e, op, op->in[0], conv_term, &cs);
   LLVMValueRef r = LLVMBuildLoad2(e->b, e->ft, cs.acc[0], "");
-  for (int i = 1; i < CONV_CHAINS; i++) r = LLVMBuildFAdd(e->b, r, LLVMBuildLoad2(e->b, e->ft, cs.acc[i], ""), "");
+  for (int i = 1; i < CONV_CHAINS; i++)
+    r = LLVMBuildFAdd(e->b, r, LLVMBuildLoad2(e->b, e->ft, cs.acc[i], ""), "");
   return r;
 }
 
@@ -928,7 +944,8 @@ static LLVMValueRef gen_gather(emitter *e, int v) {
     return LLVMBuildSelect(b, inside, load_at(e, op->in[0], idx), cf(e, 0), "");
   }
   case SN_OP_COL2IM: return gather_col2im(e, op);
-  case SN_OP_CONV: return gather_conv(e, op);
+  case SN_OP_CONV:
+    return gather_conv(e, op);
   case SN_OP_MAX_UNPOOL: return gather_max_unpool(e, op);
   case SN_OP_TRANSPOSE: return gather_transpose(e, op);
   case SN_OP_MAX_POOL:
@@ -1164,7 +1181,8 @@ typedef struct conv_grad {
 static void conv_grad_term(emitter *e, LLVMValueRef k, LLVMValueRef x, void *arg) {
   conv_grad *cg = arg;
   int64_t F = last_dim(&e->g->ops[cg->v].type);
-  LLVMValueRef p = gep(e, e->ft, ptr_of(e, cg->v), LLVMBuildNSWAdd(e->b, LLVMBuildNSWMul(e->b, k, ci(e, F), ""), e->col, ""));
+  LLVMValueRef p = gep(e, e->ft, ptr_of(e, cg->v),
+                       LLVMBuildNSWAdd(e->b, LLVMBuildNSWMul(e->b, k, ci(e, F), ""), e->col, ""));
   LLVMValueRef a[3] = {x, cg->dy, LLVMBuildLoad2(e->b, e->ft, p, "")};
   LLVMBuildStore(e->b, intrinsic(e, "llvm.fmuladd", e->ft, a, 3), p);
 }
@@ -1779,8 +1797,9 @@ static char *kernel_text(LLVMValueRef fn) {
       }
       for (int j = 0; j < LLVMGetNumOperands(in); j++) {
         LLVMValueRef o = LLVMGetOperand(in, (unsigned)j);
-        if (o && (LLVMIsAConstantExpr(o) || (LLVMIsAGlobalValue(o) && !(LLVMIsAFunction(o) && LLVMIsDeclaration(o)) &&
-                                              !zero_constant(o)))) {
+        if (o && (LLVMIsAConstantExpr(o) ||
+                  (LLVMIsAGlobalValue(o) && !(LLVMIsAFunction(o) && LLVMIsDeclaration(o)) &&
+                   !zero_constant(o)))) {
           fclose(lf);
           free(loops);
           return NULL;

@@ -369,11 +369,11 @@ static int infer_conv(const sn_graph *g, sn_op *op, char *err, size_t len) {
   const sn_type *x = T(g, op->in[0]), *w = T(g, op->in[1]);
   const int64_t *a = op->a;
   int64_t k = a[SN_WIN_KH] * a[SN_WIN_KW];
-  if (!x->batched || x->rank != 3 || !is_float(x) || w->batched || w->rank != 2 || w->dtype != x->dtype ||
-      w->dim[0] != k * x->dim[2])
+  if (!x->batched || x->rank != 3 || !is_float(x) || w->batched || w->rank != 2 ||
+      w->dtype != x->dtype || w->dim[0] != k * x->dim[2])
     return sn_fail_buf(err, len, "conv needs x [N, H, W, C] and w [KH*KW*C, F]");
-  if (a[SN_WIN_OH] < 1 || a[SN_WIN_OW] < 1 || a[SN_WIN_SH] < 1 || a[SN_WIN_SW] < 1 || a[SN_WIN_DH] < 1 ||
-      a[SN_WIN_DW] < 1 || k < 1)
+  if (a[SN_WIN_OH] < 1 || a[SN_WIN_OW] < 1 || a[SN_WIN_SH] < 1 || a[SN_WIN_SW] < 1 ||
+      a[SN_WIN_DH] < 1 || a[SN_WIN_DW] < 1 || k < 1)
     return sn_fail_buf(err, len, "conv: bad window geometry");
   op->type = *x;
   op->type.dim[0] = a[SN_WIN_OH];
@@ -385,8 +385,8 @@ static int infer_conv(const sn_graph *g, sn_op *op, char *err, size_t len) {
 /* conv_wgrad: dy [N, OH, OW, F] and x [N, H, W, C] give [KH*KW*C, F]. */
 static int infer_conv_wgrad(const sn_graph *g, sn_op *op, char *err, size_t len) {
   const sn_type *dy = T(g, op->in[0]), *x = T(g, op->in[1]);
-  if (!dy->batched || dy->rank != 3 || !x->batched || x->rank != 3 || dy->dtype != x->dtype || !is_float(x) ||
-      dy->dim[0] != op->a[SN_WIN_OH] || dy->dim[1] != op->a[SN_WIN_OW])
+  if (!dy->batched || dy->rank != 3 || !x->batched || x->rank != 3 || dy->dtype != x->dtype ||
+      !is_float(x) || dy->dim[0] != op->a[SN_WIN_OH] || dy->dim[1] != op->a[SN_WIN_OW])
     return sn_fail_buf(err, len, "conv_wgrad needs dy [N, OH, OW, F] and x [N, H, W, C]");
   memset(&op->type, 0, sizeof op->type);
   op->type.dtype = x->dtype;
@@ -673,7 +673,8 @@ static void grad_conv(sn_graph *g, int v, int dy, int dx[]) {
   dx[1] = add_like(g, &op, SN_OP_CONV_WGRAD, dy, op.in[0], NULL);
   sn_op mm = {.code = SN_OP_MATMUL, .tb = 1, .loc = op.loc};
   memcpy(mm.layer, op.layer, sizeof mm.layer);
-  dx[0] = add_like(g, &op, SN_OP_COL2IM, add_like(g, &mm, SN_OP_MATMUL, dy, op.in[1], NULL), -1, &t);
+  dx[0] =
+      add_like(g, &op, SN_OP_COL2IM, add_like(g, &mm, SN_OP_MATMUL, dy, op.in[1], NULL), -1, &t);
 }
 static void grad_transpose(sn_graph *g, int v, int dy, int dx[]) {
   sn_op op = *OP(v), inv = op;

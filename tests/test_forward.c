@@ -194,9 +194,10 @@ static const char *CONV_SPEC =
 enum { H = 5, W = 6, C = 2 };
 
 /* y [oh][ow][f] (flattened, appended at *y) of x [H][W][C]; returns the values written */
-static int conv2d_ref(const float *x, int F_, int kh, int kw, int sh, int sw, bool same, const float *w, const float *b,
-                      float *y) {
-  int oh = same ? (H + sh - 1) / sh : (H - kh) / sh + 1, ow = same ? (W + sw - 1) / sw : (W - kw) / sw + 1;
+static int conv2d_ref(const float *x, int F_, int kh, int kw, int sh, int sw, bool same,
+                      const float *w, const float *b, float *y) {
+  int oh = same ? (H + sh - 1) / sh : (H - kh) / sh + 1,
+      ow = same ? (W + sw - 1) / sw : (W - kw) / sw + 1;
   int th = (oh - 1) * sh + kh - H, tw = (ow - 1) * sw + kw - W;
   int pt = same && th > 0 ? th / 2 : 0, pl = same && tw > 0 ? tw / 2 : 0, at = 0;
   for (int i = 0; i < oh; i++)
@@ -240,7 +241,8 @@ static void check_conv2d(void) {
   enum { N = 3 };
   float x[N * H * W * C], out[N * OUTS], want[OUTS];
   for (int i = 0; i < N * H * W * C; i++) x[i] = (float)((i * 13 % 17) * 0.1 - 0.8);
-  sn_step_args a = {.x = x, .rows = N, .params = m->params, .arena = m->arena, .out = out, .state = m->state};
+  sn_step_args a = {
+      .x = x, .rows = N, .params = m->params, .arena = m->arena, .out = out, .state = m->state};
   m->predict(&a);
   int bad = 0;
   for (int n = 0; n < N; n++) {
@@ -252,7 +254,8 @@ static void check_conv2d(void) {
     for (int i = 0; i < OUTS; i++) bad += fabsf(out[n * OUTS + i] - want[i]) > 1e-5f;
   }
   CHECK(!bad, "conv2d: %d of %d outputs differ from the written-out convolutions", bad, N * OUTS);
-  if (!bad) printf("ok: conv2d direct (same with strides; valid) and im2col (%d values)\n", N * OUTS);
+  if (!bad)
+    printf("ok: conv2d direct (same with strides; valid) and im2col (%d values)\n", N * OUTS);
   sn_model_free(m);
   sn_compiled_free(c);
   sn_spec_free(s);
