@@ -813,7 +813,7 @@ static void pool_tap(emitter *e, const win *w, LLVMValueRef i, LLVMValueRef j, v
   LLVMBuildStore(e->b, LLVMBuildSelect(e->b, inside, nv, cur, ""), pa->acc);
 }
 
-/* conv and conv_wgrad: body(e, w, k, x, arg) for each row k = (kh, kw, c) of the
+/* conv and conv_wgrad: body(e, k, x, arg) for each row k = (kh, kw, c) of the
  * weight [KH*KW*C, F], x being the input's value at that tap and channel for the
  * current row (0 outside the image: padding). Straight-line when the patch is
  * small (build_graph.c makes conv only for those), else in loops. */
@@ -844,7 +844,7 @@ static LLVMValueRef zero_slot(emitter *e) {
 }
 
 /* Tap (i, j), channel c: its address is a constant away from the row's xrow when
- * i, j, c are constants; outside the image it is the zero slot. (GEPs without
+ * i, j, c are constants; outside the image it is zero_slot's. (GEPs without
  * inbounds: the address outside is formed, then not used.) */
 static void conv_tap_channel(emitter *e, LLVMValueRef i, LLVMValueRef j, LLVMValueRef c,
                              conv_patch *cp) {
@@ -898,8 +898,9 @@ static void conv_patch_each(emitter *e, const sn_op *op, int xv, conv_fn *body, 
       for (int64_t c = 0; c < w.C; c++) conv_tap_channel(e, ci(e, i), ci(e, j), ci(e, c), &cp);
 }
 
-/* conv at (r, col): the sum over the patch of x times w[k, col], in im2col's
- * column order (the GEMM's order of terms) */
+/* conv at (r, col): the sum over the patch of x times w[k, col], the terms in
+ * im2col's column order dealt to three chains of FMAs (a row's nine terms are not
+ * one chain of nine latencies), added at the end */
 enum { CONV_CHAINS = 3 };
 typedef struct conv_sum {
   int wv;                        /* the weight [KH*KW*C, F] */
@@ -944,8 +945,7 @@ static LLVMValueRef gen_gather(emitter *e, int v) {
     return LLVMBuildSelect(b, inside, load_at(e, op->in[0], idx), cf(e, 0), "");
   }
   case SN_OP_COL2IM: return gather_col2im(e, op);
-  case SN_OP_CONV:
-    return gather_conv(e, op);
+  case SN_OP_CONV: return gather_conv(e, op);
   case SN_OP_MAX_UNPOOL: return gather_max_unpool(e, op);
   case SN_OP_TRANSPOSE: return gather_transpose(e, op);
   case SN_OP_MAX_POOL:
