@@ -385,40 +385,91 @@ static int product(builder *b, const sn_layer_spec *l, sn_opcode code, int x, in
   return add_op(b, &mm, l);
 }
 
-/* A convolution's product: patches [N, .., taps*Ci] (columns (taps, in), so that
- * channels are contiguous) times the weight, kept in torch's layout (out, in, taps..)
- * ((out, in, kh, kw) for conv2d, (out, in, k) for conv1d) and transposed each step
- * to (out, taps.., in) (a few thousand values). `shape` is the result's type when it
- * is to be viewed otherwise than the product ([N, 1, T, out] as [N, T, out]). */
-static int conv_product(builder *b, const sn_layer_spec *l, int patches, int64_t ci, int ntaps, const int64_t *taps,
-                        const sn_type *shape) {
-  sn_graph *g = b->g;
-  int64_t co = l->filters, k = 1, wshape[4] = {co, ci};
-  for (int i = 0; i < ntaps; i++) k *= wshape[2 + i] = taps[i];
+/* A convolution's weight, kept in torch's layout (out, in, taps..) ((out, in, kh,
+ * kw) for conv2d, (out, in, k) for conv1d) and transposed each step (a few
+ * thousand values) into the layout its product reads: `axes` are the transpose's
+ * (NULL: none). Sets *k to the taps per input channel. */
+static int conv_weight(builder *b, const sn_layer_spec *l, int64_t ci, int ntaps,
+                       const int64_t *taps, const int64_t *axes, int64_t *k) {
+  int64_t co = l->filters, wshape[4] = {co, ci};
+  *k = 1;
+  for (int i = 0; i < ntaps; i++) *k *= wshape[2 + i] = taps[i];
   sn_op like = at(l);
   char name[128];
   snprintf(name, sizeof name, "%s.weight", l->name);
-  int w = sn_param_add(g, name, 2 + ntaps, wshape, l->kernel_init, l->kernel_init_arg, ci * k, co * k, &like);
-  if (k > 1) { /* (out, in, taps..) -> (out, taps.., in) */
-    sn_op tr = op_at(l, SN_OP_TRANSPOSE, w, -1);
-    for (int i = 0; i < ntaps; i++) tr.a[1 + i] = 2 + i;
-    tr.a[1 + ntaps] = 1;
-    if ((w = add_op(b, &tr, l)) < 0) return -1;
-  }
-  sn_type w2 = {.dtype = g->dtype, .rank = 2, .dim = {co, ci * k}};
-  int wm = sn_emit_typed(g, SN_OP_RESHAPE, w, &w2, &like);
-  int y = product(b, l, SN_OP_MATMUL, patches, wm, true);
+  int w = sn_param_add(b->g, name, 2 + ntaps, wshape, l->kernel_init, l->kernel_init_arg, ci * *k,
+                       co * *k, &like);
+  if (!axes) return w;
+  sn_op tr = op_at(l, SN_OP_TRANSPOSE, w, -1);
+  memcpy(tr.a, axes, sizeof(int64_t) * (size_t)(2 + ntaps));
+  return add_op(b, &tr, l);
+}
+
+/* A convolution's output y: its bias added and its activation; fan_in, fan_out
+ * as the weight's (the bias's init may use them). */
+static int conv_finish(builder *b, const sn_layer_spec *l, int y, int64_t fan_in, int64_t fan_out) {
   if (y < 0) return -1;
-  if (shape) y = sn_emit_typed(g, SN_OP_RESHAPE, y, shape, &like);
+  sn_op like = at(l);
   if (l->use_bias) {
+    char name[128];
+    int64_t co = l->filters;
     snprintf(name, sizeof name, "%s.bias", l->name);
-    int bias = sn_param_add(g, name, 1, &co, l->bias_init, l->bias_init_arg, ci * k, co * k, &like);
-    y = sn_emit(g, SN_OP_ADD, y, bias, -1, &like);
+    int bias =
+        sn_param_add(b->g, name, 1, &co, l->bias_init, l->bias_init_arg, fan_in, fan_out, &like);
+    y = sn_emit(b->g, SN_OP_ADD, y, bias, -1, &like);
   }
   return act_op(b, y, l->activation, act_alpha(l, l->activation), l);
 }
 
-/* conv2d as im2col + GEMM (a 1x1 stride-1 convolution is the GEMM alone). */
+/* A convolution's product: patches [N, .., taps*Ci] (columns (taps, in), so that
+ * channels are contiguous) times the weight transposed to (out, taps.., in).
+ * `shape` is the result's type when it is to be viewed otherwise than the product
+ * ([N, 1, T, out] as [N, T, out]). */
+static int conv_product(builder *b, const sn_layer_spec *l, int patches, int64_t ci, int ntaps,
+                        const int64_t *taps, const sn_type *shape) {
+  sn_graph *g = b->g;
+  int64_t co = l->filters, k, axes[4] = {0}, ktaps = 1;
+  for (int i = 0; i < ntaps; i++) axes[1 + i] = 2 + i; /* (out, in, taps..) -> (out, taps.., in) */
+  axes[1 + ntaps] = 1;
+  for (int i = 0; i < ntaps; i++) ktaps *= taps[i];
+  int w = conv_weight(b, l, ci, ntaps, taps, ktaps > 1 ? axes : NULL, &k);
+  if (w < 0) return -1;
+  sn_op like = at(l);
+  sn_type w2 = {.dtype = g->dtype, .rank = 2, .dim = {co, ci * k}};
+  int wm = sn_emit_typed(g, SN_OP_RESHAPE, w, &w2, &like);
+  int y = product(b, l, SN_OP_MATMUL, patches, wm, true);
+  if (y >= 0 && shape) y = sn_emit_typed(g, SN_OP_RESHAPE, y, shape, &like);
+  return conv_finish(b, l, y, ci * k, co * k);
+}
+
+/* A patch (taps times input channels) of at most this many values makes conv2d a
+ * direct convolution (the op conv): the patches of a convolution over few channels
+ * (an image's first layer) are as many values per pixel as its output, and their
+ * product a GEMM with a depth of a few values, so im2col, the GEMM and the bias
+ * kernel cost far more than the arithmetic. */
+enum { DIRECT_CONV_PATCH = 32 };
+
+/* conv2d as the op conv over the window `geo`: the weight transposed to
+ * (kh, kw, in, out) and viewed as [KH*KW*in, out], filters contiguous. */
+static int conv_direct(builder *b, const sn_layer_spec *l, int x, const sn_op *geo, int64_t ci,
+                       const int64_t *taps) {
+  sn_graph *g = b->g;
+  int64_t co = l->filters, k;
+  static const int64_t axes[4] = {2, 3, 1, 0}; /* (out, in, kh, kw) -> (kh, kw, in, out) */
+  int w = conv_weight(b, l, ci, 2, taps, axes, &k);
+  if (w < 0) return -1;
+  sn_op like = at(l);
+  sn_type w2 = {.dtype = g->dtype, .rank = 2, .dim = {k * ci, co}};
+  sn_op op = *geo;
+  op.code = SN_OP_CONV;
+  op.n_in = 2;
+  op.in[0] = x;
+  op.in[1] = sn_emit_typed(g, SN_OP_RESHAPE, w, &w2, &like);
+  return conv_finish(b, l, add_op(b, &op, l), ci * k, co * k);
+}
+
+/* conv2d as im2col + GEMM (a 1x1 stride-1 convolution is the GEMM alone), or a
+ * direct convolution when its patch is small. */
 static int build_conv2d(builder *b, const sn_layer_spec *l, const input *in, int n) {
   if (!need_image(b, l, in, "conv2d")) return -1;
   const sn_type t_v = *TY(b, in[0].v), *t = &t_v;
@@ -426,6 +477,8 @@ static int build_conv2d(builder *b, const sn_layer_spec *l, const input *in, int
   sn_op op = op_at(l, SN_OP_IM2COL, in[0].v, -1);
   if (!window(b, l, in, l->kernel_size, l->strides, &op)) return -1;
   bool pointwise = taps[0] == 1 && taps[1] == 1 && l->strides[0] == 1 && l->strides[1] == 1;
+  if (!pointwise && taps[0] * taps[1] * t->dim[2] <= DIRECT_CONV_PATCH)
+    return conv_direct(b, l, in[0].v, &op, t->dim[2], taps);
   int patches = pointwise ? in[0].v : add_op(b, &op, l);
   if (patches < 0) return -1;
   return conv_product(b, l, patches, t->dim[2], 2, taps, NULL);

@@ -813,6 +813,124 @@ static void pool_tap(emitter *e, const win *w, LLVMValueRef i, LLVMValueRef j, v
   LLVMBuildStore(e->b, LLVMBuildSelect(e->b, inside, nv, cur, ""), pa->acc);
 }
 
+/* conv and conv_wgrad: body(e, k, x, arg) for each row k = (kh, kw, c) of the
+ * weight [KH*KW*C, F], x being the input's value at that tap and channel for the
+ * current row (0 outside the image: padding). Straight-line when the patch is
+ * small (build_graph.c makes conv only for those), else in loops. */
+enum { UNROLLED_PATCH = 32 };
+typedef void conv_fn(emitter *e, LLVMValueRef k, LLVMValueRef x, void *arg);
+
+typedef struct conv_patch {
+  const win *w;
+  LLVMValueRef h0, w0; /* the window's top left position in the image (may be outside) */
+  LLVMValueRef xrow;   /* x's address of (h0, w0) for the current row's sample */
+  conv_fn *body;
+  void *arg;
+} conv_patch;
+
+/* A constant zero of the module (8 bytes: a float or a double), for loads that
+ * fall outside an image: the load of x or of this, by a select of the address,
+ * needs no mask and can be an operand (a broadcast) of the instruction using it.
+ * (A zero on the kernel's stack instead: LLVM turns the loads into gathers.) */
+static LLVMValueRef zero_slot(emitter *e) {
+  LLVMValueRef z = LLVMGetNamedGlobal(e->mod, "sn.zero");
+  if (z) return z;
+  z = LLVMAddGlobal(e->mod, e->f64, "sn.zero");
+  LLVMSetInitializer(z, LLVMConstReal(e->f64, 0));
+  LLVMSetGlobalConstant(z, 1);
+  LLVMSetLinkage(z, LLVMInternalLinkage);
+  LLVMSetAlignment(z, 8);
+  return z;
+}
+
+/* Tap (i, j), channel c: its address is a constant away from the row's xrow when
+ * i, j, c are constants; outside the image it is zero_slot's. (GEPs without
+ * inbounds: the address outside is formed, then not used.) */
+static void conv_tap_channel(emitter *e, LLVMValueRef i, LLVMValueRef j, LLVMValueRef c,
+                             conv_patch *cp) {
+  LLVMBuilderRef b = e->b;
+  const win *w = cp->w;
+  i = LLVMBuildMul(b, i, ci(e, w->DH), "");
+  j = LLVMBuildMul(b, j, ci(e, w->DW), "");
+  LLVMValueRef inside = LLVMBuildAnd(
+      b, LLVMBuildICmp(b, LLVMIntULT, LLVMBuildAdd(b, cp->h0, i, ""), ci(e, w->H), ""),
+      LLVMBuildICmp(b, LLVMIntULT, LLVMBuildAdd(b, cp->w0, j, ""), ci(e, w->W), ""), "");
+  LLVMValueRef off = LLVMBuildAdd(
+      b,
+      LLVMBuildMul(b, LLVMBuildAdd(b, LLVMBuildMul(b, i, ci(e, w->W), ""), j, ""), ci(e, w->C), ""),
+      c, "");
+  LLVMValueRef p = LLVMBuildGEP2(b, e->ft, cp->xrow, &off, 1, "");
+  LLVMValueRef x = LLVMBuildLoad2(b, e->ft, LLVMBuildSelect(b, inside, p, zero_slot(e), ""), "");
+  LLVMValueRef k = LLVMBuildNSWAdd(
+      b,
+      LLVMBuildNSWMul(b, LLVMBuildNSWAdd(b, LLVMBuildNSWMul(b, i, ci(e, w->KW), ""), j, ""),
+                      ci(e, w->C), ""),
+      c, "");
+  cp->body(e, k, x, cp->arg);
+}
+
+static void conv_tap(emitter *e, const win *w, LLVMValueRef i, LLVMValueRef j, void *arg) {
+  loop L;
+  LLVMValueRef c = loop_open(e, &L, ci(e, w->C), "ch");
+  conv_tap_channel(e, i, j, c, arg);
+  loop_close(e, &L);
+}
+
+static void conv_patch_each(emitter *e, const sn_op *op, int xv, conv_fn *body, void *arg) {
+  LLVMBuilderRef b = e->b;
+  win w = win_of(e, op, &e->g->ops[xv].type);
+  LLVMValueRef h0 = LLVMBuildSub(b, LLVMBuildMul(b, w.oh, ci(e, w.SH), ""), ci(e, w.PT), "");
+  LLVMValueRef w0 = LLVMBuildSub(b, LLVMBuildMul(b, w.ow, ci(e, w.SW), ""), ci(e, w.PL), "");
+  LLVMValueRef at = LLVMBuildMul(
+      b,
+      LLVMBuildAdd(b,
+                   LLVMBuildMul(b, LLVMBuildAdd(b, LLVMBuildMul(b, w.n, ci(e, w.H), ""), h0, ""),
+                                ci(e, w.W), ""),
+                   w0, ""),
+      ci(e, w.C), "");
+  conv_patch cp = {&w, h0, w0, LLVMBuildGEP2(b, e->ft, ptr_of(e, xv), &at, 1, ""), body, arg};
+  if (w.KH * w.KW * w.C > UNROLLED_PATCH) {
+    for_taps(e, &w, conv_tap, &cp);
+    return;
+  }
+  for (int64_t i = 0; i < w.KH; i++)
+    for (int64_t j = 0; j < w.KW; j++)
+      for (int64_t c = 0; c < w.C; c++) conv_tap_channel(e, ci(e, i), ci(e, j), ci(e, c), &cp);
+}
+
+/* conv at (r, col): the sum over the patch of x times w[k, col], the terms in
+ * im2col's column order dealt to three chains of FMAs (a row's nine terms are not
+ * one chain of nine latencies), added at the end */
+enum { CONV_CHAINS = 3 };
+typedef struct conv_sum {
+  int wv;                        /* the weight [KH*KW*C, F] */
+  LLVMValueRef acc[CONV_CHAINS]; /* allocas of e->ft */
+  int terms;
+} conv_sum;
+
+static void conv_term(emitter *e, LLVMValueRef k, LLVMValueRef x, void *arg) {
+  conv_sum *cs = arg;
+  int64_t F = last_dim(&e->g->ops[cs->wv].type);
+  LLVMValueRef acc = cs->acc[cs->terms++ % CONV_CHAINS];
+  LLVMValueRef wk =
+      load_at(e, cs->wv, LLVMBuildNSWAdd(e->b, LLVMBuildNSWMul(e->b, k, ci(e, F), ""), e->col, ""));
+  LLVMValueRef a[3] = {x, wk, LLVMBuildLoad2(e->b, e->ft, acc, "")};
+  LLVMBuildStore(e->b, intrinsic(e, "llvm.fmuladd", e->ft, a, 3), acc);
+}
+
+static LLVMValueRef gather_conv(emitter *e, const sn_op *op) {
+  conv_sum cs = {op->in[1], {NULL}, 0};
+  for (int i = 0; i < CONV_CHAINS; i++) {
+    cs.acc[i] = entry_alloca(e, e->ft, "conv");
+    LLVMBuildStore(e->b, cf(e, 0), cs.acc[i]);
+  }
+  conv_patch_each(e, op, op->in[0], conv_term, &cs);
+  LLVMValueRef r = LLVMBuildLoad2(e->b, e->ft, cs.acc[0], "");
+  for (int i = 1; i < CONV_CHAINS; i++)
+    r = LLVMBuildFAdd(e->b, r, LLVMBuildLoad2(e->b, e->ft, cs.acc[i], ""), "");
+  return r;
+}
+
 /* Ops that read their (materialized) inputs at computed positions. */
 static LLVMValueRef gen_gather(emitter *e, int v) {
   const sn_op *op = &e->g->ops[v];
@@ -827,6 +945,7 @@ static LLVMValueRef gen_gather(emitter *e, int v) {
     return LLVMBuildSelect(b, inside, load_at(e, op->in[0], idx), cf(e, 0), "");
   }
   case SN_OP_COL2IM: return gather_col2im(e, op);
+  case SN_OP_CONV: return gather_conv(e, op);
   case SN_OP_MAX_UNPOOL: return gather_max_unpool(e, op);
   case SN_OP_TRANSPOSE: return gather_transpose(e, op);
   case SN_OP_MAX_POOL:
@@ -1049,6 +1168,31 @@ static void emit_scatter(emitter *e, int v) {
   }
 }
 
+/* Accumulations over rows by columns of their first input: colsum ([C]) and
+ * conv_wgrad ([KH*KW*C, F], a row of sums per tap and channel). */
+static bool sums_columns(sn_opcode c) { return c == SN_OP_COLSUM || c == SN_OP_CONV_WGRAD; }
+
+/* conv_wgrad at (r, col): row k of the result gains x(k) dy[r, col] */
+typedef struct conv_grad {
+  int v;
+  LLVMValueRef dy;
+} conv_grad;
+
+static void conv_grad_term(emitter *e, LLVMValueRef k, LLVMValueRef x, void *arg) {
+  conv_grad *cg = arg;
+  int64_t F = last_dim(&e->g->ops[cg->v].type);
+  LLVMValueRef p = gep(e, e->ft, ptr_of(e, cg->v),
+                       LLVMBuildNSWAdd(e->b, LLVMBuildNSWMul(e->b, k, ci(e, F), ""), e->col, ""));
+  LLVMValueRef a[3] = {x, cg->dy, LLVMBuildLoad2(e->b, e->ft, p, "")};
+  LLVMBuildStore(e->b, intrinsic(e, "llvm.fmuladd", e->ft, a, 3), p);
+}
+
+static void emit_conv_wgrad(emitter *e, int v) {
+  const sn_op *op = &e->g->ops[v];
+  conv_grad cg = {v, gen_elem(e, op->in[0])};
+  conv_patch_each(e, op, op->in[1], conv_grad_term, &cg);
+}
+
 /* ---------------------------------------------------------------------------
  * Kernels */
 
@@ -1098,7 +1242,7 @@ enum { KERNEL_ARGS = 4 };
 static bool rows_independent(const sn_graph *g, const sn_kernel *k) {
   for (int i = 0; i < k->n_roots; i++) {
     sn_opcode c = g->ops[k->roots[i]].code;
-    if (c == SN_OP_COLSUM || c == SN_OP_SUM_ALL || is_scatter(c)) return false;
+    if (sums_columns(c) || c == SN_OP_SUM_ALL || is_scatter(c)) return false;
   }
   return true;
 }
@@ -1122,7 +1266,7 @@ static bool rows_stay_scalar(emitter *e, const sn_kernel *k) {
   for (int i = 0; i < k->n_roots; i++) {
     int v = k->roots[i];
     const sn_op *op = &e->g->ops[v];
-    bool colsum = op->code == SN_OP_COLSUM || is_scatter(op->code);
+    bool colsum = sums_columns(op->code) || is_scatter(op->code);
     if (op->code == SN_OP_SUM_ALL || (!colsum && level_of(e, v) != L_ELEM)) continue;
     if (last_dim(&e->g->ops[colsum ? op->in[0] : v].type) < ROW_VECTOR_MIN) return false;
     any = true;
@@ -1135,9 +1279,9 @@ static bool rows_stay_scalar(emitter *e, const sn_kernel *k) {
 static void fused_zero_sums(emitter *e, const sn_kernel *k, LLVMValueRef nrows, LLVMValueRef *sums) {
   for (int i = 0; i < k->n_roots; i++) {
     int v = k->roots[i];
-    if (e->g->ops[v].code == SN_OP_COLSUM) {
+    if (sums_columns(e->g->ops[v].code)) {
       loop L;
-      LLVMValueRef c = loop_open(e, &L, ci(e, e->g->ops[v].type.dim[0]), "z");
+      LLVMValueRef c = loop_open(e, &L, ci(e, sn_type_elems(&e->g->ops[v].type)), "z");
       LLVMBuildStore(e->b, cf(e, 0), gep(e, e->ft, ptr_of(e, v), c));
       loop_close(e, &L);
     } else if (e->g->ops[v].code == SN_OP_SUM_ALL) {
@@ -1166,7 +1310,7 @@ static void fused_rows(emitter *e, const sn_kernel *k, LLVMValueRef *sums) {
       if (LLVMTypeOf(x) != e->f64) x = LLVMBuildFPExt(e->b, x, e->f64, "");
       LLVMValueRef a = LLVMBuildFAdd(e->b, LLVMBuildLoad2(e->b, e->f64, sums[i], ""), x, "");
       LLVMBuildStore(e->b, a, sums[i]);
-    } else if (op->code == SN_OP_COLSUM || is_scatter(op->code)) {
+    } else if (sums_columns(op->code) || is_scatter(op->code)) {
       prepare_elem(e, op->in[0]);
       if (op->code == SN_OP_SCATTER_ROWS) gen_row(e, op->in[1]);
     } else if (level_of(e, v) == L_ROW) {
@@ -1206,7 +1350,7 @@ static void fused_columns(emitter *e, const sn_kernel *k) {
   for (int i = 0; i < k->n_roots; i++) {
     int v = k->roots[i];
     const sn_op *op = &e->g->ops[v];
-    bool colsum = op->code == SN_OP_COLSUM || is_scatter(op->code);
+    bool colsum = sums_columns(op->code) || is_scatter(op->code);
     if (done[i] || op->code == SN_OP_SUM_ALL || (!colsum && level_of(e, v) != L_ELEM)) continue;
     int64_t C = last_dim(&e->g->ops[colsum ? op->in[0] : v].type);
     loop L;
@@ -1220,12 +1364,14 @@ static void fused_columns(emitter *e, const sn_kernel *k) {
     for (int j = i; j < k->n_roots; j++) {
       int w = k->roots[j];
       const sn_op *wop = &e->g->ops[w];
-      bool wcol = wop->code == SN_OP_COLSUM || is_scatter(wop->code);
+      bool wcol = sums_columns(wop->code) || is_scatter(wop->code);
       if (done[j] || wop->code == SN_OP_SUM_ALL || (!wcol && level_of(e, w) != L_ELEM)) continue;
       if (last_dim(&e->g->ops[wcol ? wop->in[0] : w].type) != C) continue;
       done[j] = 1;
       if (is_scatter(wop->code)) {
         emit_scatter(e, w);
+      } else if (wop->code == SN_OP_CONV_WGRAD) {
+        emit_conv_wgrad(e, w);
       } else if (wcol) {
         LLVMValueRef p = gep(e, e->ft, ptr_of(e, w), e->col);
         LLVMValueRef a = LLVMBuildFAdd(e->b, LLVMBuildLoad2(e->b, e->ft, p, ""), gen_elem(e, wop->in[0]), "");
@@ -1622,13 +1768,19 @@ static void strip_loop_refs(char *ir) {
   *w = 0;
 }
 
+/* A constant of zeros (zero_slot's): the same in every module that has it. */
+static bool zero_constant(LLVMValueRef g) {
+  LLVMValueRef init = LLVMIsAGlobalVariable(g) ? LLVMGetInitializer(g) : NULL;
+  return init && LLVMIsGlobalConstant(g) && LLVMIsNull(init);
+}
+
 /* What a kernel computes, independent of its name and module: its IR with the
  * name and the attribute group number cut out, its function attributes spelled
  * out, and its loop metadata written out by instruction number. Equal texts are
  * equal functions. NULL for a kernel the text cannot vouch for: other metadata or
  * call-site attributes (printed as numbers that depend on the module), or
  * references to globals other than declared functions (libm, intrinsics), which
- * mean the same in every module only by name. */
+ * mean the same in every module only by name (but for zero_slot's constant). */
 static char *kernel_text(LLVMValueRef fn) {
   char *loops = NULL;
   size_t loops_len = 0;
@@ -1645,7 +1797,9 @@ static char *kernel_text(LLVMValueRef fn) {
       }
       for (int j = 0; j < LLVMGetNumOperands(in); j++) {
         LLVMValueRef o = LLVMGetOperand(in, (unsigned)j);
-        if (o && (LLVMIsAConstantExpr(o) || (LLVMIsAGlobalValue(o) && !(LLVMIsAFunction(o) && LLVMIsDeclaration(o))))) {
+        if (o && (LLVMIsAConstantExpr(o) ||
+                  (LLVMIsAGlobalValue(o) && !(LLVMIsAFunction(o) && LLVMIsDeclaration(o)) &&
+                   !zero_constant(o)))) {
           fclose(lf);
           free(loops);
           return NULL;
@@ -1797,9 +1951,9 @@ static void emit_pool_call(emitter *e, const char *name, LLVMValueRef kernel, LL
 static LLVMValueRef emit_part_sum(emitter *e);
 static LLVMValueRef parts_task(emitter *e, LLVMTypeRef fty, unsigned na, LLVMTypeRef box_t);
 
-/* a column sum that kernel k computes (not one it reads) */
+/* a column sum (colsum, conv_wgrad) that kernel k computes (not one it reads) */
 static bool part_sum(emitter *e, int k, int v) {
-  return e->g->ops[v].code == SN_OP_COLSUM && e->st->kernel_of[v] == k;
+  return sums_columns(e->g->ops[v].code) && e->st->kernel_of[v] == k;
 }
 
 /* A kernel in parts: its column sums into slices of the scratch, the parts on the
@@ -1820,7 +1974,7 @@ static void emit_parts_call(emitter *e, int s, int k, step_ctx *sc, LLVMValueRef
     if (!part_sum(e, k, refs[i - KERNEL_ARGS])) continue;
     is_sum[i] = true;
     at[i] = cols;
-    cols += op->type.dim[0];
+    cols += sn_type_elems(&op->type);
   }
   for (unsigned i = KERNEL_ARGS; i < na; i++)
     if (is_sum[i]) {
@@ -1859,7 +2013,7 @@ static void emit_parts_call(emitter *e, int s, int k, step_ctx *sc, LLVMValueRef
   }
   for (unsigned i = KERNEL_ARGS; i < na; i++) {
     if (!is_sum[i]) continue;
-    int64_t C = e->g->ops[refs[i - KERNEL_ARGS]].type.dim[0];
+    int64_t C = sn_type_elems(&e->g->ops[refs[i - KERNEL_ARGS]].type);
     LLVMValueRef sa[5] = {a[i], buffer_ptr(e, sc, refs[i - KERNEL_ARGS]), ci(e, kk->parts), ci(e, cols), ci(e, C)};
     LLVMBuildCall2(e->b, LLVMGlobalGetValueType(e->part_sum), e->part_sum, sa, 5, "");
   }

@@ -47,9 +47,11 @@ static bool is_free(const sn_graph *g, int v, const char *free_) {
 }
 
 /* Whether op reads its input i at other positions than its own: a gathering op
- * reads all of them so, mask_keys its mask (at the sample and column). */
+ * reads all of them so, mask_keys its mask (at the sample and column), conv_wgrad
+ * the convolution's input (at the window's taps). */
 static bool reads_elsewhere(const sn_op *op, int i) {
-  return sn_opdefs[op->code].gathers || (op->code == SN_OP_MASK_KEYS && i == 1);
+  return sn_opdefs[op->code].gathers ||
+         ((op->code == SN_OP_MASK_KEYS || op->code == SN_OP_CONV_WGRAD) && i == 1);
 }
 
 /* The rows a fused op iterates over: (batched, rows_mult). */
@@ -175,8 +177,10 @@ static void plan_parts(const sn_graph *g, sn_step *st) {
     bool ok = true;
     for (int i = 0; i < kk->n_roots; i++) {
       const sn_op *op = &g->ops[kk->roots[i]];
-      const sn_type *t = op->code == SN_OP_COLSUM ? &g->ops[op->in[0]].type : &op->type;
-      if (op->code == SN_OP_COLSUM) cols += op->type.dim[0];
+      bool sums = op->code == SN_OP_COLSUM || op->code == SN_OP_CONV_WGRAD;
+      const sn_type *t = sums ? &g->ops[op->in[0]].type : &op->type;
+      if (sums)
+        cols += sn_type_elems(&op->type);
       else if (sn_opdefs[op->code].cls == SN_CLS_ACCUM) ok = false;
       width += t->rank ? t->dim[t->rank - 1] : 1;
     }

@@ -45,7 +45,7 @@ typedef struct sn_kernel {
   int n_roots;
   int *roots;           /* members that must be written: stored or accumulated */
   /* parts > 0: a kernel whose only work across rows is column sums (bias
-   * gradients), big enough to share: its rows run in `parts` ranges (on the pool),
+   * gradients, conv_wgrad), big enough to share: its rows run in `parts` ranges (on the pool),
    * each summing into its own partial column sums at arena + scratch (bytes), which
    * are added up after it. A fixed number, so the sums do not depend on threads. */
   int parts;

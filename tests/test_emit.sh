@@ -66,6 +66,32 @@ for kop in im2col col2im; do
     bash -c 'grep -qE "load <16 x float>|llvm.memcpy" <<<"$1" && ! grep -q masked.gather <<<"$1"' _ "$body"
 done
 
+# fashion_cnn's first convolution (one input channel, a patch of 9 values) is a
+# direct convolution: conv, its bias and relu one kernel forward, its weight gradient
+# (conv_wgrad) fused with the relu and bias gradients in a kernel in parts; no
+# im2col, GEMM or col2im for it. conv2d2 (a patch of 144) stays im2col + GEMM.
+check "fashion_cnn: conv2d1 is one direct kernel (conv add relu), the only conv" \
+  test "$(grep -c '^  kernel k[0-9]* rows N\*784: 3 ops: conv add relu$' <<<"$gradplan")" -eq 1 -a \
+       "$(grep -c ' ops: .*\bconv\b' <<<"$gradplan")" -eq 1
+check "fashion_cnn: conv2d1's weight gradient is conv_wgrad with the relu and bias gradients, in parts" \
+  grep -qE '^  kernel k[0-9]+ rows N\*784 in [0-9]+ parts: 4 ops: max_unpool relu_grad colsum conv_wgrad$' <<<"$gradplan"
+check "fashion_cnn: no GEMM and no im2col or col2im for conv2d1; conv2d2 has them" \
+  test "$(grep -c 'gemm .*; conv2d1$' <<<"$gradplan")" -eq 0 -a "$(grep -c 'gemm .*; conv2d2$' <<<"$gradplan")" -eq 3 -a \
+       "$(grep -cE 'ops: (im2col|col2im)$' <<<"$gradplan")" -eq 2 -a "$(grep -c 'rows N\*784: 1 ops: im2col' <<<"$gradplan")" -eq 0
+# the direct kernel is vectorized across the filters (16: one 16-wide vector, or
+# two 8-wide), the weights hoisted (no gathers), for both target levels
+convk=$(grep -E '^  kernel k[0-9]+ rows N\*784: 3 ops: conv add relu$' <<<"$gradplan" | grep -oE 'k[0-9]+' | head -1)
+wgradk=$(grep -E 'conv_wgrad$' <<<"$gradplan" | grep -oE 'k[0-9]+' | head -1)
+for level in x86-64-v3:8 x86-64-v4:16; do
+  cpu=${level%:*} w=${level#*:}
+  cnnll=$(SPECNET_CPU=$cpu "$specnet" emit "$cnn" --what llvm)
+  for kn in $convk $wgradk; do
+    body=$(sed -nE "/^define internal (fastcc )?void @grad_step\.$kn\(/,/^}/p" <<<"$cnnll")
+    check "fashion_cnn $cpu grad_step $kn (direct conv): fmuladd on <$w x float>, no gathers" \
+      bash -c 'grep -q "fmuladd.v$2f32" <<<"$1" && ! grep -q masked.gather <<<"$1"' _ "$body" "$w"
+  done
+done
+
 # --dtype f64 is f64 throughout: every scalar the step and the update take (learning
 # rate, Adam's alpha, gradient scale) and every constant is a double.
 for f64spec in specs/mnist_mlp.yaml specs/fashion_cnn.yaml; do

@@ -1,7 +1,7 @@
 /* Forward values of the data-moving ops against the same arithmetic written out
  * here (gradient checks cannot see a forward op and its gradient that are wrong in
  * the same way): concat along every axis of [2, 3, 2] samples, of x and tanh(x);
- * conv1d and the 1-D pools masked over padding. */
+ * conv1d and the 1-D pools masked over padding; conv2d, direct and through im2col. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -173,8 +173,98 @@ static void check_seq(void) {
   sn_diag_free(&d);
 }
 
+/* ---- conv2d, both lowerings: the direct convolution (op conv; patches of at most 32
+ * values: a with strides and same padding, b valid) and im2col + GEMM (c, a patch of
+ * 40), on [5, 6, 2] images, against the convolution written out with torch's weight
+ * layout (out, in, kh, kw) and Keras's padding. */
+
+static const char *CONV_SPEC =
+    "specnet: 1\nname: forward_conv\nseed: 3\n"
+    "data: {train: {synthetic: blobs, samples: 16, classes: 2, features: 60}}\n"
+    "model:\n  input: [5, 6, 2]\n  layers:\n"
+    "    - {name: a, conv2d: {filters: 3, kernel_size: [3, 2], strides: [2, 1], padding: same}}\n"
+    "    - {name: b, conv2d: {filters: 2, kernel_size: 3}, inputs: [input]}\n"
+    "    - {name: c, conv2d: {filters: 2, kernel_size: [4, 5], padding: same}, inputs: [input]}\n"
+    "    - {name: fa, flatten: {}, inputs: [a]}\n"
+    "    - {name: fb, flatten: {}, inputs: [b]}\n"
+    "    - {name: fc, flatten: {}, inputs: [c]}\n"
+    "    - {name: all, concat: {}, inputs: [fa, fb, fc]}\n"
+    "train: {loss: mse, optimizer: sgd}\n";
+
+enum { H = 5, W = 6, C = 2 };
+
+/* y [oh][ow][f] (flattened, appended at *y) of x [H][W][C]; returns the values written */
+static int conv2d_ref(const float *x, int F_, int kh, int kw, int sh, int sw, bool same,
+                      const float *w, const float *b, float *y) {
+  int oh = same ? (H + sh - 1) / sh : (H - kh) / sh + 1,
+      ow = same ? (W + sw - 1) / sw : (W - kw) / sw + 1;
+  int th = (oh - 1) * sh + kh - H, tw = (ow - 1) * sw + kw - W;
+  int pt = same && th > 0 ? th / 2 : 0, pl = same && tw > 0 ? tw / 2 : 0, at = 0;
+  for (int i = 0; i < oh; i++)
+    for (int j = 0; j < ow; j++)
+      for (int f = 0; f < F_; f++) {
+        double sum = b[f];
+        for (int c = 0; c < C; c++)
+          for (int u = 0; u < kh; u++)
+            for (int v = 0; v < kw; v++) {
+              int yy = i * sh - pt + u, xx = j * sw - pl + v;
+              if (yy >= 0 && yy < H && xx >= 0 && xx < W)
+                sum += (double)w[((f * C + c) * kh + u) * kw + v] * x[(yy * W + xx) * C + c];
+            }
+        y[at++] = (float)sum;
+      }
+  return at;
+}
+
+static void check_conv2d(void) {
+  sn_diag d = {0};
+  sn_spec *s;
+  sn_compiled *c = compile_spec_text(CONV_SPEC, "forward_conv.yaml", SN_RT_F32, &s, &d);
+  if (!c) {
+    CHECK(0, "conv2d spec does not compile");
+    sn_diag_free(&d);
+    sn_spec_free(s);
+    return;
+  }
+  sn_model *m = sn_compiled_model(c);
+  sn_error err = {0};
+  CHECK(sn_model_alloc(m, &err) == 0, "%s", err.msg);
+  enum { OUTS = 3 * 6 * 3 + 3 * 4 * 2 + 5 * 6 * 2 };
+  CHECK(m->output_elems == OUTS, "conv2d: %lld outputs", (long long)m->output_elems);
+  const char *names[] = {"a.weight", "a.bias", "b.weight", "b.bias", "c.weight", "c.bias"};
+  const int counts[] = {3 * C * 3 * 2, 3, 2 * C * 3 * 3, 2, 2 * C * 4 * 5, 2};
+  float *p[6];
+  for (int i = 0; i < 6; i++) {
+    if (!(p[i] = param(m, names[i]))) return;
+    for (int j = 0; j < counts[i]; j++) p[i][j] = (float)(((j * 7 + i) % 11) * 0.05 - 0.25);
+  }
+  enum { N = 3 };
+  float x[N * H * W * C], out[N * OUTS], want[OUTS];
+  for (int i = 0; i < N * H * W * C; i++) x[i] = (float)((i * 13 % 17) * 0.1 - 0.8);
+  sn_step_args a = {
+      .x = x, .rows = N, .params = m->params, .arena = m->arena, .out = out, .state = m->state};
+  m->predict(&a);
+  int bad = 0;
+  for (int n = 0; n < N; n++) {
+    const float *xn = x + n * H * W * C;
+    int at = conv2d_ref(xn, 3, 3, 2, 2, 1, true, p[0], p[1], want);
+    at += conv2d_ref(xn, 2, 3, 3, 1, 1, false, p[2], p[3], want + at);
+    at += conv2d_ref(xn, 2, 4, 5, 1, 1, true, p[4], p[5], want + at);
+    CHECK(at == OUTS, "conv2d reference: %d values", at);
+    for (int i = 0; i < OUTS; i++) bad += fabsf(out[n * OUTS + i] - want[i]) > 1e-5f;
+  }
+  CHECK(!bad, "conv2d: %d of %d outputs differ from the written-out convolutions", bad, N * OUTS);
+  if (!bad)
+    printf("ok: conv2d direct (same with strides; valid) and im2col (%d values)\n", N * OUTS);
+  sn_model_free(m);
+  sn_compiled_free(c);
+  sn_spec_free(s);
+  sn_diag_free(&d);
+}
+
 int main(void) {
   for (int axis = -1; axis <= 2; axis++) check_axis(axis);
   check_seq();
+  check_conv2d();
   return failures ? 1 : 0;
 }
