@@ -37,21 +37,44 @@ static void reference(const float *x, int k, float *y) {
       }
 }
 
+/* A spec compiled and its model allocated (f32), or NULL after a failed CHECK naming
+ * `what`; fixture_free releases what it holds. */
+typedef struct fixture {
+  sn_diag d;
+  sn_spec *s;
+  sn_compiled *c;
+  sn_model *m;
+} fixture;
+
+static void fixture_free(fixture *f) {
+  if (f->m) sn_model_free(f->m);
+  if (f->c) sn_compiled_free(f->c);
+  sn_spec_free(f->s);
+  sn_diag_free(&f->d);
+}
+
+static sn_model *fixture_open(fixture *f, const char *text, const char *file, const char *what) {
+  memset(f, 0, sizeof *f);
+  f->c = compile_spec_text(text, file, SN_RT_F32, &f->s, &f->d);
+  if (!f->c) {
+    CHECK(0, "%s: spec does not compile", what);
+    fixture_free(f);
+    return NULL;
+  }
+  f->m = sn_compiled_model(f->c);
+  sn_error err = {0};
+  CHECK(sn_model_alloc(f->m, &err) == 0, "%s", err.msg);
+  return f->m;
+}
+
 static void check_axis(int axis) {
   char text[1024];
   snprintf(text, sizeof text, SPEC_FMT, axis);
-  sn_diag d = {0};
-  sn_spec *s;
-  sn_compiled *c = compile_spec_text(text, "forward.yaml", SN_RT_F32, &s, &d);
-  if (!c) {
-    CHECK(0, "concat axis %d: spec does not compile", axis);
-    sn_diag_free(&d);
-    sn_spec_free(s);
-    return;
-  }
-  sn_model *m = sn_compiled_model(c);
-  sn_error err = {0};
-  CHECK(sn_model_alloc(m, &err) == 0, "%s", err.msg);
+  char what[32];
+  snprintf(what, sizeof what, "concat axis %d", axis);
+  fixture f;
+  sn_model *m = fixture_open(&f, text, "forward.yaml", what);
+  if (!m) return;
   CHECK(m->output_elems == 24, "concat axis %d: %lld outputs", axis, (long long)m->output_elems);
   enum { N = 3 };
   float x[N * 12], out[N * 24], want[24];
@@ -65,10 +88,7 @@ static void check_axis(int axis) {
   }
   CHECK(!bad, "concat axis %d: %d of %d outputs differ from the written-out concat", axis, bad, N * 24);
   if (!bad) printf("ok: concat along axis %d of [2, 3, 2] samples (%d values)\n", axis, N * 24);
-  sn_model_free(m);
-  sn_compiled_free(c);
-  sn_spec_free(s);
-  sn_diag_free(&d);
+  fixture_free(&f);
 }
 
 /* ---- conv1d and the masked 1-D pools: ids [7] (pad_id 0) seen as [7, 1], through a
@@ -129,24 +149,18 @@ static float *param(sn_model *m, const char *name) {
 }
 
 static void check_seq(void) {
-  sn_diag d = {0};
-  sn_spec *s;
-  sn_compiled *c = compile_spec_text(SEQ_SPEC, "forward_seq.yaml", SN_RT_F32, &s, &d);
-  if (!c) {
-    CHECK(0, "conv1d spec does not compile");
-    sn_diag_free(&d);
-    sn_spec_free(s);
-    return;
-  }
-  sn_model *m = sn_compiled_model(c);
-  sn_error err = {0};
-  CHECK(sn_model_alloc(m, &err) == 0, "%s", err.msg);
+  fixture f;
+  sn_model *m = fixture_open(&f, SEQ_SPEC, "forward_seq.yaml", "conv1d");
+  if (!m) return;
   CHECK(m->output_elems == 4 * F, "conv1d: %lld outputs", (long long)m->output_elems);
   const char *names[] = {"v.weight", "v.bias", "s.weight", "s.bias"};
   const int counts[] = {2 * F, F, 3 * F, F};
   float *p[4];
   for (int i = 0; i < 4; i++) {
-    if (!(p[i] = param(m, names[i]))) return;
+    if (!(p[i] = param(m, names[i]))) {
+      fixture_free(&f);
+      return;
+    }
     for (int j = 0; j < counts[i]; j++) p[i][j] = (float)((j % 2 ? -0.3 : 0.2) * (j + 1) + 0.1 * i);
   }
   /* samples of several lengths, one all padding, one without padding */
@@ -167,10 +181,7 @@ static void check_seq(void) {
   }
   CHECK(!bad, "conv1d + masked pools: %d of %d outputs differ from the written-out ones", bad, N * 4 * F);
   if (!bad) printf("ok: conv1d (valid, strides, dilation; same) and masked 1-D pools (%d values)\n", N * 4 * F);
-  sn_model_free(m);
-  sn_compiled_free(c);
-  sn_spec_free(s);
-  sn_diag_free(&d);
+  fixture_free(&f);
 }
 
 /* ---- conv2d, both lowerings: the direct convolution (op conv; patches of at most 32
@@ -217,25 +228,19 @@ static int conv2d_ref(const float *x, int F_, int kh, int kw, int sh, int sw, bo
 }
 
 static void check_conv2d(void) {
-  sn_diag d = {0};
-  sn_spec *s;
-  sn_compiled *c = compile_spec_text(CONV_SPEC, "forward_conv.yaml", SN_RT_F32, &s, &d);
-  if (!c) {
-    CHECK(0, "conv2d spec does not compile");
-    sn_diag_free(&d);
-    sn_spec_free(s);
-    return;
-  }
-  sn_model *m = sn_compiled_model(c);
-  sn_error err = {0};
-  CHECK(sn_model_alloc(m, &err) == 0, "%s", err.msg);
+  fixture f;
+  sn_model *m = fixture_open(&f, CONV_SPEC, "forward_conv.yaml", "conv2d");
+  if (!m) return;
   enum { OUTS = 3 * 6 * 3 + 3 * 4 * 2 + 5 * 6 * 2 };
   CHECK(m->output_elems == OUTS, "conv2d: %lld outputs", (long long)m->output_elems);
   const char *names[] = {"a.weight", "a.bias", "b.weight", "b.bias", "c.weight", "c.bias"};
   const int counts[] = {3 * C * 3 * 2, 3, 2 * C * 3 * 3, 2, 2 * C * 4 * 5, 2};
   float *p[6];
   for (int i = 0; i < 6; i++) {
-    if (!(p[i] = param(m, names[i]))) return;
+    if (!(p[i] = param(m, names[i]))) {
+      fixture_free(&f);
+      return;
+    }
     for (int j = 0; j < counts[i]; j++) p[i][j] = (float)(((j * 7 + i) % 11) * 0.05 - 0.25);
   }
   enum { N = 3 };
@@ -256,10 +261,7 @@ static void check_conv2d(void) {
   CHECK(!bad, "conv2d: %d of %d outputs differ from the written-out convolutions", bad, N * OUTS);
   if (!bad)
     printf("ok: conv2d direct (same with strides; valid) and im2col (%d values)\n", N * OUTS);
-  sn_model_free(m);
-  sn_compiled_free(c);
-  sn_spec_free(s);
-  sn_diag_free(&d);
+  fixture_free(&f);
 }
 
 int main(void) {
