@@ -5,9 +5,11 @@
  * same cores slow a step down several times).
  *
  * A job is a range [0, count) cut into contiguous parts rounded to `grain`. The
- * parts are claimed, not assigned: the caller and every worker take the next
- * unclaimed part until none is left, so a worker the OS has not scheduled yet
- * costs nothing but its part. Workers wait for the next job spinning (a step
+ * parts are claimed, not assigned: thread t (the caller is 0) first takes the
+ * parts of its own share, the t-th of n contiguous runs of them, then any part
+ * left in another's share, so a worker the OS has not scheduled yet costs nothing
+ * but its part, and step after step the same thread touches the same data (the
+ * optimizer's slice of the parameters stays in its core's cache). Workers wait for the next job spinning (a step
  * issues one every few microseconds), then asleep on a futex, so an idle pool
  * costs nothing. Dispatch takes no lock and allocates nothing. A job started from
  * inside a job, or while another thread's job runs, runs serially on the calling
@@ -42,10 +44,7 @@ static struct pool {
   uint32_t job;            /* id of the last job (the dispatching thread's counter) */
   _Atomic uint32_t gen;    /* futex word: the id of the job to wake up for */
   uint32_t gen0;           /* gen when the workers were started */
-  /* parts are claimed, not assigned: job id << 32 | parts << 16 | next part. A
-   * worker that wakes late finds them taken by the caller, so a busy machine
-   * (other processes on our cores) degrades to serial speed, not to waiting. */
-  _Atomic uint64_t claim;
+  _Atomic int shares;      /* threads the current job's parts are shared among */
   _Atomic int done;        /* parts finished */
   _Atomic int sleepers;
   _Atomic int busy;        /* a job is in flight */
@@ -59,7 +58,19 @@ static struct pool {
   int parts;
 } P = {.n = 1};
 
+/* Parts are claimed from per-thread shares: share t of the current job is its
+ * parts [first, end), and S[t] = job id << 32 | end << 16 | the next unclaimed part
+ * (one word: a worker still looking at the previous job can never claim a part of
+ * it with the next job's bounds). A worker that wakes late finds its share taken by
+ * the others, so a busy machine (other processes on our cores) degrades to serial
+ * speed, not to waiting. One cache line each: the owner's claims do not contend
+ * with the others'. */
+static struct share {
+  _Alignas(64) _Atomic uint64_t next;
+} S[MAX_THREADS];
+
 static _Thread_local bool in_job;
+static _Thread_local int my_share; /* the caller 0, worker i i + 1 */
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 
 static inline void relax(void) {
@@ -76,16 +87,27 @@ static void futex_wake_all(_Atomic uint32_t *w) {
   syscall(SYS_futex, (uint32_t *)w, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
 }
 
-/* Claims the next part of job `job`, or -1 when none is left (or the job is over). */
-static int claim_part(uint32_t job) {
-  uint64_t c = atomic_load_explicit(&P.claim, memory_order_acquire);
+/* Claims the next part of share t of job `job`, or -1 when none is left there (or
+ * the job is over). */
+static int claim_in(int t, uint32_t job) {
+  uint64_t c = atomic_load_explicit(&S[t].next, memory_order_acquire);
   for (;;) {
-    uint32_t next = (uint32_t)c & 0xffff, parts = (uint32_t)(c >> 16) & 0xffff;
-    if ((uint32_t)(c >> 32) != job || next >= parts) return -1;
-    if (atomic_compare_exchange_weak_explicit(&P.claim, &c, c + 1, memory_order_acq_rel,
+    uint32_t next = (uint32_t)c & 0xffff, end = (uint32_t)(c >> 16) & 0xffff;
+    if ((uint32_t)(c >> 32) != job || next >= end) return -1;
+    if (atomic_compare_exchange_weak_explicit(&S[t].next, &c, c + 1, memory_order_acq_rel,
                                               memory_order_acquire))
       return (int)next;
   }
+}
+
+/* The next part for this thread: its own share first, then the others' in turn. */
+static int claim_part(uint32_t job) {
+  int shares = atomic_load_explicit(&P.shares, memory_order_relaxed), i;
+  int me = my_share < shares ? my_share : 0;
+  if ((i = claim_in(me, job)) >= 0) return i;
+  for (int k = 1; k < shares; k++)
+    if ((i = claim_in((me + k) % shares, job)) >= 0) return i;
+  return -1;
 }
 
 static int64_t units_of(int64_t count, int64_t grain) { return count / grain + (count % grain != 0); }
@@ -107,7 +129,7 @@ static void run_parts(uint32_t job) {
 }
 
 static void *worker(void *arg) {
-  (void)arg;
+  my_share = (int)(intptr_t)arg;
   in_job = true;
   uint32_t seen = P.gen0; /* not P.gen: the first job may have been posted already */
   for (;;) {
@@ -199,7 +221,7 @@ int sn_threads(void) {
 static bool start_workers(void) {
   P.gen0 = atomic_load(&P.gen);
   while (P.started < P.n - 1) {
-    if (pthread_create(&P.th[P.started], NULL, worker, NULL)) {
+    if (pthread_create(&P.th[P.started], NULL, worker, (void *)(intptr_t)(P.started + 1))) {
       P.n = P.started + 1; /* fewer threads than asked: do not retry on every job */
       break;
     }
@@ -233,7 +255,13 @@ static void par_run(sn_task_fn fn, void *ctx, int64_t count, int64_t grain, int 
   P.parts = parts;
   atomic_store_explicit(&P.done, 0, memory_order_relaxed);
   uint32_t job = ++P.job;
-  atomic_store_explicit(&P.claim, (uint64_t)job << 32 | (uint64_t)parts << 16, memory_order_release);
+  /* share t: parts [t parts / k, (t + 1) parts / k) of k = min(threads, parts) */
+  int k = parts < P.started + 1 ? parts : P.started + 1;
+  atomic_store_explicit(&P.shares, k, memory_order_relaxed);
+  for (int t = 0; t < k; t++) {
+    uint64_t first = (uint64_t)t * (uint64_t)parts / (uint64_t)k, end = (uint64_t)(t + 1) * (uint64_t)parts / (uint64_t)k;
+    atomic_store_explicit(&S[t].next, (uint64_t)job << 32 | end << 16 | first, memory_order_release);
+  }
   atomic_store(&P.gen, job); /* seq_cst: ordered before the sleepers check */
   if (atomic_load(&P.sleepers)) futex_wake_all(&P.gen);
   in_job = true;
