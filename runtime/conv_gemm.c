@@ -1,0 +1,111 @@
+/* Implicit-GEMM convolutions (the ops conv_gemm and conv_gemm_wgrad): conv2d's
+ * product with im2col's patches without the patches in memory. The output rows
+ * (pixels, M = N OH OW) are taken a tile at a time: the tile's patches are gathered
+ * into a buffer on the stack (a tile of at most 64 rows x K, which stays in L1/L2)
+ * and multiplied at once, by the small-GEMM kernels of gemm_small.c (f32, where a
+ * variant was chosen) or by OpenBLAS on the tile. Generated code calls these as it
+ * calls sn_par_sgemm, one call per op.
+ *
+ * Letters: x [N, H, W, C] NHWC; w [K, F] with K = KH KW C in im2col's column order
+ * (kh, kw, c); y and dy [N, OH, OW, F]; a tile is rows r0..r0+mt of the [M, F] view.
+ *
+ *   forward   y[tile]  = patches(x)[tile] w                 (threads take tiles)
+ *   weight    dw       = sum over parts p of dw_p,  dw_p = sum over the part's
+ *                        tiles of patches(x)[tile]^T dy[tile]
+ *
+ * The weight gradient's rows are cut into a fixed number of parts (the plan's,
+ * `parts`), whatever the threads: each part sums its tiles into its own [K, F]
+ * slice of the scratch the plan reserves after the arena, and the slices are added
+ * in order, so the result has the same bits for any thread count. Nothing is
+ * allocated.
+ *
+ * Compiled with SN_CONV_GEMM_CBLAS the file gives the sn_conv_gemm_cblas_*
+ * variants: serial, OpenBLAS on every tile (the object `specnet build --lib`
+ * archives carry; they have no pool). */
+#include <cblas.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "specnet/runtime.h"
+
+#ifndef SN_CONV_GEMM_CBLAS
+#include "small_gemm.h"
+#define SMALL_OK() sn_small_gemm_available()
+#define PAR_FOR(fn, ctx, count) sn_par_for(fn, ctx, count, 1)
+#define NAME(base, sfx) sn_##base##_##sfx
+#else
+#define SMALL_OK() false
+#define PAR_FOR(fn, ctx, count) fn(ctx, 0, count)
+#define NAME(base, sfx) sn_##base##_cblas_##sfx
+/* never called: SMALL_OK() is false */
+static inline void sn_small_gemm(bool ta, bool tb, bool pack, int M, int n0, int n1, int K, const float *A, int lda,
+                                 const float *B, int ldb, float *C, int ldc) {
+  (void)ta, (void)tb, (void)pack, (void)M, (void)n0, (void)n1, (void)K, (void)A, (void)lda, (void)B, (void)ldb;
+  (void)C, (void)ldc;
+}
+#endif
+
+enum {
+  TILE_BYTES = 64 * 1024, /* the gathered tile: a stack buffer */
+  TILE_ROWS = 64,         /* at most; fewer where K is long (K <= SN_CONV_GEMM_MAX_K) */
+};
+
+_Static_assert(TILE_BYTES / 8 / SN_CONV_GEMM_MAX_K >= 8, "a tile of f64 patches has 8 rows at least");
+
+/* the geometry generated code passes (geo[]) */
+typedef struct geom {
+  int64_t n, H, W, C, KH, KW, SH, SW, PT, PL, DH, DW, OH, OW, F;
+  int64_t K, M, mt; /* patch length, rows, rows per tile */
+} geom;
+
+static geom geom_of(const int64_t *g, int64_t es) {
+  geom q = {.n = g[0], .H = g[1], .W = g[2], .C = g[3], .KH = g[4], .KW = g[5], .SH = g[6], .SW = g[7],
+            .PT = g[8], .PL = g[9], .DH = g[10], .DW = g[11], .OH = g[12], .OW = g[13], .F = g[14],
+            .K = g[4] * g[5] * g[3], .M = g[0] * g[12] * g[13]};
+  q.mt = TILE_BYTES / es / q.K;
+  if (q.mt > TILE_ROWS) q.mt = TILE_ROWS;
+  if (q.mt < 1) q.mt = 1;
+  return q;
+}
+
+/* patches rows r0..r0+mt into buf [mt, K] (zeros for taps outside the image), es
+ * bytes an element */
+static void gather(const geom *q, const char *x, int64_t es, int64_t r0, int64_t mt, char *buf) {
+  size_t row = (size_t)(q->C * es);
+  for (int64_t t = 0; t < mt; t++) {
+    int64_t r = r0 + t, ow = r % q->OW, oh = r / q->OW % q->OH, n = r / (q->OW * q->OH);
+    char *dst = buf + (size_t)(t * q->K) * (size_t)es;
+    for (int64_t kh = 0; kh < q->KH; kh++) {
+      int64_t ih = oh * q->SH - q->PT + kh * q->DH;
+      for (int64_t kw = 0; kw < q->KW; kw++, dst += row) {
+        int64_t iw = ow * q->SW - q->PL + kw * q->DW;
+        if (ih < 0 || ih >= q->H || iw < 0 || iw >= q->W) memset(dst, 0, row);
+        else memcpy(dst, x + (size_t)(((n * q->H + ih) * q->W + iw) * q->C) * (size_t)es, row);
+      }
+    }
+  }
+}
+
+/* ---------------------------------------------------------------------------
+ * The two float types: TILE_GEMM(ta, M, N, K, A, lda, B, ldb, beta, C, ldc) */
+
+#define REAL float
+#define SFX f32
+#define SMALL_TYPE 1
+#define CBLAS_GEMM cblas_sgemm
+#include "conv_gemm_impl.h"
+#undef REAL
+#undef SFX
+#undef SMALL_TYPE
+#undef CBLAS_GEMM
+
+#define REAL double
+#define SFX f64
+#define SMALL_TYPE 0
+#define CBLAS_GEMM cblas_dgemm
+#include "conv_gemm_impl.h"
+#undef REAL
+#undef SFX
+#undef SMALL_TYPE
+#undef CBLAS_GEMM
