@@ -671,11 +671,18 @@ static void grad_im2col(sn_graph *g, int v, int dy, int dx[]) {
 static void grad_conv(sn_graph *g, int v, int dy, int dx[]) {
   sn_op op = *OP(v);
   sn_type t = *T(g, op.in[0]);
-  dx[1] = add_like(g, &op, op.code == SN_OP_CONV_GEMM ? SN_OP_CONV_GEMM_WGRAD : SN_OP_CONV_WGRAD, dy, op.in[0], NULL);
+  bool gemm = op.code == SN_OP_CONV_GEMM;
+  dx[1] = add_like(g, &op, gemm ? SN_OP_CONV_GEMM_WGRAD : SN_OP_CONV_WGRAD, dy, op.in[0], NULL);
   sn_op mm = {.code = SN_OP_MATMUL, .tb = 1, .loc = op.loc};
   memcpy(mm.layer, op.layer, sizeof mm.layer);
-  dx[0] =
-      add_like(g, &op, SN_OP_COL2IM, add_like(g, &mm, SN_OP_MATMUL, dy, op.in[1], NULL), -1, &t);
+  int w = op.in[1];
+  if (gemm) { /* w^T [F, K] first (a small kernel): A B is the faster GEMM at this shape than A B^T */
+    sn_op tr = {.code = SN_OP_TRANSPOSE, .n_in = 1, .in = {w}, .a = {1, 0}, .loc = op.loc};
+    memcpy(tr.layer, op.layer, sizeof tr.layer);
+    w = must_add(g, &tr, "transpose");
+    mm.tb = 0;
+  }
+  dx[0] = add_like(g, &op, SN_OP_COL2IM, add_like(g, &mm, SN_OP_MATMUL, dy, w, NULL), -1, &t);
 }
 static void grad_transpose(sn_graph *g, int v, int dy, int dx[]) {
   sn_op op = *OP(v), inv = op;

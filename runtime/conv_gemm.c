@@ -69,20 +69,45 @@ static geom geom_of(const int64_t *g, int64_t es) {
   return q;
 }
 
+/* n bytes from s to d: 64-byte blocks the compiler copies inline (a patch row is
+ * a few taps of tens of bytes: a call to memcpy each would cost more than the copy) */
+static inline void copy(char *d, const char *s, size_t n) {
+  for (; n >= 64; n -= 64, d += 64, s += 64) __builtin_memcpy(d, s, 64);
+  if (n) memcpy(d, s, n);
+}
+
 /* patches rows r0..r0+mt into buf [mt, K] (zeros for taps outside the image), es
- * bytes an element */
+ * bytes an element. Per row and kernel row kh: the KW taps are one run of KW C
+ * values of x where they are adjacent (no dilation along w) and all inside the
+ * image, else tap by tap. */
 static void gather(const geom *q, const char *x, int64_t es, int64_t r0, int64_t mt, char *buf) {
-  size_t row = (size_t)(q->C * es);
+  size_t tap = (size_t)(q->C * es), span = (size_t)q->KW * tap;
+  int64_t ow = r0 % q->OW, oh = r0 / q->OW % q->OH, n = r0 / (q->OW * q->OH);
+  char *dst = buf;
   for (int64_t t = 0; t < mt; t++) {
-    int64_t r = r0 + t, ow = r % q->OW, oh = r / q->OW % q->OH, n = r / (q->OW * q->OH);
-    char *dst = buf + (size_t)(t * q->K) * (size_t)es;
-    for (int64_t kh = 0; kh < q->KH; kh++) {
-      int64_t ih = oh * q->SH - q->PT + kh * q->DH;
-      for (int64_t kw = 0; kw < q->KW; kw++, dst += row) {
-        int64_t iw = ow * q->SW - q->PL + kw * q->DW;
-        if (ih < 0 || ih >= q->H || iw < 0 || iw >= q->W) memset(dst, 0, row);
-        else memcpy(dst, x + (size_t)(((n * q->H + ih) * q->W + iw) * q->C) * (size_t)es, row);
+    const char *xn = x + (size_t)(n * q->H * q->W) * tap;
+    int64_t ih0 = oh * q->SH - q->PT, iw0 = ow * q->SW - q->PL;
+    bool run = q->DW == 1 && iw0 >= 0 && iw0 + q->KW <= q->W;
+    for (int64_t kh = 0; kh < q->KH; kh++, dst += span) {
+      int64_t ih = ih0 + kh * q->DH;
+      if (ih < 0 || ih >= q->H) {
+        memset(dst, 0, span);
+        continue;
       }
+      const char *xr = xn + (size_t)(ih * q->W) * tap;
+      if (run) {
+        copy(dst, xr + (size_t)iw0 * tap, span);
+        continue;
+      }
+      for (int64_t kw = 0; kw < q->KW; kw++) {
+        int64_t iw = iw0 + kw * q->DW;
+        if (iw < 0 || iw >= q->W) memset(dst + (size_t)kw * tap, 0, tap);
+        else copy(dst + (size_t)kw * tap, xr + (size_t)iw * tap, tap);
+      }
+    }
+    if (++ow == q->OW) {
+      ow = 0;
+      if (++oh == q->OH) oh = 0, n++;
     }
   }
 }
