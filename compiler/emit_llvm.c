@@ -1594,12 +1594,14 @@ static void emit_scan(emitter *e, step_ctx *sc, int v) {
 /* An implicit-GEMM convolution: a call to runtime/conv_gemm.c, fn(geo, ..) with
  * the geometry geo[15] = {N, H, W, C, KH, KW, SH, SW, PT, PL, DH, DW, OH, OW, F}
  * in the step's frame: conv_gemm(geo, x, w, y); conv_gemm_wgrad(geo, dy, x, parts,
- * scratch, dw), its parts' slices in the plan's scratch after the arena. Without
+ * scratch, dw), its parts' slices in the plan's scratch after the arena;
+ * conv_gemm_dgrad(geo, dy, w2, dx). Without
  * the pool (--lib archives) the _cblas_ variants, which the archive carries. */
 static void emit_conv_gemm(emitter *e, step_ctx *sc, int v) {
   const sn_op *op = &e->g->ops[v];
-  bool wgrad = op->code == SN_OP_CONV_GEMM_WGRAD;
-  const sn_type *x = &e->g->ops[op->in[wgrad ? 1 : 0]].type, *y = wgrad ? &e->g->ops[op->in[0]].type : &op->type;
+  bool wgrad = op->code == SN_OP_CONV_GEMM_WGRAD, dgrad = op->code == SN_OP_CONV_GEMM_DGRAD;
+  const sn_type *x = dgrad ? &op->type : &e->g->ops[op->in[wgrad ? 1 : 0]].type;
+  const sn_type *y = wgrad || dgrad ? &e->g->ops[op->in[0]].type : &op->type;
   const int64_t *a = op->a;
   int64_t geo[15] = {0,        x->dim[0],     x->dim[1],     x->dim[2],     a[SN_WIN_KH],
                      a[SN_WIN_KW], a[SN_WIN_SH], a[SN_WIN_SW], a[SN_WIN_PT], a[SN_WIN_PL],
@@ -1611,7 +1613,7 @@ static void emit_conv_gemm(emitter *e, step_ctx *sc, int v) {
     LLVMBuildStore(e->b, i ? ci(e, geo[i]) : sc->field[A_ROWS], LLVMBuildInBoundsGEP2(e->b, geo_t, frame, idx, 2, ""));
   }
   char name[64];
-  snprintf(name, sizeof name, "sn_conv_gemm%s_%s%s", wgrad ? "_wgrad" : "", e->cg->par ? "" : "cblas_",
+  snprintf(name, sizeof name, "sn_conv_gemm%s_%s%s", wgrad ? "_wgrad" : dgrad ? "_dgrad" : "", e->cg->par ? "" : "cblas_",
            e->g->dtype == SN_F64 ? "f64" : "f32");
   LLVMTypeRef pt[6] = {e->ptr, e->ptr, e->ptr, e->ptr, e->ptr, e->ptr};
   LLVMValueRef args[6] = {frame, buffer_ptr(e, sc, op->in[0]), buffer_ptr(e, sc, op->in[1])};
@@ -1633,7 +1635,7 @@ static void emit_conv_gemm(emitter *e, step_ctx *sc, int v) {
 
 static void emit_gemm(emitter *e, step_ctx *sc, int v) {
   const sn_op *op = &e->g->ops[v];
-  if (op->code == SN_OP_CONV_GEMM || op->code == SN_OP_CONV_GEMM_WGRAD) {
+  if (op->code == SN_OP_CONV_GEMM || op->code == SN_OP_CONV_GEMM_WGRAD || op->code == SN_OP_CONV_GEMM_DGRAD) {
     emit_conv_gemm(e, sc, v);
     return;
   }

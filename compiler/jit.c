@@ -208,6 +208,8 @@ static int define_externals(sn_jit *j, char *err, size_t len) {
       {"sn_conv_gemm_f32", (void *)sn_conv_gemm_f32}, {"sn_conv_gemm_f64", (void *)sn_conv_gemm_f64},
       {"sn_conv_gemm_wgrad_f32", (void *)sn_conv_gemm_wgrad_f32},
       {"sn_conv_gemm_wgrad_f64", (void *)sn_conv_gemm_wgrad_f64},
+      {"sn_conv_gemm_dgrad_f32", (void *)sn_conv_gemm_dgrad_f32},
+      {"sn_conv_gemm_dgrad_f64", (void *)sn_conv_gemm_dgrad_f64},
       {"sn_lstm_f32", (void *)sn_lstm_f32}, {"sn_lstm_f64", (void *)sn_lstm_f64},
       {"sn_lstm_grad_f32", (void *)sn_lstm_grad_f32}, {"sn_lstm_grad_f64", (void *)sn_lstm_grad_f64},
       {"sn_gru_f32", (void *)sn_gru_f32}, {"sn_gru_f64", (void *)sn_gru_f64},

@@ -25,8 +25,8 @@ static void FN(tile_gemm)(bool ta, int64_t M, int64_t N, int64_t K, const REAL *
 
 typedef struct FN(job) {
   geom q;
-  const REAL *x, *w, *dy; /* w: forward; dy: weight gradient */
-  REAL *y;                /* forward */
+  const REAL *x, *w, *dy; /* w: forward, input gradient (w'); dy: the gradients */
+  REAL *y;                /* forward: y; input gradient: dx */
   int64_t parts;          /* weight gradient: parts, their slices at scratch */
   REAL *scratch;
 } FN(job);
@@ -87,6 +87,25 @@ void FN(conv_gemm_wgrad)(const int64_t *geo, const REAL *dy, const REAL *x, int6
     for (int64_t p = 1; p < parts; p++) s += scratch[p * KF + i];
     dw[i] = s;
   }
+}
+
+/* input gradient: tiles lo..hi of x's pixels */
+static void FN(dgrad_part)(void *ctx, int64_t lo, int64_t hi) {
+  const FN(job) *j = ctx;
+  const geom *q = &j->q;
+  _Alignas(64) REAL buf[TILE_BYTES / sizeof(REAL)];
+  for (int64_t t = lo; t < hi; t++) {
+    int64_t r0 = t * q->mtd, mt = q->Md - r0 < q->mtd ? q->Md - r0 : q->mtd;
+    gather_dy(q, (const char *)j->dy, sizeof(REAL), r0, mt, (char *)buf);
+    FN(tile_gemm)(false, mt, q->C, q->Kd, buf, q->Kd, j->w, false, j->y + r0 * q->C, NULL);
+  }
+}
+
+/* dx [n, H, W, C] = patches'(dy) w' (stride 1), w' [KH KW F, C] */
+void FN(conv_gemm_dgrad)(const int64_t *geo, const REAL *dy, const REAL *w, REAL *dx) {
+  FN(job) j = {.q = geom_of(geo, sizeof(REAL)), .dy = dy, .w = w, .y = dx};
+  if (j.q.Md <= 0 || j.q.C <= 0) return;
+  PAR_FOR(FN(dgrad_part), &j, (j.q.Md + j.q.mtd - 1) / j.q.mtd);
 }
 
 #undef FN

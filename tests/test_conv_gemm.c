@@ -1,5 +1,6 @@
 /* The implicit-GEMM convolutions (runtime/conv_gemm.c) against the convolution
- * written out in f64: the forward product and the weight gradient, f32 and f64, for
+ * written out in f64: the forward product, the weight gradient and (stride 1) the
+ * input gradient, f32 and f64, for
  * geometries with strides, padding on either side, dilation, a row count that no
  * tile divides, fewer rows than parts and a patch long enough to shorten the tile;
  * at 1, 2 and 3 threads, every result the same bits whatever the threads. ctest runs
@@ -51,6 +52,27 @@ static void run(const int64_t *g, const char *what) {
         dw_ref[k * F + f] += p * dy[r * F + f];
       }
     }
+  /* the input gradient (stride 1 only): dx = col2im(dy w^T); w2 [KH KW F, C] */
+  bool dgrad = g[G_SH] == 1 && g[G_SW] == 1;
+  int64_t taps = g[G_KH] * g[G_KW], C = g[G_C];
+  double *dx_ref = calloc((size_t)nx, sizeof(double)), *w2 = malloc(sizeof(double) * (size_t)(K * F));
+  float *w2f = malloc(sizeof(float) * (size_t)(K * F));
+  for (int64_t tp = 0; tp < taps; tp++)
+    for (int64_t c = 0; c < C; c++)
+      for (int64_t f = 0; f < F; f++)
+        w2f[(tp * F + f) * C + c] = (float)(w2[(tp * F + f) * C + c] = w[(tp * C + c) * F + f]);
+  for (int64_t r = 0; r < M; r++)
+    for (int64_t k = 0; k < K; k++) {
+      int64_t c = k % C, kw = k / C % g[G_KW], kh = k / (C * g[G_KW]);
+      int64_t ow = r % g[G_OW], oh = r / g[G_OW] % g[G_OH], n = r / (g[G_OW] * g[G_OH]);
+      int64_t ih = oh * g[G_SH] - g[G_PT] + kh * g[G_DH], iw = ow * g[G_SW] - g[G_PL] + kw * g[G_DW];
+      if (ih < 0 || ih >= g[G_H] || iw < 0 || iw >= g[G_W]) continue;
+      double sum = 0;
+      for (int64_t f = 0; f < F; f++) sum += dy[r * F + f] * w[k * F + f];
+      dx_ref[((n * g[G_H] + ih) * g[G_W] + iw) * C + c] += sum;
+    }
+  float *dx1 = NULL;
+  double *dxd1 = NULL;
   float *y1 = NULL, *dw1 = NULL;
   double *yd1 = NULL, *dwd1 = NULL;
   for (int t = 1; t <= 3; t++) {
@@ -77,9 +99,25 @@ static void run(const int64_t *g, const char *what) {
     }
     CHECK(!bad && !badd, "%s, %d threads: weight gradient differs at %d (f32), %d (f64) of %lld", what, t, bad,
           badd, (long long)(K * F));
+    float *dx = malloc(sizeof(float) * (size_t)nx);
+    double *dxd = malloc(sizeof(double) * (size_t)nx);
+    if (dgrad) {
+      sn_conv_gemm_dgrad_f32(g, dyf, w2f, dx);
+      sn_conv_gemm_dgrad_f64(g, dy, w2, dxd);
+      bad = badd = 0;
+      for (int64_t i = 0; i < nx; i++) {
+        bad += fabs(dx[i] - dx_ref[i]) > 1e-4 * (1 + fabs(dx_ref[i]));
+        badd += fabs(dxd[i] - dx_ref[i]) > 1e-11 * (1 + fabs(dx_ref[i]));
+      }
+      CHECK(!bad && !badd, "%s, %d threads: input gradient differs at %d (f32), %d (f64) of %lld", what, t, bad,
+            badd, (long long)nx);
+    }
     if (t == 1) {
-      y1 = y, dw1 = dw, yd1 = yd, dwd1 = dwd;
+      y1 = y, dw1 = dw, yd1 = yd, dwd1 = dwd, dx1 = dx, dxd1 = dxd;
     } else {
+      CHECK(!dgrad || (!memcmp(dx, dx1, sizeof(float) * (size_t)nx) && !memcmp(dxd, dxd1, sizeof(double) * (size_t)nx)),
+            "%s: the input gradient at %d threads is not the same bits as at 1", what, t);
+      free(dx), free(dxd);
       CHECK(!memcmp(y, y1, sizeof(float) * (size_t)(M * F)) && !memcmp(yd, yd1, sizeof(double) * (size_t)(M * F)),
             "%s: the forward at %d threads is not the same bits as at 1", what, t);
       CHECK(!memcmp(dw, dw1, sizeof(float) * (size_t)(K * F)) &&
@@ -89,9 +127,10 @@ static void run(const int64_t *g, const char *what) {
     }
     free(scratch), free(scratchd);
   }
-  printf("ok: %s (M %lld, K %lld, F %lld), f32 and f64, 1-3 threads, same bits (%s kernels)\n", what,
-         (long long)M, (long long)K, (long long)F, sn_small_gemm_variant());
-  free(y1), free(dw1), free(yd1), free(dwd1);
+  printf("ok: %s (M %lld, K %lld, F %lld), forward, weight%s gradient, f32 and f64, 1-3 threads, same bits (%s "
+         "kernels)\n",
+         what, (long long)M, (long long)K, (long long)F, dgrad ? " and input" : "", sn_small_gemm_variant());
+  free(y1), free(dw1), free(yd1), free(dwd1), free(dx1), free(dxd1), free(dx_ref), free(w2), free(w2f);
   free(x), free(w), free(dy), free(y_ref), free(dw_ref), free(xf), free(wf), free(dyf);
 }
 
@@ -102,6 +141,10 @@ int main(void) {
   run((const int64_t[]){3, 9, 11, 5, 4, 5, 2, 3, 1, 2, 1, 1, 4, 4, 17}, "4x5 strides (2, 3), padded");
   /* dilation (2, 1), valid */
   run((const int64_t[]){2, 8, 7, 6, 3, 2, 1, 1, 0, 0, 2, 1, 4, 6, 9}, "3x2 dilated (2, 1), valid");
+  /* stride 1, padding only on the bottom and right (same with an even kernel) */
+  run((const int64_t[]){3, 6, 7, 9, 2, 4, 1, 1, 0, 1, 1, 1, 6, 7, 11}, "2x4 same, padded bottom and right");
+  /* dilation (1, 2), same: 3 x 3 taps over 9 x 10, padding 1 and 2 */
+  run((const int64_t[]){2, 9, 10, 5, 3, 3, 1, 1, 1, 2, 1, 2, 9, 10, 7}, "3x3 dilated (1, 2), same");
   /* fewer rows (3) than parts (8) */
   run((const int64_t[]){3, 3, 3, 4, 3, 3, 1, 1, 0, 0, 1, 1, 1, 1, 5}, "3 rows, 8 parts");
   /* a patch of 900: shorter tiles (18 rows f32, 9 f64) */
