@@ -1595,7 +1595,7 @@ static void emit_scan(emitter *e, step_ctx *sc, int v) {
  * the geometry geo[15] = {N, H, W, C, KH, KW, SH, SW, PT, PL, DH, DW, OH, OW, F}
  * in the step's frame: conv_gemm(geo, x, w, y); conv_gemm_wgrad(geo, dy, x, parts,
  * scratch, dw), its parts' slices in the plan's scratch after the arena;
- * conv_gemm_dgrad(geo, dy, w2, dx). Without
+ * conv_gemm_dgrad(geo, dy, wt, dx). Without
  * the pool (--lib archives) the _cblas_ variants, which the archive carries. */
 static void emit_conv_gemm(emitter *e, step_ctx *sc, int v) {
   const sn_op *op = &e->g->ops[v];

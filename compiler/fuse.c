@@ -173,9 +173,8 @@ static void plan_parts(const sn_graph *g, sn_step *st) {
   for (int k = 0; k < st->n_kernels; k++) {
     sn_kernel *kk = &st->k[k];
     if (kk->kind == SN_K_GEMM && g->ops[kk->gemm].code == SN_OP_CONV_GEMM_WGRAD) {
-      /* its rows in SN_PARTS parts, each summing into a slice and its tile
-       * products through a second one (runtime/conv_gemm.c) */
-      int64_t cols = 2 * sn_type_elems(&g->ops[kk->gemm].type);
+      /* its rows in SN_PARTS parts, each summing into a slice (runtime/conv_gemm.c) */
+      int64_t cols = sn_type_elems(&g->ops[kk->gemm].type);
       kk->parts = SN_PARTS;
       kk->scratch = at;
       if (SN_PARTS * cols * es > need) need = SN_PARTS * cols * es;

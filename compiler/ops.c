@@ -666,9 +666,9 @@ static void grad_im2col(sn_graph *g, int v, int dy, int dx[]) {
 }
 /* conv: dw the sum over rows of x's taps times dy (conv_wgrad; conv_gemm's is
  * conv_gemm_wgrad); dx col2im (im2col's gradient) of the patches' gradient dy w^T,
- * a GEMM (live only where x needs a gradient), or for conv_gemm with strides 1 the
- * same as one tiled gather, conv_gemm_dgrad. dw first: conv_wgrad then fuses into
- * the kernel that makes dy, before the GEMM. */
+ * a GEMM (live only where x needs a gradient); for conv_gemm the same a tile at a
+ * time, conv_gemm_dgrad. dw first: conv_wgrad then fuses into the kernel that
+ * makes dy, before the GEMM. */
 static void grad_conv(sn_graph *g, int v, int dy, int dx[]) {
   sn_op op = *OP(v);
   sn_type t = *T(g, op.in[0]);
@@ -677,23 +677,11 @@ static void grad_conv(sn_graph *g, int v, int dy, int dx[]) {
   sn_op mm = {.code = SN_OP_MATMUL, .tb = 1, .loc = op.loc};
   memcpy(mm.layer, op.layer, sizeof mm.layer);
   int w = op.in[1];
-  int64_t taps = op.a[SN_WIN_KH] * op.a[SN_WIN_KW], F = T(g, v)->dim[2], C = t.dim[2];
-  if (gemm && op.a[SN_WIN_SH] == 1 && op.a[SN_WIN_SW] == 1 && taps * F <= SN_CONV_GEMM_MAX_K) {
-    /* conv_gemm_dgrad on w2 [KH*KW*F, C]: w [KH*KW*C, F] viewed [KH*KW, C, F], each
-       tap's block transposed (a small kernel) */
-    sn_type t3 = {.dtype = t.dtype, .rank = 3, .dim = {taps, C, F}}, t2 = {.dtype = t.dtype, .rank = 2, .dim = {taps * F, C}};
-    sn_op tr = {.code = SN_OP_TRANSPOSE, .n_in = 1, .in = {sn_emit_typed(g, SN_OP_RESHAPE, w, &t3, &op)}, .a = {0, 2, 1},
-                .loc = op.loc};
-    memcpy(tr.layer, op.layer, sizeof tr.layer);
-    int w2 = sn_emit_typed(g, SN_OP_RESHAPE, must_add(g, &tr, "transpose"), &t2, &op);
-    dx[0] = add_like(g, &op, SN_OP_CONV_GEMM_DGRAD, dy, w2, &t);
-    return;
-  }
-  if (gemm) { /* w^T [F, K] first (a small kernel): A B is the faster GEMM at this shape than A B^T */
+  if (gemm) { /* conv_gemm_dgrad on w^T [F, K] (a small kernel) */
     sn_op tr = {.code = SN_OP_TRANSPOSE, .n_in = 1, .in = {w}, .a = {1, 0}, .loc = op.loc};
     memcpy(tr.layer, op.layer, sizeof tr.layer);
-    w = must_add(g, &tr, "transpose");
-    mm.tb = 0;
+    dx[0] = add_like(g, &op, SN_OP_CONV_GEMM_DGRAD, dy, must_add(g, &tr, "transpose"), &t);
+    return;
   }
   dx[0] = add_like(g, &op, SN_OP_COL2IM, add_like(g, &mm, SN_OP_MATMUL, dy, w, NULL), -1, &t);
 }

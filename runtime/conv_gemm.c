@@ -12,13 +12,12 @@
  *   forward   y[tile]  = patches(x)[tile] w                 (threads take tiles)
  *   weight    dw       = sum over parts p of dw_p,  dw_p = sum over the part's
  *                        tiles of patches(x)[tile]^T dy[tile]
- *   input     dx[tile] = patches'(dy)[tile] w'               (stride 1; threads take tiles)
+ *   input     dx[n]    = col2im over sample n's tiles of dy[tile] w^T   (threads take samples)
  *
- * where patches'(dy) are, for each pixel of x, the dy rows of the windows that
- * hold it (tap (kh, kw): dy at (ih + PT - kh DH, iw + PL - kw DW)) and w' [KH KW F,
- * C] is w with each tap's [C, F] block transposed: col2im(dy w^T) without the
- * [M, K] patches' gradient in memory. A strided convolution's input gradient is
- * the GEMM and col2im (the compiler's choice).
+ * The input gradient's tile products go into the buffer and are added into dx at
+ * their taps at once (col2im from L1, never the [M, K] patches' gradient in
+ * memory); a sample's dx is written by its own tiles only, in order, so the
+ * threads take whole samples and the result does not depend on them.
  *
  * The weight gradient's rows are cut into a fixed number of parts (the plan's,
  * `parts`), whatever the threads: each part sums its tiles into its own [K, F]
@@ -51,6 +50,10 @@ static inline void sn_small_gemm(bool ta, bool tb, bool pack, int M, int n0, int
   (void)ta, (void)tb, (void)pack, (void)M, (void)n0, (void)n1, (void)K, (void)A, (void)lda, (void)B, (void)ldb;
   (void)C, (void)ldc;
 }
+static inline void sn_small_gemm_acc(bool ta, int M, int n0, int n1, int K, const float *A, int lda, const float *B,
+                                     int ldb, float *C, int ldc) {
+  (void)ta, (void)M, (void)n0, (void)n1, (void)K, (void)A, (void)lda, (void)B, (void)ldb, (void)C, (void)ldc;
+}
 #endif
 
 enum {
@@ -63,18 +66,15 @@ _Static_assert(TILE_BYTES / 8 / SN_CONV_GEMM_MAX_K >= 8, "a tile of f64 patches 
 /* the geometry generated code passes (geo[]) */
 typedef struct geom {
   int64_t n, H, W, C, KH, KW, SH, SW, PT, PL, DH, DW, OH, OW, F;
-  int64_t K, M, mt;    /* patch length, rows, rows per tile */
-  int64_t Kd, Md, mtd; /* the input gradient's: KH KW F, n H W, rows per tile */
+  int64_t K, M, mt; /* patch length, rows, rows per tile */
 } geom;
 
 static geom geom_of(const int64_t *g, int64_t es) {
   geom q = {.n = g[0], .H = g[1], .W = g[2], .C = g[3], .KH = g[4], .KW = g[5], .SH = g[6], .SW = g[7],
             .PT = g[8], .PL = g[9], .DH = g[10], .DW = g[11], .OH = g[12], .OW = g[13], .F = g[14],
-            .K = g[4] * g[5] * g[3], .M = g[0] * g[12] * g[13], .Kd = g[4] * g[5] * g[14], .Md = g[0] * g[1] * g[2]};
+            .K = g[4] * g[5] * g[3], .M = g[0] * g[12] * g[13]};
   q.mt = q.K > 0 ? TILE_BYTES / es / q.K : 1;
-  q.mtd = q.Kd > 0 ? TILE_BYTES / es / q.Kd : 1;
   q.mt = q.mt > TILE_ROWS ? TILE_ROWS : q.mt < 1 ? 1 : q.mt;
-  q.mtd = q.mtd > TILE_ROWS ? TILE_ROWS : q.mtd < 1 ? 1 : q.mtd;
   return q;
 }
 
@@ -121,38 +121,45 @@ static void gather(const geom *q, const char *x, int64_t es, int64_t r0, int64_t
   }
 }
 
-/* The input gradient's patches (stride 1): for rows r0..r0+mt of x's pixels (n,
- * ih, iw), the dy rows whose windows hold the pixel, tap by tap: tap (kh, kw) reads
- * dy at (ih + PT - kh DH, iw + PL - kw DW) (F values; zeros outside dy), into buf
- * [mt, KH KW F]. */
-static void gather_dy(const geom *q, const char *dy, int64_t es, int64_t r0, int64_t mt, char *buf) {
-  size_t tap = (size_t)(q->F * es), span = (size_t)q->KW * tap;
-  int64_t iw = r0 % q->W, ih = r0 / q->W % q->H, n = r0 / (q->W * q->H);
-  char *dst = buf;
-  for (int64_t t = 0; t < mt; t++) {
-    const char *dn = dy + (size_t)(n * q->OH * q->OW) * tap;
-    for (int64_t kh = 0; kh < q->KH; kh++, dst += span) {
-      int64_t oh = ih + q->PT - kh * q->DH;
-      if (oh < 0 || oh >= q->OH) {
-        memset(dst, 0, span);
-        continue;
-      }
-      const char *dr = dn + (size_t)(oh * q->OW) * tap;
-      for (int64_t kw = 0; kw < q->KW; kw++) {
-        int64_t ow = iw + q->PL - kw * q->DW;
-        if (ow < 0 || ow >= q->OW) memset(dst + (size_t)kw * tap, 0, tap);
-        else copy(dst + (size_t)kw * tap, dr + (size_t)ow * tap, tap);
-      }
-    }
-    if (++iw == q->W) {
-      iw = 0;
-      if (++ih == q->H) ih = 0, n++;
-    }
+/* the adds of the col2im below are most of the input gradient's time after its
+ * GEMM: vectors as wide as the CPU has (an ifunc picks the clone once) */
+#if defined(__x86_64__) && !defined(SN_CONV_GEMM_CBLAS) && !defined(__SANITIZE_ADDRESS__)
+#define CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define CLONES
+#endif
+
+/* col2im of one tile: rows r0..r0+mt of sample n's output (r0 counted within the
+ * sample), their patches' gradient in buf [mt, K], added into dxn [H, W, C] at
+ * the taps inside the image, es bytes an element */
+#define SCATTER(REAL)                                                                                      \
+  CLONES static void scatter_##REAL(const geom *q, const REAL *buf, int64_t r0, int64_t mt, REAL *dxn) {         \
+    int64_t ow = r0 % q->OW, oh = r0 / q->OW, C = q->C;                                                  \
+    for (int64_t t = 0; t < mt; t++) {                                                                    \
+      const REAL *src = buf + t * q->K;                                                                  \
+      for (int64_t kh = 0; kh < q->KH; kh++) {                                                           \
+        int64_t ih = oh * q->SH - q->PT + kh * q->DH;                                                    \
+        if (ih < 0 || ih >= q->H) continue;                                                               \
+        for (int64_t kw = 0; kw < q->KW; kw++) {                                                         \
+          int64_t iw = ow * q->SW - q->PL + kw * q->DW;                                                  \
+          if (iw < 0 || iw >= q->W) continue;                                                             \
+          REAL *d = dxn + (ih * q->W + iw) * C;                                                           \
+          const REAL *sv = src + (kh * q->KW + kw) * C;                                                   \
+          for (int64_t c = 0; c < C; c++) d[c] += sv[c];                                                  \
+        }                                                                                                 \
+      }                                                                                                   \
+      if (++ow == q->OW) ow = 0, oh++;                                                                    \
+    }                                                                                                     \
   }
-}
+SCATTER(float)
+SCATTER(double)
+#undef SCATTER
 
 /* ---------------------------------------------------------------------------
  * The two float types: TILE_GEMM(ta, M, N, K, A, lda, B, ldb, beta, C, ldc) */
+
+#define SCATTER_FN_(real) scatter_##real
+#define SCATTER_FN(real) SCATTER_FN_(real)
 
 #define REAL float
 #define SFX f32

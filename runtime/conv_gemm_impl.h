@@ -6,19 +6,16 @@
 #define FN(base) FN_(base, SFX)
 
 /* C [M, N] = op(A) B (+ C where accumulate), op(A) = A or A^T: the small kernels
- * where they take the type (they write C, beta 0: an accumulation goes through tmp
- * [M, N], then is added), else OpenBLAS on the tile. */
+ * where they take the type, else OpenBLAS on the tile. */
 static void FN(tile_gemm)(bool ta, int64_t M, int64_t N, int64_t K, const REAL *A, int64_t lda, const REAL *B,
-                          bool accumulate, REAL *C, REAL *tmp) {
+                          bool accumulate, REAL *C) {
 #if SMALL_TYPE
   if (SMALL_OK()) {
-    sn_small_gemm(ta, false, false, (int)M, 0, (int)N, (int)K, A, (int)lda, B, (int)N, accumulate ? tmp : C, (int)N);
-    if (accumulate)
-      for (int64_t i = 0; i < M * N; i++) C[i] += tmp[i];
+    if (accumulate) sn_small_gemm_acc(ta, (int)M, 0, (int)N, (int)K, A, (int)lda, B, (int)N, C, (int)N);
+    else sn_small_gemm(ta, false, false, (int)M, 0, (int)N, (int)K, A, (int)lda, B, (int)N, C, (int)N);
     return;
   }
 #endif
-  (void)tmp;
   CBLAS_GEMM(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, CblasNoTrans, (int)M, (int)N, (int)K, 1, A, (int)lda, B,
              (int)N, accumulate ? 1 : 0, C, (int)N);
 }
@@ -39,7 +36,7 @@ static void FN(fwd_part)(void *ctx, int64_t lo, int64_t hi) {
   for (int64_t t = lo; t < hi; t++) {
     int64_t r0 = t * q->mt, mt = q->M - r0 < q->mt ? q->M - r0 : q->mt;
     gather(q, (const char *)j->x, sizeof(REAL), r0, mt, (char *)buf);
-    FN(tile_gemm)(false, mt, q->F, q->K, buf, q->K, j->w, false, j->y + r0 * q->F, NULL);
+    FN(tile_gemm)(false, mt, q->F, q->K, buf, q->K, j->w, false, j->y + r0 * q->F);
   }
 }
 
@@ -51,8 +48,7 @@ void FN(conv_gemm)(const int64_t *geo, const REAL *x, const REAL *w, REAL *y) {
   PAR_FOR(FN(fwd_part), &j, (j.q.M + j.q.mt - 1) / j.q.mt);
 }
 
-/* weight gradient: parts lo..hi, each into its slice (its tile products through
- * a second slice, tmp) */
+/* weight gradient: parts lo..hi, each accumulating into its slice */
 static void FN(wgrad_part)(void *ctx, int64_t lo, int64_t hi) {
   const FN(job) *j = ctx;
   const geom *q = &j->q;
@@ -60,18 +56,18 @@ static void FN(wgrad_part)(void *ctx, int64_t lo, int64_t hi) {
   _Alignas(64) REAL buf[TILE_BYTES / sizeof(REAL)];
   for (int64_t p = lo; p < hi; p++) {
     int64_t r_lo = q->M * p / j->parts, r_hi = q->M * (p + 1) / j->parts;
-    REAL *acc = j->scratch + p * KF, *tmp = j->scratch + (j->parts + p) * KF;
+    REAL *acc = j->scratch + p * KF;
     if (r_lo == r_hi) memset(acc, 0, sizeof(REAL) * (size_t)KF);
     for (int64_t r0 = r_lo; r0 < r_hi; r0 += q->mt) {
       int64_t mt = r_hi - r0 < q->mt ? r_hi - r0 : q->mt;
       gather(q, (const char *)j->x, sizeof(REAL), r0, mt, (char *)buf);
-      FN(tile_gemm)(true, q->K, q->F, mt, buf, q->K, j->dy + r0 * q->F, r0 != r_lo, acc, tmp);
+      FN(tile_gemm)(true, q->K, q->F, mt, buf, q->K, j->dy + r0 * q->F, r0 != r_lo, acc);
     }
   }
 }
 
 /* dw [K, F] = patches(x)^T dy, in `parts` fixed parts of the rows summed in order;
- * scratch: 2 parts K F elements */
+ * scratch: parts K F elements */
 void FN(conv_gemm_wgrad)(const int64_t *geo, const REAL *dy, const REAL *x, int64_t parts, REAL *scratch,
                          REAL *dw) {
   FN(job) j = {.q = geom_of(geo, sizeof(REAL)), .x = x, .dy = dy, .parts = parts, .scratch = scratch};
@@ -89,23 +85,28 @@ void FN(conv_gemm_wgrad)(const int64_t *geo, const REAL *dy, const REAL *x, int6
   }
 }
 
-/* input gradient: tiles lo..hi of x's pixels */
+/* input gradient: samples lo..hi */
 static void FN(dgrad_part)(void *ctx, int64_t lo, int64_t hi) {
   const FN(job) *j = ctx;
   const geom *q = &j->q;
+  int64_t rows = q->OH * q->OW, pixels = q->H * q->W * q->C;
   _Alignas(64) REAL buf[TILE_BYTES / sizeof(REAL)];
-  for (int64_t t = lo; t < hi; t++) {
-    int64_t r0 = t * q->mtd, mt = q->Md - r0 < q->mtd ? q->Md - r0 : q->mtd;
-    gather_dy(q, (const char *)j->dy, sizeof(REAL), r0, mt, (char *)buf);
-    FN(tile_gemm)(false, mt, q->C, q->Kd, buf, q->Kd, j->w, false, j->y + r0 * q->C, NULL);
+  for (int64_t n = lo; n < hi; n++) {
+    REAL *dxn = j->y + n * pixels;
+    memset(dxn, 0, sizeof(REAL) * (size_t)pixels);
+    for (int64_t r0 = 0; r0 < rows; r0 += q->mt) {
+      int64_t mt = rows - r0 < q->mt ? rows - r0 : q->mt;
+      FN(tile_gemm)(false, mt, q->K, q->F, j->dy + (n * rows + r0) * q->F, q->F, j->w, false, buf);
+      SCATTER_FN(REAL)(q, buf, r0, mt, dxn);
+    }
   }
 }
 
-/* dx [n, H, W, C] = patches'(dy) w' (stride 1), w' [KH KW F, C] */
-void FN(conv_gemm_dgrad)(const int64_t *geo, const REAL *dy, const REAL *w, REAL *dx) {
-  FN(job) j = {.q = geom_of(geo, sizeof(REAL)), .dy = dy, .w = w, .y = dx};
-  if (j.q.Md <= 0 || j.q.C <= 0) return;
-  PAR_FOR(FN(dgrad_part), &j, (j.q.Md + j.q.mtd - 1) / j.q.mtd);
+/* dx [n, H, W, C] = col2im(dy wt), wt [F, K] (w transposed) */
+void FN(conv_gemm_dgrad)(const int64_t *geo, const REAL *dy, const REAL *wt, REAL *dx) {
+  FN(job) j = {.q = geom_of(geo, sizeof(REAL)), .dy = dy, .w = wt, .y = dx};
+  if (j.q.n <= 0 || j.q.H * j.q.W * j.q.C <= 0) return;
+  PAR_FOR(FN(dgrad_part), &j, j.q.n);
 }
 
 #undef FN

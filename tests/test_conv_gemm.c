@@ -1,6 +1,6 @@
 /* The implicit-GEMM convolutions (runtime/conv_gemm.c) against the convolution
- * written out in f64: the forward product, the weight gradient and (stride 1) the
- * input gradient, f32 and f64, for
+ * written out in f64: the forward product, the weight gradient and the input
+ * gradient, f32 and f64, for
  * geometries with strides, padding on either side, dilation, a row count that no
  * tile divides, fewer rows than parts and a patch long enough to shorten the tile;
  * at 1, 2 and 3 threads, every result the same bits whatever the threads. ctest runs
@@ -52,15 +52,12 @@ static void run(const int64_t *g, const char *what) {
         dw_ref[k * F + f] += p * dy[r * F + f];
       }
     }
-  /* the input gradient (stride 1 only): dx = col2im(dy w^T); w2 [KH KW F, C] */
-  bool dgrad = g[G_SH] == 1 && g[G_SW] == 1;
-  int64_t taps = g[G_KH] * g[G_KW], C = g[G_C];
-  double *dx_ref = calloc((size_t)nx, sizeof(double)), *w2 = malloc(sizeof(double) * (size_t)(K * F));
-  float *w2f = malloc(sizeof(float) * (size_t)(K * F));
-  for (int64_t tp = 0; tp < taps; tp++)
-    for (int64_t c = 0; c < C; c++)
-      for (int64_t f = 0; f < F; f++)
-        w2f[(tp * F + f) * C + c] = (float)(w2[(tp * F + f) * C + c] = w[(tp * C + c) * F + f]);
+  /* the input gradient: dx = col2im(dy w^T), from wt [F, K] */
+  int64_t C = g[G_C];
+  double *dx_ref = calloc((size_t)nx, sizeof(double)), *wt = malloc(sizeof(double) * (size_t)(K * F));
+  float *wtf = malloc(sizeof(float) * (size_t)(K * F));
+  for (int64_t k = 0; k < K; k++)
+    for (int64_t f = 0; f < F; f++) wtf[f * K + k] = (float)(wt[f * K + k] = w[k * F + f]);
   for (int64_t r = 0; r < M; r++)
     for (int64_t k = 0; k < K; k++) {
       int64_t c = k % C, kw = k / C % g[G_KW], kh = k / (C * g[G_KW]);
@@ -101,9 +98,9 @@ static void run(const int64_t *g, const char *what) {
           badd, (long long)(K * F));
     float *dx = malloc(sizeof(float) * (size_t)nx);
     double *dxd = malloc(sizeof(double) * (size_t)nx);
-    if (dgrad) {
-      sn_conv_gemm_dgrad_f32(g, dyf, w2f, dx);
-      sn_conv_gemm_dgrad_f64(g, dy, w2, dxd);
+    {
+      sn_conv_gemm_dgrad_f32(g, dyf, wtf, dx);
+      sn_conv_gemm_dgrad_f64(g, dy, wt, dxd);
       bad = badd = 0;
       for (int64_t i = 0; i < nx; i++) {
         bad += fabs(dx[i] - dx_ref[i]) > 1e-4 * (1 + fabs(dx_ref[i]));
@@ -115,7 +112,7 @@ static void run(const int64_t *g, const char *what) {
     if (t == 1) {
       y1 = y, dw1 = dw, yd1 = yd, dwd1 = dwd, dx1 = dx, dxd1 = dxd;
     } else {
-      CHECK(!dgrad || (!memcmp(dx, dx1, sizeof(float) * (size_t)nx) && !memcmp(dxd, dxd1, sizeof(double) * (size_t)nx)),
+      CHECK(!memcmp(dx, dx1, sizeof(float) * (size_t)nx) && !memcmp(dxd, dxd1, sizeof(double) * (size_t)nx),
             "%s: the input gradient at %d threads is not the same bits as at 1", what, t);
       free(dx), free(dxd);
       CHECK(!memcmp(y, y1, sizeof(float) * (size_t)(M * F)) && !memcmp(yd, yd1, sizeof(double) * (size_t)(M * F)),
@@ -127,10 +124,10 @@ static void run(const int64_t *g, const char *what) {
     }
     free(scratch), free(scratchd);
   }
-  printf("ok: %s (M %lld, K %lld, F %lld), forward, weight%s gradient, f32 and f64, 1-3 threads, same bits (%s "
-         "kernels)\n",
-         what, (long long)M, (long long)K, (long long)F, dgrad ? " and input" : "", sn_small_gemm_variant());
-  free(y1), free(dw1), free(yd1), free(dwd1), free(dx1), free(dxd1), free(dx_ref), free(w2), free(w2f);
+  printf("ok: %s (M %lld, K %lld, F %lld), forward, weight and input gradients, f32 and f64, 1-3 threads, same "
+         "bits (%s kernels)\n",
+         what, (long long)M, (long long)K, (long long)F, sn_small_gemm_variant());
+  free(y1), free(dw1), free(yd1), free(dwd1), free(dx1), free(dxd1), free(dx_ref), free(wt), free(wtf);
   free(x), free(w), free(dy), free(y_ref), free(dw_ref), free(xf), free(wf), free(dyf);
 }
 

@@ -748,10 +748,9 @@ SN_SCAN_DECLS(cblas_f64, double)
  * KH KW C in the order (kh, kw, c), y and dy [n, OH, OW, F]. conv_gemm: y =
  * patches(x) w, a tile of output pixels at a time (the patches are never in
  * memory); conv_gemm_wgrad: dw [K, F] = patches(x)^T dy, the rows in `parts` fixed
- * parts (the same bits for any thread count), scratch 2 parts K F elements;
- * conv_gemm_dgrad (stride 1): dx [n, H, W, C] = col2im(dy w^T), gathering for each
- * pixel the dy rows of the windows that hold it, times w2 [KH KW F, C] (w with each
- * tap's [C, F] block transposed). The
+ * parts (the same bits for any thread count), scratch parts K F elements;
+ * conv_gemm_dgrad: dx [n, H, W, C] = col2im(dy wt), wt [F, K] (w transposed), a
+ * tile of dy's rows at a time, the threads taking whole samples. The
  * _cblas_ variants (serial, OpenBLAS on each tile) are what `specnet build --lib`
  * archives hold. */
 enum { SN_CONV_GEMM_MAX_K = 1024 }; /* the longest patch K they take (a tile on the stack) */
@@ -759,7 +758,7 @@ enum { SN_CONV_GEMM_MAX_K = 1024 }; /* the longest patch K they take (a tile on 
   void sn_conv_gemm_##SFX(const int64_t *geo, const REAL *x, const REAL *w, REAL *y);                \
   void sn_conv_gemm_wgrad_##SFX(const int64_t *geo, const REAL *dy, const REAL *x, int64_t parts,    \
                                 REAL *scratch, REAL *dw);                                            \
-  void sn_conv_gemm_dgrad_##SFX(const int64_t *geo, const REAL *dy, const REAL *w2, REAL *dx);
+  void sn_conv_gemm_dgrad_##SFX(const int64_t *geo, const REAL *dy, const REAL *wt, REAL *dx);
 SN_CONV_GEMM_DECLS(f32, float)
 SN_CONV_GEMM_DECLS(f64, double)
 SN_CONV_GEMM_DECLS(cblas_f32, float)
