@@ -452,8 +452,8 @@ enum { DIRECT_CONV_PATCH = 32 };
 /* conv2d as the op conv (code SN_OP_CONV) or conv_gemm (SN_OP_CONV_GEMM) over the
  * window `geo`: the weight transposed to (kh, kw, in, out) and viewed as
  * [KH*KW*in, out], filters contiguous. */
-static int conv_direct(builder *b, const sn_layer_spec *l, sn_opcode code, int x, const sn_op *geo, int64_t ci,
-                       const int64_t *taps) {
+static int conv_direct(builder *b, const sn_layer_spec *l, sn_opcode code, int x, const sn_op *geo,
+                       int64_t ci, const int64_t *taps) {
   sn_graph *g = b->g;
   int64_t co = l->filters, k;
   static const int64_t axes[4] = {2, 3, 1, 0}; /* (out, in, kh, kw) -> (kh, kw, in, out) */

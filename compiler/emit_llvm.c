@@ -1602,18 +1602,21 @@ static void emit_conv_gemm(emitter *e, step_ctx *sc, int v) {
   bool wgrad = op->code == SN_OP_CONV_GEMM_WGRAD, dgrad = op->code == SN_OP_CONV_GEMM_DGRAD;
   const sn_type *x = dgrad ? &op->type : &e->g->ops[op->in[wgrad ? 1 : 0]].type;
   const sn_type *y = wgrad || dgrad ? &e->g->ops[op->in[0]].type : &op->type;
-  const int64_t *a = op->a;
-  int64_t geo[15] = {0,        x->dim[0],     x->dim[1],     x->dim[2],     a[SN_WIN_KH],
-                     a[SN_WIN_KW], a[SN_WIN_SH], a[SN_WIN_SW], a[SN_WIN_PT], a[SN_WIN_PL],
-                     a[SN_WIN_DH], a[SN_WIN_DW], a[SN_WIN_OH], a[SN_WIN_OW], y->dim[2]};
+  static const int at[10] = {SN_WIN_KH, SN_WIN_KW, SN_WIN_SH, SN_WIN_SW, SN_WIN_PT,
+                             SN_WIN_PL, SN_WIN_DH, SN_WIN_DW, SN_WIN_OH, SN_WIN_OW};
+  int64_t geo[15] = {0, x->dim[0], x->dim[1], x->dim[2]};
+  for (int i = 0; i < 10; i++) geo[4 + i] = op->a[at[i]];
+  geo[14] = y->dim[2];
   LLVMTypeRef geo_t = LLVMArrayType2(e->i64, 15);
   LLVMValueRef frame = LLVMBuildAlloca(e->b, geo_t, "geo");
   for (int i = 0; i < 15; i++) {
     LLVMValueRef idx[2] = {ci(e, 0), ci(e, i)};
-    LLVMBuildStore(e->b, i ? ci(e, geo[i]) : sc->field[A_ROWS], LLVMBuildInBoundsGEP2(e->b, geo_t, frame, idx, 2, ""));
+    LLVMBuildStore(e->b, i ? ci(e, geo[i]) : sc->field[A_ROWS],
+                   LLVMBuildInBoundsGEP2(e->b, geo_t, frame, idx, 2, ""));
   }
   char name[64];
-  snprintf(name, sizeof name, "sn_conv_gemm%s_%s%s", wgrad ? "_wgrad" : dgrad ? "_dgrad" : "", e->cg->par ? "" : "cblas_",
+  const char *which = wgrad ? "_wgrad" : dgrad ? "_dgrad" : "";
+  snprintf(name, sizeof name, "sn_conv_gemm%s_%s%s", which, e->cg->par ? "" : "cblas_",
            e->g->dtype == SN_F64 ? "f64" : "f32");
   LLVMTypeRef pt[6] = {e->ptr, e->ptr, e->ptr, e->ptr, e->ptr, e->ptr};
   LLVMValueRef args[6] = {frame, buffer_ptr(e, sc, op->in[0]), buffer_ptr(e, sc, op->in[1])};
@@ -1623,7 +1626,8 @@ static void emit_conv_gemm(emitter *e, step_ctx *sc, int v) {
     LLVMValueRef off = ci(e, kk->scratch);
     pt[3] = e->i64;
     args[3] = ci(e, kk->parts);
-    args[4] = LLVMBuildInBoundsGEP2(e->b, LLVMInt8TypeInContext(e->ctx), sc->field[A_ARENA], &off, 1, "");
+    args[4] =
+        LLVMBuildInBoundsGEP2(e->b, LLVMInt8TypeInContext(e->ctx), sc->field[A_ARENA], &off, 1, "");
     na = 6;
   }
   args[na - 1] = buffer_ptr(e, sc, v);
@@ -1635,7 +1639,8 @@ static void emit_conv_gemm(emitter *e, step_ctx *sc, int v) {
 
 static void emit_gemm(emitter *e, step_ctx *sc, int v) {
   const sn_op *op = &e->g->ops[v];
-  if (op->code == SN_OP_CONV_GEMM || op->code == SN_OP_CONV_GEMM_WGRAD || op->code == SN_OP_CONV_GEMM_DGRAD) {
+  if (op->code == SN_OP_CONV_GEMM || op->code == SN_OP_CONV_GEMM_WGRAD ||
+      op->code == SN_OP_CONV_GEMM_DGRAD) {
     emit_conv_gemm(e, sc, v);
     return;
   }

@@ -371,7 +371,8 @@ static int infer_conv(const sn_graph *g, sn_op *op, char *err, size_t len) {
   int64_t k = a[SN_WIN_KH] * a[SN_WIN_KW];
   if (!x->batched || x->rank != 3 || !is_float(x) || w->batched || w->rank != 2 ||
       w->dtype != x->dtype || w->dim[0] != k * x->dim[2])
-    return sn_fail_buf(err, len, "%s needs x [N, H, W, C] and w [KH*KW*C, F]", sn_opdefs[op->code].name);
+    return sn_fail_buf(err, len, "%s needs x [N, H, W, C] and w [KH*KW*C, F]",
+                       sn_opdefs[op->code].name);
   if (a[SN_WIN_OH] < 1 || a[SN_WIN_OW] < 1 || a[SN_WIN_SH] < 1 || a[SN_WIN_SW] < 1 ||
       a[SN_WIN_DH] < 1 || a[SN_WIN_DW] < 1 || k < 1)
     return sn_fail_buf(err, len, "%s: bad window geometry", sn_opdefs[op->code].name);
@@ -387,7 +388,8 @@ static int infer_conv_wgrad(const sn_graph *g, sn_op *op, char *err, size_t len)
   const sn_type *dy = T(g, op->in[0]), *x = T(g, op->in[1]);
   if (!dy->batched || dy->rank != 3 || !x->batched || x->rank != 3 || dy->dtype != x->dtype ||
       !is_float(x) || dy->dim[0] != op->a[SN_WIN_OH] || dy->dim[1] != op->a[SN_WIN_OW])
-    return sn_fail_buf(err, len, "%s needs dy [N, OH, OW, F] and x [N, H, W, C]", sn_opdefs[op->code].name);
+    return sn_fail_buf(err, len, "%s needs dy [N, OH, OW, F] and x [N, H, W, C]",
+                       sn_opdefs[op->code].name);
   memset(&op->type, 0, sizeof op->type);
   op->type.dtype = x->dtype;
   op->type.rank = 2;

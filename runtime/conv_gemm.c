@@ -45,14 +45,17 @@
 #define PAR_FOR(fn, ctx, count) fn(ctx, 0, count)
 #define NAME(base, sfx) sn_##base##_cblas_##sfx
 /* never called: SMALL_OK() is false */
-static inline void sn_small_gemm(bool ta, bool tb, bool pack, int M, int n0, int n1, int K, const float *A, int lda,
-                                 const float *B, int ldb, float *C, int ldc) {
-  (void)ta, (void)tb, (void)pack, (void)M, (void)n0, (void)n1, (void)K, (void)A, (void)lda, (void)B, (void)ldb;
+static inline void sn_small_gemm(bool ta, bool tb, bool pack, int M, int n0, int n1, int K,
+                                 const float *A, int lda, const float *B, int ldb, float *C,
+                                 int ldc) {
+  (void)ta, (void)tb, (void)pack, (void)M, (void)n0, (void)n1, (void)K, (void)A, (void)lda, (void)B,
+      (void)ldb;
   (void)C, (void)ldc;
 }
-static inline void sn_small_gemm_acc(bool ta, int M, int n0, int n1, int K, const float *A, int lda, const float *B,
-                                     int ldb, float *C, int ldc) {
-  (void)ta, (void)M, (void)n0, (void)n1, (void)K, (void)A, (void)lda, (void)B, (void)ldb, (void)C, (void)ldc;
+static inline void sn_small_gemm_acc(bool ta, int M, int n0, int n1, int K, const float *A, int lda,
+                                     const float *B, int ldb, float *C, int ldc) {
+  (void)ta, (void)M, (void)n0, (void)n1, (void)K, (void)A, (void)lda, (void)B, (void)ldb, (void)C,
+      (void)ldc;
 }
 #endif
 
@@ -61,7 +64,8 @@ enum {
   TILE_ROWS = 64,         /* at most; fewer where K is long (K <= SN_CONV_GEMM_MAX_K) */
 };
 
-_Static_assert(TILE_BYTES / 8 / SN_CONV_GEMM_MAX_K >= 8, "a tile of f64 patches has 8 rows at least");
+_Static_assert(TILE_BYTES / 8 / SN_CONV_GEMM_MAX_K >= 8,
+               "a tile of f64 patches has 8 rows at least");
 
 /* the geometry generated code passes (geo[]) */
 typedef struct geom {
@@ -70,9 +74,23 @@ typedef struct geom {
 } geom;
 
 static geom geom_of(const int64_t *g, int64_t es) {
-  geom q = {.n = g[0], .H = g[1], .W = g[2], .C = g[3], .KH = g[4], .KW = g[5], .SH = g[6], .SW = g[7],
-            .PT = g[8], .PL = g[9], .DH = g[10], .DW = g[11], .OH = g[12], .OW = g[13], .F = g[14],
-            .K = g[4] * g[5] * g[3], .M = g[0] * g[12] * g[13]};
+  geom q = {.n = g[0],
+            .H = g[1],
+            .W = g[2],
+            .C = g[3],
+            .KH = g[4],
+            .KW = g[5],
+            .SH = g[6],
+            .SW = g[7],
+            .PT = g[8],
+            .PL = g[9],
+            .DH = g[10],
+            .DW = g[11],
+            .OH = g[12],
+            .OW = g[13],
+            .F = g[14],
+            .K = g[4] * g[5] * g[3],
+            .M = g[0] * g[12] * g[13]};
   q.mt = q.K > 0 ? TILE_BYTES / es / q.K : 1;
   q.mt = q.mt > TILE_ROWS ? TILE_ROWS : q.mt < 1 ? 1 : q.mt;
   return q;
@@ -110,8 +128,10 @@ static void gather(const geom *q, const char *x, int64_t es, int64_t r0, int64_t
       }
       for (int64_t kw = 0; kw < q->KW; kw++) {
         int64_t iw = iw0 + kw * q->DW;
-        if (iw < 0 || iw >= q->W) memset(dst + (size_t)kw * tap, 0, tap);
-        else copy(dst + (size_t)kw * tap, xr + (size_t)iw * tap, tap);
+        if (iw < 0 || iw >= q->W)
+          memset(dst + (size_t)kw * tap, 0, tap);
+        else
+          copy(dst + (size_t)kw * tap, xr + (size_t)iw * tap, tap);
       }
     }
     if (++ow == q->OW) {
@@ -132,24 +152,25 @@ static void gather(const geom *q, const char *x, int64_t es, int64_t r0, int64_t
 /* col2im of one tile: rows r0..r0+mt of sample n's output (r0 counted within the
  * sample), their patches' gradient in buf [mt, K], added into dxn [H, W, C] at
  * the taps inside the image, es bytes an element */
-#define SCATTER(REAL)                                                                                      \
-  CLONES static void scatter_##REAL(const geom *q, const REAL *buf, int64_t r0, int64_t mt, REAL *dxn) {         \
-    int64_t ow = r0 % q->OW, oh = r0 / q->OW, C = q->C;                                                  \
-    for (int64_t t = 0; t < mt; t++) {                                                                    \
-      const REAL *src = buf + t * q->K;                                                                  \
-      for (int64_t kh = 0; kh < q->KH; kh++) {                                                           \
-        int64_t ih = oh * q->SH - q->PT + kh * q->DH;                                                    \
-        if (ih < 0 || ih >= q->H) continue;                                                               \
-        for (int64_t kw = 0; kw < q->KW; kw++) {                                                         \
-          int64_t iw = ow * q->SW - q->PL + kw * q->DW;                                                  \
-          if (iw < 0 || iw >= q->W) continue;                                                             \
-          REAL *d = dxn + (ih * q->W + iw) * C;                                                           \
-          const REAL *sv = src + (kh * q->KW + kw) * C;                                                   \
-          for (int64_t c = 0; c < C; c++) d[c] += sv[c];                                                  \
-        }                                                                                                 \
-      }                                                                                                   \
-      if (++ow == q->OW) ow = 0, oh++;                                                                    \
-    }                                                                                                     \
+#define SCATTER(REAL)                                                                              \
+  CLONES static void scatter_##REAL(const geom *q, const REAL *buf, int64_t r0, int64_t mt,        \
+                                    REAL *dxn) {                                                   \
+    int64_t ow = r0 % q->OW, oh = r0 / q->OW, C = q->C;                                            \
+    for (int64_t t = 0; t < mt; t++) {                                                             \
+      const REAL *src = buf + t * q->K;                                                            \
+      for (int64_t kh = 0; kh < q->KH; kh++) {                                                     \
+        int64_t ih = oh * q->SH - q->PT + kh * q->DH;                                              \
+        if (ih < 0 || ih >= q->H) continue;                                                        \
+        for (int64_t kw = 0; kw < q->KW; kw++) {                                                   \
+          int64_t iw = ow * q->SW - q->PL + kw * q->DW;                                            \
+          if (iw < 0 || iw >= q->W) continue;                                                      \
+          REAL *d = dxn + (ih * q->W + iw) * C;                                                    \
+          const REAL *sv = src + (kh * q->KW + kw) * C;                                            \
+          for (int64_t c = 0; c < C; c++) d[c] += sv[c];                                           \
+        }                                                                                          \
+      }                                                                                            \
+      if (++ow == q->OW) ow = 0, oh++;                                                             \
+    }                                                                                              \
   }
 SCATTER(float)
 SCATTER(double)

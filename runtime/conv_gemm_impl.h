@@ -7,17 +7,19 @@
 
 /* C [M, N] = op(A) B (+ C where accumulate), op(A) = A or A^T: the small kernels
  * where they take the type, else OpenBLAS on the tile. */
-static void FN(tile_gemm)(bool ta, int64_t M, int64_t N, int64_t K, const REAL *A, int64_t lda, const REAL *B,
-                          bool accumulate, REAL *C) {
+static void FN(tile_gemm)(bool ta, int64_t M, int64_t N, int64_t K, const REAL *A, int64_t lda,
+                          const REAL *B, bool accumulate, REAL *C) {
 #if SMALL_TYPE
   if (SMALL_OK()) {
-    if (accumulate) sn_small_gemm_acc(ta, (int)M, 0, (int)N, (int)K, A, (int)lda, B, (int)N, C, (int)N);
-    else sn_small_gemm(ta, false, false, (int)M, 0, (int)N, (int)K, A, (int)lda, B, (int)N, C, (int)N);
+    if (accumulate)
+      sn_small_gemm_acc(ta, (int)M, 0, (int)N, (int)K, A, (int)lda, B, (int)N, C, (int)N);
+    else
+      sn_small_gemm(ta, false, false, (int)M, 0, (int)N, (int)K, A, (int)lda, B, (int)N, C, (int)N);
     return;
   }
 #endif
-  CBLAS_GEMM(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, CblasNoTrans, (int)M, (int)N, (int)K, 1, A, (int)lda, B,
-             (int)N, accumulate ? 1 : 0, C, (int)N);
+  CBLAS_GEMM(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, CblasNoTrans, (int)M, (int)N, (int)K, 1,
+             A, (int)lda, B, (int)N, accumulate ? 1 : 0, C, (int)N);
 }
 
 typedef struct FN(job) {
@@ -68,9 +70,10 @@ static void FN(wgrad_part)(void *ctx, int64_t lo, int64_t hi) {
 
 /* dw [K, F] = patches(x)^T dy, in `parts` fixed parts of the rows summed in order;
  * scratch: parts K F elements */
-void FN(conv_gemm_wgrad)(const int64_t *geo, const REAL *dy, const REAL *x, int64_t parts, REAL *scratch,
-                         REAL *dw) {
-  FN(job) j = {.q = geom_of(geo, sizeof(REAL)), .x = x, .dy = dy, .parts = parts, .scratch = scratch};
+void FN(conv_gemm_wgrad)(const int64_t *geo, const REAL *dy, const REAL *x, int64_t parts,
+                         REAL *scratch, REAL *dw) {
+  FN(job)
+  j = {.q = geom_of(geo, sizeof(REAL)), .x = x, .dy = dy, .parts = parts, .scratch = scratch};
   int64_t KF = j.q.K * j.q.F;
   if (KF <= 0) return;
   if (j.q.M <= 0 || parts < 1) {

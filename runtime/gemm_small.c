@@ -58,8 +58,8 @@ static void zero_columns(int M, int n0, int n1, float *C, int ldc) {
 /* A variant's two kernels: NT (dot products) and NN/TN (broadcasts, ta: TN) */
 typedef void nt_kernel(int M, int n0, int n1, int K, const float *A, int lda, const float *B, int ldb, float *C,
                        int ldc);
-typedef void bc_kernel(bool ta, bool acc, int M, int n0, int n1, int K, const float *A, int lda, const float *B,
-                       int ldb, float *C, int ldc);
+typedef void bc_kernel(bool ta, bool acc, int M, int n0, int n1, int K, const float *A, int lda,
+                       const float *B, int ldb, float *C, int ldc);
 
 /* A variant's sn_small_gemm_fn: K = 0 zeroes the columns, NT goes to nt (to ntp when
  * asked to pack and the variant has a packed NT), NN and TN to bc */
@@ -68,7 +68,8 @@ static inline void run_variant(nt_kernel *nt, nt_kernel *ntp, bc_kernel *bc, boo
                                int ldc) {
   if (K <= 0) zero_columns(M, n0, n1, C, ldc);
   else if (tb) (pack && ntp ? ntp : nt)(M, n0, n1, K, A, lda, B, ldb, C, ldc);
-  else bc(ta, false, M, n0, n1, K, A, lda, B, ldb, C, ldc);
+  else
+    bc(ta, false, M, n0, n1, K, A, lda, B, ldb, C, ldc);
 }
 
 /* ===========================================================================
@@ -219,8 +220,8 @@ TARGET static void bc_tile_any(int MR, bool ta, bool full, int K, const float *A
 }
 
 /* acc: C += op(A) B (else C = op(A) B) */
-TARGET static void gemm_bc(bool ta, bool acc, int M, int n0, int n1, int K, const float *A, int lda, const float *B,
-                           int ldb, float *C, int ldc) {
+TARGET static void gemm_bc(bool ta, bool acc, int M, int n0, int n1, int K, const float *A, int lda,
+                           const float *B, int ldb, float *C, int ldc) {
   for (int k0 = 0; k0 < K; k0 += KC) {
     int kc = K - k0 < KC ? K - k0 : KC;
     const float *Ak = ta ? A + (size_t)k0 * lda : A + k0;
@@ -231,11 +232,11 @@ TARGET static void gemm_bc(bool ta, bool acc, int M, int n0, int n1, int K, cons
         int mr = M - i < 6 ? M - i : 6;
         const float *Ai = ta ? Ak + i : Ak + (size_t)i * lda;
         if (nc == 16)
-          bc_tile_any(mr, ta, true, kc, Ai, lda, B + (size_t)k0 * ldb + j, ldb, C + (size_t)i * ldc + j, ldc, m0, m1,
-                      !acc && k0 == 0);
+          bc_tile_any(mr, ta, true, kc, Ai, lda, B + (size_t)k0 * ldb + j, ldb,
+                      C + (size_t)i * ldc + j, ldc, m0, m1, !acc && k0 == 0);
         else
-          bc_tile_any(mr, ta, false, kc, Ai, lda, B + (size_t)k0 * ldb + j, ldb, C + (size_t)i * ldc + j, ldc, m0,
-                      m1, !acc && k0 == 0);
+          bc_tile_any(mr, ta, false, kc, Ai, lda, B + (size_t)k0 * ldb + j, ldb,
+                      C + (size_t)i * ldc + j, ldc, m0, m1, !acc && k0 == 0);
       }
     }
   }
@@ -246,8 +247,8 @@ static void avx2_gemm(bool ta, bool tb, bool pack, int M, int n0, int n1, int K,
   run_variant(gemm_nt, NULL, gemm_bc, ta, tb, pack, M, n0, n1, K, A, lda, B, ldb, C, ldc);
 }
 
-static void avx2_gemm_acc(bool ta, int M, int n0, int n1, int K, const float *A, int lda, const float *B, int ldb,
-                          float *C, int ldc) {
+static void avx2_gemm_acc(bool ta, int M, int n0, int n1, int K, const float *A, int lda,
+                          const float *B, int ldb, float *C, int ldc) {
   if (K > 0) gemm_bc(ta, true, M, n0, n1, K, A, lda, B, ldb, C, ldc);
 }
 
@@ -394,8 +395,8 @@ TARGET static void bc512_tile_any(int MR, int NV, bool ta, int K, const float *A
 #undef BC_CASE
 }
 
-TARGET static void gemm512_bc(bool ta, bool acc, int M, int n0, int n1, int K, const float *A, int lda,
-                              const float *B, int ldb, float *C, int ldc) {
+TARGET static void gemm512_bc(bool ta, bool acc, int M, int n0, int n1, int K, const float *A,
+                              int lda, const float *B, int ldb, float *C, int ldc) {
   for (int k0 = 0; k0 < K; k0 += KC512) {
     int kc = K - k0 < KC512 ? K - k0 : KC512;
     const float *Ak = ta ? A + (size_t)k0 * lda : A + k0;
@@ -406,8 +407,8 @@ TARGET static void gemm512_bc(bool ta, bool acc, int M, int n0, int n1, int K, c
       for (int i = 0; i < M; i += 8) {
         int mr = M - i < 8 ? M - i : 8;
         const float *Ai = ta ? Ak + i : Ak + (size_t)i * lda;
-        bc512_tile_any(mr, nv, ta, kc, Ai, lda, B + (size_t)k0 * ldb + j, ldb, C + (size_t)i * ldc + j, ldc, ml,
-                       !acc && k0 == 0);
+        bc512_tile_any(mr, nv, ta, kc, Ai, lda, B + (size_t)k0 * ldb + j, ldb,
+                       C + (size_t)i * ldc + j, ldc, ml, !acc && k0 == 0);
       }
     }
   }
@@ -443,8 +444,8 @@ static void avx512_gemm(bool ta, bool tb, bool pack, int M, int n0, int n1, int 
   run_variant(gemm512_nt, gemm512_nt_packed, gemm512_bc, ta, tb, pack, M, n0, n1, K, A, lda, B, ldb, C, ldc);
 }
 
-static void avx512_gemm_acc(bool ta, int M, int n0, int n1, int K, const float *A, int lda, const float *B, int ldb,
-                            float *C, int ldc) {
+static void avx512_gemm_acc(bool ta, int M, int n0, int n1, int K, const float *A, int lda,
+                            const float *B, int ldb, float *C, int ldc) {
   if (K > 0) gemm512_bc(ta, true, M, n0, n1, K, A, lda, B, ldb, C, ldc);
 }
 
@@ -540,8 +541,8 @@ void sn_small_gemm(bool ta, bool tb, bool pack, int M, int n0, int n1, int K, co
   if (v >= 0) variants[v].k.gemm(ta, tb, pack, M, n0, n1, K, A, lda, B, ldb, C, ldc);
 }
 
-void sn_small_gemm_acc(bool ta, int M, int n0, int n1, int K, const float *A, int lda, const float *B, int ldb,
-                       float *C, int ldc) {
+void sn_small_gemm_acc(bool ta, int M, int n0, int n1, int K, const float *A, int lda,
+                       const float *B, int ldb, float *C, int ldc) {
   int v = variant_index();
   if (v >= 0) variants[v].k.gemm_acc(ta, M, n0, n1, K, A, lda, B, ldb, C, ldc);
 }

@@ -188,7 +188,8 @@ static const char *CONV_SPEC =
     "    - {name: c, conv2d: {filters: 2, kernel_size: [4, 5], padding: same}, inputs: [input]}\n"
     "    - {name: fa, flatten: {}, inputs: [a]}\n"
     "    - {name: fb, flatten: {}, inputs: [b]}\n"
-    "    - {name: d, conv2d: {filters: 3, kernel_size: [5, 4], strides: [2, 3], padding: same}, inputs: [input]}\n"
+    "    - {name: d, conv2d: {filters: 3, kernel_size: [5, 4], strides: [2, 3], padding: same}, "
+    "inputs: [input]}\n"
     "    - {name: fc, flatten: {}, inputs: [c]}\n"
     "    - {name: fd, flatten: {}, inputs: [d]}\n"
     "    - {name: all, concat: {}, inputs: [fa, fb, fc, fd]}\n"
@@ -234,7 +235,8 @@ static void check_conv2d(void) {
   CHECK(sn_model_alloc(m, &err) == 0, "%s", err.msg);
   enum { OUTS = 3 * 6 * 3 + 3 * 4 * 2 + 5 * 6 * 2 + 3 * 2 * 3 };
   CHECK(m->output_elems == OUTS, "conv2d: %lld outputs", (long long)m->output_elems);
-  const char *names[] = {"a.weight", "a.bias", "b.weight", "b.bias", "c.weight", "c.bias", "d.weight", "d.bias"};
+  const char *names[] = {"a.weight", "a.bias", "b.weight", "b.bias",
+                         "c.weight", "c.bias", "d.weight", "d.bias"};
   const int counts[] = {3 * C * 3 * 2, 3, 2 * C * 3 * 3, 2, 2 * C * 4 * 5, 2, 3 * C * 5 * 4, 3};
   float *p[8];
   for (int i = 0; i < 8; i++) {
@@ -259,7 +261,8 @@ static void check_conv2d(void) {
   }
   CHECK(!bad, "conv2d: %d of %d outputs differ from the written-out convolutions", bad, N * OUTS);
   if (!bad)
-    printf("ok: conv2d direct (same with strides; valid) and implicit GEMM (same; with strides) (%d values)\n",
+    printf("ok: conv2d direct (same with strides; valid) and implicit GEMM (same; with strides) "
+           "(%d values)\n",
            N * OUTS);
   sn_model_free(m);
   sn_compiled_free(c);

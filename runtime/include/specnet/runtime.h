@@ -754,10 +754,10 @@ SN_SCAN_DECLS(cblas_f64, double)
  * _cblas_ variants (serial, OpenBLAS on each tile) are what `specnet build --lib`
  * archives hold. */
 enum { SN_CONV_GEMM_MAX_K = 1024 }; /* the longest patch K they take (a tile on the stack) */
-#define SN_CONV_GEMM_DECLS(SFX, REAL)                                                                  \
-  void sn_conv_gemm_##SFX(const int64_t *geo, const REAL *x, const REAL *w, REAL *y);                \
-  void sn_conv_gemm_wgrad_##SFX(const int64_t *geo, const REAL *dy, const REAL *x, int64_t parts,    \
-                                REAL *scratch, REAL *dw);                                            \
+#define SN_CONV_GEMM_DECLS(SFX, REAL)                                                              \
+  void sn_conv_gemm_##SFX(const int64_t *geo, const REAL *x, const REAL *w, REAL *y);              \
+  void sn_conv_gemm_wgrad_##SFX(const int64_t *geo, const REAL *dy, const REAL *x, int64_t parts,  \
+                                REAL *scratch, REAL *dw);                                          \
   void sn_conv_gemm_dgrad_##SFX(const int64_t *geo, const REAL *dy, const REAL *wt, REAL *dx);
 SN_CONV_GEMM_DECLS(f32, float)
 SN_CONV_GEMM_DECLS(f64, double)
