@@ -57,16 +57,16 @@ check "fashion_cnn: both max-pool gradients are max_unpool gathers fused with re
   test "$(grep -c '^  kernel .*: [0-9]* ops: max_unpool relu_grad' <<<"$cnnplan")" -eq 2
 check "fashion_cnn: no scattering max_pool_grad" bash -c '! grep -q max_pool_grad <<<"$1"' _ "$cnnplan"
 cnnllvm=$(SPECNET_CPU=x86-64-v4 "$specnet" emit "$cnn" --what llvm)
-# (fashion_rows_conv1d's c2: im2col and col2im over 64 channels; fashion_cnn has
-# neither now)
+# (im2col and col2im over 114 channels: a conv2d whose patch is over 1024 values;
+# fashion_cnn has neither now)
 gradplan=$(sed -n '/^grad_step/,/^eval_step/p' <<<"$cnnplan")
-c1d=specs/fashion_rows_conv1d.yaml
-c1dgrad=$("$specnet" emit "$c1d" --what plan | sed -n '/^grad_step/,/^eval_step/p')
-c1dllvm=$(SPECNET_CPU=x86-64-v4 "$specnet" emit "$c1d" --what llvm)
+wide=tests/specs/ops/conv_wide_patch.yaml
+widegrad=$("$specnet" emit "$wide" --what plan | sed -n '/^grad_step/,/^eval_step/p')
+widellvm=$(SPECNET_CPU=x86-64-v4 "$specnet" emit "$wide" --what llvm)
 for kop in im2col col2im; do
-  kn=$(grep -E "^  kernel k[0-9]+ rows [^:]*: 1 ops: $kop\$" <<<"$c1dgrad" | tail -1 | grep -oE 'k[0-9]+' | head -1)
-  body=$(sed -nE "/^define internal (fastcc )?void @grad_step\.$kn\(/,/^}/p" <<<"$c1dllvm")
-  check "fashion_rows_conv1d grad_step $kn ($kop): whole channel runs (vector loads or memcpy), no gathers" \
+  kn=$(grep -E "^  kernel k[0-9]+ rows [^:]*: [0-9]+ ops: $kop( |\$)" <<<"$widegrad" | tail -1 | grep -oE 'k[0-9]+' | head -1)
+  body=$(sed -nE "/^define internal (fastcc )?void @grad_step\.$kn\(/,/^}/p" <<<"$widellvm")
+  check "conv_wide_patch grad_step $kn ($kop): whole channel runs (vector loads or memcpy), no gathers" \
     bash -c 'test -n "$2" && grep -qE "load <16 x float>|llvm.memcpy" <<<"$1" && ! grep -q masked.gather <<<"$1"' _ "$body" "$kn"
 done
 
