@@ -81,10 +81,11 @@ void FN(conv_gemm_wgrad)(const int64_t *geo, const REAL *dy, const REAL *x, int6
     return;
   }
   PAR_FOR(FN(wgrad_part), &j, parts);
-  for (int64_t i = 0; i < KF; i++) {
-    REAL s = scratch[i];
-    for (int64_t p = 1; p < parts; p++) s += scratch[p * KF + i];
-    dw[i] = s;
+  /* part by part over dw (vector adds), each element summed in the parts' order */
+  memcpy(dw, scratch, sizeof(REAL) * (size_t)KF);
+  for (int64_t p = 1; p < parts; p++) {
+    const REAL *sp = scratch + p * KF;
+    for (int64_t i = 0; i < KF; i++) dw[i] += sp[i];
   }
 }
 
