@@ -1,5 +1,6 @@
-/* Implicit-GEMM convolutions (the ops conv_gemm and conv_gemm_wgrad): conv2d's
- * product with im2col's patches without the patches in memory. The output rows
+/* Implicit-GEMM convolutions (the ops conv_gemm, conv_gemm_wgrad and
+ * conv_gemm_dgrad): conv2d's product with im2col's patches without the patches in
+ * memory, and its gradients without theirs. The output rows
  * (pixels, M = N OH OW) are taken a tile at a time: the tile's patches are gathered
  * into a buffer on the stack (a tile of at most 64 rows x K, which stays in L1/L2)
  * and multiplied at once, by the small-GEMM kernels of gemm_small.c (f32, where a
@@ -141,17 +142,18 @@ static void gather(const geom *q, const char *x, int64_t es, int64_t r0, int64_t
   }
 }
 
-/* the adds of the col2im below are most of the input gradient's time after its
- * GEMM: vectors as wide as the CPU has (an ifunc picks the clone once) */
+/* the adds of the col2im below are about a third of the input gradient's time (its
+ * tile products the rest): vectors as wide as the CPU has (an ifunc picks the
+ * clone once) */
 #if defined(__x86_64__) && !defined(SN_CONV_GEMM_CBLAS) && !defined(__SANITIZE_ADDRESS__)
 #define CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
 #else
 #define CLONES
 #endif
 
-/* col2im of one tile: rows r0..r0+mt of sample n's output (r0 counted within the
- * sample), their patches' gradient in buf [mt, K], added into dxn [H, W, C] at
- * the taps inside the image, es bytes an element */
+/* col2im of one tile: rows r0..r0+mt of a sample's output (r0 counted within the
+ * sample), their patches' gradient in buf [mt, K], added into the sample's dx, dxn
+ * [H, W, C], at the taps inside the image */
 #define SCATTER(REAL)                                                                              \
   CLONES static void scatter_##REAL(const geom *q, const REAL *buf, int64_t r0, int64_t mt,        \
                                     REAL *dxn) {                                                   \
@@ -177,7 +179,7 @@ SCATTER(double)
 #undef SCATTER
 
 /* ---------------------------------------------------------------------------
- * The two float types: TILE_GEMM(ta, M, N, K, A, lda, B, ldb, beta, C, ldc) */
+ * The two float types (conv_gemm_impl.h) */
 
 #define SCATTER_FN_(real) scatter_##real
 #define SCATTER_FN(real) SCATTER_FN_(real)

@@ -24,7 +24,7 @@ static void FN(tile_gemm)(bool ta, int64_t M, int64_t N, int64_t K, const REAL *
 
 typedef struct FN(job) {
   geom q;
-  const REAL *x, *w, *dy; /* w: forward, input gradient (w'); dy: the gradients */
+  const REAL *x, *w, *dy; /* w: forward (w), input gradient (w^T); dy: the gradients */
   REAL *y;                /* forward: y; input gradient: dx */
   int64_t parts;          /* weight gradient: parts, their slices at scratch */
   REAL *scratch;
