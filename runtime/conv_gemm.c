@@ -151,6 +151,27 @@ static void gather(const geom *q, const char *x, int64_t es, int64_t r0, int64_t
 #define CLONES
 #endif
 
+/* d[0..n) += s[0..n): 64 bytes at a time while they last (a patch tap is usually
+ * a multiple), as the compiler's vectors of the clone, no alias checks */
+typedef float vf64b __attribute__((vector_size(64)));
+typedef double vd64b __attribute__((vector_size(64)));
+#define ADD(REAL, V)                                                                               \
+  static inline void add_##REAL(REAL *d, const REAL *s, int64_t n) {                               \
+    enum { L = 64 / sizeof(REAL) };                                                                \
+    int64_t c = 0;                                                                                 \
+    for (; c + L <= n; c += L) {                                                                   \
+      V a, b;                                                                                      \
+      __builtin_memcpy(&a, d + c, 64);                                                             \
+      __builtin_memcpy(&b, s + c, 64);                                                             \
+      a += b;                                                                                      \
+      __builtin_memcpy(d + c, &a, 64);                                                             \
+    }                                                                                              \
+    for (; c < n; c++) d[c] += s[c];                                                               \
+  }
+ADD(float, vf64b)
+ADD(double, vd64b)
+#undef ADD
+
 /* col2im of one tile: rows r0..r0+mt of a sample's output (r0 counted within the
  * sample), their patches' gradient in buf [mt, K], added into the sample's dx, dxn
  * [H, W, C], at the taps inside the image */
@@ -168,7 +189,7 @@ static void gather(const geom *q, const char *x, int64_t es, int64_t r0, int64_t
           if (iw < 0 || iw >= q->W) continue;                                                      \
           REAL *d = dxn + (ih * q->W + iw) * C;                                                    \
           const REAL *sv = src + (kh * q->KW + kw) * C;                                            \
-          for (int64_t c = 0; c < C; c++) d[c] += sv[c];                                           \
+          add_##REAL(d, sv, C);                                                                    \
         }                                                                                          \
       }                                                                                            \
       if (++ow == q->OW) ow = 0, oh++;                                                             \
