@@ -249,6 +249,14 @@ static const char *const SCAN_SYMS[8] = {"sn_lstm_cblas_f32", "sn_lstm_grad_cbla
                                          "sn_gru_grad_cblas_f32", "sn_lstm_cblas_f64", "sn_lstm_grad_cblas_f64",
                                          "sn_gru_cblas_f64", "sn_gru_grad_cblas_f64"};
 
+/* runtime/conv_gemm.c compiled with SN_CONV_GEMM_CBLAS: the implicit-GEMM
+ * convolutions a --lib archive of a model with conv2d layers carries */
+extern const unsigned char sn_conv_gemm_cblas_obj[];
+extern const size_t sn_conv_gemm_cblas_obj_len;
+static const char *const CONV_SYMS[6] = {
+    "sn_conv_gemm_cblas_f32", "sn_conv_gemm_wgrad_cblas_f32", "sn_conv_gemm_dgrad_cblas_f32",
+    "sn_conv_gemm_cblas_f64", "sn_conv_gemm_wgrad_cblas_f64", "sn_conv_gemm_dgrad_cblas_f64"};
+
 static void put_be32(unsigned char *p, uint32_t v) {
   p[0] = (unsigned char)(v >> 24);
   p[1] = (unsigned char)(v >> 16);
@@ -497,12 +505,22 @@ static int write_lib(const sn_spec *spec, const sn_model *w, const sn_aot_opts *
   snprintf(path, sizeof path, "%s/lib%s.a", o->out, o->name);
   char member[64];
   snprintf(member, sizeof member, "%s.o", o->name);
-  bool recurrent = false; /* the archive then carries the scans (recurrent.c's cblas variants) */
-  for (int i = 0; i < spec->n_layers; i++)
+  /* the archive then carries the scans (recurrent.c's cblas variants), the
+   * implicit-GEMM convolutions (conv_gemm.c's) */
+  bool recurrent = false, conv = false;
+  for (int i = 0; i < spec->n_layers; i++) {
     recurrent |= spec->layers[i].kind == SN_LAYER_LSTM || spec->layers[i].kind == SN_LAYER_GRU;
-  ar_member mem[2] = {{member, obj, objn, syms, o->weights_file ? 2 : 1},
-                      {"recurrent.o", sn_recurrent_cblas_obj, sn_recurrent_cblas_obj_len, SCAN_SYMS, 8}};
-  if (write_archive(path, mem, recurrent ? 2 : 1, err)) return -1;
+    conv |= spec->layers[i].kind == SN_LAYER_CONV2D;
+  }
+  ar_member mem[3] = {{member, obj, objn, syms, o->weights_file ? 2 : 1}};
+  int nmem = 1;
+  if (recurrent)
+    mem[nmem++] = (ar_member){"recurrent.o", sn_recurrent_cblas_obj, sn_recurrent_cblas_obj_len,
+                              SCAN_SYMS, 8};
+  if (conv)
+    mem[nmem++] = (ar_member){"conv_gemm.o", sn_conv_gemm_cblas_obj, sn_conv_gemm_cblas_obj_len,
+                              CONV_SYMS, 6};
+  if (write_archive(path, mem, nmem, err)) return -1;
   /* the link flags, for pkg-config: the library needs OpenBLAS and libm */
   snprintf(path, sizeof path, "%s/%s.pc", o->out, o->name);
   char pc[1024];

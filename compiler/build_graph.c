@@ -449,10 +449,11 @@ static int conv_product(builder *b, const sn_layer_spec *l, int patches, int64_t
  * kernel cost far more than the arithmetic. */
 enum { DIRECT_CONV_PATCH = 32 };
 
-/* conv2d as the op conv over the window `geo`: the weight transposed to
- * (kh, kw, in, out) and viewed as [KH*KW*in, out], filters contiguous. */
-static int conv_direct(builder *b, const sn_layer_spec *l, int x, const sn_op *geo, int64_t ci,
-                       const int64_t *taps) {
+/* conv2d as the op conv (code SN_OP_CONV) or conv_gemm (SN_OP_CONV_GEMM) over the
+ * window `geo`: the weight transposed to (kh, kw, in, out) and viewed as
+ * [KH*KW*in, out], filters contiguous. */
+static int conv_direct(builder *b, const sn_layer_spec *l, sn_opcode code, int x, const sn_op *geo,
+                       int64_t ci, const int64_t *taps) {
   sn_graph *g = b->g;
   int64_t co = l->filters, k;
   static const int64_t axes[4] = {2, 3, 1, 0}; /* (out, in, kh, kw) -> (kh, kw, in, out) */
@@ -461,15 +462,17 @@ static int conv_direct(builder *b, const sn_layer_spec *l, int x, const sn_op *g
   sn_op like = at(l);
   sn_type w2 = {.dtype = g->dtype, .rank = 2, .dim = {k * ci, co}};
   sn_op op = *geo;
-  op.code = SN_OP_CONV;
+  op.code = code;
   op.n_in = 2;
   op.in[0] = x;
   op.in[1] = sn_emit_typed(g, SN_OP_RESHAPE, w, &w2, &like);
   return conv_finish(b, l, add_op(b, &op, l), ci * k, co * k);
 }
 
-/* conv2d as im2col + GEMM (a 1x1 stride-1 convolution is the GEMM alone), or a
- * direct convolution when its patch is small. */
+/* conv2d as a direct convolution when its patch is small; else an implicit GEMM
+ * (conv_gemm: im2col's product a tile of pixels at a time, the patches never in
+ * memory) up to a patch of SN_CONV_GEMM_MAX_K values; else (and a 1x1 stride-1
+ * convolution, which is the GEMM alone) im2col + GEMM. */
 static int build_conv2d(builder *b, const sn_layer_spec *l, const input *in, int n) {
   if (!need_image(b, l, in, "conv2d")) return -1;
   const sn_type t_v = *TY(b, in[0].v), *t = &t_v;
@@ -478,7 +481,9 @@ static int build_conv2d(builder *b, const sn_layer_spec *l, const input *in, int
   if (!window(b, l, in, l->kernel_size, l->strides, &op)) return -1;
   bool pointwise = taps[0] == 1 && taps[1] == 1 && l->strides[0] == 1 && l->strides[1] == 1;
   if (!pointwise && taps[0] * taps[1] * t->dim[2] <= DIRECT_CONV_PATCH)
-    return conv_direct(b, l, in[0].v, &op, t->dim[2], taps);
+    return conv_direct(b, l, SN_OP_CONV, in[0].v, &op, t->dim[2], taps);
+  if (!pointwise && taps[0] * taps[1] * t->dim[2] <= SN_CONV_GEMM_MAX_K)
+    return conv_direct(b, l, SN_OP_CONV_GEMM, in[0].v, &op, t->dim[2], taps);
   int patches = pointwise ? in[0].v : add_op(b, &op, l);
   if (patches < 0) return -1;
   return conv_product(b, l, patches, t->dim[2], 2, taps, NULL);

@@ -1591,8 +1591,59 @@ static void emit_scan(emitter *e, step_ctx *sc, int v) {
   LLVMBuildCall2(e->b, fty, fn, a, na, "");
 }
 
+/* An implicit-GEMM convolution: a call to runtime/conv_gemm.c, fn(geo, ..) with
+ * the geometry geo[15] = {N, H, W, C, KH, KW, SH, SW, PT, PL, DH, DW, OH, OW, F}
+ * in the step's frame: conv_gemm(geo, x, w, y); conv_gemm_wgrad(geo, dy, x, parts,
+ * scratch, dw), its parts' slices in the plan's scratch after the arena;
+ * conv_gemm_dgrad(geo, dy, wt, dx). Without
+ * the pool (--lib archives) the _cblas_ variants, which the archive carries. */
+static void emit_conv_gemm(emitter *e, step_ctx *sc, int v) {
+  const sn_op *op = &e->g->ops[v];
+  bool wgrad = op->code == SN_OP_CONV_GEMM_WGRAD, dgrad = op->code == SN_OP_CONV_GEMM_DGRAD;
+  const sn_type *x = dgrad ? &op->type : &e->g->ops[op->in[wgrad ? 1 : 0]].type;
+  const sn_type *y = wgrad || dgrad ? &e->g->ops[op->in[0]].type : &op->type;
+  static const int at[10] = {SN_WIN_KH, SN_WIN_KW, SN_WIN_SH, SN_WIN_SW, SN_WIN_PT,
+                             SN_WIN_PL, SN_WIN_DH, SN_WIN_DW, SN_WIN_OH, SN_WIN_OW};
+  int64_t geo[15] = {0, x->dim[0], x->dim[1], x->dim[2]};
+  for (int i = 0; i < 10; i++) geo[4 + i] = op->a[at[i]];
+  geo[14] = y->dim[2];
+  LLVMTypeRef geo_t = LLVMArrayType2(e->i64, 15);
+  LLVMValueRef frame = LLVMBuildAlloca(e->b, geo_t, "geo");
+  for (int i = 0; i < 15; i++) {
+    LLVMValueRef idx[2] = {ci(e, 0), ci(e, i)};
+    LLVMBuildStore(e->b, i ? ci(e, geo[i]) : sc->field[A_ROWS],
+                   LLVMBuildInBoundsGEP2(e->b, geo_t, frame, idx, 2, ""));
+  }
+  char name[64];
+  const char *which = wgrad ? "_wgrad" : dgrad ? "_dgrad" : "";
+  snprintf(name, sizeof name, "sn_conv_gemm%s_%s%s", which, e->cg->par ? "" : "cblas_",
+           e->g->dtype == SN_F64 ? "f64" : "f32");
+  LLVMTypeRef pt[6] = {e->ptr, e->ptr, e->ptr, e->ptr, e->ptr, e->ptr};
+  LLVMValueRef args[6] = {frame, buffer_ptr(e, sc, op->in[0]), buffer_ptr(e, sc, op->in[1])};
+  unsigned na = 4;
+  if (wgrad) {
+    const sn_kernel *kk = &e->st->k[e->st->kernel_of[v]];
+    LLVMValueRef off = ci(e, kk->scratch);
+    pt[3] = e->i64;
+    args[3] = ci(e, kk->parts);
+    args[4] =
+        LLVMBuildInBoundsGEP2(e->b, LLVMInt8TypeInContext(e->ctx), sc->field[A_ARENA], &off, 1, "");
+    na = 6;
+  }
+  args[na - 1] = buffer_ptr(e, sc, v);
+  LLVMTypeRef fty = LLVMFunctionType(e->voidt, pt, na, 0);
+  LLVMValueRef fn = LLVMGetNamedFunction(e->mod, name);
+  if (!fn) fn = LLVMAddFunction(e->mod, name, fty);
+  LLVMBuildCall2(e->b, fty, fn, args, na, "");
+}
+
 static void emit_gemm(emitter *e, step_ctx *sc, int v) {
   const sn_op *op = &e->g->ops[v];
+  if (op->code == SN_OP_CONV_GEMM || op->code == SN_OP_CONV_GEMM_WGRAD ||
+      op->code == SN_OP_CONV_GEMM_DGRAD) {
+    emit_conv_gemm(e, sc, v);
+    return;
+  }
   if (op->code == SN_OP_BATCH_MATMUL) {
     emit_batch_gemm(e, sc, v);
     return;

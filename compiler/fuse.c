@@ -172,6 +172,14 @@ static void plan_parts(const sn_graph *g, sn_step *st) {
   int64_t es = g->dtype == SN_F64 ? 8 : 4, need = 0, at = (st->arena_bytes + 63) / 64 * 64;
   for (int k = 0; k < st->n_kernels; k++) {
     sn_kernel *kk = &st->k[k];
+    if (kk->kind == SN_K_GEMM && g->ops[kk->gemm].code == SN_OP_CONV_GEMM_WGRAD) {
+      /* its rows in SN_PARTS parts, each summing into a slice (runtime/conv_gemm.c) */
+      int64_t cols = sn_type_elems(&g->ops[kk->gemm].type);
+      kk->parts = SN_PARTS;
+      kk->scratch = at;
+      if (SN_PARTS * cols * es > need) need = SN_PARTS * cols * es;
+      continue;
+    }
     if (kk->kind != SN_K_FUSED || !kk->batched) continue;
     int64_t cols = 0, width = 0;
     bool ok = true;
@@ -391,9 +399,10 @@ void sn_plan_print(const sn_plan *p, FILE *out) {
         if (op->code == SN_OP_MATMUL || op->code == SN_OP_BATCH_MATMUL)
           fprintf(out, "  %s k%d %s%s x %s%s -> %s ", op->code == SN_OP_BATCH_MATMUL ? "batch_gemm" : "gemm", k, a,
                   op->ta ? "^T" : "", b, op->tb ? "^T" : "", c);
-        else /* a recurrent scan: a runtime call looping GEMMs over the steps */
+        else /* a recurrent scan or an implicit-GEMM convolution: a runtime call */
           fprintf(out, "  call k%d %s(%s, %s, ..) -> %s ", k, sn_opdefs[op->code].name, a, b, c);
         sn_type_print(&op->type, out);
+        if (kk->parts) fprintf(out, " in %d parts", kk->parts);
         fputs(" @", out);
         buf_print(&st->buf[kk->gemm], out);
         fprintf(out, "   ; %s\n", op->layer);

@@ -364,17 +364,18 @@ static int infer_window(const sn_graph *g, sn_op *op, char *err, size_t len) {
   return 0;
 }
 
-/* conv: x [N, H, W, C] and w [KH*KW*C, F], the geometry in a[] as im2col's. */
+/* conv, conv_gemm: x [N, H, W, C] and w [KH*KW*C, F], the geometry in a[] as im2col's. */
 static int infer_conv(const sn_graph *g, sn_op *op, char *err, size_t len) {
   const sn_type *x = T(g, op->in[0]), *w = T(g, op->in[1]);
   const int64_t *a = op->a;
   int64_t k = a[SN_WIN_KH] * a[SN_WIN_KW];
   if (!x->batched || x->rank != 3 || !is_float(x) || w->batched || w->rank != 2 ||
       w->dtype != x->dtype || w->dim[0] != k * x->dim[2])
-    return sn_fail_buf(err, len, "conv needs x [N, H, W, C] and w [KH*KW*C, F]");
+    return sn_fail_buf(err, len, "%s needs x [N, H, W, C] and w [KH*KW*C, F]",
+                       sn_opdefs[op->code].name);
   if (a[SN_WIN_OH] < 1 || a[SN_WIN_OW] < 1 || a[SN_WIN_SH] < 1 || a[SN_WIN_SW] < 1 ||
       a[SN_WIN_DH] < 1 || a[SN_WIN_DW] < 1 || k < 1)
-    return sn_fail_buf(err, len, "conv: bad window geometry");
+    return sn_fail_buf(err, len, "%s: bad window geometry", sn_opdefs[op->code].name);
   op->type = *x;
   op->type.dim[0] = a[SN_WIN_OH];
   op->type.dim[1] = a[SN_WIN_OW];
@@ -382,12 +383,13 @@ static int infer_conv(const sn_graph *g, sn_op *op, char *err, size_t len) {
   return 0;
 }
 
-/* conv_wgrad: dy [N, OH, OW, F] and x [N, H, W, C] give [KH*KW*C, F]. */
+/* conv_wgrad, conv_gemm_wgrad: dy [N, OH, OW, F] and x [N, H, W, C] give [KH*KW*C, F]. */
 static int infer_conv_wgrad(const sn_graph *g, sn_op *op, char *err, size_t len) {
   const sn_type *dy = T(g, op->in[0]), *x = T(g, op->in[1]);
   if (!dy->batched || dy->rank != 3 || !x->batched || x->rank != 3 || dy->dtype != x->dtype ||
       !is_float(x) || dy->dim[0] != op->a[SN_WIN_OH] || dy->dim[1] != op->a[SN_WIN_OW])
-    return sn_fail_buf(err, len, "conv_wgrad needs dy [N, OH, OW, F] and x [N, H, W, C]");
+    return sn_fail_buf(err, len, "%s needs dy [N, OH, OW, F] and x [N, H, W, C]",
+                       sn_opdefs[op->code].name);
   memset(&op->type, 0, sizeof op->type);
   op->type.dtype = x->dtype;
   op->type.rank = 2;
@@ -664,17 +666,26 @@ static void grad_im2col(sn_graph *g, int v, int dy, int dx[]) {
   sn_type t = *T(g, op.in[0]);
   dx[0] = add_like(g, &op, SN_OP_COL2IM, dy, -1, &t);
 }
-/* conv: dw the sum over rows of x's taps times dy; dx col2im (im2col's gradient)
- * of the patches' gradient dy w^T, a GEMM (live only where x needs a gradient).
- * dw first: it then fuses into the kernel that makes dy, before the GEMM. */
+/* conv: dw the sum over rows of x's taps times dy (conv_wgrad; conv_gemm's is
+ * conv_gemm_wgrad); dx col2im (im2col's gradient) of the patches' gradient dy w^T,
+ * a GEMM (live only where x needs a gradient); for conv_gemm the same a tile at a
+ * time, conv_gemm_dgrad. dw first: conv_wgrad then fuses into the kernel that
+ * makes dy, before the GEMM. */
 static void grad_conv(sn_graph *g, int v, int dy, int dx[]) {
   sn_op op = *OP(v);
   sn_type t = *T(g, op.in[0]);
-  dx[1] = add_like(g, &op, SN_OP_CONV_WGRAD, dy, op.in[0], NULL);
+  bool gemm = op.code == SN_OP_CONV_GEMM;
+  dx[1] = add_like(g, &op, gemm ? SN_OP_CONV_GEMM_WGRAD : SN_OP_CONV_WGRAD, dy, op.in[0], NULL);
   sn_op mm = {.code = SN_OP_MATMUL, .tb = 1, .loc = op.loc};
   memcpy(mm.layer, op.layer, sizeof mm.layer);
-  dx[0] =
-      add_like(g, &op, SN_OP_COL2IM, add_like(g, &mm, SN_OP_MATMUL, dy, op.in[1], NULL), -1, &t);
+  int w = op.in[1];
+  if (gemm) { /* conv_gemm_dgrad on w^T [F, K] (a small kernel) */
+    sn_op tr = {.code = SN_OP_TRANSPOSE, .n_in = 1, .in = {w}, .a = {1, 0}, .loc = op.loc};
+    memcpy(tr.layer, op.layer, sizeof tr.layer);
+    dx[0] = add_like(g, &op, SN_OP_CONV_GEMM_DGRAD, dy, must_add(g, &tr, "transpose"), &t);
+    return;
+  }
+  dx[0] = add_like(g, &op, SN_OP_COL2IM, add_like(g, &mm, SN_OP_MATMUL, dy, w, NULL), -1, &t);
 }
 static void grad_transpose(sn_graph *g, int v, int dy, int dx[]) {
   sn_op op = *OP(v), inv = op;

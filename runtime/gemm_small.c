@@ -58,8 +58,8 @@ static void zero_columns(int M, int n0, int n1, float *C, int ldc) {
 /* A variant's two kernels: NT (dot products) and NN/TN (broadcasts, ta: TN) */
 typedef void nt_kernel(int M, int n0, int n1, int K, const float *A, int lda, const float *B, int ldb, float *C,
                        int ldc);
-typedef void bc_kernel(bool ta, int M, int n0, int n1, int K, const float *A, int lda, const float *B, int ldb,
-                       float *C, int ldc);
+typedef void bc_kernel(bool ta, bool acc, int M, int n0, int n1, int K, const float *A, int lda,
+                       const float *B, int ldb, float *C, int ldc);
 
 /* A variant's sn_small_gemm_fn: K = 0 zeroes the columns, NT goes to nt (to ntp when
  * asked to pack and the variant has a packed NT), NN and TN to bc */
@@ -68,7 +68,8 @@ static inline void run_variant(nt_kernel *nt, nt_kernel *ntp, bc_kernel *bc, boo
                                int ldc) {
   if (K <= 0) zero_columns(M, n0, n1, C, ldc);
   else if (tb) (pack && ntp ? ntp : nt)(M, n0, n1, K, A, lda, B, ldb, C, ldc);
-  else bc(ta, M, n0, n1, K, A, lda, B, ldb, C, ldc);
+  else
+    bc(ta, false, M, n0, n1, K, A, lda, B, ldb, C, ldc);
 }
 
 /* ===========================================================================
@@ -218,8 +219,9 @@ TARGET static void bc_tile_any(int MR, bool ta, bool full, int K, const float *A
 #undef BC_CASE
 }
 
-TARGET static void gemm_bc(bool ta, int M, int n0, int n1, int K, const float *A, int lda, const float *B, int ldb,
-                           float *C, int ldc) {
+/* acc: C += op(A) B (else C = op(A) B) */
+TARGET static void gemm_bc(bool ta, bool acc, int M, int n0, int n1, int K, const float *A, int lda,
+                           const float *B, int ldb, float *C, int ldc) {
   for (int k0 = 0; k0 < K; k0 += KC) {
     int kc = K - k0 < KC ? K - k0 : KC;
     const float *Ak = ta ? A + (size_t)k0 * lda : A + k0;
@@ -230,11 +232,11 @@ TARGET static void gemm_bc(bool ta, int M, int n0, int n1, int K, const float *A
         int mr = M - i < 6 ? M - i : 6;
         const float *Ai = ta ? Ak + i : Ak + (size_t)i * lda;
         if (nc == 16)
-          bc_tile_any(mr, ta, true, kc, Ai, lda, B + (size_t)k0 * ldb + j, ldb, C + (size_t)i * ldc + j, ldc, m0, m1,
-                      k0 == 0);
+          bc_tile_any(mr, ta, true, kc, Ai, lda, B + (size_t)k0 * ldb + j, ldb,
+                      C + (size_t)i * ldc + j, ldc, m0, m1, !acc && k0 == 0);
         else
-          bc_tile_any(mr, ta, false, kc, Ai, lda, B + (size_t)k0 * ldb + j, ldb, C + (size_t)i * ldc + j, ldc, m0,
-                      m1, k0 == 0);
+          bc_tile_any(mr, ta, false, kc, Ai, lda, B + (size_t)k0 * ldb + j, ldb,
+                      C + (size_t)i * ldc + j, ldc, m0, m1, !acc && k0 == 0);
       }
     }
   }
@@ -243,6 +245,11 @@ TARGET static void gemm_bc(bool ta, int M, int n0, int n1, int K, const float *A
 static void avx2_gemm(bool ta, bool tb, bool pack, int M, int n0, int n1, int K, const float *A, int lda,
                       const float *B, int ldb, float *C, int ldc) {
   run_variant(gemm_nt, NULL, gemm_bc, ta, tb, pack, M, n0, n1, K, A, lda, B, ldb, C, ldc);
+}
+
+static void avx2_gemm_acc(bool ta, int M, int n0, int n1, int K, const float *A, int lda,
+                          const float *B, int ldb, float *C, int ldc) {
+  if (K > 0) gemm_bc(ta, true, M, n0, n1, K, A, lda, B, ldb, C, ldc);
 }
 
 static bool avx2_supported(void) {
@@ -388,8 +395,8 @@ TARGET static void bc512_tile_any(int MR, int NV, bool ta, int K, const float *A
 #undef BC_CASE
 }
 
-TARGET static void gemm512_bc(bool ta, int M, int n0, int n1, int K, const float *A, int lda, const float *B,
-                              int ldb, float *C, int ldc) {
+TARGET static void gemm512_bc(bool ta, bool acc, int M, int n0, int n1, int K, const float *A,
+                              int lda, const float *B, int ldb, float *C, int ldc) {
   for (int k0 = 0; k0 < K; k0 += KC512) {
     int kc = K - k0 < KC512 ? K - k0 : KC512;
     const float *Ak = ta ? A + (size_t)k0 * lda : A + k0;
@@ -400,8 +407,8 @@ TARGET static void gemm512_bc(bool ta, int M, int n0, int n1, int K, const float
       for (int i = 0; i < M; i += 8) {
         int mr = M - i < 8 ? M - i : 8;
         const float *Ai = ta ? Ak + i : Ak + (size_t)i * lda;
-        bc512_tile_any(mr, nv, ta, kc, Ai, lda, B + (size_t)k0 * ldb + j, ldb, C + (size_t)i * ldc + j, ldc, ml,
-                       k0 == 0);
+        bc512_tile_any(mr, nv, ta, kc, Ai, lda, B + (size_t)k0 * ldb + j, ldb,
+                       C + (size_t)i * ldc + j, ldc, ml, !acc && k0 == 0);
       }
     }
   }
@@ -437,6 +444,11 @@ static void avx512_gemm(bool ta, bool tb, bool pack, int M, int n0, int n1, int 
   run_variant(gemm512_nt, gemm512_nt_packed, gemm512_bc, ta, tb, pack, M, n0, n1, K, A, lda, B, ldb, C, ldc);
 }
 
+static void avx512_gemm_acc(bool ta, int M, int n0, int n1, int K, const float *A, int lda,
+                            const float *B, int ldb, float *C, int ldc) {
+  if (K > 0) gemm512_bc(ta, true, M, n0, n1, K, A, lda, B, ldb, C, ldc);
+}
+
 static bool avx512_supported(void) {
   __builtin_cpu_init();
   return avx2_supported() && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
@@ -454,8 +466,8 @@ static const struct {
   sn_small_gemm_kernels k;
   int level;
 } variants[] = {
-    {{"avx512", avx512_supported, avx512_gemm, 16}, 4},
-    {{"avx2", avx2_supported, avx2_gemm, 8}, 3},
+    {{"avx512", avx512_supported, avx512_gemm, 16, avx512_gemm_acc}, 4},
+    {{"avx2", avx2_supported, avx2_gemm, 8, avx2_gemm_acc}, 3},
 };
 enum { N_VARIANTS = sizeof variants / sizeof *variants };
 
@@ -527,4 +539,10 @@ void sn_small_gemm(bool ta, bool tb, bool pack, int M, int n0, int n1, int K, co
                    const float *B, int ldb, float *C, int ldc) {
   int v = variant_index();
   if (v >= 0) variants[v].k.gemm(ta, tb, pack, M, n0, n1, K, A, lda, B, ldb, C, ldc);
+}
+
+void sn_small_gemm_acc(bool ta, int M, int n0, int n1, int K, const float *A, int lda,
+                       const float *B, int ldb, float *C, int ldc) {
+  int v = variant_index();
+  if (v >= 0) variants[v].k.gemm_acc(ta, M, n0, n1, K, A, lda, B, ldb, C, ldc);
 }

@@ -18,11 +18,17 @@
 typedef void sn_small_gemm_fn(bool ta, bool tb, bool pack, int M, int n0, int n1, int K, const float *A, int lda,
                               const float *B, int ldb, float *C, int ldc);
 
+/* Columns n0..n1 of C += op(A) B (not B^T), as sn_small_gemm_fn otherwise: an
+ * accumulation, for products summed a block of K at a time (conv_gemm.c). */
+typedef void sn_small_gemm_acc_fn(bool ta, int M, int n0, int n1, int K, const float *A, int lda,
+                                  const float *B, int ldb, float *C, int ldc);
+
 typedef struct sn_small_gemm_kernels {
-  const char *name;        /* "avx512", "avx2" */
-  bool (*supported)(void); /* this CPU runs it (whatever SPECNET_CPU says) */
-  sn_small_gemm_fn *gemm;  /* call only where supported() */
-  int lanes;               /* floats a vector: 16, 8 */
+  const char *name;               /* "avx512", "avx2" */
+  bool (*supported)(void);        /* this CPU runs it (whatever SPECNET_CPU says) */
+  sn_small_gemm_fn *gemm;         /* call only where supported() */
+  int lanes;                      /* floats a vector: 16, 8 */
+  sn_small_gemm_acc_fn *gemm_acc; /* the same for C += op(A) B */
 } sn_small_gemm_kernels;
 
 /* whether a variant was chosen (the CPU has AVX2 and FMA at least, the kernels were
@@ -33,6 +39,10 @@ int sn_small_gemm_lanes(void);
 /* the chosen variant (call only where sn_small_gemm_available()) */
 void sn_small_gemm(bool ta, bool tb, bool pack, int M, int n0, int n1, int K, const float *A, int lda,
                    const float *B, int ldb, float *C, int ldc);
+
+/* the chosen variant's C += op(A) B (call only where sn_small_gemm_available()) */
+void sn_small_gemm_acc(bool ta, int M, int n0, int n1, int K, const float *A, int lda,
+                       const float *B, int ldb, float *C, int ldc);
 
 /* Every variant compiled in, fastest first (for tests and benchmarks): i = 0, 1, ...
  * until NULL. */

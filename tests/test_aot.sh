@@ -66,6 +66,21 @@ check "weights loaded from the file give the same accuracy ($w_acc)" test "$w_ac
 check "a missing weights file is reported by mnist_mlp_load_weights" \
   bash -c 'W=/nonexistent "$1" "$2" "$3" >/dev/null; test $? -eq 3' _ "$tmp/classify_w" "$images" "$labels"
 
+# a conv2d model's library: conv2d2 is an implicit GEMM (conv_gemm), which the
+# archive carries (conv_gemm.c's cblas variants); its accuracy is the executable's
+cnn=specs/fashion_cnn.yaml
+"$specnet" train "$cnn" --set train.epochs=1 --set 'data.train={builtin: fashion_mnist, split: train, limit: 640}' \
+  --out "$tmp/cnnrun" --quiet || exit 1
+"$specnet" build "$cnn" --weights "$tmp/cnnrun/model.safetensors" -o "$tmp/cnnmodel" --quiet || exit 1
+"$tmp/cnnmodel" --input "$images" --output "$tmp/cnn.txt"
+cnn_acc=$(paste -d' ' "$tmp/cnn.txt" "$tmp/labels.txt" | awk '$1 == $2 { c++ } END { printf "%.4f", c / NR }')
+"$specnet" build "$cnn" --weights "$tmp/cnnrun/model.safetensors" --lib -o "$tmp/cnnlib" --quiet || exit 1
+sed 's/mnist_mlp/fashion_cnn/g; s/MNIST_MLP/FASHION_CNN/g' examples/embed_c/classify.c >"$tmp/classify_cnn.c"
+cc -O2 "$tmp/classify_cnn.c" -I "$tmp/cnnlib" -L "$tmp/cnnlib" -lfashion_cnn -lopenblas -lz -lm -o "$tmp/classify_cnn" || exit 1
+cnn_lib_acc=$("$tmp/classify_cnn" "$images" "$labels" | sed -nE 's/^accuracy ([0-9.]+).*/\1/p')
+check "fashion_cnn's library (conv_gemm in the archive) gets the executable's accuracy ($cnn_lib_acc, $cnn_acc)" \
+  test -n "$cnn_acc" -a "$cnn_lib_acc" = "$cnn_acc"
+
 # the training binary: the spec's own data, and files given on its command line
 strip() { sed -E 's/, "[a-z_]*(seconds|second)": [^,}]*//g' "$1"; }
 "$specnet" build tests/specs/train_blobs.yaml --train -o "$tmp/trainer" --quiet || exit 1

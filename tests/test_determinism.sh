@@ -40,3 +40,17 @@ SPECNET_SERIAL_ROWS=1 "$specnet" train specs/fashion_cnn.yaml --out "$tmp/rows_s
 cmp "$tmp/rows_par/model.safetensors" "$tmp/rows_serial/model.safetensors" ||
   { echo "FAIL: row-parallel fused kernels change the CNN's weights"; exit 1; }
 echo "ok: row-parallel and serial fused kernels give identical CNN weights"
+
+# The CNN's convolutions sum in orders fixed by the plan, not by the threads
+# (conv2d2's conv_gemm_wgrad in 8 parts, conv_gemm_dgrad a sample per task, the
+# column sums in parts): 1, 2 and 3 threads give the same weights.
+for t in 1 2 3; do
+  "$specnet" train specs/fashion_cnn.yaml --out "$tmp/cnn_t$t" --quiet --threads "$t" --no-cache --set train.epochs=1 \
+    --set 'data.train={builtin: fashion_mnist, split: train, limit: 640}' \
+    --set 'data.test={builtin: fashion_mnist, split: test, limit: 100}'
+done
+cmp "$tmp/cnn_t1/model.safetensors" "$tmp/cnn_t2/model.safetensors" ||
+  { echo "FAIL: the CNN's weights differ between 1 and 2 threads"; exit 1; }
+cmp "$tmp/cnn_t1/model.safetensors" "$tmp/cnn_t3/model.safetensors" ||
+  { echo "FAIL: the CNN's weights differ between 1 and 3 threads"; exit 1; }
+echo "ok: identical CNN weights with 1, 2 and 3 threads"

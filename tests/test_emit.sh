@@ -57,27 +57,36 @@ check "fashion_cnn: both max-pool gradients are max_unpool gathers fused with re
   test "$(grep -c '^  kernel .*: [0-9]* ops: max_unpool relu_grad' <<<"$cnnplan")" -eq 2
 check "fashion_cnn: no scattering max_pool_grad" bash -c '! grep -q max_pool_grad <<<"$1"' _ "$cnnplan"
 cnnllvm=$(SPECNET_CPU=x86-64-v4 "$specnet" emit "$cnn" --what llvm)
-# (conv2d2's im2col, 16 input channels, and col2im; conv2d1's im2col has one channel)
+# (im2col and col2im over 114 channels: a conv2d whose patch is over 1024 values;
+# fashion_cnn has neither now)
 gradplan=$(sed -n '/^grad_step/,/^eval_step/p' <<<"$cnnplan")
+wide=tests/specs/ops/conv_wide_patch.yaml
+widegrad=$("$specnet" emit "$wide" --what plan | sed -n '/^grad_step/,/^eval_step/p')
+widellvm=$(SPECNET_CPU=x86-64-v4 "$specnet" emit "$wide" --what llvm)
 for kop in im2col col2im; do
-  kn=$(grep -E "^  kernel k[0-9]+ rows [^:]*: 1 ops: $kop\$" <<<"$gradplan" | tail -1 | grep -oE 'k[0-9]+' | head -1)
-  body=$(sed -nE "/^define internal (fastcc )?void @grad_step\.$kn\(/,/^}/p" <<<"$cnnllvm")
-  check "fashion_cnn grad_step $kn ($kop): whole channel runs (vector loads or memcpy), no gathers" \
-    bash -c 'grep -qE "load <16 x float>|llvm.memcpy" <<<"$1" && ! grep -q masked.gather <<<"$1"' _ "$body"
+  kn=$(grep -E "^  kernel k[0-9]+ rows [^:]*: [0-9]+ ops: $kop( |\$)" <<<"$widegrad" | tail -1 | grep -oE 'k[0-9]+' | head -1)
+  body=$(sed -nE "/^define internal (fastcc )?void @grad_step\.$kn\(/,/^}/p" <<<"$widellvm")
+  check "conv_wide_patch grad_step $kn ($kop): whole channel runs (vector loads or memcpy), no gathers" \
+    bash -c 'test -n "$2" && grep -qE "load <16 x float>|llvm.memcpy" <<<"$1" && ! grep -q masked.gather <<<"$1"' _ "$body" "$kn"
 done
 
 # fashion_cnn's first convolution (one input channel, a patch of 9 values) is a
 # direct convolution: conv, its bias and relu one kernel forward, its weight gradient
 # (conv_wgrad) fused with the relu and bias gradients in a kernel in parts; no
-# im2col, GEMM or col2im for it. conv2d2 (a patch of 144) stays im2col + GEMM.
+# im2col, GEMM or col2im for it. conv2d2 (a patch of 144) is an implicit GEMM:
+# conv_gemm forward, conv_gemm_wgrad (in parts) for its weight, conv_gemm_dgrad for
+# its input: no im2col, GEMM or col2im either.
 check "fashion_cnn: conv2d1 is one direct kernel (conv add relu), the only conv" \
   test "$(grep -c '^  kernel k[0-9]* rows N\*784: 3 ops: conv add relu$' <<<"$gradplan")" -eq 1 -a \
        "$(grep -c ' ops: .*\bconv\b' <<<"$gradplan")" -eq 1
 check "fashion_cnn: conv2d1's weight gradient is conv_wgrad with the relu and bias gradients, in parts" \
   grep -qE '^  kernel k[0-9]+ rows N\*784 in [0-9]+ parts: 4 ops: max_unpool relu_grad colsum conv_wgrad$' <<<"$gradplan"
-check "fashion_cnn: no GEMM and no im2col or col2im for conv2d1; conv2d2 has them" \
-  test "$(grep -c 'gemm .*; conv2d1$' <<<"$gradplan")" -eq 0 -a "$(grep -c 'gemm .*; conv2d2$' <<<"$gradplan")" -eq 3 -a \
-       "$(grep -cE 'ops: (im2col|col2im)$' <<<"$gradplan")" -eq 2 -a "$(grep -c 'rows N\*784: 1 ops: im2col' <<<"$gradplan")" -eq 0
+check "fashion_cnn: no GEMM, im2col or col2im for either convolution" \
+  test "$(grep -cE '^  gemm .*; conv2d[12]$' <<<"$cnnplan")" -eq 0 -a "$(grep -cE 'im2col|col2im' <<<"$cnnplan")" -eq 0
+check "fashion_cnn: conv2d2 is conv_gemm in every step, conv_gemm_wgrad in parts and conv_gemm_dgrad" \
+  test "$(grep -c '^  call k[0-9]* conv_gemm(.*f32\[N,14,14,32\] @.*; conv2d2$' <<<"$cnnplan")" -eq 3 -a \
+       "$(grep -c '^  call k[0-9]* conv_gemm_wgrad(.*f32\[144,32\] in 8 parts @.*; conv2d2$' <<<"$gradplan")" -eq 1 -a \
+       "$(grep -c '^  call k[0-9]* conv_gemm_dgrad(.*f32\[N,14,14,16\] @.*; conv2d2$' <<<"$gradplan")" -eq 1
 # the direct kernel is vectorized across the filters (16: one 16-wide vector, or
 # two 8-wide), the weights hoisted (no gathers), for both target levels
 convk=$(grep -E '^  kernel k[0-9]+ rows N\*784: 3 ops: conv add relu$' <<<"$gradplan" | grep -oE 'k[0-9]+' | head -1)

@@ -1,7 +1,7 @@
 /* Forward values of the data-moving ops against the same arithmetic written out
  * here (gradient checks cannot see a forward op and its gradient that are wrong in
  * the same way): concat along every axis of [2, 3, 2] samples, of x and tanh(x);
- * conv1d and the 1-D pools masked over padding; conv2d, direct and through im2col. */
+ * conv1d and the 1-D pools masked over padding; conv2d, direct and as an implicit GEMM. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -185,8 +185,9 @@ static void check_seq(void) {
 }
 
 /* ---- conv2d, both lowerings: the direct convolution (op conv; patches of at most 32
- * values: a with strides and same padding, b valid) and im2col + GEMM (c, a patch of
- * 40), on [5, 6, 2] images, against the convolution written out with torch's weight
+ * values: a with strides and same padding, b valid) and the implicit GEMM (op
+ * conv_gemm, patches of 40: c same, d same with strides (2, 3); 90 rows, two tiles),
+ * on [5, 6, 2] images, against the convolution written out with torch's weight
  * layout (out, in, kh, kw) and Keras's padding. */
 
 static const char *CONV_SPEC =
@@ -198,8 +199,11 @@ static const char *CONV_SPEC =
     "    - {name: c, conv2d: {filters: 2, kernel_size: [4, 5], padding: same}, inputs: [input]}\n"
     "    - {name: fa, flatten: {}, inputs: [a]}\n"
     "    - {name: fb, flatten: {}, inputs: [b]}\n"
+    "    - {name: d, conv2d: {filters: 3, kernel_size: [5, 4], strides: [2, 3], padding: same}, "
+    "inputs: [input]}\n"
     "    - {name: fc, flatten: {}, inputs: [c]}\n"
-    "    - {name: all, concat: {}, inputs: [fa, fb, fc]}\n"
+    "    - {name: fd, flatten: {}, inputs: [d]}\n"
+    "    - {name: all, concat: {}, inputs: [fa, fb, fc, fd]}\n"
     "train: {loss: mse, optimizer: sgd}\n";
 
 enum { H = 5, W = 6, C = 2 };
@@ -231,12 +235,13 @@ static void check_conv2d(void) {
   fixture f;
   sn_model *m = fixture_open(&f, CONV_SPEC, "forward_conv.yaml", "conv2d");
   if (!m) return;
-  enum { OUTS = 3 * 6 * 3 + 3 * 4 * 2 + 5 * 6 * 2 };
+  enum { OUTS = 3 * 6 * 3 + 3 * 4 * 2 + 5 * 6 * 2 + 3 * 2 * 3 };
   CHECK(m->output_elems == OUTS, "conv2d: %lld outputs", (long long)m->output_elems);
-  const char *names[] = {"a.weight", "a.bias", "b.weight", "b.bias", "c.weight", "c.bias"};
-  const int counts[] = {3 * C * 3 * 2, 3, 2 * C * 3 * 3, 2, 2 * C * 4 * 5, 2};
-  float *p[6];
-  for (int i = 0; i < 6; i++) {
+  const char *names[] = {"a.weight", "a.bias", "b.weight", "b.bias",
+                         "c.weight", "c.bias", "d.weight", "d.bias"};
+  const int counts[] = {3 * C * 3 * 2, 3, 2 * C * 3 * 3, 2, 2 * C * 4 * 5, 2, 3 * C * 5 * 4, 3};
+  float *p[8];
+  for (int i = 0; i < 8; i++) {
     if (!(p[i] = param(m, names[i]))) {
       fixture_free(&f);
       return;
@@ -255,12 +260,15 @@ static void check_conv2d(void) {
     int at = conv2d_ref(xn, 3, 3, 2, 2, 1, true, p[0], p[1], want);
     at += conv2d_ref(xn, 2, 3, 3, 1, 1, false, p[2], p[3], want + at);
     at += conv2d_ref(xn, 2, 4, 5, 1, 1, true, p[4], p[5], want + at);
+    at += conv2d_ref(xn, 3, 5, 4, 2, 3, true, p[6], p[7], want + at);
     CHECK(at == OUTS, "conv2d reference: %d values", at);
     for (int i = 0; i < OUTS; i++) bad += fabsf(out[n * OUTS + i] - want[i]) > 1e-5f;
   }
   CHECK(!bad, "conv2d: %d of %d outputs differ from the written-out convolutions", bad, N * OUTS);
   if (!bad)
-    printf("ok: conv2d direct (same with strides; valid) and im2col (%d values)\n", N * OUTS);
+    printf("ok: conv2d direct (same with strides; valid) and implicit GEMM (same; with strides) "
+           "(%d values)\n",
+           N * OUTS);
   fixture_free(&f);
 }
 

@@ -134,6 +134,20 @@ static void test_problem(const sn_small_gemm_kernels *v, const problem *p) {
   run(v, p, pieces, 0, p->N); /* and again: the same bits */
   CHECK(!memcmp(whole, pieces, c_len(p) * sizeof *whole), "%s %s M %d N %d K %d: a second run differs", v->name,
         op_name(p), p->M, p->N, p->K);
+  if (!p->tb &&
+      p->K > 0) { /* the accumulating entry (NN, TN): C += op(A) B on C = op(A) B gives twice it */
+    v->gemm_acc(p->ta, p->M, 0, p->N, p->K, p->A, p->lda, p->B, p->ldb, pieces, p->ldc);
+    int off = 0;
+    for (size_t x = 0; x < c_len(p); x++) {
+      bool in = x / p->ldc < (size_t)p->M && (int)(x % p->ldc) < p->N;
+      if (in)
+        off += fabsf(pieces[x] - 2 * whole[x]) > 1e-5f * (1 + fabsf(2 * whole[x]));
+      else
+        off += memcmp(&pieces[x], &whole[x], sizeof *whole) != 0;
+    }
+    CHECK(!off, "%s %s M %d N %d K %d: the accumulating entry is off at %d cells", v->name,
+          op_name(p), p->M, p->N, p->K, off);
+  }
   free(whole), free(part), free(pieces);
 }
 
@@ -163,8 +177,9 @@ static void test_variant(const sn_small_gemm_kernels *v) {
       drop(&p);
       products++;
     }
-  printf("%-7s tested: %d products (NT, NT packed, NN, TN; M, N, K over 1 7 33 65 129; K = 0, 1100, 2085), %d failures\n", v->name,
-         products, failures - f0);
+  printf("%-7s tested: %d products (NT, NT packed, NN, TN, NN and TN accumulating; M, N, K over 1 "
+         "7 33 65 129; K = 0, 1100, 2085), %d failures\n",
+         v->name, products, failures - f0);
 }
 
 /* the variant this process chose, against SPECNET_CPU, SPECNET_GEMM_KERNELS and

@@ -742,6 +742,28 @@ SN_SCAN_DECLS(f64, double)
 SN_SCAN_DECLS(cblas_f32, float)
 SN_SCAN_DECLS(cblas_f64, double)
 #undef SN_SCAN_DECLS
+/* Implicit-GEMM convolutions (conv_gemm.c), called by generated code: geo = {n,
+ * H, W, C, KH, KW, SH, SW, PT, PL, DH, DW, OH, OW, F} (n the batch's rows; PT, PL
+ * the top and left padding; DH, DW the dilation); x [n, H, W, C], w [K, F] with K =
+ * KH KW C in the order (kh, kw, c), y and dy [n, OH, OW, F]. conv_gemm: y =
+ * patches(x) w, a tile of output pixels at a time (the patches are never in
+ * memory); conv_gemm_wgrad: dw [K, F] = patches(x)^T dy, the rows in `parts` fixed
+ * parts (the same bits for any thread count), scratch parts K F elements;
+ * conv_gemm_dgrad: dx [n, H, W, C] = col2im(dy wt), wt [F, K] (w transposed), a
+ * tile of dy's rows at a time, the threads taking whole samples. The
+ * _cblas_ variants (serial, OpenBLAS on each tile) are what `specnet build --lib`
+ * archives hold. */
+enum { SN_CONV_GEMM_MAX_K = 1024 }; /* the longest patch K they take (a tile on the stack) */
+#define SN_CONV_GEMM_DECLS(SFX, REAL)                                                              \
+  void sn_conv_gemm_##SFX(const int64_t *geo, const REAL *x, const REAL *w, REAL *y);              \
+  void sn_conv_gemm_wgrad_##SFX(const int64_t *geo, const REAL *dy, const REAL *x, int64_t parts,  \
+                                REAL *scratch, REAL *dw);                                          \
+  void sn_conv_gemm_dgrad_##SFX(const int64_t *geo, const REAL *dy, const REAL *wt, REAL *dx);
+SN_CONV_GEMM_DECLS(f32, float)
+SN_CONV_GEMM_DECLS(f64, double)
+SN_CONV_GEMM_DECLS(cblas_f32, float)
+SN_CONV_GEMM_DECLS(cblas_f64, double)
+#undef SN_CONV_GEMM_DECLS
 /* Which small-batch f32 GEMM kernels sn_par_sgemm uses where the batch side is at
  * most 64: "avx512", "avx2", or "none" (all products through OpenBLAS). Chosen once
  * per process: the best this CPU has, capped by SPECNET_CPU (x86-64-v3: avx2;
