@@ -284,7 +284,10 @@ def specnet_profile(cfg, threads, cache_dir):
     total = sum(k["seconds"] for k in kernels)
     for k in kernels:
         k["share_of_step"] = k["seconds"] / total if total else None
-    gemm = sum(k["seconds"] for k in kernels if " gemm " in k["kernel"])
+    # GEMM-like: the GEMM calls, the implicit-GEMM convolutions (conv_gemm and its
+    # gradients) and the direct convolution's kernels (conv, conv_wgrad)
+    gemm = sum(k["seconds"] for k in kernels
+               if re.search(r" gemm | conv_gemm| kernel: conv ", k["kernel"]))
     epoch_seconds = None
     try:
         with open(os.path.join(run_dir, "metrics.jsonl")) as f:
