@@ -9,8 +9,9 @@
  * parts of its own share, the t-th of n contiguous runs of them, then any part
  * left in another's share, so a worker the OS has not scheduled yet costs nothing
  * but its part, and step after step the same thread touches the same data (the
- * optimizer's slice of the parameters stays in its core's cache). Workers wait for the next job spinning (a step
- * issues one every few microseconds), then asleep on a futex, so an idle pool
+ * optimizer's slice of the parameters stays in its core's cache). Workers wait for
+ * the next job spinning (a step issues one every few microseconds), then asleep on
+ * a futex, so an idle pool
  * costs nothing. Dispatch takes no lock and allocates nothing. A job started from
  * inside a job, or while another thread's job runs, runs serially on the calling
  * thread. */
@@ -18,6 +19,7 @@
 #include "specnet/runtime.h"
 
 #include "small_gemm.h"
+#include "spin.h"
 
 #include <cblas.h>
 #include <limits.h>
@@ -72,12 +74,6 @@ static struct share {
 static _Thread_local bool in_job;
 static _Thread_local int my_share; /* the caller 0, worker i i + 1 */
 static pthread_once_t once = PTHREAD_ONCE_INIT;
-
-static inline void relax(void) {
-#if defined(__x86_64__) || defined(__i386__)
-  __builtin_ia32_pause();
-#endif
-}
 
 static void futex_wait(_Atomic uint32_t *w, uint32_t v) {
   syscall(SYS_futex, (uint32_t *)w, FUTEX_WAIT_PRIVATE, v, NULL, NULL, 0);
@@ -134,18 +130,13 @@ static void *worker(void *arg) {
   uint32_t seen = P.gen0; /* not P.gen: the first job may have been posted already */
   for (;;) {
     uint32_t g;
-    long spins = 0;
-    double t0 = 0;
+    sn_spin sp = {0};
     while ((g = atomic_load_explicit(&P.gen, memory_order_acquire)) == seen) {
-      relax();
-      if (++spins % 64) continue;
-      if (t0 == 0) t0 = sn_now();
-      else if (sn_now() - t0 > SPIN_SECONDS) {
-        atomic_fetch_add(&P.sleepers, 1);
-        futex_wait(&P.gen, seen); /* returns at once if gen moved on meanwhile */
-        atomic_fetch_sub(&P.sleepers, 1);
-        t0 = 0;
-      }
+      if (sn_spin_on(&sp, SPIN_SECONDS)) continue;
+      atomic_fetch_add(&P.sleepers, 1);
+      futex_wait(&P.gen, seen); /* returns at once if gen moved on meanwhile */
+      atomic_fetch_sub(&P.sleepers, 1);
+      sp = (sn_spin){0};
     }
     seen = g;
     if (atomic_load_explicit(&P.stop, memory_order_acquire)) return NULL;
@@ -270,7 +261,7 @@ static void par_run(sn_task_fn fn, void *ctx, int64_t count, int64_t grain, int 
   /* parts a worker claimed and is still running */
   long spins = 0;
   while (atomic_load_explicit(&P.done, memory_order_acquire) < parts) {
-    if (++spins < 20000) relax();
+    if (++spins < 20000) sn_cpu_relax();
     else sched_yield();
   }
   atomic_store_explicit(&P.busy, 0, memory_order_release);

@@ -457,14 +457,14 @@ static int run_prepare(run *R, sn_error *err) {
     local = sn_fail(err, "resuming needs checkpoint_path and state_path");
   if (!local && es->enabled)
     local = resolve_monitor(m, es, R->val != NULL, R->test != NULL, &R->mon, err);
-  /* One pair of slots serves training (batch_size rows) and evaluation
-   * (batch_capacity rows, at least as many). */
   /* Alone, a small stored set is read into memory once (as stored: u8 images stay
    * u8): its batches then cost no system call a sample. Ranks of a distributed run
    * read only their part of the files, so they keep streaming. */
   const sn_dataset *sets[] = {R->train, R->val, R->test};
   for (int i = 0; i < 3 && !local && !C; i++)
     if (sets[i]) local = sn_store_hold(sets[i]->store, sn_store_hold_limit(), err);
+  /* One pair of slots serves training (batch_size rows) and evaluation
+   * (batch_capacity rows, at least as many). */
   if (!local) {
     /* A loader thread beside a pool that has every core would take turns with the
      * pool's threads mid-step: then the pool stages each batch itself. */

@@ -18,6 +18,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "spin.h"
 #include "train_impl.h"
 
 /* ---------------------------------------------------------------------------
@@ -113,22 +114,12 @@ static void job_rows(const loader *L, int64_t b, int64_t *start, int64_t *rows) 
  * wake-up costs microseconds on the waker and more on the woken. */
 #define LOADER_SPIN_SECONDS 2e-3
 
-static inline void relax(void) {
-#if defined(__x86_64__) || defined(__i386__)
-  __builtin_ia32_pause();
-#endif
-}
-
 /* Spins (mu not held) until *v > floor or the spin time is up; true if it got there. */
 static bool spin_above(_Atomic int64_t *v, int64_t floor) {
-  double t0 = 0;
-  for (long spins = 1;; spins++) {
-    if (atomic_load(v) > floor) return true;
-    relax();
-    if (spins % 64) continue;
-    if (t0 == 0) t0 = sn_now();
-    else if (sn_now() - t0 > LOADER_SPIN_SECONDS) return false;
-  }
+  sn_spin sp = {0};
+  while (atomic_load(v) <= floor)
+    if (!sn_spin_on(&sp, LOADER_SPIN_SECONDS)) return false;
+  return true;
 }
 
 /* cond_wait on L->cv (mu held), counted in sleepers so the other side knows to wake it */
