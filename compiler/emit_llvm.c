@@ -2339,6 +2339,66 @@ static LLVMTypeRef update_kernel_type(emitter *e) {
   return LLVMFunctionType(e->voidt, pt, UPDATE_ARGS, 0);
 }
 
+/* The weights whose gradient is one A^T B product the pool cuts by rows (32 rows or
+ * more, SN_PAR_GEMM_MIN multiply-adds or more at a full batch): {offset, rows, cols}
+ * each, in parameter order, into t (room for 3 n_params). Returns how many. */
+static int row_split_weights(const emitter *e, int64_t *t) {
+  const sn_graph *gg = e->p->steps[SN_STEP_GRAD].g;
+  int n = 0;
+  for (int k = 0; k < gg->n_params; k++) {
+    const sn_param_info *pi = &gg->params[k];
+    int v = gg->param_grad ? gg->param_grad[k] : -1;
+    if (v < 0 || pi->buffer || pi->rank < 2) continue;
+    const sn_op *op = &gg->ops[v];
+    if (op->code != SN_OP_MATMUL || !op->ta || op->tb || op->type.batched) continue;
+    int64_t rows = pi->shape[0], cols = pi->count / rows;
+    if (rows < 32 || rows * cols * e->g->batch_capacity < SN_PAR_GEMM_MIN) continue;
+    if (n > 0 && t[3 * (n - 1)] >= pi->offset) return 0; /* not in offset order: no cut */
+    t[3 * n] = pi->offset;
+    t[3 * n + 1] = rows;
+    t[3 * n + 2] = cols;
+    n++;
+  }
+  return n;
+}
+
+/* sn_par_update(update.task, its box, P, the row-split weights, how many): the box
+ * as emit_pool_call builds it, the table a constant of the module */
+static void emit_update_call(emitter *e, LLVMValueRef kf, LLVMValueRef *args) {
+  LLVMTypeRef fty = update_kernel_type(e);
+  LLVMTypeRef ft[UPDATE_ARGS + 1];
+  ft[0] = e->ptr;
+  LLVMGetParamTypes(fty, ft + 1);
+  LLVMTypeRef box_t = LLVMStructTypeInContext(e->ctx, ft, UPDATE_ARGS + 1, 0);
+  LLVMValueRef task = pool_task(e, "update.task", fty, UPDATE_ARGS, 0, box_t);
+  LLVMValueRef frame = LLVMBuildAlloca(e->b, box_t, "box");
+  LLVMBuildStore(e->b, kf, LLVMBuildStructGEP2(e->b, box_t, frame, 0, ""));
+  for (unsigned i = 2; i < UPDATE_ARGS; i++)
+    LLVMBuildStore(e->b, args[i], LLVMBuildStructGEP2(e->b, box_t, frame, i + 1, ""));
+  int64_t *t = malloc(sizeof(int64_t) * 3 * (size_t)(e->p->steps[SN_STEP_GRAD].g->n_params + 1));
+  if (!t) abort();
+  int n = row_split_weights(e, t);
+  LLVMValueRef table = LLVMConstNull(e->ptr);
+  if (n > 0) {
+    LLVMValueRef *c = malloc(sizeof(LLVMValueRef) * 3 * (size_t)n);
+    if (!c) abort();
+    for (int i = 0; i < 3 * n; i++) c[i] = ci(e, t[i]);
+    LLVMValueRef init = LLVMConstArray2(e->i64, c, (uint64_t)(3 * n));
+    table = LLVMAddGlobal(e->mod, LLVMTypeOf(init), "update.rows");
+    LLVMSetInitializer(table, init);
+    LLVMSetGlobalConstant(table, 1);
+    LLVMSetLinkage(table, LLVMPrivateLinkage);
+    free(c);
+  }
+  LLVMTypeRef pt[5] = {e->ptr, e->ptr, e->i64, e->ptr, e->i32};
+  LLVMTypeRef pft = LLVMFunctionType(e->voidt, pt, 5, 0);
+  LLVMValueRef pf = LLVMGetNamedFunction(e->mod, "sn_par_update");
+  if (!pf) pf = LLVMAddFunction(e->mod, "sn_par_update", pft);
+  LLVMValueRef pa[5] = {task, frame, ci(e, e->g->param_count), table, LLVMConstInt(e->i32, (unsigned long long)n, 0)};
+  LLVMBuildCall2(e->b, pft, pf, pa, 5, "");
+  free(t);
+}
+
 static void emit_update(emitter *e) {
   const sn_graph *g = e->g;
   LLVMValueRef kf = emit_update_kernel(e);
@@ -2376,8 +2436,8 @@ static void emit_update(emitter *e) {
   LLVMValueRef args[UPDATE_ARGS] = {ci(e, 0), ci(e, g->param_count), sc.field[A_PARAMS], sc.field[A_GRADS],
                                     sc.field[A_OPT], s1, alpha, lr, gscale};
   LLVMValueRef t0 = prof_start(e);
-  if (e->cg->par) /* the pool runs update.k on a range of parameters per part */
-    emit_pool_call(e, "update.task", kf, update_kernel_type(e), args, UPDATE_ARGS, 0, ci(e, g->param_count), 256);
+  if (e->cg->par) /* the pool runs update.k on ranges of parameters, cut as the products were */
+    emit_update_call(e, kf, args);
   else
     LLVMBuildCall2(b, update_kernel_type(e), kf, args, UPDATE_ARGS, "");
   prof_stop(e, e->prof_base, t0);

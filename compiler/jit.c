@@ -204,7 +204,7 @@ static int define_externals(sn_jit *j, char *err, size_t len) {
       {"cblas_sgemm", (void *)cblas_sgemm}, {"cblas_dgemm", (void *)cblas_dgemm},
       {"sn_par_sgemm", (void *)sn_par_sgemm}, {"sn_par_dgemm", (void *)sn_par_dgemm},
       {"sn_par_sgemm_batched", (void *)sn_par_sgemm_batched}, {"sn_par_dgemm_batched", (void *)sn_par_dgemm_batched},
-      {"sn_par_for", (void *)sn_par_for},
+      {"sn_par_for", (void *)sn_par_for}, {"sn_par_update", (void *)sn_par_update},
       {"sn_conv_gemm_f32", (void *)sn_conv_gemm_f32}, {"sn_conv_gemm_f64", (void *)sn_conv_gemm_f64},
       {"sn_conv_gemm_wgrad_f32", (void *)sn_conv_gemm_wgrad_f32},
       {"sn_conv_gemm_wgrad_f64", (void *)sn_conv_gemm_wgrad_f64},

@@ -273,6 +273,78 @@ void sn_par_for(sn_task_fn fn, void *ctx, int64_t count, int64_t grain) {
 }
 
 /* ---------------------------------------------------------------------------
+ * The optimizer update, cut as the products were (sn_par_update in runtime.h) */
+
+/* Parameters outside the split weights, at most this many, all go to part 0 */
+enum { UPDATE_REST_FIRST = 65536, UPDATE_GRAIN = 256 };
+
+typedef struct update_job {
+  sn_task_fn fn;
+  void *ctx;
+  int64_t count, rest; /* all parameters; those outside the split weights */
+  const int64_t *split;
+  int nsplit, parts;
+} update_job;
+
+/* rows [r0, r1) of part p of `parts` of a weight with `rows` rows, as par_gemm cuts a
+ * product along them (grain SN_PAR_ROW_GRAIN) */
+static void split_rows(int64_t rows, int parts, int p, int64_t *r0, int64_t *r1) {
+  int64_t units = units_of(rows, SN_PAR_ROW_GRAIN);
+  int k = units < parts ? (int)units : parts;
+  if (p >= k) {
+    *r0 = *r1 = rows;
+    return;
+  }
+  *r0 = part_start(units, k, p) * SN_PAR_ROW_GRAIN;
+  *r1 = part_start(units, k, p + 1) * SN_PAR_ROW_GRAIN;
+  if (*r1 > rows) *r1 = rows;
+}
+
+/* fn on [lo, hi) of the parameters outside the split weights, counted among those
+ * alone (rest index a maps to the a-th parameter no split weight holds) */
+static void update_rest(const update_job *u, int64_t lo, int64_t hi) {
+  int64_t at = 0, a = 0; /* at: parameter index; a: rest index there */
+  for (int i = 0; i <= u->nsplit && a < hi; i++) {
+    int64_t end = i < u->nsplit ? u->split[3 * i] : u->count; /* this gap: [at, end) */
+    int64_t g0 = a, g1 = a + (end - at);
+    int64_t x0 = lo > g0 ? lo : g0, x1 = hi < g1 ? hi : g1;
+    if (x0 < x1) u->fn(u->ctx, at + (x0 - g0), at + (x1 - g0));
+    a = g1;
+    if (i < u->nsplit) at = end + u->split[3 * i + 1] * u->split[3 * i + 2];
+  }
+}
+
+static void update_part(void *ctx, int64_t lo, int64_t hi) {
+  const update_job *u = ctx;
+  for (int64_t p = lo; p < hi; p++) {
+    for (int i = 0; i < u->nsplit; i++) {
+      int64_t r0, r1, cols = u->split[3 * i + 2];
+      split_rows(u->split[3 * i + 1], u->parts, (int)p, &r0, &r1);
+      if (r0 < r1) u->fn(u->ctx, u->split[3 * i] + r0 * cols, u->split[3 * i] + r1 * cols);
+    }
+    if (u->rest <= UPDATE_REST_FIRST) {
+      if (p == 0) update_rest(u, 0, u->rest);
+    } else {
+      int64_t units = units_of(u->rest, UPDATE_GRAIN);
+      int64_t r0 = part_start(units, u->parts, (int)p) * UPDATE_GRAIN, r1 = part_start(units, u->parts, (int)p + 1) * UPDATE_GRAIN;
+      update_rest(u, r0, r1 < u->rest ? r1 : u->rest);
+    }
+  }
+}
+
+void sn_par_update(sn_task_fn fn, void *ctx, int64_t count, const int64_t *split, int nsplit) {
+  int n = sn_threads();
+  if (nsplit <= 0 || n < 2) {
+    sn_par_for(fn, ctx, count, UPDATE_GRAIN);
+    return;
+  }
+  update_job u = {fn, ctx, count, count, split, nsplit, n};
+  for (int i = 0; i < nsplit; i++) u.rest -= split[3 * i + 1] * split[3 * i + 2];
+  /* one part per thread: part t is thread t's share (par_run), as in par_gemm */
+  par_run(update_part, &u, n, 1, n);
+}
+
+/* ---------------------------------------------------------------------------
  * GEMMs: C = A' B' (row-major, alpha 1, beta 0) cut along the longer of M and N
  * into blocks of 16 (a multiple of OpenBLAS's register tiles); each thread calls
  * the single-threaded OpenBLAS on its block. Small products stay on the caller:
@@ -374,10 +446,14 @@ static void par_gemm(sn_gemm_path path, bool dbl, int ta, int tb, int M, int N, 
      * wherever its row or column block starts, so the cut changes no bit */
     j.small = true;
     j.pack = pack_nt(&j);
+    /* A^T B with 32 rows or more is a weight's gradient: cut by its rows, as X W^T
+     * cuts W's rows (by N, the longer side at small batches) and as sn_par_update
+     * cuts the update, so that each core keeps its rows of all four */
+    if (j.ta && M >= 32) j.split_n = false;
     int n = sn_threads();
     int64_t span = j.split_n ? N : M;
-    if ((int64_t)M * N * K < 65536 || span < 32 || n < 2) gemm_part(&j, 0, span);
-    else par_run(gemm_part, &j, span, j.split_n ? (j.tb ? 4 : 16) : 24, n);
+    if ((int64_t)M * N * K < SN_PAR_GEMM_MIN || span < 32 || n < 2) gemm_part(&j, 0, span);
+    else par_run(gemm_part, &j, span, j.split_n ? (j.tb ? SN_PAR_ROW_GRAIN : 16) : (j.ta ? SN_PAR_ROW_GRAIN : 24), n);
     return;
   }
   int64_t span = j.split_n ? N : M;

@@ -48,6 +48,12 @@ check "eval_step calls grad_step's bias+relu kernel for both hidden layers" \
 check "eval_step and predict have no copies of it" \
   bash -c '! grep -qE "^define .*@(eval_step|predict)\.k[13]\(" <<<"$1"' _ "$llvm"
 check "the Adam update is one kernel over the flat buffer" grep -qE '^define internal (fastcc )?void @update.k\(' <<<"$llvm"
+# The update is cut as the products are: dense1's weight (offset 0, 128 rows of 784,
+# 3.2 M multiply-adds at batch 32) by rows, as its gradient A^T B; dense2's (524 K)
+# and dense3's are below SN_PAR_GEMM_MIN, so they are not in the table.
+check "the update cuts dense1's weight by rows, only it" \
+  grep -q '^@update.rows = private constant \[3 x i64\] \[i64 0, i64 128, i64 784\]' <<<"$llvm"
+check "the update runs through sn_par_update with that table" grep -q 'call void @sn_par_update(ptr nonnull @update.task, ptr nonnull %box[.a-z]*, i64 118282, ptr nonnull @update.rows, i32 1)' <<<"$llvm"
 # The CNN's data-moving kernels: max pooling with windows apart is differentiated
 # as a gather (max_unpool, row-parallel, fused with what follows), never a scatter;
 # im2col and col2im read whole channel runs (vector loads, not gathers).

@@ -1,6 +1,8 @@
 /* The thread pool (runtime/pool.c): every index of a sn_par_for range is visited
  * exactly once, in parts aligned to the grain, for 1 to 4 threads; parts really
- * run at the same time; nested jobs and jobs after fork() complete; and
+ * run at the same time; sn_par_update covers every parameter once, cutting the
+ * row-split weights on whole parts of their rows; nested jobs and jobs after fork()
+ * complete; and
  * sn_par_sgemm / sn_par_dgemm, cut into blocks, equal one whole cblas call for
  * every transposition and for shapes that do not divide evenly; the small-batch
  * kernels' path, cut by rows or by columns, gives the same bits at every thread count,
@@ -63,6 +65,56 @@ static void test_cover(void) {
                 (long long)c.grain, (int)c.misaligned);
           free((void *)c.hits);
         }
+  }
+}
+
+/* sn_par_update: for 1 to 4 threads and tables of row-split weights (rows not a
+ * multiple of the grain, a weight at either end, few and many other parameters),
+ * every parameter is updated exactly once per call; from 2 threads on, a range
+ * never crosses a split weight's edge, and inside one starts and ends on a whole
+ * part of its rows: a multiple of SN_PAR_ROW_GRAIN rows, as the products cut them. */
+typedef struct upd {
+  _Atomic int *hits;
+  const int64_t *split;
+  int nsplit;
+  _Atomic int bad_range;
+} upd;
+
+static void mark_update(void *ctx, int64_t lo, int64_t hi) {
+  upd *u = ctx;
+  for (int i = 0; i < u->nsplit; i++) {
+    int64_t off = u->split[3 * i], rows = u->split[3 * i + 1], cols = u->split[3 * i + 2], end = off + rows * cols;
+    if (hi <= off || lo >= end) continue;
+    bool inside = lo >= off && hi <= end;
+    bool whole = (lo - off) % (SN_PAR_ROW_GRAIN * cols) == 0 && ((hi - off) % (SN_PAR_ROW_GRAIN * cols) == 0 || hi == end);
+    if (!inside || !whole) atomic_fetch_add(&u->bad_range, 1);
+  }
+  for (int64_t i = lo; i < hi; i++) atomic_fetch_add(&u->hits[i], 1);
+}
+
+static void test_update(void) {
+  static const int64_t t1[] = {0, 128, 784};                    /* the seed MLP's dense1 */
+  static const int64_t t2[] = {10, 37, 5, 200, 100, 3};         /* ragged rows, gaps between */
+  static const int64_t t3[] = {1000, 64, 100, 300000 - 640, 64, 10}; /* many others, one at the end */
+  static const int64_t t4[] = {0, 33, 7};
+  const struct {
+    const int64_t *split;
+    int nsplit;
+    int64_t count;
+  } cases[] = {{t1, 1, 118282}, {t2, 2, 1000}, {t3, 2, 300000}, {t4, 1, 33 * 7}, {NULL, 0, 5000}};
+  for (int t = 1; t <= 4; t++) {
+    sn_set_threads(t);
+    for (size_t c = 0; c < sizeof cases / sizeof *cases; c++) {
+      int64_t n = cases[c].count;
+      upd u = {.hits = calloc((size_t)n, sizeof(_Atomic int)), .split = cases[c].split, .nsplit = cases[c].nsplit};
+      for (int rep = 0; rep < 3; rep++) sn_par_update(mark_update, &u, n, cases[c].split, cases[c].nsplit);
+      int bad = 0;
+      for (int64_t i = 0; i < n; i++) bad += u.hits[i] != 3;
+      CHECK(!bad, "update, threads %d, case %zu: %d parameters not updated exactly once per call", t, c, bad);
+      CHECK(t == 1 || !u.bad_range, "update, threads %d, case %zu: %d ranges cross a weight's edge or a part of its rows", t, c,
+            (int)u.bad_range);
+      free((void *)u.hits);
+    }
   }
 }
 
@@ -214,7 +266,8 @@ static void test_gemm(void) {
 static void test_gemm_paths(void) {
   const int shapes[][5] = {/* ta, tb, M, N, K */
                            {0, 1, 700, 20, 100}, {0, 0, 700, 40, 33}, {1, 0, 500, 36, 70}, {0, 0, 20, 500, 70},
-                           {0, 1, 30, 300, 70},  {1, 0, 40, 700, 300}, {0, 1, 2100, 33, 64}};
+                           {0, 1, 30, 300, 70},  {1, 0, 40, 700, 300}, {0, 1, 2100, 33, 64},
+                           {1, 0, 128, 784, 32}, {1, 0, 33, 400, 80}, {0, 1, 32, 128, 784}};
   unsigned seed = 11;
   for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++) {
     int ta = shapes[s][0], tb = shapes[s][1], M = shapes[s][2], N = shapes[s][3], K = shapes[s][4];
@@ -247,6 +300,7 @@ static void test_gemm_paths(void) {
 int main(void) {
   valgrind = getenv("SPECNET_VALGRIND") && !strcmp(getenv("SPECNET_VALGRIND"), "1");
   test_cover();
+  test_update();
   if (!valgrind) test_concurrent();
   /* a forked child inherits the parent's worker stacks without their threads,
    * which valgrind reports as possibly lost */
