@@ -255,7 +255,9 @@ void sn_loader_start(loader *L, const sn_dataset *ds, const int64_t *idx, int64_
 
 const staged *sn_loader_get(loader *L, int64_t b) {
   double t0 = sn_now();
-  slot *s = &L->slots[b % 2];
+  /* staged here, the batch goes to the same slot each time: a second one would
+   * only add its size to what each step passes through the caches */
+  slot *s = &L->slots[L->threaded ? b % 2 : 0];
   if (L->threaded) {
     if (!spin_above(&L->produced, b)) {
       pthread_mutex_lock(&L->mu);
