@@ -361,6 +361,23 @@ void sn_dataset_get(const sn_dataset *ds, int64_t i, int64_t count, sn_dtype_rt 
   }
 }
 
+void sn_dataset_prefetch(const sn_dataset *ds, int64_t i) {
+  const char *p;
+  int64_t bytes;
+  if (i < 0 || i >= ds->n) return;
+  if (ds->x) {
+    bytes = ds->sample_elems * (int64_t)sizeof(float);
+    p = (const char *)(ds->x + i * ds->sample_elems);
+  } else if (ds->store && ds->store->bytes) {
+    bytes = ds->sample_elems * ds->store->t.size;
+    p = (const char *)ds->store->bytes + (ds->first + i) * bytes;
+  } else {
+    return;
+  }
+  for (int64_t o = 0; o < bytes; o += 64) __builtin_prefetch(p + o, 0, 2);
+  __builtin_prefetch(p + bytes - 1, 0, 2); /* the last line, where the sample does not start on one */
+}
+
 int sn_dataset_to_memory(sn_dataset *ds, sn_error *err) {
   float *x = malloc((size_t)(ds->n * ds->sample_elems) * sizeof(float) + 1); /* (n, E) */
   if (!x) return sn_fail(err, "%s: out of memory for %lld samples", ds->origin, (long long)ds->n);

@@ -109,6 +109,15 @@ static void job_rows(const loader *L, int64_t b, int64_t *start, int64_t *rows) 
   *rows = hi - lo;
 }
 
+/* The samples of batch b, prefetched (sn_dataset_prefetch) while batch b - 1 is
+ * staged: in a shuffled order they are scattered over the data set. */
+static void prefetch_batch(const loader *L, int64_t b) {
+  if (b >= L->n_batches) return;
+  int64_t start, rows;
+  job_rows(L, b, &start, &rows);
+  for (int64_t r = 0; r < rows; r++) sn_dataset_prefetch(L->ds, L->idx ? L->idx[start + r] : start + r);
+}
+
 /* How long a side spins for the other's counter before it sleeps: a step of a
  * small model hands a batch over every ~100 us, and in a virtual machine a futex
  * wake-up costs microseconds on the waker and more on the woken. */
@@ -160,6 +169,7 @@ static void *loader_thread(void *arg) {
       int64_t start, rows;
       job_rows(L, b, &start, &rows);
       pthread_mutex_unlock(&L->mu);
+      prefetch_batch(L, b + 1);
       stage(L->m, L->ds, L->idx, start, rows, &L->slots[b % 2], false);
       pthread_mutex_lock(&L->mu);
       atomic_store(&L->produced, b + 1);
@@ -267,7 +277,9 @@ const staged *sn_loader_get(loader *L, int64_t b) {
   } else {
     int64_t start, rows;
     job_rows(L, b, &start, &rows);
+    if (b == 0) prefetch_batch(L, 0);
     stage(L->m, L->ds, L->idx, start, rows, s, true);
+    prefetch_batch(L, b + 1); /* in the caches by the next step */
   }
   L->waited += sn_now() - t0;
   return &s->b;

@@ -255,6 +255,12 @@ void sn_dataset_stored_type(const sn_dataset *ds, char *kind, int *size);
 /* Samples [i, i + count) of ds, preprocessed, into out ((count, sample_elems) of
  * dtype): the one conversion every reader uses (batches, statistics, predict). */
 void sn_dataset_get(const sn_dataset *ds, int64_t i, int64_t count, sn_dtype_rt dtype, void *out);
+/* Asks the CPU to bring sample i's stored bytes towards its caches, where they are in
+ * memory (x, or a store held in memory); nothing for samples read from files. The
+ * loader asks for the next batch's samples while it stages this one: in a shuffled
+ * order each sample is a few cache misses to memory, which a row-by-row copy would
+ * otherwise take one after the other. */
+void sn_dataset_prefetch(const sn_dataset *ds, int64_t i);
 /* Whether batches can read x in place as f32 (in memory, no preprocessing). */
 bool sn_dataset_direct(const sn_dataset *ds);
 /* A stored set's file still has the size and mtime it had at load and every read
