@@ -24,6 +24,7 @@
  * them before and after each epoch and evaluation (sn_dataset_check), an error
  * naming the file. A read that comes back short (the file shrank mid-epoch) fills
  * zeros and marks the store failed, which the next check reports. */
+#define _GNU_SOURCE /* madvise, MADV_HUGEPAGE */
 #include "data_store.h"
 
 #include "half.h"
@@ -36,6 +37,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -145,6 +147,23 @@ int64_t sn_store_hold_limit(void) {
   return e && !strcmp(e, "0") ? 0 : (int64_t)64 << 20;
 }
 
+/* Memory for samples held in memory (a held store, a set converted to f32): from 2
+ * MiB on, in huge pages where the kernel gives them (2 MiB aligned, madvise; freed
+ * with free). Batches read the samples in a shuffled order: with 4 KiB pages the
+ * first read of each page cost a page walk to memory, which on a Zen 5 VM made the
+ * seed MLP's first epoch 0.22-0.23 s against 0.20-0.21 for the later ones; with
+ * huge pages the first epoch is as fast as the rest. */
+static void *sample_alloc(int64_t bytes) {
+  enum { HUGE = 2 << 20 };
+  if (bytes < HUGE) return malloc((size_t)bytes);
+  void *p = NULL;
+  if (posix_memalign(&p, HUGE, (size_t)bytes)) return NULL;
+#ifdef MADV_HUGEPAGE
+  madvise(p, (size_t)bytes, MADV_HUGEPAGE); /* a hint: without it, 4 KiB pages */
+#endif
+  return p;
+}
+
 int sn_store_hold(sn_store *s, int64_t max_bytes, sn_error *err) {
   if (!s || s->bytes || !s->n_parts) return 0;
   int64_t total = 0;
@@ -153,7 +172,7 @@ int sn_store_hold(sn_store *s, int64_t max_bytes, sn_error *err) {
     total += s->parts[i].bytes;
   }
   if (total <= 0 || total > max_bytes) return 0;
-  uint8_t *b = malloc((size_t)total);
+  uint8_t *b = sample_alloc(total);
   if (!b) return 0; /* streamed as before */
   for (int i = 0; i < s->n_parts; i++) {
     const store_part *p = &s->parts[i];
@@ -379,7 +398,7 @@ void sn_dataset_prefetch(const sn_dataset *ds, int64_t i) {
 }
 
 int sn_dataset_to_memory(sn_dataset *ds, sn_error *err) {
-  float *x = malloc((size_t)(ds->n * ds->sample_elems) * sizeof(float) + 1); /* (n, E) */
+  float *x = sample_alloc((int64_t)((size_t)(ds->n * ds->sample_elems) * sizeof(float) + 1)); /* (n, E) */
   if (!x) return sn_fail(err, "%s: out of memory for %lld samples", ds->origin, (long long)ds->n);
   sn_pre pre = ds->pre; /* the stored values as they are */
   ds->pre = (sn_pre){0};
