@@ -2348,7 +2348,7 @@ static int row_split_weights(const emitter *e, int64_t *t) {
   for (int k = 0; k < gg->n_params; k++) {
     const sn_param_info *pi = &gg->params[k];
     int v = gg->param_grad ? gg->param_grad[k] : -1;
-    if (v < 0 || pi->buffer || pi->rank < 2) continue;
+    if (v < 0 || pi->buffer || pi->rank < 2 || pi->shape[0] <= 0) continue;
     const sn_op *op = &gg->ops[v];
     if (op->code != SN_OP_MATMUL || !op->ta || op->tb || op->type.batched) continue;
     int64_t rows = pi->shape[0], cols = pi->count / rows;

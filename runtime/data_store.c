@@ -393,6 +393,10 @@ void sn_dataset_prefetch(const sn_dataset *ds, int64_t i) {
   } else {
     return;
   }
+  /* a sample's first 16 KiB: the misses that would wait are the first ones of each
+   * scattered sample (the hardware prefetcher follows a run); and a batch of large
+   * samples must not flush the caches it is meant to fill */
+  if (bytes > 16384) bytes = 16384;
   for (int64_t o = 0; o < bytes; o += 64) __builtin_prefetch(p + o, 0, 2);
   __builtin_prefetch(p + bytes - 1, 0, 2); /* the last line, where the sample does not start on one */
 }

@@ -448,9 +448,10 @@ static void par_gemm(sn_gemm_path path, bool dbl, int ta, int tb, int M, int N, 
     j.pack = pack_nt(&j);
     /* A^T B with 32 rows or more is a weight's gradient: cut by its rows, as X W^T
      * cuts W's rows (by N, the longer side at small batches) and as sn_par_update
-     * cuts the update, so that each core keeps its rows of all four */
-    if (j.ta && M >= 32) j.split_n = false;
+     * cuts the update, so that each core keeps its rows of all four (by N where
+     * there are too few rows for every thread) */
     int n = sn_threads();
+    if (j.ta && M >= 32 && units_of(M, SN_PAR_ROW_GRAIN) >= n) j.split_n = false;
     int64_t span = j.split_n ? N : M;
     if ((int64_t)M * N * K < SN_PAR_GEMM_MIN || span < 32 || n < 2) gemm_part(&j, 0, span);
     else par_run(gemm_part, &j, span, j.split_n ? (j.tb ? SN_PAR_ROW_GRAIN : 16) : (j.ta ? SN_PAR_ROW_GRAIN : 24), n);

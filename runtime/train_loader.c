@@ -207,7 +207,7 @@ int sn_loader_init(loader *L, const sn_model *m, int64_t cap, bool threaded, sn_
   L->m = m;
   const size_t es = dtype_bytes(m);
   const int64_t T = m->target_elems > 0 ? m->target_elems : 0;
-  for (int i = 0; i < 2; i++) {
+  for (int i = 0; i < (threaded ? 2 : 1); i++) { /* staged on this thread: one slot */
     L->slots[i].x = malloc((size_t)cap * (size_t)m->input_elems * es);
     L->slots[i].y = malloc((size_t)cap * (size_t)model_labels(m) * sizeof(int32_t));
     L->slots[i].t = T ? malloc((size_t)cap * (size_t)T * es) : NULL;

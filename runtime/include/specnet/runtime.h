@@ -721,7 +721,7 @@ void sn_par_for(sn_task_fn fn, void *ctx, int64_t count, int64_t grain);
  * rows its share of that product computed, and of the forward X W^T, so a weight, its
  * gradient and the optimizer's moments stay in the cache of the core that uses them.
  * The other parameters go to the calling thread when there are few of them (their
- * products run there), else across the threads as sn_par_for would cut them. */
+ * products run there), else in one contiguous run per thread. */
 void sn_par_update(sn_task_fn fn, void *ctx, int64_t count, const int64_t *split, int nsplit);
 /* Below this many multiply-adds a product runs on the calling thread: the data a
  * second core would need costs more to move there than it saves (a dense layer of
