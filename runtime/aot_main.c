@@ -94,6 +94,18 @@ typedef struct input {
   uint8_t *bytes; /* IDX */
 } input;
 
+/* Every value finite in the model's dtype (as specnet predict requires): a NaN
+ * would come out as class 0, not as an error. */
+static int check_finite(const char *path, const double *x, int64_t n, int64_t elems, sn_error *err) {
+  const bool f64 = sn_aot_info_v1.dtype == SN_RT_F64;
+  for (int64_t i = 0; i < n * elems; i++)
+    if (!isfinite(x[i]) || (!f64 && !isfinite((float)x[i])))
+      return sn_fail(err, "%s: element %lld of sample %lld is %s; every value must be finite%s", path,
+                     (long long)(i % elems), (long long)(i / elems), isnan(x[i]) ? "nan" : "inf",
+                     isfinite(x[i]) ? " (as float32)" : "");
+  return 0;
+}
+
 static int read_input(const char *path, input *in, int64_t *n, int64_t *elems, sn_error *err) {
   double **x = &in->x;
   if (sn_path_has_suffix(path, ".npy")) {
@@ -104,7 +116,7 @@ static int read_input(const char *path, input *in, int64_t *n, int64_t *elems, s
     *n = nd ? shape[0] : 1;
     *elems = 1;
     for (int i = 1; i < nd; i++) *elems *= shape[i];
-    return 0;
+    return check_finite(path, *x, *n, *elems, err);
   }
   if (sn_path_has_suffix(path, ".csv")) return read_csv(path, x, n, elems, err);
   int rank;
@@ -131,16 +143,23 @@ static double out_at(const void *yb, bool f64, int64_t i) {
   return f64 ? ((const double *)yb)[i] : ((const float *)yb)[i];
 }
 
-/* A whole number >= 0 of an option (at most max), or -1 with a message. */
-static long long count_arg(const char *self, const char *opt, const char *val, unsigned long long max) {
-  char *end;
-  errno = 0;
-  unsigned long long n = strtoull(val, &end, 10);
-  if (!*val || *end || val[0] == '-' || errno || n > max) {
-    fprintf(stderr, "%s: error: %s needs a whole number from 0 to %llu, got '%s'\n", self, opt, max, val);
+/* A whole number of an option from lo to hi, or -1 with a message. */
+static long long count_arg(const char *self, const char *opt, const char *val, unsigned long long lo,
+                           unsigned long long hi) {
+  unsigned long long n;
+  if (!sn_parse_count(val, lo, hi, &n)) {
+    fprintf(stderr, "%s: error: %s needs a whole number from %llu to %llu, got '%s'\n", self, opt, lo, hi, val);
     return -1;
   }
   return (long long)n;
+}
+
+/* --threads N: the pool's threads, as specnet's --threads takes them; -1 with a message. */
+static int threads_arg(const char *self, const char *val) {
+  long long n = count_arg(self, "--threads", val, 1, 1024);
+  if (n < 0) return -1;
+  sn_set_threads((int)n);
+  return 0;
 }
 
 extern const sn_decoder sn_aot_decoder_v1 __attribute__((weak));
@@ -167,15 +186,15 @@ static int generate_main(int argc, char **argv) {
       continue;
     }
     if (!strcmp(a, "--threads") && v) {
-      sn_set_threads(atoi(v));
+      if (threads_arg(argv[0], v)) return 2;
     } else if (!strcmp(a, "--prompt") && v) {
       prompt = v;
     } else if (!strcmp(a, "--tokens") && v) {
-      if ((tokens = count_arg(argv[0], a, v, 100000000)) < 0) return 2;
+      if ((tokens = count_arg(argv[0], a, v, 0, 100000000)) < 0) return 2;
     } else if (!strcmp(a, "--top-k") && v) {
-      if ((top_k = count_arg(argv[0], a, v, 100000000)) < 0) return 2;
+      if ((top_k = count_arg(argv[0], a, v, 0, 100000000)) < 0) return 2;
     } else if (!strcmp(a, "--seed") && v) {
-      if ((seed = count_arg(argv[0], a, v, INT64_MAX)) < 0) return 2;
+      if ((seed = count_arg(argv[0], a, v, 0, INT64_MAX)) < 0) return 2;
     } else if (!strcmp(a, "--temperature") && v) {
       char *end;
       temperature = strtod(v, &end);
@@ -258,7 +277,9 @@ int main(int argc, char **argv) {
     if (!strcmp(argv[i], "--input") && i + 1 < argc) in = argv[++i];
     else if (!strcmp(argv[i], "--output") && i + 1 < argc) outp = argv[++i];
     else if (!strcmp(argv[i], "--probs")) probs = true;
-    else if (!strcmp(argv[i], "--threads") && i + 1 < argc) sn_set_threads(atoi(argv[++i]));
+    else if (!strcmp(argv[i], "--threads") && i + 1 < argc) {
+      if (threads_arg(argv[0], argv[++i])) return 2;
+    }
     else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
       usage(argv[0]);
       return 0;

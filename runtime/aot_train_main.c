@@ -73,6 +73,21 @@ static int parse_source(const char *arg, sn_source *src, sn_error *err) {
 }
 
 
+/* --epochs N (0 to 10^9, as specnet train's), --seed S (any 64-bit value) or
+ * --threads N (1 to 1024): 0, or -1 with a message. */
+static int count_option(const char *self, const char *opt, const char *val, sn_train_opts *to) {
+  bool epochs = !strcmp(opt, "--epochs"), threads = !strcmp(opt, "--threads");
+  unsigned long long lo = threads, hi = epochs ? 1000000000ull : threads ? 1024 : UINT64_MAX, n;
+  if (!sn_parse_count(val, lo, hi, &n)) {
+    fprintf(stderr, "%s: error: %s needs a whole number from %llu to %llu, got '%s'\n", self, opt, lo, hi, val);
+    return -1;
+  }
+  if (epochs) to->epochs = (int)n;
+  else if (threads) sn_set_threads((int)n);
+  else to->seed = (uint64_t)n;
+  return 0;
+}
+
 int main(int argc, char **argv) {
   const sn_aot_train *info = &sn_aot_train_v1;
   if (info->version != 1) {
@@ -96,9 +111,10 @@ int main(int argc, char **argv) {
       fprintf(stderr, "%s: error: %s needs a value (or is unknown)\n", argv[0], a);
       return usage(argv[0]);
     } else if (!strcmp(a, "--out")) snprintf(out, sizeof out, "%s", v), i++;
-    else if (!strcmp(a, "--epochs")) to.epochs = atoi(v), i++;
-    else if (!strcmp(a, "--seed")) to.seed = strtoull(v, NULL, 10), i++;
-    else if (!strcmp(a, "--threads")) sn_set_threads(atoi(v)), i++;
+    else if (!strcmp(a, "--epochs") || !strcmp(a, "--seed") || !strcmp(a, "--threads")) {
+      if (count_option(argv[0], a, v, &to)) return 2;
+      i++;
+    }
     else if (!strcmp(a, "--train") || !strcmp(a, "--test")) {
       sn_source *src = !strcmp(a, "--train") ? &cfg.train : &cfg.test;
       if (parse_source(v, src, &err)) {
@@ -110,10 +126,6 @@ int main(int argc, char **argv) {
       fprintf(stderr, "%s: error: unknown argument '%s'\n", argv[0], a);
       return usage(argv[0]);
     }
-  }
-  if (to.epochs < 0) {
-    fprintf(stderr, "%s: error: --epochs must be >= 0\n", argv[0]);
-    return 2;
   }
   sn_model m = info->layout;
   m.params_info = info->params;

@@ -1,8 +1,9 @@
 /* Paths: creating a run or cache folder with its parents (mkdir -p); telling
- * file formats apart by their suffix. */
+ * file formats apart by their suffix; reading a count from a command line. */
 #include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -28,5 +29,15 @@ bool sn_path_has_suffix(const char *path, const char *suffix) {
   if (n < k) return false;
   for (size_t i = 0; i < k; i++)
     if (tolower((unsigned char)path[n - k + i]) != suffix[i]) return false;
+  return true;
+}
+
+bool sn_parse_count(const char *val, unsigned long long lo, unsigned long long hi, unsigned long long *out) {
+  if (!val || !isdigit((unsigned char)val[0])) return false; /* strtoull takes "-1" and " 1" */
+  char *end;
+  errno = 0;
+  unsigned long long n = strtoull(val, &end, 10);
+  if (*end || errno || n < lo || n > hi) return false;
+  *out = n;
   return true;
 }

@@ -108,4 +108,29 @@ check "build without --weights is a usage error (2)" test "$(code "$specnet" bui
 check "an unknown --cpu is a usage error (2)" test "$(code "$specnet" build "$spec" --weights "$w" -o "$tmp/x" --cpu pentium)" -eq 2
 check "the executable rejects a file of the wrong sample size" \
   bash -c 'printf "1,2,3\n" >"$2/bad.csv"; ! "$1" --input "$2/bad.csv" 2>/dev/null' _ "$tmp/model" "$tmp"
+# a NaN or an f32 overflow in the input is an error, as in specnet predict (it
+# used to come out as class 0)
+# (an f8 NPY file written with the standard library: no numpy needed)
+npy_with() {
+  python3 -c 'import struct, sys
+h = "{\x27descr\x27: \x27<f8\x27, \x27fortran_order\x27: False, \x27shape\x27: (1, 784), }"
+h += " " * (117 - len(h)) + "\n"
+x = [0.0] * 784
+x[5] = float(sys.argv[1])
+sys.stdout.buffer.write(b"\x93NUMPY\x01\x00" + struct.pack("<H", len(h)) + h.encode() + struct.pack("<784d", *x))' "$1"
+}
+for v in nan 1e39; do
+  npy_with "$v" >"$tmp/in_$v.npy"
+  check "the executable rejects a sample holding $v" \
+    bash -c '! "$1" --input "$2" 2>"$3/err" && grep -q "element 5 of sample 0 is" "$3/err"' _ "$tmp/model" "$tmp/in_$v.npy" "$tmp"
+done
+npy_with 0.5 >"$tmp/in_ok.npy"
+check "the executable reads that file when every value is finite" bash -c '"$1" --input "$2" | grep -qx "[0-9]"' _ "$tmp/model" "$tmp/in_ok.npy"
+for bad in 0 -1 1025 2x ''; do
+  check "the executable rejects --threads '$bad' (2)" test "$(code "$tmp/model" --input "$images" --threads "$bad")" -eq 2
+done
+check "the executable takes --threads 2" test "$(code "$tmp/model" --input "$images" --threads 2)" -eq 0
+for opt in "--epochs abc" "--epochs -1" "--seed 1x" "--seed -5" "--threads 0"; do
+  check "the training binary rejects $opt (2)" test "$(code "$tmp/trainer" $opt --out "$tmp/tbx" --quiet)" -eq 2
+done
 exit $fail

@@ -701,6 +701,10 @@ int sn_mkdirs(const char *path);
 /* Whether path ends in suffix (lower case), ignoring the case of path: "X.NPY" is
  * an .npy file. How every command tells input formats apart. */
 bool sn_path_has_suffix(const char *path, const char *suffix);
+/* A command-line count: val whole decimal digits (no sign, space or suffix) for a
+ * number in [lo, hi], into *out; false where it is not. How the model and training
+ * binaries read --threads, --epochs, --seed, --tokens and --top-k. */
+bool sn_parse_count(const char *val, unsigned long long lo, unsigned long long hi, unsigned long long *out);
 
 /* The thread pool (pool.c) that runs the GEMMs and the optimizer update of a
  * step. sn_set_threads sets its threads, the caller's included (OpenBLAS then runs
