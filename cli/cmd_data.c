@@ -69,6 +69,11 @@ static void print_layout(const sn_source *src, const sn_dataset *ds, FILE *out) 
   }
 }
 
+static int cmp_label(const void *a, const void *b) {
+  int32_t x = *(const int32_t *)a, y = *(const int32_t *)b;
+  return (x > y) - (x < y);
+}
+
 /* Label range and count per class, or the targets' mean and std per column. */
 static void print_labels(const sn_dataset *ds, FILE *out) {
   if (ds->t) {
@@ -84,29 +89,26 @@ static void print_labels(const sn_dataset *ds, FILE *out) {
     return;
   }
   if (!ds->y) return;
-  int32_t lo = ds->y[0], hi = ds->y[0];
-  for (int64_t i = 1; i < ds->n; i++) {
-    if (ds->y[i] < lo) lo = ds->y[i];
-    if (ds->y[i] > hi) hi = ds->y[i];
-  }
-  int64_t *count = calloc((size_t)hi + 1, sizeof *count);
-  if (!count) return;
-  for (int64_t i = 0; i < ds->n; i++) count[ds->y[i]]++;
+  /* counted on a sorted copy: memory by the samples (4 bytes each), not by the
+   * largest label, which may be 2^31 - 1 */
+  int32_t *y = malloc((size_t)ds->n * sizeof *y);
+  if (!y) return;
+  memcpy(y, ds->y, (size_t)ds->n * sizeof *y);
+  qsort(y, (size_t)ds->n, sizeof *y, cmp_label);
   int present = 0;
-  for (int32_t c = 0; c <= hi; c++) present += count[c] > 0;
-  fprintf(out, "  labels         %d to %d, %d classes present\n", lo, hi, present);
+  for (int64_t i = 0; i < ds->n; i++) present += i == 0 || y[i] != y[i - 1];
+  fprintf(out, "  labels         %d to %d, %d classes present\n", y[0], y[ds->n - 1], present);
   fprintf(out, "  class counts  ");
   int shown = 0;
-  for (int32_t c = 0; c <= hi && shown < MAX_CLASSES_SHOWN; c++) {
-    if (!count[c]) continue;
-    if (c < ds->n_class_names)
-      fprintf(out, " %s:%lld", ds->class_names[c], (long long)count[c]);
+  for (int64_t i = 0, j; i < ds->n && shown < MAX_CLASSES_SHOWN; i = j, shown++) {
+    for (j = i; j < ds->n && y[j] == y[i];) j++;
+    if (y[i] >= 0 && y[i] < ds->n_class_names)
+      fprintf(out, " %s:%lld", ds->class_names[y[i]], (long long)(j - i));
     else
-      fprintf(out, " %d:%lld", c, (long long)count[c]);
-    shown++;
+      fprintf(out, " %d:%lld", y[i], (long long)(j - i));
   }
   fprintf(out, "%s\n", present > shown ? " ..." : "");
-  free(count);
+  free(y);
 }
 
 /* The first samples as stored: first values, min, max, mean. */

@@ -201,9 +201,16 @@ static float *read_npy(const char *path, int *rank, int64_t dims[4]) {
     dims[(*rank)++] = v;
     if (*end != ',') break;
   }
+  /* dims from the header are checked against the data the file holds before they
+   * are multiplied, so that a hostile shape cannot wrap the product around */
+  const size_t room = (len - 10 - hl) / sizeof(float);
   size_t elems = 1;
-  for (int i = 0; i < *rank; i++) elems *= (size_t)dims[i];
-  if (*rank < 3 || 10 + hl + elems * 4 > len) {
+  bool fits = true;
+  for (int i = 0; i < *rank && fits; i++) {
+    fits = dims[i] >= 1 && (size_t)dims[i] <= room / elems;
+    elems *= (size_t)dims[i];
+  }
+  if (*rank < 3 || !fits) {
     free(buf);
     return NULL;
   }

@@ -503,6 +503,10 @@ static void write_best_and_compare(const char *base, const run *runs, int n, boo
     snprintf(from, sizeof from, "%s/spec.resolved.yaml", runs[0].dir);
     snprintf(to, sizeof to, "%s/best.resolved.yaml", base);
     char *text = run_slurp(from, NULL);
+    /* without the sweep: section (written last), so that `specnet train` on the file
+     * trains this trial again rather than running the whole sweep */
+    char *sweep = text ? strstr(text, "\nsweep:\n") : NULL;
+    if (sweep) sweep[1] = 0;
     FILE *f = text ? fopen(to, "w") : NULL;
     if (f) {
       fputs(text, f);

@@ -2,6 +2,7 @@
  * NPY, text, synthetic), their paths resolved against the spec's folder, and the
  * preprocess steps. Files are not opened here: the runtime opens them. */
 #include <errno.h>
+#include <float.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -383,12 +384,29 @@ static void data_source(checker *c, const sn_node *n, const char *role, uint64_t
   }
 }
 
+/* Preprocessing runs on float32 inputs: a factor or divisor outside float32's normal
+ * range, or an offset beyond its largest value, turns every input into 0 or inf. */
+static bool f32_range(checker *c, const sn_node *n, const char *what, double v, bool factor) {
+  if (fabs(v) <= FLT_MAX && (!factor || fabs(v) >= FLT_MIN)) return true;
+  if (factor)
+    sn_diag_error(c->d, n->loc, "%s %g is outside float32's range (%g to %g in magnitude)", what,
+                  v, FLT_MIN, FLT_MAX);
+  else
+    sn_diag_error(c->d, n->loc, "%s %g is beyond float32's range (at most %g in magnitude)", what,
+                  v, FLT_MAX);
+  sn_diag_hint(c->d, "the inputs are float32: every preprocessed value would be 0 or inf");
+  return false;
+}
+
 /* `F` or `[F, ...]` (1 to 64 values) for normalize's mean and std. */
 static int norm_values(checker *c, const sn_node *n, const char *what, bool positive,
                        double out[64]) {
   double lo = positive ? 0 : -INFINITY;
   if (n->kind == SN_NODE_SCALAR)
-    return ck_get_real(c, n, what, lo, positive, INFINITY, false, &out[0]) ? 1 : 0;
+    return ck_get_real(c, n, what, lo, positive, INFINITY, false, &out[0]) &&
+                   f32_range(c, n, what, out[0], positive)
+               ? 1
+               : 0;
   if (n->kind != SN_NODE_SEQ || n->n < 1 || n->n > 64) {
     char expected[64];
     snprintf(expected, sizeof expected, "a number or a list of 1 to 64 numbers");
@@ -397,7 +415,8 @@ static int norm_values(checker *c, const sn_node *n, const char *what, bool posi
   }
   bool ok = true;
   for (int i = 0; i < n->n; i++)
-    ok = ck_get_real(c, n->items[i], what, lo, positive, INFINITY, false, &out[i]) && ok;
+    ok = ck_get_real(c, n->items[i], what, lo, positive, INFINITY, false, &out[i]) &&
+         f32_range(c, n->items[i], what, out[i], positive) && ok;
   return ok ? n->n : 0;
 }
 
@@ -447,6 +466,7 @@ static void preprocess(checker *c, const sn_node *n) {
     return;
   }
   const sn_node *seen[4] = {NULL, NULL, NULL, NULL};
+  bool seen_scale = false;
   int last = -1;
   for (int i = 0; i < n->n; i++) {
     const sn_node *name, *opts;
@@ -489,8 +509,10 @@ static void preprocess(checker *c, const sn_node *n) {
     } else if (ck_get_real(c, opts, "scale", -INFINITY, false, INFINITY, false, &f)) {
       if (f == 0)
         sn_diag_error(c->d, opts->loc, "scale must not be 0");
-      else
+      else if (f32_range(c, opts, seen_scale ? "scale (all scale steps multiplied)" : "scale",
+                         c->s->data.scale * f, true))
         c->s->data.scale *= f; /* several scale steps multiply */
+      seen_scale = true;
     }
   }
 }

@@ -558,7 +558,10 @@ static int set_labels(const sn_source *src, const char *yp, const double *yd, in
   int32_t maxl = 0;
   for (int64_t i = 0; i < n * L; i++) {
     double v = yd[i];
-    if (!(v >= 0 && v == floor(v) && v <= 2147483647.0))
+    if (v >= 2147483647.0 && v == floor(v)) /* classes = largest + 1 must fit an int */
+      return sn_fail(err, "%s: element %lld is %.17g, beyond the largest class label 2147483646",
+                     yp, (long long)i, v);
+    if (!(v >= 0 && v == floor(v)))
       return sn_fail(err, "%s: element %lld is %.17g; class labels must be integers >= 0%s", yp,
                      (long long)i, v,
                      yint ? "" : "; hint: for real-valued targets use a regression loss such as mse");

@@ -226,9 +226,18 @@ int sn_run_state_read(const char *path, const char *checkpoint, sn_model *m,
   if (prog[P_FORMAT] != PROG_FORMAT || prog[P_REC_F] != REC_F)
     return sn_fail(err, "%s: training-state format %g is not the one this specnet writes (%d)",
                    path, prog[P_FORMAT], PROG_FORMAT);
-  const double E_d = prog[P_EPOCHS];
-  if (!(E_d >= 0 && E_d <= 1e7) || !(prog[P_STEP] >= 0))
-    return sn_fail(err, "%s: %g epochs done and step %g make no sense", path, E_d, prog[P_STEP]);
+  /* whole numbers in range, as written: converting anything else to an integer below
+   * is undefined (a step of 1e300 came back as a negative step and a NaN loss) */
+  const double E_d = prog[P_EPOCHS], step = prog[P_STEP];
+  const double best_e = prog[P_BEST_EPOCH], wait = prog[P_WAIT];
+  if (!(E_d >= 0 && E_d <= 1e7 && E_d == floor(E_d)) ||
+      !(step >= 0 && step <= 0x1p53 && step == floor(step)) ||
+      !(best_e >= 0 && best_e <= E_d && best_e == floor(best_e)) ||
+      !(wait >= 0 && wait <= E_d && wait == floor(wait)))
+    return sn_fail(err,
+                   "%s: %g epochs done, step %g, best epoch %g and %g epochs without improvement "
+                   "make no sense",
+                   path, E_d, step, best_e, wait);
   if (prog[P_PARAMS] != (double)P || prog[P_OPT] != (double)S || prog[P_STATE] != (double)Q ||
       prog[P_METRICS] != m->n_metrics || prog[P_DTYPE] != m->dtype)
     return sn_fail(err,

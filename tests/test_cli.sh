@@ -73,6 +73,15 @@ check "a spec that agrees but for train.epochs resumes" \
   "$specnet" train "$spec" --set train.epochs=3 --set train.batch_size=16 --resume "$tmp/res" --quiet
 check "--resume of a folder without a run is an error (1)" \
   test "$("$specnet" train --resume "$tmp/nope" >/dev/null 2>&1; echo $?)" -eq 1
+# a training state whose step (slot 2 of __train__.progress, the first tensor) is
+# 1e300: refused, not trained on as step -2^63 into a NaN loss
+cp -r "$tmp/res" "$tmp/tampered"
+state=$tmp/tampered/train_state.safetensors
+at=$(($(od -An -tu8 -N8 "$state") + 8 + 2 * 8))
+printf '\234\165\000\210\074\344\067\176' | dd of="$state" bs=1 seek="$at" conv=notrunc status=none
+err=$("$specnet" train --resume "$tmp/tampered" --set train.epochs=4 2>&1 >/dev/null)
+check "--resume with a training state of step 1e300 is an error (1)" test $? -eq 1
+check "... that names the step" grep -q "step 1e+300, .*make no sense" <<<"$err"
 # --set under a built-in set's short form (train: fashion_mnist:train)
 check "--set data.train.limit applies to a built-in short form" \
   bash -c '"$1" emit specs/mnist_mlp.yaml --what spec --set data.train.limit=2000 | grep -A3 "^  train:" | grep -q "limit: 2000"' _ "$specnet"

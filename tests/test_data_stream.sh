@@ -270,6 +270,17 @@ PY
 "$specnet" data "$tmp/none.npy" > "$tmp/none.out" 2>&1
 check "specnet data on a missing file: exit 1" test $? = 1
 check "and an error naming it" grep -q "none.npy: cannot open" "$tmp/none.out"
+# a label of 2^31 - 2 (the largest the loaders take): counted without a table of
+# 2^31 classes (16 GB; it crashed at 2^31 - 1), so in 4 GB of address space
+"$py" -c 'import sys, numpy as np
+np.save(sys.argv[1] + "/xmax.npy", np.zeros((3, 2), np.float32))
+np.save(sys.argv[1] + "/ymax.npy", np.array([2**31 - 2, 0, 0], np.int32))' "$tmp"
+printf '%s\n' 'specnet: 1' 'name: ymax' 'data: {train: {format: npy, x: xmax.npy, y: ymax.npy}}' \
+  'model: {input: [2], layers: [{dense: {units: 3, activation: softmax}}]}' \
+  'train: {loss: sparse_categorical_crossentropy}' > "$tmp/ymax.yaml"
+(ulimit -v 4000000 && "$specnet" data "$tmp/ymax.yaml") > "$tmp/ymax.out" 2>&1
+check "specnet data with a label of 2^31 - 2: exit 0" test $? = 0
+check "and its count" grep -q "^  class counts   0:2 2147483646:1" "$tmp/ymax.out"
 
 # predict on the stored file agrees with eval's accuracy on the training split
 "$specnet" predict "$tmp/img.yaml" --weights "$tmp/img-stored-1/model.safetensors" \

@@ -59,10 +59,16 @@ assert done and all(t["epochs"] == epochs and len(rows[t["trial"]]) == epochs fo
 for t in trials:  # the recorded figure is the trial's last line
     assert t["value"] == rows[t["trial"]][-1]["val_accuracy"], t
 best = max(done, key=lambda t: (t["value"], -t["trial"]))
-assert open(d + "/best.resolved.yaml").read() == open(f"{d}/sweep-{best['trial']}/spec.resolved.yaml").read()
+trial = open(f"{d}/sweep-{best['trial']}/spec.resolved.yaml").read()
+assert "\nsweep:\n" in trial  # the trial's record keeps the sweep; best.resolved.yaml drops it
+assert open(d + "/best.resolved.yaml").read() == trial[:trial.index("\nsweep:\n") + 1]
 print(f"{n} trials; {sorted(went_on)} went on after rung 1; {len(done)} finished {epochs} epochs; "
       f"best trial {best['trial']} ({best['value']})")
 EOF
+# best.resolved.yaml trains the best trial again: one run, not the sweep
+"$specnet" train "$tmp/a/best.resolved.yaml" --out "$tmp/best" --set train.epochs=1 --quiet >/dev/null 2>&1
+check "specnet train best.resolved.yaml trains one run, not the sweep again" \
+  bash -c 'test -s "$1/metrics.jsonl" && ! test -e "$1/sweep.jsonl"' _ "$tmp/best"
 check "the table is printed best first" bash -c '
   sed -n "/^ *run /,/^wrote/p" "$1" | grep -E "^ +[0-9]+ " | head -1 | grep -vq stopped' _ "$tmp/a.txt"
 check "sweep.csv has a header and a row per trial" test "$(wc -l <"$tmp/a/sweep.csv")" -eq 10

@@ -85,6 +85,18 @@ check "compare of one folder is a usage error (exit 2)" test $? -eq 2
 printf '{"epoch": 1, "loss": }\n' >"$tmp/empty/metrics.jsonl"
 "$specnet" report "$tmp/empty" >/dev/null 2>"$tmp/err"
 check "a broken metrics.jsonl line is an error with its line" grep -q "metrics.jsonl:1: not a line" "$tmp/err"
+# A wrong_samples.npy whose shape claims 2^62 values (the product wraps to 0 bytes in
+# 64 bits): the page is written without the image grid, not read past the file.
+cp -r "$tmp/cls" "$tmp/hostile"
+"$py" - "$tmp/hostile/wrong_samples.npy" <<'EOF'
+import sys
+h = b"{'descr': '<f4', 'fortran_order': False, 'shape': (1, 2147483648, 2147483648), }"
+h += b" " * (63 - len(h) % 64) + b"\n"
+open(sys.argv[1], "wb").write(b"\x93NUMPY\x01\x00" + len(h).to_bytes(2, "little") + h + bytes(8))
+EOF
+"$specnet" report "$tmp/hostile" -o "$tmp/hostile.html" >/dev/null 2>"$tmp/err"
+check "a wrong_samples.npy with an overflowing shape: report exits 0" test $? -eq 0
+check "... and draws no grid from it" bash -c "! grep -q 'id=\"wrong\"' '$tmp/hostile.html'"
 
 # --- in a browser ----------------------------------------------------------------------
 browser=$(command -v chromium || command -v chromium-browser || true)
