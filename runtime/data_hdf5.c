@@ -579,6 +579,7 @@ int sn_dataset_hdf5(const sn_source *src, sn_dataset *out, sn_error *err) {
   char where[3200];
   snprintf(where, sizeof where, "%.2000s: y '%.1000s'", path, yn);
   if (labels && sn_labels_from_values(src, where, yd, ynd, k, yint, out->n, out, err)) goto done;
+  if (labels) snprintf(out->label_origin, sizeof out->label_origin, "%s", where);
   rc = 0;
 done:
   if (rc) sn_dataset_free(out);

@@ -603,6 +603,7 @@ int sn_dataset_npy(const sn_source *src, sn_dataset *out, sn_error *err) {
   if (sn_store_in_memory() && sn_dataset_to_memory(out, err)) goto done;
   if (labels && set_labels(src, f.y.n == 1 ? f.y.v[0] : yp, yd, ynd, k, yint, out->n, out, err))
     goto done;
+  if (labels) snprintf(out->label_origin, sizeof out->label_origin, "%s", f.y.n == 1 ? f.y.v[0] : yp);
   rc = 0;
 done:
   if (rc) sn_dataset_free(out);

@@ -58,7 +58,7 @@ static int load_one(const sn_data_config *c, const sn_model *m, const sn_source 
     if (out->y[i] < 0 || out->y[i] >= classes)
       return sn_fail(
           err, "%.3000s: label %d of sample %lld is out of range for a model with %lld outputs%s",
-          out->origin, out->y[i], (long long)(i / L), (long long)classes,
+          sn_dataset_label_origin(out), out->y[i], (long long)(i / L), (long long)classes,
           L > 1 ? " per position" : "");
   return preprocess(c, out, err);
 }

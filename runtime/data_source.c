@@ -144,6 +144,9 @@ static int load_idx(const char *images, const char *labels, int64_t limit, sn_da
   const char *origin = f.x.n == 1 ? f.x.v[0] : sn_paths_label(images, what, sizeof what);
   bool bad = idx_samples(&f.x, origin, limit, out, f.rows, err) ||
              (labels && idx_labels(&f.y, &f.x, f.rows, out, err));
+  if (!bad && labels)
+    snprintf(out->label_origin, sizeof out->label_origin, "%s",
+             f.y.n == 1 ? f.y.v[0] : sn_paths_label(labels, what, sizeof what));
   if (bad) sn_dataset_free(out);
   sn_shards_free(&f);
   return bad ? -1 : 0;
@@ -291,6 +294,10 @@ int sn_dataset_load(const sn_source *src, sn_dataset *out, sn_error *err) {
   return 0;
 }
 
+const char *sn_dataset_label_origin(const sn_dataset *ds) {
+  return ds->label_origin[0] ? ds->label_origin : ds->origin;
+}
+
 int sn_dataset_onehot(sn_dataset *ds, int64_t k, sn_error *err) {
   if (k < 1) return sn_fail(err, "one-hot width %lld; it must be >= 1", (long long)k);
   if (!ds->y) return sn_fail(err, "%s: no class labels to make targets from", ds->origin);
@@ -300,7 +307,7 @@ int sn_dataset_onehot(sn_dataset *ds, int64_t k, sn_error *err) {
       return sn_fail(err,
                      "%s: label %d of sample %lld is out of range for one-hot targets of %lld "
                      "classes",
-                     ds->origin, ds->y[i], (long long)(i / L), (long long)k);
+                     sn_dataset_label_origin(ds), ds->y[i], (long long)(i / L), (long long)k);
   float *t = calloc((size_t)(n * k) + 1, sizeof(float)); /* (n, L, k) */
   if (!t) return sn_fail(err, "%s: out of memory for one-hot targets", ds->origin);
   for (int64_t i = 0; i < n; i++) {
@@ -355,6 +362,11 @@ int sn_dataset_split(sn_dataset *ds, double fraction, sn_dataset *held, sn_error
   memcpy(origin, ds->origin, sizeof origin);
   int k = snprintf(held->origin, sizeof held->origin, "%s (last %g held out)", origin, fraction);
   if (k < 0 || (size_t)k >= sizeof held->origin) memcpy(held->origin, origin, sizeof origin);
+  if (ds->label_origin[0]) {
+    memcpy(origin, ds->label_origin, sizeof origin);
+    k = snprintf(held->label_origin, sizeof held->label_origin, "%s (last %g held out)", origin, fraction);
+    if (k < 0 || (size_t)k >= sizeof held->label_origin) memcpy(held->label_origin, origin, sizeof origin);
+  }
 
   ds->n = keep;
   /* Give the tail back; a failed shrink keeps the larger blocks, still valid. */

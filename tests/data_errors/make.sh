@@ -92,6 +92,8 @@ npy x-huge.npy 1 '<f8' '(4294967296, 4294967296)' 8
 npy x-fortran.npy 1 '<f4' '(3, 2)' 24
 npy y-i4-max.npy 1 '<i4' '(3,)' 0            # labels 2^31 - 1, 0, 0
 bytes 255 255 255 127 0 0 0 0 0 0 0 0 >>"$tmp/y-i4-max.npy"
+npy y-u1-label5.npy 1 '|u1' '(3,)' 0        # labels 0, 5, 0
+bytes 0 5 0 >>"$tmp/y-u1-label5.npy"
 sed -i 's/False/True/' "$tmp/x-fortran.npy"
 { printf 'NUMPY?'; bytes 1 0 0 0; } >"$tmp/x-badmagic.npy"
 

@@ -169,6 +169,8 @@ typedef struct sn_dataset {
   int32_t *y;            /* (n) */
   int classes;           /* 1 + max label */
   char origin[4096];     /* file or generator the samples came from, for messages */
+  char label_origin[4096]; /* where the labels came from when not origin (an NPY y,
+                              IDX labels, an HDF5 y dataset); "": origin */
   float *t;              /* (n, target_elems) float targets, or NULL (labels only) */
   int64_t target_elems;  /* per sample, 0 when t is NULL */
   /* Class labels given by name in a csv: class k is class_names[k], the distinct
@@ -191,6 +193,9 @@ typedef struct sn_dataset {
    * the same samples. NULL: the samples never change. */
   void (*epoch_fill)(const struct sn_dataset *ds, int epoch);
 } sn_dataset;
+
+/* Where ds's labels came from, for messages: label_origin, else origin. */
+const char *sn_dataset_label_origin(const sn_dataset *ds);
 
 /* Loads a source. Builtin sets are looked up under $SPECNET_DATA, then in the
  * Debian dataset package paths. */
