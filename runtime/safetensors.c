@@ -20,6 +20,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -675,6 +676,16 @@ static int read_tensor(FILE *f, const char *path, sn_model *m, const sn_param_in
     else
       for (int64_t e = 0; e < k; e++)
         ((double *)buf)[p->offset + e0 + e] = load_elem(chunk, es, bf16, e);
+    for (int64_t e = 0; e < k; e++) { /* in the model's dtype: an F64 1e39 is inf as f32 */
+      int64_t at = p->offset + e0 + e;
+      double v = m->dtype == SN_RT_F32 ? ((float *)buf)[at] : ((double *)buf)[at];
+      if (!isfinite(v))
+        return sn_fail(err,
+                       "%s: tensor '%.128s' element %lld is %s%s; weights must be finite (from "
+                       "a run that diverged?)",
+                       path, p->name, (long long)(e0 + e), isnan(v) ? "nan" : "inf",
+                       m->dtype == SN_RT_F32 && es == 8 ? " as float32" : "");
+    }
   }
   return 0;
 }
