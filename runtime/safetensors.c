@@ -676,7 +676,9 @@ static int read_tensor(FILE *f, const char *path, sn_model *m, const sn_param_in
     else
       for (int64_t e = 0; e < k; e++)
         ((double *)buf)[p->offset + e0 + e] = load_elem(chunk, es, bf16, e);
-    for (int64_t e = 0; e < k; e++) { /* in the model's dtype: an F64 1e39 is inf as f32 */
+    /* in the model's dtype (an F64 1e39 is inf as f32); not the training state's own
+     * records (__train__.*), where NaN marks a metric an epoch did not have */
+    for (int64_t e = 0; e < k && strncmp(p->name, "__train__.", 10); e++) {
       int64_t at = p->offset + e0 + e;
       double v = m->dtype == SN_RT_F32 ? ((float *)buf)[at] : ((double *)buf)[at];
       if (!isfinite(v))
