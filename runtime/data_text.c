@@ -155,6 +155,8 @@ static int list_inputs(const char *path, bool dirs, listing *L, sn_error *err) {
   }
   if (stat(path, &st)) return sn_fail(err, "%s: %s", path, strerror(errno));
   if (S_ISDIR(st.st_mode)) return list_dir(path, dirs, L, err);
+  if (!S_ISREG(st.st_mode)) /* a device or a pipe: /dev/zero would be read forever */
+    return sn_fail(err, "%s: not a regular file (a text source reads files and folders)", path);
   return add_entry(L, path, false, err);
 }
 
