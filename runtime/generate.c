@@ -142,12 +142,14 @@ int32_t sn_generator_next(sn_generator *g, const sn_sampler *s) {
     next = g->order[0];
   } else {
     top_k(g, k);
-    double top = g->score[g->order[0]] / s->temperature, total = 0;
-    for (int64_t i = 0; i < k; i++) total += exp(g->score[g->order[i]] / s->temperature - top);
+    /* differences from the top before dividing: a tiny temperature makes them
+     * -inf, where the quotients themselves would all be -inf and their difference NaN */
+    double top = g->score[g->order[0]], total = 0;
+    for (int64_t i = 0; i < k; i++) total += exp((g->score[g->order[i]] - top) / s->temperature);
     double u = sn_rand_uniform(s->seed, SN_STREAM_GENERATE, (uint64_t)g->produced) * total;
     next = g->order[k - 1]; /* rounding leaves u past the last bucket: the last one */
     for (int64_t i = 0; i < k; i++) {
-      u -= exp(g->score[g->order[i]] / s->temperature - top);
+      u -= exp((g->score[g->order[i]] - top) / s->temperature);
       if (u < 0) {
         next = g->order[i];
         break;

@@ -74,6 +74,13 @@ steps = [(ord(y) - ord(x)) % 26 for x, y in zip(t, t[1:])]
 assert set(steps) == {1, 2}, set(steps)
 assert 100 < steps.count(1) < 200, steps.count(1)  # 150 expected, sd 8.7
 EOF
+gen --weights "$tmp/two.safetensors" --prompt a --tokens 50 --temperature 1e-310 --seed 1 >"$tmp/cold.txt"
+check "a temperature near 0: still one of the two likeliest successors (no NaN weights)" "$py" - "$tmp/cold.txt" <<'EOF'
+import sys
+t = open(sys.argv[1]).read().rstrip("\n")
+assert len(t) == 51, len(t)
+assert {(ord(y) - ord(x)) % 26 for x, y in zip(t, t[1:])} <= {1, 2}, t
+EOF
 gen --weights "$tmp/two.safetensors" --prompt a --tokens 300 --top-k 2 --seed 1 >"$tmp/s1b.txt"
 gen --weights "$tmp/two.safetensors" --prompt a --tokens 300 --top-k 2 --seed 2 >"$tmp/s2.txt"
 check "the same seed gives the same text" cmp -s "$tmp/s1.txt" "$tmp/s1b.txt"
