@@ -64,7 +64,7 @@ static int write_text(const sn_spec *s, sn_model *m, const sn_vocab *t, const te
                        "([%lld, V]); this one gives %lld values per window",
                        (long long)T, (long long)m->output_elems);
   sn_generator g = {.predict = m->predict, .context = T, .vocab = V, .f64 = m->dtype == SN_RT_F64,
-                    .probs = sn_spec_softmax_output(s)};
+                    .probs = sn_spec_softmax_output(s), .tokens = sn_vocab_tokens(t)};
   g.args = (sn_step_args){.params = m->params, .state = m->state, .arena = m->arena, .step = 1, .seed = sn_spec_seed(s)};
   static sn_decoder dec; /* large: not on the stack */
   char why[256];

@@ -192,10 +192,11 @@ static int generate_main(int argc, char **argv) {
   void *arena = aligned_alloc(64, (size_t)((info->arena_bytes + 63) / 64 * 64 + 64));
   if (!arena) abort();
   const int64_t V = info->classes > 0 ? info->classes : info->output_elems;
-  sn_generator g = {.predict = sn_predict, .context = info->input_elems, .vocab = V,
-                    .f64 = info->dtype == SN_RT_F64, .probs = info->output_probs != 0, .dec = dec};
-  g.args = (sn_step_args){.params = (void *)sn_aot_params, .state = (void *)sn_aot_state, .arena = arena, .step = 1};
   sn_vocab voc = {.chars = info->n_chars ? sn_aot_chars : NULL, .n_chars = (int)info->n_chars};
+  sn_generator g = {.predict = sn_predict, .context = info->input_elems, .vocab = V,
+                    .f64 = info->dtype == SN_RT_F64, .probs = info->output_probs != 0, .dec = dec,
+                    .tokens = sn_vocab_tokens(&voc)};
+  g.args = (sn_step_args){.params = (void *)sn_aot_params, .state = (void *)sn_aot_state, .arena = arena, .step = 1};
   sn_error err = {0};
   int rc = 0;
   if (sn_generator_init(&g, &err) || sn_generator_push_text(&g, &voc, prompt, &err)) {

@@ -142,6 +142,17 @@ check "a prompt character outside the chars vocabulary: exit 2, named" bash -c \
 check "chars: the vocabulary's own characters generate (27 ids back to letters)" bash -c \
   'out=$("$1" generate "$2" --weights "$3" --prompt ab --tokens 20 --seed 4) && [ ${#out} -ge 22 ] &&
    ! printf %s "$out" | grep -q "[^a-z]"' _ "$specnet" "$tmp/chars.yaml" "$tmp/chars/model.safetensors"
+# a model with more outputs (40) than the vocabulary has characters (27): only ids
+# with text are drawn, so 30 tokens are 30 characters (untrained: ids 27..39 are as
+# likely as the rest)
+sed -e 's/vocab: 27/vocab: 40/' -e 's/units: 27/units: 40/' "$tmp/chars.yaml" >"$tmp/wide.yaml"
+"$specnet" train "$tmp/wide.yaml" --set train.epochs=0 --out "$tmp/wide" --quiet
+"$specnet" build "$tmp/wide.yaml" --weights "$tmp/wide/model.safetensors" -o "$tmp/wide_exe" --quiet
+"$specnet" generate "$tmp/wide.yaml" --weights "$tmp/wide/model.safetensors" --prompt ab --tokens 30 --seed 4 >"$tmp/wide.txt"
+check "more outputs than characters: 30 tokens are 30 characters of the vocabulary" bash -c \
+  'test "$(wc -c <"$1")" -eq 33 && ! grep -q "[^a-z]" "$1"' _ "$tmp/wide.txt"
+check "more outputs than characters: the AOT executable gives the same text" \
+  cmp -s "$tmp/wide.txt" <("$tmp/wide_exe" --generate --prompt ab --tokens 30 --seed 4)
 check "generate on a spec that is not a language model: exit 1, says why" bash -c \
   '"$1" generate specs/mnist_mlp.yaml --weights "$2" 2>&1 | grep -q "generate needs a language model" &&
    { "$1" generate specs/mnist_mlp.yaml --weights "$2" >/dev/null 2>&1; test $? -eq 1; }' \
