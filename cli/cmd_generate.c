@@ -26,11 +26,13 @@ static bool is_lm(const sn_spec *s) {
 }
 
 /* The tokenizer's table: bytes need none; chars come from vocab.json beside the
- * weights, else from the training text. *owned is what to free. */
+ * weights, else from the training text. The model's embedding must cover it (as
+ * in training: the key/value cache reads the embedding's rows unclamped). *owned
+ * is what to free. */
 static int load_tokens(const sn_spec *s, const char *weights, sn_vocab *t, uint32_t **owned, sn_dataset *train) {
   memset(t, 0, sizeof *t);
   *owned = NULL;
-  if (sn_spec_train_source(s)->tokenizer != SN_TOK_CHARS) return 0;
+  if (sn_spec_train_source(s)->tokenizer != SN_TOK_CHARS) return check_vocab_size(s, 256, "tokenizer: bytes");
   char msg[512];
   if (read_vocab(weights, owned, &t->n_chars, msg, sizeof msg)) {
     fprintf(stderr, "specnet: error: %s\n", msg);
@@ -38,7 +40,7 @@ static int load_tokens(const sn_spec *s, const char *weights, sn_vocab *t, uint3
   }
   if (*owned) {
     t->chars = *owned;
-    return 0;
+    return check_vocab_size(s, sn_vocab_tokens(t), "the vocab.json beside --weights");
   }
   sn_error err = {0};
   if (sn_dataset_load(sn_spec_train_source(s), train, &err))
@@ -46,7 +48,7 @@ static int load_tokens(const sn_spec *s, const char *weights, sn_vocab *t, uint3
   t->chars = train->chars;
   t->n_chars = train->n_chars;
   t->first_id = train->first_id;
-  return 0;
+  return check_text_vocab(s, train);
 }
 
 /* What one piece of generated text is: where it starts and how it is drawn. */

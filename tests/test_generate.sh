@@ -153,6 +153,24 @@ check "more outputs than characters: 30 tokens are 30 characters of the vocabula
   'test "$(wc -c <"$1")" -eq 33 && ! grep -q "[^a-z]" "$1"' _ "$tmp/wide.txt"
 check "more outputs than characters: the AOT executable gives the same text" \
   cmp -s "$tmp/wide.txt" <("$tmp/wide_exe" --generate --prompt ab --tokens 30 --seed 4)
+# a vocab.json that is not this model's: more characters than its embedding reads
+# (the cache would read past the table), none, or a code point beyond Unicode
+for bad in big:"$(seq -s ', ' 32 71)" none: huge:1114112; do
+  mkdir -p "$tmp/vocab_${bad%%:*}"
+  cp "$tmp/chars/model.safetensors" "$tmp/vocab_${bad%%:*}/"
+  printf '{"tokenizer": "chars", "first_id": 0, "pad_id": -1, "codepoints": [%s]}\n' "${bad#*:}" \
+    >"$tmp/vocab_${bad%%:*}/vocab.json"
+done
+check "a vocab.json larger than the embedding: exit 1 at the embedding's line" bash -c \
+  '"$1" generate "$2" --weights "$3" 2>&1 >/dev/null | grep -q "chars.yaml:[0-9]*:[0-9]*: error: embedding1: embedding vocab 27 is smaller than the text.s vocabulary of 40 tokens" &&
+   { "$1" generate "$2" --weights "$3" >/dev/null 2>&1; test $? -eq 1; }' \
+  _ "$specnet" "$tmp/chars.yaml" "$tmp/vocab_big/model.safetensors"
+for bad in none huge; do
+  check "a vocab.json with $bad characters is refused (exit 1)" bash -c \
+    '"$1" generate "$2" --weights "$3" 2>&1 >/dev/null | grep -q "vocab.json: not a vocabulary file" &&
+     { "$1" generate "$2" --weights "$3" >/dev/null 2>&1; test $? -eq 1; }' \
+    _ "$specnet" "$tmp/chars.yaml" "$tmp/vocab_$bad/model.safetensors"
+done
 check "generate on a spec that is not a language model: exit 1, says why" bash -c \
   '"$1" generate specs/mnist_mlp.yaml --weights "$2" 2>&1 | grep -q "generate needs a language model" &&
    { "$1" generate specs/mnist_mlp.yaml --weights "$2" >/dev/null 2>&1; test $? -eq 1; }' \
