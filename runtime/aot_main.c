@@ -131,16 +131,25 @@ static double out_at(const void *yb, bool f64, int64_t i) {
   return f64 ? ((const double *)yb)[i] : ((const float *)yb)[i];
 }
 
-/* A whole number >= 0 of an option (at most max), or -1 with a message. */
-static long long count_arg(const char *self, const char *opt, const char *val, unsigned long long max) {
+/* A whole number of an option from min to max, or -1 with a message. */
+static long long count_arg(const char *self, const char *opt, const char *val, unsigned long long min,
+                           unsigned long long max) {
   char *end;
   errno = 0;
   unsigned long long n = strtoull(val, &end, 10);
-  if (!*val || *end || val[0] == '-' || errno || n > max) {
-    fprintf(stderr, "%s: error: %s needs a whole number from 0 to %llu, got '%s'\n", self, opt, max, val);
+  if (!*val || *end || val[0] == '-' || errno || n < min || n > max) {
+    fprintf(stderr, "%s: error: %s needs a whole number from %llu to %llu, got '%s'\n", self, opt, min, max,
+            val);
     return -1;
   }
   return (long long)n;
+}
+
+/* --threads N: 1 to 1024, as specnet's own option */
+static bool threads_arg(const char *self, const char *val) {
+  long long n = count_arg(self, "--threads", val, 1, 1024);
+  if (n > 0) sn_set_threads((int)n);
+  return n > 0;
 }
 
 extern const sn_decoder sn_aot_decoder_v1 __attribute__((weak));
@@ -167,15 +176,15 @@ static int generate_main(int argc, char **argv) {
       continue;
     }
     if (!strcmp(a, "--threads") && v) {
-      sn_set_threads(atoi(v));
+      if (!threads_arg(argv[0], v)) return 2;
     } else if (!strcmp(a, "--prompt") && v) {
       prompt = v;
     } else if (!strcmp(a, "--tokens") && v) {
-      if ((tokens = count_arg(argv[0], a, v, 100000000)) < 0) return 2;
+      if ((tokens = count_arg(argv[0], a, v, 0, 100000000)) < 0) return 2;
     } else if (!strcmp(a, "--top-k") && v) {
-      if ((top_k = count_arg(argv[0], a, v, 100000000)) < 0) return 2;
+      if ((top_k = count_arg(argv[0], a, v, 0, 100000000)) < 0) return 2;
     } else if (!strcmp(a, "--seed") && v) {
-      if ((seed = count_arg(argv[0], a, v, INT64_MAX)) < 0) return 2;
+      if ((seed = count_arg(argv[0], a, v, 0, INT64_MAX)) < 0) return 2;
     } else if (!strcmp(a, "--temperature") && v) {
       char *end;
       temperature = strtod(v, &end);
@@ -259,7 +268,9 @@ int main(int argc, char **argv) {
     if (!strcmp(argv[i], "--input") && i + 1 < argc) in = argv[++i];
     else if (!strcmp(argv[i], "--output") && i + 1 < argc) outp = argv[++i];
     else if (!strcmp(argv[i], "--probs")) probs = true;
-    else if (!strcmp(argv[i], "--threads") && i + 1 < argc) sn_set_threads(atoi(argv[++i]));
+    else if (!strcmp(argv[i], "--threads") && i + 1 < argc) {
+      if (!threads_arg(argv[0], argv[++i])) return 2;
+    }
     else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
       usage(argv[0]);
       return 0;

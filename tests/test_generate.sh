@@ -91,6 +91,12 @@ check "the AOT executable's --generate gives the CLI's text (same seed)" \
   cmp -s "$tmp/s1.txt" <("$tmp/shift_exe" --generate --prompt a --tokens 300 --top-k 2 --seed 1)
 check "the AOT executable: greedy too" \
   test "$("$tmp/shift_exe" --generate --prompt abc --tokens 5 --temperature 0 2>&1)" = "abcdefgh"
+for bad in abc 0 -2 99999999999; do
+  check "the AOT executable: --threads $bad is a usage error (2), with and without --generate" bash -c \
+    '"$1" --generate --threads "$2" 2>&1 | grep -q "threads needs a whole number from 1 to 1024" &&
+     { "$1" --generate --threads "$2" >/dev/null 2>&1; test $? -eq 2; } &&
+     { "$1" --input "$1" --threads "$2" >/dev/null 2>&1; test $? -eq 2; }' _ "$tmp/shift_exe" "$bad"
+done
 
 # the key/value cache (the default where the model allows it) against a full
 # forward pass per token (--no-kv-cache): the same text, past the window too
