@@ -490,9 +490,12 @@ typedef struct records {
 
 static int push_record(records *R, const int32_t *tok, int64_t m, int32_t label, sn_error *err) {
   if (R->n == R->cap) {
-    R->cap = R->cap ? 2 * R->cap : 1024;
-    if (R->cap > MAX_TEXT_ELEMS / R->C)
-      return sn_fail(err, "too many records (%lld)", (long long)R->n);
+    const int64_t most = MAX_TEXT_ELEMS / R->C, first = (INT64_C(1) << 20) / R->C; /* about 1M ids */
+    if (R->n == most)
+      return sn_fail(err, "more than %lld records of %lld tokens (at most %lld tokens in all); lower length",
+                     (long long)most, (long long)R->C, (long long)MAX_TEXT_ELEMS);
+    R->cap = R->cap ? 2 * R->cap : first > 1024 ? 1024 : first > 1 ? first : 1;
+    if (R->cap > most) R->cap = most;
     int32_t *t = realloc(R->tok, (size_t)(R->cap * R->C) * sizeof(int32_t));
     if (t) R->tok = t;
     int32_t *l = realloc(R->label, (size_t)R->cap * sizeof(int32_t));
