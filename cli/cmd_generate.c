@@ -92,7 +92,7 @@ static int write_text(const sn_spec *s, sn_model *m, const sn_vocab *t, const te
       fflush(out); /* streamed: each token as it comes */
     }
     fputc('\n', out);
-    if (ferror(out)) rc = EXIT_SPEC;
+    if (fflush(out) != 0 || ferror(out)) rc = -1; /* the caller says so */
   }
   sn_generator_free(&g);
   return rc;
@@ -141,6 +141,10 @@ int cmd_generate(const opts *o) {
                   .sampler = {.temperature = o->temperature_set ? o->temperature : 1.0, .top_k = o->top_k,
                               .seed = o->seed_set ? o->seed : sn_spec_seed(S.spec)}};
   if (!rc) rc = write_text(S.spec, S.m, &t, &job, !o->no_kv_cache, stdout);
+  if (rc == -1) {
+    fprintf(stderr, "specnet: error: cannot write the text: %s\n", strerror(errno));
+    rc = EXIT_SPEC;
+  }
   free(owned);
   sn_dataset_free(&train);
   session_free(&S);

@@ -224,6 +224,10 @@ static int generate_main(int argc, char **argv) {
       fflush(stdout);
     }
     fputc('\n', stdout);
+    if (fflush(stdout) != 0 || ferror(stdout)) {
+      fprintf(stderr, "%s: error: cannot write the text: %s\n", argv[0], strerror(errno));
+      rc = 1;
+    }
   }
   sn_generator_free(&g);
   free(arena);
@@ -335,8 +339,9 @@ int main(int argc, char **argv) {
   free(yb);
   free(x.x);
   free(x.bytes);
-  if (outp && fclose(out)) {
-    fprintf(stderr, "%s: error: cannot write %s: %s\n", argv[0], outp, strerror(errno));
+  bool bad = ferror(out);
+  if (outp ? fclose(out) != 0 || bad : fflush(out) != 0 || bad) {
+    fprintf(stderr, "%s: error: cannot write %s: %s\n", argv[0], outp ? outp : "the output", strerror(errno));
     return 1;
   }
   return 0;

@@ -91,6 +91,18 @@ check "the AOT executable's --generate gives the CLI's text (same seed)" \
   cmp -s "$tmp/s1.txt" <("$tmp/shift_exe" --generate --prompt a --tokens 300 --top-k 2 --seed 1)
 check "the AOT executable: greedy too" \
   test "$("$tmp/shift_exe" --generate --prompt abc --tokens 5 --temperature 0 2>&1)" = "abcdefgh"
+printf '97,98,99,100,101,102,103,104\n' >"$tmp/ids.csv"
+if [ -w /dev/full ]; then # a full disk: an error and exit 1, not a silent success
+  check "generate to a full disk: exit 1, says so" bash -c \
+    '"$1" generate "$2" --weights "$3" --tokens 5 2>&1 >/dev/full | grep -q "cannot write the text" &&
+     { "$1" generate "$2" --weights "$3" --tokens 5 >/dev/full 2>&1; test $? -eq 1; }' \
+    _ "$specnet" "$tmp/shift.yaml" "$tmp/one.safetensors"
+  check "the AOT executable to a full disk: exit 1, with --generate and --input" bash -c \
+    '"$1" --generate --tokens 5 2>&1 >/dev/full | grep -q "cannot write the text" &&
+     { "$1" --generate --tokens 5 >/dev/full 2>&1; test $? -eq 1; } &&
+     "$1" --input "$2" 2>&1 >/dev/full | grep -q "cannot write the output" &&
+     { "$1" --input "$2" >/dev/full 2>&1; test $? -eq 1; }' _ "$tmp/shift_exe" "$tmp/ids.csv"
+fi
 for bad in abc 0 -2 99999999999; do
   check "the AOT executable: --threads $bad is a usage error (2), with and without --generate" bash -c \
     '"$1" --generate --threads "$2" 2>&1 | grep -q "threads needs a whole number from 1 to 1024" &&
