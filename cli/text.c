@@ -87,7 +87,7 @@ int check_text_sources(const sn_spec *s, FILE *out) {
     src.n_chars = train.n_chars;
     src.class_names = (const char *const *)train.class_names;
     src.n_class_names = train.n_class_names;
-    if (sn_dataset_load(&src, &other, &err)) {
+    if (sn_text_same_tokenizer(&src, &train, &err) || sn_dataset_load(&src, &other, &err)) {
       rc = data_error(s, at[i], err.msg);
       break;
     }

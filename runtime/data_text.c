@@ -747,6 +747,16 @@ int sn_text_split(sn_dataset *ds, double fraction, sn_dataset *held, sn_error *e
 
 int64_t sn_text_tokens(const sn_dataset *ds) { return ds->text ? ds->text->S : 0; }
 
+int sn_text_same_tokenizer(const sn_source *src, const sn_dataset *train, sn_error *err) {
+  if (src->kind != SN_SRC_TEXT || !train->vocab || (src->tokenizer == SN_TOK_CHARS) == (train->chars != NULL))
+    return 0;
+  return sn_fail(err,
+                 "%.3000s: tokenizer: %s, but the training text's is %s: its ids would stand for other "
+                 "tokens",
+                 src->path, src->tokenizer == SN_TOK_CHARS ? "chars" : "bytes",
+                 train->chars ? "chars" : "bytes");
+}
+
 int sn_text_token_utf8(const sn_dataset *ds, int64_t id, char *buf) {
   if (id == ds->pad_id || id < 0 || id >= ds->vocab) return 0;
   uint32_t c = (uint32_t)id;

@@ -283,6 +283,9 @@ int sn_dataset_text(const sn_source *src, sn_dataset *out, sn_error *err);
 int sn_text_split(sn_dataset *ds, double fraction, sn_dataset *held, sn_error *err);
 /* Tokens in an lm set's stream (0 for other sets). */
 int64_t sn_text_tokens(const sn_dataset *ds);
+/* 0, or an error when src is a text source whose tokenizer is not that of the
+ * training text `train` (its ids would mean other tokens). */
+int sn_text_same_tokenizer(const sn_source *src, const sn_dataset *train, sn_error *err);
 /* The text of token id `id` of a set (a byte, or the UTF-8 of a character) into buf
  * (at least 5 bytes); returns its length, 0 for padding or an unknown id. */
 int sn_text_token_utf8(const sn_dataset *ds, int64_t id, char *buf);
