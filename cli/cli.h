@@ -88,10 +88,12 @@ int new_run_dir(const char *name, char *dir, size_t cap);
 
 /* Text sources (text.c): `specnet check`'s summary of them (0 or an exit code);
  * an error when the model's first embedding does not cover the training text's
- * vocabulary; the run's vocab.json (chars table) written, and read back from
- * beside a weights file (0: read or none there, -1: unreadable, msg says why). */
+ * vocabulary (check_vocab_size: one of `tokens` ids); the run's vocab.json (chars
+ * table) written, and read back from beside a weights file (0: read or none there,
+ * -1: unreadable, msg says why). */
 int check_text_sources(const sn_spec *s, FILE *out);
 int check_text_vocab(const sn_spec *s, const sn_dataset *train);
+int check_vocab_size(const sn_spec *s, int64_t tokens, const char *origin);
 void write_vocab(const sn_dataset *train, const char *dir);
 int read_vocab(const char *weights, uint32_t **chars, int *n, char *msg, size_t cap);
 

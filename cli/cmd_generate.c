@@ -26,11 +26,13 @@ static bool is_lm(const sn_spec *s) {
 }
 
 /* The tokenizer's table: bytes need none; chars come from vocab.json beside the
- * weights, else from the training text. *owned is what to free. */
+ * weights, else from the training text. The model's embedding must cover it (as
+ * in training: the key/value cache reads the embedding's rows unclamped). *owned
+ * is what to free. */
 static int load_tokens(const sn_spec *s, const char *weights, sn_vocab *t, uint32_t **owned, sn_dataset *train) {
   memset(t, 0, sizeof *t);
   *owned = NULL;
-  if (sn_spec_train_source(s)->tokenizer != SN_TOK_CHARS) return 0;
+  if (sn_spec_train_source(s)->tokenizer != SN_TOK_CHARS) return check_vocab_size(s, 256, "tokenizer: bytes");
   char msg[512];
   if (read_vocab(weights, owned, &t->n_chars, msg, sizeof msg)) {
     fprintf(stderr, "specnet: error: %s\n", msg);
@@ -38,7 +40,7 @@ static int load_tokens(const sn_spec *s, const char *weights, sn_vocab *t, uint3
   }
   if (*owned) {
     t->chars = *owned;
-    return 0;
+    return check_vocab_size(s, sn_vocab_tokens(t), "the vocab.json beside --weights");
   }
   sn_error err = {0};
   if (sn_dataset_load(sn_spec_train_source(s), train, &err))
@@ -46,7 +48,7 @@ static int load_tokens(const sn_spec *s, const char *weights, sn_vocab *t, uint3
   t->chars = train->chars;
   t->n_chars = train->n_chars;
   t->first_id = train->first_id;
-  return 0;
+  return check_text_vocab(s, train);
 }
 
 /* What one piece of generated text is: where it starts and how it is drawn. */
@@ -64,7 +66,7 @@ static int write_text(const sn_spec *s, sn_model *m, const sn_vocab *t, const te
                        "([%lld, V]); this one gives %lld values per window",
                        (long long)T, (long long)m->output_elems);
   sn_generator g = {.predict = m->predict, .context = T, .vocab = V, .f64 = m->dtype == SN_RT_F64,
-                    .probs = sn_spec_softmax_output(s)};
+                    .probs = sn_spec_softmax_output(s), .tokens = sn_vocab_tokens(t)};
   g.args = (sn_step_args){.params = m->params, .state = m->state, .arena = m->arena, .step = 1, .seed = sn_spec_seed(s)};
   static sn_decoder dec; /* large: not on the stack */
   char why[256];
@@ -90,7 +92,7 @@ static int write_text(const sn_spec *s, sn_model *m, const sn_vocab *t, const te
       fflush(out); /* streamed: each token as it comes */
     }
     fputc('\n', out);
-    if (ferror(out)) rc = EXIT_SPEC;
+    if (fflush(out) != 0 || ferror(out)) rc = -1; /* the caller says so */
   }
   sn_generator_free(&g);
   return rc;
@@ -139,6 +141,10 @@ int cmd_generate(const opts *o) {
                   .sampler = {.temperature = o->temperature_set ? o->temperature : 1.0, .top_k = o->top_k,
                               .seed = o->seed_set ? o->seed : sn_spec_seed(S.spec)}};
   if (!rc) rc = write_text(S.spec, S.m, &t, &job, !o->no_kv_cache, stdout);
+  if (rc == -1) {
+    fprintf(stderr, "specnet: error: cannot write the text: %s\n", strerror(errno));
+    rc = EXIT_SPEC;
+  }
   free(owned);
   sn_dataset_free(&train);
   session_free(&S);

@@ -86,7 +86,7 @@ static int load_text_input(const sn_spec *s, const char *weights, const char *pa
   free(chars);
   sn_dataset_free(&train);
   if (rc) fprintf(stderr, "specnet: error: %s\n", err.msg);
-  return rc ? EXIT_SPEC : 0;
+  return rc ? EXIT_SPEC : check_text_vocab(s, ds); /* a vocab.json of another model */
 }
 
 /* An HDF5 input, FILE.h5 or FILE.h5:/DATASET (also .hdf5): its x dataset is the one

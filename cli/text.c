@@ -87,7 +87,7 @@ int check_text_sources(const sn_spec *s, FILE *out) {
     src.n_chars = train.n_chars;
     src.class_names = (const char *const *)train.class_names;
     src.n_class_names = train.n_class_names;
-    if (sn_dataset_load(&src, &other, &err)) {
+    if (sn_text_same_tokenizer(&src, &train, &err) || sn_dataset_load(&src, &other, &err)) {
       rc = data_error(s, at[i], err.msg);
       break;
     }
@@ -101,18 +101,23 @@ int check_text_sources(const sn_spec *s, FILE *out) {
 /* ---------------------------------------------------------------------------
  * The embedding against the vocabulary */
 
-/* An id at or above the embedding's vocab would be clamped: a silently wrong model. */
-int check_text_vocab(const sn_spec *s, const sn_dataset *train) {
-  if (!train->vocab) return 0;
+/* An id at or above the embedding's vocab would be clamped: a silently wrong model.
+ * tokens: the vocabulary's size; origin: where it comes from. */
+int check_vocab_size(const sn_spec *s, int64_t tokens, const char *origin) {
+  if (!tokens) return 0;
   const char *layer = NULL;
   sn_loc at = {0};
   int vocab = sn_spec_input_vocab(s, &layer, &at);
-  if (!vocab || vocab >= train->vocab) return 0;
+  if (!vocab || vocab >= tokens) return 0;
   char msg[512];
   snprintf(msg, sizeof msg,
            "%s: embedding vocab %d is smaller than the text's vocabulary of %lld tokens (from %.300s)",
-           layer, vocab, (long long)train->vocab, train->origin);
+           layer, vocab, (long long)tokens, origin);
   return data_error(s, at, msg);
+}
+
+int check_text_vocab(const sn_spec *s, const sn_dataset *train) {
+  return check_vocab_size(s, train->vocab, train->origin);
 }
 
 /* ---------------------------------------------------------------------------
@@ -160,10 +165,11 @@ int read_vocab(const char *weights, uint32_t **chars, int *n, char *msg, size_t 
         if (!more) break;
         *chars = more;
       }
-      if (*n > 0 && v <= (*chars)[*n - 1]) rc = -1; /* a table is sorted */
+      if (*n > 0 && v <= (*chars)[*n - 1]) rc = -1;            /* a table is sorted */
+      if (v > 0x10FFFF || (v >= 0xD800 && v <= 0xDFFF)) rc = -1; /* of Unicode characters */
       (*chars)[(*n)++] = v;
     }
-    if (!*chars || fgetc(f) != ']') rc = -1;
+    if (!*chars || !*n || fgetc(f) != ']') rc = -1;
   }
   fclose(f);
   if (rc) {

@@ -1148,6 +1148,19 @@ int sn_build_graph(const sn_spec *s, sn_dtype dtype, bool training, sn_graph *g,
     b.out_mask = -1;
     g->layer_out[li] = layer_builders[l->kind](&b, l, ins, n);
     if (g->layer_out[li] >= 0) b.mask[li] = layer_mask(&b, l, ins, n, g->layer_out[li]);
+    if (g->oversized >= 0) { /* sizes past it would overflow: stop here */
+      const sn_op *op = &g->ops[g->oversized];
+      char sh[128];
+      shape_str(&op->type, sh, sizeof sh);
+      if (op->code == SN_OP_PARAM)
+        sn_diag_error(d, l->loc, "%s: parameter '%s' %s would hold more than %lld values", l->name,
+                      g->params[op->param].name, sh, (long long)SN_MAX_ELEMS);
+      else
+        sn_diag_error(d, l->loc, "%s: a value of shape %s (%s) would hold more than %lld values per sample",
+                      l->name, sh, sn_opdefs[op->code].name, (long long)SN_MAX_ELEMS);
+      sn_diag_hint(d, "make the layer or the sequence smaller");
+      break;
+    }
   }
   free(b.mask);
   if (d->errors > errors0) return -1;

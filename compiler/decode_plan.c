@@ -121,6 +121,7 @@ int sn_decoder_plan(const sn_spec *s, const sn_model *m, sn_decoder *d, char *wh
   memset(d, 0, sizeof *d);
   if (m->dtype != SN_RT_F32) return sn_fail_buf(why, len, "an f64 model");
   if (s->input_rank != 1) return sn_fail_buf(why, len, "the model input is not [context] ids");
+  if (s->pad_id >= 0) return sn_fail_buf(why, len, "padded ids (pad_id), which the cache does not mask");
   if (s->n_layers > SN_DEC_MAX_OPS)
     return sn_fail_buf(why, len, "more than %d layers", SN_DEC_MAX_OPS);
   d->context = s->input_shape[0];

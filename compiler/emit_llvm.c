@@ -75,6 +75,7 @@ typedef struct emitter {
   LLVMValueRef *ref;          /* per value: pointer argument, or NULL */
   int *alias;                 /* per value: the value whose pointer it shares, or -1 */
   LLVMValueRef *row_memo, *elem_memo, *scalar_memo;
+  char *row_level;            /* per value: a row reduction, or element-wise of one */
   LLVMValueRef col;           /* current column index inside a column loop */
   LLVMValueRef tap, chan;     /* an im2col kernel's column as (tap, channel) when its
                                  loop runs taps outside and channels inside, else NULL */
@@ -231,6 +232,9 @@ static void die(const char *what) {
 static level level_of(emitter *e, int v) {
   const sn_type *t = &e->g->ops[v].type;
   if (!t->batched && t->rank == 0) return L_SCALAR;
+  /* one value per row by construction, though its shape also reads as elements:
+   * [N, 1] out of [N, 1, C] (a sequence of one step) in a kernel of N rows */
+  if (e->row_level[v] && t->batched == e->k->batched && sn_type_elems(t) == e->k->rows_mult) return L_ROW;
   if (t->batched == e->k->batched && t->rank >= 1) {
     int64_t m = 1;
     for (int i = 0; i < t->rank - 1; i++) m *= t->dim[i];
@@ -1033,6 +1037,8 @@ static void reset_elem_memo(emitter *e) {
 static LLVMValueRef reduce_row(emitter *e, int v) {
   const sn_op *op = &e->g->ops[v];
   int x = op->in[0];
+  if (level_of(e, x) == L_ROW) /* a row value, over its last axis of 1: itself */
+    return op->code == SN_OP_ROW_ARGMAX ? LLVMConstInt(e->i32, 0, 0) : gen_row(e, x);
   prepare_elem(e, x);
   int64_t C = last_dim(&e->g->ops[x].type);
   LLVMValueRef acc = entry_alloca(e, e->ft, "acc"), best = NULL;
@@ -2073,10 +2079,31 @@ static void emit_parts_call(emitter *e, int s, int k, step_ctx *sc, LLVMValueRef
   free(at);
 }
 
-static void emit_step(emitter *e, int s, sn_kernels *ks) {
-  static const char *names[] = {SN_FN_GRAD, SN_FN_EVAL, SN_FN_PREDICT};
+/* Step s's graph, and which of its values are one per row (level_of) */
+static void use_step(emitter *e, int s) {
   e->st = &e->p->steps[s];
   e->g = e->st->g;
+  for (int v = 0; v < e->g->n; v++) { /* inputs come before the values they feed */
+    const sn_op *op = &e->g->ops[v];
+    sn_opclass c = sn_opdefs[op->code].cls;
+    e->row_level[v] = c == SN_CLS_ROWRED;
+    if (c != SN_CLS_ELEM || sn_opdefs[op->code].gathers || op->code == SN_OP_ONEHOT ||
+        op->code == SN_OP_MASK_KEYS)
+      continue;
+    /* element-wise of row values, and of nothing per element but constants */
+    bool rows = false, elems = false;
+    for (int i = 0; i < op->n_in; i++) {
+      int w = op->in[i];
+      if (e->row_level[w]) rows = true;
+      else if (e->g->ops[w].type.batched) elems = true;
+    }
+    e->row_level[v] = rows && !elems;
+  }
+}
+
+static void emit_step(emitter *e, int s, sn_kernels *ks) {
+  static const char *names[] = {SN_FN_GRAD, SN_FN_EVAL, SN_FN_PREDICT};
+  use_step(e, s);
   int *refs = malloc(sizeof(int) * (size_t)(e->g->n + 1));
   if (!refs) abort();
   /* kernels first: each is its own function */
@@ -2478,7 +2505,8 @@ static void emitter_init(emitter *e, sn_codegen *cg, const sn_plan *p, LLVMModul
   e->elem_memo = calloc(n, sizeof(LLVMValueRef));
   e->scalar_memo = calloc(n, sizeof(LLVMValueRef));
   e->alias = calloc(n, sizeof(int));
-  if (!e->ref || !e->row_memo || !e->elem_memo || !e->scalar_memo || !e->alias) abort();
+  e->row_level = calloc(n, 1);
+  if (!e->ref || !e->row_memo || !e->elem_memo || !e->scalar_memo || !e->alias || !e->row_level) abort();
 }
 
 static void emitter_done(emitter *e) {
@@ -2487,6 +2515,7 @@ static void emitter_done(emitter *e) {
   free(e->elem_memo);
   free(e->scalar_memo);
   free(e->alias);
+  free(e->row_level);
   LLVMDisposeBuilder(e->b);
   LLVMDisposeBuilder(e->sb);
 }
@@ -2555,8 +2584,7 @@ static int64_t module_cost(LLVMModuleRef m) {
 static void move_kernel(emitter *to, int s, int k, LLVMValueRef fn, int *refs) {
   char name[64];
   snprintf(name, sizeof name, "%s.k%d", sn_step_name((sn_step_kind)s), k);
-  to->st = &to->p->steps[s];
-  to->g = to->st->g;
+  use_step(to, s);
   int nr;
   LLVMValueRef copy = emit_fused(to, s, k, refs, &nr);
   LLVMValueRef had = LLVMGetNamedFunction(to->mod, name); /* a declaration, if any */

@@ -21,6 +21,7 @@ void sn_graph_init(sn_graph *g, sn_dtype dtype) {
   g->dtype = dtype;
   g->input = g->label = g->target = g->logits = g->output = -1;
   g->loss_sum = g->objective = -1;
+  g->oversized = -1;
   g->hash_cap = 1024;
   g->hash = xrealloc(NULL, sizeof(int) * (size_t)g->hash_cap);
   for (int i = 0; i < g->hash_cap; i++) g->hash[i] = -1;
@@ -88,6 +89,15 @@ static void hash_grow(sn_graph *g) {
   for (int v = 0; v < g->n; v++) hash_insert(g, v);
 }
 
+/* The product of n dims into *count; false past SN_MAX_ELEMS (no overflow on the way). */
+static bool elems_fit(int n, const int64_t *dim, int64_t *count) {
+  int64_t c = 1;
+  for (int i = 0; i < n; i++)
+    if (dim[i] < 0 || __builtin_mul_overflow(c, dim[i], &c) || c > SN_MAX_ELEMS) return false;
+  *count = c;
+  return true;
+}
+
 int sn_graph_add(sn_graph *g, const sn_op *op_in, char *err, size_t errlen) {
   sn_op op = *op_in;
   const sn_opdef *def = &sn_opdefs[op.code];
@@ -108,6 +118,8 @@ int sn_graph_add(sn_graph *g, const sn_op *op_in, char *err, size_t errlen) {
     g->ops = xrealloc(g->ops, sizeof(sn_op) * (size_t)g->cap);
   }
   int v = g->n++;
+  int64_t count;
+  if (g->oversized < 0 && !elems_fit(op.type.rank, op.type.dim, &count)) g->oversized = v;
   g->ops[v] = op;
   if (2 * g->n > g->hash_cap) hash_grow(g);
   else hash_insert(g, v);
@@ -165,11 +177,8 @@ static int param_add(sn_graph *g, const char *name, int rank, const int64_t *sha
   memset(p, 0, sizeof *p);
   snprintf(p->name, sizeof p->name, "%s", name);
   p->rank = rank;
-  p->count = 1;
-  for (int i = 0; i < rank; i++) {
-    p->shape[i] = shape[i];
-    p->count *= shape[i];
-  }
+  for (int i = 0; i < rank; i++) p->shape[i] = shape[i];
+  if (!elems_fit(rank, shape, &p->count)) p->count = 0; /* the op is oversized: the graph is refused */
   /* Each parameter starts on a 64-byte boundary (16 floats) for aligned loads. */
   int64_t *top = buffer ? &g->state_count : &g->param_count;
   p->offset = (*top + 15) / 16 * 16;

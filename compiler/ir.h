@@ -89,6 +89,8 @@ typedef struct sn_graph {
   int *param_grad;      /* value of each param's gradient, -1 until autodiff */
   int64_t param_count;  /* P: trainable parameters */
   int64_t state_count;  /* Q: non-trainable state (running statistics) */
+  int oversized;        /* the first value (a parameter too) of more than SN_MAX_ELEMS
+                           elements (per sample), -1 none; build_graph reports it */
   /* named values */
   int input, label;     /* -1 if absent */
   int target;           /* float targets, -1 if the loss reads labels */
@@ -114,6 +116,9 @@ typedef struct sn_graph {
 } sn_graph;
 
 /* ---- ir.c */
+/* Elements of one value per sample (of a parameter: in all) at most: 128 GiB of
+ * floats, so that sizes in bytes of a batch (at most 2^24 rows) fit int64. */
+#define SN_MAX_ELEMS (INT64_C(1) << 35)
 void sn_graph_init(sn_graph *g, sn_dtype dtype);
 void sn_graph_free(sn_graph *g);
 /* Adds (or finds) an op; runs the op's shape rule. Returns the value, or -1 with

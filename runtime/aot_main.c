@@ -52,8 +52,12 @@ static int read_csv(const char *path, double **data, int64_t *rows, int64_t *col
       }
       if (used == size) {
         size = size ? 2 * size : 4096;
-        v = realloc(v, sizeof(double) * size);
-        if (!v) abort();
+        double *more = realloc(v, sizeof(double) * size);
+        if (!more) {
+          rc = sn_fail(err, "%s: out of memory at line %lld", path, (long long)line_no);
+          break;
+        }
+        v = more;
       }
       v[used++] = x;
       if (!*end) {
@@ -62,6 +66,7 @@ static int read_csv(const char *path, double **data, int64_t *rows, int64_t *col
       }
       p = end + 1;
     }
+    if (rc) break;
     if (!numeric) {
       used = start;
       if (line_no == 1) continue; /* a header row */
@@ -209,12 +214,17 @@ static int generate_main(int argc, char **argv) {
     i++;
   }
   void *arena = aligned_alloc(64, (size_t)((info->arena_bytes + 63) / 64 * 64 + 64));
-  if (!arena) abort();
+  if (!arena) {
+    fprintf(stderr, "%s: error: out of memory for the model's buffers (%lld bytes)\n", argv[0],
+            (long long)info->arena_bytes);
+    return 1;
+  }
   const int64_t V = info->classes > 0 ? info->classes : info->output_elems;
-  sn_generator g = {.predict = sn_predict, .context = info->input_elems, .vocab = V,
-                    .f64 = info->dtype == SN_RT_F64, .probs = info->output_probs != 0, .dec = dec};
-  g.args = (sn_step_args){.params = (void *)sn_aot_params, .state = (void *)sn_aot_state, .arena = arena, .step = 1};
   sn_vocab voc = {.chars = info->n_chars ? sn_aot_chars : NULL, .n_chars = (int)info->n_chars};
+  sn_generator g = {.predict = sn_predict, .context = info->input_elems, .vocab = V,
+                    .f64 = info->dtype == SN_RT_F64, .probs = info->output_probs != 0, .dec = dec,
+                    .tokens = sn_vocab_tokens(&voc)};
+  g.args = (sn_step_args){.params = (void *)sn_aot_params, .state = (void *)sn_aot_state, .arena = arena, .step = 1};
   sn_error err = {0};
   int rc = 0;
   if (sn_generator_init(&g, &err) || sn_generator_push_text(&g, &voc, prompt, &err)) {
@@ -233,6 +243,10 @@ static int generate_main(int argc, char **argv) {
       fflush(stdout);
     }
     fputc('\n', stdout);
+    if (fflush(stdout) != 0 || ferror(stdout)) {
+      fprintf(stderr, "%s: error: cannot write the text: %s\n", argv[0], strerror(errno));
+      rc = 1;
+    }
   }
   sn_generator_free(&g);
   free(arena);
@@ -320,7 +334,17 @@ int main(int argc, char **argv) {
   void *arena = aligned_alloc(64, (size_t)((info->arena_bytes + 63) / 64 * 64 + 64));
   void *xb = malloc(es * (size_t)(cap * E));
   void *yb = malloc(es * (size_t)(cap * O));
-  if (!arena || !xb || !yb) abort();
+  if (!arena || !xb || !yb) {
+    fprintf(stderr, "%s: error: out of memory for the model's buffers (%lld bytes, a batch of %lld)\n", argv[0],
+            (long long)(info->arena_bytes + (int64_t)es * cap * (E + O)), (long long)cap);
+    free(arena);
+    free(xb);
+    free(yb);
+    free(x.x);
+    free(x.bytes);
+    if (outp) fclose(out);
+    return 1;
+  }
   sn_step_args a = {.params = (void *)sn_aot_params, .state = (void *)sn_aot_state, .arena = arena, .x = xb,
                     .out = yb, .step = 1};
   for (int64_t i = 0; i < n; i += cap) {
@@ -344,8 +368,9 @@ int main(int argc, char **argv) {
   free(yb);
   free(x.x);
   free(x.bytes);
-  if (outp && fclose(out)) {
-    fprintf(stderr, "%s: error: cannot write %s: %s\n", argv[0], outp, strerror(errno));
+  bool bad = ferror(out);
+  if (outp ? fclose(out) != 0 || bad : fflush(out) != 0 || bad) {
+    fprintf(stderr, "%s: error: cannot write %s: %s\n", argv[0], outp ? outp : "the output", strerror(errno));
     return 1;
   }
   return 0;

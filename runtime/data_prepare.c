@@ -27,6 +27,7 @@ static int load_one(const sn_data_config *c, const sn_model *m, const sn_source 
     src.class_names = (const char *const *)train->class_names;
     src.n_class_names = train->n_class_names;
   }
+  if (train && sn_text_same_tokenizer(&src, train, err)) return -1;
   if (train && train->chars) { /* a text source reads the training text's characters */
     src.chars = train->chars;
     src.n_chars = train->n_chars;

@@ -155,6 +155,8 @@ static int list_inputs(const char *path, bool dirs, listing *L, sn_error *err) {
   }
   if (stat(path, &st)) return sn_fail(err, "%s: %s", path, strerror(errno));
   if (S_ISDIR(st.st_mode)) return list_dir(path, dirs, L, err);
+  if (!S_ISREG(st.st_mode)) /* a device or a pipe: /dev/zero would be read forever */
+    return sn_fail(err, "%s: not a regular file (a text source reads files and folders)", path);
   return add_entry(L, path, false, err);
 }
 
@@ -488,9 +490,12 @@ typedef struct records {
 
 static int push_record(records *R, const int32_t *tok, int64_t m, int32_t label, sn_error *err) {
   if (R->n == R->cap) {
-    R->cap = R->cap ? 2 * R->cap : 1024;
-    if (R->cap > MAX_TEXT_ELEMS / R->C)
-      return sn_fail(err, "too many records (%lld)", (long long)R->n);
+    const int64_t most = MAX_TEXT_ELEMS / R->C, first = (INT64_C(1) << 20) / R->C; /* about 1M ids */
+    if (R->n == most)
+      return sn_fail(err, "more than %lld records of %lld tokens (at most %lld tokens in all); lower length",
+                     (long long)most, (long long)R->C, (long long)MAX_TEXT_ELEMS);
+    R->cap = R->cap ? 2 * R->cap : first > 1024 ? 1024 : first > 1 ? first : 1;
+    if (R->cap > most) R->cap = most;
     int32_t *t = realloc(R->tok, (size_t)(R->cap * R->C) * sizeof(int32_t));
     if (t) R->tok = t;
     int32_t *l = realloc(R->label, (size_t)R->cap * sizeof(int32_t));
@@ -741,6 +746,16 @@ int sn_text_split(sn_dataset *ds, double fraction, sn_dataset *held, sn_error *e
 }
 
 int64_t sn_text_tokens(const sn_dataset *ds) { return ds->text ? ds->text->S : 0; }
+
+int sn_text_same_tokenizer(const sn_source *src, const sn_dataset *train, sn_error *err) {
+  if (src->kind != SN_SRC_TEXT || !train->vocab || (src->tokenizer == SN_TOK_CHARS) == (train->chars != NULL))
+    return 0;
+  return sn_fail(err,
+                 "%.3000s: tokenizer: %s, but the training text's is %s: its ids would stand for other "
+                 "tokens",
+                 src->path, src->tokenizer == SN_TOK_CHARS ? "chars" : "bytes",
+                 train->chars ? "chars" : "bytes");
+}
 
 int sn_text_token_utf8(const sn_dataset *ds, int64_t id, char *buf) {
   if (id == ds->pad_id || id < 0 || id >= ds->vocab) return 0;

@@ -49,6 +49,7 @@ int sn_generator_init(sn_generator *g, sn_error *err) {
     sn_generator_free(g);
     return sn_fail(err, "out of memory for generation buffers");
   }
+  if (g->tokens <= 0 || g->tokens > g->vocab) g->tokens = g->vocab;
   g->filled = 0;
   g->produced = 0;
   g->cached = 0;
@@ -90,13 +91,14 @@ static void last_scores(sn_generator *g) {
   }
 }
 
-/* order[0..k) = the ids of the k largest scores (a partial selection sort: k is
- * small, and a full sort would still be cheap next to the forward pass). */
+/* order[0..k) = the ids of the k largest scores among the ids with text (a
+ * partial selection sort: k is small, and a full sort would still be cheap next
+ * to the forward pass). */
 static void top_k(sn_generator *g, int64_t k) {
-  for (int64_t i = 0; i < g->vocab; i++) g->order[i] = (int32_t)i;
+  for (int64_t i = 0; i < g->tokens; i++) g->order[i] = (int32_t)i;
   for (int64_t i = 0; i < k; i++) {
     int64_t best = i;
-    for (int64_t j = i + 1; j < g->vocab; j++)
+    for (int64_t j = i + 1; j < g->tokens; j++)
       if (g->score[g->order[j]] > g->score[g->order[best]]) best = j;
     int32_t t = g->order[i];
     g->order[i] = g->order[best];
@@ -135,19 +137,21 @@ void sn_generator_scores(sn_generator *g) {
 
 int32_t sn_generator_next(sn_generator *g, const sn_sampler *s) {
   sn_generator_scores(g);
-  int64_t k = s->top_k > 0 && s->top_k < g->vocab ? s->top_k : g->vocab;
+  int64_t k = s->top_k > 0 && s->top_k < g->tokens ? s->top_k : g->tokens;
   int32_t next;
   if (!(s->temperature > 0)) {
     top_k(g, 1);
     next = g->order[0];
   } else {
     top_k(g, k);
-    double top = g->score[g->order[0]] / s->temperature, total = 0;
-    for (int64_t i = 0; i < k; i++) total += exp(g->score[g->order[i]] / s->temperature - top);
+    /* differences from the top before dividing: a tiny temperature makes them
+     * -inf, where the quotients themselves would all be -inf and their difference NaN */
+    double top = g->score[g->order[0]], total = 0;
+    for (int64_t i = 0; i < k; i++) total += exp((g->score[g->order[i]] - top) / s->temperature);
     double u = sn_rand_uniform(s->seed, SN_STREAM_GENERATE, (uint64_t)g->produced) * total;
     next = g->order[k - 1]; /* rounding leaves u past the last bucket: the last one */
     for (int64_t i = 0; i < k; i++) {
-      u -= exp(g->score[g->order[i]] / s->temperature - top);
+      u -= exp((g->score[g->order[i]] - top) / s->temperature);
       if (u < 0) {
         next = g->order[i];
         break;
@@ -188,6 +192,8 @@ int32_t sn_vocab_id(const sn_vocab *v, uint32_t cp) {
   }
   return -1;
 }
+
+int64_t sn_vocab_tokens(const sn_vocab *v) { return v->chars ? (int64_t)v->first_id + v->n_chars : 256; }
 
 int sn_token_text(const sn_vocab *v, int32_t id, char out[4]) {
   if (!v->chars) {

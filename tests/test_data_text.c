@@ -309,6 +309,23 @@ static void test_errors(void) {
   expect_error(&src, "%s/nothing*.txt: no file matches the pattern");
 }
 
+/* Records of 2^22 tokens: one is 16 MB; room for 1024 of them at once would have
+ * been past the 2^31-token limit (refused as "too many records (0)"). */
+static void test_classify_long(void) {
+  write_text("long.txt", "one record\n");
+  sn_source src = text_source("long.txt", SN_TEXT_CLASSIFY, SN_TOK_BYTES, INT64_C(1) << 22);
+  sn_dataset ds;
+  sn_error err = {0};
+  int rc = sn_dataset_load(&src, &ds, &err);
+  CHECK(rc == 0, "%s", err.msg);
+  if (rc) return;
+  CHECK(ds.n == 1 && ds.sample_elems == INT64_C(1) << 22, "n %lld, length %lld", (long long)ds.n,
+        (long long)ds.sample_elems);
+  CHECK(ds.x[0] == 'o' && ds.x[9] == 'd' && ds.x[10] == 0 && ds.x[ds.sample_elems - 1] == 0,
+        "the record is not 'one record' padded with 0");
+  sn_dataset_free(&ds);
+}
+
 int main(void) {
   snprintf(tmpdir, sizeof tmpdir, "/tmp/specnet-text-XXXXXX");
   if (!mkdtemp(tmpdir)) {
@@ -322,6 +339,7 @@ int main(void) {
   test_classify();
   test_classify_folders();
   test_errors();
+  test_classify_long();
   char cmd[128];
   snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
   if (system(cmd)) fprintf(stderr, "could not remove %s\n", tmpdir);

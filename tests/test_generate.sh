@@ -74,6 +74,13 @@ steps = [(ord(y) - ord(x)) % 26 for x, y in zip(t, t[1:])]
 assert set(steps) == {1, 2}, set(steps)
 assert 100 < steps.count(1) < 200, steps.count(1)  # 150 expected, sd 8.7
 EOF
+gen --weights "$tmp/two.safetensors" --prompt a --tokens 50 --temperature 1e-310 --seed 1 >"$tmp/cold.txt"
+check "a temperature near 0: still one of the two likeliest successors (no NaN weights)" "$py" - "$tmp/cold.txt" <<'EOF'
+import sys
+t = open(sys.argv[1]).read().rstrip("\n")
+assert len(t) == 51, len(t)
+assert {(ord(y) - ord(x)) % 26 for x, y in zip(t, t[1:])} <= {1, 2}, t
+EOF
 gen --weights "$tmp/two.safetensors" --prompt a --tokens 300 --top-k 2 --seed 1 >"$tmp/s1b.txt"
 gen --weights "$tmp/two.safetensors" --prompt a --tokens 300 --top-k 2 --seed 2 >"$tmp/s2.txt"
 check "the same seed gives the same text" cmp -s "$tmp/s1.txt" "$tmp/s1b.txt"
@@ -84,6 +91,24 @@ check "the AOT executable's --generate gives the CLI's text (same seed)" \
   cmp -s "$tmp/s1.txt" <("$tmp/shift_exe" --generate --prompt a --tokens 300 --top-k 2 --seed 1)
 check "the AOT executable: greedy too" \
   test "$("$tmp/shift_exe" --generate --prompt abc --tokens 5 --temperature 0 2>&1)" = "abcdefgh"
+printf '97,98,99,100,101,102,103,104\n' >"$tmp/ids.csv"
+if [ -w /dev/full ]; then # a full disk: an error and exit 1, not a silent success
+  check "generate to a full disk: exit 1, says so" bash -c \
+    '"$1" generate "$2" --weights "$3" --tokens 5 2>&1 >/dev/full | grep -q "cannot write the text" &&
+     { "$1" generate "$2" --weights "$3" --tokens 5 >/dev/full 2>&1; test $? -eq 1; }' \
+    _ "$specnet" "$tmp/shift.yaml" "$tmp/one.safetensors"
+  check "the AOT executable to a full disk: exit 1, with --generate and --input" bash -c \
+    '"$1" --generate --tokens 5 2>&1 >/dev/full | grep -q "cannot write the text" &&
+     { "$1" --generate --tokens 5 >/dev/full 2>&1; test $? -eq 1; } &&
+     "$1" --input "$2" 2>&1 >/dev/full | grep -q "cannot write the output" &&
+     { "$1" --input "$2" >/dev/full 2>&1; test $? -eq 1; }' _ "$tmp/shift_exe" "$tmp/ids.csv"
+fi
+for bad in abc 0 -2 99999999999; do
+  check "the AOT executable: --threads $bad is a usage error (2), with and without --generate" bash -c \
+    '"$1" --generate --threads "$2" 2>&1 | grep -q "threads needs a whole number from 1 to 1024" &&
+     { "$1" --generate --threads "$2" >/dev/null 2>&1; test $? -eq 2; } &&
+     { "$1" --input "$1" --threads "$2" >/dev/null 2>&1; test $? -eq 2; }' _ "$tmp/shift_exe" "$bad"
+done
 
 # the key/value cache (the default where the model allows it) against a full
 # forward pass per token (--no-kv-cache): the same text, past the window too
@@ -124,6 +149,18 @@ for seed in 1 2 3; do
     _ "$kv" "$tmp/gpt_exe" "${opts[@]}"
 done
 
+# model.pad_id on a language model: the full pass leaves the padding id out of
+# attention's keys; the cache does not mask, so it must not run such a model
+# (here the padding id 0 is the line break of a chars table, which the prompt holds)
+sed -e 's/tokenizer: bytes/tokenizer: chars/' -e 's/vocab: 256/vocab: 27/' -e 's/units: 256/units: 27/' \
+  -e 's/^  input: \[8\]/  input: [8]\n  pad_id: 0/' "$tmp/tiny_gpt.yaml" >"$tmp/pad_gpt.yaml"
+"$specnet" train "$tmp/pad_gpt.yaml" --out "$tmp/pad_gpt" --quiet
+for seed in 1 2 3; do
+  pad=("$specnet" generate "$tmp/pad_gpt.yaml" --weights "$tmp/pad_gpt/model.safetensors" --prompt $'ab\ncd\n' --tokens 20 --seed $seed)
+  check "pad_id: the default (cache where it applies) gives the full pass's text, seed $seed" \
+    test "$("${pad[@]}")" = "$("${pad[@]}" --no-kv-cache)"
+done
+
 # a chars vocabulary (a-z and the line break): '!' is not in it
 sed -e 's/tokenizer: bytes/tokenizer: chars/' -e 's/vocab: 256/vocab: 27/' -e 's/units: 256/units: 27/' \
   "$tmp/shift.yaml" >"$tmp/chars.yaml"
@@ -135,6 +172,35 @@ check "a prompt character outside the chars vocabulary: exit 2, named" bash -c \
 check "chars: the vocabulary's own characters generate (27 ids back to letters)" bash -c \
   'out=$("$1" generate "$2" --weights "$3" --prompt ab --tokens 20 --seed 4) && [ ${#out} -ge 22 ] &&
    ! printf %s "$out" | grep -q "[^a-z]"' _ "$specnet" "$tmp/chars.yaml" "$tmp/chars/model.safetensors"
+# a model with more outputs (40) than the vocabulary has characters (27): only ids
+# with text are drawn, so 30 tokens are 30 characters (untrained: ids 27..39 are as
+# likely as the rest)
+sed -e 's/vocab: 27/vocab: 40/' -e 's/units: 27/units: 40/' "$tmp/chars.yaml" >"$tmp/wide.yaml"
+"$specnet" train "$tmp/wide.yaml" --set train.epochs=0 --out "$tmp/wide" --quiet
+"$specnet" build "$tmp/wide.yaml" --weights "$tmp/wide/model.safetensors" -o "$tmp/wide_exe" --quiet
+"$specnet" generate "$tmp/wide.yaml" --weights "$tmp/wide/model.safetensors" --prompt ab --tokens 30 --seed 4 >"$tmp/wide.txt"
+check "more outputs than characters: 30 tokens are 30 characters of the vocabulary" bash -c \
+  'test "$(wc -c <"$1")" -eq 33 && ! grep -q "[^a-z]" "$1"' _ "$tmp/wide.txt"
+check "more outputs than characters: the AOT executable gives the same text" \
+  cmp -s "$tmp/wide.txt" <("$tmp/wide_exe" --generate --prompt ab --tokens 30 --seed 4)
+# a vocab.json that is not this model's: more characters than its embedding reads
+# (the cache would read past the table), none, or a code point beyond Unicode
+for bad in big:"$(seq -s ', ' 32 71)" none: huge:1114112; do
+  mkdir -p "$tmp/vocab_${bad%%:*}"
+  cp "$tmp/chars/model.safetensors" "$tmp/vocab_${bad%%:*}/"
+  printf '{"tokenizer": "chars", "first_id": 0, "pad_id": -1, "codepoints": [%s]}\n' "${bad#*:}" \
+    >"$tmp/vocab_${bad%%:*}/vocab.json"
+done
+check "a vocab.json larger than the embedding: exit 1 at the embedding's line" bash -c \
+  '"$1" generate "$2" --weights "$3" 2>&1 >/dev/null | grep -q "chars.yaml:[0-9]*:[0-9]*: error: embedding1: embedding vocab 27 is smaller than the text.s vocabulary of 40 tokens" &&
+   { "$1" generate "$2" --weights "$3" >/dev/null 2>&1; test $? -eq 1; }' \
+  _ "$specnet" "$tmp/chars.yaml" "$tmp/vocab_big/model.safetensors"
+for bad in none huge; do
+  check "a vocab.json with $bad characters is refused (exit 1)" bash -c \
+    '"$1" generate "$2" --weights "$3" 2>&1 >/dev/null | grep -q "vocab.json: not a vocabulary file" &&
+     { "$1" generate "$2" --weights "$3" >/dev/null 2>&1; test $? -eq 1; }' \
+    _ "$specnet" "$tmp/chars.yaml" "$tmp/vocab_$bad/model.safetensors"
+done
 check "generate on a spec that is not a language model: exit 1, says why" bash -c \
   '"$1" generate specs/mnist_mlp.yaml --weights "$2" 2>&1 | grep -q "generate needs a language model" &&
    { "$1" generate specs/mnist_mlp.yaml --weights "$2" >/dev/null 2>&1; test $? -eq 1; }' \

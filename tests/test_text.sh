@@ -120,6 +120,15 @@ assert set(t) <= set("αβγδεζηθικλμ\n"), set(t)
 printf 'αβγδεζηθικλμαβγδε' >in.txt
 pred=$("$specnet" predict bigram.yaml --weights run/model.safetensors --input in.txt --quiet)
 [ "$pred" = "1,2,3,4,5,6,7,8,9,10,11,0,1,2,3,4" ] || fail "predict on in.txt: $pred"
+# beside weights whose vocab.json is another model's (more characters than the
+# embedding's vocab: their ids would be clamped to its last row), predict refuses
+mkdir -p other && cp run/model.safetensors other/
+python3 -c 'import json; json.dump({"tokenizer": "chars", "first_id": 0, "pad_id": -1,
+  "codepoints": sorted(ord(c) for c in "abcdefghijklmnopqrstuvwxyzαβγδεζηθικλμ")}, open("other/vocab.json", "w"))'
+"$specnet" predict bigram.yaml --weights other/model.safetensors --input in.txt >/dev/null 2>err.txt &&
+  fail "predict took a vocab.json larger than the model's embedding"
+grep -q "embedding vocab 12 is smaller than the text's vocabulary of 38 tokens" err.txt ||
+  fail "predict with another model's vocab.json: $(cat err.txt)"
 
 # the same from a model executable (specnet build), on the ids as a CSV row
 "$specnet" build bigram.yaml --weights run/model.safetensors -o model >/dev/null

@@ -288,6 +288,9 @@ int sn_dataset_text(const sn_source *src, sn_dataset *out, sn_error *err);
 int sn_text_split(sn_dataset *ds, double fraction, sn_dataset *held, sn_error *err);
 /* Tokens in an lm set's stream (0 for other sets). */
 int64_t sn_text_tokens(const sn_dataset *ds);
+/* 0, or an error when src is a text source whose tokenizer is not that of the
+ * training text `train` (its ids would mean other tokens). */
+int sn_text_same_tokenizer(const sn_source *src, const sn_dataset *train, sn_error *err);
 /* The text of token id `id` of a set (a byte, or the UTF-8 of a character) into buf
  * (at least 5 bytes); returns its length, 0 for padding or an unknown id. */
 int sn_text_token_utf8(const sn_dataset *ds, int64_t id, char *buf);
@@ -665,6 +668,8 @@ typedef struct sn_generator {
   int64_t vocab;      /* scores per position: the output [context, vocab] */
   bool f64;           /* the model's dtype */
   bool probs;         /* the output is probabilities (a softmax), else logits */
+  int64_t tokens;     /* ids that have text (sn_vocab_tokens): draws are among
+                         [0, tokens); 0: every id of vocab */
   const sn_decoder *dec; /* NULL (or version 0): a full forward pass per token; else
                             the key/value cache while the text fits the window */
   /* owned: buffers allocated once, the text's last `context` ids */
@@ -692,6 +697,8 @@ int sn_generator_push_text(sn_generator *g, const sn_vocab *v, const char *text,
 int sn_token_text(const sn_vocab *v, int32_t id, char out[4]);
 /* The id of code point cp (a byte under bytes), or -1. */
 int32_t sn_vocab_id(const sn_vocab *v, uint32_t cp);
+/* How many ids have text: ids [0, n) (256 under bytes). */
+int64_t sn_vocab_tokens(const sn_vocab *v);
 /* Appends a token of the prompt (or text chosen outside). */
 void sn_generator_push(sn_generator *g, int32_t id);
 /* The next token's log-probabilities into g->score (an empty text starts from id
