@@ -7,6 +7,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define SN_ALIGN 64
 
@@ -75,6 +76,14 @@ int sn_model_alloc(sn_model *m, sn_error *err) {
                    (long long)m->param_count, (long long)m->opt_state_count,
                    (long long)m->arena_bytes);
   if (check_params_info(m, err)) return -1;
+  /* zeroing more than the machine holds would end in the OOM killer, not an error */
+  const double total = (double)pb * 2 + (double)sb + (double)ab + (double)qb;
+  const double ram = (double)sysconf(_SC_PHYS_PAGES) * (double)sysconf(_SC_PAGESIZE);
+  if (ram > 0 && total > ram)
+    return sn_fail(err,
+                   "the model's buffers need %.1f GB (%.1f GB of them for a batch of %lld), more "
+                   "than this machine's %.1f GB of memory; lower train.batch_size",
+                   total / 1e9, (double)ab / 1e9, (long long)m->batch_capacity, ram / 1e9);
   m->params = alloc_zeroed(pb);    /* (P) */
   m->grads = alloc_zeroed(pb);     /* (P), same layout */
   m->opt_state = alloc_zeroed(sb); /* (S) */
