@@ -65,7 +65,8 @@ static void resolve_path(checker *c, const sn_node *n, const char *what, char *d
   int len = p[0] == '/' ? snprintf(dst, cap, "%s", p)
                         : snprintf(dst, cap, "%.*s%s", c->dir_len, c->dir, p);
   if (len < 0 || (size_t)len >= cap) {
-    sn_diag_error(c->d, n->loc, "%s path is too long (%d bytes; at most %zu)", what, len, cap - 1);
+    sn_diag_error(c->d, n->loc, "%s%s is too long (%d bytes; at most %zu)", what,
+                  strcmp(what, "path") ? " path" : "", len, cap - 1); /* not "path path" */
     dst[0] = '\0';
   }
 }

@@ -1050,6 +1050,21 @@ static void test_long_strings(void) {
   CHECK_STR(got, "long.yaml:5:48: error: images path is too long (5004 bytes; at most 4095)\n");
   free(got);
   sn_diag_free(&d);
+  /* a source whose key is `path` itself: "path is too long", not "path path" */
+  k = snprintf(text, LONG + 512,
+               "specnet: 1\nname: n\nmodel: {input: [2], layers: [softmax]}\n"
+               "train: {loss: sparse_categorical_crossentropy}\n"
+               "data: {train: {format: csv, path: ");
+  memset(text + k, 'p', LONG);
+  snprintf(text + k + LONG, 512, "}}\n");
+  d = (sn_diag){0};
+  root = sn_yaml_parse_string(text, "long.yaml", &d);
+  s = root ? sn_spec_from_tree(root, "dir/long.yaml", &d) : NULL;
+  CHECK(s == NULL);
+  got = sn_diag_text(&d);
+  CHECK_STR(got, "long.yaml:5:35: error: path is too long (5004 bytes; at most 4095)\n");
+  free(got);
+  sn_diag_free(&d);
   free(text);
 }
 
