@@ -57,8 +57,17 @@ int cmd_eval(const opts *o) {
   const sn_dataset *ds = !strcmp(split, "train") ? &S.ds.train
                          : !strcmp(split, "validation") ? (S.ds.has_val ? &S.ds.val : NULL)
                                                         : (S.ds.has_test ? &S.ds.test : NULL);
-  if (!ds) {
-    fprintf(stderr, "%s: error: the spec has no %s data\n", sn_spec_path(S.spec), split);
+  if (!ds) { /* at the data section's training source, where the missing one would go */
+    bool val = !strcmp(split, "validation");
+    sn_loc at = sn_spec_data_loc(S.spec, val ? SN_PART_VALIDATION : SN_PART_TEST);
+    if (!at.line) at = sn_spec_data_loc(S.spec, SN_PART_TRAIN);
+    if (!at.file) at.file = sn_spec_path(S.spec);
+    sn_diag d = {0};
+    sn_diag_error(&d, at, "the spec has no %s data", split);
+    sn_diag_hint(&d, val ? "add data.validation (a source, or {split: 0.1} of train), or use --split train"
+                         : "add data.test (a source), or use --split train");
+    sn_diag_print(&d, stderr);
+    sn_diag_free(&d);
     session_free(&S);
     return EXIT_SPEC;
   }

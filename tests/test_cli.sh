@@ -103,6 +103,12 @@ check "--out DIR is exact (it is overwritten)" test "$(wc -l <"$tmp/cwd/runs/tra
 ev=$("$specnet" eval "$spec" --weights "$tmp/ev/model.safetensors" --split validation)
 check "eval --split validation prints val_loss and val_accuracy, as metrics.jsonl" \
   bash -c 'grep -qE "^val_loss [0-9.e-]+  val_accuracy [0-9.]+ " <<<"$1" && grep -q "\"val_loss\": " "$2"' _ "$ev" "$tmp/ev/metrics.jsonl"
+# a split the spec does not have: an error at the data section's line, with a hint
+grep -v 'validation' "$spec" >"$tmp/noval.yaml" # its data.validation and the expectation on it
+"$specnet" eval "$tmp/noval.yaml" --weights "$tmp/ev/model.safetensors" --split validation 2>"$tmp/noval.err"
+check "eval --split validation without validation data: file:line:col and a hint" \
+  bash -c 'grep -qE "noval.yaml:[0-9]+:[0-9]+: error: the spec has no validation data" "$1" &&
+    grep -q "hint: add data.validation" "$1"' _ "$tmp/noval.err"
 # the README quotes the seed spec: the same keys and values as specs/mnist_mlp.yaml
 check "README's first spec is specs/mnist_mlp.yaml (comments aside)" /usr/bin/python3 -c '
 import re, sys
