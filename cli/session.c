@@ -117,7 +117,8 @@ int session_open_with(session *S, const opts *o, bool quiet, bool data, sn_spec 
   int rc = data ? load_data(S->spec, m, &S->ds, o->weights) : 0;
   if (rc) return rc;
   sn_error err = {0};
-  if (sn_model_alloc(m, &err)) return data_error(S->spec, (sn_loc){0}, err.msg);
+  /* the buffers grow with the batch: a failure is the batch size's to answer for */
+  if (sn_model_alloc(m, &err)) return data_error(S->spec, sn_spec_batch_size_loc(S->spec), err.msg);
   S->m = m;
   sn_model_init_params(m, sn_spec_seed(S->spec));
   if (o->weights && sn_safetensors_read(o->weights, m, &err)) {

@@ -313,8 +313,11 @@ void ck_train_section(checker *c, const sn_node *n) {
   if ((v = sn_node_get(n, "optimizer"))) optimizer(c, v);
   if ((v = sn_node_get(n, "clip_grad_norm")))
     ck_get_real(c, v, "clip_grad_norm", 0, true, INFINITY, false, &s->clip_grad_norm);
-  if ((v = sn_node_get(n, "batch_size")))
+  s->batch_size_loc = n->loc;
+  if ((v = sn_node_get(n, "batch_size"))) {
+    s->batch_size_loc = v->loc;
     ck_get_int(c, v, "batch_size", 1, MAX_BATCH, &s->batch_size);
+  }
   if ((v = sn_node_get(n, "epochs"))) ck_get_int32(c, v, "epochs", 0, MAX_EPOCHS, &s->epochs);
   if ((v = sn_node_get(n, "shuffle"))) shuffle(c, v, s);
   if ((v = sn_node_get(n, "metrics"))) metrics(c, v);

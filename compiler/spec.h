@@ -173,6 +173,7 @@ typedef struct sn_spec {
   sn_early_stopping early;        /* train.early_stopping (runtime.h) */
   sn_loc early_loc;               /* train.early_stopping, when enabled */
   int64_t batch_size;  /* default 32 */
+  sn_loc batch_size_loc; /* train.batch_size, or the train section when absent */
   int epochs;          /* default 1; 0 writes initial weights */
   bool shuffle;        /* default true */
   int64_t shuffle_block; /* shuffle: {block: N}: blocks of N samples; 0 = per sample */

@@ -50,6 +50,7 @@ void sn_spec_train_opts(const sn_spec *s, sn_train_opts *to) {
 }
 
 sn_loc sn_spec_input_loc(const sn_spec *s) { return s->input_loc; }
+sn_loc sn_spec_batch_size_loc(const sn_spec *s) { return s->batch_size_loc; }
 const sn_sweep_spec *sn_spec_sweep(const sn_spec *s) { return &s->sweep; }
 
 int sn_spec_expectations(const sn_spec *s, const sn_expect_spec **e) {

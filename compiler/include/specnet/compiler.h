@@ -108,6 +108,8 @@ sn_loc sn_spec_data_loc(const sn_spec *s, sn_data_part which);
 void sn_spec_train_opts(const sn_spec *s, sn_train_opts *to);
 /* Where the spec writes the model's input shape (model.input). */
 sn_loc sn_spec_input_loc(const sn_spec *s);
+/* Where the spec writes train.batch_size (the train section when it does not). */
+sn_loc sn_spec_batch_size_loc(const sn_spec *s);
 /* The smallest vocab of the embeddings that read the model input (ids), or 0 when
  * none does; *layer and *loc then name that embedding. */
 int sn_spec_input_vocab(const sn_spec *s, const char **layer, sn_loc *loc);
