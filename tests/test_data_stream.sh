@@ -278,7 +278,10 @@ np.save(sys.argv[1] + "/ymax.npy", np.array([2**31 - 2, 0, 0], np.int32))' "$tmp
 printf '%s\n' 'specnet: 1' 'name: ymax' 'data: {train: {format: npy, x: xmax.npy, y: ymax.npy}}' \
   'model: {input: [2], layers: [{dense: {units: 3, activation: softmax}}]}' \
   'train: {loss: sparse_categorical_crossentropy}' > "$tmp/ymax.yaml"
-(ulimit -v 4000000 && "$specnet" data "$tmp/ymax.yaml") > "$tmp/ymax.out" 2>&1
+# (an AddressSanitizer build reserves terabytes of shadow memory: no limit for it)
+limit=4000000
+if ldd "$specnet" 2>/dev/null | grep -q libasan; then limit=unlimited; fi
+(ulimit -v "$limit" && "$specnet" data "$tmp/ymax.yaml") > "$tmp/ymax.out" 2>&1
 check "specnet data with a label of 2^31 - 2: exit 0" test $? = 0
 check "and its count" grep -q "^  class counts   0:2 2147483646:1" "$tmp/ymax.out"
 
