@@ -676,17 +676,36 @@ static int read_tensor(FILE *f, const char *path, sn_model *m, const sn_param_in
     else
       for (int64_t e = 0; e < k; e++)
         ((double *)buf)[p->offset + e0 + e] = load_elem(chunk, es, bf16, e);
-    /* in the model's dtype (an F64 1e39 is inf as f32); not the training state's own
-     * records (__train__.*), where NaN marks a metric an epoch did not have */
-    for (int64_t e = 0; e < k && strncmp(p->name, "__train__.", 10); e++) {
-      int64_t at = p->offset + e0 + e;
-      double v = m->dtype == SN_RT_F32 ? ((float *)buf)[at] : ((double *)buf)[at];
+  }
+  return 0;
+}
+
+/* Every value of tensor t finite in the model's dtype (an F64 1e39 is inf as f32), read
+ * through chunk before anything is written, so that a refused file leaves the model as
+ * it was; not for the training state's own records (__train__.*), where NaN marks a
+ * metric an epoch did not have. */
+static int check_finite(FILE *f, const char *path, const sn_model *m, const sn_param_info *p,
+                        const st_tensor *t, int64_t data_start, uint8_t *chunk, sn_error *err) {
+  if (!strncmp(p->name, "__train__.", 10)) return 0;
+  int es = st_dtype_size(t->dtype);
+  bool bf16 = strcmp(t->dtype, "BF16") == 0;
+  if (fseeko(f, (off_t)(data_start + t->begin), SEEK_SET) != 0)
+    return sn_fail(err, "%s: seek error: %s", path, strerror(errno));
+  int64_t per = ST_CHUNK / es;
+  for (int64_t e0 = 0; e0 < p->count; e0 += per) {
+    int64_t k = p->count - e0 < per ? p->count - e0 : per;
+    if (fread(chunk, (size_t)es, (size_t)k, f) != (size_t)k)
+      return sn_fail(err, "%s: read error in tensor '%.128s': %s", path, p->name,
+                     feof(f) ? "unexpected end of file" : strerror(errno));
+    for (int64_t e = 0; e < k; e++) {
+      double v = load_elem(chunk, es, bf16, e);
+      if (m->dtype == SN_RT_F32) v = (float)v;
       if (!isfinite(v))
         return sn_fail(err,
                        "%s: tensor '%.128s' element %lld is %s%s; weights must be finite (from "
                        "a run that diverged?)",
                        path, p->name, (long long)(e0 + e), isnan(v) ? "nan" : "inf",
-                       m->dtype == SN_RT_F32 && es == 8 ? " as float32" : "");
+                       m->dtype == SN_RT_F32 && es == 8 && !isnan(v) ? " as float32" : "");
     }
   }
   return 0;
@@ -719,12 +738,15 @@ int sn_safetensors_read(const char *path, sn_model *m, sn_error *err) {
     goto done;
   }
   if (check_entries(path, m, &h, fsize - data_start, match, err)) goto done;
-  /* All checks passed; only an I/O error can stop us now. */
+  /* The header checks passed; the values are checked before any is written, so a
+   * refused file leaves the model as it was. */
   chunk = malloc(ST_CHUNK);
   if (!chunk) {
     sn_fail(err, "%s: out of memory", path);
     goto done;
   }
+  for (int i = 0; i < m->n_params; i++)
+    if (check_finite(f, path, m, &m->params_info[i], match[i], data_start, chunk, err)) goto done;
   for (int i = 0; i < m->n_params; i++)
     if (read_tensor(f, path, m, &m->params_info[i], match[i], data_start, chunk, err)) goto done;
   rc = 0;
